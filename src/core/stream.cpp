@@ -1,0 +1,118 @@
+#include "core/stream.h"
+
+#include <array>
+#include <mutex>
+
+#if TESSERA_WITH_CUDA
+#include "core/cuda_check.h"
+#endif
+
+namespace tessera {
+
+#if TESSERA_WITH_CUDA
+
+namespace {
+constexpr int kMaxDevices = 64;
+
+Stream& default_stream_slot(int device) {
+  static std::array<Stream, kMaxDevices> streams{};
+  return streams.at(device);
+}
+
+// Per-thread override of the current stream; nullptr means "the device's default stream".
+thread_local std::array<Stream, kMaxDevices> current_override{};
+}  // namespace
+
+void set_device(int device) { TS_CUDA_CHECK(cudaSetDevice(device)); }
+
+Stream current_stream(int device) {
+  if (Stream s = current_override.at(device)) return s;
+  static std::mutex mu;
+  std::lock_guard lock(mu);
+  Stream& slot = default_stream_slot(device);
+  if (!slot) slot = create_stream(device);
+  return slot;
+}
+
+void set_current_stream(int device, Stream stream) { current_override.at(device) = stream; }
+
+Stream create_stream(int device, bool high_priority) {
+  int previous = 0;
+  TS_CUDA_CHECK(cudaGetDevice(&previous));
+  TS_CUDA_CHECK(cudaSetDevice(device));
+  int least = 0, greatest = 0;
+  TS_CUDA_CHECK(cudaDeviceGetStreamPriorityRange(&least, &greatest));
+  cudaStream_t stream;
+  TS_CUDA_CHECK(cudaStreamCreateWithPriority(&stream, cudaStreamNonBlocking,
+                                             high_priority ? greatest : least));
+  TS_CUDA_CHECK(cudaSetDevice(previous));
+  return stream;
+}
+
+void destroy_stream(Stream stream) {
+  if (stream) cudaStreamDestroy(stream);
+}
+
+void synchronize_stream(Stream stream) { TS_CUDA_CHECK(cudaStreamSynchronize(stream)); }
+
+void synchronize_device(Device device) {
+  if (device.is_cuda()) synchronize_stream(current_stream(device.index));
+}
+
+Event::~Event() {
+  if (handle_) cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
+}
+
+Event& Event::operator=(Event&& other) noexcept {
+  if (this != &other) {
+    if (handle_) cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
+    handle_ = other.handle_;
+    other.handle_ = nullptr;
+  }
+  return *this;
+}
+
+void Event::record(Stream stream) {
+  if (!handle_) {
+    cudaEvent_t event;
+    TS_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    handle_ = event;
+  }
+  TS_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_), stream));
+}
+
+void Event::wait_on(Stream stream) const {
+  if (handle_) TS_CUDA_CHECK(cudaStreamWaitEvent(stream, static_cast<cudaEvent_t>(handle_), 0));
+}
+
+void Event::synchronize() const {
+  if (handle_) TS_CUDA_CHECK(cudaEventSynchronize(static_cast<cudaEvent_t>(handle_)));
+}
+
+bool Event::ready() const {
+  if (!handle_) return true;
+  cudaError_t status = cudaEventQuery(static_cast<cudaEvent_t>(handle_));
+  if (status == cudaErrorNotReady) return false;
+  TS_CUDA_CHECK(status);
+  return true;
+}
+
+#else  // CPU-only build: there are no streams and nothing to wait for.
+
+void set_device(int) {}
+Stream current_stream(int) { return nullptr; }
+void set_current_stream(int, Stream) {}
+Stream create_stream(int, bool) { return nullptr; }
+void destroy_stream(Stream) {}
+void synchronize_stream(Stream) {}
+void synchronize_device(Device) {}
+Event::~Event() = default;
+Event& Event::operator=(Event&&) noexcept { return *this; }
+void Event::record(Stream) {}
+void Event::wait_on(Stream) const {}
+void Event::synchronize() const {}
+bool Event::ready() const { return true; }
+
+#endif
+
+}  // namespace tessera
