@@ -9,6 +9,5 @@
   do {                                                                                        \
     cudaError_t ts_err_ = (call);                                                             \
     if (ts_err_ != cudaSuccess)                                                               \
-      ::tessera::fail("CUDA error in {} ({}:{}): {}", #call, __FILE__, __LINE__,              \
-                      cudaGetErrorString(ts_err_));                                           \
+      ::tessera::fail_call("CUDA", #call, __FILE__, __LINE__, cudaGetErrorString(ts_err_));   \
   } while (0)

@@ -46,10 +46,26 @@ std::string cuda_unavailable_reason() {
   return count == 0 ? "no CUDA device present" : "";
 }
 
+std::string device_name(Device device) {
+  if (device.is_cpu()) return "cpu";
+  cudaDeviceProp prop{};
+  if (cudaGetDeviceProperties(&prop, device.index) != cudaSuccess) return "unknown GPU";
+  return prop.name;
+}
+
 }  // namespace tessera
 #else
 namespace tessera {
 int cuda_device_count() { return 0; }
 std::string cuda_unavailable_reason() { return "built without CUDA (-DTESSERA_CUDA=OFF)"; }
+std::string device_name(Device) { return "cpu"; }
 }  // namespace tessera
 #endif
+
+namespace tessera {
+
+void fail_call(const char* library, const char* call, const char* file, int line, const char* what) {
+  fail("{} error in {} ({}:{}): {}", library, call, file, line, what);
+}
+
+}  // namespace tessera

@@ -28,6 +28,9 @@ struct Device {
 // Number of usable CUDA devices (0 in CPU-only builds or where no driver/GPU is present).
 int cuda_device_count();
 
+// The GPU's marketing name ("NVIDIA H100 80GB HBM3"), or "cpu".
+std::string device_name(Device device);
+
 // Why there is no GPU, for tests that skip ("" when one is present).
 std::string cuda_unavailable_reason();
 

@@ -2,8 +2,6 @@
 // Code throws tessera::Error; the CLI prints its message on one line and exits non-zero.
 #pragma once
 
-#include <fmt/format.h>
-
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -14,6 +12,18 @@ class Error : public std::runtime_error {
  public:
   explicit Error(std::string message) : std::runtime_error(std::move(message)) {}
 };
+
+// Raises tessera::Error naming a failed CUDA/cuBLAS/NCCL call (usable from .cu files too).
+[[noreturn]] void fail_call(const char* library, const char* call, const char* file, int line, const char* what);
+
+}  // namespace tessera
+
+// fmt's compile-time format checks are consteval code that nvcc cannot compile, so CUDA sources
+// (.cu) throw Error with plain strings and the fmt-based helpers below are for host code only.
+#if !defined(__CUDACC__)
+#include <fmt/format.h>
+
+namespace tessera {
 
 // Raises tessera::Error with a fmt-formatted message.
 template <typename... Args>
@@ -39,3 +49,5 @@ decltype(auto) with_context(const std::string& context, Fn&& fn) {
   do {                                     \
     if (!(cond)) ::tessera::fail(__VA_ARGS__); \
   } while (0)
+
+#endif  // !__CUDACC__

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Run on the GPU machine from the repo root, with .device/ carried there (scripts/device-prepare.sh):
+# every GPU test and benchmark in one go, builds nothing. Logs and summary.md go to $OUT
+# (or device-out/); the summary table is printed last.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+source .device/env.sh
+out=${OUT:-device-out}
+mkdir -p "$out"
+summary=$out/summary.md
+gpus=$(nvidia-smi -L | wc -l)
+mpi=(mpirun --bind-to none --oversubscribe)
+echo "| check | result |" > "$summary"
+echo "| --- | --- |" >> "$summary"
+
+# Runs a test command, keeps its log, and adds its gtest tally (or pass/FAIL) to the summary.
+check() {
+  local name=$1; shift
+  echo "== $name: $*"
+  if "$@" > "$out/$name.log" 2>&1; then status=pass; else status=FAIL; fi
+  tally=$(grep -E '^\[  PASSED  \]|^\[  FAILED  \]|^\[  SKIPPED \]' "$out/$name.log" | tr '\n' ' ')
+  tail -3 "$out/$name.log"
+  echo "| $name | $status $tally |" >> "$summary"
+}
+
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+check kernels .device/bin/test_kernels
+check nccl_np1 "${mpi[@]}" -np 1 .device/bin/test_gpu_comm
+if [ "$gpus" -ge 2 ]; then
+  check nccl_np$gpus "${mpi[@]}" -np "$gpus" .device/bin/test_gpu_comm
+else
+  echo "| nccl_np2 | not run: this machine has $gpus GPU |" >> "$summary"
+fi
+check selftest "${mpi[@]}" -np "$gpus" .device/bin/tessera selftest
+
+# gemm: Tessera's op table next to PyTorch's matmul, same shapes, same call.
+echo "| gemm (M N K dtype trans_b) | tessera TFLOP/s | torch TFLOP/s | ratio |" >> "$out/gemm.md"
+echo "| --- | --- | --- | --- |" >> "$out/gemm.md"
+for shape in "8192 8192 8192 bf16 0" "8192 8192 8192 bf16 1" "16384 2048 2048 bf16 1" "4096 4096 4096 f32 0"; do
+  ours=$(.device/bin/gemm_bench $shape | tee -a "$out/gemm.log" | sed -n 's/^RESULT //p')
+  theirs=$(python3 bench/torch_gemm.py $shape | tee -a "$out/gemm.log" | sed -n 's/^RESULT //p')
+  python3 - "$ours" "$theirs" "$shape" >> "$out/gemm.md" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+ta, tb = a.get("tflops", 0), b.get("tflops", 0)
+print(f"| {sys.argv[3]} | {ta} | {tb} | {ta / tb if tb else 0:.3f} |")
+PY
+done
+cat "$out/gemm.md" >> "$summary"
+echo; cat "$summary"

@@ -1,0 +1,13 @@
+// Each `tessera` subcommand adds itself to the app; its callback does the work.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+namespace tessera::cli {
+
+void add_version_command(CLI::App& app);
+void add_env_command(CLI::App& app);
+void add_config_command(CLI::App& app);
+void add_selftest_command(CLI::App& app);
+
+}  // namespace tessera::cli

@@ -1,0 +1,31 @@
+// Who this process is in the job. Launched by mpirun, the world is MPI_COMM_WORLD; started
+// alone it is a world of one (MPI runs as a singleton). Each rank takes the GPU of its local
+// rank (ranks on one host, from MPI_Comm_split_type shared) modulo the GPUs present.
+#pragma once
+
+#include <string>
+
+#include "core/device.h"
+
+namespace tessera {
+
+struct World {
+  int rank = 0;
+  int size = 1;
+  int local_rank = 0;
+  int local_size = 1;
+  std::string host;
+  Device device;        // cuda:<local_rank % GPUs> where GPUs exist, else cpu
+  int cpu_threads = 1;  // this rank's share of the host's cores, given to OpenMP and OpenBLAS
+
+  // Initialises MPI once (later calls return the same world), picks the device, splits the
+  // cores, sets up logging. MPI is finalised at exit.
+  static const World& init();
+  static bool initialized();
+  static const World& get();  // after init()
+};
+
+// Ends the job on every rank from any one of them (for errors that leave ranks out of step).
+[[noreturn]] void abort_world(int exit_code);
+
+}  // namespace tessera

@@ -1,0 +1,93 @@
+#include "engine/config/job_config.h"
+
+#include <sstream>
+
+namespace tessera {
+
+namespace {
+
+// Range checks after the types are right; failures name the key where the file sets it.
+class RangeChecks {
+ public:
+  RangeChecks(const YAML::Node& root, const config::Source& source) : root_(root), source_(source) {}
+
+  void require(bool ok, const std::string& path, const std::string& message) const {
+    if (ok) return;
+    YAML::Node node = find(path);
+    throw Error(source_.where(path, node) + ": " + path + ": " + message);
+  }
+
+ private:
+  YAML::Node find(const std::string& path) const {
+    YAML::Node node = root_;
+    std::stringstream in(path);
+    for (std::string key; std::getline(in, key, '.');) {
+      if (!node || !node.IsMap()) return YAML::Node();
+      const YAML::Node& map = node;
+      YAML::Node child = map[key];
+      if (!child) return YAML::Node();
+      node.reset(child);  // re-point the handle; `node = child` would overwrite the tree
+    }
+    return node;
+  }
+
+  YAML::Node root_;
+  const config::Source& source_;
+};
+
+void check_ranges(const JobConfig& c, const RangeChecks& check) {
+  const auto& t = c.train;
+  check.require(t.steps >= 1, "train.steps", fmt::format("must be at least 1, got {}", t.steps));
+  check.require(t.micro_batch_size >= 1, "train.micro_batch_size",
+                fmt::format("must be at least 1, got {}", t.micro_batch_size));
+  check.require(t.grad_accum >= 1, "train.grad_accum", fmt::format("must be at least 1, got {}", t.grad_accum));
+  check.require(t.lr > 0, "train.lr", fmt::format("must be positive, got {}", t.lr));
+  check.require(t.weight_decay >= 0, "train.weight_decay", fmt::format("must be >= 0, got {}", t.weight_decay));
+  check.require(t.betas.size() == 2 && t.betas[0] >= 0 && t.betas[0] < 1 && t.betas[1] >= 0 && t.betas[1] < 1,
+                "train.betas", "must be two numbers in [0, 1), e.g. [0.9, 0.95]");
+  check.require(t.eps > 0, "train.eps", fmt::format("must be positive, got {}", t.eps));
+  check.require(t.clip_grad_norm >= 0, "train.clip_grad_norm",
+                fmt::format("must be >= 0 (0 turns clipping off), got {}", t.clip_grad_norm));
+  check.require(t.schedule.warmup_steps >= 0, "train.schedule.warmup_steps",
+                fmt::format("must be >= 0, got {}", t.schedule.warmup_steps));
+  check.require(t.schedule.min_lr >= 0 && t.schedule.min_lr <= t.lr, "train.schedule.min_lr",
+                fmt::format("must be between 0 and train.lr ({}), got {}", t.lr, t.schedule.min_lr));
+  check.require(c.data.seq_len >= 2, "data.seq_len", fmt::format("must be at least 2, got {}", c.data.seq_len));
+  const auto& z = c.zero;
+  check.require(z.stage >= 0 && z.stage <= 3, "zero.stage", fmt::format("must be 0, 1, 2 or 3, got {}", z.stage));
+  check.require(z.prefetch >= 0, "zero.prefetch", fmt::format("must be >= 0, got {}", z.prefetch));
+  check.require(z.reduce_bucket_mb > 0, "zero.reduce_bucket_mb",
+                fmt::format("must be positive, got {}", z.reduce_bucket_mb));
+  check.require(z.persist_below >= 0, "zero.persist_below", fmt::format("must be >= 0, got {}", z.persist_below));
+  check.require(z.offload_optimizer.device != "nvme" || !z.offload_optimizer.path.empty(),
+                "zero.offload_optimizer.path", "is required when zero.offload_optimizer.device is nvme");
+  check.require(z.offload_params.device != "nvme" || !z.offload_params.path.empty(), "zero.offload_params.path",
+                "is required when zero.offload_params.device is nvme");
+  check.require(c.checkpoint.every_steps >= 0, "checkpoint.every_steps",
+                fmt::format("must be >= 0, got {}", c.checkpoint.every_steps));
+  check.require(c.checkpoint.keep_last >= 0, "checkpoint.keep_last",
+                fmt::format("must be >= 0, got {}", c.checkpoint.keep_last));
+  check.require(c.log.every_steps >= 1, "log.every_steps", fmt::format("must be at least 1, got {}", c.log.every_steps));
+  check.require(c.eval.every_steps >= 0, "eval.every_steps", fmt::format("must be >= 0, got {}", c.eval.every_steps));
+  check.require(c.eval.batches >= 1, "eval.batches", fmt::format("must be at least 1, got {}", c.eval.batches));
+  check.require(c.model.path.empty() || c.model.init.IsNull(), "model.init",
+                "give either model.path or model.init, not both");
+  check.require(c.model.init.IsNull() || c.model.init.IsMap(), "model.init",
+                "must be a mapping of config.json keys (hidden_size, num_hidden_layers, ...)");
+}
+
+}  // namespace
+
+JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides) {
+  config::Source source{path, {}};
+  YAML::Node root = path.empty() ? YAML::Node(YAML::NodeType::Map) : config::load_yaml_file(path);
+  for (const auto& assignment : overrides) config::apply_override(root, assignment, source);
+  JobConfig config;
+  config::read_config(root, source, config);
+  check_ranges(config, RangeChecks(root, source));
+  return config;
+}
+
+std::string to_yaml(const JobConfig& config) { return config::write_config(config); }
+
+}  // namespace tessera

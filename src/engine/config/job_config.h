@@ -1,0 +1,168 @@
+// The job config: every section and key a `tessera` job reads, with defaults and checks.
+// YAML files name only what differs from the defaults here; README.md documents each key.
+#pragma once
+
+#include <yaml-cpp/yaml.h>
+
+#include <string>
+#include <vector>
+
+#include "engine/config/config_io.h"
+
+namespace tessera {
+
+struct ModelSection {
+  std::string path;       // Hugging Face model folder
+  YAML::Node init;        // or: config.json keys of a model initialised from train.seed
+  std::string tokenizer;  // tokenizer.json path or folder, or "bytes"; default: model.path
+};
+
+struct DataSection {
+  std::string train;
+  std::string eval;
+  std::string format = "auto";  // auto | text | completion | chat
+  int64_t seq_len = 512;
+  std::string chat_template;    // default: the tokenizer's
+  bool skip_bad_lines = false;
+};
+
+struct ScheduleSection {
+  std::string type = "cosine";  // constant | linear | cosine
+  int64_t warmup_steps = 0;
+  double min_lr = 0.0;
+};
+
+struct TrainSection {
+  int64_t steps = 100;
+  int64_t micro_batch_size = 1;
+  int64_t grad_accum = 1;
+  double lr = 3e-4;
+  ScheduleSection schedule;
+  double weight_decay = 0.0;
+  std::vector<double> betas{0.9, 0.95};
+  double eps = 1e-8;
+  double clip_grad_norm = 1.0;  // 0 turns clipping off
+  int64_t seed = 0;
+  std::string device = "auto";  // auto | cpu | cuda
+  std::string dtype = "bf16";   // bf16 | fp32
+  bool activation_checkpointing = false;
+};
+
+struct OffloadSection {
+  std::string device = "none";  // none | cpu | nvme
+  std::string path;             // folder for nvme
+};
+
+struct ZeroSection {
+  int64_t stage = 3;              // 0 replicated, 1 optimizer, 2 + gradients, 3 + parameters sharded
+  int64_t prefetch = 1;           // units gathered ahead
+  double reduce_bucket_mb = 64;
+  int64_t persist_below = 0;      // parameters with fewer elements stay whole on every rank
+  OffloadSection offload_optimizer;
+  OffloadSection offload_params;
+};
+
+struct CheckpointSection {
+  std::string dir;
+  int64_t every_steps = 0;  // 0: only at the end
+  int64_t keep_last = 0;    // 0: keep all
+  std::string resume = "auto";  // auto | never | a checkpoint path
+};
+
+struct LogSection {
+  int64_t every_steps = 1;
+  std::string metrics_file;
+};
+
+struct EvalSection {
+  int64_t every_steps = 0;
+  int64_t batches = 1;
+};
+
+struct JobConfig {
+  ModelSection model;
+  DataSection data;
+  TrainSection train;
+  ZeroSection zero;
+  CheckpointSection checkpoint;
+  LogSection log;
+  EvalSection eval;
+};
+
+template <typename V> void describe(V& v, ModelSection& s) {
+  v("path", s.path);
+  v("init", s.init);
+  v("tokenizer", s.tokenizer);
+}
+template <typename V> void describe(V& v, DataSection& s) {
+  v("train", s.train);
+  v("eval", s.eval);
+  v("format", s.format, {"auto", "text", "completion", "chat"});
+  v("seq_len", s.seq_len);
+  v("chat_template", s.chat_template);
+  v("skip_bad_lines", s.skip_bad_lines);
+}
+template <typename V> void describe(V& v, ScheduleSection& s) {
+  v("type", s.type, {"constant", "linear", "cosine"});
+  v("warmup_steps", s.warmup_steps);
+  v("min_lr", s.min_lr);
+}
+template <typename V> void describe(V& v, TrainSection& s) {
+  v("steps", s.steps);
+  v("micro_batch_size", s.micro_batch_size);
+  v("grad_accum", s.grad_accum);
+  v("lr", s.lr);
+  v("schedule", s.schedule);
+  v("weight_decay", s.weight_decay);
+  v("betas", s.betas);
+  v("eps", s.eps);
+  v("clip_grad_norm", s.clip_grad_norm);
+  v("seed", s.seed);
+  v("device", s.device, {"auto", "cpu", "cuda"});
+  v("dtype", s.dtype, {"bf16", "fp32"});
+  v("activation_checkpointing", s.activation_checkpointing);
+}
+template <typename V> void describe(V& v, OffloadSection& s) {
+  v("device", s.device, {"none", "cpu", "nvme"});
+  v("path", s.path);
+}
+template <typename V> void describe(V& v, ZeroSection& s) {
+  v("stage", s.stage);
+  v("prefetch", s.prefetch);
+  v("reduce_bucket_mb", s.reduce_bucket_mb);
+  v("persist_below", s.persist_below);
+  v("offload_optimizer", s.offload_optimizer);
+  v("offload_params", s.offload_params);
+}
+template <typename V> void describe(V& v, CheckpointSection& s) {
+  v("dir", s.dir);
+  v("every_steps", s.every_steps);
+  v("keep_last", s.keep_last);
+  v("resume", s.resume);
+}
+template <typename V> void describe(V& v, LogSection& s) {
+  v("every_steps", s.every_steps);
+  v("metrics_file", s.metrics_file);
+}
+template <typename V> void describe(V& v, EvalSection& s) {
+  v("every_steps", s.every_steps);
+  v("batches", s.batches);
+}
+template <typename V> void describe(V& v, JobConfig& c) {
+  v("model", c.model);
+  v("data", c.data);
+  v("train", c.train);
+  v("zero", c.zero);
+  v("checkpoint", c.checkpoint);
+  v("log", c.log);
+  v("eval", c.eval);
+}
+
+// Reads `path` (may be "" for all defaults), applies the `--set key=value` overrides, checks
+// types and value ranges. Every error is one line naming the file (or --set) and the key.
+JobConfig load_job_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The resolved config as YAML (what `tessera config` prints and checkpoints keep).
+std::string to_yaml(const JobConfig& config);
+
+}  // namespace tessera

@@ -1,0 +1,157 @@
+// Every CUDA op against its CPU reference on fresh random inputs (tests/kernels, label gpu).
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/stream.h"
+#include "kernels/ops.h"
+#include "random_tensors.h"
+
+using namespace tessera;
+using namespace tessera::testing_util;
+
+namespace {
+const Device gpu = Device::cuda(0);
+
+double gemm_tolerance(DType in, DType out) {
+  if (in == DType::F32) return 1e-5;
+  return (in == DType::BF16 || out == DType::BF16) ? 1e-2 : 2e-3;
+}
+}  // namespace
+
+TEST(CudaOps, RandomFillsMatchTheCpuExactly) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  Tensor cpu_u = Tensor::empty({100003}, DType::F32), cpu_n = Tensor::empty({100003}, DType::F32);
+  Tensor gpu_u = Tensor::empty({100003}, DType::F32, gpu), gpu_n = Tensor::empty({100003}, DType::F32, gpu);
+  ops::fill_uniform(cpu_u, seed, 17, -2, 2);
+  ops::fill_uniform(gpu_u, seed, 17, -2, 2);
+  ops::fill_normal(cpu_n, seed, 17, 0, 1);
+  ops::fill_normal(gpu_n, seed, 17, 0, 1);
+  EXPECT_EQ(host_f32(gpu_u), host_f32(cpu_u));
+  auto a = host_f32(gpu_n), b = host_f32(cpu_n);
+  double worst = 0;
+  for (size_t i = 0; i < a.size(); ++i) worst = std::max(worst, double(std::abs(a[i] - b[i])));
+  EXPECT_LE(worst, 1e-6) << "seed " << seed;
+}
+
+class CudaCast : public ::testing::TestWithParam<std::tuple<DType, DType>> {};
+
+TEST_P(CudaCast, BitwiseEqualToCpu) {
+  TS_REQUIRE_GPU();
+  const auto [from, to] = GetParam();
+  const uint64_t seed = fresh_seed();
+  Tensor src = random_tensor({65537}, from, Device::cpu(), seed, 100.0f);
+  Tensor cpu_out = ops::cast(src, to);
+  Tensor gpu_out = ops::cast(src.to(gpu), to).to(Device::cpu());
+  if (to == DType::F32)
+    EXPECT_EQ(gpu_out.to_vector<float>(), cpu_out.to_vector<float>()) << "seed " << seed;
+  else
+    EXPECT_EQ(gpu_out.to_vector<uint16_t>(), cpu_out.to_vector<uint16_t>()) << "seed " << seed;
+}
+
+INSTANTIATE_TEST_SUITE_P(AllPairs, CudaCast,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16, DType::F16),
+                                            ::testing::Values(DType::F32, DType::BF16, DType::F16)));
+
+class CudaElementwise : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaElementwise, AddScaleFillMatchCpu) {
+  TS_REQUIRE_GPU();
+  const DType dtype = GetParam();
+  const uint64_t seed = fresh_seed();
+  Tensor a = random_tensor({3, 1001}, dtype, Device::cpu(), seed), b = random_tensor({3, 1001}, dtype, Device::cpu(), seed + 1);
+  Tensor cpu_out = Tensor::empty({3, 1001}, dtype), gpu_out = Tensor::empty({3, 1001}, dtype, gpu);
+  const double tol = dtype == DType::F32 ? 1e-6 : dtype == DType::BF16 ? 1e-2 : 1e-3;
+  ops::add(cpu_out, a, b, 0.75f, -1.25f);
+  ops::add(gpu_out, a.to(gpu), b.to(gpu), 0.75f, -1.25f);
+  EXPECT_LT(relative_error(gpu_out, cpu_out), tol) << "seed " << seed;
+  ops::scale(cpu_out, a, -3.5f);
+  ops::scale(gpu_out, a.to(gpu), -3.5f);
+  EXPECT_LT(relative_error(gpu_out, cpu_out), tol) << "seed " << seed;
+  ops::fill(gpu_out, 0.3f);
+  ops::fill(cpu_out, 0.3f);
+  EXPECT_EQ(host_f32(gpu_out), host_f32(cpu_out));
+}
+
+INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaElementwise, ::testing::Values(DType::F32, DType::BF16, DType::F16));
+
+class CudaGemm : public ::testing::TestWithParam<std::tuple<bool, bool, bool, std::tuple<DType, DType>>> {};
+
+TEST_P(CudaGemm, MatchesCpuReference) {
+  TS_REQUIRE_GPU();
+  const auto [ta, tb, with_bias, types] = GetParam();
+  const auto [in, out] = types;
+  const int64_t m = 133, n = 96, k = 200;  // odd sizes on purpose
+  const uint64_t seed = fresh_seed();
+  Tensor a = random_tensor(ta ? Shape{k, m} : Shape{m, k}, in, Device::cpu(), seed);
+  Tensor b = random_tensor(tb ? Shape{n, k} : Shape{k, n}, in, Device::cpu(), seed + 1);
+  Tensor c = random_tensor({m, n}, out, Device::cpu(), seed + 2);
+  Tensor bias = with_bias ? random_tensor({n}, out, Device::cpu(), seed + 3) : Tensor();
+  Tensor gpu_c = c.to(gpu);
+  ops::gemm(gpu_c, a.to(gpu), b.to(gpu), ta, tb, 0.5f, 0.75f, with_bias ? bias.to(gpu) : Tensor());
+  ops::gemm(c, a, b, ta, tb, 0.5f, 0.75f, bias);
+  EXPECT_LT(relative_error(gpu_c, c), gemm_tolerance(in, out)) << "seed " << seed;
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    AllLayouts, CudaGemm,
+    ::testing::Combine(::testing::Bool(), ::testing::Bool(), ::testing::Bool(),
+                       ::testing::Values(std::make_tuple(DType::F32, DType::F32), std::make_tuple(DType::BF16, DType::BF16),
+                                         std::make_tuple(DType::BF16, DType::F32), std::make_tuple(DType::F16, DType::F16),
+                                         std::make_tuple(DType::F16, DType::F32))));
+
+TEST(CudaOps, GemmOnBatchedActivations) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  Tensor x = random_tensor({4, 64, 256}, DType::BF16, Device::cpu(), seed);
+  Tensor w = random_tensor({384, 256}, DType::BF16, Device::cpu(), seed + 1, 0.05f);
+  Tensor y = Tensor::empty({4, 64, 384}, DType::F32), gy = Tensor::empty({4, 64, 384}, DType::F32, gpu);
+  ops::gemm(y, x, w, false, true);
+  ops::gemm(gy, x.to(gpu), w.to(gpu), false, true);
+  EXPECT_LT(relative_error(gy, y), 1e-2) << "seed " << seed;
+  // Weight gradient: dW[out, in] = dY^T X over all batch rows.
+  Tensor dw = Tensor::empty({384, 256}, DType::F32), gdw = Tensor::empty({384, 256}, DType::F32, gpu);
+  ops::gemm(dw, y, ops::cast(x, DType::F32), true, false);
+  ops::gemm(gdw, gy, ops::cast(x.to(gpu), DType::F32), true, false);
+  EXPECT_LT(relative_error(gdw, dw), 1e-2) << "seed " << seed;
+}
+
+TEST(CudaAllocator, CachesReusesAndReportsPeaks) {
+  TS_REQUIRE_GPU();
+  synchronize_device(gpu);
+  reset_peak_memory(gpu);
+  const MemoryStats start = memory_stats(gpu);
+  void* first = nullptr;
+  {
+    Tensor t = Tensor::empty({3 << 20}, DType::F32, gpu);  // 12 MiB
+    first = t.data();
+    EXPECT_EQ(memory_stats(gpu).allocated, start.allocated + (12u << 20));
+  }
+  EXPECT_EQ(memory_stats(gpu).allocated, start.allocated);
+  EXPECT_GE(memory_stats(gpu).peak_allocated, start.allocated + (12u << 20));
+  EXPECT_GE(memory_stats(gpu).reserved, 12u << 20);  // kept in the cache
+  Tensor again = Tensor::empty({3 << 20}, DType::F32, gpu);
+  EXPECT_EQ(again.data(), first) << "a freed block is reused on the same stream";
+  // A block used on another stream is not reused until that stream has passed it.
+  Stream side = create_stream(0);
+  void* used_elsewhere = again.data();
+  again.record_stream(side);
+  again = Tensor();
+  Tensor other = Tensor::empty({3 << 20}, DType::F32, gpu);
+  synchronize_stream(side);
+  destroy_stream(side);
+  (void)used_elsewhere;
+  EXPECT_NE(other.data(), nullptr);
+  empty_cache(gpu);
+}
+
+TEST(CudaAllocator, OutOfMemoryIsAClearError) {
+  TS_REQUIRE_GPU();
+  try {
+    Tensor huge = Tensor::empty({int64_t(1) << 42}, DType::F32, gpu);  // 16 TiB
+    FAIL() << "allocated 16 TiB";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("CUDA out of memory on cuda:0"), std::string::npos) << e.what();
+  }
+}

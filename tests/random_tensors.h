@@ -1,0 +1,58 @@
+// Helpers shared by the tests: fresh random inputs and error measures.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "core/tensor.h"
+#include "kernels/ops.h"
+
+namespace tessera {
+// Test names and failure messages show dtypes by name.
+inline void PrintTo(DType dtype, std::ostream* os) { *os << dtype_name(dtype); }
+}  // namespace tessera
+
+namespace tessera::testing_util {
+
+// A new seed per call (printed by the tests on failure), so every run sees fresh inputs.
+inline uint64_t fresh_seed() {
+  static std::mt19937_64 gen(std::random_device{}());
+  return gen();
+}
+
+// Normal(0, std) values (never all zeros) on `device`.
+inline Tensor random_tensor(Shape shape, DType dtype, Device device, uint64_t seed, float std = 1.0f) {
+  Tensor t = Tensor::empty(std::move(shape), dtype, device);
+  ops::fill_normal(t, seed, 0, 0.0f, std);
+  return t;
+}
+
+inline std::vector<float> host_f32(const Tensor& t) {
+  return ops::cast(t.to(Device::cpu()), DType::F32).to_vector<float>();
+}
+
+// ||got - want|| / ||want||.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  EXPECT_EQ(got.size(), want.size());
+  double diff = 0, norm = 0;
+  for (size_t i = 0; i < std::min(got.size(), want.size()); ++i) {
+    diff += (double(got[i]) - want[i]) * (double(got[i]) - want[i]);
+    norm += double(want[i]) * want[i];
+  }
+  return std::sqrt(diff / std::max(norm, 1e-300));
+}
+
+inline double relative_error(const Tensor& got, const Tensor& want) {
+  return relative_error(host_f32(got), host_f32(want));
+}
+
+// Skips the current test, with the reason, where no GPU is present.
+#define TS_REQUIRE_GPU()                                                              \
+  do {                                                                                \
+    if (::tessera::cuda_device_count() == 0) GTEST_SKIP() << ::tessera::cuda_unavailable_reason(); \
+  } while (0)
+
+}  // namespace tessera::testing_util

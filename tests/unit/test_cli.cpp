@@ -1,0 +1,69 @@
+// The `tessera` binary end to end: exit codes and one-line errors.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <array>
+#include <sys/wait.h>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct CliRun {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+CliRun run_tessera(const std::string& args) {
+  const std::string command = std::string(TESSERA_BIN_DIR) + "/tessera " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  std::string output;
+  std::array<char, 4096> buffer;
+  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
+  int status = pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
+
+int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+
+}  // namespace
+
+TEST(Cli, VersionNamesTheBuild) {
+  CliRun r = run_tessera("version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("tessera 0.1.0"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("MPI: Open MPI"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HelpListsCommands) {
+  CliRun r = run_tessera("--help");
+  EXPECT_EQ(r.exit_code, 0);
+  for (const char* command : {"version", "env", "config", "selftest"})
+    EXPECT_NE(r.output.find(command), std::string::npos) << command;
+  EXPECT_EQ(run_tessera("config --help").exit_code, 0);
+}
+
+TEST(Cli, ErrorsAreOneLineAndNonZero) {
+  for (const char* args : {"bogus", "verison", "", "version --frobnicate", "config",
+                           "config /no/such.yaml", "config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set train.stpes=1"}) {
+    CliRun r = run_tessera(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(lines(r.output), 1) << args << ": " << r.output;
+    EXPECT_EQ(r.output.rfind("tessera: error: ", 0), 0u) << args << ": " << r.output;
+  }
+  EXPECT_EQ(run_tessera("verison").output, "tessera: error: unknown command 'verison' (did you mean 'version'?) "
+                                          "(see tessera --help)\n");
+}
+
+TEST(Cli, ConfigPrintsTheResolvedJob) {
+  CliRun r = run_tessera("config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set train.steps=6");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("steps: 6"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("micro_batch_size: 4"), std::string::npos) << r.output;
+}
+
+TEST(Cli, SelftestPassesOnThisMachine) {
+  CliRun r = run_tessera("selftest");
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("selftest: passed"), std::string::npos) << r.output;
+}

@@ -1,0 +1,117 @@
+// Job configs: defaults, overrides, and the one-line errors for bad input.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "engine/config/job_config.h"
+
+using namespace tessera;
+
+namespace {
+
+// Writes `text` to a fresh file and returns its path.
+std::string write_yaml(const std::string& name, const std::string& text) {
+  auto dir = std::filesystem::temp_directory_path() / ("tessera-config-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto path = (dir / name).string();
+  std::ofstream(path) << text;
+  return path;
+}
+
+// The message of the Error that loading `text` raises.
+std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+  const std::string path = write_yaml("job.yaml", text);
+  try {
+    load_job_config(path, overrides);
+  } catch (const Error& e) {
+    std::string message = e.what();
+    return message.starts_with(path) ? message.replace(0, path.size(), "job.yaml") : message;
+  }
+  return "(no error)";
+}
+
+}  // namespace
+
+TEST(Config, DefaultsAndValues) {
+  JobConfig c = load_job_config(write_yaml("ok.yaml", "train:\n  steps: 7\n  lr: 1e-4\n  betas: [0.8, 0.9]\n"
+                                                      "zero: {stage: 2, offload_optimizer: {device: cpu}}\n"));
+  EXPECT_EQ(c.train.steps, 7);
+  EXPECT_DOUBLE_EQ(c.train.lr, 1e-4);
+  EXPECT_EQ(c.train.betas, (std::vector<double>{0.8, 0.9}));
+  EXPECT_EQ(c.zero.stage, 2);
+  EXPECT_EQ(c.zero.offload_optimizer.device, "cpu");
+  EXPECT_EQ(c.train.micro_batch_size, 1);  // default
+  EXPECT_EQ(c.data.format, "auto");
+}
+
+TEST(Config, UnknownKeyNamesFileLineAndClosestKey) {
+  EXPECT_EQ(error_of("train:\n  stpes: 6\n"), "job.yaml:2: unknown key 'train.stpes' (did you mean 'train.steps'?)");
+  EXPECT_EQ(error_of("trian:\n  steps: 6\n"), "job.yaml:1: unknown key 'trian' (did you mean 'train'?)");
+  EXPECT_EQ(error_of("train:\n  zzzzzzzz: 1\n"), "job.yaml:2: unknown key 'train.zzzzzzzz'");
+}
+
+TEST(Config, WrongTypesNameThePath) {
+  EXPECT_EQ(error_of("train:\n  steps: many\n"), "job.yaml:2: train.steps: expected an integer, got \"many\"");
+  EXPECT_EQ(error_of("train:\n  lr: fast\n"), "job.yaml:2: train.lr: expected a number, got \"fast\"");
+  EXPECT_EQ(error_of("train:\n  steps: [1, 2]\n"), "job.yaml:2: train.steps: expected an integer, got a list");
+  EXPECT_EQ(error_of("train:\n  steps: \"6\"\n"), "job.yaml:2: train.steps: expected an integer, got \"6\"");
+  EXPECT_EQ(error_of("train: 5\n"), "job.yaml:1: train: expected a mapping of keys, got \"5\"");
+  EXPECT_EQ(error_of("train:\n  activation_checkpointing: maybe\n"),
+            "job.yaml:2: train.activation_checkpointing: expected true or false, got \"maybe\"");
+  EXPECT_EQ(error_of("train:\n  betas: [0.9, x]\n"), "job.yaml:2: train.betas[1]: expected a number, got \"x\"");
+  EXPECT_EQ(error_of("- 1\n- 2\n"), "job.yaml:1: the top level must be a mapping of sections");
+}
+
+TEST(Config, ChoicesAndRanges) {
+  EXPECT_EQ(error_of("train:\n  device: tpu\n"), "job.yaml:2: train.device: expected one of auto, cpu, cuda, got \"tpu\"");
+  EXPECT_EQ(error_of("train:\n  steps: 0\n"), "job.yaml:2: train.steps: must be at least 1, got 0");
+  EXPECT_EQ(error_of("zero:\n  stage: 4\n"), "job.yaml:2: zero.stage: must be 0, 1, 2 or 3, got 4");
+  EXPECT_EQ(error_of("zero:\n  offload_optimizer: {device: nvme}\n"),
+            "job.yaml: zero.offload_optimizer.path: is required when zero.offload_optimizer.device is nvme");
+  EXPECT_EQ(error_of("train:\n  betas: [0.9]\n"), "job.yaml:2: train.betas: must be two numbers in [0, 1), e.g. [0.9, 0.95]");
+}
+
+TEST(Config, BrokenYamlNamesTheLine) {
+  EXPECT_EQ(error_of("train:\n  steps: 6\n  lr: [1, 2\n"),
+            "job.yaml:4: invalid YAML: end of sequence flow not found");
+  EXPECT_EQ(load_job_config("").train.steps, 100);  // no file: all defaults
+  EXPECT_THROW(load_job_config("/no/such/file.yaml"), Error);
+}
+
+TEST(Config, OverridesFromTheCommandLine) {
+  const std::string path = write_yaml("ov.yaml", "train:\n  steps: 100\n");
+  JobConfig c = load_job_config(path, {"train.steps=6", "train.schedule.type=linear", "train.betas=[0.5, 0.6]",
+                                       "zero.offload_params.device=cpu"});
+  EXPECT_EQ(c.train.steps, 6);
+  EXPECT_EQ(c.train.schedule.type, "linear");
+  EXPECT_EQ(c.train.betas, (std::vector<double>{0.5, 0.6}));
+  EXPECT_EQ(c.zero.offload_params.device, "cpu");
+  EXPECT_EQ(error_of("train:\n  steps: 3\n", {"train.stpes=6"}),
+            "--set train.stpes=6: unknown key 'train.stpes' (did you mean 'train.steps'?)");
+  EXPECT_EQ(error_of("", {"train.steps=many"}), "--set train.steps=many: train.steps: expected an integer, got \"many\"");
+  EXPECT_EQ(error_of("", {"train.steps"}), "--set train.steps: expected key.path=value");
+  EXPECT_EQ(error_of("", {"train.steps=2", "train.steps.x=1"}),
+            "--set train.steps.x=1: 'steps' is a value, not a section");
+}
+
+TEST(Config, WritesBackWhatItReads) {
+  JobConfig c = load_job_config("", {"train.lr=0.00025", "data.seq_len=64", "model.init.hidden_size=32"});
+  const std::string yaml = to_yaml(c);
+  const std::string path = write_yaml("round.yaml", yaml);
+  JobConfig again = load_job_config(path);
+  EXPECT_EQ(to_yaml(again), yaml);
+  EXPECT_DOUBLE_EQ(again.train.lr, 0.00025);
+  EXPECT_EQ(again.model.init["hidden_size"].as<int>(), 32);
+}
+
+TEST(Config, ExampleConfigsAreValid) {
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(TESSERA_SOURCE_DIR "/configs")) {
+    if (entry.path().extension() != ".yaml") continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(load_job_config(entry.path().string()));
+    ++seen;
+  }
+  EXPECT_GE(seen, 1);
+}
