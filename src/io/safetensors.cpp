@@ -249,7 +249,8 @@ SafetensorsModel SafetensorsModel::open(const std::string& path) {
   for (size_t s = 0; s < model.shards_.size(); ++s)
     for (const auto& name : model.shards_[s].names()) {
       auto it = model.shard_of_.find(name);
-      TS_CHECK(it != model.shard_of_.end() && it->second == s, "{}: holds tensor '{}', which {} does not map to this shard",
+      TS_CHECK(it != model.shard_of_.end() && it->second == s,
+               "{}: holds tensor '{}', which {} does not map to this shard",
                model.shards_[s].path(), name, index_path);
     }
   return model;

@@ -35,7 +35,8 @@ class SafetensorsFile {
   const std::vector<std::string>& names() const { return names_; }
   bool contains(const std::string& name) const { return infos_.count(name) != 0; }
   const TensorInfo& info(const std::string& name) const;
-  // A host tensor over the mapping (a copy only if the data is misaligned for its dtype).
+  // A host tensor over the mapping (a copy only if the data is misaligned for its dtype). The
+  // mapping is read-only: clone() before writing to it.
   Tensor tensor(const std::string& name) const;
   // The header's optional __metadata__ (string -> string).
   const std::map<std::string, std::string>& metadata() const { return metadata_; }
@@ -49,7 +50,9 @@ class SafetensorsFile {
   std::map<std::string, std::string> metadata_;
 };
 
-// A checkpoint folder: `model.safetensors`, or shards listed by `model.safetensors.index.json`.
+// A checkpoint folder: `model.safetensors`, or shards listed by `model.safetensors.index.json`
+// (model.safetensors wins when both exist, as in transformers). Shard names must be plain file
+// names in the folder, and each shard must hold exactly the tensors the index maps to it.
 // `open` also accepts the path of a single .safetensors file.
 class SafetensorsModel {
  public:

@@ -189,12 +189,18 @@ void ShardedSafetensorsWriter::finish() {
     current_ = std::make_unique<SafetensorsWriter>((fs::path(dir_) / shard_files_[0]).string(),
                                                    std::vector<TensorEntry>{}, metadata_);
   current_->finish();
-  if (shard_files_.size() == 1) return;
-  nlohmann::json index;
-  index["metadata"] = {{"total_size", total_bytes_}};
-  index["weight_map"] = nlohmann::json::object();
-  for (size_t i = 0; i < entries_.size(); ++i) index["weight_map"][entries_[i].name] = shard_files_[shard_of_entry_[i]];
-  write_file_atomically((fs::path(dir_) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+  const bool sharded = shard_files_.size() > 1;
+  if (sharded) {
+    nlohmann::json index;
+    index["metadata"] = {{"total_size", total_bytes_}};
+    index["weight_map"] = nlohmann::json::object();
+    for (size_t i = 0; i < entries_.size(); ++i)
+      index["weight_map"][entries_[i].name] = shard_files_[shard_of_entry_[i]];
+    write_file_atomically((fs::path(dir_) / "model.safetensors.index.json").string(), index.dump(2) + "\n");
+  }
+  // A stale file of the other layout must go: model.safetensors would shadow a new index.
+  std::error_code ignored;
+  fs::remove(fs::path(dir_) / (sharded ? "model.safetensors" : "model.safetensors.index.json"), ignored);
 }
 
 }  // namespace tessera

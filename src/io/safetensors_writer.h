@@ -59,7 +59,8 @@ void save_safetensors(const std::string& path, const std::vector<std::pair<std::
 // model.safetensors.index.json (metadata.total_size, weight_map). Shards are planned from the
 // declared entries in order: a shard closes when the next tensor would take it past
 // `max_shard_bytes` (a single larger tensor gets a shard of its own). A plan of one shard is
-// written as model.safetensors with no index, as transformers does.
+// written as model.safetensors with no index, as transformers does. finish() removes a stale file
+// of the other layout (an old model.safetensors or index) so readers cannot pick it up.
 class ShardedSafetensorsWriter {
  public:
   static constexpr uint64_t kDefaultMaxShardBytes = 5'000'000'000ull;

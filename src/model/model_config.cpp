@@ -1,5 +1,6 @@
 #include "model/model_config.h"
 
+#include <cstdint>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -277,7 +278,8 @@ json ModelConfig::to_json() const {
   j["rope_theta"] = rope_theta;
   j["tie_word_embeddings"] = tie_word_embeddings;
   if (family == ModelFamily::Llama || family == ModelFamily::Qwen3) j["attention_bias"] = attention_bias;
-  if (family == ModelFamily::Qwen2 || family == ModelFamily::Qwen3) j["use_sliding_window"] = sliding_window.has_value();
+  if (family == ModelFamily::Qwen2 || family == ModelFamily::Qwen3)
+    j["use_sliding_window"] = sliding_window.has_value();
   j["sliding_window"] = sliding_window ? json(*sliding_window) : json(nullptr);
 
   const RopeScaling& s = rope_scaling;

@@ -17,7 +17,10 @@ enum class ModelFamily { Llama, Mistral, Qwen2, Qwen3 };
 struct RopeScaling {
   enum class Type { Default, Linear, Llama3, Yarn };
   Type type = Type::Default;
-  double factor = 1.0;  // linear, llama3, yarn
+  // linear, llama3, yarn. For yarn, the factor as written (derived from max_position_embeddings /
+  // original_max_position_embeddings only when absent), as transformers 5 does; transformers 4.x
+  // replaced a given factor by that ratio whenever original_max_position_embeddings was set.
+  double factor = 1.0;
   // llama3
   double low_freq_factor = 1.0;
   double high_freq_factor = 4.0;

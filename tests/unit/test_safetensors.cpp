@@ -213,6 +213,18 @@ TEST(SafetensorsSharded, SingleShardIsModelSafetensors) {
   EXPECT_TRUE(fs::exists(dir.file("model.safetensors")));
   EXPECT_FALSE(fs::exists(dir.file("model.safetensors.index.json")));
   expect_same(SafetensorsModel::open(dir.path().string()).tensor("w"), t);
+
+  // Re-exporting as shards removes the single file, which would otherwise shadow the index.
+  ShardedSafetensorsWriter sharded(dir.path().string(), {{"w", DType::F32, {3}}, {"v", DType::F32, {3}}}, 12);
+  sharded.write("w", t);
+  sharded.write("v", t);
+  sharded.finish();
+  EXPECT_FALSE(fs::exists(dir.file("model.safetensors")));
+  EXPECT_EQ(SafetensorsModel::open(dir.path().string()).shards().size(), 2u);
+  ShardedSafetensorsWriter single(dir.path().string(), {{"w", DType::F32, {3}}});
+  single.write("w", t);
+  single.finish();
+  EXPECT_FALSE(fs::exists(dir.file("model.safetensors.index.json")));
   // A path to the file itself works too.
   expect_same(SafetensorsModel::open(dir.file("model.safetensors")).tensor("w"), t);
 }
@@ -293,7 +305,8 @@ TEST(SafetensorsHostile, CraftedHeadersGiveClearErrors) {
       {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,12]}})", "needs 8 bytes"},
       {R"({"a":{"dtype":"F32","shape":[8],"data_offsets":[0,32]}})", "run past the data section"},
       {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[8,0]}})", "end before they begin"},
-      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+      {R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+       R"("b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
        "overlap"},
       {R"({"a":{"dtype":"F32","shape":[-2],"data_offsets":[0,8]}})", "non-negative integers"},
       {R"({"a":{"dtype":"F32","shape":[2.0],"data_offsets":[0,8]}})", "non-negative integers"},
