@@ -138,12 +138,14 @@ void parse_rope(const Reader& top, ModelConfig& c, const std::string& source) {
   const char* key = top.has("rope_parameters") ? "rope_parameters" : "rope_scaling";
   const json* params = top.find(key);
   c.rope_theta = top.number("rope_theta", 10000.0);
+  TS_CHECK(top.number("partial_rotary_factor", 1.0) == 1.0, "{}: partial_rotary_factor other than 1 is not supported",
+           source);
   if (!params) return;
   TS_CHECK(params->is_object(), "{}: '{}' must be an object, got {}", source, key, params->dump());
   const Reader r(*params, source, std::string(key) + ".");
   if (r.has("rope_theta")) c.rope_theta = r.number("rope_theta");
-  TS_CHECK(r.number("partial_rotary_factor", 1.0) == 1.0 && top.number("partial_rotary_factor", 1.0) == 1.0,
-           "{}: partial_rotary_factor other than 1 is not supported", source);
+  TS_CHECK(r.number("partial_rotary_factor", 1.0) == 1.0, "{}: {}.partial_rotary_factor other than 1 is not supported",
+           source, key);
 
   // "type" is the key older configs used for "rope_type".
   const std::string type = r.string("rope_type", r.string("type", "default"));

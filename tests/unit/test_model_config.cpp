@@ -207,6 +207,9 @@ TEST(ModelConfig, BadConfigsGiveOneLineErrors) {
   EXPECT_CONTAINS(json_error(tiny({{"rope_scaling", {{"rope_type", "linear"}}}})), "missing 'rope_scaling.factor'");
   EXPECT_CONTAINS(json_error(tiny({{"rope_parameters", {{"rope_type", "longrope"}}}})),
                   "rope_parameters.rope_type 'longrope' is not supported");
+  EXPECT_CONTAINS(json_error(tiny({{"partial_rotary_factor", 0.5}})), "partial_rotary_factor other than 1");
+  EXPECT_CONTAINS(json_error(tiny({{"rope_parameters", {{"rope_type", "default"}, {"partial_rotary_factor", 0.5}}}})),
+                  "rope_parameters.partial_rotary_factor other than 1");
   EXPECT_CONTAINS(json_error(tiny({{"eos_token_id", "x"}})), "'eos_token_id' must be an integer or a list");
   json no_head_dim = tiny({{"hidden_size", 18}});
   no_head_dim.erase("head_dim");
