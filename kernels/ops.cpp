@@ -110,3 +110,30 @@ void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool 
 }
 
 }  // namespace tessera::ops
+
+namespace tessera::ops {
+
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
+           const Tensor& low) {
+  for (const Tensor* t : {&param, &grad, &m, &v}) {
+    check_same_device("adamw", param, *t);
+    TS_CHECK(t->dtype() == DType::F32 && t->numel() == param.numel(), "adamw: {} must be f32 with {} elements",
+             t->str(), param.numel());
+  }
+  if (low.defined()) {
+    check_same_device("adamw", param, low);
+    check_floating("adamw", low);
+    TS_CHECK(low.numel() == param.numel(), "adamw: working copy {} must have {} elements", low.str(), param.numel());
+  }
+  TS_CHECK(s.step >= 1, "adamw: step counts from 1, got {}", s.step);
+  TS_DISPATCH(param.device(), adamw(param, grad, m, v, s, low));
+}
+
+void sum_squares(const Tensor& out, const Tensor& x) {
+  check_same_device("sum_squares", out, x);
+  check_floating("sum_squares", x);
+  TS_CHECK(out.dtype() == DType::F32 && out.numel() == 1, "sum_squares: out {} must be f32[1]", out.str());
+  TS_DISPATCH(x.device(), sum_squares(out, x));
+}
+
+}  // namespace tessera::ops

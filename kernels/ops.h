@@ -40,3 +40,25 @@ void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = fals
           float alpha = 1.0f, float beta = 0.0f, const Tensor& bias = Tensor());
 
 }  // namespace tessera::ops
+
+namespace tessera::ops {
+
+// AdamW hyper-parameters for one step; `step` counts from 1 (bias correction).
+struct AdamWStep {
+  float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
+  int64_t step = 1;
+  float grad_scale = 1.0f;  // multiplies the gradient first (1 / accumulation, clipping)
+};
+
+// One decoupled-weight-decay Adam step on fp32 master weights, as torch.optim.AdamW does it:
+// p *= 1 - lr * wd; m = b1 m + (1 - b1) g; v = b2 v + (1 - b2) g^2;
+// p -= lr * (m / (1 - b1^t)) / (sqrt(v / (1 - b2^t)) + eps), with g = grad * grad_scale.
+// param, grad, m, v: f32, same size. `low` (optional, bf16/f16/f32, same size) receives the
+// updated weights in its dtype in the same pass: the working copy for the next forward.
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
+           const Tensor& low = Tensor());
+
+// out[0] += sum of x[i]^2 in fp32 (for gradient norms); out is f32 [1] on x's device.
+void sum_squares(const Tensor& out, const Tensor& x);
+
+}  // namespace tessera::ops

@@ -6,7 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${TESSERA_SHARED:-../shared}
-bins=(build/bin/tessera build/bin/test_kernels build/bin/test_gpu_comm build/bin/gemm_bench)
+bins=(build/bin/tessera build/bin/test_kernels build/bin/test_gpu_comm build/bin/gemm_bench build/bin/attention_bench
+      build/bin/model_bench)
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "device-prepare: $b is missing: run scripts/build.sh first" >&2; exit 1; }; done
 DEVICE_BINS="${bins[*]}" "$shared/device/prepare.sh" "$PWD"
 mkdir -p .device/bin

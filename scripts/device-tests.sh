@@ -5,6 +5,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
+export TESSERA_TEST_DATA=$PWD/tests/data
 out=${OUT:-device-out}
 mkdir -p "$out"
 summary=$out/summary.md
@@ -47,4 +48,38 @@ print(f"| {sys.argv[3]} | {ta} | {tb} | {ta / tb if tb else 0:.3f} |")
 PY
 done
 cat "$out/gemm.md" >> "$summary"
+
+# Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention.
+if [ -x .device/bin/attention_bench ]; then
+  echo "| attention (B H S D) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
+  echo "| --- | --- | --- | --- |" >> "$summary"
+  for shape in "4 16 2048 64" "4 16 4096 64" "4 16 2048 128" "4 16 4096 128"; do
+    ours=$(.device/bin/attention_bench $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
+    theirs=$(python3 bench/torch_attention.py $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
+    python3 - "$ours" "$theirs" "$shape" >> "$summary" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+f = lambda d, k: d.get(k, 0)
+r = lambda x, y: f"{x / y:.2f}" if y else "-"
+print(f"| {sys.argv[3]} | {f(a,'fwd_tflops')} / {f(a,'bwd_tflops')} | {f(b,'fwd_tflops')} / {f(b,'bwd_tflops')} | "
+      f"{r(f(a,'fwd_tflops'), f(b,'fwd_tflops'))} / {r(f(a,'bwd_tflops'), f(b,'bwd_tflops'))} |")
+PY
+  done
+fi
+
+# Llama-3.2-1B shape, seq 2048, micro-batch 4: one forward + backward, next to PyTorch + transformers.
+if [ -x .device/bin/model_bench ]; then
+  ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+  theirs=$(python3 .device/peers/torch_peer.py --mode full --steps 5 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+  python3 - "$ours" "$theirs" >> "$summary" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+print("| model (1B shape, seq 2048, mbs 4) | tokens/s | TFLOP/s | peak GiB |")
+print("| --- | --- | --- | --- |")
+print(f"| tessera fwd+bwd (bf16) | {a.get('tok_per_s')} | {a.get('tflops')} | {a.get('peak_mem_gib')} |")
+print(f"| torch_peer full (fwd+bwd+AdamW, autocast) | {b.get('tok_per_s_per_gpu')} | {b.get('tflops_per_gpu')} | {b.get('peak_mem_gib')} |")
+if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
+    print(f"| ratio tessera / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
+PY
+fi
 echo; cat "$summary"

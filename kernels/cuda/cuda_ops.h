@@ -3,6 +3,7 @@
 
 #include "core/tensor.h"
 #include "kernels/gemm_shape.h"
+#include "kernels/ops.h"
 
 namespace tessera::cuda {
 
@@ -15,4 +16,10 @@ void scale(const Tensor& out, const Tensor& in, float alpha);
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
           const Tensor& bias);
 
+}  // namespace tessera::cuda
+
+namespace tessera::cuda {
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const ops::AdamWStep& s,
+           const Tensor& low);
+void sum_squares(const Tensor& out, const Tensor& x);
 }  // namespace tessera::cuda

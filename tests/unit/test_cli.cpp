@@ -7,6 +7,8 @@
 #include <cstdio>
 #include <string>
 
+#include "io/safetensors.h"
+
 namespace {
 
 struct CliRun {
@@ -66,4 +68,32 @@ TEST(Cli, SelftestPassesOnThisMachine) {
   CliRun r = run_tessera("selftest");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("selftest: passed"), std::string::npos) << r.output;
+}
+
+TEST(Cli, ForwardWritesLogitsLossAndGradients) {
+  const std::string model = TESSERA_TEST_DATA "/hf/qwen2_bias_tied";
+  const std::string out = ::testing::TempDir() + "/forward_out.safetensors";
+  CliRun r = run_tessera("forward --model " + model + " --input-ids " + model + "/inputs.safetensors --output " + out +
+                         " --grads --device cpu");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto file = tessera::SafetensorsFile::open(out);
+  const auto ref = tessera::SafetensorsFile::open(model + "/reference.safetensors");
+  EXPECT_EQ(file.info("logits").shape, ref.info("logits").shape);
+  EXPECT_NEAR(file.tensor("loss").to_vector<float>()[0], ref.tensor("loss").to_vector<float>()[0], 1e-4);
+  EXPECT_TRUE(file.contains("grad.model.embed_tokens.weight"));
+  EXPECT_FALSE(file.contains("grad.lm_head.weight"));  // tied: one gradient, under the embedding
+  EXPECT_TRUE(file.contains("grad.model.layers.0.self_attn.q_proj.bias"));
+}
+
+TEST(Cli, ForwardErrorsNameTheFile) {
+  const std::string model = TESSERA_TEST_DATA "/hf/qwen2_bias_tied";
+  for (const std::string args : {"forward --model /no/such/model --input-ids x --output y",
+                                 "forward --model " + model + " --input-ids /no/such.safetensors --output y",
+                                 "forward --model " + model + " --input-ids " + model + "/config.json --output y",
+                                 "forward --model " + model + " --input-ids " + model + "/model.safetensors --output y",
+                                 "forward --model " + model + " --input-ids x --output y --dtype fp8"}) {
+    CliRun r = run_tessera(args);
+    EXPECT_NE(r.exit_code, 0) << args;
+    EXPECT_EQ(lines(r.output), 1) << args << ": " << r.output;
+  }
 }

@@ -1,0 +1,181 @@
+#include "model/transformer.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "model/model_config_rope.h"
+
+namespace tessera {
+
+namespace {
+
+constexpr int64_t kLossChunkTokens = 1024;
+
+Tensor like(const Tensor& t, Shape shape) { return Tensor::empty(std::move(shape), t.dtype(), t.device()); }
+Tensor f32_like(const Tensor& t, Shape shape) { return Tensor::empty(std::move(shape), DType::F32, t.device()); }
+
+// y = x W^T + b.
+Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
+  Tensor y = like(x, {x.numel() / x.size(-1), w.size(0)});
+  ops::gemm(y, x, w, false, true, 1.0f, 0.0f, b);
+  return y;
+}
+
+// dW += dy^T x, db += column sums of dy, and dx (= or +=) dy W.
+void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dw, const Tensor& db, const Tensor& dx,
+                     bool accumulate_dx) {
+  ops::gemm(dw, dy, x, true, false, 1.0f, 1.0f);
+  if (db.defined()) {
+    Tensor ones = like(dy, {1, dy.numel() / dy.size(-1)});
+    ops::fill(ones, 1.0f);
+    ops::gemm(db.view({1, db.numel()}), ones, dy, false, false, 1.0f, 1.0f);
+  }
+  if (dx.defined()) ops::gemm(dx, dy, w, false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
+}
+
+Tensor rmsnorm(const Tensor& x, const Tensor& w, double eps, Tensor& rstd) {
+  const int64_t rows = x.numel() / w.numel();
+  Tensor y = like(x, {rows, w.numel()});
+  rstd = f32_like(x, {rows});
+  ops::rmsnorm_forward(y, rstd, x.view({rows, w.numel()}), w, static_cast<float>(eps));
+  return y;
+}
+
+Tensor rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& rstd, const Tensor& dw) {
+  const int64_t rows = x.numel() / w.numel();
+  Tensor dx = like(x, {rows, w.numel()});
+  ops::rmsnorm_backward(dx, dw, dy.view({rows, w.numel()}), x.view({rows, w.numel()}), w, rstd);
+  return dx;
+}
+
+float softmax_scale(const ModelConfig& c) { return static_cast<float>(1.0 / std::sqrt(double(c.head_dim))); }
+
+Shape heads_shape(const TokenBatch& b, int64_t heads, int64_t head_dim) { return {b.batch, b.seq, heads, head_dim}; }
+
+}  // namespace
+
+RopeTable RopeTable::make(const ModelConfig& config, Device device) {
+  std::vector<float> inv = rope_inv_freq(config);
+  const int64_t n = static_cast<int64_t>(inv.size());
+  return {Tensor::from_vector(inv, {n}, DType::F32).to(device), static_cast<float>(rope_attention_factor(config))};
+}
+
+Tensor layer_forward(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, const Tensor& x,
+                     const TokenBatch& batch, LayerActivations* saved) {
+  LayerActivations a;
+  const int64_t T = batch.tokens(), D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  a.x = x;
+  a.h = rmsnorm(x, p.input_norm, c.rms_norm_eps, a.rstd_in);
+  a.q = linear(a.h, p.q_proj, p.q_bias);
+  a.k = linear(a.h, p.k_proj, p.k_bias);
+  a.v = linear(a.h, p.v_proj, p.v_bias);
+  if (c.qk_norm) {
+    a.q_raw = a.q;
+    a.k_raw = a.k;
+    a.q = rmsnorm(a.q_raw, p.q_norm, c.rms_norm_eps, a.rstd_q);
+    a.k = rmsnorm(a.k_raw, p.k_norm, c.rms_norm_eps, a.rstd_k);
+  }
+  a.q = a.q.view({T, Hq, D});
+  a.k = a.k.view({T, Hkv, D});
+  ops::rope_forward(a.q, batch.positions, rope.inv_freq, rope.attention_scaling);
+  ops::rope_forward(a.k, batch.positions, rope.inv_freq, rope.attention_scaling);
+  a.attn = like(x, heads_shape(batch, Hq, D));
+  a.lse = f32_like(x, {batch.batch, Hq, batch.seq});
+  ops::attention_forward(a.attn, a.lse, a.q.view(heads_shape(batch, Hq, D)), a.k.view(heads_shape(batch, Hkv, D)),
+                         a.v.view(heads_shape(batch, Hkv, D)), softmax_scale(c), batch.segment_ids);
+  Tensor o = linear(a.attn.view({T, Hq * D}), p.o_proj, p.o_bias);
+  a.x_mid = like(x, {T, c.hidden_size});
+  ops::add(a.x_mid, x.view({T, c.hidden_size}), o);
+  a.h_post = rmsnorm(a.x_mid, p.post_norm, c.rms_norm_eps, a.rstd_post);
+  a.gate = linear(a.h_post, p.gate_proj, Tensor());
+  a.up = linear(a.h_post, p.up_proj, Tensor());
+  a.act = like(x, {T, c.intermediate_size});
+  ops::swiglu_forward(a.act, a.gate, a.up);
+  Tensor y = linear(a.act, p.down_proj, Tensor());
+  ops::add(y, y, a.x_mid);
+  if (saved) *saved = std::move(a);
+  return y;
+}
+
+Tensor layer_backward(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, LayerParams& g,
+                      const Tensor& dy, const TokenBatch& batch, const LayerActivations& a) {
+  const int64_t T = batch.tokens(), D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  // MLP: y = x_mid + down(silu(gate) * up)
+  Tensor no_bias;  // the MLP projections have none
+  Tensor dact = like(dy, {T, c.intermediate_size});
+  linear_backward(dy.view({T, c.hidden_size}), a.act, p.down_proj, g.down_proj, no_bias, dact, false);
+  Tensor dgate = like(dy, {T, c.intermediate_size}), dup = like(dy, {T, c.intermediate_size});
+  ops::swiglu_backward(dgate, dup, dact, a.gate, a.up);
+  Tensor dh_post = like(dy, {T, c.hidden_size});
+  linear_backward(dgate, a.h_post, p.gate_proj, g.gate_proj, no_bias, dh_post, false);
+  linear_backward(dup, a.h_post, p.up_proj, g.up_proj, no_bias, dh_post, true);
+  Tensor dx_mid = rmsnorm_backward(dh_post, a.x_mid, p.post_norm, a.rstd_post, g.post_norm);
+  ops::add(dx_mid, dx_mid, dy.view({T, c.hidden_size}));
+  // Attention: x_mid = x + o_proj(attention(rope(q), rope(k), v))
+  Tensor dattn = like(dy, {T, Hq * D});
+  linear_backward(dx_mid, a.attn.view({T, Hq * D}), p.o_proj, g.o_proj, g.o_bias, dattn, false);
+  Tensor dq = like(dy, heads_shape(batch, Hq, D)), dk = like(dy, heads_shape(batch, Hkv, D));
+  Tensor dv = like(dy, heads_shape(batch, Hkv, D));
+  ops::attention_backward(dq, dk, dv, dattn.view(heads_shape(batch, Hq, D)), a.q.view(heads_shape(batch, Hq, D)),
+                          a.k.view(heads_shape(batch, Hkv, D)), a.v.view(heads_shape(batch, Hkv, D)), a.attn, a.lse,
+                          softmax_scale(c), batch.segment_ids);
+  ops::rope_backward(dq.view({T, Hq, D}), batch.positions, rope.inv_freq, rope.attention_scaling);
+  ops::rope_backward(dk.view({T, Hkv, D}), batch.positions, rope.inv_freq, rope.attention_scaling);
+  Tensor dq_raw = dq.view({T, Hq * D}), dk_raw = dk.view({T, Hkv * D});
+  if (c.qk_norm) {
+    dq_raw = rmsnorm_backward(dq, a.q_raw, p.q_norm, a.rstd_q, g.q_norm).view({T, Hq * D});
+    dk_raw = rmsnorm_backward(dk, a.k_raw, p.k_norm, a.rstd_k, g.k_norm).view({T, Hkv * D});
+  }
+  Tensor dh = like(dy, {T, c.hidden_size});
+  linear_backward(dq_raw, a.h, p.q_proj, g.q_proj, g.q_bias, dh, false);
+  linear_backward(dk_raw, a.h, p.k_proj, g.k_proj, g.k_bias, dh, true);
+  linear_backward(dv.view({T, Hkv * D}), a.h, p.v_proj, g.v_proj, g.v_bias, dh, true);
+  Tensor dx = rmsnorm_backward(dh, a.x, p.input_norm, a.rstd_in, g.input_norm);
+  ops::add(dx, dx, dx_mid);
+  return dx;
+}
+
+ModelOutput run_model(const ModelConfig& c, const ModelParams& params, const TokenBatch& batch, bool want_logits,
+                      ModelParams* grads, bool activation_checkpointing) {
+  const int64_t T = batch.tokens();
+  const Device device = params.embed.device();
+  const RopeTable rope = RopeTable::make(c, device);
+  Tensor x = Tensor::empty({T, c.hidden_size}, params.embed.dtype(), device);
+  ops::embedding_forward(x, params.embed, batch.ids);
+
+  std::vector<LayerActivations> saved(c.num_hidden_layers);
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    // With checkpointing only the layer's input is kept; backward recomputes the rest.
+    const bool keep_all = grads && !activation_checkpointing;
+    if (grads && activation_checkpointing) saved[l].x = x;
+    x = layer_forward(c, rope, params.layers[l], x, batch, keep_all ? &saved[l] : nullptr);
+  }
+  Tensor rstd_final;
+  Tensor h = rmsnorm(x, params.final_norm, c.rms_norm_eps, rstd_final);
+
+  ModelOutput out;
+  if (want_logits) {
+    out.logits = Tensor::empty({batch.batch, batch.seq, c.vocab_size}, DType::F32, device);
+    ops::gemm(out.logits, h, params.lm_head, false, true);
+  }
+  TS_CHECK(batch.num_targets > 0, "the batch has no tokens to predict");
+  const float grad_scale = 1.0f / static_cast<float>(batch.num_targets);
+  Tensor loss_sum = Tensor::empty({1}, DType::F32, device);
+  Tensor dh = grads ? Tensor::empty({T, c.hidden_size}, h.dtype(), device) : Tensor();
+  ops::linear_cross_entropy(loss_sum, dh, grads ? grads->lm_head : Tensor(), h, params.lm_head, batch.labels,
+                            grad_scale, kLossChunkTokens);
+  out.loss = loss_sum.to(Device::cpu()).data_as<float>()[0] * double(grad_scale);
+  if (!grads) return out;
+
+  Tensor dx = rmsnorm_backward(dh, x, params.final_norm, rstd_final, grads->final_norm);
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+    if (activation_checkpointing) layer_forward(c, rope, params.layers[l], saved[l].x, batch, &saved[l]);
+    dx = layer_backward(c, rope, params.layers[l], grads->layers[l], dx, batch, saved[l]);
+    saved[l] = LayerActivations();  // free as we go
+  }
+  ops::embedding_backward(grads->embed, dx, batch.ids);
+  return out;
+}
+
+}  // namespace tessera

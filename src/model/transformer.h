@@ -1,0 +1,52 @@
+// The decoder-only transformer (Llama, Mistral, Qwen2, Qwen3) with explicit forward and backward
+// per layer, as llm.c does: no autograd, each layer saves what its backward needs (or only its
+// input, with activation checkpointing, and recomputes the rest).
+//
+// Activations are [T, features] rows (T = batch x seq) in the compute dtype: the parameters'
+// dtype (bf16 or f32 on GPU, f32 on CPU). Gradients are fp32 and accumulate (+=), so gradient
+// accumulation and tied embeddings need nothing special.
+#pragma once
+
+#include <vector>
+
+#include "model/model_config.h"
+#include "model/token_batch.h"
+#include "model/transformer_params.h"
+
+namespace tessera {
+
+// RoPE frequencies for a config, on the model's device.
+struct RopeTable {
+  Tensor inv_freq;  // [head_dim / 2] f32
+  float attention_scaling = 1.0f;
+  static RopeTable make(const ModelConfig& config, Device device);
+};
+
+// What one layer's backward needs from its forward.
+struct LayerActivations {
+  Tensor x, rstd_in, h;                   // layer input, input norm
+  Tensor q_raw, k_raw, rstd_q, rstd_k;    // before Qwen3's q/k norms
+  Tensor q, k, v, attn, lse;              // attention inputs (after RoPE) and output
+  Tensor x_mid, rstd_post, h_post;        // after the attention residual, post-attention norm
+  Tensor gate, up, act;                   // MLP
+};
+
+// y = layer(x). With `saved`, keeps what layer_backward needs.
+Tensor layer_forward(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, const Tensor& x,
+                     const TokenBatch& batch, LayerActivations* saved);
+
+// dx from dy (the gradient of the layer's output); parameter gradients accumulate into `grads`.
+Tensor layer_backward(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, LayerParams& grads,
+                      const Tensor& dy, const TokenBatch& batch, const LayerActivations& saved);
+
+struct ModelOutput {
+  double loss = 0;  // mean next-token cross-entropy over batch.num_targets
+  Tensor logits;    // f32 [B, S, vocab] when asked for
+};
+
+// Forward through the whole model; with `grads`, backward too (gradients accumulate).
+// The loss never materialises fp32 logits for the whole batch (ops::linear_cross_entropy).
+ModelOutput run_model(const ModelConfig& config, const ModelParams& params, const TokenBatch& batch,
+                      bool want_logits, ModelParams* grads, bool activation_checkpointing = false);
+
+}  // namespace tessera

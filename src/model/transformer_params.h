@@ -1,0 +1,38 @@
+// The tensors of a decoder-only transformer, held as views: the model never owns or locates its
+// weights (a ParamStore, a checkpoint loader or a test hands them in). The same structs hold the
+// fp32 gradients. Undefined tensors are parameters the architecture does not have (biases,
+// Qwen3's q/k norms); for tied embeddings lm_head and embed are the same tensor.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/model_config.h"
+
+namespace tessera {
+
+struct LayerParams {
+  Tensor input_norm, post_norm;
+  Tensor q_proj, k_proj, v_proj, o_proj;
+  Tensor q_bias, k_bias, v_bias, o_bias;
+  Tensor q_norm, k_norm;
+  Tensor gate_proj, up_proj, down_proj;
+};
+
+struct ModelParams {
+  Tensor embed, final_norm, lm_head;
+  std::vector<LayerParams> layers;
+};
+
+// Calls fn(HF name, tensor slot) for every parameter `config` has, in model_parameters() order.
+// For tied embeddings lm_head is visited under no name (it aliases model.embed_tokens.weight).
+void for_each_param(const ModelConfig& config, ModelParams& params,
+                    const std::function<void(const std::string& name, Tensor& slot)>& fn);
+
+// Tensors for every parameter, shaped as in HF, of `dtype` on `device`, zero-filled (gradients)
+// or left uninitialised; lm_head aliases embed when tied.
+ModelParams make_params(const ModelConfig& config, DType dtype, Device device, bool zero);
+
+}  // namespace tessera
