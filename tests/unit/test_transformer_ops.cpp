@@ -221,6 +221,29 @@ TEST_P(CpuRope, MatchesNaiveRotationAndItsTranspose) {
 
 INSTANTIATE_TEST_SUITE_P(Scalings, CpuRope, ::testing::Values(1.0f, 1.25f));
 
+// HF rounds cos and sin to bf16, then each product and the sum of q * cos + rotate_half(q) * sin.
+TEST(CpuRope, RoundsLikeHfInBf16) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 3, d = 16, half = d / 2;
+  const float scaling = 1.1f;
+  Tensor x = random_tensor({n, 1, d}, DType::BF16, cpu, seed);
+  const auto before = host_f32(x);
+  std::vector<int32_t> pos{5, 0, 1000};
+  std::vector<float> freq(half);
+  for (int64_t i = 0; i < half; ++i) freq[i] = float(1.0 / std::pow(500000.0, 2.0 * i / d));
+  ops::rope_forward(x, Tensor::from_vector(pos, {n}, DType::I32), Tensor::from_vector(freq, {half}, DType::F32), scaling);
+  const auto y = host_f32(x);
+  for (int64_t t = 0; t < n; ++t)
+    for (int64_t i = 0; i < half; ++i) {
+      const float angle = float(pos[t]) * freq[i];
+      const float c = round_bf16(std::cos(angle) * scaling), s = round_bf16(std::sin(angle) * scaling);
+      const float x1 = before[t * d + i], x2 = before[t * d + i + half];
+      ASSERT_EQ(y[t * d + i], round_bf16(round_bf16(x1 * c) - round_bf16(x2 * s))) << t << ", " << i;
+      ASSERT_EQ(y[t * d + i + half], round_bf16(round_bf16(x2 * c) + round_bf16(x1 * s))) << t << ", " << i;
+    }
+}
+
 TEST(CpuRope, RejectsBadShapes) {
   Tensor inv_freq = Tensor::empty({4}, DType::F32);
   Tensor positions = Tensor::from_vector(std::vector<int32_t>{0, 1}, {2}, DType::I32);
