@@ -163,8 +163,8 @@ void embedding_forward(const Tensor& out, const Tensor& weight, const Tensor& id
 }
 
 void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor& ids) {
-  TS_CHECK(dweight.dtype() == DType::F32 && dweight.ndim() == 2, "embedding_backward: dweight {} should be f32[vocab, hidden]",
-           dweight.str());
+  TS_CHECK(dweight.dtype() == DType::F32 && dweight.ndim() == 2,
+           "embedding_backward: dweight {} should be f32[vocab, hidden]", dweight.str());
   check_indices("embedding_backward", ids, ids.numel());
   check_rows("embedding_backward", dout, ids.numel(), dweight.size(1));
   check_same_device("embedding_backward", dweight, dout);

@@ -45,7 +45,8 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
 #pragma omp parallel for if (rows * d > (1 << 16))
   for (int64_t j = 0; j < d; ++j) {
     double sum = 0;
-    for (int64_t n = 0; n < rows; ++n) sum += double(dy.data()[n * d + j]) * round_to(x.dtype(), in.data()[n * d + j] * r[n]);
+    for (int64_t n = 0; n < rows; ++n)
+      sum += double(dy.data()[n * d + j]) * round_to(x.dtype(), in.data()[n * d + j] * r[n]);
     dw[j] += static_cast<float>(sum);
   }
 }

@@ -232,7 +232,8 @@ TEST(CpuRope, RoundsLikeHfInBf16) {
   std::vector<int32_t> pos{5, 0, 1000};
   std::vector<float> freq(half);
   for (int64_t i = 0; i < half; ++i) freq[i] = float(1.0 / std::pow(500000.0, 2.0 * i / d));
-  ops::rope_forward(x, Tensor::from_vector(pos, {n}, DType::I32), Tensor::from_vector(freq, {half}, DType::F32), scaling);
+  Tensor inv_freq = Tensor::from_vector(freq, {half}, DType::F32);
+  ops::rope_forward(x, Tensor::from_vector(pos, {n}, DType::I32), inv_freq, scaling);
   const auto y = host_f32(x);
   for (int64_t t = 0; t < n; ++t)
     for (int64_t i = 0; i < half; ++i) {
@@ -259,7 +260,8 @@ TEST(CpuSwiglu, MatchesNaiveLoopsAndFiniteDifferences) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   const int64_t n = 4, f = 7;
-  Tensor gate = random_tensor({n, f}, DType::F32, cpu, seed, 3.0f), up = random_tensor({n, f}, DType::F32, cpu, seed + 1);
+  Tensor gate = random_tensor({n, f}, DType::F32, cpu, seed, 3.0f);
+  Tensor up = random_tensor({n, f}, DType::F32, cpu, seed + 1);
   Tensor out = Tensor::empty({n, f}, DType::F32);
   ops::swiglu_forward(out, gate, up);
   const auto g = host_f32(gate), u = host_f32(up);
@@ -283,7 +285,8 @@ TEST(CpuSwiglu, MatchesNaiveLoopsAndFiniteDifferences) {
 TEST(CpuSwiglu, RoundsLikeHfInBf16) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  Tensor gate = random_tensor({300}, DType::BF16, cpu, seed, 3.0f), up = random_tensor({300}, DType::BF16, cpu, seed + 1);
+  Tensor gate = random_tensor({300}, DType::BF16, cpu, seed, 3.0f);
+  Tensor up = random_tensor({300}, DType::BF16, cpu, seed + 1);
   Tensor out = Tensor::empty({300}, DType::BF16);
   ops::swiglu_forward(out, gate, up);
   const auto g = host_f32(gate), u = host_f32(up), y = host_f32(out);
