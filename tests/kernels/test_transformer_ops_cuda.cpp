@@ -87,7 +87,7 @@ TEST_P(CudaRmsNorm, ForwardAndBackwardMatchCpu) {
   Tensor gpu_out = Tensor::empty({n, d}, dtype, gpu), gpu_rstd = Tensor::empty({n}, DType::F32, gpu);
   ops::rmsnorm_forward(out, rstd, x, weight, 1e-6f);
   ops::rmsnorm_forward(gpu_out, gpu_rstd, x.to(gpu), weight.to(gpu), 1e-6f);
-  EXPECT_LT(relative_error(gpu_rstd, rstd), 1e-6);
+  EXPECT_LT(relative_error(gpu_rstd, rstd), 2e-6);  // rsqrtf is within 2 ulp
   EXPECT_LT(relative_error(gpu_out, out), tolerance(dtype));
 
   Tensor dout = random_tensor({n, d}, dtype, cpu, seed + 2);
@@ -202,7 +202,8 @@ TEST_P(CudaLinearCrossEntropy, MatchesCpu) {
   Tensor labels = random_ids(n, vocab, DType::I32, seed + 2, 5);
   Tensor loss = Tensor::empty({1}, DType::F32), gpu_loss = Tensor::empty({1}, DType::F32, gpu);
   Tensor dhidden = Tensor::empty({n, h}, dtype), gpu_dhidden = Tensor::empty({n, h}, dtype, gpu);
-  Tensor dweight = random_tensor({vocab, h}, DType::F32, cpu, seed + 3), gpu_dweight = dweight.to(gpu);
+  // Small prior values: adding the (small) gradient to N(0, 1) would round away the digits compared.
+  Tensor dweight = random_tensor({vocab, h}, DType::F32, cpu, seed + 3, 0.01f), gpu_dweight = dweight.to(gpu);
   const auto before = host_f32(dweight);
   ops::linear_cross_entropy(loss, dhidden, dweight, hidden, weight, labels, scale, chunk);
   ops::linear_cross_entropy(gpu_loss, gpu_dhidden, gpu_dweight, hidden.to(gpu), weight.to(gpu), labels.to(gpu),
