@@ -31,6 +31,46 @@ void check_same(const char* op, const Tensor& a, const Tensor& b) {
            b.str());
 }
 
+void check_indices(const char* op, const Tensor& t, int64_t count) {
+  TS_CHECK(t.dtype() == DType::I32 || t.dtype() == DType::I64, "{}: indices {} must be int32 or int64", op,
+           t.str());
+  TS_CHECK(t.numel() == count, "{}: indices {} should hold {} elements", op, t.str(), count);
+}
+
+void check_f32(const char* op, const Tensor& t, int64_t count) {
+  TS_CHECK(t.dtype() == DType::F32 && t.numel() == count, "{}: {} should be f32 with {} elements", op, t.str(),
+           count);
+}
+
+// A [rows, cols] parameter (weight or its gradient).
+void check_matrix(const char* op, const Tensor& t, int64_t rows, int64_t cols) {
+  TS_CHECK(t.ndim() == 2 && t.size(0) == rows && t.size(1) == cols, "{}: {} should be [{}, {}]", op, t.str(), rows,
+           cols);
+}
+
+// An activation of `rows` rows of `cols` features (any leading shape).
+void check_rows(const char* op, const Tensor& t, int64_t rows, int64_t cols) {
+  check_floating(op, t);
+  TS_CHECK(t.ndim() >= 1 && t.size(-1) == cols && t.numel() == rows * cols, "{}: {} should hold {} rows of {}", op,
+           t.str(), rows, cols);
+}
+
+void check_rmsnorm_weight(const char* op, const Tensor& weight, const Tensor& x) {
+  check_same_device(op, weight, x);
+  TS_CHECK(weight.numel() == x.size(-1) && (weight.dtype() == x.dtype() || weight.dtype() == DType::F32),
+           "{}: weight {} should hold {} elements of {} or f32", op, weight.str(), x.size(-1), dtype_name(x.dtype()));
+}
+
+void check_rope(const char* op, const Tensor& x, const Tensor& positions, const Tensor& inv_freq) {
+  check_floating(op, x);
+  check_same_device(op, x, positions);
+  check_same_device(op, x, inv_freq);
+  TS_CHECK(x.ndim() == 3 && x.size(2) % 2 == 0, "{}: {} should be [tokens, heads, even head_dim]", op, x.str());
+  TS_CHECK(positions.dtype() == DType::I32 && positions.numel() == x.size(0), "{}: positions {} should be int32[{}]",
+           op, positions.str(), x.size(0));
+  check_f32(op, inv_freq, x.size(2) / 2);
+}
+
 }  // namespace
 
 void fill(const Tensor& t, float value) {
@@ -107,6 +147,160 @@ void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool 
   }
   if (s.m == 0 || s.n == 0) return;
   TS_DISPATCH(c.device(), gemm(c, a, b, s, alpha, beta, bias));
+}
+
+void embedding_forward(const Tensor& out, const Tensor& weight, const Tensor& ids) {
+  check_floating("embedding_forward", weight);
+  TS_CHECK(weight.ndim() == 2, "embedding_forward: weight {} should be [vocab, hidden]", weight.str());
+  check_indices("embedding_forward", ids, ids.numel());
+  check_rows("embedding_forward", out, ids.numel(), weight.size(1));
+  check_same_device("embedding_forward", out, weight);
+  check_same_device("embedding_forward", out, ids);
+  TS_CHECK(out.dtype() == weight.dtype(), "embedding_forward: out {} should have weight's dtype {}", out.str(),
+           dtype_name(weight.dtype()));
+  if (out.numel() == 0) return;
+  TS_DISPATCH(out.device(), embedding_forward(out, weight, ids));
+}
+
+void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor& ids) {
+  TS_CHECK(dweight.dtype() == DType::F32 && dweight.ndim() == 2,
+           "embedding_backward: dweight {} should be f32[vocab, hidden]", dweight.str());
+  check_indices("embedding_backward", ids, ids.numel());
+  check_rows("embedding_backward", dout, ids.numel(), dweight.size(1));
+  check_same_device("embedding_backward", dweight, dout);
+  check_same_device("embedding_backward", dweight, ids);
+  if (dout.numel() == 0) return;
+  TS_DISPATCH(dweight.device(), embedding_backward(dweight, dout, ids));
+}
+
+void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {
+  check_floating("rmsnorm_forward", x);
+  TS_CHECK(x.ndim() >= 1 && x.size(-1) > 0, "rmsnorm_forward: x {} has no features", x.str());
+  const int64_t rows = x.numel() / x.size(-1);
+  check_same("rmsnorm_forward", out, x);
+  check_same_device("rmsnorm_forward", rstd, x);
+  check_f32("rmsnorm_forward", rstd, rows);
+  check_rmsnorm_weight("rmsnorm_forward", weight, x);
+  TS_CHECK(eps >= 0, "rmsnorm_forward: eps {} is negative", eps);
+  if (rows == 0) return;
+  TS_DISPATCH(x.device(), rmsnorm_forward(out, rstd, x, weight, eps));
+}
+
+void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
+                      const Tensor& weight, const Tensor& rstd) {
+  check_floating("rmsnorm_backward", x);
+  TS_CHECK(x.ndim() >= 1 && x.size(-1) > 0, "rmsnorm_backward: x {} has no features", x.str());
+  const int64_t rows = x.numel() / x.size(-1);
+  check_same("rmsnorm_backward", dx, x);
+  check_same("rmsnorm_backward", dout, x);
+  check_same_device("rmsnorm_backward", rstd, x);
+  check_f32("rmsnorm_backward", rstd, rows);
+  check_same_device("rmsnorm_backward", dweight, x);
+  check_f32("rmsnorm_backward", dweight, x.size(-1));
+  check_rmsnorm_weight("rmsnorm_backward", weight, x);
+  if (rows == 0) return;
+  TS_DISPATCH(x.device(), rmsnorm_backward(dx, dweight, dout, x, weight, rstd));
+}
+
+void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling) {
+  check_rope("rope_forward", x, positions, inv_freq);
+  if (x.numel() == 0) return;
+  TS_DISPATCH(x.device(), rope(x, positions, inv_freq, attention_scaling, 1.0f));
+}
+
+void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq, float attention_scaling) {
+  check_rope("rope_backward", dx, positions, inv_freq);
+  if (dx.numel() == 0) return;
+  TS_DISPATCH(dx.device(), rope(dx, positions, inv_freq, attention_scaling, -1.0f));
+}
+
+void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
+  check_floating("swiglu_forward", gate);
+  check_same("swiglu_forward", out, gate);
+  check_same("swiglu_forward", up, gate);
+  if (gate.numel() == 0) return;
+  TS_DISPATCH(gate.device(), swiglu_forward(out, gate, up));
+}
+
+void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate,
+                     const Tensor& up) {
+  check_floating("swiglu_backward", gate);
+  for (const Tensor* t : {&dgate, &dup, &dout, &up}) check_same("swiglu_backward", *t, gate);
+  if (gate.numel() == 0) return;
+  TS_DISPATCH(gate.device(), swiglu_backward(dgate, dup, dout, gate, up));
+}
+
+void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
+                        bool write_grad) {
+  check_floating("cross_entropy_rows", logits);
+  TS_CHECK(logits.ndim() >= 1 && logits.size(-1) > 0, "cross_entropy_rows: logits {} have no classes", logits.str());
+  const int64_t rows = logits.numel() / logits.size(-1);
+  check_f32("cross_entropy_rows", loss, rows);
+  check_indices("cross_entropy_rows", labels, rows);
+  check_same_device("cross_entropy_rows", loss, logits);
+  check_same_device("cross_entropy_rows", labels, logits);
+  if (rows == 0) return;
+  TS_DISPATCH(logits.device(), cross_entropy_rows(loss, logits, labels, grad_scale, write_grad));
+}
+
+// Per chunk: f32 logits by gemm, turned into their gradient in place by cross_entropy_rows, then
+// rounded to the weight's dtype (gemm takes A and B of one dtype) for dhidden = grad @ weight and
+// dweight += grad^T @ hidden. Per-token losses go to an [N] buffer, summed once at the end.
+void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const Tensor& dweight,
+                          const Tensor& hidden, const Tensor& weight, const Tensor& labels, float grad_scale,
+                          int64_t chunk_tokens) {
+  const char* op = "linear_cross_entropy";
+  check_floating(op, weight);
+  TS_CHECK(weight.ndim() == 2, "{}: weight {} should be [vocab, hidden]", op, weight.str());
+  const int64_t vocab = weight.size(0), width = weight.size(1);
+  TS_CHECK(hidden.ndim() >= 1 && hidden.size(-1) == width, "{}: hidden {} should have {} features", op,
+           hidden.str(), width);
+  const int64_t tokens = hidden.numel() / std::max<int64_t>(width, 1);
+  check_same_device(op, hidden, weight);
+  TS_CHECK(hidden.dtype() == weight.dtype(), "{}: hidden {} and weight {} should share a dtype", op, hidden.str(),
+           weight.str());
+  check_indices(op, labels, tokens);
+  check_same_device(op, labels, hidden);
+  check_same_device(op, loss_sum, hidden);
+  check_f32(op, loss_sum, 1);
+  if (dhidden.defined()) {
+    check_rows(op, dhidden, tokens, width);
+    check_same_device(op, dhidden, hidden);
+    TS_CHECK(dhidden.dtype() == DType::F32 || dhidden.dtype() == weight.dtype(), "{}: dhidden {} should be f32 or {}",
+             op, dhidden.str(), dtype_name(weight.dtype()));
+  }
+  if (dweight.defined()) {
+    check_same_device(op, dweight, hidden);
+    check_matrix(op, dweight, vocab, width);
+    TS_CHECK(dweight.dtype() == DType::F32, "{}: dweight {} should be f32", op, dweight.str());
+  }
+  TS_CHECK(chunk_tokens > 0, "{}: chunk_tokens {} should be positive", op, chunk_tokens);
+  if (tokens == 0) return fill(loss_sum, 0.0f);
+
+  const Device device = hidden.device();
+  const bool grads = dhidden.defined() || dweight.defined();
+  const int64_t chunk = std::min(chunk_tokens, tokens);
+  const Tensor rows = hidden.view({tokens, width}), targets = labels.view({tokens});
+  const Tensor losses = Tensor::empty({tokens}, DType::F32, device);
+  const Tensor logits = Tensor::empty({chunk, vocab}, DType::F32, device);
+  const bool round_grad = grads && weight.dtype() != DType::F32;
+  const Tensor rounded = round_grad ? Tensor::empty({chunk, vocab}, weight.dtype(), device) : Tensor();
+  for (int64_t start = 0; start < tokens; start += chunk) {
+    const int64_t len = std::min(chunk, tokens - start);
+    const Tensor h = rows.narrow(start, len), z = logits.narrow(0, len);
+    gemm(z, h, weight, false, true);
+    cross_entropy_rows(losses.narrow(start, len), z, targets.narrow(start, len), grad_scale, grads);
+    if (!grads) continue;
+    const Tensor g = round_grad ? rounded.narrow(0, len) : z;
+    if (round_grad) copy(g, z);
+    if (dhidden.defined()) gemm(dhidden.view({tokens, width}).narrow(start, len), g, weight);
+    if (dweight.defined()) gemm(dweight, g, h, true, false, 1.0f, 1.0f);
+  }
+  // The sum over tokens as ones[1, N] @ losses[N, 1]: gemm is the device-independent reduction
+  // at hand, with f32 accumulation.
+  const Tensor ones = Tensor::empty({1, tokens}, DType::F32, device);
+  fill(ones, 1.0f);
+  gemm(loss_sum.view({1, 1}), ones, losses.view({tokens, 1}));
 }
 
 }  // namespace tessera::ops

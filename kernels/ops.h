@@ -39,6 +39,65 @@ void scale(const Tensor& out, const Tensor& in, float alpha);
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false,
           float alpha = 1.0f, float beta = 0.0f, const Tensor& bias = Tensor());
 
+// ---- Transformer layers (except attention) ----
+// Activations are [tokens, features] row-major ([B, S, H] is seen as B*S rows). CUDA takes
+// f32/bf16/f16 activations and computes in fp32; where HF rounds an intermediate to the
+// activation dtype (bf16 models), both backends round at the same place so they agree with HF.
+// Parameter gradients are f32 and accumulated (+=); activation gradients are written (=).
+
+// out[n, :] = weight[ids[n], :]. ids int32 or int64; out has weight's dtype. An id outside
+// [0, V) is an error on the CPU; on the GPU ids are trusted to the data pipeline (checking them
+// on the host would cost a sync per step) and a kernel meeting one traps (the CUDA context is
+// lost and the next CUDA call fails) rather than train on garbage.
+void embedding_forward(const Tensor& out, const Tensor& weight, const Tensor& ids);
+// dweight[ids[n], :] += dout[n, :]; repeated ids accumulate.
+void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor& ids);
+
+// Llama/Qwen RMSNorm over the last dimension D of x [N, D]:
+//   rstd[n] = 1 / sqrt(mean(x[n, :]^2) + eps) (f32, saved for backward),
+//   out = round_x(x * rstd) * weight, where round_x rounds to x's dtype as HF's
+//   `weight * hidden.to(input_dtype)` does. weight [D] has x's dtype or f32; out has x's dtype.
+// Qwen3's q_norm/k_norm are this op on rows of head_dim.
+void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
+// dx (written) and dweight [D] f32 (+=) from dout, x, weight and the saved rstd.
+void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
+                      const Tensor& weight, const Tensor& rstd);
+
+// Rotary embedding in HF's rotate_half convention, in place on x [N, heads, D]: element i < D/2
+// pairs with i + D/2 and both turn by angle = float(positions[n]) * inv_freq[i] (f32, as HF).
+// cos and sin are taken in f32, scaled by attention_scaling and rounded to x's dtype before the
+// rotation, as HF does. positions [N] int32, per token (packed documents restart at 0).
+void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling);
+// The transpose of rope_forward (rotation by -angle), in place on the gradient dx [N, heads, D].
+void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq, float attention_scaling);
+
+// out = silu(gate) * up, all [N, F] of one dtype; silu(gate) is rounded to that dtype before the
+// product (HF's act_fn(gate_proj(x)) * up_proj(x) in bf16).
+void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up);
+// dgate and dup (written) from dout, gate and up, rounding where PyTorch autograd does.
+void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate,
+                     const Tensor& up);
+
+// Row-wise softmax cross-entropy on logits [N, V] (floating): loss[n] = logsumexp(logits[n]) -
+// logits[n, labels[n]] (f32 [N]). With write_grad, logits is overwritten by its gradient
+// (softmax - onehot) * grad_scale. labels int32/int64; label -100 means ignore: loss 0 and a
+// zero gradient row. Other labels outside [0, V) are an error on the CPU and trap on the GPU
+// (see embedding_forward).
+void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
+                        bool write_grad);
+
+// Cross-entropy of the output projection logits = hidden [N, H] @ weight [V, H]^T without
+// holding f32 logits for all N tokens: chunk_tokens rows at a time it computes the chunk's f32
+// logits, turns them into gradients with cross_entropy_rows, and runs the two backward gemms.
+//   loss_sum [1] f32 (written): sum of the per-token losses (not scaled by grad_scale);
+//   dhidden [N, H] (written; undefined to skip): d(grad_scale * loss_sum)/d hidden;
+//   dweight [V, H] f32 (+=; undefined to skip).
+// hidden and weight share a dtype; the logit gradient is rounded to that dtype for the backward
+// gemms (what PyTorch does in a bf16 model), which keep f32 accumulation.
+void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const Tensor& dweight,
+                          const Tensor& hidden, const Tensor& weight, const Tensor& labels, float grad_scale,
+                          int64_t chunk_tokens);
+
 }  // namespace tessera::ops
 
 namespace tessera::ops {

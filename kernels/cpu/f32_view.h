@@ -12,6 +12,16 @@ namespace tessera::cpu {
 void load_f32(float* out, const void* in, DType dtype, int64_t n);
 void store_f32(void* out, const float* in, DType dtype, int64_t n);
 
+// v rounded to the nearest value of a floating dtype, back in f32: the references round where
+// a bf16/f16 model would, so that they agree with the CUDA kernels and with HF.
+inline float round_to(DType dtype, float v) {
+  switch (dtype) {
+    case DType::BF16: return bf16_bits_to_f32(f32_to_bf16_bits(v));
+    case DType::F16: return f16_bits_to_f32(f32_to_f16_bits(v));
+    default: return v;
+  }
+}
+
 class F32In {
  public:
   explicit F32In(const Tensor& t);

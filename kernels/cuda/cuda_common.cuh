@@ -23,6 +23,10 @@ __device__ __forceinline__ __nv_bfloat16 from_f32<__nv_bfloat16>(float x) { retu
 template <>
 __device__ __forceinline__ __half from_f32<__half>(float x) { return __float2half_rn(x); }
 
+// x rounded to T and back: where a bf16/f16 model (HF) rounds an intermediate, so do we.
+template <typename T>
+__device__ __forceinline__ float round_as(float x) { return to_f32(from_f32<T>(x)); }
+
 // Calls fn with a null pointer of the C++ type matching a floating dtype.
 template <typename Fn>
 void dispatch_floating(DType dtype, Fn&& fn) {
@@ -31,6 +35,16 @@ void dispatch_floating(DType dtype, Fn&& fn) {
     case DType::BF16: return fn(static_cast<__nv_bfloat16*>(nullptr));
     case DType::F16: return fn(static_cast<__half*>(nullptr));
     default: throw Error("CUDA kernel: expected a floating dtype, got " + std::string(dtype_name(dtype)));
+  }
+}
+
+// Calls fn with a null pointer of the C++ type of an index dtype (token ids, labels).
+template <typename Fn>
+void dispatch_index(DType dtype, Fn&& fn) {
+  switch (dtype) {
+    case DType::I32: return fn(static_cast<int32_t*>(nullptr));
+    case DType::I64: return fn(static_cast<int64_t*>(nullptr));
+    default: throw Error("CUDA kernel: expected int32 or int64 indices, got " + std::string(dtype_name(dtype)));
   }
 }
 

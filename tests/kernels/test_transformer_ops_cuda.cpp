@@ -1,0 +1,216 @@
+// The CUDA transformer ops against their CPU references on fresh random inputs, odd sizes
+// (tests/kernels, label gpu). Both backends round intermediates alike in bf16/f16, so those
+// compare within a few units in the last place of the activation dtype.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "kernels/ops.h"
+#include "random_tensors.h"
+
+using namespace tessera;
+using namespace tessera::testing_util;
+
+namespace {
+
+const Device gpu = Device::cuda(0);
+const Device cpu = Device::cpu();
+
+double tolerance(DType dtype) { return dtype == DType::F32 ? 1e-5 : dtype == DType::BF16 ? 1e-2 : 2e-3; }
+
+// n ids in [0, vocab) as int32 or int64; with ignore_every > 0, every that-many-th is -100.
+Tensor random_ids(int64_t n, int64_t vocab, DType dtype, uint64_t seed, int ignore_every = 0) {
+  std::mt19937_64 gen(seed);
+  std::vector<int64_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = ignore_every > 0 && i % ignore_every == 1 ? -100 : int64_t(gen() % vocab);
+  if (dtype == DType::I64) return Tensor::from_vector(ids, {n}, dtype);
+  return Tensor::from_vector(std::vector<int32_t>(ids.begin(), ids.end()), {n}, dtype);
+}
+
+// inv_freq[i] = base^(-2i/D), as HF's default rope init.
+Tensor inverse_frequencies(int64_t head_dim, double base) {
+  std::vector<float> freq(head_dim / 2);
+  for (size_t i = 0; i < freq.size(); ++i) freq[i] = float(1.0 / std::pow(base, 2.0 * i / head_dim));
+  return Tensor::from_vector(freq, {head_dim / 2}, DType::F32);
+}
+
+// What an accumulating op added to a gradient that held `before`.
+std::vector<float> added(const Tensor& grad, const std::vector<float>& before) {
+  std::vector<float> now = host_f32(grad);
+  for (size_t i = 0; i < now.size(); ++i) now[i] -= before[i];
+  return now;
+}
+
+}  // namespace
+
+class CudaEmbedding : public ::testing::TestWithParam<std::tuple<DType, DType>> {};  // weight, ids
+
+TEST_P(CudaEmbedding, MatchesCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, id_type] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 37, vocab = 101, h = 200;  // 37 tokens over 101 rows: some ids repeat
+  Tensor ids = random_ids(n, vocab, id_type, seed);
+  Tensor weight = random_tensor({vocab, h}, dtype, cpu, seed + 1);
+  Tensor out = Tensor::empty({n, h}, dtype), gpu_out = Tensor::empty({n, h}, dtype, gpu);
+  ops::embedding_forward(out, weight, ids);
+  ops::embedding_forward(gpu_out, weight.to(gpu), ids.to(gpu));
+  EXPECT_EQ(host_f32(gpu_out), host_f32(out)) << "a gather is exact";
+
+  Tensor dout = random_tensor({n, h}, dtype, cpu, seed + 2);
+  Tensor dweight = random_tensor({vocab, h}, DType::F32, cpu, seed + 3), gpu_dweight = dweight.to(gpu);
+  const auto before = host_f32(dweight);
+  ops::embedding_backward(dweight, dout, ids);
+  ops::embedding_backward(gpu_dweight, dout.to(gpu), ids.to(gpu));
+  EXPECT_LT(relative_error(added(gpu_dweight, before), added(dweight, before)), 1e-6);
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, CudaEmbedding,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16, DType::F16),
+                                            ::testing::Values(DType::I32, DType::I64)));
+
+// dtype of x, f32 weight or not, row length (128: Qwen3's q_norm on head_dim; 4100: long rows).
+class CudaRmsNorm : public ::testing::TestWithParam<std::tuple<DType, bool, int64_t>> {};
+
+TEST_P(CudaRmsNorm, ForwardAndBackwardMatchCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, f32_weight, d] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 37;
+  const DType wtype = f32_weight ? DType::F32 : dtype;
+  Tensor x = random_tensor({n, d}, dtype, cpu, seed, 2.0f);
+  Tensor weight = random_tensor({d}, wtype, cpu, seed + 1);
+  Tensor out = Tensor::empty({n, d}, dtype), rstd = Tensor::empty({n}, DType::F32);
+  Tensor gpu_out = Tensor::empty({n, d}, dtype, gpu), gpu_rstd = Tensor::empty({n}, DType::F32, gpu);
+  ops::rmsnorm_forward(out, rstd, x, weight, 1e-6f);
+  ops::rmsnorm_forward(gpu_out, gpu_rstd, x.to(gpu), weight.to(gpu), 1e-6f);
+  EXPECT_LT(relative_error(gpu_rstd, rstd), 2e-6);  // rsqrtf is within 2 ulp
+  EXPECT_LT(relative_error(gpu_out, out), tolerance(dtype));
+
+  Tensor dout = random_tensor({n, d}, dtype, cpu, seed + 2);
+  Tensor dx = Tensor::empty({n, d}, dtype), gpu_dx = Tensor::empty({n, d}, dtype, gpu);
+  Tensor dweight = random_tensor({d}, DType::F32, cpu, seed + 3), gpu_dweight = dweight.to(gpu);
+  const auto before = host_f32(dweight);
+  ops::rmsnorm_backward(dx, dweight, dout, x, weight, rstd);
+  ops::rmsnorm_backward(gpu_dx, gpu_dweight, dout.to(gpu), x.to(gpu), weight.to(gpu), rstd.to(gpu));
+  EXPECT_LT(relative_error(gpu_dx, dx), tolerance(dtype));
+  EXPECT_LT(relative_error(added(gpu_dweight, before), added(dweight, before)), tolerance(dtype));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaRmsNorm,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16, DType::F16), ::testing::Bool(),
+                                            ::testing::Values(int64_t(200), int64_t(128), int64_t(4100))));
+
+class CudaRope : public ::testing::TestWithParam<std::tuple<DType, int64_t, float>> {};  // dtype, head_dim, scaling
+
+TEST_P(CudaRope, ForwardAndBackwardMatchCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, head_dim, scaling] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t heads = 5;
+  // Three packed documents: positions restart at 0; the last one sits deep into a long context.
+  std::vector<int32_t> pos;
+  for (int32_t p = 0; p < 20; ++p) pos.push_back(p);
+  for (int32_t p = 0; p < 9; ++p) pos.push_back(p);
+  for (int32_t p = 0; p < 8; ++p) pos.push_back(32760 + p);
+  const int64_t n = static_cast<int64_t>(pos.size());  // 37
+  Tensor positions = Tensor::from_vector(pos, {n}, DType::I32);
+  Tensor inv_freq = inverse_frequencies(head_dim, 1e6);
+  Tensor x = random_tensor({n, heads, head_dim}, dtype, cpu, seed), gpu_x = x.to(gpu);
+  ops::rope_forward(x, positions, inv_freq, scaling);
+  ops::rope_forward(gpu_x, positions.to(gpu), inv_freq.to(gpu), scaling);
+  EXPECT_LT(relative_error(gpu_x, x), tolerance(dtype));
+
+  Tensor dx = random_tensor({n, heads, head_dim}, dtype, cpu, seed + 1), gpu_dx = dx.to(gpu);
+  ops::rope_backward(dx, positions, inv_freq, scaling);
+  ops::rope_backward(gpu_dx, positions.to(gpu), inv_freq.to(gpu), scaling);
+  EXPECT_LT(relative_error(gpu_dx, dx), tolerance(dtype));
+}
+
+INSTANTIATE_TEST_SUITE_P(HeadDims, CudaRope,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16, DType::F16),
+                                            ::testing::Values(int64_t(64), int64_t(128)),
+                                            ::testing::Values(1.0f, 1.2f)));
+
+class CudaSwiglu : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaSwiglu, ForwardAndBackwardMatchCpu) {
+  TS_REQUIRE_GPU();
+  const DType dtype = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 37, f = 1001;
+  Tensor gate = random_tensor({n, f}, dtype, cpu, seed, 3.0f), up = random_tensor({n, f}, dtype, cpu, seed + 1);
+  Tensor out = Tensor::empty({n, f}, dtype), gpu_out = Tensor::empty({n, f}, dtype, gpu);
+  ops::swiglu_forward(out, gate, up);
+  ops::swiglu_forward(gpu_out, gate.to(gpu), up.to(gpu));
+  EXPECT_LT(relative_error(gpu_out, out), tolerance(dtype));
+
+  Tensor dout = random_tensor({n, f}, dtype, cpu, seed + 2);
+  Tensor dgate = Tensor::empty({n, f}, dtype), dup = Tensor::empty({n, f}, dtype);
+  Tensor gpu_dgate = Tensor::empty({n, f}, dtype, gpu), gpu_dup = Tensor::empty({n, f}, dtype, gpu);
+  ops::swiglu_backward(dgate, dup, dout, gate, up);
+  ops::swiglu_backward(gpu_dgate, gpu_dup, dout.to(gpu), gate.to(gpu), up.to(gpu));
+  EXPECT_LT(relative_error(gpu_dgate, dgate), tolerance(dtype));
+  EXPECT_LT(relative_error(gpu_dup, dup), tolerance(dtype));
+}
+
+INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaSwiglu, ::testing::Values(DType::F32, DType::BF16, DType::F16));
+
+// logits dtype, label dtype, vocabulary (50257: GPT-2's, odd; 200: shorter than one block).
+class CudaCrossEntropy : public ::testing::TestWithParam<std::tuple<DType, DType, int64_t>> {};
+
+TEST_P(CudaCrossEntropy, RowsMatchCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, label_type, vocab] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 37;
+  const float scale = 1.0f / 30;
+  Tensor labels = random_ids(n, vocab, label_type, seed, 6);  // some rows ignored
+  Tensor logits = random_tensor({n, vocab}, dtype, cpu, seed + 1, 4.0f);
+  for (bool write_grad : {false, true}) {
+    Tensor z = logits.clone(), gpu_z = logits.to(gpu);
+    Tensor loss = Tensor::empty({n}, DType::F32), gpu_loss = Tensor::empty({n}, DType::F32, gpu);
+    ops::cross_entropy_rows(loss, z, labels, scale, write_grad);
+    ops::cross_entropy_rows(gpu_loss, gpu_z, labels.to(gpu), scale, write_grad);
+    EXPECT_LT(relative_error(gpu_loss, loss), dtype == DType::F32 ? 1e-6 : 1e-5) << "write_grad " << write_grad;
+    EXPECT_LT(relative_error(gpu_z, z), tolerance(dtype)) << "write_grad " << write_grad;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaCrossEntropy,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                                            ::testing::Values(DType::I32, DType::I64),
+                                            ::testing::Values(int64_t(50257), int64_t(200))));
+
+class CudaLinearCrossEntropy : public ::testing::TestWithParam<DType> {};
+
+TEST_P(CudaLinearCrossEntropy, MatchesCpu) {
+  TS_REQUIRE_GPU();
+  const DType dtype = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 101, h = 192, vocab = 3001, chunk = 32;  // the last chunk is partial
+  const float scale = 1.0f / 80;
+  Tensor hidden = random_tensor({n, h}, dtype, cpu, seed);
+  Tensor weight = random_tensor({vocab, h}, dtype, cpu, seed + 1, 0.1f);
+  Tensor labels = random_ids(n, vocab, DType::I32, seed + 2, 5);
+  Tensor loss = Tensor::empty({1}, DType::F32), gpu_loss = Tensor::empty({1}, DType::F32, gpu);
+  Tensor dhidden = Tensor::empty({n, h}, dtype), gpu_dhidden = Tensor::empty({n, h}, dtype, gpu);
+  // Small prior values: adding the (small) gradient to N(0, 1) would round away the digits compared.
+  Tensor dweight = random_tensor({vocab, h}, DType::F32, cpu, seed + 3, 0.01f), gpu_dweight = dweight.to(gpu);
+  const auto before = host_f32(dweight);
+  ops::linear_cross_entropy(loss, dhidden, dweight, hidden, weight, labels, scale, chunk);
+  ops::linear_cross_entropy(gpu_loss, gpu_dhidden, gpu_dweight, hidden.to(gpu), weight.to(gpu), labels.to(gpu),
+                            scale, chunk);
+  EXPECT_LT(relative_error(gpu_loss, loss), 1e-5);
+  EXPECT_LT(relative_error(gpu_dhidden, dhidden), tolerance(dtype));
+  EXPECT_LT(relative_error(added(gpu_dweight, before), added(dweight, before)), tolerance(dtype));
+}
+
+INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaLinearCrossEntropy, ::testing::Values(DType::F32, DType::BF16));
