@@ -35,8 +35,9 @@ cudaDataType_t cuda_type(DType dtype) {
   }
 }
 
+using Alignments = std::tuple<uint32_t, uint32_t, uint32_t>;  // bytes, in cuBLAS's A, B, C order
 // Everything the chosen algorithm depends on, pointer alignment included.
-using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, DType, DType, bool, int>;
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, DType, DType, bool, Alignments>;
 
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -56,10 +57,10 @@ class Gemm {
     const int device = c.device().index;
     std::lock_guard lock(mu_);
     auto& state = device_state(device);
-    const int alignment = alignment_of(a) * 100 + alignment_of(b) * 10 + alignment_of(c);
-    PlanKey key{device, s.m, s.n, s.k, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), alignment};
+    const Alignments align{alignment_of(b), alignment_of(a), alignment_of(c)};  // cuBLAS's A, B, C slots
+    PlanKey key{device, s.m, s.n, s.k, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), align};
     auto it = plans_.find(key);
-    if (it == plans_.end()) it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined())).first;
+    if (it == plans_.end()) it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined(), align)).first;
     Plan& plan = it->second;
     if (bias.defined()) {
       const void* bias_ptr = bias.data();
@@ -80,9 +81,13 @@ class Gemm {
     void workspace_in_use_on(cudaStream_t stream) { record_stream(workspace, stream); }
   };
 
-  static int alignment_of(const Tensor& t) {
-    auto p = reinterpret_cast<uintptr_t>(t.data());
-    return p % 16 == 0 ? 16 : p % 8 == 0 ? 8 : p % 4 == 0 ? 4 : 2;
+  // The largest power of two (up to 256) dividing the address. cuBLASLt's heuristics assume
+  // 256-byte operands unless told otherwise, and a view (narrow, flat_slice) may be less aligned.
+  static uint32_t alignment_of(const Tensor& t) {
+    const auto p = reinterpret_cast<uintptr_t>(t.data());
+    uint32_t a = 256;
+    while (a > 1 && p % a != 0) a /= 2;
+    return a;
   }
 
   DeviceState& device_state(int device) {
@@ -94,7 +99,7 @@ class Gemm {
     return state;
   }
 
-  Plan make_plan(DeviceState& state, const GemmShape& s, DType ab, DType cd, bool with_bias) {
+  Plan make_plan(DeviceState& state, const GemmShape& s, DType ab, DType cd, bool with_bias, const Alignments& align) {
     Plan plan;
     const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;   // B's slot
     const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // A's slot
@@ -119,6 +124,12 @@ class Gemm {
     size_t workspace = kWorkspaceBytes;
     TS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                          sizeof(workspace)));
+    const auto [align_a, align_b, align_c] = align;
+    for (auto [attr, bytes] : {std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, align_a},
+                               std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, align_b},
+                               std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
+                               std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}})
+      TS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)));
     cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
     TS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1,

@@ -155,3 +155,18 @@ TEST(CudaAllocator, OutOfMemoryIsAClearError) {
     EXPECT_NE(std::string(e.what()).find("CUDA out of memory on cuda:0"), std::string::npos) << e.what();
   }
 }
+
+TEST(CudaOps, GemmOnMisalignedViews) {
+  TS_REQUIRE_GPU();
+  // Rows of an odd width: narrow() views start at addresses only 2-byte aligned.
+  const uint64_t seed = fresh_seed();
+  Tensor x = random_tensor({9, 33}, DType::BF16, Device::cpu(), seed);
+  Tensor w = random_tensor({17, 33}, DType::BF16, Device::cpu(), seed + 1);
+  Tensor gx = x.to(gpu), gw = w.to(gpu);
+  for (int64_t start : {1, 3, 4}) {
+    Tensor y = Tensor::empty({5, 17}, DType::F32), gy = Tensor::empty({5, 17}, DType::F32, gpu);
+    ops::gemm(y, x.narrow(start, 5), w, false, true);
+    ops::gemm(gy, gx.narrow(start, 5), gw, false, true);
+    EXPECT_LT(relative_error(gy, y), 1e-2) << "start " << start << " seed " << seed;
+  }
+}
