@@ -2,9 +2,11 @@
 #include "kernels/ops.h"
 
 #include "core/error.h"
+#include "kernels/cpu/attention.h"
 #include "kernels/cpu/cpu_ops.h"
 
 #if TESSERA_WITH_CUDA
+#include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_ops.h"
 #define TS_DISPATCH(device, call) \
   ((device).is_cuda() ? cuda::call : cpu::call)
@@ -69,6 +71,51 @@ void check_rope(const char* op, const Tensor& x, const Tensor& positions, const 
   TS_CHECK(positions.dtype() == DType::I32 && positions.numel() == x.size(0), "{}: positions {} should be int32[{}]",
            op, positions.str(), x.size(0));
   check_f32(op, inv_freq, x.size(2) / 2);
+}
+
+void check_shape(const char* op, const char* name, const Tensor& t, const Shape& want) {
+  TS_CHECK(t.defined() && t.shape() == want, "{}: {} is {}, expected {}", op, name, t.defined() ? t.str() : "undefined",
+           shape_str(want));
+}
+
+// The shapes of q, k, v (and segment_ids), which every other attention tensor must follow.
+AttentionShape attention_shape(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+                               const Tensor& segment_ids) {
+  TS_CHECK(q.defined() && q.ndim() == 4, "{}: q must be [B, S, Hq, D], got {}", op, q.defined() ? q.str() : "undefined");
+  AttentionShape s;
+  s.b = q.size(0);
+  s.s = q.size(1);
+  s.hq = q.size(2);
+  s.d = q.size(3);
+  TS_CHECK(k.defined() && k.ndim() == 4, "{}: k must be [B, S, Hkv, D], got {}", op, k.defined() ? k.str() : "undefined");
+  s.hkv = k.size(2);
+  check_shape(op, "k", k, {s.b, s.s, s.hkv, s.d});
+  check_shape(op, "v", v, {s.b, s.s, s.hkv, s.d});
+  TS_CHECK(s.hkv > 0 && s.hq % s.hkv == 0, "{}: {} query heads are not a multiple of {} kv heads", op, s.hq, s.hkv);
+  TS_CHECK(s.d > 0, "{}: head dim must be positive ({})", op, q.str());
+  check_floating(op, q);
+  TS_CHECK(k.dtype() == q.dtype() && v.dtype() == q.dtype(), "{}: q {}, k {} and v {} must share a dtype", op,
+           q.str(), k.str(), v.str());
+  check_same_device(op, q, k);
+  check_same_device(op, q, v);
+  if (segment_ids.defined()) {
+    check_shape(op, "segment_ids", segment_ids, {s.b, s.s});
+    TS_CHECK(segment_ids.dtype() == DType::I32, "{}: segment_ids must be i32, got {}", op, segment_ids.str());
+    check_same_device(op, q, segment_ids);
+  }
+  return s;
+}
+
+void check_like(const char* op, const char* name, const Tensor& t, const Tensor& like) {
+  check_shape(op, name, t, like.shape());
+  TS_CHECK(t.dtype() == like.dtype(), "{}: {} {} must have the dtype of {}", op, name, t.str(), like.str());
+  check_same_device(op, t, like);
+}
+
+void check_lse(const char* op, const Tensor& lse, const AttentionShape& s, const Tensor& q) {
+  check_shape(op, "lse", lse, {s.b, s.hq, s.s});
+  TS_CHECK(lse.dtype() == DType::F32, "{}: lse must be f32, got {}", op, lse.str());
+  check_same_device(op, lse, q);
 }
 
 }  // namespace
@@ -303,10 +350,6 @@ void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const T
   gemm(loss_sum.view({1, 1}), ones, losses.view({tokens, 1}));
 }
 
-}  // namespace tessera::ops
-
-namespace tessera::ops {
-
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
            const Tensor& low) {
   for (const Tensor* t : {&param, &grad, &m, &v}) {
@@ -328,6 +371,31 @@ void sum_squares(const Tensor& out, const Tensor& x) {
   check_floating("sum_squares", x);
   TS_CHECK(out.dtype() == DType::F32 && out.numel() == 1, "sum_squares: out {} must be f32[1]", out.str());
   TS_DISPATCH(x.device(), sum_squares(out, x));
+}
+
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       float softmax_scale, const Tensor& segment_ids) {
+  const char* op = "attention_forward";
+  const AttentionShape s = attention_shape(op, q, k, v, segment_ids);
+  check_like(op, "out", out, q);
+  check_lse(op, lse, s, q);
+  if (s.b * s.s * s.hq == 0) return;
+  TS_DISPATCH(q.device(), attention_forward(out, lse, q, k, v, softmax_scale, segment_ids, s));
+}
+
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, float softmax_scale,
+                        const Tensor& segment_ids) {
+  const char* op = "attention_backward";
+  const AttentionShape s = attention_shape(op, q, k, v, segment_ids);
+  check_like(op, "dq", dq, q);
+  check_like(op, "dk", dk, k);
+  check_like(op, "dv", dv, v);
+  check_like(op, "dout", dout, q);
+  check_like(op, "out", out, q);
+  check_lse(op, lse, s, q);
+  if (s.b * s.s * s.hq == 0) return;
+  TS_DISPATCH(q.device(), attention_backward(dq, dk, dv, dout, q, k, v, out, lse, softmax_scale, segment_ids, s));
 }
 
 }  // namespace tessera::ops

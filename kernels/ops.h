@@ -98,9 +98,7 @@ void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const T
                           const Tensor& hidden, const Tensor& weight, const Tensor& labels, float grad_scale,
                           int64_t chunk_tokens);
 
-}  // namespace tessera::ops
-
-namespace tessera::ops {
+// ---- Optimizer ----
 
 // AdamW hyper-parameters for one step; `step` counts from 1 (bias correction).
 struct AdamWStep {
@@ -119,5 +117,21 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
 
 // out[0] += sum of x[i]^2 in fp32 (for gradient norms); out is f32 [1] on x's device.
 void sum_squares(const Tensor& out, const Tensor& x);
+
+// ---- Attention ----
+
+// Causal softmax attention with grouped-query heads (GQA/MQA), fp32 softmax and accumulation.
+// q [B, S, Hq, D], k and v [B, S, Hkv, D] with Hq % Hkv == 0: query head h reads kv head
+// h / (Hq / Hkv). out [B, S, Hq, D] like q; lse [B, Hq, S] f32 holds the log-sum-exp of each
+// query's scaled scores, for the backward pass. q, k, v and out share a floating dtype.
+// Query i sees key j when j <= i and, given segment_ids [B, S] i32 (packed documents),
+// segment_ids[j] == segment_ids[i].
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       float softmax_scale, const Tensor& segment_ids = Tensor());
+// Gradients of attention_forward, written (not accumulated) into dq, dk, dv (shapes and dtypes of
+// q, k, v); dk and dv sum over the query heads sharing a kv head. out and lse come from the forward.
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
+                        float softmax_scale, const Tensor& segment_ids = Tensor());
 
 }  // namespace tessera::ops

@@ -5,6 +5,7 @@
 #include "cli/commands.h"
 #include "comm/world.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "engine/model_loader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"

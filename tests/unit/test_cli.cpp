@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "io/safetensors.h"
 
@@ -87,7 +88,7 @@ TEST(Cli, ForwardWritesLogitsLossAndGradients) {
 
 TEST(Cli, ForwardErrorsNameTheFile) {
   const std::string model = TESSERA_TEST_DATA "/hf/qwen2_bias_tied";
-  for (const std::string args : {"forward --model /no/such/model --input-ids x --output y",
+  for (const std::string& args : std::vector<std::string>{"forward --model /no/such/model --input-ids x --output y",
                                  "forward --model " + model + " --input-ids /no/such.safetensors --output y",
                                  "forward --model " + model + " --input-ids " + model + "/config.json --output y",
                                  "forward --model " + model + " --input-ids " + model + "/model.safetensors --output y",

@@ -17,7 +17,8 @@ TEST(OptimizerOps, AdamWMatchesTheTorchFormula) {
   Tensor m = Tensor::empty({n}, DType::F32), v = Tensor::empty({n}, DType::F32);
   ops::fill(m, 0.0f);
   ops::fill(v, 0.0f);
-  std::vector<double> rp(p.to_vector<float>().begin(), p.to_vector<float>().end()), rm(n, 0), rv(n, 0);
+  const std::vector<float> p0 = p.to_vector<float>();
+  std::vector<double> rp(p0.begin(), p0.end()), rm(n, 0), rv(n, 0);
   ops::AdamWStep s{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f};
   Tensor low = Tensor::empty({n}, DType::BF16);
   for (int step = 1; step <= 5; ++step) {

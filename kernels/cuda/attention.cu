@@ -1,0 +1,100 @@
+// Entry points of CUDA attention: pick the tensor-core kernels where they apply (bf16/f16,
+// supported head dim, 16-byte aligned rows), the simple row kernels otherwise.
+#include "kernels/cuda/attention.h"
+#include "kernels/cuda/attention_common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace tessera::cuda {
+
+namespace {
+
+// delta[b, h, i] = sum_d dout[b, i, h, d] * out[b, i, h, d]: one warp per query row.
+template <typename T>
+__global__ void delta_kernel(attn::Params p, float* delta) {
+  const int64_t rows = p.b * p.s * p.hq;
+  const int64_t warp = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
+  if (warp >= rows) return;
+  const int lane = threadIdx.x % 32;
+  const T* dout = static_cast<const T*>(p.dout) + warp * p.d;
+  const T* out = static_cast<const T*>(p.out) + warp * p.d;
+  float sum = 0.0f;
+  for (int64_t d = lane; d < p.d; d += 32) sum += to_f32(dout[d]) * to_f32(out[d]);
+  for (int o = 16; o > 0; o /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, o);
+  // warp enumerates [b, i, h] rows; delta is laid out [b, h, i]
+  const int64_t h = warp % p.hq, i = (warp / p.hq) % p.s, b = warp / (p.hq * p.s);
+  if (lane == 0) delta[(b * p.hq + h) * p.s + i] = sum;
+}
+
+attn::Params params(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& segment_ids,
+                    const AttentionShape& s) {
+  attn::Params p;
+  p.q = q.data();
+  p.k = k.data();
+  p.v = v.data();
+  p.segments = segment_ids.defined() ? segment_ids.data_as<int32_t>() : nullptr;
+  p.b = s.b;
+  p.s = s.s;
+  p.hq = s.hq;
+  p.hkv = s.hkv;
+  p.d = s.d;
+  p.group = s.group();
+  p.scale = scale;
+  return p;
+}
+
+bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
+
+bool use_tensor_cores(const AttentionShape& s, DType dtype, std::initializer_list<const Tensor*> tensors) {
+  if ((dtype != DType::BF16 && dtype != DType::F16) || !attn::flash_supports(s.d)) return false;
+  for (const Tensor* t : tensors)
+    if (!aligned(*t)) return false;
+  return true;
+}
+
+}  // namespace
+
+void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
+                       float softmax_scale, const Tensor& segment_ids, const AttentionShape& s) {
+  attn::Params p = params(q, k, v, softmax_scale, segment_ids, s);
+  p.out = out.data();
+  p.lse = lse.data_as<float>();
+  cudaStream_t stream = stream_of(q);
+  if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &out}))
+    attn::flash_forward(p, q.dtype(), stream);
+  else
+    attn::rows_forward(p, q.dtype(), stream);
+}
+
+void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
+                        const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, float softmax_scale,
+                        const Tensor& segment_ids, const AttentionShape& s) {
+  attn::Params p = params(q, k, v, softmax_scale, segment_ids, s);
+  p.out = out.data();
+  p.dout = dout.data();
+  p.dq = dq.data();
+  p.dk = dk.data();
+  p.dv = dv.data();
+  p.lse_in = lse.data_as<float>();
+  cudaStream_t stream = stream_of(q);
+
+  Tensor delta = Tensor::empty({s.b, s.hq, s.s}, DType::F32, q.device());
+  p.delta = delta.data_as<float>();
+  const int64_t threads = s.b * s.s * s.hq * 32;
+  dispatch_floating(q.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    delta_kernel<T><<<unsigned((threads + 255) / 256), 256, 0, stream>>>(p, delta.data_as<float>());
+  });
+  check_launch();
+
+  if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &dout, &dk, &dv})) {
+    Tensor dq_accum = Tensor::empty(q.shape(), DType::F32, q.device());
+    TS_CUDA_CHECK(cudaMemsetAsync(dq_accum.data(), 0, dq_accum.nbytes(), stream));
+    p.dq_accum = dq_accum.data_as<float>();
+    attn::flash_backward(p, q.dtype(), stream);
+    copy(dq, dq_accum);  // cast to dq's dtype
+  } else {
+    attn::rows_backward(p, q.dtype(), stream);
+  }
+}
+
+}  // namespace tessera::cuda

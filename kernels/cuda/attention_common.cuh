@@ -1,0 +1,49 @@
+// Shared by the attention kernels: the argument block, the mask, and the launchers that
+// kernels/cuda/attention.cu chooses between.
+#pragma once
+
+#include <cstdint>
+
+#include "kernels/attention_shape.h"
+#include "kernels/cuda/cuda_common.cuh"
+
+namespace tessera::cuda::attn {
+
+constexpr float kLog2e = 1.4426950408889634f;  // softmax runs in base 2: exp(x) = exp2(x * log2 e)
+constexpr float kLn2 = 0.6931471805599453f;
+
+// Pointers and sizes of one call; the kernels cast the data pointers to their element type.
+// q, out, dout, dq: [b, s, hq, d]; k, v, dk, dv: [b, s, hkv, d]; lse, delta: [b, hq, s].
+struct Params {
+  const void *q = nullptr, *k = nullptr, *v = nullptr, *dout = nullptr;
+  void *out = nullptr, *dq = nullptr, *dk = nullptr, *dv = nullptr;
+  float* lse = nullptr;
+  const float* lse_in = nullptr;
+  const float* delta = nullptr;  // rowsum(dout * out)
+  float* dq_accum = nullptr;     // f32 [b, s, hq, d], summed into with atomics
+  const int32_t* segments = nullptr;
+  int64_t b = 0, s = 0, hq = 0, hkv = 0, d = 0, group = 1;
+  float scale = 1.0f;
+
+  __device__ int64_t q_offset(int64_t bi, int64_t i, int64_t h) const { return ((bi * s + i) * hq + h) * d; }
+  __device__ int64_t kv_offset(int64_t bi, int64_t j, int64_t h) const { return ((bi * s + j) * hkv + h) * d; }
+  __device__ int64_t row_offset(int64_t bi, int64_t h, int64_t i) const { return (bi * hq + h) * s + i; }
+  __device__ int32_t segment(int64_t bi, int64_t i) const { return segments ? segments[bi * s + i] : 0; }
+};
+
+// Query i sees key j (both in [0, s)) when j <= i and they share a segment; seg_i, seg_j come
+// from Params::segment (all zero without segment ids).
+__device__ __forceinline__ bool sees(int64_t i, int64_t j, int32_t seg_i, int32_t seg_j) {
+  return j <= i && seg_i == seg_j;
+}
+
+// Simple kernels, one query (or key) row per CTA: any floating dtype, head dims up to 256.
+void rows_forward(const Params& p, DType dtype, cudaStream_t stream);
+void rows_backward(const Params& p, DType dtype, cudaStream_t stream);
+
+// Tensor-core kernels: bf16/f16, head dims where flash_supports is true, 16-byte aligned rows.
+bool flash_supports(int64_t head_dim);
+void flash_forward(const Params& p, DType dtype, cudaStream_t stream);
+void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
+
+}  // namespace tessera::cuda::attn
