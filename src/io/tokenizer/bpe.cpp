@@ -84,6 +84,9 @@ Bpe::Bpe(const JsonView& model) : uid_(next_uid++) {
   for (size_t rank = 0; rank < merges.size(); ++rank) {
     const JsonView& m = merges[rank];
     std::string a, b;
+    // Like `tokenizers`, all merges must have the same form.
+    if (m.is_string() != merges[0].is_string())
+      fail("{}: merges mix the \"a b\" and [\"a\", \"b\"] forms", m.path());
     if (m.is_string()) {  // "a b"
       const std::string& s = m.str();
       size_t sp = s.find(' ');

@@ -29,6 +29,7 @@ class Bpe {
   void encode(std::string_view word, std::vector<int32_t>& out) const;
 
   std::optional<int32_t> token_to_id(std::string_view token) const;
+  size_t vocab_entries() const { return vocab_.size(); }
   // Token strings indexed by id; "" for ids the vocabulary does not use.
   const std::vector<std::string>& tokens() const { return id_to_token_; }
 

@@ -56,9 +56,11 @@ class JsonView {
     if (!j_->is_number_integer()) fail("{}: expected an integer", path_);
     return j_->get<int64_t>();
   }
+  // A token id; the bound keeps a hostile file from making the id tables huge.
   int32_t id() const {
+    constexpr int64_t kMaxId = 1 << 24;
     int64_t v = integer();
-    if (v < 0 || v > INT32_MAX) fail("{}: token id {} out of range", path_, v);
+    if (v < 0 || v >= kMaxId) fail("{}: token id {} out of range [0, {})", path_, v, kMaxId);
     return static_cast<int32_t>(v);
   }
 

@@ -24,7 +24,7 @@ std::string read_file(const std::filesystem::path& path) {
 
 AddedToken parse_added_token(const JsonView& j) {
   AddedToken t;
-  t.id = j.at("id").id();
+  j.at("id").id();  // checked, but the id is assigned as `tokenizers` does (see below)
   t.content = j.at("content").str();
   if (t.content.empty()) fail("{}.content: empty added token", j.path());
   t.special = j.bool_or("special", false);
@@ -53,19 +53,35 @@ void load_tokenizer_json(TokenizerData& d, const nlohmann::json& j) {
 
   d.vocab_size = static_cast<int32_t>(d.model->tokens().size());
   if (auto added = root.find("added_tokens")) {
+    // `tokenizers` does not take the ids written here: it adds the tokens in order, each with its
+    // id in the model's vocabulary or else the next id after the vocabulary. Do the same.
+    const auto model_size = static_cast<int32_t>(d.model->vocab_entries());
+    std::optional<int32_t> max_id;
     for (const auto& item : added->items()) {
       AddedToken t = parse_added_token(item);
+      if (auto it = d.added_by_content.find(t.content); it != d.added_by_content.end()) {
+        t.id = it->second;  // listed twice: the later flags win
+        d.added[d.added_by_id.at(t.id)] = t;
+        continue;
+      }
+      if (auto id = d.model->token_to_id(t.content))
+        t.id = *id;
+      else
+        t.id = !max_id ? model_size : (*max_id >= model_size || model_size == 0 ? *max_id + 1 : model_size);
+      max_id = std::max(max_id.value_or(t.id), t.id);
       d.added_by_id[t.id] = d.added.size();
       d.added_by_content[t.content] = t.id;
       d.vocab_size = std::max(d.vocab_size, t.id + 1);
-      if (t.normalized) {
-        std::string pattern = t.content;
-        if (d.normalizer) d.normalizer->apply(pattern);
-        d.normalized_matcher.add(t, std::move(pattern));
-      } else {
-        d.raw_matcher.add(t, t.content);
-      }
       d.added.push_back(std::move(t));
+    }
+  }
+  for (const AddedToken& t : d.added) {
+    if (t.normalized) {
+      std::string pattern = t.content;
+      if (d.normalizer) d.normalizer->apply(pattern);
+      d.normalized_matcher.add(t, std::move(pattern));
+    } else {
+      d.raw_matcher.add(t, t.content);
     }
   }
 }
