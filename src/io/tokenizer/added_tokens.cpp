@@ -1,5 +1,7 @@
 #include "io/tokenizer/added_tokens.h"
 
+#include <utf8proc.h>
+
 #include <algorithm>
 
 #include "io/tokenizer/utf8.h"
@@ -8,7 +10,21 @@ namespace tessera::tok {
 
 namespace {
 
-bool is_word_char(char32_t c) { return c == U'_' || is_alphanumeric(c); }
+// Unicode \w as the Rust regex crate defines it (single_word uses it): Alphabetic, marks,
+// decimal digits, connector punctuation and the join controls.
+bool is_word_char(char32_t c) {
+  switch (utf8proc_category(static_cast<utf8proc_int32_t>(c))) {
+    case UTF8PROC_CATEGORY_LU: case UTF8PROC_CATEGORY_LL: case UTF8PROC_CATEGORY_LT:
+    case UTF8PROC_CATEGORY_LM: case UTF8PROC_CATEGORY_LO: case UTF8PROC_CATEGORY_NL:
+    case UTF8PROC_CATEGORY_MN: case UTF8PROC_CATEGORY_MC: case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_ND: case UTF8PROC_CATEGORY_PC:
+      return true;
+    default:
+      // Join controls, and the circled/squared Latin letters that are Alphabetic though So.
+      return c == 0x200C || c == 0x200D || (c >= 0x24B6 && c <= 0x24E9) || (c >= 0x1F130 && c <= 0x1F149) ||
+             (c >= 0x1F150 && c <= 0x1F169) || (c >= 0x1F170 && c <= 0x1F189);
+  }
+}
 
 char32_t last_code_point(std::string_view s) {
   size_t b = s.size() - 1;

@@ -42,8 +42,16 @@ class Lowercase : public Normalizer {
   void apply(std::string& text) const override {
     std::string out;
     out.reserve(text.size());
-    for (size_t i = 0; i < text.size();)
-      append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(next_code_point(text, i)))));
+    for (size_t i = 0; i < text.size();) {
+      char32_t cp = next_code_point(text, i);
+      // The one unconditional multi-character lowercase mapping (SpecialCasing.txt), which Rust's
+      // char::to_lowercase applies and utf8proc's simple mapping does not: İ -> i + U+0307.
+      if (cp == 0x130) {
+        out += "i\xCC\x87";
+        continue;
+      }
+      append_utf8(out, static_cast<char32_t>(utf8proc_tolower(static_cast<utf8proc_int32_t>(cp))));
+    }
     text.swap(out);
   }
 };

@@ -118,13 +118,6 @@ bool is_numeric(char32_t cp) {
   return c == UTF8PROC_CATEGORY_ND || c == UTF8PROC_CATEGORY_NL || c == UTF8PROC_CATEGORY_NO;
 }
 
-bool is_alphanumeric(char32_t cp) {
-  auto c = utf8proc_category(static_cast<utf8proc_int32_t>(cp));
-  bool alpha = c == UTF8PROC_CATEGORY_LU || c == UTF8PROC_CATEGORY_LL || c == UTF8PROC_CATEGORY_LT ||
-               c == UTF8PROC_CATEGORY_LM || c == UTF8PROC_CATEGORY_LO;
-  return alpha || is_numeric(cp);
-}
-
 namespace {
 
 struct ByteMap {

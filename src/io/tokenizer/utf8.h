@@ -28,7 +28,6 @@ std::string utf8_lossy(std::string_view bytes);
 // Character classes as Rust's char methods define them (tokenizers relies on these).
 bool is_whitespace(char32_t cp);
 bool is_numeric(char32_t cp);
-bool is_alphanumeric(char32_t cp);
 
 // GPT-2 ByteLevel alphabet: every byte maps to one printable character.
 const std::string& byte_to_unicode(unsigned char b);

@@ -63,6 +63,10 @@ TEST(TokenizerNormalizer, UnicodeFormsAndCase) {
   EXPECT_EQ(pieces(load(j), "ﬁ"), (Strings{"fi"}));
   j["normalizer"] = {{"type", "Sequence"}, {"normalizers", {{{"type", "NFKC"}}, {{"type", "Lowercase"}}}}};
   EXPECT_EQ(pieces(load(j), "HeLLo"), (Strings{"hello"}));
+  // Like Rust's char::to_lowercase, İ becomes two characters.
+  auto k = word_tokenizer({"i\xCC\x87"});
+  k["normalizer"] = {{"type", "Lowercase"}};
+  EXPECT_EQ(pieces(load(k), "İ"), (Strings{"i\xCC\x87"}));
 }
 
 TEST(TokenizerNormalizer, ReplaceRegexPrependStrip) {
@@ -102,6 +106,11 @@ TEST(TokenizerAddedTokens, SingleWord) {
   auto j = word_tokenizer({" cab "});
   j["added_tokens"] = {added("ab", false, false, false, true)};
   EXPECT_EQ(pieces(load(j), "ab cab ab"), (Strings{"ab", " cab ", "ab"}));
+  // Word characters are Unicode \w: a combining mark is one, a vulgar fraction is not.
+  j = word_tokenizer({"\xCC\x88", "½"});
+  j["added_tokens"] = {added("ab", false, false, false, true)};
+  EXPECT_EQ(pieces(load(j), "ab\xCC\x88"), (Strings{"<unk>", "\xCC\x88"}));
+  EXPECT_EQ(pieces(load(j), "½ab"), (Strings{"½", "ab"}));
 }
 
 TEST(TokenizerAddedTokens, NormalizedTokensMatchAfterNormalization) {
