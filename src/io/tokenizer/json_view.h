@@ -19,10 +19,8 @@ class JsonView {
 
   const nlohmann::json& raw() const { return *j_; }
   const std::string& path() const { return path_; }
-  bool is_null() const { return j_->is_null(); }
   bool is_string() const { return j_->is_string(); }
   bool is_object() const { return j_->is_object(); }
-  bool is_array() const { return j_->is_array(); }
 
   // Member that must exist (and must not be null).
   JsonView at(const std::string& key) const {

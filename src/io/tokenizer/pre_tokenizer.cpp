@@ -1,5 +1,6 @@
 #include "io/tokenizer/pre_tokenizer.h"
 
+#include <algorithm>
 #include <functional>
 
 #include "io/tokenizer/pattern.h"
