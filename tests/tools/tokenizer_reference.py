@@ -66,9 +66,12 @@ def main():
                 "decoded_skip_special": tok.decode(ids_special, skip_special_tokens=True),
             })
         out = out_dir / f"reference_{name}.json"
+        head = {"tokenizer": name, "tokenizers_version": tokenizers.__version__}
         with open(out, "w", encoding="utf-8") as f:
-            json.dump({"tokenizer": name, "tokenizers_version": tokenizers.__version__, "cases": results},
-                      f, ensure_ascii=False, indent=1)
+            # One case per line keeps the file small and its diffs readable.
+            f.write(json.dumps(head, ensure_ascii=False)[:-1] + ', "cases": [\n')
+            f.write(",\n".join(json.dumps(r, ensure_ascii=False) for r in results))
+            f.write("\n]}\n")
         print(f"tokenizer_reference: {name}: {len(results)} cases -> {out}")
 
 

@@ -1,5 +1,7 @@
 // PCRE2 (UTF + Unicode properties + JIT) pattern, shareable between threads: the compiled code
 // is read-only and each thread matches with its own match data and JIT stack.
+// \p{..} classes come from PCRE2's Unicode tables (Unicode 14 in PCRE2 10.42): characters
+// assigned later count as unassigned here, while `tokenizers` (Oniguruma) may know them.
 #pragma once
 
 #include <string>
