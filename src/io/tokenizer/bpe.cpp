@@ -52,7 +52,8 @@ struct CandidateQueue : std::priority_queue<Candidate> {
 }  // namespace
 
 Bpe::Bpe(const JsonView& model) : uid_(next_uid++) {
-  if (auto d = model.find("dropout")) fail("{}: BPE dropout is not supported (encoding must be deterministic)", d->path());
+  if (auto d = model.find("dropout"); d && !(d->raw().is_number() && d->raw().get<double>() == 0.0))
+    fail("{}: BPE dropout is not supported (encoding must be deterministic)", d->path());
   byte_fallback_ = model.bool_or("byte_fallback", false);
   fuse_unk_ = model.bool_or("fuse_unk", false);
   ignore_merges_ = model.bool_or("ignore_merges", false);

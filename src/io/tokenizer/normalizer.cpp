@@ -18,23 +18,26 @@ bool is_ascii(const std::string& s) {
   return true;
 }
 
+// NFC, NFD, NFKC or NFKD.
 class UnicodeForm : public Normalizer {
  public:
-  explicit UnicodeForm(bool compat) : compat_(compat) {}
+  UnicodeForm(std::string name, bool compose, bool compat) : name_(std::move(name)) {
+    options_ = UTF8PROC_STABLE | (compose ? UTF8PROC_COMPOSE : UTF8PROC_DECOMPOSE) | (compat ? UTF8PROC_COMPAT : 0);
+  }
   void apply(std::string& text) const override {
-    if (is_ascii(text)) return;  // ASCII is invariant under NFC and NFKC
+    if (is_ascii(text)) return;  // ASCII is invariant under all four forms
     utf8proc_uint8_t* out = nullptr;
-    int options = UTF8PROC_STABLE | UTF8PROC_COMPOSE | (compat_ ? UTF8PROC_COMPAT : 0);
     utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
                                       static_cast<utf8proc_ssize_t>(text.size()), &out,
-                                      static_cast<utf8proc_option_t>(options));
-    if (n < 0) fail("{} normalization failed: {}", compat_ ? "NFKC" : "NFC", utf8proc_errmsg(n));
+                                      static_cast<utf8proc_option_t>(options_));
+    if (n < 0) fail("{} normalization failed: {}", name_, utf8proc_errmsg(n));
     text.assign(reinterpret_cast<char*>(out), static_cast<size_t>(n));
     std::free(out);
   }
 
  private:
-  bool compat_;
+  std::string name_;
+  int options_;
 };
 
 class Lowercase : public Normalizer {
@@ -120,8 +123,8 @@ class Sequence : public Normalizer {
 
 std::unique_ptr<Normalizer> make_normalizer(const JsonView& j) {
   const std::string type = j.type();
-  if (type == "NFC") return std::make_unique<UnicodeForm>(false);
-  if (type == "NFKC") return std::make_unique<UnicodeForm>(true);
+  if (type == "NFC" || type == "NFD" || type == "NFKC" || type == "NFKD")
+    return std::make_unique<UnicodeForm>(type, type.back() == 'C', type.size() == 4);
   if (type == "Lowercase") return std::make_unique<Lowercase>();
   if (type == "Prepend") return std::make_unique<Prepend>(j.at("prepend").str());
   if (type == "Replace") return std::make_unique<Replace>(Pattern(j.at("pattern")), j.at("content").str());

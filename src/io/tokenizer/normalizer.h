@@ -1,5 +1,5 @@
-// Normalizers of tokenizer.json ("normalizer"): NFC, NFKC, Lowercase, Prepend, Replace, Strip,
-// Sequence. Each rewrites one piece of text in place.
+// Normalizers of tokenizer.json ("normalizer"): NFC, NFD, NFKC, NFKD, Lowercase, Prepend, Replace,
+// Strip, Sequence. Each rewrites one piece of text in place.
 #pragma once
 
 #include <memory>
