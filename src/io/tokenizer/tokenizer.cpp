@@ -12,7 +12,8 @@ namespace tessera::tok {
 
 namespace {
 
-constexpr int32_t kByteBos = 256, kByteEos = 257, kBytePad = 258;
+// The byte tokenizer's special tokens follow the 256 byte ids.
+constexpr int32_t kByteBos = 256;
 const char* const kByteSpecials[] = {"<bos>", "<eos>", "<pad>"};
 
 std::string read_file(const std::filesystem::path& path) {
@@ -176,7 +177,7 @@ Tokenizer Tokenizer::bytes() {
   d->byte_tokenizer = true;
   d->vocab_size = 259;
   for (int k = 0; k < 3; ++k) {
-    AddedToken t{kByteSpecials[k], 256 + k, true};
+    AddedToken t{kByteSpecials[k], kByteBos + k, true};
     d->added_by_id[t.id] = d->added.size();
     d->added_by_content[t.content] = t.id;
     d->added.push_back(t);
@@ -229,14 +230,13 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids, bool skip_special
   }
   if (d.byte_tokenizer) return utf8_lossy(bytes);
   if (d.decoder) d.decoder->apply(tokens);
-  else if (tokens.size() > 1) {
-    // Without a decoder `tokenizers` joins the tokens with spaces.
-    std::string out = tokens[0];
-    for (size_t k = 1; k < tokens.size(); ++k) out += " " + tokens[k];
-    return out;
-  }
+  // Without a decoder `tokenizers` joins the tokens with spaces.
+  const std::string_view sep = d.decoder ? "" : " ";
   std::string out;
-  for (const auto& t : tokens) out += t;
+  for (size_t k = 0; k < tokens.size(); ++k) {
+    if (k > 0) out += sep;
+    out += tokens[k];
+  }
   return out;
 }
 
