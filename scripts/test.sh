@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
+scripts/fetch-tokenizers.sh
 scripts/build.sh
 cd build
 ctest -j"$(nproc)" --output-on-failure --timeout 900

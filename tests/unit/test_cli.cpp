@@ -98,3 +98,18 @@ TEST(Cli, ForwardErrorsNameTheFile) {
     EXPECT_EQ(lines(r.output), 1) << args << ": " << r.output;
   }
 }
+
+TEST(Cli, TokenizePrintsIdsAsJson) {
+  const std::string text = ::testing::TempDir() + "/tokenize_input.txt";
+  FILE* f = std::fopen(text.c_str(), "w");
+  std::fputs("Hello world", f);
+  std::fclose(f);
+  CliRun r = run_tessera("tokenize --tokenizer " TESSERA_TEST_DATA "/tokenizers/llama3 --input " + text);
+  EXPECT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output, "[9906,1917]\n");
+  r = run_tessera("tokenize --tokenizer bytes --input " + text + " --add-special-tokens");
+  EXPECT_EQ(r.output, "[256,72,101,108,108,111,32,119,111,114,108,100]\n");
+  r = run_tessera("tokenize --tokenizer /no/such/tokenizer.json --input " + text);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(lines(r.output), 1) << r.output;
+}
