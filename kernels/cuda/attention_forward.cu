@@ -41,6 +41,10 @@ __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
   const int64_t q0 = qb * kTile;
   load_tile<T, kD>(qs, static_cast<const T*>(p.q), b, q0, p.s, p.hq, h);
   for (int idx = threadIdx.x; idx < kTile * L::kLdO; idx += kTileThreads) os[idx] = 0.0f;
+  __syncthreads();
+  FragA<T> q_frags[kD / 16];  // this warp's 16 query rows stay in registers for every key tile
+#pragma unroll
+  for (int kk = 0; kk < kD / 16; ++kk) wmma::load_matrix_sync(q_frags[kk], qs + warp * 16 * kLd + kk * 16, kLd);
 
   // Lanes 2r and 2r+1 of a warp share row `row`, each taking half of its columns.
   const int row = warp * 16 + lane / 2, half = lane % 2;
@@ -63,11 +67,9 @@ __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
       wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk) {
-        FragA<T> a;
         FragBt<T> bt;
-        wmma::load_matrix_sync(a, qs + warp * 16 * kLd + kk * 16, kLd);
         wmma::load_matrix_sync(bt, ks + n * 16 * kLd + kk * 16, kLd);
-        wmma::mma_sync(acc, a, bt, acc);
+        wmma::mma_sync(acc, q_frags[kk], bt, acc);
       }
       wmma::store_matrix_sync(ss + warp * 16 * kLdScores + n * 16, acc, kLdScores, wmma::mem_row_major);
     }
