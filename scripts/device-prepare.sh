@@ -1,16 +1,50 @@
 #!/usr/bin/env bash
 # Run here, before a GPU-machine call: packs into .device/ (git-ignored) what the run needs and
-# the GPU machine lacks: Open MPI and the shared libraries our binaries link (through
-# ../shared/device/prepare.sh), and the GPU test and benchmark binaries from build/.
-# The device call then carries ".device" and runs: bash scripts/device-tests.sh
+# the GPU machine lacks: Open MPI (relocatable through OPAL_PREFIX) and the shared libraries our
+# binaries link, in the layout ../shared/device/env.sh expects, plus the GPU test and benchmark
+# binaries and the PyTorch peers. The device call then carries ".device" and runs
+# `bash scripts/device-tests.sh`. (Same recipe as ../shared/device/prepare.sh, whose
+# `ldconfig -p | awk '{...; exit}'` under pipefail dies of SIGPIPE now and then.)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${TESSERA_SHARED:-../shared}
 bins=(build/bin/tessera build/bin/test_kernels build/bin/test_gpu_comm build/bin/gemm_bench build/bin/attention_bench
       build/bin/model_bench)
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "device-prepare: $b is missing: run scripts/build.sh first" >&2; exit 1; }; done
-DEVICE_BINS="${bins[*]}" "$shared/device/prepare.sh" "$PWD"
-mkdir -p .device/bin
-cp "${bins[@]}" .device/bin/
-strip --strip-debug .device/bin/*
-echo "device-prepare: $(du -sh .device | cut -f1) in .device (the limit for a call is 64 MiB)"
+command -v orterun >/dev/null || { echo "device-prepare: Open MPI is not installed (scripts/setup.sh)" >&2; exit 1; }
+
+dev=.device
+grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
+stage=$(mktemp -d)
+trap 'rm -rf "$stage"' EXIT
+stage_bins=$stage/bin
+rm -rf "$dev" && mkdir -p "$dev/peers" "$stage_bins"
+B=$stage/mpi
+mkdir -p "$B/usr/bin" "$B/lib" "$B/etc/openmpi" "$B/usr/share" "$B/usr/lib/x86_64-linux-gnu/openmpi"
+cp -L /usr/bin/orterun /usr/bin/orted "$B/usr/bin/"
+ln -s orterun "$B/usr/bin/mpirun"
+ln -s orterun "$B/usr/bin/mpiexec"
+cp -r /usr/lib/x86_64-linux-gnu/openmpi/lib "$B/usr/lib/x86_64-linux-gnu/openmpi/"
+cp -r /usr/share/openmpi "$B/usr/share/"
+cp /etc/openmpi/* "$B/etc/openmpi/"
+[ -d /usr/lib/x86_64-linux-gnu/pmix2 ] && cp -r /usr/lib/x86_64-linux-gnu/pmix2 "$B/usr/lib/x86_64-linux-gnu/"
+
+# The shared-library closure of MPI, its plugins and our binaries, less what the GPU machine has
+# (libc and friends, CUDA, cuBLAS, NCCL).
+libs=$stage/libs.txt
+{
+  ldd "$B/usr/bin/orterun" "$B/usr/bin/orted" "${bins[@]}"
+  find "$B/usr/lib" -name '*.so*' -type f -exec ldd {} \;
+} 2>/dev/null > "$stage/ldd.txt" || true
+awk '/=>/ && $3 ~ /^\// {print $3}' "$stage/ldd.txt" | sort -u \
+  | grep -v -E '/(libc|libm|libpthread|libdl|librt|libstdc\+\+|libgcc_s|ld-linux[^/]*)\.so|/usr/local/cuda|libcuda\.so|libnccl|libcublas' \
+  > "$libs"
+while read -r l; do cp -L "$l" "$B/lib/"; done < "$libs"
+tar czf "$dev/mpi-bundle.tgz" -C "$stage" mpi
+cp "$shared/device/env.sh" "$dev/env.sh"
+cp "$shared/peers/"*.py "$dev/peers/"
+# Binaries travel compressed (mostly CUDA fatbins, about 3.5x smaller); device-tests.sh unpacks them.
+cp "${bins[@]}" "$stage_bins/"
+strip --strip-all "$stage_bins"/*
+tar czf "$dev/bin.tgz" -C "$stage" bin
+echo "device-prepare: $(du -sh "$dev" | cut -f1) in $dev ($(wc -l < "$libs") libraries; the limit for a call is 64 MiB)"

@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Run on the GPU machine from the repo root, with .device/ carried there (scripts/device-prepare.sh):
-# every GPU test and benchmark in one go, builds nothing. Logs and summary.md go to $OUT
-# (or device-out/); the summary table is printed last.
+# every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
+# to $OUT (or device-out/); the summary table is printed last.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
+[ -d .device/bin ] || tar xzf .device/bin.tgz -C .device
 export TESSERA_TEST_DATA=$PWD/tests/data
-out=${OUT:-device-out}
-mkdir -p "$out"
+dest=${OUT:-device-out}
+out=$(mktemp -d)
+mkdir -p "$dest"
 summary=$out/summary.md
 gpus=$(nvidia-smi -L | wc -l)
 mpi=(mpirun --bind-to none --oversubscribe)
@@ -51,9 +53,9 @@ cat "$out/gemm.md" >> "$summary"
 
 # Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention.
 if [ -x .device/bin/attention_bench ]; then
-  echo "| attention (B H S D) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
+  echo "| attention (B S Hq Hkv D) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
   echo "| --- | --- | --- | --- |" >> "$summary"
-  for shape in "4 16 2048 64" "4 16 4096 64" "4 16 2048 128" "4 16 4096 128"; do
+  for shape in "4 2048 32 32 64" "4 4096 32 32 64" "4 2048 16 16 128" "4 4096 16 16 128"; do
     ours=$(.device/bin/attention_bench $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
     theirs=$(python3 bench/torch_attention.py $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
     python3 - "$ours" "$theirs" "$shape" >> "$summary" <<'PY'
@@ -82,4 +84,6 @@ if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
     print(f"| ratio tessera / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
 PY
 fi
+tar czf "$dest/logs.tgz" -C "$out" .
+cp "$summary" "$dest/summary.md"
 echo; cat "$summary"
