@@ -72,6 +72,8 @@ class Communicator {
 
 // MPI over MPI_COMM_WORLD, for host tensors.
 std::unique_ptr<Communicator> make_mpi_communicator(const World& world);
+// MPI over this process alone (a world of one inside a larger job: references in tests).
+std::unique_ptr<Communicator> make_self_communicator();
 // NCCL over all ranks, for tensors on world.device; bootstrapped through MPI.
 std::unique_ptr<Communicator> make_nccl_communicator(const World& world);
 // The communicator for tensors on `device`: NCCL for CUDA, MPI for the CPU.

@@ -92,7 +92,10 @@ void check_mpi(int code, const char* what) {
 
 class MpiCommunicator : public Communicator {
  public:
-  explicit MpiCommunicator(const World& world) : rank_(world.rank), size_(world.size) {}
+  explicit MpiCommunicator(MPI_Comm comm) : comm_(comm) {
+    MPI_Comm_rank(comm, &rank_);
+    MPI_Comm_size(comm, &size_);
+  }
   int rank() const override { return rank_; }
   int size() const override { return size_; }
 
@@ -103,7 +106,7 @@ class MpiCommunicator : public Communicator {
              "all_gather: output {} must hold {} x input {}", out.str(), size_, in.str());
     MPI_Request request;
     check_mpi(MPI_Iallgather(in.data(), as_count(in.numel()), mpi_type(in.dtype()), out.data(),
-                             as_count(in.numel()), mpi_type(in.dtype()), MPI_COMM_WORLD, &request),
+                             as_count(in.numel()), mpi_type(in.dtype()), comm_, &request),
               "MPI_Iallgather");
     return finish(request, nullptr);
   }
@@ -115,7 +118,7 @@ class MpiCommunicator : public Communicator {
              "reduce_scatter: input {} must hold {} x output {}", in.str(), size_, out.str());
     MPI_Request request;
     check_mpi(MPI_Ireduce_scatter_block(in.data(), out.data(), as_count(out.numel()), mpi_type(in.dtype()),
-                                        mpi_op(in.dtype(), op), MPI_COMM_WORLD, &request),
+                                        mpi_op(in.dtype(), op), comm_, &request),
               "MPI_Ireduce_scatter_block");
     return finish(request, op == ReduceOp::Avg ? &out : nullptr);
   }
@@ -124,7 +127,7 @@ class MpiCommunicator : public Communicator {
     check_host("all_reduce", t);
     MPI_Request request;
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.data(), as_count(t.numel()), mpi_type(t.dtype()),
-                             mpi_op(t.dtype(), op), MPI_COMM_WORLD, &request),
+                             mpi_op(t.dtype(), op), comm_, &request),
               "MPI_Iallreduce");
     return finish(request, op == ReduceOp::Avg ? &t : nullptr);
   }
@@ -133,12 +136,12 @@ class MpiCommunicator : public Communicator {
     check_host("broadcast", t);
     TS_CHECK(root >= 0 && root < size_, "broadcast: root {} outside the world of {}", root, size_);
     MPI_Request request;
-    check_mpi(MPI_Ibcast(t.data(), as_count(t.numel()), mpi_type(t.dtype()), root, MPI_COMM_WORLD, &request),
+    check_mpi(MPI_Ibcast(t.data(), as_count(t.numel()), mpi_type(t.dtype()), root, comm_, &request),
               "MPI_Ibcast");
     return finish(request, nullptr);
   }
 
-  void barrier() override { check_mpi(MPI_Barrier(MPI_COMM_WORLD), "MPI_Barrier"); }
+  void barrier() override { check_mpi(MPI_Barrier(comm_), "MPI_Barrier"); }
 
  private:
   // The Work waits for the request, then divides by the world size for Avg.
@@ -152,14 +155,17 @@ class MpiCommunicator : public Communicator {
     return Work(std::move(wait), nullptr);
   }
 
-  int rank_, size_;
+  MPI_Comm comm_;
+  int rank_ = 0, size_ = 1;
 };
 
 }  // namespace
 
-std::unique_ptr<Communicator> make_mpi_communicator(const World& world) {
-  return std::make_unique<MpiCommunicator>(world);
+std::unique_ptr<Communicator> make_mpi_communicator(const World&) {
+  return std::make_unique<MpiCommunicator>(MPI_COMM_WORLD);
 }
+
+std::unique_ptr<Communicator> make_self_communicator() { return std::make_unique<MpiCommunicator>(MPI_COMM_SELF); }
 
 std::unique_ptr<Communicator> make_communicator(const World& world, Device device) {
   if (device.is_cuda()) return make_nccl_communicator(world);

@@ -136,46 +136,80 @@ Tensor layer_backward(const ModelConfig& c, const RopeTable& rope, const LayerPa
   return dx;
 }
 
-ModelOutput run_model(const ModelConfig& c, const ModelParams& params, const TokenBatch& batch, bool want_logits,
-                      ModelParams* grads, bool activation_checkpointing) {
+ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatch& batch, const RunOptions& options,
+                      double* loss_sum_out) {
   const int64_t T = batch.tokens();
-  const Device device = params.embed.device();
+  const UnitId embed = UnitId::embed(), head = UnitId::head();
+  // Tied embeddings: the head's lm_head lives in the embedding unit.
+  const bool tied = c.tie_word_embeddings;
+
+  const ModelParams& e = source.acquire(embed);
+  const Device device = e.embed.device();
+  const DType dtype = e.embed.dtype();
   const RopeTable rope = RopeTable::make(c, device);
-  Tensor x = Tensor::empty({T, c.hidden_size}, params.embed.dtype(), device);
-  ops::embedding_forward(x, params.embed, batch.ids);
+  Tensor x = Tensor::empty({T, c.hidden_size}, dtype, device);
+  ops::embedding_forward(x, e.embed, batch.ids);
+  source.release(embed);
 
   std::vector<LayerActivations> saved(c.num_hidden_layers);
+  const bool keep_all = options.backward && !options.activation_checkpointing;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const UnitId unit = UnitId::layer_unit(l);
+    const LayerParams& p = source.acquire(unit).layers[l];
     // With checkpointing only the layer's input is kept; backward recomputes the rest.
-    const bool keep_all = grads && !activation_checkpointing;
-    if (grads && activation_checkpointing) saved[l].x = x;
-    x = layer_forward(c, rope, params.layers[l], x, batch, keep_all ? &saved[l] : nullptr);
+    if (options.backward && options.activation_checkpointing) saved[l].x = x;
+    x = layer_forward(c, rope, p, x, batch, keep_all ? &saved[l] : nullptr);
+    source.release(unit);
   }
-  Tensor rstd_final;
-  Tensor h = rmsnorm(x, params.final_norm, c.rms_norm_eps, rstd_final);
 
+  const ModelParams& h_params = source.acquire(head);
+  const Tensor& lm_head = tied ? source.acquire(embed).embed : h_params.lm_head;
+  Tensor rstd_final;
+  Tensor h = rmsnorm(x, h_params.final_norm, c.rms_norm_eps, rstd_final);
   ModelOutput out;
-  if (want_logits) {
+  if (options.want_logits) {
     out.logits = Tensor::empty({batch.batch, batch.seq, c.vocab_size}, DType::F32, device);
-    ops::gemm(out.logits, h, params.lm_head, false, true);
+    ops::gemm(out.logits, h, lm_head, false, true);
   }
   TS_CHECK(batch.num_targets > 0, "the batch has no tokens to predict");
-  const float grad_scale = 1.0f / static_cast<float>(batch.num_targets);
+  const float grad_scale = options.grad_scale > 0 ? options.grad_scale : 1.0f / static_cast<float>(batch.num_targets);
   Tensor loss_sum = Tensor::empty({1}, DType::F32, device);
-  Tensor dh = grads ? Tensor::empty({T, c.hidden_size}, h.dtype(), device) : Tensor();
-  ops::linear_cross_entropy(loss_sum, dh, grads ? grads->lm_head : Tensor(), h, params.lm_head, batch.labels,
-                            grad_scale, kLossChunkTokens);
-  out.loss = loss_sum.to(Device::cpu()).data_as<float>()[0] * double(grad_scale);
-  if (!grads) return out;
-
-  Tensor dx = rmsnorm_backward(dh, x, params.final_norm, rstd_final, grads->final_norm);
-  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
-    if (activation_checkpointing) layer_forward(c, rope, params.layers[l], saved[l].x, batch, &saved[l]);
-    dx = layer_backward(c, rope, params.layers[l], grads->layers[l], dx, batch, saved[l]);
-    saved[l] = LayerActivations();  // free as we go
+  Tensor dh = options.backward ? Tensor::empty({T, c.hidden_size}, h.dtype(), device) : Tensor();
+  Tensor dlm_head = options.backward ? (tied ? source.grads(embed).embed : source.grads(head).lm_head) : Tensor();
+  ops::linear_cross_entropy(loss_sum, dh, dlm_head, h, lm_head, batch.labels, grad_scale, kLossChunkTokens);
+  const double sum = loss_sum.to(Device::cpu()).data_as<float>()[0];
+  out.loss = sum / static_cast<double>(batch.num_targets);
+  if (loss_sum_out) *loss_sum_out = sum;
+  if (!options.backward) {
+    if (tied) source.release(embed);
+    source.release(head);
+    return out;
   }
-  ops::embedding_backward(grads->embed, dx, batch.ids);
+
+  Tensor dx = rmsnorm_backward(dh, x, h_params.final_norm, rstd_final, source.grads(head).final_norm);
+  if (tied) source.release(embed);
+  source.release(head);
+  source.grads_done(head);
+  for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
+    const UnitId unit = UnitId::layer_unit(l);
+    const LayerParams& p = source.acquire(unit).layers[l];
+    if (options.activation_checkpointing) layer_forward(c, rope, p, saved[l].x, batch, &saved[l]);
+    dx = layer_backward(c, rope, p, source.grads(unit).layers[l], dx, batch, saved[l]);
+    saved[l] = LayerActivations();  // free as we go
+    source.release(unit);
+    source.grads_done(unit);
+  }
+  ops::embedding_backward(source.grads(embed).embed, dx, batch.ids);
+  source.grads_done(embed);
   return out;
+}
+
+ModelOutput run_model(const ModelConfig& c, const ModelParams& params, const TokenBatch& batch, bool want_logits,
+                      ModelParams* grads, bool activation_checkpointing) {
+  WholeParams source(params, grads);
+  return run_model(c, source, batch,
+                   {.want_logits = want_logits, .backward = grads != nullptr,
+                    .activation_checkpointing = activation_checkpointing});
 }
 
 }  // namespace tessera

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "model/model_config.h"
+#include "model/param_source.h"
 #include "model/token_batch.h"
 #include "model/transformer_params.h"
 
@@ -44,8 +45,22 @@ struct ModelOutput {
   Tensor logits;    // f32 [B, S, vocab] when asked for
 };
 
-// Forward through the whole model; with `grads`, backward too (gradients accumulate).
-// The loss never materialises fp32 logits for the whole batch (ops::linear_cross_entropy).
+struct RunOptions {
+  bool want_logits = false;
+  bool backward = false;
+  bool activation_checkpointing = false;
+  // Gradients are of (sum of the batch's token losses) x grad_scale; 0 means 1 / batch.num_targets
+  // (the batch's mean). A data-parallel step passes 1 / (targets in the whole global batch).
+  float grad_scale = 0.0f;
+};
+
+// Forward through the whole model, unit by unit from `source`; with backward, gradients
+// accumulate into source.grads(). The loss never materialises fp32 logits for the whole batch
+// (ops::linear_cross_entropy). ModelOutput.loss is the batch's mean loss; loss_sum its sum.
+ModelOutput run_model(const ModelConfig& config, ParamSource& source, const TokenBatch& batch,
+                      const RunOptions& options, double* loss_sum = nullptr);
+
+// Whole parameters in memory: forward, and with `grads` backward too.
 ModelOutput run_model(const ModelConfig& config, const ModelParams& params, const TokenBatch& batch,
                       bool want_logits, ModelParams* grads, bool activation_checkpointing = false);
 

@@ -34,27 +34,25 @@ Tensor* layer_slot(LayerParams& layer, const std::string& local) {
 
 }  // namespace
 
+Tensor& param_slot(ModelParams& params, const std::string& name) {
+  if (name == "model.embed_tokens.weight") return params.embed;
+  if (name == "model.norm.weight") return params.final_norm;
+  if (name == "lm_head.weight") return params.lm_head;
+  const std::string prefix = "model.layers.";
+  TS_CHECK(name.starts_with(prefix), "unexpected parameter {}", name);
+  const size_t dot = name.find('.', prefix.size());
+  TS_CHECK(dot != std::string::npos, "unexpected parameter {}", name);
+  const int64_t index = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
+  TS_CHECK(index >= 0 && index < static_cast<int64_t>(params.layers.size()), "unexpected parameter {}", name);
+  Tensor* slot = layer_slot(params.layers[index], name.substr(dot + 1));
+  TS_CHECK(slot, "unexpected parameter {}", name);
+  return *slot;
+}
+
 void for_each_param(const ModelConfig& config, ModelParams& params,
                     const std::function<void(const std::string&, Tensor&)>& fn) {
   params.layers.resize(config.num_hidden_layers);
-  for (const ParamSpec& spec : model_parameters(config)) {
-    const std::string& name = spec.name;
-    if (name == "model.embed_tokens.weight") {
-      fn(name, params.embed);
-    } else if (name == "model.norm.weight") {
-      fn(name, params.final_norm);
-    } else if (name == "lm_head.weight") {
-      fn(name, params.lm_head);
-    } else {
-      const std::string prefix = "model.layers.";
-      TS_CHECK(name.starts_with(prefix), "unexpected parameter {}", name);
-      const size_t dot = name.find('.', prefix.size());
-      const int64_t index = std::stoll(name.substr(prefix.size(), dot - prefix.size()));
-      Tensor* slot = layer_slot(params.layers.at(index), name.substr(dot + 1));
-      TS_CHECK(slot, "unexpected parameter {}", name);
-      fn(name, *slot);
-    }
-  }
+  for (const ParamSpec& spec : model_parameters(config)) fn(spec.name, param_slot(params, spec.name));
   if (config.tie_word_embeddings) params.lm_head = params.embed;
 }
 

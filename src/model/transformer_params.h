@@ -31,6 +31,9 @@ struct ModelParams {
 void for_each_param(const ModelConfig& config, ModelParams& params,
                     const std::function<void(const std::string& name, Tensor& slot)>& fn);
 
+// The slot of one parameter by its HF name (params.layers must already have one entry per layer).
+Tensor& param_slot(ModelParams& params, const std::string& name);
+
 // Tensors for every parameter, shaped as in HF, of `dtype` on `device`, zero-filled (gradients)
 // or left uninitialised; lm_head aliases embed when tied.
 ModelParams make_params(const ModelConfig& config, DType dtype, Device device, bool zero);

@@ -1,0 +1,26 @@
+// One optimizer step of data-parallel training: this rank's micro-batches of the global batch
+// forward and backward through the ZeRO store, then the sharded AdamW step. The loss and the
+// gradients are normalised by the target tokens of the whole global batch, so the result does not
+// depend on the world size or on how the batch is cut into micro-batches.
+#pragma once
+
+#include <vector>
+
+#include "comm/communicator.h"
+#include "model/token_batch.h"
+#include "zero/zero_store.h"
+
+namespace tessera {
+
+struct StepStats {
+  double loss = 0;       // mean over the global batch's targets
+  double grad_norm = 0;  // before clipping
+  bool skipped = false;  // non-finite gradients: no update
+  int64_t targets = 0;   // target tokens in the global batch
+};
+
+// host_comm: an MPI communicator over the same ranks, for the scalars (loss, token counts).
+StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
+                     const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing);
+
+}  // namespace tessera

@@ -1,0 +1,41 @@
+#include "zero/units.h"
+
+#include "core/error.h"
+#include "model/model_config_params.h"
+
+namespace tessera {
+
+size_t unit_index(const ModelConfig& config, UnitId id) {
+  switch (id.kind) {
+    case UnitId::Kind::Embed: return 0;
+    case UnitId::Kind::Layer: return 1 + static_cast<size_t>(id.layer);
+    case UnitId::Kind::Head: return 1 + static_cast<size_t>(config.num_hidden_layers);
+  }
+  return 0;
+}
+
+std::vector<UnitLayout> model_units(const ModelConfig& config) {
+  std::vector<UnitLayout> units(config.num_hidden_layers + 2);
+  units[0].id = UnitId::embed();
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l) units[1 + l].id = UnitId::layer_unit(l);
+  units.back().id = UnitId::head();
+  for (const ParamSpec& spec : model_parameters(config)) {
+    UnitId id = UnitId::head();
+    if (spec.name == "model.embed_tokens.weight") {
+      id = UnitId::embed();
+    } else if (spec.name.starts_with("model.layers.")) {
+      id = UnitId::layer_unit(std::stoll(spec.name.substr(13)));
+    }
+    UnitLayout& unit = units[unit_index(config, id)];
+    unit.params.push_back({spec.name, spec.shape, unit.numel});
+    unit.numel += shape_numel(spec.shape);
+  }
+  int64_t offset = 0;
+  for (UnitLayout& unit : units) {
+    unit.model_offset = offset;
+    offset += unit.numel;
+  }
+  return units;
+}
+
+}  // namespace tessera

@@ -1,0 +1,174 @@
+#include "zero/zero_store.h"
+
+#include <cmath>
+
+#include "core/error.h"
+#include "core/log.h"
+
+namespace tessera {
+
+struct ZeroStore::Unit {
+  UnitLayout layout;
+  ShardLayout shard{0, 1};
+  int owner = 0;               // this rank's index in `shard` (0 when nothing is sharded)
+  Tensor master, m, v, grad;   // f32 [shard.shard]: what this rank owns
+  Tensor low;                  // compute dtype [shard.shard]: its slice of the working copy
+  Tensor full;                 // compute dtype [shard.padded()]: the gathered working copy
+  Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward
+  ModelParams views, grad_views;
+  int acquired = 0;
+};
+
+ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm)
+    : config_(config), options_(options), comm_(comm) {
+  TS_CHECK(options.stage >= 0 && options.stage <= 3, "zero.stage must be 0..3, got {}", options.stage);
+  const Device dev = options.device;
+  for (UnitLayout& layout : model_units(config)) {
+    auto u = std::make_unique<Unit>();
+    u->layout = std::move(layout);
+    u->shard = ShardLayout(u->layout.numel, options.stage >= 1 ? comm.size() : 1);
+    u->owner = options.stage >= 1 ? comm.rank() : 0;
+    for (Tensor* t : {&u->master, &u->m, &u->v, &u->grad}) {
+      *t = Tensor::empty({u->shard.shard}, DType::F32, dev);
+      ops::fill(*t, 0.0f);
+    }
+    u->low = Tensor::empty({u->shard.shard}, options.compute_dtype, dev);
+    units_.push_back(std::move(u));
+  }
+}
+
+ZeroStore::~ZeroStore() = default;
+
+ZeroStore::Unit& ZeroStore::unit(UnitId id) { return *units_.at(unit_index(config_, id)); }
+
+int64_t ZeroStore::num_params() const {
+  int64_t n = 0;
+  for (const auto& u : units_) n += u->layout.numel;
+  return n;
+}
+
+template <typename Fn>
+void ZeroStore::for_owned(const Unit& u, Fn&& fn) const {
+  const int64_t begin = u.shard.begin(u.owner), end = u.shard.end(u.owner);
+  for (const UnitParam& p : u.layout.params) {
+    const int64_t lo = std::max(p.offset, begin), hi = std::min(p.offset + p.numel(), end);
+    if (lo < hi) fn(p, lo - p.offset, hi - p.offset, lo - begin);
+  }
+}
+
+void ZeroStore::bind(Unit& u, const Tensor& flat, ModelParams& views) {
+  views = ModelParams();
+  views.layers.resize(config_.num_hidden_layers);
+  for (const UnitParam& p : u.layout.params) param_slot(views, p.name) = flat.flat_slice(p.offset, p.numel()).view(p.shape);
+}
+
+void ZeroStore::gather(Unit& u) {
+  if (u.shard.world == 1) {
+    u.full = u.low;  // nothing sharded: the working copy is the whole unit
+  } else {
+    u.full = Tensor::empty({u.shard.padded()}, options_.compute_dtype, options_.device);
+    comm_.all_gather(u.full, u.low).wait();
+  }
+  bind(u, u.full, u.views);
+}
+
+void ZeroStore::init_random(uint64_t seed, float std) {
+  for (auto& u : units_) {
+    for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
+      Tensor slice = u->master.flat_slice(at, e - b);
+      if (p.decays())
+        ops::fill_normal(slice, seed, static_cast<uint64_t>(u->layout.model_offset + p.offset + b), 0.0f, std);
+      else
+        ops::fill(slice, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
+    });
+    ops::copy(u->low, u->master);
+    if (options_.stage < 3) gather(*u);
+  }
+}
+
+void ZeroStore::load(const SafetensorsModel& checkpoint) {
+  for (auto& u : units_) {
+    for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
+      const Tensor part = with_context(p.name, [&] { return checkpoint.tensor(p.name).flat_slice(b, e - b); });
+      copy_bytes(u->master.flat_slice(at, e - b), ops::cast(part, DType::F32));
+    });
+    ops::copy(u->low, u->master);
+    if (options_.stage < 3) gather(*u);
+  }
+}
+
+const ModelParams& ZeroStore::acquire(UnitId id) {
+  Unit& u = unit(id);
+  if (!u.full.defined()) gather(u);
+  ++u.acquired;
+  return u.views;
+}
+
+void ZeroStore::release(UnitId id) {
+  Unit& u = unit(id);
+  TS_CHECK(u.acquired > 0, "ZeroStore: release without acquire");
+  if (--u.acquired == 0 && options_.stage == 3) {
+    u.views = ModelParams();
+    u.full = Tensor();
+  }
+}
+
+ModelParams& ZeroStore::grads(UnitId id) {
+  Unit& u = unit(id);
+  if (!u.full_grad.defined()) {
+    u.full_grad = Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
+    ops::fill(u.full_grad, 0.0f);
+    bind(u, u.full_grad, u.grad_views);
+  }
+  return u.grad_views;
+}
+
+void ZeroStore::grads_done(UnitId id) {
+  Unit& u = unit(id);
+  if (options_.stage < 2) return;  // stages 0-1 reduce whole gradients at the step
+  Tensor mine = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
+  comm_.reduce_scatter(mine, u.full_grad, ReduceOp::Sum).wait();
+  ops::add(u.grad, u.grad, mine);
+  u.grad_views = ModelParams();
+  u.full_grad = Tensor();
+}
+
+StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
+  // Stages 0-1: whole gradients are summed over the ranks now; each rank keeps its shard of them.
+  if (options_.stage < 2) {
+    for (auto& u : units_) {
+      if (!u->full_grad.defined()) continue;
+      if (comm_.size() > 1) comm_.all_reduce(u->full_grad, ReduceOp::Sum).wait();
+      copy_bytes(u->grad, u->full_grad.flat_slice(u->owner * u->shard.shard, u->shard.shard));
+      u->grad_views = ModelParams();
+      u->full_grad = Tensor();
+    }
+  }
+  Tensor norm_sq = Tensor::empty({1}, DType::F32, options_.device);
+  ops::fill(norm_sq, 0.0f);
+  for (auto& u : units_) ops::sum_squares(norm_sq, u->grad);
+  if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq, ReduceOp::Sum).wait();
+  StepResult result;
+  result.grad_norm = std::sqrt(static_cast<double>(norm_sq.to(Device::cpu()).data_as<float>()[0]));
+  result.skipped = !std::isfinite(result.grad_norm);
+  if (!result.skipped) {
+    const double coef = clip_norm > 0 ? std::min(1.0, clip_norm / (result.grad_norm + 1e-6)) : 1.0;
+    for (auto& u : units_) {
+      for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
+        ops::AdamWStep s = adam;
+        s.grad_scale = static_cast<float>(coef);
+        if (!p.decays()) s.weight_decay = 0.0f;
+        const int64_t n = e - b;
+        ops::adamw(u->master.flat_slice(at, n), u->grad.flat_slice(at, n), u->m.flat_slice(at, n),
+                   u->v.flat_slice(at, n), s, u->low.flat_slice(at, n));
+      });
+    }
+  }
+  for (auto& u : units_) {
+    ops::fill(u->grad, 0.0f);
+    if (options_.stage < 3 && !result.skipped) gather(*u);
+  }
+  return result;
+}
+
+}  // namespace tessera

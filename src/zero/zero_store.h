@@ -1,0 +1,74 @@
+// The ZeRO parameter store: every rank holds 1/W of each unit's fp32 master weights, Adam moments
+// and gradient accumulator, plus its slice of the compute-dtype working copy. It is the model's
+// ParamSource:
+//   stage 3  acquire() all-gathers a unit's working copy, release() frees it;
+//   stage 2  the working copy stays whole on every rank (re-gathered after each step);
+//   stage 1  as 2, and gradients are all-reduced whole at the step instead of reduce-scattered;
+//   stage 0  nothing is sharded: every rank keeps and updates everything (plain data parallel).
+// Gradients of a unit are reduce-scattered into the owners' fp32 shards as soon as its backward is
+// done (stages 2-3) and the whole-unit buffer freed. The optimizer step clips by the global norm
+// and skips (and counts) a step whose gradients are not finite.
+#pragma once
+
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "io/safetensors.h"
+#include "kernels/ops.h"
+#include "model/param_source.h"
+#include "zero/units.h"
+
+namespace tessera {
+
+struct ZeroOptions {
+  int stage = 3;
+  DType compute_dtype = DType::BF16;  // the working copy's dtype (f32 for fp32 training)
+  Device device;                      // where shards and the working copy live
+};
+
+struct StepResult {
+  double grad_norm = 0;  // before clipping
+  bool skipped = false;  // non-finite gradients: no update
+};
+
+class ZeroStore : public ParamSource {
+ public:
+  ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm);
+  ~ZeroStore() override;
+
+  // HF-style initialisation independent of the world size: N(0, std) for matrices and
+  // embeddings, 1 for norms, 0 for biases; element i of the model uses Philox counter i.
+  void init_random(uint64_t seed, float std);
+  // Master weights from a checkpoint; each rank reads only the slices it owns.
+  void load(const SafetensorsModel& checkpoint);
+
+  const ModelParams& acquire(UnitId unit) override;
+  void release(UnitId unit) override;
+  ModelParams& grads(UnitId unit) override;
+  void grads_done(UnitId unit) override;
+
+  // One AdamW step (hyper-parameters in `adam`, its grad_scale ignored) with global-norm clipping
+  // (clip_norm 0: off), then fresh working copies and zeroed gradients.
+  StepResult step(const ops::AdamWStep& adam, double clip_norm);
+
+  int64_t num_params() const;
+  const ModelConfig& config() const { return config_; }
+
+ private:
+  struct Unit;
+  Unit& unit(UnitId id);
+  void bind(Unit& u, const Tensor& flat, ModelParams& views);
+  void gather(Unit& u);
+  // Runs fn(param, begin, end): the part [begin, end) of `param` that lies in this rank's shard,
+  // at shard position param.offset + begin - shard_begin.
+  template <typename Fn>
+  void for_owned(const Unit& u, Fn&& fn) const;
+
+  ModelConfig config_;
+  ZeroOptions options_;
+  Communicator& comm_;
+  std::vector<std::unique_ptr<Unit>> units_;
+};
+
+}  // namespace tessera
