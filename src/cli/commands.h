@@ -11,5 +11,7 @@ void add_config_command(CLI::App& app);
 void add_selftest_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_train_command(CLI::App& app);
+void add_estimate_memory_command(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -1,6 +1,7 @@
 #include "engine/model_loader.h"
 
 #include "core/error.h"
+#include "engine/config/yaml_json.h"
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/model_config_params.h"
@@ -17,6 +18,12 @@ LoadedModel load_hf_model(const std::string& folder, DType dtype, Device device)
     slot = ops::cast(weights.tensor(name), dtype).to(device);
   });
   return model;
+}
+
+ModelConfig job_model_config(const ModelSection& model) {
+  TS_CHECK(!model.path.empty() || !model.init.IsNull(), "the job names no model: set model.path or model.init");
+  if (!model.path.empty()) return ModelConfig::from_file(model.path);
+  return ModelConfig::from_json(config::yaml_to_json(model.init), "model.init");
 }
 
 }  // namespace tessera

@@ -1,0 +1,43 @@
+// `tessera estimate-memory JOB.yaml --ranks N`: per-rank memory by ZeRO stage, before running.
+#include <cstdio>
+
+#include "cli/commands.h"
+#include "engine/memory_estimate.h"
+#include "engine/model_loader.h"
+
+namespace tessera::cli {
+
+namespace {
+
+double gib(double bytes) { return bytes / 1073741824.0; }
+
+void print_estimate(const std::string& file, const std::vector<std::string>& overrides, int ranks) {
+  const JobConfig job = load_job_config(file, overrides);
+  const ModelConfig model = job_model_config(job.model);
+  std::printf("per-rank memory (GiB) on %d rank(s), micro-batch %ld x %ld tokens, %s%s\n", ranks,
+              job.train.micro_batch_size, job.data.seq_len, job.train.dtype.c_str(),
+              job.train.activation_checkpointing ? ", activation checkpointing" : "");
+  std::printf("%-6s %9s %9s %9s %9s %9s %11s %9s\n", "stage", "working", "master", "adam m,v", "grads", "gathered",
+              "activations", "total");
+  for (const MemoryEstimate& e : estimate_memory(model, job, ranks))
+    std::printf("%-6d %9.2f %9.2f %9.2f %9.2f %9.2f %11.2f %9.2f%s\n", e.stage, gib(e.working), gib(e.master),
+                gib(e.moments), gib(e.gradients), gib(e.gathered), gib(e.activations), gib(e.total()),
+                e.stage == job.zero.stage ? "  <- zero.stage" : "");
+  std::printf("offload: zero.offload_optimizer / zero.offload_params are not implemented yet; all state is on the "
+              "training device.\n");
+}
+
+}  // namespace
+
+void add_estimate_memory_command(CLI::App& app) {
+  auto* cmd = app.add_subcommand("estimate-memory", "Per-rank memory of a job by ZeRO stage, before running it");
+  auto file = std::make_shared<std::string>();
+  auto overrides = std::make_shared<std::vector<std::string>>();
+  auto ranks = std::make_shared<int>(1);
+  cmd->add_option("config", *file, "YAML job config")->required();
+  cmd->add_option("--ranks", *ranks, "number of ranks")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--set", *overrides, "Override a key: --set train.micro_batch_size=2 (repeatable)");
+  cmd->callback([file, overrides, ranks] { print_estimate(*file, *overrides, *ranks); });
+}
+
+}  // namespace tessera::cli

@@ -1,0 +1,23 @@
+// Per-rank memory of a ZeRO job, before running it: model state by stage (bytes per parameter:
+// 2 for the compute-dtype working copy, 4 fp32 master, 8 Adam moments, 4 fp32 gradients), the
+// gathered units in flight, and activations (what each layer saves for backward).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "engine/config/job_config.h"
+#include "model/model_config.h"
+
+namespace tessera {
+
+struct MemoryEstimate {
+  int stage = 3;
+  double working = 0, master = 0, moments = 0, gradients = 0, gathered = 0, activations = 0;  // bytes
+  double total() const { return working + master + moments + gradients + gathered + activations; }
+};
+
+// One estimate per ZeRO stage 0..3 for `ranks` ranks, with the job's batch and dtype.
+std::vector<MemoryEstimate> estimate_memory(const ModelConfig& model, const JobConfig& job, int ranks);
+
+}  // namespace tessera

@@ -1,0 +1,39 @@
+// What a training run tells people: a log line per logged step on rank 0 (step/total, loss, lr,
+// grad norm, tokens/s, model TFLOP/s, memory, ETA) and, when log.metrics_file is set, one JSON
+// object per logged step in that file (eval rows add eval_loss).
+#pragma once
+
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+
+#include "core/device.h"
+
+namespace tessera {
+
+struct StepLog {
+  int64_t step = 0, total_steps = 0;
+  double loss = 0, lr = 0, grad_norm = 0;
+  int64_t tokens = 0;     // tokens processed this step (whole global batch)
+  double seconds = 0;     // wall time of this step
+  double flops = 0;       // model FLOPs of this step (whole global batch)
+  int world = 1;
+  bool skipped = false;
+};
+
+class TrainLog {
+ public:
+  TrainLog(bool speaker, const std::string& metrics_file, Device device);
+  ~TrainLog();
+  void step(const StepLog& s);
+  void eval(int64_t step, double eval_loss);
+
+ private:
+  bool speaker_;
+  Device device_;
+  std::FILE* metrics_ = nullptr;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+};
+
+}  // namespace tessera

@@ -1,0 +1,153 @@
+#include "engine/trainer.h"
+
+#include <atomic>
+#include <csignal>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/memory.h"
+#include "engine/model_loader.h"
+#include "engine/schedule.h"
+#include "engine/train_log.h"
+#include "engine/train_step.h"
+#include "io/data/data_loader.h"
+#include "io/safetensors.h"
+#include "io/tokenizer/tokenizer.h"
+#include "model/model_config_params.h"
+#include "model/transformer.h"
+
+namespace tessera {
+
+namespace {
+
+std::atomic<bool> g_stop_requested{false};
+
+void request_stop(int) { g_stop_requested = true; }
+
+Device training_device(const TrainSection& train, const World& world) {
+  if (train.device == "cpu") return Device::cpu();
+  if (train.device == "cuda")
+    TS_CHECK(world.device.is_cuda(), "train.device is cuda, but rank {} has no GPU ({})", world.rank,
+             cuda_unavailable_reason());
+  return world.device;
+}
+
+tok::Tokenizer load_tokenizer(const ModelSection& model) {
+  const std::string& path = model.tokenizer.empty() ? model.path : model.tokenizer;
+  TS_CHECK(!path.empty(), "the job names no tokenizer: set model.tokenizer (a tokenizer.json, or bytes)");
+  return path == "bytes" ? tok::Tokenizer::bytes() : tok::Tokenizer::from_file(path);
+}
+
+// Model FLOPs of one global batch: 6 N per token plus causal attention, as torch_peer.py counts.
+double step_flops(const ModelConfig& c, int64_t params, int64_t sequences, int64_t seq) {
+  const double tokens = static_cast<double>(sequences) * seq;
+  return 6.0 * params * tokens + 6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq * tokens;
+}
+
+// This rank's micro-batches of global batch `index`.
+std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, int64_t index, int64_t global, int64_t begin,
+                                     int64_t end, int64_t micro, Device device) {
+  const std::vector<data::Sequence> sequences = loader.global_batch(index, global, begin, end);
+  std::vector<TokenBatch> out;
+  for (size_t first = 0; first < sequences.size(); first += micro) {
+    const size_t last = std::min(sequences.size(), first + static_cast<size_t>(micro));
+    out.push_back(data::make_token_batch({sequences.begin() + first, sequences.begin() + last}, device));
+  }
+  return out;
+}
+
+double evaluate(ZeroStore& store, Communicator& host, const data::DataLoader& loader, const JobConfig& job,
+                const World& world, Device device) {
+  const int64_t per_rank = job.train.micro_batch_size, global = per_rank * world.size;
+  double loss_sum = 0, targets = 0;
+  for (int64_t i = 0; i < job.eval.batches; ++i) {
+    for (const TokenBatch& b : rank_batches(loader, i, global, world.rank * per_rank, (world.rank + 1) * per_rank,
+                                            per_rank, device)) {
+      double sum = 0;
+      run_model(store.config(), store, b, {}, &sum);
+      loss_sum += sum;
+      targets += static_cast<double>(b.num_targets);
+    }
+  }
+  Tensor totals = Tensor::from_vector<float>({static_cast<float>(loss_sum), static_cast<float>(targets)}, {2}, DType::F32);
+  host.all_reduce(totals, ReduceOp::Sum).wait();
+  return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
+}
+
+}  // namespace
+
+TrainSummary run_training(const JobConfig& job, const World& world) {
+  const Device device = training_device(job.train, world);
+  const ModelConfig config = job_model_config(job.model);
+  const tok::Tokenizer tokenizer = load_tokenizer(job.model);
+  TS_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer has {} ids but the model's vocabulary is {}",
+           tokenizer.vocab_size(), config.vocab_size);
+
+  auto host = make_mpi_communicator(world);
+  auto comm = make_communicator(world, device);
+  const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
+  ZeroStore store(config, {.stage = static_cast<int>(job.zero.stage), .compute_dtype = dtype, .device = device}, *comm);
+  if (!job.model.path.empty())
+    store.load(SafetensorsModel::open(job.model.path));
+  else
+    store.init_random(static_cast<uint64_t>(job.train.seed), 0.02f);
+
+  TS_CHECK(!job.data.train.empty(), "data.train: no training data given");
+  const uint64_t seed = static_cast<uint64_t>(job.train.seed);
+  const data::DataLoader train_data(job.data, tokenizer, seed);
+  std::unique_ptr<data::DataLoader> eval_data;
+  if (!job.data.eval.empty() && job.eval.every_steps > 0) {
+    DataSection eval_section = job.data;
+    eval_section.train = job.data.eval;
+    eval_data = std::make_unique<data::DataLoader>(eval_section, tokenizer, seed);
+  }
+  const int64_t per_rank = job.train.micro_batch_size * job.train.grad_accum, global = per_rank * world.size;
+  TS_CHECK(train_data.num_sequences() >= global, "{}: {} sequences of {} tokens, fewer than one global batch ({} = "
+           "micro_batch_size x grad_accum x {} ranks)", job.data.train, train_data.num_sequences(), job.data.seq_len,
+           global, world.size);
+  spdlog::info("training {} parameters ({} layers) on {} rank(s), {}, ZeRO stage {}, global batch {} x {} tokens",
+               store.num_params(), config.num_hidden_layers, world.size, device.str(), job.zero.stage, global,
+               job.data.seq_len);
+
+  std::signal(SIGINT, request_stop);
+  std::signal(SIGTERM, request_stop);
+  TrainLog log(world.rank == 0, job.log.metrics_file, device);
+  TrainSummary summary;
+  for (int64_t step = 1; step <= job.train.steps; ++step) {
+    const auto start = std::chrono::steady_clock::now();
+    const double lr = learning_rate(job.train, step);
+    const auto batches = rank_batches(train_data, step - 1, global, world.rank * per_rank, (world.rank + 1) * per_rank,
+                                      job.train.micro_batch_size, device);
+    const ops::AdamWStep adam{.lr = static_cast<float>(lr), .beta1 = static_cast<float>(job.train.betas[0]),
+                              .beta2 = static_cast<float>(job.train.betas[1]), .eps = static_cast<float>(job.train.eps),
+                              .weight_decay = static_cast<float>(job.train.weight_decay), .step = step};
+    const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
+                                       job.train.activation_checkpointing);
+    synchronize_device(device);
+    if (stats.skipped) {
+      ++summary.skipped_steps;
+      spdlog::warn("step {}: gradients are not finite; the step was skipped ({} so far)", step, summary.skipped_steps);
+    }
+    summary.steps_done = step;
+    summary.last_loss = stats.loss;
+    if (step % job.log.every_steps == 0 || step == job.train.steps)
+      log.step({step, job.train.steps, stats.loss, lr, stats.grad_norm, global * job.data.seq_len,
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                step_flops(config, store.num_params(), global, job.data.seq_len), world.size, stats.skipped});
+    if (eval_data && step % job.eval.every_steps == 0) log.eval(step, evaluate(store, *host, *eval_data, job, world, device));
+    // Every rank stops after the same step when any of them was asked to.
+    Tensor stop = Tensor::from_vector<int32_t>({g_stop_requested ? 1 : 0}, {1}, DType::I32);
+    host->all_reduce(stop, ReduceOp::Max).wait();
+    if (stop.data_as<int32_t>()[0]) {
+      summary.interrupted = true;
+      spdlog::warn("stopping after step {}: interrupted", step);
+      break;
+    }
+  }
+  spdlog::info("done: {} steps, last loss {:.4f}, peak memory {:.2f} GiB on {}, {:.2f} GiB host", summary.steps_done,
+               summary.last_loss, memory_stats(device).peak_allocated / 1073741824.0, device.str(),
+               memory_stats(Device::cpu()).peak_allocated / 1073741824.0);
+  return summary;
+}
+
+}  // namespace tessera

@@ -1,0 +1,19 @@
+// `tessera train`: data-parallel ZeRO training of a Hugging Face model (or one initialised from
+// model.init) on JSONL or text data, as a job config describes.
+#pragma once
+
+#include "comm/world.h"
+#include "engine/config/job_config.h"
+
+namespace tessera {
+
+struct TrainSummary {
+  int64_t steps_done = 0;
+  double last_loss = 0;
+  int64_t skipped_steps = 0;  // steps whose gradients were not finite
+  bool interrupted = false;   // stopped early by SIGINT/SIGTERM
+};
+
+TrainSummary run_training(const JobConfig& config, const World& world);
+
+}  // namespace tessera
