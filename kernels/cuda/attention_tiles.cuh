@@ -1,5 +1,6 @@
-// Tiles of the tensor-core attention kernels: 64 rows of one head, staged in shared memory,
-// multiplied with nvcuda::wmma 16x16x16 fragments (bf16/f16 in, fp32 accumulate).
+// Tiles of the tensor-core attention kernels: 64 rows of one head, staged in shared memory with
+// padded rows. The backward multiplies them with nvcuda::wmma 16x16x16 fragments (bf16/f16 in,
+// fp32 accumulate); the forward with mma.sync (mma_ptx.cuh).
 #pragma once
 
 #include <mma.h>
