@@ -78,6 +78,7 @@ __global__ void __launch_bounds__(kTileThreads) backward_kernel(Params p) {
   const int64_t q_tiles = (p.s + kTile - 1) / kTile;
   for (int64_t h = kvh * p.group; h < (kvh + 1) * p.group; ++h) {
     for (int64_t qb = kb; qb < q_tiles; ++qb) {  // earlier query tiles never see these keys
+      if (p.tiles_disjoint(b, qb, kb)) continue;  // other documents only (never the diagonal tile)
       const int64_t q0 = qb * kTile;
       __syncthreads();  // the previous Q, dO, P^T, dS^T are no longer read
       load_tile<T, kD>(qs, static_cast<const T*>(p.q), b, q0, p.s, p.hq, h);

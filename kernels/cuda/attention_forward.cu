@@ -82,6 +82,10 @@ __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
       for (int kk = 0; kk < kD / 16; ++kk)
         ptx::ldmatrix_x4(q_frags[kk], qs + (warp * 16 + lane % 16) * kLd + kk * 16 + (lane / 16) * 8);
     }
+    if (p.tiles_disjoint(b, qb, kb)) {  // other documents only (never the diagonal tile)
+      __syncthreads();
+      continue;
+    }
 
     // S = Q K^T: ldmatrix gives K's rows as the column-major B operand, two 8-key blocks at a time.
     float s[kKeyTiles][4] = {};

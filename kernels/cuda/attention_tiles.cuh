@@ -11,7 +11,6 @@ namespace tessera::cuda::attn {
 
 namespace wmma = nvcuda::wmma;
 
-constexpr int kTile = 64;         // query rows and key rows per tile
 constexpr int kWarps = 4;         // each owns 16 rows of a tile
 constexpr int kTileThreads = kWarps * 32;
 constexpr int kLdScores = kTile + 4;  // f32 row pitch of score tiles
