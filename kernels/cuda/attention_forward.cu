@@ -5,7 +5,6 @@
 // online softmax run on them (a row's 64 scores sit in the 4 lanes of one quad), and the
 // accumulator layout of P is exactly the A-operand layout of P V, so P never visits shared memory.
 #include "kernels/cuda/attention_tiles.cuh"
-#include "kernels/cuda/mma_ptx.cuh"
 
 namespace tessera::cuda::attn {
 
@@ -16,20 +15,6 @@ struct ForwardSmem {
   static constexpr size_t kTileElems = kTile * ld_rows<kD>;
   static constexpr size_t kBytes = 5 * kTileElems * 2;  // Q, then K and V twice (double buffered)
 };
-
-// Queues the copy of rows [row0, row0 + 64) of one head into a padded tile (zeros past the end).
-template <typename T, int kD>
-__device__ __forceinline__ void copy_tile_async(T* tile, const T* base, int64_t batch, int64_t row0, int64_t seq,
-                                                int64_t heads, int64_t head) {
-  constexpr int kVecs = kD / 8;
-  for (int idx = threadIdx.x; idx < kTile * kVecs; idx += kTileThreads) {
-    const int r = idx / kVecs, c = (idx % kVecs) * 8;
-    const int64_t row = row0 + r;
-    const bool valid = row < seq;
-    const T* src = valid ? base + ((batch * seq + row) * heads + head) * kD + c : base;
-    ptx::cp_async_16(tile + r * ld_rows<kD> + c, src, valid);
-  }
-}
 
 // grid (query tiles, hq, b); the heaviest tiles (most keys) launch first.
 template <typename T, int kD>
@@ -80,14 +65,14 @@ __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
     if (kb == 0) {  // Q stays in registers for every key tile
 #pragma unroll
       for (int kk = 0; kk < kD / 16; ++kk)
-        ptx::ldmatrix_x4(q_frags[kk], qs + (warp * 16 + lane % 16) * kLd + kk * 16 + (lane / 16) * 8);
+        load_a(q_frags[kk], qs, kLd, warp * 16, kk * 16);
     }
     if (p.tiles_disjoint(b, qb, kb)) {  // other documents only (never the diagonal tile)
       __syncthreads();
       continue;
     }
 
-    // S = Q K^T: ldmatrix gives K's rows as the column-major B operand, two 8-key blocks at a time.
+    // S = Q K^T, two 8-key blocks at a time.
     float s[kKeyTiles][4] = {};
     const T* k_tile = k_stage(stage);
 #pragma unroll
@@ -95,7 +80,7 @@ __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
 #pragma unroll
       for (int np = 0; np < kKeyTiles / 2; ++np) {
         uint32_t kf[4];
-        ptx::ldmatrix_x4(kf, k_tile + (np * 16 + (lane / 16) * 8 + lane % 8) * kLd + kk * 16 + ((lane / 8) % 2) * 8);
+        load_b_rows(kf, k_tile, kLd, np * 16, kk * 16);
         ptx::mma_16816<T>(s[2 * np], q_frags[kk], kf[0], kf[1]);
         ptx::mma_16816<T>(s[2 * np + 1], q_frags[kk], kf[2], kf[3]);
       }
@@ -144,18 +129,16 @@ __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
       o[dt][3] *= alpha[1];
     }
 
-    // O += P V over 16 keys at a time; V's rows read transposed make the column-major B operand.
+    // O += P V over 16 keys at a time.
     const T* v_tile = v_stage(stage);
 #pragma unroll
     for (int ks16 = 0; ks16 < kTile / 16; ++ks16) {
-      const uint32_t pa[4] = {ptx::pack2<T>(s[2 * ks16][0], s[2 * ks16][1]),
-                              ptx::pack2<T>(s[2 * ks16][2], s[2 * ks16][3]),
-                              ptx::pack2<T>(s[2 * ks16 + 1][0], s[2 * ks16 + 1][1]),
-                              ptx::pack2<T>(s[2 * ks16 + 1][2], s[2 * ks16 + 1][3])};
+      uint32_t pa[4];
+      accumulators_as_a<T>(pa, s, ks16);
 #pragma unroll
       for (int dp = 0; dp < kDimTiles / 2; ++dp) {
         uint32_t vf[4];
-        ptx::ldmatrix_x4_trans(vf, v_tile + (ks16 * 16 + ((lane / 8) % 2) * 8 + lane % 8) * kLd + dp * 16 + (lane / 16) * 8);
+        load_b_trans(vf, v_tile, kLd, ks16 * 16, dp * 16);
         ptx::mma_16816<T>(o[2 * dp], pa, vf[0], vf[1]);
         ptx::mma_16816<T>(o[2 * dp + 1], pa, vf[2], vf[3]);
       }
