@@ -1,5 +1,7 @@
 // Entry points of CUDA attention: pick the tensor-core kernels where they apply (bf16/f16,
 // supported head dim, 16-byte aligned rows), the simple row kernels otherwise.
+#include <climits>
+
 #include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -23,6 +25,45 @@ __global__ void delta_kernel(attn::Params p, float* delta) {
   // warp enumerates [b, i, h] rows; delta is laid out [b, h, i]
   const int64_t h = warp % p.hq, i = (warp / p.hq) % p.s, b = warp / (p.hq * p.s);
   if (lane == 0) delta[(b * p.hq + h) * p.s + i] = sum;
+}
+
+// ranges[b, tile] = {min, max} of the segment ids of the tile's rows: one warp per tile.
+__global__ void segment_ranges_kernel(const int32_t* segments, int32_t* ranges, int64_t batch, int64_t s,
+                                      int64_t tiles) {
+  const int64_t warp = (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) / 32;
+  if (warp >= batch * tiles) return;
+  const int lane = threadIdx.x % 32;
+  const int64_t b = warp / tiles, row0 = (warp % tiles) * attn::kTile;
+  int32_t lo = INT_MAX, hi = INT_MIN;
+  for (int r = lane; r < attn::kTile; r += 32) {
+    if (row0 + r >= s) break;
+    const int32_t id = segments[b * s + row0 + r];
+    lo = min(lo, id);
+    hi = max(hi, id);
+  }
+  for (int o = 16; o > 0; o /= 2) {
+    lo = min(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+    hi = max(hi, __shfl_xor_sync(0xffffffffu, hi, o));
+  }
+  if (lane == 0) {
+    ranges[warp * 2] = lo;
+    ranges[warp * 2 + 1] = hi;
+  }
+}
+
+// Tile ranges of the segment ids for the tensor-core kernels to skip pairs of tiles that share
+// no document; an undefined tensor without segment ids. The caller holds it until the kernels that
+// read it are queued (the allocator is stream-ordered).
+Tensor segment_ranges(attn::Params& p, const Tensor& segment_ids, cudaStream_t stream) {
+  if (!segment_ids.defined()) return Tensor();
+  const int64_t tiles = (p.s + attn::kTile - 1) / attn::kTile;
+  Tensor ranges = Tensor::empty({p.b, tiles, 2}, DType::I32, segment_ids.device());
+  const int64_t threads = p.b * tiles * 32;
+  segment_ranges_kernel<<<unsigned((threads + 255) / 256), 256, 0, stream>>>(p.segments, ranges.data_as<int32_t>(),
+                                                                             p.b, p.s, tiles);
+  check_launch();
+  p.segment_ranges = ranges.data_as<int32_t>();
+  return ranges;
 }
 
 attn::Params params(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& segment_ids,
@@ -59,10 +100,12 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   p.out = out.data();
   p.lse = lse.data_as<float>();
   cudaStream_t stream = stream_of(q);
-  if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &out}))
+  if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &out})) {
+    const Tensor ranges = segment_ranges(p, segment_ids, stream);
     attn::flash_forward(p, q.dtype(), stream);
-  else
+  } else {
     attn::rows_forward(p, q.dtype(), stream);
+  }
 }
 
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
@@ -90,6 +133,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
     Tensor dq_accum = Tensor::empty(q.shape(), DType::F32, q.device());
     TS_CUDA_CHECK(cudaMemsetAsync(dq_accum.data(), 0, dq_accum.nbytes(), stream));
     p.dq_accum = dq_accum.data_as<float>();
+    const Tensor ranges = segment_ranges(p, segment_ids, stream);
     attn::flash_backward(p, q.dtype(), stream);
     copy(dq, dq_accum);  // cast to dq's dtype
   } else {

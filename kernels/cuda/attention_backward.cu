@@ -1,9 +1,10 @@
-// Tensor-core attention backward, FA2 style: a CTA owns 64 keys of one kv head, 4 warps of 16
-// keys each, and walks every query head of the group and every query tile at or after the
-// diagonal. Per tile a warp computes S^T = K Q^T and dP^T = V dO^T for its keys, turns them into
-// P^T = exp(scale S^T - lse) and dS^T = P^T (dP^T - delta) in fp32, and adds P^T dO to dV and
-// dS^T Q to dK in register fragments. dQ needs every key of the tile, so after a barrier each
-// warp multiplies 16 query rows of dS by K and adds them into an fp32 buffer with atomics.
+// Tensor-core attention backward, FA2 style, on mma.sync: a CTA owns 64 keys of one kv head, 4
+// warps of 16 keys each, and walks every (query head of the group, query tile at or after the
+// diagonal) pair, the next pair's Q and dO copied asynchronously while this one is used. Per pair
+// a warp computes, in registers, S^T = K Q^T, P^T = exp(scale S^T - lse), dV += P^T dO,
+// dP^T = V dO^T, dS^T = P^T (dP^T - delta) and dK += dS^T Q. dQ needs every key of the tile, so
+// dS^T goes through shared memory and, after a barrier, each warp multiplies 16 query rows of dS
+// by K and adds them into an fp32 buffer with atomics.
 #include "kernels/cuda/attention_tiles.cuh"
 
 namespace tessera::cuda::attn {
@@ -12,170 +13,211 @@ namespace {
 
 template <int kD>
 struct BackwardSmem {
-  static constexpr size_t kTileBytes = kTile * ld_rows<kD> * 2;
-  static constexpr size_t kK = 0;
-  static constexpr size_t kV = kK + kTileBytes;
-  static constexpr size_t kQ = kV + kTileBytes;
-  static constexpr size_t kDo = kQ + kTileBytes;
-  static constexpr size_t kS = kDo + kTileBytes;                        // S^T, f32
-  static constexpr size_t kDp = kS + kTile * kLdScores * 4;             // dP^T, f32
-  static constexpr size_t kP = kDp + kTile * kLdScores * 4;             // P^T
-  static constexpr size_t kDs = kP + kTile * kLdProbs * 2;              // dS^T
-  static constexpr size_t kScratch = kDs + kTile * kLdProbs * 2;        // one 16x16 f32 block per warp
-  static constexpr size_t kLse = kScratch + kWarps * 256 * 4;           // per query: lse * log2 e
-  static constexpr size_t kDelta = kLse + kTile * 4;
-  static constexpr size_t kSegQ = kDelta + kTile * 4;
+  static constexpr size_t kTileElems = kTile * ld_rows<kD>;
+  // Tiles (16-bit elements): K, V, then Q and dO per stage: Q0, dO0, Q1, dO1.
+  static constexpr size_t kDs = 6 * kTileElems * 2;       // dS^T [64 keys][64 queries], 16-bit
+  static constexpr size_t kLse = kDs + kTile * kLdProbs * 2;  // per query: lse * log2 e
+  static constexpr size_t kDelta = kLse + kTile * 4;         // per query: rowsum(dO * O)
+  static constexpr size_t kSegQ = kDelta + kTile * 4;        // per query: segment id
   static constexpr size_t kBytes = kSegQ + kTile * 4;
 };
-
-// Writes a 16x16 fp32 fragment through the warp's scratch block: fn(row, col, value) per element.
-template <typename Fn>
-__device__ __forceinline__ void for_each_element(const FragC& frag, float* scratch, Fn&& fn) {
-  wmma::store_matrix_sync(scratch, frag, 16, wmma::mem_row_major);
-  __syncwarp();
-  for (int e = threadIdx.x % 32; e < 256; e += 32) fn(e / 16, e % 16, scratch[e]);
-  __syncwarp();
-}
 
 // grid (key tiles, hkv, b).
 template <typename T, int kD>
 __global__ void __launch_bounds__(kTileThreads) backward_kernel(Params p) {
   using L = BackwardSmem<kD>;
   constexpr int kLd = ld_rows<kD>;
-  constexpr int kFrags = kD / 16;
+  constexpr int kQueryTiles = kTile / 8;  // 8-query column blocks of S^T
+  constexpr int kDimTiles = kD / 8;       // 8-dim column blocks of dK, dV
   extern __shared__ __align__(128) unsigned char smem[];
-  T* ks = reinterpret_cast<T*>(smem + L::kK);
-  T* vs = reinterpret_cast<T*>(smem + L::kV);
-  T* qs = reinterpret_cast<T*>(smem + L::kQ);
-  T* dos = reinterpret_cast<T*>(smem + L::kDo);
-  float* st = reinterpret_cast<float*>(smem + L::kS);
-  float* dpt = reinterpret_cast<float*>(smem + L::kDp);
-  T* pt = reinterpret_cast<T*>(smem + L::kP);
+  T* ks = reinterpret_cast<T*>(smem);
+  T* vs = ks + L::kTileElems;
+  auto q_stage = [&](int stage) { return ks + (2 + 2 * stage) * L::kTileElems; };
+  auto do_stage = [&](int stage) { return ks + (3 + 2 * stage) * L::kTileElems; };
   T* dst = reinterpret_cast<T*>(smem + L::kDs);
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  float* scratch = reinterpret_cast<float*>(smem + L::kScratch) + warp * 256;
   float* lse2 = reinterpret_cast<float*>(smem + L::kLse);
   float* delta = reinterpret_cast<float*>(smem + L::kDelta);
   int32_t* seg_q = reinterpret_cast<int32_t*>(smem + L::kSegQ);
 
   const int64_t kb = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
   const int64_t k0 = kb * kTile;
-  load_tile<T, kD>(ks, static_cast<const T*>(p.k), b, k0, p.s, p.hkv, kvh);
-  load_tile<T, kD>(vs, static_cast<const T*>(p.v), b, k0, p.s, p.hkv, kvh);
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const T* q_base = static_cast<const T*>(p.q);
+  const T* do_base = static_cast<const T*>(p.dout);
 
-  // Lanes 2r and 2r+1 share key row `row` of the tile, each taking 32 query columns.
-  const int row = warp * 16 + lane / 2, half = lane % 2;
-  const int64_t j = k0 + row;
-  const int32_t seg_j = j < p.s ? p.segment(b, j) : 0;
-  const float scale2 = p.scale * kLog2e;
-  FragC dk[kFrags], dv[kFrags];
+  // Work items: (query head, query tile) pairs; earlier query tiles never see these keys.
+  const int64_t per_head = (p.s + kTile - 1) / kTile - kb, items = p.group * per_head;
+  auto item_head = [&](int64_t it) { return kvh * p.group + it / per_head; };
+  auto item_tile = [&](int64_t it) { return kb + it % per_head; };
+  auto next_item = [&](int64_t it) {
+    do ++it;
+    while (it < items && p.tiles_disjoint(b, item_tile(it), kb));  // other documents only
+    return it;
+  };
+  auto copy_item = [&](int64_t it, int stage) {
+    copy_tile_async<T, kD>(q_stage(stage), q_base, b, item_tile(it) * kTile, p.s, p.hq, item_head(it));
+    copy_tile_async<T, kD>(do_stage(stage), do_base, b, item_tile(it) * kTile, p.s, p.hq, item_head(it));
+  };
+  copy_tile_async<T, kD>(ks, static_cast<const T*>(p.k), b, k0, p.s, p.hkv, kvh);
+  copy_tile_async<T, kD>(vs, static_cast<const T*>(p.v), b, k0, p.s, p.hkv, kvh);
+  int64_t it = next_item(-1);
+  copy_item(it, 0);
+  ptx::cp_async_commit();
+
+  // This lane's two key rows: g and g + 8 of the warp's 16.
+  int64_t keys[2];
+  int32_t seg_keys[2];
 #pragma unroll
-  for (int f = 0; f < kFrags; ++f) {
-    wmma::fill_fragment(dk[f], 0.0f);
-    wmma::fill_fragment(dv[f], 0.0f);
+  for (int r = 0; r < 2; ++r) {
+    keys[r] = k0 + warp * 16 + g + 8 * r;
+    seg_keys[r] = keys[r] < p.s ? p.segment(b, keys[r]) : 0;
   }
+  const float scale2 = p.scale * kLog2e;
+  float dk[kDimTiles][4] = {}, dv[kDimTiles][4] = {};
 
-  const int64_t q_tiles = (p.s + kTile - 1) / kTile;
-  for (int64_t h = kvh * p.group; h < (kvh + 1) * p.group; ++h) {
-    for (int64_t qb = kb; qb < q_tiles; ++qb) {  // earlier query tiles never see these keys
-      const int64_t q0 = qb * kTile;
-      __syncthreads();  // the previous Q, dO, P^T, dS^T are no longer read
-      load_tile<T, kD>(qs, static_cast<const T*>(p.q), b, q0, p.s, p.hq, h);
-      load_tile<T, kD>(dos, static_cast<const T*>(p.dout), b, q0, p.s, p.hq, h);
-      if (threadIdx.x < kTile) {
-        const int64_t i = q0 + threadIdx.x;
-        const bool in = i < p.s;
-        lse2[threadIdx.x] = in ? p.lse_in[p.row_offset(b, h, i)] * kLog2e : 0.0f;
-        delta[threadIdx.x] = in ? p.delta[p.row_offset(b, h, i)] : 0.0f;
-        seg_q[threadIdx.x] = in ? p.segment(b, i) : 0;
-      }
-      __syncthreads();
+  for (int stage = 0; it < items; stage ^= 1) {
+    const int64_t next = next_item(it);
+    if (next < items) {
+      copy_item(next, stage ^ 1);
+      ptx::cp_async_commit();
+      ptx::cp_async_wait<1>();
+    } else {
+      ptx::cp_async_wait<0>();
+    }
+    const int64_t h = item_head(it), qb = item_tile(it), q0 = qb * kTile;
+    if (threadIdx.x < kTile) {
+      const int64_t i = q0 + threadIdx.x;
+      const bool in = i < p.s;
+      lse2[threadIdx.x] = in ? p.lse_in[p.row_offset(b, h, i)] * kLog2e : INFINITY;  // P = 0 past the end
+      delta[threadIdx.x] = in ? p.delta[p.row_offset(b, h, i)] : 0.0f;
+      seg_q[threadIdx.x] = in ? p.segment(b, i) : 0;
+    }
+    __syncthreads();
+    const T* qs = q_stage(stage);
+    const T* dos = do_stage(stage);
 
-      // S^T = K Q^T and dP^T = V dO^T for this warp's 16 keys.
-      for (int n = 0; n < kTile / 16; ++n) {
-        FragC s_acc, dp_acc;
-        wmma::fill_fragment(s_acc, 0.0f);
-        wmma::fill_fragment(dp_acc, 0.0f);
+    // S^T = K Q^T for this warp's 16 keys, then P^T. Element e of block nt: key keys[e / 2],
+    // query column nt * 8 + 2t + e % 2.
+    float s[kQueryTiles][4] = {};
 #pragma unroll
-        for (int kk = 0; kk < kFrags; ++kk) {
-          FragA<T> a;
-          FragBt<T> bt;
-          wmma::load_matrix_sync(a, ks + warp * 16 * kLd + kk * 16, kLd);
-          wmma::load_matrix_sync(bt, qs + n * 16 * kLd + kk * 16, kLd);
-          wmma::mma_sync(s_acc, a, bt, s_acc);
-          wmma::load_matrix_sync(a, vs + warp * 16 * kLd + kk * 16, kLd);
-          wmma::load_matrix_sync(bt, dos + n * 16 * kLd + kk * 16, kLd);
-          wmma::mma_sync(dp_acc, a, bt, dp_acc);
-        }
-        wmma::store_matrix_sync(st + warp * 16 * kLdScores + n * 16, s_acc, kLdScores, wmma::mem_row_major);
-        wmma::store_matrix_sync(dpt + warp * 16 * kLdScores + n * 16, dp_acc, kLdScores, wmma::mem_row_major);
-      }
-      __syncwarp();
-
-      // P^T and dS^T for key row `row`; masked entries (and query rows past the end) are zero.
-#pragma unroll 8
-      for (int c = 0; c < 32; ++c) {
-        const int col = half * 32 + c;
-        const int64_t i = q0 + col;
-        float prob = 0.0f, ds = 0.0f;
-        if (i < p.s && j < p.s && sees(i, j, seg_q[col], seg_j)) {
-          prob = exp2f(st[row * kLdScores + col] * scale2 - lse2[col]);
-          ds = prob * (dpt[row * kLdScores + col] - delta[col]);
-        }
-        pt[row * kLdProbs + col] = from_f32<T>(prob);
-        dst[row * kLdProbs + col] = from_f32<T>(ds);
-      }
-      __syncwarp();
-
-      // dV += P^T dO, dK += dS^T Q.
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t a[4];
+      load_a(a, ks, kLd, warp * 16, kk * 16);
 #pragma unroll
-      for (int f = 0; f < kFrags; ++f) {
-#pragma unroll
-        for (int n = 0; n < kTile / 16; ++n) {
-          FragA<T> a;
-          FragB<T> bm;
-          wmma::load_matrix_sync(a, pt + warp * 16 * kLdProbs + n * 16, kLdProbs);
-          wmma::load_matrix_sync(bm, dos + n * 16 * kLd + f * 16, kLd);
-          wmma::mma_sync(dv[f], a, bm, dv[f]);
-          wmma::load_matrix_sync(a, dst + warp * 16 * kLdProbs + n * 16, kLdProbs);
-          wmma::load_matrix_sync(bm, qs + n * 16 * kLd + f * 16, kLd);
-          wmma::mma_sync(dk[f], a, bm, dk[f]);
-        }
-      }
-      __syncthreads();  // dS^T complete for all 64 keys
-
-      // dQ[16 rows of this warp] += scale * dS K, where dS is dS^T read transposed.
-      const int64_t i0 = q0 + warp * 16;
-      if (i0 >= p.s) continue;
-      for (int f = 0; f < kFrags; ++f) {
-        FragC acc;
-        wmma::fill_fragment(acc, 0.0f);
-#pragma unroll
-        for (int n = 0; n < kTile / 16; ++n) {
-          FragAt<T> at;
-          FragB<T> bk;
-          wmma::load_matrix_sync(at, dst + n * 16 * kLdProbs + warp * 16, kLdProbs);
-          wmma::load_matrix_sync(bk, ks + n * 16 * kLd + f * 16, kLd);
-          wmma::mma_sync(acc, at, bk, acc);
-        }
-        for_each_element(acc, scratch, [&](int r, int c, float value) {
-          if (i0 + r < p.s) atomicAdd(p.dq_accum + p.q_offset(b, i0 + r, h) + f * 16 + c, value * p.scale);
-        });
+      for (int np = 0; np < kQueryTiles / 2; ++np) {
+        uint32_t bf[4];
+        load_b_rows(bf, qs, kLd, np * 16, kk * 16);
+        ptx::mma_16816<T>(s[2 * np], a, bf[0], bf[1]);
+        ptx::mma_16816<T>(s[2 * np + 1], a, bf[2], bf[3]);
       }
     }
+    const bool diagonal = qb == kb;
+#pragma unroll
+    for (int nt = 0; nt < kQueryTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const int col = nt * 8 + 2 * t + e % 2;
+        bool ok = !diagonal || keys[e / 2] <= q0 + col;
+        if (p.segments) ok = ok && seg_q[col] == seg_keys[e / 2];
+        s[nt][e] = ok ? exp2f(s[nt][e] * scale2 - lse2[col]) : 0.0f;
+      }
+    }
+
+    // dV += P^T dO.
+#pragma unroll
+    for (int ks16 = 0; ks16 < kTile / 16; ++ks16) {
+      uint32_t pa[4];
+      accumulators_as_a<T>(pa, s, ks16);
+#pragma unroll
+      for (int dp = 0; dp < kDimTiles / 2; ++dp) {
+        uint32_t bf[4];
+        load_b_trans(bf, dos, kLd, ks16 * 16, dp * 16);
+        ptx::mma_16816<T>(dv[2 * dp], pa, bf[0], bf[1]);
+        ptx::mma_16816<T>(dv[2 * dp + 1], pa, bf[2], bf[3]);
+      }
+    }
+
+    // dP^T = V dO^T, then dS^T = P^T (dP^T - delta) in place.
+    float ds[kQueryTiles][4] = {};
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      uint32_t a[4];
+      load_a(a, vs, kLd, warp * 16, kk * 16);
+#pragma unroll
+      for (int np = 0; np < kQueryTiles / 2; ++np) {
+        uint32_t bf[4];
+        load_b_rows(bf, dos, kLd, np * 16, kk * 16);
+        ptx::mma_16816<T>(ds[2 * np], a, bf[0], bf[1]);
+        ptx::mma_16816<T>(ds[2 * np + 1], a, bf[2], bf[3]);
+      }
+    }
+#pragma unroll
+    for (int nt = 0; nt < kQueryTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) ds[nt][e] = s[nt][e] * (ds[nt][e] - delta[nt * 8 + 2 * t + e % 2]);
+#pragma unroll
+      for (int r = 0; r < 2; ++r)
+        *reinterpret_cast<uint32_t*>(dst + (warp * 16 + g + 8 * r) * kLdProbs + nt * 8 + 2 * t) =
+            ptx::pack2<T>(ds[nt][2 * r], ds[nt][2 * r + 1]);
+    }
+
+    // dK += dS^T Q (scaled once at the end).
+#pragma unroll
+    for (int ks16 = 0; ks16 < kTile / 16; ++ks16) {
+      uint32_t da[4];
+      accumulators_as_a<T>(da, ds, ks16);
+#pragma unroll
+      for (int dp = 0; dp < kDimTiles / 2; ++dp) {
+        uint32_t bf[4];
+        load_b_trans(bf, qs, kLd, ks16 * 16, dp * 16);
+        ptx::mma_16816<T>(dk[2 * dp], da, bf[0], bf[1]);
+        ptx::mma_16816<T>(dk[2 * dp + 1], da, bf[2], bf[3]);
+      }
+    }
+    __syncthreads();  // dS^T complete for all 64 keys
+
+    // dQ[16 query rows of this warp] += scale * dS K, where dS is dS^T read transposed.
+    if (q0 + warp * 16 < p.s) {
+      uint32_t da[kTile / 16][4];
+#pragma unroll
+      for (int ks16 = 0; ks16 < kTile / 16; ++ks16) load_a_trans(da[ks16], dst, kLdProbs, warp * 16, ks16 * 16);
+#pragma unroll 2
+      for (int dp = 0; dp < kDimTiles / 2; ++dp) {
+        float acc[2][4] = {};
+#pragma unroll
+        for (int ks16 = 0; ks16 < kTile / 16; ++ks16) {
+          uint32_t bf[4];
+          load_b_trans(bf, ks, kLd, ks16 * 16, dp * 16);
+          ptx::mma_16816<T>(acc[0], da[ks16], bf[0], bf[1]);
+          ptx::mma_16816<T>(acc[1], da[ks16], bf[2], bf[3]);
+        }
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int64_t i = q0 + warp * 16 + g + 8 * r;
+          if (i >= p.s) continue;
+          float* row = p.dq_accum + p.q_offset(b, i, h) + dp * 16 + 2 * t;
+          atomicAdd(row, acc[0][2 * r] * p.scale);
+          atomicAdd(row + 1, acc[0][2 * r + 1] * p.scale);
+          atomicAdd(row + 8, acc[1][2 * r] * p.scale);
+          atomicAdd(row + 9, acc[1][2 * r + 1] * p.scale);
+        }
+      }
+    }
+    __syncthreads();  // the next item rewrites the other stage's tiles, dS^T, lse2, delta
+    it = next;
   }
 
-  const int64_t j0 = k0 + warp * 16;
-  T* dk_out = static_cast<T*>(p.dk);
-  T* dv_out = static_cast<T*>(p.dv);
 #pragma unroll
-  for (int f = 0; f < kFrags; ++f) {
-    for_each_element(dk[f], scratch, [&](int r, int c, float value) {
-      if (j0 + r < p.s) dk_out[p.kv_offset(b, j0 + r, kvh) + f * 16 + c] = from_f32<T>(value * p.scale);
-    });
-    for_each_element(dv[f], scratch, [&](int r, int c, float value) {
-      if (j0 + r < p.s) dv_out[p.kv_offset(b, j0 + r, kvh) + f * 16 + c] = from_f32<T>(value);
-    });
+  for (int r = 0; r < 2; ++r) {
+    if (keys[r] >= p.s) continue;
+    T* dk_row = static_cast<T*>(p.dk) + p.kv_offset(b, keys[r], kvh) + 2 * t;
+    T* dv_row = static_cast<T*>(p.dv) + p.kv_offset(b, keys[r], kvh) + 2 * t;
+#pragma unroll
+    for (int dt = 0; dt < kDimTiles; ++dt) {
+      *reinterpret_cast<uint32_t*>(dk_row + dt * 8) =
+          ptx::pack2<T>(dk[dt][2 * r] * p.scale, dk[dt][2 * r + 1] * p.scale);
+      *reinterpret_cast<uint32_t*>(dv_row + dt * 8) = ptx::pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
+    }
   }
 }
 

@@ -11,6 +11,7 @@ namespace tessera::cuda::attn {
 
 constexpr float kLog2e = 1.4426950408889634f;  // softmax runs in base 2: exp(x) = exp2(x * log2 e)
 constexpr float kLn2 = 0.6931471805599453f;
+constexpr int kTile = 64;  // query rows and key rows per tile of the tensor-core kernels
 
 // Pointers and sizes of one call; the kernels cast the data pointers to their element type.
 // q, out, dout, dq: [b, s, hq, d]; k, v, dk, dv: [b, s, hkv, d]; lse, delta: [b, hq, s].
@@ -22,6 +23,7 @@ struct Params {
   const float* delta = nullptr;  // rowsum(dout * out)
   float* dq_accum = nullptr;     // f32 [b, s, hq, d], summed into with atomics
   const int32_t* segments = nullptr;
+  const int32_t* segment_ranges = nullptr;  // [b, tiles, 2]: lowest and highest id of each tile
   int64_t b = 0, s = 0, hq = 0, hkv = 0, d = 0, group = 1;
   float scale = 1.0f;
 
@@ -29,6 +31,14 @@ struct Params {
   __device__ int64_t kv_offset(int64_t bi, int64_t j, int64_t h) const { return ((bi * s + j) * hkv + h) * d; }
   __device__ int64_t row_offset(int64_t bi, int64_t h, int64_t i) const { return (bi * hq + h) * s + i; }
   __device__ int32_t segment(int64_t bi, int64_t i) const { return segments ? segments[bi * s + i] : 0; }
+  // True when no query of tile qt shares a segment with a key of tile kt: the pair is skipped.
+  __device__ bool tiles_disjoint(int64_t bi, int64_t qt, int64_t kt) const {
+    if (!segment_ranges) return false;
+    const int64_t tiles = (s + kTile - 1) / kTile;
+    const int32_t* q = segment_ranges + (bi * tiles + qt) * 2;
+    const int32_t* k = segment_ranges + (bi * tiles + kt) * 2;
+    return q[1] < k[0] || k[1] < q[0];
+  }
 };
 
 // Query i sees key j (both in [0, s)) when j <= i and they share a segment; seg_i, seg_j come

@@ -1,8 +1,9 @@
-// Tensor-core attention forward, flash style: a CTA takes 64 queries of one head, 4 warps of 16
-// rows each, and walks the key tiles up to the diagonal (later tiles are fully masked), 64 keys
-// at a time. Per tile a warp computes S = Q K^T with wmma, applies mask and online softmax in
-// fp32 on its own rows (two lanes per row), rescales its O rows and adds P V. O lives in shared
-// memory in fp32 because wmma's accumulator layout is opaque, so rows cannot be rescaled in registers.
+// Tensor-core attention forward, flash style, on mma.sync: a CTA takes 64 queries of one head,
+// 4 warps of 16 rows each, and walks the key tiles up to the diagonal (later tiles are fully
+// masked), 64 keys at a time, the next K/V tile copied asynchronously while this one is used.
+// Everything per row stays in registers: S = Q K^T lands in mma accumulators, the mask and the
+// online softmax run on them (a row's 64 scores sit in the 4 lanes of one quad), and the
+// accumulator layout of P is exactly the A-operand layout of P V, so P never visits shared memory.
 #include "kernels/cuda/attention_tiles.cuh"
 
 namespace tessera::cuda::attn {
@@ -11,125 +12,152 @@ namespace {
 
 template <int kD>
 struct ForwardSmem {
-  static constexpr int kLdO = kD + 4;
-  static constexpr size_t kQ = 0;
-  static constexpr size_t kK = kQ + kTile * ld_rows<kD> * 2;
-  static constexpr size_t kV = kK + kTile * ld_rows<kD> * 2;
-  static constexpr size_t kS = kV + kTile * ld_rows<kD> * 2;
-  static constexpr size_t kP = kS + kTile * kLdScores * 4;
-  static constexpr size_t kO = kP + kTile * kLdProbs * 2;
-  static constexpr size_t kSeg = kO + kTile * kLdO * 4;
-  static constexpr size_t kBytes = kSeg + kTile * 4;
+  static constexpr size_t kTileElems = kTile * ld_rows<kD>;
+  static constexpr size_t kBytes = 5 * kTileElems * 2;  // Q, then K and V twice (double buffered)
 };
 
 // grid (query tiles, hq, b); the heaviest tiles (most keys) launch first.
 template <typename T, int kD>
 __global__ void __launch_bounds__(kTileThreads) forward_kernel(Params p) {
-  using L = ForwardSmem<kD>;
   constexpr int kLd = ld_rows<kD>;
+  constexpr int kKeyTiles = kTile / 8;  // 8-key column blocks of S
+  constexpr int kDimTiles = kD / 8;     // 8-dim column blocks of O
   extern __shared__ __align__(128) unsigned char smem[];
-  T* qs = reinterpret_cast<T*>(smem + L::kQ);
-  T* ks = reinterpret_cast<T*>(smem + L::kK);
-  T* vs = reinterpret_cast<T*>(smem + L::kV);
-  float* ss = reinterpret_cast<float*>(smem + L::kS);
-  T* ps = reinterpret_cast<T*>(smem + L::kP);
-  float* os = reinterpret_cast<float*>(smem + L::kO);
-  int32_t* seg_k = reinterpret_cast<int32_t*>(smem + L::kSeg);
+  T* qs = reinterpret_cast<T*>(smem);
+  // K and V of stage s sit at tiles 1 + 2s and 2 + 2s (arithmetic, not an array: no local memory).
+  auto k_stage = [&](int stage) { return qs + (1 + 2 * stage) * ForwardSmem<kD>::kTileElems; };
+  auto v_stage = [&](int stage) { return qs + (2 + 2 * stage) * ForwardSmem<kD>::kTileElems; };
 
   const int64_t qb = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kvh = h / p.group;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t q0 = qb * kTile;
-  load_tile<T, kD>(qs, static_cast<const T*>(p.q), b, q0, p.s, p.hq, h);
-  for (int idx = threadIdx.x; idx < kTile * L::kLdO; idx += kTileThreads) os[idx] = 0.0f;
-  __syncthreads();
-  FragA<T> q_frags[kD / 16];  // this warp's 16 query rows stay in registers for every key tile
-#pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) wmma::load_matrix_sync(q_frags[kk], qs + warp * 16 * kLd + kk * 16, kLd);
+  const T* k_base = static_cast<const T*>(p.k);
+  const T* v_base = static_cast<const T*>(p.v);
+  copy_tile_async<T, kD>(qs, static_cast<const T*>(p.q), b, q0, p.s, p.hq, h);
+  copy_tile_async<T, kD>(k_stage(0), k_base, b, 0, p.s, p.hkv, kvh);
+  copy_tile_async<T, kD>(v_stage(0), v_base, b, 0, p.s, p.hkv, kvh);
+  ptx::cp_async_commit();
 
-  // Lanes 2r and 2r+1 of a warp share row `row`, each taking half of its columns.
-  const int row = warp * 16 + lane / 2, half = lane % 2;
-  const int64_t i = q0 + row;
-  const int32_t seg_i = i < p.s ? p.segment(b, i) : 0;
+  // This lane's two rows: g and g + 8 of the warp's 16.
+  int64_t rows[2];
+  int32_t seg_rows[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    rows[r] = q0 + warp * 16 + g + 8 * r;
+    seg_rows[r] = rows[r] < p.s ? p.segment(b, rows[r]) : 0;
+  }
   const float scale2 = p.scale * kLog2e;
-  float m = -INFINITY, l = 0.0f;
+  float m[2] = {-INFINITY, -INFINITY}, l[2] = {0.0f, 0.0f};  // l: this lane's share of the row sum
+  float o[kDimTiles][4] = {};
+  uint32_t q_frags[kD / 16][4];
 
   for (int64_t kb = 0; kb <= qb; ++kb) {
-    const int64_t k0 = kb * kTile;
-    __syncthreads();  // the previous K, V tiles are no longer read
-    load_tile<T, kD>(ks, static_cast<const T*>(p.k), b, k0, p.s, p.hkv, kvh);
-    load_tile<T, kD>(vs, static_cast<const T*>(p.v), b, k0, p.s, p.hkv, kvh);
-    if (threadIdx.x < kTile) seg_k[threadIdx.x] = k0 + threadIdx.x < p.s ? p.segment(b, k0 + threadIdx.x) : 0;
+    const int stage = kb % 2;
+    if (kb < qb) {  // prefetch the next tile into the other stage
+      copy_tile_async<T, kD>(k_stage(stage ^ 1), k_base, b, (kb + 1) * kTile, p.s, p.hkv, kvh);
+      copy_tile_async<T, kD>(v_stage(stage ^ 1), v_base, b, (kb + 1) * kTile, p.s, p.hkv, kvh);
+      ptx::cp_async_commit();
+      ptx::cp_async_wait<1>();
+    } else {
+      ptx::cp_async_wait<0>();
+    }
     __syncthreads();
-
-    // S = Q K^T for this warp's 16 rows.
-    for (int n = 0; n < kTile / 16; ++n) {
-      FragC acc;
-      wmma::fill_fragment(acc, 0.0f);
+    if (kb == 0) {  // Q stays in registers for every key tile
 #pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
-        FragBt<T> bt;
-        wmma::load_matrix_sync(bt, ks + n * 16 * kLd + kk * 16, kLd);
-        wmma::mma_sync(acc, q_frags[kk], bt, acc);
+      for (int kk = 0; kk < kD / 16; ++kk)
+        load_a(q_frags[kk], qs, kLd, warp * 16, kk * 16);
+    }
+    if (p.tiles_disjoint(b, qb, kb)) {  // other documents only (never the diagonal tile)
+      __syncthreads();
+      continue;
+    }
+
+    // S = Q K^T, two 8-key blocks at a time.
+    float s[kKeyTiles][4] = {};
+    const T* k_tile = k_stage(stage);
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+#pragma unroll
+      for (int np = 0; np < kKeyTiles / 2; ++np) {
+        uint32_t kf[4];
+        load_b_rows(kf, k_tile, kLd, np * 16, kk * 16);
+        ptx::mma_16816<T>(s[2 * np], q_frags[kk], kf[0], kf[1]);
+        ptx::mma_16816<T>(s[2 * np + 1], q_frags[kk], kf[2], kf[3]);
       }
-      wmma::store_matrix_sync(ss + warp * 16 * kLdScores + n * 16, acc, kLdScores, wmma::mem_row_major);
     }
-    __syncwarp();
 
-    // Online softmax over this lane's 32 columns; max and sum are shared with the partner lane.
-    const float* srow = ss + row * kLdScores + half * 32;
-    float x[32];
-    float tile_max = -INFINITY;
+    // Mask, then online softmax in base 2. Element e of block nt: row rows[e / 2], key column
+    // nt * 8 + 2t + e % 2. Only the diagonal tile and segment ids can mask a real query's key.
+    const int64_t k0 = kb * kTile;
+    const bool diagonal = kb == qb;
+    float tile_max[2] = {-INFINITY, -INFINITY};
 #pragma unroll
-    for (int c = 0; c < 32; ++c) {
-      const int64_t j = k0 + half * 32 + c;
-      const bool ok = i < p.s && sees(i, j, seg_i, seg_k[half * 32 + c]);
-      x[c] = ok ? srow[c] * scale2 : -INFINITY;
-      tile_max = fmaxf(tile_max, x[c]);
-    }
-    tile_max = fmaxf(tile_max, __shfl_xor_sync(0xffffffffu, tile_max, 1));
-    const float m_new = fmaxf(m, tile_max);
-    const float shift = m_new == -INFINITY ? 0.0f : m_new;  // nothing seen yet: keep exp2 finite
-    const float alpha = exp2f(m - shift);
-    float sum = 0.0f;
-    T* prow = ps + row * kLdProbs + half * 32;
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
 #pragma unroll
-    for (int c = 0; c < 32; ++c) {
-      const float e = exp2f(x[c] - shift);
-      sum += e;
-      prow[c] = from_f32<T>(e);
-    }
-    sum += __shfl_xor_sync(0xffffffffu, sum, 1);
-    l = l * alpha + sum;
-    m = m_new;
-    float* orow = os + row * L::kLdO + half * (kD / 2);
-#pragma unroll 8
-    for (int c = 0; c < kD / 2; ++c) orow[c] *= alpha;
-    __syncwarp();
-
-    // O += P V on this warp's rows.
-    for (int f = 0; f < kD / 16; ++f) {
-      FragC acc;
-      float* o_frag = os + warp * 16 * L::kLdO + f * 16;
-      wmma::load_matrix_sync(acc, o_frag, L::kLdO, wmma::mem_row_major);
-#pragma unroll
-      for (int n = 0; n < kTile / 16; ++n) {
-        FragA<T> a;
-        FragB<T> bv;
-        wmma::load_matrix_sync(a, ps + warp * 16 * kLdProbs + n * 16, kLdProbs);
-        wmma::load_matrix_sync(bv, vs + n * 16 * kLd + f * 16, kLd);
-        wmma::mma_sync(acc, a, bv, acc);
+      for (int e = 0; e < 4; ++e) {
+        const int64_t j = k0 + nt * 8 + 2 * t + e % 2, i = rows[e / 2];
+        bool ok = !diagonal || j <= i;
+        if (p.segments) ok = ok && j < p.s && p.segment(b, j) == seg_rows[e / 2];
+        s[nt][e] = ok ? s[nt][e] * scale2 : -INFINITY;
+        tile_max[e / 2] = fmaxf(tile_max[e / 2], s[nt][e]);
       }
-      wmma::store_matrix_sync(o_frag, acc, L::kLdO, wmma::mem_row_major);
     }
-    __syncwarp();
+    float alpha[2], shift[2];
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
+      tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
+      const float m_new = fmaxf(m[r], tile_max[r]);
+      shift[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing seen yet: keep exp2 finite
+      alpha[r] = exp2f(m[r] - shift[r]);
+      m[r] = m_new;
+      l[r] *= alpha[r];
+    }
+#pragma unroll
+    for (int nt = 0; nt < kKeyTiles; ++nt) {
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        s[nt][e] = exp2f(s[nt][e] - shift[e / 2]);
+        l[e / 2] += s[nt][e];
+      }
+    }
+#pragma unroll
+    for (int dt = 0; dt < kDimTiles; ++dt) {
+      o[dt][0] *= alpha[0];
+      o[dt][1] *= alpha[0];
+      o[dt][2] *= alpha[1];
+      o[dt][3] *= alpha[1];
+    }
+
+    // O += P V over 16 keys at a time.
+    const T* v_tile = v_stage(stage);
+#pragma unroll
+    for (int ks16 = 0; ks16 < kTile / 16; ++ks16) {
+      uint32_t pa[4];
+      accumulators_as_a<T>(pa, s, ks16);
+#pragma unroll
+      for (int dp = 0; dp < kDimTiles / 2; ++dp) {
+        uint32_t vf[4];
+        load_b_trans(vf, v_tile, kLd, ks16 * 16, dp * 16);
+        ptx::mma_16816<T>(o[2 * dp], pa, vf[0], vf[1]);
+        ptx::mma_16816<T>(o[2 * dp + 1], pa, vf[2], vf[3]);
+      }
+    }
+    __syncthreads();  // the next iteration's prefetch overwrites this stage
   }
 
-  if (i >= p.s) return;
-  const float* orow = os + row * L::kLdO + half * (kD / 2);
-  T* out = static_cast<T*>(p.out) + p.q_offset(b, i, h) + half * (kD / 2);
-  const float inv_l = 1.0f / l;  // l >= 1: the diagonal key is always seen
-  for (int c = 0; c < kD / 2; ++c) out[c] = from_f32<T>(orow[c] * inv_l);
-  if (half == 0) p.lse[p.row_offset(b, h, i)] = (m + log2f(l)) * kLn2;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
+    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
+    if (rows[r] >= p.s) continue;
+    const float inv_l = 1.0f / l[r];  // l >= 1: the diagonal key is always seen
+    T* out = static_cast<T*>(p.out) + p.q_offset(b, rows[r], h) + 2 * t;
+#pragma unroll
+    for (int dt = 0; dt < kDimTiles; ++dt)
+      *reinterpret_cast<uint32_t*>(out + dt * 8) = ptx::pack2<T>(o[dt][2 * r] * inv_l, o[dt][2 * r + 1] * inv_l);
+    if (t == 0) p.lse[p.row_offset(b, h, rows[r])] = (m[r] + log2f(l[r])) * kLn2;
+  }
 }
 
 template <typename T, int kD>
