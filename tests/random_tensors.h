@@ -45,6 +45,12 @@ inline double relative_error(const std::vector<float>& got, const std::vector<fl
   return std::sqrt(diff / std::max(norm, 1e-300));
 }
 
+inline double squared_norm(const Tensor& t) {
+  double sum = 0;
+  for (float v : host_f32(t)) sum += double(v) * v;
+  return sum;
+}
+
 inline double relative_error(const Tensor& got, const Tensor& want) {
   return relative_error(host_f32(got), host_f32(want));
 }

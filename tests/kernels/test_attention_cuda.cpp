@@ -73,8 +73,14 @@ TEST_P(CudaAttention, ForwardAndBackwardMatchCpu) {
 
   EXPECT_LT(relative_error(out, ref_out), tol) << "out, seed " << seed;
   EXPECT_LT(relative_error(lse, ref_lse), 1e-5) << "lse, seed " << seed;
-  EXPECT_LT(relative_error(dq, ref_dq), tol) << "dq, seed " << seed;
-  EXPECT_LT(relative_error(dk, ref_dk), tol) << "dk, seed " << seed;
+  // Where a query sees only itself (S = 1, or a one-token segment) its softmax is constant and the
+  // true dq and dk are exactly zero: their errors are measured against the scale of dv instead.
+  auto error_vs = [](const Tensor& got, const Tensor& want, const Tensor& scale) {
+    const double norm_want = std::sqrt(squared_norm(want)), norm_scale = std::sqrt(squared_norm(scale));
+    return relative_error(got, want) * norm_want / std::max(norm_want, norm_scale);
+  };
+  EXPECT_LT(error_vs(dq, ref_dq, ref_dv), tol) << "dq, seed " << seed;
+  EXPECT_LT(error_vs(dk, ref_dk, ref_dv), tol) << "dk, seed " << seed;
   EXPECT_LT(relative_error(dv, ref_dv), tol) << "dv, seed " << seed;
 }
 
