@@ -11,5 +11,6 @@ void add_config_command(CLI::App& app);
 void add_selftest_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
+void add_prepare_data_command(CLI::App& app);
 
 }  // namespace tessera::cli
