@@ -13,5 +13,6 @@ void add_forward_command(CLI::App& app);
 void add_tokenize_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_estimate_memory_command(CLI::App& app);
+void add_prepare_data_command(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "core/stream.h"
 #include "engine/model_loader.h"
 #include "engine/schedule.h"
 #include "engine/train_log.h"
@@ -97,14 +98,10 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   const data::DataLoader train_data(job.data, tokenizer, seed);
   std::unique_ptr<data::DataLoader> eval_data;
   if (!job.data.eval.empty() && job.eval.every_steps > 0) {
-    DataSection eval_section = job.data;
-    eval_section.train = job.data.eval;
-    eval_data = std::make_unique<data::DataLoader>(eval_section, tokenizer, seed);
+    eval_data = std::make_unique<data::DataLoader>(job.data, tokenizer, seed, data::Split::eval);
   }
   const int64_t per_rank = job.train.micro_batch_size * job.train.grad_accum, global = per_rank * world.size;
-  TS_CHECK(train_data.num_sequences() >= global, "{}: {} sequences of {} tokens, fewer than one global batch ({} = "
-           "micro_batch_size x grad_accum x {} ranks)", job.data.train, train_data.num_sequences(), job.data.seq_len,
-           global, world.size);
+  train_data.batches_per_epoch(global);  // fails here, before training, when there is less than one global batch
   spdlog::info("training {} parameters ({} layers) on {} rank(s), {}, ZeRO stage {}, global batch {} x {} tokens",
                store.num_params(), config.num_hidden_layers, world.size, device.str(), job.zero.stage, global,
                job.data.seq_len);

@@ -1,0 +1,55 @@
+// Helpers shared by the data tests: scratch files and error matching.
+#pragma once
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "engine/config/job_config.h"
+#include "io/data/sequence.h"
+
+namespace tessera::data::testing {
+
+inline std::string data_path(const std::string& rel) { return std::string(TESSERA_TEST_DATA) + "/" + rel; }
+
+// A fresh folder per test under the system temp folder.
+inline std::filesystem::path scratch_dir() {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  auto dir = std::filesystem::temp_directory_path() /
+             (std::string("tessera-data-") + info->test_suite_name() + "-" + info->name());
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+inline std::string write_file(const std::filesystem::path& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary) << content;
+  return path.string();
+}
+
+inline DataSection data_section(const std::string& train, int64_t seq_len, const std::string& format = "auto") {
+  DataSection d;
+  d.train = train;
+  d.seq_len = seq_len;
+  d.format = format;
+  return d;
+}
+
+// The message of the tessera::Error that fn throws ("" if none).
+template <typename Fn>
+std::string error_of(Fn&& fn) {
+  try {
+    fn();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+inline std::vector<int32_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
+
+}  // namespace tessera::data::testing
