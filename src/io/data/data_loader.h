@@ -41,9 +41,11 @@ class DataLoader {
   // (seed, step, global_batch) gives the same sequences whatever the world size or micro-batching.
   std::vector<Sequence> global_batch(int64_t step, int64_t global_batch, int64_t begin, int64_t end) const;
   LoaderState state_after(int64_t steps_done, int64_t global_batch) const;
+  // Global batches per epoch; an error naming the file when there are fewer sequences than one
+  // global batch (call it before training starts to fail early).
+  int64_t batches_per_epoch(int64_t global_batch) const;
 
  private:
-  int64_t batches_per_epoch(int64_t global_batch) const;
   const std::vector<int64_t>& order(int64_t epoch) const;  // the epoch's shuffle (cached)
 
   std::string path_;

@@ -55,11 +55,11 @@ class JsonlPacker {
   void add_block(std::vector<Line>& lines) {
     if (!format_known_) detect(lines);
     if (!format_known_) return;  // only bad lines so far
-    if (!encoder_) {
-      const ChatTemplate t = stats_.format == Format::chat ? resolve_chat_template(data_.chat_template, tokenizer_)
-                                                           : ChatTemplate::chatml;
-      encoder_.emplace(tokenizer_, stats_.format, t);
-    }
+    if (!encoder_) with_context(path_, [&] {
+      const bool chat = stats_.format == Format::chat;
+      encoder_.emplace(tokenizer_, stats_.format,
+                       chat ? resolve_chat_template(data_.chat_template, tokenizer_) : ChatTemplate::chatml);
+    });
     std::vector<Parsed> parsed = parse_parallel(lines);
     for (size_t k = 0; k < lines.size(); ++k) {
       if (!parsed[k].doc) {
@@ -174,7 +174,8 @@ PackStats pack_text(const std::string& path, const DataSection& data, const tok:
   if (bad != std::string::npos)
     fail("{}:{}: invalid UTF-8", path, 1 + std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(bad), '\n'));
   PackStats stats;
-  DocumentEncoder encoder(tokenizer, Format::text, ChatTemplate::chatml);
+  const DocumentEncoder encoder =
+      with_context(path, [&] { return DocumentEncoder(tokenizer, Format::text, ChatTemplate::chatml); });
   Packer packer(data.seq_len, encoder.pad_id());
   if (!is_blank(text)) {
     Example ex;

@@ -65,6 +65,14 @@ TEST(BadData, AutoNeedsAKnownField) {
                                      "(set data.format?)");
 }
 
+TEST(BadData, ChatWithoutTemplateAsksForOne) {
+  auto dir = scratch_dir();
+  const std::string path = write_file(dir / "c.jsonl", R"({"messages": [{"role": "user", "content": "u"}]})" "\n");
+  EXPECT_EQ(error_of([&] { DataLoader(data_section(path, 16), tok::Tokenizer::bytes(), 0); }),
+            path + ": chat data needs a chat template and the tokenizer's is missing: set data.chat_template to "
+                   "chatml, llama3 or deepseek");
+}
+
 TEST(BadData, SkipBadLinesCountsThem) {
   auto dir = scratch_dir();
   const std::string path = write_file(dir / "t.jsonl", "garbage\n{\"text\": \"a\"}\n{\"text\": 1}\n\n{\"text\": \"b\"}\n{\n");
