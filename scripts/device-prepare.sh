@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${TESSERA_SHARED:-../shared}
 bins=(build/bin/tessera build/bin/test_kernels build/bin/test_gpu_comm build/bin/gemm_bench build/bin/attention_bench
-      build/bin/model_bench)
+      build/bin/model_bench build/bin/tokenizer_bench)
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "device-prepare: $b is missing: run scripts/build.sh first" >&2; exit 1; }; done
 command -v orterun >/dev/null || { echo "device-prepare: Open MPI is not installed (scripts/setup.sh)" >&2; exit 1; }
 
@@ -45,6 +45,9 @@ cp "$shared/device/env.sh" "$dev/env.sh"
 cp "$shared/peers/"*.py "$dev/peers/"
 # Binaries travel compressed (mostly CUDA fatbins, about 3.5x smaller); device-tests.sh unpacks them.
 cp "${bins[@]}" "$stage_bins/"
+# One real tokenizer for the tokenizer benchmark (tests/data/tokenizers is fetched, not committed).
+[ -f tests/data/tokenizers/llama3/tokenizer.json ] || scripts/fetch-tokenizers.sh
+mkdir -p "$dev/tokenizers" && cp -r tests/data/tokenizers/llama3 "$dev/tokenizers/"
 strip --strip-all "$stage_bins"/*
 tar czf "$dev/bin.tgz" -C "$stage" bin
 echo "device-prepare: $(du -sh "$dev" | cut -f1) in $dev ($(wc -l < "$libs") libraries; the limit for a call is 64 MiB)"

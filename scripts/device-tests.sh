@@ -69,6 +69,28 @@ PY
   done
 fi
 
+# Tokenizer speed on this machine's CPU, next to the Python `tokenizers` library on the same text.
+if [ -x .device/bin/tokenizer_bench ]; then
+  echo "| tokenizer (Llama 3, multilingual text x200) | tessera MB/s | tokenizers MB/s | ratio |" >> "$summary"
+  echo "| --- | --- | --- | --- |" >> "$summary"
+  text=tests/data/tokenizer/multilingual.txt
+  for threads in 1 $(nproc); do
+    ours=$(.device/bin/tokenizer_bench .device/tokenizers/llama3 $text 200 $threads | tee -a "$out/tokenizer.log" | sed -n 's/^RESULT //p')
+    theirs=$(python3 bench/tokenizer_bench.py .device/tokenizers/llama3 $text 200 $threads | tee -a "$out/tokenizer.log" \
+             | sed -n 's/^RESULT //p' | grep "\"threads\": $threads" | tail -1)
+    python3 - "$ours" "$theirs" "$threads" >> "$summary" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+ta, tb = a.get("mb_per_s", 0), b.get("mb_per_s", 0)
+print(f"| {sys.argv[3]} thread(s) | {ta} | {tb} | {ta / tb if tb else 0:.2f} |")
+PY
+  done
+fi
+
+# One training run on the GPU: the tiny job, bf16, ZeRO-3, loss must fall.
+check train_gpu "${mpi[@]}" -np 1 .device/bin/tessera train configs/tiny-cpu.yaml --set train.device=cuda \
+  --set train.dtype=bf16 --set train.steps=30 --set log.every_steps=10
+
 # Llama-3.2-1B shape, seq 2048, micro-batch 4: one forward + backward, next to PyTorch + transformers.
 if [ -x .device/bin/model_bench ]; then
   ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
