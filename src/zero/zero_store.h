@@ -52,6 +52,18 @@ class ZeroStore : public ParamSource {
   // (clip_norm 0: off), then fresh working copies and zeroed gradients.
   StepResult step(const ops::AdamWStep& adam, double clip_norm);
 
+  // This rank's slices of the fp32 state, for checkpoints: elements [begin, end) of a parameter's
+  // flattened tensor, as views of the shards. With `unique` (for writing), where nothing is
+  // sharded (stage 0) only rank 0 reports its slices, so each element has exactly one writer.
+  struct StateSlice {
+    const UnitParam* param;
+    int64_t begin, end;
+    Tensor master, m, v;
+  };
+  std::vector<StateSlice> owned_state(bool unique);
+  // Rebuilds the working copies from the master weights (after they were loaded).
+  void refresh_working_copy();
+
   int64_t num_params() const;
   const ModelConfig& config() const { return config_; }
 
