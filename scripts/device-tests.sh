@@ -102,6 +102,18 @@ if [ -n "$ckpt" ]; then
 fi
 
 # Llama-3.2-1B shape, seq 2048, micro-batch 4: one forward + backward, next to PyTorch + transformers.
+# Full fine-tuning of the same shape through `tessera train` (ZeRO-3, AdamW, fp32 master weights).
+for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train bench/configs/llama-1b-shape.yaml
+python3 - /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
+if rows:
+    print(f"| tessera train, 1B shape, ZeRO-3 + AdamW, 1 GPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | "
+          f"TFLOP/s {statistics.median(r['tflops_per_rank'] for r in rows):.1f} | loss {rows[-1]['loss']:.3f} |")
+PY
+grep -E "done:" "$out/train_1b.log" | tail -1 >> "$summary"
+
 if [ -x .device/bin/model_bench ]; then
   ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
   theirs=$(python3 .device/peers/torch_peer.py --mode full --steps 5 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
