@@ -88,7 +88,10 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   auto host = make_mpi_communicator(world);
   auto comm = make_communicator(world, device);
   const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
-  ZeroStore store(config, {.stage = static_cast<int>(job.zero.stage), .compute_dtype = dtype, .device = device}, *comm);
+  ZeroStore store(config,
+                  {.stage = static_cast<int>(job.zero.stage), .prefetch = static_cast<int>(job.zero.prefetch),
+                   .compute_dtype = dtype, .device = device},
+                  *comm);
   if (!job.model.path.empty())
     store.load(SafetensorsModel::open(job.model.path));
   else

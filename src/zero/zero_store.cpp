@@ -1,5 +1,6 @@
 #include "zero/zero_store.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
@@ -17,6 +18,8 @@ struct ZeroStore::Unit {
   Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward
   ModelParams views, grad_views;
   int acquired = 0;
+  Work gathering;              // an all-gather started ahead of use
+  bool in_flight = false;
 };
 
 ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm)
@@ -62,14 +65,34 @@ void ZeroStore::bind(Unit& u, const Tensor& flat, ModelParams& views) {
   for (const UnitParam& p : u.layout.params) param_slot(views, p.name) = flat.flat_slice(p.offset, p.numel()).view(p.shape);
 }
 
-void ZeroStore::gather(Unit& u) {
+void ZeroStore::start_gather(Unit& u) {
   if (u.shard.world == 1) {
     u.full = u.low;  // nothing sharded: the working copy is the whole unit
-  } else {
-    u.full = Tensor::empty({u.shard.padded()}, options_.compute_dtype, options_.device);
-    comm_.all_gather(u.full, u.low).wait();
+    return;
+  }
+  u.full = Tensor::empty({u.shard.padded()}, options_.compute_dtype, options_.device);
+  u.gathering = comm_.all_gather(u.full, u.low);
+  u.in_flight = true;
+}
+
+void ZeroStore::finish_gather(Unit& u) {
+  if (u.in_flight) {
+    u.gathering.wait();
+    u.in_flight = false;
   }
   bind(u, u.full, u.views);
+}
+
+void ZeroStore::gather(Unit& u) {
+  start_gather(u);
+  finish_gather(u);
+}
+
+void ZeroStore::prefetch_after(size_t position) {
+  for (int ahead = 1; ahead <= options_.prefetch && position + ahead < order_.size(); ++ahead) {
+    Unit& next = *units_[order_[position + ahead]];
+    if (!next.full.defined()) start_gather(next);
+  }
 }
 
 void ZeroStore::init_random(uint64_t seed, float std) {
@@ -114,8 +137,23 @@ void ZeroStore::load(const SafetensorsModel& checkpoint) {
 }
 
 const ModelParams& ZeroStore::acquire(UnitId id) {
-  Unit& u = unit(id);
-  if (!u.full.defined()) gather(u);
+  const size_t index = unit_index(config_, id);
+  Unit& u = *units_[index];
+  if (options_.stage == 3) {
+    if (recording_) {
+      order_.push_back(index);
+    } else {
+      // Follow the recorded order; a pass that departs from it (an evaluation) finds its place again.
+      size_t at = cursor_;
+      while (at < order_.size() && order_[at] != index) ++at;
+      if (at == order_.size()) at = std::find(order_.begin(), order_.end(), index) - order_.begin();
+      cursor_ = at + 1;
+      if (!u.full.defined()) start_gather(u);
+      prefetch_after(at);
+    }
+  }
+  if (!u.full.defined()) start_gather(u);
+  if (u.acquired == 0) finish_gather(u);
   ++u.acquired;
   return u.views;
 }
@@ -123,7 +161,7 @@ const ModelParams& ZeroStore::acquire(UnitId id) {
 void ZeroStore::release(UnitId id) {
   Unit& u = unit(id);
   TS_CHECK(u.acquired > 0, "ZeroStore: release without acquire");
-  if (--u.acquired == 0 && options_.stage == 3) {
+  if (--u.acquired == 0 && options_.stage == 3 && !u.in_flight) {
     u.views = ModelParams();
     u.full = Tensor();
   }
@@ -164,6 +202,8 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   ops::fill(norm_sq, 0.0f);
   for (auto& u : units_) ops::sum_squares(norm_sq, u->grad);
   if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq, ReduceOp::Sum).wait();
+  recording_ = false;  // the first step's order is the one to prefetch by
+  cursor_ = 0;
   StepResult result;
   result.grad_norm = std::sqrt(static_cast<double>(norm_sq.to(Device::cpu()).data_as<float>()[0]));
   result.skipped = !std::isfinite(result.grad_norm);

@@ -6,7 +6,10 @@
 //   stage 1  as 2, and gradients are all-reduced whole at the step instead of reduce-scattered;
 //   stage 0  nothing is sharded: every rank keeps and updates everything (plain data parallel).
 // Gradients of a unit are reduce-scattered into the owners' fp32 shards as soon as its backward is
-// done (stages 2-3) and the whole-unit buffer freed. The optimizer step clips by the global norm
+// done (stages 2-3) and the whole-unit buffer freed. At stage 3 the store records the order in
+// which the first step acquires units and from then on starts the all-gathers of the next
+// `prefetch` units as each one is acquired, so they overlap the compute in between (every rank
+// makes the same decisions, so collectives stay in the same order everywhere). The optimizer step clips by the global norm
 // and skips (and counts) a step whose gradients are not finite.
 #pragma once
 
@@ -23,6 +26,7 @@ namespace tessera {
 
 struct ZeroOptions {
   int stage = 3;
+  int prefetch = 1;                   // stage 3: units gathered ahead, in the order of the first step
   DType compute_dtype = DType::BF16;  // the working copy's dtype (f32 for fp32 training)
   Device device;                      // where shards and the working copy live
 };
@@ -72,6 +76,9 @@ class ZeroStore : public ParamSource {
   Unit& unit(UnitId id);
   void bind(Unit& u, const Tensor& flat, ModelParams& views);
   void gather(Unit& u);
+  void start_gather(Unit& u);      // queues the all-gather without waiting
+  void finish_gather(Unit& u);     // waits for it and binds the views
+  void prefetch_after(size_t unit_position);
   // Runs fn(param, begin, end): the part [begin, end) of `param` that lies in this rank's shard,
   // at shard position param.offset + begin - shard_begin.
   template <typename Fn>
@@ -81,6 +88,10 @@ class ZeroStore : public ParamSource {
   ZeroOptions options_;
   Communicator& comm_;
   std::vector<std::unique_ptr<Unit>> units_;
+  // Stage 3 prefetch: the units in the order the first step acquired them, and where we are in it.
+  std::vector<size_t> order_;
+  bool recording_ = true;
+  size_t cursor_ = 0;
 };
 
 }  // namespace tessera

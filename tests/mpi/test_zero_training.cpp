@@ -47,9 +47,10 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
   return out;
 }
 
-std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied) {
+std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied, int prefetch = 1) {
   const ModelConfig config = tiny_config(tied);
-  ZeroStore store(config, {.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu()}, comm);
+  ZeroStore store(config, {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu()},
+                  comm);
   store.init_random(5, 0.1f);
   const int64_t per_rank = kGlobalBatch / comm.size();
   std::vector<double> losses;
@@ -80,6 +81,8 @@ TEST_P(ZeroTraining, EveryStageMatchesOneRank) {
   ASSERT_EQ(kGlobalBatch % world->size(), 0);
   for (int stage = 0; stage <= 3; ++stage)
     expect_same_curve(train(*world, stage, 1, tied), reference, "stage " + std::to_string(stage));
+  for (int prefetch : {0, 2})
+    expect_same_curve(train(*world, 3, 1, tied, prefetch), reference, "prefetch " + std::to_string(prefetch));
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {
