@@ -12,14 +12,15 @@
 namespace tessera::data {
 
 enum class ChatTemplate {
-  chatml,    // Qwen2 / 2.5 / 3: <|im_start|>role\ncontent<|im_end|>\n
+  chatml,    // Qwen2 / 2.5: <|im_start|>role\ncontent<|im_end|>\n
+  qwen3,     // chatml with Qwen3's think blocks on the assistant turns after the last user turn
   llama3,    // <|begin_of_text|><|start_header_id|>role<|end_header_id|>\n\ncontent<|eot_id|>
   deepseek,  // DeepSeek V3 / R1: <｜begin▁of▁sentence｜>system<｜User｜>..<｜Assistant｜>..<｜end▁of▁sentence｜>
 };
 
 const char* chat_template_name(ChatTemplate t);
 
-// data.chat_template when set (chatml | llama3 | deepseek); else detected from the markers in the
+// data.chat_template when set (chatml | qwen3 | llama3 | deepseek); else detected from the markers in the
 // tokenizer's own chat template. Neither: an error asking to set data.chat_template.
 ChatTemplate resolve_chat_template(const std::string& name, const tok::Tokenizer& tokenizer);
 

@@ -32,15 +32,31 @@ tok::Tokenizer fetched(const std::string& name) {
   return tok::Tokenizer::from_file(dir);
 }
 
-// Qwen3's template: each user/system turn '<|im_start|>' + role + '\n' + content + '<|im_end|>\n',
-// assistant turns the same. (Qwen3 itself also adds an empty <think></think> block to the final
-// assistant turn; chatml keeps the content as written, the Qwen2/2.5 form.)
+// Qwen2.5's template: each turn '<|im_start|>' + role + '\n' + content + '<|im_end|>\n'.
 TEST(ChatTemplates, ChatmlMatchesQwenTemplate) {
   EXPECT_EQ(rendered(ChatTemplate::chatml, kChat),
             "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
             "<|im_start|>assistant\n Hello! <|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
             "<|im_start|>assistant\n4<|im_end|>\n");
   EXPECT_EQ(rendered(ChatTemplate::chatml, kChat, true), " Hello! <|im_end|>4<|im_end|>");
+}
+
+// Qwen3's template (tests/data/tokenizers/qwen3): turns after the last user turn get
+// '<think>\n' + reasoning.strip('\n') + '\n</think>\n\n' + content.lstrip('\n') (the final one even
+// with no reasoning); earlier assistant turns keep only what follows their '</think>'.
+TEST(ChatTemplates, Qwen3MatchesQwen3Template) {
+  EXPECT_EQ(rendered(ChatTemplate::qwen3, kChat),
+            "<|im_start|>system\nBe brief.<|im_end|>\n<|im_start|>user\nHi<|im_end|>\n"
+            "<|im_start|>assistant\n Hello! <|im_end|>\n<|im_start|>user\n2+2?<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\n\n</think>\n\n4<|im_end|>\n");
+  const std::vector<Message> reasoning = {{"user", "a"},
+                                          {"assistant", "<think>\nr1\n</think>\n\nb"},
+                                          {"user", "c"},
+                                          {"assistant", "<think>\n\nplan\n</think>\n\nanswer"}};
+  EXPECT_EQ(rendered(ChatTemplate::qwen3, reasoning),
+            "<|im_start|>user\na<|im_end|>\n<|im_start|>assistant\nb<|im_end|>\n<|im_start|>user\nc<|im_end|>\n"
+            "<|im_start|>assistant\n<think>\nplan\n</think>\n\nanswer<|im_end|>\n");
+  EXPECT_EQ(rendered(ChatTemplate::qwen3, reasoning, true), "b<|im_end|><think>\nplan\n</think>\n\nanswer<|im_end|>");
 }
 
 // Llama 3's template: bos_token before the first message, every content `| trim`med.
@@ -66,15 +82,15 @@ TEST(ChatTemplates, DeepseekMatchesDeepseekTemplate) {
 }
 
 TEST(ChatTemplates, DetectedFromTheTokenizersTemplate) {
-  EXPECT_EQ(resolve_chat_template("", fetched("qwen3")), ChatTemplate::chatml);
+  EXPECT_EQ(resolve_chat_template("", fetched("qwen3")), ChatTemplate::qwen3);
   EXPECT_EQ(resolve_chat_template("", fetched("llama3")), ChatTemplate::llama3);
   EXPECT_EQ(resolve_chat_template("", fetched("deepseek_v3")), ChatTemplate::deepseek);
   EXPECT_EQ(resolve_chat_template("llama3", fetched("qwen3")), ChatTemplate::llama3);  // the config wins
   EXPECT_EQ(error_of([] { resolve_chat_template("", tok::Tokenizer::bytes()); }),
             "chat data needs a chat template and the tokenizer's is missing: set data.chat_template to "
-            "chatml, llama3 or deepseek");
+            "chatml, qwen3, llama3 or deepseek");
   EXPECT_EQ(error_of([] { resolve_chat_template("jinja", tok::Tokenizer::bytes()); }),
-            "data.chat_template: unknown template \"jinja\" (chatml, llama3 or deepseek)");
+            "data.chat_template: unknown template \"jinja\" (chatml, qwen3, llama3 or deepseek)");
 }
 
 // Encoded with the real tokenizers: markers become their special ids, and the targets are the
