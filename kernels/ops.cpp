@@ -2,11 +2,9 @@
 #include "kernels/ops.h"
 
 #include "core/error.h"
-#include "kernels/cpu/attention.h"
 #include "kernels/cpu/cpu_ops.h"
 
 #if TESSERA_WITH_CUDA
-#include "kernels/cuda/attention.h"
 #include "kernels/cuda/cuda_ops.h"
 #define TS_DISPATCH(device, call) \
   ((device).is_cuda() ? cuda::call : cpu::call)

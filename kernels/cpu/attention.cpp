@@ -6,7 +6,7 @@
 #include <limits>
 #include <vector>
 
-#include "kernels/cpu/attention.h"
+#include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/f32_view.h"
 
 namespace tessera::cpu {

@@ -2,7 +2,6 @@
 // supported head dim, 16-byte aligned rows), the simple row kernels otherwise.
 #include <climits>
 
-#include "kernels/cuda/attention.h"
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 

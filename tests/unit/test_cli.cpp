@@ -2,44 +2,31 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
-#include <array>
-#include <sys/wait.h>
 #include <cstdio>
 #include <string>
 #include <vector>
 
 #include "io/safetensors.h"
+#include "run_command.h"
 
 namespace {
 
-struct CliRun {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-CliRun run_tessera(const std::string& args) {
-  const std::string command = std::string(TESSERA_BIN_DIR) + "/tessera " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
-}
+using tessera::testing_util::CommandResult;
+using tessera::testing_util::run_tessera;
 
 int lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
 
 }  // namespace
 
 TEST(Cli, VersionNamesTheBuild) {
-  CliRun r = run_tessera("version");
+  CommandResult r = run_tessera("version");
   EXPECT_EQ(r.exit_code, 0);
   EXPECT_NE(r.output.find("tessera 0.1.0"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("MPI: Open MPI"), std::string::npos) << r.output;
 }
 
 TEST(Cli, HelpListsCommands) {
-  CliRun r = run_tessera("--help");
+  CommandResult r = run_tessera("--help");
   EXPECT_EQ(r.exit_code, 0);
   for (const char* command : {"version", "env", "config", "selftest"})
     EXPECT_NE(r.output.find(command), std::string::npos) << command;
@@ -49,7 +36,7 @@ TEST(Cli, HelpListsCommands) {
 TEST(Cli, ErrorsAreOneLineAndNonZero) {
   for (const char* args : {"bogus", "verison", "", "version --frobnicate", "config",
                            "config /no/such.yaml", "config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set train.stpes=1"}) {
-    CliRun r = run_tessera(args);
+    CommandResult r = run_tessera(args);
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_EQ(lines(r.output), 1) << args << ": " << r.output;
     EXPECT_EQ(r.output.rfind("tessera: error: ", 0), 0u) << args << ": " << r.output;
@@ -59,14 +46,14 @@ TEST(Cli, ErrorsAreOneLineAndNonZero) {
 }
 
 TEST(Cli, ConfigPrintsTheResolvedJob) {
-  CliRun r = run_tessera("config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set train.steps=6");
+  CommandResult r = run_tessera("config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set train.steps=6");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("steps: 6"), std::string::npos) << r.output;
   EXPECT_NE(r.output.find("micro_batch_size: 4"), std::string::npos) << r.output;
 }
 
 TEST(Cli, SelftestPassesOnThisMachine) {
-  CliRun r = run_tessera("selftest");
+  CommandResult r = run_tessera("selftest");
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("selftest: passed"), std::string::npos) << r.output;
 }
@@ -74,7 +61,7 @@ TEST(Cli, SelftestPassesOnThisMachine) {
 TEST(Cli, ForwardWritesLogitsLossAndGradients) {
   const std::string model = TESSERA_TEST_DATA "/hf/qwen2_bias_tied";
   const std::string out = ::testing::TempDir() + "/forward_out.safetensors";
-  CliRun r = run_tessera("forward --model " + model + " --input-ids " + model + "/inputs.safetensors --output " + out +
+  CommandResult r = run_tessera("forward --model " + model + " --input-ids " + model + "/inputs.safetensors --output " + out +
                          " --grads --device cpu");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto file = tessera::SafetensorsFile::open(out);
@@ -93,7 +80,7 @@ TEST(Cli, ForwardErrorsNameTheFile) {
                                  "forward --model " + model + " --input-ids " + model + "/config.json --output y",
                                  "forward --model " + model + " --input-ids " + model + "/model.safetensors --output y",
                                  "forward --model " + model + " --input-ids x --output y --dtype fp8"}) {
-    CliRun r = run_tessera(args);
+    CommandResult r = run_tessera(args);
     EXPECT_NE(r.exit_code, 0) << args;
     EXPECT_EQ(lines(r.output), 1) << args << ": " << r.output;
   }
@@ -104,7 +91,7 @@ TEST(Cli, TokenizePrintsIdsAsJson) {
   FILE* f = std::fopen(text.c_str(), "w");
   std::fputs("Hello world", f);
   std::fclose(f);
-  CliRun r = run_tessera("tokenize --tokenizer " TESSERA_TEST_DATA "/tokenizers/llama3 --input " + text);
+  CommandResult r = run_tessera("tokenize --tokenizer " TESSERA_TEST_DATA "/tokenizers/llama3 --input " + text);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output, "[9906,1917]\n");
   r = run_tessera("tokenize --tokenizer bytes --input " + text + " --add-special-tokens");

@@ -1,21 +1,16 @@
 // launch/tessera-launch: the mpirun command it builds, and a real two-rank run on this host.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
 
-#include <array>
-#include <cstdio>
+#include <algorithm>
 #include <string>
+
+#include "run_command.h"
 
 namespace {
 
 std::pair<int, std::string> launch(const std::string& args) {
-  const std::string command = TESSERA_SOURCE_DIR "/launch/tessera-launch " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  const auto r = tessera::testing_util::run_command(TESSERA_SOURCE_DIR "/launch/tessera-launch " + args);
+  return {r.exit_code, r.output};
 }
 
 }  // namespace

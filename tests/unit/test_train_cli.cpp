@@ -1,9 +1,5 @@
 // tessera train -> checkpoint -> resume -> export -> forward, through the binary, on the CPU.
 #include <gtest/gtest.h>
-#include <sys/wait.h>
-
-#include <array>
-#include <cstdio>
 #include <filesystem>
 
 #include "engine/checkpoint/state_file.h"
@@ -12,6 +8,7 @@
 #include "io/safetensors_writer.h"
 #include "kernels/ops.h"
 #include "random_tensors.h"
+#include "run_command.h"
 
 using namespace tessera;
 namespace fs = std::filesystem;
@@ -19,13 +16,8 @@ namespace fs = std::filesystem;
 namespace {
 
 std::pair<int, std::string> run(const std::string& args) {
-  const std::string command = std::string(TESSERA_BIN_DIR) + "/tessera " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  std::string output;
-  std::array<char, 4096> buffer;
-  while (size_t n = fread(buffer.data(), 1, buffer.size(), pipe)) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+  const auto r = testing_util::run_tessera(args);
+  return {r.exit_code, r.output};
 }
 
 }  // namespace

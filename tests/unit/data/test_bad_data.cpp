@@ -70,7 +70,7 @@ TEST(BadData, ChatWithoutTemplateAsksForOne) {
   const std::string path = write_file(dir / "c.jsonl", R"({"messages": [{"role": "user", "content": "u"}]})" "\n");
   EXPECT_EQ(error_of([&] { DataLoader(data_section(path, 16), tok::Tokenizer::bytes(), 0); }),
             path + ": chat data needs a chat template and the tokenizer's is missing: set data.chat_template to "
-                   "chatml, llama3 or deepseek");
+                   "chatml, qwen3, llama3 or deepseek");
 }
 
 TEST(BadData, SkipBadLinesCountsThem) {
