@@ -53,7 +53,7 @@ std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, int64_t ind
   std::vector<TokenBatch> out;
   for (size_t first = 0; first < sequences.size(); first += micro) {
     const size_t last = std::min(sequences.size(), first + static_cast<size_t>(micro));
-    out.push_back(data::make_token_batch({sequences.begin() + first, sequences.begin() + last}, device));
+    out.push_back(make_token_batch({sequences.begin() + first, sequences.begin() + last}, device));
   }
   return out;
 }

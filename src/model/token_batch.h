@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/data/sequence.h"
 
 namespace tessera {
 
@@ -22,5 +23,8 @@ struct TokenBatch {
   // the next one in its row, the last of each row predicts nothing (the transformers convention).
   static TokenBatch causal_lm(const Tensor& input_ids, Device device);
 };
+
+// Stacks packed sequences (io/data) into a batch (B = sequences, S = their common length) on `device`.
+TokenBatch make_token_batch(const std::vector<data::Sequence>& sequences, Device device);
 
 }  // namespace tessera

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/config/config_io.h"
+#include "io/data/data_options.h"
 
 namespace tessera {
 
@@ -17,14 +18,7 @@ struct ModelSection {
   std::string tokenizer;  // tokenizer.json path or folder, or "bytes"; default: model.path
 };
 
-struct DataSection {
-  std::string train;
-  std::string eval;
-  std::string format = "auto";  // auto | text | completion | chat
-  int64_t seq_len = 512;
-  std::string chat_template;    // default: the tokenizer's
-  bool skip_bad_lines = false;
-};
+using DataSection = data::DataOptions;
 
 struct ScheduleSection {
   std::string type = "cosine";  // constant | linear | cosine
@@ -94,7 +88,11 @@ template <typename V> void describe(V& v, ModelSection& s) {
   v("init", s.init);
   v("tokenizer", s.tokenizer);
 }
-template <typename V> void describe(V& v, DataSection& s) {
+}  // namespace tessera
+
+namespace tessera::data {
+// Found by argument-dependent lookup: DataSection is io's DataOptions.
+template <typename V> void describe(V& v, DataOptions& s) {
   v("train", s.train);
   v("eval", s.eval);
   v("format", s.format, {"auto", "text", "completion", "chat"});
@@ -102,6 +100,10 @@ template <typename V> void describe(V& v, DataSection& s) {
   v("chat_template", s.chat_template);
   v("skip_bad_lines", s.skip_bad_lines);
 }
+}  // namespace tessera::data
+
+namespace tessera {
+
 template <typename V> void describe(V& v, ScheduleSection& s) {
   v("type", s.type, {"constant", "linear", "cosine"});
   v("warmup_steps", s.warmup_steps);

@@ -12,7 +12,7 @@
 
 namespace tessera::data {
 
-DataLoader::DataLoader(const DataSection& data, const tok::Tokenizer& tokenizer, uint64_t seed, Split split)
+DataLoader::DataLoader(const DataOptions& data, const tok::Tokenizer& tokenizer, uint64_t seed, Split split)
     : path_(split == Split::train ? data.train : data.eval), seed_(seed), seq_len_(data.seq_len) {
   const char* key = split == Split::train ? "data.train" : "data.eval";
   TS_CHECK(!path_.empty(), "{} is not set: name a .jsonl or text file, or a prepare-data folder", key);

@@ -10,10 +10,9 @@
 #include <vector>
 
 #include "core/device.h"
-#include "engine/config/job_config.h"
+#include "io/data/data_options.h"
 #include "io/data/sequence.h"
 #include "io/tokenizer/tokenizer.h"
-#include "model/token_batch.h"
 
 namespace tessera::data {
 
@@ -29,7 +28,7 @@ class DataLoader {
  public:
   // Opens data.train (or data.eval), tokenizes and packs. Every data error surfaces here, before
   // training starts. A prepare-data folder must match data.seq_len and the tokenizer.
-  DataLoader(const DataSection& data, const tok::Tokenizer& tokenizer, uint64_t seed, Split split = Split::train);
+  DataLoader(const DataOptions& data, const tok::Tokenizer& tokenizer, uint64_t seed, Split split = Split::train);
 
   int64_t num_sequences() const { return count_; }
   int64_t seq_len() const { return seq_len_; }
@@ -59,7 +58,5 @@ class DataLoader {
   mutable std::vector<int64_t> cached_order_;
 };
 
-// Stacks sequences into the model's batch (B = sequences.size(), S = seq_len) on `device`.
-TokenBatch make_token_batch(const std::vector<Sequence>& sequences, Device device);
 
 }  // namespace tessera::data

@@ -34,7 +34,7 @@ struct Parsed {
   std::string error;
 };
 
-std::optional<Format> configured_format(const DataSection& data) {
+std::optional<Format> configured_format(const DataOptions& data) {
   if (data.format == "text") return Format::text;
   if (data.format == "completion") return Format::completion;
   if (data.format == "chat") return Format::chat;
@@ -43,7 +43,7 @@ std::optional<Format> configured_format(const DataSection& data) {
 
 class JsonlPacker {
  public:
-  JsonlPacker(const std::string& path, const DataSection& data, const tok::Tokenizer& tokenizer,
+  JsonlPacker(const std::string& path, const DataOptions& data, const tok::Tokenizer& tokenizer,
               const std::function<void(std::vector<int32_t>&&)>& sink)
       : path_(path), data_(data), tokenizer_(tokenizer), sink_(sink),
         packer_(data.seq_len, tokenizer.pad_id().value_or(tokenizer.eos_id().value_or(0))) {
@@ -125,7 +125,7 @@ class JsonlPacker {
   }
 
   const std::string& path_;
-  const DataSection& data_;
+  const DataOptions& data_;
   const tok::Tokenizer& tokenizer_;
   const std::function<void(std::vector<int32_t>&&)>& sink_;
   Packer packer_;
@@ -134,7 +134,7 @@ class JsonlPacker {
   PackStats stats_;
 };
 
-PackStats pack_jsonl(const std::string& path, const DataSection& data, const tok::Tokenizer& tokenizer,
+PackStats pack_jsonl(const std::string& path, const DataOptions& data, const tok::Tokenizer& tokenizer,
                      const std::function<void(std::vector<int32_t>&&)>& sink, Progress* progress) {
   std::ifstream in(path, std::ios::binary);
   if (!in) fail("{}: cannot open the data file", path);
@@ -161,7 +161,7 @@ PackStats pack_jsonl(const std::string& path, const DataSection& data, const tok
   return packer.finish();
 }
 
-PackStats pack_text(const std::string& path, const DataSection& data, const tok::Tokenizer& tokenizer,
+PackStats pack_text(const std::string& path, const DataOptions& data, const tok::Tokenizer& tokenizer,
                     const std::function<void(std::vector<int32_t>&&)>& sink) {
   if (configured_format(data).value_or(Format::text) != Format::text)
     fail("{}: data.format {} needs a .jsonl file; plain files are one text document", path, data.format);
@@ -191,7 +191,7 @@ PackStats pack_text(const std::string& path, const DataSection& data, const tok:
 
 }  // namespace
 
-PackStats pack_file(const std::string& path, const DataSection& data, const tok::Tokenizer& tokenizer,
+PackStats pack_file(const std::string& path, const DataOptions& data, const tok::Tokenizer& tokenizer,
                     const std::function<void(std::vector<int32_t>&&)>& sink, Progress* progress) {
   if (std::filesystem::is_directory(path)) fail("{}: is a folder, expected a data file", path);
   if (std::filesystem::path(path).extension() == ".jsonl") return pack_jsonl(path, data, tokenizer, sink, progress);

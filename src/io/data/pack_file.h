@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "engine/config/job_config.h"
+#include "io/data/data_options.h"
 #include "io/data/example.h"
 #include "io/tokenizer/tokenizer.h"
 
@@ -27,7 +27,7 @@ struct PackStats {
 
 // Calls `sink` with complete records (see sequence.h) as they are packed, the padded last row
 // included.
-PackStats pack_file(const std::string& path, const DataSection& data, const tok::Tokenizer& tokenizer,
+PackStats pack_file(const std::string& path, const DataOptions& data, const tok::Tokenizer& tokenizer,
                     const std::function<void(std::vector<int32_t>&&)>& sink, Progress* progress = nullptr);
 
 }  // namespace tessera::data

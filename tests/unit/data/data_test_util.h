@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/error.h"
-#include "engine/config/job_config.h"
+#include "io/data/data_options.h"
 #include "io/data/sequence.h"
 
 namespace tessera::data::testing {
@@ -31,8 +31,8 @@ inline std::string write_file(const std::filesystem::path& path, const std::stri
   return path.string();
 }
 
-inline DataSection data_section(const std::string& train, int64_t seq_len, const std::string& format = "auto") {
-  DataSection d;
+inline DataOptions data_section(const std::string& train, int64_t seq_len, const std::string& format = "auto") {
+  DataOptions d;
   d.train = train;
   d.seq_len = seq_len;
   d.format = format;

@@ -18,7 +18,7 @@ struct Outcome {
 };
 
 Outcome pack(const std::string& path, const std::string& format = "auto", bool skip = false) {
-  DataSection data = data_section(path, 16, format);
+  DataOptions data = data_section(path, 16, format);
   data.skip_bad_lines = skip;
   data.chat_template = "chatml";
   Outcome out;
@@ -84,7 +84,7 @@ TEST(BadData, SkipBadLinesCountsThem) {
   EXPECT_EQ(o.stats.first_bad.rfind(path + ":1: invalid JSON", 0), 0u);
   // The loader stops before training when nothing is left.
   const std::string none = write_file(dir / "none.jsonl", "x\ny\n");
-  DataSection data = data_section(none, 16);
+  DataOptions data = data_section(none, 16);
   data.skip_bad_lines = true;
   EXPECT_EQ(error_of([&] { DataLoader(data, tok::Tokenizer::bytes(), 0); }), none + ": no training examples");
 }

@@ -54,7 +54,7 @@ TEST(DataFormats, ChatTrainsOnlyAssistantContentAndEndOfTurn) {
                          R"({"messages": [{"role": "system", "content": "S"}, {"role": "user", "content": "hi"},)"
                          R"( {"role": "assistant", "content": "yo"}]})"
                          "\n");
-  DataSection data = data_section(path, 128);
+  DataOptions data = data_section(path, 128);
   data.chat_template = "chatml";
   std::vector<int32_t> records;
   PackStats stats = pack_file(path, data, tok::Tokenizer::bytes(), [&](std::vector<int32_t>&& r) {
@@ -113,7 +113,7 @@ TEST(DataFormats, SampleDatasetsDetectTheirFormat) {
   for (auto [file, format] : {std::pair{"text.jsonl", Format::text}, std::pair{"completion.jsonl", Format::completion},
                               std::pair{"chat.jsonl", Format::chat}}) {
     const std::string path = data_path(std::string("jsonl/") + file);
-    DataSection data = data_section(path, 64);
+    DataOptions data = data_section(path, 64);
     data.chat_template = "llama3";
     PackStats stats = pack_file(path, data, tok::Tokenizer::bytes(), [](std::vector<int32_t>&&) {});
     EXPECT_EQ(stats.format, format) << file;

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "io/data/data_loader.h"
+#include "model/token_batch.h"
 #include "io/data/fingerprint.h"
 #include "io/data/pack_file.h"
 #include "io/data/shard.h"
@@ -83,7 +84,7 @@ TEST(DataLoader, PreparedShardsMatchJsonl) {
   auto dir = scratch_dir();
   const std::string chat = data_path("jsonl/chat.jsonl");
   const auto tokenizer = tok::Tokenizer::bytes();
-  DataSection data = data_section(chat, 64);
+  DataOptions data = data_section(chat, 64);
   data.chat_template = "chatml";
   std::filesystem::create_directories(dir / "prepared");
   {
@@ -93,7 +94,7 @@ TEST(DataLoader, PreparedShardsMatchJsonl) {
   }
   EXPECT_FALSE(std::filesystem::exists(dir / "prepared" / "train.tsd.tmp"));
   DataLoader direct(data, tokenizer, 5);
-  DataSection prepared = data;
+  DataOptions prepared = data;
   prepared.train = (dir / "prepared").string();
   DataLoader mapped(prepared, tokenizer, 5);
   ASSERT_EQ(direct.num_sequences(), mapped.num_sequences());
@@ -101,7 +102,7 @@ TEST(DataLoader, PreparedShardsMatchJsonl) {
   for (int64_t step = 0; step < 3; ++step) EXPECT_TRUE(same(direct.global_batch(step, n, 0, n), mapped.global_batch(step, n, 0, n)));
   EXPECT_EQ(Shard::open((dir / "prepared" / "train.tsd").string()).header().count, n);
 
-  DataSection other_len = prepared;
+  DataOptions other_len = prepared;
   other_len.seq_len = 32;
   EXPECT_EQ(error_of([&] { DataLoader(other_len, tokenizer, 5); }),
             (dir / "prepared" / "train.tsd").string() + ": prepared with seq_len 64 but data.seq_len is 32 (run prepare-data again)");
@@ -152,9 +153,9 @@ TEST(DataLoader, PrepareDataCommandRoundTrip) {
   ASSERT_EQ(std::system(command.c_str()), 0);
   const auto tokenizer = tok::Tokenizer::bytes();
   for (auto [split, file] : {std::pair{Split::train, "completion.jsonl"}, std::pair{Split::eval, "text.jsonl"}}) {
-    DataSection direct = data_section(data_path(std::string("jsonl/") + file), 32);
+    DataOptions direct = data_section(data_path(std::string("jsonl/") + file), 32);
     direct.eval = direct.train;
-    DataSection prepared = data_section((dir / "out").string(), 32);
+    DataOptions prepared = data_section((dir / "out").string(), 32);
     prepared.eval = prepared.train;
     DataLoader a(direct, tokenizer, 9, split), b(prepared, tokenizer, 9, split);
     const int64_t n = a.num_sequences();
