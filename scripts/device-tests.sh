@@ -104,7 +104,7 @@ fi
 # Llama-3.2-1B shape, seq 2048, micro-batch 4: one forward + backward, next to PyTorch + transformers.
 # Full fine-tuning of the same shape through `tessera train` (ZeRO-3, AdamW, fp32 master weights).
 for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
-check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train bench/configs/llama-1b-shape.yaml
+check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml
 python3 - /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
 import json, statistics, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps

@@ -1,5 +1,7 @@
 #include "engine/train_log.h"
 
+#include <unistd.h>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -8,7 +10,28 @@
 
 namespace tessera {
 
-TrainLog::TrainLog(bool speaker, const std::string& metrics_file, Device device) : speaker_(speaker), device_(device) {
+namespace {
+
+// Dense bf16 peak TFLOP/s of the GPUs people train on, by name; 0 for others.
+double peak_bf16_tflops(Device device) {
+  if (!device.is_cuda()) return 0;
+  const std::string name = device_name(device);
+  struct Peak { const char* name; double tflops; };
+  static constexpr Peak peaks[] = {{"H100 PCIe", 756}, {"H100", 989}, {"H200", 989}, {"H800", 989},
+                                   {"A100", 312}, {"L40S", 362}, {"A6000", 155}, {"4090", 165}};
+  for (const Peak& p : peaks)
+    if (name.find(p.name) != std::string::npos) return p.tflops;
+  return 0;
+}
+
+}  // namespace
+
+TrainLog::TrainLog(bool speaker, const std::string& metrics_file, int64_t every_steps, Device device)
+    : speaker_(speaker),
+      every_steps_(every_steps),
+      device_(device),
+      peak_tflops_(peak_bf16_tflops(device)),
+      terminal_(isatty(STDERR_FILENO) == 1) {
   if (!speaker_ || metrics_file.empty()) return;
   const auto parent = std::filesystem::path(metrics_file).parent_path();
   if (!parent.empty()) std::filesystem::create_directories(parent);
@@ -25,12 +48,22 @@ void TrainLog::step(const StepLog& s) {
   const double tok_per_s = s.seconds > 0 ? s.tokens / s.seconds : 0;
   const double tflops = s.seconds > 0 ? s.flops / s.seconds / 1e12 / s.world : 0;  // per rank
   const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  const double eta = s.step > 0 ? elapsed / s.step * (s.total_steps - s.step) : 0;
+  if (first_step_ < 0) first_step_ = s.step;
+  const double eta = elapsed / static_cast<double>(s.step - first_step_ + 1) * (s.total_steps - s.step);
   const double mem_gib = memory_stats(device_).peak_allocated / 1073741824.0;
-  spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f}{} | {:.0f} tok/s | {:.1f} TFLOP/s per rank | "
+  const std::string mfu = peak_tflops_ > 0 ? fmt::format(" (MFU {:.1f}%)", 100.0 * tflops / peak_tflops_) : "";
+  const bool logged = s.step % every_steps_ == 0 || s.step == s.total_steps;
+  if (!logged) {
+    if (terminal_)
+      std::fprintf(stderr, "\r\033[Kstep %ld/%ld | loss %.4f | %.0f tok/s | %.1f TFLOP/s%s | ETA %.0fs", s.step,
+                   s.total_steps, s.loss, tok_per_s, tflops, mfu.c_str(), eta);
+    return;
+  }
+  if (terminal_) std::fprintf(stderr, "\r\033[K");
+  spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f}{} | {:.0f} tok/s | {:.1f} TFLOP/s per rank{} | "
                "peak {:.2f} GiB | ETA {:.0f}s",
                s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped: not finite)" : "", tok_per_s,
-               tflops, mem_gib, eta);
+               tflops, mfu, mem_gib, eta);
   if (metrics_) {
     std::fprintf(metrics_,
                  "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "

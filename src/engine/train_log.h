@@ -1,6 +1,7 @@
 // What a training run tells people: a log line per logged step on rank 0 (step/total, loss, lr,
-// grad norm, tokens/s, model TFLOP/s, memory, ETA) and, when log.metrics_file is set, one JSON
-// object per logged step in that file (eval rows add eval_loss).
+// grad norm, tokens/s, model TFLOP/s and MFU, memory, ETA), on a terminal a progress line
+// rewritten every step in between, and, when log.metrics_file is set, one JSON object per logged
+// step in that file (eval rows add eval_loss).
 #pragma once
 
 #include <chrono>
@@ -24,16 +25,20 @@ struct StepLog {
 
 class TrainLog {
  public:
-  TrainLog(bool speaker, const std::string& metrics_file, Device device);
+  TrainLog(bool speaker, const std::string& metrics_file, int64_t every_steps, Device device);
   ~TrainLog();
-  void step(const StepLog& s);
+  void step(const StepLog& s);  // every step; logs every `every_steps` and at the last
   void eval(int64_t step, double eval_loss);
 
  private:
   bool speaker_;
+  int64_t every_steps_;
   Device device_;
+  double peak_tflops_;  // the device's dense bf16 peak, 0 when unknown (no MFU then)
+  bool terminal_;
   std::FILE* metrics_ = nullptr;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  int64_t first_step_ = -1;  // the first step this run did (a resumed run starts mid-way)
 };
 
 }  // namespace tessera

@@ -12,6 +12,7 @@
 #include "engine/schedule.h"
 #include "engine/train_log.h"
 #include "engine/train_step.h"
+#include "engine/watchdog.h"
 #include "io/data/data_loader.h"
 #include "io/safetensors.h"
 #include "io/tokenizer/tokenizer.h"
@@ -121,15 +122,20 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     spdlog::info("resumed from {} (step {})", resume_from, state.step);
   }
   const std::string config_yaml = to_yaml(job);
+  std::unique_ptr<Watchdog> watchdog;
+  if (job.train.collective_timeout_s > 0)
+    watchdog = std::make_unique<Watchdog>(
+        std::chrono::milliseconds(static_cast<int64_t>(job.train.collective_timeout_s * 1000)), world.rank);
   auto save = [&](int64_t step) {
     if (job.checkpoint.dir.empty()) return;
+    if (watchdog) watchdog->suspend();  // writing may outlast the timeout; its barriers are not steps
     checkpoint::save(job.checkpoint.dir, store, {step, summary.skipped_steps, train_data.state_after(step, global)},
                      config_yaml, job.checkpoint.keep_last, *host);
   };
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
-  TrainLog log(world.rank == 0, job.log.metrics_file, device);
+  TrainLog log(world.rank == 0, job.log.metrics_file, job.log.every_steps, device);
   for (int64_t step = first_step; step <= job.train.steps; ++step) {
     const auto start = std::chrono::steady_clock::now();
     const double lr = learning_rate(job.train, step);
@@ -141,14 +147,14 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
                                        job.train.activation_checkpointing);
     synchronize_device(device);
+    if (watchdog) watchdog->beat(step);
     if (stats.skipped) {
       ++summary.skipped_steps;
       spdlog::warn("step {}: gradients are not finite; the step was skipped ({} so far)", step, summary.skipped_steps);
     }
     summary.steps_done = step;
     summary.last_loss = stats.loss;
-    if (step % job.log.every_steps == 0 || step == job.train.steps)
-      log.step({step, job.train.steps, stats.loss, lr, stats.grad_norm, global * job.data.seq_len,
+    log.step({step, job.train.steps, stats.loss, lr, stats.grad_norm, global * job.data.seq_len,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                 step_flops(config, store.num_params(), global, job.data.seq_len), world.size, stats.skipped});
     if (eval_data && step % job.eval.every_steps == 0) log.eval(step, evaluate(store, *host, *eval_data, job, world, device));
@@ -158,6 +164,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     summary.interrupted = stop.data_as<int32_t>()[0] != 0;
     const bool last = step == job.train.steps || summary.interrupted;
     if (last || (job.checkpoint.every_steps > 0 && step % job.checkpoint.every_steps == 0)) save(step);
+    if (watchdog) watchdog->beat(step);
     if (summary.interrupted) {
       spdlog::warn("stopped after step {}: interrupted{}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
       break;

@@ -48,6 +48,8 @@ void check_ranges(const JobConfig& c, const RangeChecks& check) {
   check.require(t.eps > 0, "train.eps", fmt::format("must be positive, got {}", t.eps));
   check.require(t.clip_grad_norm >= 0, "train.clip_grad_norm",
                 fmt::format("must be >= 0 (0 turns clipping off), got {}", t.clip_grad_norm));
+  check.require(t.collective_timeout_s >= 0, "train.collective_timeout_s",
+                fmt::format("must be >= 0 (0 turns the watchdog off), got {}", t.collective_timeout_s));
   check.require(t.schedule.warmup_steps >= 0, "train.schedule.warmup_steps",
                 fmt::format("must be >= 0, got {}", t.schedule.warmup_steps));
   check.require(t.schedule.min_lr >= 0 && t.schedule.min_lr <= t.lr, "train.schedule.min_lr",

@@ -40,6 +40,7 @@ struct TrainSection {
   std::string device = "auto";  // auto | cpu | cuda
   std::string dtype = "bf16";   // bf16 | fp32
   bool activation_checkpointing = false;
+  double collective_timeout_s = 600;  // a step that makes no progress this long takes the job down; 0: off
 };
 
 struct OffloadSection {
@@ -123,6 +124,7 @@ template <typename V> void describe(V& v, TrainSection& s) {
   v("device", s.device, {"auto", "cpu", "cuda"});
   v("dtype", s.dtype, {"bf16", "fp32"});
   v("activation_checkpointing", s.activation_checkpointing);
+  v("collective_timeout_s", s.collective_timeout_s);
 }
 template <typename V> void describe(V& v, OffloadSection& s) {
   v("device", s.device, {"none", "cpu", "nvme"});

@@ -1,0 +1,41 @@
+#include <gtest/gtest.h>
+
+#include <atomic>
+
+#include "engine/watchdog.h"
+
+using namespace tessera;
+using namespace std::chrono_literals;
+
+TEST(Watchdog, FiresWhenBeatsStop) {
+  std::atomic<int> fired{0};
+  {
+    Watchdog dog(150ms, 0, [&] { ++fired; });
+    for (int step = 1; step <= 5; ++step) {
+      std::this_thread::sleep_for(40ms);
+      dog.beat(step);
+    }
+    EXPECT_EQ(fired, 0) << "steady beats must keep it quiet";
+    std::this_thread::sleep_for(400ms);
+  }
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(Watchdog, SuspendedWhileSaving) {
+  std::atomic<int> fired{0};
+  {
+    Watchdog dog(100ms, 0, [&] { ++fired; });
+    dog.suspend();
+    std::this_thread::sleep_for(300ms);
+    EXPECT_EQ(fired, 0);
+    dog.beat(1);
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_EQ(fired, 1);
+}
+
+TEST(Watchdog, StaysQuietUntilDestroyed) {
+  std::atomic<int> fired{0};
+  { Watchdog dog(10s, 0, [&] { ++fired; }); }
+  EXPECT_EQ(fired, 0);
+}
