@@ -230,23 +230,12 @@ void launch(const Params& p, cudaStream_t stream) {
   check_launch();
 }
 
-template <typename T>
-void launch_for_dim(const Params& p, cudaStream_t stream) {
-  switch (p.d) {
-    case 32: return launch<T, 32>(p, stream);
-    case 64: return launch<T, 64>(p, stream);
-    case 96: return launch<T, 96>(p, stream);
-    case 128: return launch<T, 128>(p, stream);
-    default: throw Error("attention: no tensor-core kernel for head dim " + std::to_string(p.d));
-  }
-}
-
 }  // namespace
 
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream) {
-  if (dtype == DType::BF16) return launch_for_dim<__nv_bfloat16>(p, stream);
-  if (dtype == DType::F16) return launch_for_dim<__half>(p, stream);
-  throw Error("attention: tensor-core kernels take bf16 or f16, got " + std::string(dtype_name(dtype)));
+  dispatch_flash(dtype, p.d, [&](auto* tag, auto dim) {
+    launch<std::remove_pointer_t<decltype(tag)>, decltype(dim)::value>(p, stream);
+  });
 }
 
 }  // namespace tessera::cuda::attn

@@ -3,6 +3,8 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
+#include <type_traits>
 
 #include "kernels/attention_shape.h"
 #include "kernels/cuda/cuda_common.cuh"
@@ -52,7 +54,28 @@ void rows_forward(const Params& p, DType dtype, cudaStream_t stream);
 void rows_backward(const Params& p, DType dtype, cudaStream_t stream);
 
 // Tensor-core kernels: bf16/f16, head dims where flash_supports is true, 16-byte aligned rows.
-bool flash_supports(int64_t head_dim);
+inline bool flash_supports(int64_t head_dim) {
+  return head_dim == 32 || head_dim == 64 || head_dim == 96 || head_dim == 128;
+}
+
+// Calls fn(T* tag, std::integral_constant<int, D>) for the tensor-core kernels' dtype T and head
+// dim D: the one place that instantiates them.
+template <typename Fn>
+void dispatch_flash(DType dtype, int64_t head_dim, Fn&& fn) {
+  auto by_dim = [&](auto* tag) {
+    switch (head_dim) {
+      case 32: return fn(tag, std::integral_constant<int, 32>{});
+      case 64: return fn(tag, std::integral_constant<int, 64>{});
+      case 96: return fn(tag, std::integral_constant<int, 96>{});
+      case 128: return fn(tag, std::integral_constant<int, 128>{});
+      default: throw Error("attention: no tensor-core kernel for head dim " + std::to_string(head_dim));
+    }
+  };
+  if (dtype == DType::BF16) return by_dim(static_cast<__nv_bfloat16*>(nullptr));
+  if (dtype == DType::F16) return by_dim(static_cast<__half*>(nullptr));
+  throw Error("attention: tensor-core kernels take bf16 or f16, got " + std::string(dtype_name(dtype)));
+}
+
 void flash_forward(const Params& p, DType dtype, cudaStream_t stream);
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
 
