@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run on the GPU machine from the repo root, with .device/ carried there (scripts/device-prepare.sh):
 # every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
-# to $OUT (or device-out/); the summary table is printed last.
+# to $OUT (or device-out/); the summary table is printed last. `bash scripts/device-tests.sh offload`
+# runs only the offload section.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -26,7 +27,9 @@ check() {
   echo "| $name | $status $tally |" >> "$summary"
 }
 
+only=${1:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+if [ "$only" = all ]; then
 check kernels .device/bin/test_kernels
 check nccl_np1 "${mpi[@]}" -np 1 .device/bin/test_gpu_comm
 if [ "$gpus" -ge 2 ]; then
@@ -128,6 +131,40 @@ if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
     print(f"| ratio tessera / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
 PY
 fi
+fi  # all
+
+# Offload: the CPU AdamW next to torch's CPU AdamW and this host's bandwidth; training with the
+# optimizer in pinned host memory next to the same jobs without it.
+if [ "$only" = all ] || [ "$only" = offload ]; then
+  ours=$(.device/bin/cpu_adamw_bench 250 5 | tee -a "$out/offload.log" | sed -n 's/^RESULT //p')
+  theirs=$(python3 .device/peers/torch_peer_infer.py 2>&1 | tee -a "$out/offload.log" | grep torch_cpu_adamw | sed 's/^RESULT //')
+  python3 - "$ours" "$theirs" >> "$summary" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+print("| CPU AdamW, 250M params | Mparams/s | GB/s moved | host triad GB/s |")
+print("| --- | --- | --- | --- |")
+print(f"| tessera ({a.get('threads')} threads) | {a.get('Mparams_per_s')} | {a.get('GB_per_s')} | {a.get('triad_GB_per_s')} |")
+print(f"| torch.optim.AdamW CPU ({b.get('threads')} threads) | {b.get('Mparams_per_s')} | | |")
+if a.get('Mparams_per_s') and b.get('Mparams_per_s'):
+    print(f"| ratio tessera / torch | {a['Mparams_per_s'] / b['Mparams_per_s']:.2f} | of triad: {a['of_bandwidth']} | |")
+PY
+  tiny=(configs/tiny-cpu.yaml --set train.device=cuda --set train.dtype=bf16 --set train.steps=30 --set log.every_steps=30
+        --set checkpoint.resume=never --set checkpoint.dir= --set log.metrics_file=)
+  check tiny_device "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}"
+  check tiny_offload "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" --set zero.offload_optimizer.device=cpu
+  for run in tiny_device tiny_offload; do echo "| $run | $(grep -o 'last loss [0-9.]*' "$out/$run.log") |" >> "$summary"; done
+  for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+  check train_1b_offload "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set zero.offload_optimizer.device=cpu --set log.metrics_file=/tmp/tessera-1b-offload.jsonl
+  python3 - /tmp/tessera-1b-offload.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]
+if rows:
+    print(f"| tessera train 1B, optimizer offloaded to CPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | loss {rows[-1]['loss']:.3f} |")
+PY
+  grep -E "done:" "$out/train_1b_offload.log" | tail -1 >> "$summary"
+fi
+
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
 echo; cat "$summary"

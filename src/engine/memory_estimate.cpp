@@ -35,6 +35,15 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
     e.gradients = stage >= 2 ? 4 * n / w + 4 * largest_unit : 4 * n;  // + one unit's whole gradient
     e.gathered = stage == 3 ? low * largest_unit * (2 + job.zero.prefetch) : 0;
     e.activations = activations;
+    if (job.zero.offload_optimizer.device == "cpu") {
+      // Master weights, moments and the gradient shards move to pinned host memory; the GPU keeps
+      // the whole-unit gradient buffers of backward.
+      const double grad_shards = stage >= 2 ? 4 * n / w : 4 * n * shard;
+      e.host = e.master + e.moments + grad_shards;
+      e.master = e.moments = 0;
+      e.gradients -= grad_shards;
+      if (stage < 2) e.gradients = 4 * n;
+    }
     out.push_back(e);
   }
   return out;

@@ -14,10 +14,11 @@ namespace tessera {
 struct MemoryEstimate {
   int stage = 3;
   double working = 0, master = 0, moments = 0, gradients = 0, gathered = 0, activations = 0;  // bytes
+  double host = 0;  // pinned host memory (zero.offload_optimizer: cpu), not counted in total()
   double total() const { return working + master + moments + gradients + gathered + activations; }
 };
 
-// One estimate per ZeRO stage 0..3 for `ranks` ranks, with the job's batch and dtype.
+// One estimate per ZeRO stage 0..3 for `ranks` ranks, with the job's batch, dtype and offload.
 std::vector<MemoryEstimate> estimate_memory(const ModelConfig& model, const JobConfig& job, int ranks);
 
 }  // namespace tessera

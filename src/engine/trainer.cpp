@@ -89,9 +89,14 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   auto host = make_mpi_communicator(world);
   auto comm = make_communicator(world, device);
   const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
+  TS_CHECK(job.zero.offload_optimizer.device != "nvme", "zero.offload_optimizer.device: nvme is not implemented yet "
+           "(cpu is)");
+  TS_CHECK(job.zero.offload_params.device == "none", "zero.offload_params.device: parameter offload is not "
+           "implemented yet");
   ZeroStore store(config,
                   {.stage = static_cast<int>(job.zero.stage), .prefetch = static_cast<int>(job.zero.prefetch),
-                   .compute_dtype = dtype, .device = device},
+                   .compute_dtype = dtype, .device = device,
+                   .offload_optimizer = job.zero.offload_optimizer.device == "cpu"},
                   *comm);
   if (!job.model.path.empty())
     store.load(SafetensorsModel::open(job.model.path));

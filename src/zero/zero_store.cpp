@@ -14,6 +14,8 @@ struct ZeroStore::Unit {
   int owner = 0;               // this rank's index in `shard` (0 when nothing is sharded)
   Tensor master, m, v, grad;   // f32 [shard.shard]: what this rank owns
   Tensor low;                  // compute dtype [shard.shard]: its slice of the working copy
+  Tensor low_host;             // offload: the same slice, written by the CPU AdamW, then uploaded
+  Tensor grad_stage;           // offload: pinned landing buffer for the shard's reduced gradient
   Tensor full;                 // compute dtype [shard.padded()]: the gathered working copy
   Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward
   ModelParams views, grad_views;
@@ -32,15 +34,25 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
     u->shard = ShardLayout(u->layout.numel, options.stage >= 1 ? comm.size() : 1);
     u->owner = options.stage >= 1 ? comm.rank() : 0;
     for (Tensor* t : {&u->master, &u->m, &u->v, &u->grad}) {
-      *t = Tensor::empty({u->shard.shard}, DType::F32, dev);
+      *t = state_tensor(u->shard.shard, DType::F32);
       ops::fill(*t, 0.0f);
     }
     u->low = Tensor::empty({u->shard.shard}, options.compute_dtype, dev);
+    if (options.offload_optimizer) {
+      u->low_host = state_tensor(u->shard.shard, options.compute_dtype);
+      u->grad_stage = state_tensor(u->shard.shard, DType::F32);
+    }
     units_.push_back(std::move(u));
   }
 }
 
 ZeroStore::~ZeroStore() = default;
+
+Tensor ZeroStore::state_tensor(int64_t n, DType dtype) const {
+  return options_.offload_optimizer ? Tensor::empty_pinned({n}, dtype) : Tensor::empty({n}, dtype, options_.device);
+}
+
+void ZeroStore::upload_working_copy(Unit& u) { copy_bytes(u.low, u.low_host, /*async=*/true); }
 
 ZeroStore::Unit& ZeroStore::unit(UnitId id) { return *units_.at(unit_index(config_, id)); }
 
@@ -110,7 +122,12 @@ void ZeroStore::init_random(uint64_t seed, float std) {
 
 void ZeroStore::refresh_working_copy() {
   for (auto& u : units_) {
-    ops::copy(u->low, u->master);
+    if (options_.offload_optimizer) {
+      ops::copy(u->low_host, u->master);
+      upload_working_copy(*u);
+    } else {
+      ops::copy(u->low, u->master);
+    }
     if (options_.stage < 3) gather(*u);
   }
 }
@@ -182,6 +199,10 @@ void ZeroStore::grads_done(UnitId id) {
   if (options_.stage < 2) return;  // stages 0-1 reduce whole gradients at the step
   Tensor mine = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
   comm_.reduce_scatter(mine, u.full_grad, ReduceOp::Sum).wait();
+  if (options_.offload_optimizer) {  // the shard's gradient goes to the host, by DMA into pinned memory
+    copy_bytes(u.grad_stage, mine);
+    mine = u.grad_stage;
+  }
   ops::add(u.grad, u.grad, mine);
   u.grad_views = ModelParams();
   u.full_grad = Tensor();
@@ -198,9 +219,10 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
       u->full_grad = Tensor();
     }
   }
-  Tensor norm_sq = Tensor::empty({1}, DType::F32, options_.device);
+  Tensor norm_sq = Tensor::empty({1}, DType::F32, state_device());
   ops::fill(norm_sq, 0.0f);
   for (auto& u : units_) ops::sum_squares(norm_sq, u->grad);
+  norm_sq = norm_sq.to(options_.device);  // the communicator's device
   if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq, ReduceOp::Sum).wait();
   recording_ = false;  // the first step's order is the one to prefetch by
   cursor_ = 0;
@@ -215,9 +237,11 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
         s.grad_scale = static_cast<float>(coef);
         if (!p.decays()) s.weight_decay = 0.0f;
         const int64_t n = e - b;
+        const Tensor& low = options_.offload_optimizer ? u->low_host : u->low;
         ops::adamw(u->master.flat_slice(at, n), u->grad.flat_slice(at, n), u->m.flat_slice(at, n),
-                   u->v.flat_slice(at, n), s, u->low.flat_slice(at, n));
+                   u->v.flat_slice(at, n), s, low.flat_slice(at, n));
       });
+      if (options_.offload_optimizer) upload_working_copy(*u);
     }
   }
   for (auto& u : units_) {

@@ -28,7 +28,10 @@ struct ZeroOptions {
   int stage = 3;
   int prefetch = 1;                   // stage 3: units gathered ahead, in the order of the first step
   DType compute_dtype = DType::BF16;  // the working copy's dtype (f32 for fp32 training)
-  Device device;                      // where shards and the working copy live
+  Device device;                      // where the working copy lives (and, without offload, all state)
+  // ZeRO-Offload: fp32 master weights, Adam moments and gradient shards in pinned host memory,
+  // updated by the CPU AdamW; only the working copy stays on `device`.
+  bool offload_optimizer = false;
 };
 
 struct StepResult {
@@ -79,6 +82,9 @@ class ZeroStore : public ParamSource {
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
   void prefetch_after(size_t unit_position);
+  Device state_device() const { return options_.offload_optimizer ? Device::cpu() : options_.device; }
+  Tensor state_tensor(int64_t n, DType dtype) const;  // on state_device(), pinned when offloaded
+  void upload_working_copy(Unit& u);                  // offload: low_host -> low
   // Runs fn(param, begin, end): the part [begin, end) of `param` that lies in this rank's shard,
   // at shard position param.offset + begin - shard_begin.
   template <typename Fn>

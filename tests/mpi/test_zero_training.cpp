@@ -47,9 +47,12 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
   return out;
 }
 
-std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied, int prefetch = 1) {
+std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied, int prefetch = 1,
+                          bool offload = false) {
   const ModelConfig config = tiny_config(tied);
-  ZeroStore store(config, {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu()},
+  ZeroStore store(config,
+                  {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu(),
+                   .offload_optimizer = offload},
                   comm);
   store.init_random(5, 0.1f);
   const int64_t per_rank = kGlobalBatch / comm.size();
@@ -83,6 +86,9 @@ TEST_P(ZeroTraining, EveryStageMatchesOneRank) {
     expect_same_curve(train(*world, stage, 1, tied), reference, "stage " + std::to_string(stage));
   for (int prefetch : {0, 2})
     expect_same_curve(train(*world, 3, 1, tied, prefetch), reference, "prefetch " + std::to_string(prefetch));
+  for (int stage : {1, 3})
+    expect_same_curve(train(*world, stage, 1, tied, 1, /*offload=*/true), reference,
+                      "optimizer offload, stage " + std::to_string(stage));
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {

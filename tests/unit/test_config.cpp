@@ -87,6 +87,7 @@ TEST(Config, OverridesFromTheCommandLine) {
   EXPECT_EQ(c.train.schedule.type, "linear");
   EXPECT_EQ(c.train.betas, (std::vector<double>{0.5, 0.6}));
   EXPECT_EQ(c.zero.offload_params.device, "cpu");
+  EXPECT_EQ(load_job_config(path, {"checkpoint.dir=runs/x", "checkpoint.dir="}).checkpoint.dir, "");  // unset
   EXPECT_EQ(error_of("train:\n  steps: 3\n", {"train.stpes=6"}),
             "--set train.stpes=6: unknown key 'train.stpes' (did you mean 'train.steps'?)");
   EXPECT_EQ(error_of("", {"train.steps=many"}), "--set train.steps=many: train.steps: expected an integer, got \"many\"");

@@ -171,6 +171,7 @@ void ConfigReader::read(const YAML::Node& node, const std::string& path, bool& v
 }
 
 void ConfigReader::read(const YAML::Node& node, const std::string& path, std::string& value) {
+  if (node.IsNull()) return void(value = "");  // `key:` with nothing, or `--set key=`: unset
   if (!node.IsScalar()) fail_at(path, node, "expected a string, got " + scalar_text(node));
   value = node.Scalar();
 }
