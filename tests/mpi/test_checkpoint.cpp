@@ -43,9 +43,11 @@ double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
   return train_step(store, comm, rank_batches(comm, step), adam, 1.0, false).loss;
 }
 
-std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed) {
+std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed, bool offload = false) {
   auto store = std::make_unique<ZeroStore>(
-      tiny(), ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu()}, comm);
+      tiny(),
+      ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = offload},
+      comm);
   store->init_random(seed, 0.1f);
   return store;
 }
@@ -78,6 +80,12 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   EXPECT_EQ(fs::path(found).filename(), "step-2");
   EXPECT_EQ(checkpoint::load(found, *resumed).step, 2);
   for (int64_t step = 3; step <= 4; ++step) EXPECT_EQ(train_one(*resumed, *world, step), straight[step - 1]);
+
+  // Into a store whose optimizer state is offloaded to pinned host memory.
+  auto offloaded = fresh_store(*world, 3, 998, /*offload=*/true);
+  checkpoint::load(found, *offloaded);
+  for (int64_t step = 3; step <= 4; ++step)
+    EXPECT_NEAR(train_one(*offloaded, *world, step), straight[step - 1], 1e-6 * straight[step - 1]);
 
   // One rank alone (this job's world was 2 or 3 when it saved).
   auto self = make_self_communicator();
