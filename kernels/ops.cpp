@@ -55,6 +55,13 @@ void check_rows(const char* op, const Tensor& t, int64_t rows, int64_t cols) {
            t.str(), rows, cols);
 }
 
+// The rows RMSNorm normalises: x is floating, its last dimension the features.
+int64_t rmsnorm_rows(const char* op, const Tensor& x) {
+  check_floating(op, x);
+  TS_CHECK(x.ndim() >= 1 && x.size(-1) > 0, "{}: x {} has no features", op, x.str());
+  return x.numel() / x.size(-1);
+}
+
 void check_rmsnorm_weight(const char* op, const Tensor& weight, const Tensor& x) {
   check_same_device(op, weight, x);
   TS_CHECK(weight.numel() == x.size(-1) && (weight.dtype() == x.dtype() || weight.dtype() == DType::F32),
@@ -219,9 +226,7 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 }
 
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps) {
-  check_floating("rmsnorm_forward", x);
-  TS_CHECK(x.ndim() >= 1 && x.size(-1) > 0, "rmsnorm_forward: x {} has no features", x.str());
-  const int64_t rows = x.numel() / x.size(-1);
+  const int64_t rows = rmsnorm_rows("rmsnorm_forward", x);
   check_same("rmsnorm_forward", out, x);
   check_same_device("rmsnorm_forward", rstd, x);
   check_f32("rmsnorm_forward", rstd, rows);
@@ -233,9 +238,7 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, con
 
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
                       const Tensor& weight, const Tensor& rstd) {
-  check_floating("rmsnorm_backward", x);
-  TS_CHECK(x.ndim() >= 1 && x.size(-1) > 0, "rmsnorm_backward: x {} has no features", x.str());
-  const int64_t rows = x.numel() / x.size(-1);
+  const int64_t rows = rmsnorm_rows("rmsnorm_backward", x);
   check_same("rmsnorm_backward", dx, x);
   check_same("rmsnorm_backward", dout, x);
   check_same_device("rmsnorm_backward", rstd, x);

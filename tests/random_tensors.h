@@ -30,6 +30,15 @@ inline Tensor random_tensor(Shape shape, DType dtype, Device device, uint64_t se
   return t;
 }
 
+// n ids in [0, vocab) as int32 or int64 (host); with ignore_every > 0, every that-many-th is -100.
+inline Tensor random_ids(int64_t n, int64_t vocab, DType dtype, uint64_t seed, int ignore_every = 0) {
+  std::mt19937_64 gen(seed);
+  std::vector<int64_t> ids(n);
+  for (int64_t i = 0; i < n; ++i) ids[i] = ignore_every > 0 && i % ignore_every == 1 ? -100 : int64_t(gen() % vocab);
+  if (dtype == DType::I64) return Tensor::from_vector(ids, {n}, dtype);
+  return Tensor::from_vector(std::vector<int32_t>(ids.begin(), ids.end()), {n}, dtype);
+}
+
 inline std::vector<float> host_f32(const Tensor& t) {
   return ops::cast(t.to(Device::cpu()), DType::F32).to_vector<float>();
 }

@@ -31,13 +31,10 @@ void print_estimate(const std::string& file, const std::vector<std::string>& ove
 
 void add_estimate_memory_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("estimate-memory", "Per-rank memory of a job by ZeRO stage, before running it");
-  auto file = std::make_shared<std::string>();
-  auto overrides = std::make_shared<std::vector<std::string>>();
+  auto job = add_job_args(cmd);
   auto ranks = std::make_shared<int>(1);
-  cmd->add_option("config", *file, "YAML job config")->required();
   cmd->add_option("--ranks", *ranks, "number of ranks")->check(CLI::PositiveNumber)->capture_default_str();
-  cmd->add_option("--set", *overrides, "Override a key: --set train.micro_batch_size=2 (repeatable)");
-  cmd->callback([file, overrides, ranks] { print_estimate(*file, *overrides, *ranks); });
+  cmd->callback([job, ranks] { print_estimate(job->file, job->overrides, *ranks); });
 }
 
 }  // namespace tessera::cli

@@ -19,15 +19,6 @@ const Device cpu = Device::cpu();
 
 double tolerance(DType dtype) { return dtype == DType::F32 ? 1e-5 : dtype == DType::BF16 ? 1e-2 : 2e-3; }
 
-// n ids in [0, vocab) as int32 or int64; with ignore_every > 0, every that-many-th is -100.
-Tensor random_ids(int64_t n, int64_t vocab, DType dtype, uint64_t seed, int ignore_every = 0) {
-  std::mt19937_64 gen(seed);
-  std::vector<int64_t> ids(n);
-  for (int64_t i = 0; i < n; ++i) ids[i] = ignore_every > 0 && i % ignore_every == 1 ? -100 : int64_t(gen() % vocab);
-  if (dtype == DType::I64) return Tensor::from_vector(ids, {n}, dtype);
-  return Tensor::from_vector(std::vector<int32_t>(ids.begin(), ids.end()), {n}, dtype);
-}
-
 // inv_freq[i] = base^(-2i/D), as HF's default rope init.
 Tensor inverse_frequencies(int64_t head_dim, double base) {
   std::vector<float> freq(head_dim / 2);
