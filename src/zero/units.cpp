@@ -1,5 +1,7 @@
 #include "zero/units.h"
 
+#include <algorithm>
+
 #include "core/error.h"
 #include "model/model_config_params.h"
 
@@ -36,6 +38,16 @@ std::vector<UnitLayout> model_units(const ModelConfig& config) {
     offset += unit.numel;
   }
   return units;
+}
+
+std::vector<OwnedRange> owned_ranges(const UnitLayout& layout, const ShardLayout& shard, int owner) {
+  const int64_t begin = shard.begin(owner), end = shard.end(owner);
+  std::vector<OwnedRange> out;
+  for (const UnitParam& p : layout.params) {
+    const int64_t lo = std::max(p.offset, begin), hi = std::min(p.offset + p.numel(), end);
+    if (lo < hi) out.push_back({&p, lo - p.offset, hi - p.offset, lo - begin});
+  }
+  return out;
 }
 
 }  // namespace tessera

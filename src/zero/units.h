@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "comm/communicator.h"
 #include "model/model_config.h"
 #include "model/param_source.h"
 
@@ -28,6 +29,15 @@ struct UnitLayout {
 
 // In forward order: embed, layers 0..L-1, head.
 std::vector<UnitLayout> model_units(const ModelConfig& config);
+
+// The part [begin, end) of `param` that lies in one rank's shard of its unit, at shard position `at`.
+struct OwnedRange {
+  const UnitParam* param;
+  int64_t begin, end, at;
+};
+
+// The ranges of rank `owner`'s shard of `layout`, in shard order (they tile [0, shard.owned(owner))).
+std::vector<OwnedRange> owned_ranges(const UnitLayout& layout, const ShardLayout& shard, int owner);
 
 // Position of a unit in model_units().
 size_t unit_index(const ModelConfig& config, UnitId id);

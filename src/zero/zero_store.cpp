@@ -9,13 +9,11 @@
 namespace tessera {
 
 struct ZeroStore::Unit {
+  size_t index = 0;            // in model_units() order
   UnitLayout layout;
   ShardLayout shard{0, 1};
   int owner = 0;               // this rank's index in `shard` (0 when nothing is sharded)
-  Tensor master, m, v, grad;   // f32 [shard.shard]: what this rank owns
-  Tensor low;                  // compute dtype [shard.shard]: its slice of the working copy
-  Tensor low_host;             // offload: the same slice, written by the CPU AdamW, then uploaded
-  Tensor grad_stage;           // offload: pinned landing buffer for the shard's reduced gradient
+  std::vector<OwnedRange> owned;
   Tensor full;                 // compute dtype [shard.padded()]: the gathered working copy
   Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward
   ModelParams views, grad_views;
@@ -27,32 +25,25 @@ struct ZeroStore::Unit {
 ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm)
     : config_(config), options_(options), comm_(comm) {
   TS_CHECK(options.stage >= 0 && options.stage <= 3, "zero.stage must be 0..3, got {}", options.stage);
-  const Device dev = options.device;
+  std::vector<UnitShard> shards;
+  std::vector<int64_t> sizes;
   for (UnitLayout& layout : model_units(config)) {
     auto u = std::make_unique<Unit>();
+    u->index = units_.size();
     u->layout = std::move(layout);
     u->shard = ShardLayout(u->layout.numel, options.stage >= 1 ? comm.size() : 1);
     u->owner = options.stage >= 1 ? comm.rank() : 0;
-    for (Tensor* t : {&u->master, &u->m, &u->v, &u->grad}) {
-      *t = state_tensor(u->shard.shard, DType::F32);
-      ops::fill(*t, 0.0f);
-    }
-    u->low = Tensor::empty({u->shard.shard}, options.compute_dtype, dev);
-    if (options.offload_optimizer) {
-      u->low_host = state_tensor(u->shard.shard, options.compute_dtype);
-      u->grad_stage = state_tensor(u->shard.shard, DType::F32);
-    }
+    u->owned = owned_ranges(u->layout, u->shard, u->owner);
+    shards.push_back({u->shard.shard, u->owned});
+    sizes.push_back(u->shard.shard);
     units_.push_back(std::move(u));
   }
+  state_ = options.offload_optimizer ? make_host_state(std::move(shards), options.device)
+                                     : make_device_state(std::move(shards), options.device);
+  low_ = std::make_unique<WorkingCopy>(sizes, options.compute_dtype, options.device, WorkingCopy::Home::device);
 }
 
 ZeroStore::~ZeroStore() = default;
-
-Tensor ZeroStore::state_tensor(int64_t n, DType dtype) const {
-  return options_.offload_optimizer ? Tensor::empty_pinned({n}, dtype) : Tensor::empty({n}, dtype, options_.device);
-}
-
-void ZeroStore::upload_working_copy(Unit& u) { copy_bytes(u.low, u.low_host, /*async=*/true); }
 
 ZeroStore::Unit& ZeroStore::unit(UnitId id) { return *units_.at(unit_index(config_, id)); }
 
@@ -60,15 +51,6 @@ int64_t ZeroStore::num_params() const {
   int64_t n = 0;
   for (const auto& u : units_) n += u->layout.numel;
   return n;
-}
-
-template <typename Fn>
-void ZeroStore::for_owned(const Unit& u, Fn&& fn) const {
-  const int64_t begin = u.shard.begin(u.owner), end = u.shard.end(u.owner);
-  for (const UnitParam& p : u.layout.params) {
-    const int64_t lo = std::max(p.offset, begin), hi = std::min(p.offset + p.numel(), end);
-    if (lo < hi) fn(p, lo - p.offset, hi - p.offset, lo - begin);
-  }
 }
 
 void ZeroStore::bind(Unit& u, const Tensor& flat, ModelParams& views) {
@@ -79,11 +61,11 @@ void ZeroStore::bind(Unit& u, const Tensor& flat, ModelParams& views) {
 
 void ZeroStore::start_gather(Unit& u) {
   if (u.shard.world == 1) {
-    u.full = u.low;  // nothing sharded: the working copy is the whole unit
+    u.full = low_->on_device(u.index);  // nothing sharded: the working copy is the whole unit
     return;
   }
   u.full = Tensor::empty({u.shard.padded()}, options_.compute_dtype, options_.device);
-  u.gathering = comm_.all_gather(u.full, u.low);
+  u.gathering = comm_.all_gather(u.full, low_->on_device(u.index));
   u.in_flight = true;
 }
 
@@ -109,12 +91,15 @@ void ZeroStore::prefetch_after(size_t position) {
 
 void ZeroStore::init_random(uint64_t seed, float std) {
   for (auto& u : units_) {
-    for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
-      Tensor slice = u->master.flat_slice(at, e - b);
-      if (p.decays())
-        ops::fill_normal(slice, seed, static_cast<uint64_t>(u->layout.model_offset + p.offset + b), 0.0f, std);
-      else
-        ops::fill(slice, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
+    state_->visit(u->index, /*write=*/true, [&](const UnitState& s) {
+      for (const OwnedRange& r : u->owned) {
+        const UnitParam& p = *r.param;
+        const Tensor slice = s.master.flat_slice(r.at, r.end - r.begin);
+        if (p.decays())
+          ops::fill_normal(slice, seed, static_cast<uint64_t>(u->layout.model_offset + p.offset + r.begin), 0.0f, std);
+        else
+          ops::fill(slice, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
+      }
     });
   }
   refresh_working_copy();
@@ -122,34 +107,39 @@ void ZeroStore::init_random(uint64_t seed, float std) {
 
 void ZeroStore::refresh_working_copy() {
   for (auto& u : units_) {
-    if (options_.offload_optimizer) {
-      ops::copy(u->low_host, u->master);
-      upload_working_copy(*u);
-    } else {
-      ops::copy(u->low, u->master);
-    }
+    state_->visit(u->index, /*write=*/false, [&](const UnitState& s) {
+      const Tensor low = low_->target(u->index, /*host=*/!s.master.is_cuda());
+      ops::copy(low, s.master);
+      low_->commit(u->index);
+    });
     if (options_.stage < 3) gather(*u);
   }
 }
 
-std::vector<ZeroStore::StateSlice> ZeroStore::owned_state(bool unique) {
-  std::vector<StateSlice> out;
-  if (unique && options_.stage == 0 && comm_.rank() != 0) return out;
+void ZeroStore::visit_state(bool write, const StateVisitor& fn) {
   for (auto& u : units_) {
-    for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
-      out.push_back({&p, b, e, u->master.flat_slice(at, e - b), u->m.flat_slice(at, e - b), u->v.flat_slice(at, e - b)});
+    state_->visit(u->index, write, [&](const UnitState& s) {
+      for (const OwnedRange& r : u->owned) {
+        const int64_t n = r.end - r.begin;
+        fn({r.param, r.begin, r.end, s.master.flat_slice(r.at, n), s.m.flat_slice(r.at, n), s.v.flat_slice(r.at, n)});
+      }
     });
   }
-  return out;
 }
 
+void ZeroStore::read_state(bool unique, const StateVisitor& fn) {
+  if (unique && options_.stage == 0 && comm_.rank() != 0) return;
+  visit_state(/*write=*/false, fn);
+}
+
+void ZeroStore::write_state(const StateVisitor& fn) { visit_state(/*write=*/true, fn); }
+
 void ZeroStore::load(const SafetensorsModel& checkpoint) {
-  for (auto& u : units_) {
-    for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
-      const Tensor part = with_context(p.name, [&] { return checkpoint.tensor(p.name).flat_slice(b, e - b); });
-      copy_bytes(u->master.flat_slice(at, e - b), ops::cast(part, DType::F32));
-    });
-  }
+  write_state([&](const StateSlice& s) {
+    const Tensor part =
+        with_context(s.param->name, [&] { return checkpoint.tensor(s.param->name).flat_slice(s.begin, s.end - s.begin); });
+    copy_bytes(s.master, ops::cast(part, DType::F32));
+  });
   refresh_working_copy();
 }
 
@@ -198,12 +188,8 @@ void ZeroStore::grads_done(UnitId id) {
   Unit& u = unit(id);
   if (options_.stage < 2) return;  // stages 0-1 reduce whole gradients at the step
   Tensor mine = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
-  comm_.reduce_scatter(mine, u.full_grad, ReduceOp::Sum).wait();
-  if (options_.offload_optimizer) {  // the shard's gradient goes to the host, by DMA into pinned memory
-    copy_bytes(u.grad_stage, mine);
-    mine = u.grad_stage;
-  }
-  ops::add(u.grad, u.grad, mine);
+  Work reduced = comm_.reduce_scatter(mine, u.full_grad, ReduceOp::Sum);
+  state_->accumulate(u.index, mine, std::move(reduced));
   u.grad_views = ModelParams();
   u.full_grad = Tensor();
 }
@@ -213,41 +199,30 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   if (options_.stage < 2) {
     for (auto& u : units_) {
       if (!u->full_grad.defined()) continue;
-      if (comm_.size() > 1) comm_.all_reduce(u->full_grad, ReduceOp::Sum).wait();
-      copy_bytes(u->grad, u->full_grad.flat_slice(u->owner * u->shard.shard, u->shard.shard));
+      Work reduced = comm_.size() > 1 ? comm_.all_reduce(u->full_grad, ReduceOp::Sum) : Work();
+      state_->accumulate(u->index, u->full_grad.flat_slice(u->owner * u->shard.shard, u->shard.shard),
+                         std::move(reduced));
       u->grad_views = ModelParams();
       u->full_grad = Tensor();
     }
   }
-  Tensor norm_sq = Tensor::empty({1}, DType::F32, state_device());
-  ops::fill(norm_sq, 0.0f);
-  for (auto& u : units_) ops::sum_squares(norm_sq, u->grad);
-  norm_sq = norm_sq.to(options_.device);  // the communicator's device
+  Tensor norm_sq = state_->grad_norm_sq();  // on the communicator's device
   if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq, ReduceOp::Sum).wait();
   recording_ = false;  // the first step's order is the one to prefetch by
   cursor_ = 0;
   StepResult result;
   result.grad_norm = std::sqrt(static_cast<double>(norm_sq.to(Device::cpu()).data_as<float>()[0]));
   result.skipped = !std::isfinite(result.grad_norm);
-  if (!result.skipped) {
-    const double coef = clip_norm > 0 ? std::min(1.0, clip_norm / (result.grad_norm + 1e-6)) : 1.0;
-    for (auto& u : units_) {
-      for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
-        ops::AdamWStep s = adam;
-        s.grad_scale = static_cast<float>(coef);
-        if (!p.decays()) s.weight_decay = 0.0f;
-        const int64_t n = e - b;
-        const Tensor& low = options_.offload_optimizer ? u->low_host : u->low;
-        ops::adamw(u->master.flat_slice(at, n), u->grad.flat_slice(at, n), u->m.flat_slice(at, n),
-                   u->v.flat_slice(at, n), s, low.flat_slice(at, n));
-      });
-      if (options_.offload_optimizer) upload_working_copy(*u);
-    }
+  if (result.skipped) {
+    state_->zero_grads();
+    return result;
   }
-  for (auto& u : units_) {
-    ops::fill(u->grad, 0.0f);
-    if (options_.stage < 3 && !result.skipped) gather(*u);
-  }
+  ops::AdamWStep clipped = adam;
+  clipped.grad_scale =
+      static_cast<float>(clip_norm > 0 ? std::min(1.0, clip_norm / (result.grad_norm + 1e-6)) : 1.0);
+  state_->step(clipped, *low_);
+  if (options_.stage < 3)
+    for (auto& u : units_) gather(*u);
   return result;
 }
 

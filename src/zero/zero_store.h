@@ -10,9 +10,11 @@
 // which the first step acquires units and from then on starts the all-gathers of the next
 // `prefetch` units as each one is acquired, so they overlap the compute in between (every rank
 // makes the same decisions, so collectives stay in the same order everywhere). The optimizer step clips by the global norm
-// and skips (and counts) a step whose gradients are not finite.
+// and skips (and counts) a step whose gradients are not finite. Where the fp32 state lives and how
+// it is stepped is the OptimizerState's business; where the working copy lives, the WorkingCopy's.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -20,7 +22,9 @@
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/param_source.h"
+#include "zero/optimizer_state.h"
 #include "zero/units.h"
+#include "zero/working_copy.h"
 
 namespace tessera {
 
@@ -60,14 +64,18 @@ class ZeroStore : public ParamSource {
   StepResult step(const ops::AdamWStep& adam, double clip_norm);
 
   // This rank's slices of the fp32 state, for checkpoints: elements [begin, end) of a parameter's
-  // flattened tensor, as views of the shards. With `unique` (for writing), where nothing is
-  // sharded (stage 0) only rank 0 reports its slices, so each element has exactly one writer.
+  // flattened tensor (master, m and v hold end - begin elements, on the host or the device). They
+  // come one unit at a time, so that state kept on disk streams through bounded buffers. With
+  // `unique` (for writing), where nothing is sharded (stage 0) only rank 0 reports its slices, so
+  // each element has exactly one writer. write_state keeps what fn leaves in the slices.
   struct StateSlice {
     const UnitParam* param;
     int64_t begin, end;
     Tensor master, m, v;
   };
-  std::vector<StateSlice> owned_state(bool unique);
+  using StateVisitor = std::function<void(const StateSlice&)>;
+  void read_state(bool unique, const StateVisitor& fn);
+  void write_state(const StateVisitor& fn);
   // Rebuilds the working copies from the master weights (after they were loaded).
   void refresh_working_copy();
 
@@ -82,18 +90,14 @@ class ZeroStore : public ParamSource {
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
   void prefetch_after(size_t unit_position);
-  Device state_device() const { return options_.offload_optimizer ? Device::cpu() : options_.device; }
-  Tensor state_tensor(int64_t n, DType dtype) const;  // on state_device(), pinned when offloaded
-  void upload_working_copy(Unit& u);                  // offload: low_host -> low
-  // Runs fn(param, begin, end): the part [begin, end) of `param` that lies in this rank's shard,
-  // at shard position param.offset + begin - shard_begin.
-  template <typename Fn>
-  void for_owned(const Unit& u, Fn&& fn) const;
+  void visit_state(bool write, const StateVisitor& fn);
 
   ModelConfig config_;
   ZeroOptions options_;
   Communicator& comm_;
   std::vector<std::unique_ptr<Unit>> units_;
+  std::unique_ptr<OptimizerState> state_;
+  std::unique_ptr<WorkingCopy> low_;
   // Stage 3 prefetch: the units in the order the first step acquired them, and where we are in it.
   std::vector<size_t> order_;
   bool recording_ = true;

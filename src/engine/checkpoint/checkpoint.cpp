@@ -70,17 +70,17 @@ std::string save(const std::string& dir, ZeroStore& store, const TrainerState& s
   }
   host.barrier();
   // Serial HDF5: one rank at a time opens the file and writes its slices.
-  const std::vector<ZeroStore::StateSlice> slices = store.owned_state(/*unique=*/true);
   for (int r = 0; r < host.size(); ++r) {
-    if (r == host.rank() && !slices.empty()) {
-      StateFile file(state_path, /*writable=*/true);
-      for (const auto& s : slices) {
+    if (r == host.rank()) {
+      std::unique_ptr<StateFile> file;  // opened at the first slice: a rank may have none
+      store.read_state(/*unique=*/true, [&](const ZeroStore::StateSlice& s) {
+        if (!file) file = std::make_unique<StateFile>(state_path, /*writable=*/true);
         const Tensor parts[] = {s.master, s.m, s.v};
         for (int g = 0; g < 3; ++g) {
           const Tensor host_copy = parts[g].to(Device::cpu());
-          file.write(kStateGroups[g], spec_of(*s.param), s.begin, s.end, host_copy.data_as<float>());
+          file->write(kStateGroups[g], spec_of(*s.param), s.begin, s.end, host_copy.data_as<float>());
         }
-      }
+      });
     }
     host.barrier();
   }
@@ -138,14 +138,14 @@ TrainerState load(const std::string& folder, ZeroStore& store) {
       fail("{}: {}", kTrainerFile, e.what());
     }
     StateFile file((fs::path(folder) / kStateFile).string(), /*writable=*/false);
-    for (const auto& s : store.owned_state(/*unique=*/false)) {
+    store.write_state([&](const ZeroStore::StateSlice& s) {
       const Tensor parts[] = {s.master, s.m, s.v};
       for (int g = 0; g < 3; ++g) {
         Tensor host_copy = Tensor::empty({s.end - s.begin}, DType::F32);
         file.read(kStateGroups[g], spec_of(*s.param), s.begin, s.end, host_copy.data_as<float>());
         copy_bytes(parts[g], host_copy);
       }
-    }
+    });
     store.refresh_working_copy();
     return state;
   });

@@ -1,0 +1,66 @@
+// Optimizer state on the training device (no offload): the device AdamW writes the working copy.
+#include "zero/optimizer_state.h"
+
+namespace tessera {
+
+namespace {
+
+class DeviceState : public OptimizerState {
+ public:
+  DeviceState(std::vector<UnitShard> units, Device device) : units_(std::move(units)), device_(device) {
+    for (const UnitShard& u : units_) {
+      Shards s;
+      for (Tensor* t : {&s.state.master, &s.state.m, &s.state.v, &s.grad}) {
+        *t = Tensor::empty({u.size}, DType::F32, device);
+        ops::fill(*t, 0.0f);
+      }
+      shards_.push_back(std::move(s));
+    }
+  }
+
+  void accumulate(size_t unit, const Tensor& shard, Work ready) override {
+    ready.wait();
+    Tensor& grad = shards_.at(unit).grad;
+    ops::add(grad, grad, shard);
+  }
+
+  Tensor grad_norm_sq() override {
+    Tensor norm_sq = Tensor::empty({1}, DType::F32, device_);
+    ops::fill(norm_sq, 0.0f);
+    for (const Shards& s : shards_) ops::sum_squares(norm_sq, s.grad);
+    return norm_sq;
+  }
+
+  void step(const ops::AdamWStep& adam, WorkingCopy& low) override {
+    for (size_t i = 0; i < units_.size(); ++i) {
+      adamw_ranges(units_[i], 0, adam, shards_[i].state, shards_[i].grad, low.target(i, /*host=*/false));
+      low.commit(i);
+    }
+    zero_grads();
+  }
+
+  void zero_grads() override {
+    for (const Shards& s : shards_) ops::fill(s.grad, 0.0f);
+  }
+
+  void visit(size_t unit, bool, const std::function<void(const UnitState&)>& fn) override {
+    fn(shards_.at(unit).state);
+  }
+
+ private:
+  struct Shards {
+    UnitState state;
+    Tensor grad;
+  };
+  std::vector<UnitShard> units_;
+  Device device_;
+  std::vector<Shards> shards_;
+};
+
+}  // namespace
+
+std::unique_ptr<OptimizerState> make_device_state(std::vector<UnitShard> units, Device device) {
+  return std::make_unique<DeviceState>(std::move(units), device);
+}
+
+}  // namespace tessera

@@ -1,0 +1,61 @@
+// Where the fp32 optimizer state of this rank's unit shards lives and how it is stepped: master
+// weights, Adam moments and the gradient accumulator.
+//   device  everything on the training device, stepped by the device AdamW;
+//   host    (zero.offload_optimizer: cpu) master weights and moments in pinned host memory,
+//           stepped by the CPU AdamW, which writes the working copy in the same pass.
+// The store hands in reduced gradient shards as backward produces them and asks for the squared
+// norm (for clipping) before the step.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "comm/communicator.h"
+#include "kernels/ops.h"
+#include "zero/units.h"
+#include "zero/working_copy.h"
+
+namespace tessera {
+
+// What the optimizer state knows of a unit: the size of this rank's shard (padding included) and
+// the parameter ranges in it (for weight decay).
+struct UnitShard {
+  int64_t size = 0;
+  std::vector<OwnedRange> ranges;
+  int64_t owned() const { return ranges.empty() ? 0 : ranges.back().at + ranges.back().end - ranges.back().begin; }
+};
+
+// One unit's fp32 shards (master weights, Adam moments), for initialisation and checkpoints.
+struct UnitState {
+  Tensor master, m, v;
+};
+
+class OptimizerState {
+ public:
+  virtual ~OptimizerState() = default;
+
+  // Adds a reduced f32 gradient shard of `unit`; `shard` is on the training device and complete
+  // once `ready` is waited on.
+  virtual void accumulate(size_t unit, const Tensor& shard, Work ready) = 0;
+  // This rank's squared gradient norm, one f32 on the training device.
+  virtual Tensor grad_norm_sq() = 0;
+  // AdamW on every unit (adam.grad_scale: the clipping coefficient), writing each unit's new working
+  // copy through `low`; then the gradients start again from zero.
+  virtual void step(const ops::AdamWStep& adam, WorkingCopy& low) = 0;
+  // Drops the accumulated gradients (a skipped step).
+  virtual void zero_grads() = 0;
+  // fn(state) with the unit's fp32 shards (host or device tensors of the shard's size); with
+  // `write`, what fn leaves in them is kept. One unit at a time, so that state can stream.
+  virtual void visit(size_t unit, bool write, const std::function<void(const UnitState&)>& fn) = 0;
+};
+
+std::unique_ptr<OptimizerState> make_device_state(std::vector<UnitShard> units, Device device);
+std::unique_ptr<OptimizerState> make_host_state(std::vector<UnitShard> units, Device device);
+
+// AdamW over the unit's parameter ranges (no weight decay on norms and biases) for tensors that
+// cover shard positions [first, first + master.numel()); the working copy's padding is zeroed.
+void adamw_ranges(const UnitShard& unit, int64_t first, const ops::AdamWStep& adam, const UnitState& state,
+                  const Tensor& grad, const Tensor& low);
+
+}  // namespace tessera
