@@ -43,8 +43,15 @@ class DeviceState : public OptimizerState {
     for (const Shards& s : shards_) ops::fill(s.grad, 0.0f);
   }
 
-  void visit(size_t unit, bool, const std::function<void(const UnitState&)>& fn) override {
-    fn(shards_.at(unit).state);
+  void visit(bool, const StateVisitor& fn) override {
+    for (size_t i = 0; i < shards_.size(); ++i) fn(i, shards_[i].state, 0);
+  }
+
+  void refresh(WorkingCopy& low) override {
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      ops::copy(low.target(i, /*host=*/false), shards_[i].state.master);
+      low.commit(i);
+    }
   }
 
  private:

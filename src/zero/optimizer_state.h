@@ -1,8 +1,9 @@
 // Where the fp32 optimizer state of this rank's unit shards lives and how it is stepped: master
 // weights, Adam moments and the gradient accumulator.
 //   device  everything on the training device, stepped by the device AdamW;
-//   host    (zero.offload_optimizer: cpu) master weights and moments in pinned host memory,
-//           stepped by the CPU AdamW, which writes the working copy in the same pass.
+//   host    (zero.offload_optimizer: cpu or nvme) master weights and moments in pinned host memory
+//           or in files (ShardHome), stepped by the CPU AdamW, which writes the working copy in
+//           the same pass; gradient shards in pinned host memory or kept on the device.
 // The store hands in reduced gradient shards as backward produces them and asks for the squared
 // norm (for clipping) before the step.
 #pragma once
@@ -26,10 +27,14 @@ struct UnitShard {
   int64_t owned() const { return ranges.empty() ? 0 : ranges.back().at + ranges.back().end - ranges.back().begin; }
 };
 
-// One unit's fp32 shards (master weights, Adam moments), for initialisation and checkpoints.
+// fp32 shards of one unit (master weights, Adam moments), or a piece of them.
 struct UnitState {
   Tensor master, m, v;
 };
+
+// fn(unit, state, first): `state` holds shard positions [first, first + state.master.numel()) of
+// `unit`; a unit's pieces come in order.
+using StateVisitor = std::function<void(size_t unit, const UnitState& state, int64_t first)>;
 
 class OptimizerState {
  public:
@@ -45,13 +50,17 @@ class OptimizerState {
   virtual void step(const ops::AdamWStep& adam, WorkingCopy& low) = 0;
   // Drops the accumulated gradients (a skipped step).
   virtual void zero_grads() = 0;
-  // fn(state) with the unit's fp32 shards (host or device tensors of the shard's size); with
-  // `write`, what fn leaves in them is kept. One unit at a time, so that state can stream.
-  virtual void visit(size_t unit, bool write, const std::function<void(const UnitState&)>& fn) = 0;
+  // Every unit's fp32 state in unit order (host or device tensors, in pieces where it streams from
+  // disk); with `write`, what fn leaves in them is kept.
+  virtual void visit(bool write, const StateVisitor& fn) = 0;
+  // Rebuilds every unit's working copy from its master weights.
+  virtual void refresh(WorkingCopy& low) = 0;
 };
 
 std::unique_ptr<OptimizerState> make_device_state(std::vector<UnitShard> units, Device device);
-std::unique_ptr<OptimizerState> make_host_state(std::vector<UnitShard> units, Device device);
+class ShardHome;
+std::unique_ptr<OptimizerState> make_host_state(std::vector<UnitShard> units, Device device, bool grads_on_device,
+                                                std::unique_ptr<ShardHome> home);
 
 // AdamW over the unit's parameter ranges (no weight decay on norms and biases) for tensors that
 // cover shard positions [first, first + master.numel()); the working copy's padding is zeroed.

@@ -5,6 +5,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "zero/shard_home.h"
 
 namespace tessera {
 
@@ -38,8 +39,12 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
     sizes.push_back(u->shard.shard);
     units_.push_back(std::move(u));
   }
-  state_ = options.offload_optimizer ? make_host_state(std::move(shards), options.device)
-                                     : make_device_state(std::move(shards), options.device);
+  if (options.offload_optimizer) {
+    auto home = make_pinned_home(shards);
+    state_ = make_host_state(std::move(shards), options.device, options.offload_grads_on_device, std::move(home));
+  } else {
+    state_ = make_device_state(std::move(shards), options.device);
+  }
   low_ = std::make_unique<WorkingCopy>(sizes, options.compute_dtype, options.device, WorkingCopy::Home::device);
 }
 
@@ -90,49 +95,45 @@ void ZeroStore::prefetch_after(size_t position) {
 }
 
 void ZeroStore::init_random(uint64_t seed, float std) {
-  for (auto& u : units_) {
-    state_->visit(u->index, /*write=*/true, [&](const UnitState& s) {
-      for (const OwnedRange& r : u->owned) {
-        const UnitParam& p = *r.param;
-        const Tensor slice = s.master.flat_slice(r.at, r.end - r.begin);
-        if (p.decays())
-          ops::fill_normal(slice, seed, static_cast<uint64_t>(u->layout.model_offset + p.offset + r.begin), 0.0f, std);
-        else
-          ops::fill(slice, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
-      }
-    });
-  }
+  visit_state(/*write=*/true, [&](const Unit& u, const StateSlice& s) {
+    const UnitParam& p = *s.param;
+    if (p.decays())
+      ops::fill_normal(s.master, seed, static_cast<uint64_t>(u.layout.model_offset + p.offset + s.begin), 0.0f, std);
+    else
+      ops::fill(s.master, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
+  });
   refresh_working_copy();
 }
 
 void ZeroStore::refresh_working_copy() {
-  for (auto& u : units_) {
-    state_->visit(u->index, /*write=*/false, [&](const UnitState& s) {
-      const Tensor low = low_->target(u->index, /*host=*/!s.master.is_cuda());
-      ops::copy(low, s.master);
-      low_->commit(u->index);
-    });
-    if (options_.stage < 3) gather(*u);
-  }
+  state_->refresh(*low_);
+  if (options_.stage < 3)
+    for (auto& u : units_) gather(*u);
 }
 
-void ZeroStore::visit_state(bool write, const StateVisitor& fn) {
-  for (auto& u : units_) {
-    state_->visit(u->index, write, [&](const UnitState& s) {
-      for (const OwnedRange& r : u->owned) {
-        const int64_t n = r.end - r.begin;
-        fn({r.param, r.begin, r.end, s.master.flat_slice(r.at, n), s.m.flat_slice(r.at, n), s.v.flat_slice(r.at, n)});
-      }
-    });
-  }
+template <typename Fn>
+void ZeroStore::visit_state(bool write, Fn&& fn) {
+  state_->visit(write, [&](size_t index, const UnitState& s, int64_t first) {
+    const Unit& u = *units_[index];
+    const int64_t last = first + s.master.numel();
+    for (const OwnedRange& r : u.owned) {
+      const int64_t lo = std::max(r.at, first), hi = std::min(r.at + r.end - r.begin, last);
+      if (lo >= hi) continue;
+      const int64_t at = lo - first, n = hi - lo, begin = r.begin + lo - r.at;
+      fn(u, StateSlice{r.param, begin, begin + n, s.master.flat_slice(at, n), s.m.flat_slice(at, n),
+                       s.v.flat_slice(at, n)});
+    }
+  });
 }
 
-void ZeroStore::read_state(bool unique, const StateVisitor& fn) {
+void ZeroStore::read_state(bool unique, const SliceVisitor& fn) {
   if (unique && options_.stage == 0 && comm_.rank() != 0) return;
-  visit_state(/*write=*/false, fn);
+  visit_state(/*write=*/false, [&](const Unit&, const StateSlice& s) { fn(s); });
 }
 
-void ZeroStore::write_state(const StateVisitor& fn) { visit_state(/*write=*/true, fn); }
+void ZeroStore::write_state(const SliceVisitor& fn) {
+  visit_state(/*write=*/true, [&](const Unit&, const StateSlice& s) { fn(s); });
+}
 
 void ZeroStore::load(const SafetensorsModel& checkpoint) {
   write_state([&](const StateSlice& s) {

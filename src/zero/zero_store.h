@@ -33,9 +33,10 @@ struct ZeroOptions {
   int prefetch = 1;                   // stage 3: units gathered ahead, in the order of the first step
   DType compute_dtype = DType::BF16;  // the working copy's dtype (f32 for fp32 training)
   Device device;                      // where the working copy lives (and, without offload, all state)
-  // ZeRO-Offload: fp32 master weights, Adam moments and gradient shards in pinned host memory,
-  // updated by the CPU AdamW; only the working copy stays on `device`.
+  // ZeRO-Offload: fp32 master weights and Adam moments in pinned host memory, updated by the CPU
+  // AdamW; gradient shards in pinned host memory too, or (offload_grads_on_device) on `device`.
   bool offload_optimizer = false;
+  bool offload_grads_on_device = false;
 };
 
 struct StepResult {
@@ -73,9 +74,9 @@ class ZeroStore : public ParamSource {
     int64_t begin, end;
     Tensor master, m, v;
   };
-  using StateVisitor = std::function<void(const StateSlice&)>;
-  void read_state(bool unique, const StateVisitor& fn);
-  void write_state(const StateVisitor& fn);
+  using SliceVisitor = std::function<void(const StateSlice&)>;
+  void read_state(bool unique, const SliceVisitor& fn);
+  void write_state(const SliceVisitor& fn);
   // Rebuilds the working copies from the master weights (after they were loaded).
   void refresh_working_copy();
 
@@ -90,7 +91,8 @@ class ZeroStore : public ParamSource {
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
   void prefetch_after(size_t unit_position);
-  void visit_state(bool write, const StateVisitor& fn);
+  template <typename Fn>
+  void visit_state(bool write, Fn&& fn);  // fn(unit, slice) for every state slice this rank owns
 
   ModelConfig config_;
   ZeroOptions options_;

@@ -3,6 +3,7 @@
 // batch into more, smaller micro-batches.
 #include <gtest/gtest.h>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "engine/train_step.h"
@@ -47,13 +48,13 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
   return out;
 }
 
-std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied, int prefetch = 1,
-                          bool offload = false) {
+ZeroOptions zero(int stage, int prefetch = 1) {
+  return {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu()};
+}
+
+std::vector<double> train(Communicator& comm, const ZeroOptions& options, int64_t mbs, bool tied) {
   const ModelConfig config = tiny_config(tied);
-  ZeroStore store(config,
-                  {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu(),
-                   .offload_optimizer = offload},
-                  comm);
+  ZeroStore store(config, options, comm);
   store.init_random(5, 0.1f);
   const int64_t per_rank = kGlobalBatch / comm.size();
   std::vector<double> losses;
@@ -79,22 +80,41 @@ class ZeroTraining : public ::testing::TestWithParam<bool> {};
 TEST_P(ZeroTraining, EveryStageMatchesOneRank) {
   const bool tied = GetParam();
   auto self = make_self_communicator();
-  const std::vector<double> reference = train(*self, 0, kGlobalBatch, tied);
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
   auto world = make_mpi_communicator(World::get());
   ASSERT_EQ(kGlobalBatch % world->size(), 0);
   for (int stage = 0; stage <= 3; ++stage)
-    expect_same_curve(train(*world, stage, 1, tied), reference, "stage " + std::to_string(stage));
+    expect_same_curve(train(*world, zero(stage), 1, tied), reference, "stage " + std::to_string(stage));
   for (int prefetch : {0, 2})
-    expect_same_curve(train(*world, 3, 1, tied, prefetch), reference, "prefetch " + std::to_string(prefetch));
-  for (int stage : {1, 3})
-    expect_same_curve(train(*world, stage, 1, tied, 1, /*offload=*/true), reference,
-                      "optimizer offload, stage " + std::to_string(stage));
+    expect_same_curve(train(*world, zero(3, prefetch), 1, tied), reference, "prefetch " + std::to_string(prefetch));
+}
+
+// Optimizer offload, with gradient shards on the host (one shard per step: copied straight into
+// the accumulator and normed on the device; several: staged and added by the CPU) or on the device.
+TEST_P(ZeroTraining, OptimizerOffloadMatchesOneRank) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
+  auto world = make_mpi_communicator(World::get());
+  const int64_t per_rank = kGlobalBatch / world->size();
+  for (int stage : {1, 3}) {
+    for (bool on_device : {false, true}) {
+      for (int64_t mbs : {int64_t{1}, per_rank}) {
+        ZeroOptions options = zero(stage);
+        options.offload_optimizer = true;
+        options.offload_grads_on_device = on_device;
+        expect_same_curve(train(*world, options, mbs, tied), reference,
+                          fmt::format("optimizer offload, stage {}, gradients on the {}, micro-batch {}", stage,
+                                      on_device ? "device" : "host", mbs));
+      }
+    }
+  }
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {
   const bool tied = GetParam();
   auto self = make_self_communicator();
-  expect_same_curve(train(*self, 3, 3, tied), train(*self, 3, 6, tied), "micro-batch 3 x 2 vs 6");
+  expect_same_curve(train(*self, zero(3), 3, tied), train(*self, zero(3), 6, tied), "micro-batch 3 x 2 vs 6");
 }
 
 INSTANTIATE_TEST_SUITE_P(TiedAndUntied, ZeroTraining, ::testing::Bool());

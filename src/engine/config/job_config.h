@@ -48,12 +48,16 @@ struct OffloadSection {
   std::string path;             // folder for nvme
 };
 
+struct OptimizerOffloadSection : OffloadSection {
+  std::string gradients = "host";  // host | device: where the fp32 gradient shards accumulate
+};
+
 struct ZeroSection {
   int64_t stage = 3;              // 0 replicated, 1 optimizer, 2 + gradients, 3 + parameters sharded
   int64_t prefetch = 1;           // units gathered ahead
   double reduce_bucket_mb = 64;
   int64_t persist_below = 0;      // parameters with fewer elements stay whole on every rank
-  OffloadSection offload_optimizer;
+  OptimizerOffloadSection offload_optimizer;
   OffloadSection offload_params;
 };
 
@@ -129,6 +133,10 @@ template <typename V> void describe(V& v, TrainSection& s) {
 template <typename V> void describe(V& v, OffloadSection& s) {
   v("device", s.device, {"none", "cpu", "nvme"});
   v("path", s.path);
+}
+template <typename V> void describe(V& v, OptimizerOffloadSection& s) {
+  describe(v, static_cast<OffloadSection&>(s));
+  v("gradients", s.gradients, {"host", "device"});
 }
 template <typename V> void describe(V& v, ZeroSection& s) {
   v("stage", s.stage);
