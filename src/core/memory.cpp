@@ -39,10 +39,11 @@ HostCounters& host_counters() {
 }
 
 constexpr size_t kHostAlignment = 64;
+constexpr size_t kPageAlignment = 4096;  // what cudaHostAlloc gives, and what O_DIRECT needs
 
-std::shared_ptr<void> allocate_host(size_t nbytes) {
-  size_t rounded = (nbytes + kHostAlignment - 1) / kHostAlignment * kHostAlignment;
-  void* p = std::aligned_alloc(kHostAlignment, rounded == 0 ? kHostAlignment : rounded);
+std::shared_ptr<void> allocate_host(size_t nbytes, size_t alignment = kHostAlignment) {
+  size_t rounded = (nbytes + alignment - 1) / alignment * alignment;
+  void* p = std::aligned_alloc(alignment, rounded == 0 ? alignment : rounded);
   TS_CHECK(p, "out of host memory: could not allocate {} bytes", nbytes);
   host_counters().add(rounded);
   return std::shared_ptr<void>(p, [rounded](void* ptr) {
@@ -249,7 +250,7 @@ std::shared_ptr<void> allocate_pinned(size_t nbytes) {
     });
   }
 #endif
-  return allocate_host(nbytes);  // without a GPU there is nothing to pin for
+  return allocate_host(nbytes, kPageAlignment);  // without a GPU there is nothing to pin for
 }
 
 void record_stream(const std::shared_ptr<void>& block, Stream stream) {

@@ -24,6 +24,7 @@ struct MemoryStats {
 std::shared_ptr<void> allocate(size_t nbytes, Device device, Stream stream = nullptr);
 
 // Page-locked host memory for fast asynchronous copies (plain host memory in CPU-only builds).
+// Page aligned (4096 bytes) either way, so it can also serve O_DIRECT file I/O.
 std::shared_ptr<void> allocate_pinned(size_t nbytes);
 
 // Marks a CUDA block as used on `stream`, so that its reuse waits for work queued there.
