@@ -35,6 +35,16 @@ Device training_device(const TrainSection& train, const World& world) {
   return world.device;
 }
 
+OffloadTo offload_to(const OffloadSection& section) {
+  return section.device == "nvme" ? OffloadTo::nvme : section.device == "cpu" ? OffloadTo::cpu : OffloadTo::none;
+}
+
+NvmeSwap nvme_swap(const OffloadSection& section) {
+  NvmeSwap swap;
+  swap.io.path = section.path;
+  return swap;
+}
+
 tok::Tokenizer load_tokenizer(const ModelSection& model) {
   const std::string& path = model.tokenizer.empty() ? model.path : model.tokenizer;
   TS_CHECK(!path.empty(), "the job names no tokenizer: set model.tokenizer (a tokenizer.json, or bytes)");
@@ -89,15 +99,14 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   auto host = make_mpi_communicator(world);
   auto comm = make_communicator(world, device);
   const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
-  TS_CHECK(job.zero.offload_optimizer.device != "nvme", "zero.offload_optimizer.device: nvme is not implemented yet "
-           "(cpu is)");
-  TS_CHECK(job.zero.offload_params.device == "none", "zero.offload_params.device: parameter offload is not "
-           "implemented yet");
   ZeroStore store(config,
                   {.stage = static_cast<int>(job.zero.stage), .prefetch = static_cast<int>(job.zero.prefetch),
                    .compute_dtype = dtype, .device = device,
-                   .offload_optimizer = job.zero.offload_optimizer.device == "cpu",
-                   .offload_grads_on_device = job.zero.offload_optimizer.gradients == "device"},
+                   .offload_optimizer = offload_to(job.zero.offload_optimizer),
+                   .offload_grads_on_device = job.zero.offload_optimizer.gradients == "device",
+                   .offload_params = offload_to(job.zero.offload_params),
+                   .nvme_optimizer = nvme_swap(job.zero.offload_optimizer),
+                   .nvme_params = nvme_swap(job.zero.offload_params)},
                   *comm);
   if (!job.model.path.empty())
     store.load(SafetensorsModel::open(job.model.path));

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "zero/nvme_swap.h"
 #include "zero/optimizer_state.h"
 
 namespace tessera {
@@ -20,5 +21,8 @@ class ShardHome {
 };
 
 std::unique_ptr<ShardHome> make_pinned_home(const std::vector<UnitShard>& units);
+// A swap file per rank under swap.io.path; fails (one line) before anything else when the folder
+// is missing or the disk has no room.
+std::unique_ptr<ShardHome> make_nvme_home(const std::vector<UnitShard>& units, const NvmeSwap& swap, int rank);
 
 }  // namespace tessera

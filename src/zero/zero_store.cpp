@@ -39,13 +39,21 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
     sizes.push_back(u->shard.shard);
     units_.push_back(std::move(u));
   }
-  if (options.offload_optimizer) {
-    auto home = make_pinned_home(shards);
+  TS_CHECK(options.offload_params == OffloadTo::none || options.stage == 3,
+           "zero.offload_params needs zero.stage 3 (at stage {} every rank keeps the whole working copy on the "
+           "device)", options.stage);
+  if (options.offload_optimizer != OffloadTo::none) {
+    auto home = options.offload_optimizer == OffloadTo::nvme ? make_nvme_home(shards, options.nvme_optimizer, comm.rank())
+                                                             : make_pinned_home(shards);
     state_ = make_host_state(std::move(shards), options.device, options.offload_grads_on_device, std::move(home));
   } else {
     state_ = make_device_state(std::move(shards), options.device);
   }
-  low_ = std::make_unique<WorkingCopy>(sizes, options.compute_dtype, options.device, WorkingCopy::Home::device);
+  const auto home = options.offload_params == OffloadTo::nvme  ? WorkingCopy::Home::nvme
+                    : options.offload_params == OffloadTo::cpu ? WorkingCopy::Home::host
+                                                               : WorkingCopy::Home::device;
+  low_ = std::make_unique<WorkingCopy>(sizes, options.compute_dtype, options.device, home, options.nvme_params,
+                                       comm.rank());
 }
 
 ZeroStore::~ZeroStore() = default;

@@ -22,21 +22,29 @@
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/param_source.h"
+#include "zero/nvme_swap.h"
 #include "zero/optimizer_state.h"
 #include "zero/units.h"
 #include "zero/working_copy.h"
 
 namespace tessera {
 
+enum class OffloadTo { none, cpu, nvme };
+
 struct ZeroOptions {
   int stage = 3;
   int prefetch = 1;                   // stage 3: units gathered ahead, in the order of the first step
   DType compute_dtype = DType::BF16;  // the working copy's dtype (f32 for fp32 training)
   Device device;                      // where the working copy lives (and, without offload, all state)
-  // ZeRO-Offload: fp32 master weights and Adam moments in pinned host memory, updated by the CPU
-  // AdamW; gradient shards in pinned host memory too, or (offload_grads_on_device) on `device`.
-  bool offload_optimizer = false;
+  // ZeRO-Offload / ZeRO-Infinity: fp32 master weights and Adam moments in pinned host memory (cpu)
+  // or a swap file (nvme), updated by the CPU AdamW; gradient shards in pinned host memory, or
+  // (offload_grads_on_device) on `device`.
+  OffloadTo offload_optimizer = OffloadTo::none;
   bool offload_grads_on_device = false;
+  // Stage 3: each unit's working-copy shard in pinned host memory (cpu) or a swap file (nvme),
+  // copied to `device` just before its all-gather.
+  OffloadTo offload_params = OffloadTo::none;
+  NvmeSwap nvme_optimizer{}, nvme_params{};  // folders and I/O settings for nvme
 };
 
 struct StepResult {

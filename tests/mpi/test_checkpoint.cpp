@@ -46,7 +46,7 @@ double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
 std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed, bool offload = false) {
   auto store = std::make_unique<ZeroStore>(
       tiny(),
-      ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = offload},
+      ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = offload ? OffloadTo::cpu : OffloadTo::none},
       comm);
   store->init_random(seed, 0.1f);
   return store;

@@ -4,10 +4,13 @@
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
+
+#include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "engine/train_step.h"
 #include "kernels/ops.h"
+#include "core/error.h"
 #include "core/rng.h"
 
 using namespace tessera;
@@ -46,6 +49,16 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
     out.push_back(TokenBatch::causal_lm(Tensor::from_vector(ids, {n, kSeq}, DType::I64), Device::cpu()));
   }
   return out;
+}
+
+// Swap files in the build folder; a staging pool of four 12 KiB buffers (1024-element pieces).
+NvmeSwap test_swap() {
+  NvmeSwap swap;
+  swap.io.path = std::string(TESSERA_BIN_DIR) + "/../tmp/nvme";
+  std::filesystem::create_directories(swap.io.path);
+  swap.io.block_bytes = 8192;
+  swap.pinned_bytes = 4 * 12288;
+  return swap;
 }
 
 ZeroOptions zero(int stage, int prefetch = 1) {
@@ -101,7 +114,7 @@ TEST_P(ZeroTraining, OptimizerOffloadMatchesOneRank) {
     for (bool on_device : {false, true}) {
       for (int64_t mbs : {int64_t{1}, per_rank}) {
         ZeroOptions options = zero(stage);
-        options.offload_optimizer = true;
+        options.offload_optimizer = OffloadTo::cpu;
         options.offload_grads_on_device = on_device;
         expect_same_curve(train(*world, options, mbs, tied), reference,
                           fmt::format("optimizer offload, stage {}, gradients on the {}, micro-batch {}", stage,
@@ -109,6 +122,54 @@ TEST_P(ZeroTraining, OptimizerOffloadMatchesOneRank) {
       }
     }
   }
+}
+
+// NVMe and parameter offload, alone and together. The swap files go to the build folder; the
+// pinned staging budget is tiny, so every unit streams in several pieces through a full pool.
+TEST_P(ZeroTraining, NvmeAndParameterOffloadMatchOneRank) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
+  auto world = make_mpi_communicator(World::get());
+  const int64_t per_rank = kGlobalBatch / world->size();
+  const NvmeSwap swap = test_swap();
+  struct Case {
+    OffloadTo optimizer, params;
+    bool grads_on_device;
+    int64_t mbs;
+  };
+  for (const Case& c : {Case{OffloadTo::nvme, OffloadTo::none, false, 1}, Case{OffloadTo::nvme, OffloadTo::none, true, per_rank},
+                        Case{OffloadTo::none, OffloadTo::cpu, false, 1}, Case{OffloadTo::none, OffloadTo::nvme, false, per_rank},
+                        Case{OffloadTo::cpu, OffloadTo::cpu, false, per_rank}, Case{OffloadTo::nvme, OffloadTo::nvme, true, 1}}) {
+    ZeroOptions options = zero(3);
+    options.offload_optimizer = c.optimizer;
+    options.offload_params = c.params;
+    options.offload_grads_on_device = c.grads_on_device;
+    options.nvme_optimizer = options.nvme_params = swap;
+    expect_same_curve(train(*world, options, c.mbs, tied), reference,
+                      fmt::format("optimizer {}, params {}, gradients on the device {}, micro-batch {}",
+                                  static_cast<int>(c.optimizer), static_cast<int>(c.params), c.grads_on_device, c.mbs));
+  }
+}
+
+TEST(ZeroOffload, ParameterOffloadNeedsStage3) {
+  auto world = make_mpi_communicator(World::get());
+  ZeroOptions options = zero(2);
+  options.offload_params = OffloadTo::cpu;
+  try {
+    ZeroStore store(tiny_config(true), options, *world);
+    FAIL() << "parameter offload at stage 2 was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("zero.offload_params needs zero.stage 3"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ZeroOffload, MissingNvmeFolderFailsAtOnce) {
+  auto world = make_mpi_communicator(World::get());
+  ZeroOptions options = zero(3);
+  options.offload_optimizer = OffloadTo::nvme;
+  options.nvme_optimizer.io.path = test_swap().io.path + "/does-not-exist";
+  EXPECT_THROW(ZeroStore(tiny_config(true), options, *world), Error);
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {
