@@ -43,10 +43,16 @@ double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
   return train_step(store, comm, rank_batches(comm, step), adam, 1.0, false).loss;
 }
 
-std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed, bool offload = false) {
+std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed,
+                                       OffloadTo optimizer = OffloadTo::none, OffloadTo params = OffloadTo::none) {
+  NvmeSwap swap;  // in the build folder, with a small pool: the state streams in pieces
+  swap.io.path = std::string(TESSERA_BIN_DIR) + "/../tmp/nvme";
+  fs::create_directories(swap.io.path);
+  swap.pinned_bytes = 4 * 12288;
   auto store = std::make_unique<ZeroStore>(
       tiny(),
-      ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = offload ? OffloadTo::cpu : OffloadTo::none},
+      ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = optimizer,
+                  .offload_params = params, .nvme_optimizer = swap, .nvme_params = swap},
       comm);
   store->init_random(seed, 0.1f);
   return store;
@@ -82,7 +88,7 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   for (int64_t step = 3; step <= 4; ++step) EXPECT_EQ(train_one(*resumed, *world, step), straight[step - 1]);
 
   // Into a store whose optimizer state is offloaded to pinned host memory.
-  auto offloaded = fresh_store(*world, 3, 998, /*offload=*/true);
+  auto offloaded = fresh_store(*world, 3, 998, OffloadTo::cpu);
   checkpoint::load(found, *offloaded);
   for (int64_t step = 3; step <= 4; ++step)
     EXPECT_NEAR(train_one(*offloaded, *world, step), straight[step - 1], 1e-6 * straight[step - 1]);
@@ -93,6 +99,32 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   checkpoint::load(found, *alone);
   for (int64_t step = 3; step <= 4; ++step)
     EXPECT_NEAR(train_one(*alone, *self, step), straight[step - 1], 1e-4 * straight[step - 1]);
+  world->barrier();
+  if (world->rank() == 0) fs::remove_all(dir);
+}
+
+// State offloaded to a swap file saves like any other and resumes into another offload choice.
+TEST(Checkpoint, OffloadedStateSavesAndResumes) {
+  auto world = make_mpi_communicator(World::get());
+  const std::string dir = shared_dir(*world, "ckpt-offload");
+  std::vector<double> straight;
+  {
+    auto store = fresh_store(*world, 3, 21);
+    for (int64_t step = 1; step <= 4; ++step) straight.push_back(train_one(*store, *world, step));
+  }
+  {
+    auto store = fresh_store(*world, 3, 21, OffloadTo::nvme, OffloadTo::nvme);
+    for (int64_t step = 1; step <= 2; ++step) train_one(*store, *world, step);
+    checkpoint::save(dir, *store, {2, 0, {}}, "", 0, *world);
+  }
+  const std::string found = checkpoint::find(dir, "auto", *world);
+  for (OffloadTo optimizer : {OffloadTo::none, OffloadTo::cpu, OffloadTo::nvme}) {
+    auto resumed = fresh_store(*world, 3, 500, optimizer, OffloadTo::cpu);
+    checkpoint::load(found, *resumed);
+    for (int64_t step = 3; step <= 4; ++step)
+      EXPECT_NEAR(train_one(*resumed, *world, step), straight[step - 1], 1e-4 * straight[step - 1])
+          << "optimizer offload " << static_cast<int>(optimizer) << ", step " << step;
+  }
   world->barrier();
   if (world->rank() == 0) fs::remove_all(dir);
 }
