@@ -17,14 +17,16 @@ void print_estimate(const std::string& file, const std::vector<std::string>& ove
   std::printf("per-rank memory (GiB) on %d rank(s), micro-batch %ld x %ld tokens, %s%s\n", ranks,
               job.train.micro_batch_size, job.data.seq_len, job.train.dtype.c_str(),
               job.train.activation_checkpointing ? ", activation checkpointing" : "");
-  std::printf("%-6s %9s %9s %9s %9s %9s %11s %9s %9s\n", "stage", "working", "master", "adam m,v", "grads",
-              "gathered", "activations", "device", "host");
+  std::printf("%-6s %9s %9s %9s %9s %9s %11s %9s %9s %9s\n", "stage", "working", "master", "adam m,v", "grads",
+              "gathered", "activations", "device", "host", "disk");
   for (const MemoryEstimate& e : estimate_memory(model, job, ranks))
-    std::printf("%-6d %9.2f %9.2f %9.2f %9.2f %9.2f %11.2f %9.2f %9.2f%s\n", e.stage, gib(e.working), gib(e.master),
-                gib(e.moments), gib(e.gradients), gib(e.gathered), gib(e.activations), gib(e.total()), gib(e.host),
-                e.stage == job.zero.stage ? "  <- zero.stage" : "");
-  std::printf("zero.offload_optimizer.device: %s (host = pinned memory for the optimizer's state)\n",
-              job.zero.offload_optimizer.device.c_str());
+    std::printf("%-6d %9.2f %9.2f %9.2f %9.2f %9.2f %11.2f %9.2f %9.2f %9.2f%s\n", e.stage, gib(e.working),
+                gib(e.master), gib(e.moments), gib(e.gradients), gib(e.gathered), gib(e.activations), gib(e.total()),
+                gib(e.host), gib(e.disk), e.stage == job.zero.stage ? "  <- zero.stage" : "");
+  std::printf("zero.offload_optimizer.device: %s (gradients: %s), zero.offload_params.device: %s (stage 3 only)\n"
+              "host = pinned memory, disk = swap files, per rank\n",
+              job.zero.offload_optimizer.device.c_str(), job.zero.offload_optimizer.gradients.c_str(),
+              job.zero.offload_params.device.c_str());
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // Per-rank memory of a ZeRO job, before running it: model state by stage (bytes per parameter:
 // 2 for the compute-dtype working copy, 4 fp32 master, 8 Adam moments, 4 fp32 gradients), the
-// gathered units in flight, and activations (what each layer saves for backward).
+// gathered units in flight, and activations (what each layer saves for backward). With offload,
+// what leaves the device is counted as pinned host memory or disk (swap files), staging included.
 #pragma once
 
 #include <string>
@@ -14,7 +15,8 @@ namespace tessera {
 struct MemoryEstimate {
   int stage = 3;
   double working = 0, master = 0, moments = 0, gradients = 0, gathered = 0, activations = 0;  // bytes
-  double host = 0;  // pinned host memory (zero.offload_optimizer: cpu), not counted in total()
+  double host = 0;  // pinned host memory (offload), not counted in total()
+  double disk = 0;  // swap files (nvme offload), not counted in total()
   double total() const { return working + master + moments + gradients + gathered + activations; }
 };
 
