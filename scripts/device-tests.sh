@@ -2,7 +2,7 @@
 # Run on the GPU machine from the repo root, with .device/ carried there (scripts/device-prepare.sh):
 # every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
 # to $OUT (or device-out/); the summary table is printed last. `bash scripts/device-tests.sh offload`
-# runs only the offload section.
+# runs only the offload section, `... nvme` only the NVMe swap benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -163,6 +163,19 @@ if rows:
     print(f"| tessera train 1B, optimizer offloaded to CPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | loss {rows[-1]['loss']:.3f} |")
 PY
   grep -E "done:" "$out/train_1b_offload.log" | tail -1 >> "$summary"
+fi
+
+# NVMe swap: the offload I/O layer (io_uring, O_DIRECT) next to dd on the same disk; the goal is
+# at least 80% of dd. TESSERA_NVME_DIR picks the folder (default /tmp), TESSERA_NVME_GIB the size.
+if [ "$only" = all ] || [ "$only" = nvme ]; then
+  nvme_dir=${TESSERA_NVME_DIR:-/tmp} nvme_gib=${TESSERA_NVME_GIB:-8}
+  .device/bin/nvme_bench "$nvme_dir" "$nvme_gib" > "$out/nvme.txt" 2>> "$out/nvme.log"
+  bench/nvme_dd.sh "$nvme_dir" "$nvme_gib" >> "$out/nvme.txt" 2>> "$out/nvme.log"
+  tee -a "$out/nvme.log" < "$out/nvme.txt"
+  awk '{gbps[$1" "$2] = $5} END {printf "| nvme swap, tessera / dd | write %.2f | read %.2f |\n",
+       gbps["tessera write"] / (gbps["dd write"] + 1e-9), gbps["tessera read"] / (gbps["dd read"] + 1e-9)}' \
+      "$out/nvme.txt" >> "$summary"
+  sed -E 's/^(\S+) +(\S+) +(\S+ GiB) +(.*)$/| nvme: \1 \2 \3 | \4 |/' "$out/nvme.txt" >> "$summary"
 fi
 
 tar czf "$dest/logs.tgz" -C "$out" .

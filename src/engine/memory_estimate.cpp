@@ -2,7 +2,6 @@
 
 #include <algorithm>
 
-#include "zero/nvme_swap.h"
 #include "zero/units.h"
 
 namespace tessera {
@@ -27,7 +26,7 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
   const double activations = saved + 1024.0 * c.vocab_size * 4 * 2;
   const std::string& optimizer = job.zero.offload_optimizer.device;
   const bool grads_on_device = job.zero.offload_optimizer.gradients == "device";
-  const double pinned_swap = static_cast<double>(NvmeSwap{}.pinned_bytes);
+  const double pinned_swap = static_cast<double>(job.zero.offload_optimizer.pinned_buffer_mb) * 1048576;
   std::vector<MemoryEstimate> out;
   for (int stage = 0; stage <= 3; ++stage) {
     MemoryEstimate e;

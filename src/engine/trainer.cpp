@@ -8,6 +8,7 @@
 #include "core/memory.h"
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
+#include "engine/config/offload_options.h"
 #include "engine/model_loader.h"
 #include "engine/schedule.h"
 #include "engine/train_log.h"
@@ -40,9 +41,8 @@ OffloadTo offload_to(const OffloadSection& section) {
 }
 
 NvmeSwap nvme_swap(const OffloadSection& section) {
-  NvmeSwap swap;
-  swap.io.path = section.path;
-  return swap;
+  return {.io = nvme_options(section), .pinned_bytes = section.pinned_buffer_mb << 20,
+          .units_in_flight = static_cast<int>(section.units_in_flight)};
 }
 
 tok::Tokenizer load_tokenizer(const ModelSection& model) {

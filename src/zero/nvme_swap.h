@@ -13,7 +13,7 @@ namespace tessera {
 struct NvmeSwap {
   offload::NvmeOptions io;
   int64_t pinned_bytes = int64_t{256} << 20;  // pinned staging memory this swapper may use
-  int units_in_flight = 2;                    // pieces read ahead of the one being worked on
+  int units_in_flight = 2;                    // pieces of state read ahead of the one being stepped
 };
 
 // A fresh swap file of `bytes` under swap.io.path, named after `what`, this process and the rank.

@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "engine/config/job_config.h"
+#include "engine/config/offload_options.h"
 
 using namespace tessera;
 
@@ -70,6 +71,28 @@ TEST(Config, ChoicesAndRanges) {
   EXPECT_EQ(error_of("zero:\n  offload_optimizer: {device: nvme}\n"),
             "job.yaml: zero.offload_optimizer.path: is required when zero.offload_optimizer.device is nvme");
   EXPECT_EQ(error_of("train:\n  betas: [0.9]\n"), "job.yaml:2: train.betas: must be two numbers in [0, 1), e.g. [0.9, 0.95]");
+}
+
+TEST(Config, NvmeOffloadKeys) {
+  JobConfig c = load_job_config("", {"zero.offload_params.device=nvme", "zero.offload_params.path=/nvme/swap",
+                                     "zero.offload_params.io_block_kb=256", "zero.offload_params.units_in_flight=3"});
+  EXPECT_EQ(c.zero.offload_params.io_block_kb, 256);
+  EXPECT_EQ(c.zero.offload_params.units_in_flight, 3);
+  EXPECT_EQ(c.zero.offload_params.pinned_buffer_mb, 256);
+  EXPECT_EQ(c.zero.offload_params.io_queue_depth, 8);
+  offload::NvmeOptions o = nvme_options(c.zero.offload_params);
+  EXPECT_EQ(o.path, "/nvme/swap");
+  EXPECT_EQ(o.block_bytes, 256 * 1024);
+  EXPECT_EQ(o.queue_depth, 8);
+  EXPECT_EQ(error_of("zero:\n  offload_params: {device: nvme, path: /x, io_block_kb: 6}\n"),
+            "job.yaml:2: zero.offload_params.io_block_kb: must be a multiple of 4 from 4 to 1048576 (1 GiB), got 6");
+  EXPECT_EQ(error_of("zero:\n  offload_optimizer:\n    pinned_buffer_mb: 0\n"),
+            "job.yaml:3: zero.offload_optimizer.pinned_buffer_mb: must be at least 1, got 0");
+  EXPECT_EQ(error_of("", {"zero.offload_optimizer.io_queue_depth=0"}),
+            "--set zero.offload_optimizer.io_queue_depth=0: zero.offload_optimizer.io_queue_depth: must be 1 to 4096, "
+            "got 0");
+  EXPECT_EQ(error_of("", {"zero.offload_params.units_in_flight=0"}),
+            "--set zero.offload_params.units_in_flight=0: zero.offload_params.units_in_flight: must be at least 1, got 0");
 }
 
 TEST(Config, BrokenYamlNamesTheLine) {

@@ -35,6 +35,19 @@ class RangeChecks {
   const config::Source& source_;
 };
 
+void check_offload(const OffloadSection& o, const std::string& key, const RangeChecks& check) {
+  check.require(o.device != "nvme" || !o.path.empty(), key + ".path", "is required when " + key + ".device is nvme");
+  check.require(o.pinned_buffer_mb >= 1, key + ".pinned_buffer_mb",
+                fmt::format("must be at least 1, got {}", o.pinned_buffer_mb));
+  // O_DIRECT moves whole 4 KiB pages; a request is one io_uring operation (below 2 GiB).
+  check.require(o.io_block_kb >= 4 && o.io_block_kb % 4 == 0 && o.io_block_kb <= 1048576, key + ".io_block_kb",
+                fmt::format("must be a multiple of 4 from 4 to 1048576 (1 GiB), got {}", o.io_block_kb));
+  check.require(o.io_queue_depth >= 1 && o.io_queue_depth <= 4096, key + ".io_queue_depth",
+                fmt::format("must be 1 to 4096, got {}", o.io_queue_depth));
+  check.require(o.units_in_flight >= 1, key + ".units_in_flight",
+                fmt::format("must be at least 1, got {}", o.units_in_flight));
+}
+
 void check_ranges(const JobConfig& c, const RangeChecks& check) {
   const auto& t = c.train;
   check.require(t.steps >= 1, "train.steps", fmt::format("must be at least 1, got {}", t.steps));
@@ -61,10 +74,8 @@ void check_ranges(const JobConfig& c, const RangeChecks& check) {
   check.require(z.reduce_bucket_mb > 0, "zero.reduce_bucket_mb",
                 fmt::format("must be positive, got {}", z.reduce_bucket_mb));
   check.require(z.persist_below >= 0, "zero.persist_below", fmt::format("must be >= 0, got {}", z.persist_below));
-  check.require(z.offload_optimizer.device != "nvme" || !z.offload_optimizer.path.empty(),
-                "zero.offload_optimizer.path", "is required when zero.offload_optimizer.device is nvme");
-  check.require(z.offload_params.device != "nvme" || !z.offload_params.path.empty(), "zero.offload_params.path",
-                "is required when zero.offload_params.device is nvme");
+  check_offload(z.offload_optimizer, "zero.offload_optimizer", check);
+  check_offload(z.offload_params, "zero.offload_params", check);
   check.require(c.checkpoint.every_steps >= 0, "checkpoint.every_steps",
                 fmt::format("must be >= 0, got {}", c.checkpoint.every_steps));
   check.require(c.checkpoint.keep_last >= 0, "checkpoint.keep_last",

@@ -46,6 +46,11 @@ struct TrainSection {
 struct OffloadSection {
   std::string device = "none";  // none | cpu | nvme
   std::string path;             // folder for nvme
+  // nvme only:
+  int64_t pinned_buffer_mb = 256;  // pinned staging memory per rank (the only host memory swapping uses)
+  int64_t io_block_kb = 1024;      // one read or write request
+  int64_t io_queue_depth = 8;      // requests in flight
+  int64_t units_in_flight = 2;     // units being read or written at once
 };
 
 struct OptimizerOffloadSection : OffloadSection {
@@ -133,6 +138,10 @@ template <typename V> void describe(V& v, TrainSection& s) {
 template <typename V> void describe(V& v, OffloadSection& s) {
   v("device", s.device, {"none", "cpu", "nvme"});
   v("path", s.path);
+  v("pinned_buffer_mb", s.pinned_buffer_mb);
+  v("io_block_kb", s.io_block_kb);
+  v("io_queue_depth", s.io_queue_depth);
+  v("units_in_flight", s.units_in_flight);
 }
 template <typename V> void describe(V& v, OptimizerOffloadSection& s) {
   describe(v, static_cast<OffloadSection&>(s));
