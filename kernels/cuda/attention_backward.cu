@@ -51,7 +51,7 @@ __global__ void __launch_bounds__(kTileThreads) backward_kernel(Params p) {
   auto item_tile = [&](int64_t it) { return kb + it % per_head; };
   auto next_item = [&](int64_t it) {
     do ++it;
-    while (it < items && p.tiles_disjoint(b, item_tile(it), kb));  // other documents only
+    while (it < items && p.tiles_disjoint(b, item_tile(it), item_tile(it), kb));  // other documents only
     return it;
   };
   auto copy_item = [&](int64_t it, int stage) {
@@ -111,15 +111,15 @@ __global__ void __launch_bounds__(kTileThreads) backward_kernel(Params p) {
         ptx::mma_16816<T>(s[2 * np + 1], a, bf[2], bf[3]);
       }
     }
-    const bool diagonal = qb == kb;
+    // Only the diagonal tile and segment ids mask: other tiles skip the per-element test.
+    const bool masked = qb == kb || p.segments;
 #pragma unroll
     for (int nt = 0; nt < kQueryTiles; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int col = nt * 8 + 2 * t + e % 2;
-        bool ok = !diagonal || keys[e / 2] <= q0 + col;
-        if (p.segments) ok = ok && seg_q[col] == seg_keys[e / 2];
-        s[nt][e] = ok ? exp2f(s[nt][e] * scale2 - lse2[col]) : 0.0f;
+        s[nt][e] = ptx::exp2_approx(fmaf(s[nt][e], scale2, -lse2[col]));
+        if (masked && (keys[e / 2] > q0 + col || (p.segments && seg_q[col] != seg_keys[e / 2]))) s[nt][e] = 0.0f;
       }
     }
 
