@@ -3,7 +3,8 @@
 //
 // Every collective returns a Work to wait on. For NCCL, wait() makes the caller's current
 // stream wait for the collective (the host does not block) and synchronize() blocks the host;
-// for MPI both block until the data is there. Input and output must not be touched before then.
+// for MPI both block until the data is there. Input and output must not be touched before then,
+// but they may be dropped at once: the Work (MPI) or the allocator (NCCL) keeps them alive.
 //
 // Uneven sizes: collectives move equal chunks per rank. A flat buffer of `numel` elements is
 // split by ShardLayout: every rank owns `shard = ceil(numel / world)` slots, rank r holding

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -17,7 +18,13 @@ struct ZeroStore::Unit {
   Tensor low_host;             // offload: the same slice, written by the CPU AdamW, then uploaded
   Tensor grad_stage;           // offload: pinned landing buffer for the shard's reduced gradient
   Tensor full;                 // compute dtype [shard.padded()]: the gathered working copy
-  Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward
+  Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward (`grad` itself
+                               // when nothing is sharded and nothing offloaded: no copy at all)
+  bool grad_written = false;   // `grad` holds part of this step's gradient; else it is stale, and the
+                               // next reduction writes it instead of adding (no zero fill)
+  Work reducing;               // the gradient's reduction, in flight until land()
+  Tensor reduced;              // where it lands when it must be added or copied into `grad`
+  bool reduce_pending = false;
   ModelParams views, grad_views;
   int acquired = 0;
   Work gathering;              // an all-gather started ahead of use
@@ -187,8 +194,10 @@ void ZeroStore::release(UnitId id) {
 ModelParams& ZeroStore::grads(UnitId id) {
   Unit& u = unit(id);
   if (!u.full_grad.defined()) {
-    u.full_grad = Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
+    const bool in_place = u.shard.world == 1 && !options_.offload_optimizer;
+    u.full_grad = in_place ? u.grad : Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
     ops::fill(u.full_grad, 0.0f);
+    if (in_place) u.grad_written = true;
     bind(u, u.full_grad, u.grad_views);
   }
   return u.grad_views;
@@ -196,38 +205,73 @@ ModelParams& ZeroStore::grads(UnitId id) {
 
 void ZeroStore::grads_done(UnitId id) {
   Unit& u = unit(id);
-  if (options_.stage < 2) return;  // stages 0-1 reduce whole gradients at the step
-  Tensor mine = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
-  comm_.reduce_scatter(mine, u.full_grad, ReduceOp::Sum).wait();
-  if (options_.offload_optimizer) {  // the shard's gradient goes to the host, by DMA into pinned memory
-    copy_bytes(u.grad_stage, mine);
-    mine = u.grad_stage;
+  // Stages 0-1 and unsharded units accumulate whole gradients over the micro-batches and reduce
+  // them at the step.
+  if (options_.stage < 2 || u.shard.world == 1) return;
+  land(u);  // its previous micro-batch's reduction must be in `grad` before this one adds to it
+  reduce_grad(u);
+  // The previous unit's reduction ran while this unit's backward computed; finishing it now costs
+  // the compute stream at most an event wait, and bounds the landing buffers alive to two.
+  if (last_reduced_ && last_reduced_ != &u) land(*last_reduced_);
+  last_reduced_ = &u;
+}
+
+void ZeroStore::reduce_grad(Unit& u) {
+  if (u.shard.world == 1) {  // whole on every rank: summed in place, copied to `grad` unless it is `grad`
+    if (comm_.size() > 1) u.reducing = comm_.all_reduce(u.full_grad, ReduceOp::Sum);
+    if (u.full_grad.data() != u.grad.data()) u.reduced = u.full_grad;
+  } else {
+    // The first reduction of a step writes the shard's gradient straight into `grad`; later ones
+    // (accumulation) and offloaded ones land in a buffer of the compute device first.
+    const bool direct = !u.grad_written && !options_.offload_optimizer;
+    if (!direct) u.reduced = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
+    u.reducing = comm_.reduce_scatter(direct ? u.grad : u.reduced, u.full_grad, ReduceOp::Sum);
+    if (direct) u.grad_written = true;
   }
-  ops::add(u.grad, u.grad, mine);
+  u.reduce_pending = true;
   u.grad_views = ModelParams();
-  u.full_grad = Tensor();
+  u.full_grad = Tensor();  // the communicator keeps it alive until the reduction has read it
+}
+
+void ZeroStore::land(Unit& u) {
+  if (!u.reduce_pending) return;
+  u.reduce_pending = false;
+  u.reducing.wait();
+  Tensor got = std::exchange(u.reduced, Tensor());
+  if (!got.defined()) return;  // reduced in place
+  if (!u.grad_written) {
+    copy_bytes(u.grad, got);  // offload: by DMA into pinned memory
+    u.grad_written = true;
+    return;
+  }
+  if (options_.offload_optimizer) {
+    copy_bytes(u.grad_stage, got);
+    got = u.grad_stage;
+  }
+  ops::add(u.grad, u.grad, got);
 }
 
 StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
-  // Stages 0-1: whole gradients are summed over the ranks now; each rank keeps its shard of them.
-  if (options_.stage < 2) {
-    for (auto& u : units_) {
-      if (!u->full_grad.defined()) continue;
-      if (comm_.size() > 1) comm_.all_reduce(u->full_grad, ReduceOp::Sum).wait();
-      copy_bytes(u->grad, u->full_grad.flat_slice(u->owner * u->shard.shard, u->shard.shard));
-      u->grad_views = ModelParams();
-      u->full_grad = Tensor();
-    }
+  // Whole gradients still accumulated (stages 0-1, unsharded units) are reduced now, all at once.
+  for (auto& u : units_)
+    if (u->full_grad.defined()) reduce_grad(*u);
+  for (auto& u : units_) {
+    land(*u);
+    if (!u->grad_written) ops::fill(u->grad, 0.0f);  // no gradient reached this unit in this step
   }
-  Tensor norm_sq = Tensor::empty({1}, DType::F32, state_device());
+  last_reduced_ = nullptr;
+  // Squared norms: [0] of sharded gradients (summed over the ranks), [1] of unsharded ones
+  // (equal on every rank: counted once).
+  Tensor norm_sq = Tensor::empty({2}, DType::F32, state_device());
   ops::fill(norm_sq, 0.0f);
-  for (auto& u : units_) ops::sum_squares(norm_sq, u->grad);
+  for (auto& u : units_) ops::sum_squares(norm_sq.flat_slice(u->shard.world > 1 ? 0 : 1, 1), u->grad);
   norm_sq = norm_sq.to(options_.device);  // the communicator's device
-  if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq, ReduceOp::Sum).wait();
+  if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq.flat_slice(0, 1), ReduceOp::Sum).wait();
   recording_ = false;  // the first step's order is the one to prefetch by
   cursor_ = 0;
   StepResult result;
-  result.grad_norm = std::sqrt(static_cast<double>(norm_sq.to(Device::cpu()).data_as<float>()[0]));
+  const Tensor sums = norm_sq.to(Device::cpu());
+  result.grad_norm = std::sqrt(static_cast<double>(sums.data_as<float>()[0]) + sums.data_as<float>()[1]);
   result.skipped = !std::isfinite(result.grad_norm);
   if (!result.skipped) {
     const double coef = clip_norm > 0 ? std::min(1.0, clip_norm / (result.grad_norm + 1e-6)) : 1.0;
@@ -245,7 +289,7 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
     }
   }
   for (auto& u : units_) {
-    ops::fill(u->grad, 0.0f);
+    u->grad_written = false;  // the next step's first reduction overwrites the gradient
     if (options_.stage < 3 && !result.skipped) gather(*u);
   }
   return result;

@@ -6,7 +6,10 @@
 //   stage 1  as 2, and gradients are all-reduced whole at the step instead of reduce-scattered;
 //   stage 0  nothing is sharded: every rank keeps and updates everything (plain data parallel).
 // Gradients of a unit are reduce-scattered into the owners' fp32 shards as soon as its backward is
-// done (stages 2-3) and the whole-unit buffer freed. At stage 3 the store records the order in
+// done (stages 2-3) and the whole-unit buffer freed; the reduction runs while the next unit's
+// backward computes (on GPUs the host never waits for it). The first micro-batch of a step writes
+// the shard's gradient directly, later ones add to it; unsharded gradients (one rank, stage 0)
+// accumulate in place with no copy at all. At stage 3 the store records the order in
 // which the first step acquires units and from then on starts the all-gathers of the next
 // `prefetch` units as each one is acquired, so they overlap the compute in between (every rank
 // makes the same decisions, so collectives stay in the same order everywhere). The optimizer step clips by the global norm
@@ -82,6 +85,8 @@ class ZeroStore : public ParamSource {
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
   void prefetch_after(size_t unit_position);
+  void reduce_grad(Unit& u);  // starts reducing u.full_grad into u.grad (or its landing buffer), frees it
+  void land(Unit& u);         // finishes that: waits (compute stream only on GPUs), adds or copies
   Device state_device() const { return options_.offload_optimizer ? Device::cpu() : options_.device; }
   Tensor state_tensor(int64_t n, DType dtype) const;  // on state_device(), pinned when offloaded
   void upload_working_copy(Unit& u);                  // offload: low_host -> low
@@ -98,6 +103,7 @@ class ZeroStore : public ParamSource {
   std::vector<size_t> order_;
   bool recording_ = true;
   size_t cursor_ = 0;
+  Unit* last_reduced_ = nullptr;  // stages 2-3: the unit whose gradient reduction was started last
 };
 
 }  // namespace tessera
