@@ -96,7 +96,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   ZeroStore store(config,
                   {.stage = static_cast<int>(job.zero.stage), .prefetch = static_cast<int>(job.zero.prefetch),
                    .compute_dtype = dtype, .device = device,
-                   .offload_optimizer = job.zero.offload_optimizer.device == "cpu"},
+                   .offload_optimizer = job.zero.offload_optimizer.device == "cpu",
+                   .persist_below = job.zero.persist_below},
                   *comm);
   if (!job.model.path.empty())
     store.load(SafetensorsModel::open(job.model.path));

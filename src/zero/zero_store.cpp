@@ -35,11 +35,16 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
     : config_(config), options_(options), comm_(comm) {
   TS_CHECK(options.stage >= 0 && options.stage <= 3, "zero.stage must be 0..3, got {}", options.stage);
   const Device dev = options.device;
-  for (UnitLayout& layout : model_units(config)) {
+  std::vector<UnitLayout> layouts = model_units(config);
+  UnitLayout persistent = split_persistent(layouts, options.persist_below);
+  const size_t sharded_units = layouts.size();
+  if (!persistent.params.empty()) layouts.push_back(std::move(persistent));  // last: never acquired itself
+  for (UnitLayout& layout : layouts) {
+    const bool sharded = options.stage >= 1 && units_.size() < sharded_units;
     auto u = std::make_unique<Unit>();
     u->layout = std::move(layout);
-    u->shard = ShardLayout(u->layout.numel, options.stage >= 1 ? comm.size() : 1);
-    u->owner = options.stage >= 1 ? comm.rank() : 0;
+    u->shard = ShardLayout(u->layout.numel, sharded ? comm.size() : 1);
+    u->owner = sharded ? comm.rank() : 0;
     for (Tensor* t : {&u->master, &u->m, &u->v, &u->grad}) {
       *t = state_tensor(u->shard.shard, DType::F32);
       ops::fill(*t, 0.0f);
@@ -51,6 +56,7 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
     }
     units_.push_back(std::move(u));
   }
+  if (units_.size() > sharded_units) persistent_ = units_.back().get();
 }
 
 ZeroStore::~ZeroStore() = default;
@@ -78,10 +84,12 @@ void ZeroStore::for_owned(const Unit& u, Fn&& fn) const {
   }
 }
 
-void ZeroStore::bind(Unit& u, const Tensor& flat, ModelParams& views) {
+void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, ModelParams& views) {
   views = ModelParams();
   views.layers.resize(config_.num_hidden_layers);
   for (const UnitParam& p : u.layout.params) param_slot(views, p.name) = flat.flat_slice(p.offset, p.numel()).view(p.shape);
+  for (const UnitParam& p : u.layout.persistent)
+    param_slot(views, p.name) = persistent_flat.flat_slice(p.offset, p.numel()).view(p.shape);
 }
 
 void ZeroStore::start_gather(Unit& u) {
@@ -99,7 +107,7 @@ void ZeroStore::finish_gather(Unit& u) {
     u.gathering.wait();
     u.in_flight = false;
   }
-  bind(u, u.full, u.views);
+  bind(u, u.full, persistent_ ? persistent_->low : Tensor(), u.views);
 }
 
 void ZeroStore::gather(Unit& u) {
@@ -119,7 +127,7 @@ void ZeroStore::init_random(uint64_t seed, float std) {
     for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
       Tensor slice = u->master.flat_slice(at, e - b);
       if (p.decays())
-        ops::fill_normal(slice, seed, static_cast<uint64_t>(u->layout.model_offset + p.offset + b), 0.0f, std);
+        ops::fill_normal(slice, seed, static_cast<uint64_t>(p.model_offset + b), 0.0f, std);
       else
         ops::fill(slice, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
     });
@@ -141,8 +149,8 @@ void ZeroStore::refresh_working_copy() {
 
 std::vector<ZeroStore::StateSlice> ZeroStore::owned_state(bool unique) {
   std::vector<StateSlice> out;
-  if (unique && options_.stage == 0 && comm_.rank() != 0) return out;
   for (auto& u : units_) {
+    if (unique && u->shard.world == 1 && comm_.rank() != 0) continue;  // whole on every rank: rank 0 writes it
     for_owned(*u, [&](const UnitParam& p, int64_t b, int64_t e, int64_t at) {
       out.push_back({&p, b, e, u->master.flat_slice(at, e - b), u->m.flat_slice(at, e - b), u->v.flat_slice(at, e - b)});
     });
@@ -194,13 +202,21 @@ void ZeroStore::release(UnitId id) {
 ModelParams& ZeroStore::grads(UnitId id) {
   Unit& u = unit(id);
   if (!u.full_grad.defined()) {
+    // Persistent parameters accumulate in their group's buffer until the step, over every unit and micro-batch.
+    const Tensor persistent = u.layout.persistent.empty() ? Tensor() : grad_buffer(*persistent_);
+    bind(u, grad_buffer(u), persistent, u.grad_views);
+  }
+  return u.grad_views;
+}
+
+const Tensor& ZeroStore::grad_buffer(Unit& u) {
+  if (!u.full_grad.defined()) {
     const bool in_place = u.shard.world == 1 && !options_.offload_optimizer;
     u.full_grad = in_place ? u.grad : Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
     ops::fill(u.full_grad, 0.0f);
     if (in_place) u.grad_written = true;
-    bind(u, u.full_grad, u.grad_views);
   }
-  return u.grad_views;
+  return u.full_grad;
 }
 
 void ZeroStore::grads_done(UnitId id) {

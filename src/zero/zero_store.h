@@ -35,6 +35,9 @@ struct ZeroOptions {
   // ZeRO-Offload: fp32 master weights, Adam moments and gradient shards in pinned host memory,
   // updated by the CPU AdamW; only the working copy stays on `device`.
   bool offload_optimizer = false;
+  // Parameters with fewer elements (norm weights, biases) stay whole on every rank: never gathered,
+  // their gradients all-reduced in one collective per step, updated identically everywhere.
+  int64_t persist_below = 0;
 };
 
 struct StepResult {
@@ -64,7 +67,8 @@ class ZeroStore : public ParamSource {
 
   // This rank's slices of the fp32 state, for checkpoints: elements [begin, end) of a parameter's
   // flattened tensor, as views of the shards. With `unique` (for writing), where nothing is
-  // sharded (stage 0) only rank 0 reports its slices, so each element has exactly one writer.
+  // sharded (stage 0, persistent parameters) only rank 0 reports them, so each element has exactly
+  // one writer.
   struct StateSlice {
     const UnitParam* param;
     int64_t begin, end;
@@ -80,7 +84,9 @@ class ZeroStore : public ParamSource {
  private:
   struct Unit;
   Unit& unit(UnitId id);
-  void bind(Unit& u, const Tensor& flat, ModelParams& views);
+  // Views of u's parameters: its own in `flat`, its persistent ones in `persistent_flat`.
+  void bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, ModelParams& views);
+  const Tensor& grad_buffer(Unit& u);  // u.full_grad, made and zeroed on first use in a step
   void gather(Unit& u);
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
@@ -98,7 +104,8 @@ class ZeroStore : public ParamSource {
   ModelConfig config_;
   ZeroOptions options_;
   Communicator& comm_;
-  std::vector<std::unique_ptr<Unit>> units_;
+  std::vector<std::unique_ptr<Unit>> units_;  // model_units(), then the persistent group if any
+  Unit* persistent_ = nullptr;                 // that group: whole on every rank (persist_below)
   // Stage 3 prefetch: the units in the order the first step acquired them, and where we are in it.
   std::vector<size_t> order_;
   bool recording_ = true;

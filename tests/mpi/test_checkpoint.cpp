@@ -43,11 +43,13 @@ double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
   return train_step(store, comm, rank_batches(comm, step), adam, 1.0, false).loss;
 }
 
-std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed, bool offload = false) {
-  auto store = std::make_unique<ZeroStore>(
-      tiny(),
-      ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = offload},
-      comm);
+std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed, bool offload = false,
+                                       int64_t persist_below = 0) {
+  auto store = std::make_unique<ZeroStore>(tiny(),
+                                           ZeroOptions{.stage = stage, .compute_dtype = DType::F32,
+                                                       .device = Device::cpu(), .offload_optimizer = offload,
+                                                       .persist_below = persist_below},
+                                           comm);
   store->init_random(seed, 0.1f);
   return store;
 }
@@ -86,6 +88,18 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   checkpoint::load(found, *offloaded);
   for (int64_t step = 3; step <= 4; ++step)
     EXPECT_NEAR(train_one(*offloaded, *world, step), straight[step - 1], 1e-6 * straight[step - 1]);
+
+  // Into a store that keeps the norm weights and biases whole on every rank (zero.persist_below),
+  // and from such a store back into a sharded one: each element still has one writer.
+  auto persisting = fresh_store(*world, 3, 997, false, /*persist_below=*/100);
+  checkpoint::load(found, *persisting);
+  EXPECT_NEAR(train_one(*persisting, *world, 3), straight[2], 1e-5 * straight[2]);
+  const std::string again = checkpoint::save(dir + "-persist", *persisting, {3, 0, {}}, "config: test\n", 0, *world);
+  auto sharded = fresh_store(*world, 3, 996);
+  checkpoint::load(again, *sharded);
+  EXPECT_NEAR(train_one(*sharded, *world, 4), straight[3], 1e-5 * straight[3]);
+  world->barrier();
+  if (world->rank() == 0) fs::remove_all(dir + "-persist");
 
   // One rank alone (this job's world was 2 or 3 when it saved).
   auto self = make_self_communicator();

@@ -48,11 +48,11 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
 }
 
 std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied, int prefetch = 1,
-                          bool offload = false) {
+                          bool offload = false, int64_t persist_below = 0) {
   const ModelConfig config = tiny_config(tied);
   ZeroStore store(config,
                   {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu(),
-                   .offload_optimizer = offload},
+                   .offload_optimizer = offload, .persist_below = persist_below},
                   comm);
   store.init_random(5, 0.1f);
   const int64_t per_rank = kGlobalBatch / comm.size();
@@ -89,6 +89,30 @@ TEST_P(ZeroTraining, EveryStageMatchesOneRank) {
   for (int stage : {1, 3})
     expect_same_curve(train(*world, stage, 1, tied, 1, /*offload=*/true), reference,
                       "optimizer offload, stage " + std::to_string(stage));
+}
+
+// Norm weights (32 elements), then k/v projections too (512): kept whole on every rank.
+TEST_P(ZeroTraining, PersistentSmallTensorsChangeNothing) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, 0, kGlobalBatch, tied);
+  auto world = make_mpi_communicator(World::get());
+  for (int64_t below : {33, 600})
+    for (int stage : {0, 1, 3})
+      expect_same_curve(train(*world, stage, 1, tied, 1, false, below), reference,
+                        "persist_below " + std::to_string(below) + ", stage " + std::to_string(stage));
+  expect_same_curve(train(*world, 3, 1, tied, 1, /*offload=*/true, 33), reference, "persist_below with offload");
+  expect_same_curve(train(*self, 3, 2, tied, 1, false, 33), reference, "persist_below on one rank");
+  // Kept whole, a norm weight has one writer in checkpoints: rank 0.
+  ZeroStore store(tiny_config(tied), {.stage = 3, .compute_dtype = DType::F32, .device = Device::cpu(),
+                                      .persist_below = 33}, *world);
+  int norms = 0;
+  for (const auto& slice : store.owned_state(/*unique=*/true)) {
+    if (!slice.param->name.ends_with("norm.weight")) continue;
+    ++norms;
+    EXPECT_EQ(slice.end - slice.begin, 32) << slice.param->name << " is whole";
+  }
+  EXPECT_EQ(norms, world->rank() == 0 ? 5 : 0);
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {
