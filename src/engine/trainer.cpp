@@ -97,7 +97,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                   {.stage = static_cast<int>(job.zero.stage), .prefetch = static_cast<int>(job.zero.prefetch),
                    .compute_dtype = dtype, .device = device,
                    .offload_optimizer = job.zero.offload_optimizer.device == "cpu",
-                   .persist_below = job.zero.persist_below},
+                   .persist_below = job.zero.persist_below,
+                   .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20))},
                   *comm);
   if (!job.model.path.empty())
     store.load(SafetensorsModel::open(job.model.path));

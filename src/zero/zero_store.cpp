@@ -22,7 +22,7 @@ struct ZeroStore::Unit {
                                // when nothing is sharded and nothing offloaded: no copy at all)
   bool grad_written = false;   // `grad` holds part of this step's gradient; else it is stale, and the
                                // next reduction writes it instead of adding (no zero fill)
-  Work reducing;               // the gradient's reduction, in flight until land()
+  std::shared_ptr<Work> reducing;  // the gradient's reduction (shared by a bucket), in flight until land()
   Tensor reduced;              // where it lands when it must be added or copied into `grad`
   bool reduce_pending = false;
   ModelParams views, grad_views;
@@ -224,26 +224,52 @@ void ZeroStore::grads_done(UnitId id) {
   // Stages 0-1 and unsharded units accumulate whole gradients over the micro-batches and reduce
   // them at the step.
   if (options_.stage < 2 || u.shard.world == 1) return;
-  land(u);  // its previous micro-batch's reduction must be in `grad` before this one adds to it
-  reduce_grad(u);
-  // The previous unit's reduction ran while this unit's backward computed; finishing it now costs
-  // the compute stream at most an event wait, and bounds the landing buffers alive to two.
-  if (last_reduced_ && last_reduced_ != &u) land(*last_reduced_);
-  last_reduced_ = &u;
+  enqueue_reduce(u);
 }
 
-void ZeroStore::reduce_grad(Unit& u) {
-  if (u.shard.world == 1) {  // whole on every rank: summed in place, copied to `grad` unless it is `grad`
-    if (comm_.size() > 1) u.reducing = comm_.all_reduce(u.full_grad, ReduceOp::Sum);
-    if (u.full_grad.data() != u.grad.data()) u.reduced = u.full_grad;
-  } else {
+void ZeroStore::enqueue_reduce(Unit& u) {
+  // Met again (the next micro-batch) before its reduction started: grads() handed backward the
+  // same buffer, which now holds both micro-batches' sum.
+  if (std::find(bucket_.begin(), bucket_.end(), &u) != bucket_.end()) return;
+  land(u);  // its previous micro-batch's reduction must be in `grad` before this one adds to it
+  bucket_.push_back(&u);
+  bucket_bytes_ += static_cast<int64_t>(u.full_grad.nbytes());
+  if (bucket_bytes_ >= options_.reduce_bucket_bytes) flush_bucket();
+}
+
+void ZeroStore::flush_bucket() {
+  // The previous bucket's reductions ran while this one's backward computed; finishing them now
+  // costs the compute stream at most an event wait, and bounds the landing buffers alive to two
+  // buckets.
+  for (Unit* u : std::exchange(in_flight_, {})) land(*u);
+  if (bucket_.empty()) return;
+  std::vector<Tensor> outs, ins;
+  for (Unit* u : bucket_) {
     // The first reduction of a step writes the shard's gradient straight into `grad`; later ones
     // (accumulation) and offloaded ones land in a buffer of the compute device first.
-    const bool direct = !u.grad_written && !options_.offload_optimizer;
-    if (!direct) u.reduced = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
-    u.reducing = comm_.reduce_scatter(direct ? u.grad : u.reduced, u.full_grad, ReduceOp::Sum);
-    if (direct) u.grad_written = true;
+    const bool direct = !u->grad_written && !options_.offload_optimizer;
+    if (!direct) u->reduced = Tensor::empty({u->shard.shard}, DType::F32, options_.device);
+    u->grad_written = u->grad_written || direct;
+    outs.push_back(direct ? u->grad : u->reduced);
+    ins.push_back(u->full_grad);
   }
+  auto work = std::make_shared<Work>(comm_.reduce_scatter_many(outs, ins, ReduceOp::Sum));
+  for (Unit* u : bucket_) {
+    u->reducing = work;
+    started_reduce(*u);
+  }
+  in_flight_ = std::exchange(bucket_, {});
+  bucket_bytes_ = 0;
+}
+
+void ZeroStore::reduce_whole(Unit& u) {
+  // Whole on every rank: summed in place, then copied to `grad` unless it is `grad`.
+  u.reducing = std::make_shared<Work>(comm_.size() > 1 ? comm_.all_reduce(u.full_grad, ReduceOp::Sum) : Work());
+  if (u.full_grad.data() != u.grad.data()) u.reduced = u.full_grad;
+  started_reduce(u);
+}
+
+void ZeroStore::started_reduce(Unit& u) {
   u.reduce_pending = true;
   u.grad_views = ModelParams();
   u.full_grad = Tensor();  // the communicator keeps it alive until the reduction has read it
@@ -252,7 +278,8 @@ void ZeroStore::reduce_grad(Unit& u) {
 void ZeroStore::land(Unit& u) {
   if (!u.reduce_pending) return;
   u.reduce_pending = false;
-  u.reducing.wait();
+  u.reducing->wait();
+  u.reducing.reset();
   Tensor got = std::exchange(u.reduced, Tensor());
   if (!got.defined()) return;  // reduced in place
   if (!u.grad_written) {
@@ -269,13 +296,19 @@ void ZeroStore::land(Unit& u) {
 
 StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   // Whole gradients still accumulated (stages 0-1, unsharded units) are reduced now, all at once.
-  for (auto& u : units_)
-    if (u->full_grad.defined()) reduce_grad(*u);
+  for (auto& u : units_) {
+    if (!u->full_grad.defined()) continue;
+    if (u->shard.world == 1)
+      reduce_whole(*u);
+    else
+      enqueue_reduce(*u);  // stage 1
+  }
+  flush_bucket();
   for (auto& u : units_) {
     land(*u);
     if (!u->grad_written) ops::fill(u->grad, 0.0f);  // no gradient reached this unit in this step
   }
-  last_reduced_ = nullptr;
+  in_flight_.clear();
   // Squared norms: [0] of sharded gradients (summed over the ranks), [1] of unsharded ones
   // (equal on every rank: counted once).
   Tensor norm_sq = Tensor::empty({2}, DType::F32, state_device());

@@ -38,6 +38,9 @@ struct ZeroOptions {
   // Parameters with fewer elements (norm weights, biases) stay whole on every rank: never gathered,
   // their gradients all-reduced in one collective per step, updated identically everywhere.
   int64_t persist_below = 0;
+  // Gradient reduce-scatters wait until the finished units' whole gradients add up to this many
+  // bytes and then start together (one NCCL launch): small units coalesce, large ones go alone.
+  int64_t reduce_bucket_bytes = 64 << 20;
 };
 
 struct StepResult {
@@ -91,8 +94,15 @@ class ZeroStore : public ParamSource {
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
   void prefetch_after(size_t unit_position);
-  void reduce_grad(Unit& u);  // starts reducing u.full_grad into u.grad (or its landing buffer), frees it
-  void land(Unit& u);         // finishes that: waits (compute stream only on GPUs), adds or copies
+  // Gradient reductions: a sharded unit's reduce-scatter waits in the bucket until the bucket holds
+  // reduce_bucket_bytes, then the bucket's units start together; an unsharded unit's all-reduce
+  // starts at once (at the step). Both drop u.full_grad; land() finishes them: waits (the compute
+  // stream only, on GPUs), then adds or copies into u.grad where they did not write it directly.
+  void enqueue_reduce(Unit& u);
+  void flush_bucket();
+  void reduce_whole(Unit& u);
+  void started_reduce(Unit& u);
+  void land(Unit& u);
   Device state_device() const { return options_.offload_optimizer ? Device::cpu() : options_.device; }
   Tensor state_tensor(int64_t n, DType dtype) const;  // on state_device(), pinned when offloaded
   void upload_working_copy(Unit& u);                  // offload: low_host -> low
@@ -110,7 +120,8 @@ class ZeroStore : public ParamSource {
   std::vector<size_t> order_;
   bool recording_ = true;
   size_t cursor_ = 0;
-  Unit* last_reduced_ = nullptr;  // stages 2-3: the unit whose gradient reduction was started last
+  std::vector<Unit*> bucket_, in_flight_;  // reductions waiting to start; the last ones started
+  int64_t bucket_bytes_ = 0;
 };
 
 }  // namespace tessera

@@ -48,11 +48,12 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
 }
 
 std::vector<double> train(Communicator& comm, int stage, int64_t mbs, bool tied, int prefetch = 1,
-                          bool offload = false, int64_t persist_below = 0) {
+                          bool offload = false, int64_t persist_below = 0, int64_t bucket_bytes = 64 << 20) {
   const ModelConfig config = tiny_config(tied);
   ZeroStore store(config,
                   {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu(),
-                   .offload_optimizer = offload, .persist_below = persist_below},
+                   .offload_optimizer = offload, .persist_below = persist_below,
+                   .reduce_bucket_bytes = bucket_bytes},
                   comm);
   store.init_random(5, 0.1f);
   const int64_t per_rank = kGlobalBatch / comm.size();
@@ -71,6 +72,29 @@ void expect_same_curve(const std::vector<double>& got, const std::vector<double>
     EXPECT_NEAR(got[i], want[i], 1e-4 * std::abs(want[i])) << what << " step " << i + 1;
   EXPECT_LT(want.back(), want.front()) << "the reference loss should fall";
 }
+
+// Counts the store's reduce-scatter launches: what zero.reduce_bucket_mb changes.
+class CountingCommunicator : public Communicator {
+ public:
+  explicit CountingCommunicator(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  Work all_gather(const Tensor& out, const Tensor& in) override { return inner_.all_gather(out, in); }
+  Work reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) override {
+    return inner_.reduce_scatter(out, in, op);
+  }
+  Work reduce_scatter_many(const std::vector<Tensor>& outs, const std::vector<Tensor>& ins, ReduceOp op) override {
+    ++launches;
+    return inner_.reduce_scatter_many(outs, ins, op);
+  }
+  Work all_reduce(const Tensor& t, ReduceOp op) override { return inner_.all_reduce(t, op); }
+  Work broadcast(const Tensor& t, int root) override { return inner_.broadcast(t, root); }
+  void barrier() override { inner_.barrier(); }
+  int launches = 0;
+
+ private:
+  Communicator& inner_;
+};
 
 }  // namespace
 
@@ -113,6 +137,21 @@ TEST_P(ZeroTraining, PersistentSmallTensorsChangeNothing) {
     EXPECT_EQ(slice.end - slice.begin, 32) << slice.param->name << " is whole";
   }
   EXPECT_EQ(norms, world->rank() == 0 ? 5 : 0);
+}
+
+TEST_P(ZeroTraining, ReduceBucketsChangeLaunchesNotLosses) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, 0, kGlobalBatch, tied);
+  auto world = make_mpi_communicator(World::get());
+  CountingCommunicator tiny_buckets(*world), one_bucket(*world);
+  expect_same_curve(train(tiny_buckets, 3, 1, tied, 1, false, 0, /*bucket_bytes=*/1), reference, "1-byte buckets");
+  expect_same_curve(train(one_bucket, 3, 1, tied, 1, false, 0, 64 << 20), reference, "one bucket");
+  expect_same_curve(train(*world, 1, 1, tied, 1, false, 0, 1), reference, "stage 1, 1-byte buckets");
+  // Four units: a launch each per micro-batch, or one per step for all four (a unit whose reduction
+  // has not started keeps accumulating in its buffer).
+  EXPECT_EQ(one_bucket.launches, kSteps);
+  EXPECT_EQ(tiny_buckets.launches, kSteps * 4 * (kGlobalBatch / world->size()));
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {
