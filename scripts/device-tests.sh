@@ -131,6 +131,53 @@ if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
     print(f"| ratio tessera / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
 PY
 fi
+
+# Two GPUs: the same 1B job with ZeRO-3 on 2 ranks (micro-batch 4 per GPU) next to FSDP2
+# (torch_peer.py --fsdp under torchrun) and the 1-GPU figures above: per-GPU tokens/s (goal: >= 95%
+# of one GPU's, i.e. communication hidden) and rank 0's peak memory.
+if [ "$gpus" -ge 2 ]; then
+  check train_1b_2gpu "${mpi[@]}" -np 2 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set log.metrics_file=/tmp/tessera-1b-2gpu.jsonl
+  check fsdp_2gpu python3 -m torch.distributed.run --nproc_per_node 2 .device/peers/torch_peer.py --mode full --fsdp \
+    --steps 10
+  python3 - /tmp/tessera-1b-metrics.jsonl "$out/train_1b.log" /tmp/tessera-1b-2gpu.jsonl "$out/train_1b_2gpu.log" \
+    "$out/model.log" "$out/fsdp_2gpu.log" >> "$summary" <<'PY'
+import json, re, statistics, sys
+def tessera(metrics, log, world):
+    try:
+        rows = [json.loads(l) for l in open(metrics) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
+        peak = re.findall(r"peak memory ([0-9.]+) GiB", open(log).read())
+        return statistics.median(r["tokens_per_s"] for r in rows) / world, float(peak[-1]) if peak else None
+    except (OSError, ValueError, statistics.StatisticsError):
+        return None, None
+def torch(log, fsdp):
+    try:
+        for line in open(log):
+            if line.startswith("RESULT ") and '"mode"' in line:
+                r = json.loads(line[7:])
+                if r.get("fsdp") == fsdp:
+                    return r["tok_per_s_per_gpu"], r["peak_mem_gib"]
+    except OSError:
+        pass
+    return None, None
+runs = [("tessera ZeRO-3, 1 GPU", *tessera(sys.argv[1], sys.argv[2], 1)),
+        ("tessera ZeRO-3, 2 GPUs", *tessera(sys.argv[3], sys.argv[4], 2)),
+        ("torch_peer full, 1 GPU", *torch(sys.argv[5], False)),
+        ("torch_peer FSDP2, 2 GPUs", *torch(sys.argv[6], True))]
+one = {"tessera": runs[0][1], "torch": runs[2][1]}
+fmt = lambda v, f="{:.0f}": f.format(v) if v else "-"
+print("| 1B shape, seq 2048, mbs 4 per GPU | tokens/s per GPU | of the same code on 1 GPU | peak GiB (rank 0) |")
+print("| --- | --- | --- | --- |")
+for name, tok, peak in runs:
+    base = one[name.split()[0].split("_")[0]]
+    print(f"| {name} | {fmt(tok)} | {fmt(tok / base * 100 if tok and base else None, '{:.1f}%')} | {fmt(peak, '{:.2f}')} |")
+if runs[1][1] and runs[3][1]:
+    print(f"| ratio tessera / FSDP2, 2 GPUs | {runs[1][1] / runs[3][1]:.2f} | | "
+          f"{fmt(runs[1][2] / runs[3][2] if runs[1][2] and runs[3][2] else None, '{:.2f}')} |")
+PY
+else
+  echo "| train_1b_2gpu, fsdp_2gpu | not run: this machine has $gpus GPU |" >> "$summary"
+fi
 fi  # all
 
 # Offload: the CPU AdamW next to torch's CPU AdamW and this host's bandwidth; training with the

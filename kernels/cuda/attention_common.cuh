@@ -33,13 +33,17 @@ struct Params {
   __device__ int64_t kv_offset(int64_t bi, int64_t j, int64_t h) const { return ((bi * s + j) * hkv + h) * d; }
   __device__ int64_t row_offset(int64_t bi, int64_t h, int64_t i) const { return (bi * hq + h) * s + i; }
   __device__ int32_t segment(int64_t bi, int64_t i) const { return segments ? segments[bi * s + i] : 0; }
-  // True when no query of tile qt shares a segment with a key of tile kt: the pair is skipped.
-  __device__ bool tiles_disjoint(int64_t bi, int64_t qt, int64_t kt) const {
+  // True when no row of tiles [first, last] shares a segment with a row of tile `other` (64-row
+  // tiles of queries or keys): the kernels skip such pairs.
+  __device__ bool tiles_disjoint(int64_t bi, int64_t first, int64_t last, int64_t other) const {
     if (!segment_ranges) return false;
     const int64_t tiles = (s + kTile - 1) / kTile;
-    const int32_t* q = segment_ranges + (bi * tiles + qt) * 2;
-    const int32_t* k = segment_ranges + (bi * tiles + kt) * 2;
-    return q[1] < k[0] || k[1] < q[0];
+    const int32_t* o = segment_ranges + (bi * tiles + other) * 2;
+    for (int64_t tile = first; tile <= last; ++tile) {
+      const int32_t* r = segment_ranges + (bi * tiles + tile) * 2;
+      if (!(r[1] < o[0] || o[1] < r[0])) return false;
+    }
+    return true;
   }
 };
 

@@ -17,13 +17,14 @@ constexpr int kLdProbs = kTile + 8;  // row pitch of a 64x64 16-bit tile
 template <int kD>
 constexpr int ld_rows = kD + 8;
 
-// Queues the copy of rows [row0, row0 + 64) of head `head` of a [b, s, heads, kD] tensor into a
-// padded tile, 16 bytes at a time; rows past the sequence end become zeros.
-template <typename T, int kD>
+// Queues the copy of rows [row0, row0 + kRows) of head `head` of a [b, s, heads, kD] tensor into a
+// padded tile, 16 bytes at a time, by a CTA of kThreads; rows past the sequence end become zeros.
+template <typename T, int kD, int kRows = kTile, int kThreads = kTileThreads>
 __device__ __forceinline__ void copy_tile_async(T* tile, const T* base, int64_t batch, int64_t row0, int64_t seq,
                                                 int64_t heads, int64_t head) {
   constexpr int kVecs = kD / 8;
-  for (int idx = threadIdx.x; idx < kTile * kVecs; idx += kTileThreads) {
+#pragma unroll
+  for (int idx = threadIdx.x; idx < kRows * kVecs; idx += kThreads) {
     const int r = idx / kVecs, c = (idx % kVecs) * 8;
     const int64_t row = row0 + r;
     const bool valid = row < seq;

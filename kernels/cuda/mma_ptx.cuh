@@ -56,6 +56,14 @@ __device__ __forceinline__ void mma_16816(float (&c)[4], const uint32_t (&a)[4],
   }
 }
 
+// 2^x on the special-function unit, without the range handling of exp2f (denormal results flush
+// to zero, which softmax weights never miss); exp2_approx(-inf) = 0.
+__device__ __forceinline__ float exp2_approx(float x) {
+  float y;
+  asm("ex2.approx.ftz.f32 %0, %1;\n" : "=f"(y) : "f"(x));
+  return y;
+}
+
 // Two floats as one register of two 16-bit values, `lo` in the low half (the lower column).
 template <typename T>
 __device__ __forceinline__ uint32_t pack2(float lo, float hi) {

@@ -3,7 +3,8 @@
 //
 // Every collective returns a Work to wait on. For NCCL, wait() makes the caller's current
 // stream wait for the collective (the host does not block) and synchronize() blocks the host;
-// for MPI both block until the data is there. Input and output must not be touched before then.
+// for MPI both block until the data is there. Input and output must not be touched before then,
+// but they may be dropped at once: the Work (MPI) or the allocator (NCCL) keeps them alive.
 //
 // Uneven sizes: collectives move equal chunks per rank. A flat buffer of `numel` elements is
 // split by ShardLayout: every rank owns `shard = ceil(numel / world)` slots, rank r holding
@@ -15,6 +16,7 @@
 #include <functional>
 #include <memory>
 #include <utility>
+#include <vector>
 
 #include "comm/world.h"
 #include "core/tensor.h"
@@ -63,6 +65,13 @@ class Communicator {
   virtual Work all_gather(const Tensor& out, const Tensor& in) = 0;
   // out (n elements) = op over ranks of chunk rank() of `in` (size() * n elements).
   virtual Work reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) = 0;
+  // Several reduce-scatters (outs[i], ins[i]) started together: NCCL fuses them into one launch;
+  // the default starts them one after another. One Work for all.
+  virtual Work reduce_scatter_many(const std::vector<Tensor>& outs, const std::vector<Tensor>& ins, ReduceOp op) {
+    auto works = std::make_shared<std::vector<Work>>();
+    for (size_t i = 0; i < outs.size(); ++i) works->push_back(reduce_scatter(outs[i], ins[i], op));
+    return Work([works] { for (Work& w : *works) w.wait(); }, [works] { for (Work& w : *works) w.synchronize(); });
+  }
   // t = op over ranks of t, in place.
   virtual Work all_reduce(const Tensor& t, ReduceOp op) = 0;
   // t on every rank = t on `root`.

@@ -2,6 +2,8 @@
 // they travel as 16-bit words and are reduced by user-defined ops that compute in fp32.
 #include <mpi.h>
 
+#include <vector>
+
 #include "comm/communicator.h"
 #include "core/error.h"
 
@@ -108,7 +110,7 @@ class MpiCommunicator : public Communicator {
     check_mpi(MPI_Iallgather(in.data(), as_count(in.numel()), mpi_type(in.dtype()), out.data(),
                              as_count(in.numel()), mpi_type(in.dtype()), comm_, &request),
               "MPI_Iallgather");
-    return finish(request, nullptr);
+    return finish(request, nullptr, {out, in});
   }
 
   Work reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) override {
@@ -120,7 +122,7 @@ class MpiCommunicator : public Communicator {
     check_mpi(MPI_Ireduce_scatter_block(in.data(), out.data(), as_count(out.numel()), mpi_type(in.dtype()),
                                         mpi_op(in.dtype(), op), comm_, &request),
               "MPI_Ireduce_scatter_block");
-    return finish(request, op == ReduceOp::Avg ? &out : nullptr);
+    return finish(request, op == ReduceOp::Avg ? &out : nullptr, {out, in});
   }
 
   Work all_reduce(const Tensor& t, ReduceOp op) override {
@@ -129,7 +131,7 @@ class MpiCommunicator : public Communicator {
     check_mpi(MPI_Iallreduce(MPI_IN_PLACE, t.data(), as_count(t.numel()), mpi_type(t.dtype()),
                              mpi_op(t.dtype(), op), comm_, &request),
               "MPI_Iallreduce");
-    return finish(request, op == ReduceOp::Avg ? &t : nullptr);
+    return finish(request, op == ReduceOp::Avg ? &t : nullptr, {t});
   }
 
   Work broadcast(const Tensor& t, int root) override {
@@ -138,19 +140,21 @@ class MpiCommunicator : public Communicator {
     MPI_Request request;
     check_mpi(MPI_Ibcast(t.data(), as_count(t.numel()), mpi_type(t.dtype()), root, comm_, &request),
               "MPI_Ibcast");
-    return finish(request, nullptr);
+    return finish(request, nullptr, {t});
   }
 
   void barrier() override { check_mpi(MPI_Barrier(comm_), "MPI_Barrier"); }
 
  private:
-  // The Work waits for the request, then divides by the world size for Avg.
-  Work finish(MPI_Request request, const Tensor* average) {
+  // The Work waits for the request, then divides by the world size for Avg. It holds the buffers
+  // until then, so a caller may drop its references as soon as the collective is started.
+  Work finish(MPI_Request request, const Tensor* average, std::vector<Tensor> buffers) {
     Tensor target = average ? *average : Tensor();
     const int size = size_;
-    auto wait = [request, target, size]() mutable {
+    auto wait = [request, target, size, buffers = std::move(buffers)]() mutable {
       check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
       if (target.defined()) divide(target, size);
+      buffers.clear();
     };
     return Work(std::move(wait), nullptr);
   }

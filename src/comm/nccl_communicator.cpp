@@ -8,6 +8,9 @@
 #include <mpi.h>
 #include <nccl.h>
 
+#include <atomic>
+#include <vector>
+
 #include "core/memory.h"
 #include "core/stream.h"
 
@@ -53,9 +56,17 @@ class NcclCommunicator : public Communicator {
     set_device(device_.index);
     TS_NCCL_CHECK(ncclCommInitRank(&comm_, size_, id, rank_));
     stream_ = create_stream(device_.index, /*high_priority=*/true);
+    // A stalled job (watchdog) or a failing rank (abort_world) aborts the communicator first, so
+    // that a collective waiting on a dead peer returns instead of holding this rank's GPU.
+    abort_hook_ = add_abort_hook([this] {
+      aborted_ = true;
+      ncclCommAbort(comm_);
+    });
   }
 
   ~NcclCommunicator() override {
+    remove_abort_hook(abort_hook_);
+    if (aborted_) return;  // the process is going down; the aborted communicator is gone already
     synchronize_stream(stream_);
     ncclCommDestroy(comm_);
     destroy_stream(stream_);
@@ -80,6 +91,24 @@ class NcclCommunicator : public Communicator {
     return launch({out, in}, [&] {
       TS_NCCL_CHECK(ncclReduceScatter(in.data(), out.data(), out.numel(), nccl_type(in.dtype()), nccl_op(op), comm_,
                                       stream_));
+    });
+  }
+
+  Work reduce_scatter_many(const std::vector<Tensor>& outs, const std::vector<Tensor>& ins, ReduceOp op) override {
+    std::vector<Tensor> buffers;
+    for (size_t i = 0; i < outs.size(); ++i) {
+      check("reduce_scatter_many", outs[i], ins[i]);
+      TS_CHECK(ins[i].numel() == outs[i].numel() * size_, "reduce_scatter_many: input {} must hold {} x output {}",
+               ins[i].str(), size_, outs[i].str());
+      buffers.push_back(outs[i]);
+      buffers.push_back(ins[i]);
+    }
+    return launch(buffers, [&] {
+      TS_NCCL_CHECK(ncclGroupStart());
+      for (size_t i = 0; i < outs.size(); ++i)
+        TS_NCCL_CHECK(ncclReduceScatter(ins[i].data(), outs[i].data(), outs[i].numel(), nccl_type(ins[i].dtype()),
+                                        nccl_op(op), comm_, stream_));
+      TS_NCCL_CHECK(ncclGroupEnd());
     });
   }
 
@@ -113,7 +142,7 @@ class NcclCommunicator : public Communicator {
   // Orders the collective after the caller's queued work, keeps its buffers alive in the
   // allocator until the communication stream is past it, and hands back its completion.
   template <typename Fn>
-  Work launch(std::initializer_list<Tensor> buffers, Fn&& enqueue) {
+  Work launch(const std::vector<Tensor>& buffers, Fn&& enqueue) {
     Stream caller = current_stream(device_.index);
     Event ready;
     ready.record(caller);
@@ -130,6 +159,8 @@ class NcclCommunicator : public Communicator {
   Device device_;
   ncclComm_t comm_ = nullptr;
   Stream stream_ = nullptr;
+  int abort_hook_ = -1;
+  std::atomic<bool> aborted_{false};
 };
 
 }  // namespace

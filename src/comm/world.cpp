@@ -6,7 +6,10 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
+#include <mutex>
 #include <thread>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -16,6 +19,10 @@ namespace tessera {
 
 namespace {
 World* g_world = nullptr;
+
+std::mutex g_hooks_mu;
+std::map<int, std::function<void()>> g_hooks;
+int g_next_hook = 0;
 
 void finalize_mpi() {
   int finalized = 0;
@@ -68,7 +75,25 @@ const World& World::get() {
   return *g_world;
 }
 
+int add_abort_hook(std::function<void()> hook) {
+  std::lock_guard lock(g_hooks_mu);
+  g_hooks.emplace(g_next_hook, std::move(hook));
+  return g_next_hook++;
+}
+
+void remove_abort_hook(int id) {
+  std::lock_guard lock(g_hooks_mu);
+  g_hooks.erase(id);
+}
+
+void run_abort_hooks() {
+  // Held while the hooks run, so that their owners cannot go away under them.
+  std::lock_guard lock(g_hooks_mu);
+  for (auto& [id, hook] : std::exchange(g_hooks, {})) hook();
+}
+
 void abort_world(int exit_code) {
+  run_abort_hooks();
   int initialized = 0;
   MPI_Initialized(&initialized);
   if (initialized && g_world && g_world->size > 1) MPI_Abort(MPI_COMM_WORLD, exit_code);

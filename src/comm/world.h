@@ -3,6 +3,7 @@
 // rank (ranks on one host, from MPI_Comm_split_type shared) modulo the GPUs present.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "core/device.h"
@@ -25,7 +26,16 @@ struct World {
   static const World& get();  // after init()
 };
 
-// Ends the job on every rank from any one of them (for errors that leave ranks out of step).
+// Ends the job on every rank from any one of them (for errors that leave ranks out of step):
+// runs the abort hooks, then MPI_Abort.
 [[noreturn]] void abort_world(int exit_code);
+
+// Abort hooks release what would keep a rank from dying promptly: the NCCL communicator registers
+// ncclCommAbort, which frees a rank blocked in an NCCL kernel whose peer is gone. The registry
+// lives here, not in NCCL code, so CPU builds and the watchdog do not depend on NCCL.
+int add_abort_hook(std::function<void()> hook);  // returns an id for remove_abort_hook
+void remove_abort_hook(int id);                  // waits while the hooks are running
+// Runs every hook once (later calls run nothing), from any thread.
+void run_abort_hooks();
 
 }  // namespace tessera

@@ -106,7 +106,9 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .offload_grads_on_device = job.zero.offload_optimizer.gradients == "device",
                    .offload_params = offload_to(job.zero.offload_params),
                    .nvme_optimizer = nvme_swap(job.zero.offload_optimizer),
-                   .nvme_params = nvme_swap(job.zero.offload_params)},
+                   .nvme_params = nvme_swap(job.zero.offload_params),
+                   .persist_below = job.zero.persist_below,
+                   .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20))},
                   *comm);
   if (!job.model.path.empty())
     store.load(SafetensorsModel::open(job.model.path));

@@ -45,6 +45,7 @@ void Watchdog::run() {
       continue;
     spdlog::error("rank {}: no progress for {} s after step {} (a collective is waiting on a rank that died or "
                   "hangs?); taking the job down", rank_, timeout_.count() / 1000.0, step_);
+    run_abort_hooks();  // before on_stall: a rank blocked in NCCL is released (ncclCommAbort)
     on_stall_();
     return;
   }

@@ -1,7 +1,8 @@
 // Takes the job down when a rank stops making progress (a collective that never completes because
 // another rank died or hangs), instead of leaving every rank waiting forever. The trainer calls
 // beat() after each step; if `timeout` passes without one, the watchdog logs which rank and step
-// stalled and runs `on_stall` (by default abort_world: MPI_Abort ends every rank within seconds).
+// stalled, runs the abort hooks (comm/world.h: the NCCL communicator's ncclCommAbort) and then
+// `on_stall` (by default abort_world: MPI_Abort ends every rank within seconds).
 #pragma once
 
 #include <chrono>

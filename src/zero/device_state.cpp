@@ -18,16 +18,28 @@ class DeviceState : public OptimizerState {
     }
   }
 
-  void accumulate(size_t unit, const Tensor& shard, Work ready) override {
-    ready.wait();
-    Tensor& grad = shards_.at(unit).grad;
-    ops::add(grad, grad, shard);
+  Tensor direct_grad(size_t unit) override {
+    Shards& s = shards_.at(unit);
+    if (s.written) return Tensor();
+    s.written = true;
+    return s.grad;
+  }
+
+  void accumulate(size_t unit, const Tensor& shard) override {
+    Shards& s = shards_.at(unit);
+    if (s.written) ops::add(s.grad, s.grad, shard);
+    else ops::copy(s.grad, shard);  // the step's first gradient: no zero fill, no add
+    s.written = true;
   }
 
   Tensor grad_norm_sq() override {
-    Tensor norm_sq = Tensor::empty({1}, DType::F32, device_);
+    Tensor norm_sq = Tensor::empty({2}, DType::F32, device_);
     ops::fill(norm_sq, 0.0f);
-    for (const Shards& s : shards_) ops::sum_squares(norm_sq, s.grad);
+    for (size_t i = 0; i < shards_.size(); ++i) {
+      if (!shards_[i].written) ops::fill(shards_[i].grad, 0.0f);  // no gradient reached it in this step
+      shards_[i].written = true;
+      ops::sum_squares(norm_sq.flat_slice(units_[i].sharded ? 0 : 1, 1), shards_[i].grad);
+    }
     return norm_sq;
   }
 
@@ -40,7 +52,7 @@ class DeviceState : public OptimizerState {
   }
 
   void zero_grads() override {
-    for (const Shards& s : shards_) ops::fill(s.grad, 0.0f);
+    for (Shards& s : shards_) s.written = false;  // the next step's first gradient overwrites it
   }
 
   void visit(bool, const StateVisitor& fn) override {
@@ -58,6 +70,7 @@ class DeviceState : public OptimizerState {
   struct Shards {
     UnitState state;
     Tensor grad;
+    bool written = false;  // grad holds part of this step's gradient; else it is stale
   };
   std::vector<UnitShard> units_;
   Device device_;

@@ -52,8 +52,9 @@ class HostState : public OptimizerState {
     }
   }
 
-  void accumulate(size_t unit, const Tensor& shard, Work ready) override {
-    ready.wait();  // the compute stream waits for the reduction; the host does not
+  Tensor direct_grad(size_t) override { return Tensor(); }  // every shard is copied or added
+
+  void accumulate(size_t unit, const Tensor& shard) override {
     int& rounds = rounds_.at(unit);
     if (grads_on_device_) {
       ops::add(grads_[unit], grads_[unit], shard);
@@ -73,25 +74,25 @@ class HostState : public OptimizerState {
   }
 
   Tensor grad_norm_sq() override {
-    Tensor norm_sq = Tensor::empty({1}, DType::F32, device_);
+    Tensor norm_sq = Tensor::empty({2}, DType::F32, device_);
     ops::fill(norm_sq, 0.0f);
     if (grads_on_device_) {
-      for (const Tensor& g : grads_) ops::sum_squares(norm_sq, g);
+      for (size_t i = 0; i < units_.size(); ++i) ops::sum_squares(norm_slot(norm_sq, i), grads_[i]);
       return norm_sq;
     }
     if (std::all_of(rounds_.begin(), rounds_.end(), [](int r) { return r <= 1; })) {
       // Each unit's norm was taken from its one shard; sum them in unit order.
       const std::vector<float> parts = unit_norms_.to_vector<float>();
-      float total = 0.0f;
-      for (float p : parts) total += p;
+      float totals[2] = {0.0f, 0.0f};
+      for (size_t i = 0; i < parts.size(); ++i) totals[units_[i].sharded ? 0 : 1] += parts[i];
       ops::fill(unit_norms_, 0.0f);
-      return Tensor::from_vector<float>({total}, {1}, DType::F32).to(device_);
+      return Tensor::from_vector<float>({totals[0], totals[1]}, {2}, DType::F32).to(device_);
     }
     gradients_landed();
-    Tensor host_sq = Tensor::empty({1}, DType::F32);
+    Tensor host_sq = Tensor::empty({2}, DType::F32);
     ops::fill(host_sq, 0.0f);
     for (size_t i = 0; i < units_.size(); ++i)
-      if (rounds_[i] > 0) ops::sum_squares(host_sq, grads_[i]);
+      if (rounds_[i] > 0) ops::sum_squares(norm_slot(host_sq, i), grads_[i]);
     ops::fill(unit_norms_, 0.0f);
     return host_sq.to(device_);
   }
@@ -159,6 +160,8 @@ class HostState : public OptimizerState {
     Tensor grad;  // host
     Event copied;
   };
+
+  Tensor norm_slot(const Tensor& norm_sq, size_t unit) const { return norm_sq.flat_slice(units_[unit].sharded ? 0 : 1, 1); }
 
   // Queues dst (host) <- src (device) on the copy stream, after the compute stream's work so far.
   void download(const Tensor& dst, const Tensor& src) {

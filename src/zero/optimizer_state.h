@@ -19,11 +19,13 @@
 
 namespace tessera {
 
-// What the optimizer state knows of a unit: the size of this rank's shard (padding included) and
-// the parameter ranges in it (for weight decay).
+// What the optimizer state knows of a unit: the size of this rank's shard (padding included), the
+// parameter ranges in it (for weight decay), and whether it is a shard at all (else whole on
+// every rank, so its norm must not be summed over the ranks).
 struct UnitShard {
   int64_t size = 0;
   std::vector<OwnedRange> ranges;
+  bool sharded = true;
   int64_t owned() const { return ranges.empty() ? 0 : ranges.back().at + ranges.back().end - ranges.back().begin; }
 };
 
@@ -40,10 +42,14 @@ class OptimizerState {
  public:
   virtual ~OptimizerState() = default;
 
-  // Adds a reduced f32 gradient shard of `unit`; `shard` is on the training device and complete
-  // once `ready` is waited on.
-  virtual void accumulate(size_t unit, const Tensor& shard, Work ready) = 0;
-  // This rank's squared gradient norm, one f32 on the training device.
+  // Where the unit's reduced gradient may be written directly (the whole shard): the device
+  // accumulator when it holds nothing of this step yet, which it then counts as written. Undefined
+  // otherwise: hand the gradient to accumulate().
+  virtual Tensor direct_grad(size_t unit) = 0;
+  // Adds a reduced f32 gradient shard of `unit` (on the training device, ready on the current stream).
+  virtual void accumulate(size_t unit, const Tensor& shard) = 0;
+  // Squared gradient norms on the training device, f32 [2]: [0] of the sharded units (this
+  // rank's part), [1] of the unsharded ones.
   virtual Tensor grad_norm_sq() = 0;
   // AdamW on every unit (adam.grad_scale: the clipping coefficient), writing each unit's new working
   // copy through `low`; then the gradients start again from zero.

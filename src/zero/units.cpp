@@ -34,7 +34,7 @@ std::vector<UnitLayout> model_units(const ModelConfig& config) {
   }
   int64_t offset = 0;
   for (UnitLayout& unit : units) {
-    unit.model_offset = offset;
+    for (UnitParam& p : unit.params) p.model_offset = offset + p.offset;
     offset += unit.numel;
   }
   return units;
@@ -48,6 +48,27 @@ std::vector<OwnedRange> owned_ranges(const UnitLayout& layout, const ShardLayout
     if (lo < hi) out.push_back({&p, lo - p.offset, hi - p.offset, lo - begin});
   }
   return out;
+}
+
+UnitLayout split_persistent(std::vector<UnitLayout>& units, int64_t persist_below) {
+  UnitLayout group;
+  for (UnitLayout& unit : units) {
+    std::vector<UnitParam> sharded;
+    unit.numel = 0;
+    for (UnitParam p : unit.params) {
+      int64_t& end = p.numel() < persist_below ? group.numel : unit.numel;
+      p.offset = end;
+      end += p.numel();
+      if (p.numel() < persist_below) {
+        unit.persistent.push_back(p);
+        group.params.push_back(p);
+      } else {
+        sharded.push_back(p);
+      }
+    }
+    unit.params = std::move(sharded);
+  }
+  return group;
 }
 
 }  // namespace tessera

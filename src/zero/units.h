@@ -15,16 +15,17 @@ namespace tessera {
 struct UnitParam {
   std::string name;  // HF name
   Shape shape;
-  int64_t offset = 0;  // in the unit's flat buffer
+  int64_t offset = 0;        // in the unit's flat buffer (persistent ones: in the persistent group's)
+  int64_t model_offset = 0;  // where it starts in the whole model (fixes its random init)
   int64_t numel() const { return shape_numel(shape); }
   bool decays() const { return shape.size() >= 2; }  // weight decay on matrices, not norms or biases
 };
 
 struct UnitLayout {
   UnitId id;
-  std::vector<UnitParam> params;
-  int64_t numel = 0;
-  int64_t model_offset = 0;  // where the unit starts in the whole model (fixes its random init)
+  std::vector<UnitParam> params;      // in the unit's flat buffer (sharded)
+  std::vector<UnitParam> persistent;  // the unit's parameters kept whole on every rank (split_persistent)
+  int64_t numel = 0;                  // of `params`
 };
 
 // In forward order: embed, layers 0..L-1, head.
@@ -38,6 +39,11 @@ struct OwnedRange {
 
 // The ranges of rank `owner`'s shard of `layout`, in shard order (they tile [0, shard.owned(owner))).
 std::vector<OwnedRange> owned_ranges(const UnitLayout& layout, const ShardLayout& shard, int owner);
+
+// zero.persist_below: moves every parameter with fewer than `persist_below` elements out of its
+// unit's flat buffer into one group kept whole on every rank, returned (its id is meaningless);
+// each unit lists its own in `persistent`, at their offsets in the group.
+UnitLayout split_persistent(std::vector<UnitLayout>& units, int64_t persist_below);
 
 // Position of a unit in model_units().
 size_t unit_index(const ModelConfig& config, UnitId id);

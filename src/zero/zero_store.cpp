@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -16,7 +17,12 @@ struct ZeroStore::Unit {
   int owner = 0;               // this rank's index in `shard` (0 when nothing is sharded)
   std::vector<OwnedRange> owned;
   Tensor full;                 // compute dtype [shard.padded()]: the gathered working copy
-  Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward
+  Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward (the
+                               // optimizer state's own accumulator when nothing is sharded: no copy)
+  bool in_place = false;       // full_grad is that accumulator
+  std::shared_ptr<Work> reducing;  // the gradient's reduction (shared by a bucket), in flight until land()
+  Tensor reduced;              // where it lands when the optimizer state must still take it
+  bool reduce_pending = false;
   ModelParams views, grad_views;
   int acquired = 0;
   Work gathering;              // an all-gather started ahead of use
@@ -26,22 +32,28 @@ struct ZeroStore::Unit {
 ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm)
     : config_(config), options_(options), comm_(comm) {
   TS_CHECK(options.stage >= 0 && options.stage <= 3, "zero.stage must be 0..3, got {}", options.stage);
-  std::vector<UnitShard> shards;
-  std::vector<int64_t> sizes;
-  for (UnitLayout& layout : model_units(config)) {
-    auto u = std::make_unique<Unit>();
-    u->index = units_.size();
-    u->layout = std::move(layout);
-    u->shard = ShardLayout(u->layout.numel, options.stage >= 1 ? comm.size() : 1);
-    u->owner = options.stage >= 1 ? comm.rank() : 0;
-    u->owned = owned_ranges(u->layout, u->shard, u->owner);
-    shards.push_back({u->shard.shard, u->owned});
-    sizes.push_back(u->shard.shard);
-    units_.push_back(std::move(u));
-  }
   TS_CHECK(options.offload_params == OffloadTo::none || options.stage == 3,
            "zero.offload_params needs zero.stage 3 (at stage {} every rank keeps the whole working copy on the "
            "device)", options.stage);
+  std::vector<UnitLayout> layouts = model_units(config);
+  UnitLayout persistent = split_persistent(layouts, options.persist_below);
+  const size_t sharded_units = layouts.size();
+  if (!persistent.params.empty()) layouts.push_back(std::move(persistent));  // last: never acquired itself
+  std::vector<UnitShard> shards;
+  std::vector<int64_t> sizes;
+  for (UnitLayout& layout : layouts) {
+    const bool sharded = options.stage >= 1 && units_.size() < sharded_units;
+    auto u = std::make_unique<Unit>();
+    u->index = units_.size();
+    u->layout = std::move(layout);
+    u->shard = ShardLayout(u->layout.numel, sharded ? comm.size() : 1);
+    u->owner = sharded ? comm.rank() : 0;
+    u->owned = owned_ranges(u->layout, u->shard, u->owner);
+    shards.push_back({u->shard.shard, u->owned, u->shard.world > 1});
+    sizes.push_back(u->shard.shard);
+    units_.push_back(std::move(u));
+  }
+  if (units_.size() > sharded_units) persistent_ = units_.back().get();
   if (options.offload_optimizer != OffloadTo::none) {
     auto home = options.offload_optimizer == OffloadTo::nvme ? make_nvme_home(shards, options.nvme_optimizer, comm.rank())
                                                              : make_pinned_home(shards);
@@ -66,10 +78,12 @@ int64_t ZeroStore::num_params() const {
   return n;
 }
 
-void ZeroStore::bind(Unit& u, const Tensor& flat, ModelParams& views) {
+void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, ModelParams& views) {
   views = ModelParams();
   views.layers.resize(config_.num_hidden_layers);
   for (const UnitParam& p : u.layout.params) param_slot(views, p.name) = flat.flat_slice(p.offset, p.numel()).view(p.shape);
+  for (const UnitParam& p : u.layout.persistent)
+    param_slot(views, p.name) = persistent_flat.flat_slice(p.offset, p.numel()).view(p.shape);
 }
 
 void ZeroStore::start_gather(Unit& u) {
@@ -87,7 +101,7 @@ void ZeroStore::finish_gather(Unit& u) {
     u.gathering.wait();
     u.in_flight = false;
   }
-  bind(u, u.full, u.views);
+  bind(u, u.full, u.layout.persistent.empty() ? Tensor() : low_->on_device(persistent_->index), u.views);
 }
 
 void ZeroStore::gather(Unit& u) {
@@ -103,10 +117,10 @@ void ZeroStore::prefetch_after(size_t position) {
 }
 
 void ZeroStore::init_random(uint64_t seed, float std) {
-  visit_state(/*write=*/true, [&](const Unit& u, const StateSlice& s) {
+  visit_state(/*write=*/true, [&](const Unit&, const StateSlice& s) {
     const UnitParam& p = *s.param;
     if (p.decays())
-      ops::fill_normal(s.master, seed, static_cast<uint64_t>(u.layout.model_offset + p.offset + s.begin), 0.0f, std);
+      ops::fill_normal(s.master, seed, static_cast<uint64_t>(p.model_offset + s.begin), 0.0f, std);
     else
       ops::fill(s.master, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
   });
@@ -135,8 +149,9 @@ void ZeroStore::visit_state(bool write, Fn&& fn) {
 }
 
 void ZeroStore::read_state(bool unique, const SliceVisitor& fn) {
-  if (unique && options_.stage == 0 && comm_.rank() != 0) return;
-  visit_state(/*write=*/false, [&](const Unit&, const StateSlice& s) { fn(s); });
+  visit_state(/*write=*/false, [&](const Unit& u, const StateSlice& s) {
+    if (!unique || u.shard.world > 1 || comm_.rank() == 0) fn(s);  // whole on every rank: rank 0 writes it
+  });
 }
 
 void ZeroStore::write_state(const SliceVisitor& fn) {
@@ -186,41 +201,108 @@ void ZeroStore::release(UnitId id) {
 ModelParams& ZeroStore::grads(UnitId id) {
   Unit& u = unit(id);
   if (!u.full_grad.defined()) {
-    u.full_grad = Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
-    ops::fill(u.full_grad, 0.0f);
-    bind(u, u.full_grad, u.grad_views);
+    // Persistent parameters accumulate in their group's buffer until the step, over every unit and micro-batch.
+    const Tensor persistent = u.layout.persistent.empty() ? Tensor() : grad_buffer(*persistent_);
+    bind(u, grad_buffer(u), persistent, u.grad_views);
   }
   return u.grad_views;
 }
 
+const Tensor& ZeroStore::grad_buffer(Unit& u) {
+  if (!u.full_grad.defined()) {
+    const Tensor own = u.shard.world == 1 ? state_->direct_grad(u.index) : Tensor();
+    u.in_place = own.defined();
+    u.full_grad = u.in_place ? own : Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
+    ops::fill(u.full_grad, 0.0f);
+  }
+  return u.full_grad;
+}
+
 void ZeroStore::grads_done(UnitId id) {
   Unit& u = unit(id);
-  if (options_.stage < 2) return;  // stages 0-1 reduce whole gradients at the step
-  Tensor mine = Tensor::empty({u.shard.shard}, DType::F32, options_.device);
-  Work reduced = comm_.reduce_scatter(mine, u.full_grad, ReduceOp::Sum);
-  state_->accumulate(u.index, mine, std::move(reduced));
+  // Stages 0-1 and unsharded units accumulate whole gradients over the micro-batches and reduce
+  // them at the step.
+  if (options_.stage < 2 || u.shard.world == 1) return;
+  enqueue_reduce(u);
+}
+
+void ZeroStore::enqueue_reduce(Unit& u) {
+  // Met again (the next micro-batch) before its reduction started: grads() handed backward the
+  // same buffer, which now holds both micro-batches' sum.
+  if (std::find(bucket_.begin(), bucket_.end(), &u) != bucket_.end()) return;
+  land(u);  // its previous micro-batch's reduction must be taken before this one
+  bucket_.push_back(&u);
+  bucket_bytes_ += static_cast<int64_t>(u.full_grad.nbytes());
+  if (bucket_bytes_ >= options_.reduce_bucket_bytes) flush_bucket();
+}
+
+void ZeroStore::flush_bucket() {
+  // The previous bucket's reductions ran while this one's backward computed; finishing them now
+  // costs the compute stream at most an event wait, and bounds the landing buffers alive to two
+  // buckets.
+  for (Unit* u : std::exchange(in_flight_, {})) land(*u);
+  if (bucket_.empty()) return;
+  std::vector<Tensor> outs, ins;
+  for (Unit* u : bucket_) {
+    // The first reduction of a step writes the shard's gradient straight into the state's device
+    // accumulator; later ones (accumulation) and offloaded ones land in a buffer first.
+    Tensor out = state_->direct_grad(u->index);
+    if (!out.defined()) out = u->reduced = Tensor::empty({u->shard.shard}, DType::F32, options_.device);
+    outs.push_back(out);
+    ins.push_back(u->full_grad);
+  }
+  auto work = std::make_shared<Work>(comm_.reduce_scatter_many(outs, ins, ReduceOp::Sum));
+  for (Unit* u : bucket_) {
+    u->reducing = work;
+    started_reduce(*u);
+  }
+  in_flight_ = std::exchange(bucket_, {});
+  bucket_bytes_ = 0;
+}
+
+void ZeroStore::reduce_whole(Unit& u) {
+  // Whole on every rank: summed in place, then handed to the state unless it is the state's own.
+  u.reducing = std::make_shared<Work>(comm_.size() > 1 ? comm_.all_reduce(u.full_grad, ReduceOp::Sum) : Work());
+  if (!u.in_place) u.reduced = u.full_grad;
+  started_reduce(u);
+}
+
+void ZeroStore::started_reduce(Unit& u) {
+  u.reduce_pending = true;
   u.grad_views = ModelParams();
-  u.full_grad = Tensor();
+  u.full_grad = Tensor();  // the communicator keeps it alive until the reduction has read it
+}
+
+void ZeroStore::land(Unit& u) {
+  if (!u.reduce_pending) return;
+  u.reduce_pending = false;
+  u.reducing->wait();
+  u.reducing.reset();
+  Tensor got = std::exchange(u.reduced, Tensor());
+  if (got.defined()) state_->accumulate(u.index, got);
 }
 
 StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
-  // Stages 0-1: whole gradients are summed over the ranks now; each rank keeps its shard of them.
-  if (options_.stage < 2) {
-    for (auto& u : units_) {
-      if (!u->full_grad.defined()) continue;
-      Work reduced = comm_.size() > 1 ? comm_.all_reduce(u->full_grad, ReduceOp::Sum) : Work();
-      state_->accumulate(u->index, u->full_grad.flat_slice(u->owner * u->shard.shard, u->shard.shard),
-                         std::move(reduced));
-      u->grad_views = ModelParams();
-      u->full_grad = Tensor();
-    }
+  // Whole gradients still accumulated (stages 0-1, unsharded units) are reduced now, all at once.
+  for (auto& u : units_) {
+    if (!u->full_grad.defined()) continue;
+    if (u->shard.world == 1)
+      reduce_whole(*u);
+    else
+      enqueue_reduce(*u);  // stage 1
   }
+  flush_bucket();
+  for (auto& u : units_) land(*u);
+  in_flight_.clear();
+  // Squared norms: [0] of sharded gradients (summed over the ranks), [1] of unsharded ones
+  // (equal on every rank: counted once).
   Tensor norm_sq = state_->grad_norm_sq();  // on the communicator's device
-  if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq, ReduceOp::Sum).wait();
+  if (options_.stage >= 1 && comm_.size() > 1) comm_.all_reduce(norm_sq.flat_slice(0, 1), ReduceOp::Sum).wait();
   recording_ = false;  // the first step's order is the one to prefetch by
   cursor_ = 0;
   StepResult result;
-  result.grad_norm = std::sqrt(static_cast<double>(norm_sq.to(Device::cpu()).data_as<float>()[0]));
+  const Tensor sums = norm_sq.to(Device::cpu());
+  result.grad_norm = std::sqrt(static_cast<double>(sums.data_as<float>()[0]) + sums.data_as<float>()[1]);
   result.skipped = !std::isfinite(result.grad_norm);
   if (result.skipped) {
     state_->zero_grads();

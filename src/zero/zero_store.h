@@ -6,7 +6,11 @@
 //   stage 1  as 2, and gradients are all-reduced whole at the step instead of reduce-scattered;
 //   stage 0  nothing is sharded: every rank keeps and updates everything (plain data parallel).
 // Gradients of a unit are reduce-scattered into the owners' fp32 shards as soon as its backward is
-// done (stages 2-3) and the whole-unit buffer freed. At stage 3 the store records the order in
+// done (stages 2-3) and the whole-unit buffer freed; the reduction runs while the next unit's
+// backward computes (on GPUs the host never waits for it). The first micro-batch of a step writes
+// the shard's gradient directly where the optimizer state keeps it on the device, later ones add
+// to it; unsharded gradients (one rank, stage 0) accumulate in place with no copy at all. At stage
+// 3 the store records the order in
 // which the first step acquires units and from then on starts the all-gathers of the next
 // `prefetch` units as each one is acquired, so they overlap the compute in between (every rank
 // makes the same decisions, so collectives stay in the same order everywhere). The optimizer step clips by the global norm
@@ -45,6 +49,12 @@ struct ZeroOptions {
   // copied to `device` just before its all-gather.
   OffloadTo offload_params = OffloadTo::none;
   NvmeSwap nvme_optimizer{}, nvme_params{};  // folders and I/O settings for nvme
+  // Parameters with fewer elements (norm weights, biases) stay whole on every rank: never gathered,
+  // their gradients all-reduced in one collective per step, updated identically everywhere.
+  int64_t persist_below = 0;
+  // Gradient reduce-scatters wait until the finished units' whole gradients add up to this many
+  // bytes and then start together (one NCCL launch): small units coalesce, large ones go alone.
+  int64_t reduce_bucket_bytes = 64 << 20;
 };
 
 struct StepResult {
@@ -75,8 +85,8 @@ class ZeroStore : public ParamSource {
   // This rank's slices of the fp32 state, for checkpoints: elements [begin, end) of a parameter's
   // flattened tensor (master, m and v hold end - begin elements, on the host or the device). They
   // come one unit at a time, so that state kept on disk streams through bounded buffers. With
-  // `unique` (for writing), where nothing is sharded (stage 0) only rank 0 reports its slices, so
-  // each element has exactly one writer. write_state keeps what fn leaves in the slices.
+  // `unique` (for writing), where nothing is sharded (stage 0, persistent parameters) only rank 0
+  // reports them, so each element has exactly one writer. write_state keeps what fn leaves in them.
   struct StateSlice {
     const UnitParam* param;
     int64_t begin, end;
@@ -94,24 +104,38 @@ class ZeroStore : public ParamSource {
  private:
   struct Unit;
   Unit& unit(UnitId id);
-  void bind(Unit& u, const Tensor& flat, ModelParams& views);
+  // Views of u's parameters: its own in `flat`, its persistent ones in `persistent_flat`.
+  void bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, ModelParams& views);
+  const Tensor& grad_buffer(Unit& u);  // u.full_grad, made and zeroed on first use in a step
   void gather(Unit& u);
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
   void prefetch_after(size_t unit_position);
+  // Gradient reductions: a sharded unit's reduce-scatter waits in the bucket until the bucket holds
+  // reduce_bucket_bytes, then the bucket's units start together; an unsharded unit's all-reduce
+  // starts at once (at the step). Both drop u.full_grad; land() finishes them: waits (the compute
+  // stream only, on GPUs), then hands the optimizer state what it did not get written directly.
+  void enqueue_reduce(Unit& u);
+  void flush_bucket();
+  void reduce_whole(Unit& u);
+  void started_reduce(Unit& u);
+  void land(Unit& u);
   template <typename Fn>
   void visit_state(bool write, Fn&& fn);  // fn(unit, slice) for every state slice this rank owns
 
   ModelConfig config_;
   ZeroOptions options_;
   Communicator& comm_;
-  std::vector<std::unique_ptr<Unit>> units_;
+  std::vector<std::unique_ptr<Unit>> units_;  // model_units(), then the persistent group if any
+  Unit* persistent_ = nullptr;                 // that group: whole on every rank (persist_below)
   std::unique_ptr<OptimizerState> state_;
   std::unique_ptr<WorkingCopy> low_;
   // Stage 3 prefetch: the units in the order the first step acquired them, and where we are in it.
   std::vector<size_t> order_;
   bool recording_ = true;
   size_t cursor_ = 0;
+  std::vector<Unit*> bucket_, in_flight_;  // reductions waiting to start; the last ones started
+  int64_t bucket_bytes_ = 0;
 };
 
 }  // namespace tessera

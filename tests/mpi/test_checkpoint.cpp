@@ -44,7 +44,8 @@ double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
 }
 
 std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed,
-                                       OffloadTo optimizer = OffloadTo::none, OffloadTo params = OffloadTo::none) {
+                                       OffloadTo optimizer = OffloadTo::none, OffloadTo params = OffloadTo::none,
+                                       int64_t persist_below = 0) {
   NvmeSwap swap;  // in the build folder, with a small pool: the state streams in pieces
   swap.io.path = std::string(TESSERA_BIN_DIR) + "/../tmp/nvme";
   fs::create_directories(swap.io.path);
@@ -52,7 +53,8 @@ std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t s
   auto store = std::make_unique<ZeroStore>(
       tiny(),
       ZeroOptions{.stage = stage, .compute_dtype = DType::F32, .device = Device::cpu(), .offload_optimizer = optimizer,
-                  .offload_params = params, .nvme_optimizer = swap, .nvme_params = swap},
+                  .offload_params = params, .nvme_optimizer = swap, .nvme_params = swap,
+                  .persist_below = persist_below},
       comm);
   store->init_random(seed, 0.1f);
   return store;
@@ -92,6 +94,18 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   checkpoint::load(found, *offloaded);
   for (int64_t step = 3; step <= 4; ++step)
     EXPECT_NEAR(train_one(*offloaded, *world, step), straight[step - 1], 1e-6 * straight[step - 1]);
+
+  // Into a store that keeps the norm weights and biases whole on every rank (zero.persist_below),
+  // and from such a store back into a sharded one: each element still has one writer.
+  auto persisting = fresh_store(*world, 3, 997, OffloadTo::none, OffloadTo::none, /*persist_below=*/100);
+  checkpoint::load(found, *persisting);
+  EXPECT_NEAR(train_one(*persisting, *world, 3), straight[2], 1e-5 * straight[2]);
+  const std::string again = checkpoint::save(dir + "-persist", *persisting, {3, 0, {}}, "config: test\n", 0, *world);
+  auto sharded = fresh_store(*world, 3, 996);
+  checkpoint::load(again, *sharded);
+  EXPECT_NEAR(train_one(*sharded, *world, 4), straight[3], 1e-5 * straight[3]);
+  world->barrier();
+  if (world->rank() == 0) fs::remove_all(dir + "-persist");
 
   // One rank alone (this job's world was 2 or 3 when it saved).
   auto self = make_self_communicator();

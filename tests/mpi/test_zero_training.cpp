@@ -61,8 +61,9 @@ NvmeSwap test_swap() {
   return swap;
 }
 
-ZeroOptions zero(int stage, int prefetch = 1) {
-  return {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu()};
+ZeroOptions zero(int stage, int prefetch = 1, int64_t persist_below = 0, int64_t bucket_bytes = 64 << 20) {
+  return {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu(),
+          .persist_below = persist_below, .reduce_bucket_bytes = bucket_bytes};
 }
 
 std::vector<double> train(Communicator& comm, const ZeroOptions& options, int64_t mbs, bool tied) {
@@ -85,6 +86,29 @@ void expect_same_curve(const std::vector<double>& got, const std::vector<double>
     EXPECT_NEAR(got[i], want[i], 1e-4 * std::abs(want[i])) << what << " step " << i + 1;
   EXPECT_LT(want.back(), want.front()) << "the reference loss should fall";
 }
+
+// Counts the store's reduce-scatter launches: what zero.reduce_bucket_mb changes.
+class CountingCommunicator : public Communicator {
+ public:
+  explicit CountingCommunicator(Communicator& inner) : inner_(inner) {}
+  int rank() const override { return inner_.rank(); }
+  int size() const override { return inner_.size(); }
+  Work all_gather(const Tensor& out, const Tensor& in) override { return inner_.all_gather(out, in); }
+  Work reduce_scatter(const Tensor& out, const Tensor& in, ReduceOp op) override {
+    return inner_.reduce_scatter(out, in, op);
+  }
+  Work reduce_scatter_many(const std::vector<Tensor>& outs, const std::vector<Tensor>& ins, ReduceOp op) override {
+    ++launches;
+    return inner_.reduce_scatter_many(outs, ins, op);
+  }
+  Work all_reduce(const Tensor& t, ReduceOp op) override { return inner_.all_reduce(t, op); }
+  Work broadcast(const Tensor& t, int root) override { return inner_.broadcast(t, root); }
+  void barrier() override { inner_.barrier(); }
+  int launches = 0;
+
+ private:
+  Communicator& inner_;
+};
 
 }  // namespace
 
@@ -170,6 +194,50 @@ TEST(ZeroOffload, MissingNvmeFolderFailsAtOnce) {
   options.offload_optimizer = OffloadTo::nvme;
   options.nvme_optimizer.io.path = test_swap().io.path + "/does-not-exist";
   EXPECT_THROW(ZeroStore(tiny_config(true), options, *world), Error);
+}
+
+// Norm weights (32 elements), then k/v projections too (512): kept whole on every rank.
+TEST_P(ZeroTraining, PersistentSmallTensorsChangeNothing) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
+  auto world = make_mpi_communicator(World::get());
+  auto persisting = [](int stage, int64_t below) { return zero(stage, 1, below); };
+  for (int64_t below : {33, 600})
+    for (int stage : {0, 1, 3})
+      expect_same_curve(train(*world, persisting(stage, below), 1, tied), reference,
+                        "persist_below " + std::to_string(below) + ", stage " + std::to_string(stage));
+  ZeroOptions offloaded = persisting(3, 33);
+  offloaded.offload_optimizer = OffloadTo::cpu;
+  expect_same_curve(train(*world, offloaded, 1, tied), reference, "persist_below with optimizer offload");
+  offloaded.offload_params = OffloadTo::cpu;
+  expect_same_curve(train(*world, offloaded, 1, tied), reference, "persist_below with parameter offload");
+  expect_same_curve(train(*self, persisting(3, 33), 2, tied), reference, "persist_below on one rank");
+  // Kept whole, a norm weight has one writer in checkpoints: rank 0.
+  ZeroStore store(tiny_config(tied), persisting(3, 33), *world);
+  int norms = 0;
+  store.read_state(/*unique=*/true, [&](const ZeroStore::StateSlice& slice) {
+    if (!slice.param->name.ends_with("norm.weight")) return;
+    ++norms;
+    EXPECT_EQ(slice.end - slice.begin, 32) << slice.param->name << " is whole";
+  });
+  EXPECT_EQ(norms, world->rank() == 0 ? 5 : 0);
+}
+
+TEST_P(ZeroTraining, ReduceBucketsChangeLaunchesNotLosses) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
+  auto world = make_mpi_communicator(World::get());
+  auto bucketed = [](int stage, int64_t bytes) { return zero(stage, 1, 0, bytes); };
+  CountingCommunicator tiny_buckets(*world), one_bucket(*world);
+  expect_same_curve(train(tiny_buckets, bucketed(3, 1), 1, tied), reference, "1-byte buckets");
+  expect_same_curve(train(one_bucket, bucketed(3, 64 << 20), 1, tied), reference, "one bucket");
+  expect_same_curve(train(*world, bucketed(1, 1), 1, tied), reference, "stage 1, 1-byte buckets");
+  // Four units: a launch each per micro-batch, or one per step for all four (a unit whose reduction
+  // has not started keeps accumulating in its buffer).
+  EXPECT_EQ(one_bucket.launches, kSteps);
+  EXPECT_EQ(tiny_buckets.launches, kSteps * 4 * (kGlobalBatch / world->size()));
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {

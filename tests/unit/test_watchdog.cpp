@@ -2,6 +2,7 @@
 
 #include <atomic>
 
+#include "comm/world.h"
 #include "engine/watchdog.h"
 
 using namespace tessera;
@@ -38,4 +39,19 @@ TEST(Watchdog, StaysQuietUntilDestroyed) {
   std::atomic<int> fired{0};
   { Watchdog dog(10s, 0, [&] { ++fired; }); }
   EXPECT_EQ(fired, 0);
+}
+
+TEST(Watchdog, RunsTheAbortHooksBeforeTakingTheJobDown) {
+  std::atomic<int> calls{0}, removed_calls{0}, calls_seen_by_on_stall{-1};
+  const int hook = add_abort_hook([&] { ++calls; });  // what the NCCL communicator registers
+  remove_abort_hook(add_abort_hook([&] { ++removed_calls; }));
+  {
+    Watchdog dog(50ms, 0, [&] { calls_seen_by_on_stall = calls.load(); });
+    std::this_thread::sleep_for(300ms);
+  }
+  EXPECT_EQ(calls_seen_by_on_stall, 1) << "ncclCommAbort must come before MPI_Abort";
+  EXPECT_EQ(removed_calls, 0) << "a communicator already destroyed is not aborted";
+  run_abort_hooks();
+  EXPECT_EQ(calls, 1) << "hooks run once";
+  remove_abort_hook(hook);  // gone already: harmless
 }
