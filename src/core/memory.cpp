@@ -1,6 +1,7 @@
 #include "core/memory.h"
 
 #include <atomic>
+#include <cstdint>
 #include <cstdlib>
 #include <map>
 #include <mutex>
@@ -39,7 +40,7 @@ HostCounters& host_counters() {
 }
 
 constexpr size_t kHostAlignment = 64;
-constexpr size_t kPageAlignment = 4096;  // what cudaHostAlloc gives, and what O_DIRECT needs
+constexpr size_t kPageAlignment = 4096;  // pinned memory's, for O_DIRECT
 
 std::shared_ptr<void> allocate_host(size_t nbytes, size_t alignment = kHostAlignment) {
   size_t rounded = (nbytes + alignment - 1) / alignment * alignment;
@@ -241,12 +242,16 @@ std::shared_ptr<void> allocate(size_t nbytes, Device device, Stream stream) {
 std::shared_ptr<void> allocate_pinned(size_t nbytes) {
 #if TESSERA_WITH_CUDA
   if (cuda_device_count() > 0) {
-    void* ptr = nullptr;
-    TS_CUDA_CHECK(cudaHostAlloc(&ptr, std::max<size_t>(nbytes, 1), cudaHostAllocPortable));
-    host_counters().add(nbytes);
-    return std::shared_ptr<void>(ptr, [nbytes](void* p) {
-      cudaFreeHost(p);
-      host_counters().sub(nbytes);
+    // cudaHostAlloc hands out small blocks (up to about 1 MiB) from shared pages at 512-byte
+    // alignment (seen on the H100 machine, CUDA 13): one page more lets the block start on a page.
+    void* raw = nullptr;
+    const size_t padded = nbytes + kPageAlignment;
+    TS_CUDA_CHECK(cudaHostAlloc(&raw, padded, cudaHostAllocPortable));
+    host_counters().add(padded);
+    const uintptr_t page = (reinterpret_cast<uintptr_t>(raw) + kPageAlignment - 1) / kPageAlignment * kPageAlignment;
+    return std::shared_ptr<void>(reinterpret_cast<void*>(page), [raw, padded](void*) {
+      cudaFreeHost(raw);
+      host_counters().sub(padded);
     });
   }
 #endif
