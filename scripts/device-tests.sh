@@ -2,7 +2,7 @@
 # Run on the GPU machine from the repo root, with .device/ carried there (scripts/device-prepare.sh):
 # every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
 # to $OUT (or device-out/); the summary table is printed last. `bash scripts/device-tests.sh offload`
-# runs only the offload section, `... nvme` only the NVMe swap benchmark.
+# runs only the offload section, `... nvme` only the NVMe swap benchmark, `... largest` only the 8B run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -197,9 +197,25 @@ if a.get('Mparams_per_s') and b.get('Mparams_per_s'):
 PY
   tiny=(configs/tiny-cpu.yaml --set train.device=cuda --set train.dtype=bf16 --set train.steps=30 --set log.every_steps=30
         --set checkpoint.resume=never --set checkpoint.dir= --set log.metrics_file=)
+  swap=$(mktemp -d /tmp/tessera-swap.XXXX)
   check tiny_device "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}"
   check tiny_offload "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" --set zero.offload_optimizer.device=cpu
-  for run in tiny_device tiny_offload; do echo "| $run | $(grep -o 'last loss [0-9.]*' "$out/$run.log") |" >> "$summary"; done
+  check tiny_offload_grads_device "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" \
+    --set zero.offload_optimizer.device=cpu --set zero.offload_optimizer.gradients=device
+  check tiny_offload_accum "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" \
+    --set zero.offload_optimizer.device=cpu --set train.grad_accum=2 --set train.micro_batch_size=4
+  check tiny_device_accum "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" \
+    --set train.grad_accum=2 --set train.micro_batch_size=4
+  check tiny_params_cpu "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" --set zero.offload_params.device=cpu
+  check tiny_optimizer_nvme "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" \
+    --set zero.offload_optimizer.device=nvme --set zero.offload_optimizer.path="$swap"
+  check tiny_all_nvme "${mpi[@]}" -np 1 .device/bin/tessera train "${tiny[@]}" \
+    --set zero.offload_optimizer.device=nvme --set zero.offload_optimizer.path="$swap" \
+    --set zero.offload_params.device=nvme --set zero.offload_params.path="$swap"
+  for run in tiny_device tiny_offload tiny_offload_grads_device tiny_params_cpu tiny_optimizer_nvme tiny_all_nvme \
+             tiny_device_accum tiny_offload_accum; do
+    echo "| $run | $(grep -o 'last loss [0-9.]*' "$out/$run.log") |" >> "$summary"
+  done
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
   check train_1b_offload "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
     --set zero.offload_optimizer.device=cpu --set log.metrics_file=/tmp/tessera-1b-offload.jsonl
@@ -210,6 +226,28 @@ if rows:
     print(f"| tessera train 1B, optimizer offloaded to CPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | loss {rows[-1]['loss']:.3f} |")
 PY
   grep -E "done:" "$out/train_1b_offload.log" | tail -1 >> "$summary"
+  check train_1b_nvme "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set zero.offload_optimizer.device=nvme --set zero.offload_optimizer.path="$swap" \
+    --set log.metrics_file=/tmp/tessera-1b-nvme.jsonl
+  grep -E "done:" "$out/train_1b_nvme.log" | tail -1 | sed 's/^/| 1B, optimizer on NVMe | /; s/$/ |/' >> "$summary"
+  rm -rf "$swap"
+fi
+
+# The largest model: the Llama-3-8B shape on this one GPU, optimizer state in pinned host memory.
+if [ "$only" = all ] || [ "$only" = largest ]; then
+  for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+  .device/bin/tessera estimate-memory configs/llama-8b-offload.yaml --ranks 1 > "$out/estimate_8b.log" 2>&1
+  check train_8b_offload timeout 420 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-offload.yaml
+  python3 - /tmp/tessera-8b-offload-metrics.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+try:
+    rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][1:]
+except OSError:
+    rows = []
+if rows:
+    print(f"| tessera train 8B shape, 1 GPU, optimizer on CPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | loss {rows[-1]['loss']:.3f} |")
+PY
+  grep -E "done:" "$out/train_8b_offload.log" | tail -1 | sed 's/^/| 8B | /; s/$/ |/' >> "$summary"
 fi
 
 # NVMe swap: the offload I/O layer (io_uring, O_DIRECT) next to dd on the same disk; the goal is

@@ -48,6 +48,10 @@ class HostState : public OptimizerState {
   ~HostState() override {
     if (copy_stream_) {
       synchronize_stream(copy_stream_);
+      // Device tensors marked with record_stream(copy_stream_) are freed first: freeing one
+      // records an event on that stream, which must still exist then.
+      grads_.clear();
+      unit_norms_ = Tensor();
       destroy_stream(copy_stream_);
     }
   }
