@@ -2,7 +2,8 @@
 # Run on the GPU machine from the repo root, with .device/ carried there (scripts/device-prepare.sh):
 # every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
 # to $OUT (or device-out/); the summary table is printed last. `bash scripts/device-tests.sh offload`
-# runs only the offload section, `... nvme` only the NVMe swap benchmark, `... largest` only the 8B run.
+# runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
+# attention tests and benchmark, `... largest` only the 8B run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -27,8 +28,32 @@ check() {
   echo "| $name | $status $tally |" >> "$summary"
 }
 
+# Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention.
+attention_bench() {
+  if [ -x .device/bin/attention_bench ]; then
+    echo "| attention (B S Hq Hkv D) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
+    echo "| --- | --- | --- | --- |" >> "$summary"
+    for shape in "4 2048 32 32 64" "4 4096 32 32 64" "4 2048 16 16 128" "4 4096 16 16 128"; do
+      ours=$(.device/bin/attention_bench $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
+      theirs=$(python3 bench/torch_attention.py $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
+      python3 - "$ours" "$theirs" "$shape" >> "$summary" <<'PY'
+import json, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+f = lambda d, k: d.get(k, 0)
+r = lambda x, y: f"{x / y:.2f}" if y else "-"
+print(f"| {sys.argv[3]} | {f(a,'fwd_tflops')} / {f(a,'bwd_tflops')} | {f(b,'fwd_tflops')} / {f(b,'bwd_tflops')} | "
+      f"{r(f(a,'fwd_tflops'), f(b,'fwd_tflops'))} / {r(f(a,'bwd_tflops'), f(b,'bwd_tflops'))} |")
+PY
+    done
+  fi
+}
+
 only=${1:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+if [ "$only" = attention ]; then
+  check kernels_attention .device/bin/test_kernels --gtest_filter='*Attention*'
+  attention_bench
+fi
 if [ "$only" = all ]; then
 check kernels .device/bin/test_kernels
 check nccl_np1 "${mpi[@]}" -np 1 .device/bin/test_gpu_comm
@@ -53,24 +78,7 @@ print(f"| {sys.argv[3]} | {ta} | {tb} | {ta / tb if tb else 0:.3f} |")
 PY
 done
 cat "$out/gemm.md" >> "$summary"
-
-# Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention.
-if [ -x .device/bin/attention_bench ]; then
-  echo "| attention (B S Hq Hkv D) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
-  echo "| --- | --- | --- | --- |" >> "$summary"
-  for shape in "4 2048 32 32 64" "4 4096 32 32 64" "4 2048 16 16 128" "4 4096 16 16 128"; do
-    ours=$(.device/bin/attention_bench $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
-    theirs=$(python3 bench/torch_attention.py $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
-    python3 - "$ours" "$theirs" "$shape" >> "$summary" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-f = lambda d, k: d.get(k, 0)
-r = lambda x, y: f"{x / y:.2f}" if y else "-"
-print(f"| {sys.argv[3]} | {f(a,'fwd_tflops')} / {f(a,'bwd_tflops')} | {f(b,'fwd_tflops')} / {f(b,'bwd_tflops')} | "
-      f"{r(f(a,'fwd_tflops'), f(b,'fwd_tflops'))} / {r(f(a,'bwd_tflops'), f(b,'bwd_tflops'))} |")
-PY
-  done
-fi
+attention_bench
 
 # Tokenizer speed on this machine's CPU, next to the Python `tokenizers` library on the same text.
 if [ -x .device/bin/tokenizer_bench ]; then

@@ -101,7 +101,10 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   cudaStream_t stream = stream_of(q);
   if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &out})) {
     const Tensor ranges = segment_ranges(p, segment_ids, stream);
-    attn::flash_forward(p, q.dtype(), stream);
+    if (attn::sm90_supports(s.d))
+      attn::sm90_forward(p, q.dtype(), stream);
+    else
+      attn::flash_forward(p, q.dtype(), stream);
   } else {
     attn::rows_forward(p, q.dtype(), stream);
   }
@@ -133,7 +136,10 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
     TS_CUDA_CHECK(cudaMemsetAsync(dq_accum.data(), 0, dq_accum.nbytes(), stream));
     p.dq_accum = dq_accum.data_as<float>();
     const Tensor ranges = segment_ranges(p, segment_ids, stream);
-    attn::flash_backward(p, q.dtype(), stream);
+    if (attn::sm90_supports(s.d))
+      attn::sm90_backward(p, q.dtype(), stream);
+    else
+      attn::flash_backward(p, q.dtype(), stream);
     copy(dq, dq_accum);  // cast to dq's dtype
   } else {
     attn::rows_backward(p, q.dtype(), stream);

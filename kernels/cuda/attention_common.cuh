@@ -81,6 +81,12 @@ void dispatch_flash(DType dtype, int64_t head_dim, Fn&& fn) {
 }
 
 void flash_forward(const Params& p, DType dtype, cudaStream_t stream);
+
+// Hopper kernels (wgmma and TMA, attention_*_sm90.cu), faster where they apply: bf16/f16 at head
+// dims 64 and 128 on an sm_90 GPU, in a build that includes sm_90a.
+bool sm90_supports(int64_t head_dim);
+void sm90_forward(const Params& p, DType dtype, cudaStream_t stream);
+void sm90_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
 
 }  // namespace tessera::cuda::attn

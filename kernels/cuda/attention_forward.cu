@@ -1,11 +1,12 @@
-// Tensor-core attention forward, flash style, on mma.sync. A CTA takes 128 queries of one head, 8
-// warps of 16 rows each, and walks the key tiles up to its last query, 64 keys at a time, the next K/V tile copied asynchronously while this one is used. Everything per
+// Tensor-core attention forward on mma.sync (sm_80 and up), used where the Hopper kernel
+// (attention_forward_sm90.cu) does not apply: head dims 32 and 96, other GPUs. A CTA takes 128
+// queries of one head, 8 warps of 16 rows each, and walks the key tiles up to its last query, 64
+// keys at a time, the next K/V tile copied asynchronously while this one is used. Everything per
 // row stays in registers: S = Q K^T lands in mma accumulators, the mask and the online softmax run
-// on them (a row's 64 scores sit in the 4 lanes of one quad), and the accumulator layout of P is
-// exactly the A-operand layout of P V, so P never visits shared memory. 128-row CTAs halve the
-// K/V traffic per FLOP against 64-row ones, and with Q read from shared memory (not held in
-// registers) two CTAs fit on an SM: measured on the H100, that beat 64-row CTAs, Q in registers,
-// and 32 rows per warp.
+// on them, and the accumulator layout of P is exactly the A-operand layout of P V, so P never
+// visits shared memory. With Q read from shared memory (not held in registers) two CTAs fit on an
+// SM: measured on the H100, that beat 64-row CTAs, Q in registers, and 32 rows per warp.
+#include "kernels/cuda/attention_softmax.cuh"
 #include "kernels/cuda/attention_tiles.cuh"
 
 namespace tessera::cuda::attn {
@@ -37,7 +38,7 @@ __global__ void __launch_bounds__(kForwardThreads, 2) forward_kernel(Params p) {
   auto v_stage = [&](int stage) { return qs + Smem::kQElems + (2 * stage + 1) * Smem::kKvElems; };
 
   const int64_t qb = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z, kvh = h / p.group;
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int warp = threadIdx.x / 32, g = (threadIdx.x % 32) / 4;
   const int64_t q0 = qb * kForwardRows;
   const int warp_row0 = warp * 16;  // relative to q0
   const T* k_base = static_cast<const T*>(p.k);
@@ -47,17 +48,15 @@ __global__ void __launch_bounds__(kForwardThreads, 2) forward_kernel(Params p) {
   copy_tile_async<T, kD, kTile, kForwardThreads>(v_stage(0), v_base, b, 0, p.s, p.hkv, kvh);
   ptx::cp_async_commit();
 
-  // This lane's two rows, relative to q0: g and g + 8 of the warp's 16.
-  int rows[2];
+  // This lane's two query rows: g and g + 8 of the warp's 16.
+  int64_t rows[2];
   int32_t seg_rows[2];
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
-    rows[r] = warp_row0 + g + 8 * r;
-    seg_rows[r] = q0 + rows[r] < p.s ? p.segment(b, q0 + rows[r]) : 0;
+    rows[r] = q0 + warp_row0 + g + 8 * r;
+    seg_rows[r] = rows[r] < p.s ? p.segment(b, rows[r]) : 0;
   }
-  const float scale2 = p.scale * kLog2e;
-  float m[2] = {-INFINITY, -INFINITY};  // running max of the scaled scores (base 2)
-  float l[2] = {0.0f, 0.0f};            // this lane's share of the row sum
+  RowSoftmax<kKeyBlocks> softmax{.scale2 = p.scale * kLog2e};
   float o[kDimBlocks][4] = {};
 
   const int64_t last_row = min(q0 + kForwardRows, p.s) - 1;
@@ -93,54 +92,12 @@ __global__ void __launch_bounds__(kForwardThreads, 2) forward_kernel(Params p) {
           ptx::mma_16816<T>(s[2 * np + 1], qa, kf[2], kf[3]);
         }
       }
-
-      // Mask, then online softmax in base 2. Element e of block nt: row rows[e / 2], key
-      // k_rel + nt * 8 + 2t + e % 2. Only tiles reaching past the warp's first row need the
-      // causal mask (keys past the sequence end only occur in those), and only segment ids mask
-      // elsewhere: the other tiles skip the per-element test.
-      if (p.segments || k_rel + kTile - 1 > warp_row0) {
-#pragma unroll
-        for (int nt = 0; nt < kKeyBlocks; ++nt) {
-#pragma unroll
-          for (int e = 0; e < 4; ++e) {
-            const int j = k_rel + nt * 8 + 2 * t + e % 2;
-            bool ok = j <= rows[e / 2];
-            if (p.segments) ok = ok && q0 + j < p.s && p.segment(b, q0 + j) == seg_rows[e / 2];
-            if (!ok) s[nt][e] = -INFINITY;
-          }
-        }
-      }
-      float tile_max[2] = {-INFINITY, -INFINITY};
-#pragma unroll
-      for (int nt = 0; nt < kKeyBlocks; ++nt)
-#pragma unroll
-        for (int e = 0; e < 4; ++e) tile_max[e / 2] = fmaxf(tile_max[e / 2], s[nt][e]);
-      float alpha[2], shift[2];
-#pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 1));
-        tile_max[r] = fmaxf(tile_max[r], __shfl_xor_sync(0xffffffffu, tile_max[r], 2));
-        const float m_new = fmaxf(m[r], tile_max[r] * scale2);
-        shift[r] = m_new == -INFINITY ? 0.0f : m_new;  // nothing seen yet: keep exp2 finite
-        alpha[r] = ptx::exp2_approx(m[r] - shift[r]);
-        m[r] = m_new;
-        l[r] *= alpha[r];
-      }
-#pragma unroll
-      for (int nt = 0; nt < kKeyBlocks; ++nt) {
-#pragma unroll
-        for (int e = 0; e < 4; ++e) {
-          s[nt][e] = ptx::exp2_approx(fmaf(s[nt][e], scale2, -shift[e / 2]));
-          l[e / 2] += s[nt][e];
-        }
-      }
-#pragma unroll
-      for (int dt = 0; dt < kDimBlocks; ++dt) {
-        o[dt][0] *= alpha[0];
-        o[dt][1] *= alpha[0];
-        o[dt][2] *= alpha[1];
-        o[dt][3] *= alpha[1];
-      }
+      // Only tiles reaching past the warp's first row need the causal mask (keys past the
+      // sequence end only occur in those), and only segment ids mask elsewhere.
+      if (p.segments || k_rel + kTile - 1 > warp_row0) mask_scores(s, p, b, kb * kTile, rows, seg_rows);
+      float alpha[2];
+      softmax.update(s, alpha);
+      rescale(o, alpha);
 
       // O += P V over 16 keys at a time.
       const T* v_tile = v_stage(stage);
@@ -159,20 +116,7 @@ __global__ void __launch_bounds__(kForwardThreads, 2) forward_kernel(Params p) {
     }
     __syncthreads();  // the next iteration's prefetch overwrites this stage
   }
-
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 1);
-    l[r] += __shfl_xor_sync(0xffffffffu, l[r], 2);
-    const int64_t row = q0 + rows[r];
-    if (row >= p.s) continue;
-    const float inv_l = 1.0f / l[r];  // l >= 1: the diagonal key is always seen
-    T* out = static_cast<T*>(p.out) + p.q_offset(b, row, h) + 2 * t;
-#pragma unroll
-    for (int dt = 0; dt < kDimBlocks; ++dt)
-      *reinterpret_cast<uint32_t*>(out + dt * 8) = ptx::pack2<T>(o[dt][2 * r] * inv_l, o[dt][2 * r + 1] * inv_l);
-    if (t == 0) p.lse[p.row_offset(b, h, row)] = (m[r] + log2f(l[r])) * kLn2;
-  }
+  softmax.template store<T>(o, p, b, h, rows);
 }
 
 template <typename T, int kD>

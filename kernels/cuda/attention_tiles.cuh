@@ -62,10 +62,10 @@ __device__ __forceinline__ void load_b_trans(uint32_t (&b)[4], const T* tile, in
   ptx::ldmatrix_x4_trans(b, tile + (k0 + ((lane / 8) % 2) * 8 + lane % 8) * ld + n0 + (lane / 16) * 8);
 }
 
-// The A fragment of columns [16 ks, 16 ks + 16) of a 16x64 accumulator block s[8][4]: the
+// The A fragment of columns [16 ks, 16 ks + 16) of a 16-row accumulator block s[kBlocks][4]: the
 // accumulator layout of two adjacent 8-column blocks is the A layout, packed to 16 bits.
-template <typename T>
-__device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float (&s)[kTile / 8][4], int ks) {
+template <typename T, int kBlocks>
+__device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float (&s)[kBlocks][4], int ks) {
   a[0] = ptx::pack2<T>(s[2 * ks][0], s[2 * ks][1]);
   a[1] = ptx::pack2<T>(s[2 * ks][2], s[2 * ks][3]);
   a[2] = ptx::pack2<T>(s[2 * ks + 1][0], s[2 * ks + 1][1]);

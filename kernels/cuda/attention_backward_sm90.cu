@@ -1,0 +1,312 @@
+// Tensor-core attention backward for Hopper (sm_90a), FlashAttention-3 style: a CTA owns 128
+// keys of one kv head, two consumer warpgroups of 64 keys each, and walks every (query head of the
+// group, 64-query tile at or after the diagonal) pair. A producer thread loads K and V once and
+// each pair's Q and dO with TMA into a two-stage ring. Per pair a warpgroup computes with wgmma
+//   S^T = K Q^T and dP^T = V dO^T            (both operands from shared memory),
+//   P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - delta)   (on the accumulators),
+//   dV += P^T dO and dK += dS^T Q             (P^T, dS^T straight from registers),
+// then both warpgroups write dS^T to shared memory, and dQ = scale dS K over all 128 keys is added
+// into an fp32 buffer, each warpgroup taking 64 of the head dims.
+#include "kernels/cuda/attention_tiles.cuh"
+#include "kernels/cuda/sm90_ptx.cuh"
+#include "kernels/cuda/tma_map.h"
+
+namespace tessera::cuda::attn {
+
+namespace {
+
+constexpr int kKeysPerGroup = 64;  // keys of one consumer warpgroup (the wgmma M)
+constexpr int kGroups = 2;
+constexpr int kBlockN = kGroups * kKeysPerGroup;  // keys per CTA
+constexpr int kBlockM = kTile;                    // queries per work item
+constexpr int kStages = 2;
+constexpr int kConsumerThreads = kGroups * 128;
+constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
+constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+constexpr int kDsReadyBarrier = 1, kDsFreeBarrier = 2;  // named barriers of the consumer threads
+
+struct Maps {
+  CUtensorMap q, dout, k, v;
+};
+
+template <int kD>
+struct Smem {
+  static constexpr uint32_t kKvBytes = kBlockN * kD * 2;  // K or V
+  static constexpr uint32_t kQBytes = kBlockM * kD * 2;   // Q or dO of one stage
+  static constexpr uint32_t kDs = 2 * kKvBytes + 2 * kStages * kQBytes;
+  static constexpr uint32_t kRowStats = kDs + kBlockN * kBlockM * 2;  // after dS^T [keys][queries]
+  static constexpr uint32_t kBarriers = kRowStats + kStages * 2 * kBlockM * 4;  // per stage: lse2, delta
+  static constexpr size_t kBytes = kBarriers + (2 * kStages + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
+};
+
+__device__ __forceinline__ void consumers_sync(int barrier) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(barrier), "n"(kConsumerThreads) : "memory");
+}
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p) {
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  __trap();  // compiled for another architecture; sm90_supports() keeps launches away
+#else
+  using L = Smem<kD>;
+  constexpr int kPanels = kD / sm90::kPanelCols, kPanel = sm90::kPanelCols;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  T* k_tile = reinterpret_cast<T*>(smem);
+  T* v_tile = reinterpret_cast<T*>(smem + L::kKvBytes);
+  auto q_tile = [&](int stage) { return reinterpret_cast<T*>(smem + 2 * L::kKvBytes + stage * L::kQBytes); };
+  auto do_tile = [&](int stage) {
+    return reinterpret_cast<T*>(smem + 2 * L::kKvBytes + (kStages + stage) * L::kQBytes);
+  };
+  T* ds_tile = reinterpret_cast<T*>(smem + L::kDs);
+  // Per stage and query: lse * log2(e) (inf past the sequence end, so that P = 0 there) and delta.
+  auto lse2_of = [&](int stage) { return reinterpret_cast<float*>(smem + L::kRowStats) + stage * 2 * kBlockM; };
+  auto delta_of = [&](int stage) { return lse2_of(stage) + kBlockM; };
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarriers);
+  uint64_t* empty = full + kStages;
+  uint64_t* kv_full = empty + kStages;
+
+  const int64_t kb = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+  const int64_t k0 = kb * kBlockN;
+  // Work items: (query head, query tile) pairs; query tiles before the block's first key never
+  // see its keys, and segment ids can rule out a whole tile.
+  const int64_t first_qt = k0 / kTile, per_head = (p.s + kTile - 1) / kTile - first_qt;
+  const int64_t items = p.group * per_head;
+  const int64_t first_kt = first_qt, last_kt = (min(k0 + kBlockN, p.s) - 1) / kTile;
+  auto item_head = [&](int64_t it) { return kvh * p.group + it / per_head; };
+  auto item_q0 = [&](int64_t it) { return (first_qt + it % per_head) * kTile; };
+  auto next_item = [&](int64_t it) {
+    do ++it;
+    while (it < items && p.tiles_disjoint(b, first_kt, last_kt, item_q0(it) / kTile));
+    return it;
+  };
+
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      sm90::barrier_init(&full[s], kBlockM);  // the producer's query threads
+      sm90::barrier_init(&empty[s], kConsumerThreads);
+    }
+    sm90::barrier_init(kv_full, 1);
+  }
+  __syncthreads();
+
+  if (threadIdx.x >= kConsumerThreads) {  // the producer: thread j < 64 handles query j of each tile
+    sm90::set_max_registers<kProducerRegisters, false>();
+    const int j = threadIdx.x - kConsumerThreads;
+    if (j >= kBlockM) return;
+    if (j == 0) {
+      sm90::barrier_arrive_expect(kv_full, 2 * L::kKvBytes);
+      for (int panel = 0; panel < kPanels; ++panel) {
+        sm90::tma_load_4d(k_tile + panel * kBlockN * kPanel, &maps.k, panel * kPanel, int(kvh), int(k0), int(b),
+                          kv_full);
+        sm90::tma_load_4d(v_tile + panel * kBlockN * kPanel, &maps.v, panel * kPanel, int(kvh), int(k0), int(b),
+                          kv_full);
+      }
+    }
+    int64_t n = 0;
+    for (int64_t it = next_item(-1); it < items; it = next_item(it), ++n) {
+      const int stage = n % kStages;
+      if (n >= kStages) sm90::barrier_wait(&empty[stage], (n / kStages + 1) % 2);
+      const int64_t h = item_head(it), q0 = item_q0(it), i = q0 + j;
+      lse2_of(stage)[j] = i < p.s ? p.lse_in[p.row_offset(b, h, i)] * kLog2e : INFINITY;
+      delta_of(stage)[j] = i < p.s ? p.delta[p.row_offset(b, h, i)] : 0.0f;
+      if (j > 0) {
+        sm90::barrier_arrive(&full[stage]);
+        continue;
+      }
+      sm90::barrier_arrive_expect(&full[stage], 2 * L::kQBytes);
+      for (int panel = 0; panel < kPanels; ++panel) {
+        sm90::tma_load_4d(q_tile(stage) + panel * kBlockM * kPanel, &maps.q, panel * kPanel, int(h), int(q0), int(b),
+                          &full[stage]);
+        sm90::tma_load_4d(do_tile(stage) + panel * kBlockM * kPanel, &maps.dout, panel * kPanel, int(h), int(q0),
+                          int(b), &full[stage]);
+      }
+    }
+    return;
+  }
+
+  sm90::set_max_registers<kConsumerRegisters, true>();
+  constexpr int kQueryBlocks = kBlockM / 8, kDimBlocks = kD / 8;
+  const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+  const int key_row0 = group * kKeysPerGroup + warp * 16;  // this warp's first key, relative to k0
+  int64_t keys[2];
+  int32_t seg_keys[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    keys[r] = k0 + key_row0 + g + 8 * r;
+    seg_keys[r] = keys[r] < p.s ? p.segment(b, keys[r]) : 0;
+  }
+  const float scale2 = p.scale * kLog2e;
+  float dk[kDimBlocks][4] = {}, dv[kDimBlocks][4] = {};
+  auto& dk_flat = reinterpret_cast<float(&)[kD / 2]>(dk);
+  auto& dv_flat = reinterpret_cast<float(&)[kD / 2]>(dv);
+  const T* k_group = k_tile + group * kKeysPerGroup * kPanel;
+  const T* v_group = v_tile + group * kKeysPerGroup * kPanel;
+
+  sm90::barrier_wait(kv_full, 0);
+  int64_t n = 0;
+  for (int64_t it = next_item(-1); it < items; it = next_item(it), ++n) {
+    const int stage = n % kStages;
+    const int64_t h = item_head(it), q0 = item_q0(it);
+    sm90::barrier_wait(&full[stage], (n / kStages) % 2);
+    const T* qs = q_tile(stage);
+    const T* dos = do_tile(stage);
+    const float* lse2 = lse2_of(stage);
+    const float* delta = delta_of(stage);
+
+    // S^T = K Q^T and dP^T = V dO^T for this warpgroup's 64 keys and the tile's 64 queries.
+    float st[kQueryBlocks][4], dpt[kQueryBlocks][4];
+    auto& st_flat = reinterpret_cast<float(&)[kBlockM / 2]>(st);
+    auto& dpt_flat = reinterpret_cast<float(&)[kBlockM / 2]>(dpt);
+    sm90::fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const int panel = kk / 4, col = (kk % 4) * 16;
+      sm90::mma_ss<T, kBlockM>(st_flat, sm90::descriptor(k_group + panel * kBlockN * kPanel + col),
+                               sm90::descriptor(qs + panel * kBlockM * kPanel + col), kk > 0);
+    }
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const int panel = kk / 4, col = (kk % 4) * 16;
+      sm90::mma_ss<T, kBlockM>(dpt_flat, sm90::descriptor(v_group + panel * kBlockN * kPanel + col),
+                               sm90::descriptor(dos + panel * kBlockM * kPanel + col), kk > 0);
+    }
+    sm90::commit();
+    sm90::wait<0>();
+#pragma unroll
+    for (int i = 0; i < kBlockM / 2; ++i) {
+      sm90::pin(st_flat[i]);
+      sm90::pin(dpt_flat[i]);
+    }
+
+    // P^T and dS^T in place. Element e of block nt: key keys[e / 2], query q0 + 8 nt + 2t + e % 2.
+    // Only tiles reaching below a warp's last key need the causal test (keys past the end are
+    // after every query, and queries past the end have P = 0 through lse2 = inf).
+    const bool masked = p.segments || k0 + key_row0 + 15 > q0;
+#pragma unroll
+    for (int nt = 0; nt < kQueryBlocks; ++nt) {
+#pragma unroll
+      for (int c = 0; c < 2; ++c) {
+        const int col = nt * 8 + 2 * t + c;
+        const int64_t i = q0 + col;
+        const int32_t seg_i = p.segments && i < p.s ? p.segment(b, i) : 0;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const int e = 2 * r + c;
+          float prob = ptx::exp2_approx(fmaf(st[nt][e], scale2, -lse2[col]));
+          if (masked && (keys[r] > i || seg_keys[r] != seg_i)) prob = 0.0f;
+          st[nt][e] = prob;
+          dpt[nt][e] = prob * (dpt[nt][e] - delta[col]);
+        }
+      }
+    }
+
+    // dV += P^T dO and dK += dS^T Q: the B operands have their N (head dim) contiguous.
+    uint32_t pa[kBlockM / 16][4], da[kBlockM / 16][4];
+#pragma unroll
+    for (int ks = 0; ks < kBlockM / 16; ++ks) {
+      accumulators_as_a<T>(pa[ks], st, ks);
+      accumulators_as_a<T>(da[ks], dpt, ks);
+    }
+    sm90::fence();
+#pragma unroll
+    for (int ks = 0; ks < kBlockM / 16; ++ks)
+      sm90::mma_rs<T, kD, 1>(dv_flat, pa[ks], sm90::descriptor(dos + ks * 16 * kPanel, kBlockM * 128), true);
+#pragma unroll
+    for (int ks = 0; ks < kBlockM / 16; ++ks)
+      sm90::mma_rs<T, kD, 1>(dk_flat, da[ks], sm90::descriptor(qs + ks * 16 * kPanel, kBlockM * 128), true);
+    sm90::commit();
+
+    // dS^T to shared memory once the other warpgroup is done reading the previous one.
+    consumers_sync(kDsFreeBarrier);
+#pragma unroll
+    for (int nt = 0; nt < kQueryBlocks; ++nt)
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int row = key_row0 + g + 8 * r, col = nt * 8 + 2 * t;
+        *reinterpret_cast<uint32_t*>(ds_tile + row * kPanel + (((col / 8) ^ (row % 8)) * 8) + col % 8) =
+            ptx::pack2<T>(dpt[nt][2 * r], dpt[nt][2 * r + 1]);
+      }
+    sm90::fence_proxy_async();
+    consumers_sync(kDsReadyBarrier);
+
+    // dQ[:, 64 group ..] = dS K: A is dS^T read transposed (queries contiguous), B is K with its
+    // head dims contiguous; 16 keys per step.
+    constexpr bool kDq = kD > 64;  // at head dim 64 the first warpgroup covers every column
+    if (group == 0 || kDq) {
+      float dq[kPanel / 8][4];
+      auto& dq_flat = reinterpret_cast<float(&)[kPanel / 2]>(dq);
+      sm90::fence();
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks)
+        sm90::mma_ss<T, 64, 1, 1>(dq_flat, sm90::descriptor(ds_tile + ks * 16 * kPanel),
+                                  sm90::descriptor(k_tile + group * kBlockN * kPanel + ks * 16 * kPanel), ks > 0);
+      sm90::commit();
+      sm90::wait<0>();
+#pragma unroll
+      for (int i = 0; i < kPanel / 2; ++i) sm90::pin(dq_flat[i]);
+#pragma unroll
+      for (int r = 0; r < 2; ++r) {
+        const int64_t i = q0 + warp * 16 + g + 8 * r;
+        if (i >= p.s) continue;
+        float* row = p.dq_accum + p.q_offset(b, i, h) + group * kPanel + 2 * t;
+#pragma unroll
+        for (int nt = 0; nt < kPanel / 8; ++nt)
+          atomicAdd(reinterpret_cast<float2*>(row + nt * 8),
+                    make_float2(dq[nt][2 * r] * p.scale, dq[nt][2 * r + 1] * p.scale));
+      }
+    } else {
+      sm90::wait<0>();
+    }
+#pragma unroll
+    for (int ks = 0; ks < kBlockM / 16; ++ks)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) {
+        sm90::pin(pa[ks][i]);
+        sm90::pin(da[ks][i]);
+      }
+    sm90::barrier_arrive(&empty[stage]);
+  }
+
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (keys[r] >= p.s) continue;
+    T* dk_row = static_cast<T*>(p.dk) + p.kv_offset(b, keys[r], kvh) + 2 * t;
+    T* dv_row = static_cast<T*>(p.dv) + p.kv_offset(b, keys[r], kvh) + 2 * t;
+#pragma unroll
+    for (int dt = 0; dt < kDimBlocks; ++dt) {
+      *reinterpret_cast<uint32_t*>(dk_row + dt * 8) =
+          ptx::pack2<T>(dk[dt][2 * r] * p.scale, dk[dt][2 * r + 1] * p.scale);
+      *reinterpret_cast<uint32_t*>(dv_row + dt * 8) = ptx::pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
+    }
+  }
+#endif
+}
+
+template <typename T, int kD>
+void launch(const Params& p, DType dtype, cudaStream_t stream) {
+  constexpr size_t smem = Smem<kD>::kBytes;
+  const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM),
+                  .dout = head_rows_map(p.dout, dtype, p.b, p.s, p.hq, kD, kBlockM),
+                  .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
+                  .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
+  TS_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T, kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid((p.s + kBlockN - 1) / kBlockN, p.hkv, p.b);
+  backward_kernel<T, kD><<<grid, kThreads, smem, stream>>>(maps, p);
+  check_launch();
+}
+
+}  // namespace
+
+void sm90_backward(const Params& p, DType dtype, cudaStream_t stream) {
+  dispatch_flash(dtype, p.d, [&](auto* tag, auto dim) {
+    constexpr int kD = decltype(dim)::value;
+    if constexpr (kD == 64 || kD == 128) {
+      launch<std::remove_pointer_t<decltype(tag)>, kD>(p, dtype, stream);
+    } else {
+      throw Error("attention: the sm_90 kernels take head dims 64 and 128");
+    }
+  });
+}
+
+}  // namespace tessera::cuda::attn

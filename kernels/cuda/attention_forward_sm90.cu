@@ -1,0 +1,206 @@
+// Tensor-core attention forward for Hopper (sm_90a), FlashAttention-3 style: a CTA takes 128
+// queries of one head. One producer thread loads Q once and then the K/V tiles of 128 keys with TMA
+// into a two-stage ring; two consumer warpgroups of 64 queries each compute S = Q K^T with wgmma
+// from shared memory, run the mask and the online softmax on the accumulators in registers, and
+// accumulate O += P V with P taken straight from registers. mbarriers hand each stage from the
+// producer to the consumers and back, so the warpgroups are not in lockstep: one's softmax runs
+// while the other's products keep the tensor cores busy.
+#include "kernels/cuda/attention_softmax.cuh"
+#include "kernels/cuda/attention_tiles.cuh"
+#include "kernels/cuda/sm90_ptx.cuh"
+#include "kernels/cuda/tma_map.h"
+
+namespace tessera::cuda::attn {
+
+namespace {
+
+constexpr int kRowsPerGroup = 64;  // query rows of one consumer warpgroup (the wgmma M)
+constexpr int kGroups = 2;
+constexpr int kBlockM = kGroups * kRowsPerGroup;  // queries per CTA
+constexpr int kBlockN = 128;                      // keys per tile
+constexpr int kStages = 2;
+constexpr int kConsumerThreads = kGroups * 128;
+constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
+// Registers per thread, moved from the producer (which needs few) to the consumers: 128 x 40 +
+// 256 x 232 fits the 64K of an SM.
+constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
+
+struct Maps {
+  CUtensorMap q, k, v;
+};
+
+template <int kD>
+struct Smem {
+  static constexpr uint32_t kQBytes = kBlockM * kD * 2;
+  static constexpr uint32_t kKvBytes = kBlockN * kD * 2;  // one K or V tile
+  static constexpr uint32_t kBarriers = kQBytes + 2 * kStages * kKvBytes;
+  static constexpr size_t kBytes = kBarriers + (2 * kStages + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
+};
+
+// True when segment ids rule out every pair of this CTA's queries and the keys of key tile kb
+// (Params::tiles_disjoint works on 64-row tiles).
+__device__ bool key_tile_disjoint(const Params& p, int64_t b, int64_t q0, int64_t last_row, int64_t kb) {
+  constexpr int kSub = kBlockN / kTile;
+  const int64_t tiles = (p.s + kTile - 1) / kTile;
+  for (int64_t sub = kb * kSub; sub < min((kb + 1) * kSub, tiles); ++sub)
+    if (!p.tiles_disjoint(b, q0 / kTile, last_row / kTile, sub)) return false;
+  return true;
+}
+
+template <typename T, int kD>
+__global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_constant__ Maps maps, const Params p) {
+#if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
+  __trap();  // compiled for another architecture; sm90_supports() keeps launches away
+#else
+  using L = Smem<kD>;
+  constexpr int kPanels = kD / sm90::kPanelCols;
+  extern __shared__ unsigned char smem_raw[];
+  unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
+  T* q_tile = reinterpret_cast<T*>(smem);
+  auto k_tile = [&](int stage) { return reinterpret_cast<T*>(smem + L::kQBytes + stage * L::kKvBytes); };
+  auto v_tile = [&](int stage) { return reinterpret_cast<T*>(smem + L::kQBytes + (kStages + stage) * L::kKvBytes); };
+  uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarriers);  // tile landed
+  uint64_t* empty = full + kStages;                                     // consumers done with it
+  uint64_t* q_full = empty + kStages;
+
+  const int64_t qb = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const int64_t q0 = qb * kBlockM;
+  const int64_t last_row = min(q0 + kBlockM, p.s) - 1;
+  const int64_t key_tiles = last_row / kBlockN + 1;
+  if (threadIdx.x == 0) {
+    for (int s = 0; s < kStages; ++s) {
+      sm90::barrier_init(&full[s], 1);
+      sm90::barrier_init(&empty[s], kConsumerThreads);
+    }
+    sm90::barrier_init(q_full, 1);
+  }
+  __syncthreads();
+
+  if (threadIdx.x >= kConsumerThreads) {  // the producer
+    sm90::set_max_registers<kProducerRegisters, false>();
+    if (threadIdx.x != kConsumerThreads) return;
+    const int kvh = int(h / p.group);
+    sm90::barrier_arrive_expect(q_full, L::kQBytes);
+    for (int panel = 0; panel < kPanels; ++panel)
+      sm90::tma_load_4d(q_tile + panel * kBlockM * sm90::kPanelCols, &maps.q, panel * sm90::kPanelCols, int(h),
+                        int(q0), int(b), q_full);
+    for (int64_t kb = 0; kb < key_tiles; ++kb) {
+      const int stage = kb % kStages;
+      if (kb >= kStages) sm90::barrier_wait(&empty[stage], (kb / kStages + 1) % 2);
+      sm90::barrier_arrive_expect(&full[stage], 2 * L::kKvBytes);
+      for (int panel = 0; panel < kPanels; ++panel) {
+        const int col = panel * sm90::kPanelCols, row = int(kb * kBlockN);
+        sm90::tma_load_4d(k_tile(stage) + panel * kBlockN * sm90::kPanelCols, &maps.k, col, kvh, row, int(b),
+                          &full[stage]);
+        sm90::tma_load_4d(v_tile(stage) + panel * kBlockN * sm90::kPanelCols, &maps.v, col, kvh, row, int(b),
+                          &full[stage]);
+      }
+    }
+    return;
+  }
+
+  sm90::set_max_registers<kConsumerRegisters, true>();
+  const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, g = (threadIdx.x % 32) / 4;
+  const int64_t warp_row0 = q0 + group * kRowsPerGroup + warp * 16;
+  int64_t rows[2];
+  int32_t seg_rows[2];
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    rows[r] = warp_row0 + g + 8 * r;
+    seg_rows[r] = rows[r] < p.s ? p.segment(b, rows[r]) : 0;
+  }
+  constexpr int kKeyBlocks = kBlockN / 8, kDimBlocks = kD / 8;
+  RowSoftmax<kKeyBlocks> softmax{.scale2 = p.scale * kLog2e};
+  float o[kDimBlocks][4] = {};
+  auto& o_flat = reinterpret_cast<float(&)[kD / 2]>(o);
+  const T* q_group = q_tile + group * kRowsPerGroup * sm90::kPanelCols;
+
+  sm90::barrier_wait(q_full, 0);
+  for (int64_t kb = 0; kb < key_tiles; ++kb) {
+    const int stage = kb % kStages;
+    sm90::barrier_wait(&full[stage], (kb / kStages) % 2);
+    if (!key_tile_disjoint(p, b, q0, last_row, kb)) {
+      // S = Q K^T, 16 head dims per step; a step's 16 columns sit at byte 32 * step of a panel row.
+      float s[kKeyBlocks][4];
+      auto& s_flat = reinterpret_cast<float(&)[kBlockN / 2]>(s);
+      sm90::fence();
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const int panel = kk / 4, col = (kk % 4) * 16;
+        sm90::mma_ss<T, kBlockN>(s_flat, sm90::descriptor(q_group + panel * kBlockM * sm90::kPanelCols + col),
+                                 sm90::descriptor(k_tile(stage) + panel * kBlockN * sm90::kPanelCols + col), kk > 0);
+      }
+      sm90::commit();
+      sm90::wait<0>();
+#pragma unroll
+      for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
+
+      // Only the diagonal tile reaches past a warp's first row (and holds the keys past the end).
+      if (p.segments || kb * kBlockN + kBlockN - 1 > warp_row0) mask_scores(s, p, b, kb * kBlockN, rows, seg_rows);
+      float alpha[2];
+      softmax.update(s, alpha);
+      rescale(o, alpha);
+
+      // O += P V, 16 keys per step: V is the B operand with its N (head dim) contiguous, 16 rows of
+      // 128 bytes per step, panels kBlockN rows apart.
+      uint32_t pa[kBlockN / 16][4];
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks) accumulators_as_a<T>(pa[ks], s, ks);
+      sm90::fence();
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks)
+        sm90::mma_rs<T, kD, 1>(o_flat, pa[ks],
+                               sm90::descriptor(v_tile(stage) + ks * 16 * sm90::kPanelCols, kBlockN * 128), true);
+      sm90::commit();
+      sm90::wait<0>();
+#pragma unroll
+      for (int ks = 0; ks < kBlockN / 16; ++ks)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) sm90::pin(pa[ks][i]);
+#pragma unroll
+      for (int i = 0; i < kD / 2; ++i) sm90::pin(o_flat[i]);
+    }
+    sm90::barrier_arrive(&empty[stage]);
+  }
+  softmax.template store<T>(o, p, b, h, rows);
+#endif
+}
+
+template <typename T, int kD>
+void launch(const Params& p, DType dtype, cudaStream_t stream) {
+  constexpr size_t smem = Smem<kD>::kBytes;
+  const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM),
+                  .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
+                  .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
+  TS_CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<T, kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  const dim3 grid((p.s + kBlockM - 1) / kBlockM, p.hq, p.b);
+  forward_kernel<T, kD><<<grid, kThreads, smem, stream>>>(maps, p);
+  check_launch();
+}
+
+}  // namespace
+
+bool sm90_supports(int64_t head_dim) {
+#if defined(TESSERA_SM90A)
+  if (head_dim != 64 && head_dim != 128) return false;
+  int device = 0, major = 0;
+  TS_CUDA_CHECK(cudaGetDevice(&device));
+  TS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  return major == 9;
+#else
+  return false;
+#endif
+}
+
+void sm90_forward(const Params& p, DType dtype, cudaStream_t stream) {
+  dispatch_flash(dtype, p.d, [&](auto* tag, auto dim) {
+    constexpr int kD = decltype(dim)::value;
+    if constexpr (kD == 64 || kD == 128) {
+      launch<std::remove_pointer_t<decltype(tag)>, kD>(p, dtype, stream);
+    } else {
+      throw Error("attention: the sm_90 kernels take head dims 64 and 128");
+    }
+  });
+}
+
+}  // namespace tessera::cuda::attn
