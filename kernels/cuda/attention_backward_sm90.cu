@@ -1,12 +1,12 @@
 // Tensor-core attention backward for Hopper (sm_90a), FlashAttention-3 style: a CTA owns 128
 // keys of one kv head, two consumer warpgroups of 64 keys each, and walks every (query head of the
-// group, 64-query tile at or after the diagonal) pair. A producer thread loads K and V once and
+// group, query tile at or after the diagonal) pair. A producer thread loads K and V once and
 // each pair's Q and dO with TMA into a two-stage ring. Per pair a warpgroup computes with wgmma
 //   S^T = K Q^T and dP^T = V dO^T            (both operands from shared memory),
 //   P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - delta)   (on the accumulators),
 //   dV += P^T dO and dK += dS^T Q             (P^T, dS^T straight from registers),
 // then both warpgroups write dS^T to shared memory, and dQ = scale dS K over all 128 keys is added
-// into an fp32 buffer, each warpgroup taking 64 of the head dims.
+// into an fp32 buffer, each warpgroup taking a 64 x 64 block of it.
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/sm90_ptx.cuh"
 #include "kernels/cuda/tma_map.h"
@@ -18,12 +18,15 @@ namespace {
 constexpr int kKeysPerGroup = 64;  // keys of one consumer warpgroup (the wgmma M)
 constexpr int kGroups = 2;
 constexpr int kBlockN = kGroups * kKeysPerGroup;  // keys per CTA
-constexpr int kBlockM = kTile;                    // queries per work item
+// Queries per work item: 128 at head dim 64 (twice the work between synchronisations, and the
+// wgmmas run at N = 128), 64 at 128, where dK and dV already take 128 registers per thread.
+template <int kD>
+constexpr int kBlockM = kD == 64 ? 128 : 64;
 constexpr int kStages = 2;
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
-constexpr int kDsReadyBarrier = 1, kDsFreeBarrier = 2;  // named barriers of the consumer threads
+constexpr int kDsReadyBarrier = 1;  // named barrier of the consumer threads
 
 struct Maps {
   CUtensorMap q, dout, k, v;
@@ -31,11 +34,12 @@ struct Maps {
 
 template <int kD>
 struct Smem {
+  static constexpr int kM = kBlockM<kD>;
   static constexpr uint32_t kKvBytes = kBlockN * kD * 2;  // K or V
-  static constexpr uint32_t kQBytes = kBlockM * kD * 2;   // Q or dO of one stage
+  static constexpr uint32_t kQBytes = kM * kD * 2;        // Q or dO of one stage
   static constexpr uint32_t kDs = 2 * kKvBytes + 2 * kStages * kQBytes;
-  static constexpr uint32_t kRowStats = kDs + kBlockN * kBlockM * 2;  // after dS^T [keys][queries]
-  static constexpr uint32_t kBarriers = kRowStats + kStages * 2 * kBlockM * 4;  // per stage: lse2, delta
+  static constexpr uint32_t kRowStats = kDs + 2 * kBlockN * kM * 2;      // after two dS^T [keys][queries]
+  static constexpr uint32_t kBarriers = kRowStats + kStages * 2 * kM * 4;  // per stage: lse2, delta
   static constexpr size_t kBytes = kBarriers + (2 * kStages + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
 };
 
@@ -49,6 +53,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   __trap();  // compiled for another architecture; sm90_supports() keeps launches away
 #else
   using L = Smem<kD>;
+  constexpr int kM = L::kM;
   constexpr int kPanels = kD / sm90::kPanelCols, kPanel = sm90::kPanelCols;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -58,10 +63,12 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   auto do_tile = [&](int stage) {
     return reinterpret_cast<T*>(smem + 2 * L::kKvBytes + (kStages + stage) * L::kQBytes);
   };
-  T* ds_tile = reinterpret_cast<T*>(smem + L::kDs);
+  // dS^T alternates between two buffers: a warpgroup writes item n's while the other may still
+  // read item n - 1's (it cannot be further behind: both meet at every item's kDsReadyBarrier).
+  auto ds_of = [&](int64_t n) { return reinterpret_cast<T*>(smem + L::kDs) + (n % 2) * kBlockN * kM; };
   // Per stage and query: lse * log2(e) (inf past the sequence end, so that P = 0 there) and delta.
-  auto lse2_of = [&](int stage) { return reinterpret_cast<float*>(smem + L::kRowStats) + stage * 2 * kBlockM; };
-  auto delta_of = [&](int stage) { return lse2_of(stage) + kBlockM; };
+  auto lse2_of = [&](int stage) { return reinterpret_cast<float*>(smem + L::kRowStats) + stage * 2 * kM; };
+  auto delta_of = [&](int stage) { return lse2_of(stage) + kM; };
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarriers);
   uint64_t* empty = full + kStages;
   uint64_t* kv_full = empty + kStages;
@@ -69,31 +76,37 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   const int64_t kb = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
   const int64_t k0 = kb * kBlockN;
   // Work items: (query head, query tile) pairs; query tiles before the block's first key never
-  // see its keys, and segment ids can rule out a whole tile.
-  const int64_t first_qt = k0 / kTile, per_head = (p.s + kTile - 1) / kTile - first_qt;
+  // see its keys, and segment ids can rule out a whole tile (Params::tiles_disjoint works on
+  // 64-row tiles).
+  const int64_t first_qt = k0 / kM, per_head = (p.s + kM - 1) / kM - first_qt;
   const int64_t items = p.group * per_head;
-  const int64_t first_kt = first_qt, last_kt = (min(k0 + kBlockN, p.s) - 1) / kTile;
+  const int64_t first_kt = k0 / kTile, last_kt = (min(k0 + kBlockN, p.s) - 1) / kTile;
   auto item_head = [&](int64_t it) { return kvh * p.group + it / per_head; };
-  auto item_q0 = [&](int64_t it) { return (first_qt + it % per_head) * kTile; };
+  auto item_q0 = [&](int64_t it) { return (first_qt + it % per_head) * kM; };
+  auto disjoint = [&](int64_t q0) {
+    for (int64_t sub = q0 / kTile; sub <= (min(q0 + kM, p.s) - 1) / kTile; ++sub)
+      if (!p.tiles_disjoint(b, first_kt, last_kt, sub)) return false;
+    return true;
+  };
   auto next_item = [&](int64_t it) {
     do ++it;
-    while (it < items && p.tiles_disjoint(b, first_kt, last_kt, item_q0(it) / kTile));
+    while (it < items && disjoint(item_q0(it)));
     return it;
   };
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
-      sm90::barrier_init(&full[s], kBlockM);  // the producer's query threads
+      sm90::barrier_init(&full[s], kM);  // the producer's query threads
       sm90::barrier_init(&empty[s], kConsumerThreads);
     }
     sm90::barrier_init(kv_full, 1);
   }
   __syncthreads();
 
-  if (threadIdx.x >= kConsumerThreads) {  // the producer: thread j < 64 handles query j of each tile
+  if (threadIdx.x >= kConsumerThreads) {  // the producer: thread j < kM handles query j of each tile
     sm90::set_max_registers<kProducerRegisters, false>();
     const int j = threadIdx.x - kConsumerThreads;
-    if (j >= kBlockM) return;
+    if (j >= kM) return;
     if (j == 0) {
       sm90::barrier_arrive_expect(kv_full, 2 * L::kKvBytes);
       for (int panel = 0; panel < kPanels; ++panel) {
@@ -116,9 +129,9 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
       }
       sm90::barrier_arrive_expect(&full[stage], 2 * L::kQBytes);
       for (int panel = 0; panel < kPanels; ++panel) {
-        sm90::tma_load_4d(q_tile(stage) + panel * kBlockM * kPanel, &maps.q, panel * kPanel, int(h), int(q0), int(b),
+        sm90::tma_load_4d(q_tile(stage) + panel * kM * kPanel, &maps.q, panel * kPanel, int(h), int(q0), int(b),
                           &full[stage]);
-        sm90::tma_load_4d(do_tile(stage) + panel * kBlockM * kPanel, &maps.dout, panel * kPanel, int(h), int(q0),
+        sm90::tma_load_4d(do_tile(stage) + panel * kM * kPanel, &maps.dout, panel * kPanel, int(h), int(q0),
                           int(b), &full[stage]);
       }
     }
@@ -126,7 +139,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   }
 
   sm90::set_max_registers<kConsumerRegisters, true>();
-  constexpr int kQueryBlocks = kBlockM / 8, kDimBlocks = kD / 8;
+  constexpr int kQueryBlocks = kM / 8, kDimBlocks = kD / 8;
   const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
   const int key_row0 = group * kKeysPerGroup + warp * 16;  // this warp's first key, relative to k0
   int64_t keys[2];
@@ -154,27 +167,27 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     const float* lse2 = lse2_of(stage);
     const float* delta = delta_of(stage);
 
-    // S^T = K Q^T and dP^T = V dO^T for this warpgroup's 64 keys and the tile's 64 queries.
+    // S^T = K Q^T and dP^T = V dO^T for this warpgroup's 64 keys and the tile's queries.
     float st[kQueryBlocks][4], dpt[kQueryBlocks][4];
-    auto& st_flat = reinterpret_cast<float(&)[kBlockM / 2]>(st);
-    auto& dpt_flat = reinterpret_cast<float(&)[kBlockM / 2]>(dpt);
+    auto& st_flat = reinterpret_cast<float(&)[kM / 2]>(st);
+    auto& dpt_flat = reinterpret_cast<float(&)[kM / 2]>(dpt);
     sm90::fence();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const int panel = kk / 4, col = (kk % 4) * 16;
-      sm90::mma_ss<T, kBlockM>(st_flat, sm90::descriptor(k_group + panel * kBlockN * kPanel + col),
-                               sm90::descriptor(qs + panel * kBlockM * kPanel + col), kk > 0);
+      sm90::mma_ss<T, kM>(st_flat, sm90::descriptor(k_group + panel * kBlockN * kPanel + col),
+                          sm90::descriptor(qs + panel * kM * kPanel + col), kk > 0);
     }
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const int panel = kk / 4, col = (kk % 4) * 16;
-      sm90::mma_ss<T, kBlockM>(dpt_flat, sm90::descriptor(v_group + panel * kBlockN * kPanel + col),
-                               sm90::descriptor(dos + panel * kBlockM * kPanel + col), kk > 0);
+      sm90::mma_ss<T, kM>(dpt_flat, sm90::descriptor(v_group + panel * kBlockN * kPanel + col),
+                          sm90::descriptor(dos + panel * kM * kPanel + col), kk > 0);
     }
     sm90::commit();
     sm90::wait<0>();
 #pragma unroll
-    for (int i = 0; i < kBlockM / 2; ++i) {
+    for (int i = 0; i < kM / 2; ++i) {
       sm90::pin(st_flat[i]);
       sm90::pin(dpt_flat[i]);
     }
@@ -202,64 +215,66 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     }
 
     // dV += P^T dO and dK += dS^T Q: the B operands have their N (head dim) contiguous.
-    uint32_t pa[kBlockM / 16][4], da[kBlockM / 16][4];
+    uint32_t pa[kM / 16][4], da[kM / 16][4];
 #pragma unroll
-    for (int ks = 0; ks < kBlockM / 16; ++ks) {
+    for (int ks = 0; ks < kM / 16; ++ks) {
       accumulators_as_a<T>(pa[ks], st, ks);
       accumulators_as_a<T>(da[ks], dpt, ks);
     }
     sm90::fence();
 #pragma unroll
-    for (int ks = 0; ks < kBlockM / 16; ++ks)
-      sm90::mma_rs<T, kD, 1>(dv_flat, pa[ks], sm90::descriptor(dos + ks * 16 * kPanel, kBlockM * 128), true);
+    for (int ks = 0; ks < kM / 16; ++ks)
+      sm90::mma_rs<T, kD, 1>(dv_flat, pa[ks], sm90::descriptor(dos + ks * 16 * kPanel, kM * 128), true);
 #pragma unroll
-    for (int ks = 0; ks < kBlockM / 16; ++ks)
-      sm90::mma_rs<T, kD, 1>(dk_flat, da[ks], sm90::descriptor(qs + ks * 16 * kPanel, kBlockM * 128), true);
+    for (int ks = 0; ks < kM / 16; ++ks)
+      sm90::mma_rs<T, kD, 1>(dk_flat, da[ks], sm90::descriptor(qs + ks * 16 * kPanel, kM * 128), true);
     sm90::commit();
 
-    // dS^T to shared memory once the other warpgroup is done reading the previous one.
-    consumers_sync(kDsFreeBarrier);
+    // dS^T to shared memory, for dQ = dS K over all the block's keys: the packed A fragments hold
+    // it already (da[nt / 2][2 (nt % 2) + r] is row g + 8r of 8-query block nt).
+    T* ds_tile = ds_of(n);
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int row = key_row0 + g + 8 * r, col = nt * 8 + 2 * t;
-        *reinterpret_cast<uint32_t*>(ds_tile + row * kPanel + (((col / 8) ^ (row % 8)) * 8) + col % 8) =
-            ptx::pack2<T>(dpt[nt][2 * r], dpt[nt][2 * r + 1]);
+        const int row = key_row0 + g + 8 * r, col = (nt % 8) * 8 + 2 * t;  // in panel nt / 8
+        *reinterpret_cast<uint32_t*>(ds_tile + (nt / 8) * kBlockN * kPanel + row * kPanel +
+                                     (((col / 8) ^ (row % 8)) * 8) + col % 8) = da[nt / 2][2 * (nt % 2) + r];
       }
     sm90::fence_proxy_async();
     consumers_sync(kDsReadyBarrier);
 
-    // dQ[:, 64 group ..] = dS K: A is dS^T read transposed (queries contiguous), B is K with its
-    // head dims contiguous; 16 keys per step.
-    constexpr bool kDq = kD > 64;  // at head dim 64 the first warpgroup covers every column
-    if (group == 0 || kDq) {
-      float dq[kPanel / 8][4];
-      auto& dq_flat = reinterpret_cast<float(&)[kPanel / 2]>(dq);
-      sm90::fence();
+    // dQ = dS K, 64 queries x 64 head dims per warpgroup (the query rows split at head dim 64,
+    // the head dims at 128): A is a panel of dS^T read transposed (queries contiguous), B is K
+    // with its head dims contiguous; 16 keys per step.
+    constexpr int kRowBlocks = kM / 64;
+    const int dq_row0 = 64 * (group % kRowBlocks), col0 = 64 * (group / kRowBlocks);
+    static_assert(kRowBlocks * kD == kGroups * 64, "the warpgroups split dQ into 64 x 64 blocks");
+    float dq[kPanel / 8][4];
+    auto& dq_flat = reinterpret_cast<float(&)[kPanel / 2]>(dq);
+    const T* ds_rows = ds_tile + (dq_row0 / kPanel) * kBlockN * kPanel;
+    const T* k_cols = k_tile + (col0 / kPanel) * kBlockN * kPanel;
+    sm90::fence();
 #pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks)
-        sm90::mma_ss<T, 64, 1, 1>(dq_flat, sm90::descriptor(ds_tile + ks * 16 * kPanel),
-                                  sm90::descriptor(k_tile + group * kBlockN * kPanel + ks * 16 * kPanel), ks > 0);
-      sm90::commit();
-      sm90::wait<0>();
+    for (int ks = 0; ks < kBlockN / 16; ++ks)
+      sm90::mma_ss<T, kPanel, 1, 1>(dq_flat, sm90::descriptor(ds_rows + ks * 16 * kPanel),
+                                    sm90::descriptor(k_cols + ks * 16 * kPanel), ks > 0);
+    sm90::commit();
+    sm90::wait<0>();
 #pragma unroll
-      for (int i = 0; i < kPanel / 2; ++i) sm90::pin(dq_flat[i]);
+    for (int i = 0; i < kPanel / 2; ++i) sm90::pin(dq_flat[i]);
 #pragma unroll
-      for (int r = 0; r < 2; ++r) {
-        const int64_t i = q0 + warp * 16 + g + 8 * r;
-        if (i >= p.s) continue;
-        float* row = p.dq_accum + p.q_offset(b, i, h) + group * kPanel + 2 * t;
+    for (int r = 0; r < 2; ++r) {
+      const int64_t i = q0 + dq_row0 + warp * 16 + g + 8 * r;
+      if (i >= p.s) continue;
+      float* row = p.dq_accum + p.q_offset(b, i, h) + col0 + 2 * t;
 #pragma unroll
-        for (int nt = 0; nt < kPanel / 8; ++nt)
-          atomicAdd(reinterpret_cast<float2*>(row + nt * 8),
-                    make_float2(dq[nt][2 * r] * p.scale, dq[nt][2 * r + 1] * p.scale));
-      }
-    } else {
-      sm90::wait<0>();
+      for (int nt = 0; nt < kPanel / 8; ++nt)
+        atomicAdd(reinterpret_cast<float2*>(row + nt * 8),
+                  make_float2(dq[nt][2 * r] * p.scale, dq[nt][2 * r + 1] * p.scale));
     }
 #pragma unroll
-    for (int ks = 0; ks < kBlockM / 16; ++ks)
+    for (int ks = 0; ks < kM / 16; ++ks)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
         sm90::pin(pa[ks][i]);
@@ -286,8 +301,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 template <typename T, int kD>
 void launch(const Params& p, DType dtype, cudaStream_t stream) {
   constexpr size_t smem = Smem<kD>::kBytes;
-  const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM),
-                  .dout = head_rows_map(p.dout, dtype, p.b, p.s, p.hq, kD, kBlockM),
+  const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
+                  .dout = head_rows_map(p.dout, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
                   .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
                   .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
   TS_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T, kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
