@@ -22,7 +22,9 @@ constexpr int kBlockN = kGroups * kKeysPerGroup;  // keys per CTA
 // wgmmas run at N = 128), 64 at 128, where dK and dV already take 128 registers per thread.
 template <int kD>
 constexpr int kBlockM = kD == 64 ? 128 : 64;
-constexpr int kStages = 2;
+// Stages of the Q/dO ring: three at head dim 64, where shared memory has room.
+template <int kD>
+constexpr int kStages = kD == 64 ? 3 : 2;
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
@@ -34,13 +36,13 @@ struct Maps {
 
 template <int kD>
 struct Smem {
-  static constexpr int kM = kBlockM<kD>;
+  static constexpr int kM = kBlockM<kD>, kS = kStages<kD>;
   static constexpr uint32_t kKvBytes = kBlockN * kD * 2;  // K or V
   static constexpr uint32_t kQBytes = kM * kD * 2;        // Q or dO of one stage
-  static constexpr uint32_t kDs = 2 * kKvBytes + 2 * kStages * kQBytes;
+  static constexpr uint32_t kDs = 2 * kKvBytes + 2 * kS * kQBytes;
   static constexpr uint32_t kRowStats = kDs + 2 * kBlockN * kM * 2;      // after two dS^T [keys][queries]
-  static constexpr uint32_t kBarriers = kRowStats + kStages * 2 * kM * 4;  // per stage: lse2, delta
-  static constexpr size_t kBytes = kBarriers + (2 * kStages + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
+  static constexpr uint32_t kBarriers = kRowStats + kS * 2 * kM * 4;  // per stage: lse2, delta
+  static constexpr size_t kBytes = kBarriers + (2 * kS + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
 };
 
 __device__ __forceinline__ void consumers_sync(int barrier) {
@@ -53,7 +55,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   __trap();  // compiled for another architecture; sm90_supports() keeps launches away
 #else
   using L = Smem<kD>;
-  constexpr int kM = L::kM;
+  constexpr int kM = L::kM, kS = L::kS;
   constexpr int kPanels = kD / sm90::kPanelCols, kPanel = sm90::kPanelCols;
   extern __shared__ unsigned char smem_raw[];
   unsigned char* smem = reinterpret_cast<unsigned char*>((reinterpret_cast<uintptr_t>(smem_raw) + 1023) & ~uintptr_t(1023));
@@ -61,7 +63,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   T* v_tile = reinterpret_cast<T*>(smem + L::kKvBytes);
   auto q_tile = [&](int stage) { return reinterpret_cast<T*>(smem + 2 * L::kKvBytes + stage * L::kQBytes); };
   auto do_tile = [&](int stage) {
-    return reinterpret_cast<T*>(smem + 2 * L::kKvBytes + (kStages + stage) * L::kQBytes);
+    return reinterpret_cast<T*>(smem + 2 * L::kKvBytes + (kS + stage) * L::kQBytes);
   };
   // dS^T alternates between two buffers: a warpgroup writes item n's while the other may still
   // read item n - 1's (it cannot be further behind: both meet at every item's kDsReadyBarrier).
@@ -70,8 +72,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   auto lse2_of = [&](int stage) { return reinterpret_cast<float*>(smem + L::kRowStats) + stage * 2 * kM; };
   auto delta_of = [&](int stage) { return lse2_of(stage) + kM; };
   uint64_t* full = reinterpret_cast<uint64_t*>(smem + L::kBarriers);
-  uint64_t* empty = full + kStages;
-  uint64_t* kv_full = empty + kStages;
+  uint64_t* empty = full + kS;
+  uint64_t* kv_full = empty + kS;
 
   const int64_t kb = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
   const int64_t k0 = kb * kBlockN;
@@ -95,7 +97,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   };
 
   if (threadIdx.x == 0) {
-    for (int s = 0; s < kStages; ++s) {
+    for (int s = 0; s < kS; ++s) {
       sm90::barrier_init(&full[s], kM);  // the producer's query threads
       sm90::barrier_init(&empty[s], kConsumerThreads);
     }
@@ -118,8 +120,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     }
     int64_t n = 0;
     for (int64_t it = next_item(-1); it < items; it = next_item(it), ++n) {
-      const int stage = n % kStages;
-      if (n >= kStages) sm90::barrier_wait(&empty[stage], (n / kStages + 1) % 2);
+      const int stage = n % kS;
+      if (n >= kS) sm90::barrier_wait(&empty[stage], (n / kS + 1) % 2);
       const int64_t h = item_head(it), q0 = item_q0(it), i = q0 + j;
       lse2_of(stage)[j] = i < p.s ? p.lse_in[p.row_offset(b, h, i)] * kLog2e : INFINITY;
       delta_of(stage)[j] = i < p.s ? p.delta[p.row_offset(b, h, i)] : 0.0f;
@@ -159,9 +161,9 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   sm90::barrier_wait(kv_full, 0);
   int64_t n = 0;
   for (int64_t it = next_item(-1); it < items; it = next_item(it), ++n) {
-    const int stage = n % kStages;
+    const int stage = n % kS;
     const int64_t h = item_head(it), q0 = item_q0(it);
-    sm90::barrier_wait(&full[stage], (n / kStages) % 2);
+    sm90::barrier_wait(&full[stage], (n / kS) % 2);
     const T* qs = q_tile(stage);
     const T* dos = do_tile(stage);
     const float* lse2 = lse2_of(stage);
@@ -178,6 +180,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
       sm90::mma_ss<T, kM>(st_flat, sm90::descriptor(k_group + panel * kBlockN * kPanel + col),
                           sm90::descriptor(qs + panel * kM * kPanel + col), kk > 0);
     }
+    sm90::commit();
 #pragma unroll
     for (int kk = 0; kk < kD / 16; ++kk) {
       const int panel = kk / 4, col = (kk % 4) * 16;
@@ -185,16 +188,13 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
                           sm90::descriptor(dos + panel * kM * kPanel + col), kk > 0);
     }
     sm90::commit();
-    sm90::wait<0>();
-#pragma unroll
-    for (int i = 0; i < kM / 2; ++i) {
-      sm90::pin(st_flat[i]);
-      sm90::pin(dpt_flat[i]);
-    }
 
-    // P^T and dS^T in place. Element e of block nt: key keys[e / 2], query q0 + 8 nt + 2t + e % 2.
-    // Only tiles reaching below a warp's last key need the causal test (keys past the end are
-    // after every query, and queries past the end have P = 0 through lse2 = inf).
+    // P^T while dP^T is still being computed. Element e of block nt: key keys[e / 2], query
+    // q0 + 8 nt + 2t + e % 2. Only tiles reaching below a warp's last key need the causal test (keys
+    // past the end are after every query, and queries past the end have P = 0 through lse2 = inf).
+    sm90::wait<1>();
+#pragma unroll
+    for (int i = 0; i < kM / 2; ++i) sm90::pin(st_flat[i]);
     const bool masked = p.segments || k0 + key_row0 + 15 > q0;
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt) {
@@ -205,14 +205,19 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
         const int32_t seg_i = p.segments && i < p.s ? p.segment(b, i) : 0;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
-          const int e = 2 * r + c;
-          float prob = ptx::exp2_approx(fmaf(st[nt][e], scale2, -lse2[col]));
-          if (masked && (keys[r] > i || seg_keys[r] != seg_i)) prob = 0.0f;
-          st[nt][e] = prob;
-          dpt[nt][e] = prob * (dpt[nt][e] - delta[col]);
+          const float prob = ptx::exp2_approx(fmaf(st[nt][2 * r + c], scale2, -lse2[col]));
+          st[nt][2 * r + c] = masked && (keys[r] > i || seg_keys[r] != seg_i) ? 0.0f : prob;
         }
       }
     }
+    // dS^T = P^T (dP^T - delta), in place.
+    sm90::wait<0>();
+#pragma unroll
+    for (int i = 0; i < kM / 2; ++i) sm90::pin(dpt_flat[i]);
+#pragma unroll
+    for (int nt = 0; nt < kQueryBlocks; ++nt)
+#pragma unroll
+      for (int e = 0; e < 4; ++e) dpt[nt][e] = st[nt][e] * (dpt[nt][e] - delta[nt * 8 + 2 * t + e % 2]);
 
     // dV += P^T dO and dK += dS^T Q: the B operands have their N (head dim) contiguous.
     uint32_t pa[kM / 16][4], da[kM / 16][4];
