@@ -219,18 +219,7 @@ __global__ void __launch_bounds__(kWarps * 32) backward_kernel(Params p) {
     it = next;
   }
 
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if (keys[r] >= p.s) continue;
-    T* dk_row = static_cast<T*>(p.dk) + p.kv_offset(b, keys[r], kvh) + 2 * t;
-    T* dv_row = static_cast<T*>(p.dv) + p.kv_offset(b, keys[r], kvh) + 2 * t;
-#pragma unroll
-    for (int dt = 0; dt < kDimTiles; ++dt) {
-      *reinterpret_cast<uint32_t*>(dk_row + dt * 8) =
-          ptx::pack2<T>(dk[dt][2 * r] * p.scale, dk[dt][2 * r + 1] * p.scale);
-      *reinterpret_cast<uint32_t*>(dv_row + dt * 8) = ptx::pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
-    }
-  }
+  store_key_grads<T>(dk, dv, p, b, kvh, keys);
 }
 
 template <typename T, int kD, int kWarps>

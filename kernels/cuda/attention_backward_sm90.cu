@@ -173,21 +173,20 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     float st[kQueryBlocks][4], dpt[kQueryBlocks][4];
     auto& st_flat = reinterpret_cast<float(&)[kM / 2]>(st);
     auto& dpt_flat = reinterpret_cast<float(&)[kM / 2]>(dpt);
+    // d = A B^T over the head dims, A this warpgroup's 64 key rows, B the tile's query rows; 16
+    // head dims per step, at byte 32 * step of a panel row.
+    auto key_query_product = [&](float(&d)[kM / 2], const T* a, const T* bt) {
+#pragma unroll
+      for (int kk = 0; kk < kD / 16; ++kk) {
+        const int panel = kk / 4, col = (kk % 4) * 16;
+        sm90::mma_ss<T, kM>(d, sm90::descriptor(a + panel * kBlockN * kPanel + col),
+                            sm90::descriptor(bt + panel * kM * kPanel + col), kk > 0);
+      }
+      sm90::commit();
+    };
     sm90::fence();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const int panel = kk / 4, col = (kk % 4) * 16;
-      sm90::mma_ss<T, kM>(st_flat, sm90::descriptor(k_group + panel * kBlockN * kPanel + col),
-                          sm90::descriptor(qs + panel * kM * kPanel + col), kk > 0);
-    }
-    sm90::commit();
-#pragma unroll
-    for (int kk = 0; kk < kD / 16; ++kk) {
-      const int panel = kk / 4, col = (kk % 4) * 16;
-      sm90::mma_ss<T, kM>(dpt_flat, sm90::descriptor(v_group + panel * kBlockN * kPanel + col),
-                          sm90::descriptor(dos + panel * kM * kPanel + col), kk > 0);
-    }
-    sm90::commit();
+    key_query_product(st_flat, k_group, qs);
+    key_query_product(dpt_flat, v_group, dos);
 
     // P^T while dP^T is still being computed. Element e of block nt: key keys[e / 2], query
     // q0 + 8 nt + 2t + e % 2. Only tiles reaching below a warp's last key need the causal test (keys
@@ -288,18 +287,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     sm90::barrier_arrive(&empty[stage]);
   }
 
-#pragma unroll
-  for (int r = 0; r < 2; ++r) {
-    if (keys[r] >= p.s) continue;
-    T* dk_row = static_cast<T*>(p.dk) + p.kv_offset(b, keys[r], kvh) + 2 * t;
-    T* dv_row = static_cast<T*>(p.dv) + p.kv_offset(b, keys[r], kvh) + 2 * t;
-#pragma unroll
-    for (int dt = 0; dt < kDimBlocks; ++dt) {
-      *reinterpret_cast<uint32_t*>(dk_row + dt * 8) =
-          ptx::pack2<T>(dk[dt][2 * r] * p.scale, dk[dt][2 * r + 1] * p.scale);
-      *reinterpret_cast<uint32_t*>(dv_row + dt * 8) = ptx::pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
-    }
-  }
+  store_key_grads<T>(dk, dv, p, b, kvh, keys);
 #endif
 }
 
@@ -319,13 +307,8 @@ void launch(const Params& p, DType dtype, cudaStream_t stream) {
 }  // namespace
 
 void sm90_backward(const Params& p, DType dtype, cudaStream_t stream) {
-  dispatch_flash(dtype, p.d, [&](auto* tag, auto dim) {
-    constexpr int kD = decltype(dim)::value;
-    if constexpr (kD == 64 || kD == 128) {
-      launch<std::remove_pointer_t<decltype(tag)>, kD>(p, dtype, stream);
-    } else {
-      throw Error("attention: the sm_90 kernels take head dims 64 and 128");
-    }
+  dispatch_sm90(dtype, p.d, [&](auto* tag, auto dim) {
+    launch<std::remove_pointer_t<decltype(tag)>, decltype(dim)::value>(p, dtype, stream);
   });
 }
 

@@ -85,6 +85,16 @@ void flash_forward(const Params& p, DType dtype, cudaStream_t stream);
 // Hopper kernels (wgmma and TMA, attention_*_sm90.cu), faster where they apply: bf16/f16 at head
 // dims 64 and 128 on an sm_90 GPU, in a build that includes sm_90a.
 bool sm90_supports(int64_t head_dim);
+// dispatch_flash restricted to the Hopper kernels' head dims.
+template <typename Fn>
+void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
+  dispatch_flash(dtype, head_dim, [&](auto* tag, auto dim) {
+    if constexpr (decltype(dim)::value == 64 || decltype(dim)::value == 128)
+      fn(tag, dim);
+    else
+      throw Error("attention: the sm_90 kernels take head dims 64 and 128");
+  });
+}
 void sm90_forward(const Params& p, DType dtype, cudaStream_t stream);
 void sm90_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum

@@ -193,13 +193,8 @@ bool sm90_supports(int64_t head_dim) {
 }
 
 void sm90_forward(const Params& p, DType dtype, cudaStream_t stream) {
-  dispatch_flash(dtype, p.d, [&](auto* tag, auto dim) {
-    constexpr int kD = decltype(dim)::value;
-    if constexpr (kD == 64 || kD == 128) {
-      launch<std::remove_pointer_t<decltype(tag)>, kD>(p, dtype, stream);
-    } else {
-      throw Error("attention: the sm_90 kernels take head dims 64 and 128");
-    }
+  dispatch_sm90(dtype, p.d, [&](auto* tag, auto dim) {
+    launch<std::remove_pointer_t<decltype(tag)>, decltype(dim)::value>(p, dtype, stream);
   });
 }
 

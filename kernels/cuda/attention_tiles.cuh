@@ -72,4 +72,24 @@ __device__ __forceinline__ void accumulators_as_a(uint32_t (&a)[4], const float 
   a[3] = ptx::pack2<T>(s[2 * ks + 1][2], s[2 * ks + 1][3]);
 }
 
+// Writes this lane's two key rows of dK (scaled by the softmax scale) and dV, both held as m16n8
+// accumulator blocks over the head dim; keys past the sequence end are skipped.
+template <typename T, int kDimBlocks>
+__device__ __forceinline__ void store_key_grads(const float (&dk)[kDimBlocks][4], const float (&dv)[kDimBlocks][4],
+                                                const Params& p, int64_t b, int64_t kvh, const int64_t (&keys)[2]) {
+  const int t = threadIdx.x % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (keys[r] >= p.s) continue;
+    T* dk_row = static_cast<T*>(p.dk) + p.kv_offset(b, keys[r], kvh) + 2 * t;
+    T* dv_row = static_cast<T*>(p.dv) + p.kv_offset(b, keys[r], kvh) + 2 * t;
+#pragma unroll
+    for (int dt = 0; dt < kDimBlocks; ++dt) {
+      *reinterpret_cast<uint32_t*>(dk_row + dt * 8) =
+          ptx::pack2<T>(dk[dt][2 * r] * p.scale, dk[dt][2 * r + 1] * p.scale);
+      *reinterpret_cast<uint32_t*>(dv_row + dt * 8) = ptx::pack2<T>(dv[dt][2 * r], dv[dt][2 * r + 1]);
+    }
+  }
+}
+
 }  // namespace tessera::cuda::attn
