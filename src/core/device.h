@@ -1,6 +1,7 @@
 // Where a tensor lives: host memory or one CUDA device.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 

@@ -6,13 +6,27 @@
 
 namespace tessera {
 
-std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfig& job, int ranks) {
-  double n = 0, largest_unit = 0;
-  for (const UnitLayout& u : model_units(c)) {
-    n += static_cast<double>(u.numel);
-    largest_unit = std::max(largest_unit, static_cast<double>(u.numel));
+namespace {
+
+// The model's elements as the ZeRO store lays them out: `persistent` ones (zero.persist_below)
+// whole on every rank, the rest in units split over the ranks, the largest holding `largest`.
+struct ParamCounts {
+  double sharded = 0, persistent = 0, largest = 0;
+};
+
+ParamCounts count_params(const ModelConfig& c, int64_t persist_below) {
+  std::vector<UnitLayout> units = model_units(c);
+  ParamCounts out;
+  out.persistent = static_cast<double>(split_persistent(units, persist_below).numel);
+  for (const UnitLayout& u : units) {
+    out.sharded += static_cast<double>(u.numel);
+    out.largest = std::max(out.largest, static_cast<double>(u.numel));
   }
-  const double w = ranks, low = job.train.dtype == "bf16" ? 2 : 4;
+  return out;
+}
+
+// What one micro-batch keeps for backward, plus the loss's chunk of logits.
+double activation_bytes(const ModelConfig& c, const JobConfig& job, double low) {
   // Saved per token and layer (layer_forward): x, h, q, k, v, attention out, x_mid, h_post
   // (hidden-sized and head-sized rows) and gate, up, act (intermediate-sized), plus f32 stats.
   const double kv = static_cast<double>(c.num_key_value_heads * c.head_dim);
@@ -23,43 +37,59 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
                            ? tokens * (c.num_hidden_layers * low * c.hidden_size + per_token_layer)
                            : tokens * c.num_hidden_layers * per_token_layer;
   // The loss works on 1024-token chunks of f32 logits.
-  const double activations = saved + 1024.0 * c.vocab_size * 4 * 2;
+  return saved + 1024.0 * c.vocab_size * 4 * 2;
+}
+
+double mib(int64_t megabytes) { return static_cast<double>(megabytes) * 1048576; }
+
+}  // namespace
+
+std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfig& job, int ranks) {
+  const ParamCounts k = count_params(c, job.zero.persist_below);
+  const double n = k.sharded + k.persistent, p = k.persistent;
+  const double w = ranks, low = job.train.dtype == "bf16" ? 2 : 4;
+  const double activations = activation_bytes(c, job, low);
   const std::string& optimizer = job.zero.offload_optimizer.device;
+  const std::string& params = job.zero.offload_params.device;
   const bool grads_on_device = job.zero.offload_optimizer.gradients == "device";
-  const double pinned_swap = static_cast<double>(job.zero.offload_optimizer.pinned_buffer_mb) * 1048576;
   std::vector<MemoryEstimate> out;
   for (int stage = 0; stage <= 3; ++stage) {
     MemoryEstimate e;
     e.stage = stage;
-    const double shard = stage >= 1 ? 1.0 / w : 1.0;
-    const double unit_shard = largest_unit * shard;  // the largest unit's shard, in elements
-    e.working = stage == 3 ? low * n / w : low * n;
-    e.master = 4 * n * shard;
-    e.moments = 8 * n * shard;
-    e.gradients = stage >= 2 ? 4 * n / w + 4 * largest_unit : 4 * n;  // + one unit's whole gradient
-    e.gathered = stage == 3 ? low * largest_unit * (2 + job.zero.prefetch) : 0;
+    const bool split = stage >= 1 && ranks > 1;     // units are really divided (one rank keeps them whole)
+    const double shard = split ? 1.0 / w : 1.0;
+    const double owned = k.sharded * shard + p;      // elements of fp32 state (and working-copy slices) here
+    const double staged = std::max(k.largest * shard, p);  // the largest slice staged at once
+    // This rank's working-copy slices; stages 1-2 also keep the whole units gathered from them,
+    // stage 3 gathers a unit when it is used (it, `prefetch` ahead, and one being released).
+    e.working = low * owned + (split && stage < 3 ? low * k.sharded : 0);
+    e.gathered = split && stage == 3 ? low * k.largest * (2 + job.zero.prefetch) : 0;
+    e.master = 4 * owned;
+    e.moments = 8 * owned;
+    // Whole gradients: every unit's until the step (stages 0-1, or nothing split), else one unit's
+    // in flight and the kept tensors'. Where units are split, the shards accumulate beside them.
+    const double whole = split && stage >= 2 ? 4 * (k.largest + p) : 4 * n;
+    e.gradients = whole + (split ? 4 * k.sharded * shard : 0);
     e.activations = activations;
     if (optimizer != "none") {
-      // Master weights and moments leave the device; the CPU AdamW writes each unit's working copy
-      // into one of two staging buffers on its way up (unless it lives on the host).
+      // Master weights and moments leave the device for pinned memory or a swap file streamed
+      // through the optimizer's pool; the CPU AdamW writes each unit's working copy into one of two
+      // staging buffers on its way up (unless it lives on the host or the disk).
       (optimizer == "nvme" ? e.disk : e.host) += e.master + e.moments;
-      if (optimizer == "nvme") e.host += pinned_swap;
+      if (optimizer == "nvme") e.host += mib(job.zero.offload_optimizer.pinned_buffer_mb);
       e.master = e.moments = 0;
-      if (job.zero.offload_params.device == "none" || stage < 3) e.host += 2 * low * unit_shard;
-      const double grad_shards = 4 * n * shard;
-      if (grads_on_device) {
-        e.host += 2 * 4 * unit_shard;  // two buffers carry the shards down at the step
-      } else {
-        e.host += grad_shards + 2 * 4 * unit_shard;  // accumulators + two staging buffers
-        if (stage >= 2) e.gradients -= grad_shards;
-      }
+      if (params == "none" || stage < 3) e.host += 2 * low * staged;
+      // The gradient accumulators (every unit's, the kept tensors' too) in pinned memory, or on the
+      // device beside the whole gradients; two buffers carry them between the two.
+      e.gradients = whole + (grads_on_device ? 4 * owned : 0);
+      e.host += (grads_on_device ? 0 : 4 * owned) + 2 * 4 * staged;
     }
-    const std::string& params = job.zero.offload_params.device;
     if (params != "none" && stage == 3) {
-      // The device holds only gathered units (and each one's shard on its way in).
+      // The slices leave the device; each gathered unit's shard (and the kept tensors) is copied
+      // back just before use. On disk they stream through the parameters' own pool.
       (params == "nvme" ? e.disk : e.host) += e.working;
-      if (params == "nvme") e.host += 4 * low * unit_shard;  // two staging buffers each way
-      e.gathered += low * unit_shard * (2 + job.zero.prefetch);
+      if (params == "nvme") e.host += mib(job.zero.offload_params.pinned_buffer_mb);
+      e.gathered += low * (k.largest * shard + p) * (2 + job.zero.prefetch);
       e.working = 0;
     }
     out.push_back(e);

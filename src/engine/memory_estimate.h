@@ -1,7 +1,8 @@
 // Per-rank memory of a ZeRO job, before running it: model state by stage (bytes per parameter:
 // 2 for the compute-dtype working copy, 4 fp32 master, 8 Adam moments, 4 fp32 gradients), the
-// gathered units in flight, and activations (what each layer saves for backward). With offload,
-// what leaves the device is counted as pinned host memory or disk (swap files), staging included.
+// gathered units in flight, and activations (what each layer saves for backward). Parameters below
+// zero.persist_below count whole on every rank, as the store keeps them. With offload, what leaves
+// the device is counted as pinned host memory or disk (swap files), staging included.
 #pragma once
 
 #include <string>

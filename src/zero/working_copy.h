@@ -2,14 +2,21 @@
 // the training device, or, with parameter offload, in pinned host memory or a swap file, copied
 // to the device just before its all-gather. The optimizer writes new slices through
 // target()/commit(), from the CPU or from device kernels, whichever home the slice has.
+//
+// A swap file is read and written in pieces of one buffer of a PinnedPool of the swap's
+// pinned_bytes: the only pinned memory it uses, however large the units (what the CPU writes for
+// the disk waits in ordinary memory, one unit's slice). read_ahead() starts a unit's reads
+// before its all-gather needs them; on_device() then waits only for what is still in flight.
 #pragma once
 
+#include <cstdint>
 #include <deque>
 #include <memory>
 #include <vector>
 
 #include "core/stream.h"
 #include "core/tensor.h"
+#include "offload/pinned_pool.h"
 #include "zero/nvme_swap.h"
 #include "zero/staging_ring.h"
 
@@ -34,10 +41,34 @@ class WorkingCopy {
   // The unit's slice on the training device for its all-gather; from a host or disk home, a fresh
   // copy queued on the current stream.
   Tensor on_device(size_t unit);
+  // A swap-file home starts reading the unit with the pool buffers it can spare (never blocks on
+  // the disk); the other homes have nothing to do ahead.
+  void read_ahead(size_t unit);
 
  private:
+  // Part of a unit's slice on its way between the disk and a pool buffer.
+  struct Piece {
+    size_t unit;
+    int64_t first;  // its first element in the unit's slice
+    offload::PinnedPool::Buffer buffer;
+    offload::NvmeFile::Ticket ticket = 0;
+  };
+  struct Upload {  // a buffer a copy to the device still reads
+    offload::PinnedPool::Buffer buffer;
+    Event done;
+  };
+
   Stream stream() const;
-  Tensor write_slot(int64_t n);  // a staging buffer no swap-file write is still reading
+  // Swap-file home:
+  Tensor view(const offload::PinnedPool::Buffer& buffer, int64_t n) const;
+  offload::NvmeFile::Ticket transfer(const Piece& piece, bool write);  // the piece's part of its unit's region
+  offload::PinnedPool::Buffer take();  // a free buffer, waiting for the oldest transfer holding one
+  void reclaim();                      // gives back the buffers of finished uploads and writes
+  void start_read(size_t unit, int64_t first, offload::PinnedPool::Buffer buffer);
+  void read_from(size_t unit, int64_t first);  // starts the reads not in flight while a buffer is spare
+  std::deque<Piece>::iterator find_read(size_t unit, int64_t first);
+  void settle(std::deque<Piece>& pieces, size_t unit);  // waits out and drops the unit's transfers there
+  void write(size_t unit, const Tensor& slice);
 
   DType dtype_;
   Device device_;
@@ -45,13 +76,17 @@ class WorkingCopy {
   std::vector<int64_t> sizes_;
   std::vector<Tensor> home_;     // device and host homes
   std::vector<Event> uploaded_;  // host home: the last copy to the device, which the CPU must not overtake
-  StagingRing staging_;          // CPU-written slices on their way to the device or the disk
-  StagingRing fetch_ring_;       // disk home: slices read on their way to the device
+  StagingRing staging_;          // CPU-written slices on their way to the device
   Tensor pending_;               // what target() handed out, when it is not the home itself
   bool pending_staged_ = false;
-  std::unique_ptr<offload::NvmeFile> file_;  // disk home: one aligned region per unit
+  // Swap-file home: one aligned region per unit. The pool outlives the buffers on loan below.
+  std::unique_ptr<offload::PinnedPool> pool_;
+  int64_t piece_ = 0;  // elements per pool buffer
+  std::unique_ptr<offload::NvmeFile> file_;
   std::vector<int64_t> offsets_;
-  std::deque<int64_t> writes_;  // tickets, oldest first; one per staging buffer at most
+  Tensor scratch_;                    // ordinary memory: what the CPU writes for the disk
+  std::deque<Piece> reads_, writes_;  // in flight, oldest first
+  std::deque<Upload> uploads_;
 };
 
 }  // namespace tessera

@@ -114,6 +114,9 @@ void ZeroStore::prefetch_after(size_t position) {
     Unit& next = *units_[order_[position + ahead]];
     if (!next.full.defined()) start_gather(next);
   }
+  // The unit after the window starts coming off a swap file now, while the units before it compute.
+  const size_t after = position + static_cast<size_t>(options_.prefetch) + 1;
+  if (after < order_.size() && !units_[order_[after]]->full.defined()) low_->read_ahead(order_[after]);
 }
 
 void ZeroStore::init_random(uint64_t seed, float std) {

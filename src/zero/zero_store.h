@@ -12,7 +12,8 @@
 // to it; unsharded gradients (one rank, stage 0) accumulate in place with no copy at all. At stage
 // 3 the store records the order in
 // which the first step acquires units and from then on starts the all-gathers of the next
-// `prefetch` units as each one is acquired, so they overlap the compute in between (every rank
+// `prefetch` units as each one is acquired, so they overlap the compute in between, and the read
+// of the unit after them from a swap file (parameter offload) is already under way (every rank
 // makes the same decisions, so collectives stay in the same order everywhere). The optimizer step clips by the global norm
 // and skips (and counts) a step whose gradients are not finite. Where the fp32 state lives and how
 // it is stepped is the OptimizerState's business; where the working copy lives, the WorkingCopy's.
@@ -110,6 +111,7 @@ class ZeroStore : public ParamSource {
   void gather(Unit& u);
   void start_gather(Unit& u);      // queues the all-gather without waiting
   void finish_gather(Unit& u);     // waits for it and binds the views
+  // Starts the gathers of the next `prefetch` units, and the home's read of the one after them.
   void prefetch_after(size_t unit_position);
   // Gradient reductions: a sharded unit's reduce-scatter waits in the bucket until the bucket holds
   // reduce_bucket_bytes, then the bucket's units start together; an unsharded unit's all-reduce

@@ -174,6 +174,17 @@ TEST_P(ZeroTraining, NvmeAndParameterOffloadMatchOneRank) {
                       fmt::format("optimizer {}, params {}, gradients on the device {}, micro-batch {}",
                                   static_cast<int>(c.optimizer), static_cast<int>(c.params), c.grads_on_device, c.mbs));
   }
+  // Parameters read ahead of their gathers, however far the window reaches, with or without the
+  // kept tensors' group (fetched beside every unit, outside the order).
+  for (int prefetch : {0, 2}) {
+    for (int64_t below : {int64_t{0}, int64_t{33}}) {
+      ZeroOptions options = zero(3, prefetch, below);
+      options.offload_params = OffloadTo::nvme;
+      options.nvme_params = swap;
+      expect_same_curve(train(*world, options, 1, tied), reference,
+                        fmt::format("params on nvme, prefetch {}, persist_below {}", prefetch, below));
+    }
+  }
 }
 
 TEST(ZeroOffload, ParameterOffloadNeedsStage3) {

@@ -1,10 +1,12 @@
 // The NVMe offload I/O layer: swap files read and written with many requests in flight, its
 // checks before anything is written, and the bounded pinned staging pool.
+#include <fcntl.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -18,27 +20,16 @@
 #include "core/error.h"
 #include "offload/nvme_file.h"
 #include "offload/pinned_pool.h"
+#include "swap_dir.h"
 
 namespace fs = std::filesystem;
 using namespace tessera;
 using namespace tessera::offload;
+using tessera::testing_util::SwapDir;
 
 namespace {
 
 constexpr int64_t kKiB = 1024, kMiB = 1024 * 1024;
-
-// A fresh folder under the build tree (a real disk, unlike /tmp on some machines), removed afterwards.
-struct SwapDir {
-  SwapDir() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    path = fs::path(TESSERA_BIN_DIR).parent_path() / "nvme-tests" /
-           (std::string(info->name()) + "-" + std::to_string(::getpid()));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~SwapDir() { fs::remove_all(path); }
-  fs::path path;
-};
 
 std::string error_of(const std::function<void()>& fn) {
   try {
@@ -120,17 +111,48 @@ TEST(NvmeFile, RoundTripBufferedAndSynchronous) {
   round_trip(synchronous, *b);
 }
 
+// A fresh folder on /dev/shm (tmpfs), removed afterwards; `reason` says why there is none.
+struct ShmDir {
+  ShmDir() {
+    if (!fs::is_directory("/dev/shm") || ::access("/dev/shm", W_OK) != 0) {
+      reason = "no writable /dev/shm";
+      return;
+    }
+    path = fs::path("/dev/shm") / ("tessera-nvme-" + std::to_string(::getpid()));
+    fs::create_directories(path);
+  }
+  ~ShmDir() {
+    if (!path.empty()) fs::remove_all(path);
+  }
+  fs::path path;
+  std::string reason;
+};
+
 // /dev/shm is tmpfs: older kernels refuse O_DIRECT there, which must fall back, not fail.
 TEST(NvmeFile, TmpfsWorksWithOrWithoutDirectIo) {
-  if (!fs::is_directory("/dev/shm") || ::access("/dev/shm", W_OK) != 0) GTEST_SKIP() << "no writable /dev/shm";
-  const fs::path dir = fs::path("/dev/shm") / ("tessera-nvme-" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  NvmeOptions options = small_blocks(dir);
-  {
-    auto file = NvmeFile::create(options, "swap.bin", 8 * kMiB);
-    round_trip(options, *file);
+  ShmDir dir;
+  if (!dir.reason.empty()) GTEST_SKIP() << dir.reason;
+  NvmeOptions options = small_blocks(dir.path);
+  auto file = NvmeFile::create(options, "swap.bin", 8 * kMiB);
+  round_trip(options, *file);
+}
+
+// Where the kernel refuses O_DIRECT on tmpfs (before Linux 6.6), the file is opened buffered and
+// the bytes still come back.
+TEST(NvmeFile, NoDirectIoFallsBackToBufferedIo) {
+  ShmDir dir;
+  if (!dir.reason.empty()) GTEST_SKIP() << dir.reason;
+  const fs::path probe = dir.path / "probe";
+  const int fd = ::open(probe.c_str(), O_RDWR | O_CREAT | O_DIRECT, 0600);
+  if (fd >= 0) {
+    ::close(fd);
+    GTEST_SKIP() << "this kernel's tmpfs accepts O_DIRECT (Linux 6.6 and later): there is no fallback to take";
   }
-  fs::remove_all(dir);
+  ASSERT_EQ(errno, EINVAL) << "opening " << probe << " with O_DIRECT: " << std::strerror(errno);
+  NvmeOptions options = small_blocks(dir.path);
+  auto file = NvmeFile::create(options, "swap.bin", 8 * kMiB);
+  EXPECT_FALSE(file->direct());
+  round_trip(options, *file);
 }
 
 TEST(NvmeFile, FolderErrorsNameThePath) {
