@@ -279,7 +279,7 @@ void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
 }
 
 void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
-                        bool write_grad) {
+                        const Tensor& grad) {
   check_floating("cross_entropy_rows", logits);
   TS_CHECK(logits.ndim() >= 1 && logits.size(-1) > 0, "cross_entropy_rows: logits {} have no classes", logits.str());
   const int64_t rows = logits.numel() / logits.size(-1);
@@ -287,13 +287,18 @@ void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& 
   check_indices("cross_entropy_rows", labels, rows);
   check_same_device("cross_entropy_rows", loss, logits);
   check_same_device("cross_entropy_rows", labels, logits);
+  if (grad.defined()) {
+    check_floating("cross_entropy_rows", grad);
+    check_same_device("cross_entropy_rows", grad, logits);
+    TS_CHECK(grad.shape() == logits.shape(), "cross_entropy_rows: grad {} should have the shape of logits {}",
+             grad.str(), logits.str());
+  }
   if (rows == 0) return;
-  TS_DISPATCH(logits.device(), cross_entropy_rows(loss, logits, labels, grad_scale, write_grad));
+  TS_DISPATCH(logits.device(), cross_entropy_rows(loss, logits, labels, grad_scale, grad));
 }
 
-// Per chunk: f32 logits by gemm, turned into their gradient in place by cross_entropy_rows, then
-// rounded to the weight's dtype (gemm takes A and B of one dtype) for dhidden = grad @ weight and
-// dweight += grad^T @ hidden. Per-token losses go to an [N] buffer, summed once at the end.
+// Per chunk: f32 logits by gemm, turned by cross_entropy_rows into their gradient in the weight's
+// dtype (gemm takes A and B of one dtype) for dhidden = grad @ weight and dweight += grad^T @ hidden. Per-token losses go to an [N] buffer, summed once at the end.
 void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const Tensor& dweight,
                           const Tensor& hidden, const Tensor& weight, const Tensor& labels, float grad_scale,
                           int64_t chunk_tokens) {
@@ -337,10 +342,9 @@ void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const T
     const int64_t len = std::min(chunk, tokens - start);
     const Tensor h = rows.narrow(start, len), z = logits.narrow(0, len);
     gemm(z, h, weight, false, true);
-    cross_entropy_rows(losses.narrow(start, len), z, targets.narrow(start, len), grad_scale, grads);
+    const Tensor g = !grads ? Tensor() : round_grad ? rounded.narrow(0, len) : z;
+    cross_entropy_rows(losses.narrow(start, len), z, targets.narrow(start, len), grad_scale, g);
     if (!grads) continue;
-    const Tensor g = round_grad ? rounded.narrow(0, len) : z;
-    if (round_grad) copy(g, z);
     if (dhidden.defined()) gemm(dhidden.view({tokens, width}).narrow(start, len), g, weight);
     if (dweight.defined()) gemm(dweight, g, h, true, false, 1.0f, 1.0f);
   }

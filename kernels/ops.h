@@ -79,12 +79,12 @@ void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
                      const Tensor& up);
 
 // Row-wise softmax cross-entropy on logits [N, V] (floating): loss[n] = logsumexp(logits[n]) -
-// logits[n, labels[n]] (f32 [N]). With write_grad, logits is overwritten by its gradient
-// (softmax - onehot) * grad_scale. labels int32/int64; label -100 means ignore: loss 0 and a
-// zero gradient row. Other labels outside [0, V) are an error on the CPU and trap on the GPU
-// (see embedding_forward).
+// logits[n, labels[n]] (f32 [N]). A defined grad (floating, the shape of logits, any floating
+// dtype; logits itself to write in place) receives (softmax - onehot) * grad_scale, rounded to its
+// dtype. labels int32/int64; label -100 means ignore: loss 0 and a zero gradient row. Other labels
+// outside [0, V) are an error on the CPU and trap on the GPU (see embedding_forward).
 void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
-                        bool write_grad);
+                        const Tensor& grad);
 
 // Cross-entropy of the output projection logits = hidden [N, H] @ weight [V, H]^T without
 // holding f32 logits for all N tokens: chunk_tokens rows at a time it computes the chunk's f32

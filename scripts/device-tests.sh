@@ -3,7 +3,8 @@
 # every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
 # to $OUT (or device-out/); the summary table is printed last. `bash scripts/device-tests.sh offload`
 # runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
-# attention tests and benchmark, `... largest` only the 8B run.
+# attention tests and benchmark, `... train` the kernel tests and the 1B training and model
+# benchmarks, `... largest` only the 8B run.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -48,8 +49,45 @@ PY
   fi
 }
 
+# Llama-3.2-1B shape, seq 2048, micro-batch 4 on one GPU: `tessera train` (ZeRO-3, AdamW, fp32
+# master weights) and one forward + backward, next to PyTorch + transformers' full step.
+train_1b() {
+  for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+  check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml
+  python3 - /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
+if rows:
+    print(f"| tessera train, 1B shape, ZeRO-3 + AdamW, 1 GPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | "
+          f"TFLOP/s {statistics.median(r['tflops_per_rank'] for r in rows):.1f} | loss {rows[-1]['loss']:.3f} |")
+PY
+  grep -E "done:" "$out/train_1b.log" | tail -1 >> "$summary"
+
+  if [ -x .device/bin/model_bench ]; then
+    ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+    theirs=$(python3 .device/peers/torch_peer.py --mode full --steps 5 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+    python3 - "$ours" "$theirs" /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
+print("| model (1B shape, seq 2048, mbs 4) | tokens/s | TFLOP/s | peak GiB |")
+print("| --- | --- | --- | --- |")
+print(f"| tessera fwd+bwd (bf16) | {a.get('tok_per_s')} | {a.get('tflops')} | {a.get('peak_mem_gib')} |")
+print(f"| torch_peer full (fwd+bwd+AdamW, autocast) | {b.get('tok_per_s_per_gpu')} | {b.get('tflops_per_gpu')} | {b.get('peak_mem_gib')} |")
+if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
+    print(f"| ratio tessera fwd+bwd / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
+    rows = [json.loads(l) for l in open(sys.argv[3]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
+    if rows:
+        print(f"| ratio tessera train / torch | {statistics.median(r['tokens_per_s'] for r in rows) / b['tok_per_s_per_gpu']:.2f} | | |")
+PY
+  fi
+}
+
 only=${1:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
+if [ "$only" = train ]; then
+  check kernels .device/bin/test_kernels
+  train_1b
+fi
 if [ "$only" = attention ]; then
   check kernels_attention .device/bin/test_kernels --gtest_filter='*Attention*'
   attention_bench
@@ -112,33 +150,7 @@ if [ -n "$ckpt" ]; then
   grep RESULT "$out/export_hf.log" >> "$summary"
 fi
 
-# Llama-3.2-1B shape, seq 2048, micro-batch 4: one forward + backward, next to PyTorch + transformers.
-# Full fine-tuning of the same shape through `tessera train` (ZeRO-3, AdamW, fp32 master weights).
-for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
-check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml
-python3 - /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
-if rows:
-    print(f"| tessera train, 1B shape, ZeRO-3 + AdamW, 1 GPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | "
-          f"TFLOP/s {statistics.median(r['tflops_per_rank'] for r in rows):.1f} | loss {rows[-1]['loss']:.3f} |")
-PY
-grep -E "done:" "$out/train_1b.log" | tail -1 >> "$summary"
-
-if [ -x .device/bin/model_bench ]; then
-  ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-  theirs=$(python3 .device/peers/torch_peer.py --mode full --steps 5 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-  python3 - "$ours" "$theirs" >> "$summary" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-print("| model (1B shape, seq 2048, mbs 4) | tokens/s | TFLOP/s | peak GiB |")
-print("| --- | --- | --- | --- |")
-print(f"| tessera fwd+bwd (bf16) | {a.get('tok_per_s')} | {a.get('tflops')} | {a.get('peak_mem_gib')} |")
-print(f"| torch_peer full (fwd+bwd+AdamW, autocast) | {b.get('tok_per_s_per_gpu')} | {b.get('tflops_per_gpu')} | {b.get('peak_mem_gib')} |")
-if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
-    print(f"| ratio tessera / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
-PY
-fi
+train_1b
 
 # Two GPUs: the same 1B job with ZeRO-3 on 2 ranks (micro-batch 4 per GPU) next to FSDP2
 # (torch_peer.py --fsdp under torchrun) and the 1-GPU figures above: per-GPU tokens/s (goal: >= 95%

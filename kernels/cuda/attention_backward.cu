@@ -120,15 +120,16 @@ __global__ void __launch_bounds__(kWarps * 32) backward_kernel(Params p) {
       }
     }
     // Only query tiles that overlap the key block (keys past the sequence end occur only with
-    // those) and segment ids mask: other tiles skip the per-element test.
-    const bool masked = q0 < k0 + kKeys || p.segments;
+    // those) and tiles across a document boundary mask: other tiles skip the per-element test.
+    const bool by_segment = !p.one_segment(b, qb, qb, first_kt, last_kt);
+    const bool masked = q0 < k0 + kKeys || by_segment;
 #pragma unroll
     for (int nt = 0; nt < kQueryTiles; ++nt) {
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int col = nt * 8 + 2 * t + e % 2;
         s[nt][e] = ptx::exp2_approx(fmaf(s[nt][e], scale2, -lse2[col]));
-        if (masked && (keys[e / 2] > q0 + col || (p.segments && seg_q[col] != seg_keys[e / 2]))) s[nt][e] = 0.0f;
+        if (masked && (keys[e / 2] > q0 + col || (by_segment && seg_q[col] != seg_keys[e / 2]))) s[nt][e] = 0.0f;
       }
     }
 

@@ -190,22 +190,24 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 
     // P^T while dP^T is still being computed. Element e of block nt: key keys[e / 2], query
     // q0 + 8 nt + 2t + e % 2. Only tiles reaching below a warp's last key need the causal test (keys
-    // past the end are after every query, and queries past the end have P = 0 through lse2 = inf).
+    // past the end are after every query, and queries past the end have P = 0 through lse2 = inf),
+    // and only tiles across a document boundary the segment test.
     sm90::wait<1>();
 #pragma unroll
     for (int i = 0; i < kM / 2; ++i) sm90::pin(st_flat[i]);
-    const bool masked = p.segments || k0 + key_row0 + 15 > q0;
+    const bool by_segment = !p.one_segment(b, q0 / kTile, (min(q0 + kM, p.s) - 1) / kTile, first_kt, last_kt);
+    const bool masked = by_segment || k0 + key_row0 + 15 > q0;
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt) {
 #pragma unroll
       for (int c = 0; c < 2; ++c) {
         const int col = nt * 8 + 2 * t + c;
         const int64_t i = q0 + col;
-        const int32_t seg_i = p.segments && i < p.s ? p.segment(b, i) : 0;
+        const int32_t seg_i = by_segment && i < p.s ? p.segment(b, i) : 0;
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const float prob = ptx::exp2_approx(fmaf(st[nt][2 * r + c], scale2, -lse2[col]));
-          st[nt][2 * r + c] = masked && (keys[r] > i || seg_keys[r] != seg_i) ? 0.0f : prob;
+          st[nt][2 * r + c] = masked && (keys[r] > i || (by_segment && seg_keys[r] != seg_i)) ? 0.0f : prob;
         }
       }
     }

@@ -45,6 +45,21 @@ struct Params {
     }
     return true;
   }
+  // True when every row of query tiles [q_first, q_last] and of key tiles [k_first, k_last] (64-row
+  // tiles, clamped to the sequence) lies in one segment, as in a long document or with no segment
+  // ids: the pair then needs only the causal mask, not the per-element segment test.
+  __device__ bool one_segment(int64_t bi, int64_t q_first, int64_t q_last, int64_t k_first, int64_t k_last) const {
+    if (!segment_ranges) return segments == nullptr;
+    const int64_t tiles = (s + kTile - 1) / kTile;
+    const int32_t* base = segment_ranges + bi * tiles * 2;
+    const int32_t id = base[q_first * 2];
+    auto all_id = [&](int64_t first, int64_t last) {
+      for (int64_t tile = first; tile <= min(last, tiles - 1); ++tile)
+        if (base[tile * 2] != id || base[tile * 2 + 1] != id) return false;
+      return true;
+    };
+    return all_id(q_first, q_last) && all_id(k_first, k_last);
+  }
 };
 
 // Query i sees key j (both in [0, s)) when j <= i and they share a segment; seg_i, seg_j come

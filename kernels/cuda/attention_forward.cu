@@ -93,8 +93,10 @@ __global__ void __launch_bounds__(kForwardThreads, 2) forward_kernel(Params p) {
         }
       }
       // Only tiles reaching past the warp's first row need the causal mask (keys past the
-      // sequence end only occur in those), and only segment ids mask elsewhere.
-      if (p.segments || k_rel + kTile - 1 > warp_row0) mask_scores(s, p, b, kb * kTile, rows, seg_rows);
+      // sequence end only occur in those), and only tiles across a document boundary the
+      // segment test.
+      const bool by_segment = !p.one_segment(b, first_qt, last_qt, kb, kb);
+      if (by_segment || k_rel + kTile - 1 > warp_row0) mask_scores(s, p, b, kb * kTile, rows, seg_rows, by_segment);
       float alpha[2];
       softmax.update(s, alpha);
       rescale(o, alpha);

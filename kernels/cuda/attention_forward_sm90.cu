@@ -18,6 +18,7 @@ constexpr int kRowsPerGroup = 64;  // query rows of one consumer warpgroup (the 
 constexpr int kGroups = 2;
 constexpr int kBlockM = kGroups * kRowsPerGroup;  // queries per CTA
 constexpr int kBlockN = 128;                      // keys per tile
+constexpr int kSubTiles = kBlockN / kTile;        // the 64-row tiles of Params' segment ranges in one
 constexpr int kStages = 2;
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
@@ -40,9 +41,8 @@ struct Smem {
 // True when segment ids rule out every pair of this CTA's queries and the keys of key tile kb
 // (Params::tiles_disjoint works on 64-row tiles).
 __device__ bool key_tile_disjoint(const Params& p, int64_t b, int64_t q0, int64_t last_row, int64_t kb) {
-  constexpr int kSub = kBlockN / kTile;
   const int64_t tiles = (p.s + kTile - 1) / kTile;
-  for (int64_t sub = kb * kSub; sub < min((kb + 1) * kSub, tiles); ++sub)
+  for (int64_t sub = kb * kSubTiles; sub < min((kb + 1) * kSubTiles, tiles); ++sub)
     if (!p.tiles_disjoint(b, q0 / kTile, last_row / kTile, sub)) return false;
   return true;
 }
@@ -135,8 +135,12 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
 #pragma unroll
       for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
 
-      // Only the diagonal tile reaches past a warp's first row (and holds the keys past the end).
-      if (p.segments || kb * kBlockN + kBlockN - 1 > warp_row0) mask_scores(s, p, b, kb * kBlockN, rows, seg_rows);
+      // Only the diagonal tile reaches past a warp's first row (and holds the keys past the end);
+      // only tiles across a document boundary need the segment test.
+      const int64_t first_kt = kb * kSubTiles;
+      const bool by_segment = !p.one_segment(b, q0 / kTile, last_row / kTile, first_kt, first_kt + kSubTiles - 1);
+      if (by_segment || kb * kBlockN + kBlockN - 1 > warp_row0)
+        mask_scores(s, p, b, kb * kBlockN, rows, seg_rows, by_segment);
       float alpha[2];
       softmax.update(s, alpha);
       rescale(o, alpha);

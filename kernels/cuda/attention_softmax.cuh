@@ -10,11 +10,12 @@
 namespace tessera::cuda::attn {
 
 // Sets to -inf the scores a query may not see: keys after it (which includes keys past the
-// sequence end) and, with segment ids, keys of another segment. rows and seg_rows are this lane's
-// two query rows and their segment ids; key0 is the first key of the tile.
+// sequence end) and, when by_segment (Params::one_segment is false for the tiles), keys of another
+// segment. rows and seg_rows are this lane's two query rows and their segment ids; key0 is the
+// first key of the tile.
 template <int kKeyBlocks>
 __device__ __forceinline__ void mask_scores(float (&s)[kKeyBlocks][4], const Params& p, int64_t b, int64_t key0,
-                                            const int64_t (&rows)[2], const int32_t (&seg_rows)[2]) {
+                                            const int64_t (&rows)[2], const int32_t (&seg_rows)[2], bool by_segment) {
   const int t = threadIdx.x % 4;
 #pragma unroll
   for (int nt = 0; nt < kKeyBlocks; ++nt) {
@@ -22,7 +23,7 @@ __device__ __forceinline__ void mask_scores(float (&s)[kKeyBlocks][4], const Par
     for (int e = 0; e < 4; ++e) {
       const int64_t j = key0 + nt * 8 + 2 * t + e % 2;
       bool ok = j <= rows[e / 2];
-      if (p.segments) ok = ok && j < p.s && p.segment(b, j) == seg_rows[e / 2];
+      if (by_segment) ok = ok && j < p.s && p.segment(b, j) == seg_rows[e / 2];
       if (!ok) s[nt][e] = -INFINITY;
     }
   }

@@ -1,11 +1,14 @@
 // CUDA row-wise softmax cross-entropy: one block per row. One pass keeps a running (max, sum of
-// exp) per thread, combined across the block into logsumexp; a second pass writes the gradient
-// over the logits. Labels other than -100 outside [0, V) trap (see kernels/cuda/embedding.cu).
+// exp) per thread, combined across the block into logsumexp; a second pass writes the gradient,
+// in any floating dtype (the lm head's backward gemms take it in the model's dtype, so no
+// separate rounding pass). Both passes move packs of elements where the rows allow it.
+// Labels other than -100 outside [0, V) trap (see kernels/cuda/embedding.cu).
 #include <cmath>
 
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/elementwise.cuh"
 
 namespace tessera::cuda {
 
@@ -20,49 +23,75 @@ __device__ __forceinline__ float2 combine_softmax(float2 a, float2 b) {
   return {m, a.y * expf(a.x - m) + b.y * expf(b.x - m)};
 }
 
-template <typename T, typename Id>
-__global__ void cross_entropy_kernel(float* loss, T* logits, const Id* labels, int64_t vocab, float grad_scale,
-                                     bool write_grad) {
-  T* row = logits + blockIdx.x * vocab;
+// grad: null for the loss alone; may be logits itself.
+template <typename T, typename G, typename Id, int kN>
+__global__ void cross_entropy_kernel(float* loss, const T* logits, G* grad, const Id* labels, int64_t vocab,
+                                     float grad_scale) {
+  const T* row = logits + blockIdx.x * vocab;
+  G* grad_row = grad ? grad + blockIdx.x * vocab : nullptr;
   const int64_t label = static_cast<int64_t>(labels[blockIdx.x]);
+  const int64_t stride = int64_t(blockDim.x) * kN;
   if (label == kIgnore) {
     if (threadIdx.x == 0) loss[blockIdx.x] = 0.0f;
-    if (write_grad)
-      for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) row[v] = from_f32<T>(0.0f);
+    const float zeros[kN] = {};
+    if (grad_row)
+      for (int64_t v = threadIdx.x * kN; v < vocab; v += stride) store_f32<kN>(grad_row + v, zeros);
     return;
   }
   if (label < 0 || label >= vocab) __trap();
-  const float target = to_f32(row[label]);  // read before the gradient pass overwrites it
+  const float target = to_f32(row[label]);  // read before the gradient pass may overwrite it
   float2 part{-INFINITY, 0.0f};
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
-    const float x = to_f32(row[v]);
-    if (x > part.x) {
-      part.y = part.y * expf(part.x - x) + 1.0f;
-      part.x = x;
-    } else {
-      part.y += expf(x - part.x);
+  for (int64_t v = threadIdx.x * kN; v < vocab; v += stride) {
+    float x[kN];
+    load_f32<kN>(x, row + v);
+    float top = x[0];
+#pragma unroll
+    for (int i = 1; i < kN; ++i) top = fmaxf(top, x[i]);
+    if (top == -INFINITY) continue;
+    if (top > part.x) {
+      part.y *= expf(part.x - top);
+      part.x = top;
     }
+#pragma unroll
+    for (int i = 0; i < kN; ++i) part.y += expf(x[i] - part.x);
   }
-  const float2 total = block_reduce(part, float2{-INFINITY, 0.0f}, combine_softmax);
+  const float2 total = block_reduce(part, float2{-INFINITY, 0.0f}, combine_softmax);  // every target read
   const float lse = total.x + logf(total.y);
   if (threadIdx.x == 0) loss[blockIdx.x] = lse - target;
-  if (!write_grad) return;
-  for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x)
-    row[v] = from_f32<T>((expf(to_f32(row[v]) - lse) - (v == label ? 1.0f : 0.0f)) * grad_scale);
+  if (!grad_row) return;
+  for (int64_t v = threadIdx.x * kN; v < vocab; v += stride) {
+    float x[kN];
+    load_f32<kN>(x, row + v);
+#pragma unroll
+    for (int i = 0; i < kN; ++i) x[i] = (expf(x[i] - lse) - (v + i == label ? 1.0f : 0.0f)) * grad_scale;
+    store_f32<kN>(grad_row + v, x);
+  }
 }
 
 }  // namespace
 
 void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
-                        bool write_grad) {
+                        const Tensor& grad) {
   const int64_t vocab = logits.size(-1), rows = loss.numel();
   const int threads = static_cast<int>(std::min<int64_t>(512, (vocab + 31) / 32 * 32));
   dispatch_floating(logits.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    dispatch_index(labels.dtype(), [&](auto* id_tag) {
-      using Id = std::remove_pointer_t<decltype(id_tag)>;
-      cross_entropy_kernel<T, Id><<<rows, threads, 0, stream_of(logits)>>>(
-          loss.data_as<float>(), logits.data_as<T>(), labels.data_as<Id>(), vocab, grad_scale, write_grad);
+    dispatch_floating(grad.defined() ? grad.dtype() : logits.dtype(), [&](auto* grad_tag) {
+      using G = std::remove_pointer_t<decltype(grad_tag)>;
+      dispatch_index(labels.dtype(), [&](auto* id_tag) {
+        using Id = std::remove_pointer_t<decltype(id_tag)>;
+        const T* z = logits.data_as<T>();
+        G* g = grad.defined() ? grad.data_as<G>() : nullptr;
+        auto launch = [&](auto vector) {
+          cross_entropy_kernel<T, G, Id, decltype(vector)::value><<<rows, threads, 0, stream_of(logits)>>>(
+              loss.data_as<float>(), z, g, labels.data_as<Id>(), vocab, grad_scale);
+        };
+        // Every row starts aligned when the first does and a row is a whole number of vectors.
+        if (vocab % kPack == 0 && packs_aligned(z, g))
+          launch(Width<kPack>{});
+        else
+          launch(Width<1>{});
+      });
     });
   });
   check_launch();

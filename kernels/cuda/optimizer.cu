@@ -3,6 +3,7 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/elementwise.cuh"
 
 namespace tessera::cuda {
 
@@ -10,21 +11,35 @@ namespace {
 
 constexpr int kThreads = 256;
 
+// One fused pass per element: moments, master weight, and its copy in the working dtype.
 template <typename Low>
-__global__ void adamw_kernel(float* p, const float* g, float* m, float* v, Low* low, int64_t n, ops::AdamWStep s,
-                             float bc1, float bc2) {
-  const float decay = 1.0f - s.lr * s.weight_decay;
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float gi = g[i] * s.grad_scale;
-    const float mi = s.beta1 * m[i] + (1.0f - s.beta1) * gi;
-    const float vi = s.beta2 * v[i] + (1.0f - s.beta2) * gi * gi;
-    m[i] = mi;
-    v[i] = vi;
-    const float pi = p[i] * decay - s.lr * (mi / bc1) / (sqrtf(vi / bc2) + s.eps);
-    p[i] = pi;
-    if (low) low[i] = from_f32<Low>(pi);
+struct AdamWOp {
+  float *p, *m, *v;
+  const float* g;
+  Low* low;  // null: no working copy
+  ops::AdamWStep s;
+  float bc1, bc2, decay;
+
+  template <int kN>
+  __device__ void operator()(int64_t i, Width<kN>) const {
+    float pi[kN], gi[kN], mi[kN], vi[kN];
+    load_f32<kN>(pi, p + i);
+    load_f32<kN>(gi, g + i);
+    load_f32<kN>(mi, m + i);
+    load_f32<kN>(vi, v + i);
+#pragma unroll
+    for (int e = 0; e < kN; ++e) {
+      const float ge = gi[e] * s.grad_scale;
+      mi[e] = s.beta1 * mi[e] + (1.0f - s.beta1) * ge;
+      vi[e] = s.beta2 * vi[e] + (1.0f - s.beta2) * ge * ge;
+      pi[e] = pi[e] * decay - s.lr * (mi[e] / bc1) / (sqrtf(vi[e] / bc2) + s.eps);
+    }
+    store_f32<kN>(m + i, mi);
+    store_f32<kN>(v + i, vi);
+    store_f32<kN>(p + i, pi);
+    if (low) store_f32<kN>(low + i, pi);
   }
-}
+};
 
 // Each block reduces its part in double (no drift over billions of elements), then one atomic.
 template <typename T>
@@ -55,8 +70,10 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
   const float bc1 = 1.0f - std::pow(s.beta1, static_cast<float>(s.step));
   const float bc2 = 1.0f - std::pow(s.beta2, static_cast<float>(s.step));
   auto launch = [&](auto* low_ptr) {
-    adamw_kernel<<<grid_for(n, kThreads), kThreads, 0, stream_of(param)>>>(
-        param.data_as<float>(), grad.data_as<float>(), m.data_as<float>(), v.data_as<float>(), low_ptr, n, s, bc1, bc2);
+    using Low = std::remove_pointer_t<decltype(low_ptr)>;
+    const AdamWOp<Low> op{param.data_as<float>(), m.data_as<float>(), v.data_as<float>(), grad.data_as<float>(),
+                          low_ptr, s, bc1, bc2, 1.0f - s.lr * s.weight_decay};
+    launch_elementwise(n, packs_aligned(op.p, op.m, op.v, op.g, op.low), stream_of(param), op);
   };
   if (!low.defined()) {
     launch(static_cast<float*>(nullptr));
@@ -66,7 +83,6 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
       launch(low.data_as<Low>());
     });
   }
-  check_launch();
 }
 
 void sum_squares(const Tensor& out, const Tensor& x) {

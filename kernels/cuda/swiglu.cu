@@ -1,54 +1,73 @@
-// CUDA SwiGLU: elementwise grid-stride loops, fp32 math, rounding to the activation dtype where
-// PyTorch's bf16 ops do (kernels/cpu/swiglu.cpp has the same formulas).
+// CUDA SwiGLU: elementwise functors (kernels/cuda/elementwise.cuh), fp32 math, rounding to the
+// activation dtype where PyTorch's bf16 ops do (kernels/cpu/swiglu.cpp has the same formulas).
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/elementwise.cuh"
 
 namespace tessera::cuda {
 
 namespace {
-
-constexpr int kThreads = 256;
 
 // PyTorch's silu and sigmoid formulas; expf rather than __expf to stay close to the CPU.
 __device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
 __device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
 template <typename T>
-__global__ void swiglu_forward_kernel(T* out, const T* gate, const T* up, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x)
-    out[i] = from_f32<T>(round_as<T>(silu(to_f32(gate[i]))) * to_f32(up[i]));
-}
+struct SwigluForward {
+  T* out;
+  const T *gate, *up;
+
+  template <int kN>
+  __device__ void operator()(int64_t i, Width<kN>) const {
+    float g[kN], u[kN];
+    load_f32<kN>(g, gate + i);
+    load_f32<kN>(u, up + i);
+#pragma unroll
+    for (int e = 0; e < kN; ++e) g[e] = round_as<T>(silu(g[e])) * u[e];
+    store_f32<kN>(out + i, g);
+  }
+};
 
 template <typename T>
-__global__ void swiglu_backward_kernel(T* dgate, T* dup, const T* dout, const T* gate, const T* up, int64_t n) {
-  for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n; i += int64_t(gridDim.x) * blockDim.x) {
-    const float g = to_f32(gate[i]), dy = to_f32(dout[i]), s = sigmoid(g);
-    dup[i] = from_f32<T>(dy * round_as<T>(silu(g)));
-    dgate[i] = from_f32<T>(round_as<T>(dy * to_f32(up[i])) * s * (1.0f + g * (1.0f - s)));
+struct SwigluBackward {
+  T *dgate, *dup;
+  const T *dout, *gate, *up;
+
+  template <int kN>
+  __device__ void operator()(int64_t i, Width<kN>) const {
+    float g[kN], u[kN], dy[kN], dg[kN], du[kN];
+    load_f32<kN>(g, gate + i);
+    load_f32<kN>(u, up + i);
+    load_f32<kN>(dy, dout + i);
+#pragma unroll
+    for (int e = 0; e < kN; ++e) {
+      const float s = sigmoid(g[e]);
+      du[e] = dy[e] * round_as<T>(silu(g[e]));
+      dg[e] = round_as<T>(dy[e] * u[e]) * s * (1.0f + g[e] * (1.0f - s));
+    }
+    store_f32<kN>(dup + i, du);
+    store_f32<kN>(dgate + i, dg);
   }
-}
+};
 
 }  // namespace
 
 void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
-  const int64_t n = gate.numel();
   dispatch_floating(gate.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    swiglu_forward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream_of(gate)>>>(
-        out.data_as<T>(), gate.data_as<T>(), up.data_as<T>(), n);
+    const SwigluForward<T> op{out.data_as<T>(), gate.data_as<T>(), up.data_as<T>()};
+    launch_elementwise(gate.numel(), packs_aligned(op.out, op.gate, op.up), stream_of(gate), op);
   });
-  check_launch();
 }
 
 void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout, const Tensor& gate,
                      const Tensor& up) {
-  const int64_t n = gate.numel();
   dispatch_floating(gate.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    swiglu_backward_kernel<T><<<grid_for(n, kThreads), kThreads, 0, stream_of(gate)>>>(
-        dgate.data_as<T>(), dup.data_as<T>(), dout.data_as<T>(), gate.data_as<T>(), up.data_as<T>(), n);
+    const SwigluBackward<T> op{dgate.data_as<T>(), dup.data_as<T>(), dout.data_as<T>(), gate.data_as<T>(),
+                               up.data_as<T>()};
+    launch_elementwise(gate.numel(), packs_aligned(op.dgate, op.dup, op.dout, op.gate, op.up), stream_of(gate), op);
   });
-  check_launch();
 }
 
 }  // namespace tessera::cuda

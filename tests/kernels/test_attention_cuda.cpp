@@ -19,13 +19,16 @@ namespace {
 
 const Device gpu = Device::cuda(0);
 
-// Nondecreasing ids with a document boundary every ~8 tokens, as packed sequences have.
+// Nondecreasing ids, as packed sequences have: a document boundary every ~8 tokens in even rows,
+// every ~100 in odd ones, so that the kernels meet both tiles across boundaries and tiles inside
+// one document (Params::one_segment).
 Tensor random_segments(int64_t b, int64_t s, uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::vector<int32_t> ids(b * s);
   for (int64_t r = 0; r < b; ++r) {
+    const uint64_t mean_length = r % 2 == 0 ? 8 : 100;
     int32_t id = 0;
-    for (int64_t i = 0; i < s; ++i) ids[r * s + i] = id += (i > 0 && gen() % 8 == 0);
+    for (int64_t i = 0; i < s; ++i) ids[r * s + i] = id += (i > 0 && gen() % mean_length == 0);
   }
   return Tensor::from_vector(ids, {b, s}, DType::I32);
 }

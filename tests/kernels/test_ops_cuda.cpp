@@ -56,22 +56,34 @@ INSTANTIATE_TEST_SUITE_P(AllPairs, CudaCast,
 
 class CudaElementwise : public ::testing::TestWithParam<DType> {};
 
-TEST_P(CudaElementwise, AddScaleFillMatchCpu) {
+// On whole buffers (packs of four and a three-element tail) and on views that start one element
+// in (no aligned packs: one element per access).
+TEST_P(CudaElementwise, AddScaleFillCopyMatchCpu) {
   TS_REQUIRE_GPU();
   const DType dtype = GetParam();
   const uint64_t seed = fresh_seed();
-  Tensor a = random_tensor({3, 1001}, dtype, Device::cpu(), seed), b = random_tensor({3, 1001}, dtype, Device::cpu(), seed + 1);
-  Tensor cpu_out = Tensor::empty({3, 1001}, dtype), gpu_out = Tensor::empty({3, 1001}, dtype, gpu);
+  const int64_t n = 3003;
   const double tol = dtype == DType::F32 ? 1e-6 : dtype == DType::BF16 ? 1e-2 : 1e-3;
-  ops::add(cpu_out, a, b, 0.75f, -1.25f);
-  ops::add(gpu_out, a.to(gpu), b.to(gpu), 0.75f, -1.25f);
-  EXPECT_LT(relative_error(gpu_out, cpu_out), tol) << "seed " << seed;
-  ops::scale(cpu_out, a, -3.5f);
-  ops::scale(gpu_out, a.to(gpu), -3.5f);
-  EXPECT_LT(relative_error(gpu_out, cpu_out), tol) << "seed " << seed;
-  ops::fill(gpu_out, 0.3f);
-  ops::fill(cpu_out, 0.3f);
-  EXPECT_EQ(host_f32(gpu_out), host_f32(cpu_out));
+  for (int64_t at : {0, 1}) {
+    SCOPED_TRACE(::testing::Message() << "seed " << seed << ", view from element " << at);
+    auto part = [&](const Tensor& t) { return t.flat_slice(at, n - at); };
+    Tensor a = random_tensor({n}, dtype, Device::cpu(), seed), b = random_tensor({n}, dtype, Device::cpu(), seed + 1);
+    Tensor ga = a.to(gpu), gb = b.to(gpu);
+    Tensor cpu_out = Tensor::empty({n}, dtype), gpu_out = Tensor::empty({n}, dtype, gpu);
+    ops::add(part(cpu_out), part(a), part(b), 0.75f, -1.25f);
+    ops::add(part(gpu_out), part(ga), part(gb), 0.75f, -1.25f);
+    EXPECT_LT(relative_error(part(gpu_out), part(cpu_out)), tol);
+    ops::scale(part(cpu_out), part(a), -3.5f);
+    ops::scale(part(gpu_out), part(ga), -3.5f);
+    EXPECT_LT(relative_error(part(gpu_out), part(cpu_out)), tol);
+    ops::fill(part(gpu_out), 0.3f);
+    ops::fill(part(cpu_out), 0.3f);
+    EXPECT_EQ(host_f32(part(gpu_out)), host_f32(part(cpu_out)));
+    Tensor cpu_f32 = Tensor::empty({n}, DType::F32), gpu_f32 = Tensor::empty({n}, DType::F32, gpu);
+    ops::copy(part(cpu_f32), part(a));
+    ops::copy(part(gpu_f32), part(ga));
+    EXPECT_EQ(host_f32(part(gpu_f32)), host_f32(part(cpu_f32)));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaElementwise, ::testing::Values(DType::F32, DType::BF16, DType::F16));

@@ -152,7 +152,8 @@ TEST_P(CudaSwiglu, ForwardAndBackwardMatchCpu) {
 
 INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaSwiglu, ::testing::Values(DType::F32, DType::BF16, DType::F16));
 
-// logits dtype, label dtype, vocabulary (50257: GPT-2's, odd; 200: shorter than one block).
+// logits dtype, label dtype, vocabulary (50257: GPT-2's, odd, one element per access; 200: shorter
+// than one block, a multiple of 4, four per access).
 class CudaCrossEntropy : public ::testing::TestWithParam<std::tuple<DType, DType, int64_t>> {};
 
 TEST_P(CudaCrossEntropy, RowsMatchCpu) {
@@ -164,13 +165,22 @@ TEST_P(CudaCrossEntropy, RowsMatchCpu) {
   const float scale = 1.0f / 30;
   Tensor labels = random_ids(n, vocab, label_type, seed, 6);  // some rows ignored
   Tensor logits = random_tensor({n, vocab}, dtype, cpu, seed + 1, 4.0f);
-  for (bool write_grad : {false, true}) {
+  enum class Grad { none, in_place, bf16 };
+  for (Grad mode : {Grad::none, Grad::in_place, Grad::bf16}) {
+    SCOPED_TRACE(::testing::Message() << "gradient mode " << int(mode));
     Tensor z = logits.clone(), gpu_z = logits.to(gpu);
+    auto grad_of = [&](Tensor& t) {
+      return mode == Grad::none ? Tensor() : mode == Grad::in_place ? t : Tensor::empty(t.shape(), DType::BF16, t.device());
+    };
+    Tensor grad = grad_of(z), gpu_grad = grad_of(gpu_z);
     Tensor loss = Tensor::empty({n}, DType::F32), gpu_loss = Tensor::empty({n}, DType::F32, gpu);
-    ops::cross_entropy_rows(loss, z, labels, scale, write_grad);
-    ops::cross_entropy_rows(gpu_loss, gpu_z, labels.to(gpu), scale, write_grad);
-    EXPECT_LT(relative_error(gpu_loss, loss), dtype == DType::F32 ? 1e-6 : 1e-5) << "write_grad " << write_grad;
-    EXPECT_LT(relative_error(gpu_z, z), tolerance(dtype)) << "write_grad " << write_grad;
+    ops::cross_entropy_rows(loss, z, labels, scale, grad);
+    ops::cross_entropy_rows(gpu_loss, gpu_z, labels.to(gpu), scale, gpu_grad);
+    EXPECT_LT(relative_error(gpu_loss, loss), dtype == DType::F32 ? 1e-6 : 1e-5);
+    EXPECT_LT(relative_error(gpu_z, z), tolerance(dtype));
+    if (mode == Grad::bf16) {
+      EXPECT_LT(relative_error(gpu_grad, grad), tolerance(DType::BF16));
+    }
   }
 }
 

@@ -305,17 +305,17 @@ TEST_P(CpuCrossEntropy, RowsMatchNaiveLossAndFiniteDifferences) {
     want[i] = float(std::log(sum) - z[i * vocab + y[i]]);
   }
   Tensor loss = Tensor::empty({n}, DType::F32);
-  ops::cross_entropy_rows(loss, logits, labels, scale, false);
+  ops::cross_entropy_rows(loss, logits, labels, scale, Tensor());
   EXPECT_LT(relative_error(host_f32(loss), want), 1e-6);
   EXPECT_EQ(host_f32(logits), z) << "logits untouched without write_grad";
 
   Tensor probe = logits.clone(), scratch = logits.clone();
   const auto numeric = central_differences(probe, [&] {
     copy_bytes(scratch, probe);
-    ops::cross_entropy_rows(loss, scratch, labels, scale, false);
+    ops::cross_entropy_rows(loss, scratch, labels, scale, Tensor());
     return scale * weighted_sum(loss, std::vector<float>(n, 1.0f));
   });
-  ops::cross_entropy_rows(loss, logits, labels, scale, true);
+  ops::cross_entropy_rows(loss, logits, labels, scale, logits);  // in place
   EXPECT_LT(relative_error(host_f32(loss), want), 1e-6);
   const auto grad = host_f32(logits);
   EXPECT_LT(relative_error(grad, numeric), kFiniteDifferenceTolerance);
@@ -328,10 +328,10 @@ TEST(CpuCrossEntropy, RejectsLabelsOutsideTheVocabulary) {
   Tensor logits = random_tensor({2, 5}, DType::F32, cpu, fresh_seed()), loss = Tensor::empty({2}, DType::F32);
   for (int64_t bad : {5, -1, -101}) {
     Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, bad}, {2}, DType::I64);
-    EXPECT_THROW(ops::cross_entropy_rows(loss, logits, labels, 1, true), Error);
+    EXPECT_THROW(ops::cross_entropy_rows(loss, logits, labels, 1, logits), Error);
   }
   Tensor labels = Tensor::from_vector(std::vector<int64_t>{0, 1}, {2}, DType::I64);
-  EXPECT_THROW(ops::cross_entropy_rows(Tensor::empty({3}, DType::F32), logits, labels, 1, true), Error);
+  EXPECT_THROW(ops::cross_entropy_rows(Tensor::empty({3}, DType::F32), logits, labels, 1, logits), Error);
 }
 
 // The chunked driver against full logits: loss = sum_n lse_n - z[n, y_n]; with
