@@ -80,8 +80,9 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
       e.master = e.moments = 0;
       if (params == "none" || stage < 3) e.host += 2 * low * staged;
       // The gradient accumulators (every unit's, the kept tensors' too) in pinned memory, or on the
-      // device beside the whole gradients; two buffers carry them between the two.
-      e.gradients = whole + (grads_on_device ? 4 * owned : 0);
+      // device: beside the whole gradients where units are split, as them where not. Two buffers
+      // carry them between the two.
+      e.gradients = whole + (grads_on_device && split ? 4 * owned : 0);
       e.host += (grads_on_device ? 0 : 4 * owned) + 2 * 4 * staged;
     }
     if (params != "none" && stage == 3) {

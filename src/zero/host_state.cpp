@@ -8,8 +8,9 @@
 //           land in a small staging ring and the CPU adds them. With one shard per unit, the norm
 //           is taken on the device from the shards before they leave, so the step of the first
 //           unit need not wait for the last copy.
-//   device  the accumulators stay on the device (for hosts too small to hold them); at the step
-//           each unit's shard is copied down one unit ahead of the CPU AdamW.
+//   device  the accumulators stay on the device (for hosts too small to hold them), the first shard
+//           of a step written straight into them; at the step each unit's shard is copied down
+//           one unit ahead of the CPU AdamW.
 // The step walks the units in the order backward finished them; each unit's new working copy is
 // uploaded (queued on the compute stream) as soon as the CPU has written it.
 #include <algorithm>
@@ -56,7 +57,14 @@ class HostState : public OptimizerState {
     }
   }
 
-  Tensor direct_grad(size_t) override { return Tensor(); }  // every shard is copied or added
+  // Device accumulators hold nothing of a step before its first shard (zero_grads cleared them), so
+  // that shard may land in place: on one rank the whole gradient is then the accumulator itself,
+  // not a second copy beside it. Host accumulators take every shard through accumulate().
+  Tensor direct_grad(size_t unit) override {
+    if (!grads_on_device_ || rounds_.at(unit) > 0) return Tensor();
+    ++rounds_[unit];
+    return grads_[unit];
+  }
 
   void accumulate(size_t unit, const Tensor& shard) override {
     int& rounds = rounds_.at(unit);

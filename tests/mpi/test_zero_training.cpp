@@ -127,14 +127,15 @@ TEST_P(ZeroTraining, EveryStageMatchesOneRank) {
 }
 
 // Optimizer offload, with gradient shards on the host (one shard per step: copied straight into
-// the accumulator and normed on the device; several: staged and added by the CPU) or on the device.
+// the accumulator and normed on the device; several: staged and added by the CPU) or on the device
+// (at stage 0 nothing is split and the accumulators are the whole gradients).
 TEST_P(ZeroTraining, OptimizerOffloadMatchesOneRank) {
   const bool tied = GetParam();
   auto self = make_self_communicator();
   const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
   auto world = make_mpi_communicator(World::get());
   const int64_t per_rank = kGlobalBatch / world->size();
-  for (int stage : {1, 3}) {
+  for (int stage : {0, 1, 3}) {
     for (bool on_device : {false, true}) {
       for (int64_t mbs : {int64_t{1}, per_rank}) {
         ZeroOptions options = zero(stage);

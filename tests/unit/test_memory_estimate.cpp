@@ -109,6 +109,7 @@ TEST(MemoryEstimate, OptimizerOffloadMovesStateOffTheDevice) {
   e = estimate(j, 2);
   EXPECT_EQ(e.gradients, 4 * (9216 + kKept) + 4 * owned);
   EXPECT_EQ(e.host, 12 * owned + 2 * 2 * staged + 2 * 4 * staged);
+  EXPECT_EQ(estimate(j, 1).gradients, 4 * kParams) << "one rank: the accumulators are the whole gradients";
 
   j.zero.offload_optimizer.gradients = "host";
   j.zero.offload_optimizer.device = "nvme";
