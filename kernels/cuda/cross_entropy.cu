@@ -82,11 +82,11 @@ void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& 
         using Id = std::remove_pointer_t<decltype(id_tag)>;
         const T* z = logits.data_as<T>();
         G* g = grad.defined() ? grad.data_as<G>() : nullptr;
-        auto launch = [&](auto vector) {
-          cross_entropy_kernel<T, G, Id, decltype(vector)::value><<<rows, threads, 0, stream_of(logits)>>>(
+        auto launch = [&](auto width) {
+          cross_entropy_kernel<T, G, Id, decltype(width)::value><<<rows, threads, 0, stream_of(logits)>>>(
               loss.data_as<float>(), z, g, labels.data_as<Id>(), vocab, grad_scale);
         };
-        // Every row starts aligned when the first does and a row is a whole number of vectors.
+        // Every row starts aligned when the first does and a row is a whole number of packs.
         if (vocab % kPack == 0 && packs_aligned(z, g))
           launch(Width<kPack>{});
         else
