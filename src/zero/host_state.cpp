@@ -37,11 +37,9 @@ class HostState : public OptimizerState {
         rounds_(units_.size(), 0), arrived_(units_.size()), staging_(largest_shard_bytes(units_), static_cast<int>(kStages)),
         download_ring_(largest_shard_bytes(units_), 2) {
     if (device_.is_cuda()) copy_stream_ = create_stream(device_.index);
-    for (const UnitShard& u : units_) {
+    for (const UnitShard& u : units_)
       grads_.push_back(grads_on_device_ ? Tensor::empty({u.size}, DType::F32, device_)
                                         : Tensor::empty_pinned({u.size}, DType::F32));
-      if (grads_on_device_) ops::fill(grads_.back(), 0.0f);
-    }
     unit_norms_ = Tensor::empty({static_cast<int64_t>(units_.size())}, DType::F32, device_);
     ops::fill(unit_norms_, 0.0f);
   }
@@ -57,9 +55,9 @@ class HostState : public OptimizerState {
     }
   }
 
-  // Device accumulators hold nothing of a step before its first shard (zero_grads cleared them), so
-  // that shard may land in place: on one rank the whole gradient is then the accumulator itself,
-  // not a second copy beside it. Host accumulators take every shard through accumulate().
+  // A step's first shard may land in a device accumulator in place (rounds_ then counts it): on one
+  // rank the whole gradient is then the accumulator itself, not a second copy beside it. Host
+  // accumulators take every shard through accumulate().
   Tensor direct_grad(size_t unit) override {
     if (!grads_on_device_ || rounds_.at(unit) > 0) return Tensor();
     ++rounds_[unit];
@@ -69,7 +67,8 @@ class HostState : public OptimizerState {
   void accumulate(size_t unit, const Tensor& shard) override {
     int& rounds = rounds_.at(unit);
     if (grads_on_device_) {
-      ops::add(grads_[unit], grads_[unit], shard);
+      if (rounds == 0) ops::copy(grads_[unit], shard);  // overwrites the last step's
+      else ops::add(grads_[unit], grads_[unit], shard);
     } else if (rounds == 0) {
       ops::sum_squares(unit_norms_.flat_slice(static_cast<int64_t>(unit), 1), shard);
       download(grads_[unit], shard);
@@ -89,7 +88,10 @@ class HostState : public OptimizerState {
     Tensor norm_sq = Tensor::empty({2}, DType::F32, device_);
     ops::fill(norm_sq, 0.0f);
     if (grads_on_device_) {
-      for (size_t i = 0; i < units_.size(); ++i) ops::sum_squares(norm_slot(norm_sq, i), grads_[i]);
+      for (size_t i = 0; i < units_.size(); ++i) {
+        if (rounds_[i] == 0) ops::fill(grads_[i], 0.0f);  // no gradient reached it in this step
+        ops::sum_squares(norm_slot(norm_sq, i), grads_[i]);
+      }
       return norm_sq;
     }
     if (std::all_of(rounds_.begin(), rounds_.end(), [](int r) { return r <= 1; })) {
@@ -138,9 +140,7 @@ class HostState : public OptimizerState {
 
   void zero_grads() override {
     while (!pending_.empty()) add_pending();
-    if (grads_on_device_)
-      for (const Tensor& g : grads_) ops::fill(g, 0.0f);
-    std::fill(rounds_.begin(), rounds_.end(), 0);  // host accumulators are overwritten by the next shard
+    std::fill(rounds_.begin(), rounds_.end(), 0);  // every accumulator is overwritten by the step's first shard
     ops::fill(unit_norms_, 0.0f);
   }
 
