@@ -39,14 +39,7 @@ attention_bench() {
     for shape in "4 2048 32 32 64" "4 4096 32 32 64" "4 2048 16 16 128" "4 4096 16 16 128"; do
       ours=$(.device/bin/attention_bench $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
       theirs=$(python3 bench/torch_attention.py $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
-      python3 - "$ours" "$theirs" "$shape" >> "$summary" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-f = lambda d, k: d.get(k, 0)
-r = lambda x, y: f"{x / y:.2f}" if y else "-"
-print(f"| {sys.argv[3]} | {f(a,'fwd_tflops')} / {f(a,'bwd_tflops')} | {f(b,'fwd_tflops')} / {f(b,'bwd_tflops')} | "
-      f"{r(f(a,'fwd_tflops'), f(b,'fwd_tflops'))} / {r(f(a,'bwd_tflops'), f(b,'bwd_tflops'))} |")
-PY
+      python3 scripts/side_by_side.py "$shape" "$ours" "$theirs" fwd_tflops bwd_tflops >> "$summary"
     done
   fi
 }
@@ -110,12 +103,7 @@ echo "| --- | --- | --- | --- |" >> "$out/gemm.md"
 for shape in "8192 8192 8192 bf16 0" "8192 8192 8192 bf16 1" "16384 2048 2048 bf16 1" "4096 4096 4096 f32 0"; do
   ours=$(.device/bin/gemm_bench $shape | tee -a "$out/gemm.log" | sed -n 's/^RESULT //p')
   theirs=$(python3 bench/torch_gemm.py $shape | tee -a "$out/gemm.log" | sed -n 's/^RESULT //p')
-  python3 - "$ours" "$theirs" "$shape" >> "$out/gemm.md" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-ta, tb = a.get("tflops", 0), b.get("tflops", 0)
-print(f"| {sys.argv[3]} | {ta} | {tb} | {ta / tb if tb else 0:.3f} |")
-PY
+  python3 scripts/side_by_side.py "$shape" "$ours" "$theirs" tflops >> "$out/gemm.md"
 done
 cat "$out/gemm.md" >> "$summary"
 attention_bench
@@ -129,12 +117,7 @@ if [ -x .device/bin/tokenizer_bench ]; then
     ours=$(.device/bin/tokenizer_bench .device/tokenizers/llama3 $text 200 $threads | tee -a "$out/tokenizer.log" | sed -n 's/^RESULT //p')
     theirs=$(python3 bench/tokenizer_bench.py .device/tokenizers/llama3 $text 200 $threads | tee -a "$out/tokenizer.log" \
              | sed -n 's/^RESULT //p' | grep "\"threads\": $threads" | tail -1)
-    python3 - "$ours" "$theirs" "$threads" >> "$summary" <<'PY'
-import json, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-ta, tb = a.get("mb_per_s", 0), b.get("mb_per_s", 0)
-print(f"| {sys.argv[3]} thread(s) | {ta} | {tb} | {ta / tb if tb else 0:.2f} |")
-PY
+    python3 scripts/side_by_side.py "$threads thread(s)" "$ours" "$theirs" mb_per_s >> "$summary"
   done
 fi
 
