@@ -60,7 +60,8 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 //   `weight * hidden.to(input_dtype)` does. weight [D] has x's dtype or f32; out has x's dtype.
 // Qwen3's q_norm/k_norm are this op on rows of head_dim.
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
-// dx (written) and dweight [D] f32 (+=) from dout, x, weight and the saved rstd.
+// dx (written) and dweight [D] f32 (+=; undefined for a frozen weight) from dout, x, weight and
+// the saved rstd.
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
                       const Tensor& weight, const Tensor& rstd);
 
@@ -134,6 +135,19 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         float softmax_scale, const Tensor& segment_ids = Tensor());
+
+// ---- Linear and LoRA ----
+
+// out[j] = sum over rows i of in[i, j] (accumulate: out[j] += ...), in fp32. in is floating,
+// seen as [rows, N] by its last dimension N; out is f32 [N] on in's device. The bias gradient
+// of a Linear (the column sums of dy) and the loss sum over tokens.
+void column_sum(const Tensor& out, const Tensor& in, bool accumulate = false);
+
+// Inverted dropout with counter-based masks: out[i] = in[i] / (1 - p) where
+// uniform(key, first + i) >= p (core/rng.h), else 0; out and in floating, alike (out may alias
+// in). The same (key, first) gives the same mask on both backends, so backward (the same op on
+// the gradient) and a recomputed forward need no saved mask. 0 <= p < 1.
+void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_t first);
 
 // ---- Quantized weights (kernels/quant_format.h: schemes, parts; kernels/quant_math.h: the math) ----
 
