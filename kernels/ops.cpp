@@ -420,6 +420,7 @@ void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_
   TS_CHECK(p >= 0.0f && p < 1.0f, "dropout: p {} should be in [0, 1)", p);
   if (in.numel() == 0) return;
   TS_DISPATCH(in.device(), dropout(out, in, p, key, first));
+}
 
 namespace {
 
