@@ -422,4 +422,42 @@ void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_
   TS_DISPATCH(in.device(), dropout(out, in, p, key, first));
 }
 
+namespace {
+
+// The parts of w as packed_part_specs describes them, all on one device.
+void check_packed(const char* op, const PackedTensor& w) {
+  TS_CHECK(w.defined(), "{}: the packed tensor {} has no parts", op, w.str());
+  const std::vector<PackedPartSpec> specs = packed_part_specs(w.spec, w.shape);
+  TS_CHECK(specs.size() == w.parts.size(), "{}: {} should have {} parts, has {}", op, w.str(), specs.size(),
+           w.parts.size());
+  TS_CHECK(resolve_quant_spec(w.spec, w.shape) == w.spec, "{}: {} has an unresolved spec", op, w.str());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Tensor& part = w.parts[i];
+    TS_CHECK(part.defined() && part.shape() == specs[i].shape && part.dtype() == specs[i].dtype,
+             "{}: part {} of {} is {}, expected {}{}", op, specs[i].name, w.str(),
+             part.defined() ? part.str() : "undefined", dtype_name(specs[i].dtype), shape_str(specs[i].shape));
+    check_same_device(op, part, w.parts[0]);
+  }
+}
+
+void check_unpacked(const char* op, const Tensor& t, const PackedTensor& w) {
+  check_floating(op, t);
+  TS_CHECK(t.numel() == w.numel(), "{}: {} should hold the {} elements of {}", op, t.str(), w.numel(), w.str());
+  check_same_device(op, t, w.parts[0]);
+}
+
+}  // namespace
+
+void quantize(const PackedTensor& out, const Tensor& x) {
+  check_packed("quantize", out);
+  check_unpacked("quantize", x, out);
+  TS_DISPATCH(x.device(), quantize(out, x));
+}
+
+void dequantize(const Tensor& out, const PackedTensor& w) {
+  check_packed("dequantize", w);
+  check_unpacked("dequantize", out, w);
+  TS_DISPATCH(out.device(), dequantize(out, w));
+}
+
 }  // namespace tessera::ops

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/quant_format.h"
 
 namespace tessera::ops {
 
@@ -147,5 +148,22 @@ void column_sum(const Tensor& out, const Tensor& in, bool accumulate = false);
 // in). The same (key, first) gives the same mask on both backends, so backward (the same op on
 // the gradient) and a recomputed forward need no saved mask. 0 <= p < 1.
 void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_t first);
+
+// ---- Quantized weights (kernels/quant_format.h: schemes, parts; kernels/quant_math.h: the math) ----
+
+// Quantizes x (floating, out.numel() elements, row-major) into the preallocated parts of out, on
+// x's device, as out.spec defines: every code and scale equal on both backends.
+//   nf4 (bitsandbytes): absmax per block of 64; each x * (1 / absmax) takes the NF4 code whose
+//     midpoints bracket it; the absmax are double-quantized (offset = their mean; blocks of 256
+//     with an fp32 scale, 8-bit dynamic map). On the GPU the absmax go to the host once for the
+//     mean, which waits for the stream.
+//   int8: scale = row absmax / 127, q = clamp(rint(x * (1 / scale)), -127, 127).
+//   int4: per group, scale = f16(absmax / 7.5) (symmetric) or f16((max(max, 0) - min(min, 0)) / 15)
+//     with zero = clamp(-rint(min(min, 0) / scale), 0, 15); q = clamp(rint(x / scale) + zero, 0, 15),
+//     zero 8 when symmetric (divisions are products with the fp32 reciprocal).
+void quantize(const PackedTensor& out, const Tensor& x);
+// out (floating, w.numel() elements) = the weights w holds, each one fp32 product rounded once
+// to out's dtype: nf4 NF4[q] * (map[qa] * scale + offset), int8 q * scale, int4 (q - zero) * scale.
+void dequantize(const Tensor& out, const PackedTensor& w);
 
 }  // namespace tessera::ops

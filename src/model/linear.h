@@ -12,12 +12,9 @@
 #include <memory>
 
 #include "core/tensor.h"
+#include "kernels/quant_format.h"  // PackedTensor: a frozen quantized weight (scheme, shape, parts)
 
 namespace tessera {
-
-namespace quant {
-struct PackedTensor;  // src/quant/packed.h: a frozen quantized weight (scheme, shape, parts)
-}
 
 // Quantization-aware training: the weight the forward (and the input gradient) sees in place of
 // W, e.g. quantize-dequantize; its gradient passes straight through to W (src/quant fills it).
@@ -38,7 +35,7 @@ struct LoraDropout {
 
 struct Linear {
   Tensor weight;                                 // [out, in]; undefined when `packed` holds the base
-  std::shared_ptr<const quant::PackedTensor> packed;  // a frozen quantized base
+  std::shared_ptr<const PackedTensor> packed;    // a frozen quantized base
   Tensor bias;                                   // [out] or undefined
   Tensor lora_a, lora_b;                         // [r, in], [out, r]: both or neither
   float lora_scale = 1.0f;                       // s: alpha / r (rsLoRA: alpha / sqrt(r))
