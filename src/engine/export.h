@@ -16,6 +16,12 @@ struct ExportOptions {
   uint64_t max_shard_bytes = 5'000'000'000;
 };
 
+// A LoRA checkpoint exports merged: each adapted projection as W + scale * B A in fp32, then
+// `dtype`, over its base (model.path, checked, or model.init made again from train.seed).
 void export_safetensors(const ExportOptions& options);
+
+// A LoRA checkpoint's adapter as a PEFT folder (lora/peft.h): adapter_config.json and
+// adapter_model.safetensors with the trained tensors in `dtype`.
+void export_peft(const ExportOptions& options);
 
 }  // namespace tessera

@@ -1,7 +1,12 @@
 #include "engine/job_params.h"
 
+#include <fmt/ranges.h>
+
+#include "core/error.h"
+#include "core/log.h"
 #include "core/rng.h"
 #include "io/safetensors.h"
+#include "lora/peft.h"
 #include "model/model_config_params.h"
 
 namespace tessera {
@@ -11,9 +16,9 @@ constexpr uint64_t kDropoutDomain = 0x9E3779B97F4A7C15ull;  // keeps dropout key
 }
 
 PassDropout JobParams::dropout(uint64_t seed, int64_t step) const {
-  if (!adapter || adapter->dropout == 0.0f) return {};
+  if (!adapter || adapter->dropout == 0) return {};
   const rng::Philox4 r = rng::philox(seed ^ kDropoutDomain, static_cast<uint64_t>(step));
-  return {adapter->dropout, static_cast<uint64_t>(r.v[0]) | static_cast<uint64_t>(r.v[1]) << 32};
+  return {static_cast<float>(adapter->dropout), static_cast<uint64_t>(r.v[0]) | static_cast<uint64_t>(r.v[1]) << 32};
 }
 
 JobParams job_params(const JobConfig& job, const ModelConfig& config) {
@@ -22,12 +27,48 @@ JobParams job_params(const JobConfig& job, const ModelConfig& config) {
   return {lora::lora_parameters(config, adapter), adapter};
 }
 
-void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& config) {
+namespace {
+
+// lora.adapter must be an adapter of the job's own shape: the same tensors.
+void check_same_adapter(const lora::AdapterSpec& got, const lora::AdapterSpec& want, const std::string& folder) {
+  auto differ = [&](const char* key, const std::string& adapter, const std::string& job) {
+    fail("lora.adapter: {} has {} {}, the job's lora.{} is {}", folder, key, adapter, key, job);
+  };
+  if (got.r != want.r) differ("r", std::to_string(got.r), std::to_string(want.r));
+  if (got.targets != want.targets)
+    differ("target_modules", fmt::format("{}", fmt::join(got.target_names(), ", ")),
+           fmt::format("{}", fmt::join(want.target_names(), ", ")));
+  if (got.layers != want.layers) differ("layers", "another set of layers", "not that");
+  if (got.saved_modules() != want.saved_modules())
+    differ("modules_to_save", fmt::format("[{}]", fmt::join(got.saved_modules(), ", ")),
+           fmt::format("[{}]", fmt::join(want.saved_modules(), ", ")));
+  if (got.scale() != want.scale())
+    spdlog::warn("lora.adapter: {} was trained with scale {} (lora_alpha {}), this job trains with {} (lora.alpha {})",
+                 folder, got.scale(), got.alpha, want.scale(), want.alpha);
+}
+
+}  // namespace
+
+void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& config, const JobParams& params) {
   const uint64_t seed = static_cast<uint64_t>(job.train.seed);
-  if (job.model.path.empty()) return store.init_random(seed, 0.02f);
-  const SafetensorsModel weights = SafetensorsModel::open(job.model.path);
-  validate_checkpoint(config, weights);  // every base tensor there: none is initialised instead
-  store.load(weights, seed);
+  std::optional<SafetensorsModel> base;
+  if (!job.model.path.empty()) {
+    base = SafetensorsModel::open(job.model.path);
+    validate_checkpoint(config, *base);  // every base tensor there: none is initialised instead
+  }
+  std::optional<lora::PeftAdapter> adapter;
+  if (params.adapter && !job.lora->adapter.empty()) {
+    adapter = lora::read_peft_adapter(job.lora->adapter, config);
+    check_same_adapter(adapter->spec, *params.adapter, job.lora->adapter);
+  }
+  // The adapter's tensors (and modules_to_save) from lora.adapter, the base's from model.path;
+  // what neither has starts by its rule.
+  store.load(
+      [&](const ParamSpec& p) {
+        if (adapter && p.trainable) return adapter->tensor(p.name);
+        return base && base->contains(p.name) ? base->tensor(p.name) : Tensor();
+      },
+      seed, kInitStd);
 }
 
 }  // namespace tessera

@@ -12,6 +12,9 @@
 
 namespace tessera {
 
+// The std of N(0, std) initialisation (model.init), as Hugging Face's initializer_range default.
+inline constexpr float kInitStd = 0.02f;
+
 struct JobParams {
   std::vector<ParamSpec> params;
   std::optional<lora::AdapterSpec> adapter;  // a LoRA job
@@ -24,7 +27,8 @@ struct JobParams {
 JobParams job_params(const JobConfig& job, const ModelConfig& config);
 
 // The store's starting values: the base from model.path (every tensor there, checked first) or
-// initialised from train.seed (model.init); adapters by their init rules.
-void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& config);
+// initialised from train.seed (model.init); adapters (and modules_to_save) from lora.adapter, a
+// PEFT adapter that must have the job's shape, or by their init rules.
+void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& config, const JobParams& params);
 
 }  // namespace tessera

@@ -118,7 +118,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
                    .lora_scale = params.lora_scale()},
                   *comm);
-  load_weights(store, job, config);
+  load_weights(store, job, config, params);
 
   TS_CHECK(!job.data.train.empty(), "data.train: no training data given");
   const uint64_t seed = static_cast<uint64_t>(job.train.seed);

@@ -49,7 +49,7 @@ AdapterSpec resolve(const LoraOptions& o, const ModelConfig& config, const std::
   AdapterSpec a;
   a.r = o.r;
   a.alpha = o.alpha;
-  a.dropout = static_cast<float>(o.dropout);
+  a.dropout = o.dropout;
   a.use_rslora = o.use_rslora;
   a.a_init = o.init == "gaussian" ? ParamInit::lora_gaussian : ParamInit::kaiming_uniform;
   for (const std::string& name : o.target_modules) {

@@ -37,7 +37,7 @@ struct LoraOptions {
 struct AdapterSpec {
   int64_t r = 16;
   double alpha = 32;
-  float dropout = 0;
+  double dropout = 0;
   bool use_rslora = false;
   ParamInit a_init = ParamInit::kaiming_uniform;
   std::array<bool, kProjections> targets{};

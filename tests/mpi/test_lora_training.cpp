@@ -3,8 +3,18 @@
 // counter-based dropout drawing the same masks however the global batch is split.
 #include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <filesystem>
+
+#include "core/error.h"
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/checkpoint/state_file.h"
+#include "engine/export.h"
+#include "engine/job_params.h"
+#include "engine/model_loader.h"
 #include "lora/adapter.h"
+#include "lora/peft.h"
 #include "tiny_training.h"
 
 using namespace tessera;
@@ -25,7 +35,7 @@ Trained lora_run(bool tied, double dropout, bool checkpointing = false) {
   const lora::LoraOptions o = options(tied, dropout);
   const lora::AdapterSpec spec = lora::resolve(o, tiny_config(tied));
   return {.params = [o](const ModelConfig& c) { return lora::lora_parameters(c, lora::resolve(o, c)); },
-          .lora_scale = spec.scale(), .dropout = spec.dropout, .checkpointing = checkpointing};
+          .lora_scale = spec.scale(), .dropout = static_cast<float>(spec.dropout), .checkpointing = checkpointing};
 }
 
 }  // namespace
@@ -58,3 +68,114 @@ TEST_P(LoraTraining, EveryStageSplitAndOffloadMatchesOneRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TiedAndUntied, LoraTraining, ::testing::Bool());
+
+namespace {
+
+// A LoRA job on the tiny model, as a job config (what checkpoints keep and exports read).
+JobConfig lora_job(const std::string& adapter = "") {
+  std::vector<std::string> sets = {"model.init.model_type=llama", "model.init.vocab_size=61",
+                                   "model.init.hidden_size=32", "model.init.intermediate_size=48",
+                                   "model.init.num_hidden_layers=2", "model.init.num_attention_heads=4",
+                                   "model.init.num_key_value_heads=2", "model.init.max_position_embeddings=64",
+                                   "model.init.tie_word_embeddings=true", "train.seed=5", "lora.r=4", "lora.alpha=8",
+                                   "lora.target_modules=[q_proj, v_proj, down_proj]", "lora.modules_to_save=[embed_tokens]"};
+  if (!adapter.empty()) sets.push_back("lora.adapter=" + adapter);
+  return load_job_config("", sets);
+}
+
+std::unique_ptr<ZeroStore> lora_store(const JobConfig& job, Communicator& comm) {
+  const ModelConfig config = job_model_config(job.model);
+  const JobParams params = job_params(job, config);
+  ZeroOptions options = zero(3);
+  options.lora_scale = params.lora_scale();
+  auto store = std::make_unique<ZeroStore>(config, params.params, options, comm);
+  load_weights(*store, job, config, params);
+  return store;
+}
+
+double train_lora(ZeroStore& store, Communicator& comm, int64_t step) {
+  const int64_t per_rank = kGlobalBatch / comm.size();
+  return train_step(store, comm, micro_batches(step, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, 1),
+                    adam_step(step), 0.5, false)
+      .loss;
+}
+
+// Every rank agrees on the folder.
+std::string shared_dir(Communicator& world, const std::string& name) {
+  Tensor pid = Tensor::from_vector<int64_t>({static_cast<int64_t>(::getpid())}, {1}, DType::I64);
+  world.broadcast(pid, 0).wait();
+  return (std::filesystem::temp_directory_path() / ("tessera-" + name + "-" + std::to_string(pid.data_as<int64_t>()[0])))
+      .string();
+}
+
+}  // namespace
+
+// A LoRA checkpoint holds the trainable tensors only, resumes on one rank what 2 or 3 saved, and a
+// PEFT adapter read in, checkpointed and exported again comes out bit for bit (fp32).
+TEST(LoraCheckpoint, AdaptersOnlyResumeAnywherePeftRoundTripsExactly) {
+  namespace fs = std::filesystem;
+  auto world = make_mpi_communicator(World::get());
+  const std::string dir = shared_dir(*world, "lora-ckpt");
+  const JobConfig plain = lora_job();
+  const ModelConfig config = job_model_config(plain.model);
+  const JobParams params = job_params(plain, config);
+  // A PEFT adapter of random tensors (B too, so that it changes the model).
+  const std::string adapter = dir + "/adapter-in";
+  if (world->rank() == 0) {
+    uint64_t counter = 0;
+    lora::write_peft_adapter(adapter, config, *params.adapter, "tiny", [&](const ParamSpec& p) {
+      Tensor t = Tensor::empty(p.shape, DType::F32);
+      ops::fill_normal(t, 77, counter, 0.0f, 0.05f);
+      counter += static_cast<uint64_t>(t.numel());
+      return t;
+    }, DType::F32);
+  }
+  world->barrier();
+  const JobConfig job = lora_job(adapter);
+
+  std::vector<double> straight;
+  {
+    auto store = lora_store(job, *world);
+    for (int64_t step = 1; step <= 4; ++step) straight.push_back(train_lora(*store, *world, step));
+  }
+  std::string saved;
+  {
+    auto store = lora_store(job, *world);
+    for (int64_t step = 1; step <= 2; ++step) train_lora(*store, *world, step);
+    saved = checkpoint::save(dir, *store, {2, 0, {}}, to_yaml(job), 0, *world);
+  }
+  // Only trainable tensors have state: a frozen base weight is not in the file.
+  {
+    checkpoint::StateFile state(saved + "/state.h5", /*writable=*/false);
+    std::vector<float> buffer(32 * 32);
+    EXPECT_THROW(state.read("master", {"model.layers.0.self_attn.q_proj.weight", {32, 32}}, 0, 1024, buffer.data()),
+                 Error);
+    EXPECT_NO_THROW(state.read("master", {"model.layers.0.self_attn.q_proj.lora_A.weight", {4, 32}}, 0, 128,
+                               buffer.data()));
+  }
+  auto self = make_self_communicator();
+  auto alone = lora_store(lora_job(), *self);
+  checkpoint::load(saved, *alone);
+  for (int64_t step = 3; step <= 4; ++step)
+    EXPECT_NEAR(train_lora(*alone, *self, step), straight[step - 1], 1e-4 * straight[step - 1]) << "step " << step;
+
+  // PEFT -> Tessera -> PEFT.
+  {
+    auto store = lora_store(job, *world);
+    const std::string untrained = checkpoint::save(dir + "/round-trip", *store, {0, 0, {}}, to_yaml(job), 0, *world);
+    if (world->rank() == 0) {
+      export_peft({.checkpoint = untrained, .out = dir + "/adapter-out", .dtype = DType::F32});
+      const SafetensorsFile in = SafetensorsFile::open(adapter + "/" + lora::kPeftWeightsFile);
+      const SafetensorsFile out = SafetensorsFile::open(dir + "/adapter-out/" + lora::kPeftWeightsFile);
+      EXPECT_EQ(out.names(), in.names());
+      for (const std::string& name : in.names())
+        EXPECT_EQ(out.tensor(name).to_vector<float>(), in.tensor(name).to_vector<float>()) << name;
+      const lora::PeftAdapter back = lora::read_peft_adapter(dir + "/adapter-out", config);
+      EXPECT_EQ(back.spec.target_names(), params.adapter->target_names());
+      EXPECT_EQ(back.spec.saved_modules(), params.adapter->saved_modules());
+      EXPECT_FLOAT_EQ(back.spec.scale(), params.adapter->scale());
+    }
+  }
+  world->barrier();
+  if (world->rank() == 0) fs::remove_all(dir);
+}

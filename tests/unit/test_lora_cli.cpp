@@ -1,0 +1,159 @@
+// A LoRA fine-tune through the binary, as the quickstart does it: a tiny model is trained and
+// exported, a LoRA job fine-tunes it, the adapter is exported for PEFT and merged into the base,
+// and the adapter applied by `tessera forward --adapter` gives the merged model's logits (1e-5).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
+#include "random_tensors.h"
+#include "run_command.h"
+
+using namespace tessera;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::pair<int, std::string> run(const std::string& args) {
+  const auto r = testing_util::run_tessera(args);
+  return {r.exit_code, r.output};
+}
+
+const std::string kJob = "train " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set data.train=" TESSERA_SOURCE_DIR
+                         "/README.md --set log.metrics_file= --set log.every_steps=1";
+
+}  // namespace
+
+TEST(LoraCli, FineTuneExportPeftMergeAndForwardWithTheAdapter) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "lora_cli";
+  fs::remove_all(dir);
+  auto [code, out] = run(kJob + " --set train.steps=2 --set checkpoint.dir=" + (dir / "base-ckpt").string());
+  ASSERT_EQ(code, 0) << out;
+  const std::string base = (dir / "base").string();
+  std::tie(code, out) = run("export --checkpoint " + (dir / "base-ckpt/step-2").string() + " --out " + base +
+                            " --dtype fp32");
+  ASSERT_EQ(code, 0) << out;
+
+  const std::string lora = kJob + " --set model.init= --set model.path=" + base + " --set model.tokenizer=bytes" +
+                           " --set checkpoint.dir=" + (dir / "lora-ckpt").string() +
+                           " --set lora.r=4 --set lora.dropout=0.1 --set lora.modules_to_save=[embed_tokens]";
+  std::tie(code, out) = run(lora + " --set train.steps=3 --set train.lr=1e-2");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("LoRA r 4 on q_proj k_proj v_proj o_proj gate_proj up_proj down_proj"), std::string::npos) << out;
+  const std::string ckpt = (dir / "lora-ckpt/step-3").string();
+
+  const std::string adapter = (dir / "adapter").string(), merged = (dir / "merged").string();
+  std::tie(code, out) = run("export --checkpoint " + ckpt + " --format peft --out " + adapter);
+  ASSERT_EQ(code, 0) << out;
+  std::ifstream config_file(adapter + "/adapter_config.json");
+  const nlohmann::json config = nlohmann::json::parse(config_file);
+  EXPECT_EQ(config["peft_type"], "LORA");
+  EXPECT_EQ(config["task_type"], "CAUSAL_LM");
+  EXPECT_EQ(config["r"], 4);
+  EXPECT_EQ(config["lora_alpha"], 32.0);
+  EXPECT_EQ(config["target_modules"].size(), 7u);
+  EXPECT_EQ(config["modules_to_save"], nlohmann::json::array({"embed_tokens"}));
+  EXPECT_EQ(config["base_model_name_or_path"], fs::absolute(base).string());
+  const SafetensorsFile weights = SafetensorsFile::open(adapter + "/adapter_model.safetensors");
+  const TensorInfo& a = weights.info("base_model.model.model.layers.1.mlp.down_proj.lora_A.weight");
+  EXPECT_EQ(a.shape, Shape({4, 176}));
+  EXPECT_EQ(a.dtype, DType::F32) << "PEFT adapters are fp32 unless --dtype";
+  EXPECT_EQ(weights.info("base_model.model.model.layers.1.mlp.down_proj.lora_B.weight").shape, Shape({64, 4}));
+  EXPECT_EQ(weights.info("base_model.model.model.embed_tokens.weight").shape, Shape({259, 64}));
+  EXPECT_EQ(weights.names().size(), 2u * 7 * 2 + 1);
+
+  std::tie(code, out) = run("export --checkpoint " + ckpt + " --out " + merged + " --dtype fp32");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("LoRA adapters merged"), std::string::npos) << out;
+
+  const std::string ids = (dir / "ids.safetensors").string();
+  save_safetensors(ids, {{"input_ids", Tensor::from_vector<int64_t>({72, 101, 108, 108, 111, 32, 119, 111, 114}, {1, 9},
+                                                                     DType::I64)}});
+  auto forward = [&](const std::string& model, const std::string& extra, const std::string& name) {
+    const std::string output = (dir / (name + ".safetensors")).string();
+    const auto [c, o] = run("forward --model " + model + " --input-ids " + ids + " --output " + output +
+                            " --device cpu " + extra);
+    EXPECT_EQ(c, 0) << o;
+    return output;
+  };
+  const SafetensorsFile applied = SafetensorsFile::open(forward(base, "--adapter " + adapter + " --grads", "applied"));
+  const SafetensorsFile flat = SafetensorsFile::open(forward(merged, "", "merged"));
+  const SafetensorsFile plain = SafetensorsFile::open(forward(base, "", "plain"));
+  EXPECT_LE(testing_util::relative_error(applied.tensor("logits"), flat.tensor("logits")), 1e-5);
+  EXPECT_GT(testing_util::relative_error(applied.tensor("logits"), plain.tensor("logits")), 1e-3)
+      << "the adapter must change the model";
+  const Tensor ga = applied.tensor("grad.base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight");
+  EXPECT_EQ(ga.shape(), Shape({4, 64}));
+  EXPECT_GT(testing_util::squared_norm(ga), 0.0);
+  EXPECT_TRUE(applied.contains("grad.base_model.model.model.layers.1.mlp.up_proj.lora_B.weight"));
+
+  // Continuing from the adapter: the job must have its shape.
+  std::tie(code, out) = run(lora + " --set train.steps=1 --set checkpoint.dir= --set lora.adapter=" + adapter);
+  EXPECT_EQ(code, 0) << out;
+  std::tie(code, out) = run(lora + " --set train.steps=1 --set checkpoint.dir= --set lora.r=8 --set lora.adapter=" +
+                            adapter);
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("tessera: error: lora.adapter: " + adapter + " has r 4, the job's lora.r is 8"), std::string::npos)
+      << out;
+}
+
+// Adapters that are not plain LoRA for this model are refused with one line naming the key.
+TEST(LoraCli, ForwardRefusesAdaptersItCannotApply) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "lora_refuse";
+  fs::remove_all(dir);
+  fs::create_directories(dir / "adapter");
+  const std::string model = std::string(TESSERA_SOURCE_DIR) + "/tests/data/hf/llama_gqa";
+  const std::string ids = (dir / "ids.safetensors").string();
+  save_safetensors(ids, {{"input_ids", Tensor::from_vector<int64_t>({1, 2, 3}, {1, 3}, DType::I64)}});
+  auto forward = [&](const nlohmann::json& config, const std::vector<std::pair<std::string, Tensor>>& tensors) {
+    std::ofstream(dir / "adapter/adapter_config.json") << config.dump();
+    save_safetensors((dir / "adapter/adapter_model.safetensors").string(), tensors);
+    return run("forward --model " + model + " --adapter " + (dir / "adapter").string() + " --input-ids " + ids +
+               " --output " + (dir / "out.safetensors").string() + " --device cpu");
+  };
+  const nlohmann::json lora = {{"peft_type", "LORA"}, {"r", 2}, {"lora_alpha", 4}, {"target_modules", {"q_proj"}}};
+  const auto config = nlohmann::json::parse(std::ifstream(model + "/config.json"));
+  const int64_t hidden = config["hidden_size"], layers = config["num_hidden_layers"];
+  const int64_t heads = config["num_attention_heads"];
+  const int64_t q = heads * config.value("head_dim", hidden / heads);
+  std::vector<std::pair<std::string, Tensor>> tensors;
+  for (int64_t l = 0; l < layers; ++l) {
+    const std::string p = "base_model.model.model.layers." + std::to_string(l) + ".self_attn.q_proj.";
+    tensors.push_back({p + "lora_A.weight", Tensor::empty({2, hidden}, DType::F32)});
+    tensors.push_back({p + "lora_B.weight", Tensor::empty({q, 2}, DType::F32)});
+  }
+  for (auto& [name, t] : tensors) std::fill_n(t.data_as<float>(), t.numel(), 0.01f);
+  auto [code, out] = forward(lora, tensors);
+  EXPECT_EQ(code, 0) << out;
+
+  auto expect_refused = [&](const nlohmann::json& c, const std::vector<std::pair<std::string, Tensor>>& t,
+                            const std::string& message) {
+    const auto [rc, output] = forward(c, t);
+    EXPECT_NE(rc, 0);
+    EXPECT_NE(output.find("tessera: error: "), std::string::npos) << output;
+    EXPECT_NE(output.find(message), std::string::npos) << output;
+  };
+  nlohmann::json dora = lora;
+  dora["use_dora"] = true;
+  expect_refused(dora, tensors, "adapter_config.json: use_dora is set: Tessera reads plain LoRA adapters only");
+  nlohmann::json other = lora;
+  other["target_modules"] = {"q_proj", "embed_tokens"};
+  expect_refused(other, tensors, "target_modules: 'embed_tokens' is not a module Tessera adapts");
+  nlohmann::json ia3 = lora;
+  ia3["peft_type"] = "IA3";
+  expect_refused(ia3, tensors, "peft_type is \"IA3\": Tessera reads LORA adapters only");
+  nlohmann::json wider = lora;
+  wider["r"] = 3;
+  expect_refused(wider, tensors, "has shape [2, " + std::to_string(hidden) + "], this llama model takes [3, ");
+  auto missing = tensors;
+  missing.pop_back();
+  expect_refused(lora, missing, "missing tensor 'base_model.model.model.layers." + std::to_string(layers - 1));
+  std::ofstream(dir / "adapter/adapter_config.json") << "{\"peft_type\": ";
+  const auto [rc, output] = run("forward --model " + model + " --adapter " + (dir / "adapter").string() +
+                                " --input-ids " + ids + " --output " + (dir / "out.safetensors").string());
+  EXPECT_NE(rc, 0);
+  EXPECT_NE(output.find("adapter_config.json: not valid JSON"), std::string::npos) << output;
+}
