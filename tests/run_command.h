@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdio>
 #include <string>
+#include <utility>
 
 namespace tessera::testing_util {
 
@@ -26,6 +27,12 @@ inline CommandResult run_command(const std::string& command) {
 // The tessera binary of this build with `args`.
 inline CommandResult run_tessera(const std::string& args) {
   return run_command(std::string(TESSERA_BIN_DIR) + "/tessera " + args);
+}
+
+// The same as {exit code, output}, for structured bindings.
+inline std::pair<int, std::string> tessera_cli(const std::string& args) {
+  const CommandResult r = run_tessera(args);
+  return {r.exit_code, r.output};
 }
 
 }  // namespace tessera::testing_util

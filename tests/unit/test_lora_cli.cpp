@@ -15,12 +15,9 @@
 using namespace tessera;
 namespace fs = std::filesystem;
 
-namespace {
+constexpr auto run = testing_util::tessera_cli;  // {exit code, output}
 
-std::pair<int, std::string> run(const std::string& args) {
-  const auto r = testing_util::run_tessera(args);
-  return {r.exit_code, r.output};
-}
+namespace {
 
 const std::string kJob = "train " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set data.train=" TESSERA_SOURCE_DIR
                          "/README.md --set log.metrics_file= --set log.every_steps=1";

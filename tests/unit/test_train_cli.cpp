@@ -13,14 +13,7 @@
 using namespace tessera;
 namespace fs = std::filesystem;
 
-namespace {
-
-std::pair<int, std::string> run(const std::string& args) {
-  const auto r = testing_util::run_tessera(args);
-  return {r.exit_code, r.output};
-}
-
-}  // namespace
+constexpr auto run = testing_util::tessera_cli;  // {exit code, output}
 
 TEST(TrainCli, TrainCheckpointResumeExportForward) {
   const fs::path dir = fs::path(::testing::TempDir()) / "train_cli";
