@@ -243,8 +243,10 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
   check_same("rmsnorm_backward", dout, x);
   check_same_device("rmsnorm_backward", rstd, x);
   check_f32("rmsnorm_backward", rstd, rows);
-  check_same_device("rmsnorm_backward", dweight, x);
-  check_f32("rmsnorm_backward", dweight, x.size(-1));
+  if (dweight.defined()) {
+    check_same_device("rmsnorm_backward", dweight, x);
+    check_f32("rmsnorm_backward", dweight, x.size(-1));
+  }
   check_rmsnorm_weight("rmsnorm_backward", weight, x);
   if (rows == 0) return;
   TS_DISPATCH(x.device(), rmsnorm_backward(dx, dweight, dout, x, weight, rstd));
@@ -348,11 +350,7 @@ void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const T
     if (dhidden.defined()) gemm(dhidden.view({tokens, width}).narrow(start, len), g, weight);
     if (dweight.defined()) gemm(dweight, g, h, true, false, 1.0f, 1.0f);
   }
-  // The sum over tokens as ones[1, N] @ losses[N, 1]: gemm is the device-independent reduction
-  // at hand, with f32 accumulation.
-  const Tensor ones = Tensor::empty({1, tokens}, DType::F32, device);
-  fill(ones, 1.0f);
-  gemm(loss_sum.view({1, 1}), ones, losses.view({tokens, 1}));
+  column_sum(loss_sum, losses.view({tokens, 1}));
 }
 
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
@@ -401,6 +399,65 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   check_lse(op, lse, s, q);
   if (s.b * s.s * s.hq == 0) return;
   TS_DISPATCH(q.device(), attention_backward(dq, dk, dv, dout, q, k, v, out, lse, softmax_scale, segment_ids, s));
+}
+
+void column_sum(const Tensor& out, const Tensor& in, bool accumulate) {
+  check_floating("column_sum", in);
+  TS_CHECK(in.ndim() >= 1, "column_sum: in {} has no columns", in.str());
+  check_same_device("column_sum", out, in);
+  check_f32("column_sum", out, in.size(-1));
+  if (out.numel() == 0) return;
+  if (in.numel() == 0) {
+    if (!accumulate) fill(out, 0.0f);
+    return;
+  }
+  TS_DISPATCH(in.device(), column_sum(out, in, accumulate));
+}
+
+void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_t first) {
+  check_floating("dropout", in);
+  check_same("dropout", out, in);
+  TS_CHECK(p >= 0.0f && p < 1.0f, "dropout: p {} should be in [0, 1)", p);
+  if (in.numel() == 0) return;
+  TS_DISPATCH(in.device(), dropout(out, in, p, key, first));
+}
+
+namespace {
+
+// The parts of w as packed_part_specs describes them, all on one device.
+void check_packed(const char* op, const PackedTensor& w) {
+  TS_CHECK(w.defined(), "{}: the packed tensor {} has no parts", op, w.str());
+  const std::vector<PackedPartSpec> specs = packed_part_specs(w.spec, w.shape);
+  TS_CHECK(specs.size() == w.parts.size(), "{}: {} should have {} parts, has {}", op, w.str(), specs.size(),
+           w.parts.size());
+  TS_CHECK(resolve_quant_spec(w.spec, w.shape) == w.spec, "{}: {} has an unresolved spec", op, w.str());
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const Tensor& part = w.parts[i];
+    TS_CHECK(part.defined() && part.shape() == specs[i].shape && part.dtype() == specs[i].dtype,
+             "{}: part {} of {} is {}, expected {}{}", op, specs[i].name, w.str(),
+             part.defined() ? part.str() : "undefined", dtype_name(specs[i].dtype), shape_str(specs[i].shape));
+    check_same_device(op, part, w.parts[0]);
+  }
+}
+
+void check_unpacked(const char* op, const Tensor& t, const PackedTensor& w) {
+  check_floating(op, t);
+  TS_CHECK(t.numel() == w.numel(), "{}: {} should hold the {} elements of {}", op, t.str(), w.numel(), w.str());
+  check_same_device(op, t, w.parts[0]);
+}
+
+}  // namespace
+
+void quantize(const PackedTensor& out, const Tensor& x) {
+  check_packed("quantize", out);
+  check_unpacked("quantize", x, out);
+  TS_DISPATCH(x.device(), quantize(out, x));
+}
+
+void dequantize(const Tensor& out, const PackedTensor& w) {
+  check_packed("dequantize", w);
+  check_unpacked("dequantize", out, w);
+  TS_DISPATCH(out.device(), dequantize(out, w));
 }
 
 }  // namespace tessera::ops

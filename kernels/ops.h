@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/quant_format.h"
 
 namespace tessera::ops {
 
@@ -59,7 +60,8 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 //   `weight * hidden.to(input_dtype)` does. weight [D] has x's dtype or f32; out has x's dtype.
 // Qwen3's q_norm/k_norm are this op on rows of head_dim.
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
-// dx (written) and dweight [D] f32 (+=) from dout, x, weight and the saved rstd.
+// dx (written) and dweight [D] f32 (+=; undefined for a frozen weight) from dout, x, weight and
+// the saved rstd.
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
                       const Tensor& weight, const Tensor& rstd);
 
@@ -133,5 +135,35 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         float softmax_scale, const Tensor& segment_ids = Tensor());
+
+// ---- Linear and LoRA ----
+
+// out[j] = sum over rows i of in[i, j] (accumulate: out[j] += ...), in fp32. in is floating,
+// seen as [rows, N] by its last dimension N; out is f32 [N] on in's device. The bias gradient
+// of a Linear (the column sums of dy) and the loss sum over tokens.
+void column_sum(const Tensor& out, const Tensor& in, bool accumulate = false);
+
+// Inverted dropout with counter-based masks: out[i] = in[i] / (1 - p) where
+// uniform(key, first + i) >= p (core/rng.h), else 0; out and in floating, alike (out may alias
+// in). The same (key, first) gives the same mask on both backends, so backward (the same op on
+// the gradient) and a recomputed forward need no saved mask. 0 <= p < 1.
+void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_t first);
+
+// ---- Quantized weights (kernels/quant_format.h: schemes, parts; kernels/quant_math.h: the math) ----
+
+// Quantizes x (floating, out.numel() elements, row-major) into the preallocated parts of out, on
+// x's device, as out.spec defines: every code and scale equal on both backends.
+//   nf4 (bitsandbytes): absmax per block of 64; each x * (1 / absmax) takes the NF4 code whose
+//     midpoints bracket it; the absmax are double-quantized (offset = their mean; blocks of 256
+//     with an fp32 scale, 8-bit dynamic map). On the GPU the absmax go to the host once for the
+//     mean, which waits for the stream.
+//   int8: scale = row absmax / 127, q = clamp(rint(x * (1 / scale)), -127, 127).
+//   int4: per group, scale = f16(absmax / 7.5) (symmetric) or f16((max(max, 0) - min(min, 0)) / 15)
+//     with zero = clamp(-rint(min(min, 0) / scale), 0, 15); q = clamp(rint(x / scale) + zero, 0, 15),
+//     zero 8 when symmetric (divisions are products with the fp32 reciprocal).
+void quantize(const PackedTensor& out, const Tensor& x);
+// out (floating, w.numel() elements) = the weights w holds, each one fp32 product rounded once
+// to out's dtype: nf4 NF4[q] * (map[qa] * scale + offset), int8 q * scale, int4 (q - zero) * scale.
+void dequantize(const Tensor& out, const PackedTensor& w);
 
 }  // namespace tessera::ops

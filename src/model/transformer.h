@@ -7,6 +7,7 @@
 // accumulation and tied embeddings need nothing special.
 #pragma once
 
+#include <array>
 #include <vector>
 
 #include "model/model_config.h"
@@ -23,6 +24,17 @@ struct RopeTable {
   static RopeTable make(const ModelConfig& config, Device device);
 };
 
+// The projections of a layer, for what each keeps of its own (LoRA's x A^T, dropout streams).
+enum Projection { kQ, kK, kV, kO, kGate, kUp, kDown, kProjections };
+
+// LoRA dropout in one layer of one pass: the probability and the layer's Philox key; each
+// projection draws its own stream from it, counted from the batch's first token.
+struct LayerDropout {
+  float p = 0.0f;  // 0: off
+  uint64_t key = 0;
+  LoraDropout for_projection(Projection which, const TokenBatch& batch, int64_t in_features) const;
+};
+
 // What one layer's backward needs from its forward.
 struct LayerActivations {
   Tensor x, rstd_in, h;                   // layer input, input norm
@@ -30,15 +42,18 @@ struct LayerActivations {
   Tensor q, k, v, attn, lse;              // attention inputs (after RoPE) and output
   Tensor x_mid, rstd_post, h_post;        // after the attention residual, post-attention norm
   Tensor gate, up, act;                   // MLP
+  std::array<Tensor, kProjections> lora_xa;  // LoRA: each projection's drop(x) A^T
 };
 
 // y = layer(x). With `saved`, keeps what layer_backward needs.
 Tensor layer_forward(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, const Tensor& x,
-                     const TokenBatch& batch, LayerActivations* saved);
+                     const TokenBatch& batch, LayerActivations* saved, const LayerDropout& dropout = {});
 
-// dx from dy (the gradient of the layer's output); parameter gradients accumulate into `grads`.
+// dx from dy (the gradient of the layer's output); parameter gradients accumulate into the
+// tensors `grads` defines (frozen ones are undefined there). `dropout` as in the forward.
 Tensor layer_backward(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, LayerParams& grads,
-                      const Tensor& dy, const TokenBatch& batch, const LayerActivations& saved);
+                      const Tensor& dy, const TokenBatch& batch, const LayerActivations& saved,
+                      const LayerDropout& dropout = {});
 
 struct ModelOutput {
   double loss = 0;  // mean next-token cross-entropy over batch.num_targets
@@ -52,6 +67,10 @@ struct RunOptions {
   // Gradients are of (sum of the batch's token losses) x grad_scale; 0 means 1 / batch.num_targets
   // (the batch's mean). A data-parallel step passes 1 / (targets in the whole global batch).
   float grad_scale = 0.0f;
+  // LoRA dropout (training only): probability and this pass's Philox key (the trainer derives it
+  // from the seed and the step); layers and projections draw streams of their own from it.
+  float lora_dropout = 0.0f;
+  uint64_t dropout_key = 0;
 };
 
 // Forward through the whole model, unit by unit from `source`; with backward, gradients

@@ -9,26 +9,28 @@ namespace tessera {
 namespace {
 
 Tensor* layer_slot(LayerParams& layer, const std::string& local) {
-  struct Entry { const char* name; Tensor LayerParams::*slot; };
-  static constexpr Entry entries[] = {
-      {"input_layernorm.weight", &LayerParams::input_norm},
-      {"post_attention_layernorm.weight", &LayerParams::post_norm},
-      {"self_attn.q_proj.weight", &LayerParams::q_proj},
-      {"self_attn.k_proj.weight", &LayerParams::k_proj},
-      {"self_attn.v_proj.weight", &LayerParams::v_proj},
-      {"self_attn.o_proj.weight", &LayerParams::o_proj},
-      {"self_attn.q_proj.bias", &LayerParams::q_bias},
-      {"self_attn.k_proj.bias", &LayerParams::k_bias},
-      {"self_attn.v_proj.bias", &LayerParams::v_bias},
-      {"self_attn.o_proj.bias", &LayerParams::o_bias},
-      {"self_attn.q_norm.weight", &LayerParams::q_norm},
-      {"self_attn.k_norm.weight", &LayerParams::k_norm},
-      {"mlp.gate_proj.weight", &LayerParams::gate_proj},
-      {"mlp.up_proj.weight", &LayerParams::up_proj},
-      {"mlp.down_proj.weight", &LayerParams::down_proj},
+  if (local == "input_layernorm.weight") return &layer.input_norm;
+  if (local == "post_attention_layernorm.weight") return &layer.post_norm;
+  if (local == "self_attn.q_norm.weight") return &layer.q_norm;
+  if (local == "self_attn.k_norm.weight") return &layer.k_norm;
+  struct Projection { const char* name; Linear LayerParams::*linear; };
+  static constexpr Projection projections[] = {
+      {"self_attn.q_proj.", &LayerParams::q_proj}, {"self_attn.k_proj.", &LayerParams::k_proj},
+      {"self_attn.v_proj.", &LayerParams::v_proj}, {"self_attn.o_proj.", &LayerParams::o_proj},
+      {"mlp.gate_proj.", &LayerParams::gate_proj}, {"mlp.up_proj.", &LayerParams::up_proj},
+      {"mlp.down_proj.", &LayerParams::down_proj},
   };
-  for (const Entry& e : entries)
-    if (local == e.name) return &(layer.*(e.slot));
+  struct Part { const char* name; Tensor Linear::*tensor; };
+  static constexpr Part parts[] = {
+      {"weight", &Linear::weight}, {"bias", &Linear::bias},
+      {"lora_A.weight", &Linear::lora_a}, {"lora_B.weight", &Linear::lora_b},
+  };
+  for (const Projection& p : projections) {
+    if (!local.starts_with(p.name)) continue;
+    const std::string part = local.substr(std::char_traits<char>::length(p.name));
+    for (const Part& t : parts)
+      if (part == t.name) return &((layer.*p.linear).*t.tensor);
+  }
   return nullptr;
 }
 

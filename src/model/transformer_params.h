@@ -1,7 +1,8 @@
 // The tensors of a decoder-only transformer, held as views: the model never owns or locates its
 // weights (a ParamStore, a checkpoint loader or a test hands them in). The same structs hold the
 // fp32 gradients. Undefined tensors are parameters the architecture does not have (biases,
-// Qwen3's q/k norms); for tied embeddings lm_head and embed are the same tensor.
+// Qwen3's q/k norms, adapters) or, among gradients, tensors that are frozen; for tied embeddings
+// lm_head and embed are the same tensor. Each projection is a Linear (model/linear.h).
 #pragma once
 
 #include <functional>
@@ -9,16 +10,16 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "model/linear.h"
 #include "model/model_config.h"
 
 namespace tessera {
 
 struct LayerParams {
   Tensor input_norm, post_norm;
-  Tensor q_proj, k_proj, v_proj, o_proj;
-  Tensor q_bias, k_bias, v_bias, o_bias;
+  Linear q_proj, k_proj, v_proj, o_proj;
   Tensor q_norm, k_norm;
-  Tensor gate_proj, up_proj, down_proj;
+  Linear gate_proj, up_proj, down_proj;
 };
 
 struct ModelParams {

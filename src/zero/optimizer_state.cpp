@@ -11,7 +11,7 @@ void adamw_ranges(const UnitShard& unit, int64_t first, const ops::AdamWStep& ad
     const int64_t lo = std::max(r.at, first), hi = std::min(r.at + r.end - r.begin, last);
     if (lo >= hi) continue;
     ops::AdamWStep s = adam;
-    if (!r.param->decays()) s.weight_decay = 0.0f;
+    if (!r.param->decays) s.weight_decay = 0.0f;
     const int64_t at = lo - first, n = hi - lo;
     ops::adamw(state.master.flat_slice(at, n), grad.flat_slice(at, n), state.m.flat_slice(at, n),
                state.v.flat_slice(at, n), s, low.flat_slice(at, n));

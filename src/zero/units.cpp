@@ -29,7 +29,7 @@ std::vector<UnitLayout> model_units(const ModelConfig& config) {
       id = UnitId::layer_unit(std::stoll(spec.name.substr(13)));
     }
     UnitLayout& unit = units[unit_index(config, id)];
-    unit.params.push_back({spec.name, spec.shape, unit.numel});
+    unit.params.push_back({spec, unit.numel});
     unit.numel += shape_numel(spec.shape);
   }
   int64_t offset = 0;

@@ -8,17 +8,16 @@
 
 #include "comm/communicator.h"
 #include "model/model_config.h"
+#include "model/model_config_params.h"
 #include "model/param_source.h"
 
 namespace tessera {
 
-struct UnitParam {
-  std::string name;  // HF name
-  Shape shape;
+// A parameter (what it is, its ParamSpec) and where it sits.
+struct UnitParam : ParamSpec {
   int64_t offset = 0;        // in the unit's flat buffer (persistent ones: in the persistent group's)
   int64_t model_offset = 0;  // where it starts in the whole model (fixes its random init)
   int64_t numel() const { return shape_numel(shape); }
-  bool decays() const { return shape.size() >= 2; }  // weight decay on matrices, not norms or biases
 };
 
 struct UnitLayout {

@@ -122,10 +122,7 @@ void ZeroStore::prefetch_after(size_t position) {
 void ZeroStore::init_random(uint64_t seed, float std) {
   visit_state(/*write=*/true, [&](const Unit&, const StateSlice& s) {
     const UnitParam& p = *s.param;
-    if (p.decays())
-      ops::fill_normal(s.master, seed, static_cast<uint64_t>(p.model_offset + s.begin), 0.0f, std);
-    else
-      ops::fill(s.master, p.name.ends_with("norm.weight") ? 1.0f : 0.0f);
+    init_param(p, s.master, seed, static_cast<uint64_t>(p.model_offset + s.begin), std);
   });
   refresh_working_copy();
 }

@@ -68,8 +68,8 @@ class ZeroStore : public ParamSource {
   ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm);
   ~ZeroStore() override;
 
-  // HF-style initialisation independent of the world size: N(0, std) for matrices and
-  // embeddings, 1 for norms, 0 for biases; element i of the model uses Philox counter i.
+  // Initialisation independent of the world size, each parameter by its rule (ParamSpec.init;
+  // `std` for the normal ones); element i of the model uses Philox counter i.
   void init_random(uint64_t seed, float std);
   // Master weights from a checkpoint; each rank reads only the slices it owns.
   void load(const SafetensorsModel& checkpoint);

@@ -270,6 +270,39 @@ TEST(ModelParameters, LlamaNamesShapesAndOrder) {
   EXPECT_EQ(biased[8].shape, Shape({16}));
 }
 
+// Each parameter says how it starts and whether it decays: matrices and embeddings N(0, std) with
+// decay, norms 1 and biases 0 without; a whole model is trainable.
+TEST(ModelParameters, SpecsSayHowEachParameterStartsAndDecays) {
+  const auto params = model_parameters(ModelConfig::from_json(tiny({{"attention_bias", true}})));
+  for (const ParamSpec& p : params) {
+    SCOPED_TRACE(p.name);
+    EXPECT_TRUE(p.trainable);
+    if (p.name.ends_with("norm.weight")) {
+      EXPECT_EQ(p.init, ParamInit::ones);
+      EXPECT_FALSE(p.decays);
+    } else if (p.name.ends_with(".bias")) {
+      EXPECT_EQ(p.init, ParamInit::zeros);
+      EXPECT_FALSE(p.decays);
+    } else {
+      EXPECT_EQ(p.init, ParamInit::normal);
+      EXPECT_TRUE(p.decays);
+    }
+  }
+  // The LoRA rules: kaiming-uniform bound 1/sqrt(in), gaussian std 1/r.
+  const uint64_t seed = 3;
+  Tensor a = Tensor::empty({4, 64}, DType::F32);
+  init_param({"a", {4, 64}, true, true, ParamInit::kaiming_uniform}, a, seed, 0, 0.02f);
+  double most = 0;
+  for (float v : a.to_vector<float>()) most = std::max(most, double(std::abs(v)));
+  EXPECT_LE(most, 1.0 / 8);
+  EXPECT_GT(most, 0.9 / 8);
+  Tensor g = Tensor::empty({4, 4096}, DType::F32);
+  init_param({"a", {4, 4096}, true, true, ParamInit::lora_gaussian}, g, seed, 0, 0.02f);
+  double squares = 0;
+  for (float v : g.to_vector<float>()) squares += double(v) * v;
+  EXPECT_NEAR(std::sqrt(squares / g.numel()), 0.25, 0.01);
+}
+
 namespace {
 
 // Writes a checkpoint holding `params` (zeros), plus `extra` tensors, into a fresh folder.

@@ -44,10 +44,10 @@ TEST(TrainCli, TrainCheckpointResumeExportForward) {
   ASSERT_EQ(code, 0) << out;
   const LoadedModel model = load_hf_model(exported.string(), DType::F32, Device::cpu());
   checkpoint::StateFile state((dir / "ckpt/step-5/state.h5").string(), false);
-  const ParamSpec q{"model.layers.1.self_attn.q_proj.weight", model.params.layers[1].q_proj.shape()};
+  const ParamSpec q{"model.layers.1.self_attn.q_proj.weight", model.params.layers[1].q_proj.weight.shape()};
   Tensor master = Tensor::empty(q.shape, DType::F32);
   state.read("master", q, 0, master.numel(), master.data_as<float>());
-  EXPECT_EQ(master.to_vector<float>(), model.params.layers[1].q_proj.to_vector<float>());
+  EXPECT_EQ(master.to_vector<float>(), model.params.layers[1].q_proj.weight.to_vector<float>());
 
   // The exported folder runs through the forward tool.
   const std::string ids = (dir / "ids.safetensors").string();

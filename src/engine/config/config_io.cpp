@@ -183,6 +183,23 @@ void ConfigReader::read(const YAML::Node& node, const std::string& path, std::ve
   value = std::move(out);
 }
 
+void RangeChecks::require(bool ok, const std::string& path, const std::string& message) const {
+  if (ok) return;
+  throw Error(source_.where(path, find(path)) + ": " + path + ": " + message);
+}
+
+YAML::Node RangeChecks::find(const std::string& path) const {
+  YAML::Node node = root_;
+  for (const std::string& key : split_path(path)) {
+    if (!node || !node.IsMap()) return YAML::Node();
+    const YAML::Node& map = node;
+    YAML::Node child = map[key];
+    if (!child) return YAML::Node();
+    node.reset(child);  // re-point the handle; `node = child` would overwrite the tree
+  }
+  return node;
+}
+
 void ConfigWriter::write(double v) {
   // Shortest text that reads back as the same double.
   out_ << fmt::format("{}", v);

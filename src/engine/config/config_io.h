@@ -111,6 +111,19 @@ class ConfigWriter {
 };
 
 // Fills `config` from `root` (a mapping; null counts as empty) per its describe().
+// Range checks after the types are right; a failure names the key where the file (or --set) sets it.
+class RangeChecks {
+ public:
+  RangeChecks(const YAML::Node& root, const Source& source) : root_(root), source_(source) {}
+  // Throws "<file>:<line>: <path>: <message>" unless ok.
+  void require(bool ok, const std::string& path, const std::string& message) const;
+
+ private:
+  YAML::Node find(const std::string& path) const;
+  YAML::Node root_;
+  const Source& source_;
+};
+
 template <typename Config>
 void read_config(const YAML::Node& root, const Source& source, Config& config) {
   if (root && !root.IsNull() && !root.IsMap()) {

@@ -1,41 +1,10 @@
 #include "engine/config/job_config.h"
 
-#include <sstream>
-
 namespace tessera {
 
 namespace {
 
-// Range checks after the types are right; failures name the key where the file sets it.
-class RangeChecks {
- public:
-  RangeChecks(const YAML::Node& root, const config::Source& source) : root_(root), source_(source) {}
-
-  void require(bool ok, const std::string& path, const std::string& message) const {
-    if (ok) return;
-    YAML::Node node = find(path);
-    throw Error(source_.where(path, node) + ": " + path + ": " + message);
-  }
-
- private:
-  YAML::Node find(const std::string& path) const {
-    YAML::Node node = root_;
-    std::stringstream in(path);
-    for (std::string key; std::getline(in, key, '.');) {
-      if (!node || !node.IsMap()) return YAML::Node();
-      const YAML::Node& map = node;
-      YAML::Node child = map[key];
-      if (!child) return YAML::Node();
-      node.reset(child);  // re-point the handle; `node = child` would overwrite the tree
-    }
-    return node;
-  }
-
-  YAML::Node root_;
-  const config::Source& source_;
-};
-
-void check_offload(const OffloadSection& o, const std::string& key, const RangeChecks& check) {
+void check_offload(const OffloadSection& o, const std::string& key, const config::RangeChecks& check) {
   check.require(o.device != "nvme" || !o.path.empty(), key + ".path", "is required when " + key + ".device is nvme");
   check.require(o.pinned_buffer_mb >= 1, key + ".pinned_buffer_mb",
                 fmt::format("must be at least 1, got {}", o.pinned_buffer_mb));
@@ -48,7 +17,7 @@ void check_offload(const OffloadSection& o, const std::string& key, const RangeC
                 fmt::format("must be at least 1, got {}", o.units_in_flight));
 }
 
-void check_ranges(const JobConfig& c, const RangeChecks& check) {
+void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   const auto& t = c.train;
   check.require(t.steps >= 1, "train.steps", fmt::format("must be at least 1, got {}", t.steps));
   check.require(t.micro_batch_size >= 1, "train.micro_batch_size",
@@ -97,7 +66,7 @@ JobConfig load_job_config(const std::string& path, const std::vector<std::string
   for (const auto& assignment : overrides) config::apply_override(root, assignment, source);
   JobConfig config;
   config::read_config(root, source, config);
-  check_ranges(config, RangeChecks(root, source));
+  check_ranges(config, config::RangeChecks(root, source));
   return config;
 }
 

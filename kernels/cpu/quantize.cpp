@@ -1,0 +1,152 @@
+// CPU reference for quantize and dequantize: each scheme's definition (kernels/quant_math.h)
+// applied element by element in fp32.
+#include <algorithm>
+#include <cmath>
+
+#include "core/error.h"
+#include "kernels/cpu/cpu_ops.h"
+#include "kernels/cpu/f32_view.h"
+#include "kernels/quant_math.h"
+
+namespace tessera::cpu {
+
+namespace qm = quant_math;
+
+namespace {
+
+constexpr int64_t kParallelAbove = 1 << 14;
+
+float absmax_of(const float* x, int64_t n) {
+  float m = 0.0f;
+  for (int64_t i = 0; i < n; ++i) m = std::max(m, std::fabs(x[i]));
+  return m;
+}
+
+void quantize_nf4(const PackedTensor& out, const float* x) {
+  const qm::Nf4Tables& tables = qm::nf4_tables();
+  const int64_t n = out.numel(), blocks = out.parts[1].numel(), scales = out.parts[2].numel();
+  uint8_t* codes = out.parts[0].data_as<uint8_t>();
+  std::vector<float> absmax(blocks);
+#pragma omp parallel for if (n > kParallelAbove)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t begin = b * qm::kNf4Block, len = std::min<int64_t>(qm::kNf4Block, n - begin);
+    absmax[b] = absmax_of(x + begin, len);
+    const float inverse = 1.0f / absmax[b];  // inf for an all-zero block, as bitsandbytes has it
+    // The padding of an odd count is 0.0, quantized like the block's other values.
+    auto code = [&](int64_t i) { return qm::nf4_index(qm::mul_rn(i < n ? x[i] : 0.0f, inverse), tables.thresholds); };
+    for (int64_t i = begin; i < begin + len; i += 2) codes[i / 2] = uint8_t(code(i) << 4 | code(i + 1));
+  }
+
+  const float offset = qm::nf4_absmax_mean(absmax.data(), blocks);
+  uint8_t* qabsmax = out.parts[1].data_as<uint8_t>();
+  float* scale = out.parts[2].data_as<float>();
+  out.parts[3].data_as<float>()[0] = offset;
+  for (int64_t c = 0; c < scales; ++c) {
+    const int64_t begin = c * qm::kNf4AbsmaxBlock, end = std::min<int64_t>(begin + qm::kNf4AbsmaxBlock, blocks);
+    std::vector<float> centred(end - begin);
+    for (int64_t b = begin; b < end; ++b) centred[b - begin] = absmax[b] - offset;
+    scale[c] = absmax_of(centred.data(), end - begin);
+    const float inverse = 1.0f / scale[c];
+    for (int64_t b = begin; b < end; ++b)
+      qabsmax[b] = qm::dynamic_index(qm::mul_rn(centred[b - begin], inverse), tables.dynamic);
+  }
+}
+
+void dequantize_nf4(float* out, const PackedTensor& w) {
+  const qm::Nf4Tables& tables = qm::nf4_tables();
+  const int64_t n = w.numel();
+  const uint8_t* codes = w.parts[0].data_as<uint8_t>();
+  const uint8_t* qabsmax = w.parts[1].data_as<uint8_t>();
+  const float* scale = w.parts[2].data_as<float>();
+  const float offset = w.parts[3].data_as<float>()[0];
+#pragma omp parallel for if (n > kParallelAbove)
+  for (int64_t b = 0; b < w.parts[1].numel(); ++b) {
+    const float absmax = qm::nf4_absmax(qabsmax[b], scale[b / qm::kNf4AbsmaxBlock], offset, tables.dynamic);
+    for (int64_t i = b * qm::kNf4Block; i < std::min<int64_t>(n, (b + 1) * qm::kNf4Block); ++i) {
+      const uint8_t byte = codes[i / 2];
+      out[i] = qm::mul_rn(tables.nf4[i % 2 == 0 ? byte >> 4 : byte & 15], absmax);
+    }
+  }
+}
+
+void quantize_int8(const PackedTensor& out, const float* x) {
+  const int64_t rows = out.shape[0], cols = out.shape[1];
+  int8_t* codes = out.parts[0].data_as<int8_t>();
+  float* scales = out.parts[1].data_as<float>();
+#pragma omp parallel for if (rows * cols > kParallelAbove)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    scales[r] = qm::int8_scale(absmax_of(row, cols));
+    const float inverse = qm::inverse_or_zero(scales[r]);
+    for (int64_t c = 0; c < cols; ++c) codes[r * cols + c] = qm::int8_code(row[c], inverse);
+  }
+}
+
+void dequantize_int8(float* out, const PackedTensor& w) {
+  const int64_t rows = w.shape[0], cols = w.shape[1];
+  const int8_t* codes = w.parts[0].data_as<int8_t>();
+  const float* scales = w.parts[1].data_as<float>();
+#pragma omp parallel for if (rows * cols > kParallelAbove)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = qm::mul_rn(float(codes[r * cols + c]), scales[r]);
+}
+
+void quantize_int4(const PackedTensor& out, const float* x) {
+  const int64_t rows = out.shape[0], cols = out.shape[1], group = out.spec.group_size, groups = cols / group;
+  const bool symmetric = out.spec.symmetric;
+  uint8_t* codes = out.parts[0].data_as<uint8_t>();
+  uint16_t* scales = out.parts[1].data_as<uint16_t>();
+  uint8_t* zeros = symmetric ? nullptr : out.parts[2].data_as<uint8_t>();
+#pragma omp parallel for if (rows * cols > kParallelAbove)
+  for (int64_t g = 0; g < rows * groups; ++g) {
+    const float* v = x + g * group;  // groups tile each row, and rows are contiguous
+    const auto [low, high] = std::minmax_element(v, v + group);
+    scales[g] = f32_to_f16_bits(qm::int4_scale(*low, *high, symmetric));
+    const float inverse = qm::inverse_or_zero(f16_bits_to_f32(scales[g]));
+    const uint8_t zero = symmetric ? 8 : qm::int4_zero(*low, inverse);
+    if (zeros) zeros[g] = zero;
+    for (int64_t i = 0; i < group; i += 2)
+      codes[(g * group + i) / 2] = uint8_t(qm::int4_code(v[i], inverse, zero) << 4 | qm::int4_code(v[i + 1], inverse, zero));
+  }
+}
+
+void dequantize_int4(float* out, const PackedTensor& w) {
+  const int64_t group = w.spec.group_size, groups = w.parts[1].numel();
+  const uint8_t* codes = w.parts[0].data_as<uint8_t>();
+  const uint16_t* scales = w.parts[1].data_as<uint16_t>();
+  const uint8_t* zeros = w.spec.symmetric ? nullptr : w.parts[2].data_as<uint8_t>();
+#pragma omp parallel for if (w.numel() > kParallelAbove)
+  for (int64_t g = 0; g < groups; ++g) {
+    const float scale = f16_bits_to_f32(scales[g]);
+    const uint8_t zero = zeros ? zeros[g] : 8;
+    for (int64_t i = g * group; i < (g + 1) * group; ++i) {
+      const uint8_t byte = codes[i / 2];
+      out[i] = qm::int4_value(i % 2 == 0 ? byte >> 4 : byte & 15, zero, scale);
+    }
+  }
+}
+
+}  // namespace
+
+void quantize(const PackedTensor& out, const Tensor& x) {
+  F32In in(x);
+  switch (out.spec.scheme) {
+    case QuantScheme::NF4: return quantize_nf4(out, in.data());
+    case QuantScheme::Int8: return quantize_int8(out, in.data());
+    case QuantScheme::Int4: return quantize_int4(out, in.data());
+    default: fail("quantize: {} is not implemented on the CPU", quant_scheme_name(out.spec.scheme));
+  }
+}
+
+void dequantize(const Tensor& out, const PackedTensor& w) {
+  F32Out values(out, false);
+  switch (w.spec.scheme) {
+    case QuantScheme::NF4: dequantize_nf4(values.data(), w); break;
+    case QuantScheme::Int8: dequantize_int8(values.data(), w); break;
+    case QuantScheme::Int4: dequantize_int4(values.data(), w); break;
+    default: fail("dequantize: {} is not implemented on the CPU", quant_scheme_name(w.spec.scheme));
+  }
+  values.commit();
+}
+
+}  // namespace tessera::cpu

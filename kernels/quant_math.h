@@ -1,0 +1,128 @@
+// The scalar definitions of the quantization schemes (kernels/quant_format.h), shared by the CPU
+// reference and the CUDA kernels so that both give the same bits. A product or sum that a
+// definition rounds on its own goes through mul_rn / add_rn, which nvcc does not fuse into an FMA.
+#pragma once
+
+#include <cmath>
+#include <cstdint>
+
+#include "core/host_device.h"
+
+namespace tessera::quant_math {
+
+constexpr int kNf4Block = 64;         // elements per absmax
+constexpr int kNf4AbsmaxBlock = 256;  // absmax values per fp32 scale (double quantization)
+
+// bitsandbytes' NF4 code (get_4bit_type("nf4")), the fp32 midpoints of its neighbours (the
+// thresholds of dQuantizeNF4's decision tree) and the 8-bit dynamic map its double quantization
+// uses (create_dynamic_map(signed=True, max_exponent_bits=7, total_bits=8), as torch computes it
+// in fp32; kernels/quant_math.cpp says how).
+struct Nf4Tables {
+  float nf4[16];
+  float thresholds[15];
+  float dynamic[256];
+};
+const Nf4Tables& nf4_tables();  // host memory, built once
+
+TS_HOST_DEVICE inline float mul_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fmul_rn(a, b);
+#else
+  return a * b;
+#endif
+}
+
+TS_HOST_DEVICE inline float add_rn(float a, float b) {
+#if defined(__CUDA_ARCH__)
+  return __fadd_rn(a, b);
+#else
+  return a + b;
+#endif
+}
+
+// 1 / scale, and 0 for a zero scale (an all-zero group quantizes to code zero).
+TS_HOST_DEVICE inline float inverse_or_zero(float scale) { return scale != 0.0f ? 1.0f / scale : 0.0f; }
+
+TS_HOST_DEVICE inline int clamp_int(float v, int low, int high) {
+  return v < float(low) ? low : v > float(high) ? high : int(v);
+}
+
+// ---- NF4 ----
+
+// dQuantizeNF4 on x = value * (1 / absmax): the number of thresholds below x. A value on a
+// threshold takes the lower code, and NaN (an all-zero block: 0 * inf) gives 0, as the tree does.
+TS_HOST_DEVICE inline uint8_t nf4_index(float x, const float* thresholds) {
+  uint8_t q = 0;
+  for (int i = 0; i < 15; ++i) q += x > thresholds[i] ? 1 : 0;
+  return q;
+}
+
+// dQuantize<0> of bitsandbytes' blockwise 8-bit quantization: a binary search over the sorted
+// 256-entry map from its middle, then the nearer of the last pivot and its bracketing neighbour.
+TS_HOST_DEVICE inline uint8_t dynamic_index(float x, const float* code) {
+  int pivot = 127, upper_pivot = 255, lower_pivot = 0;
+  float lower = -1.0f, upper = 1.0f, val = code[pivot];
+  for (int step = 64; step > 0; step >>= 1) {
+    if (x > val) {
+      lower_pivot = pivot;
+      lower = val;
+      pivot += step;
+    } else {
+      upper_pivot = pivot;
+      upper = val;
+      pivot -= step;
+    }
+    val = code[pivot];
+  }
+  if (upper_pivot == 255) upper = code[upper_pivot];
+  if (lower_pivot == 0) lower = code[lower_pivot];
+  if (x > val) return uint8_t(x > mul_rn(add_rn(upper, val), 0.5f) ? upper_pivot : pivot);
+  return uint8_t(x < mul_rn(add_rn(lower, val), 0.5f) ? lower_pivot : pivot);
+}
+
+// The offset of the double quantization: the mean of the blocks' absmax, summed in order in
+// double and rounded to fp32 (bitsandbytes takes torch's fp32 mean, which may differ in the last
+// bit; the offset is stored, so dequantization is exact either way). Host code: both backends
+// compute it here.
+inline float nf4_absmax_mean(const float* absmax, int64_t blocks) {
+  double sum = 0.0;
+  for (int64_t b = 0; b < blocks; ++b) sum += absmax[b];
+  return float(sum / double(blocks));
+}
+
+// A block's absmax from its double-quantized form: map[q] * scale, then + offset, each rounded.
+TS_HOST_DEVICE inline float nf4_absmax(uint8_t q, float scale, float offset, const float* dynamic) {
+  return add_rn(mul_rn(dynamic[q], scale), offset);
+}
+
+// ---- int8: per output channel, symmetric ----
+
+TS_HOST_DEVICE inline float int8_scale(float row_absmax) { return row_absmax / 127.0f; }
+
+TS_HOST_DEVICE inline int8_t int8_code(float x, float inverse_scale) {
+  return int8_t(clamp_int(rintf(mul_rn(x, inverse_scale)), -127, 127));
+}
+
+// ---- int4: groups along the row, symmetric [-8, 7] (stored + 8) or asymmetric [0, 15] ----
+
+// The scale before rounding to f16 (as torchao chooses it): symmetric amax / 7.5, asymmetric
+// (max(max, 0) - min(min, 0)) / 15.
+TS_HOST_DEVICE inline float int4_scale(float group_min, float group_max, bool symmetric) {
+  if (symmetric) return fmaxf(-group_min, group_max) / 7.5f;
+  return (fmaxf(group_max, 0.0f) - fminf(group_min, 0.0f)) / 15.0f;
+}
+
+// The zero point of an asymmetric group: the code of 0.0. Symmetric groups use 8.
+TS_HOST_DEVICE inline uint8_t int4_zero(float group_min, float inverse_scale) {
+  return uint8_t(clamp_int(-rintf(mul_rn(fminf(group_min, 0.0f), inverse_scale)), 0, 15));
+}
+
+TS_HOST_DEVICE inline uint8_t int4_code(float x, float inverse_scale, uint8_t zero) {
+  return uint8_t(clamp_int(rintf(mul_rn(x, inverse_scale)) + float(zero), 0, 15));
+}
+
+TS_HOST_DEVICE inline float int4_value(uint8_t code, uint8_t zero, float scale) {
+  return mul_rn(float(int(code) - int(zero)), scale);
+}
+
+}  // namespace tessera::quant_math

@@ -1,0 +1,67 @@
+#include "model/linear.h"
+
+#include "core/error.h"
+#include "kernels/ops.h"
+
+namespace tessera {
+
+namespace {
+
+Tensor rows_of(const Tensor& t, int64_t cols) { return t.view({t.numel() / cols, cols}); }
+
+// drop(x): x itself when dropout is off, else a fresh tensor.
+Tensor dropped(const Tensor& x, const LoraDropout& d) {
+  if (d.p == 0.0f) return x;
+  Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+  ops::dropout(out, x, d.p, d.key, d.first);
+  return out;
+}
+
+}  // namespace
+
+int64_t Linear::out_features() const { return weight.defined() ? weight.size(0) : lora_b.size(0); }
+int64_t Linear::in_features() const { return weight.defined() ? weight.size(1) : lora_a.size(1); }
+
+Tensor Linear::base_weight() const {
+  TS_CHECK(weight.defined(), "Linear: a packed base weight needs src/quant's matmul, which is not wired in");
+  return fake_quant ? fake_quant->apply(weight) : weight;
+}
+
+Tensor Linear::forward(const Tensor& x, Tensor* lora_xa, const LoraDropout& dropout) const {
+  const Tensor in = rows_of(x, in_features());
+  const int64_t rows = in.size(0);
+  Tensor y = Tensor::empty({rows, out_features()}, x.dtype(), x.device());
+  ops::gemm(y, in, base_weight(), false, true, 1.0f, 0.0f, bias);
+  if (!has_lora()) return y;
+  Tensor xa = Tensor::empty({rows, lora_a.size(0)}, x.dtype(), x.device());
+  ops::gemm(xa, dropped(in, dropout), lora_a, false, true);
+  ops::gemm(y, xa, lora_b, false, true, lora_scale, 1.0f);
+  if (lora_xa) *lora_xa = xa;
+  return y;
+}
+
+void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, Linear& grads, const Tensor& dx,
+                      bool accumulate_dx, const LoraDropout& dropout) const {
+  const Tensor g = rows_of(dy, out_features()), in = rows_of(x, in_features());
+  const Tensor dx_rows = dx.defined() ? rows_of(dx, in_features()) : Tensor();
+  if (grads.weight.defined()) ops::gemm(grads.weight, g, in, true, false, 1.0f, 1.0f);
+  if (grads.bias.defined()) ops::column_sum(grads.bias, g, /*accumulate=*/true);
+  if (dx.defined()) ops::gemm(dx_rows, g, base_weight(), false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
+  if (!has_lora()) return;
+  TS_CHECK(lora_xa.defined(), "Linear::backward: the LoRA branch needs the forward's x A^T");
+  // y = ... + s u B^T with u = drop(x) A^T: dB += s dy^T u, du = s dy B, dA += du^T drop(x),
+  // dx += drop'(du A).
+  if (grads.lora_b.defined()) ops::gemm(grads.lora_b, g, lora_xa, true, false, lora_scale, 1.0f);
+  if (!grads.lora_a.defined() && !dx.defined()) return;
+  Tensor du = Tensor::empty({g.size(0), lora_a.size(0)}, dy.dtype(), dy.device());
+  ops::gemm(du, g, lora_b, false, false, lora_scale);
+  if (grads.lora_a.defined()) ops::gemm(grads.lora_a, du, dropped(in, dropout), true, false, 1.0f, 1.0f);
+  if (!dx.defined()) return;
+  if (dropout.p == 0.0f) return ops::gemm(dx_rows, du, lora_a, false, false, 1.0f, 1.0f);
+  Tensor through = Tensor::empty(dx_rows.shape(), dx.dtype(), dx.device());
+  ops::gemm(through, du, lora_a);
+  ops::dropout(through, through, dropout.p, dropout.key, dropout.first);
+  ops::add(dx_rows, dx_rows, through);
+}
+
+}  // namespace tessera

@@ -1,0 +1,61 @@
+// One projection of a layer, y = x W^T + b + s (drop(x) A^T) B^T, and the place where everything
+// that changes a projection plugs in: a frozen base (no weight gradient), a LoRA adapter (A, B,
+// scale s), a fake-quantizer for quantization-aware training, a packed quantized base. The layer
+// code is written once against it; training, inference and every variant call the same forward.
+//
+// A Linear holds views. The same struct holds a projection's gradients (f32): a tensor with no
+// gradient buffer is undefined there, and backward skips it (a frozen weight costs no dW GEMM;
+// its input gradient still flows).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "core/tensor.h"
+#include "kernels/quant_format.h"  // PackedTensor: a frozen quantized weight (scheme, shape, parts)
+
+namespace tessera {
+
+// Quantization-aware training: the weight the forward (and the input gradient) sees in place of
+// W, e.g. quantize-dequantize; its gradient passes straight through to W (src/quant fills it).
+class FakeQuantizer {
+ public:
+  virtual ~FakeQuantizer() = default;
+  // A tensor of weight's shape and dtype on its device.
+  virtual Tensor apply(const Tensor& weight) const = 0;
+};
+
+// Which random numbers the LoRA branch's dropout uses: input element (row, col) is kept when
+// Philox(key, first + row * in_features + col) >= p. `first` counts from the batch's first
+// token in the whole global batch, so the masks do not depend on how it is split over ranks.
+struct LoraDropout {
+  float p = 0.0f;  // 0: off (evaluation, inference)
+  uint64_t key = 0, first = 0;
+};
+
+struct Linear {
+  Tensor weight;                                 // [out, in]; undefined when `packed` holds the base
+  std::shared_ptr<const PackedTensor> packed;    // a frozen quantized base
+  Tensor bias;                                   // [out] or undefined
+  Tensor lora_a, lora_b;                         // [r, in], [out, r]: both or neither
+  float lora_scale = 1.0f;                       // s: alpha / r (rsLoRA: alpha / sqrt(r))
+  std::shared_ptr<const FakeQuantizer> fake_quant;
+
+  bool has_lora() const { return lora_a.defined(); }
+  int64_t out_features() const;
+  int64_t in_features() const;
+
+  // y [T, out] in x's dtype from x [T, in]. With `lora_xa`, keeps drop(x) A^T [T, r] there for
+  // backward (LoRA only).
+  Tensor forward(const Tensor& x, Tensor* lora_xa = nullptr, const LoraDropout& dropout = {}) const;
+
+  // From dy [T, out] and the forward's x and lora_xa: dx (written, or added to with
+  // accumulate_dx; undefined to skip) and, into each tensor `grads` defines, its gradient (+=).
+  void backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, Linear& grads, const Tensor& dx,
+                bool accumulate_dx, const LoraDropout& dropout = {}) const;
+
+ private:
+  Tensor base_weight() const;  // W as the products use it (fake-quantized under QAT)
+};
+
+}  // namespace tessera
