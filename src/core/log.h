@@ -5,8 +5,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <string>
+
 namespace tessera {
 
 void init_logging(int rank, int world_size);
+
+// Also writes the log to `path`, rotating to path.1, path.2, ... at `max_bytes`, keeping
+// `max_files` old files (a long-running server's log). An unwritable path is an Error.
+void add_log_file(const std::string& path, size_t max_bytes, size_t max_files);
 
 }  // namespace tessera

@@ -40,7 +40,7 @@ OffloadTo offload_to(const OffloadSection& section) {
   return section.device == "nvme" ? OffloadTo::nvme : section.device == "cpu" ? OffloadTo::cpu : OffloadTo::none;
 }
 
-NvmeSwap nvme_swap(const OffloadSection& section) {
+offload::NvmeSwap nvme_swap(const OffloadSection& section) {
   return {.io = nvme_options(section), .pinned_bytes = section.pinned_buffer_mb << 20,
           .units_in_flight = static_cast<int>(section.units_in_flight)};
 }

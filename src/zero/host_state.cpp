@@ -18,7 +18,8 @@
 
 #include "core/error.h"
 #include "zero/optimizer_state.h"
-#include "zero/shard_home.h"
+#include "offload/home.h"
+#include "offload/staging_ring.h"
 
 namespace tessera {
 
@@ -32,7 +33,7 @@ size_t largest_shard_bytes(const std::vector<UnitShard>& units) {
 
 class HostState : public OptimizerState {
  public:
-  HostState(std::vector<UnitShard> units, Device device, bool grads_on_device, std::unique_ptr<ShardHome> home)
+  HostState(std::vector<UnitShard> units, Device device, bool grads_on_device, std::unique_ptr<offload::Home> home)
       : units_(std::move(units)), device_(device), grads_on_device_(grads_on_device), home_(std::move(home)),
         rounds_(units_.size(), 0), arrived_(units_.size()), staging_(largest_shard_bytes(units_), static_cast<int>(kStages)),
         download_ring_(largest_shard_bytes(units_), 2) {
@@ -119,7 +120,7 @@ class HostState : public OptimizerState {
     size_t ahead = 0, current = kNone;
     fetched.push_back(fetch(order[ahead++]));
     Tensor low_part;
-    home_->stream(order, /*write=*/true, [&](size_t unit, const UnitState& state, int64_t first) {
+    stream_state(order, /*write=*/true, [&](size_t unit, const UnitState& state, int64_t first) {
       if (unit != current) {
         if (current != kNone) {
           low.commit(current);  // the upload is queued now, while the CPU goes on with the next unit
@@ -144,12 +145,12 @@ class HostState : public OptimizerState {
     ops::fill(unit_norms_, 0.0f);
   }
 
-  void visit(bool write, const StateVisitor& fn) override { home_->stream(unit_order(), write, fn); }
+  void visit(bool write, const StateVisitor& fn) override { stream_state(unit_order(), write, fn); }
 
   void refresh(WorkingCopy& low) override {
     size_t current = kNone;
     Tensor low_part;
-    home_->stream(unit_order(), /*write=*/false, [&](size_t unit, const UnitState& state, int64_t first) {
+    stream_state(unit_order(), /*write=*/false, [&](size_t unit, const UnitState& state, int64_t first) {
       if (unit != current) {
         if (current != kNone) low.commit(current);
         current = unit;
@@ -172,6 +173,12 @@ class HostState : public OptimizerState {
     Tensor grad;  // host
     Event copied;
   };
+
+  void stream_state(const std::vector<size_t>& order, bool write, const StateVisitor& fn) {
+    home_->stream(order, write, [&](size_t unit, int64_t first, const std::vector<Tensor>& parts) {
+      fn(unit, {parts[0], parts[1], parts[2]}, first);
+    });
+  }
 
   Tensor norm_slot(const Tensor& norm_sq, size_t unit) const { return norm_sq.flat_slice(units_[unit].sharded ? 0 : 1, 1); }
 
@@ -239,21 +246,21 @@ class HostState : public OptimizerState {
   std::vector<UnitShard> units_;
   Device device_;
   bool grads_on_device_;
-  std::unique_ptr<ShardHome> home_;
+  std::unique_ptr<offload::Home> home_;
   Stream copy_stream_ = nullptr;
   std::vector<Tensor> grads_;
   std::vector<int> rounds_;      // shards accumulated per unit this step
   std::vector<Event> arrived_;   // host gradients: the copy of the unit's first shard
   Tensor unit_norms_;            // f32 [units] on the device: squared norm of each unit's first shard
-  StagingRing staging_;          // later shards of a step, added by the CPU
+  offload::StagingRing staging_;          // later shards of a step, added by the CPU
   std::deque<Pending> pending_;
-  StagingRing download_ring_;    // device gradients on their way to the CPU AdamW
+  offload::StagingRing download_ring_;    // device gradients on their way to the CPU AdamW
 };
 
 }  // namespace
 
 std::unique_ptr<OptimizerState> make_host_state(std::vector<UnitShard> units, Device device, bool grads_on_device,
-                                                std::unique_ptr<ShardHome> home) {
+                                                std::unique_ptr<offload::Home> home) {
   return std::make_unique<HostState>(std::move(units), device, grads_on_device, std::move(home));
 }
 

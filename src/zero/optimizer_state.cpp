@@ -4,6 +4,12 @@
 
 namespace tessera {
 
+offload::HomeLayout state_layout(const std::vector<UnitShard>& units) {
+  offload::HomeLayout layout{DType::F32, 3, {}};
+  for (const UnitShard& u : units) layout.lengths.push_back(u.size);
+  return layout;
+}
+
 void adamw_ranges(const UnitShard& unit, int64_t first, const ops::AdamWStep& adam, const UnitState& state,
                   const Tensor& grad, const Tensor& low) {
   const int64_t last = first + state.master.numel();

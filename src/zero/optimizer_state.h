@@ -2,7 +2,7 @@
 // weights, Adam moments and the gradient accumulator.
 //   device  everything on the training device, stepped by the device AdamW;
 //   host    (zero.offload_optimizer: cpu or nvme) master weights and moments in pinned host memory
-//           or in files (ShardHome), stepped by the CPU AdamW, which writes the working copy in
+//           or in a swap file (an offload home), stepped by the CPU AdamW, which writes the working copy in
 //           the same pass; gradient shards in pinned host memory or kept on the device.
 // The store hands in reduced gradient shards as backward produces them and asks for the squared
 // norm (for clipping) before the step.
@@ -14,6 +14,7 @@
 
 #include "comm/communicator.h"
 #include "kernels/ops.h"
+#include "offload/home.h"
 #include "zero/units.h"
 #include "zero/working_copy.h"
 
@@ -64,9 +65,10 @@ class OptimizerState {
 };
 
 std::unique_ptr<OptimizerState> make_device_state(std::vector<UnitShard> units, Device device);
-class ShardHome;
+// `home` holds each unit's master weights and moments as three f32 parts (state_layout()).
 std::unique_ptr<OptimizerState> make_host_state(std::vector<UnitShard> units, Device device, bool grads_on_device,
-                                                std::unique_ptr<ShardHome> home);
+                                                std::unique_ptr<offload::Home> home);
+offload::HomeLayout state_layout(const std::vector<UnitShard>& units);
 
 // AdamW over the unit's parameter ranges (no weight decay on norms and biases) for tensors that
 // cover shard positions [first, first + master.numel()); the working copy's padding is zeroed.

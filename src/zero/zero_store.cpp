@@ -6,7 +6,6 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "zero/shard_home.h"
 
 namespace tessera {
 
@@ -55,8 +54,10 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
   }
   if (units_.size() > sharded_units) persistent_ = units_.back().get();
   if (options.offload_optimizer != OffloadTo::none) {
-    auto home = options.offload_optimizer == OffloadTo::nvme ? make_nvme_home(shards, options.nvme_optimizer, comm.rank())
-                                                             : make_pinned_home(shards);
+    const offload::HomeLayout layout = state_layout(shards);
+    auto home = options.offload_optimizer == OffloadTo::nvme
+                    ? offload::make_nvme_home(layout, options.nvme_optimizer, "optimizer", comm.rank())
+                    : offload::make_pinned_home(layout);
     state_ = make_host_state(std::move(shards), options.device, options.offload_grads_on_device, std::move(home));
   } else {
     state_ = make_device_state(std::move(shards), options.device);
@@ -64,8 +65,9 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
   const auto home = options.offload_params == OffloadTo::nvme  ? WorkingCopy::Home::nvme
                     : options.offload_params == OffloadTo::cpu ? WorkingCopy::Home::host
                                                                : WorkingCopy::Home::device;
-  low_ = std::make_unique<WorkingCopy>(sizes, options.compute_dtype, options.device, home, options.nvme_params,
-                                       comm.rank());
+  std::vector<WorkingCopy::Slot> slots;
+  for (int64_t n : sizes) slots.push_back({n, options.compute_dtype});
+  low_ = std::make_unique<WorkingCopy>(std::move(slots), options.device, home, options.nvme_params, comm.rank());
 }
 
 ZeroStore::~ZeroStore() = default;

@@ -27,7 +27,7 @@
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/param_source.h"
-#include "zero/nvme_swap.h"
+#include "offload/swap_file.h"
 #include "zero/optimizer_state.h"
 #include "zero/units.h"
 #include "zero/working_copy.h"
@@ -49,7 +49,7 @@ struct ZeroOptions {
   // Stage 3: each unit's working-copy shard in pinned host memory (cpu) or a swap file (nvme),
   // copied to `device` just before its all-gather.
   OffloadTo offload_params = OffloadTo::none;
-  NvmeSwap nvme_optimizer{}, nvme_params{};  // folders and I/O settings for nvme
+  offload::NvmeSwap nvme_optimizer{}, nvme_params{};  // folders and I/O settings for nvme
   // Parameters with fewer elements (norm weights, biases) stay whole on every rank: never gathered,
   // their gradients all-reduced in one collective per step, updated identically everywhere.
   int64_t persist_below = 0;

@@ -46,7 +46,7 @@ double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
 std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed,
                                        OffloadTo optimizer = OffloadTo::none, OffloadTo params = OffloadTo::none,
                                        int64_t persist_below = 0) {
-  NvmeSwap swap;  // in the build folder, with a small pool: the state streams in pieces
+  offload::NvmeSwap swap;  // in the build folder, with a small pool: the state streams in pieces
   swap.io.path = std::string(TESSERA_BIN_DIR) + "/../tmp/nvme";
   fs::create_directories(swap.io.path);
   swap.pinned_bytes = 4 * 12288;

@@ -52,8 +52,8 @@ std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, 
 }
 
 // Swap files in the build folder; a staging pool of four 12 KiB buffers (1024-element pieces).
-NvmeSwap test_swap() {
-  NvmeSwap swap;
+offload::NvmeSwap test_swap() {
+  offload::NvmeSwap swap;
   swap.io.path = std::string(TESSERA_BIN_DIR) + "/../tmp/nvme";
   std::filesystem::create_directories(swap.io.path);
   swap.io.block_bytes = 8192;
@@ -157,7 +157,7 @@ TEST_P(ZeroTraining, NvmeAndParameterOffloadMatchOneRank) {
   const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied);
   auto world = make_mpi_communicator(World::get());
   const int64_t per_rank = kGlobalBatch / world->size();
-  const NvmeSwap swap = test_swap();
+  const offload::NvmeSwap swap = test_swap();
   struct Case {
     OffloadTo optimizer, params;
     bool grads_on_device;

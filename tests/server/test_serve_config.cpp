@@ -98,3 +98,14 @@ TEST(RateLimiter, BucketRefills) {
   EXPECT_FALSE(limiter.allow("k", t0 + std::chrono::milliseconds(1002)));
   EXPECT_TRUE(server::RateLimiter(0, 0).allow("k"));
 }
+
+TEST(ServeConfig, ExampleConfigsAreValid) {
+  int seen = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(TESSERA_SOURCE_DIR "/configs")) {
+    if (!entry.path().filename().string().starts_with("serve-")) continue;
+    SCOPED_TRACE(entry.path().string());
+    EXPECT_NO_THROW(server::load_serve_config(entry.path().string()));
+    ++seen;
+  }
+  EXPECT_GE(seen, 2);
+}

@@ -5,6 +5,7 @@
 #include <thread>
 
 #include "core/error.h"
+#include "engine/metrics/gpu_metrics.h"
 #include "engine/metrics/registry.h"
 
 using namespace tessera;
@@ -93,4 +94,16 @@ TEST(Metrics, ConcurrentUpdatesAddUp) {
   EXPECT_EQ(s.count, 20000u);
   EXPECT_EQ(s.cumulative[3], 20000u);  // le=0.01 holds every observation
   EXPECT_EQ(s.cumulative[2], 0u);
+}
+
+TEST(Metrics, GpuSeriesOnlyWhereNvmlIs) {
+  metrics::Registry r;
+  const int gpus = metrics::add_gpu_metrics(r);
+  const std::string text = r.text();
+  if (gpus == 0) {
+    EXPECT_EQ(text.find("tessera_gpu"), std::string::npos);
+  } else {
+    EXPECT_NE(text.find("tessera_gpu_memory_used_bytes{gpu=\"0\"} "), std::string::npos);
+    EXPECT_NE(text.find("tessera_gpu_utilization_ratio{gpu=\"0\"} "), std::string::npos);
+  }
 }

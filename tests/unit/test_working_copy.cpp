@@ -15,8 +15,8 @@ namespace {
 
 constexpr size_t kPool = 4 * 16384;  // units_in_flight 2 + 2 buffers of 16 KiB: 4096 floats a piece
 
-NvmeSwap small_swap(const SwapDir& dir) {
-  NvmeSwap swap;
+offload::NvmeSwap small_swap(const SwapDir& dir) {
+  offload::NvmeSwap swap;
   swap.io.path = dir.path.string();
   swap.io.block_bytes = 8192;
   swap.pinned_bytes = kPool;
@@ -48,7 +48,9 @@ TEST(WorkingCopy, SwapFileStreamsThroughThePinnedBudget) {
   SwapDir dir;
   const std::vector<int64_t> sizes{100000, 3000, 70001};  // 25, 1 and 18 pieces
   const size_t base = host_bytes();
-  WorkingCopy low(sizes, DType::F32, Device::cpu(), WorkingCopy::Home::nvme, small_swap(dir));
+  std::vector<WorkingCopy::Slot> slots;
+  for (int64_t n : sizes) slots.push_back({n, DType::F32});
+  WorkingCopy low(slots, Device::cpu(), WorkingCopy::Home::nvme, small_swap(dir));
   // The pool (and, with a GPU, the page its start is aligned to): nothing sized by the units.
   EXPECT_GE(host_bytes() - base, kPool);
   EXPECT_LE(host_bytes() - base, kPool + 4096);

@@ -33,7 +33,7 @@ struct ServeConfig {
   YAML::Node adapters;            // name: LoRA adapter folder (PEFT)
   bool verify = true;             // weight files against SHA256SUMS before serving
   std::string device = "auto";
-  std::string dtype = "bf16";
+  std::string dtype = "auto";   // bf16 on a GPU, fp32 on the CPU
   std::string host = "127.0.0.1";
   int64_t port = 8000;
   int64_t threads = 128;          // HTTP connections served at once
@@ -72,7 +72,7 @@ template <typename V> void describe(V& v, ServeConfig& c) {
   v("adapters", c.adapters);
   v("verify", c.verify);
   v("device", c.device, {"auto", "cpu", "cuda"});
-  v("dtype", c.dtype, {"bf16", "fp32"});
+  v("dtype", c.dtype, {"auto", "bf16", "fp32"});
   v("host", c.host);
   v("port", c.port);
   v("threads", c.threads);

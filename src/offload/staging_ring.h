@@ -8,7 +8,7 @@
 #include "core/stream.h"
 #include "core/tensor.h"
 
-namespace tessera {
+namespace tessera::offload {
 
 class StagingRing {
  public:
@@ -32,4 +32,4 @@ class StagingRing {
   size_t next_ = 0, last_ = 0;
 };
 
-}  // namespace tessera
+}  // namespace tessera::offload

@@ -8,16 +8,15 @@
 
 #include "offload/nvme_file.h"
 
-namespace tessera {
+namespace tessera::offload {
 
 struct NvmeSwap {
-  offload::NvmeOptions io;
+  NvmeOptions io;
   int64_t pinned_bytes = int64_t{256} << 20;  // pinned staging memory this swapper may use
   int units_in_flight = 2;                    // pieces of state read ahead of the one being stepped
 };
 
 // A fresh swap file of `bytes` under swap.io.path, named after `what`, this process and the rank.
-std::unique_ptr<offload::NvmeFile> open_swap_file(const NvmeSwap& swap, const std::string& what, int rank,
-                                                  int64_t bytes);
+std::unique_ptr<NvmeFile> open_swap_file(const NvmeSwap& swap, const std::string& what, int rank, int64_t bytes);
 
-}  // namespace tessera
+}  // namespace tessera::offload

@@ -1,8 +1,8 @@
-#include "zero/staging_ring.h"
+#include "offload/staging_ring.h"
 
 #include "core/error.h"
 
-namespace tessera {
+namespace tessera::offload {
 
 Tensor StagingRing::next(int64_t n, DType dtype) {
   const size_t need = static_cast<size_t>(n) * dtype_size(dtype);
@@ -23,4 +23,4 @@ void StagingRing::drain() {
   for (const Slot& slot : slots_) slot.done.synchronize();
 }
 
-}  // namespace tessera
+}  // namespace tessera::offload
