@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "model/model_config_params.h"
 #include "zero/units.h"
 
 namespace tessera {
@@ -15,7 +16,7 @@ struct ParamCounts {
 };
 
 ParamCounts count_params(const ModelConfig& c, int64_t persist_below) {
-  std::vector<UnitLayout> units = model_units(c);
+  std::vector<UnitLayout> units = model_units(c, model_parameters(c), DType::BF16);
   ParamCounts out;
   out.persistent = static_cast<double>(split_persistent(units, persist_below).numel);
   for (const UnitLayout& u : units) {

@@ -110,10 +110,13 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .persist_below = job.zero.persist_below,
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20))},
                   *comm);
-  if (!job.model.path.empty())
-    store.load(SafetensorsModel::open(job.model.path));
-  else
+  if (!job.model.path.empty()) {
+    const SafetensorsModel weights = SafetensorsModel::open(job.model.path);
+    validate_checkpoint(config, weights);  // every base tensor there: none is initialised instead
+    store.load(weights, static_cast<uint64_t>(job.train.seed));
+  } else {
     store.init_random(static_cast<uint64_t>(job.train.seed), 0.02f);
+  }
 
   TS_CHECK(!job.data.train.empty(), "data.train: no training data given");
   const uint64_t seed = static_cast<uint64_t>(job.train.seed);

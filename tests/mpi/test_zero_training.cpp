@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "engine/train_step.h"
+#include "model/model_config_params.h"
 #include "kernels/ops.h"
 #include "core/error.h"
 #include "core/rng.h"
@@ -66,9 +67,17 @@ ZeroOptions zero(int stage, int prefetch = 1, int64_t persist_below = 0, int64_t
           .persist_below = persist_below, .reduce_bucket_bytes = bucket_bytes};
 }
 
-std::vector<double> train(Communicator& comm, const ZeroOptions& options, int64_t mbs, bool tied) {
+// The tiny model's parameters with the attention (projections and norms) frozen.
+std::vector<ParamSpec> attention_frozen(const ModelConfig& config) {
+  std::vector<ParamSpec> params = model_parameters(config);
+  for (ParamSpec& p : params) p.trainable = p.name.find("self_attn") == std::string::npos && !p.name.ends_with("layernorm.weight");
+  return params;
+}
+
+std::vector<double> train(Communicator& comm, const ZeroOptions& options, int64_t mbs, bool tied,
+                          bool frozen_attention = false) {
   const ModelConfig config = tiny_config(tied);
-  ZeroStore store(config, options, comm);
+  ZeroStore store(config, frozen_attention ? attention_frozen(config) : model_parameters(config), options, comm);
   store.init_random(5, 0.1f);
   const int64_t per_rank = kGlobalBatch / comm.size();
   std::vector<double> losses;
@@ -250,6 +259,53 @@ TEST_P(ZeroTraining, ReduceBucketsChangeLaunchesNotLosses) {
   // has not started keeps accumulating in its buffer).
   EXPECT_EQ(one_bucket.launches, kSteps);
   EXPECT_EQ(tiny_buckets.launches, kSteps * 4 * (kGlobalBatch / world->size()));
+}
+
+// Frozen tensors are sharded and gathered like the others (at stage 3) but never reduced and never
+// stepped: every stage, offload choice and accumulation gives one rank's losses, the frozen values
+// stay what they were, and the store holds no optimizer state for them.
+TEST_P(ZeroTraining, FrozenTensorsAreGatheredNeverStepped) {
+  const bool tied = GetParam();
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied, /*frozen_attention=*/true);
+  const std::vector<double> all_trainable = train(*self, zero(0), kGlobalBatch, tied);
+  EXPECT_NEAR(reference[0], all_trainable[0], 1e-6) << "the same model before the first step";
+  EXPECT_GT(std::abs(reference.back() - all_trainable.back()), 1e-4) << "frozen tensors must not train";
+  auto world = make_mpi_communicator(World::get());
+  const int64_t per_rank = kGlobalBatch / world->size();
+  for (int stage = 0; stage <= 3; ++stage)
+    expect_same_curve(train(*world, zero(stage), 1, tied, true), reference, "frozen, stage " + std::to_string(stage));
+  ZeroOptions offloaded = zero(3, 1, 33);
+  offloaded.offload_optimizer = OffloadTo::cpu;
+  offloaded.offload_params = OffloadTo::nvme;
+  offloaded.nvme_params = test_swap();
+  expect_same_curve(train(*world, offloaded, per_rank, tied, true), reference, "frozen, offloaded, persist_below");
+
+  const ModelConfig config = tiny_config(tied);
+  ZeroStore store(config, attention_frozen(config), zero(3), *world);
+  store.init_random(5, 0.1f);
+  const Tensor before = store.acquire(UnitId::layer_unit(1)).layers[1].q_proj.weight.clone();
+  store.release(UnitId::layer_unit(1));
+  for (int64_t step = 1; step <= 2; ++step) {
+    const ops::AdamWStep adam{.lr = 1e-2f, .weight_decay = 0.1f, .step = step};
+    train_step(store, *world, micro_batches(step, world->rank() * per_rank, (world->rank() + 1) * per_rank, 1), adam,
+               0.5, false);
+  }
+  const LayerParams& after = store.acquire(UnitId::layer_unit(1)).layers[1];
+  EXPECT_EQ(after.q_proj.weight.to_vector<float>(), before.to_vector<float>());
+  EXPECT_FALSE(store.grads(UnitId::layer_unit(1)).layers[1].q_proj.weight.defined());
+  store.release(UnitId::layer_unit(1));
+  int64_t stated = 0;
+  store.read_state(/*unique=*/false, [&](const ZeroStore::StateSlice& slice) {
+    EXPECT_TRUE(slice.param->trainable) << slice.param->name << " has optimizer state";
+    stated += slice.end - slice.begin;
+  });
+  int64_t trainable = 0;
+  for (const ParamSpec& p : attention_frozen(config)) trainable += p.trainable ? shape_numel(p.shape) : 0;
+  EXPECT_EQ(store.trainable_params(), trainable);
+  Tensor total = Tensor::from_vector<int64_t>({stated}, {1}, DType::I64);
+  world->all_reduce(total, ReduceOp::Sum).wait();
+  EXPECT_EQ(total.data_as<int64_t>()[0], trainable) << "every trainable element has state on one rank";
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {
