@@ -38,16 +38,19 @@ gguf::Vocab vocab_for(const ExportSource& source) {
   return gguf::vocab_from_tokenizer(source.tokenizer(), c.vocab_size, first(c.bos_token_ids), first(c.eos_token_ids));
 }
 
-// The values as llama.cpp wants them: q/k rows permuted for the llama architecture, all finite.
-std::vector<float> gguf_values(const ExportSource& source, const ParamSpec& p) {
+// The parameter as llama.cpp wants it: q/k rows permuted for the llama architecture, all finite.
+Tensor gguf_values(const ExportSource& source, const ParamSpec& p) {
   const Tensor t = source.read(p);
+  Tensor out = Tensor::empty(p.shape, DType::F32);
   const float* data = t.data_as<float>();
-  std::vector<float> out(data, data + t.numel());
   if (gguf_permutes_rows(source.config(), p.name)) {
     const int64_t cols = p.shape.size() == 2 ? p.shape[1] : 1;
-    permute_rows_for_gguf(data, out.data(), p.shape[0], cols, source.config().head_dim);
+    permute_rows_for_gguf(data, out.data_as<float>(), p.shape[0], cols, source.config().head_dim);
+  } else {
+    std::copy(data, data + t.numel(), out.data_as<float>());
   }
-  for (float v : out) TS_CHECK(std::isfinite(v), "{}: parameter '{}' has a non-finite value", source.folder(), p.name);
+  for (int64_t i = 0; i < out.numel(); ++i)
+    TS_CHECK(std::isfinite(out.data_as<float>()[i]), "{}: parameter '{}' has a non-finite value", source.folder(), p.name);
   return out;
 }
 
@@ -76,9 +79,8 @@ void export_gguf(const GgufExportOptions& o) {
   if (!fs::path(o.out).parent_path().empty()) fs::create_directories(fs::path(o.out).parent_path());
   gguf::Writer writer(o.out, metadata, tensors);
   for (size_t i = 0; i < source.params().size(); ++i) {
-    const std::vector<float> values = gguf_values(source, source.params()[i]);
-    const std::vector<uint8_t> bytes = ggml::encode(values.data(), static_cast<int64_t>(values.size()), tensors[i].type);
-    writer.write(tensors[i].name, bytes.data(), bytes.size());
+    const Tensor bytes = ggml::encode(gguf_values(source, source.params()[i]), tensors[i].type);
+    writer.write(tensors[i].name, bytes.data(), bytes.nbytes());
   }
   if (!rope_freqs.empty()) writer.write(kRopeFreqs, rope_freqs.data(), rope_freqs.size() * sizeof(float));
   writer.finish();

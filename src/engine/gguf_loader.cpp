@@ -18,9 +18,7 @@ namespace {
 constexpr const char* kRopeFreqs = "rope_freqs.weight";
 
 std::vector<float> decode(const gguf::File& f, const gguf::TensorInfo& t) {
-  std::vector<float> out(static_cast<size_t>(shape_numel(t.shape)));
-  ggml::decode(f.data(t).data(), static_cast<int64_t>(out.size()), t.type, out.data());
-  return out;
+  return ggml::decode(f.data(t), t.shape, t.type).to_vector<float>();
 }
 
 // llama3 scaling travels twice: the keys our config is built from and llama.cpp's rope_freqs.

@@ -22,7 +22,9 @@ const bos = model.tokens.bos ?? null;
 const results = [];
 for (const prompt of request.prompts) {
   const tokens = model.tokenize(prompt, true);
-  const context = await model.createContext({contextSize: 512, sequences: 1, threads: 1});
+  // f32 keys and values and no flash attention, so an f32 file runs in f32 throughout.
+  const context = await model.createContext({contextSize: 512, sequences: 1, threads: 1, flashAttention: false,
+                                             experimentalKvCacheKeyType: "F32", experimentalKvCacheValueType: "F32"});
   const sequence = context.getSequence();
   const input = addBos ? [bos, ...tokens] : tokens;
   const continuation = [];

@@ -16,7 +16,7 @@
 #include "io/gguf_reader.h"
 #include "io/gguf_vocab.h"
 #include "io/safetensors.h"
-#include "quant/ggml_blocks.h"
+#include "quant/packed.h"
 #include "quant/ggml_codec.h"
 #include "run_command.h"
 #include "tiny_model.h"
@@ -50,9 +50,7 @@ json tiny_config(const std::string& model_type, int64_t vocab) {
 
 std::vector<float> decoded(const gguf::File& f, const std::string& name) {
   const gguf::TensorInfo& t = f.tensor(name);
-  std::vector<float> out(static_cast<size_t>(shape_numel(t.shape)));
-  ggml::decode(f.data(t).data(), static_cast<int64_t>(out.size()), t.type, out.data());
-  return out;
+  return ggml::decode(f.data(t), t.shape, t.type).to_vector<float>();
 }
 
 std::vector<float> source_values(const fs::path& model, const std::string& name) {
@@ -279,12 +277,12 @@ TEST(GgufExport, QuantizedMatricesAreGgmlBlocksOfTheWeights) {
   // qwen3 keeps transformers' q/k order; each quantized matrix is ggml's Q4_0 of the weights.
   for (const std::string& name : {std::string("model.layers.1.self_attn.q_proj.weight"),
                                   std::string("model.embed_tokens.weight")}) {
-    const std::vector<float> w = source_values(dir / "model", name);
-    std::vector<ggml::BlockQ4_0> blocks(w.size() / 32);
-    ggml::quantize_q4_0(w.data(), blocks.data(), static_cast<int64_t>(w.size()));
+    const Tensor w = SafetensorsModel::open((dir / "model").string()).tensor(name);
+    const PackedTensor blocks = quant::quantize(ops::cast(w, DType::F32), {QuantScheme::Q4_0});
     const gguf::TensorInfo& t = f.tensor(gguf_tensor_name(name));
-    ASSERT_EQ(t.bytes, blocks.size() * sizeof(ggml::BlockQ4_0));
-    EXPECT_EQ(std::memcmp(f.data(t).data(), blocks.data(), t.bytes), 0) << name;
+    ASSERT_EQ(t.bytes, blocks.parts[0].nbytes());
+    EXPECT_EQ(t.bytes, static_cast<uint64_t>(w.numel() / 32 * 18));
+    EXPECT_EQ(std::memcmp(f.data(t).data(), blocks.parts[0].data(), t.bytes), 0) << name;
   }
   EXPECT_EQ(decoded(f, "blk.1.attn_k_norm.weight"), source_values(dir / "model", "model.layers.1.self_attn.k_norm.weight"));
 }
@@ -308,12 +306,10 @@ TEST(GgufExport, CheckpointWithTheByteTokenizerThroughTheCli) {
   // The master weights, Q8_0-quantized.
   checkpoint::StateFile state(ckpt + "/state.h5", false);
   const ParamSpec up{"model.layers.1.mlp.up_proj.weight", {176, 64}};
-  std::vector<float> master(176 * 64), want(176 * 64);
-  state.read("master", up, 0, 176 * 64, master.data());
-  std::vector<ggml::BlockQ8_0> blocks(176 * 2);
-  ggml::quantize_q8_0(master.data(), blocks.data(), 176 * 64);
-  ggml::dequantize_q8_0(blocks.data(), want.data(), 176 * 64);
-  EXPECT_EQ(decoded(f, "blk.1.ffn_up.weight"), want);
+  Tensor master = Tensor::empty({176, 64}, DType::F32);
+  state.read("master", up, 0, 176 * 64, master.data_as<float>());
+  const PackedTensor q8 = quant::quantize(master, {QuantScheme::Q8_0});
+  EXPECT_EQ(decoded(f, "blk.1.ffn_up.weight"), quant::dequantize(q8, DType::F32).to_vector<float>());
 
   r = testing_util::run_tessera("export --checkpoint " + ckpt + " --format gguf --out " + out);
   EXPECT_NE(r.exit_code, 0);
