@@ -7,7 +7,7 @@
 #include "comm/world.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "engine/model_loader.h"
+#include "engine/gguf_loader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "lora/apply.h"
@@ -28,7 +28,7 @@ void run_forward(const ForwardArgs& args) {
   TS_CHECK(device.is_cpu() || cuda_device_count() > device.index, "--device {}: {}", args.device,
            cuda_unavailable_reason().empty() ? "no such GPU" : cuda_unavailable_reason());
   const DType dtype = args.dtype == "bf16" ? DType::BF16 : DType::F32;
-  LoadedModel model = load_hf_model(args.model, dtype, device);
+  LoadedModel model = load_model_file(args.model, dtype, device);
   std::optional<lora::PeftAdapter> adapter;
   if (!args.adapter.empty()) {
     adapter = lora::read_peft_adapter(args.adapter, model.config);
@@ -76,7 +76,7 @@ void run_forward(const ForwardArgs& args) {
 void add_forward_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("forward", "Run a model on input ids; write logits, loss and (--grads) gradients");
   auto args = std::make_shared<ForwardArgs>();
-  cmd->add_option("--model", args->model, "Hugging Face model folder")->required();
+  cmd->add_option("--model", args->model, "Hugging Face model folder or .gguf file")->required();
   cmd->add_option("--adapter", args->adapter, "a PEFT LoRA adapter folder to apply");
   cmd->add_option("--input-ids", args->input_ids, "safetensors file with input_ids (int64/int32 [batch, seq])")->required();
   cmd->add_option("--output", args->output, "safetensors file to write")->required();
