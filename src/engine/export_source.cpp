@@ -1,24 +1,66 @@
 #include "engine/export_source.h"
 
 #include <filesystem>
+#include <map>
+#include <optional>
 
 #include "core/error.h"
 #include "engine/checkpoint/manifest.h"
 #include "engine/checkpoint/state_file.h"
 #include "engine/config/job_config.h"
+#include "engine/job_params.h"
 #include "engine/model_loader.h"
 #include "io/safetensors.h"
 #include "kernels/ops.h"
+#include "lora/apply.h"
 
 namespace tessera {
 
 namespace fs = std::filesystem;
 
-// Exactly one of the two is set.
+// The frozen base of a LoRA checkpoint and how each base tensor merges with what was trained.
+struct LoraMerge {
+  std::optional<SafetensorsModel> base;      // model.path; else the model.init base, made again:
+  uint64_t seed = 0;                         //   train.seed, and each parameter's first Philox
+  std::map<std::string, int64_t> offsets;    //   counter as the store counts them
+  std::map<std::string, ParamSpec> trained;  // trainable tensors by name
+  std::map<std::string, std::pair<std::string, std::string>> adapted;  // weight -> its A and B
+  float scale = 1.0f;
+};
+
+// Exactly one of the first two is set; `lora` for a LoRA checkpoint.
 struct ExportSource::Weights {
   std::unique_ptr<checkpoint::StateFile> state;
   std::unique_ptr<SafetensorsModel> safetensors;
+  std::unique_ptr<LoraMerge> lora;
 };
+
+namespace {
+
+std::unique_ptr<LoraMerge> lora_merge(const JobConfig& job, const ModelConfig& config, const JobParams& params) {
+  auto m = std::make_unique<LoraMerge>();
+  if (!job.model.path.empty()) {
+    m->base = SafetensorsModel::open(job.model.path);
+    validate_checkpoint(config, *m->base);
+  }
+  m->seed = static_cast<uint64_t>(job.train.seed);
+  int64_t offset = 0;
+  for (const ParamSpec& p : params.params) {
+    m->offsets[p.name] = offset;
+    offset += shape_numel(p.shape);
+    if (p.trainable) m->trained.emplace(p.name, p);
+  }
+  const lora::AdapterSpec& a = *params.adapter;
+  for (int64_t l = 0; l < config.num_hidden_layers; ++l)
+    for (int p = 0; p < kProjections; ++p)
+      if (a.adapts(l, Projection(p)))
+        m->adapted[fmt::format("model.layers.{}.{}.weight", l, projection_path(Projection(p)))] = {
+            lora::lora_a_name(l, Projection(p)), lora::lora_b_name(l, Projection(p))};
+  m->scale = a.scale();
+  return m;
+}
+
+}  // namespace
 
 ExportSource::ExportSource() : weights_(std::make_unique<Weights>()) {}
 ExportSource::ExportSource(ExportSource&&) noexcept = default;
@@ -34,6 +76,12 @@ ExportSource ExportSource::checkpoint(const std::string& folder) {
   s.tokenizer_ = job.model.tokenizer.empty() ? job.model.path : job.model.tokenizer;
   s.params_ = model_parameters(s.config_);
   s.weights_->state = std::make_unique<checkpoint::StateFile>((fs::path(folder) / "state.h5").string(), false);
+  const JobParams params = job_params(job, s.config_);
+  if (params.adapter) {
+    s.adapter_ = params.adapter;
+    s.base_model_ = job.model.path;
+    s.weights_->lora = lora_merge(job, s.config_, params);
+  }
   return s;
 }
 
@@ -53,11 +101,28 @@ std::string ExportSource::tokenizer_folder() const {
   return fs::is_directory(tokenizer_) ? tokenizer_ : fs::path(tokenizer_).parent_path().string();
 }
 
-Tensor ExportSource::read(const ParamSpec& param) const {
-  if (weights_->safetensors) return ops::cast(weights_->safetensors->tensor(param.name), DType::F32);
+Tensor ExportSource::read_trained(const ParamSpec& param) const {
+  TS_CHECK(weights_->state, "{}: a Hugging Face folder has no trained tensors", folder_);
   Tensor master = Tensor::empty(param.shape, DType::F32);
   weights_->state->read("master", param, 0, master.numel(), master.data_as<float>());
   return master;
+}
+
+Tensor ExportSource::read(const ParamSpec& param) const {
+  if (weights_->safetensors) return ops::cast(weights_->safetensors->tensor(param.name), DType::F32);
+  const LoraMerge* m = weights_->lora.get();
+  if (!m || m->trained.count(param.name)) return read_trained(param);
+  Tensor w;
+  if (m->base) {
+    w = ops::cast(m->base->tensor(param.name), DType::F32);
+  } else {
+    w = Tensor::empty(param.shape, DType::F32);
+    init_param(param, w, m->seed, static_cast<uint64_t>(m->offsets.at(param.name)), kInitStd);
+  }
+  const auto it = m->adapted.find(param.name);
+  if (it == m->adapted.end()) return w;
+  return lora::merge_lora(w, read_trained(m->trained.at(it->second.first)), read_trained(m->trained.at(it->second.second)),
+                          m->scale);
 }
 
 }  // namespace tessera

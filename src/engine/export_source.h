@@ -1,14 +1,18 @@
 // What an export reads: a Tessera checkpoint (a complete, intact step-<N> folder: config.yaml names
 // the model and tokenizer, state.h5 holds the fp32 master weights) or a Hugging Face model folder
 // (config.json, safetensors, tokenizer files). Parameters are read one at a time, as fp32 host
-// tensors, so an exporter never holds the whole model.
+// tensors, so an exporter never holds the whole model. A LoRA checkpoint reads as its merged model:
+// each adapted projection W + scale * B A in fp32 over its base (model.path, checked, or the
+// model.init base made again from train.seed).
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
+#include "lora/adapter.h"
 #include "model/model_config.h"
 #include "model/model_config_params.h"
 
@@ -32,6 +36,12 @@ class ExportSource {
   // One parameter as an fp32 host tensor of its HF shape.
   Tensor read(const ParamSpec& param) const;
 
+  // A LoRA checkpoint's adapter, and its base's folder ("" for a model.init base).
+  const std::optional<lora::AdapterSpec>& adapter() const { return adapter_; }
+  const std::string& base_model() const { return base_model_; }
+  // A trainable tensor of a checkpoint (adapters, modules_to_save) as trained, fp32.
+  Tensor read_trained(const ParamSpec& param) const;
+
  private:
   struct Weights;
   ExportSource();
@@ -40,6 +50,8 @@ class ExportSource {
   ModelConfig config_;
   std::string tokenizer_;
   std::vector<ParamSpec> params_;
+  std::optional<lora::AdapterSpec> adapter_;
+  std::string base_model_;
   std::unique_ptr<Weights> weights_;
 };
 
