@@ -127,6 +127,7 @@ void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat,
   if (frozen_full.defined())
     for (const UnitParam& p : u.layout.frozen)
       param_slot(views, p.name) = view_bytes(frozen_full, p.offset, p.shape, options_.compute_dtype);
+  set_lora_scale(views, options_.lora_scale);
 }
 
 void ZeroStore::start_gather(Unit& u) {

@@ -59,6 +59,8 @@ struct ZeroOptions {
   // Gradient reduce-scatters wait until the finished units' whole gradients add up to this many
   // bytes and then start together (one NCCL launch): small units coalesce, large ones go alone.
   int64_t reduce_bucket_bytes = 64 << 20;
+  // The scale of the LoRA products (alpha / r), carried by every adapted projection it hands out.
+  float lora_scale = 1.0f;
 };
 
 struct StepResult {
