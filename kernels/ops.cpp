@@ -460,4 +460,15 @@ void dequantize(const Tensor& out, const PackedTensor& w) {
   TS_DISPATCH(out.device(), dequantize(out, w));
 }
 
+void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool trans_b, float alpha, float beta,
+                 const Tensor& bias) {
+  check_packed("gemm_packed", w);
+  TS_CHECK(w.shape.size() == 2, "gemm_packed: {} is not a matrix", w.str());
+  check_floating("gemm_packed", a);
+  check_same_device("gemm_packed", a, w.parts[0]);
+  const Tensor b = Tensor::empty(w.shape, a.dtype(), a.device());
+  dequantize(b, w);
+  gemm(c, a, b, false, trans_b, alpha, beta, bias);
+}
+
 }  // namespace tessera::ops

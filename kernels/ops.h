@@ -166,4 +166,11 @@ void quantize(const PackedTensor& out, const Tensor& x);
 // to out's dtype: nf4 NF4[q] * (map[qa] * scale + offset), int8 q * scale, int4 (q - zero) * scale.
 void dequantize(const Tensor& out, const PackedTensor& w);
 
+// gemm with a packed B: C = alpha * A op(W) + beta * C (+ bias), W a packed [N, K] matrix with
+// trans_b (C = A W^T: a projection's forward) or [K, N] without (C = A W: its input gradient).
+// A as for gemm (floating, leading dimensions flattened); C f32 or A's dtype. W is dequantized
+// to A's dtype first (the bf16 weights a bf16 model multiplies by), then gemm runs.
+void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool trans_b, float alpha = 1.0f,
+                 float beta = 0.0f, const Tensor& bias = Tensor());
+
 }  // namespace tessera::ops

@@ -125,4 +125,29 @@ TS_HOST_DEVICE inline float int4_value(uint8_t code, uint8_t zero, float scale) 
   return mul_rn(float(int(code) - int(zero)), scale);
 }
 
+// ---- q8_0 / q4_0: llama.cpp's blocks of 32 along the row (ggml-quants.c, the _ref functions) ----
+// A record is the f16 scale d (little-endian) and then the codes. Codes use the fp32 d through
+// its reciprocal; only the stored d is rounded to f16, and dequantization multiplies by that.
+
+constexpr int kGgmlBlock = 32;
+constexpr int kQ8_0Bytes = 34, kQ4_0Bytes = 18;
+
+TS_HOST_DEVICE inline float q8_0_scale(float amax) { return amax / 127.0f; }
+
+// roundf: half away from zero, as ggml.
+TS_HOST_DEVICE inline int8_t q8_0_code(float x, float inverse_scale) {
+  return int8_t(roundf(mul_rn(x, inverse_scale)));
+}
+
+// m: the element of largest magnitude with its sign (the first of equals).
+TS_HOST_DEVICE inline float q4_0_scale(float m) { return m / -8.0f; }
+
+// min(15, trunc(x / d + 8.5)): x / d lies in [-8, 8], so the truncation sees [0.5, 16.5].
+TS_HOST_DEVICE inline uint8_t q4_0_code(float x, float inverse_scale) {
+  const int q = int(add_rn(mul_rn(x, inverse_scale), 8.5f));
+  return uint8_t(q < 15 ? q : 15);
+}
+
+TS_HOST_DEVICE inline float q4_0_value(uint8_t code, float scale) { return mul_rn(float(int(code) - 8), scale); }
+
 }  // namespace tessera::quant_math

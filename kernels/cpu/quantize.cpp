@@ -3,7 +3,6 @@
 #include <algorithm>
 #include <cmath>
 
-#include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/f32_view.h"
 #include "kernels/quant_math.h"
@@ -126,6 +125,70 @@ void dequantize_int4(float* out, const PackedTensor& w) {
   }
 }
 
+// ggml records: the f16 scale, little-endian, at the start (records are 2-byte aligned).
+uint16_t& record_scale(uint8_t* record) { return *reinterpret_cast<uint16_t*>(record); }
+float record_scale_f32(const uint8_t* record) { return f16_bits_to_f32(*reinterpret_cast<const uint16_t*>(record)); }
+
+void quantize_q8_0(const PackedTensor& out, const float* x) {
+  const int64_t blocks = out.numel() / qm::kGgmlBlock;
+  uint8_t* records = out.parts[0].data_as<uint8_t>();
+#pragma omp parallel for if (out.numel() > kParallelAbove)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* v = x + b * qm::kGgmlBlock;
+    uint8_t* record = records + b * qm::kQ8_0Bytes;
+    const float d = qm::q8_0_scale(absmax_of(v, qm::kGgmlBlock)), inverse = qm::inverse_or_zero(d);
+    record_scale(record) = f32_to_f16_bits(d);
+    for (int j = 0; j < qm::kGgmlBlock; ++j) record[2 + j] = uint8_t(qm::q8_0_code(v[j], inverse));
+  }
+}
+
+void dequantize_q8_0(float* out, const PackedTensor& w) {
+  const int64_t blocks = w.numel() / qm::kGgmlBlock;
+  const uint8_t* records = w.parts[0].data_as<uint8_t>();
+#pragma omp parallel for if (w.numel() > kParallelAbove)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* record = records + b * qm::kQ8_0Bytes;
+    const float d = record_scale_f32(record);
+    for (int j = 0; j < qm::kGgmlBlock; ++j) out[b * qm::kGgmlBlock + j] = qm::mul_rn(float(int8_t(record[2 + j])), d);
+  }
+}
+
+// Byte j of a q4_0 record holds element j in its low nibble and element j + 16 in its high one.
+void quantize_q4_0(const PackedTensor& out, const float* x) {
+  const int64_t blocks = out.numel() / qm::kGgmlBlock;
+  uint8_t* records = out.parts[0].data_as<uint8_t>();
+#pragma omp parallel for if (out.numel() > kParallelAbove)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const float* v = x + b * qm::kGgmlBlock;
+    uint8_t* record = records + b * qm::kQ4_0Bytes;
+    float amax = 0.0f, m = 0.0f;  // the first element of largest magnitude, with its sign
+    for (int j = 0; j < qm::kGgmlBlock; ++j)
+      if (amax < std::fabs(v[j])) {
+        amax = std::fabs(v[j]);
+        m = v[j];
+      }
+    const float d = qm::q4_0_scale(m), inverse = qm::inverse_or_zero(d);
+    record_scale(record) = f32_to_f16_bits(d);
+    for (int j = 0; j < qm::kGgmlBlock / 2; ++j)
+      record[2 + j] = uint8_t(qm::q4_0_code(v[j], inverse) | qm::q4_0_code(v[j + qm::kGgmlBlock / 2], inverse) << 4);
+  }
+}
+
+void dequantize_q4_0(float* out, const PackedTensor& w) {
+  const int64_t blocks = w.numel() / qm::kGgmlBlock;
+  const uint8_t* records = w.parts[0].data_as<uint8_t>();
+#pragma omp parallel for if (w.numel() > kParallelAbove)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const uint8_t* record = records + b * qm::kQ4_0Bytes;
+    const float d = record_scale_f32(record);
+    float* o = out + b * qm::kGgmlBlock;
+    for (int j = 0; j < qm::kGgmlBlock / 2; ++j) {
+      o[j] = qm::q4_0_value(record[2 + j] & 15, d);
+      o[j + qm::kGgmlBlock / 2] = qm::q4_0_value(record[2 + j] >> 4, d);
+    }
+  }
+}
+
 }  // namespace
 
 void quantize(const PackedTensor& out, const Tensor& x) {
@@ -134,7 +197,8 @@ void quantize(const PackedTensor& out, const Tensor& x) {
     case QuantScheme::NF4: return quantize_nf4(out, in.data());
     case QuantScheme::Int8: return quantize_int8(out, in.data());
     case QuantScheme::Int4: return quantize_int4(out, in.data());
-    default: fail("quantize: {} is not implemented on the CPU", quant_scheme_name(out.spec.scheme));
+    case QuantScheme::Q8_0: return quantize_q8_0(out, in.data());
+    case QuantScheme::Q4_0: return quantize_q4_0(out, in.data());
   }
 }
 
@@ -144,7 +208,8 @@ void dequantize(const Tensor& out, const PackedTensor& w) {
     case QuantScheme::NF4: dequantize_nf4(values.data(), w); break;
     case QuantScheme::Int8: dequantize_int8(values.data(), w); break;
     case QuantScheme::Int4: dequantize_int4(values.data(), w); break;
-    default: fail("dequantize: {} is not implemented on the CPU", quant_scheme_name(w.spec.scheme));
+    case QuantScheme::Q8_0: dequantize_q8_0(values.data(), w); break;
+    case QuantScheme::Q4_0: dequantize_q4_0(values.data(), w); break;
   }
   values.commit();
 }

@@ -141,6 +141,39 @@ __global__ void int4_groups_kernel(uint8_t* codes, __half* scales, uint8_t* zero
   }
 }
 
+// q8_0 / q4_0: one warp per block of 32, lane j holding element j.
+template <typename T, bool kQ4>
+__global__ void ggml_blocks_kernel(uint8_t* records, const T* x, int64_t blocks) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t b = first_warp_item(); b < blocks; b += warp_item_stride()) {
+    const float v = to_f32(x[b * qm::kGgmlBlock + lane]);
+    float m = fabsf(v);
+    int first = lane;  // q4_0: the first lane of largest magnitude
+    for (int mask = 16; mask > 0; mask /= 2) {
+      const float other = __shfl_xor_sync(0xffffffffu, m, mask);
+      const int other_lane = __shfl_xor_sync(0xffffffffu, first, mask);
+      if (other > m || (other == m && other_lane < first)) {
+        m = other;
+        first = other_lane;
+      }
+    }
+    if constexpr (kQ4) {
+      // An all-zero block keeps m = +0 as the CPU loop does, whatever the zeros' signs.
+      const float signed_max = __shfl_sync(0xffffffffu, v, first);
+      const float d = qm::q4_0_scale(m == 0.0f ? 0.0f : signed_max), inverse = qm::inverse_or_zero(d);
+      uint8_t* record = records + b * qm::kQ4_0Bytes;
+      const uint8_t code = qm::q4_0_code(v, inverse), high = __shfl_down_sync(0xffffffffu, code, 16);
+      if (lane < 16) record[2 + lane] = uint8_t(code | high << 4);
+      if (lane == 0) *reinterpret_cast<__half*>(record) = __float2half_rn(d);
+    } else {
+      const float d = qm::q8_0_scale(m), inverse = qm::inverse_or_zero(d);
+      uint8_t* record = records + b * qm::kQ8_0Bytes;
+      record[2 + lane] = uint8_t(qm::q8_0_code(v, inverse));
+      if (lane == 0) *reinterpret_cast<__half*>(record) = __float2half_rn(d);
+    }
+  }
+}
+
 template <typename T>
 struct Nf4DequantOp {
   T* out;
@@ -200,6 +233,32 @@ struct Int4DequantOp {
   }
 };
 
+// q8_0 / q4_0: element i is in block i / 32 (rows are whole blocks, back to back).
+template <typename T, bool kQ4>
+struct GgmlDequantOp {
+  T* out;
+  const uint8_t* records;
+
+  template <int kN>
+  __device__ void operator()(int64_t i, Width<kN>) const {
+    float v[kN];
+#pragma unroll
+    for (int e = 0; e < kN; ++e) {
+      const int64_t b = (i + e) / qm::kGgmlBlock;
+      const int j = int((i + e) % qm::kGgmlBlock);
+      const uint8_t* record = records + b * (kQ4 ? qm::kQ4_0Bytes : qm::kQ8_0Bytes);
+      const float d = __half2float(*reinterpret_cast<const __half*>(record));
+      if constexpr (kQ4) {
+        const uint8_t byte = record[2 + j % 16];
+        v[e] = qm::q4_0_value(j < 16 ? byte & 15 : byte >> 4, d);
+      } else {
+        v[e] = qm::mul_rn(float(int8_t(record[2 + j])), d);
+      }
+    }
+    store_f32<kN>(out + i, v);
+  }
+};
+
 }  // namespace
 
 void quantize(const PackedTensor& out, const Tensor& x) {
@@ -221,8 +280,14 @@ void quantize(const PackedTensor& out, const Tensor& x) {
             int(out.spec.group_size), out.spec.symmetric);
         break;
       }
-      default:
-        throw Error("quantize: " + std::string(quant_scheme_name(scheme)) + " is not implemented on CUDA");
+      case QuantScheme::Q8_0:
+      case QuantScheme::Q4_0: {
+        const int64_t blocks = out.numel() / qm::kGgmlBlock;
+        auto kernel = scheme == QuantScheme::Q4_0 ? ggml_blocks_kernel<T, true> : ggml_blocks_kernel<T, false>;
+        kernel<<<grid_for_warps(blocks), kThreads, 0, stream>>>(out.parts[0].data_as<uint8_t>(), x.data_as<T>(), blocks);
+        break;
+      }
+      case QuantScheme::NF4: break;  // quantize_nf4, above
     }
   });
   check_launch();
@@ -250,8 +315,10 @@ void dequantize(const Tensor& out, const PackedTensor& w) {
             n, packs_aligned(o), stream,
             Int4DequantOp<T>{o, w.parts[0].data_as<uint8_t>(), w.parts[1].data_as<__half>(),
                              w.spec.symmetric ? nullptr : w.parts[2].data_as<uint8_t>(), w.spec.group_size});
-      default:
-        throw Error("dequantize: " + std::string(quant_scheme_name(w.spec.scheme)) + " is not implemented on CUDA");
+      case QuantScheme::Q8_0:
+        return launch_elementwise(n, packs_aligned(o), stream, GgmlDequantOp<T, false>{o, w.parts[0].data_as<uint8_t>()});
+      case QuantScheme::Q4_0:
+        return launch_elementwise(n, packs_aligned(o), stream, GgmlDequantOp<T, true>{o, w.parts[0].data_as<uint8_t>()});
     }
   });
 }

@@ -2,25 +2,33 @@
 
 #include <algorithm>
 
+#include "engine/job_params.h"
 #include "zero/units.h"
 
 namespace tessera {
 
 namespace {
 
-// The model's elements as the ZeRO store lays them out: `persistent` ones (zero.persist_below)
-// whole on every rank, the rest in units split over the ranks, the largest holding `largest`.
+// The model as the ZeRO store lays it out: trainable elements, `persistent` ones
+// (zero.persist_below) whole on every rank, the rest in units split over the ranks, the largest
+// holding `largest`; frozen ones (a LoRA base) as bytes of their units' frozen buffers; the unit
+// gathered with most bytes (its working copy and frozen bytes).
 struct ParamCounts {
   double sharded = 0, persistent = 0, largest = 0;
+  double frozen = 0;             // bytes
+  double largest_gathered = 0;   // bytes
 };
 
-ParamCounts count_params(const ModelConfig& c, int64_t persist_below) {
-  std::vector<UnitLayout> units = model_units(c);
+ParamCounts count_params(const ModelConfig& c, const JobConfig& job, double low) {
+  const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
+  std::vector<UnitLayout> units = model_units(c, job_params(job, c).params, dtype);
   ParamCounts out;
-  out.persistent = static_cast<double>(split_persistent(units, persist_below).numel);
+  out.persistent = static_cast<double>(split_persistent(units, job.zero.persist_below).numel);
   for (const UnitLayout& u : units) {
     out.sharded += static_cast<double>(u.numel);
     out.largest = std::max(out.largest, static_cast<double>(u.numel));
+    out.frozen += static_cast<double>(u.frozen_bytes);
+    out.largest_gathered = std::max(out.largest_gathered, low * u.numel + static_cast<double>(u.frozen_bytes));
   }
   return out;
 }
@@ -31,7 +39,9 @@ double activation_bytes(const ModelConfig& c, const JobConfig& job, double low) 
   // (hidden-sized and head-sized rows) and gate, up, act (intermediate-sized), plus f32 stats.
   const double kv = static_cast<double>(c.num_key_value_heads * c.head_dim);
   const double q = static_cast<double>(c.num_attention_heads * c.head_dim);
-  const double per_token_layer = low * (5.0 * c.hidden_size + 2 * q + 2 * kv + 3.0 * c.intermediate_size) + 4 * 4;
+  // LoRA keeps each adapted projection's x A^T (r values) too.
+  const double lora = job.lora ? 7.0 * job.lora->r : 0.0;
+  const double per_token_layer = low * (5.0 * c.hidden_size + 2 * q + 2 * kv + 3.0 * c.intermediate_size + lora) + 4 * 4;
   const double tokens = static_cast<double>(job.train.micro_batch_size * job.data.seq_len);
   const double saved = job.train.activation_checkpointing
                            ? tokens * (c.num_hidden_layers * low * c.hidden_size + per_token_layer)
@@ -45,9 +55,9 @@ double mib(int64_t megabytes) { return static_cast<double>(megabytes) * 1048576;
 }  // namespace
 
 std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfig& job, int ranks) {
-  const ParamCounts k = count_params(c, job.zero.persist_below);
-  const double n = k.sharded + k.persistent, p = k.persistent;
   const double w = ranks, low = job.train.dtype == "bf16" ? 2 : 4;
+  const ParamCounts k = count_params(c, job, low);
+  const double n = k.sharded + k.persistent, p = k.persistent;
   const double activations = activation_bytes(c, job, low);
   const std::string& optimizer = job.zero.offload_optimizer.device;
   const std::string& params = job.zero.offload_params.device;
@@ -62,8 +72,10 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
     const double staged = std::max(k.largest * shard, p);  // the largest slice staged at once
     // This rank's working-copy slices; stages 1-2 also keep the whole units gathered from them,
     // stage 3 gathers a unit when it is used (it, `prefetch` ahead, and one being released).
-    e.working = low * owned + (split && stage < 3 ? low * k.sharded : 0);
-    e.gathered = split && stage == 3 ? low * k.largest * (2 + job.zero.prefetch) : 0;
+    // Frozen bytes are split at stage 3 only: below it every rank keeps them whole.
+    const double frozen = split && stage == 3 ? k.frozen / w : k.frozen;
+    e.working = low * owned + (split && stage < 3 ? low * k.sharded : 0) + frozen;
+    e.gathered = split && stage == 3 ? k.largest_gathered * (2 + job.zero.prefetch) : 0;
     e.master = 4 * owned;
     e.moments = 8 * owned;
     // Whole gradients: every unit's until the step (stages 0-1, or nothing split), else one unit's
@@ -78,7 +90,7 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
       (optimizer == "nvme" ? e.disk : e.host) += e.master + e.moments;
       if (optimizer == "nvme") e.host += mib(job.zero.offload_optimizer.pinned_buffer_mb);
       e.master = e.moments = 0;
-      if (params == "none" || stage < 3) e.host += 2 * low * staged;
+      if (params == "none" || stage < 3) e.host += 2 * std::max(low * staged, k.largest_gathered / (split ? w : 1));
       // The gradient accumulators (every unit's, the kept tensors' too) in pinned memory, or on the
       // device: beside the whole gradients where units are split, as them where not. Two buffers
       // carry them between the two.
@@ -90,7 +102,7 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
       // back just before use. On disk they stream through the parameters' own pool.
       (params == "nvme" ? e.disk : e.host) += e.working;
       if (params == "nvme") e.host += mib(job.zero.offload_params.pinned_buffer_mb);
-      e.gathered += low * (k.largest * shard + p) * (2 + job.zero.prefetch);
+      e.gathered += (k.largest_gathered * shard + low * p) * (2 + job.zero.prefetch);
       e.working = 0;
     }
     out.push_back(e);

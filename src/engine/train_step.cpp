@@ -6,7 +6,8 @@
 namespace tessera {
 
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
-                     const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing) {
+                     const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing,
+                     const PassDropout& lora_dropout) {
   // [targets, loss sum] over the whole global batch.
   Tensor totals = Tensor::from_vector<float>({0.0f, 0.0f}, {2}, DType::F32);
   double local_targets = 0;
@@ -18,7 +19,8 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
 
   const RunOptions options{.backward = true,
                            .activation_checkpointing = activation_checkpointing,
-                           .grad_scale = static_cast<float>(1.0 / targets)};
+                           .grad_scale = static_cast<float>(1.0 / targets),
+                           .lora_dropout = lora_dropout};
   double local_loss = 0;
   for (const TokenBatch& b : micro_batches) {
     double loss_sum = 0;

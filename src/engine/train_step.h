@@ -8,6 +8,7 @@
 
 #include "comm/communicator.h"
 #include "model/token_batch.h"
+#include "model/transformer.h"
 #include "zero/zero_store.h"
 
 namespace tessera {
@@ -21,6 +22,7 @@ struct StepStats {
 
 // host_comm: an MPI communicator over the same ranks, for the scalars (loss, token counts).
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
-                     const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing);
+                     const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing,
+                     const PassDropout& lora_dropout = {});
 
 }  // namespace tessera

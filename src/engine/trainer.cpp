@@ -9,6 +9,9 @@
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/config/offload_options.h"
+#include "engine/job_params.h"
+
+#include <fmt/ranges.h>
 #include "engine/model_loader.h"
 #include "engine/schedule.h"
 #include "engine/train_log.h"
@@ -51,10 +54,12 @@ tok::Tokenizer load_tokenizer(const ModelSection& model) {
   return path == "bytes" ? tok::Tokenizer::bytes() : tok::Tokenizer::from_file(path);
 }
 
-// Model FLOPs of one global batch: 6 N per token plus causal attention, as torch_peer.py counts.
-double step_flops(const ModelConfig& c, int64_t params, int64_t sequences, int64_t seq) {
+// Model FLOPs of one global batch: 6 N per token plus causal attention, as torch_peer.py counts;
+// 4 N with a frozen base (LoRA: no weight-gradient products).
+double step_flops(const ModelConfig& c, int64_t params, int64_t sequences, int64_t seq, bool frozen_base) {
   const double tokens = static_cast<double>(sequences) * seq;
-  return 6.0 * params * tokens + 6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq * tokens;
+  return (frozen_base ? 4.0 : 6.0) * params * tokens +
+         6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq * tokens;
 }
 
 // This rank's micro-batches of global batch `index`.
@@ -65,6 +70,7 @@ std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, int64_t ind
   for (size_t first = 0; first < sequences.size(); first += micro) {
     const size_t last = std::min(sequences.size(), first + static_cast<size_t>(micro));
     out.push_back(make_token_batch({sequences.begin() + first, sequences.begin() + last}, device));
+    out.back().first_token = (begin + static_cast<int64_t>(first)) * out.back().seq;  // in the global batch
   }
   return out;
 }
@@ -99,7 +105,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   auto host = make_mpi_communicator(world);
   auto comm = make_communicator(world, device);
   const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
-  ZeroStore store(config,
+  const JobParams params = job_params(job, config);
+  ZeroStore store(config, params.params,
                   {.stage = static_cast<int>(job.zero.stage), .prefetch = static_cast<int>(job.zero.prefetch),
                    .compute_dtype = dtype, .device = device,
                    .offload_optimizer = offload_to(job.zero.offload_optimizer),
@@ -108,12 +115,10 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .nvme_optimizer = nvme_swap(job.zero.offload_optimizer),
                    .nvme_params = nvme_swap(job.zero.offload_params),
                    .persist_below = job.zero.persist_below,
-                   .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20))},
+                   .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
+                   .lora_scale = params.lora_scale()},
                   *comm);
-  if (!job.model.path.empty())
-    store.load(SafetensorsModel::open(job.model.path));
-  else
-    store.init_random(static_cast<uint64_t>(job.train.seed), 0.02f);
+  load_weights(store, job, config);
 
   TS_CHECK(!job.data.train.empty(), "data.train: no training data given");
   const uint64_t seed = static_cast<uint64_t>(job.train.seed);
@@ -124,9 +129,11 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   }
   const int64_t per_rank = job.train.micro_batch_size * job.train.grad_accum, global = per_rank * world.size;
   train_data.batches_per_epoch(global);  // fails here, before training, when there is less than one global batch
-  spdlog::info("training {} parameters ({} layers) on {} rank(s), {}, ZeRO stage {}, global batch {} x {} tokens",
-               store.num_params(), config.num_hidden_layers, world.size, device.str(), job.zero.stage, global,
-               job.data.seq_len);
+  spdlog::info("training {} of {} parameters ({} layers{}) on {} rank(s), {}, ZeRO stage {}, global batch {} x {} tokens",
+               store.trainable_params(), store.num_params(), config.num_hidden_layers,
+               params.adapter ? fmt::format(", LoRA r {} on {}", params.adapter->r, fmt::join(params.adapter->target_names(), " "))
+                              : std::string(),
+               world.size, device.str(), job.zero.stage, global, job.data.seq_len);
 
   TrainSummary summary;
   int64_t first_step = 1;
@@ -162,7 +169,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                               .beta2 = static_cast<float>(job.train.betas[1]), .eps = static_cast<float>(job.train.eps),
                               .weight_decay = static_cast<float>(job.train.weight_decay), .step = step};
     const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
-                                       job.train.activation_checkpointing);
+                                       job.train.activation_checkpointing, params.dropout(seed, step));
     synchronize_device(device);
     if (watchdog) watchdog->beat(step);
     if (stats.skipped) {
@@ -173,7 +180,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     summary.last_loss = stats.loss;
     log.step({step, job.train.steps, stats.loss, lr, stats.grad_norm, global * job.data.seq_len,
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
-                step_flops(config, store.num_params(), global, job.data.seq_len), world.size, stats.skipped});
+                step_flops(config, store.num_params(), global, job.data.seq_len, params.adapter.has_value()), world.size,
+                stats.skipped});
     if (eval_data && step % job.eval.every_steps == 0) log.eval(step, evaluate(store, *host, *eval_data, job, world, device));
     // Every rank stops after the same step when any of them was asked to.
     Tensor stop = Tensor::from_vector<int32_t>({g_stop_requested ? 1 : 0}, {1}, DType::I32);

@@ -156,9 +156,9 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
 
   // Dropout only where there is a backward: evaluation and inference see the whole adapter.
   auto dropout = [&](int64_t layer) {
-    return options.backward && options.lora_dropout > 0
-               ? LayerDropout{options.lora_dropout, sub_key(options.dropout_key, static_cast<uint64_t>(layer))}
-               : LayerDropout{};
+    const PassDropout& d = options.lora_dropout;
+    return options.backward && d.p > 0 ? LayerDropout{d.p, sub_key(d.key, static_cast<uint64_t>(layer))}
+                                       : LayerDropout{};
   };
   std::vector<LayerActivations> saved(c.num_hidden_layers);
   const bool keep_all = options.backward && !options.activation_checkpointing;

@@ -24,9 +24,6 @@ struct RopeTable {
   static RopeTable make(const ModelConfig& config, Device device);
 };
 
-// The projections of a layer, for what each keeps of its own (LoRA's x A^T, dropout streams).
-enum Projection { kQ, kK, kV, kO, kGate, kUp, kDown, kProjections };
-
 // LoRA dropout in one layer of one pass: the probability and the layer's Philox key; each
 // projection draws its own stream from it, counted from the batch's first token.
 struct LayerDropout {
@@ -60,6 +57,13 @@ struct ModelOutput {
   Tensor logits;    // f32 [B, S, vocab] when asked for
 };
 
+// LoRA dropout of one pass: its probability and Philox key (training: derived from the seed and
+// the step, so a recomputed forward and every rank draw the same masks).
+struct PassDropout {
+  float p = 0.0f;  // 0: off
+  uint64_t key = 0;
+};
+
 struct RunOptions {
   bool want_logits = false;
   bool backward = false;
@@ -67,10 +71,8 @@ struct RunOptions {
   // Gradients are of (sum of the batch's token losses) x grad_scale; 0 means 1 / batch.num_targets
   // (the batch's mean). A data-parallel step passes 1 / (targets in the whole global batch).
   float grad_scale = 0.0f;
-  // LoRA dropout (training only): probability and this pass's Philox key (the trainer derives it
-  // from the seed and the step); layers and projections draw streams of their own from it.
-  float lora_dropout = 0.0f;
-  uint64_t dropout_key = 0;
+  // LoRA dropout (training only; layers and projections draw streams of their own from it).
+  PassDropout lora_dropout;
 };
 
 // Forward through the whole model, unit by unit from `source`; with backward, gradients

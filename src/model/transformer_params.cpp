@@ -8,33 +8,44 @@ namespace tessera {
 
 namespace {
 
+constexpr Linear LayerParams::*kProjectionMembers[kProjections] = {
+    &LayerParams::q_proj, &LayerParams::k_proj, &LayerParams::v_proj, &LayerParams::o_proj,
+    &LayerParams::gate_proj, &LayerParams::up_proj, &LayerParams::down_proj};
+constexpr std::string_view kProjectionPaths[kProjections] = {
+    "self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
+    "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"};
+
 Tensor* layer_slot(LayerParams& layer, const std::string& local) {
   if (local == "input_layernorm.weight") return &layer.input_norm;
   if (local == "post_attention_layernorm.weight") return &layer.post_norm;
   if (local == "self_attn.q_norm.weight") return &layer.q_norm;
   if (local == "self_attn.k_norm.weight") return &layer.k_norm;
-  struct Projection { const char* name; Linear LayerParams::*linear; };
-  static constexpr Projection projections[] = {
-      {"self_attn.q_proj.", &LayerParams::q_proj}, {"self_attn.k_proj.", &LayerParams::k_proj},
-      {"self_attn.v_proj.", &LayerParams::v_proj}, {"self_attn.o_proj.", &LayerParams::o_proj},
-      {"mlp.gate_proj.", &LayerParams::gate_proj}, {"mlp.up_proj.", &LayerParams::up_proj},
-      {"mlp.down_proj.", &LayerParams::down_proj},
-  };
   struct Part { const char* name; Tensor Linear::*tensor; };
   static constexpr Part parts[] = {
       {"weight", &Linear::weight}, {"bias", &Linear::bias},
       {"lora_A.weight", &Linear::lora_a}, {"lora_B.weight", &Linear::lora_b},
   };
-  for (const Projection& p : projections) {
-    if (!local.starts_with(p.name)) continue;
-    const std::string part = local.substr(std::char_traits<char>::length(p.name));
+  for (int p = 0; p < kProjections; ++p) {
+    const std::string_view path = kProjectionPaths[p];
+    if (!local.starts_with(path) || local.size() <= path.size() || local[path.size()] != '.') continue;
+    const std::string part = local.substr(path.size() + 1);
     for (const Part& t : parts)
-      if (part == t.name) return &((layer.*p.linear).*t.tensor);
+      if (part == t.name) return &((layer.*kProjectionMembers[p]).*t.tensor);
   }
   return nullptr;
 }
 
 }  // namespace
+
+std::string_view projection_path(Projection p) { return kProjectionPaths[p]; }
+Linear& projection(LayerParams& layer, Projection p) { return layer.*kProjectionMembers[p]; }
+const Linear& projection(const LayerParams& layer, Projection p) { return layer.*kProjectionMembers[p]; }
+
+void set_lora_scale(ModelParams& params, float scale) {
+  for (LayerParams& layer : params.layers)
+    for (int p = 0; p < kProjections; ++p)
+      if (projection(layer, Projection(p)).has_lora()) projection(layer, Projection(p)).lora_scale = scale;
+}
 
 Tensor& param_slot(ModelParams& params, const std::string& name) {
   if (name == "model.embed_tokens.weight") return params.embed;

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/tensor.h"
@@ -22,6 +23,14 @@ struct LayerParams {
   Linear gate_proj, up_proj, down_proj;
 };
 
+// The projections of a layer, for what each keeps of its own (LoRA's x A^T, dropout streams).
+enum Projection { kQ, kK, kV, kO, kGate, kUp, kDown, kProjections };
+
+// A projection's module path inside a layer, as in HF names: "self_attn.q_proj", ... "mlp.down_proj".
+std::string_view projection_path(Projection p);
+Linear& projection(LayerParams& layer, Projection p);
+const Linear& projection(const LayerParams& layer, Projection p);
+
 struct ModelParams {
   Tensor embed, final_norm, lm_head;
   std::vector<LayerParams> layers;
@@ -34,6 +43,9 @@ void for_each_param(const ModelConfig& config, ModelParams& params,
 
 // The slot of one parameter by its HF name (params.layers must already have one entry per layer).
 Tensor& param_slot(ModelParams& params, const std::string& name);
+
+// Sets the scale of every adapted projection (those with LoRA tensors).
+void set_lora_scale(ModelParams& params, float scale);
 
 // Tensors for every parameter, shaped as in HF, of `dtype` on `device`, zero-filled (gradients)
 // or left uninitialised; lm_head aliases embed when tied.

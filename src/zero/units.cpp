@@ -16,26 +16,31 @@ size_t unit_index(const ModelConfig& config, UnitId id) {
   return 0;
 }
 
-std::vector<UnitLayout> model_units(const ModelConfig& config) {
+std::vector<UnitLayout> model_units(const ModelConfig& config, const std::vector<ParamSpec>& params,
+                                    DType frozen_dtype) {
   std::vector<UnitLayout> units(config.num_hidden_layers + 2);
   units[0].id = UnitId::embed();
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) units[1 + l].id = UnitId::layer_unit(l);
   units.back().id = UnitId::head();
-  for (const ParamSpec& spec : model_parameters(config)) {
+  int64_t model_offset = 0;
+  for (const ParamSpec& spec : params) {
     UnitId id = UnitId::head();
     if (spec.name == "model.embed_tokens.weight") {
       id = UnitId::embed();
     } else if (spec.name.starts_with("model.layers.")) {
       id = UnitId::layer_unit(std::stoll(spec.name.substr(13)));
     }
-    UnitLayout& unit = units[unit_index(config, id)];
-    unit.params.push_back({spec, unit.numel});
-    unit.numel += shape_numel(spec.shape);
-  }
-  int64_t offset = 0;
-  for (UnitLayout& unit : units) {
-    for (UnitParam& p : unit.params) p.model_offset = offset + p.offset;
-    offset += unit.numel;
+    UnitLayout& unit = units.at(unit_index(config, id));
+    const int64_t numel = shape_numel(spec.shape);
+    if (spec.trainable) {
+      unit.params.push_back({spec, unit.numel, model_offset});
+      unit.numel += numel;
+    } else {
+      unit.frozen_bytes = (unit.frozen_bytes + kFrozenAlign - 1) / kFrozenAlign * kFrozenAlign;
+      unit.frozen.push_back({spec, unit.frozen_bytes, model_offset});
+      unit.frozen_bytes += numel * static_cast<int64_t>(dtype_size(frozen_dtype));
+    }
+    model_offset += numel;
   }
   return units;
 }

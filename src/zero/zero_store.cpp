@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <utility>
 
 #include "core/error.h"
@@ -9,12 +10,31 @@
 
 namespace tessera {
 
+namespace {
+
+// `bytes` (u8) reinterpreted as a tensor of `shape` and `dtype`.
+Tensor view_bytes(const Tensor& bytes, int64_t offset, const Shape& shape, DType dtype) {
+  return Tensor::wrap(static_cast<char*>(bytes.data()) + offset, shape, dtype, bytes.device(), bytes.storage());
+}
+
+}  // namespace
+
+// A unit's frozen tensors: one byte buffer, sharded at stage 3 (else whole on every rank).
+struct FrozenPart {
+  ShardLayout shard{0, 1};
+  size_t slot = 0;  // in the working copy
+  Tensor full;      // u8 [shard.padded()]: gathered
+  Work gathering;
+  bool in_flight = false;
+};
+
 struct ZeroStore::Unit {
   size_t index = 0;            // in model_units() order
   UnitLayout layout;
   ShardLayout shard{0, 1};
   int owner = 0;               // this rank's index in `shard` (0 when nothing is sharded)
   std::vector<OwnedRange> owned;
+  FrozenPart frozen;
   Tensor full;                 // compute dtype [shard.padded()]: the gathered working copy
   Tensor full_grad;            // f32 [shard.padded()]: the unit's gradient during backward (the
                                // optimizer state's own accumulator when nothing is sharded: no copy)
@@ -29,17 +49,23 @@ struct ZeroStore::Unit {
 };
 
 ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm)
+    : ZeroStore(config, model_parameters(config), options, comm) {}
+
+ZeroStore::ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, const ZeroOptions& options,
+                     Communicator& comm)
     : config_(config), options_(options), comm_(comm) {
   TS_CHECK(options.stage >= 0 && options.stage <= 3, "zero.stage must be 0..3, got {}", options.stage);
   TS_CHECK(options.offload_params == OffloadTo::none || options.stage == 3,
            "zero.offload_params needs zero.stage 3 (at stage {} every rank keeps the whole working copy on the "
            "device)", options.stage);
-  std::vector<UnitLayout> layouts = model_units(config);
+  for (const ParamSpec& p : params)
+    if (p.trainable) trainable_.push_back(p);
+  std::vector<UnitLayout> layouts = model_units(config, params, options.compute_dtype);
   UnitLayout persistent = split_persistent(layouts, options.persist_below);
   const size_t sharded_units = layouts.size();
   if (!persistent.params.empty()) layouts.push_back(std::move(persistent));  // last: never acquired itself
   std::vector<UnitShard> shards;
-  std::vector<int64_t> sizes;
+  std::vector<WorkingCopy::Slot> slots;
   for (UnitLayout& layout : layouts) {
     const bool sharded = options.stage >= 1 && units_.size() < sharded_units;
     auto u = std::make_unique<Unit>();
@@ -48,9 +74,15 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
     u->shard = ShardLayout(u->layout.numel, sharded ? comm.size() : 1);
     u->owner = sharded ? comm.rank() : 0;
     u->owned = owned_ranges(u->layout, u->shard, u->owner);
+    // Frozen tensors never change: below stage 3 each rank keeps them whole (no gather to redo).
+    u->frozen.shard = ShardLayout(u->layout.frozen_bytes, sharded && options.stage == 3 ? comm.size() : 1);
     shards.push_back({u->shard.shard, u->owned, u->shard.world > 1});
-    sizes.push_back(u->shard.shard);
+    slots.push_back({u->shard.shard, options.compute_dtype});
     units_.push_back(std::move(u));
+  }
+  for (auto& u : units_) {
+    u->frozen.slot = slots.size();
+    slots.push_back({u->frozen.shard.shard, DType::U8});
   }
   if (units_.size() > sharded_units) persistent_ = units_.back().get();
   if (options.offload_optimizer != OffloadTo::none) {
@@ -65,8 +97,6 @@ ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Comm
   const auto home = options.offload_params == OffloadTo::nvme  ? WorkingCopy::Home::nvme
                     : options.offload_params == OffloadTo::cpu ? WorkingCopy::Home::host
                                                                : WorkingCopy::Home::device;
-  std::vector<WorkingCopy::Slot> slots;
-  for (int64_t n : sizes) slots.push_back({n, options.compute_dtype});
   low_ = std::make_unique<WorkingCopy>(std::move(slots), options.device, home, options.nvme_params, comm.rank());
 }
 
@@ -74,36 +104,57 @@ ZeroStore::~ZeroStore() = default;
 
 ZeroStore::Unit& ZeroStore::unit(UnitId id) { return *units_.at(unit_index(config_, id)); }
 
-int64_t ZeroStore::num_params() const {
+int64_t ZeroStore::trainable_params() const {
   int64_t n = 0;
   for (const auto& u : units_) n += u->layout.numel;
   return n;
 }
 
-void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, ModelParams& views) {
+int64_t ZeroStore::num_params() const {
+  int64_t n = trainable_params();
+  for (const auto& u : units_)
+    for (const UnitParam& p : u->layout.frozen) n += p.numel();
+  return n;
+}
+
+void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, const Tensor& frozen_full,
+                     ModelParams& views) {
   views = ModelParams();
   views.layers.resize(config_.num_hidden_layers);
   for (const UnitParam& p : u.layout.params) param_slot(views, p.name) = flat.flat_slice(p.offset, p.numel()).view(p.shape);
   for (const UnitParam& p : u.layout.persistent)
     param_slot(views, p.name) = persistent_flat.flat_slice(p.offset, p.numel()).view(p.shape);
+  if (frozen_full.defined())
+    for (const UnitParam& p : u.layout.frozen)
+      param_slot(views, p.name) = view_bytes(frozen_full, p.offset, p.shape, options_.compute_dtype);
+  set_lora_scale(views, options_.lora_scale);
 }
 
 void ZeroStore::start_gather(Unit& u) {
-  if (u.shard.world == 1) {
-    u.full = low_->on_device(u.index);  // nothing sharded: the working copy is the whole unit
-    return;
-  }
-  u.full = Tensor::empty({u.shard.padded()}, options_.compute_dtype, options_.device);
-  u.gathering = comm_.all_gather(u.full, low_->on_device(u.index));
-  u.in_flight = true;
+  // A part that is not sharded is its working copy itself; an empty one (a unit with nothing
+  // trainable) moves nothing.
+  auto start = [&](const ShardLayout& shard, size_t slot, DType dtype, Tensor& full, Work& work, bool& in_flight) {
+    if (shard.world == 1 || shard.numel == 0) {
+      full = low_->on_device(slot);
+      return;
+    }
+    full = Tensor::empty({shard.padded()}, dtype, options_.device);
+    work = comm_.all_gather(full, low_->on_device(slot));
+    in_flight = true;
+  };
+  start(u.shard, u.index, options_.compute_dtype, u.full, u.gathering, u.in_flight);
+  if (!u.layout.frozen.empty() && !u.frozen.full.defined())
+    start(u.frozen.shard, u.frozen.slot, DType::U8, u.frozen.full, u.frozen.gathering, u.frozen.in_flight);
 }
 
 void ZeroStore::finish_gather(Unit& u) {
-  if (u.in_flight) {
-    u.gathering.wait();
-    u.in_flight = false;
+  for (auto [work, in_flight] : {std::pair{&u.gathering, &u.in_flight}, std::pair{&u.frozen.gathering, &u.frozen.in_flight}}) {
+    if (!*in_flight) continue;
+    work->wait();
+    *in_flight = false;
   }
-  bind(u, u.full, u.layout.persistent.empty() ? Tensor() : low_->on_device(persistent_->index), u.views);
+  bind(u, u.full, u.layout.persistent.empty() ? Tensor() : low_->on_device(persistent_->index), u.frozen.full,
+       u.views);
 }
 
 void ZeroStore::gather(Unit& u) {
@@ -118,21 +169,68 @@ void ZeroStore::prefetch_after(size_t position) {
   }
   // The unit after the window starts coming off a swap file now, while the units before it compute.
   const size_t after = position + static_cast<size_t>(options_.prefetch) + 1;
-  if (after < order_.size() && !units_[order_[after]]->full.defined()) low_->read_ahead(order_[after]);
+  if (after < order_.size() && !units_[order_[after]]->full.defined()) {
+    const Unit& u = *units_[order_[after]];
+    low_->read_ahead(u.index);
+    if (!u.layout.frozen.empty()) low_->read_ahead(u.frozen.slot);
+  }
+}
+
+void ZeroStore::load(const ParamValues& values, uint64_t seed, float std) {
+  write_state([&](const StateSlice& s) {
+    const UnitParam& p = *s.param;
+    const Tensor whole = with_context(p.name, [&] { return values(p); });
+    if (whole.defined())
+      copy_bytes(s.master, ops::cast(whole.flat_slice(s.begin, s.end - s.begin), DType::F32));
+    else
+      init_param(p, s.master, seed, static_cast<uint64_t>(p.model_offset + s.begin), std);
+  });
+  for (auto& u : units_)
+    if (!u->layout.frozen.empty()) load_frozen(*u, values, seed, std);
+  refresh_working_copy();
+}
+
+void ZeroStore::load_frozen(Unit& u, const ParamValues& values, uint64_t seed, float std) {
+  const int owner = u.frozen.shard.world > 1 ? comm_.rank() : 0;
+  const int64_t begin = u.frozen.shard.begin(owner), end = u.frozen.shard.end(owner);
+  const int64_t item = static_cast<int64_t>(dtype_size(options_.compute_dtype));
+  const Tensor target = low_->target(u.frozen.slot, /*host=*/true);
+  std::memset(target.data(), 0, target.nbytes());  // alignment gaps and padding
+  for (const UnitParam& p : u.layout.frozen) {
+    // The bytes [lo, hi) of this rank's range lie in p: its elements [first, last).
+    const int64_t lo = std::max(begin, p.offset), hi = std::min(end, p.offset + p.numel() * item);
+    if (lo >= hi) continue;
+    const int64_t first = (lo - p.offset) / item, last = (hi - p.offset + item - 1) / item;
+    Tensor part = with_context(p.name, [&] { return values(p); });
+    if (part.defined()) {
+      part = ops::cast(part.flat_slice(first, last - first), options_.compute_dtype);
+    } else {
+      Tensor init = Tensor::empty({last - first}, DType::F32);
+      init_param(p, init, seed, static_cast<uint64_t>(p.model_offset + first), std);
+      part = ops::cast(init, options_.compute_dtype);
+    }
+    std::memcpy(static_cast<char*>(target.data()) + (lo - begin),
+                static_cast<const char*>(part.data()) + (lo - p.offset - first * item), static_cast<size_t>(hi - lo));
+  }
+  low_->commit(u.frozen.slot);
 }
 
 void ZeroStore::init_random(uint64_t seed, float std) {
-  visit_state(/*write=*/true, [&](const Unit&, const StateSlice& s) {
-    const UnitParam& p = *s.param;
-    init_param(p, s.master, seed, static_cast<uint64_t>(p.model_offset + s.begin), std);
-  });
-  refresh_working_copy();
+  load([](const ParamSpec&) { return Tensor(); }, seed, std);
+}
+
+void ZeroStore::load(const SafetensorsModel& checkpoint, uint64_t seed, float std) {
+  load([&](const ParamSpec& p) { return checkpoint.contains(p.name) ? checkpoint.tensor(p.name) : Tensor(); }, seed, std);
 }
 
 void ZeroStore::refresh_working_copy() {
   state_->refresh(*low_);
-  if (options_.stage < 3)
-    for (auto& u : units_) gather(*u);
+  if (options_.stage < 3) {
+    for (auto& u : units_) {
+      u->full = Tensor();  // gathered again from the new slices (frozen parts stay)
+      gather(*u);
+    }
+  }
 }
 
 template <typename Fn>
@@ -160,15 +258,6 @@ void ZeroStore::write_state(const SliceVisitor& fn) {
   visit_state(/*write=*/true, [&](const Unit&, const StateSlice& s) { fn(s); });
 }
 
-void ZeroStore::load(const SafetensorsModel& checkpoint) {
-  write_state([&](const StateSlice& s) {
-    const Tensor part =
-        with_context(s.param->name, [&] { return checkpoint.tensor(s.param->name).flat_slice(s.begin, s.end - s.begin); });
-    copy_bytes(s.master, ops::cast(part, DType::F32));
-  });
-  refresh_working_copy();
-}
-
 const ModelParams& ZeroStore::acquire(UnitId id) {
   const size_t index = unit_index(config_, id);
   Unit& u = *units_[index];
@@ -194,18 +283,23 @@ const ModelParams& ZeroStore::acquire(UnitId id) {
 void ZeroStore::release(UnitId id) {
   Unit& u = unit(id);
   TS_CHECK(u.acquired > 0, "ZeroStore: release without acquire");
-  if (--u.acquired == 0 && options_.stage == 3 && !u.in_flight) {
+  if (--u.acquired == 0 && options_.stage == 3 && !u.in_flight && !u.frozen.in_flight) {
     u.views = ModelParams();
     u.full = Tensor();
+    u.frozen.full = Tensor();
   }
 }
 
 ModelParams& ZeroStore::grads(UnitId id) {
   Unit& u = unit(id);
-  if (!u.full_grad.defined()) {
-    // Persistent parameters accumulate in their group's buffer until the step, over every unit and micro-batch.
+  if (!u.full_grad.defined() && (!u.layout.params.empty() || !u.layout.persistent.empty())) {
+    // Persistent parameters accumulate in their group's buffer until the step, over every unit and
+    // micro-batch. Frozen ones get no gradient: their views stay undefined.
     const Tensor persistent = u.layout.persistent.empty() ? Tensor() : grad_buffer(*persistent_);
-    bind(u, grad_buffer(u), persistent, u.grad_views);
+    bind(u, grad_buffer(u), persistent, Tensor(), u.grad_views);
+  } else if (!u.full_grad.defined()) {
+    u.grad_views = ModelParams();
+    u.grad_views.layers.resize(config_.num_hidden_layers);
   }
   return u.grad_views;
 }
@@ -224,7 +318,7 @@ void ZeroStore::grads_done(UnitId id) {
   Unit& u = unit(id);
   // Stages 0-1 and unsharded units accumulate whole gradients over the micro-batches and reduce
   // them at the step.
-  if (options_.stage < 2 || u.shard.world == 1) return;
+  if (options_.stage < 2 || u.shard.world == 1 || !u.full_grad.defined()) return;
   enqueue_reduce(u);
 }
 
@@ -314,8 +408,12 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   clipped.grad_scale =
       static_cast<float>(clip_norm > 0 ? std::min(1.0, clip_norm / (result.grad_norm + 1e-6)) : 1.0);
   state_->step(clipped, *low_);
-  if (options_.stage < 3)
-    for (auto& u : units_) gather(*u);
+  if (options_.stage < 3) {
+    for (auto& u : units_) {
+      u->full = Tensor();
+      gather(*u);
+    }
+  }
   return result;
 }
 

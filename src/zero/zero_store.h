@@ -17,6 +17,9 @@
 // makes the same decisions, so collectives stay in the same order everywhere). The optimizer step clips by the global norm
 // and skips (and counts) a step whose gradients are not finite. Where the fp32 state lives and how
 // it is stepped is the OptimizerState's business; where the working copy lives, the WorkingCopy's.
+// Frozen parameters (a LoRA job's base) are the working copy only: one byte buffer per unit,
+// sharded and gathered on demand at stage 3 (whole on every rank below it), never reduced, with no
+// fp32 state.
 #pragma once
 
 #include <functional>
@@ -56,6 +59,8 @@ struct ZeroOptions {
   // Gradient reduce-scatters wait until the finished units' whole gradients add up to this many
   // bytes and then start together (one NCCL launch): small units coalesce, large ones go alone.
   int64_t reduce_bucket_bytes = 64 << 20;
+  // The scale of the LoRA products (alpha / r), carried by every adapted projection it hands out.
+  float lora_scale = 1.0f;
 };
 
 struct StepResult {
@@ -65,14 +70,26 @@ struct StepResult {
 
 class ZeroStore : public ParamSource {
  public:
+  // `params`: model_parameters(config), with any adapters after it. Frozen ones are sharded and
+  // gathered like the others (in the compute dtype) but get no fp32 state, no gradient and no
+  // reduction: at stages 0-2 they are kept whole on every rank.
+  ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, const ZeroOptions& options, Communicator& comm);
+  // Every parameter of the model, trainable.
   ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm);
   ~ZeroStore() override;
 
-  // Initialisation independent of the world size, each parameter by its rule (ParamSpec.init;
-  // `std` for the normal ones); element i of the model uses Philox counter i.
+  // A parameter's values for load(): a whole tensor (any floating dtype; on the host, e.g. a
+  // view of a memory-mapped file, of which each rank reads only the slices it owns), or undefined
+  // to initialise it by its rule.
+  using ParamValues = std::function<Tensor(const ParamSpec& param)>;
+  // Every parameter from `values` or by its rule (ParamSpec.init; `std` for the normal ones):
+  // element i of the model's parameter list uses Philox counter i with `seed`, so the result does
+  // not depend on the world size. Trainable ones become master weights, frozen ones working copy.
+  void load(const ParamValues& values, uint64_t seed, float std);
+  // Every parameter initialised by its rule.
   void init_random(uint64_t seed, float std);
-  // Master weights from a checkpoint; each rank reads only the slices it owns.
-  void load(const SafetensorsModel& checkpoint);
+  // The parameters the checkpoint holds from it; the others (adapters) by their rules.
+  void load(const SafetensorsModel& checkpoint, uint64_t seed = 0, float std = 0.02f);
 
   const ModelParams& acquire(UnitId unit) override;
   void release(UnitId unit) override;
@@ -99,18 +116,23 @@ class ZeroStore : public ParamSource {
   // Rebuilds the working copies from the master weights (after they were loaded).
   void refresh_working_copy();
 
-  int64_t num_params() const;
+  int64_t num_params() const;        // every parameter's elements, frozen ones included
+  int64_t trainable_params() const;  // the elements with fp32 state and gradients
+  // The trainable parameters: what a checkpoint holds state of.
+  const std::vector<ParamSpec>& trainable_specs() const { return trainable_; }
   const ModelConfig& config() const { return config_; }
 
  private:
   struct Unit;
   Unit& unit(UnitId id);
-  // Views of u's parameters: its own in `flat`, its persistent ones in `persistent_flat`.
-  void bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, ModelParams& views);
+  // Views of u's parameters: its own in `flat`, its persistent ones in `persistent_flat`, its
+  // frozen ones (for the working copy) in `frozen_full`.
+  void bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, const Tensor& frozen_full, ModelParams& views);
   const Tensor& grad_buffer(Unit& u);  // u.full_grad, made and zeroed on first use in a step
   void gather(Unit& u);
-  void start_gather(Unit& u);      // queues the all-gather without waiting
-  void finish_gather(Unit& u);     // waits for it and binds the views
+  void start_gather(Unit& u);      // queues the all-gathers (trainable and frozen) without waiting
+  void finish_gather(Unit& u);     // waits for them and binds the views
+  void load_frozen(Unit& u, const ParamValues& values, uint64_t seed, float std);  // this rank's bytes
   // Starts the gathers of the next `prefetch` units, and the home's read of the one after them.
   void prefetch_after(size_t unit_position);
   // Gradient reductions: a sharded unit's reduce-scatter waits in the bucket until the bucket holds
@@ -126,6 +148,7 @@ class ZeroStore : public ParamSource {
   void visit_state(bool write, Fn&& fn);  // fn(unit, slice) for every state slice this rank owns
 
   ModelConfig config_;
+  std::vector<ParamSpec> trainable_;
   ZeroOptions options_;
   Communicator& comm_;
   std::vector<std::unique_ptr<Unit>> units_;  // model_units(), then the persistent group if any

@@ -70,7 +70,11 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{{QuantScheme::Int4, 32}, {5, 96}},
                                          Case{{QuantScheme::Int4, 64, false}, {9, 192}},
                                          Case{{QuantScheme::Int4, 128, true}, {33, 256}},
-                                         Case{{QuantScheme::Int4, 128, false}, {4, 512}}),
+                                         Case{{QuantScheme::Int4, 128, false}, {4, 512}},
+                                         Case{{QuantScheme::Q8_0}, {3, 96}},
+                                         Case{{QuantScheme::Q8_0}, {256, 1024}},
+                                         Case{{QuantScheme::Q4_0}, {5, 64}},
+                                         Case{{QuantScheme::Q4_0}, {128, 2048}}),
                        ::testing::Values(DType::F32, DType::BF16, DType::F16)));
 
 TEST(CudaQuantizeEdges, AllZeroAndConstantBlocks) {
@@ -85,10 +89,45 @@ TEST(CudaQuantizeEdges, AllZeroAndConstantBlocks) {
     expect_same_parts(got, want);
     expect_bitwise_equal(quant::dequantize(got, DType::F32), quant::dequantize(want, DType::F32));
   }
-  const Tensor zeros = Tensor::from_vector(std::vector<float>(2 * 64, 0.0f), {2, 64}, DType::F32);
-  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int8}, QuantSpec{QuantScheme::Int4, 64, true}}) {
+  // Negative zeros too: q4_0's block maximum stays +0 as the CPU loop finds it.
+  std::vector<float> z(2 * 64, 0.0f);
+  for (int i = 0; i < 64; i += 3) z[i] = -0.0f;
+  const Tensor zeros = Tensor::from_vector(z, {2, 64}, DType::F32);
+  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int8}, QuantSpec{QuantScheme::Int4, 64, true},
+                                QuantSpec{QuantScheme::Q8_0}, QuantSpec{QuantScheme::Q4_0}}) {
     const PackedTensor got = quant::quantize(zeros.to(gpu), spec);
     expect_same_parts(got, quant::quantize(zeros, spec));
-    EXPECT_EQ(host_f32(quant::dequantize(got, DType::F32)), std::vector<float>(128, 0.0f));
+    for (float v : host_f32(quant::dequantize(got, DType::F32))) EXPECT_EQ(v, 0.0f);
   }
+  // q4_0 ties: equal magnitudes of both signs, the first one sets the scale's sign.
+  std::vector<float> t = host_f32(random_tensor({1, 64}, DType::F32, Device::cpu(), fresh_seed()));
+  t[7] = 5.0f, t[9] = -5.0f, t[40] = -6.0f, t[63] = 6.0f;
+  const Tensor ties = Tensor::from_vector(t, {1, 64}, DType::F32);
+  expect_same_parts(quant::quantize(ties.to(gpu), {QuantScheme::Q4_0}), quant::quantize(ties, {QuantScheme::Q4_0}));
 }
+
+class CudaGemmPacked : public ::testing::TestWithParam<std::tuple<QuantScheme, bool, int64_t>> {};
+
+// Forward (trans_b) and input gradient shapes, bf16 activations, a decode-sized and a prefill-sized
+// batch, alpha, beta and a bias.
+TEST_P(CudaGemmPacked, MatchesCpu) {
+  TS_REQUIRE_GPU();
+  const auto [scheme, trans_b, tokens] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << quant_scheme_name(scheme) << " trans_b " << trans_b << " tokens " << tokens
+                                    << " seed " << seed);
+  const int64_t out = 96, in = 256;
+  const PackedTensor w = quant::quantize(random_tensor({out, in}, DType::BF16, Device::cpu(), seed, 0.05f), {scheme});
+  const Tensor x = random_tensor({tokens, trans_b ? in : out}, DType::BF16, Device::cpu(), seed + 1);
+  const Tensor bias = random_tensor({trans_b ? out : in}, DType::F32, Device::cpu(), seed + 2);
+  const Tensor c = random_tensor({tokens, trans_b ? out : in}, DType::F32, Device::cpu(), seed + 3);
+  const Tensor gpu_c = c.to(gpu);
+  ops::gemm_packed(c, x, w, trans_b, 0.5f, 0.75f, bias);
+  ops::gemm_packed(gpu_c, x.to(gpu), w.to(gpu), trans_b, 0.5f, 0.75f, bias.to(gpu));
+  EXPECT_LT(relative_error(gpu_c, c), 1e-2);
+}
+
+INSTANTIATE_TEST_SUITE_P(Schemes, CudaGemmPacked,
+                         ::testing::Combine(::testing::Values(QuantScheme::NF4, QuantScheme::Int8, QuantScheme::Int4,
+                                                              QuantScheme::Q8_0, QuantScheme::Q4_0),
+                                            ::testing::Bool(), ::testing::Values(int64_t(1), int64_t(77))));

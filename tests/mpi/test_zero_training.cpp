@@ -5,87 +5,14 @@
 
 #include <fmt/format.h>
 
-#include <filesystem>
-#include <nlohmann/json.hpp>
-
-#include "engine/train_step.h"
-#include "kernels/ops.h"
 #include "core/error.h"
-#include "core/rng.h"
+#include "model/model_config_params.h"
+#include "tiny_training.h"
 
 using namespace tessera;
+using namespace tessera::testing_util;
 
 namespace {
-
-constexpr int64_t kGlobalBatch = 6, kSeq = 12, kSteps = 4;
-
-ModelConfig tiny_config(bool tied) {
-  return ModelConfig::from_json(
-      nlohmann::json{{"model_type", "llama"}, {"vocab_size", 61}, {"hidden_size", 32}, {"intermediate_size", 48},
-                     {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                     {"max_position_embeddings", 64}, {"tie_word_embeddings", tied}},
-      "tiny");
-}
-
-// Sequence j of global batch `step`: the same tokens whatever the world size. A random start,
-// then +3 each token: learnable, so the loss must fall.
-std::vector<int64_t> sequence(int64_t step, int64_t j) {
-  std::vector<int64_t> ids(kSeq);
-  const int64_t start = rng::philox(99, step * kGlobalBatch + j).v[0] % 61;
-  for (int64_t t = 0; t < kSeq; ++t) ids[t] = (start + 3 * t) % 61;
-  return ids;
-}
-
-// This rank's sequences [begin, end) of the step's global batch, cut into micro-batches of `mbs`.
-std::vector<TokenBatch> micro_batches(int64_t step, int64_t begin, int64_t end, int64_t mbs) {
-  std::vector<TokenBatch> out;
-  for (int64_t first = begin; first < end; first += mbs) {
-    const int64_t n = std::min(mbs, end - first);
-    std::vector<int64_t> ids;
-    for (int64_t j = first; j < first + n; ++j) {
-      auto s = sequence(step, j);
-      ids.insert(ids.end(), s.begin(), s.end());
-    }
-    out.push_back(TokenBatch::causal_lm(Tensor::from_vector(ids, {n, kSeq}, DType::I64), Device::cpu()));
-  }
-  return out;
-}
-
-// Swap files in the build folder; a staging pool of four 12 KiB buffers (1024-element pieces).
-offload::NvmeSwap test_swap() {
-  offload::NvmeSwap swap;
-  swap.io.path = std::string(TESSERA_BIN_DIR) + "/../tmp/nvme";
-  std::filesystem::create_directories(swap.io.path);
-  swap.io.block_bytes = 8192;
-  swap.pinned_bytes = 4 * 12288;
-  return swap;
-}
-
-ZeroOptions zero(int stage, int prefetch = 1, int64_t persist_below = 0, int64_t bucket_bytes = 64 << 20) {
-  return {.stage = stage, .prefetch = prefetch, .compute_dtype = DType::F32, .device = Device::cpu(),
-          .persist_below = persist_below, .reduce_bucket_bytes = bucket_bytes};
-}
-
-std::vector<double> train(Communicator& comm, const ZeroOptions& options, int64_t mbs, bool tied) {
-  const ModelConfig config = tiny_config(tied);
-  ZeroStore store(config, options, comm);
-  store.init_random(5, 0.1f);
-  const int64_t per_rank = kGlobalBatch / comm.size();
-  std::vector<double> losses;
-  for (int64_t step = 1; step <= kSteps; ++step) {
-    const ops::AdamWStep adam{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = step};
-    auto batches = micro_batches(step, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, mbs);
-    losses.push_back(train_step(store, comm, batches, adam, /*clip_norm=*/0.5, false).loss);
-  }
-  return losses;
-}
-
-void expect_same_curve(const std::vector<double>& got, const std::vector<double>& want, const std::string& what) {
-  ASSERT_EQ(got.size(), want.size());
-  for (size_t i = 0; i < got.size(); ++i)
-    EXPECT_NEAR(got[i], want[i], 1e-4 * std::abs(want[i])) << what << " step " << i + 1;
-  EXPECT_LT(want.back(), want.front()) << "the reference loss should fall";
-}
 
 // Counts the store's reduce-scatter launches: what zero.reduce_bucket_mb changes.
 class CountingCommunicator : public Communicator {
@@ -250,6 +177,54 @@ TEST_P(ZeroTraining, ReduceBucketsChangeLaunchesNotLosses) {
   // has not started keeps accumulating in its buffer).
   EXPECT_EQ(one_bucket.launches, kSteps);
   EXPECT_EQ(tiny_buckets.launches, kSteps * 4 * (kGlobalBatch / world->size()));
+}
+
+// Frozen tensors are sharded and gathered like the others (at stage 3) but never reduced and never
+// stepped: every stage, offload choice and accumulation gives one rank's losses, the frozen values
+// stay what they were, and the store holds no optimizer state for them.
+TEST_P(ZeroTraining, FrozenTensorsAreGatheredNeverStepped) {
+  const bool tied = GetParam();
+  const Trained frozen{.params = attention_frozen};
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, tied, frozen);
+  const std::vector<double> all_trainable = train(*self, zero(0), kGlobalBatch, tied);
+  EXPECT_NEAR(reference[0], all_trainable[0], 1e-6) << "the same model before the first step";
+  EXPECT_GT(std::abs(reference.back() - all_trainable.back()), 1e-4) << "frozen tensors must not train";
+  auto world = make_mpi_communicator(World::get());
+  const int64_t per_rank = kGlobalBatch / world->size();
+  for (int stage = 0; stage <= 3; ++stage)
+    expect_same_curve(train(*world, zero(stage), 1, tied, frozen), reference, "frozen, stage " + std::to_string(stage));
+  ZeroOptions offloaded = zero(3, 1, 33);
+  offloaded.offload_optimizer = OffloadTo::cpu;
+  offloaded.offload_params = OffloadTo::nvme;
+  offloaded.nvme_params = test_swap();
+  expect_same_curve(train(*world, offloaded, per_rank, tied, frozen), reference, "frozen, offloaded, persist_below");
+
+  const ModelConfig config = tiny_config(tied);
+  ZeroStore store(config, attention_frozen(config), zero(3), *world);
+  store.init_random(5, 0.1f);
+  const Tensor before = store.acquire(UnitId::layer_unit(1)).layers[1].q_proj.weight.clone();
+  store.release(UnitId::layer_unit(1));
+  for (int64_t step = 1; step <= 2; ++step) {
+    const ops::AdamWStep adam{.lr = 1e-2f, .weight_decay = 0.1f, .step = step};
+    train_step(store, *world, micro_batches(step, world->rank() * per_rank, (world->rank() + 1) * per_rank, 1), adam,
+               0.5, false);
+  }
+  const LayerParams& after = store.acquire(UnitId::layer_unit(1)).layers[1];
+  EXPECT_EQ(after.q_proj.weight.to_vector<float>(), before.to_vector<float>());
+  EXPECT_FALSE(store.grads(UnitId::layer_unit(1)).layers[1].q_proj.weight.defined());
+  store.release(UnitId::layer_unit(1));
+  int64_t stated = 0;
+  store.read_state(/*unique=*/false, [&](const ZeroStore::StateSlice& slice) {
+    EXPECT_TRUE(slice.param->trainable) << slice.param->name << " has optimizer state";
+    stated += slice.end - slice.begin;
+  });
+  int64_t trainable = 0;
+  for (const ParamSpec& p : attention_frozen(config)) trainable += p.trainable ? shape_numel(p.shape) : 0;
+  EXPECT_EQ(store.trainable_params(), trainable);
+  Tensor total = Tensor::from_vector<int64_t>({stated}, {1}, DType::I64);
+  world->all_reduce(total, ReduceOp::Sum).wait();
+  EXPECT_EQ(total.data_as<int64_t>()[0], trainable) << "every trainable element has state on one rank";
 }
 
 TEST_P(ZeroTraining, MicroBatchesAndAccumulationAreInterchangeable) {

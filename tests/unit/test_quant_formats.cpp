@@ -1,8 +1,9 @@
-// Packed layouts (parts, bytes, views over one buffer, errors) and the CPU reference of int8 and
-// int4 against their definitions written out plainly here.
+// Packed layouts (parts, bytes, views over one buffer, errors), the CPU reference of int8, int4,
+// q8_0 and q4_0 against their definitions written out plainly here, and gemm_packed.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
 #include "kernels/ops.h"
@@ -173,3 +174,91 @@ TEST(QuantInt4, AsymmetricKeepsZeroExactAndCoversOneSidedGroups) {
   EXPECT_EQ(deq[5], 0.0f);
   EXPECT_NEAR(deq[31], 0.25f, 1e-3);
 }
+
+namespace {
+
+float record_d(const uint8_t* record) {
+  uint16_t bits;
+  std::memcpy(&bits, record, 2);
+  return f16_bits_to_f32(bits);
+}
+
+}  // namespace
+
+TEST(QuantGgml, Q8_0AsLlamaCppDefinesIt) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 3, cols = 96;
+  std::vector<float> v = host_f32(random_tensor({rows, cols}, DType::F32, Device::cpu(), seed));
+  for (int j = 0; j < 32; ++j) v[32 + j] = 0.0f;  // an all-zero block: d 0, codes 0
+  v[70] = 127.0f * 0.5f;  // in a block whose amax is this: x / d = 127 exactly
+  const PackedTensor w = quant::quantize(Tensor::from_vector(v, {rows, cols}, DType::F32), {QuantScheme::Q8_0});
+  const std::vector<uint8_t> records = w.part("blocks").to_vector<uint8_t>();
+  const std::vector<float> deq = host_f32(quant::dequantize(w, DType::F32));
+  for (int64_t b = 0; b < rows * cols / 32; ++b) {
+    float amax = 0;
+    for (int j = 0; j < 32; ++j) amax = std::max(amax, std::fabs(v[b * 32 + j]));
+    const float d = amax / 127.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const uint8_t* record = records.data() + b * 34;
+    ASSERT_EQ(record_d(record), f16_bits_to_f32(f32_to_f16_bits(d))) << "block " << b;
+    for (int j = 0; j < 32; ++j) {
+      const int8_t q = int8_t(std::round(v[b * 32 + j] * id));
+      ASSERT_EQ(int8_t(record[2 + j]), q) << "block " << b << " element " << j;
+      EXPECT_EQ(deq[b * 32 + j], float(q) * record_d(record));
+    }
+  }
+}
+
+TEST(QuantGgml, Q4_0AsLlamaCppDefinesIt) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 2, cols = 128;
+  std::vector<float> v = host_f32(random_tensor({rows, cols}, DType::F32, Device::cpu(), seed));
+  v[3] = -9.0f;  // block 0: equal magnitudes, the first (negative) one sets d = -9 / -8
+  v[10] = 9.0f;
+  for (int j = 0; j < 32; ++j) v[64 + j] = -0.0f;  // an all-zero block
+  const PackedTensor w = quant::quantize(Tensor::from_vector(v, {rows, cols}, DType::F32), {QuantScheme::Q4_0});
+  const std::vector<uint8_t> records = w.part("blocks").to_vector<uint8_t>();
+  const std::vector<float> deq = host_f32(quant::dequantize(w, DType::F32));
+  EXPECT_EQ(record_d(records.data()), 1.125f);
+  for (int64_t b = 0; b < rows * cols / 32; ++b) {
+    float amax = 0, m = 0;
+    for (int j = 0; j < 32; ++j)
+      if (amax < std::fabs(v[b * 32 + j])) {
+        amax = std::fabs(v[b * 32 + j]);
+        m = v[b * 32 + j];
+      }
+    const float d = m / -8.0f, id = d != 0 ? 1.0f / d : 0.0f;
+    const uint8_t* record = records.data() + b * 18;
+    ASSERT_EQ(f32_to_f16_bits(d), uint16_t(record[0] | record[1] << 8)) << "block " << b;
+    for (int j = 0; j < 32; ++j) {
+      const int q = std::min(15, int(v[b * 32 + j] * id + 8.5f));
+      const int stored = j < 16 ? record[2 + j] & 15 : record[2 + j - 16] >> 4;
+      ASSERT_EQ(stored, q) << "block " << b << " element " << j;
+      EXPECT_EQ(deq[b * 32 + j], float(q - 8) * record_d(record));
+    }
+  }
+}
+
+class QuantGemm : public ::testing::TestWithParam<std::tuple<QuantScheme, bool>> {};
+
+// The CPU reference of a projection with a packed weight is exactly dequantize + gemm.
+TEST_P(QuantGemm, IsDequantizeThenGemm) {
+  const auto [scheme, trans_b] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << quant_scheme_name(scheme) << " trans_b " << trans_b << " seed " << seed);
+  const int64_t out = 24, in = 64, tokens = 5;
+  const PackedTensor w = quant::quantize(random_tensor({out, in}, DType::F32, Device::cpu(), seed, 0.05f), {scheme});
+  const Tensor x = random_tensor({tokens, trans_b ? in : out}, DType::F32, Device::cpu(), seed + 1);
+  const Tensor bias = random_tensor({trans_b ? out : in}, DType::F32, Device::cpu(), seed + 2);
+  Tensor got = random_tensor({tokens, trans_b ? out : in}, DType::F32, Device::cpu(), seed + 3);
+  Tensor want = got.clone();
+  ops::gemm_packed(got, x, w, trans_b, 0.5f, 0.25f, bias);
+  ops::gemm(want, x, quant::dequantize(w, DType::F32), false, trans_b, 0.5f, 0.25f, bias);
+  EXPECT_EQ(host_f32(got), host_f32(want));
+}
+
+INSTANTIATE_TEST_SUITE_P(Schemes, QuantGemm,
+                         ::testing::Combine(::testing::Values(QuantScheme::NF4, QuantScheme::Int8, QuantScheme::Int4,
+                                                              QuantScheme::Q8_0, QuantScheme::Q4_0),
+                                            ::testing::Bool()));

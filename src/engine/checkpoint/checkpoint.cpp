@@ -57,8 +57,7 @@ std::string save(const std::string& dir, ZeroStore& store, const TrainerState& s
   if (host.rank() == 0) {
     fs::remove_all(tmp);
     fs::create_directories(tmp);
-    std::vector<ParamSpec> params = model_parameters(store.config());
-    StateFile::create(state_path, params);
+    StateFile::create(state_path, store.trainable_specs());  // frozen tensors have no state
     nlohmann::json trainer = {{"format", 1},
                               {"step", state.step},
                               {"skipped_steps", state.skipped_steps},

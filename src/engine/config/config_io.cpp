@@ -176,11 +176,28 @@ void ConfigReader::read(const YAML::Node& node, const std::string& path, std::st
   value = node.Scalar();
 }
 
-void ConfigReader::read(const YAML::Node& node, const std::string& path, std::vector<double>& value) {
-  if (!node.IsSequence()) fail_at(path, node, "expected a list of numbers, got " + scalar_text(node));
-  std::vector<double> out(node.size());
+template <typename T>
+void ConfigReader::read_list(const YAML::Node& node, const std::string& path, std::vector<T>& value, const char* what) {
+  if (!node.IsSequence()) fail_at(path, node, std::string("expected a list of ") + what + ", got " + scalar_text(node));
+  std::vector<T> out(node.size());
   for (size_t i = 0; i < node.size(); ++i) read(node[i], path + "[" + std::to_string(i) + "]", out[i]);
   value = std::move(out);
+}
+
+void ConfigReader::read(const YAML::Node& node, const std::string& path, std::vector<double>& value) {
+  read_list(node, path, value, "numbers");
+}
+
+void ConfigReader::read(const YAML::Node& node, const std::string& path, std::vector<int64_t>& value) {
+  read_list(node, path, value, "integers");
+}
+
+void ConfigReader::read(const YAML::Node& node, const std::string& path, std::vector<std::string>& value) {
+  if (node.IsScalar()) {
+    value.assign(1, "");
+    return read(node, path, value[0]);
+  }
+  read_list(node, path, value, "names");
 }
 
 void RangeChecks::require(bool ok, const std::string& path, const std::string& message) const {
@@ -205,11 +222,16 @@ void ConfigWriter::write(double v) {
   out_ << fmt::format("{}", v);
 }
 
-void ConfigWriter::write(const std::vector<double>& v) {
+template <typename T>
+void ConfigWriter::write_list(const std::vector<T>& v) {
   out_ << YAML::Flow << YAML::BeginSeq;
-  for (double x : v) write(x);
+  for (const T& x : v) write(x);
   out_ << YAML::EndSeq;
 }
+
+void ConfigWriter::write(const std::vector<double>& v) { write_list(v); }
+void ConfigWriter::write(const std::vector<int64_t>& v) { write_list(v); }
+void ConfigWriter::write(const std::vector<std::string>& v) { write_list(v); }
 
 void ConfigWriter::write(const YAML::Node& v) {
   if (!v || v.IsNull())

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -59,13 +60,25 @@ class ConfigReader {
   YAML::Node lookup(const char* key);
   std::string join(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
   std::string scalar_text(const YAML::Node& node) const;
+  template <typename T>
+  void read_list(const YAML::Node& node, const std::string& path, std::vector<T>& value, const char* what);
 
   void read(const YAML::Node& node, const std::string& path, int64_t& value);
   void read(const YAML::Node& node, const std::string& path, double& value);
   void read(const YAML::Node& node, const std::string& path, bool& value);
   void read(const YAML::Node& node, const std::string& path, std::string& value);
   void read(const YAML::Node& node, const std::string& path, std::vector<double>& value);
+  void read(const YAML::Node& node, const std::string& path, std::vector<int64_t>& value);
+  // A list of names; one name alone counts as a list of one.
+  void read(const YAML::Node& node, const std::string& path, std::vector<std::string>& value);
   void read(const YAML::Node& node, const std::string& path, YAML::Node& value) { (void)path; value = node; }
+  // An optional section: present (a mapping, possibly empty) or absent (or null).
+  template <typename Section>
+  void read(const YAML::Node& node, const std::string& path, std::optional<Section>& section) {
+    if (node.IsNull()) return section.reset();
+    section.emplace();
+    read(node, path, *section);
+  }
   template <typename Section>
   void read(const YAML::Node& node, const std::string& path, Section& section) {
     if (!node.IsMap()) fail_at(path, node, "expected a mapping of keys, got " + scalar_text(node));
@@ -94,12 +107,21 @@ class ConfigWriter {
   }
 
  private:
+  template <typename T>
+  void write_list(const std::vector<T>& v);
   void write(int64_t v) { out_ << v; }
   void write(double v);
   void write(bool v) { out_ << v; }
   void write(const std::string& v) { out_ << v; }
   void write(const std::vector<double>& v);
+  void write(const std::vector<int64_t>& v);
+  void write(const std::vector<std::string>& v);
   void write(const YAML::Node& v);
+  template <typename Section>
+  void write(const std::optional<Section>& section) {
+    if (section) write(*section);
+    else out_ << YAML::Null;
+  }
   template <typename Section>
   void write(const Section& section) {
     out_ << YAML::BeginMap;

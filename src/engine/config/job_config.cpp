@@ -1,5 +1,7 @@
 #include "engine/config/job_config.h"
 
+#include <algorithm>
+
 namespace tessera {
 
 namespace {
@@ -15,6 +17,25 @@ void check_offload(const OffloadSection& o, const std::string& key, const config
                 fmt::format("must be 1 to 4096, got {}", o.io_queue_depth));
   check.require(o.units_in_flight >= 1, key + ".units_in_flight",
                 fmt::format("must be at least 1, got {}", o.units_in_flight));
+}
+
+// What can be said without the model; lora::resolve checks the rest (layers, tied lm_head).
+void check_lora(const LoraSection& l, const config::RangeChecks& check) {
+  check.require(l.r >= 1, "lora.r", fmt::format("must be at least 1, got {}", l.r));
+  check.require(l.alpha > 0, "lora.alpha", fmt::format("must be positive, got {}", l.alpha));
+  check.require(l.dropout >= 0 && l.dropout < 1, "lora.dropout", fmt::format("must be in [0, 1), got {}", l.dropout));
+  const auto& names = lora::kProjectionNames;
+  const bool all = l.target_modules.size() == 1 && l.target_modules[0] == lora::kAllLinear;
+  for (const std::string& m : l.target_modules)
+    check.require(all || std::find(std::begin(names), std::end(names), m) != std::end(names), "lora.target_modules",
+                  fmt::format("unknown module '{}': expected all-linear (alone) or a list of q_proj, k_proj, v_proj, "
+                              "o_proj, gate_proj, up_proj, down_proj", m));
+  check.require(!l.target_modules.empty(), "lora.target_modules", "must name at least one module (or all-linear)");
+  for (int64_t layer : l.layers)
+    check.require(layer >= 0, "lora.layers", fmt::format("layer indices count from 0, got {}", layer));
+  for (const std::string& m : l.modules_to_save)
+    check.require(m == "embed_tokens" || m == "lm_head", "lora.modules_to_save",
+                  fmt::format("unknown module '{}': expected embed_tokens or lm_head", m));
 }
 
 void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
@@ -56,6 +77,7 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
                 "give either model.path or model.init, not both");
   check.require(c.model.init.IsNull() || c.model.init.IsMap(), "model.init",
                 "must be a mapping of config.json keys (hidden_size, num_hidden_layers, ...)");
+  if (c.lora) check_lora(*c.lora, check);
 }
 
 }  // namespace

@@ -4,11 +4,13 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/config/config_io.h"
 #include "io/data/data_options.h"
+#include "lora/adapter.h"
 
 namespace tessera {
 
@@ -83,6 +85,8 @@ struct EvalSection {
   int64_t batches = 1;
 };
 
+using LoraSection = lora::LoraOptions;
+
 struct JobConfig {
   ModelSection model;
   DataSection data;
@@ -91,6 +95,7 @@ struct JobConfig {
   CheckpointSection checkpoint;
   LogSection log;
   EvalSection eval;
+  std::optional<LoraSection> lora;  // present: train LoRA adapters on a frozen base
 };
 
 template <typename V> void describe(V& v, ModelSection& s) {
@@ -169,6 +174,26 @@ template <typename V> void describe(V& v, EvalSection& s) {
   v("every_steps", s.every_steps);
   v("batches", s.batches);
 }
+}  // namespace tessera
+
+namespace tessera::lora {
+// Found by argument-dependent lookup: LoraSection is lora's LoraOptions.
+template <typename V> void describe(V& v, LoraOptions& s) {
+  v("r", s.r);
+  v("alpha", s.alpha);
+  v("dropout", s.dropout);
+  v("target_modules", s.target_modules);
+  v("use_rslora", s.use_rslora);
+  v("init", s.init, {"peft", "gaussian"});
+  v("layers", s.layers);
+  v("modules_to_save", s.modules_to_save);
+  v("adapter", s.adapter);
+  v("base_quant", s.base_quant, {"none", "nf4", "int8"});
+}
+}  // namespace tessera::lora
+
+namespace tessera {
+
 template <typename V> void describe(V& v, JobConfig& c) {
   v("model", c.model);
   v("data", c.data);
@@ -177,6 +202,7 @@ template <typename V> void describe(V& v, JobConfig& c) {
   v("checkpoint", c.checkpoint);
   v("log", c.log);
   v("eval", c.eval);
+  v("lora", c.lora);
 }
 
 // Reads `path` (may be "" for all defaults), applies the `--set key=value` overrides, checks

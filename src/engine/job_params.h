@@ -1,0 +1,30 @@
+// What a job trains: every parameter of the model, or with a `lora:` section a frozen base with
+// adapters (and any modules_to_save) trainable; and how the store is filled at the start.
+#pragma once
+
+#include <optional>
+#include <vector>
+
+#include "engine/config/job_config.h"
+#include "lora/adapter.h"
+#include "model/transformer.h"
+#include "zero/zero_store.h"
+
+namespace tessera {
+
+struct JobParams {
+  std::vector<ParamSpec> params;
+  std::optional<lora::AdapterSpec> adapter;  // a LoRA job
+
+  float lora_scale() const { return adapter ? adapter->scale() : 1.0f; }
+  // The LoRA dropout of step `step`'s passes (off without LoRA or with dropout 0).
+  PassDropout dropout(uint64_t seed, int64_t step) const;
+};
+
+JobParams job_params(const JobConfig& job, const ModelConfig& config);
+
+// The store's starting values: the base from model.path (every tensor there, checked first) or
+// initialised from train.seed (model.init); adapters by their init rules.
+void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& config);
+
+}  // namespace tessera
