@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
 scripts/fetch-tokenizers.sh
+scripts/setup-llamacpp.sh   # node-llama-cpp for the GGUF checks against llama.cpp
 scripts/build.sh
 cd build
 ctest -j"$(nproc)" --output-on-failure --timeout 900

@@ -6,7 +6,7 @@
 #include "comm/world.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "engine/model_loader.h"
+#include "engine/gguf_loader.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "model/transformer.h"
@@ -26,7 +26,7 @@ void run_forward(const ForwardArgs& args) {
   TS_CHECK(device.is_cpu() || cuda_device_count() > device.index, "--device {}: {}", args.device,
            cuda_unavailable_reason().empty() ? "no such GPU" : cuda_unavailable_reason());
   const DType dtype = args.dtype == "bf16" ? DType::BF16 : DType::F32;
-  const LoadedModel model = load_hf_model(args.model, dtype, device);
+  const LoadedModel model = load_model_file(args.model, dtype, device);
 
   const Tensor ids = with_context(args.input_ids, [&] {
     SafetensorsFile file = SafetensorsFile::open(args.input_ids);
@@ -56,7 +56,7 @@ void run_forward(const ForwardArgs& args) {
 void add_forward_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("forward", "Run a model on input ids; write logits, loss and (--grads) gradients");
   auto args = std::make_shared<ForwardArgs>();
-  cmd->add_option("--model", args->model, "Hugging Face model folder")->required();
+  cmd->add_option("--model", args->model, "Hugging Face model folder or .gguf file")->required();
   cmd->add_option("--input-ids", args->input_ids, "safetensors file with input_ids (int64/int32 [batch, seq])")->required();
   cmd->add_option("--output", args->output, "safetensors file to write")->required();
   cmd->add_flag("--grads", args->grads, "also write grad.<parameter name> for every parameter");

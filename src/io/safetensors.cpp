@@ -1,10 +1,5 @@
 #include "io/safetensors.h"
 
-#include <fcntl.h>
-#include <sys/mman.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -15,6 +10,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 
 namespace tessera {
 
@@ -91,27 +87,6 @@ TensorInfo parse_entry(const json& entry, uint64_t data_size) {
   return info;
 }
 
-// Maps the whole file read-only; the returned owner unmaps it.
-std::shared_ptr<void> map_file(const std::string& path, size_t& size) {
-  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  TS_CHECK(fd >= 0, "cannot open: {}", std::strerror(errno));
-  struct stat st {};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    fail("not a regular file");
-  }
-  size = static_cast<size_t>(st.st_size);
-  if (size < 8) {
-    ::close(fd);
-    fail("file of {} bytes is too short for a safetensors header", size);
-  }
-  void* addr = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, fd, 0);
-  const int mmap_errno = errno;
-  ::close(fd);  // the mapping keeps the file's pages reachable
-  TS_CHECK(addr != MAP_FAILED, "cannot map: {}", std::strerror(mmap_errno));
-  return std::shared_ptr<void>(addr, [size](void* p) { ::munmap(p, size); });
-}
-
 }  // namespace
 
 std::string_view safetensors_dtype_name(DType dtype) {
@@ -124,9 +99,11 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
   return with_context(path, [&] {
     SafetensorsFile file;
     file.path_ = path;
-    size_t size = 0;
-    file.mapping_ = map_file(path, size);
-    const auto* bytes = static_cast<const unsigned char*>(file.mapping_.get());
+    const MappedFile mapped = map_file(path);
+    const size_t size = mapped.size;
+    TS_CHECK(size >= 8, "file of {} bytes is too short for a safetensors header", size);
+    file.mapping_ = mapped.owner;
+    const unsigned char* bytes = mapped.bytes;
 
     const uint64_t header_len = read_u64_le(bytes);
     TS_CHECK(header_len <= kMaxHeaderBytes, "header length {} exceeds the {} byte limit", header_len,

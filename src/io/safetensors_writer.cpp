@@ -1,17 +1,12 @@
 #include "io/safetensors_writer.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/safetensors.h"
 
 namespace tessera {
@@ -30,50 +25,11 @@ uint64_t entry_bytes(const TensorEntry& e) {
   return n;
 }
 
-void write_all(int fd, const void* data, size_t size, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (size > 0) {
-    const ssize_t n = ::write(fd, p, std::min<size_t>(size, 1u << 30));
-    if (n < 0 && errno == EINTR) continue;
-    TS_CHECK(n > 0, "{}: write failed: {}", path, std::strerror(errno));
-    p += n;
-    size -= static_cast<size_t>(n);
-  }
-}
-
-// fsync of the folder makes a rename inside it durable.
-void sync_parent_dir(const std::string& path) {
-  fs::path parent = fs::path(path).parent_path();
-  if (parent.empty()) parent = ".";
-  const int fd = ::open(parent.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return;  // best effort: the data itself is already synced
-  ::fsync(fd);
-  ::close(fd);
-}
-
-void write_file_atomically(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  TS_CHECK(fd >= 0, "{}: cannot create: {}", tmp, std::strerror(errno));
-  try {
-    write_all(fd, content.data(), content.size(), tmp);
-    TS_CHECK(::fsync(fd) == 0, "{}: fsync failed: {}", tmp, std::strerror(errno));
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  ::close(fd);
-  TS_CHECK(::rename(tmp.c_str(), path.c_str()) == 0, "{}: cannot rename into place: {}", path,
-           std::strerror(errno));
-  sync_parent_dir(path);
-}
-
 }  // namespace
 
 SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorEntry> entries,
                                      std::map<std::string, std::string> metadata)
-    : path_(std::move(path)), tmp_path_(path_ + ".tmp"), entries_(std::move(entries)) {
+    : path_(std::move(path)), entries_(std::move(entries)) {
   // ordered_json keeps the declaration order, which is also the data order.
   nlohmann::ordered_json header = nlohmann::ordered_json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
@@ -89,51 +45,31 @@ SafetensorsWriter::SafetensorsWriter(std::string path, std::vector<TensorEntry> 
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');
 
-  fd_ = ::open(tmp_path_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  TS_CHECK(fd_ >= 0, "{}: cannot create: {}", tmp_path_, std::strerror(errno));
+  file_ = std::make_unique<AtomicFile>(path_);
   unsigned char len[8];
   for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  try {
-    write_bytes(len, 8);
-    write_bytes(text.data(), text.size());
-  } catch (...) {
-    ::close(fd_);
-    ::unlink(tmp_path_.c_str());
-    throw;
-  }
+  file_->write(len, 8);
+  file_->write(text.data(), text.size());
 }
-
-SafetensorsWriter::~SafetensorsWriter() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!finished_) ::unlink(tmp_path_.c_str());
-}
-
-void SafetensorsWriter::write_bytes(const void* data, size_t size) { write_all(fd_, data, size, tmp_path_); }
 
 void SafetensorsWriter::write(const std::string& name, const Tensor& tensor) {
-  TS_CHECK(!finished_ && fd_ >= 0, "{}: write of '{}' after finish()", path_, name);
+  TS_CHECK(!finished_, "{}: write of '{}' after finish()", path_, name);
   TS_CHECK(next_ < entries_.size(), "{}: tensor '{}' was not declared", path_, name);
   const TensorEntry& e = entries_[next_];
   TS_CHECK(name == e.name, "{}: expected tensor '{}' next (declaration order), got '{}'", path_, e.name, name);
   TS_CHECK(tensor.dtype() == e.dtype && tensor.shape() == e.shape, "{}: tensor '{}' is {}, declared as {}{}",
            path_, name, tensor.str(), dtype_name(e.dtype), shape_str(e.shape));
   const Tensor host = tensor.is_cuda() ? tensor.to(Device::cpu()) : tensor;
-  write_bytes(host.data(), host.nbytes());
+  file_->write(host.data(), host.nbytes());
   ++next_;
 }
 
 void SafetensorsWriter::finish() {
-  TS_CHECK(!finished_ && fd_ >= 0, "{}: finish() called twice", path_);
+  TS_CHECK(!finished_, "{}: finish() called twice", path_);
   TS_CHECK(next_ == entries_.size(), "{}: tensor '{}' was declared but never written", path_,
            entries_[next_].name);
-  TS_CHECK(::fsync(fd_) == 0, "{}: fsync failed: {}", tmp_path_, std::strerror(errno));
-  const int fd = fd_;
-  fd_ = -1;
-  TS_CHECK(::close(fd) == 0, "{}: close failed: {}", tmp_path_, std::strerror(errno));
-  TS_CHECK(::rename(tmp_path_.c_str(), path_.c_str()) == 0, "{}: cannot rename into place: {}", path_,
-           std::strerror(errno));
+  file_->commit();
   finished_ = true;
-  sync_parent_dir(path_);
 }
 
 void save_safetensors(const std::string& path, const std::vector<std::pair<std::string, Tensor>>& tensors,

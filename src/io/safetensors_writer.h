@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/tensor.h"
+#include "io/atomic_file.h"
 
 namespace tessera {
 
@@ -29,8 +30,7 @@ class SafetensorsWriter {
                     std::map<std::string, std::string> metadata = {});
   SafetensorsWriter(const SafetensorsWriter&) = delete;
   SafetensorsWriter& operator=(const SafetensorsWriter&) = delete;
-  // Removes the temporary file unless finish() succeeded.
-  ~SafetensorsWriter();
+  // The temporary file is removed unless finish() succeeded.
 
   // Writes the next declared entry; `name`, dtype and shape must match it. CUDA tensors are
   // copied to the host first.
@@ -41,13 +41,10 @@ class SafetensorsWriter {
   const std::string& path() const { return path_; }
 
  private:
-  void write_bytes(const void* data, size_t size);
-
   std::string path_;
-  std::string tmp_path_;
   std::vector<TensorEntry> entries_;
   size_t next_ = 0;
-  int fd_ = -1;
+  std::unique_ptr<AtomicFile> file_;
   bool finished_ = false;
 };
 
