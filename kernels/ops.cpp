@@ -471,4 +471,28 @@ void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool t
   gemm(c, a, b, false, trans_b, alpha, beta, bias);
 }
 
+void fake_quantize(const Tensor& out, const Tensor& w, const QuantSpec& spec) {
+  TS_CHECK(out.shape() == w.shape(), "fake_quantize: out {} should have the shape of w {}", out.str(), w.str());
+  const PackedTensor packed = PackedTensor::empty(spec, w.shape(), w.device());
+  quantize(packed, w);
+  dequantize(out, packed);
+}
+
+void fake_quantize_mask(const Tensor& grad, const Tensor& w, const QuantSpec& given) {
+  const QuantSpec spec = resolve_quant_spec(given, w.shape());
+  check_floating("fake_quantize_mask", w);
+  check_same_device("fake_quantize_mask", grad, w);
+  check_f32("fake_quantize_mask", grad, w.numel());
+  if (spec.scheme != QuantScheme::Int4 && spec.scheme != QuantScheme::Q4_0) return;
+  TS_DISPATCH(w.device(), quantize_mask(grad, w, spec));
+}
+
+void fake_quantize_rows_int8(const Tensor& out, const Tensor& x) {
+  check_floating("fake_quantize_rows_int8", x);
+  TS_CHECK(x.ndim() >= 1 && x.size(-1) > 0, "fake_quantize_rows_int8: x {} has no features", x.str());
+  check_same("fake_quantize_rows_int8", out, x);
+  if (x.numel() == 0) return;
+  TS_DISPATCH(x.device(), fake_quantize_rows_int8(out, x));
+}
+
 }  // namespace tessera::ops

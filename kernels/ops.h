@@ -173,4 +173,19 @@ void dequantize(const Tensor& out, const PackedTensor& w);
 void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool trans_b, float alpha = 1.0f,
                  float beta = 0.0f, const Tensor& bias = Tensor());
 
+// ---- Quantization-aware training ----
+
+// out = dequantize(quantize(w)) under spec, in out's dtype (w and out floating, of one shape): the
+// values a packed copy of w holds, bit for bit (exact by construction: the same two ops).
+void fake_quantize(const Tensor& out, const Tensor& w, const QuantSpec& spec);
+// The straight-through estimator's mask for w's fake quantization under spec: grad (f32, w's
+// shape) is zeroed where w's code is clamped (int4: outside [0, 15] before the clamp; q4_0: above
+// 15) and left alone elsewhere. int8, q8_0 and nf4 scale by their group's absmax and never clamp.
+void fake_quantize_mask(const Tensor& grad, const Tensor& w, const QuantSpec& spec);
+// Activations x [rows, features] fake-quantized to int8 per row (token), dynamic and asymmetric
+// (torchao's 8da): scale = (max(max, 0) - min(min, 0)) / 255, zero = clamp(-128 - rint(min(min, 0) /
+// scale), -128, 127), x' = (clamp(rint(x / scale) + zero, -128, 127) - zero) scale. out like x.
+// Nothing is clamped, so the straight-through gradient is the identity.
+void fake_quantize_rows_int8(const Tensor& out, const Tensor& x);
+
 }  // namespace tessera::ops

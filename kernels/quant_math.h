@@ -117,8 +117,13 @@ TS_HOST_DEVICE inline uint8_t int4_zero(float group_min, float inverse_scale) {
   return uint8_t(clamp_int(-rintf(mul_rn(fminf(group_min, 0.0f), inverse_scale)), 0, 15));
 }
 
+// The code before the clamp to [0, 15]; QAT's straight-through gradient passes where it is inside.
+TS_HOST_DEVICE inline float int4_unclamped(float x, float inverse_scale, uint8_t zero) {
+  return rintf(mul_rn(x, inverse_scale)) + float(zero);
+}
+
 TS_HOST_DEVICE inline uint8_t int4_code(float x, float inverse_scale, uint8_t zero) {
-  return uint8_t(clamp_int(rintf(mul_rn(x, inverse_scale)) + float(zero), 0, 15));
+  return uint8_t(clamp_int(int4_unclamped(x, inverse_scale, zero), 0, 15));
 }
 
 TS_HOST_DEVICE inline float int4_value(uint8_t code, uint8_t zero, float scale) {
@@ -142,12 +147,33 @@ TS_HOST_DEVICE inline int8_t q8_0_code(float x, float inverse_scale) {
 // m: the element of largest magnitude with its sign (the first of equals).
 TS_HOST_DEVICE inline float q4_0_scale(float m) { return m / -8.0f; }
 
-// min(15, trunc(x / d + 8.5)): x / d lies in [-8, 8], so the truncation sees [0.5, 16.5].
+// trunc(x / d + 8.5), before the min with 15: x / d lies in [-8, 8], so it sees [0.5, 16.5].
+TS_HOST_DEVICE inline int q4_0_unclamped(float x, float inverse_scale) {
+  return int(add_rn(mul_rn(x, inverse_scale), 8.5f));
+}
+
 TS_HOST_DEVICE inline uint8_t q4_0_code(float x, float inverse_scale) {
-  const int q = int(add_rn(mul_rn(x, inverse_scale), 8.5f));
+  const int q = q4_0_unclamped(x, inverse_scale);
   return uint8_t(q < 15 ? q : 15);
 }
 
 TS_HOST_DEVICE inline float q4_0_value(uint8_t code, float scale) { return mul_rn(float(int(code) - 8), scale); }
+
+// ---- int8 activations: per row (token), dynamic, asymmetric (torchao's 8da) ----
+// scale = (max(max, 0) - min(min, 0)) / 255, zero = clamp(-128 - rint(min(min, 0) / scale)),
+// q = clamp(rint(x / scale) + zero, -128, 127), x' = (q - zero) scale.
+
+TS_HOST_DEVICE inline float act8_scale(float row_min, float row_max) {
+  return (fmaxf(row_max, 0.0f) - fminf(row_min, 0.0f)) / 255.0f;
+}
+
+TS_HOST_DEVICE inline int act8_zero(float row_min, float inverse_scale) {
+  return clamp_int(-128.0f - rintf(mul_rn(fminf(row_min, 0.0f), inverse_scale)), -128, 127);
+}
+
+TS_HOST_DEVICE inline float act8_value(float x, float scale, float inverse_scale, int zero) {
+  const int q = clamp_int(rintf(mul_rn(x, inverse_scale)) + float(zero), -128, 127);
+  return mul_rn(float(q - zero), scale);
+}
 
 }  // namespace tessera::quant_math

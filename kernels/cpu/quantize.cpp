@@ -90,22 +90,34 @@ void dequantize_int8(float* out, const PackedTensor& w) {
     for (int64_t c = 0; c < cols; ++c) out[r * cols + c] = qm::mul_rn(float(codes[r * cols + c]), scales[r]);
 }
 
+// One int4 group's parameters, as quantize and the QAT mask both need them.
+struct Int4Group {
+  uint16_t scale;  // f16 bits
+  float inverse;
+  uint8_t zero;
+};
+
+Int4Group int4_group(const float* v, int64_t group, bool symmetric) {
+  const auto [low, high] = std::minmax_element(v, v + group);
+  const uint16_t scale = f32_to_f16_bits(qm::int4_scale(*low, *high, symmetric));
+  const float inverse = qm::inverse_or_zero(f16_bits_to_f32(scale));
+  return {scale, inverse, symmetric ? uint8_t(8) : qm::int4_zero(*low, inverse)};
+}
+
 void quantize_int4(const PackedTensor& out, const float* x) {
-  const int64_t rows = out.shape[0], cols = out.shape[1], group = out.spec.group_size, groups = cols / group;
-  const bool symmetric = out.spec.symmetric;
+  const int64_t group = out.spec.group_size, groups = out.parts[1].numel();
   uint8_t* codes = out.parts[0].data_as<uint8_t>();
   uint16_t* scales = out.parts[1].data_as<uint16_t>();
-  uint8_t* zeros = symmetric ? nullptr : out.parts[2].data_as<uint8_t>();
-#pragma omp parallel for if (rows * cols > kParallelAbove)
-  for (int64_t g = 0; g < rows * groups; ++g) {
+  uint8_t* zeros = out.spec.symmetric ? nullptr : out.parts[2].data_as<uint8_t>();
+#pragma omp parallel for if (out.numel() > kParallelAbove)
+  for (int64_t g = 0; g < groups; ++g) {
     const float* v = x + g * group;  // groups tile each row, and rows are contiguous
-    const auto [low, high] = std::minmax_element(v, v + group);
-    scales[g] = f32_to_f16_bits(qm::int4_scale(*low, *high, symmetric));
-    const float inverse = qm::inverse_or_zero(f16_bits_to_f32(scales[g]));
-    const uint8_t zero = symmetric ? 8 : qm::int4_zero(*low, inverse);
-    if (zeros) zeros[g] = zero;
+    const Int4Group p = int4_group(v, group, out.spec.symmetric);
+    scales[g] = p.scale;
+    if (zeros) zeros[g] = p.zero;
     for (int64_t i = 0; i < group; i += 2)
-      codes[(g * group + i) / 2] = uint8_t(qm::int4_code(v[i], inverse, zero) << 4 | qm::int4_code(v[i + 1], inverse, zero));
+      codes[(g * group + i) / 2] = uint8_t(qm::int4_code(v[i], p.inverse, p.zero) << 4 |
+                                           qm::int4_code(v[i + 1], p.inverse, p.zero));
   }
 }
 
@@ -154,6 +166,17 @@ void dequantize_q8_0(float* out, const PackedTensor& w) {
 }
 
 // Byte j of a q4_0 record holds element j in its low nibble and element j + 16 in its high one.
+// The fp32 scale of a q4_0 block: m / -8, m the first element of largest magnitude.
+float q4_0_block_scale(const float* v) {
+  float amax = 0.0f, m = 0.0f;
+  for (int j = 0; j < qm::kGgmlBlock; ++j)
+    if (amax < std::fabs(v[j])) {
+      amax = std::fabs(v[j]);
+      m = v[j];
+    }
+  return qm::q4_0_scale(m);
+}
+
 void quantize_q4_0(const PackedTensor& out, const float* x) {
   const int64_t blocks = out.numel() / qm::kGgmlBlock;
   uint8_t* records = out.parts[0].data_as<uint8_t>();
@@ -161,13 +184,7 @@ void quantize_q4_0(const PackedTensor& out, const float* x) {
   for (int64_t b = 0; b < blocks; ++b) {
     const float* v = x + b * qm::kGgmlBlock;
     uint8_t* record = records + b * qm::kQ4_0Bytes;
-    float amax = 0.0f, m = 0.0f;  // the first element of largest magnitude, with its sign
-    for (int j = 0; j < qm::kGgmlBlock; ++j)
-      if (amax < std::fabs(v[j])) {
-        amax = std::fabs(v[j]);
-        m = v[j];
-      }
-    const float d = qm::q4_0_scale(m), inverse = qm::inverse_or_zero(d);
+    const float d = q4_0_block_scale(v), inverse = qm::inverse_or_zero(d);
     record_scale(record) = f32_to_f16_bits(d);
     for (int j = 0; j < qm::kGgmlBlock / 2; ++j)
       record[2 + j] = uint8_t(qm::q4_0_code(v[j], inverse) | qm::q4_0_code(v[j + qm::kGgmlBlock / 2], inverse) << 4);
@@ -190,6 +207,45 @@ void dequantize_q4_0(float* out, const PackedTensor& w) {
 }
 
 }  // namespace
+
+void quantize_mask(const Tensor& grad, const Tensor& w, const QuantSpec& spec) {
+  F32In in(w);
+  const float* x = in.data();
+  float* g = grad.data_as<float>();
+  const int64_t n = w.numel(), group = spec.group_size;
+  if (spec.scheme == QuantScheme::Int4) {
+#pragma omp parallel for if (n > kParallelAbove)
+    for (int64_t first = 0; first < n; first += group) {
+      const Int4Group p = int4_group(x + first, group, spec.symmetric);
+      for (int64_t i = first; i < first + group; ++i) {
+        const float u = qm::int4_unclamped(x[i], p.inverse, p.zero);
+        if (u < 0.0f || u > 15.0f) g[i] = 0.0f;
+      }
+    }
+  } else if (spec.scheme == QuantScheme::Q4_0) {
+#pragma omp parallel for if (n > kParallelAbove)
+    for (int64_t first = 0; first < n; first += qm::kGgmlBlock) {
+      const float inverse = qm::inverse_or_zero(q4_0_block_scale(x + first));
+      for (int64_t i = first; i < first + qm::kGgmlBlock; ++i)
+        if (qm::q4_0_unclamped(x[i], inverse) > 15) g[i] = 0.0f;
+    }
+  }
+}
+
+void fake_quantize_rows_int8(const Tensor& out, const Tensor& x) {
+  F32In in(x);
+  F32Out values(out, false);
+  const int64_t cols = x.size(-1), rows = x.numel() / cols;
+#pragma omp parallel for if (x.numel() > kParallelAbove)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* v = in.data() + r * cols;
+    const auto [low, high] = std::minmax_element(v, v + cols);
+    const float scale = qm::act8_scale(*low, *high), inverse = qm::inverse_or_zero(scale);
+    const int zero = qm::act8_zero(*low, inverse);
+    for (int64_t c = 0; c < cols; ++c) values.data()[r * cols + c] = qm::act8_value(v[c], scale, inverse, zero);
+  }
+  values.commit();
+}
 
 void quantize(const PackedTensor& out, const Tensor& x) {
   F32In in(x);

@@ -114,31 +114,78 @@ __global__ void int8_rows_kernel(int8_t* codes, float* scales, const T* x, int64
     codes[int64_t(blockIdx.x) * cols + c] = qm::int8_code(to_f32(row[c]), inverse);
 }
 
-// int4: one warp per group (groups tile each row, rows are contiguous: group g starts at g * size).
+// One int4 group's parameters, found by a whole warp (groups tile each row and rows are
+// contiguous, so group g starts at element g * size); every lane gets them.
+struct Int4Group {
+  __half scale;
+  float inverse;
+  uint8_t zero;
+};
+
+template <typename T>
+__device__ Int4Group int4_group(const T* v, int group, bool symmetric, int lane) {
+  float low = INFINITY, high = -INFINITY;
+  for (int i = lane; i < group; i += 32) {
+    low = fminf(low, to_f32(v[i]));
+    high = fmaxf(high, to_f32(v[i]));
+  }
+  low = warp_min(low);
+  high = warp_max(high);
+  const __half scale = __float2half_rn(qm::int4_scale(low, high, symmetric));
+  const float inverse = qm::inverse_or_zero(__half2float(scale));
+  return {scale, inverse, symmetric ? uint8_t(8) : qm::int4_zero(low, inverse)};
+}
+
+// int4: one warp per group.
 template <typename T>
 __global__ void int4_groups_kernel(uint8_t* codes, __half* scales, uint8_t* zeros, const T* x, int64_t groups,
                                    int group, bool symmetric) {
   const int lane = threadIdx.x % 32;
   for (int64_t g = first_warp_item(); g < groups; g += warp_item_stride()) {
     const T* v = x + g * group;
-    float low = INFINITY, high = -INFINITY;
-    for (int i = lane; i < group; i += 32) {
-      low = fminf(low, to_f32(v[i]));
-      high = fmaxf(high, to_f32(v[i]));
-    }
-    low = warp_min(low);
-    high = warp_max(high);
-    const __half scale = __float2half_rn(qm::int4_scale(low, high, symmetric));
-    const float inverse = qm::inverse_or_zero(__half2float(scale));
-    const uint8_t zero = symmetric ? 8 : qm::int4_zero(low, inverse);
+    const Int4Group p = int4_group(v, group, symmetric, lane);
     if (lane == 0) {
-      scales[g] = scale;
-      if (zeros) zeros[g] = zero;
+      scales[g] = p.scale;
+      if (zeros) zeros[g] = p.zero;
     }
     for (int i = 2 * lane; i < group; i += 64)
-      codes[(g * group + i) / 2] = uint8_t(qm::int4_code(to_f32(v[i]), inverse, zero) << 4 |
-                                           qm::int4_code(to_f32(v[i + 1]), inverse, zero));
+      codes[(g * group + i) / 2] = uint8_t(qm::int4_code(to_f32(v[i]), p.inverse, p.zero) << 4 |
+                                           qm::int4_code(to_f32(v[i + 1]), p.inverse, p.zero));
   }
+}
+
+template <typename T>
+__global__ void int4_mask_kernel(float* grad, const T* x, int64_t groups, int group, bool symmetric) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t g = first_warp_item(); g < groups; g += warp_item_stride()) {
+    const T* v = x + g * group;
+    const Int4Group p = int4_group(v, group, symmetric, lane);
+    for (int i = lane; i < group; i += 32) {
+      const float u = qm::int4_unclamped(to_f32(v[i]), p.inverse, p.zero);
+      if (u < 0.0f || u > 15.0f) grad[g * group + i] = 0.0f;
+    }
+  }
+}
+
+// q8_0's and q4_0's scales from a warp holding one block, lane j element v = x[j]: the absmax
+// and the first element of largest magnitude (an all-zero block keeps +0, as the CPU loop does).
+struct BlockExtremes {
+  float amax, signed_max;
+};
+
+__device__ BlockExtremes block_extremes(float v) {
+  float m = fabsf(v);
+  int first = threadIdx.x % 32;
+  for (int mask = 16; mask > 0; mask /= 2) {
+    const float other = __shfl_xor_sync(0xffffffffu, m, mask);
+    const int other_lane = __shfl_xor_sync(0xffffffffu, first, mask);
+    if (other > m || (other == m && other_lane < first)) {
+      m = other;
+      first = other_lane;
+    }
+  }
+  const float signed_max = __shfl_sync(0xffffffffu, v, first);
+  return {m, m == 0.0f ? 0.0f : signed_max};
 }
 
 // q8_0 / q4_0: one warp per block of 32, lane j holding element j.
@@ -147,31 +194,48 @@ __global__ void ggml_blocks_kernel(uint8_t* records, const T* x, int64_t blocks)
   const int lane = threadIdx.x % 32;
   for (int64_t b = first_warp_item(); b < blocks; b += warp_item_stride()) {
     const float v = to_f32(x[b * qm::kGgmlBlock + lane]);
-    float m = fabsf(v);
-    int first = lane;  // q4_0: the first lane of largest magnitude
-    for (int mask = 16; mask > 0; mask /= 2) {
-      const float other = __shfl_xor_sync(0xffffffffu, m, mask);
-      const int other_lane = __shfl_xor_sync(0xffffffffu, first, mask);
-      if (other > m || (other == m && other_lane < first)) {
-        m = other;
-        first = other_lane;
-      }
-    }
+    const BlockExtremes e = block_extremes(v);
     if constexpr (kQ4) {
-      // An all-zero block keeps m = +0 as the CPU loop does, whatever the zeros' signs.
-      const float signed_max = __shfl_sync(0xffffffffu, v, first);
-      const float d = qm::q4_0_scale(m == 0.0f ? 0.0f : signed_max), inverse = qm::inverse_or_zero(d);
+      const float d = qm::q4_0_scale(e.signed_max), inverse = qm::inverse_or_zero(d);
       uint8_t* record = records + b * qm::kQ4_0Bytes;
       const uint8_t code = qm::q4_0_code(v, inverse), high = __shfl_down_sync(0xffffffffu, code, 16);
       if (lane < 16) record[2 + lane] = uint8_t(code | high << 4);
       if (lane == 0) *reinterpret_cast<__half*>(record) = __float2half_rn(d);
     } else {
-      const float d = qm::q8_0_scale(m), inverse = qm::inverse_or_zero(d);
+      const float d = qm::q8_0_scale(e.amax), inverse = qm::inverse_or_zero(d);
       uint8_t* record = records + b * qm::kQ8_0Bytes;
       record[2 + lane] = uint8_t(qm::q8_0_code(v, inverse));
       if (lane == 0) *reinterpret_cast<__half*>(record) = __float2half_rn(d);
     }
   }
+}
+
+template <typename T>
+__global__ void q4_0_mask_kernel(float* grad, const T* x, int64_t blocks) {
+  const int lane = threadIdx.x % 32;
+  for (int64_t b = first_warp_item(); b < blocks; b += warp_item_stride()) {
+    const int64_t i = b * qm::kGgmlBlock + lane;
+    const float v = to_f32(x[i]);
+    const float inverse = qm::inverse_or_zero(qm::q4_0_scale(block_extremes(v).signed_max));
+    if (qm::q4_0_unclamped(v, inverse) > 15) grad[i] = 0.0f;
+  }
+}
+
+// int8 activations: one thread block per row.
+template <typename T>
+__global__ void act8_rows_kernel(T* out, const T* x, int64_t cols) {
+  const T* row = x + int64_t(blockIdx.x) * cols;
+  float low = INFINITY, high = -INFINITY;
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x) {
+    low = fminf(low, to_f32(row[c]));
+    high = fmaxf(high, to_f32(row[c]));
+  }
+  low = block_reduce(low, INFINITY, [](float a, float b) { return fminf(a, b); });
+  high = block_reduce(high, -INFINITY, [](float a, float b) { return fmaxf(a, b); });
+  const float scale = qm::act8_scale(low, high), inverse = qm::inverse_or_zero(scale);
+  const int zero = qm::act8_zero(low, inverse);
+  for (int64_t c = threadIdx.x; c < cols; c += blockDim.x)
+    out[int64_t(blockIdx.x) * cols + c] = from_f32<T>(qm::act8_value(to_f32(row[c]), scale, inverse, zero));
 }
 
 template <typename T>
@@ -321,6 +385,31 @@ void dequantize(const Tensor& out, const PackedTensor& w) {
         return launch_elementwise(n, packs_aligned(o), stream, GgmlDequantOp<T, true>{o, w.parts[0].data_as<uint8_t>()});
     }
   });
+}
+
+void quantize_mask(const Tensor& grad, const Tensor& w, const QuantSpec& spec) {
+  cudaStream_t stream = stream_of(w);
+  dispatch_floating(w.dtype(), [&](auto* type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    if (spec.scheme == QuantScheme::Int4) {
+      const int64_t groups = w.numel() / spec.group_size;
+      int4_mask_kernel<T><<<grid_for_warps(groups), kThreads, 0, stream>>>(grad.data_as<float>(), w.data_as<T>(), groups,
+                                                                             int(spec.group_size), spec.symmetric);
+    } else if (spec.scheme == QuantScheme::Q4_0) {
+      const int64_t blocks = w.numel() / qm::kGgmlBlock;
+      q4_0_mask_kernel<T><<<grid_for_warps(blocks), kThreads, 0, stream>>>(grad.data_as<float>(), w.data_as<T>(), blocks);
+    }
+  });
+  check_launch();
+}
+
+void fake_quantize_rows_int8(const Tensor& out, const Tensor& x) {
+  const int64_t cols = x.size(-1), rows = x.numel() / cols;
+  dispatch_floating(x.dtype(), [&](auto* type) {
+    using T = std::remove_pointer_t<decltype(type)>;
+    act8_rows_kernel<T><<<unsigned(rows), kThreads, 0, stream_of(x)>>>(out.data_as<T>(), x.data_as<T>(), cols);
+  });
+  check_launch();
 }
 
 }  // namespace tessera::cuda

@@ -7,7 +7,7 @@ namespace tessera {
 
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
                      const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing,
-                     const PassDropout& lora_dropout) {
+                     const PassDropout& lora_dropout, ParamSource* source) {
   // [targets, loss sum] over the whole global batch.
   Tensor totals = Tensor::from_vector<float>({0.0f, 0.0f}, {2}, DType::F32);
   double local_targets = 0;
@@ -24,7 +24,7 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
   double local_loss = 0;
   for (const TokenBatch& b : micro_batches) {
     double loss_sum = 0;
-    run_model(store.config(), store, b, options, &loss_sum);
+    run_model(store.config(), source ? *source : store, b, options, &loss_sum);
     local_loss += loss_sum;
   }
   Tensor loss = Tensor::from_vector<float>({static_cast<float>(local_loss)}, {1}, DType::F32);

@@ -21,8 +21,10 @@ struct StepStats {
 };
 
 // host_comm: an MPI communicator over the same ranks, for the scalars (loss, token counts).
+// `source`, when given, hands the model its parameters in the store's place (QAT's QatSource,
+// which wraps the store).
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
                      const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing,
-                     const PassDropout& lora_dropout = {});
+                     const PassDropout& lora_dropout = {}, ParamSource* source = nullptr);
 
 }  // namespace tessera

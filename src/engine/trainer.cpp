@@ -13,6 +13,7 @@
 
 #include <fmt/ranges.h>
 #include "engine/model_loader.h"
+#include "engine/qat.h"
 #include "engine/schedule.h"
 #include "engine/train_log.h"
 #include "engine/train_step.h"
@@ -75,7 +76,7 @@ std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, int64_t ind
   return out;
 }
 
-double evaluate(ZeroStore& store, Communicator& host, const data::DataLoader& loader, const JobConfig& job,
+double evaluate(const ModelConfig& config, ParamSource& source, Communicator& host, const data::DataLoader& loader, const JobConfig& job,
                 const World& world, Device device) {
   const int64_t per_rank = job.train.micro_batch_size, global = per_rank * world.size;
   double loss_sum = 0, targets = 0;
@@ -83,7 +84,7 @@ double evaluate(ZeroStore& store, Communicator& host, const data::DataLoader& lo
     for (const TokenBatch& b : rank_batches(loader, i, global, world.rank * per_rank, (world.rank + 1) * per_rank,
                                             per_rank, device)) {
       double sum = 0;
-      run_model(store.config(), store, b, {}, &sum);
+      run_model(config, source, b, {}, &sum);
       loss_sum += sum;
       targets += static_cast<double>(b.num_targets);
     }
@@ -119,6 +120,10 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .lora_scale = params.lora_scale()},
                   *comm);
   load_weights(store, job, config, params);
+  // QAT: the model sees the store's parameters through fake quantization.
+  std::optional<QatSource> qat;
+  if (job.quant.qat) qat.emplace(store, config, resolve_qat(*job.quant.qat, config));
+  ParamSource& model_source = qat ? static_cast<ParamSource&>(*qat) : store;
 
   TS_CHECK(!job.data.train.empty(), "data.train: no training data given");
   const uint64_t seed = static_cast<uint64_t>(job.train.seed);
@@ -134,6 +139,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                params.adapter ? fmt::format(", LoRA r {} on {}", params.adapter->r, fmt::join(params.adapter->target_names(), " "))
                               : std::string(),
                world.size, device.str(), job.zero.stage, global, job.data.seq_len);
+  if (qat) spdlog::info("quantization-aware training: {}", resolve_qat(*job.quant.qat, config).describe());
 
   TrainSummary summary;
   int64_t first_step = 1;
@@ -168,8 +174,9 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     const ops::AdamWStep adam{.lr = static_cast<float>(lr), .beta1 = static_cast<float>(job.train.betas[0]),
                               .beta2 = static_cast<float>(job.train.betas[1]), .eps = static_cast<float>(job.train.eps),
                               .weight_decay = static_cast<float>(job.train.weight_decay), .step = step};
+    if (qat) qat->set_step(step);
     const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
-                                       job.train.activation_checkpointing, params.dropout(seed, step));
+                                       job.train.activation_checkpointing, params.dropout(seed, step), &model_source);
     synchronize_device(device);
     if (watchdog) watchdog->beat(step);
     if (stats.skipped) {
@@ -182,7 +189,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
                 step_flops(config, store.num_params(), global, job.data.seq_len, params.adapter.has_value()), world.size,
                 stats.skipped});
-    if (eval_data && step % job.eval.every_steps == 0) log.eval(step, evaluate(store, *host, *eval_data, job, world, device));
+    if (eval_data && step % job.eval.every_steps == 0) log.eval(step, evaluate(config, model_source, *host, *eval_data, job, world, device));
     // Every rank stops after the same step when any of them was asked to.
     Tensor stop = Tensor::from_vector<int32_t>({g_stop_requested ? 1 : 0}, {1}, DType::I32);
     host->all_reduce(stop, ReduceOp::Max).wait();

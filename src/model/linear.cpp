@@ -27,8 +27,12 @@ Tensor Linear::base_weight() const {
   return fake_quant ? fake_quant->apply(weight) : weight;
 }
 
+Tensor Linear::input_rows(const Tensor& x) const {
+  return rows_of(fake_quant ? fake_quant->input(x) : x, in_features());
+}
+
 Tensor Linear::forward(const Tensor& x, Tensor* lora_xa, const LoraDropout& dropout) const {
-  const Tensor in = rows_of(x, in_features());
+  const Tensor in = input_rows(x);
   const int64_t rows = in.size(0);
   Tensor y = Tensor::empty({rows, out_features()}, x.dtype(), x.device());
   ops::gemm(y, in, base_weight(), false, true, 1.0f, 0.0f, bias);
@@ -42,9 +46,12 @@ Tensor Linear::forward(const Tensor& x, Tensor* lora_xa, const LoraDropout& drop
 
 void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, Linear& grads, const Tensor& dx,
                       bool accumulate_dx, const LoraDropout& dropout) const {
-  const Tensor g = rows_of(dy, out_features()), in = rows_of(x, in_features());
+  const Tensor g = rows_of(dy, out_features()), in = input_rows(x);
   const Tensor dx_rows = dx.defined() ? rows_of(dx, in_features()) : Tensor();
-  if (grads.weight.defined()) ops::gemm(grads.weight, g, in, true, false, 1.0f, 1.0f);
+  if (grads.weight.defined()) {
+    ops::gemm(grads.weight, g, in, true, false, 1.0f, 1.0f);
+    if (fake_quant) fake_quant->mask_gradient(grads.weight, weight);
+  }
   if (grads.bias.defined()) ops::column_sum(grads.bias, g, /*accumulate=*/true);
   if (dx.defined()) ops::gemm(dx_rows, g, base_weight(), false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
   if (!has_lora()) return;

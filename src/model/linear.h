@@ -23,6 +23,15 @@ class FakeQuantizer {
   virtual ~FakeQuantizer() = default;
   // A tensor of weight's shape and dtype on its device.
   virtual Tensor apply(const Tensor& weight) const = 0;
+  // The input the products see (activation fake quantization; its gradient passes straight
+  // through). Identity by default.
+  virtual Tensor input(const Tensor& x) const { return x; }
+  // The straight-through estimator's mask on the weight gradient (f32, accumulated: applying it
+  // again is harmless): zero where weight's code is clamped. None by default.
+  virtual void mask_gradient(const Tensor& grad, const Tensor& weight) const {
+    (void)grad;
+    (void)weight;
+  }
 };
 
 // Which random numbers the LoRA branch's dropout uses: input element (row, col) is kept when
@@ -56,6 +65,7 @@ struct Linear {
 
  private:
   Tensor base_weight() const;  // W as the products use it (fake-quantized under QAT)
+  Tensor input_rows(const Tensor& x) const;  // x as the products use it, [T, in]
 };
 
 }  // namespace tessera

@@ -131,3 +131,43 @@ INSTANTIATE_TEST_SUITE_P(Schemes, CudaGemmPacked,
                          ::testing::Combine(::testing::Values(QuantScheme::NF4, QuantScheme::Int8, QuantScheme::Int4,
                                                               QuantScheme::Q8_0, QuantScheme::Q4_0),
                                             ::testing::Bool(), ::testing::Values(int64_t(1), int64_t(77))));
+
+class CudaFakeQuantMask : public ::testing::TestWithParam<std::tuple<QuantSpec, DType>> {};
+
+TEST_P(CudaFakeQuantMask, MasksAsTheCpu) {
+  TS_REQUIRE_GPU();
+  const auto [spec, dtype] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " " << dtype_name(dtype) << " seed " << seed);
+  const Tensor w = random_tensor({37, 256}, dtype, Device::cpu(), seed, 0.05f);
+  const Tensor grad = random_tensor({37, 256}, DType::F32, Device::cpu(), seed + 1);
+  const Tensor gpu_grad = grad.to(gpu);
+  ops::fake_quantize_mask(grad, w, spec);
+  ops::fake_quantize_mask(gpu_grad, w.to(gpu), spec);
+  expect_bitwise_equal(gpu_grad, grad);
+  // And the fake-quantized weights themselves.
+  const Tensor fq = Tensor::empty(w.shape(), dtype), gpu_fq = Tensor::empty(w.shape(), dtype, gpu);
+  ops::fake_quantize(fq, w, spec);
+  ops::fake_quantize(gpu_fq, w.to(gpu), spec);
+  expect_bitwise_equal(gpu_fq, fq);
+}
+
+INSTANTIATE_TEST_SUITE_P(Schemes, CudaFakeQuantMask,
+                         ::testing::Combine(::testing::Values(QuantSpec{QuantScheme::Int4, 32},
+                                                              QuantSpec{QuantScheme::Int4, 64, false},
+                                                              QuantSpec{QuantScheme::Int4, 128},
+                                                              QuantSpec{QuantScheme::Q4_0}),
+                                            ::testing::Values(DType::F32, DType::BF16)));
+
+TEST(CudaFakeQuantActivations, Int8RowsMatchTheCpu) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  for (const auto& [dtype, shape] : {std::pair{DType::BF16, Shape{77, 4096}}, std::pair{DType::F32, Shape{3, 5, 33}}}) {
+    SCOPED_TRACE(::testing::Message() << dtype_name(dtype) << shape_str(shape) << " seed " << seed);
+    const Tensor x = random_tensor(shape, dtype, Device::cpu(), seed);
+    const Tensor cpu_out = Tensor::empty(shape, dtype), gpu_out = Tensor::empty(shape, dtype, gpu);
+    ops::fake_quantize_rows_int8(cpu_out, x);
+    ops::fake_quantize_rows_int8(gpu_out, x.to(gpu));
+    expect_bitwise_equal(gpu_out, cpu_out);
+  }
+}

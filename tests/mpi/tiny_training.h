@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/rng.h"
+#include "engine/qat.h"
 #include "engine/train_step.h"
 #include "kernels/ops.h"
 #include "model/model_config_params.h"
@@ -79,6 +80,7 @@ struct Trained {
   float lora_scale = 1.0f;
   float dropout = 0.0f;      // LoRA dropout: key = step, the same on every rank
   bool checkpointing = false;  // activation checkpointing
+  std::optional<QatOptions> qat = std::nullopt;  // quantization-aware training through a QatSource
 };
 
 inline ops::AdamWStep adam_step(int64_t step) {
@@ -91,12 +93,17 @@ inline std::vector<double> train(Communicator& comm, ZeroOptions options, int64_
   options.lora_scale = what.lora_scale;
   ZeroStore store(config, what.params(config), options, comm);
   store.init_random(5, 0.1f);
+  std::optional<QatSource> qat;
+  if (what.qat) qat.emplace(store, config, resolve_qat(*what.qat, config));
   const int64_t per_rank = kGlobalBatch / comm.size();
   std::vector<double> losses;
   for (int64_t step = 1; step <= kSteps; ++step) {
     auto batches = micro_batches(step, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, mbs);
     const PassDropout dropout{what.dropout, static_cast<uint64_t>(step)};
-    losses.push_back(train_step(store, comm, batches, adam_step(step), /*clip_norm=*/0.5, what.checkpointing, dropout).loss);
+    if (qat) qat->set_step(step);
+    losses.push_back(train_step(store, comm, batches, adam_step(step), /*clip_norm=*/0.5, what.checkpointing, dropout,
+                                qat ? &*qat : nullptr)
+                         .loss);
   }
   return losses;
 }

@@ -64,7 +64,8 @@ json error_of(const server::HttpReply& r) { return json::parse(r.body)["error"];
 
 TEST(ApiService, CompletionShape) {
   Fixture f;
-  auto r = f.post("/v1/completions", R"({"model": "tiny", "prompt": "abc", "max_tokens": 5, "temperature": 0})");
+  auto r = f.post("/v1/completions",
+                  R"({"model": "tiny", "prompt": "abc", "max_tokens": 5, "temperature": 0, "ignore_eos": true})");
   ASSERT_EQ(r.status, 200) << r.body;
   json j = json::parse(r.body);
   EXPECT_EQ(j["object"], "text_completion");
@@ -77,6 +78,7 @@ TEST(ApiService, CompletionShape) {
   ASSERT_EQ(f.backend.submitted.size(), 1u);
   EXPECT_EQ(f.backend.submitted[0].sampling.temperature, 0);
   EXPECT_EQ(f.backend.submitted[0].prompt, (std::vector<int32_t>{'a', 'b', 'c'}));
+  EXPECT_TRUE(f.backend.submitted[0].ignore_eos);
 }
 
 TEST(ApiService, ChatShapeStopAndLogprobs) {
@@ -232,7 +234,10 @@ TEST(ApiService, DrainRefusesNewRequestsAndWaitsForRunning) {
   f.backend.per_token = std::chrono::milliseconds(2);
   auto r = f.post("/v1/completions", R"({"prompt": "a", "max_tokens": 20, "stream": true})");
   ASSERT_TRUE(r.stream);
-  std::thread reader([&] { Fixture::drain_stream(*r.stream); });
+  std::thread reader([&] {
+    Fixture::drain_stream(*r.stream);
+    r.stream.reset();  // as the transport does once the last byte is written
+  });
   EXPECT_TRUE(f.service.drain(std::chrono::seconds(10)));
   reader.join();
   EXPECT_EQ(f.service.health().status, "draining");

@@ -38,6 +38,19 @@ void check_lora(const LoraSection& l, const config::RangeChecks& check) {
                   fmt::format("unknown module '{}': expected embed_tokens or lm_head", m));
 }
 
+// What can be said without the model; resolve_qat checks the rest (groups against the shapes).
+void check_qat(const QatOptions& q, const config::RangeChecks& check) {
+  check.require(q.weights != "int4" || q.group_size == 32 || q.group_size == 64 || q.group_size == 128,
+                "quant.qat.group_size", fmt::format("int4 groups are 32, 64 or 128, got {}", q.group_size));
+  check.require(q.symmetric || q.weights == "int4", "quant.qat.symmetric",
+                fmt::format("only int4 has an asymmetric form, not {}", q.weights));
+  check.require(q.start_step >= 0, "quant.qat.start_step", fmt::format("must be >= 0, got {}", q.start_step));
+  check.require(!q.modules.empty(), "quant.qat.modules", "must name at least one module (or all-linear)");
+  for (const std::string& m : q.modules)
+    check.require(known_qat_module(m), "quant.qat.modules",
+                  fmt::format("unknown module '{}' (expected {})", m, kQatModuleChoices));
+}
+
 void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   const auto& t = c.train;
   check.require(t.steps >= 1, "train.steps", fmt::format("must be at least 1, got {}", t.steps));
@@ -78,6 +91,9 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   check.require(c.model.init.IsNull() || c.model.init.IsMap(), "model.init",
                 "must be a mapping of config.json keys (hidden_size, num_hidden_layers, ...)");
   if (c.lora) check_lora(*c.lora, check);
+  if (c.quant.qat) check_qat(*c.quant.qat, check);
+  check.require(!(c.quant.qat && c.lora), "quant.qat",
+                "cannot be combined with a lora: section yet (the merged W + s B A is not fake-quantized)");
 }
 
 }  // namespace

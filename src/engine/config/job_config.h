@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "engine/config/config_io.h"
+#include "engine/qat.h"
 #include "io/data/data_options.h"
 #include "lora/adapter.h"
 
@@ -87,6 +88,10 @@ struct EvalSection {
 
 using LoraSection = lora::LoraOptions;
 
+struct QuantSection {
+  std::optional<QatOptions> qat;  // present: quantization-aware training
+};
+
 struct JobConfig {
   ModelSection model;
   DataSection data;
@@ -96,6 +101,7 @@ struct JobConfig {
   LogSection log;
   EvalSection eval;
   std::optional<LoraSection> lora;  // present: train LoRA adapters on a frozen base
+  QuantSection quant;
 };
 
 template <typename V> void describe(V& v, ModelSection& s) {
@@ -194,6 +200,16 @@ template <typename V> void describe(V& v, LoraOptions& s) {
 
 namespace tessera {
 
+template <typename V> void describe(V& v, QatOptions& s) {
+  v("weights", s.weights, {"int8", "int4", "q8_0", "q4_0"});
+  v("group_size", s.group_size);
+  v("symmetric", s.symmetric);
+  v("activations", s.activations, {"none", "int8"});
+  v("start_step", s.start_step);
+  v("modules", s.modules);
+}
+template <typename V> void describe(V& v, QuantSection& s) { v("qat", s.qat); }
+
 template <typename V> void describe(V& v, JobConfig& c) {
   v("model", c.model);
   v("data", c.data);
@@ -203,6 +219,7 @@ template <typename V> void describe(V& v, JobConfig& c) {
   v("log", c.log);
   v("eval", c.eval);
   v("lora", c.lora);
+  v("quant", c.quant);
 }
 
 // Reads `path` (may be "" for all defaults), applies the `--set key=value` overrides, checks

@@ -20,6 +20,13 @@ std::string json_reply(const std::string& key, const std::string& value) {
   return nlohmann::json{{key, value}}.dump();
 }
 
+// The one access-log line of a request; `details` adds token counts, finish and error.
+void log_access(const std::string& remote, const std::string& method, const std::string& path,
+                const std::string& key_id, int status, double latency, const std::string& details = "") {
+  spdlog::info("access: {} {} {} key={} status={}{} latency={:.3f}s", remote, method, path, key_id, status, details,
+               latency);
+}
+
 }  // namespace
 
 struct ApiService::Metrics {
@@ -75,16 +82,25 @@ class Exchange {
     out.assign(std::make_move_iterator(events_.begin()), std::make_move_iterator(events_.end()));
     events_.clear();
   }
+  // The engine's cancel runs outside our lock: the engine may hold its own while it calls push().
   void started(Backend* backend, uint64_t id) {
-    std::lock_guard lock(mutex_);
-    backend_ = backend, id_ = id;
-    if (cancel_wanted_) backend_->cancel(id_);
+    bool wanted;
+    {
+      std::lock_guard lock(mutex_);
+      backend_ = backend, id_ = id;
+      wanted = cancel_wanted_;
+    }
+    if (wanted) backend->cancel(id);
   }
   void cancel() {
-    std::lock_guard lock(mutex_);
-    if (cancel_wanted_) return;
-    cancel_wanted_ = true;
-    if (backend_) backend_->cancel(id_);
+    Backend* backend;
+    {
+      std::lock_guard lock(mutex_);
+      if (cancel_wanted_) return;
+      cancel_wanted_ = true;
+      backend = backend_;
+    }
+    if (backend) backend->cancel(id_);
   }
 
  private:
@@ -98,12 +114,19 @@ class Exchange {
 };
 
 // The accounting of one generation: latencies, token counts, status and the access-log line.
+// It counts as in flight (what drain() waits for) from its making until it is destroyed, which
+// for a stream is after the transport wrote the last byte.
 struct RequestRecord {
   RequestRecord(ApiService& service, const HttpRequest& request, std::string key_id, Clock::time_point arrival,
                 CompletionWriter writer, Clock::time_point deadline, bool include_usage)
       : service(service), method(request.method), path(request.path), remote(request.remote),
         key_id(std::move(key_id)), arrival(arrival), deadline(deadline), include_usage(include_usage),
-        writer(std::move(writer)) {}
+        writer(std::move(writer)) {
+    service.begin_request();
+  }
+  ~RequestRecord() { service.end_request(); }
+  RequestRecord(const RequestRecord&) = delete;
+  RequestRecord& operator=(const RequestRecord&) = delete;
 
   // Folds an event into the response and the latency histograms; returns its stream bytes.
   std::string add(const Exchange::Timed& t) {
@@ -131,10 +154,9 @@ struct RequestRecord {
     m.finished(reason).inc();
     m.prompt_tokens.inc(static_cast<double>(writer.prompt_tokens()));
     m.generation_tokens.inc(static_cast<double>(writer.generated_tokens()));
-    spdlog::info("access: {} {} {} key={} status={} prompt_tokens={} generated_tokens={} finish={} latency={:.3f}s{}",
-                 remote, method, path, key_id, status, writer.prompt_tokens(), writer.generated_tokens(), reason,
-                 latency, error.empty() ? "" : " error=\"" + error + "\"");
-    service.end_request();
+    log_access(remote, method, path, key_id, status, latency,
+               fmt::format(" prompt_tokens={} generated_tokens={} finish={}{}", writer.prompt_tokens(),
+                           writer.generated_tokens(), reason, error.empty() ? "" : " error=\"" + error + "\""));
   }
 
   ApiService& service;
@@ -219,7 +241,7 @@ Health ApiService::health() const {
 
 void ApiService::record_transport_error(const HttpRequest& request, int status) {
   metrics_->requests(status).inc();
-  spdlog::info("access: {} {} {} key=- status={}", request.remote, request.method, request.path, status);
+  log_access(request.remote, request.method, request.path, "-", status, 0);
 }
 
 void ApiService::begin_request() {
@@ -238,8 +260,12 @@ bool ApiService::drain(std::chrono::milliseconds timeout) {
   std::unique_lock lock(active_mutex_);
   if (active_changed_.wait_for(lock, timeout, [&] { return active_ == 0; })) return true;
   spdlog::warn("drain: {} request(s) still running after {} ms: cancelling them", active_, timeout.count());
+  std::vector<std::shared_ptr<Exchange>> running;
   for (auto& weak : in_flight_)
-    if (auto exchange = weak.lock()) exchange->cancel();
+    if (auto exchange = weak.lock()) running.push_back(exchange);
+  lock.unlock();
+  for (auto& exchange : running) exchange->cancel();
+  lock.lock();
   active_changed_.wait_for(lock, std::chrono::seconds(5), [&] { return active_ == 0; });
   return false;
 }
@@ -272,6 +298,7 @@ HttpReply ApiService::handle(const HttpRequest& request) {
       std::vector<std::string> names{options_.model_name};
       names.insert(names.end(), options_.adapters.begin(), options_.adapters.end());
       metrics_->requests(200).inc();
+      log_access(request.remote, request.method, request.path, key_id, 200, seconds(Clock::now() - arrival));
       return {200, "application/json", models_body(names, created_), nullptr};
     }
     if (static_cast<int64_t>(request.body.size()) > options_.max_body_bytes)
@@ -279,8 +306,8 @@ HttpReply ApiService::handle(const HttpRequest& request) {
     return generate(request, chat ? int(Endpoint::kChat) : int(Endpoint::kCompletions), key_id, arrival);
   } catch (const ApiError& e) {
     metrics_->requests(e.status).inc();
-    spdlog::info("access: {} {} {} key={} status={} latency={:.3f}s error=\"{}\"", request.remote, request.method,
-                 request.path, key_id, e.status, seconds(Clock::now() - arrival), e.what());
+    log_access(request.remote, request.method, request.path, key_id, e.status, seconds(Clock::now() - arrival),
+               fmt::format(" error=\"{}\"", e.what()));
     return {e.status, "application/json", e.body(), nullptr};
   }
 }
@@ -311,6 +338,7 @@ HttpReply ApiService::generate(const HttpRequest& request, int endpoint_value, c
                       endpoint == Endpoint::kChat ? "messages" : "prompt", "context_length_exceeded");
   g.sampling = api.sampling;
   g.stop = api.stop;
+  g.ignore_eos = api.ignore_eos;
   g.top_logprobs = api.top_logprobs;
   const int64_t room = context - static_cast<int64_t>(g.prompt.size());
   g.max_new_tokens = std::min(room, api.max_tokens > 0 ? api.max_tokens : endpoint == Endpoint::kChat ? room : 16);
@@ -332,7 +360,6 @@ HttpReply ApiService::generate(const HttpRequest& request, int endpoint_value, c
   } catch (const Error& e) {
     throw bad_request(e.what());
   }
-  begin_request();
   exchange->started(&backend, id);
   {
     std::lock_guard lock(active_mutex_);

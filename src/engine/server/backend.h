@@ -35,6 +35,7 @@ struct GenerationRequest {
   Sampling sampling;
   int64_t max_new_tokens = 16;
   std::vector<std::string> stop;  // stop strings (not part of the text returned)
+  bool ignore_eos = false;        // generate max_new_tokens even past EOS
   int64_t top_logprobs = -1;      // -1: no logprobs; 0..20: the chosen token's and this many alternatives
   std::string adapter;            // "" for the base model
 };

@@ -93,6 +93,4 @@ HttpServer::~HttpServer() = default;
 
 int HttpServer::port() const { return impl_->port; }
 
-void HttpServer::stop_accepting() { impl_->thread->stop_accepting(); }
-
 }  // namespace tessera::server

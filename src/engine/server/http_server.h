@@ -28,8 +28,6 @@ class HttpServer {
   HttpServer& operator=(const HttpServer&) = delete;
 
   int port() const;
-  // Closes the listening socket: new connections are refused, those open finish.
-  void stop_accepting();
 
  private:
   struct Impl;

@@ -7,6 +7,18 @@
 
 namespace tessera::server {
 
+namespace {
+
+// httplib listens with a backlog of 5 (compiled into Debian's library), so a burst of clients
+// connecting at once overflows the accept queue and some are reset. Its socket is protected:
+// a pointer to the member, taken in a subclass, reads it (legal C++), and listen() again deepens
+// the queue of the socket already listening.
+struct SocketOf : httplib::Server {
+  static socket_t of(httplib::Server& server) { return server.*(&SocketOf::svr_sock_); }
+};
+
+}  // namespace
+
 int bind_or_fail(httplib::Server& server, const std::string& host, int port) {
   TS_CHECK(port >= 0 && port <= 65535, "port {}: expected 0 to 65535", port);
   // SO_REUSEADDR only (restart while old connections linger); httplib's default adds SO_REUSEPORT,
@@ -22,6 +34,7 @@ int bind_or_fail(httplib::Server& server, const std::string& host, int port) {
     fail("cannot listen on {}:{}: {}", host, port,
          err == EADDRINUSE ? "the port is already in use" : err ? std::strerror(err) : "not an address of this machine");
   }
+  ::listen(SocketOf::of(server), SOMAXCONN);
   return bound;
 }
 
@@ -32,15 +45,11 @@ ServerThread::ServerThread(httplib::Server& server) : server_(server) {
   });
 }
 
-void ServerThread::stop_accepting() {
+void ServerThread::stop() {
+  if (!thread_.joinable()) return;
   // httplib's stop() does nothing until the accept loop has started: wait for it (or its end).
   while (!server_.is_running() && !finished_) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   server_.stop();
-}
-
-void ServerThread::stop() {
-  if (!thread_.joinable()) return;
-  stop_accepting();
   thread_.join();
 }
 

@@ -15,15 +15,15 @@ namespace tessera::server {
 // naming the address when it cannot (in use, not an address of this machine, no permission).
 int bind_or_fail(httplib::Server& server, const std::string& host, int port);
 
-// Runs a bound server's accept loop on a thread. stop_accepting() closes the listening socket;
-// stop() (or the destructor) also waits for the connections being served to finish.
+// Runs a bound server's accept loop on a thread; stop() (or the destructor) closes the listening
+// socket and waits for the connection threads. (httplib ends streams still being written then:
+// drain them first.)
 class ServerThread {
  public:
   explicit ServerThread(httplib::Server& server);
   ~ServerThread() { stop(); }
   ServerThread(const ServerThread&) = delete;
   ServerThread& operator=(const ServerThread&) = delete;
-  void stop_accepting();
   void stop();
 
  private:

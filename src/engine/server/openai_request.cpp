@@ -133,6 +133,7 @@ ApiRequest parse_api_request(const std::string& body, Endpoint endpoint) {
     else if (key == "seed") r.sampling.seed = static_cast<uint64_t>(integer(v, k, INT64_MIN, INT64_MAX));
     else if (key == "stop") read_stop(v, r);
     else if (key == "stream") r.stream = boolean(v, k);
+    else if (key == "ignore_eos") r.ignore_eos = boolean(v, k);
     else if (key == "stream_options") {
       if (!v.is_object()) throw bad_request("stream_options: expected an object", k);
       if (v.contains("include_usage")) r.include_usage = boolean(v["include_usage"], "stream_options.include_usage");

@@ -24,6 +24,7 @@ struct ApiRequest {
   Sampling sampling;
   std::vector<std::string> stop;
   int64_t top_logprobs = -1;          // -1: no logprobs
+  bool ignore_eos = false;            // vLLM's extension: run to max_tokens (benchmarks)
   bool stream = false;
   bool include_usage = false;         // stream_options.include_usage
 };

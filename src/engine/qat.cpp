@@ -1,0 +1,170 @@
+#include "engine/qat.h"
+
+#include <algorithm>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "lora/adapter.h"
+#include "model/model_config_params.h"
+
+namespace tessera {
+
+namespace {
+
+const auto& kProjectionNames = lora::kProjectionNames;  // PEFT's module names, shared with lora
+
+// A Linear's fake quantizer: the weight (and, with int8 activations, the input) as QAT sees it.
+class QatQuantizer : public FakeQuantizer {
+ public:
+  QatQuantizer(const QuantSpec& spec, bool int8_activations) : spec_(spec), int8_activations_(int8_activations) {}
+
+  Tensor apply(const Tensor& weight) const override {
+    Tensor out = Tensor::empty(weight.shape(), weight.dtype(), weight.device());
+    ops::fake_quantize(out, weight, spec_);
+    return out;
+  }
+
+  Tensor input(const Tensor& x) const override {
+    if (!int8_activations_) return x;
+    Tensor out = Tensor::empty(x.shape(), x.dtype(), x.device());
+    ops::fake_quantize_rows_int8(out, x);
+    return out;
+  }
+
+  void mask_gradient(const Tensor& grad, const Tensor& weight) const override {
+    ops::fake_quantize_mask(grad, weight, spec_);
+  }
+
+ private:
+  QuantSpec spec_;
+  bool int8_activations_;
+};
+
+Tensor fake_quantized(const Tensor& w, const QuantSpec& spec) {
+  Tensor out = Tensor::empty(w.shape(), w.dtype(), w.device());
+  ops::fake_quantize(out, w, spec);
+  return out;
+}
+
+}  // namespace
+
+bool known_qat_module(const std::string& name) {
+  return name == lora::kAllLinear || name == "embed_tokens" || name == "lm_head" ||
+         std::find(std::begin(kProjectionNames), std::end(kProjectionNames), name) != std::end(kProjectionNames);
+}
+
+std::string QatSpec::describe() const {
+  std::string what(quant_scheme_name(weights.scheme));
+  if (weights.scheme == QuantScheme::Int4)
+    what += " (groups of " + std::to_string(weights.group_size) + (weights.symmetric ? ", symmetric)" : ", asymmetric)");
+  const int64_t count = std::count(projections.begin(), projections.end(), true);
+  what += " on " + std::to_string(count) + " projection" + (count == 1 ? "" : "s") + " per layer";
+  if (embed) what += ", embed_tokens";
+  if (lm_head) what += ", lm_head";
+  if (int8_activations) what += ", int8 activations per token";
+  if (start_step > 1) what += ", from step " + std::to_string(start_step);
+  return what;
+}
+
+QatSpec resolve_qat(const QatOptions& options, const ModelConfig& config, const std::string& where) {
+  QatSpec spec;
+  const QuantScheme scheme = with_context(where + ".weights", [&] { return parse_quant_scheme(options.weights); });
+  TS_CHECK(scheme != QuantScheme::NF4, "{}.weights: nf4 is a storage format (lora.base_quant), not a QAT grid", where);
+  spec.weights = {scheme, scheme == QuantScheme::Int4 ? options.group_size : 0, options.symmetric};
+  spec.int8_activations = options.activations == "int8";
+  spec.start_step = options.start_step;
+  for (const std::string& m : options.modules) {
+    TS_CHECK(known_qat_module(m), "{}.modules: unknown module '{}' (expected {})", where, m, kQatModuleChoices);
+    if (m == lora::kAllLinear) {
+      spec.projections.fill(true);
+    } else if (m == "embed_tokens") {
+      spec.embed = true;
+    } else if (m == "lm_head") {
+      spec.lm_head = true;
+    } else {
+      spec.projections[std::find(std::begin(kProjectionNames), std::end(kProjectionNames), m) -
+                       std::begin(kProjectionNames)] = true;
+    }
+  }
+  if (config.tie_word_embeddings && (spec.embed || spec.lm_head)) spec.embed = spec.lm_head = true;
+  // Every selected tensor must split into the spec's groups.
+  for (const ParamSpec& p : model_parameters(config)) {
+    const bool selected = (p.name == "model.embed_tokens.weight" && spec.embed) ||
+                          (p.name == "lm_head.weight" && spec.lm_head) || [&] {
+                            for (int i = 0; i < kProjections; ++i)
+                              if (spec.projections[i] && p.name.ends_with(std::string(kProjectionNames[i]) + ".weight"))
+                                return true;
+                            return false;
+                          }();
+    if (selected) with_context(where + ": " + p.name, [&] { resolve_quant_spec(spec.weights, p.shape); });
+  }
+  return spec;
+}
+
+QatSource::QatSource(ParamSource& inner, const ModelConfig& config, const QatSpec& spec)
+    : inner_(inner), config_(config), spec_(spec),
+      quantizer_(std::make_shared<QatQuantizer>(spec.weights, spec.int8_activations)) {}
+
+int64_t QatSource::key(UnitId unit) {
+  return unit.kind == UnitId::Kind::Layer ? unit.layer : unit.kind == UnitId::Kind::Embed ? -1 : -2;
+}
+
+bool QatSource::keeps_original(UnitId unit) const {
+  return (unit.kind == UnitId::Kind::Embed && spec_.embed) || (unit.kind == UnitId::Kind::Head && spec_.lm_head);
+}
+
+const ModelParams& QatSource::acquire(UnitId unit) {
+  const ModelParams& params = inner_.acquire(unit);
+  if (!enabled_) return params;
+  Held& h = held_[key(unit)];
+  if (h.acquired++ > 0) return h.quantized;
+  h.backward = false;
+  h.original = params;
+  h.quantized = params;
+  switch (unit.kind) {
+    case UnitId::Kind::Embed:
+      if (spec_.embed) h.quantized.embed = fake_quantized(params.embed, spec_.weights);
+      break;
+    case UnitId::Kind::Head:
+      if (spec_.lm_head && !config_.tie_word_embeddings)
+        h.quantized.lm_head = fake_quantized(params.lm_head, spec_.weights);
+      break;
+    case UnitId::Kind::Layer:  // each Linear masks its own weight gradient
+      for (int p = 0; p < kProjections; ++p)
+        if (spec_.projections[p]) projection(h.quantized.layers[unit.layer], Projection(p)).fake_quant = quantizer_;
+      break;
+  }
+  return h.quantized;
+}
+
+void QatSource::release(UnitId unit) {
+  auto it = held_.find(key(unit));
+  if (it != held_.end() && --it->second.acquired == 0) {
+    it->second.quantized = ModelParams();
+    // embed_tokens' and lm_head's views stay for their mask: their gradient is asked for (and
+    // completed) after the unit is released. The rest go now.
+    if (!keeps_original(unit)) held_.erase(it);
+  }
+  inner_.release(unit);
+}
+
+ModelParams& QatSource::grads(UnitId unit) {
+  auto it = held_.find(key(unit));
+  if (it != held_.end()) it->second.backward = true;
+  return inner_.grads(unit);
+}
+
+void QatSource::grads_done(UnitId unit) {
+  auto it = held_.find(key(unit));
+  if (it != held_.end() && it->second.backward) {
+    ModelParams& g = inner_.grads(unit);
+    const Tensor& grad = unit.kind == UnitId::Kind::Embed ? g.embed : g.lm_head;
+    const Tensor& weight = unit.kind == UnitId::Kind::Embed ? it->second.original.embed : it->second.original.lm_head;
+    if (grad.defined() && !(unit.kind == UnitId::Kind::Head && config_.tie_word_embeddings))
+      ops::fake_quantize_mask(grad, weight, spec_.weights);
+    if (it->second.acquired == 0) held_.erase(it);
+  }
+  inner_.grads_done(unit);
+}
+
+}  // namespace tessera
