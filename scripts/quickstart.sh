@@ -2,7 +2,8 @@
 # The main job on a tiny built-in default: installs what is missing, builds, then trains a tiny
 # Llama-shaped model from scratch with ZeRO-3 on two ranks (GPUs where there are some, else the
 # CPU) on this project's README with the built-in byte tokenizer: the loss falls, a checkpoint is
-# saved, training resumes from it, and the result is exported as a Hugging Face model.
+# saved, training resumes from it, the result is exported as a Hugging Face model, and the run is
+# drawn as an SVG (tessera plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,4 +23,6 @@ scripts/mpirun.sh -np 3 $tessera train $job "${gpu[@]}" --set log.every_steps=10
 echo "== export the last checkpoint as a Hugging Face model"
 $tessera export --checkpoint runs/tiny-cpu/step-60 --out runs/tiny-cpu/export --dtype fp32
 ls -l runs/tiny-cpu/export
-echo "quickstart: done (metrics in runs/tiny-cpu/metrics.jsonl)"
+echo "== the run as a picture"
+$tessera plot runs/tiny-cpu/metrics.jsonl --out runs/tiny-cpu/metrics.svg
+echo "quickstart: done (metrics in runs/tiny-cpu/metrics.jsonl, drawn in runs/tiny-cpu/metrics.svg)"

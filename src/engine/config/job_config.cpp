@@ -84,6 +84,9 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   check.require(c.checkpoint.keep_last >= 0, "checkpoint.keep_last",
                 fmt::format("must be >= 0, got {}", c.checkpoint.keep_last));
   check.require(c.log.every_steps >= 1, "log.every_steps", fmt::format("must be at least 1, got {}", c.log.every_steps));
+  check.require(c.log.metrics_port >= 0 && c.log.metrics_port <= 65535, "log.metrics_port",
+                fmt::format("must be a TCP port, 1 to 65535 (0: off), got {}", c.log.metrics_port));
+  check.require(!c.log.metrics_host.empty(), "log.metrics_host", "must name an address to listen on (127.0.0.1, 0.0.0.0, ...)");
   check.require(c.eval.every_steps >= 0, "eval.every_steps", fmt::format("must be >= 0, got {}", c.eval.every_steps));
   check.require(c.eval.batches >= 1, "eval.batches", fmt::format("must be at least 1, got {}", c.eval.batches));
   check.require(c.model.path.empty() || c.model.init.IsNull(), "model.init",
