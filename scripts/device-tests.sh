@@ -5,7 +5,8 @@
 # runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
 # attention tests and benchmark, `... train` the kernel tests and the 1B training and model
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
-# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe.
+# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... metrics`
+# the trainer's metrics port on GPUs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -298,6 +299,37 @@ quant() {
   grep RESULT "$out/nf4_dynamic_map_torch.log" | sed 's/^RESULT /| nf4 dynamic map vs torch | /; s/$/ |/' >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
+
+# The trainer's metrics port on GPUs (#18): a tiny job on every GPU, scraped while it runs; the
+# per-rank NVML series (utilisation, power), memory and MFU must be there.
+metrics_gpu() {
+  local port=19400 ranks=$(( gpus < 2 ? gpus : 2 ))
+  "${mpi[@]}" -np "$ranks" .device/bin/tessera train configs/tiny-cpu.yaml --set train.device=cuda --set train.dtype=bf16 \
+    --set train.steps=400 --set checkpoint.dir= --set log.every_steps=5 --set log.metrics_file=/tmp/tessera-metrics-gpu.jsonl \
+    --set log.metrics_port=$port > "$out/metrics_gpu.log" 2>&1 &
+  local job=$!
+  python3 - "$port" "$ranks" >> "$summary" 2>> "$out/metrics_gpu.log" <<'PY'
+import re, sys, time, urllib.request
+port, ranks = sys.argv[1], int(sys.argv[2])
+got = {}
+for _ in range(600):
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        got = dict(re.findall(r"^(\S+) (\S+)$", text, re.M))
+        if f'tessera_train_gpu_power_watts{{rank="{ranks - 1}"}}' in got and float(got.get("tessera_train_step", 0)) > 100:
+            break
+    except OSError:
+        pass
+    time.sleep(0.1)
+want = [f'{m}{{rank="{r}"}}' for r in range(ranks) for m in
+        ("tessera_train_gpu_utilization_ratio", "tessera_train_gpu_power_watts", "tessera_train_memory_peak_bytes")]
+missing = [w for w in want if w not in got]
+print(f"| metrics port on {ranks} GPU(s) | {'pass' if not missing else 'FAIL missing ' + ' '.join(missing)} | "
+      + " ".join(f"{w}={got[w]}" for w in want if w in got) + f" mfu={got.get('tessera_train_mfu_ratio')} |")
+PY
+  wait "$job"
+}
+if [ "$only" = all ] || [ "$only" = metrics ]; then metrics_gpu; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
