@@ -5,7 +5,8 @@
 # runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
 # attention tests and benchmark, `... train` the kernel tests and the 1B training and model
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
-# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe.
+# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... generate`
+# greedy parity of tessera generate with transformers and the decode benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -298,6 +299,32 @@ quant() {
   grep RESULT "$out/nf4_dynamic_map_torch.log" | sed 's/^RESULT /| nf4 dynamic map vs torch | /; s/$/ |/' >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
+
+# Inference: greedy `tessera generate` against transformers' generate on the parity models (fp32
+# on the CPU must agree on every token; bf16 on the GPU up to near-ties), and batch 1/16/64
+# decoding of the 1B shape next to the PyTorch decode peer (prompt 128, 128 new tokens).
+generate() {
+  check generate_parity_cpu python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cpu
+  check generate_parity_cuda python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cuda
+  grep -h RESULT "$out"/generate_parity_*.log | sed 's/^RESULT /| generate parity | /; s/$/ |/' >> "$summary"
+  echo "| decode, 1B shape (batch) | tessera tok/s | hf eager tok/s | hf static+compile tok/s |" >> "$summary"
+  echo "| --- | --- | --- | --- |" >> "$summary"
+  python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64 --prompt 128 --new 128 \
+    > "$out/decode_peer.log" 2>&1
+  for b in 1 16 64; do
+    .device/bin/decode_bench --shape 1b --batch $b --prompt 128 --new 128 2>&1 | tee -a "$out/decode.log" \
+      | sed -n 's/^RESULT //p' > "$out/decode_$b.json"
+    python3 - "$out/decode_$b.json" "$out/decode_peer.log" $b >> "$summary" <<'PY'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+peer = {r["mode"]: r for r in (json.loads(l[7:]) for l in open(sys.argv[2]) if l.startswith("RESULT "))
+        if r["batch"] == int(sys.argv[3])}
+get = lambda r: f'{r["decode_tok_per_s"]:.0f}' if r else "-"
+print(f"| {sys.argv[3]} | {get(ours[0] if ours else None)} | {get(peer.get('eager'))} | {get(peer.get('static'))} |")
+PY
+  done
+}
+if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
