@@ -7,7 +7,8 @@
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
 # optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
-# `... generate` greedy parity of tessera generate with transformers and the decode benchmark.
+# `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
+# `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -390,6 +391,28 @@ PY
 }
 if [ "$only" = all ] || [ "$only" = lora ]; then lora; fi
 if [ "$only" = all ] || [ "$only" = qlora ]; then qlora; fi
+
+# Paged KV cache: the CUDA ops against their CPU references, and decode attention (one query per
+# sequence, Llama-3-8B heads: Hq 32, Hkv 8, D 128, bf16) as GB/s of keys and values read, next to
+# the copy bandwidth the device reaches (about 4.3 TB/s on an H200).
+paged_attention() {
+  check kernels_paged_attention .device/bin/test_kernels --gtest_filter='*PagedAttention*'
+  if [ -x .device/bin/paged_attention_bench ]; then
+    echo "| decode attention (batch, context) | us per call | KV read MB | GB/s of KV read |" >> "$summary"
+    echo "| --- | --- | --- | --- |" >> "$summary"
+    for batch in 1 16 64; do
+      for context in 512 2048 8192; do
+        .device/bin/paged_attention_bench $batch $context | tee -a "$out/paged_attention.log" | sed -n 's/^RESULT //p' \
+          | python3 -c 'import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print("| batch %(batch)s, context %(context)s | %(us)s | %(kv_mb)s | %(kv_gb_per_s)s |" % r)' \
+          >> "$summary"
+      done
+    done
+  fi
+}
+if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
