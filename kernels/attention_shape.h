@@ -1,4 +1,4 @@
-// The sizes of one attention call, worked out once by ops::attention_* for both backends.
+// The sizes of one attention call, worked out once by the op table (ops::attention_*, ops::paged_*) for both backends.
 #pragma once
 
 #include <cstdint>
@@ -11,8 +11,6 @@ struct AttentionShape {
   int64_t group() const { return hq / hkv; }  // query heads per kv head
 };
 
-}  // namespace tessera
-
 // The sizes of one paged-KV-cache call (ops::paged_kv_write, ops::paged_attention), worked out once
 // by the op table for both backends.
 // q, out: [tokens, hq, d]; new k, v: [tokens, hkv, d]; k_cache, v_cache: [blocks, block_size, hkv, d];
@@ -22,3 +20,5 @@ struct PagedShape {
   int64_t group() const { return hq / hkv; }              // query heads per kv head
   int64_t slots() const { return blocks * block_size; }  // token slots in the cache
 };
+
+}  // namespace tessera

@@ -21,6 +21,7 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
+#include <string>
 #include <type_traits>
 
 #include "core/error.h"
@@ -256,9 +257,12 @@ __global__ void paged_attention_merge_kernel(T* out, const float* part_acc, cons
   }
 }
 
+// What the kernels cannot run is an Error (fmt's TS_CHECK is host-code only: see core/error.h).
+[[noreturn]] void reject(const std::string& what) { throw Error("paged_attention: " + what); }
+
 int sm_count(int device) {
   static std::array<int, 64> counts{};
-  TS_CHECK(device >= 0 && device < int(counts.size()), "paged_attention: CUDA device {} out of range", device);
+  if (device < 0 || device >= int(counts.size())) reject("CUDA device " + std::to_string(device) + " out of range");
   if (counts[device] == 0)
     TS_CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
   return counts[device];
@@ -300,16 +304,14 @@ void launch_heads(const Params<T>& p, int heads_per_cta, const PagedShape& s, cu
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
                      const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, const Tensor& out,
                      const PagedShape& s) {
-  const char* op = "paged_attention";
-  TS_CHECK(q.dtype() == DType::BF16 || q.dtype() == DType::F16, "{}: CUDA takes bf16 or f16 tensors, got {}", op,
-           q.str());
-  TS_CHECK(s.d == 64 || s.d == 128 || s.d == 256, "{}: CUDA supports head dims 64, 128 and 256, got {}", op, s.d);
+  if (q.dtype() != DType::BF16 && q.dtype() != DType::F16) reject("CUDA takes bf16 or f16 tensors, got " + q.str());
+  if (s.d != 64 && s.d != 128 && s.d != 256)
+    reject("CUDA supports head dims 64, 128 and 256, got " + std::to_string(s.d));
   for (const Tensor* t : {&q, &k_cache, &v_cache, &out})
-    TS_CHECK(reinterpret_cast<uintptr_t>(t->data()) % 16 == 0, "{}: {} is not 16-byte aligned", op, t->str());
-  TS_CHECK(s.slots() <= INT32_MAX && s.max_blocks * s.block_size <= INT32_MAX && window <= INT32_MAX &&
-               s.tokens * s.hq <= INT32_MAX,
-           "{}: sizes beyond int32 (cache {}, block tables {}, window {})", op, k_cache.str(), block_tables.str(),
-           window);
+    if (reinterpret_cast<uintptr_t>(t->data()) % 16 != 0) reject(t->str() + " is not 16-byte aligned");
+  if (s.slots() > INT32_MAX || s.max_blocks * s.block_size > INT32_MAX || window > INT32_MAX ||
+      s.tokens * s.hq > INT32_MAX)
+    reject("sizes beyond int32 (cache " + k_cache.str() + ", block tables " + block_tables.str() + ")");
 
   const int group = static_cast<int>(s.group());
   int heads_per_cta = 1;
