@@ -155,7 +155,8 @@ TEST(OutsideLimits, UnknownKeysInModelInitAreErrors) {
 
 // A warning (`--set checkpoint.dir=` is how a job runs without checkpoints), before training.
 TEST(OutsideLimits, CheckpointEveryStepsWithoutADirWarns) {
-  const std::string job = "train " + kTinyJob + " --set train.steps=1 --set log.metrics_file= --set checkpoint.dir=";
+  const std::string job = "train " + kTinyJob + " --set data.train=" TESSERA_SOURCE_DIR
+                          "/README.md --set train.steps=1 --set log.metrics_file= --set checkpoint.dir=";
   auto r = run_tessera(job);
   EXPECT_EQ(r.exit_code, 0) << r.output;
   const size_t warning =
