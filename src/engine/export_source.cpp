@@ -10,6 +10,7 @@
 #include "engine/config/job_config.h"
 #include "engine/job_params.h"
 #include "engine/model_loader.h"
+#include "engine/model_weights.h"
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "lora/apply.h"
@@ -25,13 +26,14 @@ struct LoraMerge {
   std::map<std::string, int64_t> offsets;    //   counter as the store counts them
   std::map<std::string, ParamSpec> trained;  // trainable tensors by name
   std::map<std::string, std::pair<std::string, std::string>> adapted;  // weight -> its A and B
+  std::map<std::string, QuantSpec> packed;   // base weights trained against packed (QLoRA)
   float scale = 1.0f;
 };
 
 // Exactly one of the first two is set; `lora` for a LoRA checkpoint.
 struct ExportSource::Weights {
   std::unique_ptr<checkpoint::StateFile> state;
-  std::unique_ptr<SafetensorsModel> safetensors;
+  std::unique_ptr<ModelWeights> hf;
   std::unique_ptr<LoraMerge> lora;
 };
 
@@ -49,6 +51,7 @@ std::unique_ptr<LoraMerge> lora_merge(const JobConfig& job, const ModelConfig& c
     m->offsets[p.name] = offset;
     offset += shape_numel(p.shape);
     if (p.trainable) m->trained.emplace(p.name, p);
+    if (p.quant) m->packed.emplace(p.name, *p.quant);
   }
   const lora::AdapterSpec& a = *params.adapter;
   for (int64_t l = 0; l < config.num_hidden_layers; ++l)
@@ -89,11 +92,18 @@ ExportSource ExportSource::hf_folder(const std::string& folder) {
   ExportSource s;
   s.folder_ = folder;
   s.config_ = ModelConfig::from_file(folder);
-  s.weights_->safetensors = std::make_unique<SafetensorsModel>(SafetensorsModel::open(folder));
-  validate_checkpoint(s.config_, *s.weights_->safetensors);
+  s.weights_->hf = std::make_unique<ModelWeights>(ModelWeights::open(folder, s.config_));
   if (fs::exists(fs::path(folder) / "tokenizer.json")) s.tokenizer_ = folder;
   s.params_ = model_parameters(s.config_);
   return s;
+}
+
+std::string ExportSource::merge_note() const {
+  if (!adapter_) return "";
+  if (!adapter_->base_quant) return " (the LoRA adapters merged into the base)";
+  return fmt::format(" (the LoRA adapters merged into dequantize(base) under {}: the {} base they were trained "
+                     "against, not the original; every projection carries its rounding)",
+                     quant_scheme_name(*adapter_->base_quant), quant_scheme_name(*adapter_->base_quant));
 }
 
 std::string ExportSource::tokenizer_folder() const {
@@ -109,7 +119,7 @@ Tensor ExportSource::read_trained(const ParamSpec& param) const {
 }
 
 Tensor ExportSource::read(const ParamSpec& param) const {
-  if (weights_->safetensors) return ops::cast(weights_->safetensors->tensor(param.name), DType::F32);
+  if (weights_->hf) return ops::cast(weights_->hf->tensor(param), DType::F32);
   const LoraMerge* m = weights_->lora.get();
   if (!m || m->trained.count(param.name)) return read_trained(param);
   Tensor w;
@@ -119,6 +129,8 @@ Tensor ExportSource::read(const ParamSpec& param) const {
     w = Tensor::empty(param.shape, DType::F32);
     init_param(param, w, m->seed, static_cast<uint64_t>(m->offsets.at(param.name)), kInitStd);
   }
+  // What the store held, and the adapter was trained against: the base quantized from fp32.
+  if (const auto packed = m->packed.find(param.name); packed != m->packed.end()) ops::fake_quantize(w, w, packed->second);
   const auto it = m->adapted.find(param.name);
   if (it == m->adapted.end()) return w;
   return lora::merge_lora(w, read_trained(m->trained.at(it->second.first)), read_trained(m->trained.at(it->second.second)),

@@ -95,6 +95,15 @@ double evaluate(const ModelConfig& config, ParamSource& source, Communicator& ho
   return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
 }
 
+// The adapters of a LoRA checkpoint belong to the base they were trained against: resuming one
+// saved over another lora.base_quant would continue on other weights without a word.
+void check_same_base_quant(const JobConfig& job, const std::string& folder) {
+  const JobConfig saved = load_job_config(folder + "/config.yaml");
+  const std::string was = saved.lora ? saved.lora->base_quant : "none", is = job.lora ? job.lora->base_quant : "none";
+  TS_CHECK(was == is, "{}: its adapters were trained on a base stored as lora.base_quant {}, this job's is {}; "
+           "resume with lora.base_quant: {} (or start a new checkpoint.dir)", folder, was, is, was);
+}
+
 }  // namespace
 
 TrainSummary run_training(const JobConfig& job, const World& world) {
@@ -119,7 +128,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .nvme_params = nvme_swap(job.zero.offload_params),
                    .persist_below = job.zero.persist_below,
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
-                   .lora_scale = params.lora_scale()},
+                   .lora_scale = params.lora_scale(),
+                   .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
@@ -138,7 +148,10 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   train_data.batches_per_epoch(global);  // fails here, before training, when there is less than one global batch
   spdlog::info("training {} of {} parameters ({} layers{}) on {} rank(s), {}, ZeRO stage {}, global batch {} x {} tokens",
                store.trainable_params(), store.num_params(), config.num_hidden_layers,
-               params.adapter ? fmt::format(", LoRA r {} on {}", params.adapter->r, fmt::join(params.adapter->target_names(), " "))
+               params.adapter ? fmt::format(", LoRA r {} on {}{}", params.adapter->r, fmt::join(params.adapter->target_names(), " "),
+                                            params.adapter->base_quant
+                                                ? fmt::format(", base {}", quant_scheme_name(*params.adapter->base_quant))
+                                                : std::string())
                               : std::string(),
                world.size, device.str(), job.zero.stage, global, job.data.seq_len);
   if (qat) spdlog::info("quantization-aware training: {}", resolve_qat(*job.quant.qat, config).describe());
@@ -148,6 +161,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   data::LoaderState data_from = train_data.start();  // where this run's first batch begins
   const std::string resume_from = checkpoint::find(job.checkpoint.dir, job.checkpoint.resume, *host);
   if (!resume_from.empty()) {
+    check_same_base_quant(job, resume_from);
     const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
     first_step = state.step + 1;
     summary.steps_done = state.step;
