@@ -9,6 +9,7 @@
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/config/offload_options.h"
+#include "engine/job_limits.h"
 #include "engine/job_params.h"
 
 #include <fmt/ranges.h>
@@ -108,6 +109,7 @@ void check_same_base_quant(const JobConfig& job, const std::string& folder) {
 TrainSummary run_training(const JobConfig& job, const World& world) {
   const Device device = training_device(job.train, world);
   const ModelConfig config = job_model_config(job.model);
+  check_job_fits(job, config, world, device);
   const tok::Tokenizer tokenizer = load_tokenizer(job.model);
   TS_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer has {} ids but the model's vocabulary is {}",
            tokenizer.vocab_size(), config.vocab_size);
