@@ -9,6 +9,7 @@
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/config/offload_options.h"
+#include "engine/job_limits.h"
 #include "engine/job_params.h"
 
 #include <fmt/ranges.h>
@@ -114,6 +115,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     served = std::make_unique<TrainMetrics>(serve, job.log.metrics_host, static_cast<int>(job.log.metrics_port));
   const Device device = training_device(job.train, world);
   const ModelConfig config = job_model_config(job.model);
+  check_job_fits(job, config, world, device);
   const tok::Tokenizer tokenizer = load_tokenizer(job.model);
   TS_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer has {} ids but the model's vocabulary is {}",
            tokenizer.vocab_size(), config.vocab_size);

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "engine/config/yaml_json.h"
+#include "model/model_config.h"
+
 namespace tessera {
 
 namespace {
@@ -49,6 +52,23 @@ void check_qat(const QatOptions& q, const config::RangeChecks& check) {
   for (const std::string& m : q.modules)
     check.require(known_quant_module(m), "quant.qat.modules",
                   fmt::format("unknown module '{}' (expected {})", m, kQuantModuleChoices));
+}
+
+// model.init is written by hand: a key config.json readers do not know is a typo, not an extra.
+// The architecture is parsed here, so that its errors (sizes beyond model_limits included) come
+// before anything runs, naming where the file or a --set gives the key.
+void check_model_init(const YAML::Node& init, const config::RangeChecks& check) {
+  const std::vector<std::string>& known = ModelConfig::json_keys();
+  for (const auto& entry : init) {
+    const std::string key = entry.first.Scalar();
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    const std::string suggestion = config::closest(key, known);
+    check.require(false, "model.init." + key,
+                  "unknown key" + (suggestion.empty() ? "" : " (did you mean 'model.init." + suggestion + "'?)") +
+                      ": model.init takes config.json keys");
+  }
+  ModelConfig::from_json(config::yaml_to_json(init, "model.init", &check.source()),
+                         check.where("model.init") + ": model.init");
 }
 
 void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
@@ -99,6 +119,7 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
                 "give either model.path or model.init, not both");
   check.require(c.model.init.IsNull() || c.model.init.IsMap(), "model.init",
                 "must be a mapping of config.json keys (hidden_size, num_hidden_layers, ...)");
+  if (c.model.init.IsMap()) check_model_init(c.model.init, check);
   if (c.lora) check_lora(*c.lora, check);
   if (c.quant.qat) check_qat(*c.quant.qat, check);
   check.require(!(c.quant.qat && c.lora), "quant.qat",
