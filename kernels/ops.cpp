@@ -1,6 +1,8 @@
 // Argument checks shared by both backends, then dispatch on the tensors' device.
 #include "kernels/ops.h"
 
+#include <cmath>
+
 #include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
 
@@ -399,6 +401,87 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   check_lse(op, lse, s, q);
   if (s.b * s.s * s.hq == 0) return;
   TS_DISPATCH(q.device(), attention_backward(dq, dk, dv, dout, q, k, v, out, lse, softmax_scale, segment_ids, s));
+}
+
+namespace {
+
+const char* defined_str(const Tensor& t) { return t.defined() ? "" : "undefined "; }
+
+// The shapes of the paged cache, which every other paged-KV tensor must follow.
+PagedShape paged_cache_shape(const char* op, const Tensor& k_cache, const Tensor& v_cache) {
+  TS_CHECK(k_cache.defined() && k_cache.ndim() == 4, "{}: k_cache must be [num_blocks, block_size, Hkv, D], got {}{}",
+           op, defined_str(k_cache), k_cache.defined() ? k_cache.str() : "tensor");
+  PagedShape s;
+  s.blocks = k_cache.size(0);
+  s.block_size = k_cache.size(1);
+  s.hkv = k_cache.size(2);
+  s.d = k_cache.size(3);
+  check_shape(op, "v_cache", v_cache, k_cache.shape());
+  check_floating(op, k_cache);
+  TS_CHECK(v_cache.dtype() == k_cache.dtype(), "{}: k_cache {} and v_cache {} must share a dtype", op, k_cache.str(),
+           v_cache.str());
+  check_same_device(op, k_cache, v_cache);
+  TS_CHECK(s.block_size > 0 && s.hkv > 0 && s.d > 0, "{}: k_cache {} has an empty dimension", op, k_cache.str());
+  return s;
+}
+
+// An int32 tensor of the given shape on the cache's device (slots, block tables, query indices).
+void check_i32(const char* op, const char* name, const Tensor& t, const Shape& want, const Tensor& cache) {
+  check_shape(op, name, t, want);
+  TS_CHECK(t.dtype() == DType::I32, "{}: {} must be int32, got {}", op, name, t.str());
+  check_same_device(op, t, cache);
+}
+
+// [tokens, heads, d] rows of the cache's dtype and device (new keys and values, queries, output).
+void check_token_rows(const char* op, const char* name, const Tensor& t, const Tensor& cache) {
+  TS_CHECK(t.dtype() == cache.dtype(), "{}: {} {} must have the dtype of the cache {}", op, name, t.str(),
+           cache.str());
+  check_same_device(op, t, cache);
+}
+
+}  // namespace
+
+void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache) {
+  const char* op = "paged_kv_write";
+  PagedShape s = paged_cache_shape(op, k_cache, v_cache);
+  TS_CHECK(k.defined() && k.ndim() == 3, "{}: k must be [T, Hkv, D], got {}{}", op, defined_str(k),
+           k.defined() ? k.str() : "tensor");
+  s.tokens = k.size(0);
+  s.hq = s.hkv;
+  check_shape(op, "k", k, {s.tokens, s.hkv, s.d});
+  check_shape(op, "v", v, k.shape());
+  check_token_rows(op, "k", k, k_cache);
+  check_token_rows(op, "v", v, k_cache);
+  check_i32(op, "slots", slots, {s.tokens}, k_cache);
+  if (s.tokens == 0) return;
+  TS_DISPATCH(k.device(), paged_kv_write(k, v, slots, k_cache, v_cache, s));
+}
+
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
+                     const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, Tensor& out) {
+  const char* op = "paged_attention";
+  PagedShape s = paged_cache_shape(op, k_cache, v_cache);
+  TS_CHECK(q.defined() && q.ndim() == 3, "{}: q must be [T, Hq, D], got {}{}", op, defined_str(q),
+           q.defined() ? q.str() : "tensor");
+  s.tokens = q.size(0);
+  s.hq = q.size(1);
+  check_shape(op, "q", q, {s.tokens, s.hq, s.d});
+  TS_CHECK(s.hq % s.hkv == 0, "{}: {} query heads are not a multiple of {} kv heads", op, s.hq, s.hkv);
+  check_token_rows(op, "q", q, k_cache);
+  check_shape(op, "out", out, q.shape());
+  check_token_rows(op, "out", out, k_cache);
+  TS_CHECK(block_tables.defined() && block_tables.ndim() == 2, "{}: block_tables must be [S, max_blocks], got {}{}",
+           op, defined_str(block_tables), block_tables.defined() ? block_tables.str() : "tensor");
+  s.seqs = block_tables.size(0);
+  s.max_blocks = block_tables.size(1);
+  check_i32(op, "block_tables", block_tables, {s.seqs, s.max_blocks}, k_cache);
+  check_i32(op, "query_seq", query_seq, {s.tokens}, k_cache);
+  check_i32(op, "query_pos", query_pos, {s.tokens}, k_cache);
+  TS_CHECK(window >= 0, "{}: window must be >= 0 (0: no sliding window), got {}", op, window);
+  TS_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
+  if (s.tokens == 0 || s.hq == 0) return;
+  TS_DISPATCH(q.device(),
+              paged_attention(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s));
 }
 
 void column_sum(const Tensor& out, const Tensor& in, bool accumulate) {

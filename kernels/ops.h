@@ -136,6 +136,31 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         float softmax_scale, const Tensor& segment_ids = Tensor());
 
+// ---- Paged KV cache (inference) ----
+// The cache is a pool of fixed-size blocks: k_cache and v_cache are [num_blocks, block_size, Hkv, D];
+// a token's slot is block * block_size + offset. A sequence's block table row lists its blocks in
+// order: key position p of the sequence lives in block block_tables[seq, p / block_size] at offset
+// p % block_size. Unlike the other ops, the outputs come last here.
+
+// Writes the keys and values of new tokens into their cache slots.
+// k, v: [T, Hkv, D] (the new tokens, packed rows); slots: int32 [T], distinct, each in
+// [0, num_blocks * block_size); k_cache, v_cache: [num_blocks, block_size, Hkv, D], same dtype as k/v
+// (bf16 on CUDA, f32 on CPU). A slot outside the cache is an error on the CPU and traps on the GPU
+// (see embedding_forward).
+void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache);
+
+// Causal attention of packed query tokens against the paged cache (which already holds their own keys).
+// q, out: [T, Hq, D]; block_tables: int32 [S, max_blocks_per_seq]; query_seq: int32 [T] (the sequence of
+// each query token, row of block_tables); query_pos: int32 [T] (its position: it attends to keys at
+// positions max(0, pos - window + 1) .. pos of its sequence; window 0 = no sliding window).
+// GQA: query head h reads kv head h / (Hq / Hkv). Softmax in fp32; scale is applied to q.k.
+// q, the caches and out share a floating dtype (CUDA: bf16 or f16, D 64, 128 or 256). Entries of a
+// block table past a sequence's last position are never read. On the CPU a query_seq outside
+// [0, S), a query_pos outside [0, max_blocks_per_seq * block_size) or a block id outside
+// [0, num_blocks) is an error; on the GPU it traps (see embedding_forward).
+void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
+                     const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, Tensor& out);
+
 // ---- Linear and LoRA ----
 
 // out[j] = sum over rows i of in[i, j] (accumulate: out[j] += ...), in fp32. in is floating,

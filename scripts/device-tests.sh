@@ -6,7 +6,10 @@
 # attention tests and benchmark, `... train` the kernel tests and the 1B training and model
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
 # optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
-# PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks.
+# PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
+# `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
+# `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
+# `... metrics` the trainer's metrics port on GPUs.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -300,6 +303,62 @@ quant() {
 }
 if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
 
+# The trainer's metrics port on GPUs (#18): a tiny job on every GPU, scraped while it runs; the
+# per-rank NVML series (utilisation, power), memory and MFU must be there.
+metrics_gpu() {
+  local port=19400 ranks=$(( gpus < 2 ? gpus : 2 ))
+  "${mpi[@]}" -np "$ranks" .device/bin/tessera train configs/tiny-cpu.yaml --set train.device=cuda --set train.dtype=bf16 \
+    --set train.steps=400 --set checkpoint.dir= --set log.every_steps=5 --set log.metrics_file=/tmp/tessera-metrics-gpu.jsonl \
+    --set log.metrics_port=$port > "$out/metrics_gpu.log" 2>&1 &
+  local job=$!
+  python3 - "$port" "$ranks" >> "$summary" 2>> "$out/metrics_gpu.log" <<'PY'
+import re, sys, time, urllib.request
+port, ranks = sys.argv[1], int(sys.argv[2])
+got = {}
+for _ in range(600):
+    try:
+        text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read().decode()
+        got = dict(re.findall(r"^(\S+) (\S+)$", text, re.M))
+        if f'tessera_train_gpu_power_watts{{rank="{ranks - 1}"}}' in got and float(got.get("tessera_train_step", 0)) > 100:
+            break
+    except OSError:
+        pass
+    time.sleep(0.1)
+want = [f'{m}{{rank="{r}"}}' for r in range(ranks) for m in
+        ("tessera_train_gpu_utilization_ratio", "tessera_train_gpu_power_watts", "tessera_train_memory_peak_bytes")]
+missing = [w for w in want if w not in got]
+print(f"| metrics port on {ranks} GPU(s) | {'pass' if not missing else 'FAIL missing ' + ' '.join(missing)} | "
+      + " ".join(f"{w}={got[w]}" for w in want if w in got) + f" mfu={got.get('tessera_train_mfu_ratio')} |")
+PY
+  wait "$job"
+}
+if [ "$only" = all ] || [ "$only" = metrics ]; then metrics_gpu; fi
+
+# Inference: greedy `tessera generate` against transformers' generate on the parity models (fp32
+# on the CPU must agree on every token; bf16 on the GPU up to near-ties), and batch 1/16/64
+# decoding of the 1B shape next to the PyTorch decode peer (prompt 128, 128 new tokens).
+generate() {
+  check generate_parity_cpu python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cpu
+  check generate_parity_cuda python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cuda
+  grep -h RESULT "$out"/generate_parity_*.log | sed 's/^RESULT /| generate parity | /; s/$/ |/' >> "$summary"
+  echo "| decode, 1B shape (batch) | tessera tok/s | hf eager tok/s | hf static+compile tok/s |" >> "$summary"
+  echo "| --- | --- | --- | --- |" >> "$summary"
+  python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64 --prompt 128 --new 128 \
+    > "$out/decode_peer.log" 2>&1
+  for b in 1 16 64; do
+    .device/bin/decode_bench --shape 1b --batch $b --prompt 128 --new 128 2>&1 | tee -a "$out/decode.log" \
+      | sed -n 's/^RESULT //p' > "$out/decode_$b.json"
+    python3 - "$out/decode_$b.json" "$out/decode_peer.log" $b >> "$summary" <<'PY'
+import json, sys
+ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+peer = {r["mode"]: r for r in (json.loads(l[7:]) for l in open(sys.argv[2]) if l.startswith("RESULT "))
+        if r["batch"] == int(sys.argv[3])}
+get = lambda r: f'{r["decode_tok_per_s"]:.0f}' if r else "-"
+print(f"| {sys.argv[3]} | {get(ours[0] if ours else None)} | {get(peer.get('eager'))} | {get(peer.get('static'))} |")
+PY
+  done
+}
+if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
 # all-linear next to the PEFT peer eager and compiled (same job: seq 2048, micro-batch 4); 8B
@@ -364,6 +423,28 @@ PY
 }
 if [ "$only" = all ] || [ "$only" = lora ]; then lora; fi
 if [ "$only" = all ] || [ "$only" = qlora ]; then qlora; fi
+
+# Paged KV cache: the CUDA ops against their CPU references, and decode attention (one query per
+# sequence, Llama-3-8B heads: Hq 32, Hkv 8, D 128, bf16) as GB/s of keys and values read, next to
+# the copy bandwidth the device reaches (about 4.3 TB/s on an H200).
+paged_attention() {
+  check kernels_paged_attention .device/bin/test_kernels --gtest_filter='*PagedAttention*'
+  if [ -x .device/bin/paged_attention_bench ]; then
+    echo "| decode attention (batch, context) | us per call | KV read MB | GB/s of KV read |" >> "$summary"
+    echo "| --- | --- | --- | --- |" >> "$summary"
+    for batch in 1 16 64; do
+      for context in 512 2048 8192; do
+        .device/bin/paged_attention_bench $batch $context | tee -a "$out/paged_attention.log" | sed -n 's/^RESULT //p' \
+          | python3 -c 'import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print("| batch %(batch)s, context %(context)s | %(us)s | %(kv_mb)s | %(kv_gb_per_s)s |" % r)' \
+          >> "$summary"
+      done
+    done
+  fi
+}
+if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"

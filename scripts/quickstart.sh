@@ -5,7 +5,7 @@
 # stops after step 30 with a checkpoint, resumes from it with the same lr schedule, and the result
 # is exported as a Hugging Face model.
 # Then a LoRA fine-tune of that model (its base frozen, a few seconds), exported as a PEFT adapter
-# and merged.
+# and merged; the first run is drawn as an SVG (tessera plot).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -34,4 +34,6 @@ echo "== export the adapter for PEFT, and the model with the adapter merged in"
 $tessera export --checkpoint runs/tiny-lora/step-20 --format peft --out runs/tiny-lora/adapter
 $tessera export --checkpoint runs/tiny-lora/step-20 --out runs/tiny-lora/merged --dtype fp32
 ls -l runs/tiny-lora/adapter runs/tiny-lora/merged
-echo "quickstart: done (metrics in runs/tiny-cpu/metrics.jsonl)"
+echo "== the first run as a picture"
+$tessera plot runs/tiny-cpu/metrics.jsonl --out runs/tiny-cpu/metrics.svg
+echo "quickstart: done (metrics in runs/tiny-cpu/metrics.jsonl, drawn in runs/tiny-cpu/metrics.svg)"

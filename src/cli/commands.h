@@ -28,5 +28,7 @@ void add_estimate_memory_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
 void add_prepare_data_command(CLI::App& app);
+void add_plot_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
 
 }  // namespace tessera::cli

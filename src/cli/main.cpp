@@ -48,6 +48,8 @@ int main(int argc, char** argv) {
   tessera::cli::add_export_command(app);
   tessera::cli::add_quantize_command(app);
   tessera::cli::add_prepare_data_command(app);
+  tessera::cli::add_plot_command(app);
+  tessera::cli::add_generate_command(app);
   try {
     check_command_name(app, argc, argv);
     app.parse(argc, argv);

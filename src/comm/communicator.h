@@ -13,6 +13,8 @@
 // partly (or wholly) padding.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <utility>
@@ -43,14 +45,35 @@ class [[nodiscard]] Work {
   Work(std::function<void()> wait, std::function<void()> synchronize)
       : wait_(std::move(wait)), synchronize_(std::move(synchronize)) {}
   void wait() {
-    if (wait_) std::exchange(wait_, nullptr)();
+    if (wait_) timed(std::exchange(wait_, nullptr));
   }
   void synchronize() {
     wait();
-    if (synchronize_) std::exchange(synchronize_, nullptr)();
+    if (synchronize_) timed(std::exchange(synchronize_, nullptr));
   }
 
+  // Seconds this thread has spent blocked in wait() and synchronize(), since it started: the
+  // trainer's "waiting on collectives" (for NCCL's wait(), which only orders streams, about 0).
+  static double blocked_seconds() { return blocked_ns_ * 1e-9; }
+
  private:
+  // Only the outermost wait counts: a Work's wait may wait for others (a bucket's pieces).
+  static void timed(const std::function<void()>& fn) {
+    if (waiting_) return fn();
+    waiting_ = true;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      fn();
+    } catch (...) {
+      waiting_ = false;
+      throw;
+    }
+    waiting_ = false;
+    blocked_ns_ += std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now() - start).count();
+  }
+  static inline thread_local int64_t blocked_ns_ = 0;
+  static inline thread_local bool waiting_ = false;
+
   std::function<void()> wait_;
   std::function<void()> synchronize_;
 };

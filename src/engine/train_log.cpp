@@ -3,10 +3,12 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
+#include "engine/train_metrics.h"
 
 namespace tessera {
 
@@ -39,6 +41,13 @@ TrainLog::TrainLog(bool speaker, const std::string& metrics_file, int64_t every_
   TS_CHECK(metrics_, "log.metrics_file: cannot open {} for appending", metrics_file);
 }
 
+// One JSON object on one line; numbers in their shortest exact form, a non-finite one as null.
+void TrainLog::write_row(const nlohmann::ordered_json& row) {
+  const std::string line = row.dump() + "\n";
+  std::fwrite(line.data(), 1, line.size(), metrics_);
+  std::fflush(metrics_);
+}
+
 TrainLog::~TrainLog() {
   if (metrics_) std::fclose(metrics_);
 }
@@ -52,7 +61,10 @@ void TrainLog::step(const StepLog& s) {
   const double eta = elapsed / static_cast<double>(s.step - first_step_ + 1) * (s.total_steps - s.step);
   const double mem_gib = memory_stats(device_).peak_allocated / 1073741824.0;
   const std::string mfu = peak_tflops_ > 0 ? fmt::format(" (MFU {:.1f}%)", 100.0 * tflops / peak_tflops_) : "";
-  const bool logged = s.step % every_steps_ == 0 || s.step == s.total_steps;
+  if (metrics_endpoint_)
+    metrics_endpoint_->step(s, {.tokens_per_s = tok_per_s, .tflops_per_rank = tflops,
+                                .mfu = peak_tflops_ > 0 ? tflops / peak_tflops_ : -1});
+  const bool logged = logs(s.step, s.total_steps);
   if (!logged) {
     if (terminal_)
       std::fprintf(stderr, "\r\033[Kstep %ld/%ld | loss %.4f | %.0f tok/s | %.1f TFLOP/s%s | ETA %.0fs", s.step,
@@ -65,21 +77,17 @@ void TrainLog::step(const StepLog& s) {
                s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped)" : "", tok_per_s,
                tflops, mfu, mem_gib, eta);
   if (metrics_) {
-    std::fprintf(metrics_,
-                 "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "
-                 "\"tflops_per_rank\": %.2f, \"skipped\": %s}\n",
-                 s.step, s.loss, s.lr, s.grad_norm, tok_per_s, tflops, s.skipped ? "true" : "false");
-    std::fflush(metrics_);
+    write_row(nlohmann::ordered_json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+                                     {"tokens_per_s", tok_per_s}, {"tflops_per_rank", tflops},
+                                     {"peak_memory_gib", mem_gib}, {"skipped", s.skipped}});
   }
 }
 
 void TrainLog::eval(int64_t step, double eval_loss) {
   if (!speaker_) return;
   spdlog::info("step {} | eval_loss {:.4f}", step, eval_loss);
-  if (metrics_) {
-    std::fprintf(metrics_, "{\"step\": %ld, \"eval_loss\": %.6f}\n", step, eval_loss);
-    std::fflush(metrics_);
-  }
+  if (metrics_endpoint_) metrics_endpoint_->eval(step, eval_loss);
+  if (metrics_) write_row(nlohmann::ordered_json{{"step", step}, {"eval_loss", eval_loss}});
 }
 
 }  // namespace tessera

@@ -1,7 +1,7 @@
 // What a training run tells people: a log line per logged step on rank 0 (step/total, loss, lr,
 // grad norm, tokens/s, model TFLOP/s and MFU, memory, ETA), on a terminal a progress line
 // rewritten every step in between, and, when log.metrics_file is set, one JSON object per logged
-// step in that file (eval rows add eval_loss).
+// step in that file (with peak_memory_gib; eval rows add eval_loss), read back by `tessera plot`.
 #pragma once
 
 #include <chrono>
@@ -9,9 +9,13 @@
 #include <memory>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 #include "core/device.h"
 
 namespace tessera {
+
+class TrainMetrics;
 
 struct StepLog {
   int64_t step = 0, total_steps = 0;
@@ -29,14 +33,20 @@ class TrainLog {
   ~TrainLog();
   void step(const StepLog& s);  // every step; logs every `every_steps` and at the last
   void eval(int64_t step, double eval_loss);
+  bool logs(int64_t step, int64_t total_steps) const { return step % every_steps_ == 0 || step == total_steps; }
+  // Rank 0's metrics endpoint (log.metrics_port), given the same figures as the log; may be null.
+  void set_metrics(TrainMetrics* metrics) { metrics_endpoint_ = metrics; }
 
  private:
+  void write_row(const nlohmann::ordered_json& row);
+
   bool speaker_;
   int64_t every_steps_;
   Device device_;
   double peak_tflops_;  // the device's dense bf16 peak, 0 when unknown (no MFU then)
   bool terminal_;
   std::FILE* metrics_ = nullptr;
+  TrainMetrics* metrics_endpoint_ = nullptr;
   std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
   int64_t first_step_ = -1;  // the first step this run did (a resumed run starts mid-way)
 };

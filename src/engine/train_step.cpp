@@ -1,5 +1,7 @@
 #include "engine/train_step.h"
 
+#include <chrono>
+
 #include "core/error.h"
 #include "model/transformer.h"
 
@@ -32,8 +34,14 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
   Tensor loss = Tensor::from_vector<float>({static_cast<float>(local_loss)}, {1}, DType::F32);
   host_comm.all_reduce(loss, ReduceOp::Sum).wait();
 
+  const auto optimizer_start = std::chrono::steady_clock::now();
+  const double blocked = Work::blocked_seconds();
   const StepResult result = store.step(adam, clip_norm);
-  return {loss.data_as<float>()[0] / targets, result.grad_norm, result.skipped, static_cast<int64_t>(targets)};
+  const double optimizer_seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - optimizer_start).count() -
+      (Work::blocked_seconds() - blocked);
+  return {loss.data_as<float>()[0] / targets, result.grad_norm, result.skipped, static_cast<int64_t>(targets),
+          optimizer_seconds};
 }
 
 }  // namespace tessera

@@ -19,6 +19,7 @@ struct StepStats {
   double grad_norm = 0;  // before clipping
   bool skipped = false;  // non-finite gradients, or no targets in the global batch: no update
   int64_t targets = 0;   // target tokens in the global batch
+  double optimizer_seconds = 0;  // the sharded optimizer step's host time, less its waits on collectives
 };
 
 // host_comm: an MPI communicator over the same ranks, for the scalars (loss, token counts).

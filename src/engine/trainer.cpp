@@ -9,13 +9,16 @@
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/config/offload_options.h"
+#include "engine/job_limits.h"
 #include "engine/job_params.h"
 
 #include <fmt/ranges.h>
 #include "engine/model_loader.h"
 #include "engine/qat.h"
 #include "engine/schedule.h"
+#include "engine/rank_figures.h"
 #include "engine/train_log.h"
+#include "engine/train_metrics.h"
 #include "engine/train_step.h"
 #include "engine/watchdog.h"
 #include "io/data/data_loader.h"
@@ -105,9 +108,14 @@ void check_same_base_quant(const JobConfig& job, const std::string& folder) {
 
 }  // namespace
 
-TrainSummary run_training(const JobConfig& job, const World& world) {
+TrainSummary run_training(const JobConfig& job, const World& world, const metrics::ServeFn& serve) {
+  // The metrics port is bound first, so a port in use fails before the model is loaded.
+  std::unique_ptr<TrainMetrics> served;
+  if (world.rank == 0 && job.log.metrics_port > 0)
+    served = std::make_unique<TrainMetrics>(serve, job.log.metrics_host, static_cast<int>(job.log.metrics_port));
   const Device device = training_device(job.train, world);
   const ModelConfig config = job_model_config(job.model);
+  check_job_fits(job, config, world, device);
   const tok::Tokenizer tokenizer = load_tokenizer(job.model);
   TS_CHECK(tokenizer.vocab_size() <= config.vocab_size, "the tokenizer has {} ids but the model's vocabulary is {}",
            tokenizer.vocab_size(), config.vocab_size);
@@ -181,23 +189,29 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   if (job.train.collective_timeout_s > 0)
     watchdog = std::make_unique<Watchdog>(
         std::chrono::milliseconds(static_cast<int64_t>(job.train.collective_timeout_s * 1000)), world.rank);
+  PhaseClock clock;  // this rank's step time split, for the metrics endpoint
   auto save = [&](int64_t step) {
     if (job.checkpoint.dir.empty()) return;
     if (watchdog) watchdog->suspend();  // writing may outlast the timeout; its barriers are not steps
+    const auto saving = std::chrono::steady_clock::now();
     checkpoint::save(job.checkpoint.dir, store,
                      {step, summary.skipped_steps, train_data.state_after(data_from, step - first_step + 1, global),
                       job.train.steps},
                      config_yaml, job.checkpoint.keep_last, *host);
+    clock.add_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - saving).count());
+    if (served) served->checkpoint(step);
   };
 
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   TrainLog log(world.rank == 0, job.log.metrics_file, job.log.every_steps, device);
+  log.set_metrics(served.get());
   for (int64_t step = first_step; step <= job.train.steps; ++step) {
-    const auto start = std::chrono::steady_clock::now();
+    clock.start_step();
     const double lr = learning_rate(job.train, step);
     const auto batches = rank_batches(train_data, data_from, step - first_step, global, world.rank * per_rank,
                                       (world.rank + 1) * per_rank, job.train.micro_batch_size, device);
+    clock.data_ready();
     const ops::AdamWStep adam{.lr = static_cast<float>(lr), .beta1 = static_cast<float>(job.train.betas[0]),
                               .beta2 = static_cast<float>(job.train.betas[1]), .eps = static_cast<float>(job.train.eps),
                               .weight_decay = static_cast<float>(job.train.weight_decay), .step = step};
@@ -205,6 +219,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
                                        job.train.activation_checkpointing, params.dropout(seed, step), &model_source);
     synchronize_device(device);
+    clock.end_step(stats.optimizer_seconds);
     if (watchdog) watchdog->beat(step);
     if (stats.skipped) {
       ++summary.skipped_steps;
@@ -215,9 +230,14 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     summary.steps_done = step;
     summary.last_loss = stats.loss;
     log.step({step, job.train.steps, stats.loss, lr, stats.grad_norm, global * job.data.seq_len,
-                std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(),
+                clock.step_seconds(),
                 step_flops(config, store.num_params(), global, job.data.seq_len, params.adapter.has_value()), world.size,
                 stats.skipped});
+    // Every rank's figures reach rank 0's metrics at log steps, in one small gather.
+    if (job.log.metrics_port > 0 && log.logs(step, job.train.steps)) {
+      std::vector<RankFigures> ranks = gather_rank_figures(*host, rank_figures(device, clock.totals()));
+      if (served) served->ranks(std::move(ranks));
+    }
     if (eval_data && step % job.eval.every_steps == 0) log.eval(step, evaluate(config, model_source, *host, *eval_data, job, world, device));
     // Every rank stops after the same step when any of them was asked to.
     Tensor stop = Tensor::from_vector<int32_t>({g_stop_requested ? 1 : 0}, {1}, DType::I32);

@@ -4,6 +4,7 @@
 
 #include "comm/world.h"
 #include "engine/config/job_config.h"
+#include "engine/metrics/endpoint.h"
 
 namespace tessera {
 
@@ -14,6 +15,8 @@ struct TrainSummary {
   bool interrupted = false;   // stopped early by SIGINT/SIGTERM
 };
 
-TrainSummary run_training(const JobConfig& config, const World& world);
+// serve: how rank 0 serves log.metrics_port (the CLI passes engine/server's MetricsListener);
+// without it a job that sets the port fails at once.
+TrainSummary run_training(const JobConfig& config, const World& world, const metrics::ServeFn& serve = {});
 
 }  // namespace tessera

@@ -10,6 +10,7 @@
 #include <tuple>
 
 #include "core/error.h"
+#include "io/json_error.h"
 #include "io/mapped_file.h"
 
 namespace tessera {
@@ -118,7 +119,7 @@ SafetensorsFile SafetensorsFile::open(const std::string& path) {
     try {
       root = json::parse(header, header + header_len);
     } catch (const json::exception& e) {
-      fail("header is not valid JSON: {}", e.what());
+      fail("header is not valid JSON: {}", json_parse_message(e, std::string_view(header, header_len)));
     }
     TS_CHECK(root.is_object(), "header must be a JSON object");
 
@@ -188,7 +189,7 @@ json read_json_file(const std::string& path) {
   try {
     return json::parse(in);
   } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", path, e.what());
+    fail("{}: not valid JSON: {}", path, json_parse_message(e));
   }
 }
 

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_error.h"
 
 namespace tessera {
 
@@ -37,6 +38,11 @@ class Reader {
   int64_t integer(const char* key, int64_t fallback) const { return has(key) ? integer(key) : fallback; }
   int64_t positive(const char* key) const { return check_positive(key, integer(key)); }
   int64_t positive(const char* key, int64_t fallback) const { return check_positive(key, integer(key, fallback)); }
+  // A size: positive and at most `limit` (see model_limits).
+  int64_t size(const char* key, int64_t limit) const { return check_limit(key, positive(key), limit); }
+  int64_t size(const char* key, int64_t limit, int64_t fallback) const {
+    return check_limit(key, positive(key, fallback), limit);
+  }
 
   double number(const char* key) const {
     const json& v = required(key);
@@ -85,6 +91,11 @@ class Reader {
   }
   int64_t check_positive(const char* key, int64_t value) const {
     TS_CHECK(value > 0, "{}: '{}{}' must be positive, got {}", source_, prefix_, key, value);
+    return value;
+  }
+  int64_t check_limit(const char* key, int64_t value, int64_t limit) const {
+    TS_CHECK(value <= limit, "{}: '{}{}' is {}, above the largest Tessera accepts ({})", source_, prefix_, key, value,
+             limit);
     return value;
   }
 
@@ -160,14 +171,14 @@ void parse_rope(const Reader& top, ModelConfig& c, const std::string& source) {
     s.type = RopeScaling::Type::Llama3;
     s.low_freq_factor = r.number("low_freq_factor");
     s.high_freq_factor = r.number("high_freq_factor");
-    s.original_max_position_embeddings = r.positive("original_max_position_embeddings");
+    s.original_max_position_embeddings = r.size("original_max_position_embeddings", model_limits::kPositions);
     TS_CHECK(s.low_freq_factor > 0 && s.high_freq_factor > s.low_freq_factor,
              "{}: {}.high_freq_factor ({}) must exceed low_freq_factor ({}), both positive", source, key,
              s.high_freq_factor, s.low_freq_factor);
   } else if (type == "yarn") {
     s.type = RopeScaling::Type::Yarn;
     if (r.has("original_max_position_embeddings"))
-      s.original_max_position_embeddings = r.positive("original_max_position_embeddings");
+      s.original_max_position_embeddings = r.size("original_max_position_embeddings", model_limits::kPositions);
     // transformers uses `x or default`, so 0 also means the default.
     if (double v = r.number("beta_fast", 0.0); v != 0) s.beta_fast = v;
     if (double v = r.number("beta_slow", 0.0); v != 0) s.beta_slow = v;
@@ -197,7 +208,7 @@ ModelConfig ModelConfig::from_file(const std::string& path) {
   try {
     j = json::parse(in);
   } catch (const json::exception& e) {
-    fail("{}: not valid JSON: {}", file, e.what());
+    fail("{}: not valid JSON: {}", file, json_parse_message(e));
   }
   return from_json(j, file);
 }
@@ -209,17 +220,18 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   c.model_type = r.string("model_type");
   c.family = parse_family(c.model_type, source);
 
-  c.vocab_size = r.positive("vocab_size");
-  c.hidden_size = r.positive("hidden_size");
-  c.intermediate_size = r.positive("intermediate_size");
-  c.num_hidden_layers = r.positive("num_hidden_layers");
-  c.num_attention_heads = r.positive("num_attention_heads");
-  c.num_key_value_heads = r.positive("num_key_value_heads", c.num_attention_heads);
+  namespace limits = model_limits;
+  c.vocab_size = r.size("vocab_size", limits::kVocab);
+  c.hidden_size = r.size("hidden_size", limits::kHidden);
+  c.intermediate_size = r.size("intermediate_size", limits::kIntermediate);
+  c.num_hidden_layers = r.size("num_hidden_layers", limits::kLayers);
+  c.num_attention_heads = r.size("num_attention_heads", limits::kHeads);
+  c.num_key_value_heads = r.size("num_key_value_heads", limits::kHeads, c.num_attention_heads);
   TS_CHECK(c.num_attention_heads % c.num_key_value_heads == 0,
            "{}: num_attention_heads ({}) must be divisible by num_key_value_heads ({})", source,
            c.num_attention_heads, c.num_key_value_heads);
   if (r.has("head_dim")) {
-    c.head_dim = r.positive("head_dim");
+    c.head_dim = r.size("head_dim", limits::kHeadDim);
   } else if (c.family == ModelFamily::Qwen3) {
     c.head_dim = 128;  // Qwen3Config's default, independent of hidden_size
   } else {
@@ -228,9 +240,11 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
              source, c.hidden_size, c.num_attention_heads);
     c.head_dim = c.hidden_size / c.num_attention_heads;
   }
+  TS_CHECK(c.head_dim <= limits::kHeadDim, "{}: head_dim (hidden_size / num_attention_heads = {}) is above the largest "
+           "Tessera accepts ({})", source, c.head_dim, limits::kHeadDim);
   TS_CHECK(c.head_dim % 2 == 0, "{}: head_dim ({}) must be even for rotary embeddings", source, c.head_dim);
 
-  c.max_position_embeddings = r.positive("max_position_embeddings", default_max_positions(c.family));
+  c.max_position_embeddings = r.size("max_position_embeddings", limits::kPositions, default_max_positions(c.family));
   c.rms_norm_eps = r.number("rms_norm_eps", 1e-6);
   TS_CHECK(c.rms_norm_eps > 0, "{}: 'rms_norm_eps' must be positive, got {}", source, c.rms_norm_eps);
   parse_rope(r, c, source);
@@ -250,13 +264,23 @@ ModelConfig ModelConfig::from_json(const json& j, const std::string& source) {
   const bool qwen = c.family == ModelFamily::Qwen2 || c.family == ModelFamily::Qwen3;
   if (c.family != ModelFamily::Llama && (!qwen || r.boolean("use_sliding_window", false)) &&
       r.has("sliding_window"))
-    c.sliding_window = r.positive("sliding_window");
+    c.sliding_window = r.size("sliding_window", limits::kPositions);
 
   // Newer transformers write "dtype", older ones "torch_dtype".
   c.torch_dtype = r.string("dtype", r.string("torch_dtype", ""));
   c.bos_token_ids = r.token_ids("bos_token_id");
   c.eos_token_ids = r.token_ids("eos_token_id");
   return c;
+}
+
+const std::vector<std::string>& ModelConfig::json_keys() {
+  static const std::vector<std::string> keys{
+      "architectures", "model_type", "vocab_size", "hidden_size", "intermediate_size", "num_hidden_layers",
+      "num_attention_heads", "num_key_value_heads", "head_dim", "max_position_embeddings", "rms_norm_eps",
+      "rope_theta", "rope_scaling", "rope_parameters", "partial_rotary_factor", "hidden_act", "mlp_bias",
+      "tie_word_embeddings", "attention_bias", "use_sliding_window", "sliding_window", "dtype", "torch_dtype",
+      "bos_token_id", "eos_token_id"};
+  return keys;
 }
 
 bool ModelConfig::qkv_bias() const { return family == ModelFamily::Qwen2 || attention_bias; }

@@ -37,6 +37,19 @@ struct RopeScaling {
   bool operator==(const RopeScaling&) const = default;
 };
 
+// The largest sizes a config may give, far above any published model of these families: a size
+// beyond them is refused, naming the key, before anything is sized from it (a typo such as
+// num_hidden_layers: 100000000 would otherwise run out of memory building the model).
+namespace model_limits {
+inline constexpr int64_t kLayers = 1024;
+inline constexpr int64_t kHidden = int64_t{1} << 17;        // hidden_size
+inline constexpr int64_t kIntermediate = int64_t{1} << 20;  // intermediate_size
+inline constexpr int64_t kHeads = 1024;                     // num_attention_heads (and key/value heads)
+inline constexpr int64_t kHeadDim = 1024;
+inline constexpr int64_t kVocab = int64_t{1} << 24;      // as token ids in tokenizer.json
+inline constexpr int64_t kPositions = int64_t{1} << 24;  // max_position_embeddings, sliding_window
+}  // namespace model_limits
+
 struct ModelConfig {
   std::string model_type;  // as written in config.json
   ModelFamily family = ModelFamily::Llama;
@@ -68,6 +81,9 @@ struct ModelConfig {
   static ModelConfig from_file(const std::string& path);
   // `source` names the origin in error messages (a file name, "model.init", ...).
   static ModelConfig from_json(const nlohmann::json& json, const std::string& source = "config");
+  // Every top-level key from_json reads (and to_json writes); a hand-written mapping
+  // (model.init) may use no other.
+  static const std::vector<std::string>& json_keys();
   // An equivalent config.json for exports (legacy rope_theta / rope_scaling keys, which every
   // transformers version reads).
   nlohmann::json to_json() const;

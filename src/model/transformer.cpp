@@ -5,6 +5,7 @@
 #include "core/error.h"
 #include "core/rng.h"
 #include "kernels/ops.h"
+#include "model/layer_parts.h"
 #include "model/model_config_rope.h"
 
 namespace tessera {
@@ -55,14 +56,10 @@ RopeTable RopeTable::make(const ModelConfig& config, Device device) {
   return {Tensor::from_vector(inv, {n}, DType::F32).to(device), static_cast<float>(rope_attention_factor(config))};
 }
 
-Tensor layer_forward(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, const Tensor& x,
-                     const TokenBatch& batch, LayerActivations* saved, const LayerDropout& dropout) {
-  LayerActivations a;
-  const int64_t T = batch.tokens(), D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
-  // Each projection's LoRA x A^T goes where backward finds it, when there is a backward.
-  auto project = [&](const Linear& l, Projection which, const Tensor& in) {
-    return l.forward(in, saved ? &a.lora_xa[which] : nullptr, dropout.for_projection(which, batch, l.in_features()));
-  };
+void layer_attention_inputs(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, const Tensor& x,
+                            const Tensor& positions, LayerActivations& a, const ProjectFn& project) {
+  const int64_t T = x.numel() / c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads,
+                Hkv = c.num_key_value_heads;
   a.x = x;
   a.h = rmsnorm(x, p.input_norm, c.rms_norm_eps, a.rstd_in);
   a.q = project(p.q_proj, kQ, a.h);
@@ -76,22 +73,41 @@ Tensor layer_forward(const ModelConfig& c, const RopeTable& rope, const LayerPar
   }
   a.q = a.q.view({T, Hq, D});
   a.k = a.k.view({T, Hkv, D});
-  ops::rope_forward(a.q, batch.positions, rope.inv_freq, rope.attention_scaling);
-  ops::rope_forward(a.k, batch.positions, rope.inv_freq, rope.attention_scaling);
+  a.v = a.v.view({T, Hkv, D});
+  ops::rope_forward(a.q, positions, rope.inv_freq, rope.attention_scaling);
+  ops::rope_forward(a.k, positions, rope.inv_freq, rope.attention_scaling);
+}
+
+Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const Tensor& attn, LayerActivations& a,
+                               const ProjectFn& project) {
+  const int64_t T = a.x.numel() / c.hidden_size;
+  Tensor o = project(p.o_proj, kO, attn);
+  a.x_mid = like(a.x, {T, c.hidden_size});
+  ops::add(a.x_mid, a.x.view({T, c.hidden_size}), o);
+  a.h_post = rmsnorm(a.x_mid, p.post_norm, c.rms_norm_eps, a.rstd_post);
+  a.gate = project(p.gate_proj, kGate, a.h_post);
+  a.up = project(p.up_proj, kUp, a.h_post);
+  a.act = like(a.x, {T, c.intermediate_size});
+  ops::swiglu_forward(a.act, a.gate, a.up);
+  Tensor y = project(p.down_proj, kDown, a.act);
+  ops::add(y, y, a.x_mid);
+  return y;
+}
+
+Tensor layer_forward(const ModelConfig& c, const RopeTable& rope, const LayerParams& p, const Tensor& x,
+                     const TokenBatch& batch, LayerActivations* saved, const LayerDropout& dropout) {
+  LayerActivations a;
+  const int64_t T = batch.tokens(), D = c.head_dim, Hq = c.num_attention_heads, Hkv = c.num_key_value_heads;
+  // Each projection's LoRA x A^T goes where backward finds it, when there is a backward.
+  const ProjectFn project = [&](const Linear& l, Projection which, const Tensor& in) {
+    return l.forward(in, saved ? &a.lora_xa[which] : nullptr, dropout.for_projection(which, batch, l.in_features()));
+  };
+  layer_attention_inputs(c, rope, p, x, batch.positions, a, project);
   a.attn = like(x, heads_shape(batch, Hq, D));
   a.lse = f32_like(x, {batch.batch, Hq, batch.seq});
   ops::attention_forward(a.attn, a.lse, a.q.view(heads_shape(batch, Hq, D)), a.k.view(heads_shape(batch, Hkv, D)),
                          a.v.view(heads_shape(batch, Hkv, D)), softmax_scale(c), batch.segment_ids);
-  Tensor o = project(p.o_proj, kO, a.attn.view({T, Hq * D}));
-  a.x_mid = like(x, {T, c.hidden_size});
-  ops::add(a.x_mid, x.view({T, c.hidden_size}), o);
-  a.h_post = rmsnorm(a.x_mid, p.post_norm, c.rms_norm_eps, a.rstd_post);
-  a.gate = project(p.gate_proj, kGate, a.h_post);
-  a.up = project(p.up_proj, kUp, a.h_post);
-  a.act = like(x, {T, c.intermediate_size});
-  ops::swiglu_forward(a.act, a.gate, a.up);
-  Tensor y = project(p.down_proj, kDown, a.act);
-  ops::add(y, y, a.x_mid);
+  Tensor y = layer_attention_outputs(c, p, a.attn.view({T, Hq * D}), a, project);
   if (saved) *saved = std::move(a);
   return y;
 }

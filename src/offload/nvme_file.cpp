@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 
@@ -121,6 +122,13 @@ NvmeFile::Ticket NvmeFile::write(int64_t offset, const void* buf, int64_t bytes)
   return start(true, offset, static_cast<char*>(const_cast<void*>(buf)), bytes);
 }
 
+namespace {
+std::atomic<int64_t> g_bytes_read{0}, g_bytes_written{0};
+}  // namespace
+
+int64_t NvmeFile::bytes_read_total() { return g_bytes_read.load(std::memory_order_relaxed); }
+int64_t NvmeFile::bytes_written_total() { return g_bytes_written.load(std::memory_order_relaxed); }
+
 NvmeFile::Ticket NvmeFile::start(bool write, int64_t offset, char* buf, int64_t bytes) {
   TS_CHECK(offset % kAlignment == 0 && bytes % kAlignment == 0 && reinterpret_cast<uintptr_t>(buf) % kAlignment == 0,
            "NVMe offload: {} of {} bytes at offset {} in {}: offset, size and buffer must be multiples of {}",
@@ -128,6 +136,7 @@ NvmeFile::Ticket NvmeFile::start(bool write, int64_t offset, char* buf, int64_t 
   TS_CHECK(offset >= 0 && bytes >= 0 && offset + bytes <= size_,
            "NVMe offload: {} of {} bytes at offset {} is outside {} ({} bytes)", write ? "write" : "read", bytes,
            offset, file_path_, size_);
+  (write ? g_bytes_written : g_bytes_read).fetch_add(bytes, std::memory_order_relaxed);
   Ticket ticket = next_ticket_++;
   Transfer& transfer = transfers_[ticket];
   for (int64_t done = 0; done < bytes; done += options_.block_bytes) {

@@ -54,6 +54,10 @@ class NvmeFile {
   // Waits for every request in flight, then flushes the file's data to the disk (checkpoints).
   void fsync();
 
+  // Bytes this process has started moving from and to NVMe files, all of them together (metrics).
+  static int64_t bytes_read_total();
+  static int64_t bytes_written_total();
+
   bool direct() const { return direct_; }
   bool async() const { return queue_->async(); }
   const std::string& file_path() const { return file_path_; }

@@ -135,7 +135,9 @@ TEST(Config, OverridesFromTheCommandLine) {
 }
 
 TEST(Config, WritesBackWhatItReads) {
-  JobConfig c = load_job_config("", {"train.lr=0.00025", "data.seq_len=64", "model.init.hidden_size=32"});
+  JobConfig c = load_job_config("", {"train.lr=0.00025", "data.seq_len=64", "model.init={model_type: llama, "
+                                     "vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, "
+                                     "num_attention_heads: 2}"});
   const std::string yaml = to_yaml(c);
   const std::string path = write_yaml("round.yaml", yaml);
   JobConfig again = load_job_config(path);

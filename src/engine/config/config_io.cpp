@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 #include <sstream>
 
 namespace tessera::config {
@@ -32,6 +33,21 @@ std::vector<std::string> split_path(const std::string& path) {
   return parts;
 }
 
+// A YAML mapping that names a key twice is refused: yaml-cpp would silently keep the first.
+void reject_duplicate_keys(const YAML::Node& node, const std::string& file) {
+  if (node.IsSequence())
+    for (const auto& item : node) reject_duplicate_keys(item, file);
+  if (!node.IsMap()) return;
+  std::map<std::string, YAML::Mark> seen;
+  for (const auto& entry : node) {
+    const std::string key = entry.first.IsScalar() ? entry.first.Scalar() : "";
+    if (auto [it, fresh] = seen.emplace(key, entry.first.Mark()); !fresh && entry.first.IsScalar())
+      fail("{}:{}: duplicate key '{}' (first given on line {})", file, entry.first.Mark().line + 1, key,
+           it->second.line + 1);
+    reject_duplicate_keys(entry.second, file);
+  }
+}
+
 }  // namespace
 
 std::string closest(const std::string& word, const std::vector<std::string>& candidates) {
@@ -46,16 +62,21 @@ std::string closest(const std::string& word, const std::vector<std::string>& can
 }
 
 std::string Source::where(const std::string& path, const YAML::Node& node) const {
+  // The --set that sets this key, a section above it, or (a key it created) one below it.
   for (const auto& [prefix, assignment] : overrides)
-    if (path == prefix || path.starts_with(prefix + ".")) return assignment;
+    if (path == prefix || path.starts_with(prefix + ".") || prefix.starts_with(path + ".")) return assignment;
   std::string name = file.empty() ? "config" : file;
   if (node && !node.Mark().is_null()) return name + ":" + std::to_string(node.Mark().line + 1);
   return name;
 }
 
 YAML::Node load_yaml_file(const std::string& path) {
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec)) fail("{}: is a folder, expected a YAML config file", path);
   try {
-    return YAML::LoadFile(path);
+    YAML::Node root = YAML::LoadFile(path);
+    reject_duplicate_keys(root, path);
+    return root;
   } catch (const YAML::BadFile&) {
     fail("{}: cannot open the config file", path);
   } catch (const YAML::ParserException& e) {
@@ -72,6 +93,7 @@ void apply_override(YAML::Node& root, const std::string& assignment, Source& sou
   YAML::Node value;
   try {
     value = YAML::Load(assignment.substr(eq + 1));
+    reject_duplicate_keys(value, "--set " + assignment);
   } catch (const YAML::ParserException& e) {
     fail("--set {}: invalid value: {}", assignment, e.msg);
   }

@@ -139,6 +139,9 @@ class RangeChecks {
   RangeChecks(const YAML::Node& root, const Source& source) : root_(root), source_(source) {}
   // Throws "<file>:<line>: <path>: <message>" unless ok.
   void require(bool ok, const std::string& path, const std::string& message) const;
+  // "<file>:<line>" (or the --set) that sets `path`.
+  std::string where(const std::string& path) const { return source_.where(path, find(path)); }
+  const Source& source() const { return source_; }
 
  private:
   YAML::Node find(const std::string& path) const;

@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "engine/config/yaml_json.h"
+#include "model/model_config.h"
+
 namespace tessera {
 
 namespace {
@@ -51,6 +54,23 @@ void check_qat(const QatOptions& q, const config::RangeChecks& check) {
                   fmt::format("unknown module '{}' (expected {})", m, kQuantModuleChoices));
 }
 
+// model.init is written by hand: a key config.json readers do not know is a typo, not an extra.
+// The architecture is parsed here, so that its errors (sizes beyond model_limits included) come
+// before anything runs, naming where the file or a --set gives the key.
+void check_model_init(const YAML::Node& init, const config::RangeChecks& check) {
+  const std::vector<std::string>& known = ModelConfig::json_keys();
+  for (const auto& entry : init) {
+    const std::string key = entry.first.Scalar();
+    if (std::find(known.begin(), known.end(), key) != known.end()) continue;
+    const std::string suggestion = config::closest(key, known);
+    check.require(false, "model.init." + key,
+                  "unknown key" + (suggestion.empty() ? "" : " (did you mean 'model.init." + suggestion + "'?)") +
+                      ": model.init takes config.json keys");
+  }
+  ModelConfig::from_json(config::yaml_to_json(init, "model.init", &check.source()),
+                         check.where("model.init") + ": model.init");
+}
+
 void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   const auto& t = c.train;
   check.require(t.steps >= 1, "train.steps", fmt::format("must be at least 1, got {}", t.steps));
@@ -90,12 +110,16 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   check.require(c.checkpoint.keep_last >= 0, "checkpoint.keep_last",
                 fmt::format("must be >= 0, got {}", c.checkpoint.keep_last));
   check.require(c.log.every_steps >= 1, "log.every_steps", fmt::format("must be at least 1, got {}", c.log.every_steps));
+  check.require(c.log.metrics_port >= 0 && c.log.metrics_port <= 65535, "log.metrics_port",
+                fmt::format("must be a TCP port, 1 to 65535 (0: off), got {}", c.log.metrics_port));
+  check.require(!c.log.metrics_host.empty(), "log.metrics_host", "must name an address to listen on (127.0.0.1, 0.0.0.0, ...)");
   check.require(c.eval.every_steps >= 0, "eval.every_steps", fmt::format("must be >= 0, got {}", c.eval.every_steps));
   check.require(c.eval.batches >= 1, "eval.batches", fmt::format("must be at least 1, got {}", c.eval.batches));
   check.require(c.model.path.empty() || c.model.init.IsNull(), "model.init",
                 "give either model.path or model.init, not both");
   check.require(c.model.init.IsNull() || c.model.init.IsMap(), "model.init",
                 "must be a mapping of config.json keys (hidden_size, num_hidden_layers, ...)");
+  if (c.model.init.IsMap()) check_model_init(c.model.init, check);
   if (c.lora) check_lora(*c.lora, check);
   if (c.quant.qat) check_qat(*c.quant.qat, check);
   check.require(!(c.quant.qat && c.lora), "quant.qat",

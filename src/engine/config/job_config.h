@@ -83,6 +83,8 @@ struct CheckpointSection {
 struct LogSection {
   int64_t every_steps = 1;
   std::string metrics_file;
+  int64_t metrics_port = 0;               // rank 0 serves GET /metrics and /health there; 0: off
+  std::string metrics_host = "127.0.0.1";  // the address it binds (0.0.0.0: every interface)
 };
 
 struct EvalSection {
@@ -181,6 +183,8 @@ template <typename V> void describe(V& v, CheckpointSection& s) {
 template <typename V> void describe(V& v, LogSection& s) {
   v("every_steps", s.every_steps);
   v("metrics_file", s.metrics_file);
+  v("metrics_port", s.metrics_port);
+  v("metrics_host", s.metrics_host);
 }
 template <typename V> void describe(V& v, EvalSection& s) {
   v("every_steps", s.every_steps);

@@ -47,7 +47,7 @@ struct Request {
   int64_t max_new_tokens = 16;
   std::vector<int32_t> stop_token_ids;  // besides the model's EOS ids
   std::vector<std::string> stop;        // stop strings: generation ends before them (needs a tokenizer)
-  bool ignore_eos = false;              // EOS and stop_token_ids do not end the generation
+  bool ignore_eos = false;              // EOS does not end the generation (stop_token_ids still do)
   int64_t top_logprobs = -1;            // -1: no logprobs; 0..20: the chosen token's and this many more
   std::string adapter;                  // "" for the base model (the only one for now)
 };
@@ -144,6 +144,7 @@ class Generator {
 
   // Without a worker thread: runs steps on the calling thread until nothing is left to do.
   void run_until_idle();
+  bool has_worker() const;
 
  private:
   struct State;

@@ -7,6 +7,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/metrics/endpoint.h"
 #include "engine/metrics/registry.h"
 
 namespace tessera::server {
@@ -17,17 +18,17 @@ struct Health {
   std::string status = "ok";
 };
 
-class MetricsListener {
+class MetricsListener : public metrics::Endpoint {
  public:
   // Binds host:port at once (port 0: any free port), so a port in use or a bad address is a
   // tessera::Error here, before any work starts; then serves on its own threads until destroyed.
   MetricsListener(const metrics::Registry& registry, const std::string& host, int port,
                   std::function<Health()> health = [] { return Health{}; });
-  ~MetricsListener();
+  ~MetricsListener() override;
   MetricsListener(const MetricsListener&) = delete;
   MetricsListener& operator=(const MetricsListener&) = delete;
 
-  int port() const;  // the port bound (useful with port 0)
+  int port() const override;  // the port bound (useful with port 0)
 
  private:
   struct Impl;

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "io/json_error.h"
 #include "io/tokenizer/utf8.h"
 
 namespace tessera::data {
@@ -46,8 +47,8 @@ json parse_object(std::string_view line, const std::string& where) {
   try {
     j = json::parse(line);
   } catch (const json::exception& e) {
-    // "[json.exception.parse_error.101] parse error at line 1, column 5: ..." -> "column 5: ..."
-    std::string what = e.what();
+    // "line 1, column 5: ..." -> "column 5: ..."; a short excerpt, never the whole line.
+    std::string what = json_parse_message(e, line);
     size_t at = what.find("column ");
     fail("{}: invalid JSON: {}", where, at == std::string::npos ? what : what.substr(at));
   }

@@ -1,16 +1,20 @@
 // prepare-data shards: a 64-byte header, then `count` records of 3 * seq_len int32 (ids, labels,
-// positions; see sequence.h), all little-endian. Memory-mapped at training time.
+// positions; see sequence.h), all little-endian. Memory-mapped at training time, and checked
+// whole when opened: the checksum, then every record (ids and labels within the vocabulary,
+// positions counting up from 0 within each segment, the targets count), so a damaged shard is
+// refused by name before training. Version 1 shards (no checksum) are refused: prepare again.
 //
 //   offset  size  field
 //        0     8  magic "TSRDATA\0"
-//        8     4  version (1)
+//        8     4  version (2)
 //       12     4  header size in bytes (64)
 //       16     8  seq_len
 //       24     8  count: number of sequences
 //       32     8  vocab size of the tokenizer
 //       40     8  tokenizer fingerprint (see fingerprint.h)
 //       48     8  targets: labels that are not -100, over all sequences
-//       56     8  reserved (0)
+//       56     8  checksum: FNV-1a (64-bit, over little-endian int32 words) of the body, then of
+//                 header bytes 0-55
 #pragma once
 
 #include <cstdint>
@@ -42,6 +46,7 @@ class ShardWriter {
   std::string path_, tmp_;
   ShardHeader header_;
   std::FILE* file_ = nullptr;
+  uint64_t body_hash_;
 };
 
 // A shard mapped read-only.

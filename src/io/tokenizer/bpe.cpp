@@ -63,10 +63,16 @@ Bpe::Bpe(const JsonView& model) : uid_(next_uid++) {
   JsonView vocab = model.at("vocab");
   if (!vocab.is_object()) fail("{}: expected an object of token -> id", vocab.path());
   vocab_.reserve(vocab.raw().size());
+  std::vector<bool> taken;
   for (const auto& [token, id_json] : vocab.raw().items()) {
     int32_t id = JsonView(id_json, vocab.path() + "[\"" + token + "\"]").id();
     if (!vocab_.emplace(token, id).second) fail("{}: duplicate token '{}'", vocab.path(), token);
-    if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(static_cast<size_t>(id) + 1);
+    if (static_cast<size_t>(id) >= id_to_token_.size()) {
+      id_to_token_.resize(static_cast<size_t>(id) + 1);
+      taken.resize(id_to_token_.size());
+    }
+    if (taken[id]) fail("{}: id {} is given to both '{}' and '{}'", vocab.path(), id, id_to_token_[id], token);
+    taken[id] = true;
     id_to_token_[id] = token;
   }
 

@@ -5,6 +5,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "io/json_error.h"
 #include "io/tokenizer/tokenizer_data.h"
 #include "io/tokenizer/utf8.h"
 
@@ -24,9 +25,10 @@ std::string read_file(const std::filesystem::path& path) {
   return ss.str();
 }
 
-AddedToken parse_added_token(const JsonView& j) {
+// `written_id`: the id the file gives (checked, but assigned as `tokenizers` does; see below).
+AddedToken parse_added_token(const JsonView& j, int32_t& written_id) {
   AddedToken t;
-  j.at("id").id();  // checked, but the id is assigned as `tokenizers` does (see below)
+  written_id = j.at("id").id();
   t.content = j.at("content").str();
   if (t.content.empty()) fail("{}.content: empty added token", j.path());
   t.special = j.bool_or("special", false);
@@ -59,8 +61,15 @@ void load_tokenizer_json(TokenizerData& d, const nlohmann::json& j) {
     // id in the model's vocabulary or else the next id after the vocabulary. Do the same.
     const auto model_size = static_cast<int32_t>(d.model->vocab_entries());
     std::optional<int32_t> max_id;
+    const std::vector<std::string>& vocab = d.model->tokens();
     for (const auto& item : added->items()) {
-      AddedToken t = parse_added_token(item);
+      int32_t written_id = 0;
+      AddedToken t = parse_added_token(item, written_id);
+      // An id the vocabulary gives to another token: the file contradicts itself.
+      if (static_cast<size_t>(written_id) < vocab.size() && d.model->token_to_id(vocab[written_id]) == written_id &&
+          vocab[written_id] != t.content)
+        fail("{}: added token '{}' has id {}, which the vocabulary gives to '{}'", item.path(), t.content,
+             written_id, vocab[written_id]);
       if (auto it = d.added_by_content.find(t.content); it != d.added_by_content.end()) {
         t.id = it->second;  // listed twice: the later flags win
         d.added[d.added_by_id.at(t.id)] = t;
@@ -161,7 +170,7 @@ Tokenizer Tokenizer::from_json(const std::string& tokenizer_json, const std::str
   try {
     j = nlohmann::json::parse(tokenizer_json);
   } catch (const nlohmann::json::exception& e) {
-    fail("{}: invalid JSON: {}", name, e.what());
+    fail("{}: invalid JSON: {}", name, json_parse_message(e, tokenizer_json));
   }
   with_context(name, [&] { load_tokenizer_json(*d, j); });
   if (!config_json.empty()) {

@@ -41,7 +41,7 @@ TEST(BadData, ErrorsNameFileLineAndProblem) {
   const std::string at = (dir / "train.jsonl").string() + ":2: ";
   EXPECT_EQ(error_on_line_2(dir, R"({"text": "abc)", "text"),
             at + "invalid JSON: column 14: syntax error while parsing value - invalid string: missing closing "
-                 "quote; last read: '\"abc'");
+                 "quote, near '{\"text\": \"abc'");
   EXPECT_EQ(error_on_line_2(dir, R"({"prompt": "p"})", "completion"), at + "missing field \"completion\"");
   EXPECT_EQ(error_on_line_2(dir, R"({"text": 5})", "text"), at + "\"text\" must be a string, got number");
   EXPECT_EQ(error_on_line_2(dir, R"({"text": null})", "auto"), at + "\"text\" must be a string, got null");

@@ -82,7 +82,8 @@ TEST(TokenizerNormalizer, ReplaceRegexPrependStrip) {
 
 json added(const std::string& content, bool special, bool lstrip = false, bool rstrip = false,
            bool single_word = false, bool normalized = false) {
-  return {{"id", 0},           {"content", content}, {"special", special},      {"lstrip", lstrip},
+  // The written id is past the vocabulary (the ids written are not used; see IdsAssignedLikeTokenizers).
+  return {{"id", 1000},        {"content", content}, {"special", special},      {"lstrip", lstrip},
           {"rstrip", rstrip}, {"single_word", single_word}, {"normalized", normalized}};
 }
 

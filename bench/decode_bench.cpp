@@ -1,0 +1,90 @@
+// Greedy decoding through the inference engine (Generator: continuous batching, paged KV cache) on
+// one GPU, random bf16 weights of a Llama shape, the same call as shared/peers/torch_peer_decode.py.
+// bench/decode_bench [--shape 1b|8b] [--batch 1] [--prompt 128] [--new 128]
+// Prints RESULT {json}: prefill seconds, decode tokens/s (batch / time per step after the first
+// token) and the weights read per second.
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <cstdio>
+#include <string>
+
+#include "core/error.h"
+#include "core/memory.h"
+#include "core/stream.h"
+#include "engine/inference/generator.h"
+#include "kernels/ops.h"
+#include "model/inference_model.h"
+#include "model/model_config_params.h"
+
+using namespace tessera;
+
+int main(int argc, char** argv) {
+  try {
+    std::string shape = "1b";
+    int64_t batch = 1, prompt = 128, fresh = 128;
+    for (int i = 1; i + 1 < argc; i += 2) {
+      const std::string key = argv[i], value = argv[i + 1];
+      if (key == "--shape") shape = value;
+      else if (key == "--batch") batch = std::stoll(value);
+      else if (key == "--prompt") prompt = std::stoll(value);
+      else if (key == "--new") fresh = std::stoll(value);
+      else throw Error("decode_bench: unknown argument " + key);
+    }
+    TS_CHECK(cuda_device_count() > 0, "decode_bench needs a GPU: {}", cuda_unavailable_reason());
+    TS_CHECK(shape == "1b" || shape == "8b", "--shape: 1b or 8b");
+    const Device gpu = Device::cuda(0);
+    const bool big = shape == "8b";
+    const ModelConfig config = ModelConfig::from_json(
+        nlohmann::json{{"model_type", "llama"}, {"hidden_size", big ? 4096 : 2048},
+                       {"intermediate_size", big ? 14336 : 8192}, {"num_hidden_layers", big ? 32 : 16},
+                       {"num_attention_heads", 32}, {"num_key_value_heads", 8}, {"vocab_size", 128256},
+                       {"max_position_embeddings", 8192}, {"tie_word_embeddings", !big}, {"rope_theta", 500000.0}},
+        "decode_bench");
+    ModelParams params = make_params(config, DType::BF16, gpu, false);
+    uint64_t offset = 0;
+    int64_t weight_bytes = 0;
+    for_each_param(config, params, [&](const std::string&, Tensor& t) {
+      ops::fill_normal(t, 7, offset, 0.0f, 0.02f);
+      offset += t.numel();
+      weight_bytes += t.numel() * 2;
+    });
+    auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16);
+    inference::GeneratorOptions options;
+    options.max_batch_size = batch;
+    options.max_batch_tokens = std::max<int64_t>(2048, batch * prompt);
+    options.max_seq_len = prompt + fresh;
+    options.max_queue = batch;
+    options.worker_thread = false;
+    inference::Generator generator(model, nullptr, options);
+    auto requests = [&](int64_t n) {
+      std::vector<inference::Request> out(batch);
+      for (int64_t b = 0; b < batch; ++b) {
+        for (int64_t t = 0; t < prompt; ++t) out[b].prompt.push_back(static_cast<int32_t>((b * 7919 + t * 104729) % 128256));
+        out[b].sampling.temperature = 0;
+        out[b].max_new_tokens = n;
+        out[b].ignore_eos = true;
+      }
+      return out;
+    };
+    auto timed = [&](int64_t n) {
+      synchronize_device(gpu);
+      const auto start = std::chrono::steady_clock::now();
+      inference::generate_all(generator, requests(n));
+      synchronize_device(gpu);
+      return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    };
+    timed(8);  // warm-up
+    const double first = timed(1), all = timed(fresh);
+    const double step = (all - first) / double(fresh - 1);
+    std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
+                "\"prefill_s\":%.4f,\"decode_tok_per_s\":%.1f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,"
+                "\"peak_mem_gib\":%.2f}\n",
+                shape.c_str(), batch, prompt, fresh, first, double(batch) / step, weight_bytes / 1e9,
+                weight_bytes / step / 1e12, memory_stats(gpu).peak_allocated / 1073741824.0);
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "decode_bench: %s\n", e.what());
+    return 1;
+  }
+}

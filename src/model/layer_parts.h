@@ -1,0 +1,27 @@
+// The two halves of a layer around its attention, shared by training (transformer.cpp: attention
+// over the batch's own keys) and inference (inference_model.cpp: paged attention over the KV
+// cache). Only the attention between them differs.
+#pragma once
+
+#include <functional>
+
+#include "model/transformer.h"
+
+namespace tessera {
+
+// One projection's forward, y = l(in): training keeps LoRA's x A^T and applies dropout here.
+using ProjectFn = std::function<Tensor(const Linear& l, Projection which, const Tensor& in)>;
+
+// Input norm, q/k/v projections, Qwen3's q/k norms and RoPE at `positions` [T] int32: fills
+// a.x, a.h, a.rstd_in, a.q [T, Hq, D], a.k and a.v [T, Hkv, D] (and a.q_raw, a.k_raw, a.rstd_q,
+// a.rstd_k with qk_norm).
+void layer_attention_inputs(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, const Tensor& x,
+                            const Tensor& positions, LayerActivations& a, const ProjectFn& project);
+
+// The rest of the layer from the attention's output attn [T, Hq * D]: o_proj, the residual, the
+// post-attention norm and the MLP. Fills a.x_mid, a.rstd_post, a.h_post, a.gate, a.up, a.act and
+// returns the layer's output [T, hidden].
+Tensor layer_attention_outputs(const ModelConfig& config, const LayerParams& p, const Tensor& attn,
+                               LayerActivations& a, const ProjectFn& project);
+
+}  // namespace tessera

@@ -1,0 +1,25 @@
+// One fuzz driver per parser of outside input: its seed inputs (from tests/data, configs/, or
+// built here) and one parse of a candidate, which may throw the parser's clean error
+// (tessera::Error, or ApiError for HTTP bodies) and nothing else, never crash and never hang.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace tessera::fuzz {
+
+struct Driver {
+  std::string name;
+  std::string parses;  // what, in words
+  // The seed corpus; `scratch` is a folder the driver may write seeds into.
+  std::function<std::vector<std::string>(const std::string& scratch)> seeds;
+  // Parses `input` (files go under `scratch`) and uses what it got, so that lazy reads run too.
+  std::function<void(const std::string& input, const std::string& scratch)> parse;
+  // True when `e` is this parser's clean rejection (tessera::Error for all of them).
+  std::function<bool(const std::exception& e)> clean_error;
+};
+
+const std::vector<Driver>& drivers();
+
+}  // namespace tessera::fuzz

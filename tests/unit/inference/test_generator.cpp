@@ -1,0 +1,236 @@
+// Continuous batching: batched, chunked, preempted and seeded generations equal their references.
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <chrono>
+#include <thread>
+
+#include "../../inference_models.h"
+#include "engine/inference/generator.h"
+#include "engine/inference/text_stream.h"
+
+using namespace tessera;
+using namespace tessera::inference;
+using namespace tessera::testing_util;
+
+namespace {
+
+GeneratorOptions inline_options() {
+  GeneratorOptions o;
+  o.worker_thread = false;
+  o.kv_cache_blocks = 64;
+  o.block_size = 4;
+  return o;
+}
+
+Request greedy(std::vector<int32_t> prompt, int64_t n) {
+  Request r;
+  r.prompt = std::move(prompt);
+  r.sampling.temperature = 0;
+  r.max_new_tokens = n;
+  r.ignore_eos = true;
+  return r;
+}
+
+Request sampled(std::vector<int32_t> prompt, int64_t n, uint64_t seed) {
+  Request r = greedy(std::move(prompt), n);
+  r.sampling.temperature = 0.9;
+  r.sampling.top_p = 0.95;
+  r.sampling.top_k = 40;
+  r.sampling.seed = seed;
+  return r;
+}
+
+std::vector<Completion> run(const CpuModel& m, std::vector<Request> requests, GeneratorOptions o = inline_options(),
+                            GeneratorStats* stats = nullptr) {
+  Generator g(m.model, nullptr, o);
+  std::vector<Completion> out = generate_all(g, std::move(requests));
+  if (stats) *stats = g.stats();
+  return out;
+}
+
+}  // namespace
+
+// The generator's greedy tokens are the argmax of repeated full forwards, and its logprobs their
+// log-softmax.
+TEST(Generator, GreedyEqualsRepeatedFullForwards) {
+  for (const char* name : {"llama_gqa", "qwen2_bias_tied"}) {
+    SCOPED_TRACE(name);
+    CpuModel m = cpu_model(name);
+    const std::vector<int32_t> prompt = tokens(6, 9, m.loaded.config.vocab_size);
+    const Completion c = run(m, {greedy(prompt, 12)})[0];
+    ASSERT_EQ(c.ids.size(), 12u);
+    EXPECT_EQ(c.finish, FinishReason::Length);
+    std::vector<int32_t> seq = prompt;
+    for (size_t i = 0; i < c.ids.size(); ++i) {
+      const std::vector<float> full = full_forward_next_logits(m.loaded, seq);
+      const int32_t want = static_cast<int32_t>(std::max_element(full.begin(), full.end()) - full.begin());
+      ASSERT_EQ(c.ids[i], want) << "token " << i;
+      double lse = 0;
+      const float top = full[want];
+      for (float v : full) lse += std::exp(double(v) - top);
+      EXPECT_NEAR(c.logprobs[i], -std::log(lse), 1e-4) << "token " << i;
+      seq.push_back(want);
+    }
+  }
+}
+
+// Prompts of different lengths batched (chunked prefill mixed with decoding: 8 tokens a step)
+// give what each gives alone.
+TEST(Generator, BatchedPromptsGiveWhatEachGivesAlone) {
+  CpuModel m = cpu_model("qwen3_qknorm_bf16");
+  const int64_t V = m.loaded.config.vocab_size;
+  std::vector<Request> requests{greedy(tokens(3, 1, V), 10), greedy(tokens(19, 2, V), 6), greedy(tokens(9, 3, V), 14),
+                                sampled(tokens(5, 4, V), 9, 77)};
+  GeneratorOptions o = inline_options();
+  o.max_batch_tokens = 8;
+  GeneratorStats stats;
+  const std::vector<Completion> together = run(m, requests, o, &stats);
+  EXPECT_GT(stats.steps, 14);  // chunked: more steps than the longest generation
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const Completion alone = run(m, {requests[i]})[0];
+    EXPECT_EQ(together[i].ids, alone.ids) << "request " << i;
+    ASSERT_EQ(together[i].logprobs.size(), alone.logprobs.size());
+    for (size_t t = 0; t < alone.logprobs.size(); ++t) EXPECT_NEAR(together[i].logprobs[t], alone.logprobs[t], 1e-5);
+  }
+}
+
+// A seed gives the same tokens again, whatever else is in the batch; another seed others.
+TEST(Generator, SeededSamplingIsReproducibleAndIndependentOfTheBatch) {
+  CpuModel m = cpu_model("llama_gqa");
+  const int64_t V = m.loaded.config.vocab_size;
+  const Request r = sampled(tokens(5, 8, V), 16, 1234);
+  const Completion alone = run(m, {r})[0];
+  EXPECT_EQ(run(m, {r})[0].ids, alone.ids);
+  const std::vector<Completion> crowd =
+      run(m, {sampled(tokens(11, 1, V), 7, 1), r, sampled(tokens(2, 2, V), 20, 2), greedy(tokens(4, 3, V), 5)});
+  EXPECT_EQ(crowd[1].ids, alone.ids);
+  Request other = r;
+  other.sampling.seed = 99;
+  EXPECT_NE(run(m, {other})[0].ids, alone.ids);
+}
+
+// A pool too small for every sequence at once: sequences are preempted and recomputed, and the
+// outputs equal those of a pool large enough.
+TEST(Generator, PreemptionByRecomputeKeepsTheOutputs) {
+  CpuModel m = cpu_model("llama_gqa");
+  const int64_t V = m.loaded.config.vocab_size;
+  std::vector<Request> requests;
+  for (int i = 0; i < 4; ++i) requests.push_back(i % 2 ? sampled(tokens(6 + i, i, V), 14, i) : greedy(tokens(6 + i, i, V), 14));
+  const std::vector<Completion> roomy = run(m, requests);
+  GeneratorOptions tight = inline_options();
+  tight.kv_cache_blocks = 10;  // 40 tokens; each sequence grows to 20-23
+  GeneratorStats stats;
+  const std::vector<Completion> squeezed = run(m, requests, tight, &stats);
+  EXPECT_GT(stats.preemptions, 0);
+  EXPECT_EQ(stats.kv_blocks_used, 0);
+  for (size_t i = 0; i < requests.size(); ++i) EXPECT_EQ(squeezed[i].ids, roomy[i].ids) << "request " << i;
+}
+
+// EOS (llama_gqa's is 2) and stop token ids end the generation at their first occurrence (the
+// token included) unless ignore_eos; max_new_tokens ends it with "length".
+TEST(Generator, StopTokensEosAndLength) {
+  CpuModel m = cpu_model("llama_gqa");
+  const int32_t eos = 2;
+  const std::vector<int32_t> prompt = tokens(5, 3, m.loaded.config.vocab_size);
+  const Completion free_run = run(m, {greedy(prompt, 16)})[0];
+  EXPECT_EQ(free_run.finish, FinishReason::Length);
+  ASSERT_EQ(free_run.ids.size(), 16u);
+  auto until = [&](const std::vector<int32_t>& stops) {
+    const auto end = std::find_first_of(free_run.ids.begin(), free_run.ids.end(), stops.begin(), stops.end());
+    return std::vector<int32_t>(free_run.ids.begin(), end == free_run.ids.end() ? end : end + 1);
+  };
+  Request with_eos = greedy(prompt, 16);
+  with_eos.ignore_eos = false;
+  const Completion at_eos = run(m, {with_eos})[0];
+  EXPECT_EQ(at_eos.ids, until({eos}));
+  EXPECT_EQ(at_eos.finish, at_eos.ids.size() < 16 ? FinishReason::Stop : FinishReason::Length);
+  // A stop id that is not EOS, from the free run's later tokens.
+  int32_t stop_id = -1;
+  for (size_t i = 3; i < free_run.ids.size() && stop_id < 0; ++i)
+    if (free_run.ids[i] != eos) stop_id = free_run.ids[i];
+  ASSERT_GE(stop_id, 0);
+  Request r = greedy(prompt, 16);
+  r.stop_token_ids = {stop_id};
+  const Completion stopped = run(m, {r})[0];
+  EXPECT_EQ(stopped.finish, FinishReason::Stop);
+  EXPECT_EQ(stopped.ids, until({stop_id}));
+}
+
+TEST(Generator, RefusesBadRequestsQueueFullAndClosed) {
+  CpuModel m = cpu_model("llama_gqa");
+  GeneratorOptions o = inline_options();
+  o.max_queue = 2;
+  Generator g(m.model, nullptr, o);
+  auto refusal = [&](Request r) {
+    try {
+      g.submit(std::move(r), {});
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("accepted");
+  };
+  EXPECT_NE(refusal(greedy({}, 4)).find("prompt: no tokens"), std::string::npos);
+  EXPECT_NE(refusal(greedy({1, 64}, 4)).find("outside the vocabulary of 64"), std::string::npos);
+  Request hot = greedy({1, 2}, 4);
+  hot.sampling.temperature = -1;
+  EXPECT_NE(refusal(hot).find("temperature"), std::string::npos);
+  Request stops = greedy({1, 2}, 4);
+  stops.stop = {"x"};
+  EXPECT_NE(refusal(stops).find("tokenizer"), std::string::npos);
+  EXPECT_NE(refusal(greedy(std::vector<int32_t>(g.context_length(), 1), 4)).find("no room"), std::string::npos);
+  g.submit(greedy({1, 2}, 3), {});
+  g.submit(greedy({1, 2}, 3), {});
+  EXPECT_THROW(g.submit(greedy({1, 2}, 3), {}), QueueFull);
+  g.drain();
+  EXPECT_EQ(g.stats().running + g.stats().waiting, 0);
+  EXPECT_EQ(g.stats().generated_tokens, 6);
+  EXPECT_THROW(g.submit(greedy({1, 2}, 3), {}), Closed);
+}
+
+// With the worker thread: events stream, a cancelled request ends "cancelled", drain waits for
+// the rest, and stop() cancels what is left.
+TEST(Generator, WorkerThreadCancelDrainStop) {
+  CpuModel m = cpu_model("llama_gqa");
+  GeneratorOptions o = inline_options();
+  o.worker_thread = true;
+  o.max_seq_len = 128;
+  Generator g(m.model, nullptr, o);
+  std::atomic<int> tokens_long{0}, finished{0};
+  std::atomic<int> long_finish{-1}, short_finish{-1};
+  const uint64_t long_id = g.submit(greedy({1, 2, 3}, 100), [&](const Event& e) {
+    if (e.token >= 0) ++tokens_long;
+    if (e.finish != FinishReason::None) long_finish = static_cast<int>(e.finish), ++finished;
+  });
+  g.submit(greedy({4, 5}, 5), [&](const Event& e) {
+    if (e.finish != FinishReason::None) short_finish = static_cast<int>(e.finish), ++finished;
+    EXPECT_GE(e.queue_seconds, 0);
+  });
+  while (tokens_long < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  g.cancel(long_id);
+  g.drain();
+  EXPECT_EQ(finished, 2);
+  EXPECT_EQ(long_finish, static_cast<int>(FinishReason::Cancelled));
+  EXPECT_EQ(short_finish, static_cast<int>(FinishReason::Length));
+  EXPECT_LT(tokens_long, 100);
+  g.stop();
+}
+
+TEST(TextStream, HoldsBackStopPrefixesAndIncompleteCharacters) {
+  TextUpdate u = advance_text("Hello wo", 0, {"world"}, false);
+  EXPECT_EQ(u.text, "Hello ");  // "wo" may begin "world"
+  EXPECT_FALSE(u.stopped);
+  u = advance_text("Hello world!", u.emitted, {"world"}, false);
+  EXPECT_EQ(u.text, "");
+  EXPECT_TRUE(u.stopped);
+  EXPECT_EQ(u.emitted, 6u);
+  u = advance_text("Hello wr", 6, {"world"}, false);
+  EXPECT_EQ(u.text, "wr");
+  u = advance_text("caf\xEF\xBF\xBD", 0, {}, false);  // an incomplete UTF-8 character decodes as U+FFFD
+  EXPECT_EQ(u.text, "caf");
+  u = advance_text("Hello wo", 0, {"world"}, true);  // the end: everything goes
+  EXPECT_EQ(u.text, "Hello wo");
+  u = advance_text("a##b", 0, {"##", "#b"}, false);
+  EXPECT_EQ(u.text, "a");
+  EXPECT_TRUE(u.stopped);
+}
