@@ -2,7 +2,7 @@
 # The main job on a tiny built-in default: installs what is missing, builds, then trains a tiny
 # Llama-shaped model from scratch with ZeRO-3 on two ranks (GPUs where there are some, else the
 # CPU) on this project's README with the built-in byte tokenizer: the loss falls, a checkpoint is
-# saved, training resumes from it, and the result is exported as a Hugging Face model.
+# saved, training resumes from it, the result is exported as a Hugging Face model and evaluated.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -22,4 +22,6 @@ scripts/mpirun.sh -np 3 $tessera train $job "${gpu[@]}" --set log.every_steps=10
 echo "== export the last checkpoint as a Hugging Face model"
 $tessera export --checkpoint runs/tiny-cpu/step-60 --out runs/tiny-cpu/export --dtype fp32
 ls -l runs/tiny-cpu/export
+echo "== evaluate it: loss and perplexity over the README, the data split over 2 ranks"
+scripts/mpirun.sh -np 2 $tessera eval --model runs/tiny-cpu/step-60 --data README.md --json
 echo "quickstart: done (metrics in runs/tiny-cpu/metrics.jsonl)"

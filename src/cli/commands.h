@@ -27,5 +27,6 @@ void add_train_command(CLI::App& app);
 void add_estimate_memory_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_prepare_data_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
 
 }  // namespace tessera::cli

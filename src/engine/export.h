@@ -1,6 +1,7 @@
 // `tessera export`: a checkpoint as a Hugging Face model folder (config.json, safetensors shards
 // of at most 5 GB with their index, the tokenizer files), streamed one tensor at a time, so the
-// whole model is never in memory at once.
+// whole model is never in memory at once. Both exports end with a SHA256SUMS of every file they
+// wrote (engine/sha256sums.h), which generate, eval and serve verify.
 #pragma once
 
 #include <string>
@@ -18,13 +19,7 @@ struct ExportOptions {
 
 // A LoRA checkpoint exports merged: each adapted projection as W + scale * B A in fp32, then
 // `dtype`, over its base (model.path, checked, or model.init made again from train.seed).
-// A LoRA checkpoint exports merged: each adapted projection as W + scale * B A in fp32, then
-// `dtype`, over its base (model.path, checked, or model.init made again from train.seed).
 void export_safetensors(const ExportOptions& options);
-
-// A LoRA checkpoint's adapter as a PEFT folder (lora/peft.h): adapter_config.json and
-// adapter_model.safetensors with the trained tensors in `dtype`.
-void export_peft(const ExportOptions& options);
 
 // A LoRA checkpoint's adapter as a PEFT folder (lora/peft.h): adapter_config.json and
 // adapter_model.safetensors with the trained tensors in `dtype`.

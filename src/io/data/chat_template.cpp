@@ -133,4 +133,14 @@ std::vector<ChatPiece> render_chat(ChatTemplate t, const std::vector<Message>& m
   return {};
 }
 
+const char* generation_prompt(ChatTemplate t) {
+  switch (t) {
+    case ChatTemplate::chatml:
+    case ChatTemplate::qwen3: return "<|im_start|>assistant\n";
+    case ChatTemplate::llama3: return "<|start_header_id|>assistant<|end_header_id|>\n\n";
+    case ChatTemplate::deepseek: return "<｜Assistant｜>";
+  }
+  return "";
+}
+
 }  // namespace tessera::data

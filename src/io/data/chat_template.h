@@ -33,4 +33,8 @@ struct ChatPiece {
 // text here; encoding turns them into their ids.
 std::vector<ChatPiece> render_chat(ChatTemplate t, const std::vector<Message>& messages);
 
+// What the template appends to open the assistant's turn (Jinja's add_generation_prompt): a
+// prompt for generation is render_chat's pieces followed by this.
+const char* generation_prompt(ChatTemplate t);
+
 }  // namespace tessera::data

@@ -39,6 +39,8 @@ class DataLoader {
   // for a later epoch's shuffle). Returns sequences [begin, end) of that batch: the same
   // (seed, step, global_batch) gives the same sequences whatever the world size or micro-batching.
   std::vector<Sequence> global_batch(int64_t step, int64_t global_batch, int64_t begin, int64_t end) const;
+  // Sequences [begin, end) in the order they were packed (no shuffle): evaluation's order.
+  std::vector<Sequence> sequences(int64_t begin, int64_t end) const;
   LoaderState state_after(int64_t steps_done, int64_t global_batch) const;
   // Global batches per epoch; an error naming the file when there are fewer sequences than one
   // global batch (call it before training starts to fail early).

@@ -48,4 +48,18 @@ Document DocumentEncoder::encode(const Example& example) const {
   return doc;
 }
 
+std::vector<int32_t> DocumentEncoder::prompt(std::string_view text) const {
+  Document doc;
+  if (bos_) doc.ids.push_back(*bos_);
+  append(doc, text, false);
+  return doc.ids;
+}
+
+std::vector<int32_t> DocumentEncoder::chat_prompt(const std::vector<Message>& messages) const {
+  Document doc;
+  for (const ChatPiece& piece : render_chat(chat_template_, messages)) append(doc, piece.text, false);
+  append(doc, generation_prompt(chat_template_), false);
+  return doc.ids;
+}
+
 }  // namespace tessera::data

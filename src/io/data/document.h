@@ -30,6 +30,10 @@ class DocumentEncoder {
   // chat_template is used by Format::chat only.
   DocumentEncoder(const tok::Tokenizer& tokenizer, Format format, ChatTemplate chat_template);
   Document encode(const Example& example) const;
+  // Prompts for generation, encoded as training encodes them: [BOS] text (no EOS); a conversation
+  // rendered by the chat template with the assistant's turn opened (generation_prompt).
+  std::vector<int32_t> prompt(std::string_view text) const;
+  std::vector<int32_t> chat_prompt(const std::vector<Message>& messages) const;
 
   int32_t eos_id() const { return eos_; }
   int32_t pad_id() const { return pad_; }  // the tokenizer's pad token, else EOS
