@@ -61,6 +61,7 @@ std::string save(const std::string& dir, ZeroStore& store, const TrainerState& s
     nlohmann::json trainer = {{"format", 1},
                               {"step", state.step},
                               {"skipped_steps", state.skipped_steps},
+                              {"schedule_steps", state.schedule_steps},
                               {"world_size", host.size()},
                               {"loader", {{"seed", state.loader.seed}, {"epoch", state.loader.epoch},
                                           {"position", state.loader.position}}}};
@@ -130,6 +131,7 @@ TrainerState load(const std::string& folder, ZeroStore& store) {
       const nlohmann::json trainer = nlohmann::json::parse(in);
       state.step = trainer.at("step").get<int64_t>();
       state.skipped_steps = trainer.at("skipped_steps").get<int64_t>();
+      state.schedule_steps = trainer.value("schedule_steps", int64_t{0});
       const auto& loader = trainer.at("loader");
       state.loader = {loader.at("seed").get<uint64_t>(), loader.at("epoch").get<int64_t>(),
                       loader.at("position").get<int64_t>()};

@@ -2,7 +2,7 @@
 //
 // A checkpoint is the folder <dir>/step-<N> holding state.h5 (every parameter's fp32 master weights
 // and Adam moments, whole, under its HF name), trainer_state.json (step, skipped steps, data-loader
-// state, world size) and config.yaml (the resolved job). It is written under a temporary name by
+// state, lr schedule horizon, world size) and config.yaml (the resolved job). It is written under a temporary name by
 // all ranks (each its own slices), fsync'd, sealed with COMPLETE (SHA-256 of every file), then
 // renamed into place; only then are older ones beyond checkpoint.keep_last deleted. A job saved on
 // any number of ranks resumes on any other.
@@ -19,7 +19,8 @@ namespace tessera::checkpoint {
 struct TrainerState {
   int64_t step = 0;
   int64_t skipped_steps = 0;
-  data::LoaderState loader;
+  data::LoaderState loader;  // where the sample stream goes on
+  int64_t schedule_steps = 0;  // the lr schedule's horizon (train.steps); 0 in older checkpoints
 };
 
 // Every rank calls it; host is the MPI communicator over all ranks. Returns the folder written.
