@@ -28,5 +28,6 @@ void add_estimate_memory_command(CLI::App& app);
 void add_export_command(CLI::App& app);
 void add_prepare_data_command(CLI::App& app);
 void add_eval_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -48,6 +48,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_export_command(app);
   tessera::cli::add_prepare_data_command(app);
   tessera::cli::add_eval_command(app);
+  tessera::cli::add_serve_command(app);
   try {
     check_command_name(app, argc, argv);
     app.parse(argc, argv);
