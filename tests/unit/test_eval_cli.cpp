@@ -2,6 +2,7 @@
 // the same numbers from a checkpoint and from its export, SHA256SUMS written by export and
 // verified before use, and clear errors for bad input.
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -34,7 +35,8 @@ nlohmann::json eval_json(const std::string& args) {
 class EvalCli : public ::testing::Test {
  protected:
   static void SetUpTestSuite() {
-    dir_ = fs::path(::testing::TempDir()) / "eval_cli";
+    // A folder per process: ctest runs each case as a process of its own, two at a time.
+    dir_ = fs::path(::testing::TempDir()) / ("eval_cli_" + std::to_string(getpid()));
     fs::remove_all(dir_);
     // Two steps of the tiny model on the CPU; after step 2 the trainer evaluates completion.jsonl
     // once over, one sequence per batch (eval.batches = its sequence count, found by eval itself on
@@ -52,6 +54,8 @@ class EvalCli : public ::testing::Test {
                               std::to_string(sequences_));
     ASSERT_EQ(code, 0) << out;
   }
+
+  static void TearDownTestSuite() { fs::remove_all(dir_); }
 
   static inline fs::path dir_;
   static inline int64_t sequences_ = 0;
