@@ -3,7 +3,7 @@
 # Llama-shaped model from scratch with ZeRO-3 on two ranks (GPUs where there are some, else the
 # CPU) on this project's README with the built-in byte tokenizer: the loss falls, the 60-step run
 # stops after step 30 with a checkpoint, resumes from it with the same lr schedule, and the result
-# is exported as a Hugging Face model.
+# is exported as a Hugging Face model and evaluated.
 # Then a LoRA fine-tune of that model (its base frozen, a few seconds), exported as a PEFT adapter
 # and merged; the first run is drawn as an SVG (tessera plot).
 set -euo pipefail
@@ -25,6 +25,8 @@ scripts/mpirun.sh -np 3 $tessera train $job "${gpu[@]}" --set log.every_steps=10
 echo "== export the last checkpoint as a Hugging Face model"
 $tessera export --checkpoint runs/tiny-cpu/step-60 --out runs/tiny-cpu/export --dtype fp32
 ls -l runs/tiny-cpu/export
+echo "== evaluate it: loss and perplexity over the README, the data split over 2 ranks"
+scripts/mpirun.sh -np 2 $tessera eval --model runs/tiny-cpu/step-60 --data README.md --json
 echo "== LoRA fine-tune of that model: r 8 adapters on every projection, the base frozen, 20 steps on 2 ranks"
 lora=(--set model.init= --set model.path=runs/tiny-cpu/export --set model.tokenizer=bytes --set lora.r=8
       --set lora.alpha=16 --set train.steps=20 --set train.lr=1e-2 --set checkpoint.dir=runs/tiny-lora

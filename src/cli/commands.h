@@ -30,5 +30,7 @@ void add_quantize_command(CLI::App& app);
 void add_prepare_data_command(CLI::App& app);
 void add_plot_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
+void add_eval_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -50,6 +50,8 @@ int main(int argc, char** argv) {
   tessera::cli::add_prepare_data_command(app);
   tessera::cli::add_plot_command(app);
   tessera::cli::add_generate_command(app);
+  tessera::cli::add_eval_command(app);
+  tessera::cli::add_serve_command(app);
   try {
     check_command_name(app, argc, argv);
     app.parse(argc, argv);

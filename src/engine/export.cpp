@@ -7,6 +7,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/export_source.h"
+#include "engine/sha256sums.h"
 #include "io/safetensors_writer.h"
 #include "kernels/ops.h"
 #include "lora/peft.h"
@@ -42,6 +43,7 @@ void export_safetensors(const ExportOptions& o) {
   writer.finish();
   std::ofstream(fs::path(o.out) / "config.json") << config.to_json().dump(2) << "\n";
   copy_tokenizer_files(source, o.out);
+  write_sha256sums(o.out, files_in(o.out));
   spdlog::info("exported {} tensors{} from {} to {} ({} shard file(s))", source.params().size(),
                source.merge_note(), o.checkpoint, o.out,
                writer.shard_files().size());
@@ -54,6 +56,7 @@ void export_peft(const ExportOptions& o) {
   const std::string base = source.base_model().empty() ? std::string() : fs::absolute(source.base_model()).string();
   lora::write_peft_adapter(o.out, source.config(), *source.adapter(), base,
                            [&](const ParamSpec& p) { return source.read_trained(p); }, o.dtype);
+  write_sha256sums(o.out, files_in(o.out));
   spdlog::info("exported the LoRA adapter of {} to {} (PEFT: {}, {})", o.checkpoint, o.out, lora::kPeftConfigFile,
                lora::kPeftWeightsFile);
   if (source.adapter()->base_quant)

@@ -1,6 +1,7 @@
 // `tessera export`: a checkpoint as a Hugging Face model folder (config.json, safetensors shards
 // of at most 5 GB with their index, the tokenizer files), streamed one tensor at a time, so the
-// whole model is never in memory at once.
+// whole model is never in memory at once. Both exports end with a SHA256SUMS of every file they
+// wrote (engine/sha256sums.h), which generate, eval and serve verify.
 #pragma once
 
 #include <string>

@@ -21,8 +21,9 @@ namespace tessera {
 
 class ExportSource {
  public:
-  // Errors name the folder and what is wrong with it.
-  static ExportSource checkpoint(const std::string& folder);
+  // Errors name the folder and what is wrong with it. `verify`: the files against the checkpoint's
+  // COMPLETE manifest first (a folder that fails it is never read).
+  static ExportSource checkpoint(const std::string& folder, bool verify = true);
   static ExportSource hf_folder(const std::string& folder);
   ExportSource(ExportSource&&) noexcept;
   ~ExportSource();

@@ -10,9 +10,11 @@
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/config/offload_options.h"
 #include "engine/job_limits.h"
+#include "engine/evaluation.h"
 #include "engine/job_params.h"
 
 #include <fmt/ranges.h>
+#include "engine/model_folder.h"
 #include "engine/model_loader.h"
 #include "engine/qat.h"
 #include "engine/schedule.h"
@@ -55,7 +57,7 @@ offload::NvmeSwap nvme_swap(const OffloadSection& section) {
 tok::Tokenizer load_tokenizer(const ModelSection& model) {
   const std::string& path = model.tokenizer.empty() ? model.path : model.tokenizer;
   TS_CHECK(!path.empty(), "the job names no tokenizer: set model.tokenizer (a tokenizer.json, or bytes)");
-  return path == "bytes" ? tok::Tokenizer::bytes() : tok::Tokenizer::from_file(path);
+  return open_tokenizer(path);
 }
 
 // Model FLOPs of one global batch: 6 N per token plus causal attention, as torch_peer.py counts;
@@ -82,17 +84,14 @@ std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, const data:
 double evaluate(const ModelConfig& config, ParamSource& source, Communicator& host, const data::DataLoader& loader, const JobConfig& job,
                 const World& world, Device device) {
   const int64_t per_rank = job.train.micro_batch_size, global = per_rank * world.size;
-  double loss_sum = 0, targets = 0;
+  EvalTotals rank;
   for (int64_t i = 0; i < job.eval.batches; ++i) {
-    for (const TokenBatch& b : rank_batches(loader, loader.start(), i, global, world.rank * per_rank,
-                                            (world.rank + 1) * per_rank, per_rank, device)) {
-      double sum = 0;
-      run_model(config, source, b, {}, &sum);
-      loss_sum += sum;
-      targets += static_cast<double>(b.num_targets);
-    }
+    const EvalTotals t = eval_loss(config, source, rank_batches(loader, loader.start(), i, global, world.rank * per_rank,
+                                                                (world.rank + 1) * per_rank, per_rank, device));
+    rank.loss_sum += t.loss_sum;
+    rank.targets += t.targets;
   }
-  Tensor totals = Tensor::from_vector<float>({static_cast<float>(loss_sum), static_cast<float>(targets)}, {2}, DType::F32);
+  Tensor totals = Tensor::from_vector<float>({static_cast<float>(rank.loss_sum), static_cast<float>(rank.targets)}, {2}, DType::F32);
   host.all_reduce(totals, ReduceOp::Sum).wait();
   return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
 }

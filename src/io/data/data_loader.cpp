@@ -90,6 +90,14 @@ std::vector<Sequence> DataLoader::global_batch(const LoaderState& from, int64_t 
   return out;
 }
 
+std::vector<Sequence> DataLoader::sequences(int64_t begin, int64_t end) const {
+  TS_CHECK(0 <= begin && begin <= end && end <= count_, "sequences: [{}, {}) is not within the {} sequences of {}",
+           begin, end, count_, path_);
+  std::vector<Sequence> out;
+  for (int64_t i = begin; i < end; ++i) out.push_back(unpack_record(records_ + i * 3 * seq_len_, seq_len_));
+  return out;
+}
+
 LoaderState DataLoader::state_after(int64_t steps_done, int64_t global_batch) const {
   return state_after(start(), steps_done, global_batch);
 }

@@ -43,6 +43,8 @@ class DataLoader {
   // for a later epoch's shuffle). Returns sequences [begin, end) of that batch: the same
   // (seed, step, global_batch) gives the same sequences whatever the world size or micro-batching.
   std::vector<Sequence> global_batch(int64_t step, int64_t global_batch, int64_t begin, int64_t end) const;
+  // Sequences [begin, end) in the order they were packed (no shuffle): evaluation's order.
+  std::vector<Sequence> sequences(int64_t begin, int64_t end) const;
   LoaderState state_after(int64_t steps_done, int64_t global_batch) const;
   // The same from a position in the stream (a checkpoint's): batch `k` after `from`, and the
   // position after `k` batches. From start() they are the two above.
