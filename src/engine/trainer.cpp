@@ -176,8 +176,11 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                      config_yaml, job.checkpoint.keep_last, *host);
   };
 
+  // SIGUSR2 too: what mpirun forwards to the ranks (it takes SIGINT/SIGTERM as an abort and exits
+  // 1); launch/tessera-launch turns SIGINT/SIGTERM into it.
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  std::signal(SIGUSR2, request_stop);
   TrainLog log(world.rank == 0, job.log.metrics_file, job.log.every_steps, device);
   for (int64_t step = first_step; step <= job.train.steps; ++step) {
     const auto start = std::chrono::steady_clock::now();
@@ -214,7 +217,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     if (last || (job.checkpoint.every_steps > 0 && step % job.checkpoint.every_steps == 0)) save(step);
     if (watchdog) watchdog->beat(step);
     if (summary.interrupted) {
-      spdlog::warn("stopped after step {}: interrupted{}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
+      spdlog::warn("stopped after step {}: interrupted (a signal){}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
       break;
     }
     if (stop_after) {

@@ -11,7 +11,7 @@ struct TrainSummary {
   int64_t steps_done = 0;
   double last_loss = 0;
   int64_t skipped_steps = 0;  // steps whose gradients were not finite
-  bool interrupted = false;   // stopped early by SIGINT/SIGTERM
+  bool interrupted = false;   // stopped early by SIGINT/SIGTERM/SIGUSR2
 };
 
 TrainSummary run_training(const JobConfig& config, const World& world);
