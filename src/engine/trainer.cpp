@@ -1,13 +1,18 @@
 #include "engine/trainer.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
+#include "engine/heartbeat.h"
 #include "engine/config/offload_options.h"
 #include "engine/job_params.h"
 
@@ -94,6 +99,18 @@ double evaluate(const ModelConfig& config, ParamSource& source, Communicator& ho
   return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
 }
 
+// Where the ranks' heartbeats go: the checkpoint folder, which the ranks of a multi-host job share;
+// without one a folder under the temporary directory, named after a number rank 0 draws (one host).
+std::string heartbeat_dir(const std::string& checkpoint_dir, Communicator& host) {
+  if (!checkpoint_dir.empty()) return (std::filesystem::path(checkpoint_dir) / ".heartbeat").string();
+  Tensor id = Tensor::from_vector<int64_t>(
+      {static_cast<int64_t>(std::chrono::system_clock::now().time_since_epoch().count() ^ ::getpid())}, {1},
+      DType::I64);
+  host.broadcast(id, 0).wait();
+  return (std::filesystem::temp_directory_path() / fmt::format("tessera-heartbeat-{:x}", id.data_as<int64_t>()[0]))
+      .string();
+}
+
 }  // namespace
 
 TrainSummary run_training(const JobConfig& job, const World& world) {
@@ -163,10 +180,15 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                  data_from.position);
   }
   const std::string config_yaml = to_yaml(job);
+  std::unique_ptr<Heartbeat> heartbeat;
   std::unique_ptr<Watchdog> watchdog;
-  if (job.train.collective_timeout_s > 0)
-    watchdog = std::make_unique<Watchdog>(
-        std::chrono::milliseconds(static_cast<int64_t>(job.train.collective_timeout_s * 1000)), world.rank);
+  if (job.train.collective_timeout_s > 0) {
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(job.train.collective_timeout_s * 1000));
+    heartbeat = std::make_unique<Heartbeat>(heartbeat_dir(job.checkpoint.dir, *host), world.rank, world.size,
+                                            std::clamp(timeout / 10, std::chrono::milliseconds(50),
+                                                       std::chrono::milliseconds(1000)));
+    watchdog = std::make_unique<Watchdog>(timeout, world.rank, nullptr, [&] { return heartbeat->who_stopped(); });
+  }
   auto save = [&](int64_t step) {
     if (job.checkpoint.dir.empty()) return;
     if (watchdog) watchdog->suspend();  // writing may outlast the timeout; its barriers are not steps
@@ -195,6 +217,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                                        job.train.activation_checkpointing, params.dropout(seed, step), &model_source);
     synchronize_device(device);
     if (watchdog) watchdog->beat(step);
+    if (heartbeat) heartbeat->set_step(step);
     if (stats.skipped) {
       ++summary.skipped_steps;
       spdlog::warn("step {}: {}; the step was skipped ({} so far)", step,
