@@ -88,8 +88,8 @@ TEST(Heartbeat, AllAliveIsSaid) {
   EXPECT_FALSE(std::filesystem::exists(dir)) << "the last rank out removes the folder";
 }
 
-// Three ranks of a real job, rank 1 stopped with SIGSTOP after step 2: ranks 0 and 2 name rank 1
-// once collective_timeout_s has passed, and the job ends (MPI_Abort) instead of hanging.
+// Three ranks of a real job, rank 1 stopped with SIGSTOP after step 2: the watchdog of rank 0 or 2
+// names rank 1 once collective_timeout_s has passed, and the job ends (MPI_Abort) instead of hanging.
 TEST(Heartbeat, WatchdogOfARealJobNamesTheStoppedRank) {
   const std::string dir = ::testing::TempDir() + "heartbeat_sigstop";
   const std::string script =
@@ -108,16 +108,21 @@ TEST(Heartbeat, WatchdogOfARealJobNamesTheStoppedRank) {
   EXPECT_NE(r.output.find("stopped "), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("still running"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("mpirun exit 0"), std::string::npos) << r.output;
+  // The first rank whose watchdog fires takes the job down (MPI_Abort), so the other may not get
+  // to speak: at least one of ranks 0 and 2 does, and each that does names rank 1.
+  int named = 0;
   for (const char* rank : {"[rank 0]", "[rank 2]"}) {
     const size_t at = r.output.find(std::string(rank) + " [error] rank ");
-    ASSERT_NE(at, std::string::npos) << rank << "\n" << r.output;
+    if (at == std::string::npos) continue;
+    ++named;
     const std::string line = r.output.substr(at, r.output.find('\n', at) - at);
     EXPECT_NE(line.find("no progress for 2 s"), std::string::npos) << line;
-    const std::string named = "rank 1 (last finished step ";
-    const size_t n = line.find(named);
-    ASSERT_NE(n, std::string::npos) << line;
-    EXPECT_GE(std::stoll(line.substr(n + named.size())), 2) << line;  // stopped after step 2 or a little later
     EXPECT_NE(line.find("stopped making progress"), std::string::npos) << line;
+    const std::string who = "rank 1 (last finished step ";
+    const size_t n = line.find(who);
+    ASSERT_NE(n, std::string::npos) << line;
+    EXPECT_GE(std::stoll(line.substr(n + who.size())), 2) << line;  // stopped after step 2 or a little later
   }
+  EXPECT_GE(named, 1) << r.output;
   // (Open MPI continues rank 1 to kill it, so it may speak last: of ranks already gone.)
 }
