@@ -111,6 +111,15 @@ std::string heartbeat_dir(const std::string& checkpoint_dir, Communicator& host)
       .string();
 }
 
+// The adapters of a LoRA checkpoint belong to the base they were trained against: resuming one
+// saved over another lora.base_quant would continue on other weights without a word.
+void check_same_base_quant(const JobConfig& job, const std::string& folder) {
+  const JobConfig saved = load_job_config(folder + "/config.yaml");
+  const std::string was = saved.lora ? saved.lora->base_quant : "none", is = job.lora ? job.lora->base_quant : "none";
+  TS_CHECK(was == is, "{}: its adapters were trained on a base stored as lora.base_quant {}, this job's is {}; "
+           "resume with lora.base_quant: {} (or start a new checkpoint.dir)", folder, was, is, was);
+}
+
 }  // namespace
 
 TrainSummary run_training(const JobConfig& job, const World& world) {
@@ -167,6 +176,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   data::LoaderState data_from = train_data.start();  // where this run's first batch begins
   const std::string resume_from = checkpoint::find(job.checkpoint.dir, job.checkpoint.resume, *host);
   if (!resume_from.empty()) {
+    check_same_base_quant(job, resume_from);
     const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
     first_step = state.step + 1;
     summary.steps_done = state.step;
