@@ -1,13 +1,18 @@
 #include "engine/trainer.h"
 
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <filesystem>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/stream.h"
 #include "engine/checkpoint/checkpoint.h"
+#include "engine/heartbeat.h"
 #include "engine/config/offload_options.h"
 #include "engine/job_limits.h"
 #include "engine/evaluation.h"
@@ -94,6 +99,18 @@ double evaluate(const ModelConfig& config, ParamSource& source, Communicator& ho
   Tensor totals = Tensor::from_vector<float>({static_cast<float>(rank.loss_sum), static_cast<float>(rank.targets)}, {2}, DType::F32);
   host.all_reduce(totals, ReduceOp::Sum).wait();
   return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
+}
+
+// Where the ranks' heartbeats go: the checkpoint folder, which the ranks of a multi-host job share;
+// without one a folder under the temporary directory, named after a number rank 0 draws (one host).
+std::string heartbeat_dir(const std::string& checkpoint_dir, Communicator& host) {
+  if (!checkpoint_dir.empty()) return (std::filesystem::path(checkpoint_dir) / ".heartbeat").string();
+  Tensor id = Tensor::from_vector<int64_t>(
+      {static_cast<int64_t>(std::chrono::system_clock::now().time_since_epoch().count() ^ ::getpid())}, {1},
+      DType::I64);
+  host.broadcast(id, 0).wait();
+  return (std::filesystem::temp_directory_path() / fmt::format("tessera-heartbeat-{:x}", id.data_as<int64_t>()[0]))
+      .string();
 }
 
 // The adapters of a LoRA checkpoint belong to the base they were trained against: resuming one
@@ -184,10 +201,15 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                  data_from.position);
   }
   const std::string config_yaml = to_yaml(job);
+  std::unique_ptr<Heartbeat> heartbeat;
   std::unique_ptr<Watchdog> watchdog;
-  if (job.train.collective_timeout_s > 0)
-    watchdog = std::make_unique<Watchdog>(
-        std::chrono::milliseconds(static_cast<int64_t>(job.train.collective_timeout_s * 1000)), world.rank);
+  if (job.train.collective_timeout_s > 0) {
+    const auto timeout = std::chrono::milliseconds(static_cast<int64_t>(job.train.collective_timeout_s * 1000));
+    heartbeat = std::make_unique<Heartbeat>(heartbeat_dir(job.checkpoint.dir, *host), world.rank, world.size,
+                                            std::clamp(timeout / 10, std::chrono::milliseconds(50),
+                                                       std::chrono::milliseconds(1000)));
+    watchdog = std::make_unique<Watchdog>(timeout, world.rank, nullptr, [&] { return heartbeat->who_stopped(); });
+  }
   PhaseClock clock;  // this rank's step time split, for the metrics endpoint
   auto save = [&](int64_t step) {
     if (job.checkpoint.dir.empty()) return;
@@ -201,8 +223,11 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     if (served) served->checkpoint(step);
   };
 
+  // SIGUSR2 too: what mpirun forwards to the ranks (it takes SIGINT/SIGTERM as an abort and exits
+  // 1); launch/tessera-launch turns SIGINT/SIGTERM into it.
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
+  std::signal(SIGUSR2, request_stop);
   TrainLog log(world.rank == 0, job.log.metrics_file, job.log.every_steps, device);
   log.set_metrics(served.get());
   for (int64_t step = first_step; step <= job.train.steps; ++step) {
@@ -220,6 +245,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     synchronize_device(device);
     clock.end_step(stats.optimizer_seconds);
     if (watchdog) watchdog->beat(step);
+    if (heartbeat) heartbeat->set_step(step);
     if (stats.skipped) {
       ++summary.skipped_steps;
       spdlog::warn("step {}: {}; the step was skipped ({} so far)", step,
@@ -247,7 +273,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     if (last || (job.checkpoint.every_steps > 0 && step % job.checkpoint.every_steps == 0)) save(step);
     if (watchdog) watchdog->beat(step);
     if (summary.interrupted) {
-      spdlog::warn("stopped after step {}: interrupted{}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
+      spdlog::warn("stopped after step {}: interrupted (a signal){}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
       break;
     }
     if (stop_after) {

@@ -12,7 +12,7 @@ struct TrainSummary {
   int64_t steps_done = 0;
   double last_loss = 0;
   int64_t skipped_steps = 0;  // steps whose gradients were not finite
-  bool interrupted = false;   // stopped early by SIGINT/SIGTERM
+  bool interrupted = false;   // stopped early by SIGINT/SIGTERM/SIGUSR2
 };
 
 // serve: how rank 0 serves log.metrics_port (the CLI passes engine/server's MetricsListener);

@@ -5,8 +5,10 @@
 
 namespace tessera {
 
-Watchdog::Watchdog(std::chrono::milliseconds timeout, int rank, std::function<void()> on_stall)
-    : timeout_(timeout), rank_(rank), on_stall_(std::move(on_stall)), last_(std::chrono::steady_clock::now()) {
+Watchdog::Watchdog(std::chrono::milliseconds timeout, int rank, std::function<void()> on_stall,
+                   std::function<std::string()> who_stopped)
+    : timeout_(timeout), rank_(rank), on_stall_(std::move(on_stall)), who_stopped_(std::move(who_stopped)),
+      last_(std::chrono::steady_clock::now()) {
   if (!on_stall_) on_stall_ = [] { abort_world(3); };
   thread_ = std::thread([this] { run(); });
 }
@@ -43,8 +45,14 @@ void Watchdog::run() {
     const auto deadline = last_ + timeout_;
     if (wake_.wait_until(lock, deadline, [&] { return stopping_ || suspended_ || last_ + timeout_ > deadline; }))
       continue;
-    spdlog::error("rank {}: no progress for {} s after step {} (a collective is waiting on a rank that died or "
-                  "hangs?); taking the job down", rank_, timeout_.count() / 1000.0, step_);
+    const int64_t step = step_;
+    lock.unlock();  // reading the heartbeats takes a moment; beat() must not wait for it
+    const std::string why = who_stopped_ ? who_stopped_() : "a collective is waiting on a rank that died or hangs?";
+    lock.lock();
+    if (stopping_ || last_ + timeout_ > deadline) continue;  // progress after all, meanwhile
+    lock.unlock();
+    spdlog::error("rank {}: no progress for {} s after step {}; {}; taking the job down", rank_,
+                  timeout_.count() / 1000.0, step, why);
     run_abort_hooks();  // before on_stall: a rank blocked in NCCL is released (ncclCommAbort)
     on_stall_();
     return;
