@@ -2,9 +2,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstdarg>
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "core/log.h"
 #include "core/memory.h"
 
@@ -28,6 +31,7 @@ double peak_bf16_tflops(Device device) {
 
 TrainLog::TrainLog(bool speaker, const std::string& metrics_file, int64_t every_steps, Device device)
     : speaker_(speaker),
+      metrics_file_(metrics_file),
       every_steps_(every_steps),
       device_(device),
       peak_tflops_(peak_bf16_tflops(device)),
@@ -40,7 +44,27 @@ TrainLog::TrainLog(bool speaker, const std::string& metrics_file, int64_t every_
 }
 
 TrainLog::~TrainLog() {
-  if (metrics_) std::fclose(metrics_);
+  if (metrics_ && std::fclose(metrics_) != 0 && metrics_error_.empty()) metrics_error_ = error_text(errno);
+  if (!metrics_error_.empty())
+    spdlog::error("log.metrics_file: {} is incomplete: {}", metrics_file_, metrics_error_);
+}
+
+void TrainLog::write_metrics(int64_t step, const char* format, ...) {
+  if (!metrics_) return;
+  std::va_list args;
+  va_start(args, format);
+  const bool written = std::vfprintf(metrics_, format, args) >= 0;
+  va_end(args);
+  const bool flushed = written && std::fflush(metrics_) == 0;
+  const int injected = injected_write_error(metrics_file_);
+  if (flushed && !injected) return;
+  // A full disk must not leave a silently truncated file: say so loudly, now and at the end, and
+  // stop writing (training goes on; its checkpoints are what must not be lost).
+  metrics_error_ = fmt::format("writing failed at step {}: {}", step,
+                               injected ? error_text(injected, true) : error_text(errno));
+  spdlog::error("log.metrics_file: cannot write {} ({}); no more metrics go to it", metrics_file_, metrics_error_);
+  std::fclose(metrics_);
+  metrics_ = nullptr;
 }
 
 void TrainLog::step(const StepLog& s) {
@@ -64,22 +88,16 @@ void TrainLog::step(const StepLog& s) {
                "peak {:.2f} GiB | ETA {:.0f}s",
                s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped: not finite)" : "", tok_per_s,
                tflops, mfu, mem_gib, eta);
-  if (metrics_) {
-    std::fprintf(metrics_,
-                 "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "
-                 "\"tflops_per_rank\": %.2f, \"skipped\": %s}\n",
-                 s.step, s.loss, s.lr, s.grad_norm, tok_per_s, tflops, s.skipped ? "true" : "false");
-    std::fflush(metrics_);
-  }
+  write_metrics(s.step,
+                "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "
+                "\"tflops_per_rank\": %.2f, \"skipped\": %s}\n",
+                s.step, s.loss, s.lr, s.grad_norm, tok_per_s, tflops, s.skipped ? "true" : "false");
 }
 
 void TrainLog::eval(int64_t step, double eval_loss) {
   if (!speaker_) return;
   spdlog::info("step {} | eval_loss {:.4f}", step, eval_loss);
-  if (metrics_) {
-    std::fprintf(metrics_, "{\"step\": %ld, \"eval_loss\": %.6f}\n", step, eval_loss);
-    std::fflush(metrics_);
-  }
+  write_metrics(step, "{\"step\": %ld, \"eval_loss\": %.6f}\n", step, eval_loss);
 }
 
 }  // namespace tessera

@@ -1,7 +1,8 @@
 // What a training run tells people: a log line per logged step on rank 0 (step/total, loss, lr,
 // grad norm, tokens/s, model TFLOP/s and MFU, memory, ETA), on a terminal a progress line
 // rewritten every step in between, and, when log.metrics_file is set, one JSON object per logged
-// step in that file (eval rows add eval_loss).
+// step in that file (eval rows add eval_loss). A metrics file that cannot be written (a full disk)
+// is logged as an error when it happens and again at the end; training goes on without it.
 #pragma once
 
 #include <chrono>
@@ -31,7 +32,12 @@ class TrainLog {
   void eval(int64_t step, double eval_loss);
 
  private:
+  // Appends one row to the metrics file and flushes it; a failure is logged and ends the file.
+  void write_metrics(int64_t step, const char* format, ...) __attribute__((format(printf, 3, 4)));
+
   bool speaker_;
+  std::string metrics_file_;
+  std::string metrics_error_;  // why the metrics file stopped, "" while it is fine
   int64_t every_steps_;
   Device device_;
   double peak_tflops_;  // the device's dense bf16 peak, 0 when unknown (no MFU then)

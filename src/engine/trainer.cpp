@@ -143,9 +143,12 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
 
   TrainSummary summary;
   int64_t first_step = 1;
-  const std::string resume_from = checkpoint::find(job.checkpoint.dir, job.checkpoint.resume, *host);
+  const std::string resume_from =
+      checkpoint::start(job.checkpoint.dir, job.checkpoint.resume, job.checkpoint.overwrite, store, *host);
+  std::string lineage = checkpoint::new_lineage();  // only rank 0's is written
   if (!resume_from.empty()) {
     const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
+    if (!state.lineage.empty()) lineage = state.lineage;
     first_step = state.step + 1;
     summary.steps_done = state.step;
     summary.skipped_steps = state.skipped_steps;
@@ -159,8 +162,9 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   auto save = [&](int64_t step) {
     if (job.checkpoint.dir.empty()) return;
     if (watchdog) watchdog->suspend();  // writing may outlast the timeout; its barriers are not steps
-    checkpoint::save(job.checkpoint.dir, store, {step, summary.skipped_steps, train_data.state_after(step, global)},
-                     config_yaml, job.checkpoint.keep_last, *host);
+    checkpoint::save(job.checkpoint.dir, store,
+                     {step, summary.skipped_steps, train_data.state_after(step, global), lineage}, config_yaml,
+                     job.checkpoint.keep_last, *host);
   };
 
   std::signal(SIGINT, request_stop);

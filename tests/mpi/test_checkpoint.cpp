@@ -2,7 +2,6 @@
 // size, to 1e-4 on another), and a checkpoint whose save was killed or whose files were damaged is
 // named and never loaded.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,8 +11,10 @@
 #include "core/rng.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/train_step.h"
+#include "shared_dir.h"
 
 using namespace tessera;
+using testing_util::shared_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -58,13 +59,6 @@ std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t s
       comm);
   store->init_random(seed, 0.1f);
   return store;
-}
-
-// A folder every rank of the job agrees on.
-std::string shared_dir(Communicator& world, const std::string& name) {
-  Tensor pid = Tensor::from_vector<int64_t>({static_cast<int64_t>(::getpid())}, {1}, DType::I64);
-  world.broadcast(pid, 0).wait();
-  return (fs::temp_directory_path() / ("tessera-" + name + "-" + std::to_string(pid.data_as<int64_t>()[0]))).string();
 }
 
 }  // namespace
@@ -178,7 +172,7 @@ TEST(Checkpoint, KeepLastDeletesOnlyOlderCompleteOnes) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-keep");
   auto store = fresh_store(*world, 1, 3);
-  for (int64_t step = 1; step <= 3; ++step) checkpoint::save(dir, *store, {step, 0, {}}, "", 2, *world);
+  for (int64_t step = 1; step <= 3; ++step) checkpoint::save(dir, *store, {step, 0, {}, "run"}, "", 2, *world);
   EXPECT_FALSE(fs::exists(dir + "/step-1"));
   EXPECT_TRUE(fs::exists(dir + "/step-2/COMPLETE"));
   EXPECT_TRUE(fs::exists(dir + "/step-3/COMPLETE"));
