@@ -107,9 +107,11 @@ TS_HOST_DEVICE inline int8_t int8_code(float x, float inverse_scale) {
 
 // The scale before rounding to f16 (as torchao chooses it): symmetric amax / 7.5, asymmetric
 // (max(max, 0) - min(min, 0)) / 15.
+// A group of zeros gets +0: fmaxf/fminf may return either zero of (+0, -0), and the host's and
+// the device's differ, so "+ 0.0f" turns a -0 scale into +0 (CPU and CUDA stay bit-identical).
 TS_HOST_DEVICE inline float int4_scale(float group_min, float group_max, bool symmetric) {
-  if (symmetric) return fmaxf(-group_min, group_max) / 7.5f;
-  return (fmaxf(group_max, 0.0f) - fminf(group_min, 0.0f)) / 15.0f;
+  if (symmetric) return fmaxf(-group_min, group_max) / 7.5f + 0.0f;
+  return (fmaxf(group_max, 0.0f) - fminf(group_min, 0.0f)) / 15.0f + 0.0f;
 }
 
 // The zero point of an asymmetric group: the code of 0.0. Symmetric groups use 8.

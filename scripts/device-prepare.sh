@@ -14,7 +14,9 @@ for b in "${bins[@]}"; do [ -x "$b" ] || { echo "device-prepare: $b is missing: 
 command -v orterun >/dev/null || { echo "device-prepare: Open MPI is not installed (scripts/setup.sh)" >&2; exit 1; }
 
 dev=.device
-grep -qx '/.device/' .git/info/exclude 2>/dev/null || echo '/.device/' >> .git/info/exclude
+exclude=$(git rev-parse --git-path info/exclude)  # a worktree's .git is a file
+mkdir -p "$(dirname "$exclude")"
+grep -qx '/.device/' "$exclude" 2>/dev/null || echo '/.device/' >> "$exclude"
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 stage_bins=$stage/bin

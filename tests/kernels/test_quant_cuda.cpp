@@ -89,7 +89,7 @@ TEST(CudaQuantizeEdges, AllZeroAndConstantBlocks) {
     expect_same_parts(got, want);
     expect_bitwise_equal(quant::dequantize(got, DType::F32), quant::dequantize(want, DType::F32));
   }
-  // Negative zeros too: q4_0's block maximum stays +0 as the CPU loop finds it.
+  // Negative zeros too: q4_0's block maximum stays +0 as the CPU loop finds it, int4 scales are +0.
   std::vector<float> z(2 * 64, 0.0f);
   for (int i = 0; i < 64; i += 3) z[i] = -0.0f;
   const Tensor zeros = Tensor::from_vector(z, {2, 64}, DType::F32);

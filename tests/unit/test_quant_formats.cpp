@@ -175,6 +175,17 @@ TEST(QuantInt4, AsymmetricKeepsZeroExactAndCoversOneSidedGroups) {
   EXPECT_NEAR(deq[31], 0.25f, 1e-3);
 }
 
+TEST(QuantInt4, GroupsOfSignedZerosGetAPositiveZeroScale) {
+  // fmaxf(+0, -0) may be either zero; the scale must be +0 bits on every backend.
+  std::vector<float> z(64, 0.0f);
+  for (int i = 0; i < 64; i += 3) z[i] = -0.0f;
+  const Tensor zeros = Tensor::from_vector(z, {1, 64}, DType::F32);
+  for (const bool symmetric : {true, false}) {
+    const PackedTensor w = quant::quantize(zeros, {QuantScheme::Int4, 32, symmetric});
+    for (const uint16_t bits : w.part("scales").to_vector<uint16_t>()) EXPECT_EQ(bits, 0) << symmetric;
+  }
+}
+
 namespace {
 
 float record_d(const uint8_t* record) {
