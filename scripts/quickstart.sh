@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # The main job on a tiny built-in default: installs what is missing, builds, then trains a tiny
 # Llama-shaped model from scratch with ZeRO-3 on two ranks (GPUs where there are some, else the
-# CPU) on this project's README with the built-in byte tokenizer: the loss falls, a checkpoint is
-# saved, training resumes from it, and the result is exported as a Hugging Face model.
+# CPU) on this project's README with the built-in byte tokenizer: the loss falls, the 60-step run
+# stops after step 30 with a checkpoint, resumes from it with the same lr schedule, and the result
+# is exported as a Hugging Face model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -15,8 +16,8 @@ rm -rf runs/tiny-cpu
 echo "== tessera version"; $tessera version
 echo "== two ranks"; scripts/mpirun.sh -np 2 $tessera env
 echo "== op table and collectives on every rank"; scripts/mpirun.sh -np 2 $tessera selftest
-echo "== train 30 steps with ZeRO-3 on 2 ranks; a checkpoint is saved at the end"
-scripts/mpirun.sh -np 2 $tessera train $job "${gpu[@]}" --set train.steps=30 --set log.every_steps=10
+echo "== train with ZeRO-3 on 2 ranks; the 60-step schedule stops after step 30 with a checkpoint"
+scripts/mpirun.sh -np 2 $tessera train $job "${gpu[@]}" --set train.stop_after=30 --set log.every_steps=10
 echo "== resume from that checkpoint on 3 ranks and go on to step 60"
 scripts/mpirun.sh -np 3 $tessera train $job "${gpu[@]}" --set log.every_steps=10
 echo "== export the last checkpoint as a Hugging Face model"

@@ -86,7 +86,7 @@ void TrainLog::step(const StepLog& s) {
   if (terminal_) std::fprintf(stderr, "\r\033[K");
   spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f}{} | {:.0f} tok/s | {:.1f} TFLOP/s per rank{} | "
                "peak {:.2f} GiB | ETA {:.0f}s",
-               s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped: not finite)" : "", tok_per_s,
+               s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped)" : "", tok_per_s,
                tflops, mfu, mem_gib, eta);
   write_metrics(s.step,
                 "{\"step\": %ld, \"loss\": %.6f, \"lr\": %.6g, \"grad_norm\": %.6g, \"tokens_per_s\": %.1f, "

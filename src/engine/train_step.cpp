@@ -15,7 +15,9 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
   Tensor count = Tensor::from_vector<float>({static_cast<float>(local_targets)}, {1}, DType::F32);
   host_comm.all_reduce(count, ReduceOp::Sum).wait();
   const double targets = count.data_as<float>()[0];
-  TS_CHECK(targets > 0, "the global batch has no tokens to predict");
+  // No targets in the whole global batch: every rank sees the same count and skips the step alike
+  // (no forward, no backward, no update).
+  if (targets == 0) return {.loss = 0, .grad_norm = 0, .skipped = true, .targets = 0};
 
   const RunOptions options{.backward = true,
                            .activation_checkpointing = activation_checkpointing,

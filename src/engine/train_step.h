@@ -1,7 +1,8 @@
 // One optimizer step of data-parallel training: this rank's micro-batches of the global batch
 // forward and backward through the ZeRO store, then the sharded AdamW step. The loss and the
 // gradients are normalised by the target tokens of the whole global batch, so the result does not
-// depend on the world size or on how the batch is cut into micro-batches.
+// depend on the world size or on how the batch is cut into micro-batches. A micro-batch without
+// targets adds nothing; a global batch without any is skipped on every rank (targets 0).
 #pragma once
 
 #include <vector>
@@ -16,7 +17,7 @@ namespace tessera {
 struct StepStats {
   double loss = 0;       // mean over the global batch's targets
   double grad_norm = 0;  // before clipping
-  bool skipped = false;  // non-finite gradients: no update
+  bool skipped = false;  // non-finite gradients, or no targets in the global batch: no update
   int64_t targets = 0;   // target tokens in the global batch
 };
 

@@ -63,10 +63,10 @@ double step_flops(const ModelConfig& c, int64_t params, int64_t sequences, int64
          6.0 * c.num_hidden_layers * c.num_attention_heads * c.head_dim * seq * tokens;
 }
 
-// This rank's micro-batches of global batch `index`.
-std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, int64_t index, int64_t global, int64_t begin,
-                                     int64_t end, int64_t micro, Device device) {
-  const std::vector<data::Sequence> sequences = loader.global_batch(index, global, begin, end);
+// This rank's micro-batches of global batch `index` after `from` (a position in the sample stream).
+std::vector<TokenBatch> rank_batches(const data::DataLoader& loader, const data::LoaderState& from, int64_t index,
+                                     int64_t global, int64_t begin, int64_t end, int64_t micro, Device device) {
+  const std::vector<data::Sequence> sequences = loader.global_batch(from, index, global, begin, end);
   std::vector<TokenBatch> out;
   for (size_t first = 0; first < sequences.size(); first += micro) {
     const size_t last = std::min(sequences.size(), first + static_cast<size_t>(micro));
@@ -81,8 +81,8 @@ double evaluate(const ModelConfig& config, ParamSource& source, Communicator& ho
   const int64_t per_rank = job.train.micro_batch_size, global = per_rank * world.size;
   double loss_sum = 0, targets = 0;
   for (int64_t i = 0; i < job.eval.batches; ++i) {
-    for (const TokenBatch& b : rank_batches(loader, i, global, world.rank * per_rank, (world.rank + 1) * per_rank,
-                                            per_rank, device)) {
+    for (const TokenBatch& b : rank_batches(loader, loader.start(), i, global, world.rank * per_rank,
+                                            (world.rank + 1) * per_rank, per_rank, device)) {
       double sum = 0;
       run_model(config, source, b, {}, &sum);
       loss_sum += sum;
@@ -143,6 +143,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
 
   TrainSummary summary;
   int64_t first_step = 1;
+  data::LoaderState data_from = train_data.start();  // where this run's first batch begins
   const std::string resume_from =
       checkpoint::start(job.checkpoint.dir, job.checkpoint.resume, job.checkpoint.overwrite, store, *host);
   std::string lineage = checkpoint::new_lineage();  // only rank 0's is written
@@ -152,7 +153,17 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     first_step = state.step + 1;
     summary.steps_done = state.step;
     summary.skipped_steps = state.skipped_steps;
-    spdlog::info("resumed from {} (step {})", resume_from, state.step);
+    if (state.step >= job.train.steps) {
+      spdlog::info("nothing to do: {} is at step {} and train.steps is {}", resume_from, state.step, job.train.steps);
+      return summary;
+    }
+    check_schedule_horizon(job.train, state.schedule_steps, resume_from);
+    data_from = state.loader;
+    if (data_from.seed != static_cast<uint64_t>(job.train.seed))
+      spdlog::warn("{}: its data order has seed {}, train.seed is {}; the data goes on in the checkpoint's order",
+                   resume_from, data_from.seed, job.train.seed);
+    spdlog::info("resumed from {} (step {}; data: epoch {}, sequence {})", resume_from, state.step, data_from.epoch,
+                 data_from.position);
   }
   const std::string config_yaml = to_yaml(job);
   std::unique_ptr<Watchdog> watchdog;
@@ -163,8 +174,9 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     if (job.checkpoint.dir.empty()) return;
     if (watchdog) watchdog->suspend();  // writing may outlast the timeout; its barriers are not steps
     checkpoint::save(job.checkpoint.dir, store,
-                     {step, summary.skipped_steps, train_data.state_after(step, global), lineage}, config_yaml,
-                     job.checkpoint.keep_last, *host);
+                     {step, summary.skipped_steps, train_data.state_after(data_from, step - first_step + 1, global),
+                      job.train.steps, lineage},
+                     config_yaml, job.checkpoint.keep_last, *host);
   };
 
   std::signal(SIGINT, request_stop);
@@ -173,8 +185,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   for (int64_t step = first_step; step <= job.train.steps; ++step) {
     const auto start = std::chrono::steady_clock::now();
     const double lr = learning_rate(job.train, step);
-    const auto batches = rank_batches(train_data, step - 1, global, world.rank * per_rank, (world.rank + 1) * per_rank,
-                                      job.train.micro_batch_size, device);
+    const auto batches = rank_batches(train_data, data_from, step - first_step, global, world.rank * per_rank,
+                                      (world.rank + 1) * per_rank, job.train.micro_batch_size, device);
     const ops::AdamWStep adam{.lr = static_cast<float>(lr), .beta1 = static_cast<float>(job.train.betas[0]),
                               .beta2 = static_cast<float>(job.train.betas[1]), .eps = static_cast<float>(job.train.eps),
                               .weight_decay = static_cast<float>(job.train.weight_decay), .step = step};
@@ -185,7 +197,9 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     if (watchdog) watchdog->beat(step);
     if (stats.skipped) {
       ++summary.skipped_steps;
-      spdlog::warn("step {}: gradients are not finite; the step was skipped ({} so far)", step, summary.skipped_steps);
+      spdlog::warn("step {}: {}; the step was skipped ({} so far)", step,
+                   stats.targets == 0 ? "the global batch has no tokens to predict" : "gradients are not finite",
+                   summary.skipped_steps);
     }
     summary.steps_done = step;
     summary.last_loss = stats.loss;
@@ -198,11 +212,17 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
     Tensor stop = Tensor::from_vector<int32_t>({g_stop_requested ? 1 : 0}, {1}, DType::I32);
     host->all_reduce(stop, ReduceOp::Max).wait();
     summary.interrupted = stop.data_as<int32_t>()[0] != 0;
-    const bool last = step == job.train.steps || summary.interrupted;
+    const bool stop_after = step == job.train.stop_after && step < job.train.steps;
+    const bool last = step == job.train.steps || summary.interrupted || stop_after;
     if (last || (job.checkpoint.every_steps > 0 && step % job.checkpoint.every_steps == 0)) save(step);
     if (watchdog) watchdog->beat(step);
     if (summary.interrupted) {
       spdlog::warn("stopped after step {}: interrupted{}", step, job.checkpoint.dir.empty() ? "" : " (checkpoint saved)");
+      break;
+    }
+    if (stop_after) {
+      spdlog::info("stopped after step {} of {} (train.stop_after){}", step, job.train.steps,
+                   job.checkpoint.dir.empty() ? "" : "; resume to go on with the same schedule");
       break;
     }
   }

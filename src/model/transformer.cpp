@@ -180,14 +180,17 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
     out.logits = Tensor::empty({batch.batch, batch.seq, c.vocab_size}, DType::F32, device);
     ops::gemm(out.logits, h, lm_head, false, true);
   }
-  TS_CHECK(batch.num_targets > 0, "the batch has no tokens to predict");
-  const float grad_scale = options.grad_scale > 0 ? options.grad_scale : 1.0f / static_cast<float>(batch.num_targets);
+  // A batch without targets (chat data: a sequence of user turns only) has loss 0 and gradient 0;
+  // it still runs, as every rank's ZeRO collectives must.
+  const float grad_scale = options.grad_scale > 0       ? options.grad_scale
+                           : batch.num_targets > 0 ? 1.0f / static_cast<float>(batch.num_targets)
+                                                   : 0.0f;
   Tensor loss_sum = Tensor::empty({1}, DType::F32, device);
   Tensor dh = options.backward ? Tensor::empty({T, c.hidden_size}, h.dtype(), device) : Tensor();
   Tensor dlm_head = options.backward ? (tied ? source.grads(embed).embed : source.grads(head).lm_head) : Tensor();
   ops::linear_cross_entropy(loss_sum, dh, dlm_head, h, lm_head, batch.labels, grad_scale, kLossChunkTokens);
   const double sum = loss_sum.to(Device::cpu()).data_as<float>()[0];
-  out.loss = sum / static_cast<double>(batch.num_targets);
+  out.loss = batch.num_targets > 0 ? sum / static_cast<double>(batch.num_targets) : 0.0;
   if (loss_sum_out) *loss_sum_out = sum;
   if (!options.backward) {
     if (tied) source.release(embed);

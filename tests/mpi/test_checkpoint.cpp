@@ -172,7 +172,7 @@ TEST(Checkpoint, KeepLastDeletesOnlyOlderCompleteOnes) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-keep");
   auto store = fresh_store(*world, 1, 3);
-  for (int64_t step = 1; step <= 3; ++step) checkpoint::save(dir, *store, {step, 0, {}, "run"}, "", 2, *world);
+  for (int64_t step = 1; step <= 3; ++step) checkpoint::save(dir, *store, {.step = step, .lineage = "run"}, "", 2, *world);
   EXPECT_FALSE(fs::exists(dir + "/step-1"));
   EXPECT_TRUE(fs::exists(dir + "/step-2/COMPLETE"));
   EXPECT_TRUE(fs::exists(dir + "/step-3/COMPLETE"));

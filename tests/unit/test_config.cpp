@@ -6,6 +6,7 @@
 
 #include "engine/config/job_config.h"
 #include "engine/config/offload_options.h"
+#include "engine/schedule.h"
 
 using namespace tessera;
 
@@ -71,6 +72,20 @@ TEST(Config, ChoicesAndRanges) {
   EXPECT_EQ(error_of("zero:\n  offload_optimizer: {device: nvme}\n"),
             "job.yaml: zero.offload_optimizer.path: is required when zero.offload_optimizer.device is nvme");
   EXPECT_EQ(error_of("train:\n  betas: [0.9]\n"), "job.yaml:2: train.betas: must be two numbers in [0, 1), e.g. [0.9, 0.95]");
+  EXPECT_EQ(error_of("train:\n  stop_after: -1\n"), "job.yaml:2: train.stop_after: must be >= 0 (0: off), got -1");
+}
+
+// A decaying schedule whose only step is at lr 0 trains nothing: an error; warmup or a floor fixes it.
+TEST(Config, OneStepScheduleKeepsANonZeroLr) {
+  for (const char* type : {"cosine", "linear"})
+    EXPECT_EQ(error_of(std::string("train:\n  steps: 1\n  schedule: {type: ") + type + "}\n"),
+              std::string("job.yaml:3: train.schedule: a ") + type +
+                  " schedule over 1 step with no warmup decays to min_lr 0 at that step, so nothing would be "
+                  "trained: use type constant, warmup_steps, min_lr > 0 or more steps");
+  for (const char* ok : {"train.schedule.type=constant", "train.schedule.warmup_steps=1", "train.schedule.min_lr=1e-5"}) {
+    const JobConfig c = load_job_config("", {"train.steps=1", ok});
+    EXPECT_GT(learning_rate(c.train, 1), 0) << ok;
+  }
 }
 
 TEST(Config, NvmeOffloadKeys) {

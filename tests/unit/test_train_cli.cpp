@@ -21,14 +21,14 @@ TEST(TrainCli, TrainCheckpointResumeExportForward) {
   const std::string job = "train " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set data.train=" TESSERA_SOURCE_DIR
                           "/README.md --set checkpoint.dir=" + (dir / "ckpt").string() +
                           " --set log.metrics_file=" + (dir / "metrics.jsonl").string() + " --set log.every_steps=1";
-  auto [code, out] = run(job + " --set train.steps=3 --set checkpoint.every_steps=2");
+  auto [code, out] = run(job + " --set train.steps=5 --set train.stop_after=3 --set checkpoint.every_steps=2");
   ASSERT_EQ(code, 0) << out;
   EXPECT_TRUE(fs::exists(dir / "ckpt/step-2/COMPLETE"));
   EXPECT_TRUE(fs::exists(dir / "ckpt/step-3/COMPLETE"));
 
   std::tie(code, out) = run(job + " --set train.steps=5");
   ASSERT_EQ(code, 0) << out;
-  EXPECT_NE(out.find("resumed from " + (dir / "ckpt/step-3").string() + " (step 3)"), std::string::npos) << out;
+  EXPECT_NE(out.find("resumed from " + (dir / "ckpt/step-3").string() + " (step 3;"), std::string::npos) << out;
   EXPECT_NE(out.find("step 5/5"), std::string::npos) << out;
 
   const fs::path exported = dir / "export";

@@ -2,8 +2,9 @@
 //
 // A checkpoint is the folder <dir>/step-<N> holding state.h5 (every parameter's fp32 master weights
 // and Adam moments, whole, under its HF name), trainer_state.json (step, skipped steps, data-loader
-// state, world size) and config.yaml (the resolved job). It is written under a temporary name by
-// all ranks (each its own slices), every write, flush and close checked, fsync'd, sealed with
+// state, lr schedule horizon, world size, lineage) and config.yaml (the resolved job). It is written
+// under a temporary name by all ranks (each its own slices), every write, flush and close checked,
+// fsync'd, sealed with
 // COMPLETE (SHA-256 of every file, read back), then renamed into place; only then are older ones of
 // the same lineage beyond checkpoint.keep_last deleted. A save that fails is an error on every rank
 // naming the file and the cause, and leaves the checkpoints before it as they were. A job saved on

@@ -13,6 +13,7 @@ std::string trainer_state_json(const TrainerState& state, int world_size) {
   const nlohmann::json trainer = {{"format", 1},
                                   {"step", state.step},
                                   {"skipped_steps", state.skipped_steps},
+                                  {"schedule_steps", state.schedule_steps},
                                   {"world_size", world_size},
                                   {"lineage", state.lineage},
                                   {"loader", {{"seed", state.loader.seed}, {"epoch", state.loader.epoch},
@@ -29,6 +30,7 @@ TrainerState read_trainer_state(const std::string& folder) {
     const nlohmann::json trainer = nlohmann::json::parse(in);
     state.step = trainer.at("step").get<int64_t>();
     state.skipped_steps = trainer.at("skipped_steps").get<int64_t>();
+    state.schedule_steps = trainer.value("schedule_steps", int64_t{0});
     state.lineage = trainer.value("lineage", std::string());
     const auto& loader = trainer.at("loader");
     state.loader = {loader.at("seed").get<uint64_t>(), loader.at("epoch").get<int64_t>(),

@@ -54,6 +54,12 @@ void check_qat(const QatOptions& q, const config::RangeChecks& check) {
 void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   const auto& t = c.train;
   check.require(t.steps >= 1, "train.steps", fmt::format("must be at least 1, got {}", t.steps));
+  check.require(t.stop_after >= 0, "train.stop_after", fmt::format("must be >= 0 (0: off), got {}", t.stop_after));
+  // A decay that ends at lr 0 on the only step would train nothing.
+  check.require(t.schedule.type == "constant" || t.schedule.warmup_steps > 0 || t.schedule.min_lr > 0 || t.steps > 1,
+                "train.schedule", fmt::format("a {} schedule over 1 step with no warmup decays to min_lr 0 at that "
+                                              "step, so nothing would be trained: use type constant, warmup_steps, "
+                                              "min_lr > 0 or more steps", t.schedule.type));
   check.require(t.micro_batch_size >= 1, "train.micro_batch_size",
                 fmt::format("must be at least 1, got {}", t.micro_batch_size));
   check.require(t.grad_accum >= 1, "train.grad_accum", fmt::format("must be at least 1, got {}", t.grad_accum));

@@ -27,10 +27,14 @@ struct ScheduleSection {
   std::string type = "cosine";  // constant | linear | cosine
   int64_t warmup_steps = 0;
   double min_lr = 0.0;
+  // Resuming a checkpoint whose schedule spanned another train.steps is refused unless this is
+  // set (the lr then follows the new horizon from the checkpoint's step on).
+  bool allow_new_horizon = false;
 };
 
 struct TrainSection {
-  int64_t steps = 100;
+  int64_t steps = 100;            // the lr schedule's horizon
+  int64_t stop_after = 0;         // stop (and save) after this step, schedule unchanged; 0: off
   int64_t micro_batch_size = 1;
   int64_t grad_accum = 1;
   double lr = 3e-4;
@@ -130,9 +134,11 @@ template <typename V> void describe(V& v, ScheduleSection& s) {
   v("type", s.type, {"constant", "linear", "cosine"});
   v("warmup_steps", s.warmup_steps);
   v("min_lr", s.min_lr);
+  v("allow_new_horizon", s.allow_new_horizon);
 }
 template <typename V> void describe(V& v, TrainSection& s) {
   v("steps", s.steps);
+  v("stop_after", s.stop_after);
   v("micro_batch_size", s.micro_batch_size);
   v("grad_accum", s.grad_accum);
   v("lr", s.lr);

@@ -52,30 +52,53 @@ int64_t DataLoader::batches_per_epoch(int64_t global_batch) const {
   return count_ / global_batch;
 }
 
-const std::vector<int64_t>& DataLoader::order(int64_t epoch) const {
-  if (epoch != cached_epoch_) {
-    cached_order_ = shuffled_order(count_, seed_, epoch);
+const std::vector<int64_t>& DataLoader::order(uint64_t seed, int64_t epoch) const {
+  if (epoch != cached_epoch_ || seed != cached_seed_) {
+    cached_order_ = shuffled_order(count_, seed, epoch);
     cached_epoch_ = epoch;
+    cached_seed_ = seed;
   }
   return cached_order_;
 }
 
-std::vector<Sequence> DataLoader::global_batch(int64_t step, int64_t global_batch, int64_t begin, int64_t end) const {
+LoaderState DataLoader::batch_start(LoaderState from, int64_t k, int64_t global_batch) const {
   const int64_t per_epoch = batches_per_epoch(global_batch);
+  TS_CHECK(k >= 0 && from.epoch >= 0 && from.position >= 0, "global_batch: batch {} after epoch {} position {}", k,
+           from.epoch, from.position);
+  if (from.position + global_batch > count_) from = {from.seed, from.epoch + 1, 0};  // the tail waits
+  const int64_t left = (count_ - from.position) / global_batch;  // batches left in this epoch, >= 1
+  if (k < left) return {from.seed, from.epoch, from.position + k * global_batch};
+  k -= left;
+  return {from.seed, from.epoch + 1 + k / per_epoch, (k % per_epoch) * global_batch};
+}
+
+std::vector<Sequence> DataLoader::global_batch(int64_t step, int64_t global_batch, int64_t begin, int64_t end) const {
   TS_CHECK(step >= 0, "global_batch: step {} is negative", step);
+  return this->global_batch(start(), step, global_batch, begin, end);
+}
+
+std::vector<Sequence> DataLoader::global_batch(const LoaderState& from, int64_t k, int64_t global_batch, int64_t begin,
+                                               int64_t end) const {
+  const LoaderState at = batch_start(from, k, global_batch);
   TS_CHECK(0 <= begin && begin <= end && end <= global_batch,
            "global_batch: slice [{}, {}) is not within a batch of {}", begin, end, global_batch);
-  const int64_t epoch = step / per_epoch, first = (step % per_epoch) * global_batch;
   std::vector<Sequence> out;
   std::lock_guard<std::mutex> lock(mutex_);
-  const std::vector<int64_t>& perm = order(epoch);
-  for (int64_t i = begin; i < end; ++i) out.push_back(unpack_record(records_ + perm[first + i] * 3 * seq_len_, seq_len_));
+  const std::vector<int64_t>& perm = order(at.seed, at.epoch);
+  for (int64_t i = begin; i < end; ++i)
+    out.push_back(unpack_record(records_ + perm[at.position + i] * 3 * seq_len_, seq_len_));
   return out;
 }
 
 LoaderState DataLoader::state_after(int64_t steps_done, int64_t global_batch) const {
-  const int64_t per_epoch = batches_per_epoch(global_batch);
-  return {seed_, steps_done / per_epoch, (steps_done % per_epoch) * global_batch};
+  return state_after(start(), steps_done, global_batch);
+}
+
+LoaderState DataLoader::state_after(const LoaderState& from, int64_t k, int64_t global_batch) const {
+  if (k == 0) return from;
+  LoaderState last = batch_start(from, k - 1, global_batch);
+  last.position += global_batch;
+  return last;
 }
 
 }  // namespace tessera::data

@@ -16,7 +16,11 @@
 
 namespace tessera::data {
 
-struct LoaderState {  // small, goes into checkpoints
+// A position in the sample stream: each epoch's seeded shuffle of all sequences, read in order,
+// one global batch after the other (a tail shorter than the next batch waits for a later epoch's
+// shuffle). Small, goes into checkpoints: a resumed job goes on from exactly here, whatever its
+// global batch.
+struct LoaderState {
   uint64_t seed = 0;
   int64_t epoch = 0;
   int64_t position = 0;  // sequences of this epoch already served
@@ -40,12 +44,19 @@ class DataLoader {
   // (seed, step, global_batch) gives the same sequences whatever the world size or micro-batching.
   std::vector<Sequence> global_batch(int64_t step, int64_t global_batch, int64_t begin, int64_t end) const;
   LoaderState state_after(int64_t steps_done, int64_t global_batch) const;
+  // The same from a position in the stream (a checkpoint's): batch `k` after `from`, and the
+  // position after `k` batches. From start() they are the two above.
+  std::vector<Sequence> global_batch(const LoaderState& from, int64_t k, int64_t global_batch, int64_t begin,
+                                     int64_t end) const;
+  LoaderState state_after(const LoaderState& from, int64_t k, int64_t global_batch) const;
+  LoaderState start() const { return {seed_, 0, 0}; }
   // Global batches per epoch; an error naming the file when there are fewer sequences than one
   // global batch (call it before training starts to fail early).
   int64_t batches_per_epoch(int64_t global_batch) const;
 
  private:
-  const std::vector<int64_t>& order(int64_t epoch) const;  // the epoch's shuffle (cached)
+  const std::vector<int64_t>& order(uint64_t seed, int64_t epoch) const;  // the epoch's shuffle (cached)
+  LoaderState batch_start(LoaderState from, int64_t k, int64_t global_batch) const;  // where batch k begins
 
   std::string path_;
   uint64_t seed_;
@@ -55,6 +66,7 @@ class DataLoader {
 
   mutable std::mutex mutex_;
   mutable int64_t cached_epoch_ = -1;
+  mutable uint64_t cached_seed_ = 0;
   mutable std::vector<int64_t> cached_order_;
 };
 

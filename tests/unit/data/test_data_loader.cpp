@@ -80,6 +80,31 @@ TEST(DataLoader, StateAfterCountsEpochsAndPosition) {
             (dir / "train.jsonl").string() + ": 40 sequences of 8 tokens, fewer than one global batch of 41");
 }
 
+// A resumed job goes on from the checkpoint's place in the sample stream whatever its global batch:
+// 3 batches of 6, then batches of 4 see exactly the sequences batches 3, 4, 5 of 6 would have.
+TEST(DataLoader, ResumesTheStreamWhateverTheGlobalBatch) {
+  auto dir = scratch_dir();
+  DataLoader loader(data_section(forty_documents(dir), 8), tok::Tokenizer::bytes(), 3);
+  std::vector<Sequence> uninterrupted, resumed;
+  for (int64_t step = 3; step < 6; ++step)
+    for (Sequence& s : loader.global_batch(step, 6, 0, 6)) uninterrupted.push_back(std::move(s));
+  const LoaderState saved = loader.state_after(3, 6);
+  EXPECT_EQ(saved.epoch, 0);
+  EXPECT_EQ(saved.position, 18);
+  for (int64_t k = 0; k < 5; ++k)  // sequences 18..37 of epoch 0: the 4-batches fit its tail too
+    for (Sequence& s : loader.global_batch(saved, k, 4, 0, 4)) resumed.push_back(std::move(s));
+  resumed.resize(uninterrupted.size());
+  EXPECT_TRUE(same(resumed, uninterrupted));
+  const LoaderState later = loader.state_after(saved, 5, 4);
+  EXPECT_EQ(later.epoch, 0);
+  EXPECT_EQ(later.position, 38);
+  // The next batch of 4 does not fit what is left of epoch 0: it is the first of epoch 1.
+  EXPECT_TRUE(same(loader.global_batch(later, 0, 4, 0, 4), loader.global_batch(10, 4, 0, 4)));
+  // Saved at the end of an epoch, the same global batch goes on exactly as without the stop.
+  EXPECT_TRUE(same(loader.global_batch(loader.state_after(6, 6), 0, 6, 0, 6), loader.global_batch(6, 6, 0, 6)));
+  EXPECT_TRUE(same(loader.global_batch(loader.state_after(2, 6), 5, 6, 1, 3), loader.global_batch(7, 6, 1, 3)));
+}
+
 TEST(DataLoader, PreparedShardsMatchJsonl) {
   auto dir = scratch_dir();
   const std::string chat = data_path("jsonl/chat.jsonl");
