@@ -5,7 +5,8 @@
 # runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
 # attention tests and benchmark, `... train` the kernel tests and the 1B training and model
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
-# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe.
+# optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
+# PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -147,7 +148,7 @@ if [ "$gpus" -ge 2 ]; then
     --steps 10
   python3 - /tmp/tessera-1b-metrics.jsonl "$out/train_1b.log" /tmp/tessera-1b-2gpu.jsonl "$out/train_1b_2gpu.log" \
     "$out/model.log" "$out/fsdp_2gpu.log" >> "$summary" <<'PY'
-import json, re, statistics, sys
+import json, sys
 def tessera(metrics, log, world):
     try:
         rows = [json.loads(l) for l in open(metrics) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
@@ -298,6 +299,71 @@ quant() {
   grep RESULT "$out/nf4_dynamic_map_torch.log" | sed 's/^RESULT /| nf4 dynamic map vs torch | /; s/$/ |/' >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
+
+# LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
+# `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
+# all-linear next to the PEFT peer eager and compiled (same job: seq 2048, micro-batch 4); 8B
+# QLoRA nf4 (micro-batch 1, seq 2048, activation checkpointing; the goal is <= 7.5 GiB and >= 0.8x
+# of 8B bf16 LoRA) next to 8B bf16 LoRA; and the packed base's two products (lora.packed_matmul:
+# dequantize into a bf16 workspace + cuBLASLt, or ops::gemm_packed) measured on the 8B job.
+lora() {
+  check kernels_lora .device/bin/test_kernels --gtest_filter='*Linear*:*Quant*:*GemmPacked*'
+  check peft_parity python3 tests/tools/check_peft_parity.py .device/bin/tessera
+  grep RESULT "$out/peft_parity.log" | sed 's/^RESULT /| peft parity | /; s/$/ |/' >> "$summary"
+  for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+  check train_1b_lora "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-lora.yaml
+  eager=$(python3 .device/peers/torch_peer.py --mode lora --steps 5 2>&1 | tee -a "$out/peer_lora.log" | sed -n 's/^RESULT //p')
+  compiled=$(python3 .device/peers/torch_peer.py --mode lora --compile --steps 5 2>&1 | tee -a "$out/peer_lora.log" \
+             | sed -n 's/^RESULT //p')
+  python3 - "$out" "$eager" "$compiled" >> "$summary" <<'PY'
+import json, sys
+sys.path.insert(0, "scripts")
+from lora_rows import ours, fmt
+out, eager, compiled = sys.argv[1], json.loads(sys.argv[2] or "{}"), json.loads(sys.argv[3] or "{}")
+print("| LoRA job | tokens/s | peak GiB | loss |")
+print("| --- | --- | --- | --- |")
+t1b = ours(out, "/tmp/tessera-1b-lora-metrics.jsonl", "train_1b_lora")
+print(f"| tessera train 1B LoRA r16 all-linear, seq 2048, mbs 4 | {fmt(t1b[0])} | {fmt(t1b[1], '{:.2f}')} | {fmt(t1b[2], '{:.3f}')} |")
+for name, r in (("eager", eager), ("--compile", compiled)):
+    print(f"| torch_peer --mode lora {name} (PEFT) | {r.get('tok_per_s_per_gpu')} | {r.get('peak_mem_gib')} | {r.get('loss')} |")
+for name, r in (("eager", eager), ("compiled", compiled)):
+    if t1b[0] and r.get("tok_per_s_per_gpu"):
+        print(f"| ratio tessera / peer {name} (goal >= 1.5 vs compiled, at no more memory) | {t1b[0] / r['tok_per_s_per_gpu']:.2f} | "
+              f"{fmt(t1b[1] / r['peak_mem_gib'] if t1b[1] and r.get('peak_mem_gib') else None, '{:.2f}')} | |")
+PY
+}
+
+# 8B QLoRA nf4 next to 8B bf16 LoRA (the same job), and the packed base's two products measured.
+qlora() {
+  for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+  .device/bin/tessera estimate-memory configs/llama-8b-qlora.yaml --ranks 1 > "$out/estimate_8b_qlora.log" 2>&1
+  check train_8b_qlora timeout 400 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml
+  check train_8b_qlora_gemm_packed timeout 300 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml \
+    --set lora.packed_matmul=gemm_packed --set train.steps=6 --set log.metrics_file=/tmp/tessera-8b-qlora-gemm-packed.jsonl
+  check train_8b_lora timeout 400 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml \
+    --set lora.base_quant=none --set train.steps=6 --set log.metrics_file=/tmp/tessera-8b-lora-metrics.jsonl
+  python3 - "$out" >> "$summary" <<'PY'
+import sys
+sys.path.insert(0, "scripts")
+from lora_rows import ours, fmt
+out = sys.argv[1]
+print("| QLoRA job | tokens/s | peak GiB | loss |")
+print("| --- | --- | --- | --- |")
+q = ours(out, "/tmp/tessera-8b-qlora-metrics.jsonl", "train_8b_qlora")
+g = ours(out, "/tmp/tessera-8b-qlora-gemm-packed.jsonl", "train_8b_qlora_gemm_packed")
+b = ours(out, "/tmp/tessera-8b-lora-metrics.jsonl", "train_8b_lora")
+print(f"| tessera 8B QLoRA nf4, mbs 1, seq 2048, act. ckpt (goal <= 7.5 GiB) | {fmt(q[0])} | {fmt(q[1], '{:.2f}')} | {fmt(q[2], '{:.3f}')} |")
+print(f"| tessera 8B QLoRA nf4, packed_matmul gemm_packed | {fmt(g[0])} | {fmt(g[1], '{:.2f}')} | {fmt(g[2], '{:.3f}')} |")
+print(f"| tessera 8B bf16 LoRA, same job | {fmt(b[0])} | {fmt(b[1], '{:.2f}')} | {fmt(b[2], '{:.3f}')} |")
+if q[0] and b[0]:
+    print(f"| ratio 8B QLoRA / bf16 LoRA tokens/s (goal >= 0.8) | {q[0] / b[0]:.2f} | | |")
+if q[0] and g[0]:
+    print(f"| packed_matmul: gemm_packed / dequantize tokens/s | {g[0] / q[0]:.2f} | | |")
+PY
+  grep -E "^ *3 " "$out/estimate_8b_qlora.log" | sed 's/^/| estimate-memory 8B QLoRA, stage 3 (GiB: working master moments grads gathered activations device) | /; s/$/ |/' >> "$summary"
+}
+if [ "$only" = all ] || [ "$only" = lora ]; then lora; fi
+if [ "$only" = all ] || [ "$only" = qlora ]; then qlora; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"

@@ -4,6 +4,8 @@
 # CPU) on this project's README with the built-in byte tokenizer: the loss falls, the 60-step run
 # stops after step 30 with a checkpoint, resumes from it with the same lr schedule, and the result
 # is exported as a Hugging Face model.
+# Then a LoRA fine-tune of that model (its base frozen, a few seconds), exported as a PEFT adapter
+# and merged.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
@@ -12,7 +14,7 @@ tessera=build/bin/tessera
 job=configs/tiny-cpu.yaml
 gpu=()
 if command -v nvidia-smi >/dev/null && nvidia-smi -L >/dev/null 2>&1; then gpu=(--set train.dtype=bf16); fi
-rm -rf runs/tiny-cpu
+rm -rf runs/tiny-cpu runs/tiny-lora
 echo "== tessera version"; $tessera version
 echo "== two ranks"; scripts/mpirun.sh -np 2 $tessera env
 echo "== op table and collectives on every rank"; scripts/mpirun.sh -np 2 $tessera selftest
@@ -23,4 +25,13 @@ scripts/mpirun.sh -np 3 $tessera train $job "${gpu[@]}" --set log.every_steps=10
 echo "== export the last checkpoint as a Hugging Face model"
 $tessera export --checkpoint runs/tiny-cpu/step-60 --out runs/tiny-cpu/export --dtype fp32
 ls -l runs/tiny-cpu/export
+echo "== LoRA fine-tune of that model: r 8 adapters on every projection, the base frozen, 20 steps on 2 ranks"
+lora=(--set model.init= --set model.path=runs/tiny-cpu/export --set model.tokenizer=bytes --set lora.r=8
+      --set lora.alpha=16 --set train.steps=20 --set train.lr=1e-2 --set checkpoint.dir=runs/tiny-lora
+      --set checkpoint.every_steps=20 --set log.metrics_file=runs/tiny-lora/metrics.jsonl)
+scripts/mpirun.sh -np 2 $tessera train $job "${gpu[@]}" "${lora[@]}"
+echo "== export the adapter for PEFT, and the model with the adapter merged in"
+$tessera export --checkpoint runs/tiny-lora/step-20 --format peft --out runs/tiny-lora/adapter
+$tessera export --checkpoint runs/tiny-lora/step-20 --out runs/tiny-lora/merged --dtype fp32
+ls -l runs/tiny-lora/adapter runs/tiny-lora/merged
 echo "quickstart: done (metrics in runs/tiny-cpu/metrics.jsonl)"

@@ -47,7 +47,7 @@ void export_safetensors(const ExportOptions& o) {
   std::ofstream(fs::path(o.out) / "config.json") << config.to_json().dump(2) << "\n";
   copy_tokenizer_files(source, o.out);
   spdlog::info("exported {} tensors{} from {} to {} ({} shard file(s))", source.params().size(),
-               source.adapter() ? " (the LoRA adapters merged into the base)" : "", o.checkpoint, o.out,
+               source.merge_note(), o.checkpoint, o.out,
                writer.shard_files().size());
 }
 
@@ -60,6 +60,10 @@ void export_peft(const ExportOptions& o) {
                            [&](const ParamSpec& p) { return source.read_trained(p); }, o.dtype);
   spdlog::info("exported the LoRA adapter of {} to {} (PEFT: {}, {})", o.checkpoint, o.out, lora::kPeftConfigFile,
                lora::kPeftWeightsFile);
+  if (source.adapter()->base_quant)
+    spdlog::info("the adapter was trained on a {} base: applied to the original base it gives close to, not exactly, "
+                 "what was trained (the merged export merges into dequantize(base))",
+                 quant_scheme_name(*source.adapter()->base_quant));
 }
 
 }  // namespace tessera

@@ -17,14 +17,10 @@ struct ExportOptions {
 };
 
 // A LoRA checkpoint exports merged: each adapted projection as W + scale * B A in fp32, then
-// `dtype`, over its base (model.path, checked, or model.init made again from train.seed).
-// A LoRA checkpoint exports merged: each adapted projection as W + scale * B A in fp32, then
-// `dtype`, over its base (model.path, checked, or model.init made again from train.seed).
+// `dtype`, over its base (model.path, checked, or model.init made again from train.seed). A QLoRA
+// checkpoint (lora.base_quant) merges into dequantize(quantize(base)), the weights it was trained
+// against, for every projection, and says so in the log.
 void export_safetensors(const ExportOptions& options);
-
-// A LoRA checkpoint's adapter as a PEFT folder (lora/peft.h): adapter_config.json and
-// adapter_model.safetensors with the trained tensors in `dtype`.
-void export_peft(const ExportOptions& options);
 
 // A LoRA checkpoint's adapter as a PEFT folder (lora/peft.h): adapter_config.json and
 // adapter_model.safetensors with the trained tensors in `dtype`.

@@ -84,7 +84,7 @@ void export_gguf(const GgufExportOptions& o) {
   }
   if (!rope_freqs.empty()) writer.write(kRopeFreqs, rope_freqs.data(), rope_freqs.size() * sizeof(float));
   writer.finish();
-  spdlog::info("exported {} tensors from {} to {} ({})", tensors.size(), source.folder(), o.out,
+  spdlog::info("exported {} tensors{} from {} to {} ({})", tensors.size(), source.merge_note(), source.folder(), o.out,
                gguf::tensor_type_info(o.type).name);
 }
 

@@ -25,6 +25,7 @@ struct LoraMerge {
   std::map<std::string, int64_t> offsets;    //   counter as the store counts them
   std::map<std::string, ParamSpec> trained;  // trainable tensors by name
   std::map<std::string, std::pair<std::string, std::string>> adapted;  // weight -> its A and B
+  std::map<std::string, QuantSpec> packed;   // base weights trained against packed (QLoRA)
   float scale = 1.0f;
 };
 
@@ -49,6 +50,7 @@ std::unique_ptr<LoraMerge> lora_merge(const JobConfig& job, const ModelConfig& c
     m->offsets[p.name] = offset;
     offset += shape_numel(p.shape);
     if (p.trainable) m->trained.emplace(p.name, p);
+    if (p.quant) m->packed.emplace(p.name, *p.quant);
   }
   const lora::AdapterSpec& a = *params.adapter;
   for (int64_t l = 0; l < config.num_hidden_layers; ++l)
@@ -96,6 +98,14 @@ ExportSource ExportSource::hf_folder(const std::string& folder) {
   return s;
 }
 
+std::string ExportSource::merge_note() const {
+  if (!adapter_) return "";
+  if (!adapter_->base_quant) return " (the LoRA adapters merged into the base)";
+  return fmt::format(" (the LoRA adapters merged into dequantize(base) under {}: the {} base they were trained "
+                     "against, not the original; every projection carries its rounding)",
+                     quant_scheme_name(*adapter_->base_quant), quant_scheme_name(*adapter_->base_quant));
+}
+
 std::string ExportSource::tokenizer_folder() const {
   if (tokenizer_.empty() || tokenizer_ == "bytes") return "";
   return fs::is_directory(tokenizer_) ? tokenizer_ : fs::path(tokenizer_).parent_path().string();
@@ -119,6 +129,8 @@ Tensor ExportSource::read(const ParamSpec& param) const {
     w = Tensor::empty(param.shape, DType::F32);
     init_param(param, w, m->seed, static_cast<uint64_t>(m->offsets.at(param.name)), kInitStd);
   }
+  // What the store held, and the adapter was trained against: the base quantized from fp32.
+  if (const auto packed = m->packed.find(param.name); packed != m->packed.end()) ops::fake_quantize(w, w, packed->second);
   const auto it = m->adapted.find(param.name);
   if (it == m->adapted.end()) return w;
   return lora::merge_lora(w, read_trained(m->trained.at(it->second.first)), read_trained(m->trained.at(it->second.second)),

@@ -3,7 +3,8 @@
 // (config.json, safetensors, tokenizer files). Parameters are read one at a time, as fp32 host
 // tensors, so an exporter never holds the whole model. A LoRA checkpoint reads as its merged model:
 // each adapted projection W + scale * B A in fp32 over its base (model.path, checked, or the
-// model.init base made again from train.seed).
+// model.init base made again from train.seed); a QLoRA checkpoint's over dequantize(quantize(base)),
+// the packed base it was trained against, for every projection.
 #pragma once
 
 #include <memory>
@@ -39,6 +40,8 @@ class ExportSource {
   // A LoRA checkpoint's adapter, and its base's folder ("" for a model.init base).
   const std::optional<lora::AdapterSpec>& adapter() const { return adapter_; }
   const std::string& base_model() const { return base_model_; }
+  // For an export's log line: "" unless a LoRA checkpoint, else what the merge merged into.
+  std::string merge_note() const;
   // A trainable tensor of a checkpoint (adapters, modules_to_save) as trained, fp32.
   Tensor read_trained(const ParamSpec& param) const;
 

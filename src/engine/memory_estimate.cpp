@@ -11,12 +11,14 @@ namespace {
 
 // The model as the ZeRO store lays it out: trainable elements, `persistent` ones
 // (zero.persist_below) whole on every rank, the rest in units split over the ranks, the largest
-// holding `largest`; frozen ones (a LoRA base) as bytes of their units' frozen buffers; the unit
-// gathered with most bytes (its working copy and frozen bytes).
+// holding `largest`; frozen ones (a LoRA base) as bytes of their units' frozen buffers (a packed
+// QLoRA base as its packed bytes); the unit gathered with most bytes (its working copy and frozen
+// bytes).
 struct ParamCounts {
   double sharded = 0, persistent = 0, largest = 0;
   double frozen = 0;             // bytes
   double largest_gathered = 0;   // bytes
+  double largest_packed = 0;     // elements of the largest packed base weight (QLoRA)
 };
 
 ParamCounts count_params(const ModelConfig& c, const JobConfig& job, double low) {
@@ -29,6 +31,8 @@ ParamCounts count_params(const ModelConfig& c, const JobConfig& job, double low)
     out.largest = std::max(out.largest, static_cast<double>(u.numel));
     out.frozen += static_cast<double>(u.frozen_bytes);
     out.largest_gathered = std::max(out.largest_gathered, low * u.numel + static_cast<double>(u.frozen_bytes));
+    for (const UnitParam& p : u.frozen)
+      if (p.quant) out.largest_packed = std::max(out.largest_packed, static_cast<double>(p.numel()));
   }
   return out;
 }
@@ -58,7 +62,8 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
   const double w = ranks, low = job.train.dtype == "bf16" ? 2 : 4;
   const ParamCounts k = count_params(c, job, low);
   const double n = k.sharded + k.persistent, p = k.persistent;
-  const double activations = activation_bytes(c, job, low);
+  // A packed base is dequantized into a compute-dtype workspace, one projection at a time.
+  const double activations = activation_bytes(c, job, low) + low * k.largest_packed;
   const std::string& optimizer = job.zero.offload_optimizer.device;
   const std::string& params = job.zero.offload_params.device;
   const bool grads_on_device = job.zero.offload_optimizer.gradients == "device";

@@ -2,7 +2,8 @@
 // 2 for the compute-dtype working copy, 4 fp32 master, 8 Adam moments, 4 fp32 gradients), the
 // gathered units in flight, and activations (what each layer saves for backward). Parameters below
 // zero.persist_below count whole on every rank, as the store keeps them. With offload, what leaves
-// the device is counted as pinned host memory or disk (swap files), staging included.
+// the device is counted as pinned host memory or disk (swap files), staging included. A QLoRA base
+// (lora.base_quant) counts its packed bytes, plus one projection's dequantized workspace.
 #pragma once
 
 #include <string>

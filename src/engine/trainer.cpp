@@ -117,7 +117,8 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
                    .nvme_params = nvme_swap(job.zero.offload_params),
                    .persist_below = job.zero.persist_below,
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
-                   .lora_scale = params.lora_scale()},
+                   .lora_scale = params.lora_scale(),
+                   .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
@@ -136,7 +137,10 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
   train_data.batches_per_epoch(global);  // fails here, before training, when there is less than one global batch
   spdlog::info("training {} of {} parameters ({} layers{}) on {} rank(s), {}, ZeRO stage {}, global batch {} x {} tokens",
                store.trainable_params(), store.num_params(), config.num_hidden_layers,
-               params.adapter ? fmt::format(", LoRA r {} on {}", params.adapter->r, fmt::join(params.adapter->target_names(), " "))
+               params.adapter ? fmt::format(", LoRA r {} on {}{}", params.adapter->r, fmt::join(params.adapter->target_names(), " "),
+                                            params.adapter->base_quant
+                                                ? fmt::format(", base {}", quant_scheme_name(*params.adapter->base_quant))
+                                                : std::string())
                               : std::string(),
                world.size, device.str(), job.zero.stage, global, job.data.seq_len);
   if (qat) spdlog::info("quantization-aware training: {}", resolve_qat(*job.quant.qat, config).describe());

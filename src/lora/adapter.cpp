@@ -68,6 +68,12 @@ AdapterSpec resolve(const LoraOptions& o, const ModelConfig& config, const std::
              l, config.num_hidden_layers, config.num_hidden_layers - 1);
     a.layers[l] = true;
   }
+  TS_CHECK(o.base_quant == "none" || o.base_quant == "nf4" || o.base_quant == "int8",
+           "{}.base_quant: unknown '{}' (expected none, nf4 or int8)", where, o.base_quant);
+  if (o.base_quant != "none") a.base_quant = parse_quant_scheme(o.base_quant);
+  TS_CHECK(o.packed_matmul == "dequantize" || o.packed_matmul == "gemm_packed",
+           "{}.packed_matmul: unknown '{}' (expected dequantize or gemm_packed)", where, o.packed_matmul);
+  a.packed_matmul = o.packed_matmul == "gemm_packed" ? PackedMatmul::gemm_packed : PackedMatmul::dequantize;
   for (const std::string& m : o.modules_to_save) {
     if (m == "embed_tokens") {
       a.train_embed = true;
@@ -93,6 +99,12 @@ std::vector<ParamSpec> lora_parameters(const ModelConfig& config, const AdapterS
   std::vector<ParamSpec> params = model_parameters(config);
   for (ParamSpec& p : params)
     p.trainable = (a.train_embed && p.name == "model.embed_tokens.weight") || (a.train_lm_head && p.name == "lm_head.weight");
+  if (a.base_quant) {
+    ModelParams slots;
+    slots.layers.resize(config.num_hidden_layers);
+    for (ParamSpec& p : params)
+      if (weight_owner(slots, p.name)) p.quant = QuantSpec{.scheme = *a.base_quant};
+  }
   // Per layer the A's, then the B's: the A's of projections that share an input (q, k, v; gate,
   // up) lie side by side in the unit's buffer.
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {

@@ -6,6 +6,7 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -32,6 +33,7 @@ struct LoraOptions {
   std::vector<std::string> modules_to_save;  // embed_tokens, lm_head
   std::string adapter;                       // a PEFT adapter folder to start from
   std::string base_quant = "none";           // none | nf4 | int8: how the frozen base is stored
+  std::string packed_matmul = "dequantize";  // dequantize | gemm_packed: how a packed base multiplies
 };
 
 struct AdapterSpec {
@@ -43,6 +45,10 @@ struct AdapterSpec {
   std::array<bool, kProjections> targets{};
   std::vector<bool> layers;  // per layer of the model
   bool train_embed = false, train_lm_head = false;
+  // QLoRA: every projection weight of the base stored packed (bitsandbytes NF4, or int8 per
+  // output channel); embeddings, norms and lm_head stay in the compute dtype.
+  std::optional<QuantScheme> base_quant;
+  PackedMatmul packed_matmul = PackedMatmul::dequantize;
 
   float scale() const;  // alpha / r, or alpha / sqrt(r) with rsLoRA
   bool adapts(int64_t layer, Projection p) const { return layers.at(layer) && targets[p]; }
@@ -63,7 +69,7 @@ std::string lora_b_name(int64_t layer, Projection p);
 
 // The parameters of a LoRA job on `config`: model_parameters(config), frozen except the
 // modules_to_save, then A [r, in] and B [out, r] of every adapted projection (both decay; A by
-// adapter.a_init, B zeros).
+// adapter.a_init, B zeros). With adapter.base_quant every projection weight is stored packed.
 std::vector<ParamSpec> lora_parameters(const ModelConfig& config, const AdapterSpec& adapter);
 
 }  // namespace tessera::lora

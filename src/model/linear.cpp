@@ -19,12 +19,31 @@ Tensor dropped(const Tensor& x, const LoraDropout& d) {
 
 }  // namespace
 
-int64_t Linear::out_features() const { return weight.defined() ? weight.size(0) : lora_b.size(0); }
-int64_t Linear::in_features() const { return weight.defined() ? weight.size(1) : lora_a.size(1); }
+int64_t Linear::out_features() const {
+  return weight.defined() ? weight.size(0) : packed ? packed->shape.at(0) : lora_b.size(0);
+}
+int64_t Linear::in_features() const {
+  return weight.defined() ? weight.size(1) : packed ? packed->shape.at(1) : lora_a.size(1);
+}
 
-Tensor Linear::base_weight() const {
-  TS_CHECK(weight.defined(), "Linear: a packed base weight needs src/quant's matmul, which is not wired in");
+Tensor Linear::base_weight(DType dtype) const {
+  if (!weight.defined()) {
+    TS_CHECK(packed && packed->defined(), "Linear: no base weight (neither dense nor packed)");
+    TS_CHECK(!fake_quant, "Linear: a packed base cannot be fake-quantized as well");
+    Tensor w = Tensor::empty(packed->shape, dtype, packed->device());
+    ops::dequantize(w, *packed);
+    return w;
+  }
   return fake_quant ? fake_quant->apply(weight) : weight;
+}
+
+void Linear::base_gemm(const Tensor& c, const Tensor& a, bool trans_w, float alpha, float beta,
+                       const Tensor& bias) const {
+  if (!weight.defined() && packed_matmul == PackedMatmul::gemm_packed) {
+    TS_CHECK(packed && packed->defined(), "Linear: no base weight (neither dense nor packed)");
+    return ops::gemm_packed(c, a, *packed, trans_w, alpha, beta, bias);
+  }
+  ops::gemm(c, a, base_weight(a.dtype()), false, trans_w, alpha, beta, bias);
 }
 
 Tensor Linear::input_rows(const Tensor& x) const {
@@ -35,7 +54,7 @@ Tensor Linear::forward(const Tensor& x, Tensor* lora_xa, const LoraDropout& drop
   const Tensor in = input_rows(x);
   const int64_t rows = in.size(0);
   Tensor y = Tensor::empty({rows, out_features()}, x.dtype(), x.device());
-  ops::gemm(y, in, base_weight(), false, true, 1.0f, 0.0f, bias);
+  base_gemm(y, in, /*trans_w=*/true, 1.0f, 0.0f, bias);
   if (!has_lora()) return y;
   Tensor xa = Tensor::empty({rows, lora_a.size(0)}, x.dtype(), x.device());
   ops::gemm(xa, dropped(in, dropout), lora_a, false, true);
@@ -53,7 +72,7 @@ void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, 
     if (fake_quant) fake_quant->mask_gradient(grads.weight, weight);
   }
   if (grads.bias.defined()) ops::column_sum(grads.bias, g, /*accumulate=*/true);
-  if (dx.defined()) ops::gemm(dx_rows, g, base_weight(), false, false, 1.0f, accumulate_dx ? 1.0f : 0.0f);
+  if (dx.defined()) base_gemm(dx_rows, g, /*trans_w=*/false, 1.0f, accumulate_dx ? 1.0f : 0.0f, Tensor());
   if (!has_lora()) return;
   TS_CHECK(lora_xa.defined(), "Linear::backward: the LoRA branch needs the forward's x A^T");
   // y = ... + s u B^T with u = drop(x) A^T: dB += s dy^T u, du = s dy B, dA += du^T drop(x),

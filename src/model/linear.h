@@ -42,6 +42,11 @@ struct LoraDropout {
   uint64_t key = 0, first = 0;
 };
 
+// How a projection with a packed base multiplies: dequantize the base into a workspace of the
+// activations' dtype (bf16 on GPUs, f32 on the CPU) and run the dense gemm, or hand the packed
+// base to ops::gemm_packed (the slot for a fused kernel). Chosen by measurement (lora.packed_matmul).
+enum class PackedMatmul : uint8_t { dequantize, gemm_packed };
+
 struct Linear {
   Tensor weight;                                 // [out, in]; undefined when `packed` holds the base
   std::shared_ptr<const PackedTensor> packed;    // a frozen quantized base
@@ -49,6 +54,7 @@ struct Linear {
   Tensor lora_a, lora_b;                         // [r, in], [out, r]: both or neither
   float lora_scale = 1.0f;                       // s: alpha / r (rsLoRA: alpha / sqrt(r))
   std::shared_ptr<const FakeQuantizer> fake_quant;
+  PackedMatmul packed_matmul = PackedMatmul::dequantize;
 
   bool has_lora() const { return lora_a.defined(); }
   int64_t out_features() const;
@@ -64,7 +70,11 @@ struct Linear {
                 bool accumulate_dx, const LoraDropout& dropout = {}) const;
 
  private:
-  Tensor base_weight() const;  // W as the products use it (fake-quantized under QAT)
+  Tensor base_weight(DType dtype) const;  // W as the products use it (fake-quantized under QAT,
+                                          // dequantized to `dtype` when packed)
+  // c = alpha * a W^T + beta * c (+ bias) with trans_w, else alpha * a W + beta * c: the base's
+  // products, dense or packed.
+  void base_gemm(const Tensor& c, const Tensor& a, bool trans_w, float alpha, float beta, const Tensor& bias) const;
   Tensor input_rows(const Tensor& x) const;  // x as the products use it, [T, in]
 };
 

@@ -1,11 +1,13 @@
 // The parameters a ModelConfig implies, named and shaped as in Hugging Face checkpoints.
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/tensor.h"
 #include "io/safetensors.h"
+#include "kernels/quant_format.h"
 #include "model/model_config.h"
 
 namespace tessera {
@@ -26,6 +28,9 @@ struct ParamSpec {
   bool trainable = true;   // frozen: no gradient, no master weights, no moments, no dW GEMM
   bool decays = false;     // AdamW's weight decay applies (matrices and embeddings)
   ParamInit init = ParamInit::zeros;
+  // A frozen projection weight stored packed under this scheme (QLoRA's base): quantized as it is
+  // loaded, held, sharded and gathered as its packed bytes, dequantized by Linear for the products.
+  std::optional<QuantSpec> quant;
 };
 
 // In transformers' state_dict order: model.embed_tokens; per layer the attention projections

@@ -62,6 +62,14 @@ Tensor& param_slot(ModelParams& params, const std::string& name) {
   return *slot;
 }
 
+Linear* weight_owner(ModelParams& params, const std::string& name) {
+  const Tensor* slot = &param_slot(params, name);
+  for (LayerParams& layer : params.layers)
+    for (int p = 0; p < kProjections; ++p)
+      if (&projection(layer, Projection(p)).weight == slot) return &projection(layer, Projection(p));
+  return nullptr;
+}
+
 void for_each_param(const ModelConfig& config, ModelParams& params,
                     const std::function<void(const std::string&, Tensor&)>& fn) {
   params.layers.resize(config.num_hidden_layers);

@@ -44,6 +44,10 @@ void for_each_param(const ModelConfig& config, ModelParams& params,
 // The slot of one parameter by its HF name (params.layers must already have one entry per layer).
 Tensor& param_slot(ModelParams& params, const std::string& name);
 
+// The projection whose base weight is the parameter `name` ("model.layers.0.self_attn.q_proj.weight"),
+// or nullptr when that parameter is no projection's weight.
+Linear* weight_owner(ModelParams& params, const std::string& name);
+
 // Sets the scale of every adapted projection (those with LoRA tensors).
 void set_lora_scale(ModelParams& params, float scale);
 

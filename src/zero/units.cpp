@@ -38,7 +38,8 @@ std::vector<UnitLayout> model_units(const ModelConfig& config, const std::vector
     } else {
       unit.frozen_bytes = (unit.frozen_bytes + kFrozenAlign - 1) / kFrozenAlign * kFrozenAlign;
       unit.frozen.push_back({spec, unit.frozen_bytes, model_offset});
-      unit.frozen_bytes += numel * static_cast<int64_t>(dtype_size(frozen_dtype));
+      unit.frozen_bytes += spec.quant ? packed_bytes(*spec.quant, spec.shape)
+                                      : numel * static_cast<int64_t>(dtype_size(frozen_dtype));
     }
     model_offset += numel;
   }

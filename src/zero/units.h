@@ -36,7 +36,8 @@ struct UnitLayout {
 constexpr int64_t kFrozenAlign = 256;
 
 // The units of `params` (model_parameters(config), with any adapters after it), in forward order:
-// embed, layers 0..L-1, head. Frozen tensors are stored as `frozen_dtype` (the compute dtype).
+// embed, layers 0..L-1, head. Frozen tensors are stored as `frozen_dtype` (the compute dtype), or
+// packed (ParamSpec.quant: packed_bytes of their scheme).
 std::vector<UnitLayout> model_units(const ModelConfig& config, const std::vector<ParamSpec>& params,
                                     DType frozen_dtype);
 

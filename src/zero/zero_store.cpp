@@ -17,6 +17,31 @@ Tensor view_bytes(const Tensor& bytes, int64_t offset, const Shape& shape, DType
   return Tensor::wrap(static_cast<char*>(bytes.data()) + offset, shape, dtype, bytes.device(), bytes.storage());
 }
 
+int64_t stored_bytes(const UnitParam& p, DType dtype) {
+  return p.quant ? packed_bytes(*p.quant, p.shape) : p.numel() * static_cast<int64_t>(dtype_size(dtype));
+}
+
+// A packed base weight whole, quantized on `device` from `whole` (its values, any floating dtype,
+// on the host; undefined: initialised by its rule), as the bytes of its packed layout on the host
+// (alignment gaps zeroed). Every rank holding a piece of it quantizes the whole tensor: NF4's
+// double quantization depends on all of its blocks.
+Tensor packed_bytes_of(const UnitParam& p, const Tensor& whole, Device device, uint64_t seed, float std) {
+  Tensor source;
+  if (whole.defined()) {
+    source = ops::cast(whole.view(p.shape).to(device), DType::F32);
+  } else {
+    source = Tensor::empty(p.shape, DType::F32, device);  // the same Philox values on either backend
+    init_param(p, source, seed, static_cast<uint64_t>(p.model_offset), std);
+  }
+  const PackedTensor packed = PackedTensor::empty(*p.quant, p.shape, device);
+  ops::quantize(packed, source);
+  Tensor bytes = Tensor::empty({packed_bytes(*p.quant, p.shape)}, DType::U8);
+  std::memset(bytes.data(), 0, bytes.nbytes());
+  const PackedTensor host = PackedTensor::view(*p.quant, p.shape, bytes);
+  for (size_t i = 0; i < packed.parts.size(); ++i) copy_bytes(host.parts[i], packed.parts[i]);
+  return bytes;
+}
+
 }  // namespace
 
 // A unit's frozen tensors: one byte buffer, sharded at stage 3 (else whole on every rank).
@@ -124,9 +149,19 @@ void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat,
   for (const UnitParam& p : u.layout.params) param_slot(views, p.name) = flat.flat_slice(p.offset, p.numel()).view(p.shape);
   for (const UnitParam& p : u.layout.persistent)
     param_slot(views, p.name) = persistent_flat.flat_slice(p.offset, p.numel()).view(p.shape);
-  if (frozen_full.defined())
-    for (const UnitParam& p : u.layout.frozen)
-      param_slot(views, p.name) = view_bytes(frozen_full, p.offset, p.shape, options_.compute_dtype);
+  if (frozen_full.defined()) {
+    for (const UnitParam& p : u.layout.frozen) {
+      if (!p.quant) {
+        param_slot(views, p.name) = view_bytes(frozen_full, p.offset, p.shape, options_.compute_dtype);
+        continue;
+      }
+      Linear* owner = weight_owner(views, p.name);
+      TS_CHECK(owner, "ZeroStore: {} is stored packed but is no projection's weight", p.name);
+      owner->packed = std::make_shared<const PackedTensor>(
+          PackedTensor::view(*p.quant, p.shape, frozen_full.flat_slice(p.offset, packed_bytes(*p.quant, p.shape))));
+      owner->packed_matmul = options_.packed_matmul;
+    }
+  }
   set_lora_scale(views, options_.lora_scale);
 }
 
@@ -198,8 +233,14 @@ void ZeroStore::load_frozen(Unit& u, const ParamValues& values, uint64_t seed, f
   std::memset(target.data(), 0, target.nbytes());  // alignment gaps and padding
   for (const UnitParam& p : u.layout.frozen) {
     // The bytes [lo, hi) of this rank's range lie in p: its elements [first, last).
-    const int64_t lo = std::max(begin, p.offset), hi = std::min(end, p.offset + p.numel() * item);
+    const int64_t lo = std::max(begin, p.offset), hi = std::min(end, p.offset + stored_bytes(p, options_.compute_dtype));
     if (lo >= hi) continue;
+    if (p.quant) {
+      const Tensor bytes = packed_bytes_of(p, with_context(p.name, [&] { return values(p); }), options_.device, seed, std);
+      std::memcpy(static_cast<char*>(target.data()) + (lo - begin), static_cast<const char*>(bytes.data()) + (lo - p.offset),
+                  static_cast<size_t>(hi - lo));
+      continue;
+    }
     const int64_t first = (lo - p.offset) / item, last = (hi - p.offset + item - 1) / item;
     Tensor part = with_context(p.name, [&] { return values(p); });
     if (part.defined()) {

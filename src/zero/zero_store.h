@@ -19,7 +19,8 @@
 // it is stepped is the OptimizerState's business; where the working copy lives, the WorkingCopy's.
 // Frozen parameters (a LoRA job's base) are the working copy only: one byte buffer per unit,
 // sharded and gathered on demand at stage 3 (whole on every rank below it), never reduced, with no
-// fp32 state.
+// fp32 state. A frozen projection weight with ParamSpec.quant (QLoRA) is quantized as it is loaded
+// and kept, sharded and gathered as its packed bytes; the views hand it out as Linear::packed.
 #pragma once
 
 #include <functional>
@@ -61,6 +62,8 @@ struct ZeroOptions {
   int64_t reduce_bucket_bytes = 64 << 20;
   // The scale of the LoRA products (alpha / r), carried by every adapted projection it hands out.
   float lora_scale = 1.0f;
+  // How projections with a packed base (ParamSpec.quant) multiply.
+  PackedMatmul packed_matmul = PackedMatmul::dequantize;
 };
 
 struct StepResult {

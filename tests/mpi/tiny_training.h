@@ -81,6 +81,7 @@ struct Trained {
   float dropout = 0.0f;      // LoRA dropout: key = step, the same on every rank
   bool checkpointing = false;  // activation checkpointing
   std::optional<QatOptions> qat = std::nullopt;  // quantization-aware training through a QatSource
+  ZeroStore::ParamValues values = nullptr;  // the starting values (undefined: by rule); default: all by rule
 };
 
 inline ops::AdamWStep adam_step(int64_t step) {
@@ -92,7 +93,10 @@ inline std::vector<double> train(Communicator& comm, ZeroOptions options, int64_
   const ModelConfig config = tiny_config(tied);
   options.lora_scale = what.lora_scale;
   ZeroStore store(config, what.params(config), options, comm);
-  store.init_random(5, 0.1f);
+  if (what.values)
+    store.load(what.values, 5, 0.1f);
+  else
+    store.init_random(5, 0.1f);
   std::optional<QatSource> qat;
   if (what.qat) qat.emplace(store, config, resolve_qat(*what.qat, config));
   const int64_t per_rank = kGlobalBatch / comm.size();

@@ -13,18 +13,13 @@
 #include "engine/config/job_config.h"
 #include "engine/memory_estimate.h"
 #include "lora/adapter.h"
+#include "tiny_config.h"
 
 using namespace tessera;
 
 namespace {
 
-ModelConfig tiny_model(bool tied = true) {
-  return ModelConfig::from_json(
-      nlohmann::json{{"model_type", "llama"}, {"vocab_size", 64}, {"hidden_size", 32}, {"intermediate_size", 64},
-                     {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                     {"max_position_embeddings", 64}, {"tie_word_embeddings", tied}},
-      "tiny");
-}
+ModelConfig tiny_model(bool tied = true) { return testing_util::tiny_llama(tied); }
 
 std::string error_of(const std::string& yaml) {
   const auto path = std::filesystem::temp_directory_path() / ("tessera-lora-" + std::to_string(::getpid()) + ".yaml");

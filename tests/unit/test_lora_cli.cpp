@@ -154,3 +154,29 @@ TEST(LoraCli, ForwardRefusesAdaptersItCannotApply) {
   EXPECT_NE(rc, 0);
   EXPECT_NE(output.find("adapter_config.json: not valid JSON"), std::string::npos) << output;
 }
+
+// QLoRA through the binary: the job trains on an nf4 base and says so; `tessera config` shows the
+// keys; the merged export says it merged into dequantize(base), the PEFT export what that means.
+TEST(LoraCli, QloraJobAndItsExportsSaySo) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "qlora_cli";
+  fs::remove_all(dir);
+  auto [code, out] = run("config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set lora.base_quant=nf4");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("base_quant: nf4"), std::string::npos) << out;
+  EXPECT_NE(out.find("packed_matmul: dequantize"), std::string::npos) << out;
+  std::tie(code, out) = run("config " TESSERA_SOURCE_DIR "/configs/tiny-cpu.yaml --set lora.base_quant=int4");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find("lora.base_quant: expected one of none, nf4, int8, got \"int4\""), std::string::npos) << out;
+
+  std::tie(code, out) = run(kJob + " --set train.steps=2 --set checkpoint.dir=" + (dir / "ckpt").string() +
+                            " --set lora.r=4 --set lora.base_quant=nf4");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("down_proj, base nf4"), std::string::npos) << out;
+  const std::string ckpt = (dir / "ckpt/step-2").string();
+  std::tie(code, out) = run("export --checkpoint " + ckpt + " --out " + (dir / "merged").string() + " --dtype fp32");
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("merged into dequantize(base) under nf4"), std::string::npos) << out;
+  std::tie(code, out) = run("export --checkpoint " + ckpt + " --format peft --out " + (dir / "adapter").string());
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("trained on a nf4 base"), std::string::npos) << out;
+}

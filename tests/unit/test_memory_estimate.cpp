@@ -6,6 +6,7 @@
 
 #include "engine/memory_estimate.h"
 #include "model/model_config_params.h"
+#include "tiny_config.h"
 
 using namespace tessera;
 
@@ -19,13 +20,7 @@ constexpr double kKept = 2 * 64 + 32;                    // the norms: fewer tha
 constexpr double kSplit = kParams - kKept;               // in units once the norms are kept whole
 constexpr double kMiB = 1048576;
 
-ModelConfig tiny_model() {
-  return ModelConfig::from_json(
-      nlohmann::json{{"model_type", "llama"}, {"vocab_size", 64}, {"hidden_size", 32}, {"intermediate_size", 64},
-                     {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                     {"max_position_embeddings", 64}, {"tie_word_embeddings", true}},
-      "tiny");
-}
+ModelConfig tiny_model() { return testing_util::tiny_llama(); }
 
 MemoryEstimate estimate(const JobConfig& job, int ranks, int stage = 3) {
   return estimate_memory(tiny_model(), job, ranks).at(static_cast<size_t>(stage));

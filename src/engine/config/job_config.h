@@ -203,6 +203,7 @@ template <typename V> void describe(V& v, LoraOptions& s) {
   v("modules_to_save", s.modules_to_save);
   v("adapter", s.adapter);
   v("base_quant", s.base_quant, {"none", "nf4", "int8"});
+  v("packed_matmul", s.packed_matmul, {"dequantize", "gemm_packed"});
 }
 }  // namespace tessera::lora
 
