@@ -29,6 +29,14 @@ std::unique_ptr<ZeroStore> small_store(Communicator& comm) {
   return store;
 }
 
+// Step `step` of the run `lineage`.
+checkpoint::TrainerState at(int64_t step, const std::string& lineage) {
+  checkpoint::TrainerState state;
+  state.step = step;
+  state.lineage = lineage;
+  return state;
+}
+
 // TESSERA_FAULT_INJECT=point on this rank while in scope.
 struct InjectedFault {
   InjectedFault(const char* point, bool here) {
@@ -57,7 +65,7 @@ TEST(CheckpointSafety, AFailedWriteIsAnErrorOnEveryRankAndKeepsThePreviousCheckp
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-fail");
   auto store = small_store(*world);
-  const std::string good = checkpoint::save(dir, *store, {.step = 1, .lineage = "run"}, "config: x\n", 1, *world);
+  const std::string good = checkpoint::save(dir, *store, at(1, "run"), "config: x\n", 1, *world);
   struct Case {
     const char* file;
     int rank;  // the rank whose write fails
@@ -69,7 +77,7 @@ TEST(CheckpointSafety, AFailedWriteIsAnErrorOnEveryRankAndKeepsThePreviousCheckp
     std::string error;
     {
       InjectedFault fault(c.file, world->rank() == c.rank);
-      error = message_of([&] { checkpoint::save(dir, *store, {.step = 2, .lineage = "run"}, "config: x\n", 1, *world); });
+      error = message_of([&] { checkpoint::save(dir, *store, at(2, "run"), "config: x\n", 1, *world); });
     }
     EXPECT_NE(error.find("checkpoint of step 2 not saved: "), std::string::npos) << c.file << ": " << error;
     EXPECT_NE(error.find(std::string("/") + c.file + ": cannot write: No space left on device"), std::string::npos)
@@ -82,7 +90,7 @@ TEST(CheckpointSafety, AFailedWriteIsAnErrorOnEveryRankAndKeepsThePreviousCheckp
     EXPECT_EQ(checkpoint::find(dir, "auto", *world), good) << c.file;
   }
   // Without the fault the same save goes through and then prunes step-1.
-  checkpoint::save(dir, *store, {.step = 2, .lineage = "run"}, "config: x\n", 1, *world);
+  checkpoint::save(dir, *store, at(2, "run"), "config: x\n", 1, *world);
   EXPECT_EQ(checkpoint::verify_manifest(dir + "/step-2"), "");
   EXPECT_FALSE(fs::exists(good));
   remove_on_rank0(*world, dir);
@@ -94,12 +102,12 @@ TEST(CheckpointSafety, KeepLastPrunesOnlyOlderFoldersOfItsOwnLineage) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-lineage");
   auto store = small_store(*world);
-  checkpoint::save(dir, *store, {.step = 50, .lineage = "earlier"}, "", 0, *world);
-  checkpoint::save(dir, *store, {.step = 4, .lineage = "this"}, "", 0, *world);
-  checkpoint::save(dir, *store, {.step = 3, .lineage = "this"}, "", 0, *world);
+  checkpoint::save(dir, *store, at(50, "earlier"), "", 0, *world);
+  checkpoint::save(dir, *store, at(4, "this"), "", 0, *world);
+  checkpoint::save(dir, *store, at(3, "this"), "", 0, *world);
   if (world->rank() == 0) std::ofstream(dir + "/step-3/trainer_state.json") << "{ not json";  // cannot parse
   for (int64_t step : {5, 10, 12}) {
-    checkpoint::save(dir, *store, {.step = step, .lineage = "this"}, "", 1, *world);
+    checkpoint::save(dir, *store, at(step, "this"), "", 1, *world);
     EXPECT_EQ(checkpoint::verify_manifest(dir + "/step-" + std::to_string(step)), "") << "step " << step;
   }
   EXPECT_FALSE(fs::exists(dir + "/step-4"));
@@ -108,9 +116,9 @@ TEST(CheckpointSafety, KeepLastPrunesOnlyOlderFoldersOfItsOwnLineage) {
   EXPECT_EQ(checkpoint::verify_manifest(dir + "/step-50"), "");  // another lineage, never touched
   EXPECT_TRUE(fs::exists(dir + "/step-3/state.h5"));             // cannot parse, never touched
   // keep_last 2 keeps the one before; a newer folder of the lineage is never pruned by an older save.
-  checkpoint::save(dir, *store, {.step = 13, .lineage = "this"}, "", 2, *world);
-  checkpoint::save(dir, *store, {.step = 20, .lineage = "this"}, "", 0, *world);
-  checkpoint::save(dir, *store, {.step = 14, .lineage = "this"}, "", 1, *world);
+  checkpoint::save(dir, *store, at(13, "this"), "", 2, *world);
+  checkpoint::save(dir, *store, at(20, "this"), "", 0, *world);
+  checkpoint::save(dir, *store, at(14, "this"), "", 1, *world);
   EXPECT_FALSE(fs::exists(dir + "/step-12"));
   EXPECT_FALSE(fs::exists(dir + "/step-13"));
   EXPECT_EQ(checkpoint::verify_manifest(dir + "/step-14"), "");
@@ -125,10 +133,10 @@ TEST(CheckpointSafety, AnInterruptedDeletionLeavesNoCompleteLookingFolder) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-prune");
   auto store = small_store(*world);
-  checkpoint::save(dir, *store, {.step = 1, .lineage = "run"}, "", 1, *world);
+  checkpoint::save(dir, *store, at(1, "run"), "", 1, *world);
   {
     InjectedFault fault("prune", world->rank() == 0);
-    checkpoint::save(dir, *store, {.step = 2, .lineage = "run"}, "", 1, *world);  // a failed deletion is a warning
+    checkpoint::save(dir, *store, at(2, "run"), "", 1, *world);  // a failed deletion is a warning
   }
   world->barrier();
   EXPECT_FALSE(fs::exists(dir + "/step-1"));
@@ -147,7 +155,7 @@ TEST(CheckpointSafety, NamesThatAreNotCheckpointsAreIgnored) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-stray");
   auto store = small_store(*world);
-  const std::string good = checkpoint::save(dir, *store, {.step = 3, .lineage = "run"}, "", 0, *world);
+  const std::string good = checkpoint::save(dir, *store, at(3, "run"), "", 0, *world);
   if (world->rank() == 0) {
     for (const char* name : {"step-99999999999999999999", "step-abc", "step-", "step-007", "step--5", "export"})
       fs::create_directories(dir + "/" + name);
@@ -168,7 +176,7 @@ TEST(CheckpointSafety, StartingFromStepZeroOverCheckpointsNeedsOverwrite) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-claim");
   auto store = small_store(*world);
-  checkpoint::save(dir, *store, {.step = 50, .lineage = "earlier"}, "", 0, *world);
+  checkpoint::save(dir, *store, at(50, "earlier"), "", 0, *world);
   std::string error = message_of([&] { checkpoint::start(dir, "never", false, *store, *world); });
   EXPECT_NE(error.find("already holds checkpoints (step-50)"), std::string::npos) << error;
   EXPECT_NE(error.find("checkpoint.resume is never"), std::string::npos) << error;
