@@ -26,6 +26,7 @@ void add_tokenize_command(CLI::App& app);
 void add_train_command(CLI::App& app);
 void add_estimate_memory_command(CLI::App& app);
 void add_export_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 void add_prepare_data_command(CLI::App& app);
 
 }  // namespace tessera::cli

@@ -46,6 +46,7 @@ int main(int argc, char** argv) {
   tessera::cli::add_train_command(app);
   tessera::cli::add_estimate_memory_command(app);
   tessera::cli::add_export_command(app);
+  tessera::cli::add_quantize_command(app);
   tessera::cli::add_prepare_data_command(app);
   try {
     check_command_name(app, argc, argv);

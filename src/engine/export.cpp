@@ -15,10 +15,8 @@ namespace tessera {
 
 namespace fs = std::filesystem;
 
-namespace {
-
-// tokenizer.json and its companions from the job's tokenizer (or model) folder.
-void copy_tokenizer_files(const ExportSource& source, const fs::path& out) {
+void copy_tokenizer_files(const ExportSource& source, const std::string& folder) {
+  const fs::path out(folder);
   const std::string dir = source.tokenizer_folder();
   if (dir.empty()) {
     spdlog::warn("export: the job uses the built-in byte tokenizer; no tokenizer files to copy");
@@ -28,8 +26,6 @@ void copy_tokenizer_files(const ExportSource& source, const fs::path& out) {
     if (fs::exists(fs::path(dir) / name))
       fs::copy_file(fs::path(dir) / name, out / name, fs::copy_options::overwrite_existing);
 }
-
-}  // namespace
 
 void export_safetensors(const ExportOptions& o) {
   const ExportSource source = ExportSource::checkpoint(o.checkpoint);

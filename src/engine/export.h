@@ -6,6 +6,7 @@
 #include <string>
 
 #include "core/dtype.h"
+#include "engine/export_source.h"
 
 namespace tessera {
 
@@ -25,5 +26,8 @@ void export_safetensors(const ExportOptions& options);
 // A LoRA checkpoint's adapter as a PEFT folder (lora/peft.h): adapter_config.json and
 // adapter_model.safetensors with the trained tensors in `dtype`.
 void export_peft(const ExportOptions& options);
+
+// tokenizer.json and its companions from the source's tokenizer (or model) folder into `folder`.
+void copy_tokenizer_files(const ExportSource& source, const std::string& folder);
 
 }  // namespace tessera

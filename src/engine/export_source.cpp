@@ -10,6 +10,7 @@
 #include "engine/config/job_config.h"
 #include "engine/job_params.h"
 #include "engine/model_loader.h"
+#include "engine/model_weights.h"
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "lora/apply.h"
@@ -32,7 +33,7 @@ struct LoraMerge {
 // Exactly one of the first two is set; `lora` for a LoRA checkpoint.
 struct ExportSource::Weights {
   std::unique_ptr<checkpoint::StateFile> state;
-  std::unique_ptr<SafetensorsModel> safetensors;
+  std::unique_ptr<ModelWeights> hf;
   std::unique_ptr<LoraMerge> lora;
 };
 
@@ -91,8 +92,7 @@ ExportSource ExportSource::hf_folder(const std::string& folder) {
   ExportSource s;
   s.folder_ = folder;
   s.config_ = ModelConfig::from_file(folder);
-  s.weights_->safetensors = std::make_unique<SafetensorsModel>(SafetensorsModel::open(folder));
-  validate_checkpoint(s.config_, *s.weights_->safetensors);
+  s.weights_->hf = std::make_unique<ModelWeights>(ModelWeights::open(folder, s.config_));
   if (fs::exists(fs::path(folder) / "tokenizer.json")) s.tokenizer_ = folder;
   s.params_ = model_parameters(s.config_);
   return s;
@@ -119,7 +119,7 @@ Tensor ExportSource::read_trained(const ParamSpec& param) const {
 }
 
 Tensor ExportSource::read(const ParamSpec& param) const {
-  if (weights_->safetensors) return ops::cast(weights_->safetensors->tensor(param.name), DType::F32);
+  if (weights_->hf) return ops::cast(weights_->hf->tensor(param), DType::F32);
   const LoraMerge* m = weights_->lora.get();
   if (!m || m->trained.count(param.name)) return read_trained(param);
   Tensor w;

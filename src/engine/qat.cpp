@@ -1,17 +1,11 @@
 #include "engine/qat.h"
 
-#include <algorithm>
-
 #include "core/error.h"
 #include "kernels/ops.h"
-#include "lora/adapter.h"
-#include "model/model_config_params.h"
 
 namespace tessera {
 
 namespace {
-
-const auto& kProjectionNames = lora::kProjectionNames;  // PEFT's module names, shared with lora
 
 // A Linear's fake quantizer: the weight (and, with int8 activations, the input) as QAT sees it.
 class QatQuantizer : public FakeQuantizer {
@@ -48,69 +42,34 @@ Tensor fake_quantized(const Tensor& w, const QuantSpec& spec) {
 
 }  // namespace
 
-bool known_qat_module(const std::string& name) {
-  return name == lora::kAllLinear || name == "embed_tokens" || name == "lm_head" ||
-         std::find(std::begin(kProjectionNames), std::end(kProjectionNames), name) != std::end(kProjectionNames);
-}
-
 std::string QatSpec::describe() const {
-  std::string what(quant_scheme_name(weights.scheme));
-  if (weights.scheme == QuantScheme::Int4)
-    what += " (groups of " + std::to_string(weights.group_size) + (weights.symmetric ? ", symmetric)" : ", asymmetric)");
-  const int64_t count = std::count(projections.begin(), projections.end(), true);
-  what += " on " + std::to_string(count) + " projection" + (count == 1 ? "" : "s") + " per layer";
-  if (embed) what += ", embed_tokens";
-  if (lm_head) what += ", lm_head";
+  std::string what = targets.describe();
   if (int8_activations) what += ", int8 activations per token";
   if (start_step > 1) what += ", from step " + std::to_string(start_step);
   return what;
 }
 
 QatSpec resolve_qat(const QatOptions& options, const ModelConfig& config, const std::string& where) {
-  QatSpec spec;
   const QuantScheme scheme = with_context(where + ".weights", [&] { return parse_quant_scheme(options.weights); });
   TS_CHECK(scheme != QuantScheme::NF4, "{}.weights: nf4 is a storage format (lora.base_quant), not a QAT grid", where);
-  spec.weights = {scheme, scheme == QuantScheme::Int4 ? options.group_size : 0, options.symmetric};
+  QatSpec spec;
+  spec.targets = resolve_quant_targets({scheme, scheme == QuantScheme::Int4 ? options.group_size : 0, options.symmetric},
+                                       options.modules, config, where);
   spec.int8_activations = options.activations == "int8";
   spec.start_step = options.start_step;
-  for (const std::string& m : options.modules) {
-    TS_CHECK(known_qat_module(m), "{}.modules: unknown module '{}' (expected {})", where, m, kQatModuleChoices);
-    if (m == lora::kAllLinear) {
-      spec.projections.fill(true);
-    } else if (m == "embed_tokens") {
-      spec.embed = true;
-    } else if (m == "lm_head") {
-      spec.lm_head = true;
-    } else {
-      spec.projections[std::find(std::begin(kProjectionNames), std::end(kProjectionNames), m) -
-                       std::begin(kProjectionNames)] = true;
-    }
-  }
-  if (config.tie_word_embeddings && (spec.embed || spec.lm_head)) spec.embed = spec.lm_head = true;
-  // Every selected tensor must split into the spec's groups.
-  for (const ParamSpec& p : model_parameters(config)) {
-    const bool selected = (p.name == "model.embed_tokens.weight" && spec.embed) ||
-                          (p.name == "lm_head.weight" && spec.lm_head) || [&] {
-                            for (int i = 0; i < kProjections; ++i)
-                              if (spec.projections[i] && p.name.ends_with(std::string(kProjectionNames[i]) + ".weight"))
-                                return true;
-                            return false;
-                          }();
-    if (selected) with_context(where + ": " + p.name, [&] { resolve_quant_spec(spec.weights, p.shape); });
-  }
   return spec;
 }
 
 QatSource::QatSource(ParamSource& inner, const ModelConfig& config, const QatSpec& spec)
     : inner_(inner), config_(config), spec_(spec),
-      quantizer_(std::make_shared<QatQuantizer>(spec.weights, spec.int8_activations)) {}
+      quantizer_(std::make_shared<QatQuantizer>(spec.targets.weights, spec.int8_activations)) {}
 
 int64_t QatSource::key(UnitId unit) {
   return unit.kind == UnitId::Kind::Layer ? unit.layer : unit.kind == UnitId::Kind::Embed ? -1 : -2;
 }
 
 bool QatSource::keeps_original(UnitId unit) const {
-  return (unit.kind == UnitId::Kind::Embed && spec_.embed) || (unit.kind == UnitId::Kind::Head && spec_.lm_head);
+  return (unit.kind == UnitId::Kind::Embed && spec_.targets.embed) || (unit.kind == UnitId::Kind::Head && spec_.targets.lm_head);
 }
 
 const ModelParams& QatSource::acquire(UnitId unit) {
@@ -123,15 +82,15 @@ const ModelParams& QatSource::acquire(UnitId unit) {
   h.quantized = params;
   switch (unit.kind) {
     case UnitId::Kind::Embed:
-      if (spec_.embed) h.quantized.embed = fake_quantized(params.embed, spec_.weights);
+      if (spec_.targets.embed) h.quantized.embed = fake_quantized(params.embed, spec_.targets.weights);
       break;
     case UnitId::Kind::Head:
-      if (spec_.lm_head && !config_.tie_word_embeddings)
-        h.quantized.lm_head = fake_quantized(params.lm_head, spec_.weights);
+      if (spec_.targets.lm_head && !config_.tie_word_embeddings)
+        h.quantized.lm_head = fake_quantized(params.lm_head, spec_.targets.weights);
       break;
     case UnitId::Kind::Layer:  // each Linear masks its own weight gradient
       for (int p = 0; p < kProjections; ++p)
-        if (spec_.projections[p]) projection(h.quantized.layers[unit.layer], Projection(p)).fake_quant = quantizer_;
+        if (spec_.targets.projections[p]) projection(h.quantized.layers[unit.layer], Projection(p)).fake_quant = quantizer_;
       break;
   }
   return h.quantized;
@@ -161,7 +120,7 @@ void QatSource::grads_done(UnitId unit) {
     const Tensor& grad = unit.kind == UnitId::Kind::Embed ? g.embed : g.lm_head;
     const Tensor& weight = unit.kind == UnitId::Kind::Embed ? it->second.original.embed : it->second.original.lm_head;
     if (grad.defined() && !(unit.kind == UnitId::Kind::Head && config_.tie_word_embeddings))
-      ops::fake_quantize_mask(grad, weight, spec_.weights);
+      ops::fake_quantize_mask(grad, weight, spec_.targets.weights);
     if (it->second.acquired == 0) held_.erase(it);
   }
   inner_.grads_done(unit);

@@ -20,7 +20,7 @@
 #include <string>
 #include <vector>
 
-#include "kernels/quant_format.h"
+#include "engine/quant_targets.h"
 #include "model/model_config.h"
 #include "model/param_source.h"
 
@@ -36,18 +36,11 @@ struct QatOptions {
   std::vector<std::string> modules{"all-linear"};  // projections (q_proj ... down_proj), all-linear, embed_tokens, lm_head
 };
 
-// Whether `name` may appear in quant.qat.modules, and the choices, for errors.
-bool known_qat_module(const std::string& name);
-inline constexpr const char* kQatModuleChoices =
-    "q_proj, k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj, all-linear, embed_tokens or lm_head";
-
 // What they mean for one model.
 struct QatSpec {
-  QuantSpec weights;  // group_size as given (0: the scheme's); resolved per tensor
+  QuantTargets targets;  // the grid and the tensors fake-quantized
   bool int8_activations = false;
   int64_t start_step = 0;
-  std::array<bool, kProjections> projections{};
-  bool embed = false, lm_head = false;  // tied embeddings: one tensor, quantized when either is named
 
   std::string describe() const;  // "int4 (groups of 32, symmetric) on 7 projections per layer"
 };

@@ -94,6 +94,15 @@ double evaluate(const ModelConfig& config, ParamSource& source, Communicator& ho
   return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
 }
 
+// The adapters of a LoRA checkpoint belong to the base they were trained against: resuming one
+// saved over another lora.base_quant would continue on other weights without a word.
+void check_same_base_quant(const JobConfig& job, const std::string& folder) {
+  const JobConfig saved = load_job_config(folder + "/config.yaml");
+  const std::string was = saved.lora ? saved.lora->base_quant : "none", is = job.lora ? job.lora->base_quant : "none";
+  TS_CHECK(was == is, "{}: its adapters were trained on a base stored as lora.base_quant {}, this job's is {}; "
+           "resume with lora.base_quant: {} (or start a new checkpoint.dir)", folder, was, is, was);
+}
+
 }  // namespace
 
 TrainSummary run_training(const JobConfig& job, const World& world) {
@@ -152,6 +161,7 @@ TrainSummary run_training(const JobConfig& job, const World& world) {
       checkpoint::start(job.checkpoint.dir, job.checkpoint.resume, job.checkpoint.overwrite, store, *host);
   std::string lineage = checkpoint::new_lineage();  // only rank 0's is written
   if (!resume_from.empty()) {
+    check_same_base_quant(job, resume_from);
     const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
     if (!state.lineage.empty()) lineage = state.lineage;
     first_step = state.step + 1;

@@ -156,7 +156,8 @@ TEST(LoraCli, ForwardRefusesAdaptersItCannotApply) {
 }
 
 // QLoRA through the binary: the job trains on an nf4 base and says so; `tessera config` shows the
-// keys; the merged export says it merged into dequantize(base), the PEFT export what that means.
+// keys; resuming over another base is refused; the merged export says it merged into
+// dequantize(base), the PEFT export what that means.
 TEST(LoraCli, QloraJobAndItsExportsSaySo) {
   const fs::path dir = fs::path(::testing::TempDir()) / "qlora_cli";
   fs::remove_all(dir);
@@ -173,6 +174,13 @@ TEST(LoraCli, QloraJobAndItsExportsSaySo) {
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("down_proj, base nf4"), std::string::npos) << out;
   const std::string ckpt = (dir / "ckpt/step-2").string();
+  // Resuming it over another base_quant is refused, naming both.
+  std::tie(code, out) = run(kJob + " --set train.steps=3 --set checkpoint.dir=" + (dir / "ckpt").string() +
+                            " --set lora.r=4 --set lora.base_quant=none");
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find(ckpt + ": its adapters were trained on a base stored as lora.base_quant nf4, this job's is none"),
+            std::string::npos)
+      << out;
   std::tie(code, out) = run("export --checkpoint " + ckpt + " --out " + (dir / "merged").string() + " --dtype fp32");
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("merged into dequantize(base) under nf4"), std::string::npos) << out;

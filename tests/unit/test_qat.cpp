@@ -51,20 +51,20 @@ ModelParams fake_quantized(const ModelConfig& c, const ModelParams& p, const Qat
   ModelParams q = p;
   for (auto& layer : q.layers)
     for (int i = 0; i < kProjections; ++i) {
-      if (!spec.projections[i]) continue;
+      if (!spec.targets.projections[i]) continue;
       Linear& lin = projection(layer, Projection(i));
       Tensor fq = Tensor::empty(lin.weight.shape(), lin.weight.dtype());
-      ops::fake_quantize(fq, lin.weight, spec.weights);
+      ops::fake_quantize(fq, lin.weight, spec.targets.weights);
       lin.weight = fq;
     }
-  if (spec.embed) {
+  if (spec.targets.embed) {
     q.embed = Tensor::empty(p.embed.shape(), p.embed.dtype());
-    ops::fake_quantize(q.embed, p.embed, spec.weights);
+    ops::fake_quantize(q.embed, p.embed, spec.targets.weights);
     if (c.tie_word_embeddings) q.lm_head = q.embed;
   }
-  if (spec.lm_head && !c.tie_word_embeddings) {
+  if (spec.targets.lm_head && !c.tie_word_embeddings) {
     q.lm_head = Tensor::empty(p.lm_head.shape(), p.lm_head.dtype());
-    ops::fake_quantize(q.lm_head, p.lm_head, spec.weights);
+    ops::fake_quantize(q.lm_head, p.lm_head, spec.targets.weights);
   }
   return q;
 }
@@ -119,11 +119,11 @@ TEST_P(QatSourceTest, ForwardAndGradientsAreTheFakeQuantizedModels) {
   // The straight-through mask of each fake-quantized weight.
   for (size_t l = 0; l < want_grads.layers.size(); ++l)
     for (int i = 0; i < kProjections; ++i)
-      if (spec.projections[i])
+      if (spec.targets.projections[i])
         ops::fake_quantize_mask(projection(want_grads.layers[l], Projection(i)).weight,
-                                projection(params.layers[l], Projection(i)).weight, spec.weights);
-  if (spec.embed) ops::fake_quantize_mask(want_grads.embed, params.embed, spec.weights);
-  if (spec.lm_head && !tied) ops::fake_quantize_mask(want_grads.lm_head, params.lm_head, spec.weights);
+                                projection(params.layers[l], Projection(i)).weight, spec.targets.weights);
+  if (spec.targets.embed) ops::fake_quantize_mask(want_grads.embed, params.embed, spec.targets.weights);
+  if (spec.targets.lm_head && !tied) ops::fake_quantize_mask(want_grads.lm_head, params.lm_head, spec.targets.weights);
   const auto g = all_values(c, grads), w = all_values(c, want_grads);
   ASSERT_EQ(g.size(), w.size());
   for (size_t i = 0; i < g.size(); ++i) EXPECT_EQ(g[i].second, w[i].second) << g[i].first;

@@ -47,8 +47,8 @@ void check_qat(const QatOptions& q, const config::RangeChecks& check) {
   check.require(q.start_step >= 0, "quant.qat.start_step", fmt::format("must be >= 0, got {}", q.start_step));
   check.require(!q.modules.empty(), "quant.qat.modules", "must name at least one module (or all-linear)");
   for (const std::string& m : q.modules)
-    check.require(known_qat_module(m), "quant.qat.modules",
-                  fmt::format("unknown module '{}' (expected {})", m, kQatModuleChoices));
+    check.require(known_quant_module(m), "quant.qat.modules",
+                  fmt::format("unknown module '{}' (expected {})", m, kQuantModuleChoices));
 }
 
 void check_ranges(const JobConfig& c, const config::RangeChecks& check) {

@@ -1,0 +1,103 @@
+#include "engine/export_quantized.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "engine/config/job_config.h"
+#include "engine/export.h"
+#include "engine/export_source.h"
+#include "engine/model_weights.h"
+#include "engine/qat.h"
+#include "io/safetensors_writer.h"
+#include "kernels/ops.h"
+#include "lora/adapter.h"
+#include "quant/packed.h"
+
+namespace tessera {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Plan {
+  QuantTargets targets;
+  DType quantize_from = DType::F32;  // a QAT job's compute dtype: what its forward quantized
+};
+
+Plan plan(const QuantizedExportOptions& o, const ExportSource& source) {
+  std::optional<QatSpec> qat;
+  DType compute = DType::F32;
+  if (!o.checkpoint.empty()) {
+    const JobConfig job = load_job_config((fs::path(o.checkpoint) / "config.yaml").string());
+    if (job.quant.qat) qat = resolve_qat(*job.quant.qat, source.config());
+    // The CPU backend computes in fp32 whatever train.dtype says.
+    if (job.train.dtype == "bf16" && job.train.device != "cpu") compute = DType::BF16;
+  }
+  TS_CHECK(o.scheme || qat, "export --format quantized: --scheme is needed ({} was not trained quantization-aware)",
+           o.checkpoint.empty() ? o.model : o.checkpoint);
+  Plan p;
+  const QuantSpec spec = o.scheme ? *o.scheme : qat->targets.weights;
+  const std::vector<std::string> modules =
+      !o.modules.empty() ? o.modules : qat && !o.scheme ? qat->targets.modules() : std::vector<std::string>{lora::kAllLinear};
+  p.targets = resolve_quant_targets(spec, modules, source.config(), "--scheme/--modules");
+  if (qat && qat->targets.weights == p.targets.weights) {
+    p.quantize_from = compute;
+    if (qat->targets.modules() != p.targets.modules())
+      spdlog::warn("export: quantizing other modules than the QAT job fake-quantized ({} instead of {})",
+                   fmt::join(p.targets.modules(), " "), fmt::join(qat->targets.modules(), " "));
+  } else if (qat) {
+    spdlog::warn("export: {} differs from the grid the QAT job trained on ({}): plain round-to-nearest",
+                 p.targets.describe(), qat->targets.describe());
+  }
+  return p;
+}
+
+}  // namespace
+
+void export_quantized(const QuantizedExportOptions& o) {
+  TS_CHECK(o.checkpoint.empty() != o.model.empty(), "export --format quantized: give one of --checkpoint and --model");
+  TS_CHECK(!fs::exists(o.out) || fs::is_empty(o.out), "--out {}: exists and is not empty (nothing was overwritten)",
+           o.out);
+  const ExportSource source = o.checkpoint.empty() ? ExportSource::hf_folder(o.model) : ExportSource::checkpoint(o.checkpoint);
+  const Plan p = plan(o, source);
+
+  std::vector<TensorEntry> entries;
+  uint64_t packed_bytes_total = 0, plain_bytes_total = 0;
+  for (const ParamSpec& param : source.params()) {
+    if (!p.targets.selects(param.name)) {
+      entries.push_back({param.name, o.dtype, param.shape});
+      plain_bytes_total += shape_numel(param.shape) * dtype_size(o.dtype);
+      continue;
+    }
+    const QuantSpec spec = resolve_quant_spec(p.targets.weights, param.shape);
+    for (const PackedPartSpec& part : packed_part_specs(spec, param.shape)) {
+      entries.push_back({param.name + "." + std::string(part.name), part.dtype, part.shape});
+      packed_bytes_total += shape_numel(part.shape) * dtype_size(part.dtype);
+    }
+  }
+  fs::create_directories(o.out);
+  ShardedSafetensorsWriter writer(o.out, entries, o.max_shard_bytes, {{"format", "pt"}});
+  for (const ParamSpec& param : source.params()) {
+    const Tensor w = source.read(param);
+    if (!p.targets.selects(param.name)) {
+      writer.write(param.name, ops::cast(w, o.dtype));
+      continue;
+    }
+    const PackedTensor packed = quant::quantize(ops::cast(w, p.quantize_from), p.targets.weights);
+    const std::vector<PackedPartSpec> parts = packed_part_specs(packed.spec, param.shape);
+    for (size_t i = 0; i < parts.size(); ++i) writer.write(param.name + "." + std::string(parts[i].name), packed.parts[i]);
+  }
+  writer.finish();
+  nlohmann::json config = source.config().to_json();
+  config["torch_dtype"] = o.dtype == DType::BF16 ? "bfloat16" : o.dtype == DType::F16 ? "float16" : "float32";
+  config["quantization_config"] = quantization_config_json(p.targets);
+  std::ofstream(fs::path(o.out) / "config.json") << config.dump(2) << "\n";
+  copy_tokenizer_files(source, o.out);
+  spdlog::info("exported {} to {}: {} ({:.1f} MB packed, {:.1f} MB of other tensors in {})",
+               o.checkpoint.empty() ? o.model : o.checkpoint, o.out, p.targets.describe(), packed_bytes_total / 1e6,
+               plain_bytes_total / 1e6, dtype_name(o.dtype));
+}
+
+}  // namespace tessera
