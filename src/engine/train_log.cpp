@@ -2,10 +2,12 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "engine/train_metrics.h"
@@ -30,6 +32,7 @@ double peak_bf16_tflops(Device device) {
 
 TrainLog::TrainLog(bool speaker, const std::string& metrics_file, int64_t every_steps, Device device)
     : speaker_(speaker),
+      metrics_file_(metrics_file),
       every_steps_(every_steps),
       device_(device),
       peak_tflops_(peak_bf16_tflops(device)),
@@ -41,15 +44,27 @@ TrainLog::TrainLog(bool speaker, const std::string& metrics_file, int64_t every_
   TS_CHECK(metrics_, "log.metrics_file: cannot open {} for appending", metrics_file);
 }
 
-// One JSON object on one line; numbers in their shortest exact form, a non-finite one as null.
-void TrainLog::write_row(const nlohmann::ordered_json& row) {
-  const std::string line = row.dump() + "\n";
-  std::fwrite(line.data(), 1, line.size(), metrics_);
-  std::fflush(metrics_);
+TrainLog::~TrainLog() {
+  if (metrics_ && std::fclose(metrics_) != 0 && metrics_error_.empty()) metrics_error_ = error_text(errno);
+  if (!metrics_error_.empty())
+    spdlog::error("log.metrics_file: {} is incomplete: {}", metrics_file_, metrics_error_);
 }
 
-TrainLog::~TrainLog() {
-  if (metrics_) std::fclose(metrics_);
+// One JSON object on one line; numbers in their shortest exact form, a non-finite one as null.
+void TrainLog::write_row(int64_t step, const nlohmann::ordered_json& row) {
+  if (!metrics_) return;
+  const std::string line = row.dump() + "\n";
+  const bool written = std::fwrite(line.data(), 1, line.size(), metrics_) == line.size();
+  const bool flushed = written && std::fflush(metrics_) == 0;
+  const int injected = injected_write_error(metrics_file_);
+  if (flushed && !injected) return;
+  // A full disk must not leave a silently truncated file: say so loudly, now and at the end, and
+  // stop writing (training goes on; its checkpoints are what must not be lost).
+  metrics_error_ = fmt::format("writing failed at step {}: {}", step,
+                               injected ? error_text(injected, true) : error_text(errno));
+  spdlog::error("log.metrics_file: cannot write {} ({}); no more metrics go to it", metrics_file_, metrics_error_);
+  std::fclose(metrics_);
+  metrics_ = nullptr;
 }
 
 void TrainLog::step(const StepLog& s) {
@@ -76,18 +91,16 @@ void TrainLog::step(const StepLog& s) {
                "peak {:.2f} GiB | ETA {:.0f}s",
                s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped)" : "", tok_per_s,
                tflops, mfu, mem_gib, eta);
-  if (metrics_) {
-    write_row(nlohmann::ordered_json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
-                                     {"tokens_per_s", tok_per_s}, {"tflops_per_rank", tflops},
-                                     {"peak_memory_gib", mem_gib}, {"skipped", s.skipped}});
-  }
+  write_row(s.step, nlohmann::ordered_json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
+                                           {"tokens_per_s", tok_per_s}, {"tflops_per_rank", tflops},
+                                           {"peak_memory_gib", mem_gib}, {"skipped", s.skipped}});
 }
 
 void TrainLog::eval(int64_t step, double eval_loss) {
   if (!speaker_) return;
   spdlog::info("step {} | eval_loss {:.4f}", step, eval_loss);
   if (metrics_endpoint_) metrics_endpoint_->eval(step, eval_loss);
-  if (metrics_) write_row(nlohmann::ordered_json{{"step", step}, {"eval_loss", eval_loss}});
+  write_row(step, nlohmann::ordered_json{{"step", step}, {"eval_loss", eval_loss}});
 }
 
 }  // namespace tessera

@@ -1,7 +1,9 @@
 // What a training run tells people: a log line per logged step on rank 0 (step/total, loss, lr,
 // grad norm, tokens/s, model TFLOP/s and MFU, memory, ETA), on a terminal a progress line
 // rewritten every step in between, and, when log.metrics_file is set, one JSON object per logged
-// step in that file (with peak_memory_gib; eval rows add eval_loss), read back by `tessera plot`.
+// step in that file (with peak_memory_gib; eval rows add eval_loss), read back by `tessera plot`. A
+// metrics file that cannot be written (a full disk) is logged as an error when it happens and again
+// at the end; training goes on without it.
 #pragma once
 
 #include <chrono>
@@ -38,9 +40,12 @@ class TrainLog {
   void set_metrics(TrainMetrics* metrics) { metrics_endpoint_ = metrics; }
 
  private:
-  void write_row(const nlohmann::ordered_json& row);
+  // Appends one row to the metrics file and flushes it; a failure is logged and ends the file.
+  void write_row(int64_t step, const nlohmann::ordered_json& row);
 
   bool speaker_;
+  std::string metrics_file_;
+  std::string metrics_error_;  // why the metrics file stopped, "" while it is fine
   int64_t every_steps_;
   Device device_;
   double peak_tflops_;  // the device's dense bf16 peak, 0 when unknown (no MFU then)

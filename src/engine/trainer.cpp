@@ -181,10 +181,13 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
   TrainSummary summary;
   int64_t first_step = 1;
   data::LoaderState data_from = train_data.start();  // where this run's first batch begins
-  const std::string resume_from = checkpoint::find(job.checkpoint.dir, job.checkpoint.resume, *host);
+  const std::string resume_from =
+      checkpoint::start(job.checkpoint.dir, job.checkpoint.resume, job.checkpoint.overwrite, store, *host);
+  std::string lineage = checkpoint::new_lineage();  // only rank 0's is written
   if (!resume_from.empty()) {
     check_same_base_quant(job, resume_from);
     const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
+    if (!state.lineage.empty()) lineage = state.lineage;
     first_step = state.step + 1;
     summary.steps_done = state.step;
     summary.skipped_steps = state.skipped_steps;
@@ -217,7 +220,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     const auto saving = std::chrono::steady_clock::now();
     checkpoint::save(job.checkpoint.dir, store,
                      {step, summary.skipped_steps, train_data.state_after(data_from, step - first_step + 1, global),
-                      job.train.steps},
+                      job.train.steps, lineage},
                      config_yaml, job.checkpoint.keep_last, *host);
     clock.add_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - saving).count());
     if (served) served->checkpoint(step);

@@ -2,7 +2,6 @@
 // size, to 1e-4 on another), and a checkpoint whose save was killed or whose files were damaged is
 // named and never loaded.
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
@@ -12,8 +11,10 @@
 #include "core/rng.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/train_step.h"
+#include "shared_dir.h"
 
 using namespace tessera;
+using testing_util::shared_dir;
 namespace fs = std::filesystem;
 
 namespace {
@@ -60,13 +61,6 @@ std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t s
   return store;
 }
 
-// A folder every rank of the job agrees on.
-std::string shared_dir(Communicator& world, const std::string& name) {
-  Tensor pid = Tensor::from_vector<int64_t>({static_cast<int64_t>(::getpid())}, {1}, DType::I64);
-  world.broadcast(pid, 0).wait();
-  return (fs::temp_directory_path() / ("tessera-" + name + "-" + std::to_string(pid.data_as<int64_t>()[0]))).string();
-}
-
 }  // namespace
 
 TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
@@ -80,7 +74,7 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   {
     auto store = fresh_store(*world, 3, 11);
     for (int64_t step = 1; step <= 2; ++step) train_one(*store, *world, step);
-    checkpoint::save(dir, *store, {2, 0, {}}, "config: test\n", 0, *world);
+    checkpoint::save(dir, *store, {2, 0, {}, 0, ""}, "config: test\n", 0, *world);
   }
   // Same world size, another stage, different initial weights: the checkpoint overrides them.
   auto resumed = fresh_store(*world, 2, 999);
@@ -100,7 +94,8 @@ TEST(Checkpoint, ResumeOnTheSameAndOnAnotherWorldSize) {
   auto persisting = fresh_store(*world, 3, 997, OffloadTo::none, OffloadTo::none, /*persist_below=*/100);
   checkpoint::load(found, *persisting);
   EXPECT_NEAR(train_one(*persisting, *world, 3), straight[2], 1e-5 * straight[2]);
-  const std::string again = checkpoint::save(dir + "-persist", *persisting, {3, 0, {}}, "config: test\n", 0, *world);
+  const std::string again =
+      checkpoint::save(dir + "-persist", *persisting, {3, 0, {}, 0, ""}, "config: test\n", 0, *world);
   auto sharded = fresh_store(*world, 3, 996);
   checkpoint::load(again, *sharded);
   EXPECT_NEAR(train_one(*sharded, *world, 4), straight[3], 1e-5 * straight[3]);
@@ -129,7 +124,7 @@ TEST(Checkpoint, OffloadedStateSavesAndResumes) {
   {
     auto store = fresh_store(*world, 3, 21, OffloadTo::nvme, OffloadTo::nvme);
     for (int64_t step = 1; step <= 2; ++step) train_one(*store, *world, step);
-    checkpoint::save(dir, *store, {2, 0, {}}, "", 0, *world);
+    checkpoint::save(dir, *store, {2, 0, {}, 0, ""}, "", 0, *world);
   }
   const std::string found = checkpoint::find(dir, "auto", *world);
   for (OffloadTo optimizer : {OffloadTo::none, OffloadTo::cpu, OffloadTo::nvme}) {
@@ -148,7 +143,7 @@ TEST(Checkpoint, KilledOrDamagedSavesAreNeverLoaded) {
   const std::string dir = shared_dir(*world, "ckpt-bad");
   auto store = fresh_store(*world, 3, 3);
   train_one(*store, *world, 1);
-  const std::string good = checkpoint::save(dir, *store, {1, 0, {}}, "", 0, *world);
+  const std::string good = checkpoint::save(dir, *store, {1, 0, {}, 0, ""}, "", 0, *world);
   if (world->rank() == 0) {
     // A save killed before its COMPLETE marker, one killed before its rename, one damaged later.
     fs::copy(good, dir + "/step-9", fs::copy_options::recursive);
@@ -178,7 +173,9 @@ TEST(Checkpoint, KeepLastDeletesOnlyOlderCompleteOnes) {
   auto world = make_mpi_communicator(World::get());
   const std::string dir = shared_dir(*world, "ckpt-keep");
   auto store = fresh_store(*world, 1, 3);
-  for (int64_t step = 1; step <= 3; ++step) checkpoint::save(dir, *store, {step, 0, {}}, "", 2, *world);
+  checkpoint::TrainerState state;
+  state.lineage = "run";  // keep_last counts the checkpoints of one run
+  for (state.step = 1; state.step <= 3; ++state.step) checkpoint::save(dir, *store, state, "", 2, *world);
   EXPECT_FALSE(fs::exists(dir + "/step-1"));
   EXPECT_TRUE(fs::exists(dir + "/step-2/COMPLETE"));
   EXPECT_TRUE(fs::exists(dir + "/step-3/COMPLETE"));

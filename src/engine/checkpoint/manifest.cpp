@@ -4,13 +4,16 @@
 #include <openssl/evp.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <vector>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 
 namespace tessera::checkpoint {
 
@@ -36,10 +39,27 @@ std::string sha256_file(const std::string& path) {
 
 void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
-  TS_CHECK(fd >= 0, "{}: cannot open to flush", path);
+  TS_CHECK(fd >= 0, "{}: cannot open to flush: {}", path, error_text(errno));
   const int rc = ::fsync(fd);
+  const int error = errno;
   ::close(fd);
-  TS_CHECK(rc == 0, "{}: fsync failed", path);
+  TS_CHECK(rc == 0, "{}: cannot flush to disk: {}", path, error_text(error));
+}
+
+void write_file(const std::string& path, const std::string& content) {
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  TS_CHECK(fd >= 0, "{}: cannot create: {}", path, error_text(errno));
+  int error = injected_write_error(path);
+  const bool injected = error != 0;
+  for (size_t done = 0; error == 0 && done < content.size();) {
+    const ssize_t n = ::write(fd, content.data() + done, content.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) error = n < 0 ? errno : ENOSPC;
+    else done += static_cast<size_t>(n);
+  }
+  if (error == 0 && ::fsync(fd) != 0) error = errno;
+  if (::close(fd) != 0 && error == 0) error = errno;
+  TS_CHECK(error == 0, "{}: cannot write: {}", path, error_text(error, injected));
 }
 
 void write_manifest(const std::string& folder, const std::vector<std::string>& files) {
@@ -49,14 +69,14 @@ void write_manifest(const std::string& folder, const std::vector<std::string>& f
     fsync_path(path);
     manifest["files"][name] = sha256_file(path);
   }
+  const std::string text = manifest.dump(2) + "\n";
   const std::string path = (fs::path(folder) / "COMPLETE").string();
-  {
-    std::ofstream out(path);
-    out << manifest.dump(2) << "\n";
-    TS_CHECK(out.good(), "{}: cannot write", path);
-  }
-  fsync_path(path);
+  write_file(path, text);
   fsync_path(folder);
+  // Read back: what says "complete" must be what was meant.
+  std::ifstream in(path, std::ios::binary);
+  const std::string back((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  TS_CHECK(back == text, "{}: reads back differently from what was written", path);
 }
 
 std::string verify_manifest(const std::string& folder) {

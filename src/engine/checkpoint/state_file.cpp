@@ -3,6 +3,7 @@
 #include <hdf5.h>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 
 namespace tessera::checkpoint {
 
@@ -41,6 +42,15 @@ void for_each_rect(int64_t cols, int64_t begin, int64_t end, Fn&& fn) {
   }
 }
 
+// Flushes and closes an open file; a failure (a full disk) is an error naming the file.
+void close_checked(hid_t file, const std::string& path) {
+  const bool flushed = H5Fflush(file, H5F_SCOPE_LOCAL) >= 0;
+  const bool closed = H5Fclose(file) >= 0;
+  const int injected = injected_write_error(path);
+  TS_CHECK(flushed && closed && injected == 0, "{}: cannot write: {}", path,
+           injected ? error_text(injected, true) : "HDF5 could not flush or close it (is the disk full?)");
+}
+
 }  // namespace
 
 void StateFile::create(const std::string& path, const std::vector<ParamSpec>& params) {
@@ -60,6 +70,9 @@ void StateFile::create(const std::string& path, const std::vector<ParamSpec>& pa
       TS_CHECK(set.id >= 0, "{}: cannot create dataset {}/{}", path, group_name, p.name);
     }
   }
+  const hid_t id = file.id;
+  file.id = -1;
+  close_checked(id, path);
 }
 
 StateFile::StateFile(const std::string& path, bool writable) : path_(path) {
@@ -70,6 +83,12 @@ StateFile::StateFile(const std::string& path, bool writable) : path_(path) {
 
 StateFile::~StateFile() {
   if (file_ >= 0) H5Fclose(file_);
+}
+
+void StateFile::close() {
+  const hid_t id = file_;
+  file_ = -1;
+  if (id >= 0) close_checked(id, path_);
 }
 
 void StateFile::write(const std::string& group, const ParamSpec& param, int64_t begin, int64_t end, const float* data) {

@@ -78,6 +78,7 @@ struct CheckpointSection {
   int64_t every_steps = 0;  // 0: only at the end
   int64_t keep_last = 0;    // 0: keep all
   std::string resume = "auto";  // auto | never | a checkpoint path
+  bool overwrite = false;       // starting from step 0 where checkpoints are: delete them
 };
 
 struct LogSection {
@@ -179,6 +180,7 @@ template <typename V> void describe(V& v, CheckpointSection& s) {
   v("every_steps", s.every_steps);
   v("keep_last", s.keep_last);
   v("resume", s.resume);
+  v("overwrite", s.overwrite);
 }
 template <typename V> void describe(V& v, LogSection& s) {
   v("every_steps", s.every_steps);
