@@ -190,7 +190,9 @@ class Serve(unittest.TestCase):
         lp = a["choices"][0]["logprobs"]
         self.assertEqual(len(lp["tokens"]), a["usage"]["completion_tokens"])
         self.assertTrue(all(v <= 0 for v in lp["token_logprobs"]))
-        self.assertTrue(all(len(t) == 2 for t in lp["top_logprobs"]))
+        # top_logprobs maps token text to logprob: two byte tokens that decode to the same text
+        # (an incomplete UTF-8 sequence) share one entry, so 1 or 2 entries.
+        self.assertTrue(all(1 <= len(t) <= 2 for t in lp["top_logprobs"]))
 
     def test_models_and_health(self):
         status, text = SERVER.request("GET", "/v1/models")
@@ -248,13 +250,22 @@ class Serve(unittest.TestCase):
         self.assertEqual([r["choices"][0]["text"] for _, r in together], alone)
 
     def test_client_hanging_up_is_cancelled(self):
-        before = SERVER.metrics().get('tessera_requests_finished_total{reason="cancelled"}', 0)
-        conn = SERVER.connection()
-        conn.request("POST", "/v1/completions", body=json.dumps({"prompt": "long", "max_tokens": 1000, "stream": True}),
-                     headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
-        resp = conn.getresponse()
-        self.assertEqual(resp.status, 200)
-        resp.read1(64)  # the stream has begun
+        for attempt in range(2):  # one retry: on a loaded 2-core CI machine a stream was once cut short
+            before = SERVER.metrics().get('tessera_requests_finished_total{reason="cancelled"}', 0)
+            conn = SERVER.connection()
+            conn.request("POST", "/v1/completions", body=json.dumps({"prompt": "long", "max_tokens": 1000, "stream": True}),
+                         headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
+            resp = conn.getresponse()
+            self.assertEqual(resp.status, 200)
+            try:
+                resp.read1(64)  # the stream has begun
+                break
+            except http.client.IncompleteRead:
+                conn.close()
+                with STATUS_LOCK:
+                    STATUSES[200] = STATUSES.get(200, 0) + 1
+                if attempt == 1:
+                    raise
         conn.sock.shutdown(2)
         conn.close()
         with STATUS_LOCK:

@@ -198,8 +198,12 @@ TEST(Generator, WorkerThreadCancelDrainStop) {
   Generator g(m.model, nullptr, o);
   std::atomic<int> tokens_long{0}, finished{0};
   std::atomic<int> long_finish{-1}, short_finish{-1};
+  std::atomic<bool> cancel_sent{false};
   const uint64_t long_id = g.submit(greedy({1, 2, 3}, 100), [&](const Event& e) {
-    if (e.token >= 0) ++tokens_long;
+    // The engine waits at the third token until the cancel is in, so a fast machine cannot
+    // finish all 100 first.
+    if (e.token >= 0 && ++tokens_long == 3)
+      while (!cancel_sent) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     if (e.finish != FinishReason::None) long_finish = static_cast<int>(e.finish), ++finished;
   });
   g.submit(greedy({4, 5}, 5), [&](const Event& e) {
@@ -208,6 +212,7 @@ TEST(Generator, WorkerThreadCancelDrainStop) {
   });
   while (tokens_long < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   g.cancel(long_id);
+  cancel_sent = true;
   g.drain();
   EXPECT_EQ(finished, 2);
   EXPECT_EQ(long_finish, static_cast<int>(FinishReason::Cancelled));
