@@ -46,7 +46,8 @@ class EvalCli : public ::testing::Test {
                             " --set data.format=auto --set data.seq_len=32 --set train.micro_batch_size=1"
                             " --set train.device=cpu --set checkpoint.every_steps=1 --set checkpoint.dir=" +
                             (dir_ / "ckpt").string() + " --set log.metrics_file=" + (dir_ / "metrics.jsonl").string();
-    auto [code, out] = run(job + " --set train.steps=1");
+    // One 2-step schedule stopped after step 1 (a changed horizon would be refused on resuming).
+    auto [code, out] = run(job + " --set train.steps=2 --set train.stop_after=1");
     ASSERT_EQ(code, 0) << out;
     sequences_ = eval_json("--model " + (dir_ / "ckpt/step-1").string() + " --data " + kEvalData)["sequences"];
     ASSERT_GT(sequences_, 1);
