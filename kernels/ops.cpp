@@ -484,6 +484,35 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
               paged_attention(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s));
 }
 
+void lora_batched(const Tensor& y, const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& ranks,
+                  const Tensor& scales, const Tensor& index) {
+  const char* op = "lora_batched";
+  TS_CHECK(x.defined() && x.ndim() == 2, "{}: x must be [T, in], got {}", op, x.defined() ? x.str() : "undefined");
+  check_floating(op, x);
+  TS_CHECK(a.defined() && a.ndim() == 3, "{}: a must be [adapters, rank, in], got {}", op,
+           a.defined() ? a.str() : "undefined");
+  LoraBatchShape s{.rows = x.size(0), .in = x.size(1), .out = 0, .adapters = a.size(0), .rank = a.size(1)};
+  TS_CHECK(y.defined() && y.ndim() == 2, "{}: y must be [T, out], got {}", op, y.defined() ? y.str() : "undefined");
+  s.out = y.size(1);
+  check_shape(op, "y", y, {s.rows, s.out});
+  check_shape(op, "a", a, {s.adapters, s.rank, s.in});
+  check_shape(op, "b", b, {s.adapters, s.out, s.rank});
+  TS_CHECK(s.adapters > 0 && s.rank > 0, "{}: a {} holds no adapter", op, a.str());
+  for (const Tensor* t : {&y, &a, &b}) {
+    TS_CHECK(t->dtype() == x.dtype(), "{}: {} must have x's dtype {}", op, t->str(), dtype_name(x.dtype()));
+    check_same_device(op, *t, x);
+  }
+  check_shape(op, "ranks", ranks, {s.adapters});
+  check_shape(op, "scales", scales, {s.adapters});
+  check_shape(op, "index", index, {s.rows});
+  TS_CHECK(ranks.dtype() == DType::I32 && index.dtype() == DType::I32 && scales.dtype() == DType::F32,
+           "{}: ranks and index must be int32 and scales f32, got {}, {} and {}", op, ranks.str(), index.str(),
+           scales.str());
+  for (const Tensor* t : {&ranks, &scales, &index}) check_same_device(op, *t, x);
+  if (s.rows == 0 || s.out == 0 || s.in == 0) return;
+  TS_DISPATCH(x.device(), lora_batched(y, x, a, b, ranks, scales, index, s));
+}
+
 void column_sum(const Tensor& out, const Tensor& in, bool accumulate) {
   check_floating("column_sum", in);
   TS_CHECK(in.ndim() >= 1, "column_sum: in {} has no columns", in.str());

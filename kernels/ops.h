@@ -174,6 +174,17 @@ void column_sum(const Tensor& out, const Tensor& in, bool accumulate = false);
 // the gradient) and a recomputed forward need no saved mask. 0 <= p < 1.
 void dropout(const Tensor& out, const Tensor& in, float p, uint64_t key, uint64_t first);
 
+// Several LoRA adapters applied to the rows of one batch (punica's BGMV: gathered by row, rows of
+// any adapter in any order): for each row t with n = index[t] >= 0,
+//   y[t, :] += scales[n] * (x[t, :] A_n^T) B_n^T   with A_n = a[n, :ranks[n], :], B_n = b[n, :, :ranks[n]],
+// the product in fp32 and y rounded once; rows with index -1 are left alone. y [T, out] and x [T, in]
+// share a floating dtype with a [N, R, in] and b [N, out, R] (R: the largest rank; the padding
+// past ranks[n] is never read); ranks int32 [N] in [0, R] (0: the adapter leaves this projection
+// alone); scales f32 [N]; index int32 [T] in [-1, N). On the CPU a rank or index out of range is
+// an error; on the GPU it traps (see embedding_forward).
+void lora_batched(const Tensor& y, const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& ranks,
+                  const Tensor& scales, const Tensor& index);
+
 // ---- Quantized weights (kernels/quant_format.h: schemes, parts; kernels/quant_math.h: the math) ----
 
 // Quantizes x (floating, out.numel() elements, row-major) into the preallocated parts of out, on

@@ -9,7 +9,7 @@
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
 # `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
-# `... metrics` the trainer's metrics port on GPUs.
+# `... metrics` the trainer's metrics port on GPUs, `... adapters` the batched multi-adapter LoRA kernel.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -445,6 +445,15 @@ for l in sys.stdin:
   fi
 }
 if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
+
+# Several LoRA adapters batched in one step (tessera serve's adapters): the CUDA lora_batched op
+# (gathered by row, punica's BGMV) against its CPU reference on random inputs: adapters of different
+# ranks (one of rank 0), NaN padding never read, rows of every adapter and of none in any order, f32
+# and bf16, a batch past the grid's 65535 rows.
+adapters() {
+  check kernels_lora_batched .device/bin/test_kernels --gtest_filter='*LoraBatched*'
+}
+if [ "$only" = all ] || [ "$only" = adapters ]; then adapters; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"

@@ -4,6 +4,7 @@
 #include "core/tensor.h"
 #include "kernels/attention_shape.h"
 #include "kernels/gemm_shape.h"
+#include "kernels/lora_shape.h"
 #include "kernels/ops.h"
 
 namespace tessera::cpu {

@@ -14,8 +14,6 @@
 #include "engine/evaluation.h"
 #include "engine/model_folder.h"
 #include "io/data/shard.h"
-#include "lora/apply.h"
-#include "lora/peft.h"
 
 namespace tessera::cli {
 
@@ -68,11 +66,9 @@ void run_eval(const EvalArgs& args) {
            cuda_unavailable_reason().empty() ? "no such GPU" : cuda_unavailable_reason());
   TS_CHECK(fs::exists(args.data), "--data {}: no such file or folder", args.data);
   const DType dtype = args.dtype == "bf16" ? DType::BF16 : DType::F32;
-  RunnableModel model = load_runnable_model(args.model, dtype, device, !args.no_verify, args.tokenizer);
-  if (!args.adapter.empty()) {
-    const lora::PeftAdapter adapter = lora::read_peft_adapter(args.adapter, model.config);
-    lora::attach_adapter(model.params, model.config, adapter, dtype, device);
-  }
+  RunnableModel model = load_runnable_model(
+      args.model, {.dtype = dtype, .device = device, .verify = !args.no_verify, .tokenizer = args.tokenizer,
+                   .adapter = args.adapter});
   data::Split split;
   const data::DataOptions options = data_options(args, model, split);
   const data::DataLoader data(options, model.tokenizer, 0, split);

@@ -28,7 +28,7 @@ using inference::Request;
 
 struct GenerateArgs {
   std::string model, adapter, prompt, input, input_ids, output, device = "cpu", dtype, chat_template;
-  bool chat = false;
+  bool chat = false, no_verify = false;
   int64_t max_new_tokens = 128, top_k = 0;
   double temperature = 1.0, top_p = 1.0;
   std::optional<uint64_t> seed;
@@ -97,7 +97,8 @@ void run_generate(const GenerateArgs& a) {
   const std::string dtype_name = a.dtype.empty() ? (device.is_cpu() ? "fp32" : "bf16") : a.dtype;
   const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
   inference::LoadedInferenceModel m =
-      inference::load_inference_model({.model = a.model, .adapter = a.adapter, .device = device, .dtype = dtype});
+      inference::load_inference_model(
+      {.model = a.model, .adapter = a.adapter, .device = device, .dtype = dtype, .verify = !a.no_verify});
 
   std::vector<std::vector<int32_t>> prompts;
   std::optional<data::DocumentEncoder> encoder;
@@ -183,6 +184,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--model", a->model, "a Hugging Face model folder, a Tessera checkpoint folder or a .gguf file")
       ->required();
   cmd->add_option("--adapter", a->adapter, "a PEFT LoRA adapter folder to apply");
+  cmd->add_flag("--no-verify", a->no_verify,
+                "do not check the weight files against SHA256SUMS / the checkpoint's manifest");
   cmd->add_option("--prompt", a->prompt, "a prompt; the text streams to stdout");
   cmd->add_option("--input", a->input, "JSONL: {\"prompt\": ...} or {\"messages\": [...]} per line");
   cmd->add_option("--input-ids", a->input_ids, "safetensors with input_ids (int64 [batch, prompt]; no tokenizer needed)");

@@ -8,6 +8,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <map>
 #include <thread>
 
 #include "cli/commands.h"
@@ -16,11 +17,13 @@
 #include "engine/inference/generator.h"
 #include "engine/inference/model_files.h"
 #include "engine/metrics/gpu_metrics.h"
-#include "engine/model_folder.h"
+#include "engine/sha256sums.h"
 #include "engine/server/api_service.h"
 #include "engine/server/generator_backend.h"
 #include "engine/server/http_server.h"
 #include "engine/server/serve_config.h"
+#include "lora/adapter_bank_loader.h"
+#include "model/inference_model.h"
 
 namespace tessera::cli {
 
@@ -32,7 +35,7 @@ struct ServeArgs {
   std::string config, model, host, api_key, device;
   int64_t port = -1;
   bool no_verify = false;
-  std::vector<std::string> overrides;
+  std::vector<std::string> overrides, loras;  // --set key=value, --lora NAME=DIR
 };
 
 std::atomic<int> g_signal{0};
@@ -61,6 +64,34 @@ server::ApiKeys api_keys(const server::ServeConfig& c, const std::string& flag) 
   return keys;
 }
 
+// The adapters to serve: the config's `adapters`, then --lora NAME=DIR (which replaces one of
+// the same name), in name order.
+std::vector<std::pair<std::string, std::string>> adapter_folders(const server::ServeConfig& c, const ServeArgs& a,
+                                                                 const std::string& model_name) {
+  std::map<std::string, std::string> dirs = c.adapter_dirs();
+  for (const std::string& flag : a.loras) {
+    const auto [name, dir] = server::parse_lora_flag(flag);
+    TS_CHECK(name != model_name, "--lora {}: '{}' is the base model's own name", flag, name);
+    dirs[name] = dir;
+  }
+  return {dirs.begin(), dirs.end()};
+}
+
+// Each adapter's files against its SHA256SUMS (when it has one), then all of them stacked for
+// batched serving on the model; an adapter that does not fit the base is one error naming it.
+void load_adapters(InferenceModel& model, const std::vector<std::pair<std::string, std::string>>& folders,
+                   bool verify) {
+  if (folders.empty()) return;
+  for (const auto& [name, dir] : folders) {
+    if (!verify) continue;
+    const int verified = with_context(fmt::format("adapter '{}'", name), [&] { return verify_sha256sums(dir); });
+    if (verified > 0) spdlog::info("serve: adapter '{}': {} file(s) match {}", name, verified, kSha256SumsFile);
+  }
+  model.set_adapters(std::make_shared<const AdapterBank>(
+      lora::load_adapter_bank(model.config(), folders, model.dtype(), model.device())));
+  for (const auto& [name, dir] : folders) spdlog::info("serve: adapter '{}' from {}", name, dir);
+}
+
 inference::GeneratorOptions generator_options(const server::EngineSection& e) {
   inference::GeneratorOptions o;
   o.max_batch_size = e.max_batch_size;
@@ -85,6 +116,8 @@ void run_serve(const ServeArgs& args) {
   metrics::add_gpu_metrics(registry);
   server::ServiceOptions options;
   options.model_name = c.served_model_name.empty() ? fs::path(c.model).filename().string() : c.served_model_name;
+  const auto adapters = adapter_folders(c, args, options.model_name);
+  for (const auto& entry : adapters) options.adapters.push_back(entry.first);
   options.keys = api_keys(c, args.api_key);
   options.max_body_bytes = c.max_body_bytes;
   options.max_prompt_tokens = c.max_prompt_tokens;
@@ -101,14 +134,14 @@ void run_serve(const ServeArgs& args) {
                                    .max_body_bytes = c.max_body_bytes, .tls_cert = c.tls_cert, .tls_key = c.tls_key});
   spdlog::info("serve: listening on {}://{}:{}", c.tls_cert.empty() ? "http" : "https", c.host, http->port());
 
-  if (c.verify) verify_model_files(c.model);
-  else spdlog::warn("{}: weight files not verified (verify: false / --no-verify)", c.model);
   inference::LoadedInferenceModel loaded = inference::load_inference_model(
-      {.model = c.model, .adapter = "", .device = device, .dtype = dtype});
+      {.model = c.model, .device = device, .dtype = dtype, .verify = c.verify, .checksums = c.checksum_map()});
+  load_adapters(*loaded.model, adapters, c.verify);
   inference::Generator generator(loaded.model, loaded.tokenizer, generator_options(c.engine));
   server::GeneratorBackend backend(generator, loaded.tokenizer, c.engine.chat_template);
   service.set_backend(&backend);
-  spdlog::info("serve: ready: {} as \"{}\" on {} ({}), context {} tokens", c.model, options.model_name, device.str(),
+  spdlog::info("serve: ready: {} as \"{}\"{} on {} ({}), context {} tokens", c.model, options.model_name,
+               adapters.empty() ? "" : fmt::format(" with {} adapter(s)", adapters.size()), device.str(),
                dtype_name(dtype), backend.context_length());
 
   while (g_signal == 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
@@ -131,7 +164,9 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--host", args->host, "the address to listen on (sets host)");
   cmd->add_option("--api-key", args->api_key, "a key clients must send as 'Authorization: Bearer KEY'");
   cmd->add_option("--device", args->device, "auto, cpu or cuda (sets device)");
-  cmd->add_flag("--no-verify", args->no_verify, "do not check the weight files against SHA256SUMS (sets verify: false)");
+  cmd->add_flag("--no-verify", args->no_verify, "do not check the weight files against SHA256SUMS / checksums (sets verify: false)");
+  cmd->add_option("--lora", args->loras,
+                  "serve a PEFT LoRA adapter as NAME=DIR (repeatable; requests pick it by \"model\": NAME)");
   cmd->add_option("--set", args->overrides, "override a config key: --set key=value (repeatable)");
   cmd->callback([args] { run_serve(*args); });
 }

@@ -1,5 +1,7 @@
 #include "engine/model_folder.h"
 
+#include <fmt/ranges.h>
+
 #include <filesystem>
 
 #include "core/error.h"
@@ -11,6 +13,8 @@
 #include "engine/sha256sums.h"
 #include "io/gguf_reader.h"
 #include "kernels/ops.h"
+#include "lora/apply.h"
+#include "lora/peft.h"
 
 namespace tessera {
 
@@ -32,7 +36,7 @@ ModelKind model_kind(const std::string& path) {
 
 namespace {
 
-RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device device) {
+RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device device, bool own_tokenizer) {
   const ExportSource source = ExportSource::checkpoint(folder, /*verify=*/false);  // verify_model_files did
   RunnableModel m;
   m.config = source.config();
@@ -42,40 +46,55 @@ RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device dev
     slot = ops::cast(source.read(specs.at(i++)), dtype).to(device);
   });
   const std::string& tokenizer = source.tokenizer();
-  TS_CHECK(!tokenizer.empty(), "{}: the checkpoint's job names no tokenizer (model.tokenizer)", folder);
-  m.tokenizer = open_tokenizer(tokenizer);
+  if (own_tokenizer) {
+    TS_CHECK(!tokenizer.empty(), "{}: the checkpoint's job names no tokenizer (model.tokenizer)", folder);
+    m.tokenizer = open_tokenizer(tokenizer);
+  } else {
+    m.has_tokenizer = !tokenizer.empty();
+    if (m.has_tokenizer) m.tokenizer = open_tokenizer(tokenizer);
+  }
   m.job_data = load_job_config((fs::path(folder) / "config.yaml").string()).data;
   return m;
 }
 
 RunnableModel from_hf_folder(const std::string& folder, DType dtype, Device device, bool own_tokenizer) {
-  TS_CHECK(!own_tokenizer || fs::exists(fs::path(folder) / "tokenizer.json"),
+  const bool has = fs::exists(fs::path(folder) / "tokenizer.json");
+  TS_CHECK(!own_tokenizer || has,
            "--model {}: no tokenizer.json (name one with --tokenizer, or 'bytes' for the built-in byte tokenizer)",
            folder);
   RunnableModel m;
   static_cast<LoadedModel&>(m) = load_hf_model(folder, dtype, device);
-  if (own_tokenizer) m.tokenizer = tok::Tokenizer::from_file(folder);
+  m.has_tokenizer = has;
+  if (has) m.tokenizer = tok::Tokenizer::from_file(folder);
   return m;
 }
 
-RunnableModel from_gguf(const std::string& path, DType dtype, Device device) {
+RunnableModel from_gguf(const std::string& path, DType dtype, Device device, bool own_tokenizer) {
   RunnableModel m;
   static_cast<LoadedModel&>(m) = load_gguf_model(path, dtype, device);
-  m.tokenizer = gguf_tokenizer(gguf::File::open(path));
+  const gguf::File file = gguf::File::open(path);
+  m.has_tokenizer = own_tokenizer || file.find("tokenizer.ggml.model") != nullptr;
+  if (m.has_tokenizer) m.tokenizer = gguf_tokenizer(file);
   return m;
 }
 
 }  // namespace
 
-void verify_model_files(const std::string& path) {
+void verify_model_files(const std::string& path, const std::map<std::string, std::string>& checksums) {
   const ModelKind kind = model_kind(path);
-  if (kind == ModelKind::checkpoint) {
+  if (!checksums.empty()) {
+    const std::string folder = kind == ModelKind::gguf ? fs::path(path).parent_path().string() : path;
+    const int verified = verify_checksums(folder.empty() ? "." : folder, checksums);
+    spdlog::info("{}: {} file(s) match the checksums given", path, verified);
+  } else if (kind == ModelKind::checkpoint) {
     const std::string problem = checkpoint::verify_manifest(path);
     TS_CHECK(problem.empty(), "{}: not an intact checkpoint: {}", path, problem);
   } else if (kind == ModelKind::hf_folder) {
     const int verified = verify_sha256sums(path);
     if (verified > 0) spdlog::info("{}: {} file(s) match {}", path, verified, kSha256SumsFile);
     else spdlog::info("{}: no {}; its files are not verified", path, kSha256SumsFile);
+  } else {
+    spdlog::info("{}: a GGUF file carries no checksums; it is not verified (give checksums to check it)", path);
   }
 }
 
@@ -83,17 +102,27 @@ tok::Tokenizer open_tokenizer(const std::string& path) {
   return path == "bytes" ? tok::Tokenizer::bytes() : tok::Tokenizer::from_file(path);
 }
 
-RunnableModel load_runnable_model(const std::string& path, DType dtype, Device device, bool verify,
-                                  const std::string& tokenizer) {
+RunnableModel load_runnable_model(const std::string& path, const ModelLoadOptions& o) {
   const ModelKind kind = model_kind(path);
-  if (verify) verify_model_files(path);
+  if (o.verify) verify_model_files(path, o.checksums);
   else spdlog::warn("{}: weight files not verified (--no-verify)", path);
-  RunnableModel m = kind == ModelKind::checkpoint ? from_checkpoint(path, dtype, device)
-                    : kind == ModelKind::gguf    ? from_gguf(path, dtype, device)
-                                                  : from_hf_folder(path, dtype, device, tokenizer.empty());
-  if (!tokenizer.empty()) m.tokenizer = open_tokenizer(tokenizer);
-  TS_CHECK(m.tokenizer.vocab_size() <= m.config.vocab_size, "--model {}: the tokenizer has {} ids but the model's "
-           "vocabulary is {}", path, m.tokenizer.vocab_size(), m.config.vocab_size);
+  const bool own_tokenizer = o.tokenizer.empty() && o.tokenizer_required;
+  RunnableModel m = kind == ModelKind::checkpoint ? from_checkpoint(path, o.dtype, o.device, own_tokenizer)
+                    : kind == ModelKind::gguf    ? from_gguf(path, o.dtype, o.device, own_tokenizer)
+                                                  : from_hf_folder(path, o.dtype, o.device, own_tokenizer);
+  if (!o.tokenizer.empty()) {
+    m.tokenizer = open_tokenizer(o.tokenizer);
+    m.has_tokenizer = true;
+  }
+  TS_CHECK(!m.has_tokenizer || m.tokenizer.vocab_size() <= m.config.vocab_size,
+           "--model {}: the tokenizer has {} ids but the model's vocabulary is {}", path, m.tokenizer.vocab_size(),
+           m.config.vocab_size);
+  if (!o.adapter.empty()) {
+    const lora::PeftAdapter adapter = lora::read_peft_adapter(o.adapter, m.config);
+    lora::attach_adapter(m.params, m.config, adapter, o.dtype, o.device);
+    spdlog::info("{}: adapter {} attached (r {}, on {})", path, o.adapter, adapter.spec.r,
+                 fmt::join(adapter.spec.target_names(), " "));
+  }
   return m;
 }
 

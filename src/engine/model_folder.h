@@ -1,11 +1,15 @@
-// The model that generate, eval and serve run, from any of the places a model lives: a Hugging
-// Face folder (config.json, safetensors, tokenizer.json), a Tessera checkpoint folder (step-<N>:
-// its fp32 master weights, a LoRA checkpoint merged, its job's tokenizer) or a .gguf file (its
-// tokenizer inside). Weight files are verified first: a checkpoint against its COMPLETE manifest,
-// a folder with a SHA256SUMS (what `tessera export` writes) against it; a mismatch is an error
-// naming the file (a .gguf file is not checked). `verify = false` skips both (--no-verify).
+// The one loader of the model that generate, eval and serve run, from any of the places a model
+// lives: a Hugging Face folder (config.json, safetensors, tokenizer.json; a quantized checkpoint is
+// one too, read through engine/model_weights), a Tessera checkpoint folder (step-<N>: its fp32
+// master weights, a LoRA checkpoint merged, its job's tokenizer) or a .gguf file (its tokenizer
+// inside), optionally with a PEFT adapter attached. Weight files are verified first: a checkpoint
+// against its COMPLETE manifest, a folder against the checksums given (the serve config's
+// `checksums`) or else its SHA256SUMS (what `tessera export` writes); a mismatch is an error naming
+// the file (a .gguf file is checked only against given checksums). `verify = false` skips it all
+// (--no-verify).
 #pragma once
 
+#include <map>
 #include <optional>
 #include <string>
 
@@ -17,22 +21,32 @@ namespace tessera {
 
 struct RunnableModel : LoadedModel {
   tok::Tokenizer tokenizer = tok::Tokenizer::bytes();
+  bool has_tokenizer = true;  // false: the model has none and none was required (ids in, ids out)
   // A checkpoint's job data section (how it packed its data: seq_len, format, chat template).
   std::optional<data::DataOptions> job_data;
+};
+
+struct ModelLoadOptions {
+  DType dtype = DType::F32;
+  Device device = Device::cpu();
+  bool verify = true;
+  // File name (inside the model folder, or the .gguf file's own name) -> SHA-256 hex: checked in
+  // place of the folder's SHA256SUMS when not empty.
+  std::map<std::string, std::string> checksums;
+  std::string tokenizer;            // a tokenizer.json, a folder holding one, or "bytes": replaces the model's own
+  bool tokenizer_required = true;   // false: a model without a tokenizer loads with has_tokenizer false
+  std::string adapter;              // a PEFT adapter folder attached to the projections, or ""
 };
 
 enum class ModelKind { hf_folder, checkpoint, gguf };
 ModelKind model_kind(const std::string& path);  // an Error naming `path` when it is none of them
 
 // The integrity check alone (what load_runnable_model does first): an Error naming the first file
-// that is missing or differs; for loaders of their own (the inference engine's).
-void verify_model_files(const std::string& path);
+// that is missing or differs.
+void verify_model_files(const std::string& path, const std::map<std::string, std::string>& checksums = {});
 
-// `tokenizer` (a tokenizer.json, a folder holding one, or "bytes") replaces the model's own.
-RunnableModel load_runnable_model(const std::string& path, DType dtype, Device device, bool verify = true,
-                                  const std::string& tokenizer = "");
+RunnableModel load_runnable_model(const std::string& path, const ModelLoadOptions& options);
 
 tok::Tokenizer open_tokenizer(const std::string& path);  // a tokenizer.json, a folder holding one, or "bytes"
-
 
 }  // namespace tessera

@@ -3,6 +3,7 @@
 // that generate, eval and serve verify before they use a model folder.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,5 +21,10 @@ std::vector<std::string> files_in(const std::string& folder);
 // file that is missing or whose checksum differs; a malformed line is an error naming the line.
 // Returns the number of files verified (0: the folder has no SHA256SUMS).
 int verify_sha256sums(const std::string& folder);
+
+// The same check against checksums given elsewhere (file name inside `folder` -> SHA-256 hex; the
+// serve config's `checksums`); `where` names their source in errors ("checksums"). Returns their count.
+int verify_checksums(const std::string& folder, const std::map<std::string, std::string>& checksums,
+                     const std::string& where = "checksums");
 
 }  // namespace tessera

@@ -59,7 +59,31 @@ Tensor InferenceModel::step(const StepInput& in, KvCache& cache) {
   const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
   const int64_t window = c.sliding_window.value_or(0);
   const DType kv_dtype = cache_dtype();
-  const ProjectFn project = [](const Linear& l, Projection, const Tensor& x) { return l.forward(x); };
+  // Each token's adapter (-1: the base), when any sequence of the step has one.
+  Tensor token_adapter;
+  if (!in.adapter.empty()) {
+    TS_CHECK(static_cast<int64_t>(in.adapter.size()) == S, "InferenceModel::step: {} adapter indices for {} sequences",
+             in.adapter.size(), S);
+    const int64_t known = adapters_ ? adapters_->size() : 0;
+    std::vector<int32_t> per_token(T);
+    bool any = false;
+    for (int64_t t = 0; t < T; ++t) {
+      const int32_t n = in.adapter[in.seq[t]];
+      TS_CHECK(n >= -1 && n < known, "InferenceModel::step: adapter {} of {} loaded", n, known);
+      per_token[t] = n;
+      any = any || n >= 0;
+    }
+    if (any) token_adapter = ints(per_token, device_);
+  }
+  int64_t layer = 0;
+  const ProjectFn project = [&](const Linear& l, Projection which, const Tensor& x) {
+    Tensor y = l.forward(x);
+    if (token_adapter.defined()) {
+      const StackedLora& s = adapters_->layers.at(layer)[which];
+      if (s.defined()) ops::lora_batched(y, x, s.a, s.b, s.ranks, s.scales, token_adapter);
+    }
+    return y;
+  };
 
   const bool tied = c.tie_word_embeddings;
   const UnitId embed = UnitId::embed(), head = UnitId::head();
@@ -68,6 +92,7 @@ Tensor InferenceModel::step(const StepInput& in, KvCache& cache) {
   source_->release(embed);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const UnitId unit = UnitId::layer_unit(l);
+    layer = l;
     const LayerParams& p = source_->acquire(unit).layers[l];
     LayerActivations a;
     layer_attention_inputs(c, rope_, p, x, positions, a, project);

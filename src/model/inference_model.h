@@ -7,6 +7,7 @@
 #include <memory>
 #include <vector>
 
+#include "model/adapter_bank.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/param_source.h"
@@ -21,6 +22,7 @@ struct StepInput {
   std::vector<int32_t> ids, seq, pos;
   std::vector<const BlockTable*> block_tables;  // per sequence; each holds blocks up to its last position
   std::vector<int64_t> logit_rows;              // tokens whose next-token logits are wanted
+  std::vector<int32_t> adapter;  // per sequence: its adapter in the model's AdapterBank, -1 the base; empty: all base
 };
 
 class InferenceModel {
@@ -34,6 +36,11 @@ class InferenceModel {
   // The KV cache's dtype: bf16 on the GPU (what paged attention runs in), f32 on the CPU.
   DType cache_dtype() const;
 
+  // LoRA adapters that StepInput::adapter picks among, applied batched (ops::lora_batched) on top
+  // of the shared base; they must have been stacked for this model's config, dtype and device.
+  void set_adapters(std::shared_ptr<const AdapterBank> adapters) { adapters_ = std::move(adapters); }
+  const AdapterBank* adapters() const { return adapters_.get(); }
+
   // Writes the tokens' keys and values into the cache and returns f32 host logits
   // [logit_rows.size(), vocab] of the rows asked for (in that order).
   Tensor step(const StepInput& input, KvCache& cache);
@@ -44,6 +51,7 @@ class InferenceModel {
   Device device_;
   DType dtype_;
   RopeTable rope_;
+  std::shared_ptr<const AdapterBank> adapters_;
 };
 
 // Parameters held in memory as a ParamSource (owns them).

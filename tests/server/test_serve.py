@@ -333,6 +333,139 @@ class Operations(unittest.TestCase):
             http.client.HTTPConnection("127.0.0.1", server.port, timeout=5).request("GET", "/health")
 
 
+# ---- Adapters (serve-adapters): several LoRA adapters served and batched in one step ----------------
+# Two PEFT adapter folders of random tensors written here (the safetensors by hand), one named by
+# the serve YAML's `adapters:` and one by --lora; requests pick one by "model". Each adapter's
+# greedy answers must equal `tessera generate --adapter` (the adapter attached to the projections,
+# one model alone), and a parallel burst mixing both adapters and the base (batched together in
+# the same steps) must equal the one-at-a-time answers.
+
+def tiny_shape():
+    """The projections' [out, in] of configs/tiny-cpu.yaml's model (the served checkpoint's)."""
+    text = open(os.path.join(SOURCE, "configs/tiny-cpu.yaml")).read()
+    get = lambda key: int(re.search(rf"^\s+{key}: (\d+)$", text, re.M).group(1))
+    hidden, inter, layers = get("hidden_size"), get("intermediate_size"), get("num_hidden_layers")
+    heads, kv = get("num_attention_heads"), get("num_key_value_heads")
+    d = hidden // heads
+    shapes = {"self_attn.q_proj": (heads * d, hidden), "self_attn.k_proj": (kv * d, hidden),
+              "self_attn.v_proj": (kv * d, hidden), "self_attn.o_proj": (hidden, heads * d),
+              "mlp.gate_proj": (inter, hidden), "mlp.up_proj": (inter, hidden), "mlp.down_proj": (hidden, inter)}
+    return shapes, layers
+
+
+def write_adapter(folder, r, alpha, targets, layers, seed, shapes=None, std=0.25):
+    """A PEFT LoRA folder (adapter_config.json, adapter_model.safetensors) of Normal(0, std) tensors."""
+    import array
+    import struct
+    model_shapes, n_layers = tiny_shape()
+    shapes = shapes or model_shapes
+    rng = random.Random(seed)
+    tensors = {}
+    for layer in layers:
+        for module, (out, inp) in shapes.items():
+            if module.split(".")[1] not in targets:
+                continue
+            prefix = f"base_model.model.model.layers.{layer}.{module}"
+            tensors[prefix + ".lora_A.weight"] = ([r, inp], [rng.gauss(0, std) for _ in range(r * inp)])
+            tensors[prefix + ".lora_B.weight"] = ([out, r], [rng.gauss(0, std) for _ in range(out * r)])
+    header, data, offset = {}, b"", 0
+    for name, (shape, values) in sorted(tensors.items()):
+        raw = array.array("f", values).tobytes()
+        header[name] = {"dtype": "F32", "shape": shape, "data_offsets": [offset, offset + len(raw)]}
+        data += raw
+        offset += len(raw)
+    head = json.dumps(header).encode()
+    head += b" " * (-len(head) % 8)
+    os.makedirs(folder, exist_ok=True)
+    with open(os.path.join(folder, "adapter_model.safetensors"), "wb") as f:
+        f.write(struct.pack("<Q", len(head)) + head + data)
+    config = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": r, "lora_alpha": alpha, "lora_dropout": 0.0,
+              "target_modules": targets, "bias": "none", "base_model_name_or_path": "tiny"}
+    if list(layers) != list(range(n_layers)):
+        config["layers_to_transform"] = list(layers)
+    with open(os.path.join(folder, "adapter_config.json"), "w") as f:
+        json.dump(config, f)
+    return folder
+
+
+ALL = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+PROMPTS = ["Tessera serves", "adapters batched", "in one step", "the base gemm"]
+
+
+class Adapters(unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.dirs = {"sql": write_adapter(f"{WORK}/adapter-sql", 4, 16, ALL, [0, 1], 1),
+                    "chat-v2": write_adapter(f"{WORK}/adapter-chat", 2, 4, ["q_proj", "v_proj", "down_proj"], [1], 2)}
+        config = f"{WORK}/serve-adapters.yaml"
+        with open(config, "w") as f:
+            f.write(f"adapters:\n  sql: {cls.dirs['sql']}\n")
+        cls.server = Server("--config", config, "--set", "served_model_name=tiny", "--lora",
+                            f"chat-v2={cls.dirs['chat-v2']}")
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.server.stop()
+
+    def answer(self, model, prompt):
+        status, r = self.server.json("/v1/completions", dict(greedy(prompt, 8), model=model))
+        self.assertEqual(status, 200, r)
+        self.assertEqual(r["model"], model)
+        return r["choices"][0]["text"]
+
+    def test_models_lists_the_base_and_each_adapter(self):
+        status, text = self.server.request("GET", "/v1/models")
+        self.assertEqual(status, 200)
+        self.assertEqual([m["id"] for m in json.loads(text)["data"]], ["tiny", "chat-v2", "sql"])
+        status, r = self.server.json("/v1/completions", dict(greedy("x"), model="sql-v9"))
+        self.assertEqual(status, 404, r)
+        self.assertEqual(r["error"]["code"], "model_not_found")
+
+    def test_each_adapter_answers_as_generate_with_it(self):
+        prompts = f"{WORK}/adapter-prompts.jsonl"
+        with open(prompts, "w") as f:
+            f.writelines(json.dumps({"prompt": p}) + "\n" for p in PROMPTS)
+        answers = {}
+        for name in ("tiny", "sql", "chat-v2"):
+            out = f"{WORK}/generated-{name}.jsonl"
+            adapter = [] if name == "tiny" else ["--adapter", self.dirs[name]]
+            run(TESSERA, "generate", "--model", MODEL, *adapter, "--input", prompts, "--output", out,
+                "--temperature", "0", "--max-new-tokens", "8", "--device", "cpu")
+            want = [json.loads(line)["text"] for line in open(out)]
+            answers[name] = [self.answer(name, p) for p in PROMPTS]
+            self.assertEqual(answers[name], want, name)
+        # The adapters change the answers (else this test could not see one ignored).
+        self.assertNotEqual(answers["sql"], answers["tiny"])
+        self.assertNotEqual(answers["chat-v2"], answers["tiny"])
+
+    def test_mixed_parallel_burst_equals_one_at_a_time(self):
+        jobs = [(("tiny", "sql", "chat-v2")[i % 3], f"{i}: {PROMPTS[i % 4]}") for i in range(24)]
+        alone = [self.answer(name, p) for name, p in jobs]
+        with concurrent.futures.ThreadPoolExecutor(len(jobs)) as pool:
+            together = list(pool.map(lambda job: self.answer(*job), jobs))
+        self.assertEqual(together, alone)
+        self.assertTrue(any("serve: ready" in line and "with 2 adapter(s)" in line for line in self.server.log))
+
+    def test_an_adapter_that_does_not_fit_the_base_is_refused_at_load(self):
+        shapes, _ = tiny_shape()
+        wrong = dict(shapes, **{"self_attn.q_proj": (shapes["self_attn.q_proj"][0], 32)})
+        bad = write_adapter(f"{WORK}/adapter-bad", 2, 4, ["q_proj"], [0], 3, shapes=wrong)
+        done = subprocess.run([TESSERA, "serve", "--model", MODEL, "--port", "0", "--device", "cpu", "--lora",
+                               f"bad={bad}"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn(f"adapter 'bad' ({bad})", done.stdout)
+        self.assertIn("q_proj.lora_A.weight", done.stdout)
+
+    def test_checksums_in_the_config_are_checked(self):
+        config = f"{WORK}/serve-checksums.yaml"
+        with open(config, "w") as f:
+            f.write("checksums:\n  state.h5: " + "0" * 64 + "\n")
+        done = subprocess.run([TESSERA, "serve", "--model", MODEL, "--port", "0", "--device", "cpu", "--config", config],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn(f"{MODEL}/state.h5: checksum mismatch against checksums", done.stdout)
+
+
 if __name__ == "__main__":
     TESSERA, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     unittest.main(argv=[sys.argv[0], "-v"])

@@ -63,6 +63,30 @@ TEST(ServeConfig, OneLineErrors) {
   EXPECT_EQ(error_of("model: [\n"), "serve.yaml:2: invalid YAML: end of sequence flow not found");
 }
 
+// `checksums` (file name: SHA-256, checked in place of SHA256SUMS) and --lora NAME=DIR.
+TEST(ServeConfig, ChecksumsAndLoraFlags) {
+  const std::string sum(64, 'a');
+  auto c = server::load_serve_config(write_file("sums.yaml", "model: /m\nchecksums:\n  model.safetensors: " + sum + "\n"));
+  EXPECT_EQ(c.checksum_map(), (std::map<std::string, std::string>{{"model.safetensors", sum}}));
+  EXPECT_EQ(error_of("model: /m\nchecksums: [a]\n"),
+            "serve.yaml:2: checksums: must be a mapping of file names to SHA-256 hex digests");
+  EXPECT_EQ(error_of("model: /m\nchecksums: {config: abc}\n"),
+            "serve.yaml:2: checksums.config: expected 64 hex digits (sha256sum's output)");
+  EXPECT_EQ(server::parse_lora_flag("sql=/a/sql"), (std::pair<std::string, std::string>{"sql", "/a/sql"}));
+  EXPECT_EQ(server::parse_lora_flag("v1.2=dir=x"), (std::pair<std::string, std::string>{"v1.2", "dir=x"}));
+  auto flag_error = [](const std::string& flag) {
+    try {
+      server::parse_lora_flag(flag);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("(no error)");
+  };
+  EXPECT_EQ(flag_error("/a/sql"), "--lora /a/sql: expected NAME=DIR");
+  EXPECT_EQ(flag_error("sql="), "--lora sql=: expected NAME=DIR");
+  EXPECT_EQ(flag_error("my sql=/a"), "--lora my sql=/a: adapter names are letters, digits, '-', '_' and '.'");
+}
+
 TEST(ApiKeys, FileIdsAndChecks) {
   server::ApiKeys keys;
   keys.add("sk-from-flag");

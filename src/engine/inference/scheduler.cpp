@@ -86,11 +86,15 @@ void Scheduler::validate(const Request& r) const {
            kMaxTopLogprobs, r.top_logprobs);
   TS_CHECK(r.stop.empty() || tokenizer_, "stop strings need a tokenizer (the model folder has none)");
   for (const std::string& s : r.stop) TS_CHECK(!s.empty(), "stop: an empty stop string");
-  TS_CHECK(r.adapter.empty(), "adapter '{}': this engine serves the base model only", r.adapter);
+  TS_CHECK(r.adapter.empty() || model_->adapters(), "adapter '{}': this engine serves the base model only", r.adapter);
+  if (!r.adapter.empty()) model_->adapters()->index(r.adapter);  // an Error naming an adapter not loaded
   check_sampling(r.sampling);
 }
 
-void Scheduler::add(std::unique_ptr<Sequence> s) { waiting_.push_back(std::move(s)); }
+void Scheduler::add(std::unique_ptr<Sequence> s) {
+  s->adapter = model_->adapters() ? model_->adapters()->index(s->request.adapter) : -1;
+  waiting_.push_back(std::move(s));
+}
 
 void Scheduler::cancel(uint64_t id) {
   for (auto& s : waiting_)
@@ -258,6 +262,7 @@ bool Scheduler::step() {
       in.pos.push_back(static_cast<int32_t>(s.cached + k));
     }
     in.block_tables.push_back(&s.blocks);
+    in.adapter.push_back(s.adapter);
     if (s.cached + parts[p].n == s.tokens()) {
       in.logit_rows.push_back(static_cast<int64_t>(in.ids.size()) - 1);
       sampled.push_back(&s);

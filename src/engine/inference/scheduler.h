@@ -26,6 +26,7 @@ struct Sequence {
   Request request;
   EventCallback on_event;
   uint64_t seed = 0;
+  int32_t adapter = -1;  // request.adapter's index in the model's AdapterBank (-1: the base); set by add()
   Clock::time_point submitted;
   double queue_seconds = -1;
   std::vector<int32_t> generated;

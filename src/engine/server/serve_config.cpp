@@ -2,7 +2,10 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cctype>
+
+#include "core/error.h"
 
 namespace tessera::server {
 
@@ -57,6 +60,21 @@ void check_ranges(const ServeConfig& c, const config::RangeChecks& check) {
   }
 }
 
+bool sha256_hex(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char ch) { return std::isxdigit(static_cast<unsigned char>(ch)) != 0; });
+}
+
+void check_checksums(const ServeConfig& c, const config::RangeChecks& check) {
+  const bool ok = !c.checksums || c.checksums.IsNull() || c.checksums.IsMap();
+  check.require(ok, "checksums", "must be a mapping of file names to SHA-256 hex digests");
+  if (!ok || !c.checksums || c.checksums.IsNull()) return;
+  for (const auto& entry : c.checksums) {
+    const std::string name = entry.first.Scalar();
+    check.require(entry.second.IsScalar() && sha256_hex(entry.second.Scalar()), "checksums." + name,
+                  "expected 64 hex digits (sha256sum's output)");
+  }
+}
+
 }  // namespace
 
 std::map<std::string, std::string> ServeConfig::adapter_dirs() const {
@@ -66,6 +84,21 @@ std::map<std::string, std::string> ServeConfig::adapter_dirs() const {
   return out;
 }
 
+std::map<std::string, std::string> ServeConfig::checksum_map() const {
+  std::map<std::string, std::string> out;
+  if (checksums && checksums.IsMap())
+    for (const auto& entry : checksums) out[entry.first.Scalar()] = entry.second.Scalar();
+  return out;
+}
+
+std::pair<std::string, std::string> parse_lora_flag(const std::string& flag) {
+  const auto eq = flag.find('=');
+  TS_CHECK(eq != std::string::npos && eq > 0 && eq + 1 < flag.size(), "--lora {}: expected NAME=DIR", flag);
+  const std::string name = flag.substr(0, eq);
+  TS_CHECK(valid_adapter_name(name), "--lora {}: adapter names are letters, digits, '-', '_' and '.'", flag);
+  return {name, flag.substr(eq + 1)};
+}
+
 ServeConfig load_serve_config(const std::string& path, const std::vector<std::string>& overrides) {
   config::Source source{path, {}};
   YAML::Node root = path.empty() ? YAML::Node(YAML::NodeType::Map) : config::load_yaml_file(path);
@@ -73,6 +106,7 @@ ServeConfig load_serve_config(const std::string& path, const std::vector<std::st
   ServeConfig config;
   config::read_config(root, source, config);
   check_ranges(config, config::RangeChecks(root, source));
+  check_checksums(config, config::RangeChecks(root, source));
   return config;
 }
 

@@ -31,7 +31,8 @@ struct ServeConfig {
   std::string model;              // Hugging Face folder (config.json, safetensors, tokenizer.json)
   std::string served_model_name;  // what clients put in "model"; "" the folder's name
   YAML::Node adapters;            // name: LoRA adapter folder (PEFT)
-  bool verify = true;             // weight files against SHA256SUMS before serving
+  bool verify = true;             // weight files against SHA256SUMS (or `checksums`) before serving
+  YAML::Node checksums;           // file name (in the model folder): SHA-256 hex, in place of SHA256SUMS
   std::string device = "auto";
   std::string dtype = "auto";   // bf16 on a GPU, fp32 on the CPU
   std::string host = "127.0.0.1";
@@ -52,6 +53,7 @@ struct ServeConfig {
   EngineSection engine;
 
   std::map<std::string, std::string> adapter_dirs() const;  // from `adapters`, checked on load
+  std::map<std::string, std::string> checksum_map() const;  // from `checksums`
 };
 
 template <typename V> void describe(V& v, EngineSection& s) {
@@ -71,6 +73,7 @@ template <typename V> void describe(V& v, ServeConfig& c) {
   v("served_model_name", c.served_model_name);
   v("adapters", c.adapters);
   v("verify", c.verify);
+  v("checksums", c.checksums);
   v("device", c.device, {"auto", "cpu", "cuda"});
   v("dtype", c.dtype, {"auto", "bf16", "fp32"});
   v("host", c.host);
@@ -97,5 +100,9 @@ template <typename V> void describe(V& v, ServeConfig& c) {
 ServeConfig load_serve_config(const std::string& path, const std::vector<std::string>& overrides = {});
 
 std::string to_yaml(const ServeConfig& config);
+
+// `--lora NAME=DIR`: the adapter's name (checked as the `adapters` keys are) and folder; an Error
+// naming the flag otherwise.
+std::pair<std::string, std::string> parse_lora_flag(const std::string& flag);
 
 }  // namespace tessera::server
