@@ -449,9 +449,22 @@ if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
 # Several LoRA adapters batched in one step (tessera serve's adapters): the CUDA lora_batched op
 # (gathered by row, punica's BGMV) against its CPU reference on random inputs: adapters of different
 # ranks (one of rank 0), NaN padding never read, rows of every adapter and of none in any order, f32
-# and bf16, a batch past the grid's 65535 rows.
+# and bf16, a batch past the grid's 65535 rows; and its cost next to the shared base gemm and to a
+# single adapter's two gemms (bench/lora_batched_bench, 1B and 8B projection shapes).
 adapters() {
   check kernels_lora_batched .device/bin/test_kernels --gtest_filter='*LoraBatched*'
+  if [ -x .device/bin/lora_batched_bench ]; then
+    echo "| lora_batched, bf16, 4 adapters r16 (rows in out) | base gemm us | lora_batched us | one adapter's 2 gemms us | batched / base |" >> "$summary"
+    echo "| --- | --- | --- | --- | --- |" >> "$summary"
+    for shape in "1 2048 8192" "16 2048 8192" "64 2048 8192" "256 2048 8192" "64 4096 14336" "2048 2048 8192"; do
+      .device/bin/lora_batched_bench $shape | tee -a "$out/lora_batched.log" | sed -n 's/^RESULT //p' \
+        | python3 -c 'import json, sys
+for l in sys.stdin:
+    r = json.loads(l)
+    print("| %(rows)s %(in)s %(out)s | %(base_gemm_us)s | %(lora_batched_us)s | %(one_adapter_gemms_us)s | %(batched_over_base)s |" % r)' \
+        >> "$summary"
+    done
+  fi
 }
 if [ "$only" = all ] || [ "$only" = adapters ]; then adapters; fi
 
