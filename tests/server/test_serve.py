@@ -353,7 +353,8 @@ class Operations(unittest.TestCase):
 
 def tiny_shape():
     """The projections' [out, in] of configs/tiny-cpu.yaml's model (the served checkpoint's)."""
-    text = open(os.path.join(SOURCE, "configs/tiny-cpu.yaml")).read()
+    with open(os.path.join(SOURCE, "configs/tiny-cpu.yaml")) as f:
+        text = f.read()
     get = lambda key: int(re.search(rf"^\s+{key}: (\d+)$", text, re.M).group(1))
     hidden, inter, layers = get("hidden_size"), get("intermediate_size"), get("num_hidden_layers")
     heads, kv = get("num_attention_heads"), get("num_key_value_heads")
@@ -442,7 +443,8 @@ class Adapters(unittest.TestCase):
             adapter = [] if name == "tiny" else ["--adapter", self.dirs[name]]
             run(TESSERA, "generate", "--model", MODEL, *adapter, "--input", prompts, "--output", out,
                 "--temperature", "0", "--max-new-tokens", "8", "--device", "cpu")
-            want = [json.loads(line)["text"] for line in open(out)]
+            with open(out) as f:
+                want = [json.loads(line)["text"] for line in f]
             answers[name] = [self.answer(name, p) for p in PROMPTS]
             self.assertEqual(answers[name], want, name)
         # The adapters change the answers (else this test could not see one ignored).
