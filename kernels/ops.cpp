@@ -301,6 +301,20 @@ void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& 
   TS_DISPATCH(logits.device(), cross_entropy_rows(loss, logits, labels, grad_scale, grad));
 }
 
+void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits) {
+  const char* op = "argmax_rows";
+  check_floating(op, logits);
+  TS_CHECK(logits.ndim() == 2 && logits.size(1) > 0, "{}: logits must be [rows, vocab], got {}", op, logits.str());
+  const int64_t rows = logits.size(0);
+  TS_CHECK(index.defined() && index.dtype() == DType::I32 && index.numel() == rows,
+           "{}: index must be int32 [{}], got {}", op, rows, index.defined() ? index.str() : "an undefined tensor");
+  check_f32(op, logprob, rows);
+  check_same_device(op, index, logits);
+  check_same_device(op, logprob, logits);
+  if (rows == 0) return;
+  TS_DISPATCH(logits.device(), argmax_rows(index, logprob, logits));
+}
+
 // Per chunk: f32 logits by gemm, turned by cross_entropy_rows into their gradient in the weight's
 // dtype (gemm takes A and B of one dtype) for dhidden = grad @ weight and dweight += grad^T @ hidden. Per-token losses go to an [N] buffer, summed once at the end.
 void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const Tensor& dweight,

@@ -88,6 +88,11 @@ void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
 void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
                         const Tensor& grad);
 
+// Greedy picks of rows of logits [R, V] (f32, bf16 or f16), for decoding without copying the
+// rows to the host: index[r] (int32 [R]) = the first maximum of row r, and logprob[r] (f32 [R])
+// = its log-softmax, max - log(sum_v exp(x_v - max)).
+void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits);
+
 // Cross-entropy of the output projection logits = hidden [N, H] @ weight [V, H]^T without
 // holding f32 logits for all N tokens: chunk_tokens rows at a time it computes the chunk's f32
 // logits, turns them into gradients with cross_entropy_rows, and runs the two backward gemms.
@@ -144,7 +149,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
 
 // Writes the keys and values of new tokens into their cache slots.
 // k, v: [T, Hkv, D] (the new tokens, packed rows); slots: int32 [T], distinct, each in
-// [0, num_blocks * block_size); k_cache, v_cache: [num_blocks, block_size, Hkv, D], same dtype as k/v
+// [0, num_blocks * block_size) or -1 for a padding row that is not written; k_cache, v_cache: [num_blocks, block_size, Hkv, D], same dtype as k/v
 // (bf16 on CUDA, f32 on CPU). A slot outside the cache is an error on the CPU and traps on the GPU
 // (see embedding_forward).
 void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache);

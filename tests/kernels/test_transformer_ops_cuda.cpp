@@ -215,3 +215,31 @@ TEST_P(CudaLinearCrossEntropy, MatchesCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaLinearCrossEntropy, ::testing::Values(DType::F32, DType::BF16));
+
+// argmax_rows on the GPU equals the CPU reference: the same index (ties included) and the
+// log-softmax of it, on fresh random logits of a small and a Llama-3-sized vocabulary.
+class CudaArgmaxRows : public ::testing::TestWithParam<std::tuple<DType, int64_t>> {};
+
+TEST_P(CudaArgmaxRows, MatchesCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, vocab] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 37;
+  Tensor logits = random_tensor({rows, vocab}, DType::F32, cpu, seed, 4.0f);
+  float* z = logits.data_as<float>();
+  z[2 * vocab + 5] = z[2 * vocab + vocab - 3] = 60.0f;  // ties across threads: the lower index wins
+  z[4 * vocab + vocab - 1] = 55.0f;
+  logits = ops::cast(logits, dtype);  // rows rounded alike for both backends
+  Tensor index = Tensor::empty({rows}, DType::I32), logprob = Tensor::empty({rows}, DType::F32);
+  Tensor gpu_index = Tensor::empty({rows}, DType::I32, gpu), gpu_logprob = Tensor::empty({rows}, DType::F32, gpu);
+  ops::argmax_rows(index, logprob, logits);
+  ops::argmax_rows(gpu_index, gpu_logprob, logits.to(gpu));
+  EXPECT_EQ(gpu_index.to(cpu).to_vector<int32_t>(), index.to_vector<int32_t>());
+  EXPECT_EQ(index.to_vector<int32_t>()[2], 5);
+  EXPECT_LT(relative_error(gpu_logprob, logprob), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaArgmaxRows,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                                            ::testing::Values(int64_t(200), int64_t(128256))));

@@ -395,3 +395,33 @@ TEST(CpuLinearCrossEntropy, RejectsMismatchedArguments) {
                Error);
   EXPECT_THROW(ops::linear_cross_entropy(loss_sum, Tensor(), Tensor(), hidden, weight, labels, 1, 0), Error);
 }
+
+// argmax_rows: the first maximum of each row (ties go to the lower index) and its log-softmax,
+// checked against a direct computation in double.
+TEST(ArgmaxRows, FirstMaximumAndItsLogSoftmax) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 5, vocab = 1003;
+  Tensor logits = random_tensor({rows, vocab}, DType::F32, cpu, seed, 3.0f);
+  float* z = logits.data_as<float>();
+  z[1 * vocab + 17] = z[1 * vocab + 900] = 50.0f;  // a tie: 17 wins
+  z[3 * vocab + vocab - 1] = 40.0f;                // the last column
+  Tensor index = Tensor::empty({rows}, DType::I32), logprob = Tensor::empty({rows}, DType::F32);
+  ops::argmax_rows(index, logprob, logits);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = z + r * vocab;
+    int64_t best = 0;
+    for (int64_t v = 0; v < vocab; ++v)
+      if (row[v] > row[best]) best = v;
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - row[best]);
+    EXPECT_EQ(index.data_as<int32_t>()[r], best) << "row " << r;
+    EXPECT_NEAR(logprob.data_as<float>()[r], -std::log(sum), 1e-5) << "row " << r;
+  }
+  EXPECT_EQ(index.data_as<int32_t>()[1], 17);
+  EXPECT_EQ(index.data_as<int32_t>()[3], vocab - 1);
+  EXPECT_NEAR(logprob.data_as<float>()[1], -std::log(2.0), 1e-5);  // two equal maxima far above the rest
+
+  Tensor wrong = Tensor::empty({rows}, DType::I64);
+  EXPECT_THROW(ops::argmax_rows(wrong, logprob, logits), Error);
+}

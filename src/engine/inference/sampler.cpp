@@ -63,6 +63,11 @@ void check_sampling(const SamplingParams& p) {
            "frequency_penalty must be in [-2, 2], got {}", p.frequency_penalty);
 }
 
+bool greedy_on_device(const SamplingParams& p, int64_t top_logprobs) {
+  return p.temperature == 0 && p.repetition_penalty == 1.0 && p.presence_penalty == 0.0 &&
+         p.frequency_penalty == 0.0 && top_logprobs <= 0;
+}
+
 std::vector<double> sampling_distribution(std::span<const float> logits, const SamplingParams& p,
                                           std::span<const int32_t> prompt, std::span<const int32_t> generated) {
   TS_CHECK(!logits.empty(), "sampling: an empty row of logits");
