@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
@@ -26,6 +27,8 @@ int main(int argc, char** argv) {
     std::string shape = "1b";
     int64_t batch = 1, prompt = 128, fresh = 128;
     bool graphs = true;
+    const char* gemv_env = std::getenv("TESSERA_SMALL_M_GEMV");  // kernels/cuda/gemv.h
+    const bool gemv = !(gemv_env && std::string(gemv_env) == "0");
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string key = argv[i], value = argv[i + 1];
       if (key == "--shape") shape = value;
@@ -90,10 +93,10 @@ int main(int argc, char** argv) {
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"small_m_gemv\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
-                shape.c_str(), batch, prompt, fresh, graphs ? 1 : 0, first, double(batch * prompt) / first,
+                shape.c_str(), batch, prompt, fresh, graphs ? 1 : 0, gemv ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
                 (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,
                 weight_bytes / step / 1e12, memory_stats(gpu).peak_allocated / 1073741824.0);

@@ -60,6 +60,11 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 //   `weight * hidden.to(input_dtype)` does. weight [D] has x's dtype or f32; out has x's dtype.
 // Qwen3's q_norm/k_norm are this op on rows of head_dim.
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
+// The residual add and the norm after it in one pass (one launch on the GPU): sum = a + b rounded
+// to a's dtype (exactly ops::add), then rmsnorm_forward(out, rstd, sum, weight, eps), bit for bit.
+// a, b, sum and out share a shape and dtype; sum may alias a or b.
+void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                         const Tensor& weight, float eps);
 // dx (written) and dweight [D] f32 (+=; undefined for a frozen weight) from dout, x, weight and
 // the saved rstd.
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
@@ -70,6 +75,9 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
 // cos and sin are taken in f32, scaled by attention_scaling and rounded to x's dtype before the
 // rotation, as HF does. positions [N] int32, per token (packed documents restart at 0).
 void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling);
+// rope_forward on q [N, Hq, D] and on k [N, Hkv, D] in one pass (one launch on the GPU), bit for bit.
+void rope_forward_qk(const Tensor& q, const Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                     float attention_scaling);
 // The transpose of rope_forward (rotation by -angle), in place on the gradient dx [N, heads, D].
 void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq, float attention_scaling);
 

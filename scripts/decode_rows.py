@@ -20,6 +20,6 @@ for r in ours:
     p = peer.get((r["shape"], r["batch"], "static", r["prompt"]))
     theirs = p["decode_tok_per_s"] if p else None
     ratio = f'{r["decode_tok_per_s"] / theirs:.2f}x' if theirs else "-"
-    print(f'| {r["shape"]}, {r["batch"]}, {r["prompt"]}, {"on" if r["graphs"] else "off"} | {r["decode_tok_per_s"]:.0f} '
+    print(f'| {r["shape"]}, {r["batch"]}, {r["prompt"]}, {"on" if r["graphs"] else "off"}{"" if r.get("small_m_gemv", 1) else ", no gemv"} | {r["decode_tok_per_s"]:.0f} '
           f'| {r["wall_ms_per_step"]:.2f} / {r["run_ms_per_step"]:.2f} / {r["gpu_ms_per_step"]:.2f} '
           f'| {r["graph_replays"]} | {r["prefill_tok_per_s"]:.0f} | {theirs if theirs else "-"} | {ratio} |')

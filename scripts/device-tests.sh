@@ -342,16 +342,17 @@ if [ "$only" = all ] || [ "$only" = metrics ]; then metrics_gpu; fi
 # compiled PyTorch decode peer in the same call (prompt 128, 128 new tokens). decode_8b: the 8B
 # shape at batch 1 next to its peer.
 generate() {
-  check kernels_decode .device/bin/test_kernels --gtest_filter='*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:CudaPagedAttentionOps.DecodeBatches'
+  check kernels_decode .device/bin/test_kernels --gtest_filter='*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:*SmallMGemm*:*AddRmsNorm*:*RopeQk*:CudaGemm*:CudaPagedAttentionOps.DecodeBatches'
   check generate_parity_cpu python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cpu
   check generate_parity_cuda python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cuda
   grep -h RESULT "$out"/generate_parity_*.log | sed 's/^RESULT /| generate parity | /; s/$/ |/' >> "$summary"
   : > "$out/decode.jsonl"
-  for run in "1 128 1" "16 128 1" "64 128 1" "256 128 1" "1 128 0" "16 128 0" "1 2048 1"; do
+  # batch, prompt, graphs, small-M gemv kernel (kernels/cuda/gemv.h)
+  for run in "1 128 1 1" "16 128 1 1" "64 128 1 1" "256 128 1 1" "1 128 0 1" "16 128 0 1" "1 128 1 0" "1 2048 1 1"; do
     set -- $run
     new=128; [ "$2" = 2048 ] && new=2
-    timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new --graphs "$3" 2>&1 \
-      | tee -a "$out/decode.log" | sed -n 's/^RESULT //p' >> "$out/decode.jsonl"
+    TESSERA_SMALL_M_GEMV=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
+      --graphs "$3" 2>&1 | tee -a "$out/decode.log" | sed -n 's/^RESULT //p' >> "$out/decode.jsonl"
   done
   timeout 240 python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64,256 --prompt 128 --new 128 \
     --modes static > "$out/decode_peer.log" 2>&1
