@@ -14,7 +14,7 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxRows = 8;
+constexpr int kMaxRows = 4;  // beyond, converting A's rows costs as much as the weight's bytes: cuBLASLt
 constexpr int kVec = 8;  // elements per 16-byte load
 
 template <typename T, typename C, int M>
@@ -64,11 +64,7 @@ void launch(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& 
     case 1: return launch_rows<T, C, 1>(c, a, b, s, alpha, beta);
     case 2: return launch_rows<T, C, 2>(c, a, b, s, alpha, beta);
     case 3: return launch_rows<T, C, 3>(c, a, b, s, alpha, beta);
-    case 4: return launch_rows<T, C, 4>(c, a, b, s, alpha, beta);
-    case 5: return launch_rows<T, C, 5>(c, a, b, s, alpha, beta);
-    case 6: return launch_rows<T, C, 6>(c, a, b, s, alpha, beta);
-    case 7: return launch_rows<T, C, 7>(c, a, b, s, alpha, beta);
-    default: return launch_rows<T, C, 8>(c, a, b, s, alpha, beta);
+    default: return launch_rows<T, C, 4>(c, a, b, s, alpha, beta);
   }
 }
 

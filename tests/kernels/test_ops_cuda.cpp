@@ -113,8 +113,8 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::make_tuple(DType::BF16, DType::F32), std::make_tuple(DType::F16, DType::F16),
                                          std::make_tuple(DType::F16, DType::F32))));
 
-// A few rows against a weight (decode steps: the small-M kernel of kernels/cuda/gemv.cu instead
-// of cuBLASLt), with alpha and beta, against the CPU reference.
+// A few rows against a weight (decode steps: up to 4 rows take the small-M kernel of
+// kernels/cuda/gemv.cu instead of cuBLASLt), with alpha and beta, against the CPU reference.
 class CudaSmallMGemm : public ::testing::TestWithParam<std::tuple<int64_t, std::tuple<DType, DType>>> {};
 
 TEST_P(CudaSmallMGemm, MatchesCpuReference) {
@@ -138,7 +138,7 @@ TEST_P(CudaSmallMGemm, MatchesCpuReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Rows, CudaSmallMGemm,
-                         ::testing::Combine(::testing::Values(int64_t(1), int64_t(2), int64_t(5), int64_t(8)),
+                         ::testing::Combine(::testing::Values(int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(8)),
                                             ::testing::Values(std::make_tuple(DType::BF16, DType::BF16),
                                                               std::make_tuple(DType::BF16, DType::F32),
                                                               std::make_tuple(DType::F16, DType::F32))));
