@@ -128,7 +128,7 @@ def setUpModule():
     # Two training steps: a real checkpoint folder (config, weights, byte tokenizer) in seconds.
     run(TESSERA, "train", os.path.join(SOURCE, "configs/tiny-cpu.yaml"), "--set", "train.steps=2",
         "--set", "train.device=cpu", "--set", "data.seq_len=64", "--set", "train.micro_batch_size=1",
-        "--set", "model.init.max_position_embeddings=1024", "--set", f"checkpoint.dir={WORK}/run",
+        "--set", "model.init.max_position_embeddings=8192", "--set", f"checkpoint.dir={WORK}/run",
         "--set", "checkpoint.every_steps=0", "--set", "log.metrics_file=",
         "--set", f"data.train={os.path.join(SOURCE, 'README.md')}")
     MODEL = f"{WORK}/run/step-2"
@@ -166,7 +166,8 @@ class Serve(unittest.TestCase):
 
     def test_long_streams_end_whole(self):
         # Tokens that add no text (a byte of a longer UTF-8 character) once ended the chunked reply.
-        body = {"model": "tiny", "prompt": "long", "max_tokens": 200, "temperature": 1.0, "seed": 5}  # sampled: any bytes
+        body = {"model": "tiny", "prompt": "long", "max_tokens": 200, "temperature": 1.0, "seed": 5,  # sampled: any bytes
+                "ignore_eos": True}
         whole = SERVER.json("/v1/completions", body)[1]["choices"][0]["text"]
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
             streams = list(pool.map(lambda _: SERVER.stream("/v1/completions", body), range(4)))
@@ -218,7 +219,7 @@ class Serve(unittest.TestCase):
             ("POST", "/v1/completions", {"prompt": "x", "temperature": -1}, KEY, 400, "invalid_value"),
             ("POST", "/v1/completions", {"prompt": "x", "model": "gpt-4"}, KEY, 404, "model_not_found"),
             ("POST", "/v1/completions", {"prompt": "x" * 70000}, KEY, 413, "body_too_large"),
-            ("POST", "/v1/completions", {"prompt": "x" * 2000}, KEY, 400, "context_length_exceeded"),
+            ("POST", "/v1/completions", {"prompt": "x" * 9000}, KEY, 400, "context_length_exceeded"),
             ("GET", "/v1/nothing", None, KEY, 404, "not_found"),
         ]
         for method, path, body, key, status, code in cases:
@@ -262,7 +263,10 @@ class Serve(unittest.TestCase):
     def test_client_hanging_up_is_cancelled(self):
         before = SERVER.metrics().get('tessera_requests_finished_total{reason="cancelled"}', 0)
         conn = SERVER.connection()
-        conn.request("POST", "/v1/completions", body=json.dumps({"prompt": "long", "max_tokens": 1000, "stream": True}),
+        # 8,000 sampled tokens, never stopped by an end-of-text one: far more than the engine makes
+        # before the hang-up is seen.
+        body = {"prompt": "long", "max_tokens": 8000, "ignore_eos": True, "stream": True}
+        conn.request("POST", "/v1/completions", body=json.dumps(body),
                      headers={"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"})
         resp = conn.getresponse()
         self.assertEqual(resp.status, 200)
@@ -283,11 +287,12 @@ class Serve(unittest.TestCase):
         with STATUS_LOCK:
             expected = dict(STATUSES)
         counted = lambda m: {s: m.get(f'tessera_requests_total{{status="{s}"}}', 0) for s in expected}
-        # A request is counted as its reply's last bytes go out: on a loaded machine the client can
-        # be a little ahead of the counters, so they are read until they settle (at most 10 s).
+        # A request is counted as its reply's last bytes go out, and the engine's gauges move at its
+        # next step: on a loaded machine the client is a little ahead, so they are read until they
+        # settle (at most 10 s).
         for _ in range(100):
             m = SERVER.metrics()
-            if counted(m) == expected:
+            if counted(m) == expected and m["tessera_requests_running"] == 0:  # a cancel lands at the next step
                 break
             time.sleep(0.1)
         self.assertEqual(counted(m), expected)
