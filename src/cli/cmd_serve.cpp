@@ -136,6 +136,7 @@ void run_serve(const ServeArgs& args) {
 
   inference::LoadedInferenceModel loaded = inference::load_inference_model(
       {.model = c.model, .device = device, .dtype = dtype, .verify = c.verify, .checksums = c.checksum_map()});
+  loaded.model->set_options({.cuda_graphs = c.engine.cuda_graphs});
   load_adapters(*loaded.model, adapters, c.verify);
   inference::Generator generator(loaded.model, loaded.tokenizer, generator_options(c.engine));
   server::GeneratorBackend backend(generator, loaded.tokenizer, c.engine.chat_template);

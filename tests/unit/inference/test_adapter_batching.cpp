@@ -1,7 +1,8 @@
 // Several LoRA adapters served in one step (model/adapter_bank.h, ops::lora_batched): a batch that
 // mixes two adapters of different ranks and targets with the base gives, row for row, what each
 // gives alone (the base model; the adapter attached to the projections) and what its merged model
-// gives (fp32 CPU, 1e-5); prefill and decode rows in any order. And the refusals at load.
+// gives (fp32 CPU, 1e-5); prefill and decode rows in any order, and a decode step padded to its
+// bucket (as CUDA graphs run it: padding rows of no adapter). And the refusals at load.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
@@ -60,11 +61,12 @@ std::shared_ptr<InferenceModel> model_of(const ModelConfig& config, ModelParams 
                                           DType::F32);
 }
 
-// Logits of a prefill of `prompt` then one decode token, for one sequence alone.
-std::vector<std::vector<float>> alone(InferenceModel& model, const std::vector<int32_t>& prompt, int32_t next) {
+// Logits of a prefill of `prompt` then a decode step of each of `next`, for one sequence alone.
+std::vector<std::vector<float>> alone(InferenceModel& model, const std::vector<int32_t>& prompt,
+                                      const std::vector<int32_t>& next) {
   KvCache cache(model.config(), 16, 4, DType::F32, Device::cpu());
   BlockTable table;
-  EXPECT_TRUE(cache.reserve(table, static_cast<int64_t>(prompt.size()) + 1));
+  EXPECT_TRUE(cache.reserve(table, static_cast<int64_t>(prompt.size() + next.size())));
   std::vector<std::vector<float>> out;
   const int64_t V = model.config().vocab_size;
   StepInput in;
@@ -77,9 +79,11 @@ std::vector<std::vector<float>> alone(InferenceModel& model, const std::vector<i
   in.logit_rows = {static_cast<int64_t>(prompt.size()) - 1};
   Tensor logits = model.step(in, cache);
   out.emplace_back(logits.data_as<float>(), logits.data_as<float>() + V);
-  StepInput d{{next}, {0}, {static_cast<int32_t>(prompt.size())}, {&table}, {0}, {}};
-  logits = model.step(d, cache);
-  out.emplace_back(logits.data_as<float>(), logits.data_as<float>() + V);
+  for (size_t i = 0; i < next.size(); ++i) {
+    StepInput d{{next[i]}, {0}, {static_cast<int32_t>(prompt.size() + i)}, {&table}, {0}, {}, {}};
+    logits = model.step(d, cache);
+    out.emplace_back(logits.data_as<float>(), logits.data_as<float>() + V);
+  }
   return out;
 }
 
@@ -116,13 +120,13 @@ TEST(AdapterBatching, MixedBatchEqualsEachAloneAndTheMergedModels) {
   const std::vector<int32_t> which{1, -1, 0, 1};
   std::vector<std::vector<int32_t>> prompts;
   for (int s = 0; s < 4; ++s) prompts.push_back(tokens(5 + 2 * s, 7 + s, c.vocab_size));
-  const std::vector<int32_t> next{3, 5, 7, 9};
+  const std::vector<int32_t> next{3, 5, 7, 9}, then{11, 13, 15};  // `then`: sequences 0-2 only
 
   KvCache cache(c, 32, 4, DType::F32, Device::cpu());
   std::vector<BlockTable> tables(4);
   StepInput in;
   for (int s = 0; s < 4; ++s) {
-    ASSERT_TRUE(cache.reserve(tables[s], static_cast<int64_t>(prompts[s].size()) + 1));
+    ASSERT_TRUE(cache.reserve(tables[s], static_cast<int64_t>(prompts[s].size()) + 2));
     for (size_t i = 0; i < prompts[s].size(); ++i) {
       in.ids.push_back(prompts[s][i]);
       in.seq.push_back(s);
@@ -144,6 +148,18 @@ TEST(AdapterBatching, MixedBatchEqualsEachAloneAndTheMergedModels) {
   d.logit_rows = {1, 3, 0, 2};  // sequences 0, 1, 2, 3
   d.adapter = which;
   const Tensor decode = served->step(d, cache);
+  // A decode step of sequences 0-2 in order, padded to a bucket of 4 with a padding row.
+  served->set_options({.cuda_graphs = false, .pad_decode = true});
+  StepInput p;
+  for (int s = 0; s < 3; ++s) {
+    p.ids.push_back(then[s]);
+    p.seq.push_back(s);
+    p.pos.push_back(static_cast<int32_t>(prompts[s].size()) + 1);
+    p.block_tables.push_back(&tables[s]);
+    p.logit_rows.push_back(s);
+    p.adapter.push_back(which[s]);
+  }
+  const Tensor padded = served->step(p, cache);
 
   const int64_t V = c.vocab_size;
   auto base = model_of(c, f.base.loaded.params);
@@ -156,15 +172,23 @@ TEST(AdapterBatching, MixedBatchEqualsEachAloneAndTheMergedModels) {
     const std::vector<float> got_prefill(prefill.data_as<float>() + s * V, prefill.data_as<float>() + (s + 1) * V);
     const std::vector<float> got_decode(decode.data_as<float>() + s * V, decode.data_as<float>() + (s + 1) * V);
     InferenceModel& one = which[s] < 0 ? *base : *alone_model[which[s]];
-    const auto want = alone(one, prompts[s], next[s]);
+    std::vector<int32_t> tokens_in{next[s]};
+    if (s < 3) tokens_in.push_back(then[s]);
+    const auto want = alone(one, prompts[s], tokens_in);
     EXPECT_LT(max_diff(got_prefill, want[0]), 1e-5);
     EXPECT_LT(max_diff(got_decode, want[1]), 1e-5);
+    std::vector<float> got_padded;
+    if (s < 3) {
+      got_padded.assign(padded.data_as<float>() + s * V, padded.data_as<float>() + (s + 1) * V);
+      EXPECT_LT(max_diff(got_padded, want[2]), 1e-5);
+    }
     if (which[s] < 0) continue;
-    const auto want_merged = alone(*merged_model[which[s]], prompts[s], next[s]);
+    const auto want_merged = alone(*merged_model[which[s]], prompts[s], tokens_in);
     EXPECT_LT(max_diff(got_prefill, want_merged[0]), 1e-5);
     EXPECT_LT(max_diff(got_decode, want_merged[1]), 1e-5);
+    if (s < 3) EXPECT_LT(max_diff(got_padded, want_merged[2]), 1e-5);
     // And the adapter does change the model (a test that could not fail would be no test).
-    const auto plain = alone(*base, prompts[s], next[s]);
+    const auto plain = alone(*base, prompts[s], tokens_in);
     EXPECT_GT(max_diff(got_decode, plain[1]), 1e-3);
   }
 }
