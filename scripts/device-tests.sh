@@ -9,7 +9,8 @@
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
 # `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
-# `... metrics` the trainer's metrics port on GPUs, `... gptq` GPTQ quantization on the GPU.
+# `... metrics` the trainer's metrics port on GPUs, `... gptq` GPTQ quantization on the GPU,
+# `... quality` the quantization quality recipe (scripts/quality.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -347,6 +348,31 @@ print(f"| gptq int4 g32 on the GPU (eval loss: bf16-trained / rtn / gptq / gptq 
 PY
 }
 if [ "$only" = all ] || [ "$only" = gptq ]; then gptq; fi
+
+# The quantization quality recipe (#16 section 6, scripts/quality.sh): a 25M-parameter byte-level
+# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32,
+# RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
+# scripts/quality-data.sh, packed by device-prepare.sh). The runs (checkpoints of a few hundred
+# MB) stay in /tmp; only the logs and the table come back. About 3-4 minutes.
+quality() {
+  if [ ! -f .device/quality.tgz ]; then
+    echo "| quality | SKIPPED: no .device/quality.tgz (scripts/quality-data.sh, then device-prepare.sh) |" >> "$summary"
+    return
+  fi
+  local d=/tmp/tessera-quality
+  rm -rf "$d" && mkdir -p "$d" && tar xzf .device/quality.tgz -C "$d"
+  echo "== quality: scripts/quality.sh"
+  if bash scripts/quality.sh --tessera .device/bin/tessera --data "$d/quality" --out "$d/run" > "$out/quality.md" \
+      2> "$out/quality.log"; then
+    grep '^|' "$out/quality.md" >> "$summary"
+  else
+    echo "| quality | FAIL: $(tail -1 "$out/quality.log") |" >> "$summary"
+  fi
+  cp -r "$d/run/logs" "$out/quality_logs" 2>/dev/null || true
+  cp "$d"/run/*.json "$out/quality_logs/" 2>/dev/null || true
+  tail -20 "$out/quality.md" "$out/quality.log"
+}
+if [ "$only" = all ] || [ "$only" = quality ]; then quality; fi
 
 # The trainer's metrics port on GPUs (#18): a tiny job on every GPU, scraped while it runs; the
 # per-rank NVML series (utilisation, power), memory and MFU must be there.
