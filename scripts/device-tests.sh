@@ -9,8 +9,10 @@
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
 # `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
-# `... metrics` the trainer's metrics port on GPUs, `... gptq` GPTQ quantization on the GPU,
-# `... quality` the quantization quality recipe (scripts/quality.sh).
+# `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
+# and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load,
+# `... gptq` GPTQ quantization on the GPU, `... quality` the quantization quality recipe
+# (scripts/quality.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -308,9 +310,10 @@ if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
 # device, sequential layer by layer): a small byte-level model trained here on README.md, then
 # quantized int4 g32 (projections and lm_head) by RTN, GPTQ and GPTQ with act-order, each
 # evaluated (fp32, on the GPU) on README.md's start. GPTQ must evaluate below RTN. About a minute.
+# (Runs in /tmp/tessera-gptq; only the logs come back.)
 gptq() {
-  local d=$out/gptq T=.device/bin/tessera
-  mkdir -p "$d"
+  local d=/tmp/tessera-gptq T=.device/bin/tessera  # the checkpoints stay out of logs.tgz
+  rm -rf "$d" && mkdir -p "$d"
   check gptq_train "$T" train configs/tiny-cpu.yaml --set data.train=README.md --set train.device=cuda \
     --set train.dtype=bf16 --set model.init.hidden_size=256 --set model.init.intermediate_size=768 \
     --set model.init.num_hidden_layers=4 --set model.init.tie_word_embeddings=false --set train.steps=300 \
@@ -373,6 +376,36 @@ quality() {
   tail -20 "$out/quality.md" "$out/quality.log"
 }
 if [ "$only" = all ] || [ "$only" = quality ]; then quality; fi
+# Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
+# reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
+# o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
+# rows (decoding; fused gemv and dequantize + cuBLASLt) and 2048 (prefill), weights from HBM.
+# Goals: M = 1 int4 >= 2.5x and int8 >= 1.7x bf16 (and > 2.5 TB/s); prefill >= 0.9x.
+quant_kernels() {
+  check kernels_quant_gemv .device/bin/test_kernels --gtest_filter='*FusedGemv*:*GemmPacked*'
+  timeout 300 .device/bin/quant_gemv_bench 1b 8b > "$out/quant_gemv.log" 2>&1
+  python3 - "$out/quant_gemv.log" >> "$summary" <<'PY'
+import json, sys
+rows = [json.loads(l[7:]) for l in open(sys.argv[1]) if l.startswith("RESULT ")]
+per_layer = {"q_o": 2, "k_v": 2, "gate_up": 2, "down": 1}
+def layer(shape, scheme, m, key):
+    got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
+    if len(got) != 4 or any(r[key] <= 0 for r in got): return None
+    return sum(per_layer[r["proj"]] * r[key] for r in got)
+print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 dequant+gemm / bf16 |")
+print("| --- | --- | --- | --- | --- | --- |")
+for shape in ("1b", "8b"):
+    for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
+        if not any(r["shape"] == shape and r["scheme"] == scheme for r in rows): continue
+        speed = lambda m, key: (lambda b, t: f"{b / t:.2f}" if b and t else "-")(layer(shape, scheme, m, "bf16_us"), layer(shape, scheme, m, key))
+        gbps = " / ".join(str(r["fused_gbps"]) for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == 1 and r["proj"] in ("gate_up", "down"))
+        f1, b1 = layer(shape, scheme, 1, "fused_us"), layer(shape, scheme, 1, "bf16_us")
+        print(f"| {shape} {scheme} | {f1 and round(f1, 1)} ({b1 and round(b1, 1)}) | {gbps} | "
+              + " / ".join(speed(m, "fused_us") for m in (1, 2, 4, 8, 16)) + " | "
+              + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')} |")
+PY
+}
+if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi
 
 # The trainer's metrics port on GPUs (#18): a tiny job on every GPU, scraped while it runs; the
 # per-rank NVML series (utilisation, power), memory and MFU must be there.
@@ -516,6 +549,35 @@ for l in sys.stdin:
   fi
 }
 if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
+
+# Serving under load: a random Llama-3.2-1B-shape bf16 folder (transformers writes it, with the
+# llama3 tokenizer), `tessera serve` on the GPU, and bench/serve_load.py's Poisson arrivals at
+# increasing rates (prompts of 512 random ids, 128 generated tokens each, streamed).
+serve_load() {
+  local model=/tmp/tessera-serve-1b port=8431
+  if [ ! -f $model/model.safetensors ]; then
+    python3 - $model > "$out/serve_load_model.log" 2>&1 <<'PY'
+import sys, torch, transformers
+cfg = transformers.LlamaConfig(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                               num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192,
+                               tie_word_embeddings=True, rope_theta=500000.0)
+torch.manual_seed(0)
+with torch.device("cuda"):
+    model = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16)
+model.save_pretrained(sys.argv[1], safe_serialization=True)
+PY
+    cp .device/tokenizers/llama3/* $model/
+  fi
+  .device/bin/tessera serve --model $model --port $port --device cuda --no-verify > "$out/serve_load_server.log" 2>&1 &
+  local server=$!
+  for i in $(seq 120); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break; sleep 1; done
+  timeout 300 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-1,2,4,8,16} \
+    --duration ${SERVE_DURATION:-15} --vocab 128000 --json "$out/serve_load.json" 2>&1 | tee "$out/serve_load.log"
+  kill -TERM $server; wait $server
+  echo "| serving under load, 1B bf16, prompt 512, 128 new (see serve_load.log) | $(grep -c '^| [0-9]' "$out/serve_load.log") rates; $(grep KNEE "$out/serve_load.log") |" >> "$summary"
+  grep '^| ' "$out/serve_load.log" >> "$summary"
+}
+if [ "$only" = serve_load ]; then serve_load; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
