@@ -10,7 +10,7 @@
 # `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
-# and the packed projections next to bf16.
+# and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -478,6 +478,35 @@ for l in sys.stdin:
   fi
 }
 if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
+
+# Serving under load: a random Llama-3.2-1B-shape bf16 folder (transformers writes it, with the
+# llama3 tokenizer), `tessera serve` on the GPU, and bench/serve_load.py's Poisson arrivals at
+# increasing rates (prompts of 512 random ids, 128 generated tokens each, streamed).
+serve_load() {
+  local model=/tmp/tessera-serve-1b port=8431
+  if [ ! -f $model/model.safetensors ]; then
+    python3 - $model > "$out/serve_load_model.log" 2>&1 <<'PY'
+import sys, torch, transformers
+cfg = transformers.LlamaConfig(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                               num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192,
+                               tie_word_embeddings=True, rope_theta=500000.0)
+torch.manual_seed(0)
+with torch.device("cuda"):
+    model = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16)
+model.save_pretrained(sys.argv[1], safe_serialization=True)
+PY
+    cp .device/tokenizers/llama3/* $model/
+  fi
+  .device/bin/tessera serve --model $model --port $port --device cuda --no-verify > "$out/serve_load_server.log" 2>&1 &
+  local server=$!
+  for i in $(seq 120); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break; sleep 1; done
+  timeout 300 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-1,2,4,8,16} \
+    --duration ${SERVE_DURATION:-15} --vocab 128000 --json "$out/serve_load.json" 2>&1 | tee "$out/serve_load.log"
+  kill -TERM $server; wait $server
+  echo "| serving under load, 1B bf16, prompt 512, 128 new (see serve_load.log) | $(grep -c '^| [0-9]' "$out/serve_load.log") rates; $(grep KNEE "$out/serve_load.log") |" >> "$summary"
+  grep '^| ' "$out/serve_load.log" >> "$summary"
+}
+if [ "$only" = serve_load ]; then serve_load; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
