@@ -7,7 +7,8 @@
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
 # optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
-# `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
+# `... generate` greedy parity of tessera generate with transformers, the decode tests and the 1B
+# decode benchmark, `... decode_8b` the 8B decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
 # and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load.
@@ -368,30 +369,38 @@ PY
 if [ "$only" = all ] || [ "$only" = metrics ]; then metrics_gpu; fi
 
 # Inference: greedy `tessera generate` against transformers' generate on the parity models (fp32
-# on the CPU must agree on every token; bf16 on the GPU up to near-ties), and batch 1/16/64
-# decoding of the 1B shape next to the PyTorch decode peer (prompt 128, 128 new tokens).
+# on the CPU must agree on every token; bf16 on the GPU up to near-ties; decode steps replay CUDA
+# graphs there), the decode kernels' and CUDA graphs' tests, and decoding of the 1B shape at
+# batches 1/16/64/256 (and 1/16 without graphs), prefill of a 2048-token prompt, next to the
+# compiled PyTorch decode peer in the same call (prompt 128, 128 new tokens). decode_8b: the 8B
+# shape at batch 1 next to its peer.
 generate() {
+  check kernels_decode .device/bin/test_kernels --gtest_filter='*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:*SmallMGemm*:*AddRmsNorm*:*RopeQk*:CudaGemm*:CudaPagedAttentionOps.DecodeBatches'
   check generate_parity_cpu python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cpu
   check generate_parity_cuda python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cuda
   grep -h RESULT "$out"/generate_parity_*.log | sed 's/^RESULT /| generate parity | /; s/$/ |/' >> "$summary"
-  echo "| decode, 1B shape (batch) | tessera tok/s | hf eager tok/s | hf static+compile tok/s |" >> "$summary"
-  echo "| --- | --- | --- | --- |" >> "$summary"
-  python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64 --prompt 128 --new 128 \
-    > "$out/decode_peer.log" 2>&1
-  for b in 1 16 64; do
-    .device/bin/decode_bench --shape 1b --batch $b --prompt 128 --new 128 2>&1 | tee -a "$out/decode.log" \
-      | sed -n 's/^RESULT //p' > "$out/decode_$b.json"
-    python3 - "$out/decode_$b.json" "$out/decode_peer.log" $b >> "$summary" <<'PY'
-import json, sys
-ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-peer = {r["mode"]: r for r in (json.loads(l[7:]) for l in open(sys.argv[2]) if l.startswith("RESULT "))
-        if r["batch"] == int(sys.argv[3])}
-get = lambda r: f'{r["decode_tok_per_s"]:.0f}' if r else "-"
-print(f"| {sys.argv[3]} | {get(ours[0] if ours else None)} | {get(peer.get('eager'))} | {get(peer.get('static'))} |")
-PY
+  : > "$out/decode.jsonl"
+  # batch, prompt, graphs, small-M gemv kernel (kernels/cuda/gemv.h)
+  for run in "1 128 1 1" "16 128 1 1" "64 128 1 1" "256 128 1 1" "1 128 0 1" "16 128 0 1" "1 128 1 0" "1 2048 1 1"; do
+    set -- $run
+    new=128; [ "$2" = 2048 ] && new=2
+    TESSERA_SMALL_M_GEMV=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
+      --graphs "$3" 2>&1 | tee -a "$out/decode.log" | sed -n 's/^RESULT //p' >> "$out/decode.jsonl"
   done
+  timeout 240 python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64,256 --prompt 128 --new 128 \
+    --modes static > "$out/decode_peer.log" 2>&1
+  python3 scripts/decode_rows.py "$out/decode.jsonl" "$out/decode_peer.log" >> "$summary"
+}
+decode_8b() {
+  : > "$out/decode_8b.jsonl"
+  timeout 150 .device/bin/decode_bench --shape 8b --batch 1 --prompt 128 --new 128 2>&1 | tee -a "$out/decode_8b.log" \
+    | sed -n 's/^RESULT //p' >> "$out/decode_8b.jsonl"
+  timeout 200 python3 .device/peers/torch_peer_decode.py --shape 8b --batches 1 --prompt 128 --new 128 --modes static \
+    > "$out/decode_peer_8b.log" 2>&1
+  python3 scripts/decode_rows.py "$out/decode_8b.jsonl" "$out/decode_peer_8b.log" >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
+if [ "$only" = all ] || [ "$only" = decode_8b ]; then decode_8b; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
 # all-linear next to the PEFT peer eager and compiled (same job: seq 2048, micro-batch 4); 8B
