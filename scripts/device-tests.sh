@@ -11,9 +11,9 @@
 # decode benchmark, `... decode_8b` the 8B decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
-# and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load,
-# `... gptq` GPTQ quantization on the GPU, `... quality` the quantization quality recipe
-# (scripts/quality.sh).
+# and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
+# `... serve_load` tessera serve under Poisson load, `... gptq` GPTQ quantization on the GPU,
+# `... quality` the quantization quality recipe (scripts/quality.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -471,7 +471,30 @@ decode_8b() {
     > "$out/decode_peer_8b.log" 2>&1
   python3 scripts/decode_rows.py "$out/decode_8b.jsonl" "$out/decode_peer_8b.log" >> "$summary"
 }
+# Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
+# kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
+# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s.
+decode_quant() {
+  : > "$out/decode_quant.jsonl"
+  for shape in 1b 8b; do
+    for scheme in bf16 int8 int4 q8_0 q4_0; do
+      timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 --scheme $scheme 2>&1 \
+        | tee -a "$out/decode_quant.log" | sed -n 's/^RESULT //p' >> "$out/decode_quant.jsonl"
+    done
+  done
+  python3 - "$out/decode_quant.jsonl" >> "$summary" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| decode batch 1 (shape scheme) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
+print("| --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    base = next((b for b in rows if b["shape"] == r["shape"] and b["scheme"] == "bf16"), None)
+    ratio = f'{r["decode_tok_per_s"] / base["decode_tok_per_s"]:.2f}' if base else "-"
+    print(f'| {r["shape"]} {r["scheme"]} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
+PY
+}
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
+if [ "$only" = all ] || [ "$only" = decode_quant ]; then decode_quant; fi
 if [ "$only" = all ] || [ "$only" = decode_8b ]; then decode_8b; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
