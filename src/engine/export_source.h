@@ -22,8 +22,10 @@ namespace tessera {
 class ExportSource {
  public:
   // Errors name the folder and what is wrong with it. `verify`: the files against the checkpoint's
-  // COMPLETE manifest first (a folder that fails it is never read).
-  static ExportSource checkpoint(const std::string& folder, bool verify = true);
+  // COMPLETE manifest first (a folder that fails it is never read). `check_base`: a LoRA
+  // checkpoint's base must be the one its trainer_state.json records (the SHA-256 of each weight
+  // file), checked before the first base tensor is read.
+  static ExportSource checkpoint(const std::string& folder, bool verify = true, bool check_base = true);
   static ExportSource hf_folder(const std::string& folder);
   ExportSource(ExportSource&&) noexcept;
   ~ExportSource();
