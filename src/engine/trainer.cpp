@@ -151,7 +151,8 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                    .persist_below = job.zero.persist_below,
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
                    .lora_scale = params.lora_scale(),
-                   .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize},
+                   .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize,
+                   .embed_on_host = params.adapter && params.adapter->embed_on_host},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
