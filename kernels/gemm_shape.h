@@ -11,4 +11,8 @@ struct GemmShape {
   int64_t lda = 0, ldb = 0;  // row lengths of A and B as stored
 };
 
+// Which GPU kernel ops::gemm_packed runs: the choice by M (Auto), the fused gemv (Fused: an error
+// where it cannot run), or dequantize into a workspace + cuBLASLt (Dequantize). The CPU has one.
+enum class PackedGemmKernel { Auto, Fused, Dequantize };
+
 }  // namespace tessera

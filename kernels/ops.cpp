@@ -125,6 +125,34 @@ void check_lse(const char* op, const Tensor& lse, const AttentionShape& s, const
   check_same_device(op, lse, q);
 }
 
+// The sizes of C = alpha op(A) op(B) + beta C, checked: B is given by its shape (and its name
+// for messages), so a packed B is checked as a plain one.
+GemmShape gemm_shape(const char* op, const Tensor& c, const Tensor& a, const Shape& b_shape, const std::string& b_str,
+                     bool trans_a, bool trans_b, const Tensor& bias) {
+  TS_CHECK(c.dtype() == DType::F32 || c.dtype() == a.dtype(), "{}: C {} must be f32 or {}", op, c.str(),
+           dtype_name(a.dtype()));
+  const int64_t a_cols = a.size(-1), a_rows = a.numel() / std::max<int64_t>(a_cols, 1);
+  const int64_t b_cols = b_shape.back(), b_rows = shape_numel(b_shape) / std::max<int64_t>(b_cols, 1);
+  GemmShape s;
+  s.trans_a = trans_a;
+  s.trans_b = trans_b;
+  s.m = trans_a ? a_cols : a_rows;
+  s.k = trans_a ? a_rows : a_cols;
+  s.n = trans_b ? b_rows : b_cols;
+  s.lda = a_cols;
+  s.ldb = b_cols;
+  const int64_t k_of_b = trans_b ? b_cols : b_rows;
+  TS_CHECK(k_of_b == s.k, "{}: inner dimensions differ: A {}{} and B {}{}", op, a.str(), trans_a ? "^T" : "", b_str,
+           trans_b ? "^T" : "");
+  TS_CHECK(c.numel() == s.m * s.n && c.size(-1) == s.n, "{}: C {} should hold [{}, {}]", op, c.str(), s.m, s.n);
+  if (bias.defined()) {
+    check_same_device(op, c, bias);
+    TS_CHECK(bias.numel() == s.n && bias.dtype() == c.dtype(), "{}: bias {} should be {}[{}]", op, bias.str(),
+             dtype_name(c.dtype()), s.n);
+  }
+  return s;
+}
+
 }  // namespace
 
 void fill(const Tensor& t, float value) {
@@ -178,27 +206,7 @@ void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a, bool 
            b.str(), c.str());
   TS_CHECK(a.dtype() == b.dtype() && is_floating(a.dtype()), "gemm: A {} and B {} must share a floating dtype",
            a.str(), b.str());
-  TS_CHECK(c.dtype() == DType::F32 || c.dtype() == a.dtype(), "gemm: C {} must be f32 or {}", c.str(),
-           dtype_name(a.dtype()));
-  const int64_t a_cols = a.size(-1), a_rows = a.numel() / std::max<int64_t>(a_cols, 1);
-  const int64_t b_cols = b.size(-1), b_rows = b.numel() / std::max<int64_t>(b_cols, 1);
-  GemmShape s;
-  s.trans_a = trans_a;
-  s.trans_b = trans_b;
-  s.m = trans_a ? a_cols : a_rows;
-  s.k = trans_a ? a_rows : a_cols;
-  s.n = trans_b ? b_rows : b_cols;
-  s.lda = a_cols;
-  s.ldb = b_cols;
-  const int64_t k_of_b = trans_b ? b_cols : b_rows;
-  TS_CHECK(k_of_b == s.k, "gemm: inner dimensions differ: A {}{} and B {}{}", a.str(), trans_a ? "^T" : "",
-           b.str(), trans_b ? "^T" : "");
-  TS_CHECK(c.numel() == s.m * s.n && c.size(-1) == s.n, "gemm: C {} should hold [{}, {}]", c.str(), s.m, s.n);
-  if (bias.defined()) {
-    check_same_device("gemm", c, bias);
-    TS_CHECK(bias.numel() == s.n && bias.dtype() == c.dtype(), "gemm: bias {} should be {}[{}]", bias.str(),
-             dtype_name(c.dtype()), s.n);
-  }
+  const GemmShape s = gemm_shape("gemm", c, a, b.shape(), b.str(), trans_a, trans_b, bias);
   if (s.m == 0 || s.n == 0) return;
   TS_DISPATCH(c.device(), gemm(c, a, b, s, alpha, beta, bias));
 }
@@ -544,14 +552,15 @@ void dequantize(const Tensor& out, const PackedTensor& w) {
 }
 
 void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool trans_b, float alpha, float beta,
-                 const Tensor& bias) {
+                 const Tensor& bias, PackedGemmKernel kernel) {
   check_packed("gemm_packed", w);
   TS_CHECK(w.shape.size() == 2, "gemm_packed: {} is not a matrix", w.str());
   check_floating("gemm_packed", a);
   check_same_device("gemm_packed", a, w.parts[0]);
-  const Tensor b = Tensor::empty(w.shape, a.dtype(), a.device());
-  dequantize(b, w);
-  gemm(c, a, b, false, trans_b, alpha, beta, bias);
+  check_same_device("gemm_packed", c, a);
+  const GemmShape s = gemm_shape("gemm_packed", c, a, w.shape, w.str(), false, trans_b, bias);
+  if (s.m == 0 || s.n == 0) return;
+  TS_DISPATCH(c.device(), gemm_packed(c, a, w, s, alpha, beta, bias, kernel));
 }
 
 void fake_quantize(const Tensor& out, const Tensor& w, const QuantSpec& spec) {

@@ -9,6 +9,7 @@
 #include <cstdint>
 
 #include "core/tensor.h"
+#include "kernels/gemm_shape.h"
 #include "kernels/quant_format.h"
 
 namespace tessera::ops {
@@ -193,10 +194,15 @@ void dequantize(const Tensor& out, const PackedTensor& w);
 
 // gemm with a packed B: C = alpha * A op(W) + beta * C (+ bias), W a packed [N, K] matrix with
 // trans_b (C = A W^T: a projection's forward) or [K, N] without (C = A W: its input gradient).
-// A as for gemm (floating, leading dimensions flattened); C f32 or A's dtype. W is dequantized
-// to A's dtype first (the bf16 weights a bf16 model multiplies by), then gemm runs.
+// A as for gemm (floating, leading dimensions flattened); C f32 or A's dtype.
+// The CPU reference dequantizes W to A's dtype, then gemm runs. On the GPU, C = A W^T with at most
+// kFusedPackedRows rows of A runs the fused gemv (kernels/cuda/gemv_packed.cu: the packed weights
+// read once, dequantized in registers, fp32 products with the fp32 weight values and fp32 sums:
+// what a decoding step needs); everything else dequantizes into a workspace in A's dtype and runs
+// cuBLASLt (the prefill and training path). `kernel` forces one of the two (benchmarks, tests).
+constexpr int64_t kFusedPackedRows = 8;
 void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool trans_b, float alpha = 1.0f,
-                 float beta = 0.0f, const Tensor& bias = Tensor());
+                 float beta = 0.0f, const Tensor& bias = Tensor(), PackedGemmKernel kernel = PackedGemmKernel::Auto);
 
 // ---- Quantization-aware training ----
 

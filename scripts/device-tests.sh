@@ -10,7 +10,8 @@
 # `... qlora_70b` the Llama-3-70B shape QLoRA on one GPU,
 # `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
-# `... metrics` the trainer's metrics port on GPUs.
+# `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
+# and the packed projections next to bf16.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -303,6 +304,37 @@ quant() {
   grep RESULT "$out/nf4_dynamic_map_torch.log" | sed 's/^RESULT /| nf4 dynamic map vs torch | /; s/$/ |/' >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
+
+# Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
+# reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
+# o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
+# rows (decoding; fused gemv and dequantize + cuBLASLt) and 2048 (prefill), weights from HBM.
+# Goals: M = 1 int4 >= 2.5x and int8 >= 1.7x bf16 (and > 2.5 TB/s); prefill >= 0.9x.
+quant_kernels() {
+  check kernels_quant_gemv .device/bin/test_kernels --gtest_filter='*FusedGemv*:*GemmPacked*'
+  timeout 300 .device/bin/quant_gemv_bench 1b 8b > "$out/quant_gemv.log" 2>&1
+  python3 - "$out/quant_gemv.log" >> "$summary" <<'PY'
+import json, sys
+rows = [json.loads(l[7:]) for l in open(sys.argv[1]) if l.startswith("RESULT ")]
+per_layer = {"q_o": 2, "k_v": 2, "gate_up": 2, "down": 1}
+def layer(shape, scheme, m, key):
+    got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
+    if len(got) != 4 or any(r[key] <= 0 for r in got): return None
+    return sum(per_layer[r["proj"]] * r[key] for r in got)
+print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 dequant+gemm / bf16 |")
+print("| --- | --- | --- | --- | --- | --- |")
+for shape in ("1b", "8b"):
+    for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
+        if not any(r["shape"] == shape and r["scheme"] == scheme for r in rows): continue
+        speed = lambda m, key: (lambda b, t: f"{b / t:.2f}" if b and t else "-")(layer(shape, scheme, m, "bf16_us"), layer(shape, scheme, m, key))
+        gbps = " / ".join(str(r["fused_gbps"]) for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == 1 and r["proj"] in ("gate_up", "down"))
+        f1, b1 = layer(shape, scheme, 1, "fused_us"), layer(shape, scheme, 1, "bf16_us")
+        print(f"| {shape} {scheme} | {f1 and round(f1, 1)} ({b1 and round(b1, 1)}) | {gbps} | "
+              + " / ".join(speed(m, "fused_us") for m in (1, 2, 4, 8, 16)) + " | "
+              + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')} |")
+PY
+}
+if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi
 
 # The trainer's metrics port on GPUs (#18): a tiny job on every GPU, scraped while it runs; the
 # per-rank NVML series (utilisation, power), memory and MFU must be there.

@@ -1,24 +1,23 @@
 // CUDA quantize and dequantize: the definitions of kernels/quant_math.h, so every code, scale and
 // dequantized value equals the CPU reference's bit for bit. Quantizing is one warp per block or
-// group (one thread block per int8 row); dequantizing is elementwise (kernels/cuda/elementwise.cuh).
+// group (one thread block per int8 row); dequantizing is a unit of 16 weights per thread for
+// matrices of whole units (kernels/cuda/dequantize_units.cu), elementwise otherwise
+// (kernels/cuda/elementwise.cuh).
 #include <map>
 #include <mutex>
 
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/dequantize_units.h"
 #include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/nf4_tables.h"
 #include "kernels/quant_math.h"
 
 namespace tessera::cuda {
 
 namespace qm = quant_math;
 
-namespace {
-
-constexpr int kThreads = 256, kWarpsPerBlock = kThreads / 32;
-
-// The NF4 tables in the device's memory, copied there once per device.
 const qm::Nf4Tables* device_nf4_tables(int device) {
   static std::mutex mu;
   static auto* tables = new std::map<int, Tensor>();  // never freed: kernels may use them until exit
@@ -31,6 +30,10 @@ const qm::Nf4Tables* device_nf4_tables(int device) {
   }
   return t.data_as<const qm::Nf4Tables>();
 }
+
+namespace {
+
+constexpr int kThreads = 256, kWarpsPerBlock = kThreads / 32;
 
 __device__ __forceinline__ float warp_max(float v) {
   for (int mask = 16; mask > 0; mask /= 2) v = fmaxf(v, shuffle_xor(v, mask));
@@ -358,6 +361,7 @@ void quantize(const PackedTensor& out, const Tensor& x) {
 }
 
 void dequantize(const Tensor& out, const PackedTensor& w) {
+  if (dequantize_units(out, w)) return;  // matrices of whole units: no per-element index arithmetic
   const int64_t n = w.numel();
   cudaStream_t stream = stream_of(out);
   dispatch_floating(out.dtype(), [&](auto* type) {

@@ -1,0 +1,118 @@
+// Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...]. For each projection of the
+// shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
+// (M <= 16), dequantize + cuBLASLt (the prefill path, every M) and the bf16 gemm, in us per call
+// and effective GB/s (weights + activations + outputs moved, over the time). Each path cycles
+// through enough copies of its weights (>= 256 MB) that they come from HBM, not the 50 MB L2, as
+// in a real decoding step. One line per case: RESULT {...}. Runs on cuda:0.
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/device.h"
+#include "core/error.h"
+#include "core/stream.h"
+#include "kernels/ops.h"
+
+using namespace tessera;
+
+namespace {
+
+const Device gpu = Device::cuda(0);
+
+struct Projection {
+  const char* name;
+  int64_t n, k;
+};
+
+std::vector<Projection> projections(const std::string& shape) {
+  if (shape == "1b") return {{"q_o", 2048, 2048}, {"k_v", 512, 2048}, {"gate_up", 8192, 2048}, {"down", 2048, 8192}};
+  if (shape == "8b") return {{"q_o", 4096, 4096}, {"k_v", 1024, 4096}, {"gate_up", 14336, 4096}, {"down", 4096, 14336}};
+  throw Error("quant_gemv_bench: unknown shape '" + shape + "' (1b or 8b)");
+}
+
+struct Scheme {
+  const char* name;
+  QuantSpec spec;
+};
+
+const Scheme kSchemes[] = {{"int8", {QuantScheme::Int8}},          {"int4_g32", {QuantScheme::Int4, 32, true}},
+                           {"int4_g128_asym", {QuantScheme::Int4, 128, false}}, {"q8_0", {QuantScheme::Q8_0}},
+                           {"q4_0", {QuantScheme::Q4_0}},          {"nf4", {QuantScheme::NF4}}};
+
+// Seconds per call of fn(i) (i cycles through the copies), about 30 ms of calls after a warm-up.
+double seconds_per_call(const std::function<void(int)>& fn, int copies) {
+  for (int i = 0; i < 3; ++i) fn(i % copies);
+  synchronize_device(gpu);
+  auto time = [&](int iters) {
+    const auto start = std::chrono::steady_clock::now();
+    for (int i = 0; i < iters; ++i) fn(i % copies);
+    synchronize_device(gpu);
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / iters;
+  };
+  const double first = time(5);
+  return time(int(std::clamp(0.03 / first, 10.0, 2000.0)));
+}
+
+int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    TS_CHECK(cuda_device_count() > 0, "quant_gemv_bench needs a GPU: {}", cuda_unavailable_reason());
+    std::vector<std::string> shapes;
+    for (int i = 1; i < argc; ++i) shapes.push_back(argv[i]);
+    if (shapes.empty()) shapes = {"1b", "8b"};
+    const std::vector<int64_t> ms = {1, 2, 4, 8, 16, 2048};
+    for (const std::string& shape : shapes)
+      for (const Projection& p : projections(shape)) {
+        // bf16 weights: the baseline, and what each scheme quantizes.
+        const int64_t bf16_bytes = p.n * p.k * 2;
+        std::vector<Tensor> dense(copies_for(bf16_bytes));
+        for (size_t i = 0; i < dense.size(); ++i) {
+          dense[i] = Tensor::empty({p.n, p.k}, DType::BF16, gpu);
+          ops::fill_normal(dense[i], 7 + i, 0, 0.0f, 0.02f);
+        }
+        for (const int64_t m : ms) {
+          Tensor a = Tensor::empty({m, p.k}, DType::BF16, gpu), c = Tensor::empty({m, p.n}, DType::BF16, gpu);
+          ops::fill_normal(a, 3, 0, 0.0f, 1.0f);
+          const int64_t io_bytes = (m * p.k + m * p.n) * 2;
+          const double bf16_s = seconds_per_call(
+              [&](int i) { ops::gemm(c, a, dense[i], false, true); }, int(dense.size()));
+          for (const Scheme& scheme : kSchemes) {
+            const QuantSpec spec = resolve_quant_spec(scheme.spec, {p.n, p.k});
+            const int64_t packed = packed_bytes(spec, {p.n, p.k});
+            std::vector<PackedTensor> w(copies_for(packed));
+            for (size_t i = 0; i < w.size(); ++i) {
+              w[i] = PackedTensor::empty(spec, {p.n, p.k}, gpu);
+              ops::quantize(w[i], dense[i % dense.size()]);
+            }
+            const int copies = int(w.size());
+            double fused_s = 0;
+            if (m <= 16)
+              fused_s = seconds_per_call([&](int i) {
+                ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
+              }, copies);
+            const double dequant_s = seconds_per_call([&](int i) {
+              ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
+            }, copies);
+            const double auto_s = m <= ops::kFusedPackedRows ? fused_s : dequant_s;
+            std::printf("RESULT {\"what\":\"quant_gemv\",\"shape\":\"%s\",\"proj\":\"%s\",\"n\":%ld,\"k\":%ld,"
+                        "\"scheme\":\"%s\",\"m\":%ld,\"packed_mb\":%.2f,\"fused_us\":%.2f,\"fused_gbps\":%.0f,"
+                        "\"dequant_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f}\n",
+                        shape.c_str(), p.name, p.n, p.k, scheme.name, m, packed / 1e6, fused_s * 1e6,
+                        fused_s > 0 ? (packed + io_bytes) / fused_s / 1e9 : 0.0, dequant_s * 1e6, bf16_s * 1e6,
+                        (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s);
+            std::fflush(stdout);
+          }
+        }
+      }
+    return 0;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "quant_gemv_bench: %s\n", e.what());
+    return 1;
+  }
+}

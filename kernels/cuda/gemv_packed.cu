@@ -1,0 +1,158 @@
+// The fused W8A16/W4A16 gemv: C = alpha A W^T + beta C (+ bias) for a packed W [N, K] and a few
+// rows of A (decoding), reading each packed weight once. Memory-bound: a thread block of kWarps
+// warps owns kRows rows of W; its warps split K into chunks of 32 units (kernels/packed_units.h:
+// 16 weights each), lane l of a warp taking unit l of a chunk. The lane loads the activations its
+// unit covers once per chunk (into registers, with their sum) and reuses them for the block's
+// kRows weight rows: per unit, dot = sum(code * x) and the unit adds scale * (dot - zero * sum(x)),
+// which is sum((code - zero) * scale * x), the dequantized weights' product, in fp32. The warps'
+// sums meet in shared memory. Up to kMaxM rows of A per launch; more run as several launches.
+#include <algorithm>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/gemv_packed.h"
+#include "kernels/cuda/nf4_tables.h"
+#include "kernels/packed_units.h"
+
+namespace tessera::cuda {
+
+namespace pu = packed_units;
+
+namespace {
+
+constexpr int kWarps = 4, kRows = 4, kMaxM = 4;
+
+template <int kM, typename TA, typename Reader>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_packed_kernel(void* c, DType c_dtype, const TA* a, Reader w, int64_t n, int64_t k, int m, float alpha,
+                       float beta, const void* bias) {
+  __shared__ float partial[kWarps][kRows * kM];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int64_t row0 = int64_t(blockIdx.x) * kRows;
+  const int units = int(k / pu::kUnit);
+  float acc[kRows][kM];
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int i = 0; i < kM; ++i) acc[r][i] = 0.0f;
+
+  for (int base = warp * 32; base < units; base += kWarps * 32) {
+    const int u = base + lane;
+    if (u >= units) break;
+    float x[kM][pu::kUnit], x_sum[kM];
+#pragma unroll
+    for (int i = 0; i < kM; ++i) {
+      if (i < m) {
+        float lo[8], hi[8];
+        load_f32<8>(lo, a + i * k + Reader::first(u));
+        load_f32<8>(hi, a + i * k + Reader::second(u));
+        x_sum[i] = 0.0f;
+#pragma unroll
+        for (int e = 0; e < 8; ++e) {
+          x[i][e] = lo[e], x[i][8 + e] = hi[e];
+          x_sum[i] += lo[e] + hi[e];
+        }
+      } else {
+#pragma unroll
+        for (int e = 0; e < pu::kUnit; ++e) x[i][e] = 0.0f;
+        x_sum[i] = 0.0f;
+      }
+    }
+#pragma unroll
+    for (int r = 0; r < kRows; ++r) {
+      pu::Unit t;
+      w.load(std::min(row0 + r, n - 1), u, t);  // rows past N read the last one; never written
+#pragma unroll
+      for (int i = 0; i < kM; ++i) {
+        float even = 0.0f, odd = 0.0f;  // two chains of fmas: half the dependent latency
+#pragma unroll
+        for (int e = 0; e < pu::kUnit; e += 2) {
+          even = fmaf(t.code[e], x[i][e], even);
+          odd = fmaf(t.code[e + 1], x[i][e + 1], odd);
+        }
+        acc[r][i] = fmaf(t.scale, (even + odd) - t.zero * x_sum[i], acc[r][i]);
+      }
+    }
+  }
+
+#pragma unroll
+  for (int r = 0; r < kRows; ++r)
+#pragma unroll
+    for (int i = 0; i < kM; ++i) {
+      float v = acc[r][i];
+      for (int mask = 16; mask > 0; mask /= 2) v += __shfl_xor_sync(0xffffffffu, v, mask);
+      if (lane == 0) partial[warp][r * kM + i] = v;
+    }
+  __syncthreads();
+  const int t = threadIdx.x;
+  if (t >= kRows * kM) return;
+  const int64_t row = row0 + t / kM;
+  const int i = t % kM;
+  if (row >= n || i >= m) return;
+  float sum = 0.0f;
+#pragma unroll
+  for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][t];
+  const int64_t at = i * n + row;
+  auto finish = [&](auto* out, const auto* b) {
+    float v = alpha * sum;
+    if (beta != 0.0f) v += beta * to_f32(out[at]);
+    if (b) v += to_f32(b[row]);
+    out[at] = from_f32<std::remove_pointer_t<decltype(out)>>(v);
+  };
+  switch (c_dtype) {
+    case DType::BF16:
+      return finish(static_cast<__nv_bfloat16*>(c), static_cast<const __nv_bfloat16*>(bias));
+    case DType::F16: return finish(static_cast<__half*>(c), static_cast<const __half*>(bias));
+    default: return finish(static_cast<float*>(c), static_cast<const float*>(bias));
+  }
+}
+
+template <int kM, typename TA, typename Reader>
+void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k, int m, float alpha, float beta,
+            const Tensor& bias, int64_t c_offset, cudaStream_t stream) {
+  const auto c_ptr = static_cast<uint8_t*>(c.data()) + c_offset * dtype_size(c.dtype());
+  const unsigned blocks = unsigned((n + kRows - 1) / kRows);
+  gemv_packed_kernel<kM, TA, Reader><<<blocks, kWarps * 32, 0, stream>>>(
+      c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);
+}
+
+}  // namespace
+
+std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmShape& s) {
+  if (!s.trans_b) return "it computes A W^T only (trans_b)";
+  if (!pu::readable(s.k)) return "K = " + std::to_string(s.k) + " is not a multiple of 16";
+  if (s.k >= (int64_t(1) << 30) / pu::kUnit) return "K is too large";
+  const size_t run_bytes = 8 * dtype_size(a.dtype());
+  if (reinterpret_cast<uintptr_t>(a.data()) % run_bytes != 0) return "A is not aligned to 8 elements";
+  const size_t code_align = w.spec.scheme == QuantScheme::Int8 ? 16 : w.spec.scheme == QuantScheme::Int4 ||
+                                                                             w.spec.scheme == QuantScheme::NF4
+                                                                         ? 8
+                                                                         : 2;
+  if (reinterpret_cast<uintptr_t>(w.parts[0].data()) % code_align != 0) return "the packed codes are misaligned";
+  return {};
+}
+
+void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
+                const Tensor& bias) {
+  cudaStream_t stream = stream_of(c);
+  const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(c.device().index) : nullptr;
+  pu::with_reader(w, tables, [&](const auto& reader) {
+    dispatch_floating(a.dtype(), [&](auto* type) {
+      using TA = std::remove_pointer_t<decltype(type)>;
+      for (int64_t m0 = 0; m0 < s.m; m0 += kMaxM) {
+        const int m = int(std::min<int64_t>(kMaxM, s.m - m0));
+        const TA* rows = a.data_as<TA>() + m0 * s.k;
+        const int64_t c_offset = m0 * s.n;
+        if (m == 1)
+          launch<1>(c, rows, reader, s.n, s.k, m, alpha, beta, bias, c_offset, stream);
+        else if (m == 2)
+          launch<2>(c, rows, reader, s.n, s.k, m, alpha, beta, bias, c_offset, stream);
+        else
+          launch<4>(c, rows, reader, s.n, s.k, m, alpha, beta, bias, c_offset, stream);
+      }
+    });
+  });
+  check_launch();
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,118 @@
+// The fused packed gemv (kernels/cuda/gemv_packed.cu) against the CPU reference on fresh random
+// inputs: every scheme (int4 in each group size, symmetric and not), M from 1 to 9 (the m-tiles of
+// 4, a partial last tile), N not a multiple of the 4 rows of a thread block, K of several chunks of
+// 512 with a partial last one, A in f32, bf16 and f16, C in f32 or A's dtype, alpha, beta and a bias.
+// The reference is the exact product of the dequantized fp32 weights and A (what the kernel sums
+// in fp32), so f32 outputs agree to accumulation order. Auto picks the fused kernel for small M and
+// falls back where it cannot run (a misaligned A), with the same result.
+#include <gtest/gtest.h>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "quant/packed.h"
+#include "random_tensors.h"
+
+using namespace tessera;
+using namespace tessera::testing_util;
+
+namespace {
+
+const Device gpu = Device::cuda(0);
+
+Tensor zeros(Shape shape, DType dtype) {
+  Tensor t = Tensor::empty(std::move(shape), dtype);
+  ops::fill(t, 0.0f);
+  return t;
+}
+
+struct Case {
+  QuantSpec spec;
+  int64_t n, k;
+};
+
+// C = alpha A dequantize(W)^T + beta C + bias, in fp32 on the CPU.
+Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float alpha, float beta, const Tensor& bias) {
+  const Tensor out = ops::cast(c, DType::F32);
+  ops::gemm(out, ops::cast(a, DType::F32), quant::dequantize(w, DType::F32), false, true, alpha, beta,
+            ops::cast(bias, DType::F32));
+  return out;
+}
+
+double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
+
+class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
+
+TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
+  TS_REQUIRE_GPU();
+  const auto [c, a_dtype, m] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << quant_scheme_name(c.spec.scheme) << " g" << c.spec.group_size
+                                    << (c.spec.symmetric ? " sym" : " asym") << " N " << c.n << " K " << c.k << " A "
+                                    << dtype_name(a_dtype) << " M " << m << " seed " << seed);
+  const PackedTensor w = quant::quantize(random_tensor({c.n, c.k}, DType::F32, Device::cpu(), seed, 0.05f), c.spec);
+  const PackedTensor w_gpu = w.to(gpu);
+  const Tensor a = random_tensor({m, c.k}, a_dtype, Device::cpu(), seed + 1);
+  for (DType c_dtype : {DType::F32, a_dtype}) {
+    SCOPED_TRACE(dtype_name(c_dtype));
+    const Tensor bias = random_tensor({c.n}, c_dtype, Device::cpu(), seed + 2);
+    const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
+    for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
+      const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
+      // beta 0 must not read C: a C of NaNs stays out of the result.
+      const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
+      if (beta == 0.0f) ops::fill(got, NAN);
+      ops::gemm_packed(got, a.to(gpu), w_gpu, true, alpha, beta, with_bias ? bias.to(gpu) : Tensor(),
+                       PackedGemmKernel::Fused);
+      EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(c_dtype)) << "alpha " << alpha;
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Schemes, CudaFusedGemv,
+    ::testing::Combine(::testing::Values(Case{{QuantScheme::Int8}, 37, 1040}, Case{{QuantScheme::Int8}, 8, 4096},
+                                         Case{{QuantScheme::Int4, 32, true}, 37, 1184},
+                                         Case{{QuantScheme::Int4, 32, false}, 13, 2080},
+                                         Case{{QuantScheme::Int4, 64, true}, 21, 1152},
+                                         Case{{QuantScheme::Int4, 64, false}, 37, 1152},
+                                         Case{{QuantScheme::Int4, 128, true}, 18, 2048},
+                                         Case{{QuantScheme::Int4, 128, false}, 37, 1152},
+                                         Case{{QuantScheme::Q8_0}, 37, 1184}, Case{{QuantScheme::Q8_0}, 6, 96},
+                                         Case{{QuantScheme::Q4_0}, 37, 1184}, Case{{QuantScheme::Q4_0}, 5, 2080},
+                                         Case{{QuantScheme::NF4}, 37, 1040}, Case{{QuantScheme::NF4}, 9, 2064}),
+                       ::testing::Values(DType::BF16, DType::F32, DType::F16),
+                       ::testing::Values(int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(9))));
+
+// ops::gemm_packed's own choice: small M fused, large M and misaligned A dequantized; all equal the
+// reference. A K that is no multiple of 16 cannot be fused: forcing it is an error naming why.
+TEST(CudaGemmPackedChoice, AutoEqualsTheReferenceOnEveryPath) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 70, k = 512;
+  const PackedTensor w = quant::quantize(random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f), {QuantScheme::Q4_0});
+  for (int64_t m : {int64_t(1), ops::kFusedPackedRows, ops::kFusedPackedRows + 1, int64_t(100)}) {
+    SCOPED_TRACE(m);
+    const Tensor a = random_tensor({m * k + 1}, DType::F32, Device::cpu(), seed + m);
+    for (int64_t offset : {0, 1}) {  // offset 1: A misaligned, the dequantize path
+      const Tensor a_view = a.flat_slice(offset, m * k).view({m, k});
+      const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
+      ops::gemm_packed(got, a.to(gpu).flat_slice(offset, m * k).view({m, k}), w.to(gpu), true);
+      EXPECT_LT(relative_error(host_f32(got), host_f32(reference(a_view, w, zeros({m, n}, DType::F32), 1.0f,
+                                                                 0.0f, zeros({n}, DType::F32)))),
+                2e-5)
+          << "offset " << offset;
+    }
+  }
+  const PackedTensor odd = quant::quantize(random_tensor({4, 40}, DType::F32, Device::cpu(), seed), {QuantScheme::Int8});
+  const Tensor out = Tensor::empty({1, 4}, DType::F32, gpu);
+  try {
+    ops::gemm_packed(out, random_tensor({1, 40}, DType::F32, gpu, seed), odd.to(gpu), true, 1.0f, 0.0f, Tensor(),
+                     PackedGemmKernel::Fused);
+    FAIL() << "a K of 40 was fused";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("K = 40 is not a multiple of 16"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
