@@ -144,8 +144,9 @@ Tensor ExportSource::read(const ParamSpec& param) const {
   if (const auto packed = m->packed.find(param.name); packed != m->packed.end()) ops::fake_quantize(w, w, packed->second);
   const auto it = m->adapted.find(param.name);
   if (it == m->adapted.end()) return w;
-  return lora::merge_lora(w, read_trained(m->trained.at(it->second.first)), read_trained(m->trained.at(it->second.second)),
-                          m->scale);
+  auto in = [&](const Tensor& t) { return merge_inputs_ == DType::F32 ? t : ops::cast(t, merge_inputs_); };
+  return lora::merge_lora(in(w), in(read_trained(m->trained.at(it->second.first))),
+                          in(read_trained(m->trained.at(it->second.second))), m->scale);
 }
 
 }  // namespace tessera
