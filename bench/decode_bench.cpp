@@ -1,12 +1,15 @@
 // Greedy decoding through the inference engine (Generator: continuous batching, paged KV cache) on
 // one GPU, random bf16 weights of a Llama shape, the same call as shared/peers/torch_peer_decode.py.
-// bench/decode_bench [--shape 1b|8b] [--batch 1] [--prompt 128] [--new 128]
-// Prints RESULT {json}: prefill seconds, decode tokens/s (batch / time per step after the first
-// token) and the weights read per second.
+// bench/decode_bench [--shape 1b|8b] [--batch 1] [--prompt 128] [--new 128] [--graphs 1|0]
+// Prints RESULT {json}: prefill seconds and prompt tokens/s, decode tokens/s (batch / time per
+// step after the first token), the weights read per second, and where a decode step's time goes:
+// wall time per step (the whole engine: scheduler, sampler, model), the model's run() per step,
+// and the device time per step (CUDA events around the step's queued work).
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 #include "core/error.h"
@@ -23,16 +26,21 @@ int main(int argc, char** argv) {
   try {
     std::string shape = "1b";
     int64_t batch = 1, prompt = 128, fresh = 128;
+    bool graphs = true;
+    const char* gemv_env = std::getenv("TESSERA_SMALL_M_GEMV");  // kernels/cuda/gemv.h
+    const bool gemv = !(gemv_env && std::string(gemv_env) == "0");
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string key = argv[i], value = argv[i + 1];
       if (key == "--shape") shape = value;
       else if (key == "--batch") batch = std::stoll(value);
       else if (key == "--prompt") prompt = std::stoll(value);
       else if (key == "--new") fresh = std::stoll(value);
+      else if (key == "--graphs") graphs = value != "0";
       else throw Error("decode_bench: unknown argument " + key);
     }
     TS_CHECK(cuda_device_count() > 0, "decode_bench needs a GPU: {}", cuda_unavailable_reason());
     TS_CHECK(shape == "1b" || shape == "8b", "--shape: 1b or 8b");
+    TS_CHECK(batch > 0 && prompt > 0 && fresh > 1, "--batch and --prompt must be positive, --new at least 2");
     const Device gpu = Device::cuda(0);
     const bool big = shape == "8b";
     const ModelConfig config = ModelConfig::from_json(
@@ -49,7 +57,8 @@ int main(int argc, char** argv) {
       offset += t.numel();
       weight_bytes += t.numel() * 2;
     });
-    auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16);
+    auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16,
+                                                  InferenceOptions{.cuda_graphs = graphs});
     inference::GeneratorOptions options;
     options.max_batch_size = batch;
     options.max_batch_tokens = std::max<int64_t>(2048, batch * prompt);
@@ -74,13 +83,22 @@ int main(int argc, char** argv) {
       synchronize_device(gpu);
       return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     };
-    timed(8);  // warm-up
-    const double first = timed(1), all = timed(fresh);
+    timed(8);  // warm-up (and the CUDA graphs' captures)
+    model->reset_timings();
+    const double first = timed(1);
+    const StepTimes t1 = model->timings();
+    model->reset_timings();
+    const double all = timed(fresh);
+    const StepTimes tn = model->timings();
     const double step = (all - first) / double(fresh - 1);
+    const double decode_steps = double(tn.steps - t1.steps);
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"prefill_s\":%.4f,\"decode_tok_per_s\":%.1f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,"
-                "\"peak_mem_gib\":%.2f}\n",
-                shape.c_str(), batch, prompt, fresh, first, double(batch) / step, weight_bytes / 1e9,
+                "\"graphs\":%d,\"small_m_gemv\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
+                "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
+                shape.c_str(), batch, prompt, fresh, graphs ? 1 : 0, gemv ? 1 : 0, first, double(batch * prompt) / first,
+                double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
+                (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,
                 weight_bytes / step / 1e12, memory_stats(gpu).peak_allocated / 1073741824.0);
     return 0;
   } catch (const std::exception& e) {

@@ -246,6 +246,21 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, con
   TS_DISPATCH(x.device(), rmsnorm_forward(out, rstd, x, weight, eps));
 }
 
+void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                         const Tensor& weight, float eps) {
+  const char* op = "add_rmsnorm_forward";
+  const int64_t rows = rmsnorm_rows(op, a);
+  check_same(op, b, a);
+  check_same(op, sum, a);
+  check_same(op, out, a);
+  check_same_device(op, rstd, a);
+  check_f32(op, rstd, rows);
+  check_rmsnorm_weight(op, weight, a);
+  TS_CHECK(eps >= 0, "{}: eps {} is negative", op, eps);
+  if (rows == 0) return;
+  TS_DISPATCH(a.device(), add_rmsnorm_forward(sum, out, rstd, a, b, weight, eps));
+}
+
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
                       const Tensor& weight, const Tensor& rstd) {
   const int64_t rows = rmsnorm_rows("rmsnorm_backward", x);
@@ -265,13 +280,23 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
 void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling) {
   check_rope("rope_forward", x, positions, inv_freq);
   if (x.numel() == 0) return;
-  TS_DISPATCH(x.device(), rope(x, positions, inv_freq, attention_scaling, 1.0f));
+  TS_DISPATCH(x.device(), rope(x, Tensor(), positions, inv_freq, attention_scaling, 1.0f));
+}
+
+void rope_forward_qk(const Tensor& q, const Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                     float attention_scaling) {
+  check_rope("rope_forward_qk", q, positions, inv_freq);
+  check_rope("rope_forward_qk", k, positions, inv_freq);
+  TS_CHECK(k.dtype() == q.dtype() && k.size(2) == q.size(2), "rope_forward_qk: q {} and k {} differ in dtype or head_dim",
+           q.str(), k.str());
+  if (q.numel() == 0) return;
+  TS_DISPATCH(q.device(), rope(q, k, positions, inv_freq, attention_scaling, 1.0f));
 }
 
 void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq, float attention_scaling) {
   check_rope("rope_backward", dx, positions, inv_freq);
   if (dx.numel() == 0) return;
-  TS_DISPATCH(dx.device(), rope(dx, positions, inv_freq, attention_scaling, -1.0f));
+  TS_DISPATCH(dx.device(), rope(dx, Tensor(), positions, inv_freq, attention_scaling, -1.0f));
 }
 
 void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
@@ -307,6 +332,20 @@ void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& 
   }
   if (rows == 0) return;
   TS_DISPATCH(logits.device(), cross_entropy_rows(loss, logits, labels, grad_scale, grad));
+}
+
+void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits) {
+  const char* op = "argmax_rows";
+  check_floating(op, logits);
+  TS_CHECK(logits.ndim() == 2 && logits.size(1) > 0, "{}: logits must be [rows, vocab], got {}", op, logits.str());
+  const int64_t rows = logits.size(0);
+  TS_CHECK(index.defined() && index.dtype() == DType::I32 && index.numel() == rows,
+           "{}: index must be int32 [{}], got {}", op, rows, index.defined() ? index.str() : "an undefined tensor");
+  check_f32(op, logprob, rows);
+  check_same_device(op, index, logits);
+  check_same_device(op, logprob, logits);
+  if (rows == 0) return;
+  TS_DISPATCH(logits.device(), argmax_rows(index, logprob, logits));
 }
 
 // Per chunk: f32 logits by gemm, turned by cross_entropy_rows into their gradient in the weight's

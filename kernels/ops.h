@@ -61,6 +61,11 @@ void embedding_backward(const Tensor& dweight, const Tensor& dout, const Tensor&
 //   `weight * hidden.to(input_dtype)` does. weight [D] has x's dtype or f32; out has x's dtype.
 // Qwen3's q_norm/k_norm are this op on rows of head_dim.
 void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, const Tensor& weight, float eps);
+// The residual add and the norm after it in one pass (one launch on the GPU): sum = a + b rounded
+// to a's dtype (exactly ops::add), then rmsnorm_forward(out, rstd, sum, weight, eps), bit for bit.
+// a, b, sum and out share a shape and dtype; sum may alias a or b.
+void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                         const Tensor& weight, float eps);
 // dx (written) and dweight [D] f32 (+=; undefined for a frozen weight) from dout, x, weight and
 // the saved rstd.
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,
@@ -71,6 +76,9 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
 // cos and sin are taken in f32, scaled by attention_scaling and rounded to x's dtype before the
 // rotation, as HF does. positions [N] int32, per token (packed documents restart at 0).
 void rope_forward(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling);
+// rope_forward on q [N, Hq, D] and on k [N, Hkv, D] in one pass (one launch on the GPU), bit for bit.
+void rope_forward_qk(const Tensor& q, const Tensor& k, const Tensor& positions, const Tensor& inv_freq,
+                     float attention_scaling);
 // The transpose of rope_forward (rotation by -angle), in place on the gradient dx [N, heads, D].
 void rope_backward(const Tensor& dx, const Tensor& positions, const Tensor& inv_freq, float attention_scaling);
 
@@ -88,6 +96,11 @@ void swiglu_backward(const Tensor& dgate, const Tensor& dup, const Tensor& dout,
 // outside [0, V) are an error on the CPU and trap on the GPU (see embedding_forward).
 void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& labels, float grad_scale,
                         const Tensor& grad);
+
+// Greedy picks of rows of logits [R, V] (f32, bf16 or f16), for decoding without copying the
+// rows to the host: index[r] (int32 [R]) = the first maximum of row r, and logprob[r] (f32 [R])
+// = its log-softmax, max - log(sum_v exp(x_v - max)).
+void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits);
 
 // Cross-entropy of the output projection logits = hidden [N, H] @ weight [V, H]^T without
 // holding f32 logits for all N tokens: chunk_tokens rows at a time it computes the chunk's f32
@@ -145,7 +158,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
 
 // Writes the keys and values of new tokens into their cache slots.
 // k, v: [T, Hkv, D] (the new tokens, packed rows); slots: int32 [T], distinct, each in
-// [0, num_blocks * block_size); k_cache, v_cache: [num_blocks, block_size, Hkv, D], same dtype as k/v
+// [0, num_blocks * block_size) or -1 for a padding row that is not written; k_cache, v_cache: [num_blocks, block_size, Hkv, D], same dtype as k/v
 // (bf16 on CUDA, f32 on CPU). A slot outside the cache is an error on the CPU and traps on the GPU
 // (see embedding_forward).
 void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache);

@@ -8,10 +8,11 @@
 # optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
 # `... qlora_70b` the Llama-3-70B shape QLoRA on one GPU,
-# `... generate` greedy parity of tessera generate with transformers and the decode benchmark,
+# `... generate` greedy parity of tessera generate with transformers, the decode tests and the 1B
+# decode benchmark, `... decode_8b` the 8B decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
-# and the packed projections next to bf16.
+# and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -368,30 +369,38 @@ PY
 if [ "$only" = all ] || [ "$only" = metrics ]; then metrics_gpu; fi
 
 # Inference: greedy `tessera generate` against transformers' generate on the parity models (fp32
-# on the CPU must agree on every token; bf16 on the GPU up to near-ties), and batch 1/16/64
-# decoding of the 1B shape next to the PyTorch decode peer (prompt 128, 128 new tokens).
+# on the CPU must agree on every token; bf16 on the GPU up to near-ties; decode steps replay CUDA
+# graphs there), the decode kernels' and CUDA graphs' tests, and decoding of the 1B shape at
+# batches 1/16/64/256 (and 1/16 without graphs), prefill of a 2048-token prompt, next to the
+# compiled PyTorch decode peer in the same call (prompt 128, 128 new tokens). decode_8b: the 8B
+# shape at batch 1 next to its peer.
 generate() {
+  check kernels_decode .device/bin/test_kernels --gtest_filter='*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:*SmallMGemm*:*AddRmsNorm*:*RopeQk*:CudaGemm*:CudaPagedAttentionOps.DecodeBatches'
   check generate_parity_cpu python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cpu
   check generate_parity_cuda python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cuda
   grep -h RESULT "$out"/generate_parity_*.log | sed 's/^RESULT /| generate parity | /; s/$/ |/' >> "$summary"
-  echo "| decode, 1B shape (batch) | tessera tok/s | hf eager tok/s | hf static+compile tok/s |" >> "$summary"
-  echo "| --- | --- | --- | --- |" >> "$summary"
-  python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64 --prompt 128 --new 128 \
-    > "$out/decode_peer.log" 2>&1
-  for b in 1 16 64; do
-    .device/bin/decode_bench --shape 1b --batch $b --prompt 128 --new 128 2>&1 | tee -a "$out/decode.log" \
-      | sed -n 's/^RESULT //p' > "$out/decode_$b.json"
-    python3 - "$out/decode_$b.json" "$out/decode_peer.log" $b >> "$summary" <<'PY'
-import json, sys
-ours = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-peer = {r["mode"]: r for r in (json.loads(l[7:]) for l in open(sys.argv[2]) if l.startswith("RESULT "))
-        if r["batch"] == int(sys.argv[3])}
-get = lambda r: f'{r["decode_tok_per_s"]:.0f}' if r else "-"
-print(f"| {sys.argv[3]} | {get(ours[0] if ours else None)} | {get(peer.get('eager'))} | {get(peer.get('static'))} |")
-PY
+  : > "$out/decode.jsonl"
+  # batch, prompt, graphs, small-M gemv kernel (kernels/cuda/gemv.h)
+  for run in "1 128 1 1" "16 128 1 1" "64 128 1 1" "256 128 1 1" "1 128 0 1" "16 128 0 1" "1 128 1 0" "1 2048 1 1"; do
+    set -- $run
+    new=128; [ "$2" = 2048 ] && new=2
+    TESSERA_SMALL_M_GEMV=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
+      --graphs "$3" 2>&1 | tee -a "$out/decode.log" | sed -n 's/^RESULT //p' >> "$out/decode.jsonl"
   done
+  timeout 240 python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64,256 --prompt 128 --new 128 \
+    --modes static > "$out/decode_peer.log" 2>&1
+  python3 scripts/decode_rows.py "$out/decode.jsonl" "$out/decode_peer.log" >> "$summary"
+}
+decode_8b() {
+  : > "$out/decode_8b.jsonl"
+  timeout 150 .device/bin/decode_bench --shape 8b --batch 1 --prompt 128 --new 128 2>&1 | tee -a "$out/decode_8b.log" \
+    | sed -n 's/^RESULT //p' >> "$out/decode_8b.jsonl"
+  timeout 200 python3 .device/peers/torch_peer_decode.py --shape 8b --batches 1 --prompt 128 --new 128 --modes static \
+    > "$out/decode_peer_8b.log" 2>&1
+  python3 scripts/decode_rows.py "$out/decode_8b.jsonl" "$out/decode_peer_8b.log" >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
+if [ "$only" = all ] || [ "$only" = decode_8b ]; then decode_8b; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
 # all-linear next to the PEFT peer eager and compiled (same job: seq 2048, micro-batch 4); 8B
@@ -520,6 +529,35 @@ for l in sys.stdin:
   fi
 }
 if [ "$only" = all ] || [ "$only" = paged_attention ]; then paged_attention; fi
+
+# Serving under load: a random Llama-3.2-1B-shape bf16 folder (transformers writes it, with the
+# llama3 tokenizer), `tessera serve` on the GPU, and bench/serve_load.py's Poisson arrivals at
+# increasing rates (prompts of 512 random ids, 128 generated tokens each, streamed).
+serve_load() {
+  local model=/tmp/tessera-serve-1b port=8431
+  if [ ! -f $model/model.safetensors ]; then
+    python3 - $model > "$out/serve_load_model.log" 2>&1 <<'PY'
+import sys, torch, transformers
+cfg = transformers.LlamaConfig(hidden_size=2048, intermediate_size=8192, num_hidden_layers=16, num_attention_heads=32,
+                               num_key_value_heads=8, vocab_size=128256, max_position_embeddings=8192,
+                               tie_word_embeddings=True, rope_theta=500000.0)
+torch.manual_seed(0)
+with torch.device("cuda"):
+    model = transformers.LlamaForCausalLM(cfg).to(torch.bfloat16)
+model.save_pretrained(sys.argv[1], safe_serialization=True)
+PY
+    cp .device/tokenizers/llama3/* $model/
+  fi
+  .device/bin/tessera serve --model $model --port $port --device cuda --no-verify > "$out/serve_load_server.log" 2>&1 &
+  local server=$!
+  for i in $(seq 120); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break; sleep 1; done
+  timeout 300 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-1,2,4,8,16} \
+    --duration ${SERVE_DURATION:-15} --vocab 128000 --json "$out/serve_load.json" 2>&1 | tee "$out/serve_load.log"
+  kill -TERM $server; wait $server
+  echo "| serving under load, 1B bf16, prompt 512, 128 new (see serve_load.log) | $(grep -c '^| [0-9]' "$out/serve_load.log") rates; $(grep KNEE "$out/serve_load.log") |" >> "$summary"
+  grep '^| ' "$out/serve_load.log" >> "$summary"
+}
+if [ "$only" = serve_load ]; then serve_load; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"

@@ -18,6 +18,7 @@ void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, const
   const int32_t* slot = slots.data_as<int32_t>();
   const size_t row_bytes = static_cast<size_t>(s.hkv * s.d) * dtype_size(k.dtype());
   for (int64_t t = 0; t < s.tokens; ++t) {
+    if (slot[t] == -1) continue;  // a padding row
     TS_CHECK(slot[t] >= 0 && slot[t] < s.slots(), "paged_kv_write: slots[{}] = {} is outside the cache's {} slots", t,
              slot[t], s.slots());
     std::memcpy(static_cast<char*>(k_cache.data()) + slot[t] * row_bytes,

@@ -23,6 +23,12 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, con
   y.commit();
 }
 
+void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                         const Tensor& weight, float eps) {
+  add(sum, a, b, 1.0f, 1.0f);
+  rmsnorm_forward(out, rstd, sum, weight, eps);
+}
+
 // With n = x * rstd and y = n * w: dx = rstd * (dn - n * mean(dn * n)) where dn = dy * w (rounded
 // to the product's dtype, the weight's, as autograd does), and dweight += sum over rows of dy * n.
 void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dout, const Tensor& x,

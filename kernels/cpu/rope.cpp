@@ -9,7 +9,9 @@ namespace tessera::cpu {
 
 // Pair (x1, x2) = (x[i], x[i + D/2]) becomes (x1 cos - x2 sin, x2 cos + x1 sin), each product and
 // sum rounded to x's dtype as HF's `q * cos + rotate_half(q) * sin` is.
-void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling, float sign) {
+namespace {
+
+void rope_one(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling, float sign) {
   const int64_t tokens = x.size(0), heads = x.size(1), half = x.size(2) / 2;
   const DType dt = x.dtype();
   F32Out data(x, true);
@@ -33,6 +35,14 @@ void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, floa
     }
   }
   data.commit();
+}
+
+}  // namespace
+
+void rope(const Tensor& x, const Tensor& y, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
+          float sign) {
+  rope_one(x, positions, inv_freq, attention_scaling, sign);
+  if (y.defined()) rope_one(y, positions, inv_freq, attention_scaling, sign);
 }
 
 }  // namespace tessera::cpu

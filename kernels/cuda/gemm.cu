@@ -12,6 +12,7 @@
 #include "core/memory.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/gemv.h"
 
 namespace tessera::cuda {
 
@@ -151,6 +152,7 @@ class Gemm {
 
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
           const Tensor& bias) {
+  if (small_m_gemm(c, a, b, s, alpha, beta, bias)) return;  // a few rows against a weight: decode steps
   Gemm::get().run(c, a, b, s, alpha, beta, bias);
 }
 

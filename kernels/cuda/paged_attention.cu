@@ -35,7 +35,8 @@ namespace {
 constexpr int kWarps = 4;
 constexpr int kThreads = kWarps * 32;
 constexpr int kTile = 16;                  // keys per warp step: one per lane pair
-constexpr int kMinSplitKeys = 128;         // a split is never shorter than this (but the whole context)
+constexpr int kMinSplitKeys = 256;         // a split is never shorter than this (but the whole context):
+                                           // short decode contexts then need no merge kernel
 constexpr int kCtasPerSm = 4;              // splits are added until the grid has this many CTAs per SM
 constexpr unsigned kFull = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;

@@ -1,6 +1,7 @@
 // CUDA paged_kv_write: one block per new token copies its key and value rows into their cache slot,
 // 16 bytes at a time where the rows allow. Slots are not checked on the host (that would need a
-// sync); a slot outside the cache traps (see embedding.cu).
+// sync); a slot outside the cache traps (see embedding.cu). Slot -1 marks a padding row (a
+// decode step padded to its CUDA graph's batch size): not written.
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 
@@ -15,6 +16,7 @@ template <typename Word>
 __global__ void paged_kv_write_kernel(const Word* k, const Word* v, const int32_t* slots, Word* k_cache,
                                       Word* v_cache, int64_t slot_count, int64_t row_words) {
   const int64_t slot = slots[blockIdx.x];
+  if (slot == -1) return;  // a padding row
   if (slot < 0 || slot >= slot_count) __trap();
   const Word* k_src = k + blockIdx.x * row_words;
   const Word* v_src = v + blockIdx.x * row_words;

@@ -32,6 +32,26 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* x, const W*
     yr[j] = from_f32<T>(round_as<T>(to_f32(xr[j]) * r) * to_f32(weight[j]));
 }
 
+// sum = round_T(a + b) (as the add kernel), then the forward above on sum with the same threads
+// and order of additions, so that the two ops' results are equal bit for bit. Each thread reads
+// and writes only its own elements: sum may alias a or b.
+template <typename T, typename W>
+__global__ void add_rmsnorm_forward_kernel(T* sum, T* out, float* rstd, const T* a, const T* b, const W* weight,
+                                           int64_t d, float eps) {
+  const int64_t base = blockIdx.x * d;
+  float squares = 0.0f;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
+    const T s = from_f32<T>(to_f32(a[base + j]) + to_f32(b[base + j]));
+    sum[base + j] = s;
+    const float v = to_f32(s);
+    squares += v * v;
+  }
+  const float r = rsqrtf(block_sum(squares) / static_cast<float>(d) + eps);
+  if (threadIdx.x == 0) rstd[blockIdx.x] = r;
+  for (int64_t j = threadIdx.x; j < d; j += blockDim.x)
+    out[base + j] = from_f32<T>(round_as<T>(to_f32(sum[base + j]) * r) * to_f32(weight[j]));
+}
+
 // dx = r * (dn - x * r^2 * mean(dn * x)) with dn = dy * w rounded to the product's dtype (W).
 template <typename T, typename W>
 __global__ void rmsnorm_dx_kernel(T* dx, const T* dout, const T* x, const W* weight, const float* rstd, int64_t d) {
@@ -81,6 +101,19 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, con
     using W = std::remove_pointer_t<decltype(w_tag)>;
     rmsnorm_forward_kernel<T, W><<<rows, row_threads(d), 0, stream_of(x)>>>(
         out.data_as<T>(), rstd.data_as<float>(), x.data_as<T>(), weight.data_as<W>(), d, eps);
+  });
+  check_launch();
+}
+
+void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rstd, const Tensor& a, const Tensor& b,
+                         const Tensor& weight, float eps) {
+  const int64_t d = a.size(-1), rows = a.numel() / d;
+  dispatch_norm(a, weight, [&](auto* t_tag, auto* w_tag) {
+    using T = std::remove_pointer_t<decltype(t_tag)>;
+    using W = std::remove_pointer_t<decltype(w_tag)>;
+    add_rmsnorm_forward_kernel<T, W><<<rows, row_threads(d), 0, stream_of(a)>>>(
+        sum.data_as<T>(), out.data_as<T>(), rstd.data_as<float>(), a.data_as<T>(), b.data_as<T>(),
+        weight.data_as<W>(), d, eps);
   });
   check_launch();
 }

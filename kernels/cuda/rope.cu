@@ -11,9 +11,10 @@ namespace {
 constexpr int kThreads = 128;
 
 // Rounds as HF's `q * cos + rotate_half(q) * sin` does in x's dtype T (kernels/cpu/rope.cpp).
+// y (null, or y_heads more heads of the same tokens) turns in the same pass as x.
 template <typename T>
-__global__ void rope_kernel(T* x, const int32_t* positions, const float* inv_freq, int heads, int half,
-                            float attention_scaling, float sign) {
+__global__ void rope_kernel(T* x, T* y, const int32_t* positions, const float* inv_freq, int heads, int y_heads,
+                            int half, float attention_scaling, float sign) {
   extern __shared__ float table[];  // cos[half], then sin[half]
   float* cos_t = table;
   float* sin_t = table + half;
@@ -26,9 +27,10 @@ __global__ void rope_kernel(T* x, const int32_t* positions, const float* inv_fre
   }
   __syncthreads();
   T* token = x + int64_t(blockIdx.x) * heads * 2 * half;
-  for (int p = threadIdx.x; p < heads * half; p += blockDim.x) {  // 32-bit: a token's pairs are few
+  T* y_token = y ? y + int64_t(blockIdx.x) * y_heads * 2 * half : nullptr;
+  for (int p = threadIdx.x; p < (heads + y_heads) * half; p += blockDim.x) {  // 32-bit: a token's pairs are few
     const int h = p / half, i = p % half;
-    T* row = token + h * 2 * half;
+    T* row = h < heads ? token + h * 2 * half : y_token + (h - heads) * 2 * half;
     const float x1 = to_f32(row[i]), x2 = to_f32(row[i + half]), c = cos_t[i], s = sin_t[i];
     row[i] = from_f32<T>(round_as<T>(x1 * c) - round_as<T>(x2 * s));
     row[i + half] = from_f32<T>(round_as<T>(x2 * c) + round_as<T>(x1 * s));
@@ -37,15 +39,17 @@ __global__ void rope_kernel(T* x, const int32_t* positions, const float* inv_fre
 
 }  // namespace
 
-void rope(const Tensor& x, const Tensor& positions, const Tensor& inv_freq, float attention_scaling, float sign) {
+void rope(const Tensor& x, const Tensor& y, const Tensor& positions, const Tensor& inv_freq, float attention_scaling,
+          float sign) {
   const int64_t tokens = x.size(0);
   const int heads = static_cast<int>(x.size(1)), half = static_cast<int>(x.size(2) / 2);
+  const int y_heads = y.defined() ? static_cast<int>(y.size(1)) : 0;
   const size_t shared = 2 * static_cast<size_t>(half) * sizeof(float);
   dispatch_floating(x.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    rope_kernel<T><<<tokens, kThreads, shared, stream_of(x)>>>(x.data_as<T>(), positions.data_as<int32_t>(),
-                                                               inv_freq.data_as<float>(), heads, half,
-                                                               attention_scaling, sign);
+    rope_kernel<T><<<tokens, kThreads, shared, stream_of(x)>>>(
+        x.data_as<T>(), y.defined() ? y.data_as<T>() : nullptr, positions.data_as<int32_t>(), inv_freq.data_as<float>(),
+        heads, y_heads, half, attention_scaling, sign);
   });
   check_launch();
 }

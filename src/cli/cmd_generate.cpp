@@ -28,7 +28,7 @@ using inference::Request;
 
 struct GenerateArgs {
   std::string model, adapter, prompt, input, input_ids, output, device = "cpu", dtype, chat_template;
-  bool chat = false;
+  bool chat = false, no_cuda_graphs = false;
   int64_t max_new_tokens = 128, top_k = 0;
   double temperature = 1.0, top_p = 1.0;
   std::optional<uint64_t> seed;
@@ -98,6 +98,7 @@ void run_generate(const GenerateArgs& a) {
   const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
   inference::LoadedInferenceModel m =
       inference::load_inference_model({.model = a.model, .adapter = a.adapter, .device = device, .dtype = dtype});
+  m.model->set_options({.cuda_graphs = !a.no_cuda_graphs});
 
   std::vector<std::vector<int32_t>> prompts;
   std::optional<data::DocumentEncoder> encoder;
@@ -201,6 +202,7 @@ void add_generate_command(CLI::App& app) {
                   "safetensors with generated (int64 [batch, new tokens])");
   cmd->add_option("--max-batch-size", a->max_batch_size, "sequences per step")->capture_default_str();
   cmd->add_option("--max-batch-tokens", a->max_batch_tokens, "tokens per step (prefill chunks)")->capture_default_str();
+  cmd->add_flag("--no-cuda-graphs", a->no_cuda_graphs, "run decode steps eagerly, not replayed from CUDA graphs");
   cmd->callback([a] { run_generate(*a); });
 }
 

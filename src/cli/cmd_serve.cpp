@@ -21,6 +21,7 @@
 #include "engine/server/generator_backend.h"
 #include "engine/server/http_server.h"
 #include "engine/server/serve_config.h"
+#include "model/inference_model.h"
 
 namespace tessera::cli {
 
@@ -105,6 +106,7 @@ void run_serve(const ServeArgs& args) {
   else spdlog::warn("{}: weight files not verified (verify: false / --no-verify)", c.model);
   inference::LoadedInferenceModel loaded = inference::load_inference_model(
       {.model = c.model, .adapter = "", .device = device, .dtype = dtype});
+  loaded.model->set_options({.cuda_graphs = c.engine.cuda_graphs});
   inference::Generator generator(loaded.model, loaded.tokenizer, generator_options(c.engine));
   server::GeneratorBackend backend(generator, loaded.tokenizer, c.engine.chat_template);
   service.set_backend(&backend);

@@ -67,6 +67,7 @@ Event& Event::operator=(Event&& other) noexcept {
   if (this != &other) {
     if (handle_) cudaEventDestroy(static_cast<cudaEvent_t>(handle_));
     handle_ = other.handle_;
+    timing_ = other.timing_;
     other.handle_ = nullptr;
   }
   return *this;
@@ -75,7 +76,7 @@ Event& Event::operator=(Event&& other) noexcept {
 void Event::record(Stream stream) {
   if (!handle_) {
     cudaEvent_t event;
-    TS_CUDA_CHECK(cudaEventCreateWithFlags(&event, cudaEventDisableTiming));
+    TS_CUDA_CHECK(cudaEventCreateWithFlags(&event, timing_ ? cudaEventDefault : cudaEventDisableTiming));
     handle_ = event;
   }
   TS_CUDA_CHECK(cudaEventRecord(static_cast<cudaEvent_t>(handle_), stream));
@@ -97,6 +98,14 @@ bool Event::ready() const {
   return true;
 }
 
+float elapsed_ms(const Event& start, const Event& end) {
+  TS_CHECK(start.handle_ && end.handle_ && start.timing_ && end.timing_,
+           "elapsed_ms: both events must be timing events, recorded");
+  float ms = 0;
+  TS_CUDA_CHECK(cudaEventElapsedTime(&ms, static_cast<cudaEvent_t>(start.handle_), static_cast<cudaEvent_t>(end.handle_)));
+  return ms;
+}
+
 #else  // CPU-only build: there are no streams and nothing to wait for.
 
 void set_device(int) {}
@@ -112,6 +121,7 @@ void Event::record(Stream) {}
 void Event::wait_on(Stream) const {}
 void Event::synchronize() const {}
 bool Event::ready() const { return true; }
+float elapsed_ms(const Event&, const Event&) { return 0.0f; }
 
 #endif
 

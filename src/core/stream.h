@@ -35,8 +35,9 @@ class StreamGuard {
 class Event {
  public:
   Event() = default;
+  explicit Event(bool timing) : timing_(timing) {}  // timing: elapsed_ms() can measure between two
   ~Event();
-  Event(Event&& other) noexcept : handle_(other.handle_) { other.handle_ = nullptr; }
+  Event(Event&& other) noexcept : handle_(other.handle_), timing_(other.timing_) { other.handle_ = nullptr; }
   Event& operator=(Event&& other) noexcept;
   Event(const Event&) = delete;
   Event& operator=(const Event&) = delete;
@@ -47,7 +48,12 @@ class Event {
   bool ready() const;
 
  private:
+  friend float elapsed_ms(const Event& start, const Event& end);
   void* handle_ = nullptr;  // cudaEvent_t
+  bool timing_ = false;
 };
+
+// Device milliseconds between two recorded timing events (the end one complete); 0 on the CPU.
+float elapsed_ms(const Event& start, const Event& end);
 
 }  // namespace tessera

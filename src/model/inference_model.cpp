@@ -1,8 +1,13 @@
 #include "model/inference_model.h"
 
+#include <chrono>
 #include <cmath>
+#include <cstring>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/memory.h"
+#include "core/stream.h"
 #include "kernels/ops.h"
 #include "model/layer_parts.h"
 
@@ -10,52 +15,56 @@ namespace tessera {
 
 namespace {
 
-Tensor ints(const std::vector<int32_t>& v, Device device) {
-  return Tensor::from_vector(v, {static_cast<int64_t>(v.size())}, DType::I32).to(device);
-}
-
-// The step's block tables as one int32 [S, max_blocks] tensor (short rows padded with block 0,
-// never read).
-Tensor block_table_tensor(const std::vector<const BlockTable*>& tables, Device device) {
-  size_t width = 1;
-  for (const BlockTable* t : tables) width = std::max(width, t->size());
-  std::vector<int32_t> flat(tables.size() * width, 0);
-  for (size_t s = 0; s < tables.size(); ++s) std::copy(tables[s]->begin(), tables[s]->end(), flat.begin() + s * width);
-  return Tensor::from_vector(flat, {static_cast<int64_t>(tables.size()), static_cast<int64_t>(width)}, DType::I32)
-      .to(device);
-}
-
 Tensor in_dtype(const Tensor& t, DType dtype) { return t.dtype() == dtype ? t : ops::cast(t, dtype); }
+
+// A host buffer of at least `count` elements: `buffer` itself when large enough, else a new one
+// (pinned when the model runs on a GPU, so that copies to and from it are asynchronous).
+Tensor host_buffer(Tensor& buffer, int64_t count, DType dtype, Device device) {
+  if (!buffer.defined() || buffer.numel() < count) {
+    const int64_t n = std::max<int64_t>(count, buffer.defined() ? 2 * buffer.numel() : 0);
+    buffer = device.is_cuda() ? Tensor::empty_pinned({n}, dtype) : Tensor::empty({n}, dtype);
+  }
+  return buffer.flat_slice(0, count);
+}
 
 }  // namespace
 
 ModelParams& OwnedParams::grads(UnitId) { throw Error("inference parameters have no gradients"); }
 
-InferenceModel::InferenceModel(ModelConfig config, std::shared_ptr<ParamSource> source, Device device, DType dtype)
-    : config_(std::move(config)), source_(std::move(source)), device_(device), dtype_(dtype),
+InferenceModel::InferenceModel(ModelConfig config, std::shared_ptr<ParamSource> source, Device device, DType dtype,
+                               InferenceOptions options)
+    : config_(std::move(config)), source_(std::move(source)), device_(device), dtype_(dtype), options_(options),
       rope_(RopeTable::make(config_, device)) {}
+
+InferenceModel::~InferenceModel() = default;
+
+void InferenceModel::set_options(const InferenceOptions& options) {
+  options_ = options;
+  graphs_.clear();
+}
 
 DType InferenceModel::cache_dtype() const { return device_.is_cpu() ? DType::F32 : DType::BF16; }
 
-Tensor InferenceModel::step(const StepInput& in, KvCache& cache) {
+int64_t InferenceModel::graphs_captured() const {
+  int64_t n = 0;
+  for (const auto& [key, g] : graphs_) n += g->graph.ready();
+  return n;
+}
+
+// The step's packed inputs in a host buffer (pinned on a GPU), checked.
+Tensor InferenceModel::staged(const StepInput& in, const StepLayout& layout, KvCache& cache) {
+  Tensor host = host_buffer(host_inputs_, layout.size(), DType::I32, device_);
+  pack_step(in, layout, cache.block_size(), config_.vocab_size, host.data_as<int32_t>());
+  return host;
+}
+
+InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const StepLayout& L, KvCache& cache) {
   const ModelConfig& c = config_;
-  const int64_t T = static_cast<int64_t>(in.ids.size()), D = c.head_dim, Hq = c.num_attention_heads,
-                S = static_cast<int64_t>(in.block_tables.size()), bs = cache.block_size();
-  TS_CHECK(T > 0 && in.seq.size() == in.ids.size() && in.pos.size() == in.ids.size(),
-           "InferenceModel::step: {} ids, {} sequence indices, {} positions", T, in.seq.size(), in.pos.size());
-  std::vector<int32_t> slots(T);
-  for (int64_t t = 0; t < T; ++t) {
-    TS_CHECK(in.seq[t] >= 0 && in.seq[t] < S, "InferenceModel::step: token {} of sequence {} (of {})", t, in.seq[t], S);
-    TS_CHECK(in.ids[t] >= 0 && in.ids[t] < c.vocab_size, "token id {} is outside the vocabulary of {}", in.ids[t],
-             c.vocab_size);
-    const BlockTable& table = *in.block_tables[in.seq[t]];
-    const int64_t block = in.pos[t] / bs;
-    TS_CHECK(in.pos[t] >= 0 && block < static_cast<int64_t>(table.size()),
-             "InferenceModel::step: position {} has no KV block ({} reserved)", in.pos[t], table.size());
-    slots[t] = static_cast<int32_t>(table[block] * bs + in.pos[t] % bs);
-  }
-  const Tensor ids = ints(in.ids, device_), positions = ints(in.pos, device_), query_seq = ints(in.seq, device_);
-  const Tensor slot_tensor = ints(slots, device_), tables = block_table_tensor(in.block_tables, device_);
+  const int64_t T = L.tokens, D = c.head_dim, Hq = c.num_attention_heads, R = L.rows;
+  const Tensor ids = inputs.flat_slice(L.ids(), T), positions = inputs.flat_slice(L.pos(), T);
+  const Tensor query_seq = inputs.flat_slice(L.seq(), T), slots = inputs.flat_slice(L.slots(), T);
+  const Tensor rows = inputs.flat_slice(L.logit_rows(), R);
+  const Tensor tables = inputs.flat_slice(L.tables(), L.seqs * L.width).view({L.seqs, L.width});
   const float scale = static_cast<float>(1.0 / std::sqrt(double(D)));
   const int64_t window = c.sliding_window.value_or(0);
   const DType kv_dtype = cache_dtype();
@@ -72,33 +81,134 @@ Tensor InferenceModel::step(const StepInput& in, KvCache& cache) {
     LayerActivations a;
     layer_attention_inputs(c, rope_, p, x, positions, a, project);
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
-    ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slot_tensor, k_cache, v_cache);
+    ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slots, k_cache, v_cache);
     Tensor attn = Tensor::empty({T, Hq, D}, kv_dtype, device_);
     ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale, attn);
     x = layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project);
     source_->release(unit);
   }
 
-  // Only the rows asked for go through the final norm and the head.
-  const int64_t R = static_cast<int64_t>(in.logit_rows.size());
-  std::vector<int32_t> rows(R);
-  for (int64_t r = 0; r < R; ++r) {
-    TS_CHECK(in.logit_rows[r] >= 0 && in.logit_rows[r] < T, "InferenceModel::step: logit row {} of {} tokens",
-             in.logit_rows[r], T);
-    rows[r] = static_cast<int32_t>(in.logit_rows[r]);
-  }
-  if (R == 0) return Tensor::empty({0, c.vocab_size}, DType::F32);
+  // Only the logit rows go through the final norm and the head.
+  Outputs out;
+  out.logits = Tensor::empty({R, c.vocab_size}, DType::F32, device_);
+  out.index = Tensor::empty({R}, DType::I32, device_);
+  out.logprob = Tensor::empty({R}, DType::F32, device_);
+  if (R == 0) return out;
   Tensor picked = Tensor::empty({R, c.hidden_size}, dtype_, device_);
-  ops::embedding_forward(picked, x, ints(rows, device_));  // a gather of rows
+  ops::embedding_forward(picked, x, rows);  // a gather of rows
   const ModelParams& h = source_->acquire(head);
   const Tensor& lm_head = tied ? source_->acquire(embed).embed : h.lm_head;
   Tensor normed = Tensor::empty({R, c.hidden_size}, dtype_, device_), rstd = Tensor::empty({R}, DType::F32, device_);
   ops::rmsnorm_forward(normed, rstd, picked, h.final_norm, static_cast<float>(c.rms_norm_eps));
-  Tensor logits = Tensor::empty({R, c.vocab_size}, DType::F32, device_);
-  ops::gemm(logits, normed, lm_head, false, true);
+  ops::gemm(out.logits, normed, lm_head, false, true);
   if (tied) source_->release(embed);
   source_->release(head);
-  return logits.to(Device::cpu());
+  ops::argmax_rows(out.index, out.logprob, out.logits);
+  return out;
+}
+
+// A decode step through the CUDA graph of its shape: the inputs go into the graph's own buffer and
+// the graph is replayed; the first step of a shape runs eagerly on that buffer (warming every lazy
+// initialisation and the allocator's cache for the capture) and then captures it.
+InferenceModel::Outputs InferenceModel::decode_with_graph(const Tensor& host_inputs, const StepLayout& L,
+                                                          KvCache& cache, bool& replayed) {
+  const GraphKey key{L.tokens, L.width, cache.keys(0).data()};
+  std::unique_ptr<Graph>& g = graphs_[key];
+  const Stream stream = current_stream(device_.index);
+  if (g && g->graph.ready()) {
+    copy_bytes(g->inputs, host_inputs, /*async=*/true);
+    g->graph.replay(stream);
+    replayed = true;
+    return g->out;
+  }
+  if (!g) {
+    g = std::make_unique<Graph>();
+    g->inputs = Tensor::empty({L.size()}, DType::I32, device_);
+  }
+  copy_bytes(g->inputs, host_inputs, /*async=*/true);
+  Outputs eager = forward(g->inputs, L, cache);
+  if (!g->failed) {
+    try {
+      g->graph.capture(stream, [&] { g->out = forward(g->inputs, L, cache); });
+      spdlog::debug("generate: captured the decode step of {} sequences (tables {} blocks wide) in a CUDA graph",
+                    L.tokens, L.width);
+    } catch (const std::exception& e) {
+      g->failed = true;
+      g->out = {};
+      if (!capture_failure_logged_)
+        spdlog::warn("generate: decode steps run without CUDA graphs: capturing one failed: {}", e.what());
+      capture_failure_logged_ = true;
+    }
+  }
+  return eager;
+}
+
+StepOutput InferenceModel::fetch(const StepInput& in, const Outputs& out) {
+  const int64_t R = static_cast<int64_t>(in.logit_rows.size()), V = config_.vocab_size;
+  StepOutput result;
+  result.logits_row.assign(R, -1);
+  int64_t full = 0;
+  for (int64_t r = 0; r < R; ++r)
+    if (in.full_logits.empty() || in.full_logits[r]) result.logits_row[r] = full++;
+  // Everything queued on the stream, then one wait.
+  Tensor picks = host_buffer(host_picks_, 2 * R, DType::I32, device_);
+  copy_bytes(picks.flat_slice(0, R), out.index.flat_slice(0, R), /*async=*/true);
+  copy_bytes(picks.flat_slice(R, R), out.logprob.flat_slice(0, R).view({R}), /*async=*/true);
+  if (full > 0) {
+    Tensor host = host_buffer(host_logits_, full * V, DType::F32, device_);
+    if (full == R) {
+      copy_bytes(host, out.logits.flat_slice(0, R * V), /*async=*/true);
+    } else {
+      for (int64_t r = 0; r < R; ++r)
+        if (result.logits_row[r] >= 0)
+          copy_bytes(host.flat_slice(result.logits_row[r] * V, V), out.logits.flat_slice(r * V, V), /*async=*/true);
+    }
+    result.logits = host.view({full, V});
+  } else {
+    result.logits = Tensor::empty({0, V}, DType::F32);
+  }
+  synchronize_device(device_);
+  const int32_t* p = picks.data_as<int32_t>();
+  result.argmax.assign(p, p + R);
+  result.logprob.resize(R);
+  std::memcpy(result.logprob.data(), p + R, R * sizeof(float));
+  return result;
+}
+
+StepOutput InferenceModel::run(const StepInput& in, KvCache& cache) {
+  const bool decode = is_decode_step(in);
+  const bool graphs = decode && options_.cuda_graphs && device_.is_cuda() && source_->fixed_addresses();
+  StepLayout layout = exact_layout(in);
+  if (graphs || (decode && options_.pad_decode))
+    layout = padded_decode_layout(decode_bucket(layout.tokens), decode_width(layout.width));
+  const auto began = std::chrono::steady_clock::now();
+  const Tensor host = staged(in, layout, cache);
+  Event start(true), end(true);
+  if (device_.is_cuda()) start.record(current_stream(device_.index));
+  Outputs out;
+  if (graphs) {
+    bool replayed = false;
+    out = decode_with_graph(host, layout, cache, replayed);
+    times_.graph_replays += replayed;
+  } else {
+    Tensor inputs = device_.is_cuda() ? Tensor::empty({layout.size()}, DType::I32, device_) : host;
+    if (device_.is_cuda()) copy_bytes(inputs, host, /*async=*/true);
+    out = forward(inputs, layout, cache);
+  }
+  if (device_.is_cuda()) end.record(current_stream(device_.index));
+  StepOutput result = fetch(in, out);
+  if (device_.is_cuda()) result.gpu_ms = elapsed_ms(start, end);
+  ++times_.steps;
+  times_.decode_steps += decode;
+  times_.gpu_ms += result.gpu_ms;
+  times_.run_ms += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - began).count();
+  return result;
+}
+
+Tensor InferenceModel::step(const StepInput& input, KvCache& cache) {
+  StepInput in = input;
+  in.full_logits.clear();
+  return run(in, cache).logits.clone();
 }
 
 }  // namespace tessera

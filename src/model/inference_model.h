@@ -1,49 +1,103 @@
 // A model for inference: its config, the rotary table made once, and its weights behind a
-// ParamSource. step() runs many tokens of many sequences packed together (prefill chunks and
-// decode tokens in one pass) against the paged KV cache, and returns logits only for the tokens
-// asked for. The layers are training's own (model/layer_parts.h); only attention differs.
+// ParamSource. run() executes many tokens of many sequences packed together (prefill chunks and
+// decode tokens in one pass) against the paged KV cache. The layers are training's own
+// (model/layer_parts.h); only attention differs.
+//
+// A step's int32 inputs go to the device in one copy from a pinned buffer (model/step_batch.h);
+// the device picks each logit row's greedy token (ops::argmax_rows), so only 8 bytes per row come
+// back unless a row asks for its full logits; the host waits once, for the results. On CUDA a
+// decode step (one token per sequence) is padded to a bucket of 1, 2, 4, ... 256 sequences and
+// replayed from a CUDA graph captured for that bucket, block-table width and cache (the first
+// step of a shape runs eagerly and is then captured; a capture that fails is logged once and the
+// shape stays eager).
 #pragma once
 
+#include <map>
 #include <memory>
+#include <tuple>
 #include <vector>
 
+#include "core/cuda_graph.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
 #include "model/param_source.h"
+#include "model/step_batch.h"
 #include "model/transformer.h"
 
 namespace tessera {
 
-// One step's tokens, packed: token t belongs to sequence seq[t] (a row of block_tables) at
-// position pos[t]; a sequence's tokens in a step are consecutive positions, and every earlier
-// position of it is already in the cache.
-struct StepInput {
-  std::vector<int32_t> ids, seq, pos;
-  std::vector<const BlockTable*> block_tables;  // per sequence; each holds blocks up to its last position
-  std::vector<int64_t> logit_rows;              // tokens whose next-token logits are wanted
+struct InferenceOptions {
+  bool cuda_graphs = true;  // replay decode steps from CUDA graphs (CUDA with fixed weights only)
+  bool pad_decode = false;  // pad decode steps to their bucket without graphs (tests the padding on any device)
+};
+
+// What run() returns for the logit rows asked for, in their order.
+struct StepOutput {
+  std::vector<int32_t> argmax;   // the first maximum of each row's logits
+  std::vector<float> logprob;    // its log-softmax
+  std::vector<int64_t> logits_row;  // each row's row in `logits`, -1 when its full logits were not asked for
+  Tensor logits;                 // host f32 [rows asked for in full, vocab]; valid until the next run()
+  double gpu_ms = 0;             // device time of the step (CUDA events; 0 on the CPU)
+};
+
+// Totals over run() calls since the last reset_timings(), for benchmarks: where a step's time goes.
+struct StepTimes {
+  int64_t steps = 0, decode_steps = 0, graph_replays = 0;
+  double run_ms = 0;  // host wall time inside run(), the final wait included
+  double gpu_ms = 0;  // device time between the step's first and last queued work (CUDA events)
 };
 
 class InferenceModel {
  public:
   // Weights held whole (they must outlive the model).
-  InferenceModel(ModelConfig config, std::shared_ptr<ParamSource> source, Device device, DType dtype);
+  InferenceModel(ModelConfig config, std::shared_ptr<ParamSource> source, Device device, DType dtype,
+                 InferenceOptions options = {});
+  ~InferenceModel();
 
   const ModelConfig& config() const { return config_; }
   Device device() const { return device_; }
   DType dtype() const { return dtype_; }  // of the weights and activations
+  const InferenceOptions& options() const { return options_; }
+  void set_options(const InferenceOptions& options);  // drops the graphs captured so far
   // The KV cache's dtype: bf16 on the GPU (what paged attention runs in), f32 on the CPU.
   DType cache_dtype() const;
+  int64_t graphs_captured() const;
+  const StepTimes& timings() const { return times_; }
+  void reset_timings() { times_ = {}; }
 
-  // Writes the tokens' keys and values into the cache and returns f32 host logits
-  // [logit_rows.size(), vocab] of the rows asked for (in that order).
+  // Writes the tokens' keys and values into the cache and returns the logit rows' picks (and the
+  // full logits of the rows in.full_logits asks for).
+  StepOutput run(const StepInput& input, KvCache& cache);
+  // run() with every row's full logits: f32 host [logit_rows.size(), vocab], in that order.
   Tensor step(const StepInput& input, KvCache& cache);
 
  private:
+  struct Outputs {
+    Tensor logits, index, logprob;  // device: f32 [R, vocab], int32 [R], f32 [R]
+  };
+  struct Graph {
+    Tensor inputs;  // device int32 [layout.size()], the graph's fixed input buffer
+    Outputs out;
+    CudaGraph graph;
+    bool failed = false;
+  };
+  using GraphKey = std::tuple<int64_t, int64_t, const void*>;  // bucket, table width, cache
+
+  Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache);
+  Tensor staged(const StepInput& in, const StepLayout& layout, KvCache& cache);
+  Outputs decode_with_graph(const Tensor& host_inputs, const StepLayout& layout, KvCache& cache, bool& replayed);
+  StepOutput fetch(const StepInput& in, const Outputs& out);
+
   ModelConfig config_;
   std::shared_ptr<ParamSource> source_;
   Device device_;
   DType dtype_;
+  InferenceOptions options_;
   RopeTable rope_;
+  Tensor host_inputs_, host_picks_, host_logits_;  // pinned, reused (grown) across steps
+  std::map<GraphKey, std::unique_ptr<Graph>> graphs_;
+  bool capture_failure_logged_ = false;
+  StepTimes times_;
 };
 
 // Parameters held in memory as a ParamSource (owns them).
@@ -54,6 +108,7 @@ class OwnedParams : public ParamSource {
   void release(UnitId) override {}
   ModelParams& grads(UnitId) override;
   void grads_done(UnitId) override {}
+  bool fixed_addresses() const override { return true; }
 
  private:
   ModelParams params_;

@@ -30,6 +30,9 @@ class ParamSource {
   // fp32 gradient views of the unit, accumulated into by backward; grads_done() when complete.
   virtual ModelParams& grads(UnitId unit) = 0;
   virtual void grads_done(UnitId unit) = 0;
+  // True when acquire() always hands out the same tensors at the same addresses (weights held
+  // whole), so that a captured CUDA graph may keep reading them.
+  virtual bool fixed_addresses() const { return false; }
 };
 
 // Parameters and gradients held whole in memory (the forward tool, tests, single-device runs).

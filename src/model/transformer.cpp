@@ -92,8 +92,7 @@ void layer_attention_inputs(const ModelConfig& c, const RopeTable& rope, const L
   a.q = a.q.view({T, Hq, D});
   a.k = a.k.view({T, Hkv, D});
   a.v = a.v.view({T, Hkv, D});
-  ops::rope_forward(a.q, positions, rope.inv_freq, rope.attention_scaling);
-  ops::rope_forward(a.k, positions, rope.inv_freq, rope.attention_scaling);
+  ops::rope_forward_qk(a.q, a.k, positions, rope.inv_freq, rope.attention_scaling);
 }
 
 Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const Tensor& attn, LayerActivations& a,
@@ -101,8 +100,10 @@ Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const
   const int64_t T = a.x.numel() / c.hidden_size;
   Tensor o = project(p.o_proj, kO, attn);
   a.x_mid = like(a.x, {T, c.hidden_size});
-  ops::add(a.x_mid, a.x.view({T, c.hidden_size}), o);
-  a.h_post = rmsnorm(a.x_mid, p.post_norm, c.rms_norm_eps, a.rstd_post);
+  a.h_post = like(a.x, {T, c.hidden_size});
+  a.rstd_post = f32_like(a.x, {T});
+  ops::add_rmsnorm_forward(a.x_mid, a.h_post, a.rstd_post, a.x.view({T, c.hidden_size}), o, p.post_norm,
+                           static_cast<float>(c.rms_norm_eps));
   a.gate = project(p.gate_proj, kGate, a.h_post);
   a.up = project(p.up_proj, kUp, a.h_post);
   a.act = like(a.x, {T, c.intermediate_size});

@@ -113,6 +113,36 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::make_tuple(DType::BF16, DType::F32), std::make_tuple(DType::F16, DType::F16),
                                          std::make_tuple(DType::F16, DType::F32))));
 
+// A few rows against a weight (decode steps: up to 4 rows take the small-M kernel of
+// kernels/cuda/gemv.cu instead of cuBLASLt), with alpha and beta, against the CPU reference.
+class CudaSmallMGemm : public ::testing::TestWithParam<std::tuple<int64_t, std::tuple<DType, DType>>> {};
+
+TEST_P(CudaSmallMGemm, MatchesCpuReference) {
+  TS_REQUIRE_GPU();
+  const auto [m, types] = GetParam();
+  const auto [in, out] = types;
+  const int64_t n = 1003, k = 2056;  // n not a multiple of the block's 4 columns
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  Tensor a = random_tensor({m, k}, in, Device::cpu(), seed);
+  Tensor w = random_tensor({n, k}, in, Device::cpu(), seed + 1, 0.05f);
+  Tensor c = random_tensor({m, n}, out, Device::cpu(), seed + 2);
+  Tensor gpu_c = c.to(gpu);
+  ops::gemm(gpu_c, a.to(gpu), w.to(gpu), false, true, 0.5f, 0.75f);
+  ops::gemm(c, a, w, false, true, 0.5f, 0.75f);
+  EXPECT_LT(relative_error(gpu_c, c), gemm_tolerance(in, out));
+  Tensor plain = Tensor::empty({m, n}, out), gpu_plain = Tensor::empty({m, n}, out, gpu);
+  ops::gemm(gpu_plain, a.to(gpu), w.to(gpu), false, true);
+  ops::gemm(plain, a, w, false, true);
+  EXPECT_LT(relative_error(gpu_plain, plain), gemm_tolerance(in, out));
+}
+
+INSTANTIATE_TEST_SUITE_P(Rows, CudaSmallMGemm,
+                         ::testing::Combine(::testing::Values(int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(8)),
+                                            ::testing::Values(std::make_tuple(DType::BF16, DType::BF16),
+                                                              std::make_tuple(DType::BF16, DType::F32),
+                                                              std::make_tuple(DType::F16, DType::F32))));
+
 TEST(CudaOps, GemmOnBatchedActivations) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();

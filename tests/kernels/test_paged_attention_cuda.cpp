@@ -111,6 +111,25 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaPagedAttention,
 
 // Decode steps only, one per sequence (the decode path as the generator calls it), long and
 // short contexts at batch 1 (most splits) and batch 64 (fewest).
+// Padding rows (slot -1, as a decode step padded to its CUDA graph's batch size) are not
+// written, on either backend; the other rows land exactly where the CPU puts them.
+TEST(CudaPagedAttentionOps, KvWriteSkipsPaddingRows) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  const PagedBatch b = make_paged_batch({9, 30}, {3, 2}, 4, 2, 64, 16, seed);
+  std::vector<int32_t> slots = b.slots.to_vector<int32_t>();
+  slots[1] = slots[3] = -1;
+  const Tensor padded = Tensor::from_vector(slots, {int64_t(slots.size())}, DType::I32);
+  const Tensor k = ops::cast(b.k_rows, DType::BF16), v = ops::cast(b.v_rows, DType::BF16);
+  const Cache want = written_cache(b, k, v, padded);
+  const Cache got = written_cache(b, k.to(gpu), v.to(gpu), padded.to(gpu));
+  expect_same_cache(got.k, want.k, seed);
+  expect_same_cache(got.v, want.v, seed);
+  const int64_t row = b.hkv * b.d;
+  const auto cpu_k = host_f32(want.k);
+  EXPECT_TRUE(std::isnan(cpu_k[b.slots.to_vector<int32_t>()[1] * row])) << "a padding row was written";
+}
+
 TEST(CudaPagedAttentionOps, DecodeBatches) {
   TS_REQUIRE_GPU();
   check_case({{4097}, {1}, 32, 8, 128, 0});

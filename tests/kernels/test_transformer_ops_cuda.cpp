@@ -215,3 +215,83 @@ TEST_P(CudaLinearCrossEntropy, MatchesCpu) {
 }
 
 INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaLinearCrossEntropy, ::testing::Values(DType::F32, DType::BF16));
+
+// argmax_rows on the GPU equals the CPU reference: the same index (ties included) and the
+// log-softmax of it, on fresh random logits of a small and a Llama-3-sized vocabulary.
+class CudaArgmaxRows : public ::testing::TestWithParam<std::tuple<DType, int64_t>> {};
+
+TEST_P(CudaArgmaxRows, MatchesCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, vocab] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 37;
+  Tensor logits = random_tensor({rows, vocab}, DType::F32, cpu, seed, 4.0f);
+  float* z = logits.data_as<float>();
+  z[2 * vocab + 5] = z[2 * vocab + vocab - 3] = 60.0f;  // ties across threads: the lower index wins
+  z[4 * vocab + vocab - 1] = 55.0f;
+  logits = ops::cast(logits, dtype);  // rows rounded alike for both backends
+  Tensor index = Tensor::empty({rows}, DType::I32), logprob = Tensor::empty({rows}, DType::F32);
+  Tensor gpu_index = Tensor::empty({rows}, DType::I32, gpu), gpu_logprob = Tensor::empty({rows}, DType::F32, gpu);
+  ops::argmax_rows(index, logprob, logits);
+  ops::argmax_rows(gpu_index, gpu_logprob, logits.to(gpu));
+  EXPECT_EQ(gpu_index.to(cpu).to_vector<int32_t>(), index.to_vector<int32_t>());
+  EXPECT_EQ(index.to_vector<int32_t>()[2], 5);
+  EXPECT_LT(relative_error(gpu_logprob, logprob), 1e-4);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaArgmaxRows,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                                            ::testing::Values(int64_t(200), int64_t(128256))));
+
+// The fused residual add + RMSNorm equals the two ops it replaces bit for bit on the GPU, and the
+// CPU reference within the dtype's tolerance.
+class CudaAddRmsNorm : public ::testing::TestWithParam<std::tuple<DType, int64_t>> {};
+
+TEST_P(CudaAddRmsNorm, EqualsAddThenRmsNorm) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, d] = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 19;
+  Tensor a = random_tensor({rows, d}, dtype, gpu, seed), b = random_tensor({rows, d}, dtype, gpu, seed + 1);
+  Tensor w = random_tensor({d}, dtype, gpu, seed + 2);
+  Tensor sum = Tensor::empty({rows, d}, dtype, gpu), out = Tensor::empty({rows, d}, dtype, gpu);
+  Tensor rstd = Tensor::empty({rows}, DType::F32, gpu);
+  ops::add_rmsnorm_forward(sum, out, rstd, a, b, w, 1e-5f);
+  Tensor sum2 = Tensor::empty({rows, d}, dtype, gpu), out2 = Tensor::empty({rows, d}, dtype, gpu);
+  Tensor rstd2 = Tensor::empty({rows}, DType::F32, gpu);
+  ops::add(sum2, a, b);
+  ops::rmsnorm_forward(out2, rstd2, sum2, w, 1e-5f);
+  EXPECT_EQ(host_f32(sum), host_f32(sum2));
+  EXPECT_EQ(host_f32(out), host_f32(out2));
+  EXPECT_EQ(host_f32(rstd), host_f32(rstd2));
+  Tensor cs = Tensor::empty({rows, d}, dtype), co = Tensor::empty({rows, d}, dtype), cr = Tensor::empty({rows}, DType::F32);
+  ops::add_rmsnorm_forward(cs, co, cr, a.to(cpu), b.to(cpu), w.to(cpu), 1e-5f);
+  EXPECT_LT(relative_error(out, co), tolerance(dtype));
+  EXPECT_LT(relative_error(rstd, cr), 1e-5);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaAddRmsNorm,
+                         ::testing::Combine(::testing::Values(DType::F32, DType::BF16),
+                                            ::testing::Values(int64_t(2048), int64_t(200))));
+
+// RoPE of q and k in one launch equals the two rope_forward calls bit for bit, and the CPU.
+TEST(CudaRopeQk, EqualsTwoRopeForwards) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 13, d = 64;
+  Tensor q = random_tensor({n, 32, d}, DType::BF16, gpu, seed), k = random_tensor({n, 8, d}, DType::BF16, gpu, seed + 1);
+  Tensor positions = random_ids(n, 5000, DType::I32, seed + 2).to(gpu);
+  Tensor freq = inverse_frequencies(d, 500000.0).to(gpu);
+  Tensor q2 = q.clone(), k2 = k.clone(), cq = q.to(cpu), ck = k.to(cpu);
+  ops::rope_forward_qk(q, k, positions, freq, 1.0f);
+  ops::rope_forward(q2, positions, freq, 1.0f);
+  ops::rope_forward(k2, positions, freq, 1.0f);
+  EXPECT_EQ(host_f32(q), host_f32(q2));
+  EXPECT_EQ(host_f32(k), host_f32(k2));
+  ops::rope_forward_qk(cq, ck, positions.to(cpu), freq.to(cpu), 1.0f);
+  EXPECT_LT(relative_error(q, cq), tolerance(DType::BF16));
+  EXPECT_LT(relative_error(k, ck), tolerance(DType::BF16));
+}

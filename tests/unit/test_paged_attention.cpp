@@ -144,6 +144,25 @@ TEST(PagedAttentionCpuOps, KvWriteFillsExactlyTheSlots) {
   }
 }
 
+TEST(PagedAttentionCpuOps, KvWriteSkipsPaddingRows) {
+  const PagedBatch b = make_paged_batch({5, 33}, {2, 1}, 2, 2, 8, 16, fresh_seed());
+  std::vector<int32_t> slots = b.slots.to_vector<int32_t>();
+  const int32_t skipped = slots[1];
+  slots[1] = -1;
+  Tensor k = Tensor::empty({b.num_blocks, b.block_size, b.hkv, b.d}, DType::F32), v = Tensor::empty(k.shape(), DType::F32);
+  ops::fill(k, 7.0f);
+  ops::fill(v, 7.0f);
+  ops::paged_kv_write(b.k_rows, b.v_rows, Tensor::from_vector(slots, {int64_t(slots.size())}, DType::I32), k, v);
+  const int64_t row = b.hkv * b.d;
+  const auto kk = k.to_vector<float>(), rows = b.k_rows.to_vector<float>();
+  for (int64_t i = 0; i < row; ++i) {
+    EXPECT_EQ(kk[skipped * row + i], 7.0f) << "the padding row was written";
+    EXPECT_EQ(kk[slots[2] * row + i], rows[2 * row + i]);
+  }
+  slots[1] = -2;
+  EXPECT_THROW(ops::paged_kv_write(b.k_rows, b.v_rows, Tensor::from_vector(slots, {int64_t(slots.size())}, DType::I32), k, v), Error);
+}
+
 TEST(PagedAttentionCpuOps, WholePrefillEqualsAttentionForward) {
   const uint64_t seed = fresh_seed();
   const int64_t s = 45, hq = 4, hkv = 2, d = 64;

@@ -395,3 +395,84 @@ TEST(CpuLinearCrossEntropy, RejectsMismatchedArguments) {
                Error);
   EXPECT_THROW(ops::linear_cross_entropy(loss_sum, Tensor(), Tensor(), hidden, weight, labels, 1, 0), Error);
 }
+
+// argmax_rows: the first maximum of each row (ties go to the lower index) and its log-softmax,
+// checked against a direct computation in double.
+TEST(ArgmaxRows, FirstMaximumAndItsLogSoftmax) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 5, vocab = 1003;
+  Tensor logits = random_tensor({rows, vocab}, DType::F32, cpu, seed, 3.0f);
+  float* z = logits.data_as<float>();
+  z[1 * vocab + 17] = z[1 * vocab + 900] = 50.0f;  // a tie: 17 wins
+  z[3 * vocab + vocab - 1] = 40.0f;                // the last column
+  Tensor index = Tensor::empty({rows}, DType::I32), logprob = Tensor::empty({rows}, DType::F32);
+  ops::argmax_rows(index, logprob, logits);
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = z + r * vocab;
+    int64_t best = 0;
+    for (int64_t v = 0; v < vocab; ++v)
+      if (row[v] > row[best]) best = v;
+    double sum = 0;
+    for (int64_t v = 0; v < vocab; ++v) sum += std::exp(double(row[v]) - row[best]);
+    EXPECT_EQ(index.data_as<int32_t>()[r], best) << "row " << r;
+    EXPECT_NEAR(logprob.data_as<float>()[r], -std::log(sum), 1e-5) << "row " << r;
+  }
+  EXPECT_EQ(index.data_as<int32_t>()[1], 17);
+  EXPECT_EQ(index.data_as<int32_t>()[3], vocab - 1);
+  EXPECT_NEAR(logprob.data_as<float>()[1], -std::log(2.0), 1e-5);  // two equal maxima far above the rest
+
+  Tensor wrong = Tensor::empty({rows}, DType::I64);
+  EXPECT_THROW(ops::argmax_rows(wrong, logprob, logits), Error);
+}
+
+// add_rmsnorm_forward: the residual sum rounded as ops::add rounds it, then RMSNorm of the sum,
+// against a direct computation (bf16 rounding of the sum included).
+TEST(CpuRmsNorm, FusedResidualAddEqualsAddThenNorm) {
+  auto round_as = [](DType dtype, float v) { return dtype == DType::BF16 ? bf16_bits_to_f32(f32_to_bf16_bits(v)) : v; };
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t rows = 3, d = 40;
+  for (DType dtype : {DType::F32, DType::BF16}) {
+    Tensor a = random_tensor({rows, d}, dtype, cpu, seed), b = random_tensor({rows, d}, dtype, cpu, seed + 1);
+    Tensor w = random_tensor({d}, DType::F32, cpu, seed + 2);
+    Tensor sum = Tensor::empty({rows, d}, dtype), out = Tensor::empty({rows, d}, dtype);
+    Tensor rstd = Tensor::empty({rows}, DType::F32);
+    ops::add_rmsnorm_forward(sum, out, rstd, a, b, w, 1e-6f);
+    const auto av = host_f32(a), bv = host_f32(b), wv = host_f32(w), sv = host_f32(sum), ov = host_f32(out);
+    for (int64_t n = 0; n < rows; ++n) {
+      double squares = 0;
+      for (int64_t j = 0; j < d; ++j) {
+        const float s = round_as(dtype, av[n * d + j] + bv[n * d + j]);
+        EXPECT_EQ(sv[n * d + j], s);
+        squares += double(s) * s;
+      }
+      const float r = static_cast<float>(1.0 / std::sqrt(squares / d + 1e-6));
+      EXPECT_NEAR(rstd.data_as<float>()[n], r, 1e-6 * r);
+      for (int64_t j = 0; j < d; ++j)
+        EXPECT_NEAR(ov[n * d + j], round_as(dtype, round_as(dtype, sv[n * d + j] * r) * wv[j]),
+                    dtype == DType::F32 ? 1e-5 : 2e-2);
+    }
+    Tensor wrong = Tensor::empty({rows, d + 1}, dtype);
+    EXPECT_THROW(ops::add_rmsnorm_forward(sum, out, rstd, a, wrong, w, 1e-6f), Error);
+  }
+}
+
+TEST(CpuRope, QkInOnePassEqualsEachAlone) {
+  const uint64_t seed = fresh_seed();
+  const int64_t n = 5, d = 16;
+  Tensor q = random_tensor({n, 4, d}, DType::F32, cpu, seed), k = random_tensor({n, 2, d}, DType::F32, cpu, seed + 1);
+  Tensor positions = random_ids(n, 100, DType::I32, seed + 2);
+  std::vector<float> freq(d / 2);
+  for (int64_t i = 0; i < d / 2; ++i) freq[i] = float(std::pow(10000.0, -2.0 * i / d));
+  const Tensor inv = Tensor::from_vector(freq, {d / 2}, DType::F32);
+  Tensor q2 = q.clone(), k2 = k.clone();
+  ops::rope_forward_qk(q, k, positions, inv, 1.0f);
+  ops::rope_forward(q2, positions, inv, 1.0f);
+  ops::rope_forward(k2, positions, inv, 1.0f);
+  EXPECT_EQ(q.to_vector<float>(), q2.to_vector<float>());
+  EXPECT_EQ(k.to_vector<float>(), k2.to_vector<float>());
+  EXPECT_NE(q.to_vector<float>(), random_tensor({n, 4, d}, DType::F32, cpu, seed).to_vector<float>()) << "q turned";
+  Tensor k_odd = Tensor::empty({n, 2, d + 2}, DType::F32);
+  EXPECT_THROW(ops::rope_forward_qk(q, k_odd, positions, inv, 1.0f), Error);
+}

@@ -63,6 +63,11 @@ void check_sampling(const SamplingParams& p) {
            "frequency_penalty must be in [-2, 2], got {}", p.frequency_penalty);
 }
 
+bool greedy_on_device(const SamplingParams& p, int64_t top_logprobs) {
+  return p.temperature == 0 && p.repetition_penalty == 1.0 && p.presence_penalty == 0.0 &&
+         p.frequency_penalty == 0.0 && top_logprobs <= 0;
+}
+
 std::vector<double> sampling_distribution(std::span<const float> logits, const SamplingParams& p,
                                           std::span<const int32_t> prompt, std::span<const int32_t> generated) {
   TS_CHECK(!logits.empty(), "sampling: an empty row of logits");
@@ -75,16 +80,31 @@ std::vector<double> sampling_distribution(std::span<const float> logits, const S
   }
   const double m = *std::max_element(z.begin(), z.end());
   for (int64_t t = 0; t < V; ++t) probs[t] = std::exp((z[t] - m) / p.temperature);
-  // Tokens by probability, best first (ties: lower id first), for top-k and top-p.
+  // Tokens by probability, best first (ties: lower id first), sorted only as far as top-k and
+  // top-p look: a vocabulary of 128K sorted whole for every sampled row is most of the host's step.
+  const auto before = [&](int32_t a, int32_t b) { return probs[a] > probs[b] || (probs[a] == probs[b] && a < b); };
   std::vector<int32_t> order(V);
   std::iota(order.begin(), order.end(), 0);
-  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return probs[a] > probs[b]; });
+  int64_t sorted = 0;  // order[0, sorted) is in place
+  const auto sort_prefix = [&](int64_t n) {
+    n = std::min(n, V);
+    if (n <= sorted) return;
+    std::partial_sort(order.begin() + sorted, order.begin() + n, order.end(), before);
+    sorted = n;
+  };
   int64_t keep = V;
   if (p.top_k > 0) keep = std::min<int64_t>(keep, p.top_k);
   if (p.top_p < 1) {
-    double total = 0, mass = 0;
-    for (int64_t i = 0; i < keep; ++i) total += probs[order[i]];
+    double total = 0;
+    if (keep < V) {
+      sort_prefix(keep);
+      for (int64_t i = 0; i < keep; ++i) total += probs[order[i]];
+    } else {
+      total = std::accumulate(probs.begin(), probs.end(), 0.0);
+    }
+    double mass = 0;
     for (int64_t i = 0; i < keep; ++i) {
+      if (i == sorted) sort_prefix(std::max<int64_t>(256, 4 * sorted));
       mass += probs[order[i]];
       if (mass >= p.top_p * total) {
         keep = i + 1;
@@ -92,11 +112,17 @@ std::vector<double> sampling_distribution(std::span<const float> logits, const S
       }
     }
   }
-  for (int64_t i = keep; i < V; ++i) probs[order[i]] = 0;
+  if (keep < V) {
+    sort_prefix(keep);
+    std::vector<double> kept(V, 0.0);
+    for (int64_t i = 0; i < keep; ++i) kept[order[i]] = probs[order[i]];
+    probs.swap(kept);
+  }
   if (p.min_p > 0) {
+    sort_prefix(1);
     const double floor = p.min_p * probs[order[0]];
-    for (int64_t i = 1; i < keep; ++i)
-      if (probs[order[i]] < floor) probs[order[i]] = 0;
+    for (int64_t t = 0; t < V; ++t)
+      if (t != order[0] && probs[t] < floor) probs[t] = 0;
   }
   const double total = std::accumulate(probs.begin(), probs.end(), 0.0);
   for (double& v : probs) v /= total;

@@ -29,6 +29,11 @@ struct Sample {
 std::vector<double> sampling_distribution(std::span<const float> logits, const SamplingParams& params,
                                           std::span<const int32_t> prompt, std::span<const int32_t> generated);
 
+// True when the pick is the plain argmax of the raw logits and nothing but its logprob is asked
+// for (greedy, no penalties, top_logprobs <= 0): the device picks it (ops::argmax_rows) and the
+// row's logits need not come back to the host.
+bool greedy_on_device(const SamplingParams& params, int64_t top_logprobs);
+
 // Picks the next token. seed: the request's; index: how many tokens it has generated before this one.
 Sample sample_token(std::span<const float> logits, const SamplingParams& params, uint64_t seed, uint64_t index,
                     std::span<const int32_t> prompt, std::span<const int32_t> generated, int64_t top_n = 0);

@@ -126,11 +126,8 @@ void Scheduler::preempt(std::unique_ptr<Sequence> s) {
   waiting_.push_front(std::move(s));
 }
 
-bool Scheduler::accept_token(Sequence& s, const float* logits) {
+bool Scheduler::accept_token(Sequence& s, const Sample& picked) {
   const Request& r = s.request;
-  const int64_t vocab = model_->config().vocab_size;
-  const Sample picked = sample_token({logits, static_cast<size_t>(vocab)}, r.sampling, s.seed, s.generated.size(),
-                                     r.prompt, s.generated, std::max<int64_t>(r.top_logprobs, 0));
   s.generated.push_back(picked.token);
   ++totals_.generated_tokens;
   FinishReason reason = FinishReason::None;
@@ -260,21 +257,33 @@ bool Scheduler::step() {
     in.block_tables.push_back(&s.blocks);
     if (s.cached + parts[p].n == s.tokens()) {
       in.logit_rows.push_back(static_cast<int64_t>(in.ids.size()) - 1);
+      in.full_logits.push_back(!greedy_on_device(s.request.sampling, s.request.top_logprobs));
       sampled.push_back(&s);
     }
   }
   std::unordered_set<const Sequence*> done;
   try {
-    const Tensor logits = model_->step(in, cache_);
+    const StepOutput out = model_->run(in, cache_);
     ++totals_.steps;
     for (const Part& p : parts) {
       p.s->cached += p.n;
       if (p.s->generated.empty()) totals_.prompt_tokens += p.n;
     }
-    const float* rows = logits.data_as<float>();
-    const int64_t vocab = model_->config().vocab_size;
-    for (size_t r = 0; r < sampled.size(); ++r)
-      if (accept_token(*sampled[r], rows + static_cast<int64_t>(r) * vocab)) done.insert(sampled[r]);
+    const float* rows = out.logits.data_as<float>();
+    const size_t vocab = static_cast<size_t>(model_->config().vocab_size);
+    for (size_t r = 0; r < sampled.size(); ++r) {
+      Sequence& s = *sampled[r];
+      Sample picked;
+      if (out.logits_row[r] < 0) {
+        picked.token = out.argmax[r];
+        picked.logprob = out.logprob[r];
+      } else {
+        picked = sample_token({rows + out.logits_row[r] * static_cast<int64_t>(vocab), vocab}, s.request.sampling,
+                              s.seed, s.generated.size(), s.request.prompt, s.generated,
+                              std::max<int64_t>(s.request.top_logprobs, 0));
+      }
+      if (accept_token(s, picked)) done.insert(&s);
+    }
   } catch (const std::exception& ex) {
     spdlog::error("generate: a step of {} sequences failed: {}", parts.size(), ex.what());
     for (const Part& p : parts) {

@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "engine/inference/generator.h"
+#include "engine/inference/sampler.h"
 #include "model/inference_model.h"
 #include "model/kv_cache.h"
 
@@ -63,8 +64,8 @@ class Scheduler {
  private:
   void finish(Sequence& s, FinishReason reason, Event event, const std::string& error = "");
   void preempt(std::unique_ptr<Sequence> s);
-  // Appends a sampled token: its event, and whether it ends the sequence.
-  bool accept_token(Sequence& s, const float* logits);
+  // Appends a picked token: its event, and whether it ends the sequence.
+  bool accept_token(Sequence& s, const Sample& picked);
 
   std::shared_ptr<InferenceModel> model_;
   std::shared_ptr<const tok::Tokenizer> tokenizer_;

@@ -55,6 +55,9 @@ HttpServer::HttpServer(ApiService& service, const HttpOptions& o) : impl_(std::m
               data = ": keep-alive\n\n";  // an SSE comment: clients skip it; a write to a closed peer fails
               [[fallthrough]];
             case ReplyStream::Next::kData:
+              // Events may add no bytes (a token whose text waits for the rest of its UTF-8
+              // character): httplib ends a chunked reply at a zero-length write, so none is made.
+              if (data.empty()) return true;
               return sink.write(data.data(), data.size());  // false: the client is gone, the stream closes
           }
           return false;

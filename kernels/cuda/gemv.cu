@@ -1,0 +1,101 @@
+// Small-M gemm against a row-major weight (see gemv.h): one warp per output column n streams
+// row n of W (K elements, 16 bytes per lane per load, eight loads in flight) and multiplies it
+// with the M rows of A, which every warp of the block reads alike (they stay in L1); the lanes'
+// fp32 partial sums meet by shuffles and lane 0 writes the M outputs of column n.
+#include <cstdlib>
+#include <cstring>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/gemv.h"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kWarps = 4;
+constexpr int kMaxRows = 4;  // beyond, converting A's rows costs as much as the weight's bytes: cuBLASLt
+constexpr int kVec = 8;  // elements per 16-byte load
+
+template <typename T, typename C, int M>
+__global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(C* c, const T* a, const T* w, int n_total, int k,
+                                                                  float alpha, float beta) {
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int n = blockIdx.x * kWarps + warp;
+  if (n >= n_total) return;
+  const T* row = w + static_cast<int64_t>(n) * k;
+  float acc[M];
+#pragma unroll
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
+#pragma unroll 8
+  for (int k0 = lane * kVec; k0 < k; k0 += 32 * kVec) {
+    float wv[kVec];
+    load_f32<kVec>(wv, row + k0);
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      float av[kVec];
+      load_f32<kVec>(av, a + static_cast<int64_t>(m) * k + k0);
+#pragma unroll
+      for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], wv[i], acc[m]);
+    }
+  }
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+    for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);
+  if (lane != 0) return;
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    C* out = c + static_cast<int64_t>(m) * n_total + n;
+    const float prior = beta != 0.0f ? beta * to_f32(*out) : 0.0f;
+    *out = from_f32<C>(alpha * acc[m] + prior);
+  }
+}
+
+template <typename T, typename C, int M>
+void launch_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
+  const unsigned blocks = static_cast<unsigned>((s.n + kWarps - 1) / kWarps);
+  small_m_gemm_kernel<T, C, M><<<blocks, kWarps * 32, 0, stream_of(c)>>>(
+      c.data_as<C>(), a.data_as<T>(), b.data_as<T>(), static_cast<int>(s.n), static_cast<int>(s.k), alpha, beta);
+}
+
+template <typename T, typename C>
+void launch(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
+  switch (s.m) {
+    case 1: return launch_rows<T, C, 1>(c, a, b, s, alpha, beta);
+    case 2: return launch_rows<T, C, 2>(c, a, b, s, alpha, beta);
+    case 3: return launch_rows<T, C, 3>(c, a, b, s, alpha, beta);
+    default: return launch_rows<T, C, 4>(c, a, b, s, alpha, beta);
+  }
+}
+
+bool enabled() {
+  static const bool on = [] {
+    const char* v = std::getenv("TESSERA_SMALL_M_GEMV");
+    return !(v && std::strcmp(v, "0") == 0);
+  }();
+  return on;
+}
+
+bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
+
+}  // namespace
+
+bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
+                  const Tensor& bias) {
+  const DType in = a.dtype();
+  if (!enabled() || s.m < 1 || s.m > kMaxRows || s.trans_a || !s.trans_b || bias.defined()) return false;
+  if ((in != DType::BF16 && in != DType::F16) || s.k % kVec != 0 || s.lda != s.k || s.ldb != s.k) return false;
+  if (s.n > INT32_MAX || s.k > INT32_MAX || !aligned16(a) || !aligned16(b)) return false;
+  const bool f32_out = c.dtype() == DType::F32;
+  if (in == DType::BF16) {
+    if (f32_out) launch<__nv_bfloat16, float>(c, a, b, s, alpha, beta);
+    else launch<__nv_bfloat16, __nv_bfloat16>(c, a, b, s, alpha, beta);
+  } else {
+    if (f32_out) launch<__half, float>(c, a, b, s, alpha, beta);
+    else launch<__half, __half>(c, a, b, s, alpha, beta);
+  }
+  check_launch();
+  return true;
+}
+
+}  // namespace tessera::cuda
