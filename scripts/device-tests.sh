@@ -12,7 +12,8 @@
 # decode benchmark, `... decode_8b` the 8B decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
-# and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load.
+# and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
+# `... serve_load` tessera serve under Poisson load.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -309,7 +310,8 @@ if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
 # Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
 # reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
 # o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
-# rows (decoding; fused gemv and dequantize + cuBLASLt) and 2048 (prefill), weights from HBM.
+# rows (decoding; fused gemv and dequantize + cuBLASLt) and 2048 (prefill; the workspace whole or
+# in L2-sized blocks of rows), weights from HBM.
 # Goals: M = 1 int4 >= 2.5x and int8 >= 1.7x bf16 (and > 2.5 TB/s); prefill >= 0.9x.
 quant_kernels() {
   check kernels_quant_gemv .device/bin/test_kernels --gtest_filter='*FusedGemv*:*GemmPacked*'
@@ -322,7 +324,7 @@ def layer(shape, scheme, m, key):
     got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
     if len(got) != 4 or any(r[key] <= 0 for r in got): return None
     return sum(per_layer[r["proj"]] * r[key] for r in got)
-print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 dequant+gemm / bf16 |")
+print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 / bf16: dequant+gemm, chunked |")
 print("| --- | --- | --- | --- | --- | --- |")
 for shape in ("1b", "8b"):
     for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
@@ -332,7 +334,7 @@ for shape in ("1b", "8b"):
         f1, b1 = layer(shape, scheme, 1, "fused_us"), layer(shape, scheme, 1, "bf16_us")
         print(f"| {shape} {scheme} | {f1 and round(f1, 1)} ({b1 and round(b1, 1)}) | {gbps} | "
               + " / ".join(speed(m, "fused_us") for m in (1, 2, 4, 8, 16)) + " | "
-              + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')} |")
+              + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi
@@ -399,7 +401,30 @@ decode_8b() {
     > "$out/decode_peer_8b.log" 2>&1
   python3 scripts/decode_rows.py "$out/decode_8b.jsonl" "$out/decode_peer_8b.log" >> "$summary"
 }
+# Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
+# kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
+# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s.
+decode_quant() {
+  : > "$out/decode_quant.jsonl"
+  for shape in 1b 8b; do
+    for scheme in bf16 int8 int4 q8_0 q4_0; do
+      timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 --scheme $scheme 2>&1 \
+        | tee -a "$out/decode_quant.log" | sed -n 's/^RESULT //p' >> "$out/decode_quant.jsonl"
+    done
+  done
+  python3 - "$out/decode_quant.jsonl" >> "$summary" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| decode batch 1 (shape scheme) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
+print("| --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    base = next((b for b in rows if b["shape"] == r["shape"] and b["scheme"] == "bf16"), None)
+    ratio = f'{r["decode_tok_per_s"] / base["decode_tok_per_s"]:.2f}' if base else "-"
+    print(f'| {r["shape"]} {r["scheme"]} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
+PY
+}
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
+if [ "$only" = all ] || [ "$only" = decode_quant ]; then decode_quant; fi
 if [ "$only" = all ] || [ "$only" = decode_8b ]; then decode_8b; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
