@@ -36,8 +36,9 @@ ModelKind model_kind(const std::string& path) {
 
 namespace {
 
-RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device device, bool own_tokenizer) {
-  const ExportSource source = ExportSource::checkpoint(folder, /*verify=*/false);  // verify_model_files did
+RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device device, bool own_tokenizer, bool verify) {
+  // verify_model_files checked the manifest; a LoRA checkpoint's base is checked unless --no-verify.
+  const ExportSource source = ExportSource::checkpoint(folder, /*verify=*/false, /*check_base=*/verify);
   RunnableModel m;
   m.config = source.config();
   const std::vector<ParamSpec>& specs = source.params();
@@ -57,21 +58,23 @@ RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device dev
   return m;
 }
 
-RunnableModel from_hf_folder(const std::string& folder, DType dtype, Device device, bool own_tokenizer) {
+RunnableModel from_hf_folder(const std::string& folder, DType dtype, Device device, bool own_tokenizer,
+                             QuantizedWeights quantized) {
   const bool has = fs::exists(fs::path(folder) / "tokenizer.json");
   TS_CHECK(!own_tokenizer || has,
            "--model {}: no tokenizer.json (name one with --tokenizer, or 'bytes' for the built-in byte tokenizer)",
            folder);
   RunnableModel m;
-  static_cast<LoadedModel&>(m) = load_hf_model(folder, dtype, device);
+  static_cast<LoadedModel&>(m) = load_hf_model(folder, dtype, device, quantized);
   m.has_tokenizer = has;
   if (has) m.tokenizer = tok::Tokenizer::from_file(folder);
   return m;
 }
 
-RunnableModel from_gguf(const std::string& path, DType dtype, Device device, bool own_tokenizer) {
+RunnableModel from_gguf(const std::string& path, DType dtype, Device device, bool own_tokenizer,
+                        QuantizedWeights quantized) {
   RunnableModel m;
-  static_cast<LoadedModel&>(m) = load_gguf_model(path, dtype, device);
+  static_cast<LoadedModel&>(m) = load_gguf_model(path, dtype, device, quantized);
   const gguf::File file = gguf::File::open(path);
   m.has_tokenizer = own_tokenizer || file.find("tokenizer.ggml.model") != nullptr;
   if (m.has_tokenizer) m.tokenizer = gguf_tokenizer(file);
@@ -107,9 +110,9 @@ RunnableModel load_runnable_model(const std::string& path, const ModelLoadOption
   if (o.verify) verify_model_files(path, o.checksums);
   else spdlog::warn("{}: weight files not verified (--no-verify)", path);
   const bool own_tokenizer = o.tokenizer.empty() && o.tokenizer_required;
-  RunnableModel m = kind == ModelKind::checkpoint ? from_checkpoint(path, o.dtype, o.device, own_tokenizer)
-                    : kind == ModelKind::gguf    ? from_gguf(path, o.dtype, o.device, own_tokenizer)
-                                                  : from_hf_folder(path, o.dtype, o.device, own_tokenizer);
+  RunnableModel m = kind == ModelKind::checkpoint ? from_checkpoint(path, o.dtype, o.device, own_tokenizer, o.verify)
+                    : kind == ModelKind::gguf    ? from_gguf(path, o.dtype, o.device, own_tokenizer, o.quantized)
+                                                  : from_hf_folder(path, o.dtype, o.device, own_tokenizer, o.quantized);
   if (!o.tokenizer.empty()) {
     m.tokenizer = open_tokenizer(o.tokenizer);
     m.has_tokenizer = true;

@@ -36,6 +36,8 @@ struct ModelLoadOptions {
   std::string tokenizer;            // a tokenizer.json, a folder holding one, or "bytes": replaces the model's own
   bool tokenizer_required = true;   // false: a model without a tokenizer loads with has_tokenizer false
   std::string adapter;              // a PEFT adapter folder attached to the projections, or ""
+  // packed: quantized projections (a quantized checkpoint's, a GGUF file's q8_0 / q4_0) stay packed.
+  QuantizedWeights quantized = QuantizedWeights::dequantize;
 };
 
 enum class ModelKind { hf_folder, checkpoint, gguf };

@@ -20,7 +20,8 @@ LoadedInferenceModel load_inference_model(const ModelFiles& f) {
                                                   .checksums = f.checksums,
                                                   .tokenizer = "",
                                                   .tokenizer_required = false,
-                                                  .adapter = f.adapter});
+                                                  .adapter = f.adapter,
+                                                  .quantized = QuantizedWeights::packed});
   LoadedInferenceModel out;
   if (m.has_tokenizer) out.tokenizer = std::make_shared<const tok::Tokenizer>(std::move(m.tokenizer));
   out.name = fs::path(f.model).lexically_normal().filename().string();
