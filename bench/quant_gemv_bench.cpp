@@ -1,6 +1,7 @@
 // Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...]. For each projection of the
 // shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
-// (M <= 16), dequantize + cuBLASLt (the prefill path, every M) and the bf16 gemm, in us per call
+// (M <= 16), dequantize + cuBLASLt (the prefill path, every M; for M > 16 also in L2-sized blocks
+// of rows, DequantizeChunked) and the bf16 gemm, in us per call
 // and effective GB/s (weights + activations + outputs moved, over the time). Each path cycles
 // through enough copies of its weights (>= 256 MB) that they come from HBM, not the 50 MB L2, as
 // in a real decoding step. One line per case: RESULT {...}. Runs on cuda:0.
@@ -99,12 +100,17 @@ int main(int argc, char** argv) {
             const double dequant_s = seconds_per_call([&](int i) {
               ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
             }, copies);
+            double chunked_s = 0;
+            if (m > 16)
+              chunked_s = seconds_per_call([&](int i) {
+                ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::DequantizeChunked);
+              }, copies);
             const double auto_s = m <= ops::kFusedPackedRows ? fused_s : dequant_s;
             std::printf("RESULT {\"what\":\"quant_gemv\",\"shape\":\"%s\",\"proj\":\"%s\",\"n\":%ld,\"k\":%ld,"
                         "\"scheme\":\"%s\",\"m\":%ld,\"packed_mb\":%.2f,\"fused_us\":%.2f,\"fused_gbps\":%.0f,"
-                        "\"dequant_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f}\n",
+                        "\"dequant_us\":%.2f,\"chunked_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f}\n",
                         shape.c_str(), p.name, p.n, p.k, scheme.name, m, packed / 1e6, fused_s * 1e6,
-                        fused_s > 0 ? (packed + io_bytes) / fused_s / 1e9 : 0.0, dequant_s * 1e6, bf16_s * 1e6,
+                        fused_s > 0 ? (packed + io_bytes) / fused_s / 1e9 : 0.0, dequant_s * 1e6, chunked_s * 1e6, bf16_s * 1e6,
                         (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s);
             std::fflush(stdout);
           }

@@ -9,10 +9,15 @@ struct GemmShape {
   int64_t m = 0, n = 0, k = 0;
   bool trans_a = false, trans_b = false;
   int64_t lda = 0, ldb = 0;  // row lengths of A and B as stored
+  // C's row length as stored, 0 for n. Only the CUDA backend's own callers set it (a column block
+  // of a wider C: gemm_packed's chunks); ops::gemm never does, and the CPU refuses it.
+  int64_t ldc = 0;
 };
 
 // Which GPU kernel ops::gemm_packed runs: the choice by M (Auto), the fused gemv (Fused: an error
 // where it cannot run), or dequantize into a workspace + cuBLASLt (Dequantize). The CPU has one.
-enum class PackedGemmKernel { Auto, Fused, Dequantize };
+// DequantizeChunked dequantizes blocks of rows of W (about 16 MB each, one workspace reused, so it
+// stays in L2 between its write and the gemm's read) for a column block of C each.
+enum class PackedGemmKernel { Auto, Fused, Dequantize, DequantizeChunked };
 
 }  // namespace tessera

@@ -308,7 +308,8 @@ if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
 # Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
 # reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
 # o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
-# rows (decoding; fused gemv and dequantize + cuBLASLt) and 2048 (prefill), weights from HBM.
+# rows (decoding; fused gemv and dequantize + cuBLASLt) and 2048 (prefill; the workspace whole or
+# in L2-sized blocks of rows), weights from HBM.
 # Goals: M = 1 int4 >= 2.5x and int8 >= 1.7x bf16 (and > 2.5 TB/s); prefill >= 0.9x.
 quant_kernels() {
   check kernels_quant_gemv .device/bin/test_kernels --gtest_filter='*FusedGemv*:*GemmPacked*'
@@ -321,7 +322,7 @@ def layer(shape, scheme, m, key):
     got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
     if len(got) != 4 or any(r[key] <= 0 for r in got): return None
     return sum(per_layer[r["proj"]] * r[key] for r in got)
-print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 dequant+gemm / bf16 |")
+print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 / bf16: dequant+gemm, chunked |")
 print("| --- | --- | --- | --- | --- | --- |")
 for shape in ("1b", "8b"):
     for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
@@ -331,7 +332,7 @@ for shape in ("1b", "8b"):
         f1, b1 = layer(shape, scheme, 1, "fused_us"), layer(shape, scheme, 1, "bf16_us")
         print(f"| {shape} {scheme} | {f1 and round(f1, 1)} ({b1 and round(b1, 1)}) | {gbps} | "
               + " / ".join(speed(m, "fused_us") for m in (1, 2, 4, 8, 16)) + " | "
-              + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')} |")
+              + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi

@@ -1,6 +1,9 @@
-// The parity models of tests/data/hf loaded for inference on the CPU, and greedy next tokens by
-// repeated full forwards without a cache (run_model), the reference the engine must equal.
+// The parity models of tests/data/hf loaded for inference on the CPU, greedy next tokens by
+// repeated full forwards without a cache (run_model), the reference the engine must equal, and
+// the engine's own greedy run over the paged cache (run_paged).
 #pragma once
+
+#include <gtest/gtest.h>
 
 #include <algorithm>
 #include <memory>
@@ -10,6 +13,7 @@
 #include "engine/gguf_loader.h"
 #include "engine/inference/generator.h"
 #include "model/inference_model.h"
+#include "model/kv_cache.h"
 #include "model/transformer.h"
 
 namespace tessera::testing_util {
@@ -48,6 +52,40 @@ inline std::vector<int32_t> tokens(int64_t n, uint64_t seed, int64_t vocab) {
   std::vector<int32_t> ids(n);
   for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>((seed * 31 + i * 7919 + i * i * 13) % vocab);
   return ids;
+}
+
+inline int32_t argmax(const float* row, int64_t n) { return static_cast<int32_t>(std::max_element(row, row + n) - row); }
+
+// Prefill `prompt` in chunks of `chunk`, then decode `steps` greedy tokens one at a time; returns
+// the logits of every step's last token, in order.
+inline std::vector<std::vector<float>> run_paged(InferenceModel& model, KvCache& cache,
+                                                 const std::vector<int32_t>& prompt, int64_t chunk, int64_t steps) {
+  BlockTable table;
+  std::vector<int32_t> seq = prompt;
+  std::vector<std::vector<float>> out;
+  int64_t cached = 0;
+  const int64_t V = model.config().vocab_size;
+  while (static_cast<int64_t>(out.size()) < steps) {
+    const int64_t n = std::min<int64_t>(chunk, static_cast<int64_t>(seq.size()) - cached);
+    EXPECT_TRUE(cache.reserve(table, cached + n));
+    StepInput in;
+    for (int64_t k = 0; k < n; ++k) {
+      in.ids.push_back(seq[cached + k]);
+      in.seq.push_back(0);
+      in.pos.push_back(static_cast<int32_t>(cached + k));
+    }
+    in.block_tables = {&table};
+    const bool last = cached + n == static_cast<int64_t>(seq.size());
+    if (last) in.logit_rows = {n - 1};
+    const Tensor logits = model.step(in, cache);
+    cached += n;
+    if (!last) continue;
+    const float* row = logits.data_as<float>();
+    out.emplace_back(row, row + V);
+    seq.push_back(argmax(row, V));
+  }
+  cache.release(table);
+  return out;
 }
 
 }  // namespace tessera::testing_util

@@ -1,6 +1,7 @@
 // CPU reference gemm: OpenBLAS sgemm on fp32 copies of the operands.
 #include <cblas.h>
 
+#include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/f32_view.h"
 
@@ -8,6 +9,7 @@ namespace tessera::cpu {
 
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
           const Tensor& bias) {
+  TS_CHECK(s.ldc == 0 || s.ldc == s.n, "gemm: the CPU reference writes C whole (ldc {} for n {})", s.ldc, s.n);
   F32In x(a), y(b);
   F32Out z(c, beta != 0.0f);
   float* out = z.data();

@@ -38,7 +38,7 @@ cudaDataType_t cuda_type(DType dtype) {
 
 using Alignments = std::tuple<uint32_t, uint32_t, uint32_t>;  // bytes, in cuBLAS's A, B, C order
 // Everything the chosen algorithm depends on, pointer alignment included.
-using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, bool, bool, DType, DType, bool, Alignments>;
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, DType, DType, bool, Alignments>;
 
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -59,7 +59,7 @@ class Gemm {
     std::lock_guard lock(mu_);
     auto& state = device_state(device);
     const Alignments align{alignment_of(b), alignment_of(a), alignment_of(c)};  // cuBLAS's A, B, C slots
-    PlanKey key{device, s.m, s.n, s.k, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), align};
+    PlanKey key{device, s.m, s.n, s.k, s.ldc, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), align};
     auto it = plans_.find(key);
     if (it == plans_.end()) it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined(), align)).first;
     Plan& plan = it->second;
@@ -114,11 +114,12 @@ class Gemm {
       TS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE, &bias_type,
                                                      sizeof(bias_type)));
     }
-    // Column-major shapes as stored: B is (ldb x rows_b), A is (lda x rows_a), C^T is (n x m).
+    // Column-major shapes as stored: B is (ldb x rows_b), A is (lda x rows_a), C^T is (n x m) with
+    // columns ldc apart.
     const uint64_t rows_b = s.trans_b ? s.n : s.k, rows_a = s.trans_a ? s.k : s.m;
     TS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.a, cuda_type(ab), s.ldb, rows_b, s.ldb));
     TS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.b, cuda_type(ab), s.lda, rows_a, s.lda));
-    TS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cuda_type(cd), s.n, s.m, s.n));
+    TS_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&plan.c, cuda_type(cd), s.n, s.m, s.ldc ? s.ldc : s.n));
 
     cublasLtMatmulPreference_t pref;
     TS_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));

@@ -84,7 +84,7 @@ bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmS
                   const Tensor& bias) {
   const DType in = a.dtype();
   if (!enabled() || s.m < 1 || s.m > kMaxRows || s.trans_a || !s.trans_b || bias.defined()) return false;
-  if ((in != DType::BF16 && in != DType::F16) || s.k % kVec != 0 || s.lda != s.k || s.ldb != s.k) return false;
+  if ((in != DType::BF16 && in != DType::F16) || s.k % kVec != 0 || s.lda != s.k || s.ldb != s.k || s.ldc != 0) return false;
   if (s.n > INT32_MAX || s.k > INT32_MAX || !aligned16(a) || !aligned16(b)) return false;
   const bool f32_out = c.dtype() == DType::F32;
   if (in == DType::BF16) {

@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "engine/gguf_model.h"
 #include "io/gguf_vocab.h"
 #include "kernels/ops.h"
@@ -34,6 +35,27 @@ void check_rope_freqs(const gguf::File& f, const ModelConfig& config) {
              f.path(), i, got[i], want[i]);
 }
 
+// A q8_0 / q4_0 matrix's blocks as our packed form: llama.cpp's records are exactly the parts'
+// layout (kernels/quant_format.h), so the bytes are taken as they are (rows put back in
+// transformers' order where the file permutes them).
+PackedTensor packed_from_gguf(const gguf::File& f, const gguf::TensorInfo& t, bool permuted, int64_t head_dim) {
+  PackedTensor packed;
+  packed.spec = resolve_quant_spec({t.type == gguf::TensorType::Q8_0 ? QuantScheme::Q8_0 : QuantScheme::Q4_0}, t.shape);
+  packed.shape = t.shape;
+  const PackedPartSpec part = packed_part_specs(packed.spec, packed.shape).at(0);
+  const Tensor bytes = f.data(t);
+  TS_CHECK(bytes.numel() == shape_numel(part.shape), "{}: tensor '{}' holds {} bytes, {} {} needs {}", f.path(),
+           t.name, bytes.numel(), quant_scheme_name(packed.spec.scheme), shape_str(t.shape), shape_numel(part.shape));
+  Tensor blocks = Tensor::empty(part.shape, DType::U8);
+  if (permuted)
+    unpermute_row_bytes_from_gguf(bytes.data_as<uint8_t>(), blocks.data_as<uint8_t>(), part.shape[0], part.shape[1],
+                                  head_dim);
+  else
+    copy_bytes(blocks, bytes);
+  packed.parts = {blocks};
+  return packed;
+}
+
 }  // namespace
 
 bool is_gguf_file(const std::string& path) {
@@ -46,7 +68,7 @@ bool is_gguf_file(const std::string& path) {
 
 ModelConfig gguf_model_config(const gguf::File& file) { return model_config_from_gguf(file); }
 
-LoadedModel load_gguf_model(const std::string& path, DType dtype, Device device) {
+LoadedModel load_gguf_model(const std::string& path, DType dtype, Device device, QuantizedWeights quantized) {
   const gguf::File f = gguf::File::open(path);
   LoadedModel model;
   model.config = model_config_from_gguf(f);
@@ -64,8 +86,16 @@ LoadedModel load_gguf_model(const std::string& path, DType dtype, Device device)
   for (const gguf::TensorInfo& t : f.tensors())
     TS_CHECK(expected.count(t.name), "{}: tensor '{}' is not part of a {} model", path, t.name, model.config.model_type);
 
+  int64_t packed = 0;
   for_each_param(model.config, model.params, [&](const std::string& hf_name, Tensor& slot) {
     const gguf::TensorInfo& t = f.tensor(gguf_name_of.at(hf_name));
+    if (quantized == QuantizedWeights::packed && (t.type == gguf::TensorType::Q8_0 || t.type == gguf::TensorType::Q4_0))
+      if (Linear* owner = weight_owner(model.params, hf_name)) {
+        set_packed_base(*owner, packed_from_gguf(f, t, gguf_permutes_rows(model.config, hf_name), model.config.head_dim),
+                        device);
+        ++packed;
+        return;
+      }
     std::vector<float> values = decode(f, t);
     if (gguf_permutes_rows(model.config, hf_name)) {
       std::vector<float> hf(values.size());
@@ -75,6 +105,7 @@ LoadedModel load_gguf_model(const std::string& path, DType dtype, Device device)
     }
     slot = ops::cast(Tensor::from_vector(values, t.shape, DType::F32), dtype).to(device);
   });
+  if (packed > 0) spdlog::info("{}: {} q8_0 / q4_0 projections kept packed", path, packed);
   return model;
 }
 
@@ -82,8 +113,9 @@ tok::Tokenizer gguf_tokenizer(const gguf::File& file) {
   return gguf::tokenizer_from_vocab(gguf::vocab_from_gguf(file), file.path());
 }
 
-LoadedModel load_model_file(const std::string& path, DType dtype, Device device) {
-  return is_gguf_file(path) ? load_gguf_model(path, dtype, device) : load_hf_model(path, dtype, device);
+LoadedModel load_model_file(const std::string& path, DType dtype, Device device, QuantizedWeights quantized) {
+  return is_gguf_file(path) ? load_gguf_model(path, dtype, device, quantized)
+                            : load_hf_model(path, dtype, device, quantized);
 }
 
 }  // namespace tessera

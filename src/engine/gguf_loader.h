@@ -19,11 +19,14 @@ bool is_gguf_file(const std::string& path);
 // The architecture in a file's metadata; Errors name the file and the key.
 ModelConfig gguf_model_config(const gguf::File& file);
 
-LoadedModel load_gguf_model(const std::string& path, DType dtype, Device device);
+// With QuantizedWeights::packed, q8_0 / q4_0 projections keep the file's blocks as their packed base.
+LoadedModel load_gguf_model(const std::string& path, DType dtype, Device device,
+                            QuantizedWeights quantized = QuantizedWeights::dequantize);
 
 tok::Tokenizer gguf_tokenizer(const gguf::File& file);
 
 // A Hugging Face model folder or a .gguf file.
-LoadedModel load_model_file(const std::string& path, DType dtype, Device device);
+LoadedModel load_model_file(const std::string& path, DType dtype, Device device,
+                            QuantizedWeights quantized = QuantizedWeights::dequantize);
 
 }  // namespace tessera

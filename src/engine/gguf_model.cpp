@@ -166,14 +166,15 @@ namespace {
 
 // transformers' row `part * half + i` of each head (two halves) is llama.cpp's row `2 i + part`
 // (adjacent pairs).
-void move_rows(const float* in, float* out, int64_t rows, int64_t cols, int64_t head_dim, bool to_gguf) {
+template <typename T>
+void move_rows(const T* in, T* out, int64_t rows, int64_t cols, int64_t head_dim, bool to_gguf) {
   TS_CHECK(head_dim % 2 == 0 && rows % head_dim == 0, "cannot permute {} rows in heads of {}", rows, head_dim);
   const int64_t half = head_dim / 2;
   for (int64_t head = 0; head < rows / head_dim; ++head)
     for (int64_t i = 0; i < half; ++i)
       for (int64_t part = 0; part < 2; ++part) {
         const int64_t hf_row = head * head_dim + part * half + i, gguf_row = head * head_dim + 2 * i + part;
-        const float* src = in + (to_gguf ? hf_row : gguf_row) * cols;
+        const T* src = in + (to_gguf ? hf_row : gguf_row) * cols;
         std::copy(src, src + cols, out + (to_gguf ? gguf_row : hf_row) * cols);
       }
 }
@@ -186,6 +187,10 @@ void permute_rows_for_gguf(const float* in, float* out, int64_t rows, int64_t co
 
 void unpermute_rows_from_gguf(const float* in, float* out, int64_t rows, int64_t cols, int64_t head_dim) {
   move_rows(in, out, rows, cols, head_dim, false);
+}
+
+void unpermute_row_bytes_from_gguf(const uint8_t* in, uint8_t* out, int64_t rows, int64_t row_bytes, int64_t head_dim) {
+  move_rows(in, out, rows, row_bytes, head_dim, false);
 }
 
 std::vector<float> gguf_rope_freq_factors(const ModelConfig& config) {

@@ -41,6 +41,8 @@ bool gguf_permutes_rows(const ModelConfig& config, const std::string& hf_name);
 void permute_rows_for_gguf(const float* in, float* out, int64_t rows, int64_t cols, int64_t head_dim);
 // The inverse: llama.cpp's order back to transformers'.
 void unpermute_rows_from_gguf(const float* in, float* out, int64_t rows, int64_t cols, int64_t head_dim);
+// The same on rows of `row_bytes` bytes each (a quantized matrix's rows of blocks).
+void unpermute_row_bytes_from_gguf(const uint8_t* in, uint8_t* out, int64_t rows, int64_t row_bytes, int64_t head_dim);
 
 // llama3 scaling: head_dim / 2 divisors of the default frequencies (1 for the short wavelengths,
 // `factor` for the long ones, interpolated between); empty for every other rope type.

@@ -3,6 +3,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/log.h"
 #include "engine/config/yaml_json.h"
 #include "engine/model_weights.h"
 #include "kernels/ops.h"
@@ -10,17 +11,33 @@
 
 namespace tessera {
 
-LoadedModel load_hf_model(const std::string& folder, DType dtype, Device device) {
+void set_packed_base(Linear& linear, const PackedTensor& packed, Device device) {
+  linear.weight = Tensor();
+  linear.packed = std::make_shared<const PackedTensor>(packed.to(device));
+  linear.packed_matmul = PackedMatmul::gemm_packed;
+}
+
+LoadedModel load_hf_model(const std::string& folder, DType dtype, Device device, QuantizedWeights quantized) {
   LoadedModel model;
   model.config = ModelConfig::from_file(folder);
   const ModelWeights weights = ModelWeights::open(folder, model.config);
   std::map<std::string, ParamSpec> specs;
   for (const ParamSpec& p : model_parameters(model.config)) specs.emplace(p.name, p);
+  int64_t packed = 0;
   for_each_param(model.config, model.params, [&](const std::string& name, Tensor& slot) {
+    const ParamSpec& spec = specs.at(name);
+    if (quantized == QuantizedWeights::packed && weights.quantization() && weights.quantization()->selects(name))
+      if (Linear* owner = weight_owner(model.params, name)) {
+        set_packed_base(*owner, weights.packed(spec), device);
+        ++packed;
+        return;
+      }
     // Converted on the host, one tensor at a time, so only one extra copy is alive at once (a
     // quantized matrix is dequantized).
-    slot = ops::cast(weights.tensor(specs.at(name)), dtype).to(device);
+    slot = ops::cast(weights.tensor(spec), dtype).to(device);
   });
+  if (packed > 0)
+    spdlog::info("{}: {} projections kept packed ({})", folder, packed, weights.quantization()->describe());
   return model;
 }
 

@@ -115,4 +115,26 @@ TEST(CudaGemmPackedChoice, AutoEqualsTheReferenceOnEveryPath) {
   }
 }
 
+// Dequantize + gemm in blocks of rows (16 MB of workspace each: 2048 rows of 2048 f32 here, so
+// three blocks, the last of 4 rows), each writing a column block of C: every scheme that has it
+// (nf4 takes the whole workspace), with alpha, beta and a bias.
+TEST(CudaGemmPackedChoice, ChunkedDequantizeEqualsTheReference) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 4100, k = 2048, m = 33;
+  const Tensor weights = random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f);
+  const Tensor a = random_tensor({m, k}, DType::F32, Device::cpu(), seed + 1);
+  const Tensor bias = random_tensor({n}, DType::F32, Device::cpu(), seed + 2);
+  const Tensor c0 = random_tensor({m, n}, DType::F32, Device::cpu(), seed + 3);
+  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int8}, QuantSpec{QuantScheme::Int4, 64, false},
+                                QuantSpec{QuantScheme::Q4_0}, QuantSpec{QuantScheme::NF4}}) {
+    SCOPED_TRACE(quant_scheme_name(spec.scheme));
+    const PackedTensor w = quant::quantize(weights, spec);
+    const Tensor got = c0.to(gpu);
+    ops::gemm_packed(got, a.to(gpu), w.to(gpu), true, 0.5f, 0.75f, bias.to(gpu), PackedGemmKernel::DequantizeChunked);
+    EXPECT_LT(relative_error(host_f32(got), host_f32(reference(a, w, c0, 0.5f, 0.75f, bias))), 2e-5);
+  }
+}
+
 }  // namespace

@@ -10,44 +10,6 @@
 using namespace tessera;
 using namespace tessera::testing_util;
 
-namespace {
-
-int32_t argmax(const float* row, int64_t n) { return static_cast<int32_t>(std::max_element(row, row + n) - row); }
-
-// Prefill `prompt` in chunks of `chunk`, then decode `steps` greedy tokens one at a time; returns
-// the logits of every step's last token, in order.
-std::vector<std::vector<float>> run_paged(InferenceModel& model, KvCache& cache, const std::vector<int32_t>& prompt,
-                                          int64_t chunk, int64_t steps) {
-  BlockTable table;
-  std::vector<int32_t> seq = prompt;
-  std::vector<std::vector<float>> out;
-  int64_t cached = 0;
-  const int64_t V = model.config().vocab_size;
-  while (static_cast<int64_t>(out.size()) < steps) {
-    const int64_t n = std::min<int64_t>(chunk, static_cast<int64_t>(seq.size()) - cached);
-    EXPECT_TRUE(cache.reserve(table, cached + n));
-    StepInput in;
-    for (int64_t k = 0; k < n; ++k) {
-      in.ids.push_back(seq[cached + k]);
-      in.seq.push_back(0);
-      in.pos.push_back(static_cast<int32_t>(cached + k));
-    }
-    in.block_tables = {&table};
-    const bool last = cached + n == static_cast<int64_t>(seq.size());
-    if (last) in.logit_rows = {n - 1};
-    const Tensor logits = model.step(in, cache);
-    cached += n;
-    if (!last) continue;
-    const float* row = logits.data_as<float>();
-    out.emplace_back(row, row + V);
-    seq.push_back(argmax(row, V));
-  }
-  cache.release(table);
-  return out;
-}
-
-}  // namespace
-
 // Greedy decoding with the cache gives, token by token, the argmax of a full forward over
 // everything so far, and the same logits (fp32 CPU: to 1e-4), for every parity architecture.
 TEST(InferenceModel, GreedyWithCacheEqualsRepeatedFullForwards) {
