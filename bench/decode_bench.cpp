@@ -1,6 +1,9 @@
 // Greedy decoding through the inference engine (Generator: continuous batching, paged KV cache) on
 // one GPU, random bf16 weights of a Llama shape, the same call as shared/peers/torch_peer_decode.py.
 // bench/decode_bench [--shape 1b|8b] [--batch 1] [--prompt 128] [--new 128] [--graphs 1|0]
+//                    [--scheme bf16|int8|int4|q8_0|q4_0|nf4]
+// --scheme: every projection quantized at start (int4: groups of 32, symmetric) and kept packed, as
+// a quantized checkpoint loads for inference (the embedding and lm_head stay bf16).
 // Prints RESULT {json}: prefill seconds and prompt tokens/s, decode tokens/s (batch / time per
 // step after the first token), the weights read per second, and where a decode step's time goes:
 // wall time per step (the whole engine: scheduler, sampler, model), the model's run() per step,
@@ -16,6 +19,7 @@
 #include "core/memory.h"
 #include "core/stream.h"
 #include "engine/inference/generator.h"
+#include "engine/model_loader.h"
 #include "kernels/ops.h"
 #include "model/inference_model.h"
 #include "model/model_config_params.h"
@@ -27,6 +31,7 @@ int main(int argc, char** argv) {
     std::string shape = "1b";
     int64_t batch = 1, prompt = 128, fresh = 128;
     bool graphs = true;
+    std::string scheme = "bf16";
     const char* gemv_env = std::getenv("TESSERA_SMALL_M_GEMV");  // kernels/cuda/gemv.h
     const bool gemv = !(gemv_env && std::string(gemv_env) == "0");
     for (int i = 1; i + 1 < argc; i += 2) {
@@ -36,6 +41,7 @@ int main(int argc, char** argv) {
       else if (key == "--prompt") prompt = std::stoll(value);
       else if (key == "--new") fresh = std::stoll(value);
       else if (key == "--graphs") graphs = value != "0";
+      else if (key == "--scheme") scheme = value;
       else throw Error("decode_bench: unknown argument " + key);
     }
     TS_CHECK(cuda_device_count() > 0, "decode_bench needs a GPU: {}", cuda_unavailable_reason());
@@ -57,6 +63,18 @@ int main(int argc, char** argv) {
       offset += t.numel();
       weight_bytes += t.numel() * 2;
     });
+    if (scheme != "bf16") {
+      const QuantScheme packed_scheme = parse_quant_scheme(scheme);
+      for (LayerParams& layer : params.layers)
+        for (int p = 0; p < kProjections; ++p) {
+          Linear& l = projection(layer, Projection(p));
+          const PackedTensor w = PackedTensor::empty(resolve_quant_spec({packed_scheme}, l.weight.shape()),
+                                                     l.weight.shape(), gpu);
+          ops::quantize(w, l.weight);
+          weight_bytes += w.nbytes() - l.weight.numel() * 2;
+          set_packed_base(l, w, gpu);
+        }
+    }
     auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16,
                                                   InferenceOptions{.cuda_graphs = graphs});
     inference::GeneratorOptions options;
@@ -92,11 +110,11 @@ int main(int argc, char** argv) {
     const StepTimes tn = model->timings();
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
-    std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
+    std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
                 "\"graphs\":%d,\"small_m_gemv\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
-                shape.c_str(), batch, prompt, fresh, graphs ? 1 : 0, gemv ? 1 : 0, first, double(batch * prompt) / first,
+                shape.c_str(), scheme.c_str(), batch, prompt, fresh, graphs ? 1 : 0, gemv ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
                 (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,
                 weight_bytes / step / 1e12, memory_stats(gpu).peak_allocated / 1073741824.0);

@@ -10,6 +10,7 @@
 // block b = u / 2, h = u % 2: runs 32b + 8h and 32b + 16 + 8h (bytes 8h to 8h + 7 of the block).
 #pragma once
 
+#include <bit>
 #include <cstdint>
 #include <cstring>
 
@@ -142,7 +143,8 @@ struct Int4Reader {
   const uint16_t* scales;  // f16[rows, groups]
   const uint8_t* zeros;    // u8[rows, groups]; null: symmetric (zero 8)
   int64_t cols;
-  int group;
+  int groups;       // per row: cols / group
+  int group_shift;  // log2(group): groups of 32, 64 or 128 (no division per unit)
 
   TS_HOST_DEVICE static int first(int u) { return kUnit * u; }
   TS_HOST_DEVICE static int second(int u) { return kUnit * u + 8; }
@@ -150,7 +152,7 @@ struct Int4Reader {
     uint32_t w[2];
     load_words(w, codes + row * (cols / 2) + 8 * u);
     high_first_nibbles(out.code, w);
-    const int64_t g = row * (cols / group) + kUnit * u / group;
+    const int64_t g = row * groups + ((kUnit * u) >> group_shift);
     out.scale = f16_to_float(scales[g]);
     out.zero = zeros ? float(zeros[g]) : 8.0f;
   }
@@ -232,7 +234,7 @@ void with_reader(const PackedTensor& w, const quant_math::Nf4Tables* tables, Fn&
     case QuantScheme::Int8: return fn(Int8Reader{p0, w.parts[1].data_as<float>(), cols});
     case QuantScheme::Int4:
       return fn(Int4Reader{p0, w.parts[1].data_as<uint16_t>(), w.spec.symmetric ? nullptr : w.parts[2].data_as<uint8_t>(),
-                           cols, int(w.spec.group_size)});
+                           cols, int(cols / w.spec.group_size), std::countr_zero(uint64_t(w.spec.group_size))});
     case QuantScheme::NF4:
       return fn(Nf4Reader{p0, w.parts[1].data_as<uint8_t>(), w.parts[2].data_as<float>(), w.parts[3].data_as<float>(),
                           tables, cols});

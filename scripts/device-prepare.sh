@@ -51,6 +51,9 @@ cp "${bins[@]}" "$stage_bins/"
 # One real tokenizer for the tokenizer benchmark (tests/data/tokenizers is fetched, not committed).
 [ -f tests/data/tokenizers/llama3/tokenizer.json ] || scripts/fetch-tokenizers.sh
 mkdir -p "$dev/tokenizers" && cp -r tests/data/tokenizers/llama3 "$dev/tokenizers/"
+# The quantization quality recipe's data (scripts/quality-data.sh makes data/quality here; the GPU
+# machine has no network): about 1.6 MB compressed, unpacked by `device-tests.sh quality`.
+if [ -f data/quality/train.tsd ]; then tar czf "$dev/quality.tgz" -C data quality; fi
 strip --strip-all "$stage_bins"/*
 tar czf "$dev/bin.tgz" -C "$stage" bin
 echo "device-prepare: $(du -sh "$dev" | cut -f1) in $dev ($(wc -l < "$libs") libraries; the limit for a call is 64 MiB)"

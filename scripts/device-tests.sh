@@ -11,7 +11,9 @@
 # decode benchmark, `... decode_8b` the 8B decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
-# and the packed projections next to bf16, `... serve_load` tessera serve under Poisson load.
+# and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
+# `... serve_load` tessera serve under Poisson load, `... gptq` GPTQ quantization on the GPU,
+# `... quality` the quantization quality recipe (scripts/quality.sh).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -305,6 +307,76 @@ quant() {
 }
 if [ "$only" = all ] || [ "$only" = quant ]; then quant; fi
 
+# GPTQ on the GPU (tessera quantize --method gptq: Hessians from bf16 calibration activations on the
+# device, sequential layer by layer): a small byte-level model trained here on README.md, then
+# quantized int4 g32 (projections and lm_head) by RTN, GPTQ and GPTQ with act-order, each
+# evaluated (fp32, on the GPU) on README.md's start. GPTQ must evaluate below RTN. About a minute.
+# (Runs in /tmp/tessera-gptq; only the logs come back.)
+gptq() {
+  local d=/tmp/tessera-gptq T=.device/bin/tessera  # the checkpoints stay out of logs.tgz
+  rm -rf "$d" && mkdir -p "$d"
+  check gptq_train "$T" train configs/tiny-cpu.yaml --set data.train=README.md --set train.device=cuda \
+    --set train.dtype=bf16 --set model.init.hidden_size=256 --set model.init.intermediate_size=768 \
+    --set model.init.num_hidden_layers=4 --set model.init.tie_word_embeddings=false --set train.steps=300 \
+    --set train.micro_batch_size=16 --set log.metrics_file= --set checkpoint.every_steps=300 \
+    --set checkpoint.dir="$d/ckpt"
+  python3 - "$d" <<'PY'
+import json, sys
+paras = [p for p in open("README.md").read().split("\n\n") if len(p) > 40]
+with open(sys.argv[1] + "/calib.jsonl", "w") as f:
+    for p in paras: f.write(json.dumps({"text": p}) + "\n")
+open(sys.argv[1] + "/eval.txt", "w").write(open("README.md").read()[:20000])
+PY
+  local q="--checkpoint $d/ckpt/step-300 --scheme int4 --modules all-linear lm_head --dtype fp32"
+  local g="--method gptq --calib $d/calib.jsonl --calib-samples 128 --calib-seq-len 128"
+  check gptq_rtn "$T" quantize $q --out "$d/rtn"
+  local t0=$(date +%s%N)
+  check gptq_gptq "$T" quantize $q $g --out "$d/gptq"
+  local t1=$(date +%s%N)
+  check gptq_act_order "$T" quantize $q $g --act-order --out "$d/act"
+  for m in ckpt/step-300 rtn gptq act; do
+    "$T" eval --model "$d/$m" --tokenizer bytes --data "$d/eval.txt" --seq-len 128 --batch-size 32 --json \
+      --device cuda --dtype fp32 2>"$out/gptq_eval_${m//\//_}.log" | tail -1 > "$d/$m.json"
+  done
+  python3 - "$d" "$(( (t1 - t0) / 1000000 ))" >> "$summary" <<'PY'
+import json, sys
+d = sys.argv[1]
+loss = {}
+for m in ["ckpt/step-300", "rtn", "gptq", "act"]:
+    try: loss[m] = json.load(open(f"{d}/{m}.json"))["loss"]
+    except Exception: loss[m] = float("nan")
+ok = loss["gptq"] < loss["rtn"] and loss["act"] < loss["rtn"]
+print(f"| gptq int4 g32 on the GPU (eval loss: bf16-trained / rtn / gptq / gptq act-order; gptq quantize s) | "
+      f"{'pass' if ok else 'FAIL'} {loss['ckpt/step-300']:.5f} / {loss['rtn']:.5f} / {loss['gptq']:.5f} / "
+      f"{loss['act']:.5f}; {int(sys.argv[2]) / 1000:.1f} s |")
+PY
+}
+if [ "$only" = all ] || [ "$only" = gptq ]; then gptq; fi
+
+# The quantization quality recipe (#16 section 6, scripts/quality.sh): a 25M-parameter byte-level
+# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32,
+# RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
+# scripts/quality-data.sh, packed by device-prepare.sh). The runs (checkpoints of a few hundred
+# MB) stay in /tmp; only the logs and the table come back. About 3-4 minutes.
+quality() {
+  if [ ! -f .device/quality.tgz ]; then
+    echo "| quality | SKIPPED: no .device/quality.tgz (scripts/quality-data.sh, then device-prepare.sh) |" >> "$summary"
+    return
+  fi
+  local d=/tmp/tessera-quality
+  rm -rf "$d" && mkdir -p "$d" && tar xzf .device/quality.tgz -C "$d"
+  echo "== quality: scripts/quality.sh"
+  if bash scripts/quality.sh --tessera .device/bin/tessera --data "$d/quality" --out "$d/run" > "$out/quality.md" \
+      2> "$out/quality.log"; then
+    grep '^|' "$out/quality.md" >> "$summary"
+  else
+    echo "| quality | FAIL: $(tail -1 "$out/quality.log") |" >> "$summary"
+  fi
+  cp -r "$d/run/logs" "$out/quality_logs" 2>/dev/null || true
+  cp "$d"/run/*.json "$out/quality_logs/" 2>/dev/null || true
+  tail -20 "$out/quality.md" "$out/quality.log"
+}
+if [ "$only" = all ] || [ "$only" = quality ]; then quality; fi
 # Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
 # reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
 # o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
@@ -399,7 +471,30 @@ decode_8b() {
     > "$out/decode_peer_8b.log" 2>&1
   python3 scripts/decode_rows.py "$out/decode_8b.jsonl" "$out/decode_peer_8b.log" >> "$summary"
 }
+# Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
+# kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
+# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s.
+decode_quant() {
+  : > "$out/decode_quant.jsonl"
+  for shape in 1b 8b; do
+    for scheme in bf16 int8 int4 q8_0 q4_0; do
+      timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 --scheme $scheme 2>&1 \
+        | tee -a "$out/decode_quant.log" | sed -n 's/^RESULT //p' >> "$out/decode_quant.jsonl"
+    done
+  done
+  python3 - "$out/decode_quant.jsonl" >> "$summary" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
+print("| decode batch 1 (shape scheme) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
+print("| --- | --- | --- | --- | --- | --- |")
+for r in rows:
+    base = next((b for b in rows if b["shape"] == r["shape"] and b["scheme"] == "bf16"), None)
+    ratio = f'{r["decode_tok_per_s"] / base["decode_tok_per_s"]:.2f}' if base else "-"
+    print(f'| {r["shape"]} {r["scheme"]} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
+PY
+}
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
+if [ "$only" = all ] || [ "$only" = decode_quant ]; then decode_quant; fi
 if [ "$only" = all ] || [ "$only" = decode_8b ]; then decode_8b; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16

@@ -1,11 +1,12 @@
 // The fused W8A16/W4A16 gemv: C = alpha A W^T + beta C (+ bias) for a packed W [N, K] and a few
 // rows of A (decoding), reading each packed weight once. Memory-bound: a thread block of kWarps
-// warps owns kRows rows of W; its warps split K into chunks of 32 units (kernels/packed_units.h:
-// 16 weights each), lane l of a warp taking unit l of a chunk. The lane loads the activations its
-// unit covers once per chunk (into registers, with their sum) and reuses them for the block's
-// kRows weight rows: per unit, dot = sum(code * x) and the unit adds scale * (dot - zero * sum(x)),
-// which is sum((code - zero) * scale * x), the dequantized weights' product, in fp32. The warps'
-// sums meet in shared memory. Up to kMaxM rows of A per launch; more run as several launches.
+// warps owns kRows rows of W (8, or 4 for 3-4 rows of A); its warps split K into chunks of 32
+// units (kernels/packed_units.h: 16 weights each), lane l of a warp taking unit l of a chunk. The
+// lane loads the activations its unit covers once per chunk (into registers, with their sum) and
+// reuses them for the block's kRows weight rows: per unit, dot = sum(code * x) and the unit adds
+// scale * (dot - zero * sum(x)), which is sum((code - zero) * scale * x), the dequantized weights'
+// product, in fp32. The warps' sums meet in shared memory. Up to kMaxM rows of A per launch; more
+// run as several launches.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -20,12 +21,21 @@ namespace pu = packed_units;
 
 namespace {
 
-constexpr int kWarps = 4, kRows = 4, kMaxM = 4;
+constexpr int kWarps = 4, kMaxM = 4;
+
+// Weight rows per thread block: 8 for 1-2 rows of A (each lane then has 8 independent weight loads
+// in flight, at 64-96 registers; at 4 rows the H200 ran the int4 projections at 1-1.5 TB/s), 4 for
+// 3-4 rows of A (the activations' registers).
+template <int kM>
+constexpr int rows_per_block() {
+  return kM <= 2 ? 8 : 4;
+}
 
 template <int kM, typename TA, typename Reader>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_packed_kernel(void* c, DType c_dtype, const TA* a, Reader w, int64_t n, int64_t k, int m, float alpha,
                        float beta, const void* bias) {
+  constexpr int kRows = rows_per_block<kM>();
   __shared__ float partial[kWarps][kRows * kM];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int64_t row0 = int64_t(blockIdx.x) * kRows;
@@ -111,6 +121,7 @@ template <int kM, typename TA, typename Reader>
 void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k, int m, float alpha, float beta,
             const Tensor& bias, int64_t c_offset, cudaStream_t stream) {
   const auto c_ptr = static_cast<uint8_t*>(c.data()) + c_offset * dtype_size(c.dtype());
+  constexpr int kRows = rows_per_block<kM>();
   const unsigned blocks = unsigned((n + kRows - 1) / kRows);
   gemv_packed_kernel<kM, TA, Reader><<<blocks, kWarps * 32, 0, stream>>>(
       c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);

@@ -77,6 +77,14 @@ void export_quantized(const QuantizedExportOptions& o) {
       packed_bytes_total += shape_numel(part.shape) * dtype_size(part.dtype);
     }
   }
+  std::unique_ptr<SequentialGptq> gptq;
+  if (o.gptq) {  // on the GPU when there is one; the CPU computes in fp32
+    const Device device = cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+    if (p.quantize_from != DType::F32)
+      spdlog::warn("gptq: quantizing the QAT job's fp32 master weights (its forward used {})", dtype_name(p.quantize_from));
+    gptq = std::make_unique<SequentialGptq>(source, p.targets, *o.gptq, device,
+                                            device.is_cuda() ? DType::BF16 : DType::F32);
+  }
   fs::create_directories(o.out);
   ShardedSafetensorsWriter writer(o.out, entries, o.max_shard_bytes, {{"format", "pt"}});
   for (const ParamSpec& param : source.params()) {
@@ -85,7 +93,8 @@ void export_quantized(const QuantizedExportOptions& o) {
       writer.write(param.name, ops::cast(w, o.dtype));
       continue;
     }
-    const PackedTensor packed = quant::quantize(ops::cast(w, p.quantize_from), p.targets.weights);
+    const PackedTensor packed = gptq ? gptq->quantize(param, w)
+                                     : quant::quantize(ops::cast(w, p.quantize_from), p.targets.weights);
     const std::vector<PackedPartSpec> parts = packed_part_specs(packed.spec, param.shape);
     for (size_t i = 0; i < parts.size(); ++i) writer.write(param.name + "." + std::string(parts[i].name), packed.parts[i]);
   }
@@ -95,8 +104,8 @@ void export_quantized(const QuantizedExportOptions& o) {
   config["quantization_config"] = quantization_config_json(p.targets);
   std::ofstream(fs::path(o.out) / "config.json") << config.dump(2) << "\n";
   copy_tokenizer_files(source, o.out);
-  spdlog::info("exported {} to {}: {} ({:.1f} MB packed, {:.1f} MB of other tensors in {})",
-               o.checkpoint.empty() ? o.model : o.checkpoint, o.out, p.targets.describe(), packed_bytes_total / 1e6,
+  spdlog::info("exported {} to {}: {}{} ({:.1f} MB packed, {:.1f} MB of other tensors in {})",
+               o.checkpoint.empty() ? o.model : o.checkpoint, o.out, p.targets.describe(), gptq ? " by GPTQ" : "", packed_bytes_total / 1e6,
                plain_bytes_total / 1e6, dtype_name(o.dtype));
 }
 

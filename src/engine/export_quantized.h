@@ -1,6 +1,6 @@
 // Tessera's quantized checkpoint (engine/model_weights.h describes the folder), written by
-// `tessera export --format quantized` and `tessera quantize --method rtn`: round-to-nearest on the
-// scheme's grid, one tensor at a time. A QAT checkpoint defaults to its own scheme and modules and
+// `tessera export --format quantized` and `tessera quantize`: round-to-nearest on the scheme's grid,
+// one tensor at a time, or GPTQ against calibration data (engine/sequential_gptq.h). A QAT checkpoint defaults to its own scheme and modules and
 // quantizes its weights in the compute dtype its forward used, so the file dequantizes to exactly
 // the weights the last QAT forward saw.
 #pragma once
@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "engine/sequential_gptq.h"
 #include "kernels/quant_format.h"
 
 namespace tessera {
@@ -22,6 +23,7 @@ struct QuantizedExportOptions {
   std::vector<std::string> modules;  // empty: a QAT checkpoint's own, else all-linear
   DType dtype = DType::BF16;         // the tensors left unquantized
   uint64_t max_shard_bytes = 5'000'000'000;
+  std::optional<GptqCalibration> gptq = std::nullopt;  // set: GPTQ (tessera quantize --method gptq) instead of RTN
 };
 
 void export_quantized(const QuantizedExportOptions& options);

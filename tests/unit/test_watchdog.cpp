@@ -3,6 +3,9 @@
 #include <atomic>
 #include <filesystem>
 #include <fstream>
+#include <string>
+
+#include <unistd.h>
 
 #include "comm/world.h"
 #include "engine/heartbeat.h"
@@ -91,12 +94,12 @@ TEST(Heartbeat, AllAliveIsSaid) {
 // Three ranks of a real job, rank 1 stopped with SIGSTOP after step 2: the watchdog of rank 0 or 2
 // names rank 1 once collective_timeout_s has passed, and the job ends (MPI_Abort) instead of hanging.
 TEST(Heartbeat, WatchdogOfARealJobNamesTheStoppedRank) {
-  const std::string dir = ::testing::TempDir() + "heartbeat_sigstop";
+  const std::string dir = ::testing::TempDir() + "heartbeat_sigstop_" + std::to_string(getpid());  // runs may overlap
   const std::string script =
       "rm -rf " + dir + "; mkdir -p " + dir + " && cd " + dir + " || exit 1; " +
       TESSERA_SOURCE_DIR "/scripts/mpirun.sh -np 3 " TESSERA_BIN_DIR "/tessera train " TESSERA_SOURCE_DIR
       "/configs/tiny-cpu.yaml --set data.train=" TESSERA_SOURCE_DIR "/README.md --set train.steps=100000"
-      " --set train.micro_batch_size=1 --set train.collective_timeout_s=2 --set checkpoint.dir=" + dir + "/ckpt"
+      " --set train.micro_batch_size=1 --set train.collective_timeout_s=5 --set checkpoint.dir=" + dir + "/ckpt"
       " --set checkpoint.every_steps=0 --set log.metrics_file= --set log.every_steps=1 > log 2>&1 & pid=$!; "
       "for i in $(seq 600); do grep -q 'step 2/' log && break; sleep 0.1; done; "
       "for p in $(pgrep -P $pid); do tr '\\0' '\\n' < /proc/$p/environ | grep -qx OMPI_COMM_WORLD_RANK=1 && "
@@ -108,16 +111,17 @@ TEST(Heartbeat, WatchdogOfARealJobNamesTheStoppedRank) {
   EXPECT_NE(r.output.find("stopped "), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("still running"), std::string::npos) << r.output;
   EXPECT_EQ(r.output.find("mpirun exit 0"), std::string::npos) << r.output;
-  // The first rank whose watchdog fires takes the job down (MPI_Abort), so the other may not get
-  // to speak: at least one of ranks 0 and 2 does, and each that does names rank 1.
+  // The first rank whose watchdog fires takes the job down (MPI_Abort), and Open MPI continues
+  // rank 1 to kill it: a rank whose two looks at the heartbeats straddle that sees it beat again
+  // and says all are alive. So at least one of ranks 0 and 2 names rank 1, and none names another.
   int named = 0;
   for (const char* rank : {"[rank 0]", "[rank 2]"}) {
     const size_t at = r.output.find(std::string(rank) + " [error] rank ");
     if (at == std::string::npos) continue;
-    ++named;
     const std::string line = r.output.substr(at, r.output.find('\n', at) - at);
-    EXPECT_NE(line.find("no progress for 2 s"), std::string::npos) << line;
-    EXPECT_NE(line.find("stopped making progress"), std::string::npos) << line;
+    EXPECT_NE(line.find("no progress for 5 s"), std::string::npos) << line;
+    if (line.find("stopped making progress") == std::string::npos) continue;
+    ++named;
     const std::string who = "rank 1 (last finished step ";
     const size_t n = line.find(who);
     ASSERT_NE(n, std::string::npos) << line;

@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# The quantization quality recipe (#16 section 6): held-out perplexity of one small model in bf16
+# and quantized six ways, and the goals derived from them.
+#   1. configs/quality-small.yaml trained from scratch on data/quality (scripts/quality-data.sh).
+#   2. From its weights, three fine-tunes of the same steps, data and schedule: bf16 (the
+#      baseline, so that it trains as long as QAT), QAT int4 g32 and QAT q4_0.
+#   3. The bf16 baseline quantized after training: RTN int4 g32, GPTQ int4 g32 (calibrated on
+#      training text), RTN q4_0 and RTN int8; each QAT job exported on its own grid.
+#   4. `tessera eval --json` of each on the held-out eval.tsd, then the goals (every model is kept
+#      and evaluated in fp32 apart from its quantized projections, so the table measures their
+#      quantization alone):
+#      QAT recovers >= 70% of the perplexity RTN loses, GPTQ beats RTN, int8 within 0.5% of bf16.
+# Prints a markdown table (and RESULT lines of JSON) on stdout; logs go to OUT/logs.
+#
+# Usage: scripts/quality.sh [--tessera BIN] [--data DIR] [--out DIR] [--tiny] [--set key=value ...]
+#   --tiny: a smoke run for the CPU (a 2-layer model of width 64, a few steps); --set: overrides
+#   for every training job (e.g. --set train.device=cpu).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tessera=build/bin/tessera
+[ -x "$tessera" ] || tessera=build-cpu/bin/tessera
+data=data/quality out=runs/quality tiny=0
+sets=()
+while [ $# -gt 0 ]; do
+  case $1 in
+    --tessera) tessera=$2; shift 2 ;;
+    --data) data=$2; shift 2 ;;
+    --out) out=$2; shift 2 ;;
+    --tiny) tiny=1; shift ;;
+    --set) sets+=(--set "$2"); shift 2 ;;
+    *) echo "quality: unknown argument $1" >&2; exit 2 ;;
+  esac
+done
+[ -f "$data/train.tsd" ] && [ -f "$data/eval.tsd" ] && [ -f "$data/calib.jsonl" ] \
+  || { echo "quality: $data lacks train.tsd, eval.tsd or calib.jsonl (run scripts/quality-data.sh)" >&2; exit 1; }
+base_steps=600 ft_steps=150 calib_samples=128
+if [ "$tiny" = 1 ]; then
+  base_steps=30 ft_steps=10 calib_samples=8
+  sets+=(--set model.init.hidden_size=64 --set model.init.intermediate_size=192 --set model.init.num_hidden_layers=2
+         --set model.init.num_attention_heads=4 --set model.init.num_key_value_heads=4 --set train.micro_batch_size=4)
+fi
+rm -rf "$out" && mkdir -p "$out/logs"
+log() { echo "quality: $*" >&2; }
+run() {  # run NAME CMD...: the command's output into logs/NAME.log; its failure ends the recipe, naming the log
+  local name=$1; shift
+  "$@" > "$out/logs/$name.log" 2>&1 || { log "$name failed (see $out/logs/$name.log):"; tail -5 "$out/logs/$name.log" >&2; exit 1; }
+}
+
+t0=$SECONDS
+log "training the base model ($base_steps steps)"
+run base "$tessera" train configs/quality-small.yaml --set data.train="$data" --set data.eval="$data" \
+  --set train.steps=$base_steps --set checkpoint.dir="$out/base" --set checkpoint.every_steps=$base_steps "${sets[@]}"
+run base_export "$tessera" export --checkpoint "$out/base/step-$base_steps" --format safetensors --dtype fp32 --out "$out/base-hf"
+
+# The fine-tunes: the base config with the trained weights in place of model.init.
+finetune() {  # finetune NAME [qat scheme]
+  local name=$1 scheme=${2:-} config=$out/$1.yaml
+  sed -n '/^data:/,$p' configs/quality-small.yaml > "$config.rest"
+  { echo "model:"; echo "  path: $out/base-hf"; echo "  tokenizer: bytes"; cat "$config.rest"
+    if [ -n "$scheme" ]; then
+      echo "quant:"; echo "  qat:"; echo "    weights: $scheme"
+      [ "$scheme" = int4 ] && echo "    group_size: 32"
+      echo "    modules: [all-linear]"
+    fi; } > "$config"
+  rm "$config.rest"
+  local model_sets=() i
+  for ((i = 1; i < ${#sets[@]}; i += 2)); do [[ ${sets[i]} == model.init.* ]] || model_sets+=(--set "${sets[i]}"); done
+  log "fine-tuning $name ($ft_steps steps)"
+  run "$name" "$tessera" train "$config" --set data.train="$data" --set data.eval="$data" --set train.steps=$ft_steps \
+    --set train.lr=3.0e-4 --set train.schedule.warmup_steps=10 --set train.schedule.min_lr=3.0e-5 \
+    --set checkpoint.dir="$out/$name" --set checkpoint.every_steps=$ft_steps "${model_sets[@]}"
+}
+finetune bf16
+finetune qat_int4 int4
+finetune qat_q4_0 q4_0
+t_train=$((SECONDS - t0))
+
+baseline=$out/bf16/step-$ft_steps
+log "quantizing"
+run rtn_int4 "$tessera" quantize --checkpoint "$baseline" --scheme int4 --group-size 32 --dtype fp32 --out "$out/rtn_int4"
+run gptq_int4 "$tessera" quantize --checkpoint "$baseline" --scheme int4 --group-size 32 --method gptq \
+  --calib "$data/calib.jsonl" --calib-samples $calib_samples --calib-seq-len 512 --dtype fp32 --out "$out/gptq_int4"
+run rtn_q4_0 "$tessera" quantize --checkpoint "$baseline" --scheme q4_0 --dtype fp32 --out "$out/rtn_q4_0"
+run rtn_int8 "$tessera" quantize --checkpoint "$baseline" --scheme int8 --dtype fp32 --out "$out/rtn_int8"
+run qat_int4_export "$tessera" export --checkpoint "$out/qat_int4/step-$ft_steps" --format quantized --dtype fp32 --out "$out/qat_int4_q"
+run qat_q4_0_export "$tessera" export --checkpoint "$out/qat_q4_0/step-$ft_steps" --format quantized --dtype fp32 --out "$out/qat_q4_0_q"
+
+log "evaluating"
+for m in bf16/step-$ft_steps rtn_int4 gptq_int4 rtn_q4_0 rtn_int8 qat_int4_q qat_q4_0_q base/step-$base_steps; do
+  name=${m%%/*}
+  "$tessera" eval --model "$out/$m" --data "$data" --tokenizer bytes --dtype fp32 --batch-size 16 --json \
+    > "$out/$name.json" 2> "$out/logs/eval_$name.log" || { log "eval of $m failed:"; tail -3 "$out/logs/eval_$name.log" >&2; exit 1; }
+done
+python3 - "$out" "$t_train" "$((SECONDS - t0))" <<'PY'
+import json, sys
+out, t_train, t_all = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+ppl = {n: json.loads(open(f"{out}/{n}.json").read().strip().splitlines()[-1])["perplexity"]
+       for n in ["base", "bf16", "rtn_int4", "gptq_int4", "rtn_q4_0", "rtn_int8", "qat_int4_q", "qat_q4_0_q"]}
+rows = [("bf16 (base + fine-tune steps)", "bf16"), ("RTN int4 g32", "rtn_int4"), ("GPTQ int4 g32", "gptq_int4"),
+        ("QAT int4 g32", "qat_int4_q"), ("RTN q4_0", "rtn_q4_0"), ("QAT q4_0", "qat_q4_0_q"), ("RTN int8", "rtn_int8"),
+        ("bf16 base (before the fine-tune steps)", "base")]
+print("| quality: held-out perplexity (byte-level) | perplexity | vs bf16 |")
+print("| --- | --- | --- |")
+for label, n in rows:
+    print(f"| {label} | {ppl[n]:.4f} | {100 * (ppl[n] / ppl['bf16'] - 1):+.2f}% |")
+def recovered(rtn, qat):
+    lost = ppl[rtn] - ppl["bf16"]
+    return (ppl[rtn] - ppl[qat]) / lost if lost > 0 else float("nan")
+goals = [
+    ("QAT int4 g32 recovers >= 70% of what RTN int4 g32 loses", recovered("rtn_int4", "qat_int4_q"), lambda v: v >= 0.7, "{:.0%}"),
+    ("QAT q4_0 recovers >= 70% of what RTN q4_0 loses", recovered("rtn_q4_0", "qat_q4_0_q"), lambda v: v >= 0.7, "{:.0%}"),
+    ("GPTQ int4 g32 beats RTN int4 g32 (perplexity ratio)", ppl["gptq_int4"] / ppl["rtn_int4"], lambda v: v < 1, "{:.4f}"),
+    ("int8 within 0.5% of bf16", ppl["rtn_int8"] / ppl["bf16"] - 1, lambda v: abs(v) <= 0.005, "{:+.3%}"),
+]
+print("| quality goal | measured | met |")
+print("| --- | --- | --- |")
+for label, v, ok, fmt in goals:
+    print(f"| {label} | {fmt.format(v)} | {'yes' if ok(v) else 'NO'} |")
+print(f"| quality recipe time (training, all) | {t_train} s, {t_all} s | |")
+print("RESULT " + json.dumps({"perplexity": ppl, "goals": {g[0]: g[1] for g in goals}, "seconds": t_all}))
+PY

@@ -1,0 +1,76 @@
+#!/usr/bin/env python3
+"""English prose from the Python documentation's reStructuredText sources (Debian's python3-doc:
+/usr/share/doc/python3.X/html/_sources), for the quantization quality recipe (scripts/quality-data.sh).
+
+Keeps paragraphs of running text: drops directives, literal and indented blocks, tables, headings
+and interactive sessions, turns inline roles (:func:`len`) and links into their text, and keeps a
+paragraph when it is at least 80 characters, mostly letters and spaces. Each source file is one
+document; a file goes to eval when the SHA-1 of its path is 0 mod 20 (held-out documents, the same
+split on every machine), else to train, up to --max-train-chars.
+
+Also writes calib.jsonl: the first --calib-chars of the training documents (GPTQ's calibration
+text, a part of the training data as GPTQ calibrates in practice).
+
+Usage: quality_text.py SOURCES_DIR OUT_DIR [--max-train-chars N] [--calib-chars N]
+  -> OUT_DIR/{train,eval,calib}.jsonl
+"""
+import argparse
+import hashlib
+import json
+import os
+import re
+
+ROLE = re.compile(r":[a-z:]+:`!?~?([^`<]*?)(?:\s*<[^>]*>)?`")
+LINK = re.compile(r"`([^`]*?)(?:\s*<[^>]*>)?`_*")
+SKIP_START = (" ", "\t", "..", "*", "=", "-", "+", "|", ">>>", "#")
+
+
+def prose(text):
+    paragraphs = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = block.split("\n")
+        if not lines or lines[0].startswith(SKIP_START):
+            continue
+        p = " ".join(line.strip() for line in lines)
+        p = LINK.sub(r"\1", ROLE.sub(r"\1", p).replace("``", ""))
+        if len(p) >= 80 and sum(c.isalpha() or c == " " for c in p) >= 0.85 * len(p):
+            paragraphs.append(p)
+    return "\n\n".join(paragraphs)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("sources")
+    ap.add_argument("out")
+    ap.add_argument("--max-train-chars", type=int, default=2_000_000)
+    ap.add_argument("--calib-chars", type=int, default=400_000)
+    args = ap.parse_args()
+    docs = []
+    for dirpath, _, files in sorted(os.walk(args.sources)):
+        for name in sorted(files):
+            if name.endswith(".rst.txt"):
+                path = os.path.join(dirpath, name)
+                text = prose(open(path, encoding="utf-8", errors="replace").read())
+                if text:
+                    docs.append((os.path.relpath(path, args.sources), text))
+    os.makedirs(args.out, exist_ok=True)
+    chars = {"train": 0, "eval": 0}
+    counts = {"train": 0, "eval": 0}
+    path = lambda name: os.path.join(args.out, name)
+    with open(path("train.jsonl"), "w") as train, open(path("eval.jsonl"), "w") as ev, open(path("calib.jsonl"), "w") as calib:
+        for rel, text in docs:
+            split = "eval" if int(hashlib.sha1(rel.encode()).hexdigest(), 16) % 20 == 0 else "train"
+            if split == "train" and chars["train"] + len(text) > args.max_train_chars:
+                continue
+            line = json.dumps({"text": text}) + "\n"
+            (ev if split == "eval" else train).write(line)
+            if split == "train" and chars["train"] < args.calib_chars:
+                calib.write(line)
+            chars[split] += len(text)
+            counts[split] += 1
+    for split in ("train", "eval"):
+        print(f"quality_text: {split}: {counts[split]} documents, {chars[split]} characters")
+
+
+if __name__ == "__main__":
+    main()
