@@ -48,7 +48,8 @@ LoadedInferenceModel load_inference_model(const ModelFiles& f) {
       !fs::exists(fs::path(f.model) / "config.json")) {
     m = load_checkpoint(f.model, f.dtype, f.device, tokenizer);
   } else {
-    m = load_model_file(f.model, f.dtype, f.device);
+    // Quantized projections (a quantized checkpoint's, a GGUF file's q8_0 / q4_0) stay packed.
+    m = load_model_file(f.model, f.dtype, f.device, QuantizedWeights::packed);
     if (fs::is_directory(f.model) && fs::exists(fs::path(f.model) / "tokenizer.json")) tokenizer = f.model;
   }
   if (!f.adapter.empty()) {

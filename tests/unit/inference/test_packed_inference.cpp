@@ -13,6 +13,8 @@
 #include "../../tiny_model.h"
 #include "engine/export_gguf.h"
 #include "engine/model_loader.h"
+#include "io/safetensors.h"
+#include "io/safetensors_writer.h"
 
 using namespace tessera;
 using namespace tessera::testing_util;
@@ -117,5 +119,34 @@ TEST(PackedInference, GgufQ8AndQ4FilesDecodeAsTheirDequantizedWeights) {
       expect_same_decoding(packed, dense);
     }
   }
+  fs::remove_all(dir);
+}
+
+// `tessera generate` loads a quantized checkpoint packed (it says so) and its greedy tokens are the
+// dequantized model's.
+TEST(PackedInference, GenerateRunsAQuantizedCheckpointPacked) {
+  const fs::path dir = temp_dir();
+  write_tiny_model(dir / "model", tiny_config("llama"), "", 17);
+  const fs::path out = dir / "int4";
+  auto [code, log] = tessera_cli("quantize --model " + (dir / "model").string() + " --scheme int4 --dtype fp32 --out " +
+                                 out.string());
+  ASSERT_EQ(code, 0) << log;
+  const std::vector<int32_t> prompt = tokens(7, 5, 300);
+  save_safetensors((dir / "in.safetensors").string(),
+                   {{"input_ids", Tensor::from_vector(std::vector<int64_t>(prompt.begin(), prompt.end()), {1, 7},
+                                                      DType::I64)}});
+  std::tie(code, log) = tessera_cli("generate --model " + out.string() + " --input-ids " +
+                                    (dir / "in.safetensors").string() + " --output " +
+                                    (dir / "out.safetensors").string() + " --temperature 0 --max-new-tokens 6");
+  ASSERT_EQ(code, 0) << log;
+  EXPECT_NE(log.find("14 projections kept packed"), std::string::npos) << log;
+  const Tensor generated = SafetensorsFile::open((dir / "out.safetensors").string()).tensor("generated").clone();
+  ASSERT_EQ(generated.shape(), (Shape{1, 6}));
+  const LoadedModel dense = load_hf_model(out.string(), DType::F32, Device::cpu());
+  InferenceModel model(dense.config, std::make_shared<OwnedParams>(dense.params), Device::cpu(), DType::F32);
+  KvCache cache(dense.config, 16, 4, DType::F32, Device::cpu());
+  const auto logits = run_paged(model, cache, prompt, 7, 6);
+  for (int64_t t = 0; t < 6; ++t)
+    EXPECT_EQ(generated.data_as<int64_t>()[t], argmax(logits[t].data(), dense.config.vocab_size)) << "token " << t;
   fs::remove_all(dir);
 }
