@@ -7,6 +7,7 @@
 # benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
 # optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
+# `... qlora_70b` the Llama-3-70B shape QLoRA on one GPU,
 # `... generate` greedy parity of tessera generate with transformers, the decode tests and the 1B
 # decode benchmark, `... decode_8b` the 8B decode benchmark,
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
@@ -534,6 +535,10 @@ qlora() {
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
   .device/bin/tessera estimate-memory configs/llama-8b-qlora.yaml --ranks 1 > "$out/estimate_8b_qlora.log" 2>&1
   check train_8b_qlora timeout 400 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml
+  # The same job with the frozen embedding on the GPU (as before lora.frozen_embedding): the same
+  # losses, 1 GB more device memory.
+  check train_8b_qlora_embed_device timeout 300 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml \
+    --set lora.frozen_embedding=device --set train.steps=4 --set log.metrics_file=/tmp/tessera-8b-qlora-embed-device.jsonl
   check train_8b_qlora_gemm_packed timeout 300 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml \
     --set lora.packed_matmul=gemm_packed --set train.steps=6 --set log.metrics_file=/tmp/tessera-8b-qlora-gemm-packed.jsonl
   check train_8b_lora timeout 400 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-8b-qlora.yaml \
@@ -546,9 +551,21 @@ out = sys.argv[1]
 print("| QLoRA job | tokens/s | peak GiB | loss |")
 print("| --- | --- | --- | --- |")
 q = ours(out, "/tmp/tessera-8b-qlora-metrics.jsonl", "train_8b_qlora")
+d = ours(out, "/tmp/tessera-8b-qlora-embed-device.jsonl", "train_8b_qlora_embed_device")
 g = ours(out, "/tmp/tessera-8b-qlora-gemm-packed.jsonl", "train_8b_qlora_gemm_packed")
 b = ours(out, "/tmp/tessera-8b-lora-metrics.jsonl", "train_8b_lora")
 print(f"| tessera 8B QLoRA nf4, mbs 1, seq 2048, act. ckpt (goal <= 7.5 GiB) | {fmt(q[0])} | {fmt(q[1], '{:.2f}')} | {fmt(q[2], '{:.3f}')} |")
+print(f"| tessera 8B QLoRA nf4, frozen_embedding device (4 steps) | {fmt(d[0])} | {fmt(d[1], '{:.2f}')} | {fmt(d[2], '{:.3f}')} |")
+import json
+def losses(path, n):
+    try:
+        return [json.loads(l)["loss"] for l in open(path) if '"tokens_per_s"' in l][:n]
+    except OSError:
+        return []
+host, dev = losses("/tmp/tessera-8b-qlora-metrics.jsonl", 4), losses("/tmp/tessera-8b-qlora-embed-device.jsonl", 4)
+if host and dev:
+    worst = max(abs(a - b) for a, b in zip(host, dev))
+    print(f"| frozen embedding host vs device: steps 1-4 losses, largest difference | {worst:.2e} | {'same' if worst < 1e-6 else 'DIFFER'} | |")
 print(f"| tessera 8B QLoRA nf4, packed_matmul gemm_packed | {fmt(g[0])} | {fmt(g[1], '{:.2f}')} | {fmt(g[2], '{:.3f}')} |")
 print(f"| tessera 8B bf16 LoRA, same job | {fmt(b[0])} | {fmt(b[1], '{:.2f}')} | {fmt(b[2], '{:.3f}')} |")
 if q[0] and b[0]:
@@ -560,6 +577,32 @@ PY
 }
 if [ "$only" = all ] || [ "$only" = lora ]; then lora; fi
 if [ "$only" = all ] || [ "$only" = qlora ]; then qlora; fi
+
+# Llama-3-70B shape QLoRA on one GPU (configs/llama-70b-qlora.yaml): nf4 base made unit by unit
+# from model.init, the frozen embedding on the host, 6 steps (the median of steps 3-6) under a
+# 5-minute timeout that includes initialising and quantizing the 68.5B projection weights.
+qlora_70b() {
+  for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
+  .device/bin/tessera estimate-memory configs/llama-70b-qlora.yaml --ranks 1 > "$out/estimate_70b_qlora.log" 2>&1
+  check train_70b_qlora timeout 300 "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-70b-qlora.yaml
+  python3 - "$out" >> "$summary" <<'PY'
+import re, sys
+sys.path.insert(0, "scripts")
+from lora_rows import ours, fmt
+out = sys.argv[1]
+t = ours(out, "/tmp/tessera-70b-qlora-metrics.jsonl", "train_70b_qlora")
+log = open(f"{out}/train_70b_qlora.log", errors="replace").read()
+step1 = re.search(r"\[(\d\d):(\d\d):(\d\d)\.\d+\].*step +1/", log)
+start = re.search(r"^\[(\d\d):(\d\d):(\d\d)", log, re.M)
+secs = lambda m: int(m[1]) * 3600 + int(m[2]) * 60 + int(m[3])
+init = f"{secs(step1) - secs(start)} s to step 1" if start and step1 else "n/a"
+print("| 70B QLoRA job | tokens/s | peak GiB | loss |")
+print("| --- | --- | --- | --- |")
+print(f"| tessera Llama-3-70B shape QLoRA nf4, 1 GPU, mbs 1, seq 2048, act. ckpt ({init}) | {fmt(t[0])} | {fmt(t[1], '{:.2f}')} | {fmt(t[2], '{:.3f}')} |")
+PY
+  grep -E "^ *3 " "$out/estimate_70b_qlora.log" | sed 's/^/| estimate-memory 70B QLoRA, stage 3 (GiB: working master moments grads gathered activations device host) | /; s/$/ |/' >> "$summary"
+}
+if [ "$only" = all ] || [ "$only" = qlora_70b ]; then qlora_70b; fi
 
 # Paged KV cache: the CUDA ops against their CPU references, and decode attention (one query per
 # sequence, Llama-3-8B heads: Hq 32, Hkv 8, D 128, bf16) as GB/s of keys and values read, next to

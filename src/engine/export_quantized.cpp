@@ -60,8 +60,10 @@ void export_quantized(const QuantizedExportOptions& o) {
   TS_CHECK(o.checkpoint.empty() != o.model.empty(), "export --format quantized: give one of --checkpoint and --model");
   TS_CHECK(!fs::exists(o.out) || fs::is_empty(o.out), "--out {}: exists and is not empty (nothing was overwritten)",
            o.out);
-  const ExportSource source = o.checkpoint.empty() ? ExportSource::hf_folder(o.model) : ExportSource::checkpoint(o.checkpoint);
+  ExportSource source = o.checkpoint.empty() ? ExportSource::hf_folder(o.model) : ExportSource::checkpoint(o.checkpoint);
   const Plan p = plan(o, source);
+  // QAT with LoRA quantized W + s B A merged from the compute dtype's W, A and B.
+  if (source.adapter()) source.set_merge_inputs(p.quantize_from);
 
   std::vector<TensorEntry> entries;
   uint64_t packed_bytes_total = 0, plain_bytes_total = 0;

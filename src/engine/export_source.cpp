@@ -1,12 +1,15 @@
 #include "engine/export_source.h"
 
 #include <filesystem>
+#include <functional>
+#include <utility>
 #include <map>
 #include <optional>
 
 #include "core/error.h"
 #include "engine/checkpoint/manifest.h"
 #include "engine/checkpoint/state_file.h"
+#include "engine/checkpoint/trainer_state.h"
 #include "engine/config/job_config.h"
 #include "engine/job_params.h"
 #include "engine/model_loader.h"
@@ -28,6 +31,7 @@ struct LoraMerge {
   std::map<std::string, std::pair<std::string, std::string>> adapted;  // weight -> its A and B
   std::map<std::string, QuantSpec> packed;   // base weights trained against packed (QLoRA)
   float scale = 1.0f;
+  std::function<void()> check_base;  // run (once) before the first base tensor is read
 };
 
 // Exactly one of the first two is set; `lora` for a LoRA checkpoint.
@@ -69,7 +73,7 @@ ExportSource::ExportSource() : weights_(std::make_unique<Weights>()) {}
 ExportSource::ExportSource(ExportSource&&) noexcept = default;
 ExportSource::~ExportSource() = default;
 
-ExportSource ExportSource::checkpoint(const std::string& folder, bool verify) {
+ExportSource ExportSource::checkpoint(const std::string& folder, bool verify, bool check_base) {
   const std::string problem = verify ? checkpoint::verify_manifest(folder) : std::string();
   TS_CHECK(problem.empty(), "{}: not an intact checkpoint: {}", folder, problem);
   ExportSource s;
@@ -84,6 +88,12 @@ ExportSource ExportSource::checkpoint(const std::string& folder, bool verify) {
     s.adapter_ = params.adapter;
     s.base_model_ = job.model.path;
     s.weights_->lora = lora_merge(job, s.config_, params);
+    // The merge needs the base the adapters were trained on: checked (hashed) before the first base
+    // tensor is read, so a PEFT export, which reads none, does not hash it.
+    if (check_base)
+      s.weights_->lora->check_base = [job, folder] {
+        checkpoint::check_same_base(checkpoint::read_trainer_state(folder).base, job_base_weights(job, nullptr), folder);
+      };
   }
   return s;
 }
@@ -120,8 +130,9 @@ Tensor ExportSource::read_trained(const ParamSpec& param) const {
 
 Tensor ExportSource::read(const ParamSpec& param) const {
   if (weights_->hf) return ops::cast(weights_->hf->tensor(param), DType::F32);
-  const LoraMerge* m = weights_->lora.get();
+  LoraMerge* m = weights_->lora.get();
   if (!m || m->trained.count(param.name)) return read_trained(param);
+  if (m->check_base) std::exchange(m->check_base, nullptr)();
   Tensor w;
   if (m->base) {
     w = ops::cast(m->base->tensor(param.name), DType::F32);
@@ -133,8 +144,9 @@ Tensor ExportSource::read(const ParamSpec& param) const {
   if (const auto packed = m->packed.find(param.name); packed != m->packed.end()) ops::fake_quantize(w, w, packed->second);
   const auto it = m->adapted.find(param.name);
   if (it == m->adapted.end()) return w;
-  return lora::merge_lora(w, read_trained(m->trained.at(it->second.first)), read_trained(m->trained.at(it->second.second)),
-                          m->scale);
+  auto in = [&](const Tensor& t) { return merge_inputs_ == DType::F32 ? t : ops::cast(t, merge_inputs_); };
+  return lora::merge_lora(in(w), in(read_trained(m->trained.at(it->second.first))),
+                          in(read_trained(m->trained.at(it->second.second))), m->scale);
 }
 
 }  // namespace tessera

@@ -22,8 +22,10 @@ namespace tessera {
 class ExportSource {
  public:
   // Errors name the folder and what is wrong with it. `verify`: the files against the checkpoint's
-  // COMPLETE manifest first (a folder that fails it is never read).
-  static ExportSource checkpoint(const std::string& folder, bool verify = true);
+  // COMPLETE manifest first (a folder that fails it is never read). `check_base`: a LoRA
+  // checkpoint's base must be the one its trainer_state.json records (the SHA-256 of each weight
+  // file), checked before the first base tensor is read.
+  static ExportSource checkpoint(const std::string& folder, bool verify = true, bool check_base = true);
   static ExportSource hf_folder(const std::string& folder);
   ExportSource(ExportSource&&) noexcept;
   ~ExportSource();
@@ -41,6 +43,10 @@ class ExportSource {
   // A LoRA checkpoint's adapter, and its base's folder ("" for a model.init base).
   const std::optional<lora::AdapterSpec>& adapter() const { return adapter_; }
   const std::string& base_model() const { return base_model_; }
+  // A LoRA checkpoint's merge takes W, A and B rounded to `dtype` first, as a forward in that
+  // compute dtype saw them (QAT with LoRA quantizes that merge; exact on the same backend). f32 by
+  // default: the master weights as they are.
+  void set_merge_inputs(DType dtype) { merge_inputs_ = dtype; }
   // For an export's log line: "" unless a LoRA checkpoint, else what the merge merged into.
   std::string merge_note() const;
   // A trainable tensor of a checkpoint (adapters, modules_to_save) as trained, fp32.
@@ -56,6 +62,7 @@ class ExportSource {
   std::vector<ParamSpec> params_;
   std::optional<lora::AdapterSpec> adapter_;
   std::string base_model_;
+  DType merge_inputs_ = DType::F32;
   std::unique_ptr<Weights> weights_;
 };
 

@@ -2,9 +2,12 @@
 
 #include <fmt/ranges.h>
 
+#include <chrono>
+
 #include "core/error.h"
 #include "core/log.h"
 #include "core/rng.h"
+#include "engine/model_loader.h"
 #include "io/safetensors.h"
 #include "lora/peft.h"
 #include "model/model_config_params.h"
@@ -69,6 +72,17 @@ void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& con
         return base && base->contains(p.name) ? base->tensor(p.name) : Tensor();
       },
       seed, kInitStd);
+}
+
+checkpoint::BaseWeights job_base_weights(const JobConfig& job, Communicator* host) {
+  if (job.model.path.empty())
+    return checkpoint::init_base(job_model_config(job.model).to_json().dump(), job.train.seed);
+  const auto start = std::chrono::steady_clock::now();
+  checkpoint::BaseWeights base =
+      host ? checkpoint::hash_base_weights(job.model.path, *host) : checkpoint::hash_base_weights(job.model.path);
+  spdlog::info("base model {}: {} weight file(s) hashed in {:.1f} s", job.model.path, base.files.size(),
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  return base;
 }
 
 }  // namespace tessera

@@ -5,6 +5,8 @@
 #include <optional>
 #include <vector>
 
+#include "comm/communicator.h"
+#include "engine/checkpoint/base_weights.h"
 #include "engine/config/job_config.h"
 #include "lora/adapter.h"
 #include "model/transformer.h"
@@ -30,5 +32,10 @@ JobParams job_params(const JobConfig& job, const ModelConfig& config);
 // initialised from train.seed (model.init); adapters (and modules_to_save) from lora.adapter, a
 // PEFT adapter that must have the job's shape, or by their init rules.
 void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& config, const JobParams& params);
+
+// The base a LoRA job's adapters are trained against, as its checkpoints record it: model.path's
+// weight files hashed (spread over the ranks of `host`; by this process alone without one), or
+// the model.init architecture and train.seed.
+checkpoint::BaseWeights job_base_weights(const JobConfig& job, Communicator* host);
 
 }  // namespace tessera

@@ -17,16 +17,22 @@ namespace {
 struct ParamCounts {
   double sharded = 0, persistent = 0, largest = 0;
   double frozen = 0;             // bytes
+  double frozen_on_host = 0;     // bytes: a frozen embedding kept in pinned host memory
   double largest_gathered = 0;   // bytes
   double largest_packed = 0;     // elements of the largest packed base weight (QLoRA)
 };
 
 ParamCounts count_params(const ModelConfig& c, const JobConfig& job, double low) {
   const DType dtype = job.train.dtype == "bf16" ? DType::BF16 : DType::F32;
-  std::vector<UnitLayout> units = model_units(c, job_params(job, c).params, dtype);
+  const JobParams params = job_params(job, c);
+  std::vector<UnitLayout> units = model_units(c, params.params, dtype);
   ParamCounts out;
   out.persistent = static_cast<double>(split_persistent(units, job.zero.persist_below).numel);
   for (const UnitLayout& u : units) {
+    if (params.adapter && params.adapter->embed_on_host && u.id == UnitId::embed()) {
+      out.frozen_on_host += static_cast<double>(u.frozen_bytes);  // whole on every rank, never gathered
+      continue;
+    }
     out.sharded += static_cast<double>(u.numel);
     out.largest = std::max(out.largest, static_cast<double>(u.numel));
     out.frozen += static_cast<double>(u.frozen_bytes);
@@ -50,8 +56,10 @@ double activation_bytes(const ModelConfig& c, const JobConfig& job, double low) 
   const double saved = job.train.activation_checkpointing
                            ? tokens * (c.num_hidden_layers * low * c.hidden_size + per_token_layer)
                            : tokens * c.num_hidden_layers * per_token_layer;
-  // The loss works on 1024-token chunks of f32 logits.
-  return saved + 1024.0 * c.vocab_size * 4 * 2;
+  // The loss works on chunks of 1024 tokens' f32 logits, and their gradient rounded to the compute
+  // dtype (when that is not f32).
+  const double chunk = std::min(1024.0, tokens);
+  return saved + chunk * c.vocab_size * (4 + (low < 4 ? low : 0));
 }
 
 double mib(int64_t megabytes) { return static_cast<double>(megabytes) * 1048576; }
@@ -88,6 +96,9 @@ std::vector<MemoryEstimate> estimate_memory(const ModelConfig& c, const JobConfi
     const double whole = split && stage >= 2 ? 4 * (k.largest + p) : 4 * n;
     e.gradients = whole + (split ? 4 * k.sharded * shard : 0);
     e.activations = activations;
+    // A frozen embedding on the host: the table, and the batch's rows gathered in pinned memory.
+    if (k.frozen_on_host > 0)
+      e.host += k.frozen_on_host + low * c.hidden_size * static_cast<double>(job.train.micro_batch_size * job.data.seq_len);
     if (optimizer != "none") {
       // Master weights and moments leave the device for pinned memory or a swap file streamed
       // through the optimizer's pool; the CPU AdamW writes each unit's working copy into one of two

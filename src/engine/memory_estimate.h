@@ -3,7 +3,8 @@
 // gathered units in flight, and activations (what each layer saves for backward). Parameters below
 // zero.persist_below count whole on every rank, as the store keeps them. With offload, what leaves
 // the device is counted as pinned host memory or disk (swap files), staging included. A QLoRA base
-// (lora.base_quant) counts its packed bytes, plus one projection's dequantized workspace.
+// (lora.base_quant) counts its packed bytes, plus one projection's dequantized workspace; a frozen
+// embedding kept on the host (lora.frozen_embedding: host) counts as host memory, whole per rank.
 #pragma once
 
 #include <string>

@@ -32,8 +32,9 @@ ModelKind model_kind(const std::string& path) {
 
 namespace {
 
-RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device device) {
-  const ExportSource source = ExportSource::checkpoint(folder, /*verify=*/false);  // verify_model_files did
+RunnableModel from_checkpoint(const std::string& folder, DType dtype, Device device, bool verify) {
+  // verify_model_files checked the manifest; a LoRA checkpoint's base is checked unless --no-verify.
+  const ExportSource source = ExportSource::checkpoint(folder, /*verify=*/false, /*check_base=*/verify);
   RunnableModel m;
   m.config = source.config();
   const std::vector<ParamSpec>& specs = source.params();
@@ -88,7 +89,7 @@ RunnableModel load_runnable_model(const std::string& path, DType dtype, Device d
   const ModelKind kind = model_kind(path);
   if (verify) verify_model_files(path);
   else spdlog::warn("{}: weight files not verified (--no-verify)", path);
-  RunnableModel m = kind == ModelKind::checkpoint ? from_checkpoint(path, dtype, device)
+  RunnableModel m = kind == ModelKind::checkpoint ? from_checkpoint(path, dtype, device, verify)
                     : kind == ModelKind::gguf    ? from_gguf(path, dtype, device)
                                                   : from_hf_folder(path, dtype, device, tokenizer.empty());
   if (!tokenizer.empty()) m.tokenizer = open_tokenizer(tokenizer);

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <map>
 
 #include "core/error.h"
 #include "engine/checkpoint/manifest.h"
@@ -28,13 +29,14 @@ std::vector<std::string> files_in(const std::string& folder) {
   return names;
 }
 
-int verify_sha256sums(const std::string& folder) {
-  const fs::path sums = fs::path(folder) / kSha256SumsFile;
-  if (!fs::exists(sums)) return 0;
-  std::ifstream in(sums);
-  TS_CHECK(in, "{}: cannot be read", sums.string());
+std::map<std::string, std::string> read_sha256sums(const std::string& folder) {
+  std::map<std::string, std::string> sums;
+  const fs::path path = fs::path(folder) / kSha256SumsFile;
+  if (!fs::exists(path)) return sums;
+  std::ifstream in(path);
+  TS_CHECK(in, "{}: cannot be read", path.string());
   std::string line;
-  int line_no = 0, verified = 0;
+  int line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
     if (line.empty()) continue;
@@ -43,18 +45,29 @@ int verify_sha256sums(const std::string& folder) {
       return std::isxdigit(static_cast<unsigned char>(c)) != 0;
     });
     TS_CHECK(hex && line[64] == ' ' && (line[65] == ' ' || line[65] == '*'),
-             "{}:{}: not a SHA256SUMS line (expected 64 hex digits, two spaces and a file name)", sums.string(), line_no);
+             "{}:{}: not a SHA256SUMS line (expected 64 hex digits, two spaces and a file name)", path.string(), line_no);
     std::string expected = line.substr(0, 64);
     std::transform(expected.begin(), expected.end(), expected.begin(), [](char c) { return std::tolower(c); });
     const std::string name = line.substr(66);
     TS_CHECK(name.find("..") == std::string::npos && !fs::path(name).is_absolute(),
-             "{}:{}: '{}' is not a file inside the folder", sums.string(), line_no, name);
+             "{}:{}: '{}' is not a file inside the folder", path.string(), line_no, name);
+    sums[name] = expected;
+  }
+  return sums;
+}
+
+std::string sha256sums_mismatch(const std::string& file) {
+  return fmt::format("{}: checksum mismatch against {} (the file is damaged or was changed; refusing to load it; "
+                     "--no-verify skips the check)", file, kSha256SumsFile);
+}
+
+int verify_sha256sums(const std::string& folder) {
+  int verified = 0;
+  for (const auto& [name, expected] : read_sha256sums(folder)) {
     const fs::path file = fs::path(folder) / name;
     TS_CHECK(fs::is_regular_file(file), "{}: listed in {} but missing (use --no-verify to skip the check)",
              file.string(), kSha256SumsFile);
-    TS_CHECK(checkpoint::sha256_file(file.string()) == expected,
-             "{}: checksum mismatch against {} (the file is damaged or was changed; refusing to load it; "
-             "--no-verify skips the check)", file.string(), kSha256SumsFile);
+    TS_CHECK(checkpoint::sha256_file(file.string()) == expected, "{}", sha256sums_mismatch(file.string()));
     ++verified;
   }
   return verified;

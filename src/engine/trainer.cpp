@@ -151,7 +151,8 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                    .persist_below = job.zero.persist_below,
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
                    .lora_scale = params.lora_scale(),
-                   .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize},
+                   .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize,
+                   .embed_on_host = params.adapter && params.adapter->embed_on_host},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
@@ -184,8 +185,13 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
   const std::string resume_from =
       checkpoint::start(job.checkpoint.dir, job.checkpoint.resume, job.checkpoint.overwrite, store, *host);
   std::string lineage = checkpoint::new_lineage();  // only rank 0's is written
+  // A LoRA job's base, hashed once, when a checkpoint will record it or a resume check it.
+  const checkpoint::BaseWeights base = job.lora && (!job.checkpoint.dir.empty() || !resume_from.empty())
+                                           ? job_base_weights(job, host.get())
+                                           : checkpoint::BaseWeights{};
   if (!resume_from.empty()) {
     check_same_base_quant(job, resume_from);
+    if (job.lora) checkpoint::check_same_base(checkpoint::read_trainer_state(resume_from).base, base, resume_from);
     const checkpoint::TrainerState state = checkpoint::load(resume_from, store);
     if (!state.lineage.empty()) lineage = state.lineage;
     first_step = state.step + 1;
@@ -220,7 +226,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     const auto saving = std::chrono::steady_clock::now();
     checkpoint::save(job.checkpoint.dir, store,
                      {step, summary.skipped_steps, train_data.state_after(data_from, step - first_step + 1, global),
-                      job.train.steps, lineage},
+                      job.train.steps, lineage, base},
                      config_yaml, job.checkpoint.keep_last, *host);
     clock.add_checkpoint(std::chrono::duration<double>(std::chrono::steady_clock::now() - saving).count());
     if (served) served->checkpoint(step);

@@ -74,6 +74,9 @@ AdapterSpec resolve(const LoraOptions& o, const ModelConfig& config, const std::
   TS_CHECK(o.packed_matmul == "dequantize" || o.packed_matmul == "gemm_packed",
            "{}.packed_matmul: unknown '{}' (expected dequantize or gemm_packed)", where, o.packed_matmul);
   a.packed_matmul = o.packed_matmul == "gemm_packed" ? PackedMatmul::gemm_packed : PackedMatmul::dequantize;
+  TS_CHECK(o.frozen_embedding == "device" || o.frozen_embedding == "host",
+           "{}.frozen_embedding: unknown '{}' (expected device or host)", where, o.frozen_embedding);
+  a.embed_on_host = o.frozen_embedding == "host";
   for (const std::string& m : o.modules_to_save) {
     if (m == "embed_tokens") {
       a.train_embed = true;
@@ -85,6 +88,11 @@ AdapterSpec resolve(const LoraOptions& o, const ModelConfig& config, const std::
       fail("{}.modules_to_save: unknown module '{}' (expected embed_tokens or lm_head)", where, m);
     }
   }
+  TS_CHECK(!a.embed_on_host || !config.tie_word_embeddings,
+           "{}.frozen_embedding: host needs an embed_tokens of its own, but this model ties it to lm_head (which the "
+           "loss reads whole on the device); use device", where);
+  TS_CHECK(!a.embed_on_host || !a.train_embed,
+           "{}.frozen_embedding: host is for a frozen embed_tokens, but modules_to_save trains it; use device", where);
   return a;
 }
 

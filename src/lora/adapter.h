@@ -34,6 +34,7 @@ struct LoraOptions {
   std::string adapter;                       // a PEFT adapter folder to start from
   std::string base_quant = "none";           // none | nf4 | int8: how the frozen base is stored
   std::string packed_matmul = "dequantize";  // dequantize | gemm_packed: how a packed base multiplies
+  std::string frozen_embedding = "device";   // device | host: where a frozen, untied embed_tokens lives
 };
 
 struct AdapterSpec {
@@ -49,6 +50,9 @@ struct AdapterSpec {
   // output channel); embeddings, norms and lm_head stay in the compute dtype.
   std::optional<QuantScheme> base_quant;
   PackedMatmul packed_matmul = PackedMatmul::dequantize;
+  // The frozen embedding table kept whole in pinned host memory on every rank; only the batch's
+  // rows go to the device (lora.frozen_embedding: host).
+  bool embed_on_host = false;
 
   float scale() const;  // alpha / r, or alpha / sqrt(r) with rsLoRA
   bool adapts(int64_t layer, Projection p) const { return layers.at(layer) && targets[p]; }

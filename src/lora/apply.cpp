@@ -30,9 +30,7 @@ void add_adapter_grads(ModelParams& grads, const ModelParams& params) {
 }
 
 Tensor merge_lora(const Tensor& w, const Tensor& a, const Tensor& b, float scale) {
-  Tensor merged = ops::cast(w, DType::F32);
-  ops::gemm(merged, ops::cast(b, DType::F32), ops::cast(a, DType::F32), false, false, scale, 1.0f);
-  return merged;
+  return merged_lora_weight(w, a, b, scale, DType::F32);
 }
 
 }  // namespace tessera::lora

@@ -19,6 +19,12 @@ Tensor dropped(const Tensor& x, const LoraDropout& d) {
 
 }  // namespace
 
+Tensor merged_lora_weight(const Tensor& w, const Tensor& a, const Tensor& b, float scale, DType dtype) {
+  Tensor merged = ops::cast(w, DType::F32);
+  ops::gemm(merged, ops::cast(b, DType::F32), ops::cast(a, DType::F32), false, false, scale, 1.0f);
+  return dtype == DType::F32 ? merged : ops::cast(merged, dtype);
+}
+
 int64_t Linear::out_features() const {
   return weight.defined() ? weight.size(0) : packed ? packed->shape.at(0) : lora_b.size(0);
 }
@@ -34,6 +40,7 @@ Tensor Linear::base_weight(DType dtype) const {
     ops::dequantize(w, *packed);
     return w;
   }
+  if (merged_qat()) return fake_quant->apply(merged_lora_weight(weight, lora_a, lora_b, lora_scale, weight.dtype()));
   return fake_quant ? fake_quant->apply(weight) : weight;
 }
 
@@ -54,8 +61,10 @@ Tensor Linear::forward(const Tensor& x, Tensor* lora_xa, const LoraDropout& drop
   const Tensor in = input_rows(x);
   const int64_t rows = in.size(0);
   Tensor y = Tensor::empty({rows, out_features()}, x.dtype(), x.device());
+  TS_CHECK(!merged_qat() || dropout.p == 0.0f,
+           "Linear: LoRA dropout with QAT (the merged weight is fake-quantized; the adapter has no input of its own)");
   base_gemm(y, in, /*trans_w=*/true, 1.0f, 0.0f, bias);
-  if (!has_lora()) return y;
+  if (!has_lora() || merged_qat()) return y;
   Tensor xa = Tensor::empty({rows, lora_a.size(0)}, x.dtype(), x.device());
   ops::gemm(xa, dropped(in, dropout), lora_a, false, true);
   ops::gemm(y, xa, lora_b, false, true, lora_scale, 1.0f);
@@ -67,6 +76,12 @@ void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, 
                       bool accumulate_dx, const LoraDropout& dropout) const {
   const Tensor g = rows_of(dy, out_features()), in = input_rows(x);
   const Tensor dx_rows = dx.defined() ? rows_of(dx, in_features()) : Tensor();
+  if (merged_qat()) {
+    merged_qat_backward(g, in, grads);
+    if (grads.bias.defined()) ops::column_sum(grads.bias, g, /*accumulate=*/true);
+    if (dx.defined()) base_gemm(dx_rows, g, /*trans_w=*/false, 1.0f, accumulate_dx ? 1.0f : 0.0f, Tensor());
+    return;
+  }
   if (grads.weight.defined()) {
     ops::gemm(grads.weight, g, in, true, false, 1.0f, 1.0f);
     if (fake_quant) fake_quant->mask_gradient(grads.weight, weight);
@@ -88,6 +103,18 @@ void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, 
   ops::gemm(through, du, lora_a);
   ops::dropout(through, through, dropout.p, dropout.key, dropout.first);
   ops::add(dx_rows, dx_rows, through);
+}
+
+void Linear::merged_qat_backward(const Tensor& g, const Tensor& in, Linear& grads) const {
+  if (!grads.weight.defined() && !grads.lora_a.defined() && !grads.lora_b.defined()) return;
+  // G = mask(W') * dy^T x, the straight-through gradient of the merged weight.
+  const Tensor merged = merged_lora_weight(weight, lora_a, lora_b, lora_scale, weight.dtype());
+  Tensor G = Tensor::empty({out_features(), in_features()}, DType::F32, g.device());
+  ops::gemm(G, g, in, true, false);
+  fake_quant->mask_gradient(G, merged);
+  if (grads.weight.defined()) ops::add(grads.weight, grads.weight, G);
+  if (grads.lora_b.defined()) ops::gemm(grads.lora_b, G, ops::cast(lora_a, DType::F32), false, true, lora_scale, 1.0f);
+  if (grads.lora_a.defined()) ops::gemm(grads.lora_a, ops::cast(lora_b, DType::F32), G, true, false, lora_scale, 1.0f);
 }
 
 }  // namespace tessera

@@ -6,6 +6,12 @@
 // A Linear holds views. The same struct holds a projection's gradients (f32): a tensor with no
 // gradient buffer is undefined there, and backward skips it (a frozen weight costs no dW GEMM;
 // its input gradient still flows).
+//
+// QAT with LoRA: what is fake-quantized is the merged weight W' = W + s B A (so the merged export
+// is what was trained): y = x Q(W')^T + b, with no separate adapter branch. Backward forms the
+// straight-through gradient of W', G = mask(W') * dy^T x (one dW-sized GEMM), and passes it on:
+// dW += G (when W trains), dB += s G A^T, dA += s B^T G; dx = dy Q(W'). LoRA dropout has no input
+// of its own to act on there and is refused.
 #pragma once
 
 #include <cstdint>
@@ -57,6 +63,7 @@ struct Linear {
   PackedMatmul packed_matmul = PackedMatmul::dequantize;
 
   bool has_lora() const { return lora_a.defined(); }
+  bool merged_qat() const { return fake_quant && has_lora(); }  // QAT with LoRA (see above)
   int64_t out_features() const;
   int64_t in_features() const;
 
@@ -76,6 +83,12 @@ struct Linear {
   // products, dense or packed.
   void base_gemm(const Tensor& c, const Tensor& a, bool trans_w, float alpha, float beta, const Tensor& bias) const;
   Tensor input_rows(const Tensor& x) const;  // x as the products use it, [T, in]
+  void merged_qat_backward(const Tensor& g, const Tensor& in, Linear& grads) const;
 };
+
+// The merged weight W + scale * B A, computed in f32 and returned in `dtype`: w [out, in],
+// a [r, in], b [out, r], any floating dtypes, on one device. What a merged export writes and what
+// QAT with LoRA fake-quantizes, by one computation.
+Tensor merged_lora_weight(const Tensor& w, const Tensor& a, const Tensor& b, float scale, DType dtype);
 
 }  // namespace tessera

@@ -32,6 +32,24 @@ Tensor rmsnorm_backward(const Tensor& dy, const Tensor& x, const Tensor& w, cons
   return dx;
 }
 
+// The batch's rows of the embedding table on `device`. A table kept in host memory (a frozen
+// embedding, lora.frozen_embedding: host) is gathered there into pinned memory and only those
+// rows are copied over.
+Tensor embed_tokens(const Tensor& table, const TokenBatch& batch, Device device) {
+  const int64_t T = batch.tokens(), H = table.size(1);
+  Tensor x = Tensor::empty({T, H}, table.dtype(), device);
+  if (table.device() == device) {
+    ops::embedding_forward(x, table, batch.ids);
+    return x;
+  }
+  TS_CHECK(table.device().is_cpu(), "embedding: the table is on {}, the batch on {}", table.device().str(),
+           device.str());
+  Tensor rows = Tensor::empty_pinned({T, H}, table.dtype());
+  ops::embedding_forward(rows, table, batch.ids.to(Device::cpu()));
+  copy_bytes(x, rows);
+  return x;
+}
+
 float softmax_scale(const ModelConfig& c) { return static_cast<float>(1.0 / std::sqrt(double(c.head_dim))); }
 
 Shape heads_shape(const TokenBatch& b, int64_t heads, int64_t head_dim) { return {b.batch, b.seq, heads, head_dim}; }
@@ -164,11 +182,9 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
   const bool tied = c.tie_word_embeddings;
 
   const ModelParams& e = source.acquire(embed);
-  const Device device = e.embed.device();
-  const DType dtype = e.embed.dtype();
+  const Device device = batch.ids.device();
   const RopeTable rope = RopeTable::make(c, device);
-  Tensor x = Tensor::empty({T, c.hidden_size}, dtype, device);
-  ops::embedding_forward(x, e.embed, batch.ids);
+  Tensor x = embed_tokens(e.embed, batch, device);
   source.release(embed);
 
   // Dropout only where there is a backward: evaluation and inference see the whole adapter.

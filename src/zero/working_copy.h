@@ -2,7 +2,9 @@
 // its trainable tensors, or the bytes of its frozen ones) lives: on the training device, or, with
 // parameter offload, in an offload home (pinned host memory or a swap file, src/offload/home.h),
 // copied to the device just before its all-gather. The optimizer writes new slices through
-// target()/commit(), from the CPU or from device kernels, whichever home the slot has.
+// target()/commit(), from the CPU or from device kernels, whichever home the slot has. A slot
+// marked `on_host` (a frozen embedding the model reads row by row) lives in pinned host memory
+// whatever the home, and is handed out there.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,7 @@ class WorkingCopy {
   struct Slot {
     int64_t numel = 0;
     DType dtype = DType::BF16;
+    bool on_host = false;  // kept in pinned host memory and read there (written by the CPU only)
   };
 
   // `swap` and `rank` only for Home::nvme.
@@ -35,7 +38,7 @@ class WorkingCopy {
   // Moves what target() received to the slot's home (GPU copies queue on the current stream).
   void commit(size_t slot);
   // The slot's values on the training device for its all-gather; from a host or disk home, a
-  // fresh copy queued on the current stream.
+  // fresh copy queued on the current stream. An on_host slot: its pinned host memory itself.
   Tensor on_device(size_t slot);
   // A swap-file home starts reading the slot with the pool buffers it can spare (never blocks on
   // the disk); the other homes have nothing to do ahead.
@@ -48,6 +51,7 @@ class WorkingCopy {
   std::vector<Slot> slots_;
   Device device_;
   std::vector<Tensor> on_device_;        // Home::device
+  std::vector<Tensor> on_host_;          // the on_host slots' pinned memory (undefined for the others)
   std::unique_ptr<offload::Home> home_;  // Home::host and Home::nvme: every slot as bytes
   offload::StagingRing staging_;         // CPU-written slices on their way to the device home
   Tensor scratch_;                       // ordinary memory: what the CPU writes for a swap file

@@ -99,15 +99,18 @@ ZeroStore::ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, c
     u->shard = ShardLayout(u->layout.numel, sharded ? comm.size() : 1);
     u->owner = sharded ? comm.rank() : 0;
     u->owned = owned_ranges(u->layout, u->shard, u->owner);
-    // Frozen tensors never change: below stage 3 each rank keeps them whole (no gather to redo).
-    u->frozen.shard = ShardLayout(u->layout.frozen_bytes, sharded && options.stage == 3 ? comm.size() : 1);
+    // Frozen tensors never change: below stage 3 each rank keeps them whole (no gather to redo);
+    // so does every rank a frozen embedding kept on the host (read row by row there).
+    const bool on_host = embed_on_host(u->layout);
+    u->frozen.shard =
+        ShardLayout(u->layout.frozen_bytes, sharded && options.stage == 3 && !on_host ? comm.size() : 1);
     shards.push_back({u->shard.shard, u->owned, u->shard.world > 1});
     slots.push_back({u->shard.shard, options.compute_dtype});
     units_.push_back(std::move(u));
   }
   for (auto& u : units_) {
     u->frozen.slot = slots.size();
-    slots.push_back({u->frozen.shard.shard, DType::U8});
+    slots.push_back({u->frozen.shard.shard, DType::U8, embed_on_host(u->layout)});
   }
   if (units_.size() > sharded_units) persistent_ = units_.back().get();
   if (options.offload_optimizer != OffloadTo::none) {
@@ -126,6 +129,14 @@ ZeroStore::ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, c
 }
 
 ZeroStore::~ZeroStore() = default;
+
+bool ZeroStore::embed_on_host(const UnitLayout& layout) const {
+  if (!options_.embed_on_host || !(layout.id == UnitId::embed())) return false;
+  TS_CHECK(layout.params.empty() && layout.persistent.empty() && layout.frozen.size() == 1 &&
+               layout.frozen[0].name == "model.embed_tokens.weight" && !layout.frozen[0].quant,
+           "ZeroStore: embed_on_host needs a frozen embed_tokens alone in its unit (untied, not trained)");
+  return true;
+}
 
 ZeroStore::Unit& ZeroStore::unit(UnitId id) { return *units_.at(unit_index(config_, id)); }
 

@@ -21,6 +21,8 @@
 // sharded and gathered on demand at stage 3 (whole on every rank below it), never reduced, with no
 // fp32 state. A frozen projection weight with ParamSpec.quant (QLoRA) is quantized as it is loaded
 // and kept, sharded and gathered as its packed bytes; the views hand it out as Linear::packed.
+// With embed_on_host, a frozen embedding stays whole in pinned host memory on every rank and its
+// view is a host tensor (the model gathers the batch's rows there).
 #pragma once
 
 #include <functional>
@@ -64,6 +66,9 @@ struct ZeroOptions {
   float lora_scale = 1.0f;
   // How projections with a packed base (ParamSpec.quant) multiply.
   PackedMatmul packed_matmul = PackedMatmul::dequantize;
+  // A frozen embed_tokens (with no trainable tensor in its unit) kept whole in pinned host memory on
+  // every rank: acquire(embed) hands out a host view, the model sends only the batch's rows over.
+  bool embed_on_host = false;
 };
 
 struct StepResult {
@@ -128,6 +133,7 @@ class ZeroStore : public ParamSource {
  private:
   struct Unit;
   Unit& unit(UnitId id);
+  bool embed_on_host(const UnitLayout& layout) const;  // options_.embed_on_host, for the embedding unit
   // Views of u's parameters: its own in `flat`, its persistent ones in `persistent_flat`, its
   // frozen ones (for the working copy) in `frozen_full`.
   void bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat, const Tensor& frozen_full, ModelParams& views);

@@ -11,6 +11,7 @@
 #include <map>
 
 #include "core/error.h"
+#include "core/memory.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/checkpoint/state_file.h"
 #include "engine/export.h"
@@ -135,6 +136,74 @@ TEST_P(LoraTraining, EveryStageSplitAndOffloadMatchesOneRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TiedAndUntied, LoraTraining, ::testing::Bool());
+
+// lora.frozen_embedding: host. The frozen embedding stays whole on every rank in (pinned) host
+// memory, and the model gathers the batch's rows there: the same losses, bit for bit, as the table
+// kept (and at stage 3 sharded and gathered) with the rest of the working copy, on every stage,
+// with checkpointing, a QLoRA base and parameter offload; a tied or trained embedding is refused.
+TEST(LoraFrozenEmbedding, OnTheHostGivesTheSameLossesEverywhere) {
+  auto world = make_mpi_communicator(World::get());
+  const int64_t per_rank = kGlobalBatch / world->size();
+  auto on_host = [](ZeroOptions o) {
+    o.embed_on_host = true;
+    return o;
+  };
+  for (int stage = 0; stage <= 3; ++stage) {
+    const std::vector<double> device = train(*world, zero(stage), per_rank, false, lora_run(false, 0.1));
+    EXPECT_EQ(train(*world, on_host(zero(stage)), per_rank, false, lora_run(false, 0.1)), device) << "stage " << stage;
+  }
+  EXPECT_EQ(train(*world, on_host(zero(3)), 1, false, qlora_run(false, "nf4", /*checkpointing=*/true)),
+            train(*world, zero(3), 1, false, qlora_run(false, "nf4", /*checkpointing=*/true)))
+      << "QLoRA nf4, activation checkpointing";
+  ZeroOptions offloaded = zero(3, 1, 33);
+  offloaded.offload_optimizer = OffloadTo::cpu;
+  offloaded.offload_params = OffloadTo::nvme;
+  offloaded.nvme_params = test_swap();
+  EXPECT_EQ(train(*world, on_host(offloaded), per_rank, false, lora_run(false, 0.1)),
+            train(*world, offloaded, per_rank, false, lora_run(false, 0.1)))
+      << "parameters on disk";
+
+  // At stage 3 on several ranks a sharded embedding is gathered into a new buffer at each acquire;
+  // one on the host is handed out where it lies, whole (no allocation).
+  if (world->size() > 1) {
+    const ModelConfig config = tiny_config(false);
+    for (bool host : {false, true}) {
+      ZeroOptions o = zero(3);
+      o.embed_on_host = host;
+      ZeroStore store(config, lora_run(false, 0.0).params(config), o, *world);
+      store.init_random(5, 0.1f);
+      const size_t before = memory_stats(Device::cpu()).allocated;
+      const Tensor embed = store.acquire(UnitId::embed()).embed;
+      EXPECT_EQ(embed.shape(), Shape({61, 32}));
+      const size_t gathered = memory_stats(Device::cpu()).allocated - before;
+      if (host)
+        EXPECT_EQ(gathered, 0u);
+      else
+        EXPECT_GE(gathered, 61u * 32 * 4) << "the table (padded to the ranks' shards)";
+      store.release(UnitId::embed());
+    }
+  }
+
+  // A trainable embedding (no LoRA: everything trains) cannot live there.
+  EXPECT_THROW(train(*world, on_host(zero(3)), per_rank, false), Error);
+  lora::LoraOptions o = options(true, 0.0);
+  o.frozen_embedding = "host";
+  o.modules_to_save = {};
+  try {
+    lora::resolve(o, tiny_config(true));
+    ADD_FAILURE() << "a tied embedding on the host was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("lora.frozen_embedding: host needs an embed_tokens of its own"),
+              std::string::npos) << e.what();
+  }
+  o = options(false, 0.0);
+  o.frozen_embedding = "host";
+  o.modules_to_save = {"embed_tokens"};
+  EXPECT_THROW(lora::resolve(o, tiny_config(false)), Error);
+  o.frozen_embedding = "gpu";
+  o.modules_to_save = {};
+  EXPECT_THROW(lora::resolve(o, tiny_config(false)), Error);
+}
 
 namespace {
 

@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <gtest/gtest.h>
 
+#include "lora/adapter.h"
 #include "tiny_training.h"
 
 using namespace tessera;
@@ -58,3 +59,29 @@ TEST_P(QatTraining, EveryStageSplitAndOffloadMatchesOneRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(TiedAndUntied, QatTraining, ::testing::Bool());
+
+// QAT with LoRA (the merged W + s B A fake-quantized, model/linear.h): adapters on a frozen base
+// train to one rank's losses on every stage, with checkpointing; and train something else than
+// plain LoRA does.
+TEST(QatLoraTraining, EveryStageMatchesOneRank) {
+  lora::LoraOptions o;
+  o.r = 4;
+  o.alpha = 8;
+  o.init = "gaussian";  // B starts at zero: the merged weight moves from the first update
+  Trained lora_only{.params = [o](const ModelConfig& c) { return lora::lora_parameters(c, lora::resolve(o, c)); },
+                    .lora_scale = lora::resolve(o, tiny_config(false)).scale()};
+  Trained both = lora_only;
+  both.qat = qat_run("int4", false).qat;
+  auto self = make_self_communicator();
+  const std::vector<double> reference = train(*self, zero(0), kGlobalBatch, false, both);
+  const std::vector<double> plain = train(*self, zero(0), kGlobalBatch, false, lora_only);
+  EXPECT_GT(std::abs(reference[0] - plain[0]), 1e-6) << "fake quantization changed nothing";
+  auto world = make_mpi_communicator(World::get());
+  const int64_t per_rank = kGlobalBatch / world->size();
+  for (int stage = 0; stage <= 3; ++stage)
+    expect_same_curve(train(*world, zero(stage), per_rank, false, both), reference,
+                      fmt::format("QAT + LoRA, stage {}", stage));
+  Trained checkpointed = both;
+  checkpointed.checkpointing = true;
+  expect_same_curve(train(*world, zero(3), 1, false, checkpointed), reference, "QAT + LoRA, activation checkpointing");
+}

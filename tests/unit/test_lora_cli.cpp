@@ -5,8 +5,10 @@
 
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <nlohmann/json.hpp>
 
+#include "engine/checkpoint/manifest.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 #include "random_tensors.h"
@@ -187,4 +189,111 @@ TEST(LoraCli, QloraJobAndItsExportsSaySo) {
   std::tie(code, out) = run("export --checkpoint " + ckpt + " --format peft --out " + (dir / "adapter").string());
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("trained on a nf4 base"), std::string::npos) << out;
+}
+
+namespace {
+
+std::string read_text(const fs::path& path) {
+  std::ifstream in(path);
+  return std::string(std::istreambuf_iterator<char>(in), {});
+}
+
+}  // namespace
+
+// A LoRA checkpoint records its base (model.path and the SHA-256 of each weight file): resuming on
+// the same base works on another world size (saved by 2 ranks, resumed by 1) and from a moved
+// copy; a base whose weight file changed, or with another file set, is refused naming the file,
+// by a resume and by the merged export (the PEFT export needs no base); a weight file damaged
+// against the base folder's SHA256SUMS is refused by name.
+TEST(LoraCli, CheckpointRecordsItsBaseAndResumeRefusesAnother) {
+  const fs::path dir = fs::path(::testing::TempDir()) / "lora_base";
+  fs::remove_all(dir);
+  auto [code, out] = run(kJob + " --set train.steps=2 --set checkpoint.every_steps=1 --set checkpoint.dir=" +
+                         (dir / "base-ckpt").string());
+  ASSERT_EQ(code, 0) << out;
+  const fs::path base = dir / "base", other = dir / "other";
+  for (const auto& [step, folder] : {std::pair{"2", base}, std::pair{"1", other}}) {
+    std::tie(code, out) = run("export --checkpoint " + (dir / "base-ckpt/step-").string() + step + " --out " +
+                              folder.string() + " --dtype fp32");
+    ASSERT_EQ(code, 0) << out;
+  }
+  // One schedule of 8 steps, stopped after `stop`.
+  auto lora = [&](const fs::path& model, int stop) {
+    return kJob + " --set model.init= --set model.path=" + model.string() + " --set model.tokenizer=bytes" +
+           " --set checkpoint.dir=" + (dir / "lora-ckpt").string() + " --set lora.r=4 --set train.steps=8" +
+           " --set train.stop_after=" + std::to_string(stop);
+  };
+  const testing_util::CommandResult two = testing_util::run_command(
+      TESSERA_SOURCE_DIR "/scripts/mpirun.sh -np 2 " TESSERA_BIN_DIR "/tessera " + lora(base, 2));
+  ASSERT_EQ(two.exit_code, 0) << two.output;
+  const nlohmann::json saved = nlohmann::json::parse(read_text(dir / "lora-ckpt/step-2/trainer_state.json"));
+  EXPECT_EQ(saved["world_size"], 2);
+  EXPECT_EQ(saved["base"]["path"], base.string());
+  const std::string sum = saved["base"]["sha256"]["model.safetensors"];
+  EXPECT_EQ(sum, checkpoint::sha256_file((base / "model.safetensors").string()));
+  EXPECT_EQ(saved["base"]["sha256"].size(), 1u);
+  EXPECT_NE(read_text(base / "SHA256SUMS").find(sum + "  model.safetensors"), std::string::npos);
+
+  // The same base on one rank resumes.
+  std::tie(code, out) = run(lora(base, 3));
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("resumed from " + (dir / "lora-ckpt/step-2").string()), std::string::npos) << out;
+  const std::string step3 = (dir / "lora-ckpt/step-3").string();
+  fs::copy(base, dir / "moved", fs::copy_options::recursive);
+
+  // Another model.safetensors (with its own, matching SHA256SUMS) under the same path: refused by a
+  // resume and by the merged export, naming the file.
+  fs::copy(other, base, fs::copy_options::overwrite_existing | fs::copy_options::recursive);
+  const std::string changed = (base / "model.safetensors").string() + ": SHA-256 ";
+  const std::string recorded = "... is not the " + sum.substr(0, 12) + "... recorded in " + step3 +
+                               ": its adapters were trained on " + (base / "model.safetensors").string() + " as it was then";
+  std::tie(code, out) = run(lora(base, 4));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find(changed), std::string::npos) << out;
+  EXPECT_NE(out.find(recorded), std::string::npos) << out;
+  std::tie(code, out) = run("export --checkpoint " + step3 + " --out " + (dir / "merged").string());
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find(changed), std::string::npos) << out;
+  EXPECT_NE(out.find(recorded), std::string::npos) << out;
+  std::tie(code, out) = run("export --checkpoint " + step3 + " --format peft --out " + (dir / "adapter").string());
+  EXPECT_EQ(code, 0) << out;
+
+  // The original base moved elsewhere resumes.
+  std::tie(code, out) = run(lora(dir / "moved", 4));
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("its base moved from " + base.string() + " to " + (dir / "moved").string()), std::string::npos)
+      << out;
+  const std::string ckpt = (dir / "lora-ckpt/step-4").string();
+
+  // The same tensors as one shard named by an index: another file set.
+  const fs::path sharded = dir / "sharded";
+  fs::create_directories(sharded);
+  fs::copy(dir / "moved/config.json", sharded / "config.json");
+  fs::copy(dir / "moved/model.safetensors", sharded / "model-00001-of-00001.safetensors");
+  nlohmann::json index = {{"metadata", nlohmann::json::object()}, {"weight_map", nlohmann::json::object()}};
+  const SafetensorsFile shard = SafetensorsFile::open((sharded / "model-00001-of-00001.safetensors").string());
+  for (const std::string& name : shard.names()) index["weight_map"][name] = "model-00001-of-00001.safetensors";
+  std::ofstream(sharded / "model.safetensors.index.json") << index.dump();
+  std::tie(code, out) = run(lora(sharded, 5));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find(ckpt + ": its adapters were trained on the base " + (dir / "moved").string() +
+                     " (model.safetensors); this job's base is " + sharded.string() +
+                     " (model-00001-of-00001.safetensors)"),
+            std::string::npos)
+      << out;
+
+  // A byte of the moved copy's weights flipped: its SHA256SUMS names the file.
+  {
+    std::fstream f(dir / "moved/model.safetensors", std::ios::in | std::ios::out | std::ios::binary);
+    f.seekg(-3, std::ios::end);
+    const char byte = static_cast<char>(f.get() ^ 0xff);
+    f.seekp(-3, std::ios::end);
+    f.put(byte);
+  }
+  std::tie(code, out) = run(lora(dir / "moved", 5));
+  EXPECT_NE(code, 0);
+  EXPECT_NE(out.find((dir / "moved/model.safetensors").string() + ": checksum mismatch against SHA256SUMS"),
+            std::string::npos)
+      << out;
+  fs::remove_all(dir);
 }

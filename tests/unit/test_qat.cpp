@@ -174,7 +174,12 @@ TEST(QatConfig, KeysAndErrors) {
             "job.yaml:4: quant.qat.symmetric: only int4 has an asymmetric form, not int8");
   EXPECT_NE(config_error("quant:\n  qat:\n    modules: [q_proj, o_porj]\n").find("unknown module 'o_porj'"),
             std::string::npos);
-  EXPECT_NE(config_error("lora: {}\nquant:\n  qat: {}\n").find("cannot be combined with a lora: section"),
+  // With LoRA: the merged weight is fake-quantized, so a packed base and adapter dropout are refused.
+  EXPECT_EQ(config_error("lora: {}\nquant:\n  qat: {}\n"), "(no error)");
+  EXPECT_NE(config_error("lora: {base_quant: nf4}\nquant:\n  qat: {}\n")
+                .find("lora.base_quant: nf4 cannot be combined with quant.qat"),
+            std::string::npos);
+  EXPECT_NE(config_error("lora: {dropout: 0.1}\nquant:\n  qat: {}\n").find("lora.dropout: must be 0 with quant.qat"),
             std::string::npos);
   // Against the model: rows that do not split into the groups.
   QatOptions o;

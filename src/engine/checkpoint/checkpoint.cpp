@@ -1,9 +1,9 @@
 #include "engine/checkpoint/checkpoint.h"
 
-#include <cstring>
 #include <filesystem>
 
 #include "core/error.h"
+#include "comm/rank_agreement.h"
 #include "core/log.h"
 #include "engine/checkpoint/checkpoint_dir.h"
 #include "engine/checkpoint/manifest.h"
@@ -17,40 +17,6 @@ namespace {
 
 constexpr const char* kStateFile = "state.h5";
 constexpr const char* kConfigFile = "config.yaml";
-
-// `root`'s string, on every rank.
-std::string broadcast_string(const std::string& value, Communicator& host, int root = 0) {
-  Tensor length = Tensor::from_vector<int64_t>({static_cast<int64_t>(value.size())}, {1}, DType::I64);
-  host.broadcast(length, root).wait();
-  Tensor bytes = Tensor::empty({length.data_as<int64_t>()[0]}, DType::U8);
-  if (host.rank() == root && !value.empty()) std::memcpy(bytes.data(), value.data(), value.size());
-  host.broadcast(bytes, root).wait();
-  return std::string(bytes.data_as<char>(), static_cast<size_t>(bytes.numel()));
-}
-
-// Runs fn on this rank; then, on every rank, throws the error of the lowest rank whose fn failed.
-template <typename Fn>
-void on_every_rank(Communicator& host, Fn&& fn) {
-  std::string error;
-  try {
-    fn();
-  } catch (const std::exception& e) {
-    error = e.what();
-    if (error.empty()) error = "unknown error";
-  }
-  Tensor first = Tensor::from_vector<int32_t>({error.empty() ? 0 : host.size() - host.rank()}, {1}, DType::I32);
-  host.all_reduce(first, ReduceOp::Max).wait();
-  const int32_t code = first.data_as<int32_t>()[0];
-  if (code == 0) return;
-  throw Error(broadcast_string(error, host, host.size() - code));
-}
-
-template <typename Fn>
-void on_rank0(Communicator& host, Fn&& fn) {
-  on_every_rank(host, [&] {
-    if (host.rank() == 0) fn();
-  });
-}
 
 ParamSpec spec_of(const UnitParam& p) { return {p.name, p.shape}; }
 

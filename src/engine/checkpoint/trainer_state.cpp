@@ -10,14 +10,15 @@
 namespace tessera::checkpoint {
 
 std::string trainer_state_json(const TrainerState& state, int world_size) {
-  const nlohmann::json trainer = {{"format", 1},
-                                  {"step", state.step},
-                                  {"skipped_steps", state.skipped_steps},
-                                  {"schedule_steps", state.schedule_steps},
-                                  {"world_size", world_size},
-                                  {"lineage", state.lineage},
-                                  {"loader", {{"seed", state.loader.seed}, {"epoch", state.loader.epoch},
-                                              {"position", state.loader.position}}}};
+  nlohmann::json trainer = {{"format", 1},
+                            {"step", state.step},
+                            {"skipped_steps", state.skipped_steps},
+                            {"schedule_steps", state.schedule_steps},
+                            {"world_size", world_size},
+                            {"lineage", state.lineage},
+                            {"loader", {{"seed", state.loader.seed}, {"epoch", state.loader.epoch},
+                                        {"position", state.loader.position}}}};
+  if (!state.base.empty()) trainer["base"] = base_json(state.base);
   return trainer.dump(2) + "\n";
 }
 
@@ -35,6 +36,7 @@ TrainerState read_trainer_state(const std::string& folder) {
     const auto& loader = trainer.at("loader");
     state.loader = {loader.at("seed").get<uint64_t>(), loader.at("epoch").get<int64_t>(),
                     loader.at("position").get<int64_t>()};
+    if (trainer.contains("base")) state.base = base_from_json(trainer.at("base"), path);
   } catch (const nlohmann::json::exception& e) {
     fail("{}: {}", path, e.what());
   }

@@ -122,8 +122,18 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   if (c.model.init.IsMap()) check_model_init(c.model.init, check);
   if (c.lora) check_lora(*c.lora, check);
   if (c.quant.qat) check_qat(*c.quant.qat, check);
-  check.require(!(c.quant.qat && c.lora), "quant.qat",
-                "cannot be combined with a lora: section yet (the merged W + s B A is not fake-quantized)");
+  // QAT with LoRA fake-quantizes the merged W + s B A (model/linear.h): a dense base, no dropout.
+  if (c.quant.qat && c.lora) {
+    check.require(c.lora->base_quant == "none", "lora.base_quant",
+                  fmt::format("{} cannot be combined with quant.qat (a packed base is not fake-quantized); use none",
+                              c.lora->base_quant));
+    check.require(c.lora->dropout == 0, "lora.dropout",
+                  "must be 0 with quant.qat (the merged W + s B A is fake-quantized: the adapter has no input of its "
+                  "own to drop)");
+    const auto& m = c.quant.qat->modules;
+    check.require(c.lora->frozen_embedding == "device" || std::find(m.begin(), m.end(), "embed_tokens") == m.end(),
+                  "lora.frozen_embedding", "must be device when quant.qat.modules fake-quantizes embed_tokens");
+  }
 }
 
 }  // namespace

@@ -208,6 +208,7 @@ template <typename V> void describe(V& v, LoraOptions& s) {
   v("adapter", s.adapter);
   v("base_quant", s.base_quant, {"none", "nf4", "int8"});
   v("packed_matmul", s.packed_matmul, {"dequantize", "gemm_packed"});
+  v("frozen_embedding", s.frozen_embedding, {"device", "host"});
 }
 }  // namespace tessera::lora
 
