@@ -1,7 +1,10 @@
 // Small-M gemm against a row-major weight (see gemv.h): one warp per output column n streams
-// row n of W (K elements, 16 bytes per lane per load, eight loads in flight) and multiplies it
-// with the M rows of A, which every warp of the block reads alike (they stay in L1); the lanes'
-// fp32 partial sums meet by shuffles and lane 0 writes the M outputs of column n.
+// row n of W (K elements) and multiplies it with the M rows of A, which every warp of the block
+// reads alike (they stay in L1); the lanes' fp32 partial sums meet by shuffles and lane 0 writes
+// the M outputs of column n. The weight's bytes are the whole cost, so each lane first issues
+// kUnroll independent 16-byte loads of its row (non-caching: read once) and only then does the
+// arithmetic: a warp keeps kUnroll x 512 bytes in flight, enough to cover the memory latency with
+// the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s).
 #include <cstdlib>
 #include <cstring>
 
@@ -14,8 +17,38 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxRows = 4;  // beyond, converting A's rows costs as much as the weight's bytes: cuBLASLt
-constexpr int kVec = 8;  // elements per 16-byte load
+constexpr int kMaxRows = 4;  // beyond, converting A's rows costs as much ALU as the weight's bytes: cuBLASLt
+constexpr int kVec = 8;      // elements per 16-byte load
+constexpr int kUnroll = 8;   // loads in flight per lane
+constexpr int kStep = 32 * kVec;  // elements a warp covers per load
+
+__device__ __forceinline__ uint4 load_streaming(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack(float (&out)[kVec], const uint4& v) {
+  const Pack<T, kVec> p = *reinterpret_cast<const Pack<T, kVec>*>(&v);
+#pragma unroll
+  for (int i = 0; i < kVec; ++i) out[i] = to_f32(p.x[i]);
+}
+
+template <typename T, int M>
+__device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, const T* a, int64_t k, int k0) {
+  float w[kVec];
+  unpack<T>(w, wraw);
+#pragma unroll
+  for (int m = 0; m < M; ++m) {
+    float av[kVec];
+    load_f32<kVec>(av, a + m * k + k0);
+#pragma unroll
+    for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], w[i], acc[m]);
+  }
+}
 
 template <typename T, typename C, int M>
 __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(C* c, const T* a, const T* w, int n_total, int k,
@@ -27,18 +60,23 @@ __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(C* c, const T
   float acc[M];
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-#pragma unroll 8
-  for (int k0 = lane * kVec; k0 < k; k0 += 32 * kVec) {
-    float wv[kVec];
-    load_f32<kVec>(wv, row + k0);
+  int k0 = lane * kVec;
+  // Whole rounds of kUnroll loads, issued before any of them is used.
+  for (; k0 + (kUnroll - 1) * kStep < k; k0 += kUnroll * kStep) {
+    uint4 wraw[kUnroll];
 #pragma unroll
-    for (int m = 0; m < M; ++m) {
-      float av[kVec];
-      load_f32<kVec>(av, a + static_cast<int64_t>(m) * k + k0);
+    for (int u = 0; u < kUnroll; ++u) wraw[u] = load_streaming(row + k0 + u * kStep);
 #pragma unroll
-      for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], wv[i], acc[m]);
-    }
+    for (int u = 0; u < kUnroll; ++u) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
   }
+  // The rest: up to kUnroll - 1 loads, still issued together.
+  uint4 wraw[kUnroll];
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u)
+    if (k0 + u * kStep < k) wraw[u] = load_streaming(row + k0 + u * kStep);
+#pragma unroll
+  for (int u = 0; u < kUnroll; ++u)
+    if (k0 + u * kStep < k) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
 #pragma unroll
   for (int m = 0; m < M; ++m)
     for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);

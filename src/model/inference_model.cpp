@@ -91,17 +91,29 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   Tensor x = Tensor::empty({T, c.hidden_size}, dtype_, device_);
   ops::embedding_forward(x, source_->acquire(embed).embed, ids);
   source_->release(embed);
+  // With weights held whole, each layer's last residual add also makes the next layer's input
+  // norm (one launch instead of two).
+  const bool fuse_norms = source_->fixed_addresses();
+  LayerActivations next;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const UnitId unit = UnitId::layer_unit(l);
     layer = l;
     const LayerParams& p = source_->acquire(unit).layers[l];
     LayerActivations a;
+    a.h = std::move(next.h);
+    a.rstd_in = std::move(next.rstd_in);
+    next = {};
     layer_attention_inputs(c, rope_, p, x, positions, a, project);
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
     ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slots, k_cache, v_cache);
     Tensor attn = Tensor::empty({T, Hq, D}, kv_dtype, device_);
     ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale, attn);
-    x = layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project);
+    Tensor next_norm;
+    if (fuse_norms && l + 1 < c.num_hidden_layers) {
+      next_norm = source_->acquire(UnitId::layer_unit(l + 1)).layers[l + 1].input_norm;
+      source_->release(UnitId::layer_unit(l + 1));
+    }
+    x = layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project, next_norm, &next);
     source_->release(unit);
   }
 

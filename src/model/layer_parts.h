@@ -14,14 +14,18 @@ using ProjectFn = std::function<Tensor(const Linear& l, Projection which, const 
 
 // Input norm, q/k/v projections, Qwen3's q/k norms and RoPE at `positions` [T] int32: fills
 // a.x, a.h, a.rstd_in, a.q [T, Hq, D], a.k and a.v [T, Hkv, D] (and a.q_raw, a.k_raw, a.rstd_q,
-// a.rstd_k with qk_norm).
+// a.rstd_k with qk_norm). An a.h already set is taken as the input norm of x (with a.rstd_in), as
+// the previous layer's layer_attention_outputs computes it with `next`.
 void layer_attention_inputs(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, const Tensor& x,
                             const Tensor& positions, LayerActivations& a, const ProjectFn& project);
 
 // The rest of the layer from the attention's output attn [T, Hq * D]: o_proj, the residual, the
 // post-attention norm and the MLP. Fills a.x_mid, a.rstd_post, a.h_post, a.gate, a.up, a.act and
-// returns the layer's output [T, hidden].
+// returns the layer's output [T, hidden]. With `next` (and next_norm, the next layer's input_norm),
+// the last residual add also gives the next layer's input norm, into next->h and next->rstd_in
+// (one fused op, bit for bit the separate add and norm).
 Tensor layer_attention_outputs(const ModelConfig& config, const LayerParams& p, const Tensor& attn,
-                               LayerActivations& a, const ProjectFn& project);
+                               LayerActivations& a, const ProjectFn& project, const Tensor& next_norm = Tensor(),
+                               LayerActivations* next = nullptr);
 
 }  // namespace tessera

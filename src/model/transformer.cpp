@@ -79,7 +79,7 @@ void layer_attention_inputs(const ModelConfig& c, const RopeTable& rope, const L
   const int64_t T = x.numel() / c.hidden_size, D = c.head_dim, Hq = c.num_attention_heads,
                 Hkv = c.num_key_value_heads;
   a.x = x;
-  a.h = rmsnorm(x, p.input_norm, c.rms_norm_eps, a.rstd_in);
+  if (!a.h.defined()) a.h = rmsnorm(x, p.input_norm, c.rms_norm_eps, a.rstd_in);
   a.q = project(p.q_proj, kQ, a.h);
   a.k = project(p.k_proj, kK, a.h);
   a.v = project(p.v_proj, kV, a.h);
@@ -96,7 +96,7 @@ void layer_attention_inputs(const ModelConfig& c, const RopeTable& rope, const L
 }
 
 Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const Tensor& attn, LayerActivations& a,
-                               const ProjectFn& project) {
+                               const ProjectFn& project, const Tensor& next_norm, LayerActivations* next) {
   const int64_t T = a.x.numel() / c.hidden_size;
   Tensor o = project(p.o_proj, kO, attn);
   a.x_mid = like(a.x, {T, c.hidden_size});
@@ -109,7 +109,13 @@ Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const
   a.act = like(a.x, {T, c.intermediate_size});
   ops::swiglu_forward(a.act, a.gate, a.up);
   Tensor y = project(p.down_proj, kDown, a.act);
-  ops::add(y, y, a.x_mid);
+  if (next && next_norm.defined()) {
+    next->h = like(a.x, {T, c.hidden_size});
+    next->rstd_in = f32_like(a.x, {T});
+    ops::add_rmsnorm_forward(y, next->h, next->rstd_in, y, a.x_mid, next_norm, static_cast<float>(c.rms_norm_eps));
+  } else {
+    ops::add(y, y, a.x_mid);
+  }
   return y;
 }
 

@@ -87,27 +87,29 @@ PackedTensor gptq_quantize(const Tensor& weight, const Tensor& hessian, const Qu
   const std::vector<float> u = inverse_upper_cholesky(h, cols, what, options.damp);
   h = {};
 
+  // Each row's walk through a block depends only on that row (and U): rows go in parallel. A
+  // group's parameters are chosen at its first column in processing order.
   const int64_t g = grid.group_size();
-  std::vector<bool> chosen(static_cast<size_t>(grid.groups()), false);
-  std::vector<float> group_values(static_cast<size_t>(rows * g));
+  std::vector<int64_t> first(static_cast<size_t>(grid.groups()), cols);
+  for (int64_t c = 0; c < cols; ++c) first[c / g] = std::min(first[c / g], position[c]);
   double loss = 0;
   for (int64_t i1 = 0; i1 < cols; i1 += options.block_size) {
     const int64_t i2 = std::min(cols, i1 + options.block_size), count = i2 - i1;
     std::vector<float> err(static_cast<size_t>(rows * count));
-    for (int64_t j = i1; j < i2; ++j) {
-      const int64_t col = perm[j], group = col / g;
-      if (!chosen[group]) {  // the group's current values, in its own column order
-        for (int64_t r = 0; r < rows; ++r)
-          for (int64_t k = 0; k < g; ++k) group_values[r * g + k] = w[r * cols + position[group * g + k]];
-        grid.choose(group, group_values.data(), g);
-        chosen[group] = true;
-      }
-      const float d = u[j * cols + j];
-      const float* u_row = &u[j * cols];
-      for (int64_t r = 0; r < rows; ++r) {
-        float* w_row = &w[r * cols];
+#pragma omp parallel for reduction(+ : loss) if (rows * count * count > (1 << 16))
+    for (int64_t r = 0; r < rows; ++r) {
+      float* w_row = &w[r * cols];
+      std::vector<float> group_values;
+      for (int64_t j = i1; j < i2; ++j) {
+        const int64_t col = perm[j], group = col / g;
+        if (first[group] == j) {  // the group's current values in this row, in its own column order
+          group_values.resize(static_cast<size_t>(g));
+          for (int64_t k = 0; k < g; ++k) group_values[k] = w_row[position[group * g + k]];
+          grid.choose(r, group, group_values.data());
+        }
+        const float* u_row = &u[j * cols];
         const float q = grid.round(r, col, w_row[j]);
-        const float e = (w_row[j] - q) / d;
+        const float e = (w_row[j] - q) / u_row[j];
         loss += 0.5 * double(e) * double(e);
         err[r * count + (j - i1)] = e;
         for (int64_t k = j + 1; k < i2; ++k) w_row[k] -= e * u_row[k];

@@ -20,36 +20,33 @@ ColumnGrid::ColumnGrid(const QuantSpec& spec, int64_t rows, int64_t cols)
   zero_.assign(scale_.size(), 8);
 }
 
-void ColumnGrid::choose(int64_t group, const float* values, int64_t stride) {
+void ColumnGrid::choose(int64_t row, int64_t group, const float* v) {
   const int64_t n = spec_.group_size;
-  for (int64_t r = 0; r < rows_; ++r) {
-    const float* v = values + r * stride;
-    const size_t at = static_cast<size_t>(r * groups_ + group);
-    float amax = 0.0f, m = 0.0f;  // m: the first value of largest magnitude, with its sign (q4_0)
-    for (int64_t k = 0; k < n; ++k)
-      if (amax < std::fabs(v[k])) amax = std::fabs(v[k]), m = v[k];
-    switch (spec_.scheme) {
-      case QuantScheme::Int8:
-        scale_[at] = qm::int8_scale(amax);
-        inverse_[at] = qm::inverse_or_zero(scale_[at]);
-        break;
-      case QuantScheme::Int4: {
-        const auto [low, high] = std::minmax_element(v, v + n);
-        scale_[at] = f16_bits_to_f32(f32_to_f16_bits(qm::int4_scale(*low, *high, spec_.symmetric)));
-        inverse_[at] = qm::inverse_or_zero(scale_[at]);
-        zero_[at] = spec_.symmetric ? uint8_t(8) : qm::int4_zero(*low, inverse_[at]);
-        break;
-      }
-      case QuantScheme::Q8_0:
-      case QuantScheme::Q4_0: {
-        // Codes use the fp32 d; dequantization the stored f16 one.
-        const float d = spec_.scheme == QuantScheme::Q8_0 ? qm::q8_0_scale(amax) : qm::q4_0_scale(m);
-        inverse_[at] = qm::inverse_or_zero(d);
-        scale_[at] = f16_bits_to_f32(f32_to_f16_bits(d));
-        break;
-      }
-      case QuantScheme::NF4: break;  // refused by the constructor
+  const size_t at = static_cast<size_t>(row * groups_ + group);
+  float amax = 0.0f, m = 0.0f;  // m: the first value of largest magnitude, with its sign (q4_0)
+  for (int64_t k = 0; k < n; ++k)
+    if (amax < std::fabs(v[k])) amax = std::fabs(v[k]), m = v[k];
+  switch (spec_.scheme) {
+    case QuantScheme::Int8:
+      scale_[at] = qm::int8_scale(amax);
+      inverse_[at] = qm::inverse_or_zero(scale_[at]);
+      break;
+    case QuantScheme::Int4: {
+      const auto [low, high] = std::minmax_element(v, v + n);
+      scale_[at] = f16_bits_to_f32(f32_to_f16_bits(qm::int4_scale(*low, *high, spec_.symmetric)));
+      inverse_[at] = qm::inverse_or_zero(scale_[at]);
+      zero_[at] = spec_.symmetric ? uint8_t(8) : qm::int4_zero(*low, inverse_[at]);
+      break;
     }
+    case QuantScheme::Q8_0:
+    case QuantScheme::Q4_0: {
+      // Codes use the fp32 d; dequantization the stored f16 one.
+      const float d = spec_.scheme == QuantScheme::Q8_0 ? qm::q8_0_scale(amax) : qm::q4_0_scale(m);
+      inverse_[at] = qm::inverse_or_zero(d);
+      scale_[at] = f16_bits_to_f32(f32_to_f16_bits(d));
+      break;
+    }
+    case QuantScheme::NF4: break;  // refused by the constructor
   }
 }
 

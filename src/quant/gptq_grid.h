@@ -22,11 +22,11 @@ class ColumnGrid {
   int64_t group_size() const { return spec_.group_size; }  // int8: the whole row
   int64_t groups() const { return groups_; }               // per row
 
-  // Chooses group `group`'s parameters for every row from values[r * stride + k], k < group_size():
-  // the group's current values in its own column order.
-  void choose(int64_t group, const float* values, int64_t stride);
+  // Chooses group `group`'s parameters for `row` from values[k], k < group_size(): the group's
+  // current values in that row, in their own column order. Rows are independent (one thread each).
+  void choose(int64_t row, int64_t group, const float* values);
   // Rounds x, the value at (row, col), on its group's parameters (chosen before): keeps the code
-  // and returns the value it dequantizes to.
+  // and returns the value it dequantizes to. Different (row, col) may be rounded concurrently.
   float round(int64_t row, int64_t col, float x);
 
   PackedTensor pack() const;  // on the CPU
