@@ -61,6 +61,8 @@ attention_bench() {
 # measured here (gemm_bench); each run's step split (device time of forward + backward and of what
 # follows it) and the share outside forward + backward (issue #17: goal < 4%); the fastest variant.
 train_1b() {
+  # The overlapped step against the sequential one on the GPU (tests/gpu/test_overlap_step_gpu.cpp).
+  check overlap_step_gpu "${mpi[@]}" -np 1 .device/bin/test_gpu_comm --gtest_filter='OverlapStepGpu*'
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
   local peaks="" v
   for tb in 0 1; do
