@@ -406,6 +406,28 @@ for shape in ("1b", "8b"):
         print(f"| {shape} {scheme} | {f1 and round(f1, 1)} ({b1 and round(b1, 1)}) | {gbps} | "
               + " / ".join(speed(m, "fused_us") for m in (1, 2, 4, 8, 16)) + " | "
               + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
+# The fused gemv's variants side by side (TESSERA_PACKED_GEMV): per layer us, x bf16, and at M=1
+# the gate_up and down projections' packed GB/s; then each variant's total over every row.
+variants = [v for v in ("v1", "mma", "mma4", "mma8", "mma16") if any(v in r.get("variant_us", {}) for r in rows)]
+print()
+print("| fused variants (shape scheme M) | " + " | ".join(f"{v}: layer us, x bf16 (GB/s gate_up/down)" for v in variants) + " | fastest |")
+print("| --- |" + " --- |" * (len(variants) + 1))
+totals = {v: 0.0 for v in variants}
+for shape in ("1b", "8b"):
+    for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0"):
+        for m in (1, 2, 4, 8):
+            got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
+            if len(got) != 4 or any(set(variants) - set(r.get("variant_us", {})) for r in got): continue
+            bf16 = sum(per_layer[r["proj"]] * r["bf16_us"] for r in got)
+            cells, layer_us = [], {}
+            for v in variants:
+                us = layer_us[v] = sum(per_layer[r["proj"]] * r["variant_us"][v] for r in got)
+                totals[v] += us
+                gbps = " / ".join(f'{r["packed_mb"] * 1e3 / r["variant_us"][v]:.0f}' for r in got if r["proj"] in ("gate_up", "down"))
+                cells.append(f"{us:.1f}, {bf16 / us:.2f}x" + (f" ({gbps})" if m == 1 else ""))
+            print(f"| {shape} {scheme} M={m} | " + " | ".join(cells) + f" | {min(layer_us, key=layer_us.get)} |")
+if totals and all(totals.values()):
+    print(f"| all rows, total us | " + " | ".join(f"{totals[v]:.0f}" for v in variants) + f" | {min(totals, key=totals.get)} |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi
@@ -474,24 +496,27 @@ decode_8b() {
 }
 # Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
 # kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
-# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s.
+# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s. The packed projections run the
+# default fused gemv (TESSERA_PACKED_GEMV unset: mma), and int4 once more with v1 for comparison.
 decode_quant() {
   : > "$out/decode_quant.jsonl"
   for shape in 1b 8b; do
-    for scheme in bf16 int8 int4 q8_0 q4_0; do
-      timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 --scheme $scheme 2>&1 \
-        | tee -a "$out/decode_quant.log" | sed -n 's/^RESULT //p' >> "$out/decode_quant.jsonl"
+    for run in bf16:mma int8:mma int4:mma q8_0:mma q4_0:mma int4:v1; do
+      scheme=${run%:*} variant=${run#*:}
+      TESSERA_PACKED_GEMV=$variant timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 \
+        --scheme $scheme 2>&1 | tee -a "$out/decode_quant.log" \
+        | sed -n "s/^RESULT {/{\"variant\":\"$variant\",/p" >> "$out/decode_quant.jsonl"
     done
   done
   python3 - "$out/decode_quant.jsonl" >> "$summary" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("| decode batch 1 (shape scheme) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
+print("| decode batch 1 (shape scheme fused-gemv) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
 print("| --- | --- | --- | --- | --- | --- |")
 for r in rows:
     base = next((b for b in rows if b["shape"] == r["shape"] and b["scheme"] == "bf16"), None)
     ratio = f'{r["decode_tok_per_s"] / base["decode_tok_per_s"]:.2f}' if base else "-"
-    print(f'| {r["shape"]} {r["scheme"]} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
+    print(f'| {r["shape"]} {r["scheme"]} {r["variant"] if r["scheme"] != "bf16" else ""} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
 PY
 }
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
