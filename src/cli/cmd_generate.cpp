@@ -4,7 +4,6 @@
 // per line out with text and ids) or --input-ids FILE.safetensors (input_ids int64 [batch,
 // prompt]; --output then writes generated int64 [batch, new tokens], no tokenizer needed).
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -17,7 +16,7 @@
 #include "engine/inference/prompt_files.h"
 #include "io/data/chat_template.h"
 #include "io/data/document.h"
-#include "io/safetensors.h"
+#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
 #include "model/inference_model.h"
 
@@ -116,17 +115,18 @@ void run_generate(const GenerateArgs& a) {
     spdlog::info("generate: {} x {} tokens -> {}", B, N, a.output);
     return;
   }
-  std::ofstream file;
-  if (!a.output.empty()) {
-    file.open(a.output);
-    TS_CHECK(file, "--output {}: cannot write the file", a.output);
-  }
-  std::ostream& out = a.output.empty() ? std::cout : file;
+  std::string lines;
   for (const Completion& c : done)
-    out << nlohmann::json{{"text", c.text}, {"ids", c.ids}, {"finish_reason", inference::finish_reason_name(c.finish)}}
-               .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
-        << '\n';
-  if (!a.output.empty()) spdlog::info("generate: {} completions -> {}", done.size(), a.output);
+    lines += nlohmann::json{{"text", c.text}, {"ids", c.ids}, {"finish_reason", inference::finish_reason_name(c.finish)}}
+                 .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+             "\n";
+  if (a.output.empty()) {
+    std::cout << lines;
+    return;
+  }
+  // Whole or not at all: a killed run leaves an earlier --output file as it was.
+  with_context("--output", [&] { write_file_atomically(a.output, lines); });
+  spdlog::info("generate: {} completions -> {}", done.size(), a.output);
 }
 
 }  // namespace
