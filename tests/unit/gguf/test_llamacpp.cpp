@@ -5,7 +5,9 @@
 // forward). Tokenization must match exactly, and so must the f32 continuations (barring a top-1
 // within float rounding of the second); q8_0 and q4_0 continuations must match wherever our top-1
 // margin is clear of what their arithmetic can move (llama.cpp quantizes the activations to 8
-// bits for those dot products, we do not).
+// bits for those dot products, we do not). `tessera generate --model FILE.gguf` on the prompts as
+// text (the file's tokenizer, packed projections, the paged cache) must give the same greedy
+// tokens, and its agreement with llama.cpp is reported.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -109,6 +111,26 @@ json run_llamacpp(const fs::path& gguf, const std::vector<std::string>& prompts,
   return out;
 }
 
+// `tessera generate` on the file, greedy, the prompts as text (the file's own tokenizer): the ids of
+// each completion (it stops at an end-of-generation token).
+std::vector<std::vector<int32_t>> run_generate(const fs::path& gguf, const std::vector<std::string>& prompts,
+                                               const fs::path& dir) {
+  const fs::path input = dir / "prompts.jsonl", output = dir / "generated.jsonl";
+  {
+    std::ofstream in(input);
+    for (const std::string& p : prompts) in << json{{"prompt", p}}.dump() << '\n';
+  }
+  const auto [code, log] = testing_util::tessera_cli("generate --model " + gguf.string() + " --input " + input.string() +
+                                                     " --max-new-tokens " + std::to_string(kNewTokens) +
+                                                     " --temperature 0 --device cpu --output " + output.string());
+  EXPECT_EQ(code, 0) << log;
+  std::vector<std::vector<int32_t>> ids;
+  std::ifstream out(output);
+  for (std::string line; std::getline(out, line);) ids.push_back(json::parse(line).at("ids").get<std::vector<int32_t>>());
+  EXPECT_EQ(ids.size(), prompts.size()) << log;
+  return ids;
+}
+
 class LlamaCpp : public ::testing::TestWithParam<std::tuple<std::string, std::string>> {};
 
 }  // namespace
@@ -139,6 +161,8 @@ TEST_P(LlamaCpp, TokenizesAndContinuesAsWeDo) {
   const float tolerance = quant == "q4_0" ? 0.5f : quant == "q8_0" ? 0.25f : 1e-4f;
   int agreed = 0, compared = 0, diverged = 0;
   float widest = 0;  // the largest margin at which llama.cpp chose differently
+  std::vector<int> diverged_at(c.prompts.size(), kNewTokens);
+  std::vector<Choices> ours_all;
   for (size_t i = 0; i < c.prompts.size(); ++i) {
     const json& result = cpp["results"][i];
     const auto theirs = result["tokens"].get<std::vector<int32_t>>();
@@ -150,6 +174,7 @@ TEST_P(LlamaCpp, TokenizesAndContinuesAsWeDo) {
     const auto continuation = result["continuation"].get<std::vector<int32_t>>();
     ASSERT_EQ(continuation.size(), static_cast<size_t>(kNewTokens));
     const Choices ours_next = our_choices(model, input, continuation);
+    ours_all.push_back(ours_next);
     // Up to the first difference: after it the two continue different texts.
     for (int t = 0; t < kNewTokens; ++t) {
       ++compared;
@@ -158,6 +183,7 @@ TEST_P(LlamaCpp, TokenizesAndContinuesAsWeDo) {
         continue;
       }
       ++diverged;
+      diverged_at[i] = t;
       widest = std::max(widest, ours_next.margins[t]);
       EXPECT_LT(ours_next.margins[t], tolerance)
           << name << " " << quant << ": llama.cpp chose " << continuation[t] << " where our top-1 "
@@ -169,6 +195,32 @@ TEST_P(LlamaCpp, TokenizesAndContinuesAsWeDo) {
   std::cout << "[ llama.cpp ] " << name << " " << quant << ": greedy tokens agreeing " << agreed << " / " << compared
             << "; " << diverged << " of " << c.prompts.size() << " prompts diverge, at top-1 margins up to " << widest
             << "\n";
+
+  // `tessera generate --model FILE.gguf` (the file's tokenizer, its projections packed, the paged
+  // cache) continues each prompt as llama.cpp does up to where our forward first chose otherwise,
+  // and takes our forward's choice there.
+  const std::vector<std::vector<int32_t>> generated = run_generate(gguf, c.prompts, dir);
+  int generate_agreed = 0, generate_compared = 0;
+  for (size_t i = 0; i < std::min(generated.size(), c.prompts.size()); ++i) {
+    const auto continuation = cpp["results"][i]["continuation"].get<std::vector<int32_t>>();
+    const std::vector<int32_t>& ids = generated[i];
+    bool same = true;
+    for (size_t t = 0; t < std::min<size_t>(ids.size(), kNewTokens); ++t) {
+      if (static_cast<int>(t) < diverged_at[i])
+        EXPECT_EQ(ids[t], continuation[t]) << name << " " << quant << ": generate vs llama.cpp, prompt " << i
+                                           << ", token " << t;
+      else if (static_cast<int>(t) == diverged_at[i])
+        EXPECT_EQ(ids[t], ours_all[i].tokens[t]) << name << " " << quant << ": generate vs our forward, prompt " << i;
+      if (same) {
+        ++generate_compared;
+        same = ids[t] == continuation[t];
+        generate_agreed += same;
+      }
+    }
+  }
+  std::cout << "[ llama.cpp ] " << name << " " << quant << ": tessera generate agrees with llama.cpp on "
+            << generate_agreed << " / " << generate_compared << " greedy tokens (up to each first difference)\n";
+  RecordProperty("generate_agreement", std::to_string(generate_agreed) + "/" + std::to_string(generate_compared));
   RecordProperty("greedy_agreement", std::to_string(agreed) + "/" + std::to_string(compared));
   fs::remove_all(dir);
 }
