@@ -56,36 +56,31 @@ attention_bench() {
 }
 
 # Llama-3.2-1B shape, seq 2048, micro-batch 4 on one GPU: `tessera train` (ZeRO-3, AdamW, fp32
-# master weights) and one forward + backward, next to PyTorch + transformers' full step.
+# master weights) with the sequential optimizer step and with zero.overlap_step (AdamW on its own
+# stream behind the next forward), one forward + backward alone (model_bench), PyTorch +
+# transformers' full step eager and compiled, all in this call; MFU against the bf16 gemm peak
+# measured here (gemm_bench); each run's step split (device time of forward + backward and of what
+# follows it) and the share outside forward + backward (issue #17: goal < 4%); the fastest variant.
 train_1b() {
+  # The overlapped step against the sequential one on the GPU (tests/gpu/test_overlap_step_gpu.cpp).
+  check overlap_step_gpu "${mpi[@]}" -np 1 .device/bin/test_gpu_comm --gtest_filter='OverlapStepGpu*'
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
-  check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml
-  python3 - /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
-if rows:
-    print(f"| tessera train, 1B shape, ZeRO-3 + AdamW, 1 GPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | "
-          f"TFLOP/s {statistics.median(r['tflops_per_rank'] for r in rows):.1f} | loss {rows[-1]['loss']:.3f} |")
-PY
-  grep -E "done:" "$out/train_1b.log" | tail -1 >> "$summary"
-
-  if [ -x .device/bin/model_bench ]; then
-    ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-    theirs=$(python3 .device/peers/torch_peer.py --mode full --steps 5 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-    python3 - "$ours" "$theirs" /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
-import json, statistics, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-print("| model (1B shape, seq 2048, mbs 4) | tokens/s | TFLOP/s | peak GiB |")
-print("| --- | --- | --- | --- |")
-print(f"| tessera fwd+bwd (bf16) | {a.get('tok_per_s')} | {a.get('tflops')} | {a.get('peak_mem_gib')} |")
-print(f"| torch_peer full (fwd+bwd+AdamW, autocast) | {b.get('tok_per_s_per_gpu')} | {b.get('tflops_per_gpu')} | {b.get('peak_mem_gib')} |")
-if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
-    print(f"| ratio tessera fwd+bwd / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
-    rows = [json.loads(l) for l in open(sys.argv[3]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
-    if rows:
-        print(f"| ratio tessera train / torch | {statistics.median(r['tokens_per_s'] for r in rows) / b['tok_per_s_per_gpu']:.2f} | | |")
-PY
-  fi
+  local peaks="" v
+  for tb in 0 1; do
+    peaks+=$(.device/bin/gemm_bench 8192 8192 8192 bf16 $tb | tee -a "$out/train_peak.log" | sed -n 's/^RESULT //p')$'\n'
+  done
+  check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml --set zero.overlap_step=false
+  check train_1b_overlap "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap.jsonl
+  for v in train_1b train_1b_overlap; do grep -E "done:" "$out/$v.log" | tail -1 | sed "s/^/| $v | /; s/$/ |/" >> "$summary"; done
+  local ours="" eager compiled
+  [ -x .device/bin/model_bench ] && ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+  eager=$(python3 .device/peers/torch_peer.py --mode full --steps 5 2>&1 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+  compiled=$(python3 .device/peers/torch_peer.py --mode full --compile --steps 5 2>&1 | tee -a "$out/model.log" \
+             | sed -n 's/^RESULT //p')
+  python3 scripts/train_rows.py "$out" "$peaks" "$ours" "$eager" "$compiled" \
+    "sequential step=train_1b=/tmp/tessera-1b-metrics.jsonl" \
+    "zero.overlap_step=train_1b_overlap=/tmp/tessera-1b-overlap.jsonl" >> "$summary"
 }
 
 only=${1:-all}

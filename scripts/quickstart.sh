@@ -44,12 +44,12 @@ r = json.load(urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{
                                                             {"Content-Type": "application/json"}), timeout=60))
 print("served:", repr(r["choices"][0]["text"]), r["usage"])' "$port"
 kill -TERM $serve_pid && wait $serve_pid
-echo "== quantize it: GGUF q8_0 (llama.cpp's grid) and a Tessera int8 checkpoint, each continuing the prompt (greedy)"
+echo "== quantize it: GGUF q8_0 (llama.cpp's grid) and a Tessera int8 checkpoint, each continuing the prompt (the same seed)"
 $tessera export --checkpoint runs/tiny-cpu/step-60 --format gguf --quant q8_0 --out runs/tiny-cpu/model-q8_0.gguf
-$tessera generate --model runs/tiny-cpu/model-q8_0.gguf --prompt "Tessera trains" --max-new-tokens 48 --temperature 0
+$tessera generate --model runs/tiny-cpu/model-q8_0.gguf --prompt "Tessera trains" --max-new-tokens 48 --temperature 0.8 --top-k 20 --seed 1
 echo
 $tessera export --checkpoint runs/tiny-cpu/step-60 --format quantized --scheme int8 --out runs/tiny-cpu/int8
-$tessera generate --model runs/tiny-cpu/int8 --tokenizer bytes --prompt "Tessera trains" --max-new-tokens 48 --temperature 0
+$tessera generate --model runs/tiny-cpu/int8 --tokenizer bytes --prompt "Tessera trains" --max-new-tokens 48 --temperature 0.8 --top-k 20 --seed 1
 echo
 echo "== LoRA fine-tune of that model: r 8 adapters on every projection, the base frozen, 20 steps on 2 ranks"
 lora=(--set model.init= --set model.path=runs/tiny-cpu/export --set model.tokenizer=bytes --set lora.r=8

@@ -44,11 +44,15 @@ class DeviceState : public OptimizerState {
   }
 
   void step(const ops::AdamWStep& adam, WorkingCopy& low) override {
-    for (size_t i = 0; i < units_.size(); ++i) {
-      adamw_ranges(units_[i], 0, adam, shards_[i].state, shards_[i].grad, low.target(i, /*host=*/false));
-      low.commit(i);
-    }
+    for (size_t i = 0; i < units_.size(); ++i) step_unit(i, adam, low);
     zero_grads();
+  }
+
+  bool steps_by_unit() const override { return true; }
+
+  void step_unit(size_t i, const ops::AdamWStep& adam, WorkingCopy& low) override {
+    adamw_ranges(units_.at(i), 0, adam, shards_[i].state, shards_[i].grad, low.target(i, /*host=*/false));
+    low.commit(i);
   }
 
   void zero_grads() override {

@@ -2,7 +2,13 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace tessera {
+
+void OptimizerState::step_unit(size_t unit, const ops::AdamWStep&, WorkingCopy&) {
+  fail("OptimizerState: unit {} cannot be stepped alone here (optimizer offload steps all units in one pass)", unit);
+}
 
 offload::HomeLayout state_layout(const std::vector<UnitShard>& units) {
   offload::HomeLayout layout{DType::F32, 3, {}};

@@ -69,6 +69,11 @@ struct ZeroOptions {
   // A frozen embed_tokens (with no trainable tensor in its unit) kept whole in pinned host memory on
   // every rank: acquire(embed) hands out a host view, the model sends only the batch's rows over.
   bool embed_on_host = false;
+  // zero.overlap_step: the AdamW pass of step() runs on its own stream, overlapping what the host
+  // and the compute stream do next (the next step's forward); each unit's first use after the step
+  // waits for that unit's update only. Applies with the optimizer state and the working copy on the
+  // device (no offload); elsewhere step() stays sequential.
+  bool overlap_step = false;
 };
 
 struct StepResult {
@@ -129,6 +134,8 @@ class ZeroStore : public ParamSource {
   // The trainable parameters: what a checkpoint holds state of.
   const std::vector<ParamSpec>& trainable_specs() const { return trainable_; }
   const ModelConfig& config() const { return config_; }
+  Device device() const { return options_.device; }  // the training device
+  bool overlaps_step() const { return overlap_; }      // zero.overlap_step is in effect
 
  private:
   struct Unit;
@@ -155,6 +162,11 @@ class ZeroStore : public ParamSource {
   void land(Unit& u);
   template <typename Fn>
   void visit_state(bool write, Fn&& fn);  // fn(unit, slice) for every state slice this rank owns
+  // zero.overlap_step: u's update of the last step is done before what is queued next on the
+  // current stream (on the CPU, where nothing runs behind the host, it is made now); all units'.
+  void await_step(Unit& u);
+  void await_steps();
+  void step_behind(const ops::AdamWStep& clipped);  // step()'s AdamW with zero.overlap_step
 
   ModelConfig config_;
   std::vector<ParamSpec> trainable_;
@@ -170,6 +182,11 @@ class ZeroStore : public ParamSource {
   size_t cursor_ = 0;
   std::vector<Unit*> bucket_, in_flight_;  // reductions waiting to start; the last ones started
   int64_t bucket_bytes_ = 0;
+  // zero.overlap_step in effect: the stream step() queues AdamW on (GPUs), the step's settings for
+  // the units whose update is still to be made (CPU).
+  bool overlap_ = false;
+  Stream optimizer_stream_ = nullptr;
+  ops::AdamWStep pending_adam_{};
 };
 
 }  // namespace tessera
