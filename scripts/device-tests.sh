@@ -56,7 +56,8 @@ attention_bench() {
 
 # Llama-3.2-1B shape, seq 2048, micro-batch 4 on one GPU: `tessera train` (ZeRO-3, AdamW, fp32
 # master weights) with the sequential optimizer step and with zero.overlap_step (AdamW on its own
-# stream behind the next forward), one forward + backward alone (model_bench), PyTorch +
+# stream behind the next forward; the norm after the whole backward, TESSERA_EARLY_NORM=0, or each
+# unit's during the backward, the default), one forward + backward alone (model_bench), PyTorch +
 # transformers' full step eager and compiled, all in this call; MFU against the bf16 gemm peak
 # measured here (gemm_bench); each run's step split (device time of forward + backward and of what
 # follows it) and the share outside forward + backward (issue #17: goal < 4%); the fastest variant.
@@ -69,9 +70,11 @@ train_1b() {
     peaks+=$(.device/bin/gemm_bench 8192 8192 8192 bf16 $tb | tee -a "$out/train_peak.log" | sed -n 's/^RESULT //p')$'\n'
   done
   check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml --set zero.overlap_step=false
-  check train_1b_overlap "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
-    --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap.jsonl
-  for v in train_1b train_1b_overlap; do grep -E "done:" "$out/$v.log" | tail -1 | sed "s/^/| $v | /; s/$/ |/" >> "$summary"; done
+  TESSERA_EARLY_NORM=0 check train_1b_overlap "${mpi[@]}" -x TESSERA_EARLY_NORM -np 1 .device/bin/tessera train \
+    configs/llama-1b-full.yaml --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap.jsonl
+  check train_1b_overlap_norm "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap-norm.jsonl
+  for v in train_1b train_1b_overlap train_1b_overlap_norm; do grep -E "done:" "$out/$v.log" | tail -1 | sed "s/^/| $v | /; s/$/ |/" >> "$summary"; done
   local ours="" eager compiled
   [ -x .device/bin/model_bench ] && ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
   eager=$(python3 .device/peers/torch_peer.py --mode full --steps 5 2>&1 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
@@ -79,7 +82,8 @@ train_1b() {
              | sed -n 's/^RESULT //p')
   python3 scripts/train_rows.py "$out" "$peaks" "$ours" "$eager" "$compiled" \
     "sequential step=train_1b=/tmp/tessera-1b-metrics.jsonl" \
-    "zero.overlap_step=train_1b_overlap=/tmp/tessera-1b-overlap.jsonl" >> "$summary"
+    "zero.overlap_step, norm after backward=train_1b_overlap=/tmp/tessera-1b-overlap.jsonl" \
+    "zero.overlap_step, norm during backward=train_1b_overlap_norm=/tmp/tessera-1b-overlap-norm.jsonl" >> "$summary"
 }
 
 only=${1:-all}

@@ -84,10 +84,11 @@ def main():
     if done:
         best = max(done)
         print(f"| fastest variant: **{best[1]}** | " + " / ".join(f"{n} {t:.0f}" for t, n in done) + " tok/s | | | | |")
-    if len(done) >= 2 and all(r for _, r in runs):
-        a, b = runs[0][1]["losses"], runs[1][1]["losses"]
-        diff = max(abs(x - y) / max(abs(y), 1e-9) for x, y in zip(a, b))
-        print(f"| losses {runs[0][0]} vs {runs[1][0]}: largest relative difference | {diff:.2e} | | | | |")
+    for name, r in runs[1:]:
+        if r and runs[0][1]:
+            a, b = r["losses"], runs[0][1]["losses"]
+            diff = max(abs(x - y) / max(abs(y), 1e-9) for x, y in zip(a, b))
+            print(f"| losses, {name} vs {runs[0][0]}: largest relative difference | {diff:.2e} | | | | |")
 
 
 main()

@@ -58,6 +58,7 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
   timeline.mark(0);
   double local_loss = 0;
   for (const TokenBatch& b : micro_batches) {
+    if (&b == &micro_batches.back()) store.final_backward();
     double loss_sum = 0;
     run_model(store.config(), source ? *source : store, b, options, &loss_sum);
     local_loss += loss_sum;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/error.h"
@@ -153,7 +154,10 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                    .lora_scale = params.lora_scale(),
                    .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize,
                    .embed_on_host = params.adapter && params.adapter->embed_on_host,
-                   .overlap_step = job.zero.overlap_step},
+                   .overlap_step = job.zero.overlap_step,
+                   // A benchmark's knob (scripts/device-tests.sh train_1b measures both): 0 takes the
+                   // gradient norm after the whole backward even with zero.overlap_step.
+                   .early_norm = std::getenv("TESSERA_EARLY_NORM") == nullptr || std::string(std::getenv("TESSERA_EARLY_NORM")) != "0"},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.

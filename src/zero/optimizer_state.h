@@ -62,6 +62,10 @@ class OptimizerState {
   // AdamW on `unit` alone, as step() does it; once every unit was stepped (in any order, at any
   // time before its state or gradient is next used), zero_grads() ends the step as step() would.
   virtual void step_unit(size_t unit, const ops::AdamWStep& adam, WorkingCopy& low);
+  // The device state only: `unit`'s gradient is final for this step; its squared norm is taken now
+  // (on the current stream) and grad_norm_sq() adds it in its place, with the same rounding as if
+  // it were taken there.
+  virtual void take_norm(size_t unit);
   // Drops the accumulated gradients (a skipped step).
   virtual void zero_grads() = 0;
   // Every unit's fp32 state in unit order (host or device tensors, in pieces where it streams from

@@ -399,6 +399,9 @@ const Tensor& ZeroStore::grad_buffer(Unit& u) {
 
 void ZeroStore::grads_done(UnitId id) {
   Unit& u = unit(id);
+  // One rank, the state's own accumulator: nothing changes the gradient after the last backward.
+  if (final_backward_ && overlap_ && options_.early_norm && comm_.size() == 1 && u.in_place && u.full_grad.defined())
+    take_norm(u);
   // Stages 0-1 and unsharded units accumulate whole gradients over the micro-batches and reduce
   // them at the step.
   if (options_.stage < 2 || u.shard.world == 1 || !u.full_grad.defined()) return;
@@ -474,6 +477,12 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   flush_bucket();
   for (auto& u : units_) land(*u);
   in_flight_.clear();
+  final_backward_ = false;
+  if (std::exchange(norms_queued_, false)) {  // the early norms (optimizer stream) come first
+    Event norms;
+    norms.record(optimizer_stream_);
+    norms.wait_on(current_stream(options_.device.index));
+  }
   // Squared norms: [0] of sharded gradients (summed over the ranks), [1] of unsharded ones
   // (equal on every rank: counted once).
   Tensor norm_sq = state_->grad_norm_sq();  // on the communicator's device
@@ -521,6 +530,19 @@ namespace tessera {
 // later units run under the host's work between steps and the forward of the earlier ones. On the
 // CPU nothing runs behind the host: each unit's update is made when the unit is next used, which
 // tests that every use waits for it.
+void ZeroStore::take_norm(Unit& u) {
+  if (!optimizer_stream_) {
+    state_->take_norm(u.index);
+    return;
+  }
+  Event done;  // the unit's backward, queued on the compute stream
+  done.record(current_stream(options_.device.index));
+  done.wait_on(optimizer_stream_);
+  StreamGuard on_optimizer(options_.device.index, optimizer_stream_);
+  state_->take_norm(u.index);
+  norms_queued_ = true;
+}
+
 void ZeroStore::step_behind(const ops::AdamWStep& clipped) {
   state_->zero_grads();  // bookkeeping only: the next step's first gradient overwrites the accumulators
   pending_adam_ = clipped;

@@ -74,6 +74,10 @@ struct ZeroOptions {
   // waits for that unit's update only. Applies with the optimizer state and the working copy on the
   // device (no offload); elsewhere step() stays sequential.
   bool overlap_step = false;
+  // With overlap_step on one rank: each unit's squared gradient norm is taken on the optimizer stream
+  // as soon as the step's last backward is done with the unit (final_backward), beside the backward
+  // of the units before it, instead of after the whole backward. Off: the norm waits for the step.
+  bool early_norm = true;
 };
 
 struct StepResult {
@@ -112,6 +116,9 @@ class ZeroStore : public ParamSource {
   // One AdamW step (hyper-parameters in `adam`, its grad_scale ignored) with global-norm clipping
   // (clip_norm 0: off), then fresh working copies and zeroed gradients.
   StepResult step(const ops::AdamWStep& adam, double clip_norm);
+  // The coming pass is the step's last backward: a unit's gradient is final at its grads_done
+  // (where nothing is reduced after it: one rank), so its norm may be taken then (early_norm).
+  void final_backward() { final_backward_ = true; }
 
   // This rank's slices of the fp32 state, for checkpoints: elements [begin, end) of a parameter's
   // flattened tensor (master, m and v hold end - begin elements, on the host or the device). They
@@ -167,6 +174,7 @@ class ZeroStore : public ParamSource {
   void await_step(Unit& u);
   void await_steps();
   void step_behind(const ops::AdamWStep& clipped);  // step()'s AdamW with zero.overlap_step
+  void take_norm(Unit& u);                           // early_norm: u's squared norm, now
 
   ModelConfig config_;
   std::vector<ParamSpec> trainable_;
@@ -187,6 +195,8 @@ class ZeroStore : public ParamSource {
   bool overlap_ = false;
   Stream optimizer_stream_ = nullptr;
   ops::AdamWStep pending_adam_{};
+  bool final_backward_ = false;  // final_backward() was called for this step
+  bool norms_queued_ = false;    // early norms queued on the optimizer stream in this step
 };
 
 }  // namespace tessera
