@@ -631,8 +631,11 @@ def losses(path, n):
         return []
 host, dev = losses("/tmp/tessera-8b-qlora-metrics.jsonl", 4), losses("/tmp/tessera-8b-qlora-embed-device.jsonl", 4)
 if host and dev:
-    worst = max(abs(a - b) for a, b in zip(host, dev))
-    print(f"| frozen embedding host vs device: steps 1-4 losses, largest difference | {worst:.2e} | {'same' if worst < 1e-6 else 'DIFFER'} | |")
+    # Step 1 is a forward of the same weights: it must be equal. Later steps follow updates from a
+    # backward whose sums are not ordered (atomic adds), which may drift them apart by ~1e-4.
+    later = max(abs(a - b) for a, b in zip(host[1:], dev[1:]))
+    print(f"| frozen embedding host vs device: step 1 loss | {host[0]} vs {dev[0]} | {'same' if host[0] == dev[0] else 'DIFFER'} | "
+          f"steps 2-4 differ by up to {later:.1e} |")
 print(f"| tessera 8B QLoRA nf4, packed_matmul gemm_packed | {fmt(g[0])} | {fmt(g[1], '{:.2f}')} | {fmt(g[2], '{:.3f}')} |")
 print(f"| tessera 8B bf16 LoRA, same job | {fmt(b[0])} | {fmt(b[1], '{:.2f}')} | {fmt(b[2], '{:.3f}')} |")
 if q[0] and b[0]:
