@@ -2,7 +2,8 @@
 // For each projection of the shape (a decode step's qkv, o, gate_up, down and lm_head, C = A W^T
 // with W [N, K] bf16), each M and each kernel ops::gemm can run for it (kernels/gemm_shape.h
 // SmallMChoice: cuBLASLt, the gemv up to 4 rows, the tensor-core skinny gemm with its K split
-// chosen from the shape and with each split 1/2/4/8): microseconds per call and the weight's
+// chosen from the shape and with each split 1/2/4/8; gemv and mma also launched to overlap the
+// call before, _pdl, kernels/launch_overlap.h): microseconds per call and the weight's
 // TB/s, in a markdown table with the fastest kernel per row. Calls are timed in a CUDA graph (as
 // decode steps run) cycling through enough copies of the weight (>= 256 MB) that it comes from
 // HBM, not the 50 MB L2. Then, per M, a decode step's projections (layers x 4 + lm_head) summed
@@ -17,6 +18,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/stream.h"
+#include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
 
 using namespace tessera;
@@ -45,16 +47,20 @@ struct Variant {
   std::string name;
   SmallMChoice choice;
   int64_t max_m;
+  bool overlap = false;  // launched to overlap the previous call (kernels/launch_overlap.h)
 };
 
 const std::vector<Variant> kVariants = {
-    {"cublas", {SmallMKernel::CuBlas, 0}, 64},  {"gemv", {SmallMKernel::Gemv, 0}, 4},
-    {"mma", {SmallMKernel::Mma, 0}, 64},        {"mma_s1", {SmallMKernel::Mma, 1}, 64},
-    {"mma_s2", {SmallMKernel::Mma, 2}, 64},     {"mma_s4", {SmallMKernel::Mma, 4}, 64},
+    {"cublas", {SmallMKernel::CuBlas, 0}, 64},    {"gemv", {SmallMKernel::Gemv, 0}, 4},
+    {"gemv_pdl", {SmallMKernel::Gemv, 0}, 4, true}, {"mma", {SmallMKernel::Mma, 0}, 64},
+    {"mma_pdl", {SmallMKernel::Mma, 0}, 64, true}, {"mma_s1", {SmallMKernel::Mma, 1}, 64},
+    {"mma_s2", {SmallMKernel::Mma, 2}, 64},       {"mma_s4", {SmallMKernel::Mma, 4}, 64},
     {"mma_s8", {SmallMKernel::Mma, 8}, 64}};
 
-// Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph.
-double us_per_call(const Tensor& c, const Tensor& a, const std::vector<Tensor>& w) {
+// Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph (whose
+// kernels overlap their predecessors with `overlap`).
+double us_per_call(const Tensor& c, const Tensor& a, const std::vector<Tensor>& w, bool overlap) {
+  const ops::LaunchOverlap scope(overlap);
   const int calls = std::max<int>(8, 2 * int(w.size()));
   const Stream stream = current_stream(gpu.index);
   auto work = [&] {
@@ -130,7 +136,7 @@ int main(int argc, char** argv) {
               continue;
             }
             ops::set_small_m_choice(v.choice);
-            const double us = us_per_call(c, a, w);
+            const double us = us_per_call(c, a, w, v.overlap);
             if (v.name == "cublas") cublas_us = us;
             step_us[shape][m][v.name] += p.per_step * us;
             char cell[32];

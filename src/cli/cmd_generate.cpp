@@ -27,7 +27,8 @@ using inference::Completion;
 using inference::Request;
 
 struct GenerateArgs {
-  std::string model, adapter, tokenizer, prompt, input, input_ids, output, device = "cpu", dtype, chat_template;
+  std::string model, adapter, tokenizer, prompt, input, input_ids, output, device = "cpu", dtype, chat_template,
+      lm_head_quant;
   bool chat = false, no_cuda_graphs = false, no_verify = false;
   int64_t max_new_tokens = 128, top_k = 0;
   double temperature = 1.0, top_p = 1.0;
@@ -100,6 +101,8 @@ void run_generate(const GenerateArgs& a) {
       inference::load_inference_model(
       {.model = a.model, .adapter = a.adapter, .tokenizer = a.tokenizer, .device = device, .dtype = dtype, .verify = !a.no_verify});
   m.model->set_options({.cuda_graphs = !a.no_cuda_graphs});
+  if (!a.lm_head_quant.empty())
+    m.model->quantize_lm_head({with_context("--lm-head-quant", [&] { return parse_quant_scheme(a.lm_head_quant); })});
 
   std::vector<std::vector<int32_t>> prompts;
   std::optional<data::DocumentEncoder> encoder;
@@ -189,6 +192,8 @@ void add_generate_command(CLI::App& app) {
                   "model's)");
   cmd->add_flag("--no-verify", a->no_verify,
                 "do not check the weight files against SHA256SUMS / the checkpoint's manifest");
+  cmd->add_option("--lm-head-quant", a->lm_head_quant,
+                  "decode with lm_head quantized (RTN) to int8, int4, q8_0 or q4_0: fewer bytes a step, other logits");
   cmd->add_option("--prompt", a->prompt, "a prompt; the text streams to stdout");
   cmd->add_option("--input", a->input, "JSONL: {\"prompt\": ...} or {\"messages\": [...]} per line");
   cmd->add_option("--input-ids", a->input_ids, "safetensors with input_ids (int64 [batch, prompt]; no tokenizer needed)");
