@@ -1,8 +1,9 @@
 // zero.overlap_step on GPUs: AdamW queued on its own stream behind the next forward gives the losses
 // and master weights of the sequential step, at ZeRO stages 0 and 3, with gradient accumulation,
 // the clip binding and off, on this job's ranks (ctest: one; device-tests.sh: one, and one per GPU).
-// Up to the run-to-run noise of the kernels' atomics (the norm's, attention backward's): a unit used
-// before its update would be a whole AdamW step off (lr 1e-2 on weights of size 0.02).
+// Up to the run-to-run noise of the kernels' atomics (the norm's, attention backward's), measured
+// here as the distance between two sequential runs: a unit used before its update would be a
+// whole AdamW step off (lr 1e-3 on weights of size 0.02: about 5% of each weight).
 #include <gtest/gtest.h>
 
 #include <fmt/format.h>
@@ -56,7 +57,7 @@ Outcome train(bool overlap, int stage, int64_t mbs, bool tied, double clip) {
       batches.push_back(TokenBatch::causal_lm(Tensor::from_vector(ids, {mbs, kSeq}, DType::I64), world.device));
       batches.back().first_token = first * kSeq;
     }
-    const ops::AdamWStep adam{.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = step};
+    const ops::AdamWStep adam{.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = step};
     r.losses.push_back(train_step(store, *host, batches, adam, clip, false).loss);
   }
   store.read_state(/*unique=*/false, [&](const ZeroStore::StateSlice& s) {
@@ -78,19 +79,26 @@ TEST(OverlapStepGpu, MatchesTheSequentialStep) {
       for (int64_t mbs : {per_rank, int64_t{1}}) {
         for (double clip : {0.0, 0.5}) {
           const std::string what = fmt::format("tied {}, stage {}, micro-batch {}, clip {}", tied, stage, mbs, clip);
-          const Outcome sequential = train(false, stage, mbs, tied, clip), overlapped = train(true, stage, mbs, tied, clip);
+          const Outcome sequential = train(false, stage, mbs, tied, clip), again = train(false, stage, mbs, tied, clip),
+                        overlapped = train(true, stage, mbs, tied, clip);
           EXPECT_TRUE(overlapped.overlapped) << what;
           ASSERT_EQ(overlapped.master.size(), sequential.master.size()) << what;
-          for (int64_t i = 0; i < kSteps; ++i)
-            EXPECT_NEAR(overlapped.losses[i], sequential.losses[i], 2e-3 * std::abs(sequential.losses[i]))
-                << what << ", step " << i + 1;
-          EXPECT_LT(sequential.losses.back(), sequential.losses.front() - 0.1) << what << ": the loss should fall";
-          double diff = 0, norm = 0;
-          for (size_t i = 0; i < sequential.master.size(); ++i) {
-            diff += double(overlapped.master[i] - sequential.master[i]) * (overlapped.master[i] - sequential.master[i]);
-            norm += double(sequential.master[i]) * sequential.master[i];
+          for (int64_t i = 0; i < kSteps; ++i) {
+            const double noise = std::abs(again.losses[i] - sequential.losses[i]);
+            EXPECT_LE(std::abs(overlapped.losses[i] - sequential.losses[i]), 3 * noise + 2e-3 * std::abs(sequential.losses[i]))
+                << what << ", step " << i + 1 << " (two sequential runs differ by " << noise << ")";
           }
-          EXPECT_LT(std::sqrt(diff / norm), 2e-3) << what << ": master weights";
+          EXPECT_LT(sequential.losses.back(), sequential.losses.front()) << what << ": the loss should fall";
+          auto distance = [&](const Outcome& a) {
+            double diff = 0, norm = 0;
+            for (size_t i = 0; i < sequential.master.size(); ++i) {
+              diff += double(a.master[i] - sequential.master[i]) * (a.master[i] - sequential.master[i]);
+              norm += double(sequential.master[i]) * sequential.master[i];
+            }
+            return std::sqrt(diff / norm);
+          };
+          const double noise = distance(again);
+          EXPECT_LE(distance(overlapped), 3 * noise + 2e-3) << what << ": master weights (two sequential runs: " << noise << ")";
         }
       }
     }
