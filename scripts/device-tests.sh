@@ -479,8 +479,7 @@ generate() {
   : > "$out/decode_profile.txt"
   # batch, prompt, graphs, small-M gemm kernel (TESSERA_SMALL_M, kernels/gemm_shape.h), profile
   for run in "1 128 1 auto 0" "16 128 1 auto 0" "64 128 1 auto 0" "256 128 1 auto 0" "1 128 0 auto 0" \
-             "16 128 0 auto 0" "1 128 1 cublas 0" "1 128 1 mma 0" "16 128 1 mma 0" "64 128 1 mma 0" \
-             "1 2048 1 auto 0" "1 128 0 auto 1" "16 128 0 auto 1" "1 128 0 mma 1" "16 128 0 mma 1"; do
+             "16 128 0 auto 0" "1 128 1 cublas 0" "1 2048 1 auto 0" "1 128 0 auto 1" "16 128 0 auto 1"; do
     set -- $run
     new=128; [ "$2" = 2048 ] && new=2; [ "$5" = 1 ] && new=32  # a profiled step holds the stream 20 ms
     TESSERA_SMALL_M=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
@@ -502,7 +501,7 @@ profile_table() {
 decode_8b() {
   : > "$out/decode_8b.jsonl"
   : > "$out/decode_8b_profile.txt"
-  for run in "auto 1 0 128 0" "mma 1 0 128 0" "auto 1 0 128 1" "mma 1 0 128 1" "auto 0 1 32 0" "mma 0 1 32 0"; do
+  for run in "auto 1 0 128 0" "cublas 1 0 128 0" "auto 1 0 128 1" "auto 0 1 32 0"; do
     set -- $run  # kernel, graphs, profile, new tokens, kernels overlapping (TESSERA_PDL)
     TESSERA_PDL=$5 TESSERA_SMALL_M=$1 timeout 150 .device/bin/decode_bench --shape 8b --batch 1 --prompt 128 --new $4 --graphs $2 \
       --profile $3 2>&1 | tee -a "$out/decode_8b.log" > "$out/decode_run.log"
@@ -526,7 +525,7 @@ skinny() {
   timeout 150 .device/bin/skinny_gemm_bench 1b 8b > "$out/skinny_gemm.log" 2>&1
   grep '^|' "$out/skinny_gemm.log" >> "$summary"
   : > "$out/decode_pdl.jsonl"
-  for run in "1 auto 0" "1 auto 1" "1 mma 0" "1 mma 1" "16 auto 1" "16 mma 0" "16 mma 1" "64 mma 1"; do  # batch, kernel, pdl
+  for run in "1 auto 0" "1 auto 1" "1 cublas 0" "1 cublas 1" "16 auto 0" "16 auto 1" "64 auto 1"; do  # batch, kernel, pdl
     set -- $run
     TESSERA_PDL=$3 TESSERA_SMALL_M=$2 timeout 100 .device/bin/decode_bench --shape 1b --batch "$1" --prompt 128 \
       --new 128 2>&1 | tee -a "$out/decode_pdl.log" | sed -n 's/^RESULT //p' >> "$out/decode_pdl.jsonl"
