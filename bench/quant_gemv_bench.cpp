@@ -7,6 +7,7 @@
 // in a real decoding step. One line per case: RESULT {...}. Runs on cuda:0.
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <functional>
 #include <string>
@@ -57,6 +58,9 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
   return time(int(std::clamp(0.03 / first, 10.0, 2000.0)));
 }
 
+// The fused gemv's variants (TESSERA_PACKED_GEMV), the default first.
+const char* const kVariants[] = {"mma", "v1", "mma4", "mma8", "mma16"};
+
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
 }  // namespace
@@ -93,10 +97,20 @@ int main(int argc, char** argv) {
             }
             const int copies = int(w.size());
             double fused_s = 0;
+            std::string variant_us;
             if (m <= 16)
-              fused_s = seconds_per_call([&](int i) {
-                ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
-              }, copies);
+              for (const char* variant : kVariants) {
+                if (scheme.spec.scheme == QuantScheme::NF4 && variant != kVariants[0]) continue;  // v1 only
+                setenv("TESSERA_PACKED_GEMV", variant, 1);
+                const double t = seconds_per_call([&](int i) {
+                  ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
+                }, copies);
+                if (variant == kVariants[0]) fused_s = t;
+                char field[64];
+                std::snprintf(field, sizeof(field), "%s\"%s\":%.2f", variant_us.empty() ? "" : ",", variant, t * 1e6);
+                variant_us += field;
+              }
+            unsetenv("TESSERA_PACKED_GEMV");
             const double dequant_s = seconds_per_call([&](int i) {
               ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
             }, copies);
@@ -108,10 +122,11 @@ int main(int argc, char** argv) {
             const double auto_s = m <= ops::kFusedPackedRows ? fused_s : dequant_s;
             std::printf("RESULT {\"what\":\"quant_gemv\",\"shape\":\"%s\",\"proj\":\"%s\",\"n\":%ld,\"k\":%ld,"
                         "\"scheme\":\"%s\",\"m\":%ld,\"packed_mb\":%.2f,\"fused_us\":%.2f,\"fused_gbps\":%.0f,"
-                        "\"dequant_us\":%.2f,\"chunked_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f}\n",
+                        "\"dequant_us\":%.2f,\"chunked_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f,"
+                        "\"variant_us\":{%s}}\n",
                         shape.c_str(), p.name, p.n, p.k, scheme.name, m, packed / 1e6, fused_s * 1e6,
                         fused_s > 0 ? (packed + io_bytes) / fused_s / 1e9 : 0.0, dequant_s * 1e6, chunked_s * 1e6, bf16_s * 1e6,
-                        (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s);
+                        (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s, variant_us.c_str());
             std::fflush(stdout);
           }
         }

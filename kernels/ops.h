@@ -221,8 +221,9 @@ void dequantize(const Tensor& out, const PackedTensor& w);
 // A as for gemm (floating, leading dimensions flattened); C f32 or A's dtype.
 // The CPU reference dequantizes W to A's dtype, then gemm runs. On the GPU, C = A W^T with at most
 // kFusedPackedRows rows of A runs the fused gemv (kernels/cuda/gemv_packed.cu: the packed weights
-// read once, dequantized in registers, fp32 products with the fp32 weight values and fp32 sums:
-// what a decoding step needs); everything else dequantizes into a workspace in A's dtype and runs
+// read once, dequantized in registers, fp32 sums; with a 16-bit A on tensor cores, each
+// weight rounded to A's dtype, otherwise fp32 products with the fp32 weight values: what a
+// decoding step needs; TESSERA_PACKED_GEMV picks a variant, README); everything else dequantizes into a workspace in A's dtype and runs
 // cuBLASLt (the prefill and training path). `kernel` forces one of the two (benchmarks, tests).
 constexpr int64_t kFusedPackedRows = 8;
 void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool trans_b, float alpha = 1.0f,

@@ -56,36 +56,35 @@ attention_bench() {
 }
 
 # Llama-3.2-1B shape, seq 2048, micro-batch 4 on one GPU: `tessera train` (ZeRO-3, AdamW, fp32
-# master weights) and one forward + backward, next to PyTorch + transformers' full step.
+# master weights) with the sequential optimizer step and with zero.overlap_step (AdamW on its own
+# stream behind the next forward; the norm after the whole backward, TESSERA_EARLY_NORM=0, or each
+# unit's during the backward, the default), one forward + backward alone (model_bench), PyTorch +
+# transformers' full step eager and compiled, all in this call; MFU against the bf16 gemm peak
+# measured here (gemm_bench); each run's step split (device time of forward + backward and of what
+# follows it) and the share outside forward + backward (issue #17: goal < 4%); the fastest variant.
 train_1b() {
+  # The overlapped step against the sequential one on the GPU (tests/gpu/test_overlap_step_gpu.cpp).
+  check overlap_step_gpu "${mpi[@]}" -np 1 .device/bin/test_gpu_comm --gtest_filter='OverlapStepGpu*'
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
-  check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml
-  python3 - /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
-if rows:
-    print(f"| tessera train, 1B shape, ZeRO-3 + AdamW, 1 GPU: median tokens/s | {statistics.median(r['tokens_per_s'] for r in rows):.0f} | "
-          f"TFLOP/s {statistics.median(r['tflops_per_rank'] for r in rows):.1f} | loss {rows[-1]['loss']:.3f} |")
-PY
-  grep -E "done:" "$out/train_1b.log" | tail -1 >> "$summary"
-
-  if [ -x .device/bin/model_bench ]; then
-    ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-    theirs=$(python3 .device/peers/torch_peer.py --mode full --steps 5 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-    python3 - "$ours" "$theirs" /tmp/tessera-1b-metrics.jsonl >> "$summary" <<'PY'
-import json, statistics, sys
-a, b = json.loads(sys.argv[1] or "{}"), json.loads(sys.argv[2] or "{}")
-print("| model (1B shape, seq 2048, mbs 4) | tokens/s | TFLOP/s | peak GiB |")
-print("| --- | --- | --- | --- |")
-print(f"| tessera fwd+bwd (bf16) | {a.get('tok_per_s')} | {a.get('tflops')} | {a.get('peak_mem_gib')} |")
-print(f"| torch_peer full (fwd+bwd+AdamW, autocast) | {b.get('tok_per_s_per_gpu')} | {b.get('tflops_per_gpu')} | {b.get('peak_mem_gib')} |")
-if a.get('tok_per_s') and b.get('tok_per_s_per_gpu'):
-    print(f"| ratio tessera fwd+bwd / torch | {a['tok_per_s'] / b['tok_per_s_per_gpu']:.2f} | | |")
-    rows = [json.loads(l) for l in open(sys.argv[3]) if '"tokens_per_s"' in l][2:]  # after 2 warm-up steps
-    if rows:
-        print(f"| ratio tessera train / torch | {statistics.median(r['tokens_per_s'] for r in rows) / b['tok_per_s_per_gpu']:.2f} | | |")
-PY
-  fi
+  local peaks="" v
+  for tb in 0 1; do
+    peaks+=$(.device/bin/gemm_bench 8192 8192 8192 bf16 $tb | tee -a "$out/train_peak.log" | sed -n 's/^RESULT //p')$'\n'
+  done
+  check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml --set zero.overlap_step=false
+  TESSERA_EARLY_NORM=0 check train_1b_overlap "${mpi[@]}" -x TESSERA_EARLY_NORM -np 1 .device/bin/tessera train \
+    configs/llama-1b-full.yaml --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap.jsonl
+  check train_1b_overlap_norm "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap-norm.jsonl
+  for v in train_1b train_1b_overlap train_1b_overlap_norm; do grep -E "done:" "$out/$v.log" | tail -1 | sed "s/^/| $v | /; s/$/ |/" >> "$summary"; done
+  local ours="" eager compiled
+  [ -x .device/bin/model_bench ] && ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+  eager=$(python3 .device/peers/torch_peer.py --mode full --steps 5 2>&1 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
+  compiled=$(python3 .device/peers/torch_peer.py --mode full --compile --steps 5 2>&1 | tee -a "$out/model.log" \
+             | sed -n 's/^RESULT //p')
+  python3 scripts/train_rows.py "$out" "$peaks" "$ours" "$eager" "$compiled" \
+    "sequential step=train_1b=/tmp/tessera-1b-metrics.jsonl" \
+    "zero.overlap_step, norm after backward=train_1b_overlap=/tmp/tessera-1b-overlap.jsonl" \
+    "zero.overlap_step, norm during backward=train_1b_overlap_norm=/tmp/tessera-1b-overlap-norm.jsonl" >> "$summary"
 }
 
 only=${1:-all}
@@ -436,6 +435,28 @@ for shape in ("1b", "8b"):
         print(f"| {shape} {scheme} | {f1 and round(f1, 1)} ({b1 and round(b1, 1)}) | {gbps} | "
               + " / ".join(speed(m, "fused_us") for m in (1, 2, 4, 8, 16)) + " | "
               + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
+# The fused gemv's variants side by side (TESSERA_PACKED_GEMV): per layer us, x bf16, and at M=1
+# the gate_up and down projections' packed GB/s; then each variant's total over every row.
+variants = [v for v in ("v1", "mma", "mma4", "mma8", "mma16") if any(v in r.get("variant_us", {}) for r in rows)]
+print()
+print("| fused variants (shape scheme M) | " + " | ".join(f"{v}: layer us, x bf16 (GB/s gate_up/down)" for v in variants) + " | fastest |")
+print("| --- |" + " --- |" * (len(variants) + 1))
+totals = {v: 0.0 for v in variants}
+for shape in ("1b", "8b"):
+    for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0"):
+        for m in (1, 2, 4, 8):
+            got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
+            if len(got) != 4 or any(set(variants) - set(r.get("variant_us", {})) for r in got): continue
+            bf16 = sum(per_layer[r["proj"]] * r["bf16_us"] for r in got)
+            cells, layer_us = [], {}
+            for v in variants:
+                us = layer_us[v] = sum(per_layer[r["proj"]] * r["variant_us"][v] for r in got)
+                totals[v] += us
+                gbps = " / ".join(f'{r["packed_mb"] * 1e3 / r["variant_us"][v]:.0f}' for r in got if r["proj"] in ("gate_up", "down"))
+                cells.append(f"{us:.1f}, {bf16 / us:.2f}x" + (f" ({gbps})" if m == 1 else ""))
+            print(f"| {shape} {scheme} M={m} | " + " | ".join(cells) + f" | {min(layer_us, key=layer_us.get)} |")
+if totals and all(totals.values()):
+    print(f"| all rows, total us | " + " | ".join(f"{totals[v]:.0f}" for v in variants) + f" | {min(totals, key=totals.get)} |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi
@@ -504,24 +525,27 @@ decode_8b() {
 }
 # Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
 # kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
-# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s.
+# Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s. The packed projections run the
+# default fused gemv (TESSERA_PACKED_GEMV unset: mma), and int4 once more with v1 for comparison.
 decode_quant() {
   : > "$out/decode_quant.jsonl"
   for shape in 1b 8b; do
-    for scheme in bf16 int8 int4 q8_0 q4_0; do
-      timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 --scheme $scheme 2>&1 \
-        | tee -a "$out/decode_quant.log" | sed -n 's/^RESULT //p' >> "$out/decode_quant.jsonl"
+    for run in bf16:mma int8:mma int4:mma q8_0:mma q4_0:mma int4:v1; do
+      scheme=${run%:*} variant=${run#*:}
+      TESSERA_PACKED_GEMV=$variant timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 \
+        --scheme $scheme 2>&1 | tee -a "$out/decode_quant.log" \
+        | sed -n "s/^RESULT {/{\"variant\":\"$variant\",/p" >> "$out/decode_quant.jsonl"
     done
   done
   python3 - "$out/decode_quant.jsonl" >> "$summary" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("| decode batch 1 (shape scheme) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
+print("| decode batch 1 (shape scheme fused-gemv) | tok/s | vs bf16 (goal int4 2.5, int8 1.7) | weights GB | weights TB/s | gpu ms/step |")
 print("| --- | --- | --- | --- | --- | --- |")
 for r in rows:
     base = next((b for b in rows if b["shape"] == r["shape"] and b["scheme"] == "bf16"), None)
     ratio = f'{r["decode_tok_per_s"] / base["decode_tok_per_s"]:.2f}' if base else "-"
-    print(f'| {r["shape"]} {r["scheme"]} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
+    print(f'| {r["shape"]} {r["scheme"]} {r["variant"] if r["scheme"] != "bf16" else ""} | {r["decode_tok_per_s"]:.0f} | {ratio} | {r["weight_gb"]} | {r["weight_read_tb_per_s"]} | {r["gpu_ms_per_step"]:.3f} |')
 PY
 }
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi

@@ -4,7 +4,8 @@
 # CPU) on this project's README with the built-in byte tokenizer: the loss falls, the 60-step run
 # stops after step 30 with a checkpoint, resumes from it with the same lr schedule, and the result
 # is exported as a Hugging Face model and evaluated, continues a prompt (tessera generate) and
-# answers a client over HTTP (tessera serve).
+# answers a client over HTTP (tessera serve); it is quantized to a GGUF q8_0 file (llama.cpp's
+# format) and a Tessera int8 checkpoint, each continuing the prompt.
 # Then a LoRA fine-tune of that model (its base frozen, a few seconds), exported as a PEFT adapter
 # and merged; the first run is drawn as an SVG (tessera plot).
 set -euo pipefail
@@ -43,6 +44,13 @@ r = json.load(urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{
                                                             {"Content-Type": "application/json"}), timeout=60))
 print("served:", repr(r["choices"][0]["text"]), r["usage"])' "$port"
 kill -TERM $serve_pid && wait $serve_pid
+echo "== quantize it: GGUF q8_0 (llama.cpp's grid) and a Tessera int8 checkpoint, each continuing the prompt (the same seed)"
+$tessera export --checkpoint runs/tiny-cpu/step-60 --format gguf --quant q8_0 --out runs/tiny-cpu/model-q8_0.gguf
+$tessera generate --model runs/tiny-cpu/model-q8_0.gguf --prompt "Tessera trains" --max-new-tokens 48 --temperature 0.8 --top-k 20 --seed 1
+echo
+$tessera export --checkpoint runs/tiny-cpu/step-60 --format quantized --scheme int8 --out runs/tiny-cpu/int8
+$tessera generate --model runs/tiny-cpu/int8 --tokenizer bytes --prompt "Tessera trains" --max-new-tokens 48 --temperature 0.8 --top-k 20 --seed 1
+echo
 echo "== LoRA fine-tune of that model: r 8 adapters on every projection, the base frozen, 20 steps on 2 ranks"
 lora=(--set model.init= --set model.path=runs/tiny-cpu/export --set model.tokenizer=bytes --set lora.r=8
       --set lora.alpha=16 --set train.steps=20 --set train.lr=1e-2 --set checkpoint.dir=runs/tiny-lora

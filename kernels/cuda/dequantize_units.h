@@ -1,4 +1,4 @@
-// kernels/cuda/dequantize_units.cu: dequantize a matrix a unit (16 weights) per thread.
+// kernels/cuda/dequantize_units.cu: dequantize a matrix in units of 16 weights, 4 a thread.
 #pragma once
 
 #include "core/tensor.h"

@@ -7,11 +7,20 @@
 // scale * (dot - zero * sum(x)), which is sum((code - zero) * scale * x), the dequantized weights'
 // product, in fp32. The warps' sums meet in shared memory. Up to kMaxM rows of A per launch; more
 // run as several launches.
+//
+// fused_gemv runs this kernel ("v1") or the tensor-core one of gemv_packed_mma.cu, as
+// TESSERA_PACKED_GEMV says (read at each call, so that bench/quant_gemv_bench compares them in
+// one process): v1; mma (the default: its warps per block chosen by N); mma4, mma8, mma16 (fixed).
+// Products the mma kernel does not take (an f32 A, nf4) run v1.
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemv_packed.h"
+#include "kernels/cuda/gemv_packed_mma.h"
+#include "kernels/cuda/gemv_packed_out.cuh"
 #include "kernels/cuda/nf4_tables.h"
 #include "kernels/packed_units.h"
 
@@ -94,27 +103,7 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (lane == 0) partial[warp][r * kM + i] = v;
     }
   __syncthreads();
-  const int t = threadIdx.x;
-  if (t >= kRows * kM) return;
-  const int64_t row = row0 + t / kM;
-  const int i = t % kM;
-  if (row >= n || i >= m) return;
-  float sum = 0.0f;
-#pragma unroll
-  for (int wi = 0; wi < kWarps; ++wi) sum += partial[wi][t];
-  const int64_t at = i * n + row;
-  auto finish = [&](auto* out, const auto* b) {
-    float v = alpha * sum;
-    if (beta != 0.0f) v += beta * to_f32(out[at]);
-    if (b) v += to_f32(b[row]);
-    out[at] = from_f32<std::remove_pointer_t<decltype(out)>>(v);
-  };
-  switch (c_dtype) {
-    case DType::BF16:
-      return finish(static_cast<__nv_bfloat16*>(c), static_cast<const __nv_bfloat16*>(bias));
-    case DType::F16: return finish(static_cast<__half*>(c), static_cast<const __half*>(bias));
-    default: return finish(static_cast<float*>(c), static_cast<const float*>(bias));
-  }
+  store_block_out<kWarps, kRows * kM, kM>(partial, threadIdx.x, row0, n, m, c, c_dtype, alpha, beta, bias);
 }
 
 template <int kM, typename TA, typename Reader>
@@ -125,6 +114,16 @@ void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k,
   const unsigned blocks = unsigned((n + kRows - 1) / kRows);
   gemv_packed_kernel<kM, TA, Reader><<<blocks, kWarps * 32, 0, stream>>>(
       c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);
+}
+
+// TESSERA_PACKED_GEMV as the mma kernel's warps per block (0: by N), or -1 for v1.
+int mma_warps() {
+  const char* v = std::getenv("TESSERA_PACKED_GEMV");
+  if (!v || !*v || std::strcmp(v, "mma") == 0) return 0;
+  if (std::strcmp(v, "v1") == 0) return -1;
+  for (int warps : {4, 8, 16})
+    if (std::string(v) == "mma" + std::to_string(warps)) return warps;
+  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected v1, mma, mma4, mma8 or mma16)");
 }
 
 }  // namespace
@@ -145,6 +144,8 @@ std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmS
 
 void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
                 const Tensor& bias) {
+  const int warps = mma_warps();
+  if (warps >= 0 && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias, warps);
   cudaStream_t stream = stream_of(c);
   const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(c.device().index) : nullptr;
   pu::with_reader(w, tables, [&](const auto& reader) {

@@ -27,7 +27,7 @@ using inference::Completion;
 using inference::Request;
 
 struct GenerateArgs {
-  std::string model, adapter, prompt, input, input_ids, output, device = "cpu", dtype, chat_template;
+  std::string model, adapter, tokenizer, prompt, input, input_ids, output, device = "cpu", dtype, chat_template;
   bool chat = false, no_cuda_graphs = false, no_verify = false;
   int64_t max_new_tokens = 128, top_k = 0;
   double temperature = 1.0, top_p = 1.0;
@@ -98,13 +98,13 @@ void run_generate(const GenerateArgs& a) {
   const DType dtype = dtype_name == "bf16" ? DType::BF16 : DType::F32;
   inference::LoadedInferenceModel m =
       inference::load_inference_model(
-      {.model = a.model, .adapter = a.adapter, .device = device, .dtype = dtype, .verify = !a.no_verify});
+      {.model = a.model, .adapter = a.adapter, .tokenizer = a.tokenizer, .device = device, .dtype = dtype, .verify = !a.no_verify});
   m.model->set_options({.cuda_graphs = !a.no_cuda_graphs});
 
   std::vector<std::vector<int32_t>> prompts;
   std::optional<data::DocumentEncoder> encoder;
   if (a.input_ids.empty()) {
-    TS_CHECK(m.tokenizer, "--model {}: has no tokenizer (tokenizer.json); give --input-ids instead", a.model);
+    TS_CHECK(m.tokenizer, "--model {}: has no tokenizer (tokenizer.json); name one with --tokenizer or give --input-ids", a.model);
     const bool needs_template = a.chat || !a.input.empty();
     const data::ChatTemplate chat_template =
         needs_template && (a.chat || !a.chat_template.empty()) ? data::resolve_chat_template(a.chat_template, *m.tokenizer)
@@ -185,6 +185,8 @@ void add_generate_command(CLI::App& app) {
   cmd->add_option("--model", a->model, "a Hugging Face model folder, a Tessera checkpoint folder or a .gguf file")
       ->required();
   cmd->add_option("--adapter", a->adapter, "a PEFT LoRA adapter folder to apply");
+  cmd->add_option("--tokenizer", a->tokenizer, "a tokenizer.json, a folder holding one, or 'bytes' (default: the "
+                  "model's)");
   cmd->add_flag("--no-verify", a->no_verify,
                 "do not check the weight files against SHA256SUMS / the checkpoint's manifest");
   cmd->add_option("--prompt", a->prompt, "a prompt; the text streams to stdout");

@@ -93,7 +93,8 @@ void TrainLog::step(const StepLog& s) {
                tflops, mfu, mem_gib, eta);
   write_row(s.step, nlohmann::ordered_json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                                            {"tokens_per_s", tok_per_s}, {"tflops_per_rank", tflops},
-                                           {"peak_memory_gib", mem_gib}, {"skipped", s.skipped}});
+                                           {"peak_memory_gib", mem_gib}, {"forward_backward_s", s.forward_backward_seconds},
+                                           {"update_s", s.update_seconds}, {"skipped", s.skipped}});
 }
 
 void TrainLog::eval(int64_t step, double eval_loss) {

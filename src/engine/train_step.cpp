@@ -3,9 +3,38 @@
 #include <chrono>
 
 #include "core/error.h"
+#include "core/stream.h"
 #include "model/transformer.h"
 
 namespace tessera {
+
+namespace {
+
+// Marks on the step's timeline: CUDA timing events on the device's current stream (what the step's
+// kernels run on), host clock readings on the CPU, where every op is done when it returns.
+class StepTimeline {
+ public:
+  explicit StepTimeline(Device device) : device_(device) {}
+  void mark(size_t at) {
+    if (device_.is_cuda())
+      events_[at].record(current_stream(device_.index));
+    else
+      clocks_[at] = std::chrono::steady_clock::now();
+  }
+  // Seconds between two marks; waits for the later one.
+  double seconds(size_t from, size_t to) const {
+    if (!device_.is_cuda()) return std::chrono::duration<double>(clocks_[to] - clocks_[from]).count();
+    events_[to].synchronize();
+    return elapsed_ms(events_[from], events_[to]) / 1e3;
+  }
+
+ private:
+  Device device_;
+  Event events_[3] = {Event(true), Event(true), Event(true)};
+  std::chrono::steady_clock::time_point clocks_[3];
+};
+
+}  // namespace
 
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
                      const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing,
@@ -25,12 +54,16 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
                            .activation_checkpointing = activation_checkpointing,
                            .grad_scale = static_cast<float>(1.0 / targets),
                            .lora_dropout = lora_dropout};
+  StepTimeline timeline(store.device());
+  timeline.mark(0);
   double local_loss = 0;
   for (const TokenBatch& b : micro_batches) {
+    if (&b == &micro_batches.back()) store.final_backward();
     double loss_sum = 0;
     run_model(store.config(), source ? *source : store, b, options, &loss_sum);
     local_loss += loss_sum;
   }
+  timeline.mark(1);
   Tensor loss = Tensor::from_vector<float>({static_cast<float>(local_loss)}, {1}, DType::F32);
   host_comm.all_reduce(loss, ReduceOp::Sum).wait();
 
@@ -40,8 +73,9 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
   const double optimizer_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - optimizer_start).count() -
       (Work::blocked_seconds() - blocked);
+  timeline.mark(2);
   return {loss.data_as<float>()[0] / targets, result.grad_norm, result.skipped, static_cast<int64_t>(targets),
-          optimizer_seconds};
+          optimizer_seconds, timeline.seconds(0, 1), timeline.seconds(1, 2)};
 }
 
 }  // namespace tessera

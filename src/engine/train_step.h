@@ -20,6 +20,13 @@ struct StepStats {
   bool skipped = false;  // non-finite gradients, or no targets in the global batch: no update
   int64_t targets = 0;   // target tokens in the global batch
   double optimizer_seconds = 0;  // the sharded optimizer step's host time, less its waits on collectives
+  // Where the step's time went, on the device (CUDA timing events on the compute stream; wall time
+  // on the CPU): the micro-batches' forward and backward, then what follows the last backward until
+  // the step is done (the gradient reductions landing, the norm and clip, AdamW, re-gathers). With
+  // zero.overlap_step the AdamW runs on its own stream into the next step's forward, which is then
+  // where it shows.
+  double forward_backward_seconds = 0;
+  double update_seconds = 0;
 };
 
 // host_comm: an MPI communicator over the same ranks, for the scalars (loss, token counts).

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <atomic>
 #include <csignal>
+#include <cstdlib>
 #include <filesystem>
 
 #include "core/error.h"
@@ -153,7 +154,11 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                    .reduce_bucket_bytes = static_cast<int64_t>(job.zero.reduce_bucket_mb * (1 << 20)),
                    .lora_scale = params.lora_scale(),
                    .packed_matmul = params.adapter ? params.adapter->packed_matmul : PackedMatmul::dequantize,
-                   .embed_on_host = params.adapter && params.adapter->embed_on_host},
+                   .embed_on_host = params.adapter && params.adapter->embed_on_host,
+                   .overlap_step = job.zero.overlap_step,
+                   // A benchmark's knob (scripts/device-tests.sh train_1b measures both): 0 takes the
+                   // gradient norm after the whole backward even with zero.overlap_step.
+                   .early_norm = std::getenv("TESSERA_EARLY_NORM") == nullptr || std::string(std::getenv("TESSERA_EARLY_NORM")) != "0"},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
@@ -273,8 +278,8 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     summary.last_loss = stats.loss;
     log.step({step, job.train.steps, stats.loss, lr, stats.grad_norm, global * job.data.seq_len,
                 clock.step_seconds(),
-                step_flops(config, store.num_params(), global, job.data.seq_len, params.adapter.has_value()), world.size,
-                stats.skipped});
+                step_flops(config, store.num_params(), global, job.data.seq_len, params.adapter.has_value()),
+                stats.forward_backward_seconds, stats.update_seconds, world.size, stats.skipped});
     // Every rank's figures reach rank 0's metrics at log steps, in one small gather.
     if (job.log.metrics_port > 0 && log.logs(step, job.train.steps)) {
       std::vector<RankFigures> ranks = gather_rank_figures(*host, rank_figures(device, clock.totals()));

@@ -2,7 +2,17 @@
 
 #include <algorithm>
 
+#include "core/error.h"
+
 namespace tessera {
+
+void OptimizerState::step_unit(size_t unit, const ops::AdamWStep&, WorkingCopy&) {
+  fail("OptimizerState: unit {} cannot be stepped alone here (optimizer offload steps all units in one pass)", unit);
+}
+
+void OptimizerState::take_norm(size_t unit) {
+  fail("OptimizerState: unit {}'s gradient norm cannot be taken alone here (optimizer offload)", unit);
+}
 
 offload::HomeLayout state_layout(const std::vector<UnitShard>& units) {
   offload::HomeLayout layout{DType::F32, 3, {}};

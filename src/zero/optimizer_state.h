@@ -55,6 +55,17 @@ class OptimizerState {
   // AdamW on every unit (adam.grad_scale: the clipping coefficient), writing each unit's new working
   // copy through `low`; then the gradients start again from zero.
   virtual void step(const ops::AdamWStep& adam, WorkingCopy& low) = 0;
+  // Whether units can be stepped one at a time, apart from the others (step_unit): the device state,
+  // whose AdamW of a unit touches only that unit's state and working copy. The host state steps all
+  // units in one pass streamed through its home and cannot.
+  virtual bool steps_by_unit() const { return false; }
+  // AdamW on `unit` alone, as step() does it; once every unit was stepped (in any order, at any
+  // time before its state or gradient is next used), zero_grads() ends the step as step() would.
+  virtual void step_unit(size_t unit, const ops::AdamWStep& adam, WorkingCopy& low);
+  // The device state only: `unit`'s gradient is final for this step; its squared norm is taken now
+  // (on the current stream) and grad_norm_sq() adds it in its place, with the same rounding as if
+  // it were taken there.
+  virtual void take_norm(size_t unit);
   // Drops the accumulated gradients (a skipped step).
   virtual void zero_grads() = 0;
   // Every unit's fp32 state in unit order (host or device tensors, in pieces where it streams from

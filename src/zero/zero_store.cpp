@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "core/stream.h"
 
 namespace tessera {
 
@@ -71,6 +72,8 @@ struct ZeroStore::Unit {
   int acquired = 0;
   Work gathering;              // an all-gather started ahead of use
   bool in_flight = false;
+  bool step_pending = false;   // zero.overlap_step: its update of the last step, not yet awaited
+  Event stepped;               // ... queued on the optimizer stream up to here (GPUs)
 };
 
 ZeroStore::ZeroStore(const ModelConfig& config, const ZeroOptions& options, Communicator& comm)
@@ -126,9 +129,30 @@ ZeroStore::ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, c
                     : options.offload_params == OffloadTo::cpu ? WorkingCopy::Home::host
                                                                : WorkingCopy::Home::device;
   low_ = std::make_unique<WorkingCopy>(std::move(slots), options.device, home, options.nvme_params, comm.rank());
+  overlap_ = options.overlap_step && state_->steps_by_unit() && home == WorkingCopy::Home::device;
+  if (options.overlap_step && !overlap_)
+    spdlog::info("zero.overlap_step: not applied with optimizer or parameter offload; the optimizer step stays sequential");
+  if (overlap_ && options.device.is_cuda()) optimizer_stream_ = create_stream(options.device.index);
 }
 
-ZeroStore::~ZeroStore() = default;
+ZeroStore::~ZeroStore() {
+  if (!optimizer_stream_) return;
+  synchronize_stream(optimizer_stream_);  // its last updates still read and write the state
+  destroy_stream(optimizer_stream_);
+}
+
+void ZeroStore::await_step(Unit& u) {
+  if (!u.step_pending) return;
+  u.step_pending = false;
+  if (optimizer_stream_)
+    u.stepped.wait_on(current_stream(options_.device.index));
+  else
+    state_->step_unit(u.index, pending_adam_, *low_);
+}
+
+void ZeroStore::await_steps() {
+  for (auto& u : units_) await_step(*u);
+}
 
 bool ZeroStore::embed_on_host(const UnitLayout& layout) const {
   if (!options_.embed_on_host || !(layout.id == UnitId::embed())) return false;
@@ -177,6 +201,7 @@ void ZeroStore::bind(Unit& u, const Tensor& flat, const Tensor& persistent_flat,
 }
 
 void ZeroStore::start_gather(Unit& u) {
+  await_step(u);  // the gather reads the working copy (on the communication stream, after the current one)
   // A part that is not sharded is its working copy itself; an empty one (a unit with nothing
   // trainable) moves nothing.
   auto start = [&](const ShardLayout& shard, size_t slot, DType dtype, Tensor& full, Work& work, bool& in_flight) {
@@ -276,6 +301,7 @@ void ZeroStore::load(const SafetensorsModel& checkpoint, uint64_t seed, float st
 }
 
 void ZeroStore::refresh_working_copy() {
+  await_steps();
   state_->refresh(*low_);
   if (options_.stage < 3) {
     for (auto& u : units_) {
@@ -287,6 +313,7 @@ void ZeroStore::refresh_working_copy() {
 
 template <typename Fn>
 void ZeroStore::visit_state(bool write, Fn&& fn) {
+  await_steps();  // a checkpoint reads (or a load writes) the state the last step's updates write
   state_->visit(write, [&](size_t index, const UnitState& s, int64_t first) {
     const Unit& u = *units_[index];
     const int64_t last = first + s.master.numel();
@@ -313,6 +340,10 @@ void ZeroStore::write_state(const SliceVisitor& fn) {
 const ModelParams& ZeroStore::acquire(UnitId id) {
   const size_t index = unit_index(config_, id);
   Unit& u = *units_[index];
+  // The model reads the unit's working copy and (backward) writes its gradient, which the last
+  // step's update reads; the persistent group comes with every unit.
+  await_step(u);
+  if (persistent_) await_step(*persistent_);
   if (options_.stage == 3) {
     if (recording_) {
       order_.push_back(index);
@@ -368,6 +399,9 @@ const Tensor& ZeroStore::grad_buffer(Unit& u) {
 
 void ZeroStore::grads_done(UnitId id) {
   Unit& u = unit(id);
+  // One rank, the state's own accumulator: nothing changes the gradient after the last backward.
+  if (final_backward_ && overlap_ && options_.early_norm && comm_.size() == 1 && u.in_place && u.full_grad.defined())
+    take_norm(u);
   // Stages 0-1 and unsharded units accumulate whole gradients over the micro-batches and reduce
   // them at the step.
   if (options_.stage < 2 || u.shard.world == 1 || !u.full_grad.defined()) return;
@@ -431,6 +465,7 @@ void ZeroStore::land(Unit& u) {
 }
 
 StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
+  await_steps();  // a step without a pass in between (each pass awaits the units it uses)
   // Whole gradients still accumulated (stages 0-1, unsharded units) are reduced now, all at once.
   for (auto& u : units_) {
     if (!u->full_grad.defined()) continue;
@@ -442,6 +477,12 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   flush_bucket();
   for (auto& u : units_) land(*u);
   in_flight_.clear();
+  final_backward_ = false;
+  if (std::exchange(norms_queued_, false)) {  // the early norms (optimizer stream) come first
+    Event norms;
+    norms.record(optimizer_stream_);
+    norms.wait_on(current_stream(options_.device.index));
+  }
   // Squared norms: [0] of sharded gradients (summed over the ranks), [1] of unsharded ones
   // (equal on every rank: counted once).
   Tensor norm_sq = state_->grad_norm_sq();  // on the communicator's device
@@ -459,7 +500,10 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   ops::AdamWStep clipped = adam;
   clipped.grad_scale =
       static_cast<float>(clip_norm > 0 ? std::min(1.0, clip_norm / (result.grad_norm + 1e-6)) : 1.0);
-  state_->step(clipped, *low_);
+  if (overlap_)
+    step_behind(clipped);
+  else
+    state_->step(clipped, *low_);
   if (options_.stage < 3) {
     for (auto& u : units_) {
       u->full = Tensor();
@@ -467,6 +511,53 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
     }
   }
   return result;
+}
+
+}  // namespace tessera
+
+namespace tessera {
+
+// zero.overlap_step. Why AdamW overlaps what comes after the step and not the end of backward: the
+// global-norm clip scales every gradient by a factor known only once the last gradient has landed
+// (the tied embedding's, at the very end of backward), and AdamW is not linear in that factor, so
+// a unit stepped before it is known would have to be undone (a copy of its state: 12 bytes per
+// parameter) whenever the clip binds; speculating that it does not bind cannot be checked before
+// the last unit either. Stepping after the norm keeps every update exactly what the sequential step
+// computes (the same kernels on the same inputs; only when they run changes), with the clip on.
+// The updates go on the optimizer stream in unit order - the order the next forward needs them -
+// after the backward and the norm; the host returns at once, and each unit's next use (acquire,
+// its gather, a checkpoint, the next step) waits for that unit's update alone, so the updates of
+// later units run under the host's work between steps and the forward of the earlier ones. On the
+// CPU nothing runs behind the host: each unit's update is made when the unit is next used, which
+// tests that every use waits for it.
+void ZeroStore::take_norm(Unit& u) {
+  if (!optimizer_stream_) {
+    state_->take_norm(u.index);
+    return;
+  }
+  Event done;  // the unit's backward, queued on the compute stream
+  done.record(current_stream(options_.device.index));
+  done.wait_on(optimizer_stream_);
+  StreamGuard on_optimizer(options_.device.index, optimizer_stream_);
+  state_->take_norm(u.index);
+  norms_queued_ = true;
+}
+
+void ZeroStore::step_behind(const ops::AdamWStep& clipped) {
+  state_->zero_grads();  // bookkeeping only: the next step's first gradient overwrites the accumulators
+  pending_adam_ = clipped;
+  if (optimizer_stream_) {
+    const Stream compute = current_stream(options_.device.index);
+    Event backward_done;
+    backward_done.record(compute);
+    backward_done.wait_on(optimizer_stream_);
+    StreamGuard on_optimizer(options_.device.index, optimizer_stream_);
+    for (auto& u : units_) {
+      state_->step_unit(u->index, clipped, *low_);
+      u->stepped.record(optimizer_stream_);
+    }
+  }
+  for (auto& u : units_) u->step_pending = true;
 }
 
 }  // namespace tessera

@@ -69,6 +69,15 @@ struct ZeroOptions {
   // A frozen embed_tokens (with no trainable tensor in its unit) kept whole in pinned host memory on
   // every rank: acquire(embed) hands out a host view, the model sends only the batch's rows over.
   bool embed_on_host = false;
+  // zero.overlap_step: the AdamW pass of step() runs on its own stream, overlapping what the host
+  // and the compute stream do next (the next step's forward); each unit's first use after the step
+  // waits for that unit's update only. Applies with the optimizer state and the working copy on the
+  // device (no offload); elsewhere step() stays sequential.
+  bool overlap_step = false;
+  // With overlap_step on one rank: each unit's squared gradient norm is taken on the optimizer stream
+  // as soon as the step's last backward is done with the unit (final_backward), beside the backward
+  // of the units before it, instead of after the whole backward. Off: the norm waits for the step.
+  bool early_norm = true;
 };
 
 struct StepResult {
@@ -107,6 +116,9 @@ class ZeroStore : public ParamSource {
   // One AdamW step (hyper-parameters in `adam`, its grad_scale ignored) with global-norm clipping
   // (clip_norm 0: off), then fresh working copies and zeroed gradients.
   StepResult step(const ops::AdamWStep& adam, double clip_norm);
+  // The coming pass is the step's last backward: a unit's gradient is final at its grads_done
+  // (where nothing is reduced after it: one rank), so its norm may be taken then (early_norm).
+  void final_backward() { final_backward_ = true; }
 
   // This rank's slices of the fp32 state, for checkpoints: elements [begin, end) of a parameter's
   // flattened tensor (master, m and v hold end - begin elements, on the host or the device). They
@@ -129,6 +141,8 @@ class ZeroStore : public ParamSource {
   // The trainable parameters: what a checkpoint holds state of.
   const std::vector<ParamSpec>& trainable_specs() const { return trainable_; }
   const ModelConfig& config() const { return config_; }
+  Device device() const { return options_.device; }  // the training device
+  bool overlaps_step() const { return overlap_; }      // zero.overlap_step is in effect
 
  private:
   struct Unit;
@@ -155,6 +169,12 @@ class ZeroStore : public ParamSource {
   void land(Unit& u);
   template <typename Fn>
   void visit_state(bool write, Fn&& fn);  // fn(unit, slice) for every state slice this rank owns
+  // zero.overlap_step: u's update of the last step is done before what is queued next on the
+  // current stream (on the CPU, where nothing runs behind the host, it is made now); all units'.
+  void await_step(Unit& u);
+  void await_steps();
+  void step_behind(const ops::AdamWStep& clipped);  // step()'s AdamW with zero.overlap_step
+  void take_norm(Unit& u);                           // early_norm: u's squared norm, now
 
   ModelConfig config_;
   std::vector<ParamSpec> trainable_;
@@ -170,6 +190,13 @@ class ZeroStore : public ParamSource {
   size_t cursor_ = 0;
   std::vector<Unit*> bucket_, in_flight_;  // reductions waiting to start; the last ones started
   int64_t bucket_bytes_ = 0;
+  // zero.overlap_step in effect: the stream step() queues AdamW on (GPUs), the step's settings for
+  // the units whose update is still to be made (CPU).
+  bool overlap_ = false;
+  Stream optimizer_stream_ = nullptr;
+  ops::AdamWStep pending_adam_{};
+  bool final_backward_ = false;  // final_backward() was called for this step
+  bool norms_queued_ = false;    // early norms queued on the optimizer stream in this step
 };
 
 }  // namespace tessera

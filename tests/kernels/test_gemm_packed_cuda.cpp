@@ -1,11 +1,19 @@
-// The fused packed gemv (kernels/cuda/gemv_packed.cu) against the CPU reference on fresh random
-// inputs: every scheme (int4 in each group size, symmetric and not), M from 1 to 9 (the m-tiles of
-// 4, a partial last tile), N not a multiple of the 4 rows of a thread block, K of several chunks of
-// 512 with a partial last one, A in f32, bf16 and f16, C in f32 or A's dtype, alpha, beta and a bias.
-// The reference is the exact product of the dequantized fp32 weights and A (what the kernel sums
-// in fp32), so f32 outputs agree to accumulation order. Auto picks the fused kernel for small M and
-// falls back where it cannot run (a misaligned A), with the same result.
+// The fused packed gemv (kernels/cuda/gemv_packed.cu, and its tensor-core variants of
+// gemv_packed_mma.cu, each run through TESSERA_PACKED_GEMV) against the CPU reference on fresh
+// random inputs: every scheme (int4 in each group size, symmetric and not), M from 1 to 9 (v1's
+// m-tiles of 4, the mma kernel's 8 columns, a partial last tile), N not a multiple of the rows of
+// a thread block (4-8, 16), K of several rounds of units with a partial last one, A in f32, bf16
+// and f16, C in f32 or A's dtype, alpha, beta and a bias. The reference is the exact product of
+// the dequantized fp32 weights and A (what v1 sums in fp32), so v1's f32 outputs agree to
+// accumulation order; the mma kernels round each weight to A's dtype first (as the dequantize
+// path does), so their outputs agree to the rounding of A's dtype and of C's.
+// Auto picks the fused kernel for small M and falls back where it cannot run (a misaligned A), with
+// the same result.
 #include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <string>
 
 #include "core/error.h"
 #include "kernels/ops.h"
@@ -40,6 +48,9 @@ Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float 
 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 
+// Each fused variant in turn (an f32 A and nf4 run v1 in every one).
+const char* const kVariants[] = {"v1", "mma", "mma4", "mma8", "mma16"};
+
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
 TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
@@ -58,12 +69,19 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      // beta 0 must not read C: a C of NaNs stays out of the result.
-      const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
-      if (beta == 0.0f) ops::fill(got, NAN);
-      ops::gemm_packed(got, a.to(gpu), w_gpu, true, alpha, beta, with_bias ? bias.to(gpu) : Tensor(),
-                       PackedGemmKernel::Fused);
-      EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(c_dtype)) << "alpha " << alpha;
+      for (const char* variant : kVariants) {
+        setenv("TESSERA_PACKED_GEMV", variant, 1);
+        // beta 0 must not read C: a C of NaNs stays out of the result.
+        const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
+        if (beta == 0.0f) ops::fill(got, NAN);
+        ops::gemm_packed(got, a.to(gpu), w_gpu, true, alpha, beta, with_bias ? bias.to(gpu) : Tensor(),
+                         PackedGemmKernel::Fused);
+        const bool mma = std::string(variant) != "v1" && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
+        EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
+                  mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
+            << "alpha " << alpha << " variant " << variant;
+      }
+      unsetenv("TESSERA_PACKED_GEMV");
     }
   }
 }
@@ -73,15 +91,17 @@ INSTANTIATE_TEST_SUITE_P(
     ::testing::Combine(::testing::Values(Case{{QuantScheme::Int8}, 37, 1040}, Case{{QuantScheme::Int8}, 8, 4096},
                                          Case{{QuantScheme::Int4, 32, true}, 37, 1184},
                                          Case{{QuantScheme::Int4, 32, false}, 13, 2080},
+                                         Case{{QuantScheme::Int4, 32, false}, 37, 8224},
                                          Case{{QuantScheme::Int4, 64, true}, 21, 1152},
                                          Case{{QuantScheme::Int4, 64, false}, 37, 1152},
                                          Case{{QuantScheme::Int4, 128, true}, 18, 2048},
                                          Case{{QuantScheme::Int4, 128, false}, 37, 1152},
                                          Case{{QuantScheme::Q8_0}, 37, 1184}, Case{{QuantScheme::Q8_0}, 6, 96},
+                                         Case{{QuantScheme::Q8_0}, 19, 4160},
                                          Case{{QuantScheme::Q4_0}, 37, 1184}, Case{{QuantScheme::Q4_0}, 5, 2080},
                                          Case{{QuantScheme::NF4}, 37, 1040}, Case{{QuantScheme::NF4}, 9, 2064}),
                        ::testing::Values(DType::BF16, DType::F32, DType::F16),
-                       ::testing::Values(int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(9))));
+                       ::testing::Range(int64_t(1), int64_t(10))));
 
 // ops::gemm_packed's own choice: small M fused, large M and misaligned A dequantized; all equal the
 // reference. A K that is no multiple of 16 cannot be fused: forcing it is an error naming why.
@@ -113,6 +133,22 @@ TEST(CudaGemmPackedChoice, AutoEqualsTheReferenceOnEveryPath) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("K = 40 is not a multiple of 16"), std::string::npos) << e.what();
   }
+}
+
+// An unknown TESSERA_PACKED_GEMV is an error naming it and the choices.
+TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
+  TS_REQUIRE_GPU();
+  const PackedTensor w = quant::quantize(random_tensor({4, 64}, DType::F32, Device::cpu(), 1), {QuantScheme::Int8});
+  const Tensor out = Tensor::empty({1, 4}, DType::BF16, gpu);
+  setenv("TESSERA_PACKED_GEMV", "v9", 1);
+  try {
+    ops::gemm_packed(out, random_tensor({1, 64}, DType::BF16, gpu, 2), w.to(gpu), true);
+    FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected v1, mma"), std::string::npos)
+        << e.what();
+  }
+  unsetenv("TESSERA_PACKED_GEMV");
 }
 
 // Dequantize + gemm in blocks of rows (16 MB of workspace each: 2048 rows of 2048 f32 here, so

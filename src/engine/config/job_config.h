@@ -69,6 +69,7 @@ struct ZeroSection {
   int64_t prefetch = 1;           // units gathered ahead
   double reduce_bucket_mb = 64;
   int64_t persist_below = 0;      // parameters with fewer elements stay whole on every rank
+  bool overlap_step = false;      // AdamW on its own stream, overlapping the next step's forward
   OptimizerOffloadSection offload_optimizer;
   OffloadSection offload_params;
 };
@@ -172,6 +173,7 @@ template <typename V> void describe(V& v, ZeroSection& s) {
   v("prefetch", s.prefetch);
   v("reduce_bucket_mb", s.reduce_bucket_mb);
   v("persist_below", s.persist_below);
+  v("overlap_step", s.overlap_step);
   v("offload_optimizer", s.offload_optimizer);
   v("offload_params", s.offload_params);
 }

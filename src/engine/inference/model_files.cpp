@@ -18,7 +18,7 @@ LoadedInferenceModel load_inference_model(const ModelFiles& f) {
                                                   .device = f.device,
                                                   .verify = f.verify,
                                                   .checksums = f.checksums,
-                                                  .tokenizer = "",
+                                                  .tokenizer = f.tokenizer,
                                                   .tokenizer_required = false,
                                                   .adapter = f.adapter,
                                                   .quantized = QuantizedWeights::packed});

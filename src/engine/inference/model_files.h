@@ -20,6 +20,7 @@ namespace tessera::inference {
 struct ModelFiles {
   std::string model;    // the folder or .gguf file
   std::string adapter;  // a PEFT adapter folder, or ""
+  std::string tokenizer;  // a tokenizer.json, a folder holding one, or "bytes": replaces the model's own ("": its own)
   Device device = Device::cpu();
   DType dtype = DType::F32;  // of the weights and the KV cache: f32 or bf16 (CPU: f32 only)
   bool verify = true;        // the weight files against SHA256SUMS / the manifest / `checksums` (--no-verify)

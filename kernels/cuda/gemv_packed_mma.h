@@ -1,0 +1,18 @@
+// The tensor-core fused gemv of kernels/cuda/gemv_packed_mma.cu, one of fused_gemv's variants.
+#pragma once
+
+#include "core/tensor.h"
+#include "kernels/gemm_shape.h"
+#include "kernels/quant_format.h"
+
+namespace tessera::cuda {
+
+// Whether it computes this product: A bf16 or f16 (C any floating dtype), any scheme but nf4.
+bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w);
+
+// C = alpha A W^T + beta C (+ bias), for a product that fused_gemv_unfit and fused_gemv_mma_fits
+// accept; `warps` per block (4, 8 or 16) split K, 0 chooses by N.
+void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
+                    const Tensor& bias, int warps);
+
+}  // namespace tessera::cuda
