@@ -1,18 +1,22 @@
 // Greedy decoding through the inference engine (Generator: continuous batching, paged KV cache) on
 // one GPU, random bf16 weights of a Llama shape, the same call as shared/peers/torch_peer_decode.py.
 // bench/decode_bench [--shape 1b|8b] [--batch 1] [--prompt 128] [--new 128] [--graphs 1|0]
-//                    [--scheme bf16|int8|int4|q8_0|q4_0|nf4]
+//                    [--scheme bf16|int8|int4|q8_0|q4_0|nf4] [--profile 0|1]
 // --scheme: every projection quantized at start (int4: groups of 32, symmetric) and kept packed, as
 // a quantized checkpoint loads for inference (the embedding and lm_head stay bf16).
 // Prints RESULT {json}: prefill seconds and prompt tokens/s, decode tokens/s (batch / time per
 // step after the first token), the weights read per second, and where a decode step's time goes:
 // wall time per step (the whole engine: scheduler, sampler, model), the model's run() per step,
 // and the device time per step (CUDA events around the step's queued work).
+// --profile 1: steps run eagerly with CUDA events around each op family (InferenceOptions::
+// profile_ops) and, after RESULT, one line per family: PROFILE | shape batch | op | ms per decode
+// step | share of the step | weight GB/s (projections and lm_head, bf16) |.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <map>
 #include <string>
 
 #include "core/error.h"
@@ -20,6 +24,7 @@
 #include "core/stream.h"
 #include "engine/inference/generator.h"
 #include "engine/model_loader.h"
+#include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
 #include "model/inference_model.h"
 #include "model/model_config_params.h"
@@ -32,8 +37,7 @@ int main(int argc, char** argv) {
     int64_t batch = 1, prompt = 128, fresh = 128;
     bool graphs = true;
     std::string scheme = "bf16";
-    const char* gemv_env = std::getenv("TESSERA_SMALL_M_GEMV");  // kernels/cuda/gemv.h
-    const bool gemv = !(gemv_env && std::string(gemv_env) == "0");
+    bool profile = false;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string key = argv[i], value = argv[i + 1];
       if (key == "--shape") shape = value;
@@ -42,6 +46,7 @@ int main(int argc, char** argv) {
       else if (key == "--new") fresh = std::stoll(value);
       else if (key == "--graphs") graphs = value != "0";
       else if (key == "--scheme") scheme = value;
+      else if (key == "--profile") profile = value != "0";
       else throw Error("decode_bench: unknown argument " + key);
     }
     TS_CHECK(cuda_device_count() > 0, "decode_bench needs a GPU: {}", cuda_unavailable_reason());
@@ -76,7 +81,7 @@ int main(int argc, char** argv) {
         }
     }
     auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16,
-                                                  InferenceOptions{.cuda_graphs = graphs});
+                                                  InferenceOptions{.cuda_graphs = graphs, .profile_ops = profile});
     inference::GeneratorOptions options;
     options.max_batch_size = batch;
     options.max_batch_tokens = std::max<int64_t>(2048, batch * prompt);
@@ -111,13 +116,38 @@ int main(int argc, char** argv) {
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"small_m_gemv\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
-                shape.c_str(), scheme.c_str(), batch, prompt, fresh, graphs ? 1 : 0, gemv ? 1 : 0, first, double(batch * prompt) / first,
+                shape.c_str(), scheme.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
+                ops::small_m_kernel_name(ops::small_m_choice().kernel), ops::LaunchOverlap::requested() ? 1 : 0,
+                profile ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
                 (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,
                 weight_bytes / step / 1e12, memory_stats(gpu).peak_allocated / 1073741824.0);
+    if (profile) {
+      // Weight bytes each projection reads per decode step (bf16).
+      const int64_t H = config.hidden_size, I = config.intermediate_size, L = config.num_hidden_layers;
+      const int64_t q = config.num_attention_heads * config.head_dim, kv = config.num_key_value_heads * config.head_dim;
+      const std::map<std::string, int64_t> weights = {
+          {"q_proj", L * q * H * 2}, {"k_proj", L * kv * H * 2}, {"v_proj", L * kv * H * 2}, {"o_proj", L * H * q * 2},
+          {"gate_proj", L * I * H * 2}, {"up_proj", L * I * H * 2}, {"down_proj", L * H * I * 2},
+          {"lm_head", config.vocab_size * H * 2}};
+      const double step_ms = (tn.gpu_ms - t1.gpu_ms) / decode_steps;
+      double named = 0;
+      for (const auto& [op, total] : tn.op_ms) {
+        const double ms = (total - (t1.op_ms.count(op) ? t1.op_ms.at(op) : 0.0)) / decode_steps;
+        named += ms;
+        const auto w = weights.find(op);
+        const std::string gbs = w != weights.end() && scheme == "bf16" ? std::to_string(int(w->second / ms / 1e6)) : "-";
+        std::printf("PROFILE | %s b%ld | %s | %.4f | %.1f%% | %s |\n", shape.c_str(), batch, op.c_str(), ms,
+                    100 * ms / step_ms, gbs.c_str());
+      }
+      std::printf("PROFILE | %s b%ld | between ops | %.4f | %.1f%% | - |\n", shape.c_str(), batch, step_ms - named,
+                  100 * (step_ms - named) / step_ms);
+      std::printf("PROFILE | %s b%ld | step | %.4f | 100%% | %d |\n", shape.c_str(), batch, step_ms,
+                  int(weight_bytes / step_ms / 1e6));
+    }
     return 0;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "decode_bench: %s\n", e.what());

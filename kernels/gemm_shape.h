@@ -20,4 +20,15 @@ struct GemmShape {
 // stays in L2 between its write and the gemm's read) for a column block of C each.
 enum class PackedGemmKernel { Auto, Fused, Dequantize, DequantizeChunked };
 
+// Which CUDA kernel ops::gemm runs for a few rows against a row-major weight (C = A W^T with
+// M <= 64: a decode step's projections and lm_head): Auto (the measured choice by M), CuBlas
+// (cuBLASLt always), Gemv (kernels/cuda/gemv.cu, M <= 4) or Mma (the tensor-core skinny gemm,
+// kernels/cuda/skinny_gemm.cu, M <= 64); cuBLASLt wherever the one asked for cannot run. `split`:
+// among how many warps of a block the Mma kernel splits K (1, 2, 4 or 8; 0 chooses from the shape).
+enum class SmallMKernel { Auto, CuBlas, Gemv, Mma };
+struct SmallMChoice {
+  SmallMKernel kernel = SmallMKernel::Auto;
+  int split = 0;
+};
+
 }  // namespace tessera

@@ -13,6 +13,16 @@ for line in open(sys.argv[2]):
     if line.startswith("RESULT "):
         r = json.loads(line[7:])
         peer[(r["shape"], r["batch"], r["mode"], r["prompt"])] = r
+
+
+def label(r):
+    """The small-M gemm kernel (TESSERA_SMALL_M) when not the default, overlapping kernels
+    (TESSERA_PDL) and profiled runs."""
+    kernel = r.get("small_m", "auto")
+    return (("" if kernel == "auto" else f", small-M {kernel}") + (", pdl" if r.get("pdl") else "")
+            + (", profiled" if r.get("profile") else ""))
+
+
 print("| decode (shape, batch, prompt, graphs) | tessera tok/s | ms per step: wall / run / GPU | graph replays "
       "| prefill tok/s | hf static+compile tok/s | tessera / compiled |")
 print("| --- | --- | --- | --- | --- | --- | --- |")
@@ -20,6 +30,6 @@ for r in ours:
     p = peer.get((r["shape"], r["batch"], "static", r["prompt"]))
     theirs = p["decode_tok_per_s"] if p else None
     ratio = f'{r["decode_tok_per_s"] / theirs:.2f}x' if theirs else "-"
-    print(f'| {r["shape"]}, {r["batch"]}, {r["prompt"]}, {"on" if r["graphs"] else "off"}{"" if r.get("small_m_gemv", 1) else ", no gemv"} | {r["decode_tok_per_s"]:.0f} '
+    print(f'| {r["shape"]}, {r["batch"]}, {r["prompt"]}, {"on" if r["graphs"] else "off"}{label(r)} | {r["decode_tok_per_s"]:.0f} '
           f'| {r["wall_ms_per_step"]:.2f} / {r["run_ms_per_step"]:.2f} / {r["gpu_ms_per_step"]:.2f} '
           f'| {r["graph_replays"]} | {r["prefill_tok_per_s"]:.0f} | {theirs if theirs else "-"} | {ratio} |')

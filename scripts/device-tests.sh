@@ -9,7 +9,8 @@
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
 # `... qlora_70b` the Llama-3-70B shape QLoRA on one GPU,
 # `... generate` greedy parity of tessera generate with transformers, the decode tests and the 1B
-# decode benchmark, `... decode_8b` the 8B decode benchmark,
+# decode benchmark, `... decode_8b` the 8B decode benchmark, `... skinny` the small-M gemm kernels'
+# tests and their side-by-side benchmark (which kernel wins per projection and M),
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
 # and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
@@ -499,29 +500,67 @@ if [ "$only" = all ] || [ "$only" = metrics ]; then metrics_gpu; fi
 # compiled PyTorch decode peer in the same call (prompt 128, 128 new tokens). decode_8b: the 8B
 # shape at batch 1 next to its peer.
 generate() {
-  check kernels_decode .device/bin/test_kernels --gtest_filter='*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:*SmallMGemm*:*AddRmsNorm*:*RopeQk*:CudaGemm*:CudaPagedAttentionOps.DecodeBatches'
+  check kernels_decode .device/bin/test_kernels --gtest_filter='*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:*AddRmsNorm*:*RopeQk*:CudaGemm*:CudaPagedAttentionOps.DecodeBatches'
   check generate_parity_cpu python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cpu
   check generate_parity_cuda python3 tests/tools/check_generate_with_transformers.py .device/bin/tessera --device cuda
   grep -h RESULT "$out"/generate_parity_*.log | sed 's/^RESULT /| generate parity | /; s/$/ |/' >> "$summary"
   : > "$out/decode.jsonl"
-  # batch, prompt, graphs, small-M gemv kernel (kernels/cuda/gemv.h)
-  for run in "1 128 1 1" "16 128 1 1" "64 128 1 1" "256 128 1 1" "1 128 0 1" "16 128 0 1" "1 128 1 0" "1 2048 1 1"; do
+  : > "$out/decode_profile.txt"
+  # batch, prompt, graphs, small-M gemm kernel (TESSERA_SMALL_M, kernels/gemm_shape.h), profile
+  for run in "1 128 1 auto 0" "16 128 1 auto 0" "64 128 1 auto 0" "256 128 1 auto 0" "1 128 0 auto 0" \
+             "16 128 0 auto 0" "1 128 1 cublas 0" "1 128 1 mma 0" "16 128 1 mma 0" "64 128 1 mma 0" \
+             "1 2048 1 auto 0" "1 128 0 auto 1" "16 128 0 auto 1" "1 128 0 mma 1" "16 128 0 mma 1"; do
     set -- $run
-    new=128; [ "$2" = 2048 ] && new=2
-    TESSERA_SMALL_M_GEMV=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
-      --graphs "$3" 2>&1 | tee -a "$out/decode.log" | sed -n 's/^RESULT //p' >> "$out/decode.jsonl"
+    new=128; [ "$2" = 2048 ] && new=2; [ "$5" = 1 ] && new=32  # a profiled step holds the stream 20 ms
+    TESSERA_SMALL_M=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
+      --graphs "$3" --profile "$5" 2>&1 | tee -a "$out/decode.log" > "$out/decode_run.log"
+    sed -n 's/^RESULT //p' "$out/decode_run.log" >> "$out/decode.jsonl"
+    sed -n "s/^PROFILE | \([^|]*\)|/| profile \1($4) |/p" "$out/decode_run.log" >> "$out/decode_profile.txt"
   done
   timeout 240 python3 .device/peers/torch_peer_decode.py --shape 1b --batches 1,16,64,256 --prompt 128 --new 128 \
     --modes static > "$out/decode_peer.log" 2>&1
   python3 scripts/decode_rows.py "$out/decode.jsonl" "$out/decode_peer.log" >> "$summary"
+  profile_table "$out/decode_profile.txt"
+}
+# decode_bench --profile's lines as a table: each op family's device ms per decode step.
+profile_table() {
+  echo "| profile (shape batch, small-M kernel) | op | ms per step | share | weight GB/s |" >> "$summary"
+  echo "| --- | --- | --- | --- | --- |" >> "$summary"
+  cat "$1" >> "$summary"
 }
 decode_8b() {
   : > "$out/decode_8b.jsonl"
-  timeout 150 .device/bin/decode_bench --shape 8b --batch 1 --prompt 128 --new 128 2>&1 | tee -a "$out/decode_8b.log" \
-    | sed -n 's/^RESULT //p' >> "$out/decode_8b.jsonl"
+  : > "$out/decode_8b_profile.txt"
+  for run in "auto 1 0 128 0" "mma 1 0 128 0" "auto 1 0 128 1" "mma 1 0 128 1" "auto 0 1 32 0" "mma 0 1 32 0"; do
+    set -- $run  # kernel, graphs, profile, new tokens, kernels overlapping (TESSERA_PDL)
+    TESSERA_PDL=$5 TESSERA_SMALL_M=$1 timeout 150 .device/bin/decode_bench --shape 8b --batch 1 --prompt 128 --new $4 --graphs $2 \
+      --profile $3 2>&1 | tee -a "$out/decode_8b.log" > "$out/decode_run.log"
+    sed -n 's/^RESULT //p' "$out/decode_run.log" >> "$out/decode_8b.jsonl"
+    sed -n "s/^PROFILE | \([^|]*\)|/| profile \1($1) |/p" "$out/decode_run.log" >> "$out/decode_8b_profile.txt"
+  done
   timeout 200 python3 .device/peers/torch_peer_decode.py --shape 8b --batches 1 --prompt 128 --new 128 --modes static \
     > "$out/decode_peer_8b.log" 2>&1
   python3 scripts/decode_rows.py "$out/decode_8b.jsonl" "$out/decode_peer_8b.log" >> "$summary"
+  profile_table "$out/decode_8b_profile.txt"
+}
+# The small-M gemm kernels (kernels/cuda/small_m.h): their tests against the CPU reference, the
+# same and the decode graph tests with kernels overlapping their predecessors (TESSERA_PDL=1,
+# kernels/launch_overlap.h), every kernel side by side on the 1B and 8B projections at M = 1..64
+# (bench/skinny_gemm_bench: us per call, the fastest, and per M a decode step's projections summed
+# for each kernel), then 1B decoding with and without overlap for the kernels that compete.
+skinny() {
+  check kernels_small_m .device/bin/test_kernels --gtest_filter='*SmallMGemm*:*LaunchOverlap*'
+  check kernels_decode_pdl env TESSERA_PDL=1 .device/bin/test_kernels \
+    --gtest_filter='*SmallMGemm*:*LaunchOverlap*:*DecodeGraphs*:*ArgmaxRows*:*KvWrite*:*AddRmsNorm*:*RopeQk*:CudaPagedAttentionOps.DecodeBatches'
+  timeout 150 .device/bin/skinny_gemm_bench 1b 8b > "$out/skinny_gemm.log" 2>&1
+  grep '^|' "$out/skinny_gemm.log" >> "$summary"
+  : > "$out/decode_pdl.jsonl"
+  for run in "1 auto 0" "1 auto 1" "1 mma 0" "1 mma 1" "16 auto 1" "16 mma 0" "16 mma 1" "64 mma 1"; do  # batch, kernel, pdl
+    set -- $run
+    TESSERA_PDL=$3 TESSERA_SMALL_M=$2 timeout 100 .device/bin/decode_bench --shape 1b --batch "$1" --prompt 128 \
+      --new 128 2>&1 | tee -a "$out/decode_pdl.log" | sed -n 's/^RESULT //p' >> "$out/decode_pdl.jsonl"
+  done
+  python3 scripts/decode_rows.py "$out/decode_pdl.jsonl" /dev/null >> "$summary"
 }
 # Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
 # kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
@@ -551,6 +590,7 @@ PY
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi
 if [ "$only" = all ] || [ "$only" = decode_quant ]; then decode_quant; fi
 if [ "$only" = all ] || [ "$only" = decode_8b ]; then decode_8b; fi
+if [ "$only" = all ] || [ "$only" = skinny ]; then skinny; fi
 # LoRA and QLoRA: PEFT parity both ways (tests/tools/check_peft_parity.py: a peft-made adapter in
 # `tessera forward --adapter`, Tessera's exported adapter in peft); `tessera train` 1B LoRA r16
 # all-linear next to the PEFT peer eager and compiled (same job: seq 2048, micro-batch 4); 8B
@@ -618,8 +658,11 @@ def losses(path, n):
         return []
 host, dev = losses("/tmp/tessera-8b-qlora-metrics.jsonl", 4), losses("/tmp/tessera-8b-qlora-embed-device.jsonl", 4)
 if host and dev:
-    worst = max(abs(a - b) for a, b in zip(host, dev))
-    print(f"| frozen embedding host vs device: steps 1-4 losses, largest difference | {worst:.2e} | {'same' if worst < 1e-6 else 'DIFFER'} | |")
+    # Step 1 is a forward of the same weights: it must be equal. Later steps follow updates from a
+    # backward whose sums are not ordered (atomic adds), which may drift them apart by ~1e-4.
+    later = max(abs(a - b) for a, b in zip(host[1:], dev[1:]))
+    print(f"| frozen embedding host vs device: step 1 loss | {host[0]} vs {dev[0]} | {'same' if host[0] == dev[0] else 'DIFFER'} | "
+          f"steps 2-4 differ by up to {later:.1e} |")
 print(f"| tessera 8B QLoRA nf4, packed_matmul gemm_packed | {fmt(g[0])} | {fmt(g[1], '{:.2f}')} | {fmt(g[2], '{:.3f}')} |")
 print(f"| tessera 8B bf16 LoRA, same job | {fmt(b[0])} | {fmt(b[1], '{:.2f}')} | {fmt(b[2], '{:.3f}')} |")
 if q[0] and b[0]:

@@ -41,7 +41,8 @@ inline LoraBatch make_lora_batch(int64_t rows, int64_t in, int64_t out, std::vec
   }
   std::mt19937_64 gen(seed);
   for (int64_t n = 0; n < N; ++n) b.scale.push_back(0.25f + 0.5f * static_cast<float>(n + 1));
-  for (int64_t t = 0; t < rows; ++t) b.row_adapter.push_back(static_cast<int32_t>(t % (N + 1)) - 1);
+  // Adapters 0, 1, ..., N - 1, then none (-1), and again: a one-row batch still has an adapter.
+  for (int64_t t = 0; t < rows; ++t) b.row_adapter.push_back(static_cast<int32_t>((t + 1) % (N + 1)) - 1);
   std::shuffle(b.row_adapter.begin(), b.row_adapter.end(), gen);
   b.ranks = Tensor::from_vector(ranks, {N}, DType::I32);
   b.scales = Tensor::from_vector(b.scale, {N}, DType::F32);

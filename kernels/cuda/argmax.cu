@@ -37,6 +37,8 @@ __device__ __forceinline__ Pick shuffle(const Pick& p, int mask) {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) argmax_rows_kernel(int32_t* index, float* logprob, const T* logits,
                                                                int64_t vocab) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const T* row = logits + static_cast<int64_t>(blockIdx.x) * vocab;
   Pick p{-INFINITY, INT_MAX, 0.0f};
   for (int64_t v = threadIdx.x; v < vocab; v += blockDim.x) {
@@ -74,8 +76,8 @@ void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logit
   const int threads = static_cast<int>(std::min<int64_t>(kThreads, (vocab + 31) / 32 * 32));
   dispatch_floating(logits.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    argmax_rows_kernel<T><<<static_cast<unsigned>(rows), threads, 0, stream_of(logits)>>>(
-        index.data_as<int32_t>(), logprob.data_as<float>(), logits.data_as<T>(), vocab);
+    launch_kernel(argmax_rows_kernel<T>, static_cast<unsigned>(rows), threads, 0, stream_of(logits),
+                  index.data_as<int32_t>(), logprob.data_as<float>(), logits.data_as<T>(), vocab);
   });
   check_launch();
 }

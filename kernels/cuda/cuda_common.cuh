@@ -4,9 +4,13 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <array>
+#include <string>
+
 #include "core/cuda_check.h"
 #include "core/stream.h"
 #include "core/tensor.h"
+#include "kernels/launch_overlap.h"
 
 namespace tessera::cuda {
 
@@ -57,5 +61,60 @@ inline unsigned grid_for(int64_t n, int threads) {
 }
 
 inline void check_launch() { TS_CUDA_CHECK(cudaGetLastError()); }
+
+// The device's number of SMs (asked once per device).
+inline int sm_count(int device) {
+  static std::array<int, 64> counts{};
+  if (device < 0 || device >= int(counts.size()))
+    throw Error("sm_count: CUDA device " + std::to_string(device) + " out of range");
+  if (counts[device] == 0)
+    TS_CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
+  return counts[device];
+}
+
+// Programmatic dependent launch (kernels/launch_overlap.h). A kernel launched by launch_kernel
+// calls wait_for_previous_kernel() before it reads or writes anything another kernel touches
+// (it returns at once when the kernel was launched plainly), and lets the next kernel's blocks
+// be scheduled (they wait in their turn) with let_next_kernel_start().
+__device__ __forceinline__ void wait_for_previous_kernel() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+__device__ __forceinline__ void let_next_kernel_start() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
+
+// kernel<<<grid, block, shared, stream>>>(args...), allowed to overlap the previous kernel on the
+// stream inside an ops::LaunchOverlap scope that is on. Only for kernels that start with
+// wait_for_previous_kernel() (or do nothing but read fixed weights before it).
+template <typename... Params, typename... Args>
+void launch_kernel(void (*kernel)(Params...), dim3 grid, dim3 block, size_t shared, cudaStream_t stream,
+                   Args&&... args) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = grid;
+  config.blockDim = block;
+  config.dynamicSmemBytes = shared;
+  config.stream = stream;
+  cudaLaunchAttribute overlap{};
+  overlap.id = cudaLaunchAttributeProgrammaticStreamSerialization;
+  overlap.val.programmaticStreamSerializationAllowed = 1;
+  if (ops::LaunchOverlap::active()) {
+    config.attrs = &overlap;
+    config.numAttrs = 1;
+  }
+  TS_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, static_cast<Params>(std::forward<Args>(args))...));
+}
+
+// A 16-byte load of data read once (a weight streamed by a gemv): not kept in L1.
+__device__ __forceinline__ uint4 load_streaming(const void* p) {
+  uint4 v;
+  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
+               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
+               : "l"(p));
+  return v;
+}
 
 }  // namespace tessera::cuda

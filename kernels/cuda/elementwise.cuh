@@ -44,6 +44,8 @@ bool packs_aligned(const P*... ptrs) {
 
 template <int kN, typename Op>
 __global__ void elementwise_kernel(int64_t begin, int64_t end, Op op) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const int64_t stride = int64_t(gridDim.x) * blockDim.x * kN;
   for (int64_t i = begin + (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * kN; i < end; i += stride)
     op(i, Width<kN>{});
@@ -53,8 +55,11 @@ template <typename Op>
 void launch_elementwise(int64_t n, bool aligned, cudaStream_t stream, const Op& op) {
   constexpr int kThreads = 256;
   const int64_t bulk = aligned ? n / kPack * kPack : 0;
-  if (bulk > 0) elementwise_kernel<kPack><<<grid_for(bulk / kPack, kThreads), kThreads, 0, stream>>>(0, bulk, op);
-  if (bulk < n) elementwise_kernel<1><<<grid_for(n - bulk, kThreads), kThreads, 0, stream>>>(bulk, n, op);
+  if (bulk > 0)
+    launch_kernel(elementwise_kernel<kPack, Op>, grid_for(bulk / kPack, kThreads), kThreads, 0, stream, int64_t(0),
+                  bulk, op);
+  if (bulk < n)
+    launch_kernel(elementwise_kernel<1, Op>, grid_for(n - bulk, kThreads), kThreads, 0, stream, bulk, n, op);
   check_launch();
 }
 

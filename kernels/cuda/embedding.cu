@@ -20,6 +20,8 @@ __device__ __forceinline__ int64_t checked_row(const Id* ids, int64_t vocab) {
 
 template <typename T, typename Id>
 __global__ void embedding_forward_kernel(T* out, const T* weight, const Id* ids, int64_t vocab, int64_t hidden) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const T* src = weight + checked_row(ids, vocab) * hidden;
   T* dst = out + blockIdx.x * hidden;
   for (int64_t j = threadIdx.x; j < hidden; j += blockDim.x) dst[j] = src[j];
@@ -40,8 +42,8 @@ void embedding_forward(const Tensor& out, const Tensor& weight, const Tensor& id
     using T = std::remove_pointer_t<decltype(tag)>;
     dispatch_index(ids.dtype(), [&](auto* id_tag) {
       using Id = std::remove_pointer_t<decltype(id_tag)>;
-      embedding_forward_kernel<T, Id><<<ids.numel(), kThreads, 0, stream_of(out)>>>(
-          out.data_as<T>(), weight.data_as<T>(), ids.data_as<Id>(), weight.size(0), weight.size(1));
+      launch_kernel(embedding_forward_kernel<T, Id>, ids.numel(), kThreads, 0, stream_of(out), out.data_as<T>(),
+                    weight.data_as<T>(), ids.data_as<Id>(), weight.size(0), weight.size(1));
     });
   });
   check_launch();

@@ -12,7 +12,7 @@
 #include "core/memory.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
-#include "kernels/cuda/gemv.h"
+#include "kernels/cuda/small_m.h"
 
 namespace tessera::cuda {
 

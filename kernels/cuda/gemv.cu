@@ -1,13 +1,10 @@
-// Small-M gemm against a row-major weight (see gemv.h): one warp per output column n streams
+// Small-M gemv against a row-major weight (see gemv.h): one warp per output column n streams
 // row n of W (K elements) and multiplies it with the M rows of A, which every warp of the block
 // reads alike (they stay in L1); the lanes' fp32 partial sums meet by shuffles and lane 0 writes
 // the M outputs of column n. The weight's bytes are the whole cost, so each lane first issues
 // kUnroll independent 16-byte loads of its row (non-caching: read once) and only then does the
 // arithmetic: a warp keeps kUnroll x 512 bytes in flight, enough to cover the memory latency with
 // the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s).
-#include <cstdlib>
-#include <cstring>
-
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemv.h"
@@ -17,18 +14,9 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kWarps = 4;
-constexpr int kMaxRows = 4;  // beyond, converting A's rows costs as much ALU as the weight's bytes: cuBLASLt
 constexpr int kVec = 8;      // elements per 16-byte load
 constexpr int kUnroll = 8;   // loads in flight per lane
 constexpr int kStep = 32 * kVec;  // elements a warp covers per load
-
-__device__ __forceinline__ uint4 load_streaming(const void* p) {
-  uint4 v;
-  asm volatile("ld.global.nc.L1::no_allocate.v4.u32 {%0, %1, %2, %3}, [%4];"
-               : "=r"(v.x), "=r"(v.y), "=r"(v.z), "=r"(v.w)
-               : "l"(p));
-  return v;
-}
 
 template <typename T>
 __device__ __forceinline__ void unpack(float (&out)[kVec], const uint4& v) {
@@ -53,6 +41,8 @@ __device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, c
 template <typename T, typename C, int M>
 __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(C* c, const T* a, const T* w, int n_total, int k,
                                                                   float alpha, float beta) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int n = blockIdx.x * kWarps + warp;
   if (n >= n_total) return;
@@ -92,8 +82,8 @@ __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(C* c, const T
 template <typename T, typename C, int M>
 void launch_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
   const unsigned blocks = static_cast<unsigned>((s.n + kWarps - 1) / kWarps);
-  small_m_gemm_kernel<T, C, M><<<blocks, kWarps * 32, 0, stream_of(c)>>>(
-      c.data_as<C>(), a.data_as<T>(), b.data_as<T>(), static_cast<int>(s.n), static_cast<int>(s.k), alpha, beta);
+  launch_kernel(small_m_gemm_kernel<T, C, M>, blocks, kWarps * 32, 0, stream_of(c), c.data_as<C>(), a.data_as<T>(),
+                b.data_as<T>(), static_cast<int>(s.n), static_cast<int>(s.k), alpha, beta);
 }
 
 template <typename T, typename C>
@@ -106,26 +96,11 @@ void launch(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& 
   }
 }
 
-bool enabled() {
-  static const bool on = [] {
-    const char* v = std::getenv("TESSERA_SMALL_M_GEMV");
-    return !(v && std::strcmp(v, "0") == 0);
-  }();
-  return on;
-}
-
-bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
-
 }  // namespace
 
-bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
-                  const Tensor& bias) {
-  const DType in = a.dtype();
-  if (!enabled() || s.m < 1 || s.m > kMaxRows || s.trans_a || !s.trans_b || bias.defined()) return false;
-  if ((in != DType::BF16 && in != DType::F16) || s.k % kVec != 0 || s.lda != s.k || s.ldb != s.k || s.ldc != 0) return false;
-  if (s.n > INT32_MAX || s.k > INT32_MAX || !aligned16(a) || !aligned16(b)) return false;
+void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
   const bool f32_out = c.dtype() == DType::F32;
-  if (in == DType::BF16) {
+  if (a.dtype() == DType::BF16) {
     if (f32_out) launch<__nv_bfloat16, float>(c, a, b, s, alpha, beta);
     else launch<__nv_bfloat16, __nv_bfloat16>(c, a, b, s, alpha, beta);
   } else {
@@ -133,7 +108,6 @@ bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmS
     else launch<__half, __half>(c, a, b, s, alpha, beta);
   }
   check_launch();
-  return true;
 }
 
 }  // namespace tessera::cuda

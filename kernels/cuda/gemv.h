@@ -1,7 +1,6 @@
-// The gemm path for a few rows against a weight matrix (decode steps: M <= 4 tokens times
-// W^T, W [N, K] row-major in bf16/f16): a weight-streaming kernel instead of cuBLASLt, which reads
-// W at a lower fraction of the bandwidth for such shapes. ops::gemm (kernels/cuda/gemm.cu) tries
-// it first; TESSERA_SMALL_M_GEMV=0 in the environment turns it off (for comparing).
+// The CUDA-core gemv for a few rows against a weight (decode steps: M <= 4 tokens times W^T, W
+// [N, K] row-major in bf16/f16), one warp per weight row. kernels/cuda/small_m.h decides when it
+// runs.
 #pragma once
 
 #include "core/tensor.h"
@@ -9,10 +8,10 @@
 
 namespace tessera::cuda {
 
-// Runs c = alpha * a @ b^T + beta * c when the shapes suit the kernel (M <= 4, trans_b only, no
-// bias, bf16/f16 operands with K a multiple of 8 and 16-byte aligned rows); false otherwise (the
-// caller runs cuBLASLt).
-bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
-                  const Tensor& bias);
+constexpr int kGemvMaxRows = 4;  // beyond, converting A's rows costs as much ALU as the weight's bytes
+
+// c = alpha * a @ b^T + beta * c for 1 <= M <= kGemvMaxRows; the caller has checked the shapes
+// (small_m_eligible).
+void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta);
 
 }  // namespace tessera::cuda

@@ -105,18 +105,9 @@ void launch(void* c, DType c_dtype, const T* a, const Pairs& w, int64_t n, int64
   gemv_mma_kernel<kWarps, T, Pairs><<<blocks, kWarps * 32, 0, stream>>>(c, c_dtype, a, w, n, k, m, alpha, beta, bias);
 }
 
-// The device's SMs, asked once. (To become cuda_common.cuh's sm_count once the skinny branch has
-// landed it.)
-int sms_of(int device) {
-  static std::array<int, 64> counts{};
-  if (device < 0 || device >= int(counts.size())) throw Error("fused_gemv_mma: CUDA device out of range");
-  if (counts[device] == 0) TS_CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
-  return counts[device];
-}
-
 // Warps per block by size: enough blocks x warps for ~16 warps an SM (a narrow W splits K more).
 int warps_for(int64_t n, int device) {
-  const int64_t blocks = (n + kTileRows - 1) / kTileRows, sms = sms_of(device);
+  const int64_t blocks = (n + kTileRows - 1) / kTileRows, sms = sm_count(device);
   return blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
 }
 

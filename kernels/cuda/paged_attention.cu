@@ -99,6 +99,8 @@ struct Params {
 
 template <typename T, int D, int GC>
 __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<T> p) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   constexpr int kCols = D / 32;  // output columns per lane
   const int token = blockIdx.x;
   const int kv_head = blockIdx.y / p.head_chunks;
@@ -242,6 +244,8 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<
 template <typename T>
 __global__ void paged_attention_merge_kernel(T* out, const float* part_acc, const float* part_ml, int splits,
                                              int d) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const int64_t row = blockIdx.x;
   const float* ml = part_ml + row * splits * 2;
   float top = -INFINITY;
@@ -261,14 +265,6 @@ __global__ void paged_attention_merge_kernel(T* out, const float* part_acc, cons
 // What the kernels cannot run is an Error (fmt's TS_CHECK is host-code only: see core/error.h).
 [[noreturn]] void reject(const std::string& what) { throw Error("paged_attention: " + what); }
 
-int sm_count(int device) {
-  static std::array<int, 64> counts{};
-  if (device < 0 || device >= int(counts.size())) reject("CUDA device " + std::to_string(device) + " out of range");
-  if (counts[device] == 0)
-    TS_CUDA_CHECK(cudaDeviceGetAttribute(&counts[device], cudaDevAttrMultiProcessorCount, device));
-  return counts[device];
-}
-
 template <typename T, int D, int GC>
 void launch(Params<T> p, const PagedShape& s, cudaStream_t stream, const Tensor& out) {
   Tensor part_acc, part_ml;
@@ -280,11 +276,11 @@ void launch(Params<T> p, const PagedShape& s, cudaStream_t stream, const Tensor&
   }
   const dim3 grid(static_cast<unsigned>(s.tokens), static_cast<unsigned>(s.hkv * p.head_chunks),
                   static_cast<unsigned>(p.splits));
-  paged_attention_kernel<T, D, GC><<<grid, kThreads, 0, stream>>>(p);
+  launch_kernel(paged_attention_kernel<T, D, GC>, grid, kThreads, 0, stream, p);
   check_launch();
   if (p.splits > 1) {
-    paged_attention_merge_kernel<T><<<static_cast<unsigned>(s.tokens * s.hq), D, 0, stream>>>(
-        p.out, p.part_acc, p.part_ml, p.splits, D);
+    launch_kernel(paged_attention_merge_kernel<T>, static_cast<unsigned>(s.tokens * s.hq), D, 0, stream, p.out,
+                  p.part_acc, p.part_ml, p.splits, D);
     check_launch();
   }
 }

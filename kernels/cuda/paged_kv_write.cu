@@ -15,6 +15,8 @@ constexpr int kThreads = 128;
 template <typename Word>
 __global__ void paged_kv_write_kernel(const Word* k, const Word* v, const int32_t* slots, Word* k_cache,
                                       Word* v_cache, int64_t slot_count, int64_t row_words) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const int64_t slot = slots[blockIdx.x];
   if (slot == -1) return;  // a padding row
   if (slot < 0 || slot >= slot_count) __trap();
@@ -31,7 +33,7 @@ __global__ void paged_kv_write_kernel(const Word* k, const Word* v, const int32_
 template <typename Word>
 void launch(const Tensor& k, const Tensor& v, const Tensor& slots, const Tensor& k_cache, const Tensor& v_cache,
             const PagedShape& s, size_t row_bytes) {
-  paged_kv_write_kernel<Word><<<static_cast<unsigned>(s.tokens), kThreads, 0, stream_of(k_cache)>>>(
+  launch_kernel(paged_kv_write_kernel<Word>, static_cast<unsigned>(s.tokens), kThreads, 0, stream_of(k_cache),
       static_cast<const Word*>(k.data()), static_cast<const Word*>(v.data()), slots.data_as<int32_t>(),
       static_cast<Word*>(k_cache.data()), static_cast<Word*>(v_cache.data()), s.slots(),
       static_cast<int64_t>(row_bytes / sizeof(Word)));

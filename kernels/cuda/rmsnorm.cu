@@ -19,6 +19,8 @@ constexpr int kColumnThreads = 128;
 
 template <typename T, typename W>
 __global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* x, const W* weight, int64_t d, float eps) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const T* xr = x + blockIdx.x * d;
   T* yr = out + blockIdx.x * d;
   float squares = 0.0f;
@@ -38,6 +40,8 @@ __global__ void rmsnorm_forward_kernel(T* out, float* rstd, const T* x, const W*
 template <typename T, typename W>
 __global__ void add_rmsnorm_forward_kernel(T* sum, T* out, float* rstd, const T* a, const T* b, const W* weight,
                                            int64_t d, float eps) {
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   const int64_t base = blockIdx.x * d;
   float squares = 0.0f;
   for (int64_t j = threadIdx.x; j < d; j += blockDim.x) {
@@ -99,8 +103,8 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, con
   dispatch_norm(x, weight, [&](auto* t_tag, auto* w_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using W = std::remove_pointer_t<decltype(w_tag)>;
-    rmsnorm_forward_kernel<T, W><<<rows, row_threads(d), 0, stream_of(x)>>>(
-        out.data_as<T>(), rstd.data_as<float>(), x.data_as<T>(), weight.data_as<W>(), d, eps);
+    launch_kernel(rmsnorm_forward_kernel<T, W>, rows, row_threads(d), 0, stream_of(x), out.data_as<T>(),
+                  rstd.data_as<float>(), x.data_as<T>(), weight.data_as<W>(), d, eps);
   });
   check_launch();
 }
@@ -111,9 +115,8 @@ void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rst
   dispatch_norm(a, weight, [&](auto* t_tag, auto* w_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using W = std::remove_pointer_t<decltype(w_tag)>;
-    add_rmsnorm_forward_kernel<T, W><<<rows, row_threads(d), 0, stream_of(a)>>>(
-        sum.data_as<T>(), out.data_as<T>(), rstd.data_as<float>(), a.data_as<T>(), b.data_as<T>(),
-        weight.data_as<W>(), d, eps);
+    launch_kernel(add_rmsnorm_forward_kernel<T, W>, rows, row_threads(d), 0, stream_of(a), sum.data_as<T>(),
+                  out.data_as<T>(), rstd.data_as<float>(), a.data_as<T>(), b.data_as<T>(), weight.data_as<W>(), d, eps);
   });
   check_launch();
 }

@@ -16,6 +16,8 @@ template <typename T>
 __global__ void rope_kernel(T* x, T* y, const int32_t* positions, const float* inv_freq, int heads, int y_heads,
                             int half, float attention_scaling, float sign) {
   extern __shared__ float table[];  // cos[half], then sin[half]
+  wait_for_previous_kernel();
+  let_next_kernel_start();
   float* cos_t = table;
   float* sin_t = table + half;
   const float position = static_cast<float>(positions[blockIdx.x]);
@@ -47,9 +49,9 @@ void rope(const Tensor& x, const Tensor& y, const Tensor& positions, const Tenso
   const size_t shared = 2 * static_cast<size_t>(half) * sizeof(float);
   dispatch_floating(x.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    rope_kernel<T><<<tokens, kThreads, shared, stream_of(x)>>>(
-        x.data_as<T>(), y.defined() ? y.data_as<T>() : nullptr, positions.data_as<int32_t>(), inv_freq.data_as<float>(),
-        heads, y_heads, half, attention_scaling, sign);
+    launch_kernel(rope_kernel<T>, tokens, kThreads, shared, stream_of(x), x.data_as<T>(),
+                  y.defined() ? y.data_as<T>() : nullptr, positions.data_as<int32_t>(), inv_freq.data_as<float>(), heads,
+                  y_heads, half, attention_scaling, sign);
   });
   check_launch();
 }

@@ -1,7 +1,10 @@
 #include "core/stream.h"
 
 #include <array>
+#include <chrono>
+#include <cstring>
 #include <mutex>
+#include <thread>
 
 #if TESSERA_WITH_CUDA
 #include "core/cuda_check.h"
@@ -98,6 +101,20 @@ bool Event::ready() const {
   return true;
 }
 
+void hold_stream(Stream stream, double ms) {
+  static_assert(sizeof(double) <= sizeof(void*), "the hold's length travels in the callback's pointer");
+  void* arg = nullptr;
+  std::memcpy(&arg, &ms, sizeof ms);
+  TS_CUDA_CHECK(cudaLaunchHostFunc(
+      stream,
+      [](void* p) {
+        double wait = 0;
+        std::memcpy(&wait, &p, sizeof wait);
+        std::this_thread::sleep_for(std::chrono::duration<double, std::milli>(wait));
+      },
+      arg));
+}
+
 float elapsed_ms(const Event& start, const Event& end) {
   TS_CHECK(start.handle_ && end.handle_ && start.timing_ && end.timing_,
            "elapsed_ms: both events must be timing events, recorded");
@@ -115,6 +132,7 @@ Stream create_stream(int, bool) { return nullptr; }
 void destroy_stream(Stream) {}
 void synchronize_stream(Stream) {}
 void synchronize_device(Device) {}
+void hold_stream(Stream, double) {}
 Event::~Event() = default;
 Event& Event::operator=(Event&&) noexcept { return *this; }
 void Event::record(Stream) {}

@@ -14,6 +14,9 @@ Stream create_stream(int device, bool high_priority = false);  // caller owns it
 void destroy_stream(Stream stream);
 void synchronize_stream(Stream stream);
 void synchronize_device(Device device);  // waits for the current stream; no-op on CPU
+// The stream waits `ms` milliseconds (host time) before what is queued after: profiling gives the
+// host that head start so the device then runs the queued work back to back. No-op on CPU.
+void hold_stream(Stream stream, double ms);
 void set_device(int device);
 
 // Makes `stream` current for `device` in this scope.

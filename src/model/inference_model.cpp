@@ -3,11 +3,14 @@
 #include <chrono>
 #include <cmath>
 #include <cstring>
+#include <string_view>
+#include <type_traits>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/stream.h"
+#include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
 #include "model/layer_parts.h"
 
@@ -64,6 +67,29 @@ Tensor InferenceModel::staged(const StepInput& in, const StepLayout& layout, KvC
   return host;
 }
 
+// Its time also leaves `parent`'s (an op family timed inside another).
+struct InferenceModel::Mark {
+  std::string name, parent;
+  Event start{true}, end{true};
+};
+
+template <typename Fn>
+decltype(auto) InferenceModel::timed(std::string_view name, std::string_view parent, Fn&& fn) {
+  if (!options_.profile_ops || !device_.is_cuda()) return fn();
+  const Stream stream = current_stream(device_.index);
+  marks_.push_back(std::make_unique<Mark>(Mark{std::string(name), std::string(parent)}));
+  Mark& mark = *marks_.back();  // fn may add marks of its own
+  mark.start.record(stream);
+  if constexpr (std::is_void_v<decltype(fn())>) {
+    fn();
+    mark.end.record(stream);
+  } else {
+    decltype(auto) result = fn();
+    mark.end.record(stream);
+    return result;
+  }
+}
+
 InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const StepLayout& L, KvCache& cache) {
   const ModelConfig& c = config_;
   const int64_t T = L.tokens, D = c.head_dim, Hq = c.num_attention_heads, R = L.rows;
@@ -78,7 +104,9 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   const Tensor token_adapter = L.adapters ? inputs.flat_slice(L.adapter(), T) : Tensor();
   int64_t layer = 0;
   const ProjectFn project = [&](const Linear& l, Projection which, const Tensor& x) {
-    Tensor y = l.forward(x);
+    const std::string_view path = projection_path(which);  // "self_attn.q_proj": timed as "q_proj"
+    Tensor y = timed(path.substr(path.find('.') + 1), which <= kV ? "norm_rope" : "norms_swiglu",
+                     [&] { return l.forward(x); });
     if (token_adapter.defined()) {
       const StackedLora& s = adapters_->layers.at(layer)[which];
       if (s.defined()) ops::lora_batched(y, x, s.a, s.b, s.ranks, s.scales, token_adapter);
@@ -86,10 +114,13 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     return y;
   };
 
+  // With the weights held whole and fixed, the step's kernels may overlap their predecessors
+  // (TESSERA_PDL=1: kernels/launch_overlap.h).
+  const ops::LaunchOverlap overlap(ops::LaunchOverlap::requested() && device_.is_cuda() && source_->fixed_addresses());
   const bool tied = c.tie_word_embeddings;
   const UnitId embed = UnitId::embed(), head = UnitId::head();
   Tensor x = Tensor::empty({T, c.hidden_size}, dtype_, device_);
-  ops::embedding_forward(x, source_->acquire(embed).embed, ids);
+  timed("embedding", "", [&] { ops::embedding_forward(x, source_->acquire(embed).embed, ids); });
   source_->release(embed);
   // With weights held whole, each layer's last residual add also makes the next layer's input
   // norm (one launch instead of two).
@@ -103,17 +134,24 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     a.h = std::move(next.h);
     a.rstd_in = std::move(next.rstd_in);
     next = {};
-    layer_attention_inputs(c, rope_, p, x, positions, a, project);
+    timed("norm_rope", "", [&] { layer_attention_inputs(c, rope_, p, x, positions, a, project); });
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
-    ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slots, k_cache, v_cache);
+    timed("kv_write", "", [&] {
+      ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slots, k_cache, v_cache);
+    });
     Tensor attn = Tensor::empty({T, Hq, D}, kv_dtype, device_);
-    ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale, attn);
+    timed("attention", "", [&] {
+      ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale,
+                           attn);
+    });
     Tensor next_norm;
     if (fuse_norms && l + 1 < c.num_hidden_layers) {
       next_norm = source_->acquire(UnitId::layer_unit(l + 1)).layers[l + 1].input_norm;
       source_->release(UnitId::layer_unit(l + 1));
     }
-    x = layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project, next_norm, &next);
+    x = timed("norms_swiglu", "", [&] {
+      return layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project, next_norm, &next);
+    });
     source_->release(unit);
   }
 
@@ -124,15 +162,17 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   out.logprob = Tensor::empty({R}, DType::F32, device_);
   if (R == 0) return out;
   Tensor picked = Tensor::empty({R, c.hidden_size}, dtype_, device_);
-  ops::embedding_forward(picked, x, rows);  // a gather of rows
+  timed("final_norm", "", [&] { ops::embedding_forward(picked, x, rows); });  // a gather of rows
   const ModelParams& h = source_->acquire(head);
   const Tensor& lm_head = tied ? source_->acquire(embed).embed : h.lm_head;
   Tensor normed = Tensor::empty({R, c.hidden_size}, dtype_, device_), rstd = Tensor::empty({R}, DType::F32, device_);
-  ops::rmsnorm_forward(normed, rstd, picked, h.final_norm, static_cast<float>(c.rms_norm_eps));
-  ops::gemm(out.logits, normed, lm_head, false, true);
+  timed("final_norm", "", [&] {
+    ops::rmsnorm_forward(normed, rstd, picked, h.final_norm, static_cast<float>(c.rms_norm_eps));
+  });
+  timed("lm_head", "", [&] { ops::gemm(out.logits, normed, lm_head, false, true); });
   if (tied) source_->release(embed);
   source_->release(head);
-  ops::argmax_rows(out.index, out.logprob, out.logits);
+  timed("argmax", "", [&] { ops::argmax_rows(out.index, out.logprob, out.logits); });
   return out;
 }
 
@@ -206,7 +246,8 @@ StepOutput InferenceModel::fetch(const StepInput& in, const Outputs& out) {
 
 StepOutput InferenceModel::run(const StepInput& in, KvCache& cache) {
   const bool decode = is_decode_step(in);
-  const bool graphs = decode && options_.cuda_graphs && device_.is_cuda() && source_->fixed_addresses();
+  const bool profiling = options_.profile_ops && device_.is_cuda();
+  const bool graphs = decode && options_.cuda_graphs && !profiling && device_.is_cuda() && source_->fixed_addresses();
   StepLayout layout = exact_layout(in);
   if (graphs || (decode && options_.pad_decode))
     layout = padded_decode_layout(decode_bucket(layout.tokens), decode_width(layout.width));
@@ -214,6 +255,8 @@ StepOutput InferenceModel::run(const StepInput& in, KvCache& cache) {
   const auto began = std::chrono::steady_clock::now();
   const Tensor host = staged(in, layout, cache);
   Event start(true), end(true);
+  marks_.clear();
+  if (profiling) hold_stream(current_stream(device_.index), 20.0);
   if (device_.is_cuda()) start.record(current_stream(device_.index));
   Outputs out;
   if (graphs) {
@@ -228,6 +271,11 @@ StepOutput InferenceModel::run(const StepInput& in, KvCache& cache) {
   if (device_.is_cuda()) end.record(current_stream(device_.index));
   StepOutput result = fetch(in, out);
   if (device_.is_cuda()) result.gpu_ms = elapsed_ms(start, end);
+  for (const auto& m : marks_) {
+    const double ms = elapsed_ms(m->start, m->end);
+    times_.op_ms[m->name] += ms;
+    if (!m->parent.empty()) times_.op_ms[m->parent] -= ms;
+  }
   ++times_.steps;
   times_.decode_steps += decode;
   times_.gpu_ms += result.gpu_ms;

@@ -14,6 +14,8 @@
 
 #include <map>
 #include <memory>
+#include <string>
+#include <string_view>
 #include <tuple>
 #include <vector>
 
@@ -30,6 +32,10 @@ namespace tessera {
 struct InferenceOptions {
   bool cuda_graphs = true;  // replay decode steps from CUDA graphs (CUDA with fixed weights only)
   bool pad_decode = false;  // pad decode steps to their bucket without graphs (tests the padding on any device)
+  // CUDA events around each op family of a step (each projection by name, attention, lm_head, the
+  // norms and RoPE, ...), summed in StepTimes::op_ms; the step runs eagerly (no graphs) after a
+  // 20 ms hold of the stream, so that the device runs it back to back as a graph would. Benchmarks.
+  bool profile_ops = false;
 };
 
 // What run() returns for the logit rows asked for, in their order.
@@ -46,6 +52,7 @@ struct StepTimes {
   int64_t steps = 0, decode_steps = 0, graph_replays = 0;
   double run_ms = 0;  // host wall time inside run(), the final wait included
   double gpu_ms = 0;  // device time between the step's first and last queued work (CUDA events)
+  std::map<std::string, double> op_ms;  // with InferenceOptions::profile_ops: device time per op family
 };
 
 class InferenceModel {
@@ -90,7 +97,12 @@ class InferenceModel {
   };
   using GraphKey = std::tuple<int64_t, int64_t, const void*>;  // bucket, table width, cache
 
+  struct Mark;  // events around one op family of a step (profile_ops)
+
   Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache);
+  // fn(), timed as `name` (inside `parent`) when profiling.
+  template <typename Fn>
+  decltype(auto) timed(std::string_view name, std::string_view parent, Fn&& fn);
   Tensor staged(const StepInput& in, const StepLayout& layout, KvCache& cache);
   Outputs decode_with_graph(const Tensor& host_inputs, const StepLayout& layout, KvCache& cache, bool& replayed);
   StepOutput fetch(const StepInput& in, const Outputs& out);
@@ -105,6 +117,7 @@ class InferenceModel {
   std::map<GraphKey, std::unique_ptr<Graph>> graphs_;
   bool capture_failure_logged_ = false;
   StepTimes times_;
+  std::vector<std::unique_ptr<Mark>> marks_;  // this step's, with profile_ops
   std::shared_ptr<const AdapterBank> adapters_;
 };
 

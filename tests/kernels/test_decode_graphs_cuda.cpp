@@ -40,24 +40,29 @@ std::vector<inference::Completion> generate(const std::shared_ptr<InferenceModel
   return inference::generate_all(generator, requests);
 }
 
-}  // namespace
+const ModelConfig config = ModelConfig::from_json(
+    nlohmann::json{{"model_type", "llama"}, {"hidden_size", 256}, {"intermediate_size", 512},
+                   {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
+                   {"vocab_size", 1000}, {"max_position_embeddings", 256}, {"tie_word_embeddings", true}},
+    "graphs");
 
-TEST(CudaDecodeGraphs, ReplaysEqualThePaddedEagerSteps) {
-  TS_REQUIRE_GPU();
-  const ModelConfig config = ModelConfig::from_json(
-      nlohmann::json{{"model_type", "llama"}, {"hidden_size", 256}, {"intermediate_size", 512},
-                     {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-                     {"vocab_size", 1000}, {"max_position_embeddings", 256}, {"tie_word_embeddings", true}},
-      "graphs");
+std::shared_ptr<OwnedParams> random_weights(uint64_t seed) {
   ModelParams params = make_params(config, DType::BF16, gpu, false);
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed);
   uint64_t offset = 0;
   for_each_param(config, params, [&](const std::string&, Tensor& t) {
     ops::fill_normal(t, seed, offset, 0.0f, 0.08f);
     offset += t.numel();
   });
-  auto source = std::make_shared<OwnedParams>(params);
+  return std::make_shared<OwnedParams>(params);
+}
+
+}  // namespace
+
+TEST(CudaDecodeGraphs, ReplaysEqualThePaddedEagerSteps) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  auto source = random_weights(seed);
   auto graphs = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16, InferenceOptions{});
   auto padded = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
                                                  InferenceOptions{.cuda_graphs = false, .pad_decode = true});
@@ -74,4 +79,33 @@ TEST(CudaDecodeGraphs, ReplaysEqualThePaddedEagerSteps) {
     EXPECT_EQ(a[r].ids[0], c[r].ids[0]) << "request " << r;
     for (size_t t = 0; t < a[r].logprobs.size(); ++t) EXPECT_EQ(a[r].logprobs[t], b[r].logprobs[t]);
   }
+}
+
+// InferenceOptions::profile_ops: the steps run eagerly and give the plain eager engine's tokens,
+// and each op family's device time is there, none negative, together within the steps' time.
+TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  auto source = random_weights(seed);
+  auto profiled =
+      std::make_shared<InferenceModel>(config, source, gpu, DType::BF16, InferenceOptions{.profile_ops = true});
+  auto plain =
+      std::make_shared<InferenceModel>(config, source, gpu, DType::BF16, InferenceOptions{.cuda_graphs = false});
+  const auto a = generate(profiled), b = generate(plain);
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t r = 0; r < a.size(); ++r) EXPECT_EQ(a[r].ids, b[r].ids) << "request " << r;
+  const StepTimes& t = profiled->timings();
+  EXPECT_EQ(t.graph_replays, 0);
+  double sum = 0;
+  for (const char* op : {"embedding", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
+                         "norm_rope", "kv_write", "attention", "norms_swiglu", "final_norm", "lm_head", "argmax"}) {
+    ASSERT_TRUE(t.op_ms.count(op)) << op;
+    EXPECT_GT(t.op_ms.at(op), -0.01 * t.gpu_ms) << op;  // a family less the ones timed inside it
+    sum += t.op_ms.at(op);
+  }
+  EXPECT_EQ(t.op_ms.size(), 15u);
+  EXPECT_GT(t.op_ms.at("lm_head"), 0.0);
+  EXPECT_GT(sum, 0.3 * t.gpu_ms);
+  EXPECT_LT(sum, 1.01 * t.gpu_ms);
 }

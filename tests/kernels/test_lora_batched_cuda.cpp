@@ -30,11 +30,16 @@ void check(int64_t rows, int64_t in, int64_t out, const std::vector<int32_t>& ra
   Tensor ref = f32(y0);
   ops::lora_batched(ref, f32(x), f32(a), f32(bb), b.ranks, b.scales, b.index);
   const std::vector<float> got = host_f32(y), want = host_f32(low(ref)), before = host_f32(y0);
-  size_t nans = 0, touched = 0;
+  // f32: summation order only; bf16: one rounding of y, 2^-8 of |y| (plus one ulp either side of a
+  // rounding boundary the two sums can straddle), so the bound grows with the value.
+  auto allowed = [&](float w) { return dtype == DType::F32 ? 1e-4 : 1e-2 + std::abs(w) * 0x1p-7; };
+  size_t nans = 0, touched = 0, beyond = 0;
   double max_diff = 0;
   for (size_t i = 0; i < got.size(); ++i) {
     nans += std::isnan(got[i]);
-    max_diff = std::max(max_diff, std::abs(double(got[i]) - want[i]));
+    const double diff = std::abs(double(got[i]) - want[i]);
+    max_diff = std::max(max_diff, diff);
+    beyond += diff > allowed(want[i]);
   }
   for (int64_t t = 0; t < rows; ++t) {
     const int32_t n = b.row_adapter[t];
@@ -46,10 +51,9 @@ void check(int64_t rows, int64_t in, int64_t out, const std::vector<int32_t>& ra
   }
   EXPECT_EQ(nans, 0u) << "the NaN padding was read; seed " << seed;
   EXPECT_GT(touched, 0u) << "seed " << seed;
-  // f32: summation order only; bf16: one rounding of y (2^-8 relative on values of a few units).
-  const double tolerance = dtype == DType::F32 ? 1e-4 : 4e-2;
-  EXPECT_LT(max_diff, tolerance) << dtype_name(dtype) << " seed " << seed;
-  EXPECT_LT(relative_error(got, want), dtype == DType::F32 ? 1e-6 : 4e-3) << "seed " << seed;
+  EXPECT_EQ(beyond, 0u) << dtype_name(dtype) << " largest difference " << max_diff << "; seed " << seed;
+  // f32 over a single output column (out = 1) has few values to average over: 1e-5, not 1e-6.
+  EXPECT_LT(relative_error(got, want), dtype == DType::F32 ? 1e-5 : 4e-3) << "seed " << seed;
 }
 
 using Param = std::tuple<DType, int64_t /*rows*/, int64_t /*in*/, int64_t /*out*/>;

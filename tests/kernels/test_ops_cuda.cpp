@@ -4,6 +4,7 @@
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/stream.h"
+#include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
 #include "random_tensors.h"
 
@@ -113,35 +114,90 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::make_tuple(DType::BF16, DType::F32), std::make_tuple(DType::F16, DType::F16),
                                          std::make_tuple(DType::F16, DType::F32))));
 
-// A few rows against a weight (decode steps: up to 4 rows take the small-M kernel of
-// kernels/cuda/gemv.cu instead of cuBLASLt), with alpha and beta, against the CPU reference.
-class CudaSmallMGemm : public ::testing::TestWithParam<std::tuple<int64_t, std::tuple<DType, DType>>> {};
+// A few rows against a weight (decode steps: ops::gemm runs them with the small-M kernels of
+// kernels/cuda/small_m.h instead of cuBLASLt), with alpha and beta, against the CPU reference:
+// every kernel (the gemv up to 4 rows, the tensor-core skinny gemm up to 64 with each K split),
+// N odd (a partial strip of 16 rows), K short of a chunk, not a multiple of one, and long.
+class CudaSmallMGemm : public ::testing::TestWithParam<std::tuple<int64_t, int64_t, std::tuple<DType, DType>>> {};
 
 TEST_P(CudaSmallMGemm, MatchesCpuReference) {
   TS_REQUIRE_GPU();
-  const auto [m, types] = GetParam();
+  const auto [m, k, types] = GetParam();
   const auto [in, out] = types;
-  const int64_t n = 1003, k = 2056;  // n not a multiple of the block's 4 columns
+  const int64_t n = 1003;
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   Tensor a = random_tensor({m, k}, in, Device::cpu(), seed);
   Tensor w = random_tensor({n, k}, in, Device::cpu(), seed + 1, 0.05f);
   Tensor c = random_tensor({m, n}, out, Device::cpu(), seed + 2);
-  Tensor gpu_c = c.to(gpu);
-  ops::gemm(gpu_c, a.to(gpu), w.to(gpu), false, true, 0.5f, 0.75f);
-  ops::gemm(c, a, w, false, true, 0.5f, 0.75f);
-  EXPECT_LT(relative_error(gpu_c, c), gemm_tolerance(in, out));
-  Tensor plain = Tensor::empty({m, n}, out), gpu_plain = Tensor::empty({m, n}, out, gpu);
-  ops::gemm(gpu_plain, a.to(gpu), w.to(gpu), false, true);
+  Tensor expect = c.clone(), plain = Tensor::empty({m, n}, out);
+  ops::gemm(expect, a, w, false, true, 0.5f, 0.75f);
   ops::gemm(plain, a, w, false, true);
-  EXPECT_LT(relative_error(gpu_plain, plain), gemm_tolerance(in, out));
+  const Tensor ga = a.to(gpu), gw = w.to(gpu);
+  std::vector<SmallMChoice> choices;
+  if (m <= 4) choices.push_back({SmallMKernel::Gemv, 0});
+  for (int split : {0, 1, 2, 4, 8}) choices.push_back({SmallMKernel::Mma, split});
+  const SmallMChoice before = ops::small_m_choice();
+  for (const SmallMChoice& choice : choices) {
+    SCOPED_TRACE(::testing::Message() << ops::small_m_kernel_name(choice.kernel) << " split " << choice.split);
+    ops::set_small_m_choice(choice);
+    Tensor gpu_c = c.to(gpu), gpu_plain = Tensor::empty({m, n}, out, gpu);
+    ops::fill(gpu_plain, 1e6f);  // beta = 0 must not read it
+    ops::gemm(gpu_c, ga, gw, false, true, 0.5f, 0.75f);
+    ops::gemm(gpu_plain, ga, gw, false, true);
+    EXPECT_LT(relative_error(gpu_c, expect), gemm_tolerance(in, out));
+    EXPECT_LT(relative_error(gpu_plain, plain), gemm_tolerance(in, out));
+  }
+  ops::set_small_m_choice(before);
 }
 
-INSTANTIATE_TEST_SUITE_P(Rows, CudaSmallMGemm,
-                         ::testing::Combine(::testing::Values(int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(8)),
-                                            ::testing::Values(std::make_tuple(DType::BF16, DType::BF16),
-                                                              std::make_tuple(DType::BF16, DType::F32),
-                                                              std::make_tuple(DType::F16, DType::F32))));
+INSTANTIATE_TEST_SUITE_P(
+    Rows, CudaSmallMGemm,
+    ::testing::Combine(::testing::Values(int64_t(1), int64_t(2), int64_t(3), int64_t(4), int64_t(5), int64_t(8),
+                                         int64_t(13), int64_t(16), int64_t(17), int64_t(32), int64_t(40), int64_t(64)),
+                       ::testing::Values(int64_t(72), int64_t(2056), int64_t(4104)),
+                       ::testing::Values(std::make_tuple(DType::BF16, DType::BF16),
+                                         std::make_tuple(DType::BF16, DType::F32),
+                                         std::make_tuple(DType::F16, DType::F32),
+                                         std::make_tuple(DType::F16, DType::F16))));
+
+// Inside a LaunchOverlap scope that is on, kernels start before their predecessor ends
+// (programmatic dependent launch) and must wait for it before reading what it wrote: a chain
+// where each op reads the one before, with each small-M kernel, equals the CPU's chain.
+TEST(CudaLaunchOverlap, EachKernelSeesItsPredecessorsOutput) {
+  TS_REQUIRE_GPU();
+  const int64_t m = 16, n = 4104, k = 8192;
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  Tensor a = random_tensor({m, k}, DType::BF16, Device::cpu(), seed);
+  Tensor w = random_tensor({n, k}, DType::BF16, Device::cpu(), seed + 1, 0.05f);
+  Tensor w2 = random_tensor({k, n}, DType::BF16, Device::cpu(), seed + 2, 0.05f);
+  auto chain = [&](const Tensor& a0, const Tensor& w0, const Tensor& w1, int64_t rows) {
+    const Device d = a0.device();
+    Tensor x = Tensor::empty({rows, k}, DType::BF16, d), y = Tensor::empty({rows, n}, DType::BF16, d);
+    Tensor z = Tensor::empty({rows, k}, DType::F32, d);
+    ops::scale(x, a0.flat_slice(0, rows * k).view({rows, k}), 2.0f);
+    ops::gemm(y, x, w0, false, true);
+    ops::add(y, y, y, 1.0f, 0.5f);
+    ops::gemm(z, y, w1, false, true);
+    return z;
+  };
+  const SmallMChoice before = ops::small_m_choice();
+  for (int64_t rows : {int64_t(1), int64_t(4), m})
+    for (SmallMKernel kernel : {SmallMKernel::Gemv, SmallMKernel::Mma}) {
+      if (kernel == SmallMKernel::Gemv && rows > 4) continue;
+      SCOPED_TRACE(::testing::Message() << ops::small_m_kernel_name(kernel) << " rows " << rows);
+      ops::set_small_m_choice({kernel, 0});
+      const Tensor expect = chain(a, w, w2, rows);
+      Tensor got;
+      {
+        const ops::LaunchOverlap on(true);
+        got = chain(a.to(gpu), w.to(gpu), w2.to(gpu), rows);
+      }
+      EXPECT_LT(relative_error(got, expect), 2e-2);
+    }
+  ops::set_small_m_choice(before);
+}
 
 TEST(CudaOps, GemmOnBatchedActivations) {
   TS_REQUIRE_GPU();

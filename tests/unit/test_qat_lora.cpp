@@ -210,10 +210,11 @@ TEST(QatLora, ExportedMergedQuantizedCheckpointReproducesTheJobsEvalLoss) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const double exported = eval((dir / "quantized").string())["loss"];
   EXPECT_NEAR(exported, trained, 1e-6);
-  // The unquantized merged model is another one.
+  // The unquantized merged model is another one: ten times further than 1e-6 at least (the gap
+  // depends on the training text, README.md, which every edit of it moves: 5.5e-5 on 2026-12-02).
   r = run_tessera("export --checkpoint " + (dir / "ckpt/step-4").string() + " --out " + (dir / "merged").string() +
                   " --dtype fp32");
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  EXPECT_GT(std::abs(eval((dir / "merged").string())["loss"].get<double>() - trained), 1e-4);
+  EXPECT_GT(std::abs(eval((dir / "merged").string())["loss"].get<double>() - trained), 1e-5);
   fs::remove_all(dir);
 }

@@ -1,0 +1,19 @@
+// ops::gemm's path for a few rows against a weight (decode steps: M <= 64 tokens times W^T, W
+// [N, K] row-major in bf16/f16): a weight-streaming kernel instead of cuBLASLt, which reads W at a
+// lower fraction of the bandwidth for such shapes. Which one runs is ops::small_m_choice()
+// (TESSERA_SMALL_M): the CUDA-core gemv (gemv.h, M <= 4) or the tensor-core skinny gemm
+// (skinny_gemm.h, M <= 64).
+#pragma once
+
+#include "core/tensor.h"
+#include "kernels/gemm_shape.h"
+
+namespace tessera::cuda {
+
+// Runs c = alpha * a @ b^T + beta * c with the chosen small-M kernel when the shapes suit it
+// (trans_b only, no bias, bf16/f16 operands with K a multiple of 8 and 16-byte aligned rows, C
+// contiguous); false otherwise (the caller runs cuBLASLt).
+bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
+                  const Tensor& bias);
+
+}  // namespace tessera::cuda
