@@ -1,9 +1,11 @@
 // Greedy decoding through the inference engine (Generator: continuous batching, paged KV cache) on
 // one GPU, random bf16 weights of a Llama shape, the same call as shared/peers/torch_peer_decode.py.
 // bench/decode_bench [--shape 1b|8b] [--batch 1] [--prompt 128] [--new 128] [--graphs 1|0]
-//                    [--scheme bf16|int8|int4|q8_0|q4_0|nf4] [--profile 0|1]
+//                    [--scheme bf16|int8|int4|q8_0|q4_0|nf4] [--lm-head bf16|int8|int4|q8_0|q4_0]
+//                    [--profile 0|1]
 // --scheme: every projection quantized at start (int4: groups of 32, symmetric) and kept packed, as
-// a quantized checkpoint loads for inference (the embedding and lm_head stay bf16).
+// a quantized checkpoint loads for inference (the embedding and lm_head stay bf16). --lm-head:
+// the logits' product against a packed copy of lm_head (InferenceModel::quantize_lm_head).
 // Prints RESULT {json}: prefill seconds and prompt tokens/s, decode tokens/s (batch / time per
 // step after the first token), the weights read per second, and where a decode step's time goes:
 // wall time per step (the whole engine: scheduler, sampler, model), the model's run() per step,
@@ -36,7 +38,7 @@ int main(int argc, char** argv) {
     std::string shape = "1b";
     int64_t batch = 1, prompt = 128, fresh = 128;
     bool graphs = true;
-    std::string scheme = "bf16";
+    std::string scheme = "bf16", lm_head = "bf16";
     bool profile = false;
     for (int i = 1; i + 1 < argc; i += 2) {
       const std::string key = argv[i], value = argv[i + 1];
@@ -47,6 +49,7 @@ int main(int argc, char** argv) {
       else if (key == "--graphs") graphs = value != "0";
       else if (key == "--scheme") scheme = value;
       else if (key == "--profile") profile = value != "0";
+      else if (key == "--lm-head") lm_head = value;
       else throw Error("decode_bench: unknown argument " + key);
     }
     TS_CHECK(cuda_device_count() > 0, "decode_bench needs a GPU: {}", cuda_unavailable_reason());
@@ -82,6 +85,10 @@ int main(int argc, char** argv) {
     }
     auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16,
                                                   InferenceOptions{.cuda_graphs = graphs, .profile_ops = profile});
+    if (lm_head != "bf16") {
+      model->quantize_lm_head({parse_quant_scheme(lm_head)});
+      weight_bytes += model->packed_lm_head()->nbytes() - config.vocab_size * config.hidden_size * 2;
+    }
     inference::GeneratorOptions options;
     options.max_batch_size = batch;
     options.max_batch_tokens = std::max<int64_t>(2048, batch * prompt);
@@ -115,11 +122,11 @@ int main(int argc, char** argv) {
     const StepTimes tn = model->timings();
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
-    std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
+    std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
                 "\"graphs\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
-                shape.c_str(), scheme.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
+                shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
                 ops::small_m_kernel_name(ops::small_m_choice().kernel), ops::LaunchOverlap::requested() ? 1 : 0,
                 profile ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "engine/memory_estimate.h"
 #include "engine/model_loader.h"
 
@@ -35,7 +36,7 @@ void add_estimate_memory_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("estimate-memory", "Per-rank memory of a job by ZeRO stage, before running it");
   auto job = add_job_args(cmd);
   auto ranks = std::make_shared<int>(1);
-  cmd->add_option("--ranks", *ranks, "number of ranks")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--ranks", *ranks, "number of ranks")->check(positive())->capture_default_str();
   cmd->callback([job, ranks] { print_estimate(job->file, job->overrides, *ranks); });
 }
 

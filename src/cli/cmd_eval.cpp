@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "comm/world.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -99,9 +100,9 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--data", args->data, "JSONL (text, prompt/completion or chat messages), a text file, or a "
                   "prepare-data folder")->required();
   cmd->add_option("--seq-len", args->seq_len, "tokens per packed sequence (default: a checkpoint's data.seq_len, a "
-                  "prepared folder's, else min(1024, the model's context))")->check(CLI::PositiveNumber);
+                  "prepared folder's, else min(1024, the model's context))")->check(positive());
   cmd->add_option("--batch-size", args->batch_size, "sequences per forward pass")
-      ->check(CLI::PositiveNumber)->capture_default_str();
+      ->check(positive())->capture_default_str();
   cmd->add_option("--format", args->format, "data format (default: a checkpoint's data.format, else auto)")
       ->check(CLI::IsMember({"auto", "text", "completion", "chat"}));
   cmd->add_option("--chat-template", args->chat_template, "chatml, qwen3, llama3 or deepseek (default: the tokenizer's)");

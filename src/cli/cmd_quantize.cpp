@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "cli/quant_args.h"
 #include "core/error.h"
 
@@ -58,7 +59,7 @@ void add_quantize_command(CLI::App& app) {
   cmd->add_option("--gptq-block", g->calibration.gptq.block_size, "gptq: columns per lazy block update")
       ->capture_default_str();
   cmd->add_option("--gptq-damp", g->calibration.gptq.damp, "gptq: dampening, as a fraction of the mean Hessian diagonal")
-      ->check(CLI::Range(1e-6, 10.0))->capture_default_str();
+      ->check(in_range(1e-6, 10.0))->capture_default_str();
   cmd->callback([cmd, args, g] {
     TS_CHECK(args->checkpoint.empty() != args->model.empty(), "quantize: give one of --checkpoint and --model");
     QuantizedExportOptions options = quantized_export_options(*args);

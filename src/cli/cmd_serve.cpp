@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/inference/generator.h"
@@ -161,7 +162,7 @@ void add_serve_command(CLI::App& app) {
   auto args = std::make_shared<ServeArgs>();
   cmd->add_option("--config", args->config, "a serve config (YAML; README \"Serving\" lists its keys)");
   cmd->add_option("--model", args->model, "a Hugging Face model folder or a Tessera checkpoint (sets model)");
-  cmd->add_option("--port", args->port, "the port (0: any free one; sets port)")->check(CLI::Range(0, 65535));
+  cmd->add_option("--port", args->port, "the port (0: any free one; sets port)")->check(in_range(0, 65535));
   cmd->add_option("--host", args->host, "the address to listen on (sets host)");
   cmd->add_option("--api-key", args->api_key, "a key clients must send as 'Authorization: Bearer KEY'");
   cmd->add_option("--device", args->device, "auto, cpu or cuda (sets device)");

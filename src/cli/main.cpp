@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "cli/commands.h"
+#include "cli/flag_checks.h"
 #include "comm/world.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -52,8 +53,10 @@ int main(int argc, char** argv) {
   tessera::cli::add_generate_command(app);
   tessera::cli::add_eval_command(app);
   tessera::cli::add_serve_command(app);
+  tessera::cli::add_number_checks(app);
   try {
     check_command_name(app, argc, argv);
+    tessera::cli::check_flag_names(app, argc, argv);
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

@@ -1,5 +1,7 @@
 #include "core/fault_injection.h"
 
+#include <signal.h>
+
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -13,7 +15,11 @@ bool fault_injected(std::string_view point) {
 }
 
 int injected_write_error(const std::string& path) {
-  return fault_injected(std::filesystem::path(path).filename().string()) ? ENOSPC : 0;
+  const char* value = std::getenv("TESSERA_FAULT_INJECT");
+  if (value == nullptr) return 0;
+  const std::string name = std::filesystem::path(path).filename().string();
+  if ("kill:" + name == value) ::raise(SIGKILL);
+  return name == value ? ENOSPC : 0;
 }
 
 std::string error_text(int error, bool injected) {

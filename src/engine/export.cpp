@@ -1,14 +1,15 @@
 #include "engine/export.h"
 
 #include <filesystem>
-#include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/export_source.h"
 #include "engine/sha256sums.h"
+#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
+#include "io/staged_folder.h"
 #include "kernels/ops.h"
 #include "lora/peft.h"
 
@@ -30,20 +31,19 @@ void copy_tokenizer_files(const ExportSource& source, const std::string& folder)
 
 void export_safetensors(const ExportOptions& o) {
   const ExportSource source = ExportSource::checkpoint(o.checkpoint);
-  TS_CHECK(!fs::exists(o.out) || fs::is_empty(o.out), "--out {}: exists and is not empty (nothing was overwritten)",
-           o.out);
+  StagedFolder out(o.out);
   ModelConfig config = source.config();
   config.torch_dtype = o.dtype == DType::BF16 ? "bfloat16" : o.dtype == DType::F16 ? "float16" : "float32";
 
-  fs::create_directories(o.out);
   std::vector<TensorEntry> entries;
   for (const ParamSpec& p : source.params()) entries.push_back({p.name, o.dtype, p.shape});
-  ShardedSafetensorsWriter writer(o.out, entries, o.max_shard_bytes, {{"format", "pt"}});
+  ShardedSafetensorsWriter writer(out.path(), entries, o.max_shard_bytes, {{"format", "pt"}});
   for (const ParamSpec& p : source.params()) writer.write(p.name, ops::cast(source.read(p), o.dtype));
   writer.finish();
-  std::ofstream(fs::path(o.out) / "config.json") << config.to_json().dump(2) << "\n";
-  copy_tokenizer_files(source, o.out);
-  write_sha256sums(o.out, files_in(o.out));
+  write_file_atomically((fs::path(out.path()) / "config.json").string(), config.to_json().dump(2) + "\n");
+  copy_tokenizer_files(source, out.path());
+  write_sha256sums(out.path(), files_in(out.path()));
+  out.commit();
   spdlog::info("exported {} tensors{} from {} to {} ({} shard file(s))", source.params().size(),
                source.merge_note(), o.checkpoint, o.out,
                writer.shard_files().size());
@@ -54,9 +54,11 @@ void export_peft(const ExportOptions& o) {
   TS_CHECK(source.adapter(), "--checkpoint {}: not a LoRA checkpoint (its job has no lora section); export it with "
            "--format safetensors", o.checkpoint);
   const std::string base = source.base_model().empty() ? std::string() : fs::absolute(source.base_model()).string();
-  lora::write_peft_adapter(o.out, source.config(), *source.adapter(), base,
+  StagedFolder out(o.out);
+  lora::write_peft_adapter(out.path(), source.config(), *source.adapter(), base,
                            [&](const ParamSpec& p) { return source.read_trained(p); }, o.dtype);
-  write_sha256sums(o.out, files_in(o.out));
+  write_sha256sums(out.path(), files_in(out.path()));
+  out.commit();
   spdlog::info("exported the LoRA adapter of {} to {} (PEFT: {}, {})", o.checkpoint, o.out, lora::kPeftConfigFile,
                lora::kPeftWeightsFile);
   if (source.adapter()->base_quant)

@@ -11,7 +11,10 @@
 #include "engine/model_weights.h"
 #include "engine/qat.h"
 #include "engine/qat_scales.h"
+#include "engine/sha256sums.h"
+#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
+#include "io/staged_folder.h"
 #include "kernels/ops.h"
 #include "lora/adapter.h"
 #include "quant/packed.h"
@@ -60,8 +63,7 @@ Plan plan(const QuantizedExportOptions& o, const ExportSource& source) {
 
 void export_quantized(const QuantizedExportOptions& o) {
   TS_CHECK(o.checkpoint.empty() != o.model.empty(), "export --format quantized: give one of --checkpoint and --model");
-  TS_CHECK(!fs::exists(o.out) || fs::is_empty(o.out), "--out {}: exists and is not empty (nothing was overwritten)",
-           o.out);
+  StagedFolder out(o.out);
   ExportSource source = o.checkpoint.empty() ? ExportSource::hf_folder(o.model) : ExportSource::checkpoint(o.checkpoint);
   const Plan p = plan(o, source);
   // QAT with LoRA quantized W + s B A merged from the compute dtype's W, A and B.
@@ -89,8 +91,7 @@ void export_quantized(const QuantizedExportOptions& o) {
     gptq = std::make_unique<SequentialGptq>(source, p.targets, *o.gptq, device,
                                             device.is_cuda() ? DType::BF16 : DType::F32);
   }
-  fs::create_directories(o.out);
-  ShardedSafetensorsWriter writer(o.out, entries, o.max_shard_bytes, {{"format", "pt"}});
+  ShardedSafetensorsWriter writer(out.path(), entries, o.max_shard_bytes, {{"format", "pt"}});
   for (const ParamSpec& param : source.params()) {
     const Tensor w = source.read(param);
     if (!p.targets.selects(param.name)) {
@@ -107,8 +108,10 @@ void export_quantized(const QuantizedExportOptions& o) {
   nlohmann::json config = source.config().to_json();
   config["torch_dtype"] = o.dtype == DType::BF16 ? "bfloat16" : o.dtype == DType::F16 ? "float16" : "float32";
   config["quantization_config"] = quantization_config_json(p.targets);
-  std::ofstream(fs::path(o.out) / "config.json") << config.dump(2) << "\n";
-  copy_tokenizer_files(source, o.out);
+  write_file_atomically((fs::path(out.path()) / "config.json").string(), config.dump(2) + "\n");
+  copy_tokenizer_files(source, out.path());
+  write_sha256sums(out.path(), files_in(out.path()));
+  out.commit();
   spdlog::info("exported {} to {}: {}{} ({:.1f} MB packed, {:.1f} MB of other tensors in {})",
                o.checkpoint.empty() ? o.model : o.checkpoint, o.out, p.targets.describe(), gptq ? " by GPTQ" : "", packed_bytes_total / 1e6,
                plain_bytes_total / 1e6, dtype_name(o.dtype));

@@ -39,6 +39,7 @@ std::map<std::string, std::string> read_sha256sums(const std::string& folder) {
   int line_no = 0;
   while (std::getline(in, line)) {
     ++line_no;
+    if (!line.empty() && line.back() == '\r') line.pop_back();  // written on Windows
     if (line.empty()) continue;
     // "<hex>  <name>" (text mode) or "<hex> *<name>" (binary mode), as sha256sum writes them.
     const bool hex = line.size() > 66 && std::all_of(line.begin(), line.begin() + 64, [](char c) {

@@ -88,9 +88,9 @@ void TrainLog::step(const StepLog& s) {
   }
   if (terminal_) std::fprintf(stderr, "\r\033[K");
   spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f}{} | {:.0f} tok/s | {:.1f} TFLOP/s per rank{} | "
-               "peak {:.2f} GiB | ETA {:.0f}s",
+               "fwd+bwd {:.1f} ms, after it {:.1f} ms | peak {:.2f} GiB | ETA {:.0f}s",
                s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped)" : "", tok_per_s,
-               tflops, mfu, mem_gib, eta);
+               tflops, mfu, s.forward_backward_seconds * 1e3, s.update_seconds * 1e3, mem_gib, eta);
   write_row(s.step, nlohmann::ordered_json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                                            {"tokens_per_s", tok_per_s}, {"tflops_per_rank", tflops},
                                            {"peak_memory_gib", mem_gib}, {"forward_backward_s", s.forward_backward_seconds},

@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "core/error.h"
+#include "core/fault_injection.h"
 
 namespace tessera {
 
@@ -56,6 +57,15 @@ AtomicFile::~AtomicFile() {
 void AtomicFile::write(const void* data, size_t size) {
   TS_CHECK(fd_ >= 0, "{}: write after commit", path_);
   const char* p = static_cast<const char*>(data);
+  // The test hook (core/fault_injection.h) fires half-way through the bytes: a full disk or a
+  // kill in the middle of the file.
+  write_all(p, size / 2);
+  const int injected = injected_write_error(path_);
+  TS_CHECK(injected == 0, "{}: write failed: {}", tmp_path_, error_text(injected, true));
+  write_all(p + size / 2, size - size / 2);
+}
+
+void AtomicFile::write_all(const char* p, size_t size) {
   while (size > 0) {
     const ssize_t n = ::write(fd_, p, std::min<size_t>(size, 1u << 30));
     if (n < 0 && errno == EINTR) continue;

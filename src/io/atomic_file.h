@@ -26,6 +26,8 @@ class AtomicFile {
   const std::string& tmp_path() const { return tmp_path_; }
 
  private:
+  void write_all(const char* data, size_t size);
+
   std::string path_, tmp_path_;
   Existing existing_;
   int fd_ = -1;

@@ -203,6 +203,8 @@ Vocab vocab_from_gguf(const File& file) {
     TS_CHECK(v.token_types.size() == v.tokens.size(), "tokenizer.ggml.token_type has {} entries for {} tokens",
              v.token_types.size(), v.tokens.size());
     if (file.find("tokenizer.ggml.merges")) v.merges = file.at("tokenizer.ggml.merges").as_strings();
+    for (size_t i = 0; i < v.merges.size(); ++i)
+      TS_CHECK(tok::find_invalid_utf8(v.merges[i]) == std::string_view::npos, "tokenizer.ggml.merges: merge {} is not valid UTF-8", i);
     auto id = [&](const char* key) -> std::optional<int32_t> {
       const Value* value = file.find(key);
       if (!value) return std::nullopt;
@@ -217,6 +219,7 @@ Vocab vocab_from_gguf(const File& file) {
     v.add_bos = flag("tokenizer.ggml.add_bos_token");
     v.add_eos = flag("tokenizer.ggml.add_eos_token");
     if (file.find("tokenizer.chat_template")) v.chat_template = file.at("tokenizer.chat_template").as_string();
+    TS_CHECK(tok::find_invalid_utf8(v.chat_template) == std::string_view::npos, "tokenizer.chat_template is not valid UTF-8");
     return v;
   });
 }

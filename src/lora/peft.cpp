@@ -6,6 +6,7 @@
 #include <set>
 
 #include "core/error.h"
+#include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
 #include "kernels/ops.h"
 
@@ -196,7 +197,7 @@ void write_peft_adapter(const std::string& folder, const ModelConfig& config, co
                   {"use_dora", false},
                   {"rank_pattern", json::object()},
                   {"alpha_pattern", json::object()}};
-  std::ofstream(fs::path(folder) / kPeftConfigFile) << j.dump(2) << "\n";
+  write_file_atomically((fs::path(folder) / kPeftConfigFile).string(), j.dump(2) + "\n");
 }
 
 }  // namespace tessera::lora

@@ -51,6 +51,20 @@ void InferenceModel::set_adapters(std::shared_ptr<const AdapterBank> adapters) {
   graphs_.clear();  // captured without (or with other) adapters
 }
 
+void InferenceModel::quantize_lm_head(const QuantSpec& spec) {
+  const bool tied = config_.tie_word_embeddings;
+  const UnitId unit = tied ? UnitId::embed() : UnitId::head();
+  const ModelParams& p = source_->acquire(unit);
+  const Tensor& head = tied ? p.embed : p.lm_head;
+  auto packed = std::make_shared<PackedTensor>(PackedTensor::empty(resolve_quant_spec(spec, head.shape()), head.shape(), device_));
+  ops::quantize(*packed, head);
+  source_->release(unit);
+  spdlog::info("inference: lm_head packed as {} ({:.0f} MB, bf16 {:.0f} MB)", quant_scheme_name(spec.scheme),
+               packed->nbytes() / 1e6, head.numel() * 2 / 1e6);
+  packed_lm_head_ = std::move(packed);
+  graphs_.clear();  // captured with the dense head
+}
+
 DType InferenceModel::cache_dtype() const { return device_.is_cpu() ? DType::F32 : DType::BF16; }
 
 int64_t InferenceModel::graphs_captured() const {
@@ -164,13 +178,17 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   Tensor picked = Tensor::empty({R, c.hidden_size}, dtype_, device_);
   timed("final_norm", "", [&] { ops::embedding_forward(picked, x, rows); });  // a gather of rows
   const ModelParams& h = source_->acquire(head);
-  const Tensor& lm_head = tied ? source_->acquire(embed).embed : h.lm_head;
   Tensor normed = Tensor::empty({R, c.hidden_size}, dtype_, device_), rstd = Tensor::empty({R}, DType::F32, device_);
   timed("final_norm", "", [&] {
     ops::rmsnorm_forward(normed, rstd, picked, h.final_norm, static_cast<float>(c.rms_norm_eps));
   });
-  timed("lm_head", "", [&] { ops::gemm(out.logits, normed, lm_head, false, true); });
-  if (tied) source_->release(embed);
+  if (packed_lm_head_) {
+    timed("lm_head", "", [&] { ops::gemm_packed(out.logits, normed, *packed_lm_head_, true); });
+  } else {
+    const Tensor& lm_head = tied ? source_->acquire(embed).embed : h.lm_head;
+    timed("lm_head", "", [&] { ops::gemm(out.logits, normed, lm_head, false, true); });
+    if (tied) source_->release(embed);
+  }
   source_->release(head);
   timed("argmax", "", [&] { ops::argmax_rows(out.index, out.logprob, out.logits); });
   return out;

@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/cuda_graph.h"
+#include "kernels/quant_format.h"
 #include "model/adapter_bank.h"
 #include "model/kv_cache.h"
 #include "model/model_config.h"
@@ -79,6 +80,12 @@ class InferenceModel {
   void set_adapters(std::shared_ptr<const AdapterBank> adapters);
   const AdapterBank* adapters() const { return adapters_.get(); }
 
+  // The logits' product runs against a packed copy of lm_head (the embedding when tied) quantized
+  // under `spec` (RTN), through ops::gemm_packed: a decoding step of 1-8 sequences then reads
+  // about bits/16 of the bf16 head's bytes (the 1B shape's head is a fifth of its weights).
+  void quantize_lm_head(const QuantSpec& spec);
+  const PackedTensor* packed_lm_head() const { return packed_lm_head_.get(); }
+
   // Writes the tokens' keys and values into the cache and returns the logit rows' picks (and the
   // full logits of the rows in.full_logits asks for).
   StepOutput run(const StepInput& input, KvCache& cache);
@@ -119,6 +126,7 @@ class InferenceModel {
   StepTimes times_;
   std::vector<std::unique_ptr<Mark>> marks_;  // this step's, with profile_ops
   std::shared_ptr<const AdapterBank> adapters_;
+  std::shared_ptr<const PackedTensor> packed_lm_head_;
 };
 
 // Parameters held in memory as a ParamSource (owns them).

@@ -1,5 +1,7 @@
 #include "fuzz/drivers.h"
 
+#include "fuzz/fuzz_util.h"
+
 #include <algorithm>
 #include <cstring>
 #include <filesystem>
@@ -29,44 +31,6 @@ namespace tessera::fuzz {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::string read(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::string write(const std::string& dir, const std::string& name, const std::string& bytes) {
-  const std::string path = (fs::path(dir) / name).string();
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << bytes;
-  return path;
-}
-
-// Every file under `dir` (relative to tests/data or the source folder) whose name ends in `suffix`.
-std::vector<std::string> files(const std::string& dir, const std::string& suffix, size_t max_bytes = 1 << 20) {
-  std::vector<std::string> out;
-  std::vector<fs::path> paths;
-  for (const auto& e : fs::recursive_directory_iterator(dir))
-    if (e.is_regular_file() && e.path().string().ends_with(suffix) && e.file_size() <= max_bytes)
-      paths.push_back(e.path());
-  std::sort(paths.begin(), paths.end());  // the corpus order decides the mutants: keep it fixed
-  for (const auto& p : paths) out.push_back(read(p));
-  return out;
-}
-
-const std::string kData = TESSERA_TEST_DATA;
-const std::string kSource = TESSERA_SOURCE_DIR;
-
-// Reads every byte of a tensor, so a view past the mapping would fault here.
-uint64_t touch(const Tensor& t) {
-  const auto* p = static_cast<const unsigned char*>(t.data());
-  uint64_t sum = 0;
-  for (size_t i = 0; i < t.nbytes(); ++i) sum += p[i];
-  return sum;
-}
-
-bool tessera_error(const std::exception& e) { return dynamic_cast<const Error*>(&e) != nullptr; }
 
 // A one-layer llama GGUF with a small byte-level vocabulary (a seed for the GGUF driver).
 std::string tiny_gguf(const std::string& scratch, gguf::TensorType matrices) {
@@ -225,7 +189,12 @@ std::vector<Driver> make_drivers() {
 }  // namespace
 
 const std::vector<Driver>& drivers() {
-  static const std::vector<Driver> all = make_drivers();
+  static const std::vector<Driver> all = [] {
+    std::vector<Driver> d = make_drivers();
+    add_model_file_drivers(d);
+    add_text_file_drivers(d);
+    return d;
+  }();
   return all;
 }
 

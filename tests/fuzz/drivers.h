@@ -22,4 +22,10 @@ struct Driver {
 
 const std::vector<Driver>& drivers();
 
+// The drivers of drivers_model_files.cpp (PEFT adapters, quantized checkpoints, SHA256SUMS and
+// serve checksums, GGUF tokenizer metadata) and drivers_text_files.cpp (JSONL data and prompts,
+// --input-ids, chat messages and templates, API keys files).
+void add_model_file_drivers(std::vector<Driver>& drivers);
+void add_text_file_drivers(std::vector<Driver>& drivers);
+
 }  // namespace tessera::fuzz

@@ -100,3 +100,39 @@ TEST(Cli, TokenizePrintsIdsAsJson) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(lines(r.output), 1) << r.output;
 }
+
+// Every subcommand names a flag it does not have (before any missing required one), a missing
+// value and a number that is not a plain decimal of its type, in one line.
+TEST(Cli, FlagsAndNumbersAreCheckedByName) {
+  struct Case {
+    const char* args;
+    const char* message;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"export --chekpoint a --out b", "export: unknown flag --chekpoint (did you mean --checkpoint?)"},
+           {"export --bogus 1", "export: unknown flag --bogus"},
+           {"quantize --model m --out o --scheme int4 --metod gptq", "quantize: unknown flag --metod (did you mean --method?)"},
+           {"generate --model m --prompt a --max-new-tokens", "--max-new-tokens: 1 required INT"},
+           {"generate --model m --prompt a --max-new-tokens 99999999999999999999", "--max-new-tokens: '99999999999999999999' is out of range"},
+           {"generate --model m --prompt a --max-new-tokens 12abc", "--max-new-tokens: '12abc' is not a number"},
+           {"generate --model m --prompt a --max-new-tokens 0x10", "--max-new-tokens: '0x10' is not a number"},
+           {"generate --model m --prompt a --max-new-tokens 2.5", "--max-new-tokens: '2.5' is not a whole number"},
+           {"generate --model m --prompt a --max-new-tokens 0", "--max-new-tokens: 0 is not positive"},
+           {"generate --model m --prompt a --seed -1", "--seed: '-1' is not a whole number >= 0"},
+           {"generate --model m --prompt a --temperature nan", "--temperature: 'nan' is not a number"},
+           {"generate --model m --prompt a --temperature 1e999", "--temperature: '1e999' is out of range"},
+           {"generate --model m --prompt a --top-p 0", "--top-p: 0 is not in (0, 1]"},
+           {"generate --model m --prompt a --top-k -2", "--top-k: -2 is negative"},
+           {"eval --model m --data d --batch-size 0", "--batch-size: 0 is not positive"},
+           {"serve --port 70000", "--port: 70000 is not in [0, 65535]"},
+           {"estimate-memory x.yaml --ranks -3", "--ranks: -3 is not positive"},
+       }) {
+    CommandResult r = run_tessera(c.args);
+    EXPECT_NE(r.exit_code, 0) << c.args;
+    EXPECT_EQ(lines(r.output), 1) << c.args << ": " << r.output;
+    EXPECT_NE(r.output.find(c.message), std::string::npos) << c.args << ": " << r.output;
+  }
+  // A leading zero is a decimal zero, not octal: 010 new tokens are ten.
+  CommandResult r = run_tessera("generate --model /no/such/model --prompt a --max-new-tokens 010");
+  EXPECT_NE(r.output.find("/no/such/model: no such file or folder"), std::string::npos) << r.output;
+}

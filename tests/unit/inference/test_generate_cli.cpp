@@ -135,7 +135,7 @@ TEST(GenerateCli, ClearErrors) {
   save_safetensors((dir / "ok.safetensors").string(),
                    {{"input_ids", Tensor::from_vector(std::vector<int64_t>{1, 63}, {1, 2}, DType::I64)}});
   fails_with("--model " + model + " --input-ids " + (dir / "ok.safetensors").string() + " --temperature -1",
-             "temperature must be >= 0");
+             "--temperature: -1 is negative");
   fails_with("--model " + model + " --input-ids " + (dir / "ids.safetensors").string(),
              "outside the vocabulary of 64");
   fs::remove_all(dir);

@@ -6,6 +6,7 @@
 
 #include "../../inference_models.h"
 #include "model/kv_cache.h"
+#include "quant/packed.h"
 
 using namespace tessera;
 using namespace tessera::testing_util;
@@ -99,4 +100,30 @@ TEST(KvCache, ReservesReleasesAndRefusesWhenFull) {
   EXPECT_TRUE(a.empty());
   EXPECT_EQ(cache.free_blocks(), 3);
   EXPECT_THROW(cache.set_free_order({0, 1, 7}), Error);
+}
+
+// quantize_lm_head: the logits' product runs against the packed head (the embedding when tied),
+// and gives the logits of the same model whose (untied) lm_head is that packed head's
+// dequantized weights; the embedding lookup of a tied model is untouched.
+TEST(InferenceModel, PackedLmHeadGivesTheLogitsOfItsDequantizedWeights) {
+  for (const std::string name : {"llama_gqa", "qwen2_bias_tied"}) {
+    for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int4, 32, true}, QuantSpec{QuantScheme::Q8_0}}) {
+      SCOPED_TRACE(::testing::Message() << name << " " << quant_scheme_name(spec.scheme));
+      CpuModel m = cpu_model(name);
+      const ModelConfig& c = m.loaded.config;
+      m.model->quantize_lm_head(spec);
+      ASSERT_NE(m.model->packed_lm_head(), nullptr);
+      ModelConfig untied = c;
+      untied.tie_word_embeddings = false;
+      ModelParams params = m.loaded.params;
+      params.lm_head = quant::dequantize(*m.model->packed_lm_head(), DType::F32);
+      InferenceModel dense(untied, std::make_shared<OwnedParams>(params), Device::cpu(), DType::F32);
+      const std::vector<int32_t> prompt = tokens(6, 4, c.vocab_size);
+      KvCache a(c, 8, 4, DType::F32, Device::cpu()), b(c, 8, 4, DType::F32, Device::cpu());
+      const auto got = run_paged(*m.model, a, prompt, 6, 3), want = run_paged(dense, b, prompt, 6, 3);
+      ASSERT_EQ(got.size(), want.size());
+      for (size_t s = 0; s < got.size(); ++s)
+        for (size_t v = 0; v < got[s].size(); ++v) ASSERT_NEAR(got[s][v], want[s][v], 1e-5) << "step " << s << " logit " << v;
+    }
+  }
 }
