@@ -1,10 +1,9 @@
 // `tessera plot METRICS.jsonl [more.jsonl ...] [--out FILE.svg]`: training runs as one SVG.
-#include <fstream>
-
 #include "cli/commands.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/plot/run_plot.h"
+#include "io/atomic_file.h"
 
 namespace tessera::cli {
 
@@ -25,11 +24,7 @@ void add_plot_command(CLI::App& app) {
   cmd->callback([args] {
     const std::string svg = plot::plot_runs(args->files);
     const std::string out = args->out.empty() ? plot::default_plot_path(args->files[0]) : args->out;
-    std::ofstream file(out, std::ios::binary | std::ios::trunc);
-    TS_CHECK(file, "plot --out: cannot write {}", out);
-    file << svg;
-    file.close();
-    TS_CHECK(file, "plot --out: cannot write {}", out);
+    with_context("plot --out", [&] { write_file_atomically(out, svg); });  // an earlier chart survives a failure
     spdlog::info("wrote {} ({} run(s))", out, args->files.size());
   });
 }

@@ -82,8 +82,8 @@ std::vector<std::string> chat_seeds(const std::string&) {
 }  // namespace
 
 void add_text_file_drivers(std::vector<Driver>& d) {
-  d.push_back({"jsonl", "a JSONL file as training or calibration data (DataLoader, every format) and as "
-               "generate --input prompts",
+  d.push_back({"jsonl", "a JSONL file as training or calibration data (DataLoader, every format; and as a plain "
+               "text file) and as generate --input prompts",
                jsonl_seeds,
                [](const std::string& input, const std::string& scratch) {
                  const std::string path = write(scratch, "data.jsonl", input);
@@ -96,6 +96,11 @@ void add_text_file_drivers(std::vector<Driver>& d) {
                                                      tiny_tokenizer(), 1);
                        if (loader.num_sequences() > 0) (void)loader.global_batch(1, 1, 0, 1);
                      });
+                 steps.run([&] {  // the same bytes as a plain text file (one document)
+                   const data::DataLoader loader({.train = write(scratch, "data.txt", input), .seq_len = 16},
+                                                 tiny_tokenizer(), 1);
+                   (void)loader.num_sequences();
+                 });
                  const data::DocumentEncoder encoder(tiny_tokenizer(), data::Format::text, data::ChatTemplate::llama3);
                  for (const bool chat : {false, true})
                    steps.run([&] { (void)inference::read_jsonl_prompts(path, encoder, chat); });
