@@ -438,7 +438,7 @@ for shape in ("1b", "8b"):
               + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
 # The fused gemv's variants side by side (TESSERA_PACKED_GEMV): per layer us, x bf16, and at M=1
 # the gate_up and down projections' packed GB/s; then each variant's total over every row.
-variants = [v for v in ("v1", "mma", "mma4", "mma8", "mma16") if any(v in r.get("variant_us", {}) for r in rows)]
+variants = [v for v in ("auto", "v1", "mma") if any(v in r.get("variant_us", {}) for r in rows)]
 print()
 print("| fused variants (shape scheme M) | " + " | ".join(f"{v}: layer us, x bf16 (GB/s gate_up/down)" for v in variants) + " | fastest |")
 print("| --- |" + " --- |" * (len(variants) + 1))
@@ -565,13 +565,13 @@ skinny() {
 # Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
 # kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
 # Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s. The packed projections run the
-# default fused gemv (TESSERA_PACKED_GEMV unset: mma), int4 once more with v1 for comparison, and
+# default fused gemv (TESSERA_PACKED_GEMV unset: auto), int4 once more with v1 for comparison, and
 # int4 / int8 with the lm_head packed in the same scheme (--lm-head: the 1B head is a fifth of
 # its bf16 bytes, which caps int4 at ~2.3x and int8 at ~1.65x while it stays bf16).
 decode_quant() {
   : > "$out/decode_quant.jsonl"
   for shape in 1b 8b; do
-    for run in bf16:mma:bf16 int8:mma:bf16 int4:mma:bf16 q8_0:mma:bf16 q4_0:mma:bf16 int4:v1:bf16 int4:mma:int4 int8:mma:int8; do
+    for run in bf16:auto:bf16 int8:auto:bf16 int4:auto:bf16 q8_0:auto:bf16 q4_0:auto:bf16 int4:v1:bf16 int4:auto:int4 int8:auto:int8; do
       IFS=: read -r scheme variant head <<< "$run"
       TESSERA_PACKED_GEMV=$variant timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 \
         --scheme $scheme --lm-head $head 2>&1 | tee -a "$out/decode_quant.log" \
