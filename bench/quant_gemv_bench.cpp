@@ -59,7 +59,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV), the default first.
-const char* const kVariants[] = {"mma", "v1", "mma4", "mma8", "mma16"};
+const char* const kVariants[] = {"auto", "v1", "mma"};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 

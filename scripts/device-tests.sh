@@ -16,7 +16,8 @@
 # and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
 # `... serve_load` tessera serve under Poisson load, `... gptq` GPTQ quantization on the GPU,
 # `... quality` the quantization quality recipe (scripts/quality.sh), `... adapters` the batched
-# multi-adapter LoRA kernel's tests and benchmark.
+# multi-adapter LoRA kernel's tests and benchmark, `... qat_scales` QAT with learned scales (kernel
+# tests; fixed vs learned scales training speed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -356,10 +357,10 @@ PY
 if [ "$only" = all ] || [ "$only" = gptq ]; then gptq; fi
 
 # The quantization quality recipe (#16 section 6, scripts/quality.sh): a 25M-parameter byte-level
-# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32,
-# RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
+# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32
+# (QAT with fixed and with learned scales), RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
 # scripts/quality-data.sh, packed by device-prepare.sh). The runs (checkpoints of a few hundred
-# MB) stay in /tmp; only the logs and the table come back. About 3-4 minutes.
+# MB) stay in /tmp; only the logs and the table come back. About 4 minutes.
 quality() {
   if [ ! -f .device/quality.tgz ]; then
     echo "| quality | SKIPPED: no .device/quality.tgz (scripts/quality-data.sh, then device-prepare.sh) |" >> "$summary"
@@ -379,6 +380,34 @@ quality() {
   tail -20 "$out/quality.md" "$out/quality.log"
 }
 if [ "$only" = all ] || [ "$only" = quality ]; then quality; fi
+
+# QAT with learned scales (#16 section 2, quant.qat.learnable_scales): its kernels against the CPU
+# reference (RTN's scales, the packed copy from given scales, the straight-through backward), then
+# one small int4 g32 QAT job on the GPU (bf16, 4 layers of width 512) trained with fixed and with
+# learned scales side by side: median tokens/s after warm-up and the last loss. About a minute.
+qat_scales() {
+  check kernels_qat_scales .device/bin/test_kernels --gtest_filter='*QuantizeScaled*'
+  local v
+  for v in fixed learned; do
+    check "qat_train_$v" .device/bin/tessera train configs/tiny-cpu.yaml --set data.train=README.md \
+      --set train.device=cuda --set train.dtype=bf16 --set model.init.hidden_size=512 \
+      --set model.init.intermediate_size=1536 --set model.init.num_hidden_layers=4 \
+      --set model.init.num_attention_heads=8 --set model.init.num_key_value_heads=8 --set train.steps=60 \
+      --set train.micro_batch_size=16 --set checkpoint.dir= --set log.metrics_file=/tmp/tessera-qat-$v.jsonl \
+      --set quant.qat.weights=int4 --set quant.qat.learnable_scales=$([ $v = learned ] && echo true || echo false)
+  done
+  python3 - /tmp/tessera-qat-fixed.jsonl /tmp/tessera-qat-learned.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+def run(path):
+    try: rows = [json.loads(l) for l in open(path) if '"tokens_per_s"' in l][5:]
+    except OSError: rows = []
+    return (statistics.median(r["tokens_per_s"] for r in rows), rows[-1]["loss"]) if rows else (float("nan"), float("nan"))
+(tf, lf), (tl, ll) = run(sys.argv[1]), run(sys.argv[2])
+print(f"| QAT int4 g32 training, fixed vs learned scales (median tokens/s; last loss) | {tf:.0f} vs {tl:.0f} "
+      f"({tl / tf:.2f}x); loss {lf:.4f} vs {ll:.4f} |")
+PY
+}
+if [ "$only" = all ] || [ "$only" = qat_scales ]; then qat_scales; fi
 # Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
 # reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
 # o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
@@ -409,7 +438,7 @@ for shape in ("1b", "8b"):
               + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
 # The fused gemv's variants side by side (TESSERA_PACKED_GEMV): per layer us, x bf16, and at M=1
 # the gate_up and down projections' packed GB/s; then each variant's total over every row.
-variants = [v for v in ("v1", "mma", "mma4", "mma8", "mma16") if any(v in r.get("variant_us", {}) for r in rows)]
+variants = [v for v in ("auto", "v1", "mma") if any(v in r.get("variant_us", {}) for r in rows)]
 print()
 print("| fused variants (shape scheme M) | " + " | ".join(f"{v}: layer us, x bf16 (GB/s gate_up/down)" for v in variants) + " | fastest |")
 print("| --- |" + " --- |" * (len(variants) + 1))
@@ -535,13 +564,13 @@ skinny() {
 # Batch-1 decoding with packed projections (decode_bench --scheme: random weights quantized at start,
 # kept packed as a quantized checkpoint loads) next to bf16, 1B and 8B shapes, prompt 128, 128 new.
 # Goals (#16): int4 >= 2.5x and int8 >= 1.7x the bf16 tokens/s. The packed projections run the
-# default fused gemv (TESSERA_PACKED_GEMV unset: mma), int4 once more with v1 for comparison, and
+# default fused gemv (TESSERA_PACKED_GEMV unset: auto), int4 once more with v1 for comparison, and
 # int4 / int8 with the lm_head packed in the same scheme (--lm-head: the 1B head is a fifth of
 # its bf16 bytes, which caps int4 at ~2.3x and int8 at ~1.65x while it stays bf16).
 decode_quant() {
   : > "$out/decode_quant.jsonl"
   for shape in 1b 8b; do
-    for run in bf16:mma:bf16 int8:mma:bf16 int4:mma:bf16 q8_0:mma:bf16 q4_0:mma:bf16 int4:v1:bf16 int4:mma:int4 int8:mma:int8; do
+    for run in bf16:auto:bf16 int8:auto:bf16 int4:auto:bf16 q8_0:auto:bf16 q4_0:auto:bf16 int4:v1:bf16 int4:auto:int4 int8:auto:int8; do
       IFS=: read -r scheme variant head <<< "$run"
       TESSERA_PACKED_GEMV=$variant timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 \
         --scheme $scheme --lm-head $head 2>&1 | tee -a "$out/decode_quant.log" \

@@ -8,10 +8,12 @@
 // product, in fp32. The warps' sums meet in shared memory. Up to kMaxM rows of A per launch; more
 // run as several launches.
 //
-// fused_gemv runs this kernel ("v1") or the tensor-core one of gemv_packed_mma.cu, as
-// TESSERA_PACKED_GEMV says (read at each call, so that bench/quant_gemv_bench compares them in
-// one process): v1; mma (the default: its warps per block chosen by N); mma4, mma8, mma16 (fixed).
-// Products the mma kernel does not take (an f32 A, nf4) run v1.
+// fused_gemv runs this kernel ("v1") or the tensor-core one of gemv_packed_mma.cu ("mma"). By
+// default (auto) the faster one as measured on the H200 (session 7 call C: mma summed over every
+// shape, scheme and M 4,038 us against v1's 5,449, but v1 ahead for int8, q8_0 and q4_0 at M = 1-2:
+// 8B int8 M=1 1.31x bf16 against 0.96x), so v1 for those; TESSERA_PACKED_GEMV=v1 or mma forces one
+// (read at each call, so that bench/quant_gemv_bench compares them in one process). Products the
+// mma kernel does not take (an f32 A, nf4) run v1.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -116,14 +118,20 @@ void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k,
       c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);
 }
 
-// TESSERA_PACKED_GEMV as the mma kernel's warps per block (0: by N), or -1 for v1.
-int mma_warps() {
+enum class Variant { Auto, V1, Mma };
+
+Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
-  if (!v || !*v || std::strcmp(v, "mma") == 0) return 0;
-  if (std::strcmp(v, "v1") == 0) return -1;
-  for (int warps : {4, 8, 16})
-    if (std::string(v) == "mma" + std::to_string(warps)) return warps;
-  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected v1, mma, mma4, mma8 or mma16)");
+  if (!v || !*v || std::strcmp(v, "auto") == 0) return Variant::Auto;
+  if (std::strcmp(v, "v1") == 0) return Variant::V1;
+  if (std::strcmp(v, "mma") == 0) return Variant::Mma;
+  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected auto, v1 or mma)");
+}
+
+// Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
+bool v1_faster(const PackedTensor& w, int64_t m) {
+  const QuantScheme s = w.spec.scheme;
+  return m <= 2 && (s == QuantScheme::Int8 || s == QuantScheme::Q8_0 || s == QuantScheme::Q4_0);
 }
 
 }  // namespace
@@ -144,8 +152,9 @@ std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmS
 
 void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
                 const Tensor& bias) {
-  const int warps = mma_warps();
-  if (warps >= 0 && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias, warps);
+  const Variant v = variant();
+  const bool mma = v == Variant::Mma || (v == Variant::Auto && !v1_faster(w, s.m));
+  if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias);
   cudaStream_t stream = stream_of(c);
   const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(c.device().index) : nullptr;
   pu::with_reader(w, tables, [&](const auto& reader) {

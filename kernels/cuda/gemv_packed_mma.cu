@@ -118,8 +118,8 @@ bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w) {
 }
 
 void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
-                    const Tensor& bias, int warps) {
-  if (warps == 0) warps = warps_for(s.n, c.device().index);
+                    const Tensor& bias) {
+  const int warps = warps_for(s.n, c.device().index);
   cudaStream_t stream = stream_of(c);
   const size_t c_size = dtype_size(c.dtype());
   pu::with_reader(w, nullptr, [&](const auto& reader) {

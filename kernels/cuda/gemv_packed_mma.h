@@ -11,8 +11,8 @@ namespace tessera::cuda {
 bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w);
 
 // C = alpha A W^T + beta C (+ bias), for a product that fused_gemv_unfit and fused_gemv_mma_fits
-// accept; `warps` per block (4, 8 or 16) split K, 0 chooses by N.
+// accept; its warps per block (4, 8 or 16, splitting K) chosen by N.
 void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
-                    const Tensor& bias, int warps);
+                    const Tensor& bias);
 
 }  // namespace tessera::cuda

@@ -48,8 +48,9 @@ Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float 
 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 
-// Each fused variant in turn (an f32 A and nf4 run v1 in every one).
-const char* const kVariants[] = {"v1", "mma", "mma4", "mma8", "mma16"};
+// Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
+// and q4_0 at M <= 2, mma otherwise).
+const char* const kVariants[] = {"auto", "v1", "mma"};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -76,7 +77,11 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         if (beta == 0.0f) ops::fill(got, NAN);
         ops::gemm_packed(got, a.to(gpu), w_gpu, true, alpha, beta, with_bias ? bias.to(gpu) : Tensor(),
                          PackedGemmKernel::Fused);
-        const bool mma = std::string(variant) != "v1" && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
+        const bool v1 = std::string(variant) == "v1" ||
+                        (std::string(variant) == "auto" && m <= 2 &&
+                         (c.spec.scheme == QuantScheme::Int8 || c.spec.scheme == QuantScheme::Q8_0 ||
+                          c.spec.scheme == QuantScheme::Q4_0));
+        const bool mma = !v1 && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant;
@@ -145,7 +150,7 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     ops::gemm_packed(out, random_tensor({1, 64}, DType::BF16, gpu, 2), w.to(gpu), true);
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected v1, mma"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1 or mma)"), std::string::npos)
         << e.what();
   }
   unsetenv("TESSERA_PACKED_GEMV");
