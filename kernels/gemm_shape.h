@@ -21,14 +21,13 @@ struct GemmShape {
 enum class PackedGemmKernel { Auto, Fused, Dequantize, DequantizeChunked };
 
 // Which CUDA kernel ops::gemm runs for a few rows against a row-major weight (C = A W^T with
-// M <= 64: a decode step's projections and lm_head): Auto (the measured choice by M), CuBlas
-// (cuBLASLt always), Gemv (kernels/cuda/gemv.cu, M <= 4) or Mma (the tensor-core skinny gemm,
-// kernels/cuda/skinny_gemm.cu, M <= 64); cuBLASLt wherever the one asked for cannot run. `split`:
-// among how many warps of a block the Mma kernel splits K (1, 2, 4 or 8; 0 chooses from the shape).
-enum class SmallMKernel { Auto, CuBlas, Gemv, Mma };
+// M <= 4: a decode step's projections and lm_head): Auto (the measured choice by M), CuBlas
+// (cuBLASLt always) or Gemv (kernels/cuda/gemv.cu); cuBLASLt wherever the one asked for cannot
+// run. (A tensor-core skinny gemm for M <= 64 lost to cuBLASLt at every M >= 2 and to the gemv at
+// M = 1 on the H200, session 7 call C, and was removed.)
+enum class SmallMKernel { Auto, CuBlas, Gemv };
 struct SmallMChoice {
   SmallMKernel kernel = SmallMKernel::Auto;
-  int split = 0;
 };
 
 }  // namespace tessera

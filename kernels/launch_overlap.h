@@ -1,9 +1,9 @@
 // Programmatic dependent launch for the decode path (CUDA, sm_90). Inside a LaunchOverlap scope
 // that is on, the kernels a decode step runs (those launched through cuda::launch_kernel) may
 // start while the kernel before them on the stream finishes: each waits for it (griddepcontrol)
-// before touching what it wrote, and the small-M gemm kernels stream their first weight bytes
-// before that wait. So a scope is only for work where no kernel writes a weight that a later
-// one reads: an inference step with fixed weights. TESSERA_PDL=1 in the environment turns it on
+// before touching what it wrote. A kernel may read fixed weights before that wait, so a scope is
+// only for work where no kernel writes a weight that a later one reads: an inference step with
+// fixed weights. TESSERA_PDL=1 in the environment turns it on
 // (off by default until measured). The scope is per thread; nesting restores the outer state.
 #pragma once
 

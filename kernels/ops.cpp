@@ -655,4 +655,73 @@ void fake_quantize_rows_int8(const Tensor& out, const Tensor& x) {
   TS_DISPATCH(x.device(), fake_quantize_rows_int8(out, x));
 }
 
+namespace {
+
+// w a matrix under a matrix scheme; scale (and zero, which asymmetric int4 needs and nothing
+// else has) floating, of quant_scale_shape, on w's device.
+QuantSpec check_scaled(const char* op, const Tensor& w, const Tensor& scale, const Tensor& zero, QuantSpec spec) {
+  check_floating(op, w);
+  TS_CHECK(spec.scheme != QuantScheme::NF4, "{}: nf4 has no learnable scales", op);
+  spec = resolve_quant_spec(spec, w.shape());
+  const Shape shape = quant_scale_shape(spec, w.shape());
+  check_floating(op, scale);
+  check_same_device(op, scale, w);
+  TS_CHECK(scale.shape() == shape, "{}: scale {} should be {}", op, scale.str(), shape_str(shape));
+  const bool needs_zero = spec.scheme == QuantScheme::Int4 && !spec.symmetric;
+  TS_CHECK(zero.defined() == needs_zero, "{}: {}", op,
+           needs_zero ? "asymmetric int4 needs a zero point per group" : "only asymmetric int4 has zero points");
+  if (zero.defined()) {
+    check_floating(op, zero);
+    check_same_device(op, zero, w);
+    TS_CHECK(zero.shape() == shape, "{}: zero {} should be {}", op, zero.str(), shape_str(shape));
+  }
+  return spec;
+}
+
+}  // namespace
+
+Shape quant_scale_shape(const QuantSpec& given, const Shape& w) {
+  const QuantSpec spec = resolve_quant_spec(given, w);
+  TS_CHECK(spec.scheme != QuantScheme::NF4, "nf4 has no per-row groups of scales");
+  return {w.at(0), w.at(1) / spec.group_size};
+}
+
+void quant_group_scales(const Tensor& scale, const Tensor& zero, const Tensor& w, const QuantSpec& given) {
+  const QuantSpec spec = check_scaled("quant_group_scales", w, scale, zero, given);
+  TS_DISPATCH(w.device(), quant_group_scales(scale, zero, w, spec));
+}
+
+void quantize_scaled(const PackedTensor& out, const Tensor& x, const Tensor& scale, const Tensor& zero) {
+  check_packed("quantize_scaled", out);
+  check_unpacked("quantize_scaled", x, out);
+  TS_CHECK(x.shape() == out.shape, "quantize_scaled: x {} should have the shape of {}", x.str(), out.str());
+  check_scaled("quantize_scaled", x, scale, zero, out.spec);
+  TS_DISPATCH(x.device(), quantize_scaled(out, x, scale, zero));
+}
+
+void fake_quantize_scaled(const Tensor& out, const Tensor& w, const Tensor& scale, const Tensor& zero,
+                          const QuantSpec& spec) {
+  TS_CHECK(out.shape() == w.shape(), "fake_quantize_scaled: out {} should have the shape of w {}", out.str(), w.str());
+  const PackedTensor packed = PackedTensor::empty(check_scaled("fake_quantize_scaled", w, scale, zero, spec),
+                                                  w.shape(), w.device());
+  quantize_scaled(packed, w, scale, zero);
+  dequantize(out, packed);
+}
+
+void fake_quantize_scaled_backward(const Tensor& g, const Tensor& grad_scale, const Tensor& grad_zero, const Tensor& w,
+                                   const Tensor& scale, const Tensor& zero, const QuantSpec& given) {
+  const char* op = "fake_quantize_scaled_backward";
+  const QuantSpec spec = check_scaled(op, w, scale, zero, given);
+  check_same_device(op, g, w);
+  check_f32(op, g, w.numel());
+  check_same_device(op, grad_scale, w);
+  check_f32(op, grad_scale, scale.numel());
+  TS_CHECK(grad_zero.defined() == zero.defined(), "{}: grad_zero must be given exactly when zero is", op);
+  if (grad_zero.defined()) {
+    check_same_device(op, grad_zero, w);
+    check_f32(op, grad_zero, zero.numel());
+  }
+  TS_DISPATCH(w.device(), quantize_scaled_backward(g, grad_scale, grad_zero, w, scale, zero, spec));
+}
+
 }  // namespace tessera::ops

@@ -41,8 +41,7 @@ void scale(const Tensor& out, const Tensor& in, float alpha);
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false,
           float alpha = 1.0f, float beta = 0.0f, const Tensor& bias = Tensor());
 // The small-M kernel choice of gemm on CUDA (see SmallMChoice), process-wide: read at first use
-// from TESSERA_SMALL_M (auto, cublas, gemv or mma) and TESSERA_SKINNY_SPLIT (0, 1, 2, 4, 8);
-// benchmarks and tests set it. The CPU has one gemm and ignores it.
+// from TESSERA_SMALL_M (auto, cublas or gemv); benchmarks and tests set it. The CPU has one gemm and ignores it.
 SmallMChoice small_m_choice();
 void set_small_m_choice(SmallMChoice choice);
 const char* small_m_kernel_name(SmallMKernel kernel);
@@ -249,5 +248,28 @@ void fake_quantize_mask(const Tensor& grad, const Tensor& w, const QuantSpec& sp
 // scale), -128, 127), x' = (clamp(rint(x / scale) + zero, -128, 127) - zero) scale. out like x.
 // Nothing is clamped, so the straight-through gradient is the identity.
 void fake_quantize_rows_int8(const Tensor& out, const Tensor& x);
+
+// ---- QAT with learned scales (quant.qat.learnable_scales; kernels/quant_math.h defines them) ----
+// For w [rows, cols] under a matrix scheme (int8, int4, q8_0, q4_0; not nf4), one scale per group
+// of spec.group_size along the row: scale [rows, cols / group] (int8: [rows, 1]); zero, of that
+// shape, for asymmetric int4 only (undefined otherwise). Scales and zeros: any floating dtype.
+
+// Where learning starts: RTN's scale of each group before it is stored (int8 and q8_0 amax / 127,
+// q4_0 m / -8, int4 its f16 scale) and, for asymmetric int4, its zero point, into scale and zero.
+void quant_group_scales(const Tensor& scale, const Tensor& zero, const Tensor& w, const QuantSpec& spec);
+// Quantizes x into out (out.spec's scheme) with the given scale (and zero) of each group: RTN's
+// packed copy of x when they are RTN's.
+void quantize_scaled(const PackedTensor& out, const Tensor& x, const Tensor& scale, const Tensor& zero);
+// out = dequantize(quantize_scaled(w, scale, zero)) in out's dtype: QAT's weight with learned
+// scales, exact by construction (the same two ops write the export).
+void fake_quantize_scaled(const Tensor& out, const Tensor& w, const Tensor& scale, const Tensor& zero,
+                          const QuantSpec& spec);
+// Its straight-through backward, from g (f32, w's shape) = dL/dw' of one pass: grad_scale (f32,
+// scale's shape) += each group's sum of g * dw'/ds, grad_zero (when defined) += sum of g * dw'/dz,
+// and then g is zeroed where w's code was clamped (dw'/dx = 0 there).
+void fake_quantize_scaled_backward(const Tensor& g, const Tensor& grad_scale, const Tensor& grad_zero, const Tensor& w,
+                                   const Tensor& scale, const Tensor& zero, const QuantSpec& spec);
+// The shape of w's scale tensor under spec: [rows, cols / group] (spec resolved for w's shape).
+Shape quant_scale_shape(const QuantSpec& spec, const Shape& w);
 
 }  // namespace tessera::ops

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "core/host_device.h"
+#include "kernels/quant_format.h"  // QuantScheme
 
 namespace tessera::quant_math {
 
@@ -176,6 +177,60 @@ TS_HOST_DEVICE inline int act8_zero(float row_min, float inverse_scale) {
 TS_HOST_DEVICE inline float act8_value(float x, float scale, float inverse_scale, int zero) {
   const int q = clamp_int(rintf(mul_rn(x, inverse_scale)) + float(zero), -128, 127);
   return mul_rn(float(q - zero), scale);
+}
+
+
+// ---- QAT with learned scales (quant.qat.learnable_scales: torchao's range learning) ----
+// Each group of a matrix scheme (int8 rows, int4 groups, q8_0 / q4_0 blocks) has a trainable
+// scale s and, for asymmetric int4, a trainable zero point z. The group is quantized as RTN does
+// with s in place of the scale it would compute: the stored scale is s itself (int8, f32) or f16(s)
+// (int4, q8_0, q4_0); the codes use 1 / s (int8, q8_0, q4_0) or 1 / f16(s) (int4), as RTN uses its
+// fp32 or its stored scale; the zero point is clamp(rint(z), 0, 15) (symmetric int4 and q4_0: 8,
+// int8 and q8_0: 0). So scales (and zeros) equal to RTN's give RTN's codes, and the packed copy
+// written from s and z holds exactly the values the forward used. With learned scales codes can
+// leave the grid: they are clamped to [-127, 127] (int8, q8_0) or [0, 15] (int4, q4_0); q4_0's
+// code is floor(x / d + 8.5) (ggml's trunc wherever that is >= 0).
+
+TS_HOST_DEVICE inline float learned_zero(QuantScheme scheme, bool symmetric, float z) {
+  if (scheme == QuantScheme::Q4_0 || (scheme == QuantScheme::Int4 && symmetric)) return 8.0f;
+  if (scheme == QuantScheme::Int4) return float(clamp_int(rintf(z), 0, 15));
+  return 0.0f;
+}
+
+TS_HOST_DEVICE inline float learned_low(QuantScheme scheme) {
+  return scheme == QuantScheme::Int8 || scheme == QuantScheme::Q8_0 ? -127.0f : 0.0f;
+}
+TS_HOST_DEVICE inline float learned_high(QuantScheme scheme) {
+  return scheme == QuantScheme::Int8 || scheme == QuantScheme::Q8_0 ? 127.0f : 15.0f;
+}
+
+// The code of x before the clamp.
+TS_HOST_DEVICE inline float learned_unclamped(QuantScheme scheme, float x, float inverse, float zero) {
+  const float v = mul_rn(x, inverse);
+  if (scheme == QuantScheme::Q4_0) return floorf(add_rn(v, 8.5f));
+  if (scheme == QuantScheme::Q8_0) return roundf(v);
+  return rintf(v) + zero;
+}
+
+TS_HOST_DEVICE inline int learned_code(QuantScheme scheme, float x, float inverse, float zero) {
+  const float u = learned_unclamped(scheme, x, inverse, zero);
+  return clamp_int(u, int(learned_low(scheme)), int(learned_high(scheme)));
+}
+
+// The straight-through gradients of one fake-quantized value w' = (clamp(u) - zero) * stored,
+// u = round(x / s) + zero: inside the grid dw'/dx = 1, dw'/ds = (u - zero) - x / s, dw'/dz = 0;
+// outside it dw'/dx = 0, dw'/ds = clamp(u) - zero, dw'/dz = -stored (round and the f16 rounding
+// of s pass gradients straight through, as LSQ and torchao's range learning have it).
+struct LearnedGrad {
+  bool inside;
+  float dscale, dzero;
+};
+
+TS_HOST_DEVICE inline LearnedGrad learned_grad(QuantScheme scheme, float x, float inverse, float zero, float stored) {
+  const float u = learned_unclamped(scheme, x, inverse, zero);
+  const float low = learned_low(scheme), high = learned_high(scheme);
+  if (u >= low && u <= high) return {true, (u - zero) - mul_rn(x, inverse), 0.0f};
+  return {false, (u < low ? low : high) - zero, -stored};
 }
 
 }  // namespace tessera::quant_math

@@ -16,7 +16,8 @@
 # and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
 # `... serve_load` tessera serve under Poisson load, `... gptq` GPTQ quantization on the GPU,
 # `... quality` the quantization quality recipe (scripts/quality.sh), `... adapters` the batched
-# multi-adapter LoRA kernel's tests and benchmark.
+# multi-adapter LoRA kernel's tests and benchmark, `... qat_scales` QAT with learned scales (kernel
+# tests; fixed vs learned scales training speed).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 source .device/env.sh
@@ -356,10 +357,10 @@ PY
 if [ "$only" = all ] || [ "$only" = gptq ]; then gptq; fi
 
 # The quantization quality recipe (#16 section 6, scripts/quality.sh): a 25M-parameter byte-level
-# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32,
-# RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
+# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32
+# (QAT with fixed and with learned scales), RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
 # scripts/quality-data.sh, packed by device-prepare.sh). The runs (checkpoints of a few hundred
-# MB) stay in /tmp; only the logs and the table come back. About 3-4 minutes.
+# MB) stay in /tmp; only the logs and the table come back. About 4 minutes.
 quality() {
   if [ ! -f .device/quality.tgz ]; then
     echo "| quality | SKIPPED: no .device/quality.tgz (scripts/quality-data.sh, then device-prepare.sh) |" >> "$summary"
@@ -379,6 +380,34 @@ quality() {
   tail -20 "$out/quality.md" "$out/quality.log"
 }
 if [ "$only" = all ] || [ "$only" = quality ]; then quality; fi
+
+# QAT with learned scales (#16 section 2, quant.qat.learnable_scales): its kernels against the CPU
+# reference (RTN's scales, the packed copy from given scales, the straight-through backward), then
+# one small int4 g32 QAT job on the GPU (bf16, 4 layers of width 512) trained with fixed and with
+# learned scales side by side: median tokens/s after warm-up and the last loss. About a minute.
+qat_scales() {
+  check kernels_qat_scales .device/bin/test_kernels --gtest_filter='*QuantizeScaled*'
+  local v
+  for v in fixed learned; do
+    check "qat_train_$v" .device/bin/tessera train configs/tiny-cpu.yaml --set data.train=README.md \
+      --set train.device=cuda --set train.dtype=bf16 --set model.init.hidden_size=512 \
+      --set model.init.intermediate_size=1536 --set model.init.num_hidden_layers=4 \
+      --set model.init.num_attention_heads=8 --set model.init.num_key_value_heads=8 --set train.steps=60 \
+      --set train.micro_batch_size=16 --set checkpoint.dir= --set log.metrics_file=/tmp/tessera-qat-$v.jsonl \
+      --set quant.qat.weights=int4 --set quant.qat.learnable_scales=$([ $v = learned ] && echo true || echo false)
+  done
+  python3 - /tmp/tessera-qat-fixed.jsonl /tmp/tessera-qat-learned.jsonl >> "$summary" <<'PY'
+import json, statistics, sys
+def run(path):
+    try: rows = [json.loads(l) for l in open(path) if '"tokens_per_s"' in l][5:]
+    except OSError: rows = []
+    return (statistics.median(r["tokens_per_s"] for r in rows), rows[-1]["loss"]) if rows else (float("nan"), float("nan"))
+(tf, lf), (tl, ll) = run(sys.argv[1]), run(sys.argv[2])
+print(f"| QAT int4 g32 training, fixed vs learned scales (median tokens/s; last loss) | {tf:.0f} vs {tl:.0f} "
+      f"({tl / tf:.2f}x); loss {lf:.4f} vs {ll:.4f} |")
+PY
+}
+if [ "$only" = all ] || [ "$only" = qat_scales ]; then qat_scales; fi
 # Quantized projections (#16 section 5): the fused gemv and gemm_packed's choice against the CPU
 # reference, then bench/quant_gemv_bench: per scheme, a whole layer's seven projections (q, k, v,
 # o, gate, up, down of the 1B and 8B shapes) timed with packed weights next to bf16, at M = 1-16
@@ -479,8 +508,7 @@ generate() {
   : > "$out/decode_profile.txt"
   # batch, prompt, graphs, small-M gemm kernel (TESSERA_SMALL_M, kernels/gemm_shape.h), profile
   for run in "1 128 1 auto 0" "16 128 1 auto 0" "64 128 1 auto 0" "256 128 1 auto 0" "1 128 0 auto 0" \
-             "16 128 0 auto 0" "1 128 1 cublas 0" "1 128 1 mma 0" "16 128 1 mma 0" "64 128 1 mma 0" \
-             "1 2048 1 auto 0" "1 128 0 auto 1" "16 128 0 auto 1" "1 128 0 mma 1" "16 128 0 mma 1"; do
+             "16 128 0 auto 0" "1 128 1 cublas 0" "1 2048 1 auto 0" "1 128 0 auto 1" "16 128 0 auto 1"; do
     set -- $run
     new=128; [ "$2" = 2048 ] && new=2; [ "$5" = 1 ] && new=32  # a profiled step holds the stream 20 ms
     TESSERA_SMALL_M=$4 timeout 120 .device/bin/decode_bench --shape 1b --batch "$1" --prompt "$2" --new $new \
@@ -502,7 +530,7 @@ profile_table() {
 decode_8b() {
   : > "$out/decode_8b.jsonl"
   : > "$out/decode_8b_profile.txt"
-  for run in "auto 1 0 128 0" "mma 1 0 128 0" "auto 1 0 128 1" "mma 1 0 128 1" "auto 0 1 32 0" "mma 0 1 32 0"; do
+  for run in "auto 1 0 128 0" "cublas 1 0 128 0" "auto 1 0 128 1" "auto 0 1 32 0"; do
     set -- $run  # kernel, graphs, profile, new tokens, kernels overlapping (TESSERA_PDL)
     TESSERA_PDL=$5 TESSERA_SMALL_M=$1 timeout 150 .device/bin/decode_bench --shape 8b --batch 1 --prompt 128 --new $4 --graphs $2 \
       --profile $3 2>&1 | tee -a "$out/decode_8b.log" > "$out/decode_run.log"
@@ -526,7 +554,7 @@ skinny() {
   timeout 150 .device/bin/skinny_gemm_bench 1b 8b > "$out/skinny_gemm.log" 2>&1
   grep '^|' "$out/skinny_gemm.log" >> "$summary"
   : > "$out/decode_pdl.jsonl"
-  for run in "1 auto 0" "1 auto 1" "1 mma 0" "1 mma 1" "16 auto 1" "16 mma 0" "16 mma 1" "64 mma 1"; do  # batch, kernel, pdl
+  for run in "1 auto 0" "1 auto 1" "1 cublas 0" "1 cublas 1" "16 auto 0" "16 auto 1" "64 auto 1"; do  # batch, kernel, pdl
     set -- $run
     TESSERA_PDL=$3 TESSERA_SMALL_M=$2 timeout 100 .device/bin/decode_bench --shape 1b --batch "$1" --prompt 128 \
       --new 128 2>&1 | tee -a "$out/decode_pdl.log" | sed -n 's/^RESULT //p' >> "$out/decode_pdl.jsonl"

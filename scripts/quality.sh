@@ -2,8 +2,9 @@
 # The quantization quality recipe (#16 section 6): held-out perplexity of one small model in bf16
 # and quantized six ways, and the goals derived from them.
 #   1. configs/quality-small.yaml trained from scratch on data/quality (scripts/quality-data.sh).
-#   2. From its weights, three fine-tunes of the same steps, data and schedule: bf16 (the
-#      baseline, so that it trains as long as QAT), QAT int4 g32 and QAT q4_0.
+#   2. From its weights, four fine-tunes of the same steps, data and schedule: bf16 (the
+#      baseline, so that it trains as long as QAT), QAT int4 g32 (with fixed and with learned
+#      scales: quant.qat.learnable_scales) and QAT q4_0.
 #   3. The bf16 baseline quantized after training: RTN int4 g32, GPTQ int4 g32 (calibrated on
 #      training text), RTN q4_0 and RTN int8; each QAT job exported on its own grid.
 #   4. `tessera eval --json` of each on the held-out eval.tsd, then the goals (every model is kept
@@ -53,14 +54,15 @@ run base "$tessera" train configs/quality-small.yaml --set data.train="$data" --
 run base_export "$tessera" export --checkpoint "$out/base/step-$base_steps" --format safetensors --dtype fp32 --out "$out/base-hf"
 
 # The fine-tunes: the base config with the trained weights in place of model.init.
-finetune() {  # finetune NAME [qat scheme]
-  local name=$1 scheme=${2:-} config=$out/$1.yaml
+finetune() {  # finetune NAME [qat scheme [learned]]
+  local name=$1 scheme=${2:-} learned=${3:-} config=$out/$1.yaml
   sed -n '/^data:/,$p' configs/quality-small.yaml > "$config.rest"
   { echo "model:"; echo "  path: $out/base-hf"; echo "  tokenizer: bytes"; cat "$config.rest"
     if [ -n "$scheme" ]; then
       echo "quant:"; echo "  qat:"; echo "    weights: $scheme"
       [ "$scheme" = int4 ] && echo "    group_size: 32"
       echo "    modules: [all-linear]"
+      [ -n "$learned" ] && echo "    learnable_scales: true"
     fi; } > "$config"
   rm "$config.rest"
   local model_sets=() i
@@ -72,6 +74,7 @@ finetune() {  # finetune NAME [qat scheme]
 }
 finetune bf16
 finetune qat_int4 int4
+finetune qat_int4_ls int4 learned
 finetune qat_q4_0 q4_0
 t_train=$((SECONDS - t0))
 
@@ -83,10 +86,11 @@ run gptq_int4 "$tessera" quantize --checkpoint "$baseline" --scheme int4 --group
 run rtn_q4_0 "$tessera" quantize --checkpoint "$baseline" --scheme q4_0 --dtype fp32 --out "$out/rtn_q4_0"
 run rtn_int8 "$tessera" quantize --checkpoint "$baseline" --scheme int8 --dtype fp32 --out "$out/rtn_int8"
 run qat_int4_export "$tessera" export --checkpoint "$out/qat_int4/step-$ft_steps" --format quantized --dtype fp32 --out "$out/qat_int4_q"
+run qat_int4_ls_export "$tessera" export --checkpoint "$out/qat_int4_ls/step-$ft_steps" --format quantized --dtype fp32 --out "$out/qat_int4_ls_q"
 run qat_q4_0_export "$tessera" export --checkpoint "$out/qat_q4_0/step-$ft_steps" --format quantized --dtype fp32 --out "$out/qat_q4_0_q"
 
 log "evaluating"
-for m in bf16/step-$ft_steps rtn_int4 gptq_int4 rtn_q4_0 rtn_int8 qat_int4_q qat_q4_0_q base/step-$base_steps; do
+for m in bf16/step-$ft_steps rtn_int4 gptq_int4 rtn_q4_0 rtn_int8 qat_int4_q qat_int4_ls_q qat_q4_0_q base/step-$base_steps; do
   name=${m%%/*}
   "$tessera" eval --model "$out/$m" --data "$data" --tokenizer bytes --dtype fp32 --batch-size 16 --json \
     > "$out/$name.json" 2> "$out/logs/eval_$name.log" || { log "eval of $m failed:"; tail -3 "$out/logs/eval_$name.log" >&2; exit 1; }
@@ -95,9 +99,9 @@ python3 - "$out" "$t_train" "$((SECONDS - t0))" <<'PY'
 import json, sys
 out, t_train, t_all = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 ppl = {n: json.loads(open(f"{out}/{n}.json").read().strip().splitlines()[-1])["perplexity"]
-       for n in ["base", "bf16", "rtn_int4", "gptq_int4", "rtn_q4_0", "rtn_int8", "qat_int4_q", "qat_q4_0_q"]}
+       for n in ["base", "bf16", "rtn_int4", "gptq_int4", "rtn_q4_0", "rtn_int8", "qat_int4_q", "qat_int4_ls_q", "qat_q4_0_q"]}
 rows = [("bf16 (base + fine-tune steps)", "bf16"), ("RTN int4 g32", "rtn_int4"), ("GPTQ int4 g32", "gptq_int4"),
-        ("QAT int4 g32", "qat_int4_q"), ("RTN q4_0", "rtn_q4_0"), ("QAT q4_0", "qat_q4_0_q"), ("RTN int8", "rtn_int8"),
+        ("QAT int4 g32", "qat_int4_q"), ("QAT int4 g32, learned scales", "qat_int4_ls_q"), ("RTN q4_0", "rtn_q4_0"), ("QAT q4_0", "qat_q4_0_q"), ("RTN int8", "rtn_int8"),
         ("bf16 base (before the fine-tune steps)", "base")]
 print("| quality: held-out perplexity (byte-level) | perplexity | vs bf16 |")
 print("| --- | --- | --- |")
@@ -108,6 +112,7 @@ def recovered(rtn, qat):
     return (ppl[rtn] - ppl[qat]) / lost if lost > 0 else float("nan")
 goals = [
     ("QAT int4 g32 recovers >= 70% of what RTN int4 g32 loses", recovered("rtn_int4", "qat_int4_q"), lambda v: v >= 0.7, "{:.0%}"),
+    ("QAT int4 g32 with learned scales recovers >= 70% of what RTN int4 g32 loses", recovered("rtn_int4", "qat_int4_ls_q"), lambda v: v >= 0.7, "{:.0%}"),
     ("QAT q4_0 recovers >= 70% of what RTN q4_0 loses", recovered("rtn_q4_0", "qat_q4_0_q"), lambda v: v >= 0.7, "{:.0%}"),
     ("GPTQ int4 g32 beats RTN int4 g32 (perplexity ratio)", ppl["gptq_int4"] / ppl["rtn_int4"], lambda v: v < 1, "{:.4f}"),
     ("int8 within 0.5% of bf16", ppl["rtn_int8"] / ppl["bf16"] - 1, lambda v: abs(v) <= 0.005, "{:+.3%}"),

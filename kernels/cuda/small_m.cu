@@ -1,9 +1,8 @@
-// Which small-M kernel a gemm gets (small_m.h): the shapes both kernels take, then the choice.
+// Whether a gemm gets the small-M gemv (small_m.h): the shapes it takes, then the choice.
 #include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv.h"
-#include "kernels/cuda/skinny_gemm.h"
 #include "kernels/cuda/small_m.h"
 #include "kernels/ops.h"
 
@@ -15,15 +14,11 @@ bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) %
 
 bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s, const Tensor& bias) {
   const DType in = a.dtype();
-  if (s.m < 1 || s.m > kSkinnyMaxRows || s.trans_a || !s.trans_b || bias.defined()) return false;
+  if (s.m < 1 || s.m > kGemvMaxRows || s.trans_a || !s.trans_b || bias.defined()) return false;
   if (in != DType::BF16 && in != DType::F16) return false;
   if (s.k % 8 != 0 || s.lda != s.k || s.ldb != s.k || s.ldc != 0) return false;
   return s.n <= INT32_MAX && s.k <= INT32_MAX && aligned16(a) && aligned16(b);
 }
-
-// Until the side-by-side benchmark (bench/skinny_gemm_bench) says otherwise: the gemv up to its
-// 4 rows, cuBLASLt beyond.
-SmallMKernel automatic(int64_t m) { return m <= kGemvMaxRows ? SmallMKernel::Gemv : SmallMKernel::CuBlas; }
 
 }  // namespace
 
@@ -31,16 +26,10 @@ bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmS
                   const Tensor& bias) {
   const SmallMChoice choice = ops::small_m_choice();
   if (choice.kernel == SmallMKernel::CuBlas || !eligible(a, b, s, bias)) return false;
-  const SmallMKernel kernel = choice.kernel == SmallMKernel::Auto ? automatic(s.m) : choice.kernel;
-  if (kernel == SmallMKernel::Gemv && s.m <= kGemvMaxRows) {
-    gemv_rows(c, a, b, s, alpha, beta);
-    return true;
-  }
-  if (kernel == SmallMKernel::Mma) {
-    skinny_gemm(c, a, b, s, alpha, beta, choice.split);
-    return true;
-  }
-  return false;
+  // Auto is the gemv (bench/skinny_gemm_bench, session 7 call C: it wins at M = 1 on lm_head and
+  // the 8B projections; cuBLASLt wins 8B down at M = 1 by 6%).
+  gemv_rows(c, a, b, s, alpha, beta);
+  return true;
 }
 
 }  // namespace tessera::cuda

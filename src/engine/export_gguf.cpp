@@ -7,6 +7,7 @@
 #include "core/log.h"
 #include "engine/export_source.h"
 #include "engine/gguf_model.h"
+#include "engine/qat_scales.h"
 #include "io/gguf_vocab.h"
 #include "io/gguf_writer.h"
 #include "quant/ggml_codec.h"
@@ -38,17 +39,23 @@ gguf::Vocab vocab_for(const ExportSource& source) {
   return gguf::vocab_from_tokenizer(source.tokenizer(), c.vocab_size, first(c.bos_token_ids), first(c.eos_token_ids));
 }
 
-// The parameter as llama.cpp wants it: q/k rows permuted for the llama architecture, all finite.
-Tensor gguf_values(const ExportSource& source, const ParamSpec& p) {
-  const Tensor t = source.read(p);
-  Tensor out = Tensor::empty(p.shape, DType::F32);
+// t (fp32, host; rows of the parameter `name`, as its values or its scales) in llama.cpp's row
+// order: q/k rows permuted for the llama architecture.
+Tensor gguf_rows(const ModelConfig& config, const std::string& name, const Tensor& t) {
+  Tensor out = Tensor::empty(t.shape(), DType::F32);
   const float* data = t.data_as<float>();
-  if (gguf_permutes_rows(source.config(), p.name)) {
-    const int64_t cols = p.shape.size() == 2 ? p.shape[1] : 1;
-    permute_rows_for_gguf(data, out.data_as<float>(), p.shape[0], cols, source.config().head_dim);
+  if (gguf_permutes_rows(config, name)) {
+    const int64_t cols = t.ndim() == 2 ? t.size(1) : 1;
+    permute_rows_for_gguf(data, out.data_as<float>(), t.size(0), cols, config.head_dim);
   } else {
     std::copy(data, data + t.numel(), out.data_as<float>());
   }
+  return out;
+}
+
+// The parameter as llama.cpp wants it: its rows in llama.cpp's order, all finite.
+Tensor gguf_values(const ExportSource& source, const ParamSpec& p) {
+  const Tensor out = gguf_rows(source.config(), p.name, source.read(p));
   for (int64_t i = 0; i < out.numel(); ++i)
     TS_CHECK(std::isfinite(out.data_as<float>()[i]), "{}: parameter '{}' has a non-finite value", source.folder(), p.name);
   return out;
@@ -78,8 +85,25 @@ void export_gguf(const GgufExportOptions& o) {
 
   if (!fs::path(o.out).parent_path().empty()) fs::create_directories(fs::path(o.out).parent_path());
   gguf::Writer writer(o.out, metadata, tensors);
+  // A QAT job that learned its scales on this grid: its projections quantized with them.
+  const std::optional<LearnedScales> learned = learned_scales(source);
+  const std::optional<QuantScheme> grid = o.type == gguf::TensorType::Q8_0   ? std::optional(QuantScheme::Q8_0)
+                                          : o.type == gguf::TensorType::Q4_0 ? std::optional(QuantScheme::Q4_0)
+                                                                             : std::nullopt;
+  const bool use_learned = learned && grid && learned->targets.weights.scheme == *grid;
+  if (learned && !use_learned)
+    spdlog::warn("export: {} is not the grid the QAT job learned its scales on ({}): plain round-to-nearest",
+                 gguf::tensor_type_info(o.type).name, learned->targets.describe());
   for (size_t i = 0; i < source.params().size(); ++i) {
-    const Tensor bytes = ggml::encode(gguf_values(source, source.params()[i]), tensors[i].type);
+    const ParamSpec& p = source.params()[i];
+    if (use_learned && tensors[i].type == o.type && learned->targets.selects(p.name)) {
+      auto rows = [&](const Tensor& t) { return gguf_rows(source.config(), p.name, t); };
+      const PackedTensor packed = quantize_learned(source, p, source.read(p), learned->targets.weights,
+                                                   learned->compute, rows);
+      writer.write(tensors[i].name, packed.parts[0].data(), packed.parts[0].nbytes());
+      continue;
+    }
+    const Tensor bytes = ggml::encode(gguf_values(source, p), tensors[i].type);
     writer.write(tensors[i].name, bytes.data(), bytes.nbytes());
   }
   if (!rope_freqs.empty()) writer.write(kRopeFreqs, rope_freqs.data(), rope_freqs.size() * sizeof(float));

@@ -10,6 +10,7 @@
 #include "engine/export_source.h"
 #include "engine/model_weights.h"
 #include "engine/qat.h"
+#include "engine/qat_scales.h"
 #include "engine/sha256sums.h"
 #include "io/atomic_file.h"
 #include "io/safetensors_writer.h"
@@ -27,6 +28,7 @@ namespace {
 struct Plan {
   QuantTargets targets;
   DType quantize_from = DType::F32;  // a QAT job's compute dtype: what its forward quantized
+  bool learned = false;              // from the QAT job's learned scales
 };
 
 Plan plan(const QuantizedExportOptions& o, const ExportSource& source) {
@@ -35,8 +37,7 @@ Plan plan(const QuantizedExportOptions& o, const ExportSource& source) {
   if (!o.checkpoint.empty()) {
     const JobConfig job = load_job_config((fs::path(o.checkpoint) / "config.yaml").string());
     if (job.quant.qat) qat = resolve_qat(*job.quant.qat, source.config());
-    // The CPU backend computes in fp32 whatever train.dtype says.
-    if (job.train.dtype == "bf16" && job.train.device != "cpu") compute = DType::BF16;
+    compute = qat_compute_dtype(job);
   }
   TS_CHECK(o.scheme || qat, "export --format quantized: --scheme is needed ({} was not trained quantization-aware)",
            o.checkpoint.empty() ? o.model : o.checkpoint);
@@ -47,6 +48,7 @@ Plan plan(const QuantizedExportOptions& o, const ExportSource& source) {
   p.targets = resolve_quant_targets(spec, modules, source.config(), "--scheme/--modules");
   if (qat && qat->targets.weights == p.targets.weights) {
     p.quantize_from = compute;
+    p.learned = qat->learned_scales;
     if (qat->targets.modules() != p.targets.modules())
       spdlog::warn("export: quantizing other modules than the QAT job fake-quantized ({} instead of {})",
                    fmt::join(p.targets.modules(), " "), fmt::join(qat->targets.modules(), " "));
@@ -96,8 +98,9 @@ void export_quantized(const QuantizedExportOptions& o) {
       writer.write(param.name, ops::cast(w, o.dtype));
       continue;
     }
-    const PackedTensor packed = gptq ? gptq->quantize(param, w)
-                                     : quant::quantize(ops::cast(w, p.quantize_from), p.targets.weights);
+    const PackedTensor packed = gptq        ? gptq->quantize(param, w)
+                                : p.learned ? quantize_learned(source, param, w, p.targets.weights, p.quantize_from)
+                                            : quant::quantize(ops::cast(w, p.quantize_from), p.targets.weights);
     const std::vector<PackedPartSpec> parts = packed_part_specs(packed.spec, param.shape);
     for (size_t i = 0; i < parts.size(); ++i) writer.write(param.name + "." + std::string(parts[i].name), packed.parts[i]);
   }

@@ -3,6 +3,7 @@
 #include <fmt/ranges.h>
 
 #include <chrono>
+#include <set>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -25,9 +26,13 @@ PassDropout JobParams::dropout(uint64_t seed, int64_t step) const {
 }
 
 JobParams job_params(const JobConfig& job, const ModelConfig& config) {
-  if (!job.lora) return {model_parameters(config), std::nullopt};
-  const lora::AdapterSpec adapter = lora::resolve(*job.lora, config);
-  return {lora::lora_parameters(config, adapter), adapter};
+  JobParams out;
+  if (job.lora) out.adapter = lora::resolve(*job.lora, config);
+  out.params = out.adapter ? lora::lora_parameters(config, *out.adapter) : model_parameters(config);
+  // QAT's learned scales train as the adapters do, after everything else.
+  if (job.quant.qat && job.quant.qat->learnable_scales)
+    for (ParamSpec& p : qat_scale_parameters(resolve_qat(*job.quant.qat, config), config)) out.params.push_back(std::move(p));
+  return out;
 }
 
 namespace {
@@ -66,8 +71,13 @@ void load_weights(ZeroStore& store, const JobConfig& job, const ModelConfig& con
   }
   // The adapter's tensors (and modules_to_save) from lora.adapter, the base's from model.path;
   // what neither has starts by its rule.
+  // QAT's learned scales start at qat.start_step (init_learned_scales), from nothing here.
+  std::set<std::string> scales;
+  if (job.quant.qat)
+    for (const ParamSpec& p : qat_scale_parameters(resolve_qat(*job.quant.qat, config), config)) scales.insert(p.name);
   store.load(
       [&](const ParamSpec& p) {
+        if (scales.count(p.name)) return Tensor();
         if (adapter && p.trainable) return adapter->tensor(p.name);
         return base && base->contains(p.name) ? base->tensor(p.name) : Tensor();
       },

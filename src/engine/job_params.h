@@ -1,5 +1,6 @@
 // What a job trains: every parameter of the model, or with a `lora:` section a frozen base with
-// adapters (and any modules_to_save) trainable; and how the store is filled at the start.
+// adapters (and any modules_to_save) trainable, and with quant.qat.learnable_scales the QAT group
+// scales (engine/qat.h); and how the store is filled at the start.
 #pragma once
 
 #include <optional>

@@ -1,7 +1,10 @@
 #include "engine/qat.h"
 
+#include <fmt/format.h>
+
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "model/model_config_params.h"
 
 namespace tessera {
 
@@ -29,6 +32,17 @@ class QatQuantizer : public FakeQuantizer {
     ops::fake_quantize_mask(grad, weight, spec_);
   }
 
+  Tensor apply_scaled(const Tensor& weight, const Tensor& scale, const Tensor& zero) const override {
+    Tensor out = Tensor::empty(weight.shape(), weight.dtype(), weight.device());
+    ops::fake_quantize_scaled(out, weight, scale, zero, spec_);
+    return out;
+  }
+
+  void backward_scaled(const Tensor& grad, const Tensor& grad_scale, const Tensor& grad_zero, const Tensor& weight,
+                       const Tensor& scale, const Tensor& zero) const override {
+    ops::fake_quantize_scaled_backward(grad, grad_scale, grad_zero, weight, scale, zero, spec_);
+  }
+
  private:
   QuantSpec spec_;
   bool int8_activations_;
@@ -44,6 +58,7 @@ Tensor fake_quantized(const Tensor& w, const QuantSpec& spec) {
 
 std::string QatSpec::describe() const {
   std::string what = targets.describe();
+  if (learned_scales) what += ", learned scales";
   if (int8_activations) what += ", int8 activations per token";
   if (start_step > 1) what += ", from step " + std::to_string(start_step);
   return what;
@@ -57,7 +72,36 @@ QatSpec resolve_qat(const QatOptions& options, const ModelConfig& config, const 
                                        options.modules, config, where);
   spec.int8_activations = options.activations == "int8";
   spec.start_step = options.start_step;
+  spec.learned_scales = options.learnable_scales;
+  TS_CHECK(!spec.learned_scales || (!spec.targets.embed && !spec.targets.lm_head),
+           "{}.learnable_scales: learns the scales of projections only (leave embed_tokens and lm_head out of "
+           "{}.modules, or use fixed scales)", where, where);
   return spec;
+}
+
+namespace {
+
+std::string with_suffix(const std::string& weight_name, const char* suffix) {
+  TS_CHECK(weight_name.ends_with(".weight"), "QAT scales: '{}' is not a projection weight", weight_name);
+  return weight_name.substr(0, weight_name.size() - 6) + suffix;
+}
+
+}  // namespace
+
+std::string qat_scale_name(const std::string& weight_name) { return with_suffix(weight_name, "qat_scale"); }
+std::string qat_zero_name(const std::string& weight_name) { return with_suffix(weight_name, "qat_zero"); }
+
+std::vector<ParamSpec> qat_scale_parameters(const QatSpec& spec, const ModelConfig& config) {
+  std::vector<ParamSpec> params;
+  if (!spec.learned_scales) return params;
+  const bool zero = spec.targets.weights.scheme == QuantScheme::Int4 && !spec.targets.weights.symmetric;
+  for (const ParamSpec& w : model_parameters(config)) {
+    if (!w.name.starts_with("model.layers.") || !spec.targets.selects(w.name)) continue;  // projections only
+    const Shape shape = ops::quant_scale_shape(spec.targets.weights, w.shape);
+    params.push_back({qat_scale_name(w.name), shape, true, /*decays=*/false, ParamInit::zeros});
+    if (zero) params.push_back({qat_zero_name(w.name), shape, true, /*decays=*/false, ParamInit::zeros});
+  }
+  return params;
 }
 
 QatSource::QatSource(ParamSource& inner, const ModelConfig& config, const QatSpec& spec)

@@ -10,7 +10,9 @@
 //
 // Exact by construction: fake quantization is ops::quantize followed by ops::dequantize, so a
 // checkpoint exported with the same spec from the same weights (in the compute dtype)
-// dequantizes to exactly what the forward used.
+// dequantizes to exactly what the forward used. With learnable_scales the projections use their
+// learned scales (Linear::qat_scale, parameters of their own; engine/qat_scales.h starts them and
+// exports with them) through ops::quantize_scaled, exact in the same way.
 #pragma once
 
 #include <array>
@@ -22,6 +24,7 @@
 
 #include "engine/quant_targets.h"
 #include "model/model_config.h"
+#include "model/model_config_params.h"
 #include "model/param_source.h"
 
 namespace tessera {
@@ -34,6 +37,7 @@ struct QatOptions {
   std::string activations = "none";  // none | int8 (per token, dynamic, asymmetric)
   int64_t start_step = 0;           // fake quantization from this step on (0 and 1: from the first)
   std::vector<std::string> modules{"all-linear"};  // projections (q_proj ... down_proj), all-linear, embed_tokens, lm_head
+  bool learnable_scales = false;    // each group's scale (and int4 zero point) a trainable parameter
 };
 
 // What they mean for one model.
@@ -41,6 +45,10 @@ struct QatSpec {
   QuantTargets targets;  // the grid and the tensors fake-quantized
   bool int8_activations = false;
   int64_t start_step = 0;
+  bool learned_scales = false;  // the projections' group scales (and int4 zero points) are trained
+
+  // The step whose forward first fake-quantizes (learned scales start from RTN's there).
+  int64_t first_step() const { return start_step > 1 ? start_step : 1; }
 
   std::string describe() const;  // "int4 (groups of 32, symmetric) on 7 projections per layer"
 };
@@ -48,6 +56,16 @@ struct QatSpec {
 // `options` for `config`: a module that is not a projection, embed_tokens or lm_head, or a group
 // that a selected tensor's rows do not divide into, is one error naming `where`.key.
 QatSpec resolve_qat(const QatOptions& options, const ModelConfig& config, const std::string& where = "quant.qat");
+
+// Learned scales (quant.qat.learnable_scales): each selected projection's trainable fp32 tensors,
+// `<projection>.qat_scale` [out, in / group] (int8: [out, 1]) and, for asymmetric int4,
+// `<projection>.qat_zero` of that shape; no weight decay. Placed after the model's (and adapters')
+// parameters, in their layers' units, so the store shards, steps and checkpoints them as it does
+// adapters. They hold zeros until init_learned_scales sets them at spec.first_step().
+std::vector<ParamSpec> qat_scale_parameters(const QatSpec& spec, const ModelConfig& config);
+// The names for a projection weight's ("model.layers.0.self_attn.q_proj.weight").
+std::string qat_scale_name(const std::string& weight_name);
+std::string qat_zero_name(const std::string& weight_name);
 
 // A ParamSource that passes `inner`'s parameters on with fake quantization (see above) from
 // step spec.start_step on; before it, and for evaluation passes alike, the same as `inner`

@@ -23,6 +23,7 @@
 #include "engine/model_folder.h"
 #include "engine/model_loader.h"
 #include "engine/qat.h"
+#include "engine/qat_scales.h"
 #include "engine/schedule.h"
 #include "engine/rank_figures.h"
 #include "engine/train_log.h"
@@ -162,7 +163,9 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
   std::optional<QatSource> qat;
-  if (job.quant.qat) qat.emplace(store, config, resolve_qat(*job.quant.qat, config));
+  const std::optional<QatSpec> qat_spec =
+      job.quant.qat ? std::optional<QatSpec>(resolve_qat(*job.quant.qat, config)) : std::nullopt;
+  if (qat_spec) qat.emplace(store, config, *qat_spec);
   ParamSource& model_source = qat ? static_cast<ParamSource&>(*qat) : store;
 
   TS_CHECK(!job.data.train.empty(), "data.train: no training data given");
@@ -253,7 +256,12 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
     const ops::AdamWStep adam{.lr = static_cast<float>(lr), .beta1 = static_cast<float>(job.train.betas[0]),
                               .beta2 = static_cast<float>(job.train.betas[1]), .eps = static_cast<float>(job.train.eps),
                               .weight_decay = static_cast<float>(job.train.weight_decay), .step = step};
-    if (qat) qat->set_step(step);
+    if (qat) {
+      // Learned scales start as RTN's of the weights at the first fake-quantized step (a run
+      // resumed past it has them from its checkpoint).
+      if (qat_spec->learned_scales && step == qat_spec->first_step()) init_learned_scales(store, config, *qat_spec);
+      qat->set_step(step);
+    }
     const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
                                        job.train.activation_checkpointing, params.dropout(seed, step), &model_source);
     synchronize_device(device);

@@ -19,6 +19,15 @@ Tensor dropped(const Tensor& x, const LoraDropout& d) {
 
 }  // namespace
 
+Tensor FakeQuantizer::apply_scaled(const Tensor&, const Tensor&, const Tensor&) const {
+  fail("Linear: this fake quantizer has no learned scales");
+}
+
+void FakeQuantizer::backward_scaled(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
+                                    const Tensor&) const {
+  fail("Linear: this fake quantizer has no learned scales");
+}
+
 Tensor merged_lora_weight(const Tensor& w, const Tensor& a, const Tensor& b, float scale, DType dtype) {
   Tensor merged = ops::cast(w, DType::F32);
   ops::gemm(merged, ops::cast(b, DType::F32), ops::cast(a, DType::F32), false, false, scale, 1.0f);
@@ -40,8 +49,9 @@ Tensor Linear::base_weight(DType dtype) const {
     ops::dequantize(w, *packed);
     return w;
   }
-  if (merged_qat()) return fake_quant->apply(merged_lora_weight(weight, lora_a, lora_b, lora_scale, weight.dtype()));
-  return fake_quant ? fake_quant->apply(weight) : weight;
+  if (!fake_quant) return weight;
+  const Tensor w = merged_qat() ? merged_lora_weight(weight, lora_a, lora_b, lora_scale, weight.dtype()) : weight;
+  return learned_qat() ? fake_quant->apply_scaled(w, qat_scale, qat_zero) : fake_quant->apply(w);
 }
 
 void Linear::base_gemm(const Tensor& c, const Tensor& a, bool trans_w, float alpha, float beta,
@@ -82,7 +92,14 @@ void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, 
     if (dx.defined()) base_gemm(dx_rows, g, /*trans_w=*/false, 1.0f, accumulate_dx ? 1.0f : 0.0f, Tensor());
     return;
   }
-  if (grads.weight.defined()) {
+  if (learned_qat() && (grads.weight.defined() || grads.qat_scale.defined())) {
+    // This pass's dW' on its own: the scales' gradients are sums over it (not over what grads.weight
+    // accumulated before).
+    Tensor G = Tensor::empty({out_features(), in_features()}, DType::F32, g.device());
+    ops::gemm(G, g, in, true, false);
+    qat_weight_backward(G, weight, grads);
+    if (grads.weight.defined()) ops::add(grads.weight, grads.weight, G);
+  } else if (grads.weight.defined()) {
     ops::gemm(grads.weight, g, in, true, false, 1.0f, 1.0f);
     if (fake_quant) fake_quant->mask_gradient(grads.weight, weight);
   }
@@ -106,15 +123,29 @@ void Linear::backward(const Tensor& dy, const Tensor& x, const Tensor& lora_xa, 
 }
 
 void Linear::merged_qat_backward(const Tensor& g, const Tensor& in, Linear& grads) const {
-  if (!grads.weight.defined() && !grads.lora_a.defined() && !grads.lora_b.defined()) return;
+  if (!grads.weight.defined() && !grads.lora_a.defined() && !grads.lora_b.defined() && !grads.qat_scale.defined())
+    return;
   // G = mask(W') * dy^T x, the straight-through gradient of the merged weight.
   const Tensor merged = merged_lora_weight(weight, lora_a, lora_b, lora_scale, weight.dtype());
   Tensor G = Tensor::empty({out_features(), in_features()}, DType::F32, g.device());
   ops::gemm(G, g, in, true, false);
-  fake_quant->mask_gradient(G, merged);
+  qat_weight_backward(G, merged, grads);
   if (grads.weight.defined()) ops::add(grads.weight, grads.weight, G);
   if (grads.lora_b.defined()) ops::gemm(grads.lora_b, G, ops::cast(lora_a, DType::F32), false, true, lora_scale, 1.0f);
   if (grads.lora_a.defined()) ops::gemm(grads.lora_a, ops::cast(lora_b, DType::F32), G, true, false, lora_scale, 1.0f);
+}
+
+void Linear::qat_weight_backward(const Tensor& G, const Tensor& w, Linear& grads) const {
+  if (!learned_qat()) return fake_quant->mask_gradient(G, w);
+  // Scales that do not train here (a test's source without their gradients) still mask.
+  auto grad_of = [&](const Tensor& given, const Tensor& param) {
+    if (given.defined() || !param.defined()) return given;
+    Tensor scratch = Tensor::empty(param.shape(), DType::F32, param.device());
+    ops::fill(scratch, 0.0f);
+    return scratch;
+  };
+  fake_quant->backward_scaled(G, grad_of(grads.qat_scale, qat_scale), grad_of(grads.qat_zero, qat_zero), w, qat_scale,
+                              qat_zero);
 }
 
 }  // namespace tessera

@@ -12,6 +12,10 @@
 // straight-through gradient of W', G = mask(W') * dy^T x (one dW-sized GEMM), and passes it on:
 // dW += G (when W trains), dB += s G A^T, dA += s B^T G; dx = dy Q(W'). LoRA dropout has no input
 // of its own to act on there and is refused.
+//
+// QAT with learned scales (qat_scale, qat_zero defined): Q uses them (FakeQuantizer::apply_scaled),
+// and backward forms this pass's G = dy^T x on its own, hands it to backward_scaled (which masks
+// it and adds the scales' gradients) and then adds it to dW.
 #pragma once
 
 #include <cstdint>
@@ -38,6 +42,12 @@ class FakeQuantizer {
     (void)grad;
     (void)weight;
   }
+  // Learned scales (Linear::qat_scale): the weight under each group's given scale (and zero point)
+  // in place of apply(); and its backward from grad = dL/dW' of one pass (f32, masked in place),
+  // adding the scales' (and zero points') gradients into grad_scale (and grad_zero).
+  virtual Tensor apply_scaled(const Tensor& weight, const Tensor& scale, const Tensor& zero) const;
+  virtual void backward_scaled(const Tensor& grad, const Tensor& grad_scale, const Tensor& grad_zero,
+                               const Tensor& weight, const Tensor& scale, const Tensor& zero) const;
 };
 
 // Which random numbers the LoRA branch's dropout uses: input element (row, col) is kept when
@@ -60,10 +70,14 @@ struct Linear {
   Tensor lora_a, lora_b;                         // [r, in], [out, r]: both or neither
   float lora_scale = 1.0f;                       // s: alpha / r (rsLoRA: alpha / sqrt(r))
   std::shared_ptr<const FakeQuantizer> fake_quant;
+  // QAT's learned scales (quant.qat.learnable_scales), used while fake_quant is set: one per group
+  // of the weight's rows [out, in / group], and asymmetric int4's zero points; trainable.
+  Tensor qat_scale, qat_zero;
   PackedMatmul packed_matmul = PackedMatmul::dequantize;
 
   bool has_lora() const { return lora_a.defined(); }
   bool merged_qat() const { return fake_quant && has_lora(); }  // QAT with LoRA (see above)
+  bool learned_qat() const { return fake_quant && qat_scale.defined(); }
   int64_t out_features() const;
   int64_t in_features() const;
 
@@ -84,6 +98,9 @@ struct Linear {
   void base_gemm(const Tensor& c, const Tensor& a, bool trans_w, float alpha, float beta, const Tensor& bias) const;
   Tensor input_rows(const Tensor& x) const;  // x as the products use it, [T, in]
   void merged_qat_backward(const Tensor& g, const Tensor& in, Linear& grads) const;
+  // The straight-through backward of G = dL/dW' (f32, the fake-quantized weight's gradient of this
+  // pass, `w` what was fake-quantized): masked in place, the learned scales' gradients into grads.
+  void qat_weight_backward(const Tensor& G, const Tensor& w, Linear& grads) const;
 };
 
 // The merged weight W + scale * B A, computed in f32 and returned in `dtype`: w [out, in],

@@ -24,6 +24,7 @@ Tensor* layer_slot(LayerParams& layer, const std::string& local) {
   static constexpr Part parts[] = {
       {"weight", &Linear::weight}, {"bias", &Linear::bias},
       {"lora_A.weight", &Linear::lora_a}, {"lora_B.weight", &Linear::lora_b},
+      {"qat_scale", &Linear::qat_scale}, {"qat_zero", &Linear::qat_zero},
   };
   for (int p = 0; p < kProjections; ++p) {
     const std::string_view path = kProjectionPaths[p];

@@ -10,6 +10,7 @@
 
 #include "core/rng.h"
 #include "engine/qat.h"
+#include "engine/qat_scales.h"
 #include "engine/train_step.h"
 #include "kernels/ops.h"
 #include "model/model_config_params.h"
@@ -82,30 +83,36 @@ struct Trained {
   bool checkpointing = false;  // activation checkpointing
   std::optional<QatOptions> qat = std::nullopt;  // quantization-aware training through a QatSource
   ZeroStore::ParamValues values = nullptr;  // the starting values (undefined: by rule); default: all by rule
+  float lr = 1e-2f;
 };
 
-inline ops::AdamWStep adam_step(int64_t step) {
-  return {.lr = 1e-2f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = step};
+inline ops::AdamWStep adam_step(int64_t step, float lr = 1e-2f) {
+  return {.lr = lr, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = step};
 }
 
 inline std::vector<double> train(Communicator& comm, ZeroOptions options, int64_t mbs, bool tied,
                                  const Trained& what = {}) {
   const ModelConfig config = tiny_config(tied);
   options.lora_scale = what.lora_scale;
-  ZeroStore store(config, what.params(config), options, comm);
+  const std::optional<QatSpec> qat_spec = what.qat ? std::optional<QatSpec>(resolve_qat(*what.qat, config)) : std::nullopt;
+  std::vector<ParamSpec> params = what.params(config);
+  if (qat_spec)  // learned scales (none otherwise), zero until init_learned_scales
+    for (ParamSpec& p : qat_scale_parameters(*qat_spec, config)) params.push_back(std::move(p));
+  ZeroStore store(config, params, options, comm);
   if (what.values)
     store.load(what.values, 5, 0.1f);
   else
     store.init_random(5, 0.1f);
   std::optional<QatSource> qat;
-  if (what.qat) qat.emplace(store, config, resolve_qat(*what.qat, config));
+  if (qat_spec) qat.emplace(store, config, *qat_spec);
   const int64_t per_rank = kGlobalBatch / comm.size();
   std::vector<double> losses;
   for (int64_t step = 1; step <= kSteps; ++step) {
     auto batches = micro_batches(step, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, mbs);
     const PassDropout dropout{what.dropout, static_cast<uint64_t>(step)};
+    if (qat && qat_spec->learned_scales && step == qat_spec->first_step()) init_learned_scales(store, config, *qat_spec);
     if (qat) qat->set_step(step);
-    losses.push_back(train_step(store, comm, batches, adam_step(step), /*clip_norm=*/0.5, what.checkpointing, dropout,
+    losses.push_back(train_step(store, comm, batches, adam_step(step, what.lr), /*clip_norm=*/0.5, what.checkpointing, dropout,
                                 qat ? &*qat : nullptr)
                          .loss);
   }

@@ -49,9 +49,13 @@ void check_qat(const QatOptions& q, const config::RangeChecks& check) {
                 fmt::format("only int4 has an asymmetric form, not {}", q.weights));
   check.require(q.start_step >= 0, "quant.qat.start_step", fmt::format("must be >= 0, got {}", q.start_step));
   check.require(!q.modules.empty(), "quant.qat.modules", "must name at least one module (or all-linear)");
-  for (const std::string& m : q.modules)
+  for (const std::string& m : q.modules) {
     check.require(known_quant_module(m), "quant.qat.modules",
                   fmt::format("unknown module '{}' (expected {})", m, kQuantModuleChoices));
+    check.require(!q.learnable_scales || (m != "embed_tokens" && m != "lm_head"), "quant.qat.learnable_scales",
+                  fmt::format("learns the scales of projections only, and quant.qat.modules names {} (use fixed "
+                              "scales for it, or leave it out)", m));
+  }
 }
 
 // model.init is written by hand: a key config.json readers do not know is a typo, not an extra.

@@ -223,6 +223,7 @@ template <typename V> void describe(V& v, QatOptions& s) {
   v("activations", s.activations, {"none", "int8"});
   v("start_step", s.start_step);
   v("modules", s.modules);
+  v("learnable_scales", s.learnable_scales);
 }
 template <typename V> void describe(V& v, QuantSection& s) { v("qat", s.qat); }
 
