@@ -12,6 +12,7 @@
 #include "engine/checkpoint/manifest.h"
 #include "fuzz/drivers.h"
 #include "fuzz/fuzz_util.h"
+#include "gguf_vocab_file.h"
 #include "io/gguf_vocab.h"
 #include "lora/peft.h"
 
@@ -110,12 +111,7 @@ std::vector<std::string> serve_checksums_seeds(const std::string& scratch) {
 
 std::string gguf_vocab_seed(const std::string& scratch, const gguf::Vocab& vocab) {
   const std::string path = (fs::path(scratch) / "seed-vocab.gguf").string();
-  fs::remove(path);
-  gguf::Metadata m;
-  m.emplace_back("general.architecture", gguf::Value::string("llama"));
-  gguf::add_vocab_metadata(vocab, m);
-  gguf::Writer writer(path, m, {});
-  writer.finish();
+  testing_util::write_vocab_gguf(path, vocab);
   return read(path);
 }
 

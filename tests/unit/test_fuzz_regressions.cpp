@@ -11,9 +11,9 @@
 #include "engine/inference/prompt_files.h"
 #include "engine/checkpoint/manifest.h"
 #include "engine/sha256sums.h"
+#include "gguf_vocab_file.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_vocab.h"
-#include "io/gguf_writer.h"
 #include "io/safetensors_writer.h"
 #include "io/tokenizer/tokenizer.h"
 
@@ -43,12 +43,7 @@ std::string error_of(const std::function<void()>& fn) {
 // A GGUF file holding only `vocab`'s tokenizer metadata.
 std::string vocab_file(const fs::path& dir, const gguf::Vocab& vocab) {
   const std::string path = (dir / "vocab.gguf").string();
-  fs::remove(path);
-  gguf::Metadata m;
-  m.emplace_back("general.architecture", gguf::Value::string("llama"));
-  gguf::add_vocab_metadata(vocab, m);
-  gguf::Writer writer(path, m, {});
-  writer.finish();
+  testing_util::write_vocab_gguf(path, vocab);
   return path;
 }
 
