@@ -43,6 +43,15 @@ check() {
   echo "| $name | $status $tally |" >> "$summary"
 }
 
+# Runs a benchmark, appends its output to $out/LOG, and adds one summary row per RESULT {json}
+# line, FORMAT being a Python %-format over the json's keys.
+result_rows() {
+  local log=$1 format=$2; shift 2
+  "$@" | tee -a "$out/$log" | sed -n 's/^RESULT //p' | python3 -c 'import json, sys
+for l in sys.stdin:
+    print(sys.argv[1] % json.loads(l))' "$format" >> "$summary"
+}
+
 # Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention.
 attention_bench() {
   if [ -x .device/bin/attention_bench ]; then
@@ -712,12 +721,8 @@ paged_attention() {
     echo "| --- | --- | --- | --- |" >> "$summary"
     for batch in 1 16 64; do
       for context in 512 2048 8192; do
-        .device/bin/paged_attention_bench $batch $context | tee -a "$out/paged_attention.log" | sed -n 's/^RESULT //p' \
-          | python3 -c 'import json, sys
-for l in sys.stdin:
-    r = json.loads(l)
-    print("| batch %(batch)s, context %(context)s | %(us)s | %(kv_mb)s | %(kv_gb_per_s)s |" % r)' \
-          >> "$summary"
+        result_rows paged_attention.log "| batch %(batch)s, context %(context)s | %(us)s | %(kv_mb)s | %(kv_gb_per_s)s |" \
+          .device/bin/paged_attention_bench $batch $context
       done
     done
   fi
@@ -735,12 +740,9 @@ adapters() {
     echo "| lora_batched, bf16, 4 adapters r16 (rows in out) | base gemm us | lora_batched us | one adapter's 2 gemms us | batched / base |" >> "$summary"
     echo "| --- | --- | --- | --- | --- |" >> "$summary"
     for shape in "1 2048 8192" "16 2048 8192" "64 2048 8192" "256 2048 8192" "64 4096 14336" "2048 2048 8192"; do
-      .device/bin/lora_batched_bench $shape | tee -a "$out/lora_batched.log" | sed -n 's/^RESULT //p' \
-        | python3 -c 'import json, sys
-for l in sys.stdin:
-    r = json.loads(l)
-    print("| %(rows)s %(in)s %(out)s | %(base_gemm_us)s | %(lora_batched_us)s | %(one_adapter_gemms_us)s | %(batched_over_base)s |" % r)' \
-        >> "$summary"
+      result_rows lora_batched.log \
+        "| %(rows)s %(in)s %(out)s | %(base_gemm_us)s | %(lora_batched_us)s | %(one_adapter_gemms_us)s | %(batched_over_base)s |" \
+        .device/bin/lora_batched_bench $shape
     done
   fi
 }
