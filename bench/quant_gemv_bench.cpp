@@ -1,10 +1,11 @@
 // Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...]. For each projection of the
 // shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
-// (M <= 16), dequantize + cuBLASLt (the prefill path, every M; for M > 16 also in L2-sized blocks
-// of rows, DequantizeChunked) and the bf16 gemm, in us per call
-// and effective GB/s (weights + activations + outputs moved, over the time). Each path cycles
-// through enough copies of its weights (>= 256 MB) that they come from HBM, not the 50 MB L2, as
-// in a real decoding step. One line per case: RESULT {...}. Runs on cuda:0.
+// (M <= 16; each variant of TESSERA_PACKED_GEMV too), dequantize + cuBLASLt (the prefill path,
+// every M; for M > 16 also in L2-sized blocks of rows, DequantizeChunked, and the dequantize
+// alone) and the bf16 gemm, in us per call and effective GB/s (weights + activations + outputs
+// moved, over the time; the dequantize alone: packed + bf16 bytes). Each path cycles through
+// enough copies of its weights (>= 256 MB) that they come from HBM, not the 50 MB L2, as in a
+// real decoding step. One line per case: RESULT {...}. Runs on cuda:0.
 #include <algorithm>
 #include <chrono>
 #include <cstdlib>
@@ -58,8 +59,20 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
   return time(int(std::clamp(0.03 / first, 10.0, 2000.0)));
 }
 
-// The fused gemv's variants (TESSERA_PACKED_GEMV), the default first.
-const char* const kVariants[] = {"auto", "v1", "mma"};
+// The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS and _SPLIT where
+// set), the default first; the wide ones differ from mma for int4 only.
+struct Variant {
+  const char* label;
+  const char* gemv;
+  const char* warps;  // "": chosen by size
+  const char* split;  // "": none
+  bool int4_only;
+};
+const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
+                             {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
+                             {"wide", "wide", "", "", true},          {"wide4", "wide4", "", "", true},
+                             {"wide_split", "wide", "", "auto", true}, {"wide4_split", "wide4", "", "auto", true},
+                             {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -97,36 +110,50 @@ int main(int argc, char** argv) {
             }
             const int copies = int(w.size());
             double fused_s = 0;
-            std::string variant_us;
+            std::string variant_us, variant_gbps;
             if (m <= 16)
-              for (const char* variant : kVariants) {
-                if (scheme.spec.scheme == QuantScheme::NF4 && variant != kVariants[0]) continue;  // v1 only
-                setenv("TESSERA_PACKED_GEMV", variant, 1);
+              for (const Variant& variant : kVariants) {
+                const bool first = &variant == &kVariants[0];
+                if (scheme.spec.scheme == QuantScheme::NF4 && !first) continue;  // v1 only
+                if (scheme.spec.scheme != QuantScheme::Int4 && variant.int4_only) continue;
+                setenv("TESSERA_PACKED_GEMV", variant.gemv, 1);
+                setenv("TESSERA_PACKED_GEMV_WARPS", variant.warps, 1);
+                setenv("TESSERA_PACKED_GEMV_SPLIT", variant.split, 1);
                 const double t = seconds_per_call([&](int i) {
                   ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
                 }, copies);
-                if (variant == kVariants[0]) fused_s = t;
-                char field[64];
-                std::snprintf(field, sizeof(field), "%s\"%s\":%.2f", variant_us.empty() ? "" : ",", variant, t * 1e6);
+                if (first) fused_s = t;
+                char field[96];
+                const char* sep = variant_us.empty() ? "" : ",";
+                std::snprintf(field, sizeof(field), "%s\"%s\":%.2f", sep, variant.label, t * 1e6);
                 variant_us += field;
+                std::snprintf(field, sizeof(field), "%s\"%s\":%.0f", sep, variant.label, (packed + io_bytes) / t / 1e9);
+                variant_gbps += field;
               }
             unsetenv("TESSERA_PACKED_GEMV");
+            unsetenv("TESSERA_PACKED_GEMV_WARPS");
+            unsetenv("TESSERA_PACKED_GEMV_SPLIT");
             const double dequant_s = seconds_per_call([&](int i) {
               ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
             }, copies);
-            double chunked_s = 0;
-            if (m > 16)
+            double chunked_s = 0, unpack_s = 0;
+            if (m > 16) {
               chunked_s = seconds_per_call([&](int i) {
                 ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::DequantizeChunked);
               }, copies);
+              // The prefill path's dequantize alone: how much of dequant_us is not the gemm.
+              const Tensor workspace = Tensor::empty({p.n, p.k}, DType::BF16, gpu);
+              unpack_s = seconds_per_call([&](int i) { ops::dequantize(workspace, w[i]); }, copies);
+            }
             const double auto_s = m <= ops::kFusedPackedRows ? fused_s : dequant_s;
             std::printf("RESULT {\"what\":\"quant_gemv\",\"shape\":\"%s\",\"proj\":\"%s\",\"n\":%ld,\"k\":%ld,"
                         "\"scheme\":\"%s\",\"m\":%ld,\"packed_mb\":%.2f,\"fused_us\":%.2f,\"fused_gbps\":%.0f,"
                         "\"dequant_us\":%.2f,\"chunked_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f,"
-                        "\"variant_us\":{%s}}\n",
+                        "\"dequantize_us\":%.2f,\"dequantize_gbps\":%.0f,\"variant_us\":{%s},\"variant_gbps\":{%s}}\n",
                         shape.c_str(), p.name, p.n, p.k, scheme.name, m, packed / 1e6, fused_s * 1e6,
                         fused_s > 0 ? (packed + io_bytes) / fused_s / 1e9 : 0.0, dequant_s * 1e6, chunked_s * 1e6, bf16_s * 1e6,
-                        (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s, variant_us.c_str());
+                        (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s, unpack_s * 1e6,
+                        unpack_s > 0 ? (packed + bf16_bytes) / unpack_s / 1e9 : 0.0, variant_us.c_str(), variant_gbps.c_str());
             std::fflush(stdout);
           }
         }

@@ -88,15 +88,16 @@ TS_HOST_DEVICE inline uint32_t sub_mul(uint32_t v, uint32_t offset, uint32_t sca
 #endif
 }
 
-// 16 nibbles in 2 words as 8 pairs: word j at shifts 0, 4, 8 and 12 gives pairs 4j to 4j + 3,
-// each the nibbles at bits s and 16 + s. `scale` must be representable in the 16-bit type's range.
-template <bool kBf16>
-TS_HOST_DEVICE inline void nibble_pairs(uint32_t (&out)[kPairs], const uint32_t (&w)[2], float scale, float zero) {
+// 8n nibbles in n words (2 or 4) as 4n pairs: word j at shifts 0, 4, 8 and 12 gives pairs 4j to
+// 4j + 3, each the nibbles at bits s and 16 + s. `scale` must be representable in the 16-bit type's range.
+template <bool kBf16, int kWords>
+TS_HOST_DEVICE inline void nibble_pairs(uint32_t (&out)[4 * kWords], const uint32_t (&w)[kWords], float scale,
+                                        float zero) {
   constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;  // 128 or 1024 in each half
   constexpr float kBase = kBf16 ? 128.0f : 1024.0f;
   const uint32_t offset = pack<kBf16>(kBase + zero, kBase + zero), scale2 = pack<kBf16>(scale, scale);
 #pragma unroll
-  for (int j = 0; j < 2; ++j)
+  for (int j = 0; j < kWords; ++j)
 #pragma unroll
     for (int i = 0; i < 4; ++i) out[4 * j + i] = sub_mul<kBf16>(((w[j] >> (4 * i)) & 0x000f000fu) | kMagic, offset, scale2);
 }
@@ -120,11 +121,12 @@ TS_HOST_DEVICE inline void byte_pairs(uint32_t (&out)[kPairs], const uint32_t (&
 // The activations paired as each scheme's pairs: x[0..3] hold run first(u) as pairs of
 // consecutive elements, x[4..7] run second(u).
 
-// int4 (two elements a byte, the first in the high nibble): word j holds run j; its pairs are
-// elements (1, 5), (0, 4), (3, 7), (2, 6).
-TS_HOST_DEVICE inline void high_first_x(uint32_t (&b)[kPairs], const uint32_t (&x)[kPairs]) {
+// int4 (two elements a byte, the first in the high nibble): word j holds run j (of n runs, 2 or
+// 4); its pairs are elements (1, 5), (0, 4), (3, 7), (2, 6).
+template <int kRuns>
+TS_HOST_DEVICE inline void high_first_x(uint32_t (&b)[4 * kRuns], const uint32_t (&x)[4 * kRuns]) {
 #pragma unroll
-  for (int j = 0; j < 2; ++j) {
+  for (int j = 0; j < kRuns; ++j) {
     const uint32_t* r = x + 4 * j;
     b[4 * j] = byte_perm(r[0], r[2], 0x7632u);
     b[4 * j + 1] = byte_perm(r[0], r[2], 0x5410u);
@@ -152,11 +154,20 @@ TS_HOST_DEVICE inline void in_order_x(uint32_t (&b)[kPairs], const uint32_t (&x)
   for (int i = 0; i < kPairs; ++i) b[i] = x[i];
 }
 
-// Each pair reader: Raw (what one unit's loads bring), load(row, u, raw) (loads only, so that a
-// kernel can put many in flight before converting), pairs<kBf16>(raw, out) and x_pairs.
+// Each pair reader: kWeights (16: one unit), Raw (what one unit's loads bring), load(row, u, raw)
+// (loads only, so that a kernel can put many in flight before converting), pairs<kBf16>(raw, out),
+// run(u, j) (where run j of the unit's kWeights / 8 runs of 8 activations starts) and x_pairs.
+
+// run(u, j) of a reader of 16-weight units: its two runs.
+template <typename Reader>
+TS_HOST_DEVICE inline int unit_run(int u, int j) {
+  return j == 0 ? Reader::first(u) : Reader::second(u);
+}
 
 struct Int8Pairs {
   pu::Int8Reader r;
+  static constexpr int kWeights = pu::kUnit;
+  TS_HOST_DEVICE static int run(int u, int j) { return unit_run<pu::Int8Reader>(u, j); }
   struct Raw {
     uint32_t w[4];
     float scale;
@@ -174,6 +185,8 @@ struct Int8Pairs {
 
 struct Int4Pairs {
   pu::Int4Reader r;
+  static constexpr int kWeights = pu::kUnit;
+  TS_HOST_DEVICE static int run(int u, int j) { return unit_run<pu::Int4Reader>(u, j); }
   struct Raw {
     uint32_t w[2];
     uint16_t scale;
@@ -187,13 +200,15 @@ struct Int4Pairs {
   }
   template <bool kBf16>
   TS_HOST_DEVICE static void pairs(const Raw& raw, uint32_t (&out)[kPairs]) {
-    nibble_pairs<kBf16>(out, raw.w, pu::f16_to_float(raw.scale), float(raw.zero));
+    nibble_pairs<kBf16, 2>(out, raw.w, pu::f16_to_float(raw.scale), float(raw.zero));
   }
-  TS_HOST_DEVICE static void x_pairs(uint32_t (&b)[kPairs], const uint32_t (&x)[kPairs]) { high_first_x(b, x); }
+  TS_HOST_DEVICE static void x_pairs(uint32_t (&b)[kPairs], const uint32_t (&x)[kPairs]) { high_first_x<2>(b, x); }
 };
 
 struct Q8_0Pairs {
   pu::Q8_0Reader r;
+  static constexpr int kWeights = pu::kUnit;
+  TS_HOST_DEVICE static int run(int u, int j) { return unit_run<pu::Q8_0Reader>(u, j); }
   struct Raw {
     uint32_t w[4];
     uint16_t scale;
@@ -212,6 +227,8 @@ struct Q8_0Pairs {
 
 struct Q4_0Pairs {
   pu::Q4_0Reader r;
+  static constexpr int kWeights = pu::kUnit;
+  TS_HOST_DEVICE static int run(int u, int j) { return unit_run<pu::Q4_0Reader>(u, j); }
   struct Raw {
     uint32_t w[2];
     uint16_t scale;
@@ -223,9 +240,35 @@ struct Q4_0Pairs {
   }
   template <bool kBf16>
   TS_HOST_DEVICE static void pairs(const Raw& raw, uint32_t (&out)[kPairs]) {
-    nibble_pairs<kBf16>(out, raw.w, pu::f16_to_float(raw.scale), 8.0f);
+    nibble_pairs<kBf16, 2>(out, raw.w, pu::f16_to_float(raw.scale), 8.0f);
   }
   TS_HOST_DEVICE static void x_pairs(uint32_t (&b)[kPairs], const uint32_t (&x)[kPairs]) { low_high_x(b, x); }
+};
+
+// int4 read 32 weights at a time (units 2c and 2c + 1, one group: groups are 32, 64 or 128 wide):
+// one 16-byte load of codes and one scale (and zero) for 16 pairs, where Int4Pairs needs two of
+// each. Its pairs are those of the two units back to back. The codes must be 16-byte aligned and
+// cols a multiple of 32 (int4's are, groups dividing the rows).
+struct Int4WidePairs {
+  pu::Int4Reader r;
+  static constexpr int kWeights = 2 * pu::kUnit;
+  struct Raw {
+    uint32_t w[4];
+    uint16_t scale;
+    uint8_t zero;
+  };
+  TS_HOST_DEVICE static int run(int c, int j) { return kWeights * c + 8 * j; }
+  TS_HOST_DEVICE void load(int64_t row, int c, Raw& raw) const {
+    pu::load_words(raw.w, r.codes + row * (r.cols / 2) + kWeights / 2 * c);
+    const int64_t g = row * r.groups + ((kWeights * c) >> r.group_shift);
+    raw.scale = r.scales[g];
+    raw.zero = r.zeros ? r.zeros[g] : uint8_t(8);
+  }
+  template <bool kBf16>
+  TS_HOST_DEVICE static void pairs(const Raw& raw, uint32_t (&out)[2 * kPairs]) {
+    nibble_pairs<kBf16, 4>(out, raw.w, pu::f16_to_float(raw.scale), float(raw.zero));
+  }
+  TS_HOST_DEVICE static void x_pairs(uint32_t (&b)[2 * kPairs], const uint32_t (&x)[2 * kPairs]) { high_first_x<4>(b, x); }
 };
 
 // The pair reader of a unit reader; none for nf4 (its 16-entry code book is no magic number).

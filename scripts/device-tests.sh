@@ -425,7 +425,7 @@ if [ "$only" = all ] || [ "$only" = qat_scales ]; then qat_scales; fi
 # Goals: M = 1 int4 >= 2.5x and int8 >= 1.7x bf16 (and > 2.5 TB/s); prefill >= 0.9x.
 quant_kernels() {
   check kernels_quant_gemv .device/bin/test_kernels --gtest_filter='*FusedGemv*:*GemmPacked*'
-  timeout 300 .device/bin/quant_gemv_bench 1b 8b > "$out/quant_gemv.log" 2>&1
+  timeout 420 .device/bin/quant_gemv_bench 1b 8b > "$out/quant_gemv.log" 2>&1
   python3 - "$out/quant_gemv.log" >> "$summary" <<'PY'
 import json, sys
 rows = [json.loads(l[7:]) for l in open(sys.argv[1]) if l.startswith("RESULT ")]
@@ -447,7 +447,8 @@ for shape in ("1b", "8b"):
               + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
 # The fused gemv's variants side by side (TESSERA_PACKED_GEMV): per layer us, x bf16, and at M=1
 # the gate_up and down projections' packed GB/s; then each variant's total over every row.
-variants = [v for v in ("auto", "v1", "mma") if any(v in r.get("variant_us", {}) for r in rows)]
+variants = [v for v in ("auto", "v1", "mma", "mma_split", "wide", "wide4", "wide_split", "wide4_split", "wide_w8", "wide4_w8")
+            if any(v in r.get("variant_us", {}) for r in rows)]
 print()
 print("| fused variants (shape scheme M) | " + " | ".join(f"{v}: layer us, x bf16 (GB/s gate_up/down)" for v in variants) + " | fastest |")
 print("| --- |" + " --- |" * (len(variants) + 1))
@@ -456,17 +457,32 @@ for shape in ("1b", "8b"):
     for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0"):
         for m in (1, 2, 4, 8):
             got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
-            if len(got) != 4 or any(set(variants) - set(r.get("variant_us", {})) for r in got): continue
+            if len(got) != 4: continue
+            # wide and wide4 run for int4 only: a variant some projection lacks is "-" here
+            have = [v for v in variants if all(v in r.get("variant_us", {}) for r in got)]
+            if not have: continue
             bf16 = sum(per_layer[r["proj"]] * r["bf16_us"] for r in got)
             cells, layer_us = [], {}
             for v in variants:
+                if v not in have:
+                    cells.append("-")
+                    continue
                 us = layer_us[v] = sum(per_layer[r["proj"]] * r["variant_us"][v] for r in got)
-                totals[v] += us
+                if len(have) == len(variants): totals[v] += us
                 gbps = " / ".join(f'{r["packed_mb"] * 1e3 / r["variant_us"][v]:.0f}' for r in got if r["proj"] in ("gate_up", "down"))
                 cells.append(f"{us:.1f}, {bf16 / us:.2f}x" + (f" ({gbps})" if m == 1 else ""))
             print(f"| {shape} {scheme} M={m} | " + " | ".join(cells) + f" | {min(layer_us, key=layer_us.get)} |")
 if totals and all(totals.values()):
-    print(f"| all rows, total us | " + " | ".join(f"{totals[v]:.0f}" for v in variants) + f" | {min(totals, key=totals.get)} |")
+    print(f"| rows with every variant, total us | " + " | ".join(f"{totals[v]:.0f}" for v in variants) + f" | {min(totals, key=totals.get)} |")
+# The prefill path's dequantize alone at M=2048 (GB/s of packed + bf16 bytes), gate_up and down.
+print()
+print("| dequantize alone, M=2048 (shape scheme) | gate_up us (GB/s) | down us (GB/s) |")
+print("| --- | --- | --- |")
+for shape in ("1b", "8b"):
+    for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
+        got = {r["proj"]: r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == 2048 and r.get("dequantize_us", 0) > 0}
+        if "gate_up" in got and "down" in got:
+            print(f"| {shape} {scheme} | " + " | ".join(f'{got[p]["dequantize_us"]:.1f} ({got[p]["dequantize_gbps"]})' for p in ("gate_up", "down")) + " |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi
@@ -579,7 +595,8 @@ skinny() {
 decode_quant() {
   : > "$out/decode_quant.jsonl"
   for shape in 1b 8b; do
-    for run in bf16:auto:bf16 int8:auto:bf16 int4:auto:bf16 q8_0:auto:bf16 q4_0:auto:bf16 int4:v1:bf16 int4:auto:int4 int8:auto:int8; do
+    for run in bf16:auto:bf16 int8:auto:bf16 int4:auto:bf16 q8_0:auto:bf16 q4_0:auto:bf16 int4:v1:bf16 int4:wide:bf16 \
+      int4:wide4:bf16 int4:auto:int4 int4:wide:int4 int4:wide4:int4 int8:auto:int8; do
       IFS=: read -r scheme variant head <<< "$run"
       TESSERA_PACKED_GEMV=$variant timeout 100 .device/bin/decode_bench --shape $shape --batch 1 --prompt 128 --new 128 \
         --scheme $scheme --lm-head $head 2>&1 | tee -a "$out/decode_quant.log" \

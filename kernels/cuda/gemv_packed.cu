@@ -12,8 +12,9 @@
 // default (auto) the faster one as measured on the H200 (session 7 call C: mma summed over every
 // shape, scheme and M 4,038 us against v1's 5,449, but v1 ahead for int8, q8_0 and q4_0 at M = 1-2:
 // 8B int8 M=1 1.31x bf16 against 0.96x), so v1 for those; TESSERA_PACKED_GEMV=v1 or mma forces one
-// (read at each call, so that bench/quant_gemv_bench compares them in one process). Products the
-// mma kernel does not take (an f32 A, nf4) run v1.
+// (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
+// are mma reading int4 32 weights a load (not measured yet). Products the mma kernel does not take
+// (an f32 A, nf4) run v1.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -118,14 +119,16 @@ void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k,
       c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);
 }
 
-enum class Variant { Auto, V1, Mma };
+enum class Variant { Auto, V1, Mma, Wide, Wide4 };
 
 Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
   if (!v || !*v || std::strcmp(v, "auto") == 0) return Variant::Auto;
   if (std::strcmp(v, "v1") == 0) return Variant::V1;
   if (std::strcmp(v, "mma") == 0) return Variant::Mma;
-  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected auto, v1 or mma)");
+  if (std::strcmp(v, "wide") == 0) return Variant::Wide;
+  if (std::strcmp(v, "wide4") == 0) return Variant::Wide4;
+  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected auto, v1, mma, wide or wide4)");
 }
 
 // Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
@@ -153,8 +156,12 @@ std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmS
 void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
                 const Tensor& bias) {
   const Variant v = variant();
-  const bool mma = v == Variant::Mma || (v == Variant::Auto && !v1_faster(w, s.m));
-  if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias);
+  const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 ||
+                   (v == Variant::Auto && !v1_faster(w, s.m));
+  const MmaInt4Reads reads = v == Variant::Wide    ? MmaInt4Reads::Wide2
+                             : v == Variant::Wide4 ? MmaInt4Reads::Wide4
+                                                   : MmaInt4Reads::Units;
+  if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias, reads);
   cudaStream_t stream = stream_of(c);
   const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(c.device().index) : nullptr;
   pu::with_reader(w, tables, [&](const auto& reader) {

@@ -2,19 +2,25 @@
 // (bf16 or f16) and a packed W [N, K], reading each packed weight once. A thread block owns 16
 // rows of W, the M of an m16n8k16 mma.sync; the rows of A are its 8 columns (the N), so M = 1
 // to 8 cost the same instructions. Its kWarps warps split K: lane (g, t) of a warp (g = lane / 4,
-// t = lane % 4) takes unit u of rows g and g + 8 (16 weights each, kernels/packed_units.h) and
-// turns them into the A fragment's registers (kernels/packed_pairs.h: a few integer ops and two
-// pair ops per two weights, no conversion per weight); the lanes t of a quad take consecutive
-// units, so a warp reads 8 rows x 4 units of contiguous bytes. The unit's 16 activations of row g
+// t = lane % 4) takes unit u of rows g and g + 8 (16 weights each, kernels/packed_units.h; or 32,
+// int4 read wide) and turns them into the A fragment's registers (kernels/packed_pairs.h: a few
+// integer ops and two pair ops per two weights, no conversion per weight); the lanes t of a quad
+// take consecutive units, and a lane's kUnroll units of a round follow each other 4 apart, so a
+// warp reads 8 rows x 4 kUnroll units of contiguous bytes a round. The unit's activations of row g
 // of A, paired as its weights are (pairs are not in column order: mma does not care as long as
 // both operands agree), are the B fragment. Each lane first issues the loads of kUnroll units of
-// its two rows (>= 64 bytes in flight a lane), then converts and multiplies them. Products are
-// exact and sums fp32 (the tensor cores'); each weight is rounded to A's dtype first, as the
-// dequantize path's gemm sees it. The warps' sums meet in shared memory.
+// its two rows, then converts and multiplies them. Products are exact and sums fp32 (the tensor
+// cores'); each weight is rounded to A's dtype first, as the dequantize path's gemm sees it. The
+// warps' sums meet in shared memory.
 #include "kernels/cuda/gemv_packed_mma.h"
 
 #include <algorithm>
-#include <array>
+#include <cstdlib>
+#include <initializer_list>
+#include <string>
+#include <vector>
+
+#include <cooperative_groups.h>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv_packed_out.cuh"
@@ -36,52 +42,91 @@ constexpr int unroll() {
   return sizeof(Pairs::Raw::w) == 8 ? 4 : 2;
 }
 
-template <int kWarps, typename T, typename Pairs>
+// The block of cluster rank 0 adds up every block's warps' sums (read from their shared memory)
+// and stores them; the others wait until it has read theirs (sm_90 clusters: grid_for gives
+// other GPUs no split).
+template <int kWarps>
+__device__ __forceinline__ void sum_cluster_out(const float (&partial)[kWarps][kTileRows * kTokens], int64_t row0,
+                                                int64_t n, int m, void* c, DType c_dtype, float alpha, float beta,
+                                                const void* bias) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+  namespace cg = cooperative_groups;
+  cg::cluster_group cluster = cg::this_cluster();
+  cluster.sync();
+  const int e = threadIdx.x;
+  const int64_t row = row0 + e / kTokens;
+  if (cluster.block_rank() == 0 && e < kTileRows * kTokens && row < n && e % kTokens < m) {
+    float sum = 0.0f;
+    for (unsigned r = 0; r < cluster.num_blocks(); ++r) {
+      const float* theirs = cluster.map_shared_rank(&partial[0][0], r);
+#pragma unroll
+      for (int w = 0; w < kWarps; ++w) sum += theirs[w * kTileRows * kTokens + e];
+    }
+    store_gemv_out(c, c_dtype, int64_t(e % kTokens) * n + row, row, sum, alpha, beta, bias);
+  }
+  cluster.sync();
+#endif
+}
+
+// kUnroll units of each of its two rows in flight a lane (consecutive ones: a warp's round reads
+// kUnroll * 4 units of each row in one run); kLateX loads the activations only when a unit is
+// converted (they come from L1), which frees their registers for more weight loads in flight.
+template <int kWarps, int kUnroll, bool kLateX, typename T, typename Pairs>
 __global__ void __launch_bounds__(kWarps * 32)
     gemv_mma_kernel(void* c, DType c_dtype, const T* a, Pairs w, int64_t n, int64_t k, int m, float alpha, float beta,
                     const void* bias) {
   constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
-  constexpr int kUnroll = unroll<Pairs>(), kStep = kWarps * 4;  // units a block covers per unrolled step
+  constexpr int kPairs = Pairs::kWeights / 2, kRuns = Pairs::kWeights / 8;
+  constexpr int kRound = 4 * kUnroll;  // units a warp covers per round
   __shared__ float partial[kWarps][kTileRows * kTokens];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const int64_t row0 = int64_t(blockIdx.x) * kTileRows;
   // Rows past N read the last one; their outputs are never written.
   const int64_t rows[2] = {std::min(row0 + g, n - 1), std::min(row0 + g + 8, n - 1)};
-  const int units = int(k / pu::kUnit);
+  const int units = int(k / Pairs::kWeights);
   const bool token = g < m;  // lanes past A's rows multiply zeros
   const T* x = a + int64_t(token ? g : 0) * k;
+  auto load_x = [&](uint4 (&xs)[kRuns], int u) {
+#pragma unroll
+    for (int j = 0; j < kRuns; ++j)
+      xs[j] = u < units && token ? *reinterpret_cast<const uint4*>(x + Pairs::run(u, j)) : make_uint4(0, 0, 0, 0);
+  };
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  for (int base = warp * 4; base < units; base += kStep * kUnroll) {
+  // With K split over a cluster of gridDim.y blocks, its blocks' warps take turns at the rounds.
+  const int walker = int(blockIdx.y) * kWarps + warp, walkers = int(gridDim.y) * kWarps;
+  for (int base = walker * kRound; base < units; base += walkers * kRound) {
     typename Pairs::Raw raw[kUnroll][2];
-    uint4 xs[kUnroll][2];
+    uint4 early[kLateX ? 1 : kUnroll][kRuns];
 #pragma unroll
     for (int i = 0; i < kUnroll; ++i) {
-      const int u = base + i * kStep + t;
+      const int u = base + 4 * i + t;
       if (u < units) {
         w.load(rows[0], u, raw[i][0]);
         w.load(rows[1], u, raw[i][1]);
       }
-      if (u < units && token) {
-        xs[i][0] = *reinterpret_cast<const uint4*>(x + decltype(w.r)::first(u));
-        xs[i][1] = *reinterpret_cast<const uint4*>(x + decltype(w.r)::second(u));
-      } else {
-        xs[i][0] = xs[i][1] = make_uint4(0, 0, 0, 0);
-      }
+      if constexpr (!kLateX) load_x(early[i], u);
     }
 #pragma unroll
     for (int i = 0; i < kUnroll; ++i) {
-      if (base + i * kStep >= units) break;  // the whole warp: mma.sync needs every lane
-      uint32_t lo[pp::kPairs] = {}, hi[pp::kPairs] = {}, b[pp::kPairs];
-      if (base + i * kStep + t < units) {
+      if (base + 4 * i >= units) break;  // the whole warp: mma.sync needs every lane
+      const int u = base + 4 * i + t;
+      uint4 late[kRuns];
+      const uint4* xs = late;
+      if constexpr (kLateX) load_x(late, u);
+      else xs = early[i];
+      uint32_t lo[kPairs] = {}, hi[kPairs] = {}, b[kPairs], xr[kPairs];
+      if (u < units) {
         Pairs::template pairs<kBf16>(raw[i][0], lo);
         Pairs::template pairs<kBf16>(raw[i][1], hi);
       }
-      const uint32_t xr[pp::kPairs] = {xs[i][0].x, xs[i][0].y, xs[i][0].z, xs[i][0].w,
-                                       xs[i][1].x, xs[i][1].y, xs[i][1].z, xs[i][1].w};
+#pragma unroll
+      for (int j = 0; j < kRuns; ++j) {
+        xr[4 * j] = xs[j].x, xr[4 * j + 1] = xs[j].y, xr[4 * j + 2] = xs[j].z, xr[4 * j + 3] = xs[j].w;
+      }
       Pairs::x_pairs(b, xr);
       // k-step s: pairs 2s (columns 2t, 2t + 1 of the fragment) and 2s + 1 (columns 2t + 8, 2t + 9).
 #pragma unroll
-      for (int s = 0; s < 4; ++s) {
+      for (int s = 0; s < kPairs / 2; ++s) {
         const uint32_t fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
         ptx::mma_16816<T>(acc, fragment, b[2 * s], b[2 * s + 1]);
       }
@@ -94,21 +139,90 @@ __global__ void __launch_bounds__(kWarps * 32)
   p[(g + 8) * kTokens + 2 * t] = acc[2];
   p[(g + 8) * kTokens + 2 * t + 1] = acc[3];
   __syncthreads();
+  if (gridDim.y > 1) {
+    sum_cluster_out(partial, row0, n, m, c, c_dtype, alpha, beta, bias);
+    return;
+  }
   // blockDim >= 128 = kTileRows * kTokens
   store_block_out<kWarps, kTileRows * kTokens, kTokens>(partial, threadIdx.x, row0, n, m, c, c_dtype, alpha, beta, bias);
 }
 
-template <int kWarps, typename T, typename Pairs>
-void launch(void* c, DType c_dtype, const T* a, const Pairs& w, int64_t n, int64_t k, int m, float alpha, float beta,
-            const void* bias, cudaStream_t stream) {
-  const unsigned blocks = unsigned((n + kTileRows - 1) / kTileRows);
-  gemv_mma_kernel<kWarps, T, Pairs><<<blocks, kWarps * 32, 0, stream>>>(c, c_dtype, a, w, n, k, m, alpha, beta, bias);
+// Blocks of 16 rows of W, each a cluster of `split` blocks along K where split > 1.
+template <int kUnroll, bool kLateX, typename T, typename Pairs>
+void launch(int warps, int split, void* c, DType c_dtype, const T* a, const Pairs& w, int64_t n, int64_t k, int m,
+            float alpha, float beta, const void* bias, cudaStream_t stream) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(unsigned((n + kTileRows - 1) / kTileRows), unsigned(split));
+  config.blockDim = dim3(unsigned(warps * 32));
+  config.stream = stream;
+  cudaLaunchAttribute cluster{};
+  cluster.id = cudaLaunchAttributeClusterDimension;
+  cluster.val.clusterDim.x = 1;
+  cluster.val.clusterDim.y = unsigned(split);
+  cluster.val.clusterDim.z = 1;
+  if (split > 1) {
+    config.attrs = &cluster;
+    config.numAttrs = 1;
+  }
+  auto go = [&](auto kernel) { TS_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, c, c_dtype, a, w, n, k, m, alpha, beta, bias)); };
+  if (warps == 4) go(gemv_mma_kernel<4, kUnroll, kLateX, T, Pairs>);
+  else if (warps == 8) go(gemv_mma_kernel<8, kUnroll, kLateX, T, Pairs>);
+  else go(gemv_mma_kernel<16, kUnroll, kLateX, T, Pairs>);
 }
 
-// Warps per block by size: enough blocks x warps for ~16 warps an SM (a narrow W splits K more).
-int warps_for(int64_t n, int device) {
+// One of `choices` named by environment variable `name` (or "auto", as 0, where `with_auto`), or
+// `fallback` where it is unset or empty.
+int env_choice(const char* name, std::initializer_list<int> choices, bool with_auto, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  std::vector<std::string> names;
+  for (int choice : choices) {
+    if (std::to_string(choice) == v) return choice;
+    names.push_back(std::to_string(choice));
+  }
+  if (with_auto && std::string(v) == "auto") return 0;
+  if (with_auto) names.push_back("auto");
+  std::string expected = names[0];  // "a, b or c"
+  for (size_t i = 1; i < names.size(); ++i) expected += (i + 1 == names.size() ? " or " : ", ") + names[i];
+  throw Error(std::string(name) + ": unknown '" + v + "' (expected " + expected + ")");
+}
+
+// The largest of `warps` halved down to 4 that gives each warp a round of `rounds`.
+int warps_within(int64_t rounds, int warps) {
+  while (warps > 4 && warps > rounds) warps /= 2;
+  return warps;
+}
+
+struct Grid {
+  int warps, split;  // warps a block; blocks of a cluster along K
+};
+
+// Warps a block by size: enough blocks x warps for ~16 warps an SM (a narrow W splits K more), but
+// no more than K has rounds for. K split over a cluster's blocks (sm_90): TESSERA_PACKED_GEMV_SPLIT
+// = 1 (the default until measured), 2, 4 or 8, or auto (blocks enough for two an SM, at most 8 a
+// cluster, with 4 rounds or more a block). TESSERA_PACKED_GEMV_WARPS = 4, 8 or 16 fixes the warps
+// (all read at each call, for comparing).
+Grid grid_for(int64_t n, int64_t units, int round, int device) {
   const int64_t blocks = (n + kTileRows - 1) / kTileRows, sms = sm_count(device);
-  return blocks >= 4 * sms ? 4 : blocks >= 2 * sms ? 8 : 16;
+  const int64_t rounds = (units + round - 1) / round;
+  int split = env_choice("TESSERA_PACKED_GEMV_SPLIT", {1, 2, 4, 8}, true, 1);
+  const int warps = env_choice("TESSERA_PACKED_GEMV_WARPS", {4, 8, 16}, false, 0);
+  int major = 0;
+  TS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
+  if (major < 9) split = 1;  // no clusters
+  if (split == 0) {
+    split = 1;
+    while (split < 8 && blocks * split < 2 * sms) split *= 2;
+    while (split > 1 && rounds / split < 4) split /= 2;
+  }
+  if (warps) return {warps, split};
+  const int by_n = blocks * split >= 4 * sms ? 4 : blocks * split >= 2 * sms ? 8 : 16;
+  return {warps_within(rounds / split, by_n), split};
+}
+
+// The wide reads need 16-byte aligned int4 codes (a view's rows may start anywhere).
+bool wide_fits(const PackedTensor& w) {
+  return w.spec.scheme == QuantScheme::Int4 && reinterpret_cast<uintptr_t>(w.parts[0].data()) % 16 == 0;
 }
 
 }  // namespace
@@ -118,14 +232,13 @@ bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w) {
 }
 
 void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
-                    const Tensor& bias) {
-  const int warps = warps_for(s.n, c.device().index);
+                    const Tensor& bias, MmaInt4Reads reads) {
   cudaStream_t stream = stream_of(c);
   const size_t c_size = dtype_size(c.dtype());
+  const bool wide = reads != MmaInt4Reads::Units && wide_fits(w);
   pu::with_reader(w, nullptr, [&](const auto& reader) {
     using Reader = std::decay_t<decltype(reader)>;
     if constexpr (pp::has_pairs<Reader>) {
-      const auto pairs = pp::pairs_of(reader);
       auto run = [&](auto* type) {
         using T = std::remove_pointer_t<decltype(type)>;
         for (int64_t m0 = 0; m0 < s.m; m0 += kTokens) {
@@ -133,9 +246,22 @@ void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, con
           void* out = static_cast<uint8_t*>(c.data()) + m0 * s.n * c_size;
           const T* rows = a.data_as<T>() + m0 * s.k;
           const void* b = bias.defined() ? bias.data() : nullptr;
-          if (warps == 4) launch<4>(out, c.dtype(), rows, pairs, s.n, s.k, m, alpha, beta, b, stream);
-          else if (warps == 8) launch<8>(out, c.dtype(), rows, pairs, s.n, s.k, m, alpha, beta, b, stream);
-          else launch<16>(out, c.dtype(), rows, pairs, s.n, s.k, m, alpha, beta, b, stream);
+          auto go = [&](auto unroll, auto late_x, const auto& pairs) {
+            constexpr int kUnroll = decltype(unroll)::value;
+            const Grid grid = grid_for(s.n, s.k / std::decay_t<decltype(pairs)>::kWeights, 4 * kUnroll, c.device().index);
+            launch<kUnroll, decltype(late_x)::value>(grid.warps, grid.split, out, c.dtype(), rows, pairs, s.n, s.k, m,
+                                                     alpha, beta, b, stream);
+          };
+          if constexpr (std::is_same_v<Reader, pu::Int4Reader>) {
+            if (wide) {
+              const pp::Int4WidePairs pairs{reader};
+              if (reads == MmaInt4Reads::Wide2) go(std::integral_constant<int, 2>{}, std::true_type{}, pairs);
+              else go(std::integral_constant<int, 4>{}, std::true_type{}, pairs);
+              continue;
+            }
+          }
+          const auto pairs = pp::pairs_of(reader);
+          go(std::integral_constant<int, unroll<std::decay_t<decltype(pairs)>>()>{}, std::false_type{}, pairs);
         }
       };
       if (a.dtype() == DType::BF16) run(static_cast<__nv_bfloat16*>(nullptr));

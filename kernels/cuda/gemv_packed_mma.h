@@ -10,9 +10,14 @@ namespace tessera::cuda {
 // Whether it computes this product: A bf16 or f16 (C any floating dtype), any scheme but nf4.
 bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w);
 
+// How it reads int4 codes: a unit (8 bytes) a load, 4 in flight a row (Units, variant mma), or 32
+// weights (16 bytes, one scale) a load, 2 or 4 in flight (Wide2, Wide4: variants wide, wide4).
+// Other schemes, and int4 codes not 16-byte aligned, read units.
+enum class MmaInt4Reads { Units, Wide2, Wide4 };
+
 // C = alpha A W^T + beta C (+ bias), for a product that fused_gemv_unfit and fused_gemv_mma_fits
 // accept; its warps per block (4, 8 or 16, splitting K) chosen by N.
 void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
-                    const Tensor& bias);
+                    const Tensor& bias, MmaInt4Reads reads = MmaInt4Reads::Units);
 
 }  // namespace tessera::cuda

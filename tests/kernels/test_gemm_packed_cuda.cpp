@@ -2,7 +2,8 @@
 // gemv_packed_mma.cu, each run through TESSERA_PACKED_GEMV) against the CPU reference on fresh
 // random inputs: every scheme (int4 in each group size, symmetric and not), M from 1 to 9 (v1's
 // m-tiles of 4, the mma kernel's 8 columns, a partial last tile), N not a multiple of the rows of
-// a thread block (4-8, 16), K of several rounds of units with a partial last one, A in f32, bf16
+// a thread block (4-8, 16) and N large enough for each warp count, K of several rounds of units
+// with a partial last one, A in f32, bf16
 // and f16, C in f32 or A's dtype, alpha, beta and a bias. The reference is the exact product of
 // the dequantized fp32 weights and A (what v1 sums in fp32), so v1's f32 outputs agree to
 // accumulation order; the mma kernels round each weight to A's dtype first (as the dequantize
@@ -49,8 +50,14 @@ Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
-// and q4_0 at M <= 2, mma otherwise).
-const char* const kVariants[] = {"auto", "v1", "mma"};
+// and q4_0 at M <= 2, mma otherwise; wide and wide4 are mma reading int4 32 weights a load), and
+// two with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
+// splits wherever K has the rounds).
+struct Variant {
+  const char* gemv;
+  const char* split;
+};
+const Variant kVariants[] = {{"auto", ""}, {"v1", ""}, {"mma", ""}, {"wide", ""}, {"wide4", ""}, {"mma", "auto"}, {"wide4", "auto"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -70,8 +77,9 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const char* variant : kVariants) {
+      for (const auto [variant, split] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
+        setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -84,9 +92,10 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         const bool mma = !v1 && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
-            << "alpha " << alpha << " variant " << variant;
+            << "alpha " << alpha << " variant " << variant << " split " << split;
       }
       unsetenv("TESSERA_PACKED_GEMV");
+      unsetenv("TESSERA_PACKED_GEMV_SPLIT");
     }
   }
 }
@@ -104,7 +113,11 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{{QuantScheme::Q8_0}, 37, 1184}, Case{{QuantScheme::Q8_0}, 6, 96},
                                          Case{{QuantScheme::Q8_0}, 19, 4160},
                                          Case{{QuantScheme::Q4_0}, 37, 1184}, Case{{QuantScheme::Q4_0}, 5, 2080},
-                                         Case{{QuantScheme::NF4}, 37, 1040}, Case{{QuantScheme::NF4}, 9, 2064}),
+                                         Case{{QuantScheme::NF4}, 37, 1040}, Case{{QuantScheme::NF4}, 9, 2064},
+                                         // N wide enough for blocks of 8 and 4 warps (H200: 132 SMs)
+                                         Case{{QuantScheme::Int4, 128, true}, 4240, 384},
+                                         Case{{QuantScheme::Int4, 32, false}, 8464, 96},
+                                         Case{{QuantScheme::Q4_0}, 4240, 96}),
                        ::testing::Values(DType::BF16, DType::F32, DType::F16),
                        ::testing::Range(int64_t(1), int64_t(10))));
 
@@ -150,10 +163,58 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     ops::gemm_packed(out, random_tensor({1, 64}, DType::BF16, gpu, 2), w.to(gpu), true);
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1 or mma)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide or wide4)"), std::string::npos)
         << e.what();
   }
   unsetenv("TESSERA_PACKED_GEMV");
+}
+
+// The tensor-core kernels with their warps a block (TESSERA_PACKED_GEMV_WARPS) and K's split over
+// a cluster of blocks (TESSERA_PACKED_GEMV_SPLIT) fixed rather than chosen by size: each gives the
+// reference's product, at a K of several rounds of every count with a partial last one (and, split
+// 8 ways, walkers with no round at all); an unknown count is an error naming it.
+TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t n = 37, k = 8224, m = 3;
+  const Tensor weights = random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f);
+  const Tensor a = random_tensor({m, k}, DType::BF16, Device::cpu(), seed + 1);
+  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int4, 32, false}, QuantSpec{QuantScheme::Q4_0}}) {
+    const PackedTensor w = quant::quantize(weights, spec);
+    const Tensor want = reference(a, w, zeros({m, n}, DType::F32), 1.0f, 0.0f, zeros({n}, DType::F32));
+    const PackedTensor w_gpu = w.to(gpu);
+    for (const char* variant : {"mma", "wide", "wide4"})
+      for (const char* warps : {"", "4", "8", "16"})
+        for (const char* split : {"1", "2", "8", "auto"}) {
+          SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " " << variant << " warps '" << warps
+                                            << "' split " << split);
+          setenv("TESSERA_PACKED_GEMV", variant, 1);
+          setenv("TESSERA_PACKED_GEMV_WARPS", warps, 1);
+          setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
+          const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
+          ops::gemm_packed(got, a.to(gpu), w_gpu, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
+          EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
+        }
+  }
+  const PackedTensor int4 = quant::quantize(weights, {QuantScheme::Int4}).to(gpu);
+  for (auto [name, value, message] :
+       {std::tuple{"TESSERA_PACKED_GEMV_WARPS", "5", "TESSERA_PACKED_GEMV_WARPS: unknown '5' (expected 4, 8 or 16)"},
+        std::tuple{"TESSERA_PACKED_GEMV_SPLIT", "3", "TESSERA_PACKED_GEMV_SPLIT: unknown '3' (expected 1, 2, 4, 8 or auto)"}}) {
+    unsetenv("TESSERA_PACKED_GEMV_WARPS");
+    unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+    setenv(name, value, 1);
+    try {
+      ops::gemm_packed(Tensor::empty({m, n}, DType::F32, gpu), a.to(gpu), int4, true, 1.0f, 0.0f, Tensor(),
+                       PackedGemmKernel::Fused);
+      ADD_FAILURE() << name << "=" << value << " ran";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+  }
+  unsetenv("TESSERA_PACKED_GEMV");
+  unsetenv("TESSERA_PACKED_GEMV_WARPS");
+  unsetenv("TESSERA_PACKED_GEMV_SPLIT");
 }
 
 // Dequantize + gemm in blocks of rows (16 MB of workspace each: 2048 rows of 2048 f32 here, so

@@ -101,6 +101,59 @@ INSTANTIATE_TEST_SUITE_P(Schemes, PackedPairs,
                                            Case{{QuantScheme::Int4, 128, false}, {3, 384}},
                                            Case{{QuantScheme::Q8_0}, {3, 96}}, Case{{QuantScheme::Q4_0}, {4, 160}}));
 
+// int4 read wide (Int4WidePairs: 32 weights a load, one scale) gives, for chunk c, the pairs of
+// units 2c and 2c + 1 back to back, its runs are theirs, and its activations pair as theirs do:
+// so each of its weights meets its own activation as the unit readers' do (checked above).
+template <bool kBf16>
+void check_wide(const QuantSpec& spec, const Shape& shape, uint64_t seed) {
+  SCOPED_TRACE(kBf16 ? "bf16" : "f16");
+  const PackedTensor w = quant::quantize(random_tensor(shape, DType::F32, Device::cpu(), seed, 0.03f), spec);
+  const int64_t rows = shape[0], cols = shape[1];
+  pu::with_reader(w, nullptr, [&](const auto& reader) {
+    using Reader = std::decay_t<decltype(reader)>;
+    if constexpr (std::is_same_v<Reader, pu::Int4Reader>) {
+      const pp::Int4Pairs narrow{reader};
+      const pp::Int4WidePairs wide{reader};
+      for (int64_t row = 0; row < rows; ++row)
+        for (int c = 0; c < cols / pp::Int4WidePairs::kWeights; ++c) {
+          pp::Int4WidePairs::Raw raw;
+          wide.load(row, c, raw);
+          uint32_t got[2 * pp::kPairs], x[2 * pp::kPairs], got_x[2 * pp::kPairs];
+          pp::Int4WidePairs::pairs<kBf16>(raw, got);
+          for (int i = 0; i < 2 * pp::kPairs; ++i) x[i] = uint32_t(seed * 2654435761u) ^ uint32_t(i * 40503u + c);
+          pp::Int4WidePairs::x_pairs(got_x, x);
+          for (int h = 0; h < 2; ++h) {
+            pp::Int4Pairs::Raw unit_raw;
+            narrow.load(row, 2 * c + h, unit_raw);
+            uint32_t want[pp::kPairs], unit_x[pp::kPairs], want_x[pp::kPairs];
+            pp::Int4Pairs::pairs<kBf16>(unit_raw, want);
+            for (int i = 0; i < pp::kPairs; ++i) unit_x[i] = x[pp::kPairs * h + i];
+            pp::Int4Pairs::x_pairs(want_x, unit_x);
+            for (int i = 0; i < pp::kPairs; ++i) {
+              ASSERT_EQ(got[pp::kPairs * h + i], want[i]) << "row " << row << " chunk " << c << " pair " << i;
+              ASSERT_EQ(got_x[pp::kPairs * h + i], want_x[i]) << "chunk " << c << " activation pair " << i;
+            }
+            for (int j = 0; j < 2; ++j)
+              ASSERT_EQ(pp::Int4WidePairs::run(c, 2 * h + j), pp::Int4Pairs::run(2 * c + h, j)) << "chunk " << c;
+          }
+        }
+    } else {
+      FAIL() << "not int4";
+    }
+  });
+}
+
+TEST(PackedPairs, WideInt4IsTwoUnits) {
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int4, 32}, QuantSpec{QuantScheme::Int4, 64, false},
+                                QuantSpec{QuantScheme::Int4, 128, true}, QuantSpec{QuantScheme::Int4, 128, false}}) {
+    SCOPED_TRACE(::testing::Message() << "g" << spec.group_size << (spec.symmetric ? " sym" : " asym"));
+    check_wide<true>(spec, {3, 384}, seed);
+    check_wide<false>(spec, {3, 384}, seed);
+  }
+}
+
 // The magic-number pairs themselves: nibble q in bits 0-3 and 16-19 is 128 + q (bf16) and
 // 1024 + q (f16) in each half, which is what the subtraction of kBase + zero relies on.
 TEST(PackedPairs, MagicNumbersHoldTheNibble) {
