@@ -224,6 +224,64 @@ struct Q4_0Reader {
   }
 };
 
+// Runs of 8 elements of a row (run r: elements 8r to 8r + 7) read by themselves, int4 and int8:
+// fetch(row, r, raw) only loads (one word of int4 codes and its group's scale and zero, or two
+// words of int8 codes and the row's scale), so that a kernel can put many in flight, and
+// values(raw, out) gives each (code - zero) * scale in fp32, the product a unit gives. The
+// run-wise dequantize (kernels/cuda/dequantize_units.cu) reads this way.
+TS_HOST_DEVICE inline uint32_t load_word(const uint8_t* p) {
+#if defined(__CUDA_ARCH__)
+  return __ldcs(reinterpret_cast<const unsigned*>(p));
+#else
+  uint32_t w;
+  std::memcpy(&w, p, 4);
+  return w;
+#endif
+}
+
+struct Int4Runs {
+  Int4Reader r;
+  struct Raw {
+    uint32_t w;
+    uint16_t scale;
+    uint8_t zero;
+  };
+  TS_HOST_DEVICE void fetch(int64_t row, int64_t run, Raw& raw) const {
+    raw.w = load_word(r.codes + row * (r.cols / 2) + 4 * run);
+    const int64_t g = row * r.groups + ((8 * run) >> r.group_shift);
+    raw.scale = r.scales[g];
+    raw.zero = r.zeros ? r.zeros[g] : uint8_t(8);
+  }
+  TS_HOST_DEVICE static void values(const Raw& raw, float (&out)[8]) {
+    const float scale = f16_to_float(raw.scale), zero = float(raw.zero);
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      out[2 * i] = (nibble(raw.w, 8 * i + 4) - zero) * scale;
+      out[2 * i + 1] = (nibble(raw.w, 8 * i) - zero) * scale;
+    }
+  }
+};
+
+struct Int8Runs {
+  Int8Reader r;
+  struct Raw {
+    uint32_t w[2];
+    float scale;
+  };
+  TS_HOST_DEVICE void fetch(int64_t row, int64_t run, Raw& raw) const {
+    load_words(raw.w, r.codes + row * r.cols + 8 * run);
+    raw.scale = r.scales[row];
+  }
+  TS_HOST_DEVICE static void values(const Raw& raw, float (&out)[8]) {
+#pragma unroll
+    for (int j = 0; j < 2; ++j) {
+      const uint32_t biased = raw.w[j] ^ 0x80808080u;
+#pragma unroll
+      for (int i = 0; i < 4; ++i) out[4 * j + i] = biased_byte(biased, i) * raw.scale;  // zero 0
+    }
+  }
+};
+
 // Calls fn with the reader of w (a [rows, cols] matrix, readable(cols)): nf4 reads its code and
 // dynamic map from `tables`, which must live where w does.
 template <typename Fn>

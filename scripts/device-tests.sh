@@ -432,7 +432,7 @@ rows = [json.loads(l[7:]) for l in open(sys.argv[1]) if l.startswith("RESULT ")]
 per_layer = {"q_o": 2, "k_v": 2, "gate_up": 2, "down": 1}
 def layer(shape, scheme, m, key):
     got = [r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == m]
-    if len(got) != 4 or any(r[key] <= 0 for r in got): return None
+    if len(got) != 4 or any(r.get(key, 0) <= 0 for r in got): return None
     return sum(per_layer[r["proj"]] * r[key] for r in got)
 print("| packed layer vs bf16 (shape scheme) | M=1 fused us (bf16 us) | fused GB/s gate_up, down at M=1 | speedup fused M=1/2/4/8/16 | speedup dequant+gemm M=1/8/16 | prefill M=2048 / bf16: dequant+gemm, chunked |")
 print("| --- | --- | --- | --- | --- | --- |")
@@ -476,13 +476,19 @@ if totals and all(totals.values()):
     print(f"| rows with every variant, total us | " + " | ".join(f"{totals[v]:.0f}" for v in variants) + f" | {min(totals, key=totals.get)} |")
 # The prefill path's dequantize alone at M=2048 (GB/s of packed + bf16 bytes), gate_up and down.
 print()
-print("| dequantize alone, M=2048 (shape scheme) | gate_up us (GB/s) | down us (GB/s) |")
-print("| --- | --- | --- |")
+# and TESSERA_DEQUANTIZE=runs (int4, int8): the dequantize alone and the layer's prefill x bf16.
+print("| dequantize alone, M=2048 (shape scheme) | gate_up us (GB/s) | down us (GB/s) | runs: gate_up us (GB/s) | runs: down us (GB/s) | prefill layer x bf16: units / runs |")
+print("| --- | --- | --- | --- | --- | --- |")
 for shape in ("1b", "8b"):
     for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
         got = {r["proj"]: r for r in rows if r["shape"] == shape and r["scheme"] == scheme and r["m"] == 2048 and r.get("dequantize_us", 0) > 0}
         if "gate_up" in got and "down" in got:
-            print(f"| {shape} {scheme} | " + " | ".join(f'{got[p]["dequantize_us"]:.1f} ({got[p]["dequantize_gbps"]})' for p in ("gate_up", "down")) + " |")
+            cell = lambda p, k: f'{got[p][k + "_us"]:.1f} ({got[p][k + "_gbps"]})' if got[p].get(k + "_us", 0) > 0 else "-"
+            bf16 = layer(shape, scheme, 2048, "bf16_us")
+            units, runs = layer(shape, scheme, 2048, "dequant_us"), layer(shape, scheme, 2048, "dequant_runs_us")
+            ratio = lambda t: f"{bf16 / t:.2f}" if bf16 and t else "-"
+            print(f"| {shape} {scheme} | {cell('gate_up', 'dequantize')} | {cell('down', 'dequantize')} | "
+                  f"{cell('gate_up', 'dequantize_runs')} | {cell('down', 'dequantize_runs')} | {ratio(units)} / {ratio(runs)} |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi

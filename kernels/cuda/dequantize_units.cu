@@ -4,7 +4,11 @@
 // stores any (several loads in flight a thread: the workspace dequantize of gemm_packed's prefill
 // path is a memory-speed copy), and writes each (code - zero) * scale rounded once to out's dtype,
 // 8 elements (16 bytes for bf16) a store: bit for bit the elementwise definition
-// (tests/unit/test_packed_units.cpp), with no per-element index division.
+// (tests/unit/test_packed_units.cpp), with no per-element index division. int4 and int8 can also
+// go run by run (TESSERA_DEQUANTIZE=runs, below), the same values.
+#include <cstdlib>
+#include <string>
+
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/dequantize_units.h"
 #include "kernels/cuda/elementwise.cuh"
@@ -46,6 +50,43 @@ __global__ void __launch_bounds__(kThreads) dequantize_units_kernel(T* out, Read
   }
 }
 
+// The run-wise kernel (TESSERA_DEQUANTIZE=runs, int4 and int8): each thread fetches kRuns runs
+// of 8 weights (a warp's fetch is 128 or 256 contiguous bytes of codes) before it converts any, and
+// stores each as one 16-byte pack (bf16: a warp writes 512 contiguous bytes); few registers a
+// thread, so many threads, and so many loads, in flight.
+constexpr int kRuns = 8;
+
+template <typename T, typename Runs>
+__global__ void __launch_bounds__(kThreads) dequantize_runs_kernel(T* out, Runs w, unsigned row_runs, unsigned runs) {
+  const unsigned first = blockIdx.x * (kThreads * kRuns) + threadIdx.x;
+  typename Runs::Raw raw[kRuns];
+#pragma unroll
+  for (int i = 0; i < kRuns; ++i) {
+    const unsigned v = first + i * kThreads;
+    if (v < runs) w.fetch(v / row_runs, v % row_runs, raw[i]);
+  }
+#pragma unroll
+  for (int i = 0; i < kRuns; ++i) {
+    const unsigned v = first + i * kThreads;
+    if (v >= runs) break;
+    float values[8];
+    Runs::values(raw[i], values);
+    store_f32<8>(out + int64_t(v) * 8, values);  // rows are contiguous: run v starts at element 8v
+  }
+}
+
+// TESSERA_DEQUANTIZE=units (the default until measured) or runs (int4 and int8 with aligned codes;
+// other schemes read units), read at each call.
+bool runs_wanted(const PackedTensor& w) {
+  const char* v = std::getenv("TESSERA_DEQUANTIZE");
+  const std::string choice = v && *v ? v : "units";
+  if (choice != "units" && choice != "runs")
+    throw Error("TESSERA_DEQUANTIZE: unknown '" + choice + "' (expected units or runs)");
+  const size_t align = w.spec.scheme == QuantScheme::Int8 ? 8 : 4;
+  return choice == "runs" && (w.spec.scheme == QuantScheme::Int4 || w.spec.scheme == QuantScheme::Int8) &&
+         reinterpret_cast<uintptr_t>(w.parts[0].data()) % align == 0;
+}
+
 }  // namespace
 
 bool dequantize_units(const Tensor& out, const PackedTensor& w) {
@@ -53,9 +94,27 @@ bool dequantize_units(const Tensor& out, const PackedTensor& w) {
   if (reinterpret_cast<uintptr_t>(out.data()) % (8 * dtype_size(out.dtype())) != 0) return false;
   const int64_t rows = w.shape[0], cols = w.shape[1], units = rows * (cols / pu::kUnit);
   if (units >= (int64_t(1) << 32) - int64_t(kThreads) * kUnits) return false;  // unsigned unit indices
+  cudaStream_t stream = stream_of(out);
+  if (runs_wanted(w) && 2 * units < (int64_t(1) << 32) - int64_t(kThreads) * kRuns) {  // unsigned run indices
+    const int64_t runs = 2 * units;
+    const unsigned blocks = unsigned((runs + kThreads * kRuns - 1) / (kThreads * kRuns));
+    pu::with_reader(w, nullptr, [&](const auto& reader) {
+      using Reader = std::decay_t<decltype(reader)>;
+      dispatch_floating(out.dtype(), [&](auto* type) {
+        using T = std::remove_pointer_t<decltype(type)>;
+        auto go = [&](const auto& runs_reader) {
+          dequantize_runs_kernel<T><<<blocks, kThreads, 0, stream>>>(out.data_as<T>(), runs_reader, unsigned(cols / 8),
+                                                                     unsigned(runs));
+        };
+        if constexpr (std::is_same_v<Reader, pu::Int4Reader>) go(pu::Int4Runs{reader});
+        if constexpr (std::is_same_v<Reader, pu::Int8Reader>) go(pu::Int8Runs{reader});
+      });
+    });
+    check_launch();
+    return true;
+  }
   const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(out.device().index) : nullptr;
   const unsigned blocks = unsigned((units + kThreads * kUnits - 1) / (kThreads * kUnits));
-  cudaStream_t stream = stream_of(out);
   pu::with_reader(w, tables, [&](const auto& reader) {
     dispatch_floating(out.dtype(), [&](auto* type) {
       using T = std::remove_pointer_t<decltype(type)>;

@@ -1,9 +1,14 @@
 // CUDA quantize and dequantize against the CPU reference, bit for bit, on fresh random inputs:
 // every scheme, input and output dtype, partial blocks and odd counts, several nested NF4 scale
-// blocks, and misaligned views (the one-element path of the dequantize kernels).
+// blocks, and misaligned views (the one-element path of the dequantize kernels); dequantize under
+// each TESSERA_DEQUANTIZE variant.
 #include <gtest/gtest.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <string>
+
+#include "core/error.h"
 
 #include "kernels/ops.h"
 #include "quant/packed.h"
@@ -49,15 +54,34 @@ TEST_P(CudaQuantize, CodesScalesAndValuesEqualTheCpu) {
   const PackedTensor want = quant::quantize(x, c.spec);
   const PackedTensor got = quant::quantize(x.to(gpu), c.spec);
   expect_same_parts(got, want);
-  for (DType out : {DType::F32, DType::BF16, DType::F16}) {
-    SCOPED_TRACE(dtype_name(out));
-    expect_bitwise_equal(quant::dequantize(got, out), quant::dequantize(want, out));
-    // One element in: no aligned packs, the one-element path.
-    const Tensor cpu_out = Tensor::empty({want.numel() + 1}, out), gpu_out = Tensor::empty({want.numel() + 1}, out, gpu);
-    ops::dequantize(cpu_out.flat_slice(1, want.numel()), want);
-    ops::dequantize(gpu_out.flat_slice(1, want.numel()), got);
-    expect_bitwise_equal(gpu_out.flat_slice(1, want.numel()), cpu_out.flat_slice(1, want.numel()));
+  for (const char* variant : {"units", "runs"}) {  // TESSERA_DEQUANTIZE: runs reads int4 and int8 run by run
+    setenv("TESSERA_DEQUANTIZE", variant, 1);
+    for (DType out : {DType::F32, DType::BF16, DType::F16}) {
+      SCOPED_TRACE(::testing::Message() << dtype_name(out) << " " << variant);
+      expect_bitwise_equal(quant::dequantize(got, out), quant::dequantize(want, out));
+      // One element in: no aligned packs, the one-element path.
+      const Tensor cpu_out = Tensor::empty({want.numel() + 1}, out), gpu_out = Tensor::empty({want.numel() + 1}, out, gpu);
+      ops::dequantize(cpu_out.flat_slice(1, want.numel()), want);
+      ops::dequantize(gpu_out.flat_slice(1, want.numel()), got);
+      expect_bitwise_equal(gpu_out.flat_slice(1, want.numel()), cpu_out.flat_slice(1, want.numel()));
+    }
   }
+  unsetenv("TESSERA_DEQUANTIZE");
+}
+
+// An unknown TESSERA_DEQUANTIZE is an error naming it and the choices.
+TEST(CudaQuantizeEdges, UnknownDequantizeVariantIsAnError) {
+  TS_REQUIRE_GPU();
+  const PackedTensor w = quant::quantize(random_tensor({4, 64}, DType::F32, Device::cpu(), 1), {QuantScheme::Int4});
+  setenv("TESSERA_DEQUANTIZE", "rows", 1);
+  try {
+    quant::dequantize(w.to(gpu), DType::BF16);
+    ADD_FAILURE() << "TESSERA_DEQUANTIZE=rows ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TESSERA_DEQUANTIZE: unknown 'rows' (expected units or runs)"), std::string::npos)
+        << e.what();
+  }
+  unsetenv("TESSERA_DEQUANTIZE");
 }
 
 INSTANTIATE_TEST_SUITE_P(
