@@ -9,6 +9,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/checkpoint/checkpoint_dir.h"
 #include "engine/checkpoint/manifest.h"
@@ -45,14 +46,6 @@ struct InjectedFault {
   ~InjectedFault() { ::unsetenv("TESSERA_FAULT_INJECT"); }
 };
 
-std::string message_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 void remove_on_rank0(Communicator& world, const std::string& dir) {
   world.barrier();
@@ -77,7 +70,7 @@ TEST(CheckpointSafety, AFailedWriteIsAnErrorOnEveryRankAndKeepsThePreviousCheckp
     std::string error;
     {
       InjectedFault fault(c.file, world->rank() == c.rank);
-      error = message_of([&] { checkpoint::save(dir, *store, at(2, "run"), "config: x\n", 1, *world); });
+      error = testing_util::error_of([&] { checkpoint::save(dir, *store, at(2, "run"), "config: x\n", 1, *world); });
     }
     EXPECT_NE(error.find("checkpoint of step 2 not saved: "), std::string::npos) << c.file << ": " << error;
     EXPECT_NE(error.find(std::string("/") + c.file + ": cannot write: No space left on device"), std::string::npos)
@@ -177,14 +170,14 @@ TEST(CheckpointSafety, StartingFromStepZeroOverCheckpointsNeedsOverwrite) {
   const std::string dir = shared_dir(*world, "ckpt-claim");
   auto store = small_store(*world);
   checkpoint::save(dir, *store, at(50, "earlier"), "", 0, *world);
-  std::string error = message_of([&] { checkpoint::start(dir, "never", false, *store, *world); });
+  std::string error = testing_util::error_of([&] { checkpoint::start(dir, "never", false, *store, *world); });
   EXPECT_NE(error.find("already holds checkpoints (step-50)"), std::string::npos) << error;
   EXPECT_NE(error.find("checkpoint.resume is never"), std::string::npos) << error;
   EXPECT_NE(error.find("checkpoint.overwrite: true"), std::string::npos) << error;
   world->barrier();
   if (world->rank() == 0) fs::remove(dir + "/step-50/COMPLETE");  // now none is intact
   world->barrier();
-  error = message_of([&] { checkpoint::start(dir, "auto", false, *store, *world); });
+  error = testing_util::error_of([&] { checkpoint::start(dir, "auto", false, *store, *world); });
   EXPECT_NE(error.find("step-50 (no COMPLETE marker"), std::string::npos) << error;
   EXPECT_NE(error.find("none of them is complete and intact"), std::string::npos) << error;
   EXPECT_TRUE(fs::exists(dir + "/step-50/state.h5"));
@@ -200,7 +193,7 @@ TEST(CheckpointSafety, ADirThatIsAFileIsFoundAtTheStart) {
   if (world->rank() == 0) std::ofstream(file) << "not a folder";
   world->barrier();
   auto store = small_store(*world);
-  const std::string error = message_of([&] { checkpoint::start(file, "auto", false, *store, *world); });
+  const std::string error = testing_util::error_of([&] { checkpoint::start(file, "auto", false, *store, *world); });
   EXPECT_EQ(error, "checkpoint.dir: " + file + " is not a folder");
   remove_on_rank0(*world, file);
 }

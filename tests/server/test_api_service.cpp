@@ -58,7 +58,7 @@ std::vector<std::string> events_of(const std::string& stream) {
   return out;
 }
 
-json error_of(const server::HttpReply& r) { return json::parse(r.body)["error"]; }
+json api_error(const server::HttpReply& r) { return json::parse(r.body)["error"]; }
 
 }  // namespace
 
@@ -134,7 +134,7 @@ TEST(ApiService, ErrorsHaveOpenAiShapeAndStatus) {
   const std::string key = "Bearer sk-right";
   auto expect = [&](const server::HttpReply& r, int status, const std::string& code) {
     EXPECT_EQ(r.status, status) << r.body;
-    json e = error_of(r);
+    json e = api_error(r);
     EXPECT_EQ(e["code"], code) << r.body;
     EXPECT_TRUE(e["message"].is_string() && e["type"].is_string()) << r.body;
   };
@@ -166,7 +166,7 @@ TEST(ApiService, ModelsHealthAndMetricsNeedNoKeyButModelsDoes) {
   metrics::Registry registry;
   server::ApiService service(std::move(o), registry);
   EXPECT_EQ(service.handle({"GET", "/health", "", "", ""}).status, 503);  // loading
-  EXPECT_EQ(error_of(service.handle({"GET", "/v1/models", "", "Bearer k", ""}))["code"], "loading");
+  EXPECT_EQ(api_error(service.handle({"GET", "/v1/models", "", "Bearer k", ""}))["code"], "loading");
   testing_util::ScriptedBackend backend;
   service.set_backend(&backend);
   auto health = service.handle({"GET", "/health", "", "", ""});
@@ -192,7 +192,7 @@ TEST(ApiService, RateLimitPerKey) {
   for (int i = 0; i < 2; ++i) EXPECT_EQ(f.service.handle({"GET", "/v1/models", "", "Bearer a", ""}).status, 200);
   auto limited = f.service.handle({"GET", "/v1/models", "", "Bearer a", ""});
   EXPECT_EQ(limited.status, 429);
-  EXPECT_EQ(error_of(limited)["code"], "rate_limit_exceeded");
+  EXPECT_EQ(api_error(limited)["code"], "rate_limit_exceeded");
   EXPECT_EQ(f.service.handle({"GET", "/v1/models", "", "Bearer b", ""}).status, 200);  // b has its own bucket
 }
 
@@ -217,7 +217,7 @@ TEST(ApiService, TimeoutCancelsAndAnswers504) {
   f.backend.per_token = std::chrono::milliseconds(5);
   auto r = f.post("/v1/completions", R"({"prompt": "a", "max_tokens": 100000})");
   EXPECT_EQ(r.status, 504);
-  EXPECT_EQ(error_of(r)["code"], "timeout");
+  EXPECT_EQ(api_error(r)["code"], "timeout");
   EXPECT_TRUE(f.backend.was_cancelled(1));
 }
 
@@ -226,7 +226,7 @@ TEST(ApiService, EngineErrorIs500) {
   f.backend.fail_with = "out of KV blocks";
   auto r = f.post("/v1/completions", R"({"prompt": "a"})");
   EXPECT_EQ(r.status, 500);
-  EXPECT_EQ(error_of(r)["message"], "out of KV blocks");
+  EXPECT_EQ(api_error(r)["message"], "out of KV blocks");
 }
 
 TEST(ApiService, DrainRefusesNewRequestsAndWaitsForRunning) {
@@ -243,7 +243,7 @@ TEST(ApiService, DrainRefusesNewRequestsAndWaitsForRunning) {
   EXPECT_EQ(f.service.health().status, "draining");
   auto refused = f.post("/v1/completions", R"({"prompt": "a"})");
   EXPECT_EQ(refused.status, 503);
-  EXPECT_EQ(error_of(refused)["code"], "draining");
+  EXPECT_EQ(api_error(refused)["code"], "draining");
   EXPECT_EQ(f.metric("tessera_requests_total{status=\"200\"}"), 1);
   EXPECT_EQ(f.metric("tessera_generation_tokens_total"), 20);
   EXPECT_EQ(f.metric("tessera_time_to_first_token_seconds_count"), 1);

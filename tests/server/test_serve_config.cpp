@@ -8,8 +8,10 @@
 #include "engine/server/api_keys.h"
 #include "engine/server/rate_limiter.h"
 #include "engine/server/serve_config.h"
+#include "error_text.h"
 
 using namespace tessera;
+using tessera::testing_util::error_of;
 
 namespace {
 
@@ -21,15 +23,9 @@ std::string write_file(const std::string& name, const std::string& text) {
   return path;
 }
 
-std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
+std::string config_error(const std::string& text, const std::vector<std::string>& overrides = {}) {
   const std::string path = write_file("serve.yaml", text);
-  try {
-    server::load_serve_config(path, overrides);
-  } catch (const Error& e) {
-    std::string message = e.what();
-    return message.starts_with(path) ? message.replace(0, path.size(), "serve.yaml") : message;
-  }
-  return "(no error)";
+  return error_of([&] { server::load_serve_config(path, overrides); }, path, "serve.yaml");
 }
 
 }  // namespace
@@ -48,19 +44,19 @@ TEST(ServeConfig, ValuesDefaultsAndOverrides) {
 }
 
 TEST(ServeConfig, OneLineErrors) {
-  EXPECT_EQ(error_of("model: /m\nprot: 80\n"), "serve.yaml:2: unknown key 'prot' (did you mean 'port'?)");
-  EXPECT_EQ(error_of("model: /m\nport: http\n"), "serve.yaml:2: port: expected an integer, got \"http\"");
-  EXPECT_EQ(error_of("model: /m\nport: 70000\n"), "serve.yaml:2: port: must be 0 to 65535, got 70000");
-  EXPECT_EQ(error_of("port: 80\n"), "serve.yaml: model: is required: a Hugging Face model folder (or --model DIR)");
-  EXPECT_EQ(error_of("model: /m\ntls_cert: c.pem\n"), "serve.yaml:2: tls_cert: tls_cert and tls_key go together");
-  EXPECT_EQ(error_of("model: /m\nengine:\n  max_queue: 0\n"), "serve.yaml:3: engine.max_queue: must be at least 1, got 0");
-  EXPECT_EQ(error_of("model: /m\nengine: {kv_cahce_gb: 1}\n"),
+  EXPECT_EQ(config_error("model: /m\nprot: 80\n"), "serve.yaml:2: unknown key 'prot' (did you mean 'port'?)");
+  EXPECT_EQ(config_error("model: /m\nport: http\n"), "serve.yaml:2: port: expected an integer, got \"http\"");
+  EXPECT_EQ(config_error("model: /m\nport: 70000\n"), "serve.yaml:2: port: must be 0 to 65535, got 70000");
+  EXPECT_EQ(config_error("port: 80\n"), "serve.yaml: model: is required: a Hugging Face model folder (or --model DIR)");
+  EXPECT_EQ(config_error("model: /m\ntls_cert: c.pem\n"), "serve.yaml:2: tls_cert: tls_cert and tls_key go together");
+  EXPECT_EQ(config_error("model: /m\nengine:\n  max_queue: 0\n"), "serve.yaml:3: engine.max_queue: must be at least 1, got 0");
+  EXPECT_EQ(config_error("model: /m\nengine: {kv_cahce_gb: 1}\n"),
             "serve.yaml:2: unknown key 'engine.kv_cahce_gb' (did you mean 'engine.kv_cache_gb'?)");
-  EXPECT_EQ(error_of("model: /m\nadapters: [a]\n"), "serve.yaml:2: adapters: must be a mapping of adapter names to folders");
-  EXPECT_EQ(error_of("model: /m\n", {"adapters.bad name=/x"}),
+  EXPECT_EQ(config_error("model: /m\nadapters: [a]\n"), "serve.yaml:2: adapters: must be a mapping of adapter names to folders");
+  EXPECT_EQ(config_error("model: /m\n", {"adapters.bad name=/x"}),
             "--set adapters.bad name=/x: adapters.bad name: names are letters, digits, '-', '_' and '.'");
-  EXPECT_EQ(error_of("model: /m\ndevice: tpu\n"), "serve.yaml:2: device: expected one of auto, cpu, cuda, got \"tpu\"");
-  EXPECT_EQ(error_of("model: [\n"), "serve.yaml:2: invalid YAML: end of sequence flow not found");
+  EXPECT_EQ(config_error("model: /m\ndevice: tpu\n"), "serve.yaml:2: device: expected one of auto, cpu, cuda, got \"tpu\"");
+  EXPECT_EQ(config_error("model: [\n"), "serve.yaml:2: invalid YAML: end of sequence flow not found");
 }
 
 // `checksums` (file name: SHA-256, checked in place of SHA256SUMS) and --lora NAME=DIR.
@@ -68,20 +64,13 @@ TEST(ServeConfig, ChecksumsAndLoraFlags) {
   const std::string sum(64, 'a');
   auto c = server::load_serve_config(write_file("sums.yaml", "model: /m\nchecksums:\n  model.safetensors: " + sum + "\n"));
   EXPECT_EQ(c.checksum_map(), (std::map<std::string, std::string>{{"model.safetensors", sum}}));
-  EXPECT_EQ(error_of("model: /m\nchecksums: [a]\n"),
+  EXPECT_EQ(config_error("model: /m\nchecksums: [a]\n"),
             "serve.yaml:2: checksums: must be a mapping of file names to SHA-256 hex digests");
-  EXPECT_EQ(error_of("model: /m\nchecksums: {config: abc}\n"),
+  EXPECT_EQ(config_error("model: /m\nchecksums: {config: abc}\n"),
             "serve.yaml:2: checksums.config: expected 64 hex digits (sha256sum's output)");
   EXPECT_EQ(server::parse_lora_flag("sql=/a/sql"), (std::pair<std::string, std::string>{"sql", "/a/sql"}));
   EXPECT_EQ(server::parse_lora_flag("v1.2=dir=x"), (std::pair<std::string, std::string>{"v1.2", "dir=x"}));
-  auto flag_error = [](const std::string& flag) {
-    try {
-      server::parse_lora_flag(flag);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(no error)");
-  };
+  auto flag_error = [](const std::string& flag) { return error_of([&] { server::parse_lora_flag(flag); }); };
   EXPECT_EQ(flag_error("/a/sql"), "--lora /a/sql: expected NAME=DIR");
   EXPECT_EQ(flag_error("sql="), "--lora sql=: expected NAME=DIR");
   EXPECT_EQ(flag_error("my sql=/a"), "--lora my sql=/a: adapter names are letters, digits, '-', '_' and '.'");

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "engine/checkpoint/base_weights.h"
 #include "engine/checkpoint/trainer_state.h"
 
@@ -15,13 +16,8 @@ using namespace tessera::checkpoint;
 
 namespace {
 
-std::string error_of(const BaseWeights& saved, const BaseWeights& now) {
-  try {
-    check_same_base(saved, now, "ckpt/step-7");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+std::string mismatch(const BaseWeights& saved, const BaseWeights& now) {
+  return testing_util::error_of([&] { check_same_base(saved, now, "ckpt/step-7"); });
 }
 
 const std::string kSumA(64, 'a'), kSumB(64, 'b');
@@ -30,34 +26,34 @@ const std::string kSumA(64, 'a'), kSumB(64, 'b');
 
 TEST(BaseWeights, ChecksNameWhatDiffers) {
   const BaseWeights base{.path = "/m/base", .files = {{"model-1.safetensors", kSumA}, {"model-2.safetensors", kSumB}}};
-  EXPECT_EQ(error_of(base, base), "");
+  EXPECT_EQ(mismatch(base, base), testing_util::kNoError);
   BaseWeights moved = base;
   moved.path = "/elsewhere/base";
-  EXPECT_EQ(error_of(base, moved), "") << "the same files under another path";
+  EXPECT_EQ(mismatch(base, moved), testing_util::kNoError) << "the same files under another path";
 
   BaseWeights changed = base;
   changed.files["model-2.safetensors"] = kSumA;
-  EXPECT_EQ(error_of(base, changed),
+  EXPECT_EQ(mismatch(base, changed),
             "/m/base/model-2.safetensors: SHA-256 aaaaaaaaaaaa... is not the bbbbbbbbbbbb... recorded in ckpt/step-7: "
             "its adapters were trained on /m/base/model-2.safetensors as it was then; resume on the base they were "
             "trained on (or start a new checkpoint.dir)");
 
   BaseWeights fewer = base;
   fewer.files.erase("model-2.safetensors");
-  EXPECT_NE(error_of(base, fewer).find("ckpt/step-7: its adapters were trained on the base /m/base "
+  EXPECT_NE(mismatch(base, fewer).find("ckpt/step-7: its adapters were trained on the base /m/base "
                                        "(model-1.safetensors, model-2.safetensors); this job's base is /m/base "
                                        "(model-1.safetensors)"),
             std::string::npos)
-      << error_of(base, fewer);
+      << mismatch(base, fewer);
 
   const BaseWeights init = init_base("{\"hidden_size\":32}", 5);
-  EXPECT_EQ(error_of(init, init), "");
-  EXPECT_NE(error_of(init, init_base("{\"hidden_size\":32}", 6)).find("model.init {\"hidden_size\":32} seed 5; "
+  EXPECT_EQ(mismatch(init, init), testing_util::kNoError);
+  EXPECT_NE(mismatch(init, init_base("{\"hidden_size\":32}", 6)).find("model.init {\"hidden_size\":32} seed 5; "
                                                                         "this job's base is model.init "
                                                                         "{\"hidden_size\":32} seed 6"),
             std::string::npos);
-  EXPECT_NE(error_of(init, base).find("this job's base is /m/base"), std::string::npos);
-  EXPECT_EQ(error_of(BaseWeights{}, base), "") << "an older checkpoint records none: a warning";
+  EXPECT_NE(mismatch(init, base).find("this job's base is /m/base"), std::string::npos);
+  EXPECT_EQ(mismatch(BaseWeights{}, base), testing_util::kNoError) << "an older checkpoint records none: a warning";
 }
 
 TEST(BaseWeights, RecordedInTrainerStateAndReadBack) {

@@ -7,8 +7,10 @@
 #include "engine/config/job_config.h"
 #include "engine/config/offload_options.h"
 #include "engine/schedule.h"
+#include "job_config_error.h"
 
 using namespace tessera;
+using tessera::testing_util::job_config_error;
 
 namespace {
 
@@ -19,18 +21,6 @@ std::string write_yaml(const std::string& name, const std::string& text) {
   auto path = (dir / name).string();
   std::ofstream(path) << text;
   return path;
-}
-
-// The message of the Error that loading `text` raises.
-std::string error_of(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  const std::string path = write_yaml("job.yaml", text);
-  try {
-    load_job_config(path, overrides);
-  } catch (const Error& e) {
-    std::string message = e.what();
-    return message.starts_with(path) ? message.replace(0, path.size(), "job.yaml") : message;
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -48,37 +38,37 @@ TEST(Config, DefaultsAndValues) {
 }
 
 TEST(Config, UnknownKeyNamesFileLineAndClosestKey) {
-  EXPECT_EQ(error_of("train:\n  stpes: 6\n"), "job.yaml:2: unknown key 'train.stpes' (did you mean 'train.steps'?)");
-  EXPECT_EQ(error_of("trian:\n  steps: 6\n"), "job.yaml:1: unknown key 'trian' (did you mean 'train'?)");
-  EXPECT_EQ(error_of("train:\n  zzzzzzzz: 1\n"), "job.yaml:2: unknown key 'train.zzzzzzzz'");
+  EXPECT_EQ(job_config_error("train:\n  stpes: 6\n"), "job.yaml:2: unknown key 'train.stpes' (did you mean 'train.steps'?)");
+  EXPECT_EQ(job_config_error("trian:\n  steps: 6\n"), "job.yaml:1: unknown key 'trian' (did you mean 'train'?)");
+  EXPECT_EQ(job_config_error("train:\n  zzzzzzzz: 1\n"), "job.yaml:2: unknown key 'train.zzzzzzzz'");
 }
 
 TEST(Config, WrongTypesNameThePath) {
-  EXPECT_EQ(error_of("train:\n  steps: many\n"), "job.yaml:2: train.steps: expected an integer, got \"many\"");
-  EXPECT_EQ(error_of("train:\n  lr: fast\n"), "job.yaml:2: train.lr: expected a number, got \"fast\"");
-  EXPECT_EQ(error_of("train:\n  steps: [1, 2]\n"), "job.yaml:2: train.steps: expected an integer, got a list");
-  EXPECT_EQ(error_of("train:\n  steps: \"6\"\n"), "job.yaml:2: train.steps: expected an integer, got \"6\"");
-  EXPECT_EQ(error_of("train: 5\n"), "job.yaml:1: train: expected a mapping of keys, got \"5\"");
-  EXPECT_EQ(error_of("train:\n  activation_checkpointing: maybe\n"),
+  EXPECT_EQ(job_config_error("train:\n  steps: many\n"), "job.yaml:2: train.steps: expected an integer, got \"many\"");
+  EXPECT_EQ(job_config_error("train:\n  lr: fast\n"), "job.yaml:2: train.lr: expected a number, got \"fast\"");
+  EXPECT_EQ(job_config_error("train:\n  steps: [1, 2]\n"), "job.yaml:2: train.steps: expected an integer, got a list");
+  EXPECT_EQ(job_config_error("train:\n  steps: \"6\"\n"), "job.yaml:2: train.steps: expected an integer, got \"6\"");
+  EXPECT_EQ(job_config_error("train: 5\n"), "job.yaml:1: train: expected a mapping of keys, got \"5\"");
+  EXPECT_EQ(job_config_error("train:\n  activation_checkpointing: maybe\n"),
             "job.yaml:2: train.activation_checkpointing: expected true or false, got \"maybe\"");
-  EXPECT_EQ(error_of("train:\n  betas: [0.9, x]\n"), "job.yaml:2: train.betas[1]: expected a number, got \"x\"");
-  EXPECT_EQ(error_of("- 1\n- 2\n"), "job.yaml:1: the top level must be a mapping of sections");
+  EXPECT_EQ(job_config_error("train:\n  betas: [0.9, x]\n"), "job.yaml:2: train.betas[1]: expected a number, got \"x\"");
+  EXPECT_EQ(job_config_error("- 1\n- 2\n"), "job.yaml:1: the top level must be a mapping of sections");
 }
 
 TEST(Config, ChoicesAndRanges) {
-  EXPECT_EQ(error_of("train:\n  device: tpu\n"), "job.yaml:2: train.device: expected one of auto, cpu, cuda, got \"tpu\"");
-  EXPECT_EQ(error_of("train:\n  steps: 0\n"), "job.yaml:2: train.steps: must be at least 1, got 0");
-  EXPECT_EQ(error_of("zero:\n  stage: 4\n"), "job.yaml:2: zero.stage: must be 0, 1, 2 or 3, got 4");
-  EXPECT_EQ(error_of("zero:\n  offload_optimizer: {device: nvme}\n"),
+  EXPECT_EQ(job_config_error("train:\n  device: tpu\n"), "job.yaml:2: train.device: expected one of auto, cpu, cuda, got \"tpu\"");
+  EXPECT_EQ(job_config_error("train:\n  steps: 0\n"), "job.yaml:2: train.steps: must be at least 1, got 0");
+  EXPECT_EQ(job_config_error("zero:\n  stage: 4\n"), "job.yaml:2: zero.stage: must be 0, 1, 2 or 3, got 4");
+  EXPECT_EQ(job_config_error("zero:\n  offload_optimizer: {device: nvme}\n"),
             "job.yaml: zero.offload_optimizer.path: is required when zero.offload_optimizer.device is nvme");
-  EXPECT_EQ(error_of("train:\n  betas: [0.9]\n"), "job.yaml:2: train.betas: must be two numbers in [0, 1), e.g. [0.9, 0.95]");
-  EXPECT_EQ(error_of("train:\n  stop_after: -1\n"), "job.yaml:2: train.stop_after: must be >= 0 (0: off), got -1");
+  EXPECT_EQ(job_config_error("train:\n  betas: [0.9]\n"), "job.yaml:2: train.betas: must be two numbers in [0, 1), e.g. [0.9, 0.95]");
+  EXPECT_EQ(job_config_error("train:\n  stop_after: -1\n"), "job.yaml:2: train.stop_after: must be >= 0 (0: off), got -1");
 }
 
 // A decaying schedule whose only step is at lr 0 trains nothing: an error; warmup or a floor fixes it.
 TEST(Config, OneStepScheduleKeepsANonZeroLr) {
   for (const char* type : {"cosine", "linear"})
-    EXPECT_EQ(error_of(std::string("train:\n  steps: 1\n  schedule: {type: ") + type + "}\n"),
+    EXPECT_EQ(job_config_error(std::string("train:\n  steps: 1\n  schedule: {type: ") + type + "}\n"),
               std::string("job.yaml:3: train.schedule: a ") + type +
                   " schedule over 1 step with no warmup decays to min_lr 0 at that step, so nothing would be "
                   "trained: use type constant, warmup_steps, min_lr > 0 or more steps");
@@ -99,19 +89,19 @@ TEST(Config, NvmeOffloadKeys) {
   EXPECT_EQ(o.path, "/nvme/swap");
   EXPECT_EQ(o.block_bytes, 256 * 1024);
   EXPECT_EQ(o.queue_depth, 8);
-  EXPECT_EQ(error_of("zero:\n  offload_params: {device: nvme, path: /x, io_block_kb: 6}\n"),
+  EXPECT_EQ(job_config_error("zero:\n  offload_params: {device: nvme, path: /x, io_block_kb: 6}\n"),
             "job.yaml:2: zero.offload_params.io_block_kb: must be a multiple of 4 from 4 to 1048576 (1 GiB), got 6");
-  EXPECT_EQ(error_of("zero:\n  offload_optimizer:\n    pinned_buffer_mb: 0\n"),
+  EXPECT_EQ(job_config_error("zero:\n  offload_optimizer:\n    pinned_buffer_mb: 0\n"),
             "job.yaml:3: zero.offload_optimizer.pinned_buffer_mb: must be at least 1, got 0");
-  EXPECT_EQ(error_of("", {"zero.offload_optimizer.io_queue_depth=0"}),
+  EXPECT_EQ(job_config_error("", {"zero.offload_optimizer.io_queue_depth=0"}),
             "--set zero.offload_optimizer.io_queue_depth=0: zero.offload_optimizer.io_queue_depth: must be 1 to 4096, "
             "got 0");
-  EXPECT_EQ(error_of("", {"zero.offload_params.units_in_flight=0"}),
+  EXPECT_EQ(job_config_error("", {"zero.offload_params.units_in_flight=0"}),
             "--set zero.offload_params.units_in_flight=0: zero.offload_params.units_in_flight: must be at least 1, got 0");
 }
 
 TEST(Config, BrokenYamlNamesTheLine) {
-  EXPECT_EQ(error_of("train:\n  steps: 6\n  lr: [1, 2\n"),
+  EXPECT_EQ(job_config_error("train:\n  steps: 6\n  lr: [1, 2\n"),
             "job.yaml:4: invalid YAML: end of sequence flow not found");
   EXPECT_EQ(load_job_config("").train.steps, 100);  // no file: all defaults
   EXPECT_THROW(load_job_config("/no/such/file.yaml"), Error);
@@ -126,11 +116,11 @@ TEST(Config, OverridesFromTheCommandLine) {
   EXPECT_EQ(c.train.betas, (std::vector<double>{0.5, 0.6}));
   EXPECT_EQ(c.zero.offload_params.device, "cpu");
   EXPECT_EQ(load_job_config(path, {"checkpoint.dir=runs/x", "checkpoint.dir="}).checkpoint.dir, "");  // unset
-  EXPECT_EQ(error_of("train:\n  steps: 3\n", {"train.stpes=6"}),
+  EXPECT_EQ(job_config_error("train:\n  steps: 3\n", {"train.stpes=6"}),
             "--set train.stpes=6: unknown key 'train.stpes' (did you mean 'train.steps'?)");
-  EXPECT_EQ(error_of("", {"train.steps=many"}), "--set train.steps=many: train.steps: expected an integer, got \"many\"");
-  EXPECT_EQ(error_of("", {"train.steps"}), "--set train.steps: expected key.path=value");
-  EXPECT_EQ(error_of("", {"train.steps=2", "train.steps.x=1"}),
+  EXPECT_EQ(job_config_error("", {"train.steps=many"}), "--set train.steps=many: train.steps: expected an integer, got \"many\"");
+  EXPECT_EQ(job_config_error("", {"train.steps"}), "--set train.steps: expected key.path=value");
+  EXPECT_EQ(job_config_error("", {"train.steps=2", "train.steps.x=1"}),
             "--set train.steps.x=1: 'steps' is a value, not a section");
 }
 

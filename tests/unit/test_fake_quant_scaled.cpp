@@ -11,6 +11,7 @@
 #include <functional>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/ops.h"
 #include "quant/packed.h"
 #include "random_tensors.h"
@@ -43,15 +44,6 @@ Tensor zeros_like(const Tensor& t) {
   Tensor z = Tensor::empty(t.shape(), DType::F32);
   ops::fill(z, 0.0f);
   return z;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
 }
 
 // The scale a group stores.

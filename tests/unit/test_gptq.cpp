@@ -8,12 +8,14 @@
 #include <random>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/ops.h"
 #include "quant/gptq.h"
 #include "quant/packed.h"
 #include "random_tensors.h"
 
 using namespace tessera;
+using testing_util::error_of;
 using testing_util::fresh_seed;
 using testing_util::random_tensor;
 
@@ -157,27 +159,19 @@ TEST(Gptq, BadInputIsOneClearError) {
   const Tensor w = random_tensor({8, 64}, DType::F32, Device::cpu(), 1);
   Tensor h = Tensor::empty({32, 32}, DType::F32);
   ops::fill(h, 0.0f);
-  auto message = [](auto&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
-  EXPECT_NE(message([&] { quant::gptq_quantize(w, h, {QuantScheme::Int8}, {}, "layer.q"); })
+  EXPECT_NE(error_of([&] { quant::gptq_quantize(w, h, {QuantScheme::Int8}, {}, "layer.q"); })
                 .find("gptq layer.q: the Hessian must be f32 [64, 64]"),
             std::string::npos);
   Tensor h64 = hessian_of(random_tensor({128, 64}, DType::F32, Device::cpu(), 2));
-  EXPECT_NE(message([&] { quant::gptq_quantize(w, h64, {QuantScheme::NF4}, {}, "layer.q"); }).find("nf4"),
+  EXPECT_NE(error_of([&] { quant::gptq_quantize(w, h64, {QuantScheme::NF4}, {}, "layer.q"); }).find("nf4"),
             std::string::npos);
-  EXPECT_NE(message([&] { quant::gptq_quantize(w, h64, {QuantScheme::Int4, 48, true}, {}, "layer.q"); })
+  EXPECT_NE(error_of([&] { quant::gptq_quantize(w, h64, {QuantScheme::Int4, 48, true}, {}, "layer.q"); })
                 .find("int4 groups are 32, 64 or 128"),
             std::string::npos);
   // Not positive definite even after dampening: a negative diagonal.
   ops::fill(h64, 0.0f);
   for (int64_t c = 0; c < 64; ++c) h64.data_as<float>()[c * 64 + c] = c == 3 ? -100.0f : 1.0f;
-  EXPECT_NE(message([&] { quant::gptq_quantize(w, h64, {QuantScheme::Int8}, {}, "layer.q"); })
+  EXPECT_NE(error_of([&] { quant::gptq_quantize(w, h64, {QuantScheme::Int8}, {}, "layer.q"); })
                 .find("gptq layer.q: the dampened Hessian is not positive definite"),
             std::string::npos);
 }

@@ -13,33 +13,20 @@
 #include "engine/config/job_config.h"
 #include "engine/memory_estimate.h"
 #include "lora/adapter.h"
+#include "job_config_error.h"
 #include "tiny_config.h"
 
 using namespace tessera;
+using tessera::testing_util::error_of;
+using tessera::testing_util::job_config_error;
+using tessera::testing_util::kNoError;
 
 namespace {
 
 ModelConfig tiny_model(bool tied = true) { return testing_util::tiny_llama(tied); }
 
-std::string error_of(const std::string& yaml) {
-  const auto path = std::filesystem::temp_directory_path() / ("tessera-lora-" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(path) << yaml;
-  try {
-    load_job_config(path.string());
-  } catch (const Error& e) {
-    std::string message = e.what();
-    return message.starts_with(path.string()) ? message.replace(0, path.string().size(), "job.yaml") : message;
-  }
-  return "(no error)";
-}
-
 std::string resolve_error(const lora::LoraOptions& o, bool tied = true) {
-  try {
-    lora::resolve(o, tiny_model(tied));
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return error_of([&] { lora::resolve(o, tiny_model(tied)); });
 }
 
 }  // namespace
@@ -69,16 +56,16 @@ TEST(LoraConfig, SectionDefaultsAndValues) {
 }
 
 TEST(LoraConfig, BadKeysAreOneLineErrors) {
-  EXPECT_EQ(error_of("lora:\n  target_modules: [q_proj, qkv]\n"),
+  EXPECT_EQ(job_config_error("lora:\n  target_modules: [q_proj, qkv]\n"),
             "job.yaml:2: lora.target_modules: unknown module 'qkv': expected all-linear (alone) or a list of q_proj, "
             "k_proj, v_proj, o_proj, gate_proj, up_proj, down_proj");
-  EXPECT_EQ(error_of("lora:\n  r: 0\n"), "job.yaml:2: lora.r: must be at least 1, got 0");
-  EXPECT_EQ(error_of("lora:\n  dropout: 1\n"), "job.yaml:2: lora.dropout: must be in [0, 1), got 1");
-  EXPECT_EQ(error_of("lora:\n  modules_to_save: [norm]\n"),
+  EXPECT_EQ(job_config_error("lora:\n  r: 0\n"), "job.yaml:2: lora.r: must be at least 1, got 0");
+  EXPECT_EQ(job_config_error("lora:\n  dropout: 1\n"), "job.yaml:2: lora.dropout: must be in [0, 1), got 1");
+  EXPECT_EQ(job_config_error("lora:\n  modules_to_save: [norm]\n"),
             "job.yaml:2: lora.modules_to_save: unknown module 'norm': expected embed_tokens or lm_head");
-  EXPECT_EQ(error_of("lora:\n  init: kaiming\n"),
+  EXPECT_EQ(job_config_error("lora:\n  init: kaiming\n"),
             "job.yaml:2: lora.init: expected one of peft, gaussian, got \"kaiming\"");
-  EXPECT_EQ(error_of("lora:\n  alhpa: 8\n"), "job.yaml:2: unknown key 'lora.alhpa' (did you mean 'lora.alpha'?)");
+  EXPECT_EQ(job_config_error("lora:\n  alhpa: 8\n"), "job.yaml:2: unknown key 'lora.alhpa' (did you mean 'lora.alpha'?)");
 }
 
 TEST(LoraAdapter, ResolvesTargetsLayersAndScale) {
@@ -103,7 +90,7 @@ TEST(LoraAdapter, ResolvesTargetsLayersAndScale) {
   o.modules_to_save = {"lm_head"};
   EXPECT_EQ(resolve_error(o), "lora.modules_to_save: this model ties lm_head to embed_tokens; name embed_tokens to train "
                               "them");
-  EXPECT_EQ(resolve_error(o, /*tied=*/false), "(no error)");
+  EXPECT_EQ(resolve_error(o, /*tied=*/false), kNoError);
 }
 
 // The base frozen (but the modules to save), then per adapted layer the A's [r, in] and the B's

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/ops.h"
 #include "lora_batch.h"
 
@@ -76,14 +77,6 @@ TEST(LoraBatched, Bf16RoundsOnceLikeF32ThenRounded) {
 
 TEST(LoraBatched, RefusesBadShapesAndIndices) {
   const LoraBatch b = make_lora_batch(4, 8, 6, {2, 3}, 1);
-  auto error_of = [](auto&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   Tensor y = b.y.clone();
   EXPECT_EQ(error_of([&] {
               ops::lora_batched(y, b.x, b.a, b.b, b.ranks, b.scales, Tensor::from_vector(std::vector<int32_t>{0, 1, 2, -1},

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "io/safetensors_writer.h"
 #include "model/model_config.h"
 #include "model/model_config_params.h"
@@ -25,21 +26,11 @@ std::string fixture(const std::string& name) { return std::string(TESSERA_TEST_D
 ModelConfig load(const std::string& name) { return ModelConfig::from_file(fixture(name)); }
 
 std::string config_error(const std::string& name) {
-  try {
-    load(name);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(parsed without error)";
+  return testing_util::error_of([&] { load(name); });
 }
 
 std::string json_error(const json& j) {
-  try {
-    ModelConfig::from_json(j, "model.init");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(parsed without error)";
+  return testing_util::error_of([&] { ModelConfig::from_json(j, "model.init"); });
 }
 
 json tiny(json changes = json::object()) {
@@ -325,12 +316,7 @@ std::string write_checkpoint(const std::vector<ParamSpec>& params, const std::ve
 }
 
 std::string checkpoint_error(const ModelConfig& c, const std::string& dir) {
-  try {
-    validate_checkpoint(c, SafetensorsModel::open(dir));
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(valid)";
+  return testing_util::error_of([&] { validate_checkpoint(c, SafetensorsModel::open(dir)); });
 }
 
 }  // namespace
@@ -338,9 +324,9 @@ std::string checkpoint_error(const ModelConfig& c, const std::string& dir) {
 TEST(ValidateCheckpoint, AcceptsExactAndReportsProblemsByName) {
   const ModelConfig c = load("tiny_llama.json");
   auto params = model_parameters(c);
-  EXPECT_EQ(checkpoint_error(c, write_checkpoint(params)), "(valid)");
+  EXPECT_EQ(checkpoint_error(c, write_checkpoint(params)), testing_util::kNoError);
   EXPECT_EQ(checkpoint_error(c, write_checkpoint(params, {{"model.layers.0.self_attn.rotary_emb.inv_freq", {2}}})),
-            "(valid)");
+            testing_util::kNoError);
 
   EXPECT_CONTAINS(checkpoint_error(c, write_checkpoint(params, {{"model.extra.weight", {2}}})),
                   "unexpected tensor 'model.extra.weight'");
@@ -359,8 +345,8 @@ TEST(ValidateCheckpoint, AcceptsExactAndReportsProblemsByName) {
   tied.tie_word_embeddings = true;
   auto without_head = params;
   without_head.pop_back();
-  EXPECT_EQ(checkpoint_error(tied, write_checkpoint(without_head)), "(valid)");
-  EXPECT_EQ(checkpoint_error(tied, write_checkpoint(params)), "(valid)");
+  EXPECT_EQ(checkpoint_error(tied, write_checkpoint(without_head)), testing_util::kNoError);
+  EXPECT_EQ(checkpoint_error(tied, write_checkpoint(params)), testing_util::kNoError);
   EXPECT_CONTAINS(checkpoint_error(c, write_checkpoint(without_head)), "missing tensor 'lm_head.weight'");
   fs::remove_all(fs::temp_directory_path() / ("tessera_ckpt_" + std::to_string(::getpid())));
 }

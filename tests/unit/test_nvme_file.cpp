@@ -20,25 +20,18 @@
 #include "core/error.h"
 #include "offload/nvme_file.h"
 #include "offload/pinned_pool.h"
+#include "error_text.h"
 #include "swap_dir.h"
 
 namespace fs = std::filesystem;
 using namespace tessera;
 using namespace tessera::offload;
+using tessera::testing_util::error_of;
 using tessera::testing_util::SwapDir;
 
 namespace {
 
 constexpr int64_t kKiB = 1024, kMiB = 1024 * 1024;
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
 
 void fill_random(void* buf, int64_t bytes, uint64_t seed) {
   std::mt19937_64 rng(seed);

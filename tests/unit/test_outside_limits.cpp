@@ -11,12 +11,15 @@
 #include "engine/config/job_config.h"
 #include "engine/job_limits.h"
 #include "io/data/jsonl.h"
+#include "job_config_error.h"
 #include "model/model_config.h"
 #include "run_command.h"
-#include "unit/data/data_test_util.h"
 
 using namespace tessera;
 using nlohmann::json;
+using tessera::testing_util::error_of;
+using tessera::testing_util::job_config_error;
+using tessera::testing_util::kNoError;
 using tessera::testing_util::run_tessera;
 
 namespace {
@@ -27,20 +30,6 @@ std::filesystem::path scratch() {
   std::filesystem::remove_all(dir);
   std::filesystem::create_directories(dir);
   return dir;
-}
-
-std::string write(const std::filesystem::path& path, const std::string& text) {
-  std::ofstream(path, std::ios::binary) << text;
-  return path.string();
-}
-
-using tessera::data::testing::error_of;  // "" when nothing is thrown
-
-// The error of loading a job file holding `text`, its path shown as job.yaml.
-std::string job_error(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  const std::string path = write(scratch() / "job.yaml", text);
-  std::string message = error_of([&] { load_job_config(path, overrides); });
-  return message.starts_with(path) ? message.replace(0, path.size(), "job.yaml") : message;
 }
 
 json tiny_config() {
@@ -90,7 +79,7 @@ TEST(OutsideLimits, ModelInitSizesAreCheckedWhenTheConfigLoads) {
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(r.output, "tessera: error: --set model.init.num_hidden_layers=100000000: model.init: 'num_hidden_layers' is "
                       "100000000, above the largest Tessera accepts (1024)\n");
-  EXPECT_EQ(job_error(kTinyInit + "    max_position_embeddings: 9223372036854775807\n"),
+  EXPECT_EQ(job_config_error(kTinyInit + "    max_position_embeddings: 9223372036854775807\n"),
             "job.yaml:3: model.init: 'max_position_embeddings' is 9223372036854775807, above the largest Tessera "
             "accepts (16777216)");
 }
@@ -137,20 +126,20 @@ TEST(OutsideLimits, SeqLenAboveTheModelsPositionsIsAnError) {
 }
 
 TEST(OutsideLimits, DuplicateYamlKeysAreErrors) {
-  EXPECT_EQ(job_error("train:\n  steps: 5\n  lr: 1e-3\n  steps: 6\n"),
+  EXPECT_EQ(job_config_error("train:\n  steps: 5\n  lr: 1e-3\n  steps: 6\n"),
             "job.yaml:4: duplicate key 'steps' (first given on line 2)");
-  EXPECT_EQ(job_error("train:\n  steps: 5\ntrain:\n  lr: 1e-3\n"),
+  EXPECT_EQ(job_config_error("train:\n  steps: 5\ntrain:\n  lr: 1e-3\n"),
             "job.yaml:3: duplicate key 'train' (first given on line 1)");
-  EXPECT_EQ(job_error(kTinyInit + "    hidden_size: 128\n"), "job.yaml:9: duplicate key 'hidden_size' (first given on line 5)");
+  EXPECT_EQ(job_config_error(kTinyInit + "    hidden_size: 128\n"), "job.yaml:9: duplicate key 'hidden_size' (first given on line 5)");
 }
 
 TEST(OutsideLimits, UnknownKeysInModelInitAreErrors) {
-  EXPECT_EQ(job_error(kTinyInit + "    num_key_value_head: 2\n"),
+  EXPECT_EQ(job_config_error(kTinyInit + "    num_key_value_head: 2\n"),
             "job.yaml:9: model.init.num_key_value_head: unknown key (did you mean "
             "'model.init.num_key_value_heads'?): model.init takes config.json keys");
-  EXPECT_EQ(job_error(kTinyInit + "    initializer_range: 0.01\n"),
+  EXPECT_EQ(job_config_error(kTinyInit + "    initializer_range: 0.01\n"),
             "job.yaml:9: model.init.initializer_range: unknown key: model.init takes config.json keys");
-  EXPECT_EQ(job_error(kTinyInit), "");
+  EXPECT_EQ(job_config_error(kTinyInit), kNoError);
 }
 
 // A warning (`--set checkpoint.dir=` is how a job runs without checkpoints), before training.
@@ -176,17 +165,17 @@ TEST(OutsideLimits, ConfigOfAFolderSaysSo) {
 }
 
 TEST(OutsideLimits, InvalidUtf8InModelInitNamesTheKey) {
-  EXPECT_EQ(job_error(kTinyInit + "    torch_dtype: bf\xff" "16\n"),
+  EXPECT_EQ(job_config_error(kTinyInit + "    torch_dtype: bf\xff" "16\n"),
             "job.yaml:9: model.init.torch_dtype: not valid UTF-8 (byte 2 of \"bf\xEF\xBF\xBD" "16\")");
-  EXPECT_EQ(job_error("model:\n  init:\n    model_type: llama\n    num_hidden_layers: \"\xc3\"\n"),
+  EXPECT_EQ(job_config_error("model:\n  init:\n    model_type: llama\n    num_hidden_layers: \"\xc3\"\n"),
             "job.yaml:4: model.init.num_hidden_layers: not valid UTF-8 (byte 0 of \"\xEF\xBF\xBD\")");
 }
 
 TEST(OutsideLimits, OverridesThatCreateKeysAreBlamedForThem) {
-  EXPECT_EQ(job_error("train:\n  steps: 5\n", {"a.b.c.d=1"}), "--set a.b.c.d=1: unknown key 'a'");
-  EXPECT_EQ(job_error("train:\n  steps: 5\n", {"train.zzzzzz.y=1"}),
+  EXPECT_EQ(job_config_error("train:\n  steps: 5\n", {"a.b.c.d=1"}), "--set a.b.c.d=1: unknown key 'a'");
+  EXPECT_EQ(job_config_error("train:\n  steps: 5\n", {"train.zzzzzz.y=1"}),
             "--set train.zzzzzz.y=1: unknown key 'train.zzzzzz'");
-  EXPECT_EQ(job_error("train:\n  steps: 5\n", {"train.steps=0"}), "--set train.steps=0: train.steps: must be at least 1, got 0");
+  EXPECT_EQ(job_config_error("train:\n  steps: 5\n", {"train.steps=0"}), "--set train.steps=0: train.steps: must be at least 1, got 0");
 }
 
 // A JSONL line without its closing quote echoed the whole (52 MB) line into the error.

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/ops.h"
 #include "paged_cache.h"
 #include "random_tensors.h"
@@ -180,17 +181,6 @@ TEST(PagedAttentionCpuOps, WholePrefillEqualsAttentionForward) {
   EXPECT_LT(max_abs_diff(out.to_vector<float>(), ref.to_vector<float>()), 1e-5) << "seed " << seed;
 }
 
-// The message of the error f throws ("" when it throws none).
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
-
 TEST(PagedAttentionCpuOps, BadArgumentsAreNamed) {
   const PagedBatch b = make_paged_batch({20, 4}, {1, 2}, 4, 2, 8, 16, fresh_seed());
   Cache c = filled_cache(b);
@@ -199,7 +189,7 @@ TEST(PagedAttentionCpuOps, BadArgumentsAreNamed) {
                     int64_t window = 0) {
     return error_of([&] { ops::paged_attention(q, c.k, c.v, tables, seq, pos, window, 1.0f, o); });
   };
-  EXPECT_EQ(attend(b.q, b.block_tables, b.query_seq, b.query_pos, out), "");
+  EXPECT_EQ(attend(b.q, b.block_tables, b.query_seq, b.query_pos, out), kNoError);
 
   Tensor bf16_q = ops::cast(b.q, DType::BF16);
   EXPECT_NE(attend(bf16_q, b.block_tables, b.query_seq, b.query_pos, out).find("q bf16[3, 4, 8] cpu must have the dtype"),

@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "engine/config/job_config.h"
 #include "engine/qat.h"
+#include "job_config_error.h"
 #include "kernels/ops.h"
 #include "model/transformer.h"
 #include "random_tensors.h"
@@ -73,18 +74,6 @@ std::vector<std::pair<std::string, std::vector<float>>> all_values(const ModelCo
   std::vector<std::pair<std::string, std::vector<float>>> out;
   for_each_param(c, p, [&](const std::string& name, Tensor& t) { out.emplace_back(name, host_f32(t)); });
   return out;
-}
-
-std::string config_error(const std::string& yaml) {
-  const auto path = std::filesystem::temp_directory_path() / ("tessera-qat-" + std::to_string(::getpid()) + ".yaml");
-  std::ofstream(path) << yaml;
-  try {
-    load_job_config(path.string());
-  } catch (const Error& e) {
-    std::string message = e.what();
-    return message.starts_with(path.string()) ? message.replace(0, path.string().size(), "job.yaml") : message;
-  }
-  return "(no error)";
 }
 
 }  // namespace
@@ -160,26 +149,26 @@ TEST(QatSource, PlainModelBeforeStartStepAndInt8ActivationsAfter) {
 }
 
 TEST(QatConfig, KeysAndErrors) {
-  EXPECT_EQ(config_error("quant:\n  qat:\n    weights: int4\n    group_size: 64\n"), "(no error)");
+  EXPECT_EQ(job_config_error("quant:\n  qat:\n    weights: int4\n    group_size: 64\n"), kNoError);
   const JobConfig job = load_job_config("", {"quant.qat.weights=q4_0", "quant.qat.modules=[q_proj, lm_head]"});
   ASSERT_TRUE(job.quant.qat);
   EXPECT_EQ(job.quant.qat->weights, "q4_0");
   EXPECT_EQ(job.quant.qat->modules, (std::vector<std::string>{"q_proj", "lm_head"}));
   EXPECT_FALSE(load_job_config("").quant.qat);
-  EXPECT_EQ(config_error("quant:\n  qat:\n    weights: int3\n"),
+  EXPECT_EQ(job_config_error("quant:\n  qat:\n    weights: int3\n"),
             "job.yaml:3: quant.qat.weights: expected one of int8, int4, q8_0, q4_0, got \"int3\"");
-  EXPECT_EQ(config_error("quant:\n  qat:\n    group_size: 48\n"),
+  EXPECT_EQ(job_config_error("quant:\n  qat:\n    group_size: 48\n"),
             "job.yaml:3: quant.qat.group_size: int4 groups are 32, 64 or 128, got 48");
-  EXPECT_EQ(config_error("quant:\n  qat:\n    weights: int8\n    symmetric: false\n"),
+  EXPECT_EQ(job_config_error("quant:\n  qat:\n    weights: int8\n    symmetric: false\n"),
             "job.yaml:4: quant.qat.symmetric: only int4 has an asymmetric form, not int8");
-  EXPECT_NE(config_error("quant:\n  qat:\n    modules: [q_proj, o_porj]\n").find("unknown module 'o_porj'"),
+  EXPECT_NE(job_config_error("quant:\n  qat:\n    modules: [q_proj, o_porj]\n").find("unknown module 'o_porj'"),
             std::string::npos);
   // With LoRA: the merged weight is fake-quantized, so a packed base and adapter dropout are refused.
-  EXPECT_EQ(config_error("lora: {}\nquant:\n  qat: {}\n"), "(no error)");
-  EXPECT_NE(config_error("lora: {base_quant: nf4}\nquant:\n  qat: {}\n")
+  EXPECT_EQ(job_config_error("lora: {}\nquant:\n  qat: {}\n"), kNoError);
+  EXPECT_NE(job_config_error("lora: {base_quant: nf4}\nquant:\n  qat: {}\n")
                 .find("lora.base_quant: nf4 cannot be combined with quant.qat"),
             std::string::npos);
-  EXPECT_NE(config_error("lora: {dropout: 0.1}\nquant:\n  qat: {}\n").find("lora.dropout: must be 0 with quant.qat"),
+  EXPECT_NE(job_config_error("lora: {dropout: 0.1}\nquant:\n  qat: {}\n").find("lora.dropout: must be 0 with quant.qat"),
             std::string::npos);
   // Against the model: rows that do not split into the groups.
   QatOptions o;

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "engine/config/job_config.h"
 #include "engine/memory_estimate.h"
 #include "lora/adapter.h"
@@ -22,12 +23,7 @@ namespace {
 ModelConfig tiny_model() { return tiny_llama(); }
 
 std::string config_error(const std::vector<std::string>& sets) {
-  try {
-    load_job_config("", sets);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
+  return error_of([&] { load_job_config("", sets); });
 }
 
 std::vector<float> values(const Tensor& t) { return t.to_vector<float>(); }

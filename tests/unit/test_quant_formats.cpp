@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/ops.h"
 #include "quant/packed.h"
 #include "random_tensors.h"
@@ -14,15 +15,6 @@ using namespace tessera;
 using namespace tessera::testing_util;
 
 namespace {
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 // Code i of a row of nibbles, the first in the high half of each byte.
 int nibble(const std::vector<uint8_t>& bytes, int64_t i) { return i % 2 == 0 ? bytes[i / 2] >> 4 : bytes[i / 2] & 15; }

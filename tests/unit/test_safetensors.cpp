@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "io/safetensors.h"
 #include "io/safetensors_writer.h"
 
@@ -55,12 +56,7 @@ std::string make_file(const std::string& header, const std::string& data) {
 
 // The message of the tessera::Error that opening `path` raises.
 std::string open_error(const std::string& path) {
-  try {
-    SafetensorsFile::open(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(opened without error)";
+  return testing_util::error_of([&] { SafetensorsFile::open(path); });
 }
 
 std::vector<std::pair<std::string, Tensor>> sample_tensors() {
@@ -348,12 +344,7 @@ TEST(SafetensorsHostile, BadShardIndexes) {
   save_safetensors(dir.file("s1.safetensors"), {{"a", Tensor::from_vector<float>({1}, {1}, DType::F32)}});
   const auto model_error = [&](const std::string& index) {
     write_bytes(dir.file("model.safetensors.index.json"), index);
-    try {
-      SafetensorsModel::open(dir.path().string());
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("(opened without error)");
+    return testing_util::error_of([&] { SafetensorsModel::open(dir.path().string()); });
   };
   EXPECT_NE(model_error(R"({"weight_map":{"a":"../s1.safetensors"}})").find("plain file name"), std::string::npos);
   EXPECT_NE(model_error(R"({"weight_map":{"a":"/etc/passwd"}})").find("plain file name"), std::string::npos);
@@ -370,5 +361,5 @@ TEST(SafetensorsHostile, BadShardIndexes) {
   EXPECT_NE(model_error(R"({"nothing":1})").find("'weight_map'"), std::string::npos);
   EXPECT_NE(model_error(R"({"weight_map":)").find("not valid JSON"), std::string::npos);
   // And the good one.
-  EXPECT_EQ(model_error(R"({"weight_map":{"a":"s1.safetensors"}})"), "(opened without error)");
+  EXPECT_EQ(model_error(R"({"weight_map":{"a":"s1.safetensors"}})"), testing_util::kNoError);
 }

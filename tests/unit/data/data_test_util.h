@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "core/error.h"
+#include "error_text.h"
 #include "io/data/data_options.h"
 #include "io/data/sequence.h"
 
@@ -39,16 +39,8 @@ inline DataOptions data_section(const std::string& train, int64_t seq_len, const
   return d;
 }
 
-// The message of the tessera::Error that fn throws ("" if none).
-template <typename Fn>
-std::string error_of(Fn&& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using testing_util::error_of;
+using testing_util::kNoError;
 
 inline std::vector<int32_t> bytes_of(const std::string& s) { return {s.begin(), s.end()}; }
 

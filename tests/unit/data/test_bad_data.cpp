@@ -78,7 +78,7 @@ TEST(BadData, SkipBadLinesCountsThem) {
   const std::string path = write_file(dir / "t.jsonl", "garbage\n{\"text\": \"a\"}\n{\"text\": 1}\n\n{\"text\": \"b\"}\n{\n");
   EXPECT_EQ(pack(path).error.rfind(path + ":1: invalid JSON: ", 0), 0u);
   Outcome o = pack(path, "auto", true);
-  EXPECT_EQ(o.error, "");
+  EXPECT_EQ(o.error, kNoError);
   EXPECT_EQ(o.stats.documents, 2);
   EXPECT_EQ(o.stats.bad_lines, 3);
   EXPECT_EQ(o.stats.first_bad.rfind(path + ":1: invalid JSON", 0), 0u);
@@ -109,7 +109,7 @@ TEST(BadData, HostileFilesNeverCrash) {
     const std::string path = write_file(dir / name, content);
     for (bool skip : {false, true}) {
       Outcome o = pack(path, "auto", skip);
-      if (!o.error.empty()) {
+      if (o.error != kNoError) {
         EXPECT_EQ(o.error.rfind(path + ":", 0), 0u) << o.error;
         EXPECT_EQ(o.error.find('\n'), std::string::npos) << o.error;
       }

@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "engine/checkpoint/state_file.h"
 #include "engine/export_gguf.h"
 #include "engine/gguf_model.h"
@@ -101,12 +102,7 @@ TEST(GgufVocab, Llama3AndDeepSeekPreTokenizers) {
 
 TEST(GgufVocab, ErrorsNameTheProblem) {
   auto error = [](const std::string& tokenizer, int64_t vocab) {
-    try {
-      gguf::vocab_from_tokenizer(tokenizer, vocab, std::nullopt, std::nullopt);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
+    return testing_util::error_of([&] { gguf::vocab_from_tokenizer(tokenizer, vocab, std::nullopt, std::nullopt); });
   };
   EXPECT_NE(error(kTokenizers + "qwen3", 1000).find("past the model's vocab_size 1000"), std::string::npos);
   EXPECT_NE(error(TESSERA_TEST_DATA "/tokenizer/tiny_spm", 100).find("byte-level"), std::string::npos);

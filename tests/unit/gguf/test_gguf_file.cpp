@@ -10,6 +10,7 @@
 #include <random>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "io/gguf_reader.h"
 #include "io/gguf_writer.h"
 
@@ -46,12 +47,7 @@ void put_str(std::string& s, const std::string& v) {
 }
 
 std::string open_error(const std::string& path) {
-  try {
-    File::open(path);
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
+  return testing_util::error_of([&] { File::open(path); });
 }
 
 // A small file with metadata of several kinds and three tensors of different types.
@@ -180,7 +176,7 @@ TEST(GgufReader, EveryTruncationIsAnError) {
   const size_t needed = bytes.size() - 22;  // tensor c: 10 bytes, then 22 of padding
   for (size_t n = 0; n < needed; ++n) {
     write_bytes(cut, bytes.substr(0, n));
-    EXPECT_NE(open_error(cut), "") << "a file cut at " << n << " of " << bytes.size() << " bytes opened";
+    EXPECT_NE(open_error(cut), testing_util::kNoError) << "a file cut at " << n << " of " << bytes.size() << " bytes opened";
   }
   write_bytes(cut, bytes.substr(0, needed));
   EXPECT_NO_THROW(File::open(cut));
@@ -224,12 +220,12 @@ struct Crafted {
 
 TEST(GgufReader, CraftedHeadersGiveClearErrors) {
   const std::string path = temp_path("crafted.gguf");
-  auto error_of = [&](const std::string& bytes) {
+  auto crafted_error = [&](const std::string& bytes) {
     write_bytes(path, bytes);
     return open_error(path);
   };
   auto expect_error = [&](const std::string& bytes, const std::string& part) {
-    const std::string e = error_of(bytes);
+    const std::string e = crafted_error(bytes);
     EXPECT_NE(e.find(part), std::string::npos) << "got: " << e;
     EXPECT_NE(e.find(path), std::string::npos) << "the error must name the file: " << e;
   };
@@ -285,7 +281,7 @@ TEST(GgufReader, CraftedHeadersGiveClearErrors) {
     c.bytes.append((32 - c.bytes.size() % 32) % 32, '\0');
     return c.bytes + std::string(data, '\0');
   };
-  EXPECT_EQ(error_of(with_tensor(1, {4}, 0, 0, 16)), "");
+  EXPECT_EQ(crafted_error(with_tensor(1, {4}, 0, 0, 16)), testing_util::kNoError);
   expect_error(with_tensor(5, {1, 1, 1, 1, 1}, 0, 0, 16), "5 dimensions");
   expect_error(with_tensor(1, {0}, 0, 0, 16), "dimension 0 is 0");
   expect_error(with_tensor(2, {1ull << 40, 1ull << 40}, 0, 0, 16), "too large");

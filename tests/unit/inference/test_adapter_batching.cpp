@@ -9,6 +9,7 @@
 
 #include <filesystem>
 
+#include "../../error_text.h"
 #include "../../inference_models.h"
 #include "core/error.h"
 #include "kernels/ops.h"
@@ -18,6 +19,7 @@
 #include "model/kv_cache.h"
 
 using namespace tessera;
+using tessera::testing_util::error_of;
 using namespace tessera::testing_util;
 namespace fs = std::filesystem;
 
@@ -196,14 +198,6 @@ TEST(AdapterBatching, MixedBatchEqualsEachAloneAndTheMergedModels) {
 TEST(AdapterBatching, RefusesAdaptersThatCannotBeBatched) {
   Fixture f;
   const ModelConfig& c = f.base.loaded.config;
-  auto error_of = [&](auto&& fn) {
-    try {
-      fn();
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("no error");
-  };
   // modules_to_save replaces whole tensors: one row of a batch cannot have its own.
   const std::string saved = write_adapter(f.root + "/saved", c, {.r = 2, .modules_to_save = {"embed_tokens"}}, 5);
   EXPECT_EQ(error_of([&] { lora::load_adapter_bank(c, {{"a", f.root + "/a"}, {"emb", saved}}, DType::F32, Device::cpu()); }),

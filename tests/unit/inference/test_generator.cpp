@@ -5,6 +5,7 @@
 #include <chrono>
 #include <thread>
 
+#include "../../error_text.h"
 #include "../../inference_models.h"
 #include "engine/inference/generator.h"
 #include "engine/inference/text_stream.h"
@@ -162,14 +163,7 @@ TEST(Generator, RefusesBadRequestsQueueFullAndClosed) {
   GeneratorOptions o = inline_options();
   o.max_queue = 2;
   Generator g(m.model, nullptr, o);
-  auto refusal = [&](Request r) {
-    try {
-      g.submit(std::move(r), {});
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string("accepted");
-  };
+  auto refusal = [&](Request r) { return error_of([&] { g.submit(std::move(r), {}); }); };
   EXPECT_NE(refusal(greedy({}, 4)).find("prompt: no tokens"), std::string::npos);
   EXPECT_NE(refusal(greedy({1, 64}, 4)).find("outside the vocabulary of 64"), std::string::npos);
   Request hot = greedy({1, 2}, 4);

@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "../../inference_models.h"
+#include "../../error_text.h"
 #include "../../run_command.h"
 #include "core/error.h"
 #include "engine/checkpoint/manifest.h"
@@ -44,15 +45,6 @@ fs::path damaged_copy(const fs::path& dir) {
   f.write("\x00\x00\x00\x40", 4);  // the last f32 weight becomes 2.0
   EXPECT_TRUE(f.good()) << "cannot damage the copy";
   return model;
-}
-
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
 }
 
 std::vector<int64_t> generated_ids(const fs::path& dir, const std::string& args) {
@@ -95,7 +87,7 @@ TEST(ModelIntegrity, GivenChecksumsReplaceSha256Sums) {
   const auto load = [&](const std::string& sum) {
     inference::load_inference_model({.model = model.string(), .checksums = {{"model.safetensors", sum}}});
   };
-  EXPECT_EQ(error_of([&] { load(actual); }), "no error");
+  EXPECT_EQ(error_of([&] { load(actual); }), kNoError);
   EXPECT_EQ(error_of([&] { load(wrong); }),
             (model / "model.safetensors").string() + ": checksum mismatch against checksums (the file is damaged or "
             "was changed; refusing to load it; --no-verify skips the check)");
@@ -107,7 +99,7 @@ TEST(ModelIntegrity, GivenChecksumsReplaceSha256Sums) {
               inference::load_inference_model(
                   {.model = model.string(), .verify = false, .checksums = {{"model.safetensors", wrong}}});
             }),
-            "no error");
+            kNoError);
   fs::remove_all(dir);
 }
 

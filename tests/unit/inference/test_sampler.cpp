@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "engine/inference/sampler.h"
+#include "error_text.h"
 
 using namespace tessera;
 using namespace tessera::inference;
@@ -119,14 +120,9 @@ TEST(Sampler, RefusesParametersOutOfRange) {
   auto message = [](auto change) {
     SamplingParams p;
     change(p);
-    try {
-      check_sampling(p);
-    } catch (const Error& e) {
-      return std::string(e.what());
-    }
-    return std::string();
+    return testing_util::error_of([&] { check_sampling(p); });
   };
-  EXPECT_EQ(message([](SamplingParams&) {}), "");
+  EXPECT_EQ(message([](SamplingParams&) {}), testing_util::kNoError);
   EXPECT_NE(message([](SamplingParams& p) { p.temperature = -0.5; }).find("temperature"), std::string::npos);
   EXPECT_NE(message([](SamplingParams& p) { p.top_p = 0; }).find("top_p"), std::string::npos);
   EXPECT_NE(message([](SamplingParams& p) { p.top_k = -1; }).find("top_k"), std::string::npos);
