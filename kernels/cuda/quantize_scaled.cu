@@ -80,14 +80,21 @@ __global__ void group_scales_kernel(S* scale, S* zero, const T* x, int64_t group
   }
 }
 
+// fn(g, v, p) for each group g of this warp: v its values, p its scale and zero as the learned
+// definitions use them. The walk quantize_scaled and its backward share.
+template <typename T, typename S, typename Fn>
+__device__ __forceinline__ void for_each_scaled_group(const T* x, const S* scale, const S* zero, int64_t groups,
+                                                      int64_t group, QuantScheme scheme, bool symmetric, Fn&& fn) {
+  for (int64_t g = first_group(); g < groups; g += group_stride())
+    fn(g, x + g * group, scaled(scheme, symmetric, to_f32(scale[g]), zero ? to_f32(zero[g]) : 0.0f));
+}
+
 template <typename T, typename S>
 __global__ void quantize_scaled_kernel(uint8_t* codes, void* scales_out, uint8_t* zeros_out, const T* x, const S* scale,
                                        const S* zero, int64_t groups, int64_t group, QuantScheme scheme,
                                        bool symmetric) {
   const int lane = threadIdx.x % 32;
-  for (int64_t g = first_group(); g < groups; g += group_stride()) {
-    const T* v = x + g * group;
-    const Scaled p = scaled(scheme, symmetric, to_f32(scale[g]), zero ? to_f32(zero[g]) : 0.0f);
+  for_each_scaled_group(x, scale, zero, groups, group, scheme, symmetric, [&](int64_t g, const T* v, const Scaled& p) {
     auto code = [&](int64_t i) { return qm::learned_code(scheme, to_f32(v[i]), p.inverse, p.zero); };
     switch (scheme) {
       case QuantScheme::Int8:
@@ -115,7 +122,7 @@ __global__ void quantize_scaled_kernel(uint8_t* codes, void* scales_out, uint8_t
       }
       case QuantScheme::NF4: break;
     }
-  }
+  });
 }
 
 template <typename T, typename S>
@@ -123,10 +130,8 @@ __global__ void scaled_backward_kernel(float* g, float* grad_scale, float* grad_
                                        const S* zero, int64_t groups, int64_t group, QuantScheme scheme,
                                        bool symmetric) {
   const int lane = threadIdx.x % 32;
-  for (int64_t k = first_group(); k < groups; k += group_stride()) {
-    const T* v = x + k * group;
+  for_each_scaled_group(x, scale, zero, groups, group, scheme, symmetric, [&](int64_t k, const T* v, const Scaled& p) {
     float* gk = g + k * group;
-    const Scaled p = scaled(scheme, symmetric, to_f32(scale[k]), zero ? to_f32(zero[k]) : 0.0f);
     float sum_s = 0.0f, sum_z = 0.0f;
     for (int64_t i = lane; i < group; i += 32) {
       const qm::LearnedGrad d = qm::learned_grad(scheme, to_f32(v[i]), p.inverse, p.zero, p.stored);
@@ -140,7 +145,7 @@ __global__ void scaled_backward_kernel(float* g, float* grad_scale, float* grad_
       grad_scale[k] += sum_s;
       if (grad_zero) grad_zero[k] += sum_z;
     }
-  }
+  });
 }
 
 unsigned grid_for_groups(int64_t groups) { return grid_for(groups, kWarpsPerBlock); }
