@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/flag_checks.h"
+#include "cli/model_flags.h"
 #include "comm/world.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -106,13 +107,11 @@ void add_eval_command(CLI::App& app) {
   cmd->add_option("--format", args->format, "data format (default: a checkpoint's data.format, else auto)")
       ->check(CLI::IsMember({"auto", "text", "completion", "chat"}));
   cmd->add_option("--chat-template", args->chat_template, "chatml, qwen3, llama3 or deepseek (default: the tokenizer's)");
-  cmd->add_option("--tokenizer", args->tokenizer, "a tokenizer.json, a folder holding one, or 'bytes' (default: the "
-                  "model's)");
-  cmd->add_option("--adapter", args->adapter, "a PEFT LoRA adapter folder to apply");
+  add_tokenizer_flag(cmd, args->tokenizer);
+  add_adapter_flag(cmd, args->adapter);
   cmd->add_flag("--json", args->json, "print one JSON object: loss, perplexity, tokens, sequences, seq_len");
-  cmd->add_flag("--no-verify", args->no_verify, "do not check the weight files against SHA256SUMS / the checkpoint's manifest");
-  cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--dtype", args->dtype, "compute dtype")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  add_no_verify_flag(cmd, args->no_verify);
+  add_device_dtype_flags(cmd, args->device, args->dtype);
   cmd->callback([args] { run_eval(*args); });
 }
 

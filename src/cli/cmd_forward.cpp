@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "cli/commands.h"
+#include "cli/model_flags.h"
 #include "comm/world.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -77,13 +78,12 @@ void add_forward_command(CLI::App& app) {
   auto* cmd = app.add_subcommand("forward", "Run a model on input ids; write logits, loss and (--grads) gradients");
   auto args = std::make_shared<ForwardArgs>();
   cmd->add_option("--model", args->model, "Hugging Face model folder or .gguf file")->required();
-  cmd->add_option("--adapter", args->adapter, "a PEFT LoRA adapter folder to apply");
+  add_adapter_flag(cmd, args->adapter);
   cmd->add_option("--input-ids", args->input_ids, "safetensors file with input_ids (int64/int32 [batch, seq])")->required();
   cmd->add_option("--output", args->output, "safetensors file to write")->required();
   cmd->add_flag("--grads", args->grads,
                 "also write grad.<parameter name> for every parameter (and grad.<PEFT name> for the adapter's)");
-  cmd->add_option("--device", args->device, "auto, cpu, cuda or cuda:N")->capture_default_str();
-  cmd->add_option("--dtype", args->dtype, "compute dtype")->check(CLI::IsMember({"fp32", "bf16"}))->capture_default_str();
+  add_device_dtype_flags(cmd, args->device, args->dtype);
   cmd->callback([args] { run_forward(*args); });
 }
 

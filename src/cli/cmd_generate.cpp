@@ -9,6 +9,7 @@
 
 #include "cli/commands.h"
 #include "cli/flag_checks.h"
+#include "cli/model_flags.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/inference/generator.h"
@@ -139,13 +140,10 @@ void add_generate_command(CLI::App& app) {
   auto a = std::make_shared<GenerateArgs>();
   cmd->add_option("--model", a->model, "a Hugging Face model folder, a Tessera checkpoint folder or a .gguf file")
       ->required();
-  cmd->add_option("--adapter", a->adapter, "a PEFT LoRA adapter folder to apply");
-  cmd->add_option("--tokenizer", a->tokenizer, "a tokenizer.json, a folder holding one, or 'bytes' (default: the "
-                  "model's)");
-  cmd->add_flag("--no-verify", a->no_verify,
-                "do not check the weight files against SHA256SUMS / the checkpoint's manifest");
-  cmd->add_option("--lm-head-quant", a->lm_head_quant,
-                  "decode with lm_head quantized (RTN) to int8, int4, q8_0 or q4_0: fewer bytes a step, other logits");
+  add_adapter_flag(cmd, a->adapter);
+  add_tokenizer_flag(cmd, a->tokenizer);
+  add_no_verify_flag(cmd, a->no_verify);
+  add_lm_head_quant_flag(cmd, a->lm_head_quant);
   cmd->add_option("--prompt", a->prompt, "a prompt; the text streams to stdout");
   cmd->add_option("--input", a->input, "JSONL: {\"prompt\": ...} or {\"messages\": [...]} per line");
   cmd->add_option("--input-ids", a->input_ids, "safetensors with input_ids (int64 [batch, prompt]; no tokenizer needed)");
