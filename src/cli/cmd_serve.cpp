@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "cli/flag_checks.h"
+#include "cli/model_flags.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "engine/inference/generator.h"
@@ -33,7 +34,7 @@ namespace {
 namespace fs = std::filesystem;
 
 struct ServeArgs {
-  std::string config, model, host, api_key, device;
+  std::string config, model, host, api_key, device, lm_head_quant;
   int64_t port = -1;
   bool no_verify = false;
   std::vector<std::string> overrides, loras;  // --set key=value, --lora NAME=DIR
@@ -49,6 +50,7 @@ server::ServeConfig serve_config(const ServeArgs& a) {
   if (!a.host.empty()) overrides.push_back("host=" + a.host);
   if (!a.device.empty()) overrides.push_back("device=" + a.device);
   if (a.no_verify) overrides.push_back("verify=false");
+  if (!a.lm_head_quant.empty()) overrides.push_back("lm_head_quant=" + a.lm_head_quant);
   overrides.insert(overrides.end(), a.overrides.begin(), a.overrides.end());
   return server::load_serve_config(a.config, overrides);
 }
@@ -138,6 +140,7 @@ void run_serve(const ServeArgs& args) {
   inference::LoadedInferenceModel loaded = inference::load_inference_model(
       {.model = c.model, .device = device, .dtype = dtype, .verify = c.verify, .checksums = c.checksum_map()});
   loaded.model->set_options({.cuda_graphs = c.engine.cuda_graphs});
+  if (c.lm_head_quant != "none") loaded.model->quantize_lm_head({parse_quant_scheme(c.lm_head_quant)});
   load_adapters(*loaded.model, adapters, c.verify);
   inference::Generator generator(loaded.model, loaded.tokenizer, generator_options(c.engine));
   server::GeneratorBackend backend(generator, loaded.tokenizer, c.engine.chat_template);
@@ -167,6 +170,7 @@ void add_serve_command(CLI::App& app) {
   cmd->add_option("--api-key", args->api_key, "a key clients must send as 'Authorization: Bearer KEY'");
   cmd->add_option("--device", args->device, "auto, cpu or cuda (sets device)");
   cmd->add_flag("--no-verify", args->no_verify, "do not check the weight files against SHA256SUMS / checksums (sets verify: false)");
+  add_lm_head_quant_flag(cmd, args->lm_head_quant, "lm_head_quant");
   cmd->add_option("--lora", args->loras,
                   "serve a PEFT LoRA adapter as NAME=DIR (repeatable; requests pick it by \"model\": NAME)");
   cmd->add_option("--set", args->overrides, "override a config key: --set key=value (repeatable)");

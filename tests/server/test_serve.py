@@ -479,6 +479,40 @@ class Adapters(unittest.TestCase):
         self.assertIn(f"{MODEL}/state.h5: checksum mismatch against checksums", done.stdout)
 
 
+# ---- lm_head_quant: decoding against a packed copy of lm_head -----------------------------------
+
+class PackedHead(unittest.TestCase):
+    def test_answers_as_generate_with_the_same_head(self):
+        server = Server("--set", "served_model_name=tiny", "--lm-head-quant", "int4")
+        try:
+            prompts = f"{WORK}/head-prompts.jsonl"
+            with open(prompts, "w") as f:
+                f.writelines(json.dumps({"prompt": p}) + "\n" for p in PROMPTS)
+            out = f"{WORK}/generated-int4-head.jsonl"
+            run(TESSERA, "generate", "--model", MODEL, "--lm-head-quant", "int4", "--input", prompts, "--output", out,
+                "--temperature", "0", "--max-new-tokens", "8", "--device", "cpu")
+            with open(out) as f:
+                want = [json.loads(line)["text"] for line in f]
+            got = [server.json("/v1/completions", greedy(p, 8))[1]["choices"][0]["text"] for p in PROMPTS]
+            self.assertEqual(got, want)
+            self.assertTrue(any("lm_head packed as int4" in line for line in server.log), "".join(server.log))
+            # The packed head's logits are not the dense head's (else this could not see it ignored).
+            body = dict(greedy("Tessera serves", 4), logprobs=1)
+            packed = server.json("/v1/completions", body)[1]["choices"][0]["logprobs"]["token_logprobs"]
+            dense = SERVER.json("/v1/completions", body)[1]["choices"][0]["logprobs"]["token_logprobs"]
+            self.assertEqual(len(packed), 4)
+            self.assertNotEqual(packed, dense)
+        finally:
+            server.stop()
+
+    def test_an_unknown_scheme_is_one_error(self):
+        done = subprocess.run([TESSERA, "serve", "--model", MODEL, "--port", "0", "--device", "cpu", "--set",
+                               "lm_head_quant=int3"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              timeout=120)
+        self.assertNotEqual(done.returncode, 0)
+        self.assertIn("lm_head_quant: expected one of none, int8, int4, q8_0, q4_0, got \"int3\"", done.stdout)
+
+
 if __name__ == "__main__":
     TESSERA, SOURCE = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     unittest.main(argv=[sys.argv[0], "-v"])

@@ -41,6 +41,8 @@ TEST(ServeConfig, ValuesDefaultsAndOverrides) {
   EXPECT_EQ(c.api_keys_file, "/k");
   EXPECT_EQ(c.adapter_dirs(), (std::map<std::string, std::string>{{"chat", "/a/chat"}, {"sql", "/a/sql"}}));
   EXPECT_EQ(c.host, "127.0.0.1");
+  EXPECT_EQ(c.lm_head_quant, "none");
+  EXPECT_EQ(server::load_serve_config("", {"model=/m", "lm_head_quant=q8_0"}).lm_head_quant, "q8_0");
 }
 
 TEST(ServeConfig, OneLineErrors) {
@@ -56,6 +58,8 @@ TEST(ServeConfig, OneLineErrors) {
   EXPECT_EQ(config_error("model: /m\n", {"adapters.bad name=/x"}),
             "--set adapters.bad name=/x: adapters.bad name: names are letters, digits, '-', '_' and '.'");
   EXPECT_EQ(config_error("model: /m\ndevice: tpu\n"), "serve.yaml:2: device: expected one of auto, cpu, cuda, got \"tpu\"");
+  EXPECT_EQ(config_error("model: /m\n", {"lm_head_quant=nf4"}),
+            "--set lm_head_quant=nf4: lm_head_quant: expected one of none, int8, int4, q8_0, q4_0, got \"nf4\"");
   EXPECT_EQ(config_error("model: [\n"), "serve.yaml:2: invalid YAML: end of sequence flow not found");
 }
 

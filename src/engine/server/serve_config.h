@@ -35,6 +35,7 @@ struct ServeConfig {
   YAML::Node checksums;           // file name (in the model folder): SHA-256 hex, in place of SHA256SUMS
   std::string device = "auto";
   std::string dtype = "auto";   // bf16 on a GPU, fp32 on the CPU
+  std::string lm_head_quant = "none";  // or a scheme: decode against a packed copy of lm_head
   std::string host = "127.0.0.1";
   int64_t port = 8000;
   int64_t threads = 128;          // HTTP connections served at once
@@ -76,6 +77,7 @@ template <typename V> void describe(V& v, ServeConfig& c) {
   v("checksums", c.checksums);
   v("device", c.device, {"auto", "cpu", "cuda"});
   v("dtype", c.dtype, {"auto", "bf16", "fp32"});
+  v("lm_head_quant", c.lm_head_quant, {"none", "int8", "int4", "q8_0", "q4_0"});
   v("host", c.host);
   v("port", c.port);
   v("threads", c.threads);
