@@ -61,6 +61,19 @@ Plan plan(const QuantizedExportOptions& o, const ExportSource& source) {
 
 }  // namespace
 
+QuantizedBytes quantized_tensor_bytes(const ModelConfig& config, const QuantTargets& targets, DType dtype) {
+  QuantizedBytes bytes;
+  for (const ParamSpec& p : model_parameters(config)) {
+    if (!targets.selects(p.name)) {
+      bytes.plain += shape_numel(p.shape) * dtype_size(dtype);
+      continue;
+    }
+    for (const PackedPartSpec& part : packed_part_specs(resolve_quant_spec(targets.weights, p.shape), p.shape))
+      bytes.packed += shape_numel(part.shape) * dtype_size(part.dtype);  // as stored: no alignment between parts
+  }
+  return bytes;
+}
+
 void export_quantized(const QuantizedExportOptions& o) {
   TS_CHECK(o.checkpoint.empty() != o.model.empty(), "export --format quantized: give one of --checkpoint and --model");
   StagedFolder out(o.out);
@@ -70,18 +83,14 @@ void export_quantized(const QuantizedExportOptions& o) {
   if (source.adapter()) source.set_merge_inputs(p.quantize_from);
 
   std::vector<TensorEntry> entries;
-  uint64_t packed_bytes_total = 0, plain_bytes_total = 0;
   for (const ParamSpec& param : source.params()) {
     if (!p.targets.selects(param.name)) {
       entries.push_back({param.name, o.dtype, param.shape});
-      plain_bytes_total += shape_numel(param.shape) * dtype_size(o.dtype);
       continue;
     }
     const QuantSpec spec = resolve_quant_spec(p.targets.weights, param.shape);
-    for (const PackedPartSpec& part : packed_part_specs(spec, param.shape)) {
+    for (const PackedPartSpec& part : packed_part_specs(spec, param.shape))
       entries.push_back({param.name + "." + std::string(part.name), part.dtype, part.shape});
-      packed_bytes_total += shape_numel(part.shape) * dtype_size(part.dtype);
-    }
   }
   std::unique_ptr<SequentialGptq> gptq;
   if (o.gptq) {  // on the GPU when there is one; the CPU computes in fp32
@@ -112,9 +121,11 @@ void export_quantized(const QuantizedExportOptions& o) {
   copy_tokenizer_files(source, out.path());
   write_sha256sums(out.path(), files_in(out.path()));
   out.commit();
-  spdlog::info("exported {} to {}: {}{} ({:.1f} MB packed, {:.1f} MB of other tensors in {})",
-               o.checkpoint.empty() ? o.model : o.checkpoint, o.out, p.targets.describe(), gptq ? " by GPTQ" : "", packed_bytes_total / 1e6,
-               plain_bytes_total / 1e6, dtype_name(o.dtype));
+  const QuantizedBytes bytes = quantized_tensor_bytes(source.config(), p.targets, o.dtype);
+  const double bf16 = quantized_tensor_bytes(source.config(), QuantTargets{}, DType::BF16).total();
+  spdlog::info("exported {} to {}: {}{} ({:.1f} MB packed, {:.1f} MB of other tensors in {}: {:.3f}x the bf16 size)",
+               o.checkpoint.empty() ? o.model : o.checkpoint, o.out, p.targets.describe(), gptq ? " by GPTQ" : "",
+               bytes.packed / 1e6, bytes.plain / 1e6, dtype_name(o.dtype), bytes.total() / bf16);
 }
 
 }  // namespace tessera

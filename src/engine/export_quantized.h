@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/dtype.h"
+#include "engine/quant_targets.h"
 #include "engine/sequential_gptq.h"
 #include "kernels/quant_format.h"
 
@@ -27,5 +28,14 @@ struct QuantizedExportOptions {
 };
 
 void export_quantized(const QuantizedExportOptions& options);
+
+// The tensor bytes such an export of `config` writes (the files add their headers): the packed
+// parts of the tensors `targets` selects, every other tensor in `dtype`. With no target selected,
+// the model's size in `dtype`.
+struct QuantizedBytes {
+  uint64_t packed = 0, plain = 0;
+  uint64_t total() const { return packed + plain; }
+};
+QuantizedBytes quantized_tensor_bytes(const ModelConfig& config, const QuantTargets& targets, DType dtype);
 
 }  // namespace tessera

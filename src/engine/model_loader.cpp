@@ -38,6 +38,10 @@ LoadedModel load_hf_model(const std::string& folder, DType dtype, Device device,
   });
   if (packed > 0)
     spdlog::info("{}: {} projections kept packed ({})", folder, packed, weights.quantization()->describe());
+  if (quantized == QuantizedWeights::packed && weights.quantization() && weights.quantization()->lm_head) {
+    const std::string head = model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
+    model.packed_lm_head = std::make_shared<const PackedTensor>(weights.packed(specs.at(head)).to(device));
+  }
   return model;
 }
 

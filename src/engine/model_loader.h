@@ -1,9 +1,11 @@
 // Loading a Hugging Face model folder into parameters on a device.
 #pragma once
 
+#include <memory>
 #include <string>
 
 #include "engine/config/job_config.h"
+#include "kernels/quant_format.h"
 #include "model/model_config.h"
 #include "model/transformer_params.h"
 
@@ -12,13 +14,17 @@ namespace tessera {
 struct LoadedModel {
   ModelConfig config;
   ModelParams params;
+  // Loaded with QuantizedWeights::packed from a checkpoint that stores lm_head quantized (the
+  // embedding when tied): its packed parts, for the logits' product (InferenceModel::use_packed_lm_head).
+  std::shared_ptr<const PackedTensor> packed_lm_head;
 };
 
 // What a loader does with a projection stored quantized (a quantized checkpoint's selected
 // matrices, a GGUF file's q8_0 / q4_0 ones): dequantize it into a dense weight of the compute
 // dtype (training, export, forward), or keep it packed as the Linear's base (inference: the model
 // takes about bits/16 of its bf16 memory, and each product runs through ops::gemm_packed, which
-// on the CPU multiplies by exactly the dequantized weights). Embeddings and lm_head are never packed.
+// on the CPU multiplies by exactly the dequantized weights). Embeddings and lm_head stay dense in
+// the compute dtype (the embedding is gathered by row); a packed lm_head is kept besides.
 enum class QuantizedWeights { dequantize, packed };
 
 // Reads config.json and the safetensors weights (validated: every tensor present, right shapes),

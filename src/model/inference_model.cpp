@@ -59,9 +59,16 @@ void InferenceModel::quantize_lm_head(const QuantSpec& spec) {
   auto packed = std::make_shared<PackedTensor>(PackedTensor::empty(resolve_quant_spec(spec, head.shape()), head.shape(), device_));
   ops::quantize(*packed, head);
   source_->release(unit);
-  spdlog::info("inference: lm_head packed as {} ({:.0f} MB, bf16 {:.0f} MB)", quant_scheme_name(spec.scheme),
-               packed->nbytes() / 1e6, head.numel() * 2 / 1e6);
-  packed_lm_head_ = std::move(packed);
+  use_packed_lm_head(std::move(packed));
+}
+
+void InferenceModel::use_packed_lm_head(std::shared_ptr<const PackedTensor> head) {
+  const Shape want{config_.vocab_size, config_.hidden_size};
+  TS_CHECK(head->shape == want && head->device() == device_, "lm_head: packed {} given, the model needs [{}, {}] on {}",
+           head->str(), want[0], want[1], device_.str());
+  spdlog::info("inference: lm_head packed as {} ({:.0f} MB, bf16 {:.0f} MB)", quant_scheme_name(head->spec.scheme),
+               head->nbytes() / 1e6, head->numel() * 2 / 1e6);
+  packed_lm_head_ = std::move(head);
   graphs_.clear();  // captured with the dense head
 }
 

@@ -84,6 +84,8 @@ class InferenceModel {
   // under `spec` (RTN), through ops::gemm_packed: a decoding step of 1-8 sequences then reads
   // about bits/16 of the bf16 head's bytes (the 1B shape's head is a fifth of its weights).
   void quantize_lm_head(const QuantSpec& spec);
+  // The same with `head` already packed (a quantized checkpoint's own lm_head, on this device).
+  void use_packed_lm_head(std::shared_ptr<const PackedTensor> head);
   const PackedTensor* packed_lm_head() const { return packed_lm_head_.get(); }
 
   // Writes the tokens' keys and values into the cache and returns the logit rows' picks (and the

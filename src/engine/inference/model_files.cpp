@@ -31,6 +31,7 @@ LoadedInferenceModel load_inference_model(const ModelFiles& f) {
                                                f.dtype);
   spdlog::info("inference: {} ({} layers, hidden {}) on {} in {}", f.model, config.num_hidden_layers,
                config.hidden_size, f.device.str(), dtype_name(f.dtype));
+  if (m.packed_lm_head) out.model->use_packed_lm_head(m.packed_lm_head);  // the checkpoint's own
   return out;
 }
 

@@ -59,6 +59,7 @@ double packed_fraction_of_bf16(const LoadedModel& m) {
 void expect_same_decoding(const LoadedModel& packed, const LoadedModel& dense) {
   auto run = [](const LoadedModel& m) {
     InferenceModel model(m.config, std::make_shared<OwnedParams>(m.params), Device::cpu(), DType::F32);
+    if (m.packed_lm_head) model.use_packed_lm_head(m.packed_lm_head);
     KvCache cache(m.config, 16, 4, DType::F32, Device::cpu());
     return run_paged(model, cache, tokens(7, 3, m.config.vocab_size), 3, 6);
   };
@@ -93,6 +94,34 @@ TEST(PackedInference, QuantizedCheckpointsDecodeAsTheirDequantizedWeights) {
     const LoadedModel dense = load_hf_model(out.string(), DType::F32, Device::cpu());
     EXPECT_LE(packed_fraction_of_bf16(packed), c.most);
     expect_same_decoding(packed, dense);
+  }
+  fs::remove_all(dir);
+}
+
+// A checkpoint that stores embed_tokens and lm_head quantized too (what brings int4 under 0.3x of
+// bf16, tests/unit/test_quantized_size.cpp) keeps its lm_head packed for the logits' product, tied
+// or not, and still decodes as its dequantized weights.
+TEST(PackedInference, AQuantizedLmHeadStaysPacked) {
+  const fs::path dir = temp_dir();
+  for (const bool tied : {false, true}) {
+    nlohmann::json config = tiny_config("llama");
+    config["tie_word_embeddings"] = tied;
+    const fs::path model = dir / (tied ? "tied" : "untied");
+    write_tiny_model(model, config, "", 19);
+    for (const std::string scheme : {"int4", "q8_0"}) {
+      SCOPED_TRACE(std::string(tied ? "tied " : "untied ") + scheme);
+      const fs::path out = model.string() + "-" + scheme;
+      auto [code, log] = tessera_cli("quantize --model " + model.string() + " --scheme " + scheme +
+                                     " --modules all-linear embed_tokens lm_head --dtype fp32 --out " + out.string());
+      ASSERT_EQ(code, 0) << log;
+      const LoadedModel packed = load_hf_model(out.string(), DType::F32, Device::cpu(), QuantizedWeights::packed);
+      const LoadedModel dense = load_hf_model(out.string(), DType::F32, Device::cpu());
+      ASSERT_NE(packed.packed_lm_head, nullptr);
+      EXPECT_EQ(packed.packed_lm_head->spec.scheme, parse_quant_scheme(scheme));
+      EXPECT_EQ(packed.packed_lm_head->shape, (Shape{300, 128}));
+      EXPECT_EQ(dense.packed_lm_head, nullptr);
+      expect_same_decoding(packed, dense);
+    }
   }
   fs::remove_all(dir);
 }
