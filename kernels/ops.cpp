@@ -2,6 +2,7 @@
 #include "kernels/ops.h"
 
 #include <cmath>
+#include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
@@ -486,6 +487,18 @@ void check_token_rows(const char* op, const char* name, const Tensor& t, const T
   check_same_device(op, t, cache);
 }
 
+// The cache's shapes with the tokens and query heads of q [T, Hq, D], checked.
+PagedShape paged_query_shape(const char* op, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache) {
+  PagedShape s = paged_cache_shape(op, k_cache, v_cache);
+  TS_CHECK(q.defined() && q.ndim() == 3, "{}: q must be [T, Hq, D], got {}{}", op, defined_str(q),
+           q.defined() ? q.str() : "tensor");
+  s.tokens = q.size(0);
+  s.hq = q.size(1);
+  check_shape(op, "q", q, {s.tokens, s.hq, s.d});
+  check_token_rows(op, "q", q, k_cache);
+  return s;
+}
+
 }  // namespace
 
 void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache) {
@@ -507,14 +520,8 @@ void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tenso
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
                      const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, Tensor& out) {
   const char* op = "paged_attention";
-  PagedShape s = paged_cache_shape(op, k_cache, v_cache);
-  TS_CHECK(q.defined() && q.ndim() == 3, "{}: q must be [T, Hq, D], got {}{}", op, defined_str(q),
-           q.defined() ? q.str() : "tensor");
-  s.tokens = q.size(0);
-  s.hq = q.size(1);
-  check_shape(op, "q", q, {s.tokens, s.hq, s.d});
+  PagedShape s = paged_query_shape(op, q, k_cache, v_cache);
   TS_CHECK(s.hq % s.hkv == 0, "{}: {} query heads are not a multiple of {} kv heads", op, s.hq, s.hkv);
-  check_token_rows(op, "q", q, k_cache);
   check_shape(op, "out", out, q.shape());
   check_token_rows(op, "out", out, k_cache);
   TS_CHECK(block_tables.defined() && block_tables.ndim() == 2, "{}: block_tables must be [S, max_blocks], got {}{}",
@@ -529,6 +536,71 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
   if (s.tokens == 0 || s.hq == 0) return;
   TS_DISPATCH(q.device(),
               paged_attention(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s));
+}
+
+void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
+                  std::span<const Tensor> biases) {
+  const char* op = "project_many";
+  TS_CHECK(!weights.empty() && outs.size() == weights.size(), "{}: {} outputs for {} weights", op, outs.size(),
+           weights.size());
+  TS_CHECK(biases.empty() || biases.size() == weights.size(), "{}: {} biases for {} weights (none or one each)", op,
+           biases.size(), weights.size());
+  TS_CHECK(x.defined() && x.ndim() >= 1, "{}: x must be [T, K], got {}", op, x.defined() ? x.str() : "undefined");
+  check_floating(op, x);
+  std::vector<GemmShape> shapes;
+  for (size_t i = 0; i < weights.size(); ++i) {
+    const Tensor& w = weights[i];
+    const Tensor& out = outs[i];
+    const Tensor bias = biases.empty() ? Tensor() : biases[i];
+    TS_CHECK(w.defined() && w.ndim() == 2 && w.dtype() == x.dtype(), "{}: weights[{}] must be a [N, K] matrix of {}, got {}",
+             op, i, dtype_name(x.dtype()), w.defined() ? w.str() : "undefined");
+    TS_CHECK(out.defined() && out.dtype() == x.dtype(), "{}: outs[{}] must be {}, got {}", op, i, dtype_name(x.dtype()),
+             out.defined() ? out.str() : "undefined");
+    for (const Tensor* t : {&w, &out}) check_same_device(op, *t, x);
+    shapes.push_back(gemm_shape(op, out, x, w.shape(), w.str(), false, true, bias));
+  }
+  if (shapes[0].m == 0) return;
+  TS_DISPATCH(x.device(), project_many(outs, x, weights, biases, shapes));
+}
+
+void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up) {
+  const char* op = "project_swiglu";
+  TS_CHECK(x.defined() && x.ndim() >= 1, "{}: x must be [T, K], got {}", op, x.defined() ? x.str() : "undefined");
+  check_floating(op, x);
+  for (const Tensor* t : {&gate, &up, &out}) {
+    TS_CHECK(t->defined() && t->dtype() == x.dtype(), "{}: {} must have x's dtype {}", op,
+             t->defined() ? t->str() : "an undefined tensor", dtype_name(x.dtype()));
+    check_same_device(op, *t, x);
+  }
+  TS_CHECK(gate.ndim() == 2 && gate.shape() == up.shape(), "{}: gate {} and up {} must be [F, K] alike", op, gate.str(),
+           up.str());
+  const GemmShape s = gemm_shape(op, out, x, gate.shape(), gate.str(), false, true, Tensor());
+  if (s.m == 0 || s.n == 0) return;
+  TS_DISPATCH(x.device(), project_swiglu(out, x, gate, up, s));
+}
+
+void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                   float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
+                   Tensor& k_cache, Tensor& v_cache) {
+  const char* op = "rope_kv_write";
+  PagedShape s = paged_query_shape(op, q, k_cache, v_cache);
+  check_shape(op, "k", k, {s.tokens, s.hkv, s.d});
+  check_shape(op, "v", v, {s.tokens, s.hkv, s.d});
+  check_token_rows(op, "k", k, k_cache);
+  check_token_rows(op, "v", v, k_cache);
+  check_rope(op, q, positions, inv_freq);
+  check_i32(op, "slots", slots, {s.tokens}, k_cache);
+  TS_CHECK(q_norm.defined() == k_norm.defined(), "{}: q_norm and k_norm go together (Qwen3), got {} and {}", op,
+           defined_str(q_norm), defined_str(k_norm));
+  if (q_norm.defined()) {
+    check_rmsnorm_weight(op, q_norm, q);
+    check_rmsnorm_weight(op, k_norm, k);
+    TS_CHECK(q_norm.dtype() == k_norm.dtype(), "{}: q_norm {} and k_norm {} must share a dtype", op, q_norm.str(),
+             k_norm.str());
+  }
+  if (s.tokens == 0) return;
+  TS_DISPATCH(q.device(), rope_kv_write(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots,
+                                        k_cache, v_cache, s));
 }
 
 void lora_batched(const Tensor& y, const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& ranks,

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "core/tensor.h"
 #include "kernels/gemm_shape.h"
@@ -41,7 +42,8 @@ void scale(const Tensor& out, const Tensor& in, float alpha);
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false,
           float alpha = 1.0f, float beta = 0.0f, const Tensor& bias = Tensor());
 // The small-M kernel choice of gemm on CUDA (see SmallMChoice), process-wide: read at first use
-// from TESSERA_SMALL_M (auto, cublas or gemv); benchmarks and tests set it. The CPU has one gemm and ignores it.
+// from TESSERA_SMALL_M (auto, cublas or gemv) and TESSERA_GEMV_ROWS (4, 8 or 16); benchmarks and
+// tests set it. The CPU has one gemm and ignores it.
 SmallMChoice small_m_choice();
 void set_small_m_choice(SmallMChoice choice);
 const char* small_m_kernel_name(SmallMKernel kernel);
@@ -179,6 +181,31 @@ void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tenso
 // [0, num_blocks) is an error; on the GPU it traps (see embedding_forward).
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
                      const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, Tensor& out);
+
+// ---- A decode step's fused ops (inference: InferenceModel, TESSERA_FUSED_DECODE) ----
+// Each is exactly a sequence of the ops above, in fewer launches on the GPU where the shapes
+// allow; elsewhere (and on the CPU) the backend runs that sequence itself.
+
+// Projections of one input: outs[i] = x @ weights[i]^T + biases[i], each as
+// ops::gemm(outs[i], x, weights[i], false, true, 1, 0, biases[i]) computes it. x [T, K] floating;
+// weights[i] [N_i, K] and outs[i] [T, N_i] of x's dtype; biases empty or one per weight
+// (undefined: none) [N_i] of x's dtype. On the GPU up to three weights (q, k, v) take one launch
+// when the small-M gemv takes each of them (T <= 4: kernels/cuda/small_m.h).
+void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
+                  std::span<const Tensor> biases = {});
+// The gated MLP's first half: out = swiglu(x @ gate^T, x @ up^T), both products rounded to x's
+// dtype (ops::gemm twice, then ops::swiglu_forward). x [T, K]; gate and up [F, K]; out [T, F];
+// one dtype. On the GPU one launch where the small-M gemv takes both weights.
+void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up);
+// A layer's new queries and keys made ready, and the keys and values cached: with q_norm and
+// k_norm defined (Qwen3), q and k are first RMS-normed per head (ops::rmsnorm_forward on rows of
+// D with eps), then turned by ops::rope_forward_qk at positions; q and k change in place; then k
+// and v go to their cache slots as ops::paged_kv_write writes them (slot -1: not written).
+// q [T, Hq, D], k and v [T, Hkv, D] of the cache's dtype; the norms [D] of that dtype or f32.
+// One launch on the GPU.
+void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                   float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
+                   Tensor& k_cache, Tensor& v_cache);
 
 // ---- Linear and LoRA ----
 

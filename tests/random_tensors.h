@@ -39,8 +39,21 @@ inline Tensor random_ids(int64_t n, int64_t vocab, DType dtype, uint64_t seed, i
   return Tensor::from_vector(std::vector<int32_t>(ids.begin(), ids.end()), {n}, dtype);
 }
 
+// inv_freq[i] = base^(-2i/D) (host f32 [D/2]), as HF's default rope init.
+inline Tensor inverse_frequencies(int64_t head_dim, double base) {
+  std::vector<float> freq(head_dim / 2);
+  for (size_t i = 0; i < freq.size(); ++i) freq[i] = float(1.0 / std::pow(base, 2.0 * i / head_dim));
+  return Tensor::from_vector(freq, {head_dim / 2}, DType::F32);
+}
+
 inline std::vector<float> host_f32(const Tensor& t) {
   return ops::cast(t.to(Device::cpu()), DType::F32).to_vector<float>();
+}
+
+// The relative error a CUDA op may show against its CPU reference when both round their
+// intermediates alike in the activation dtype: a few units in its last place.
+inline double rounding_tolerance(DType dtype) {
+  return dtype == DType::F32 ? 1e-5 : dtype == DType::BF16 ? 1e-2 : 2e-3;
 }
 
 // ||got - want|| / ||want||.

@@ -1,10 +1,22 @@
-// Small-M gemv against a row-major weight (see gemv.h): one warp per output column n streams
-// row n of W (K elements) and multiplies it with the M rows of A, which every warp of the block
-// reads alike (they stay in L1); the lanes' fp32 partial sums meet by shuffles and lane 0 writes
-// the M outputs of column n. The weight's bytes are the whole cost, so each lane first issues
-// kUnroll independent 16-byte loads of its row (non-caching: read once) and only then does the
+// Small-M gemv against row-major weights (see gemv.h): one warp per output column n streams row
+// n of W (K elements) and multiplies it with the M rows of A, which every warp of the block reads
+// alike (they stay in L1); the lanes' fp32 partial sums meet by shuffles and lane 0 writes the M
+// outputs of column n. The weight's bytes are the whole cost, so each lane first issues kUnroll
+// independent 16-byte loads of its row (non-caching: read once) and only then does the
 // arithmetic: a warp keeps kUnroll x 512 bytes in flight, enough to cover the memory latency with
-// the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s).
+// the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s). The first
+// round of weight loads goes out before the kernel waits for its predecessor (programmatic
+// dependent launch: weights are fixed, A is not).
+//
+// One launch may take several weights sharing A (their rows stacked: warp n takes the n-th row
+// of them all), so that q, k and v of a decode step (the 1B shape's k and v are 512 rows each,
+// too few to keep the GPU busy alone) cost one launch. The SwiGLU form pairs warps: of each two,
+// one takes row n of gate, the other row n of up, and the block writes silu(g) * u.
+//
+// From 5 to 16 rows of A (opt-in, gemv.h) a warp takes 4 weight rows, so that each A value it
+// reads from L1 and converts serves four rows: with one row per warp, 16 rows of A cost 16 L1
+// loads and 128 conversions per 16-byte weight load, more than the SM issues at HBM speed.
+#include "kernels/cuda/activations.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemv.h"
@@ -25,88 +37,221 @@ __device__ __forceinline__ void unpack(float (&out)[kVec], const uint4& v) {
   for (int i = 0; i < kVec; ++i) out[i] = to_f32(p.x[i]);
 }
 
-template <typename T, int M>
-__device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, const T* a, int64_t k, int k0) {
-  float w[kVec];
-  unpack<T>(w, wraw);
+// Up to U loads of each of the R rows from k0 on, issued together.
+template <typename T, int R, int U>
+__device__ __forceinline__ void load_round(uint4 (&wraw)[R][U], const T* row0, int64_t stride, int k0, int k) {
 #pragma unroll
-  for (int m = 0; m < M; ++m) {
-    float av[kVec];
-    load_f32<kVec>(av, a + m * k + k0);
+  for (int r = 0; r < R; ++r)
 #pragma unroll
-    for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], w[i], acc[m]);
-  }
+    for (int u = 0; u < U; ++u)
+      if (k0 + u * kStep < k) wraw[r][u] = load_streaming(row0 + r * stride + k0 + u * kStep);
 }
 
-template <typename T, typename C, int M>
-__global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(C* c, const T* a, const T* w, int n_total, int k,
-                                                                  float alpha, float beta) {
+// acc[r][m] = row r . a[m, :] over k for the R rows row0 + r * stride, in every lane of the warp;
+// rows m >= m_rows of A (padding up to the template's M) are not read and stay 0. Waits for the
+// previous kernel (which may have written A) once the first round of weight loads is in flight.
+template <typename T, int M, int R, int U>
+__device__ __forceinline__ void rows_dot(float (&acc)[R][M], const T* row0, int64_t stride, const T* a, int m_rows,
+                                         int k, int lane) {
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
+  int k0 = lane * kVec;
+  uint4 wraw[R][U];
+  load_round<T, R, U>(wraw, row0, stride, k0, k);
   wait_for_previous_kernel();
+  while (true) {
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      if (k0 + u * kStep >= k) continue;
+      float w[R][kVec];
+#pragma unroll
+      for (int r = 0; r < R; ++r) unpack<T>(w[r], wraw[r][u]);
+#pragma unroll
+      for (int m = 0; m < M; ++m) {
+        float av[kVec];
+        if (m < m_rows) {
+          load_f32<kVec>(av, a + static_cast<int64_t>(m) * k + k0 + u * kStep);
+        } else {
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) av[i] = 0.0f;
+        }
+#pragma unroll
+        for (int r = 0; r < R; ++r)
+#pragma unroll
+          for (int i = 0; i < kVec; ++i) acc[r][m] = fmaf(av[i], w[r][i], acc[r][m]);
+      }
+    }
+    k0 += U * kStep;
+    if (k0 >= k) break;
+    load_round<T, R, U>(wraw, row0, stride, k0, k);
+  }
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < M; ++m)
+      for (int mask = 16; mask > 0; mask /= 2) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], mask);
+}
+
+// The weights of one launch, their rows stacked: weight i holds rows [end[i - 1], end[i]).
+template <typename T, typename C>
+struct Weights {
+  const T* w[kGemvMaxWeights];
+  C* c[kGemvMaxWeights];
+  const C* bias[kGemvMaxWeights];  // null: none
+  int end[kGemvMaxWeights];
+  int count;
+};
+
+// Warp w of the grid takes the R stacked rows from w * R on (a weight's rows are a multiple of R).
+template <typename T, typename C, int M, int R, int U>
+__global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(Weights<T, C> ws, const T* a, int m_rows, int k,
+                                                                  float alpha, float beta) {
   let_next_kernel_start();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int n = blockIdx.x * kWarps + warp;
+  const int row = (blockIdx.x * kWarps + warp) * R;
+  if (row >= ws.end[ws.count - 1]) return;
+  int i = 0;
+  while (row >= ws.end[i]) ++i;
+  const int first = i == 0 ? 0 : ws.end[i - 1], n = row - first, n_total = ws.end[i] - first;
+  float acc[R][M];
+  rows_dot<T, M, R, U>(acc, ws.w[i] + static_cast<int64_t>(n) * k, k, a, m_rows, k, lane);
+  // Output (m, n + r) is written by lane (r * M + m) % 32.
+#pragma unroll
+  for (int r = 0; r < R; ++r)
+#pragma unroll
+    for (int m = 0; m < M; ++m) {
+      if ((r * M + m) % 32 != lane || m >= m_rows) continue;
+      C* out = ws.c[i] + static_cast<int64_t>(m) * n_total + n + r;
+      const float prior = beta != 0.0f ? beta * to_f32(*out) : 0.0f;
+      float y = alpha * acc[r][m] + prior;
+      if (ws.bias[i]) y += to_f32(ws.bias[i][n + r]);
+      *out = from_f32<C>(y);
+    }
+}
+
+constexpr int kColumnsPerBlock = kWarps / 2;  // the SwiGLU form: a gate warp and an up warp per column
+
+template <typename T, int M>
+__global__ void __launch_bounds__(kWarps * 32) gemv_swiglu_kernel(T* out, const T* a, const T* gate, const T* up,
+                                                                  int n_total, int k) {
+  let_next_kernel_start();
+  __shared__ float part[kWarps][M];  // warp 2c: column c's gate, warp 2c + 1: its up
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  const int col = blockIdx.x * kColumnsPerBlock + warp / 2;
+  if (col < n_total) {
+    float acc[1][M];
+    rows_dot<T, M, 1, kUnroll>(acc, (warp % 2 ? up : gate) + static_cast<int64_t>(col) * k, k, a, M, k, lane);
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < M; ++m) part[warp][m] = acc[0][m];
+  }
+  __syncthreads();
+  // Threads c * M + m of warp 0 (which has waited for the previous kernel whenever any column of
+  // the block exists) write output (m, column c).
+  if (threadIdx.x >= kColumnsPerBlock * M) return;
+  const int c = threadIdx.x / M, m = threadIdx.x % M, n = blockIdx.x * kColumnsPerBlock + c;
   if (n >= n_total) return;
-  const T* row = w + static_cast<int64_t>(n) * k;
-  float acc[M];
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  int k0 = lane * kVec;
-  // Whole rounds of kUnroll loads, issued before any of them is used.
-  for (; k0 + (kUnroll - 1) * kStep < k; k0 += kUnroll * kStep) {
-    uint4 wraw[kUnroll];
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wraw[u] = load_streaming(row + k0 + u * kStep);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
-  }
-  // The rest: up to kUnroll - 1 loads, still issued together.
-  uint4 wraw[kUnroll];
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u)
-    if (k0 + u * kStep < k) wraw[u] = load_streaming(row + k0 + u * kStep);
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u)
-    if (k0 + u * kStep < k) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-    for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);
-  if (lane != 0) return;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    C* out = c + static_cast<int64_t>(m) * n_total + n;
-    const float prior = beta != 0.0f ? beta * to_f32(*out) : 0.0f;
-    *out = from_f32<C>(alpha * acc[m] + prior);
-  }
+  const float g = round_as<T>(part[2 * c][m]), u = round_as<T>(part[2 * c + 1][m]);
+  out[static_cast<int64_t>(m) * n_total + n] = from_f32<T>(round_as<T>(silu(g)) * u);
 }
 
-template <typename T, typename C, int M>
-void launch_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
-  const unsigned blocks = static_cast<unsigned>((s.n + kWarps - 1) / kWarps);
-  launch_kernel(small_m_gemm_kernel<T, C, M>, blocks, kWarps * 32, 0, stream_of(c), c.data_as<C>(), a.data_as<T>(),
-                b.data_as<T>(), static_cast<int>(s.n), static_cast<int>(s.k), alpha, beta);
+template <typename T, typename C, int M, int R, int U>
+void launch_rows(const Weights<T, C>& ws, const T* a, int m_rows, int k, float alpha, float beta, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((ws.end[ws.count - 1] / R + kWarps - 1) / kWarps);
+  launch_kernel(small_m_gemm_kernel<T, C, M, R, U>, blocks, kWarps * 32, 0, stream, ws, a, m_rows, k, alpha, beta);
 }
 
+// M <= 4: a warp per weight row, kUnroll loads of it in flight; 5..16 rows: a warp per
+// kGemvWideRows rows, two loads of each in flight (as many in all), A padded to 8 or 16 rows.
 template <typename T, typename C>
-void launch(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
-  switch (s.m) {
-    case 1: return launch_rows<T, C, 1>(c, a, b, s, alpha, beta);
-    case 2: return launch_rows<T, C, 2>(c, a, b, s, alpha, beta);
-    case 3: return launch_rows<T, C, 3>(c, a, b, s, alpha, beta);
-    default: return launch_rows<T, C, 4>(c, a, b, s, alpha, beta);
+void launch(const Weights<T, C>& ws, const T* a, int64_t m, int64_t k, float alpha, float beta, cudaStream_t stream) {
+  const int kk = static_cast<int>(k), mm = static_cast<int>(m);
+  switch (m) {
+    case 1: return launch_rows<T, C, 1, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
+    case 2: return launch_rows<T, C, 2, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
+    case 3: return launch_rows<T, C, 3, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
+    case 4: return launch_rows<T, C, 4, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
+    default:
+      if (m <= 8) return launch_rows<T, C, 8, kGemvWideRows, 2>(ws, a, mm, kk, alpha, beta, stream);
+      return launch_rows<T, C, 16, kGemvWideRows, 2>(ws, a, mm, kk, alpha, beta, stream);
+  }
+}
+
+// Weights<T, C> of weights[i] writing outs[i] (with biases[i] where given and defined).
+template <typename T, typename C>
+Weights<T, C> weights_of(std::span<const Tensor> outs, std::span<const Tensor> weights, std::span<const Tensor> biases) {
+  if (weights.empty() || weights.size() > kGemvMaxWeights || outs.size() != weights.size())
+    throw Error("gemv: " + std::to_string(weights.size()) + " weights for " + std::to_string(outs.size()) +
+                " outputs (1 to " + std::to_string(kGemvMaxWeights) + ")");
+  Weights<T, C> ws{};
+  ws.count = static_cast<int>(weights.size());
+  int64_t rows = 0;
+  for (int i = 0; i < ws.count; ++i) {
+    ws.w[i] = weights[i].data_as<T>();
+    ws.c[i] = outs[i].data_as<C>();
+    ws.bias[i] = i < int(biases.size()) && biases[i].defined() ? biases[i].data_as<C>() : nullptr;
+    rows += weights[i].size(0);
+    if (rows > INT32_MAX) throw Error("gemv: more than 2^31 weight rows in one launch");
+    ws.end[i] = static_cast<int>(rows);
+  }
+  return ws;
+}
+
+template <typename T, int M>
+void launch_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t k) {
+  const int n = static_cast<int>(gate.size(0));
+  const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
+  launch_kernel(gemv_swiglu_kernel<T, M>, blocks, kWarps * 32, 0, stream_of(out), out.data_as<T>(), a.data_as<T>(),
+                gate.data_as<T>(), up.data_as<T>(), n, static_cast<int>(k));
+}
+
+template <typename T>
+void swiglu_rows(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t m, int64_t k) {
+  switch (m) {
+    case 1: return launch_swiglu<T, 1>(out, a, gate, up, k);
+    case 2: return launch_swiglu<T, 2>(out, a, gate, up, k);
+    case 3: return launch_swiglu<T, 3>(out, a, gate, up, k);
+    default: return launch_swiglu<T, 4>(out, a, gate, up, k);
   }
 }
 
 }  // namespace
 
 void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
+  const Tensor outs[] = {c}, weights[] = {b};
   const bool f32_out = c.dtype() == DType::F32;
+  const cudaStream_t stream = stream_of(c);
   if (a.dtype() == DType::BF16) {
-    if (f32_out) launch<__nv_bfloat16, float>(c, a, b, s, alpha, beta);
-    else launch<__nv_bfloat16, __nv_bfloat16>(c, a, b, s, alpha, beta);
+    using T = __nv_bfloat16;
+    if (f32_out) launch(weights_of<T, float>(outs, weights, {}), a.data_as<T>(), s.m, s.k, alpha, beta, stream);
+    else launch(weights_of<T, T>(outs, weights, {}), a.data_as<T>(), s.m, s.k, alpha, beta, stream);
   } else {
-    if (f32_out) launch<__half, float>(c, a, b, s, alpha, beta);
-    else launch<__half, __half>(c, a, b, s, alpha, beta);
+    using T = __half;
+    if (f32_out) launch(weights_of<T, float>(outs, weights, {}), a.data_as<T>(), s.m, s.k, alpha, beta, stream);
+    else launch(weights_of<T, T>(outs, weights, {}), a.data_as<T>(), s.m, s.k, alpha, beta, stream);
   }
+  check_launch();
+}
+
+void gemv_rows_many(std::span<const Tensor> outs, const Tensor& a, std::span<const Tensor> weights,
+                    std::span<const Tensor> biases, int64_t m, int64_t k) {
+  const cudaStream_t stream = stream_of(a);
+  if (a.dtype() == DType::BF16) {
+    using T = __nv_bfloat16;
+    launch(weights_of<T, T>(outs, weights, biases), a.data_as<T>(), m, k, 1.0f, 0.0f, stream);
+  } else {
+    using T = __half;
+    launch(weights_of<T, T>(outs, weights, biases), a.data_as<T>(), m, k, 1.0f, 0.0f, stream);
+  }
+  check_launch();
+}
+
+void gemv_rows_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t m, int64_t k) {
+  if (gate.size(0) > INT32_MAX) throw Error("gemv: more than 2^31 weight rows in one launch");
+  if (a.dtype() == DType::BF16) swiglu_rows<__nv_bfloat16>(out, a, gate, up, m, k);
+  else swiglu_rows<__half>(out, a, gate, up, m, k);
   check_launch();
 }
 

@@ -1,17 +1,37 @@
 // The CUDA-core gemv for a few rows against a weight (decode steps: M <= 4 tokens times W^T, W
 // [N, K] row-major in bf16/f16), one warp per weight row. kernels/cuda/small_m.h decides when it
-// runs.
+// runs. Its two fused forms serve a decode step's layer: several weights sharing one input in one
+// launch (q/k/v), and gate/up with the SwiGLU in the epilogue.
 #pragma once
+
+#include <span>
 
 #include "core/tensor.h"
 #include "kernels/gemm_shape.h"
 
 namespace tessera::cuda {
 
-constexpr int kGemvMaxRows = 4;  // beyond, converting A's rows costs as much ALU as the weight's bytes
+// Up to kGemvMaxRows rows a warp takes one weight row; beyond, converting and reading A's rows
+// for each weight row costs as much as the weight's bytes, so from 5 to kGemvMaxWideRows rows
+// (opt-in: SmallMChoice::gemv_rows) a warp takes kGemvWideRows weight rows at once.
+constexpr int kGemvMaxRows = 4;
+constexpr int kGemvMaxWideRows = 16;
+constexpr int kGemvWideRows = 4;    // weight rows per warp beyond kGemvMaxRows: N must be a multiple
+constexpr int kGemvMaxWeights = 3;  // weights one gemv_rows_many launch takes (q, k, v)
 
-// c = alpha * a @ b^T + beta * c for 1 <= M <= kGemvMaxRows; the caller has checked the shapes
-// (small_m_eligible).
+// c = alpha * a @ b^T + beta * c for 1 <= M <= kGemvMaxWideRows; the caller has checked the
+// shapes (small_m.cu's gemv_takes).
 void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta);
+
+// outs[i] = a @ weights[i]^T (+ biases[i] where defined) in one launch, each output exactly what
+// gemv_rows gives it (plus the bias before the rounding): a [m, k], weights[i] [n_i, k] each
+// suiting the gemv, outs[i] [m, n_i] of a's dtype, at most kGemvMaxWeights.
+void gemv_rows_many(std::span<const Tensor> outs, const Tensor& a, std::span<const Tensor> weights,
+                    std::span<const Tensor> biases, int64_t m, int64_t k);
+
+// out [m, n] = silu(g) * u with g = a @ gate^T and u = a @ up^T, each rounded to a's dtype as
+// gemv_rows rounds them, and the product rounded as swiglu_forward does: bit for bit the three ops.
+// m <= kGemvMaxRows.
+void gemv_rows_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t m, int64_t k);
 
 }  // namespace tessera::cuda

@@ -1,4 +1,5 @@
 // Whether a gemm gets the small-M gemv (small_m.h): the shapes it takes, then the choice.
+#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -12,9 +13,10 @@ namespace {
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
 
-bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s, const Tensor& bias) {
+bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s, int64_t max_rows) {
   const DType in = a.dtype();
-  if (s.m < 1 || s.m > kGemvMaxRows || s.trans_a || !s.trans_b || bias.defined()) return false;
+  if (s.m < 1 || s.m > max_rows || s.trans_a || !s.trans_b) return false;
+  if (s.m > kGemvMaxRows && s.n % kGemvWideRows != 0) return false;
   if (in != DType::BF16 && in != DType::F16) return false;
   if (s.k % 8 != 0 || s.lda != s.k || s.ldb != s.k || s.ldc != 0) return false;
   return s.n <= INT32_MAX && s.k <= INT32_MAX && aligned16(a) && aligned16(b);
@@ -22,10 +24,15 @@ bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s, const Tensor
 
 }  // namespace
 
+bool gemv_takes(const Tensor& a, const Tensor& b, const GemmShape& s) {
+  const SmallMChoice choice = ops::small_m_choice();
+  return choice.kernel != SmallMKernel::CuBlas &&
+         eligible(a, b, s, std::min<int64_t>(kGemvMaxWideRows, std::max<int64_t>(kGemvMaxRows, choice.gemv_rows)));
+}
+
 bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
                   const Tensor& bias) {
-  const SmallMChoice choice = ops::small_m_choice();
-  if (choice.kernel == SmallMKernel::CuBlas || !eligible(a, b, s, bias)) return false;
+  if (bias.defined() || !gemv_takes(a, b, s)) return false;
   // Auto is the gemv (bench/skinny_gemm_bench, session 7 call C: it wins at M = 1 on lm_head and
   // the 8B projections; cuBLASLt wins 8B down at M = 1 by 6%).
   gemv_rows(c, a, b, s, alpha, beta);

@@ -1,7 +1,7 @@
 // ops::gemm's path for a few rows against a weight (decode steps: M <= 4 tokens times W^T, W
 // [N, K] row-major in bf16/f16): a weight-streaming kernel instead of cuBLASLt, which reads W at a
-// lower fraction of the bandwidth for such shapes: the CUDA-core gemv (gemv.h, M <= 4) unless
-// ops::small_m_choice() (TESSERA_SMALL_M=cublas) says cuBLASLt.
+// lower fraction of the bandwidth for such shapes: the CUDA-core gemv (gemv.h, M <= 4, or up to
+// SmallMChoice::gemv_rows) unless ops::small_m_choice() (TESSERA_SMALL_M=cublas) says cuBLASLt.
 #pragma once
 
 #include "core/tensor.h"
@@ -14,5 +14,10 @@ namespace tessera::cuda {
 // contiguous); false otherwise (the caller runs cuBLASLt).
 bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
                   const Tensor& bias);
+
+// Whether the gemv runs a @ b^T of shape s (a bias aside: the fused forms of gemv.h add it
+// themselves): the shapes suit it and the small-M choice is not cuBLASLt. The fused decode ops
+// (project_many, project_swiglu) ask this of each weight.
+bool gemv_takes(const Tensor& a, const Tensor& b, const GemmShape& s);
 
 }  // namespace tessera::cuda

@@ -1,5 +1,6 @@
 // CUDA SwiGLU: elementwise functors (kernels/cuda/elementwise.cuh), fp32 math, rounding to the
 // activation dtype where PyTorch's bf16 ops do (kernels/cpu/swiglu.cpp has the same formulas).
+#include "kernels/cuda/activations.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/elementwise.cuh"
@@ -7,10 +8,6 @@
 namespace tessera::cuda {
 
 namespace {
-
-// PyTorch's silu and sigmoid formulas; expf rather than __expf to stay close to the CPU.
-__device__ __forceinline__ float silu(float g) { return g / (1.0f + expf(-g)); }
-__device__ __forceinline__ float sigmoid(float g) { return 1.0f / (1.0f + expf(-g)); }
 
 template <typename T>
 struct SwigluForward {

@@ -1,0 +1,45 @@
+// CPU references of a decode step's fused ops: by definition the sequences of plain ops they fuse
+// (kernels/ops.h), so the CPU inference path gives the same numbers with them or without.
+#include "kernels/cpu/cpu_ops.h"
+
+namespace tessera::cpu {
+
+void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
+                  std::span<const Tensor> biases, std::span<const GemmShape> shapes) {
+  for (size_t i = 0; i < weights.size(); ++i)
+    if (shapes[i].n > 0) gemm(outs[i], x, weights[i], shapes[i], 1.0f, 0.0f, biases.empty() ? Tensor() : biases[i]);
+}
+
+void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up, const GemmShape& s) {
+  Tensor g = Tensor::empty(out.shape(), out.dtype(), out.device()), u = Tensor::empty(out.shape(), out.dtype(), out.device());
+  gemm(g, x, gate, s, 1.0f, 0.0f, Tensor());
+  gemm(u, x, up, s, 1.0f, 0.0f, Tensor());
+  swiglu_forward(out, g, u);
+}
+
+namespace {
+
+// rmsnorm_forward on each head row of x [T, H, D], in place.
+void norm_heads(const Tensor& x, const Tensor& weight, float eps) {
+  const int64_t d = x.size(2), rows = x.numel() / d;
+  Tensor normed = Tensor::empty({rows, d}, x.dtype(), x.device()), rstd = Tensor::empty({rows}, DType::F32, x.device());
+  rmsnorm_forward(normed, rstd, x.view({rows, d}), weight, eps);
+  copy_bytes(x, normed);
+}
+
+}  // namespace
+
+void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                   float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
+                   const Tensor& k_cache, const Tensor& v_cache, const PagedShape& s) {
+  if (q_norm.defined()) {
+    norm_heads(q, q_norm, eps);
+    norm_heads(k, k_norm, eps);
+  }
+  rope(q, k, positions, inv_freq, attention_scaling, 1.0f);
+  PagedShape kv = s;
+  kv.hq = s.hkv;
+  paged_kv_write(k, v, slots, k_cache, v_cache, kv);
+}
+
+}  // namespace tessera::cpu

@@ -1,0 +1,110 @@
+// CUDA rope_kv_write: one block per token. Its threads take cos/sin of the token's D/2 angles into
+// shared memory (precise sincosf, as rope.cu), then each warp takes whole head rows of q and k:
+// the RMSNorm of the row (Qwen3: its sum of squares by shuffles), the rotation of its pairs in
+// place, and for k the rotated row into the cache slot too; then the block copies v's row into
+// its slot. Roundings are those of rmsnorm.cu and rope.cu. A slot outside the cache traps (see
+// embedding.cu); -1 (a padding row) is not written.
+#include <algorithm>
+
+#include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/cuda_ops.h"
+
+namespace tessera::cuda {
+
+namespace {
+
+constexpr int kMaxThreads = 256;
+
+// q_norm and k_norm: null without Qwen3's q/k norms.
+template <typename T, typename W>
+__global__ void rope_kv_write_kernel(T* q, T* k, const T* v, const int32_t* positions, const float* inv_freq,
+                                     const W* q_norm, const W* k_norm, float eps, const int32_t* slots, T* k_cache,
+                                     T* v_cache, int hq, int hkv, int half, float attention_scaling,
+                                     int64_t slot_count) {
+  extern __shared__ float table[];  // cos[half], then sin[half]
+  wait_for_previous_kernel();
+  let_next_kernel_start();
+  const int d = 2 * half, token = blockIdx.x;
+  const int64_t slot = slots[token];
+  if (slot < -1 || slot >= slot_count) __trap();
+  float* cos_t = table;
+  float* sin_t = table + half;
+  const float position = static_cast<float>(positions[token]);
+  for (int i = threadIdx.x; i < half; i += blockDim.x) {
+    float s, c;
+    sincosf(position * inv_freq[i], &s, &c);
+    cos_t[i] = round_as<T>(c * attention_scaling);
+    sin_t[i] = round_as<T>(s * attention_scaling);
+  }
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  T* k_slot = slot >= 0 ? k_cache + slot * hkv * d : nullptr;
+  for (int h = warp; h < hq + hkv; h += warps) {
+    const bool is_k = h >= hq;
+    T* row = is_k ? k + (int64_t(token) * hkv + (h - hq)) * d : q + (int64_t(token) * hq + h) * d;
+    const W* w = is_k ? k_norm : q_norm;
+    float r = 0.0f;
+    if (w) {
+      float squares = 0.0f;
+      for (int j = lane; j < d; j += 32) {
+        const float x = to_f32(row[j]);
+        squares += x * x;
+      }
+      for (int mask = 16; mask > 0; mask /= 2) squares += __shfl_xor_sync(0xffffffffu, squares, mask);
+      r = rsqrtf(squares / static_cast<float>(d) + eps);
+    }
+    for (int i = lane; i < half; i += 32) {
+      float x1 = to_f32(row[i]), x2 = to_f32(row[i + half]);
+      if (w) {
+        x1 = round_as<T>(round_as<T>(x1 * r) * to_f32(w[i]));
+        x2 = round_as<T>(round_as<T>(x2 * r) * to_f32(w[i + half]));
+      }
+      const float c = cos_t[i], s = sin_t[i];
+      const T y1 = from_f32<T>(round_as<T>(x1 * c) - round_as<T>(x2 * s));
+      const T y2 = from_f32<T>(round_as<T>(x2 * c) + round_as<T>(x1 * s));
+      row[i] = y1;
+      row[i + half] = y2;
+      if (is_k && k_slot) {
+        k_slot[(h - hq) * d + i] = y1;
+        k_slot[(h - hq) * d + i + half] = y2;
+      }
+    }
+  }
+  if (slot < 0) return;
+  const T* v_row = v + int64_t(token) * hkv * d;
+  T* v_slot = v_cache + slot * hkv * d;
+  for (int j = threadIdx.x; j < hkv * d; j += blockDim.x) v_slot[j] = v_row[j];
+}
+
+template <typename T, typename W>
+void launch(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+            float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
+            const Tensor& k_cache, const Tensor& v_cache, const PagedShape& s) {
+  const int half = static_cast<int>(s.d / 2), rows = static_cast<int>(s.hq + s.hkv);
+  const int threads = std::min(kMaxThreads, rows * 32);
+  const size_t shared = 2 * static_cast<size_t>(half) * sizeof(float);
+  launch_kernel(rope_kv_write_kernel<T, W>, static_cast<unsigned>(s.tokens), threads, shared, stream_of(q),
+                q.data_as<T>(), k.data_as<T>(), v.data_as<T>(), positions.data_as<int32_t>(), inv_freq.data_as<float>(),
+                q_norm.defined() ? q_norm.data_as<W>() : nullptr, k_norm.defined() ? k_norm.data_as<W>() : nullptr, eps,
+                slots.data_as<int32_t>(), k_cache.data_as<T>(), v_cache.data_as<T>(), static_cast<int>(s.hq),
+                static_cast<int>(s.hkv), half, attention_scaling, s.slots());
+}
+
+}  // namespace
+
+void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
+                   float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
+                   const Tensor& k_cache, const Tensor& v_cache, const PagedShape& s) {
+  if (s.hq + s.hkv > INT32_MAX / 32 || s.hkv * s.d > INT32_MAX)
+    throw Error("rope_kv_write: " + q.str() + " has too many heads for the kernel");
+  dispatch_floating(q.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if (q_norm.defined() && q_norm.dtype() == DType::F32 && q.dtype() != DType::F32)
+      launch<T, float>(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache, v_cache, s);
+    else
+      launch<T, T>(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache, v_cache, s);
+  });
+  check_launch();
+}
+
+}  // namespace tessera::cuda

@@ -1,0 +1,74 @@
+// The fused decode ops' argument checks: each bad call names the op and what is wrong, and the
+// CPU ops are exactly the plain ops they stand for (tests/kernels has the GPU's).
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <string>
+#include <vector>
+
+#include "core/error.h"
+#include "kernels/ops.h"
+#include "random_tensors.h"
+
+using namespace tessera;
+using namespace tessera::testing_util;
+
+namespace {
+
+// fn() throws an Error whose message holds `part`.
+template <typename Fn>
+void expect_error(Fn&& fn, const std::string& part) {
+  try {
+    fn();
+    ADD_FAILURE() << "no error; expected one mentioning '" << part << "'";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
+  }
+}
+
+Tensor f32(Shape shape, uint64_t seed) { return random_tensor(std::move(shape), DType::F32, Device::cpu(), seed); }
+
+}  // namespace
+
+TEST(FusedDecodeOps, ProjectManyRefusesMismatchedArguments) {
+  const Tensor x = f32({2, 8}, 1), w = f32({3, 8}, 2), out = Tensor::empty({2, 3}, DType::F32);
+  const std::vector<Tensor> one{w}, two{w, w}, outs{out};
+  expect_error([&] { ops::project_many(outs, x, two); }, "1 outputs for 2 weights");
+  expect_error([&] { ops::project_many(outs, x, one, two); }, "2 biases for 1 weights");
+  const std::vector<Tensor> narrow{Tensor::empty({2, 4}, DType::F32)};
+  expect_error([&] { ops::project_many(narrow, x, one); }, "project_many: C");
+  const std::vector<Tensor> bf16_out{Tensor::empty({2, 3}, DType::BF16)};
+  expect_error([&] { ops::project_many(bf16_out, x, one); }, "outs[0] must be f32");
+  const std::vector<Tensor> short_bias{f32({2}, 3)};
+  expect_error([&] { ops::project_many(outs, x, one, short_bias); }, "bias");
+}
+
+TEST(FusedDecodeOps, ProjectSwigluIsTheThreePlainOps) {
+  const Tensor x = f32({3, 16}, 4), gate = f32({5, 16}, 5), up = f32({5, 16}, 6);
+  Tensor out = Tensor::empty({3, 5}, DType::F32), g = Tensor::empty({3, 5}, DType::F32), u = Tensor::empty({3, 5}, DType::F32);
+  ops::project_swiglu(out, x, gate, up);
+  ops::gemm(g, x, gate, false, true);
+  ops::gemm(u, x, up, false, true);
+  Tensor want = Tensor::empty({3, 5}, DType::F32);
+  ops::swiglu_forward(want, g, u);
+  EXPECT_EQ(out.to_vector<float>(), want.to_vector<float>());
+  expect_error([&] { ops::project_swiglu(out, x, gate, f32({4, 16}, 7)); }, "must be [F, K] alike");
+}
+
+TEST(FusedDecodeOps, RopeKvWriteRefusesMismatchedArguments) {
+  const int64_t T = 2, hq = 4, hkv = 2, d = 8;
+  Tensor q = f32({T, hq, d}, 8), k = f32({T, hkv, d}, 9), v = f32({T, hkv, d}, 10);
+  Tensor k_cache = Tensor::empty({3, 4, hkv, d}, DType::F32), v_cache = Tensor::empty({3, 4, hkv, d}, DType::F32);
+  const Tensor positions = Tensor::from_vector(std::vector<int32_t>{0, 5}, {T}, DType::I32);
+  const Tensor slots = Tensor::from_vector(std::vector<int32_t>{1, -1}, {T}, DType::I32);
+  const Tensor freq = inverse_frequencies(d, 1e4), norm = f32({d}, 11);
+  auto call = [&](const Tensor& kk, const Tensor& qn, const Tensor& kn, const Tensor& sl) {
+    ops::rope_kv_write(q, kk, v, positions, freq, 1.0f, qn, kn, 1e-6f, sl, k_cache, v_cache);
+  };
+  expect_error([&] { call(f32({T, hkv + 1, d}, 12), Tensor(), Tensor(), slots); }, "rope_kv_write: k is");
+  expect_error([&] { call(k, norm, Tensor(), slots); }, "q_norm and k_norm go together");
+  expect_error([&] { call(k, Tensor(), Tensor(), slots.flat_slice(0, 1)); }, "slots");
+  expect_error([&] { call(k, f32({d + 2}, 13), f32({d + 2}, 14), slots); }, "weight");
+  expect_error([&] { call(k, Tensor(), Tensor(), Tensor::from_vector(std::vector<int32_t>{0, 12}, {T}, DType::I32)); },
+               "outside the cache");
+}
