@@ -12,7 +12,9 @@
 // and the device time per step (CUDA events around the step's queued work).
 // --profile 1: steps run eagerly with CUDA events around each op family (InferenceOptions::
 // profile_ops) and, after RESULT, one line per family: PROFILE | shape batch | op | ms per decode
-// step | share of the step | weight GB/s (projections and lm_head, bf16) |.
+// step | share of the step | weight GB/s (projections and lm_head, bf16) |. With the fused decode ops
+// (TESSERA_FUSED_DECODE, on unless 0) q/k/v show as qkv_proj, gate/up and the SwiGLU as
+// gate_up_swiglu, RoPE with the KV write as rope_kv_write.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -123,11 +125,12 @@ int main(int argc, char** argv) {
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"small_m\":\"%s\",\"gemv_rows\":%ld,\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
-                ops::small_m_kernel_name(ops::small_m_choice().kernel), ops::LaunchOverlap::requested() ? 1 : 0,
+                model->options().fused_decode ? 1 : 0, ops::small_m_kernel_name(ops::small_m_choice().kernel),
+                ops::small_m_choice().gemv_rows, ops::LaunchOverlap::requested() ? 1 : 0,
                 profile ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
                 (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,
@@ -139,6 +142,7 @@ int main(int argc, char** argv) {
       const std::map<std::string, int64_t> weights = {
           {"q_proj", L * q * H * 2}, {"k_proj", L * kv * H * 2}, {"v_proj", L * kv * H * 2}, {"o_proj", L * H * q * 2},
           {"gate_proj", L * I * H * 2}, {"up_proj", L * I * H * 2}, {"down_proj", L * H * I * 2},
+          {"qkv_proj", L * (q + 2 * kv) * H * 2}, {"gate_up_swiglu", L * 2 * I * H * 2},
           {"lm_head", config.vocab_size * H * 2}};
       const double step_ms = (tn.gpu_ms - t1.gpu_ms) / decode_steps;
       double named = 0;

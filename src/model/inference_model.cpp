@@ -1,7 +1,9 @@
 #include "model/inference_model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <string_view>
 #include <type_traits>
@@ -30,7 +32,22 @@ Tensor host_buffer(Tensor& buffer, int64_t count, DType dtype, Device device) {
   return buffer.flat_slice(0, count);
 }
 
+// A projection the fused ops take: a dense base of the activations' dtype and nothing plugged in.
+bool plain(const Linear& l, DType dtype) {
+  return l.weight.defined() && l.weight.dtype() == dtype && !l.packed && !l.has_lora() && !l.fake_quant;
+}
+
 }  // namespace
+
+bool fused_decode_default() {
+  static const bool on = [] {
+    const char* v = std::getenv("TESSERA_FUSED_DECODE");
+    if (!v || std::string_view(v) == "1") return true;
+    if (std::string_view(v) == "0") return false;
+    throw Error(std::string("TESSERA_FUSED_DECODE: '") + v + "' is not 0 or 1");
+  }();
+  return on;
+}
 
 ModelParams& OwnedParams::grads(UnitId) { throw Error("inference parameters have no gradients"); }
 
@@ -111,6 +128,44 @@ decltype(auto) InferenceModel::timed(std::string_view name, std::string_view par
   }
 }
 
+void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions,
+                                            const Tensor& slots, Tensor& k_cache, Tensor& v_cache, LayerActivations& a,
+                                            const ProjectFn& project) {
+  const ModelConfig& c = config_;
+  const int64_t T = x.numel() / c.hidden_size, D = c.head_dim;
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  a.x = x;
+  if (!a.h.defined()) {
+    a.h = Tensor::empty({T, c.hidden_size}, dtype_, device_);
+    a.rstd_in = Tensor::empty({T}, DType::F32, device_);
+    ops::rmsnorm_forward(a.h, a.rstd_in, x.view({T, c.hidden_size}), p.input_norm, eps);
+  }
+  const Linear* qkv[] = {&p.q_proj, &p.k_proj, &p.v_proj};
+  if (std::all_of(std::begin(qkv), std::end(qkv), [&](const Linear* l) { return plain(*l, dtype_); })) {
+    Tensor outs[3], weights[3], biases[3];
+    for (int i = 0; i < 3; ++i) {
+      outs[i] = Tensor::empty({T, qkv[i]->out_features()}, dtype_, device_);
+      weights[i] = qkv[i]->weight;
+      biases[i] = qkv[i]->bias;
+    }
+    timed("qkv_proj", "norm_rope", [&] { ops::project_many(outs, a.h, weights, biases); });
+    a.q = outs[0];
+    a.k = outs[1];
+    a.v = outs[2];
+  } else {
+    a.q = project(p.q_proj, kQ, a.h);
+    a.k = project(p.k_proj, kK, a.h);
+    a.v = project(p.v_proj, kV, a.h);
+  }
+  a.q = a.q.view({T, c.num_attention_heads, D});
+  a.k = a.k.view({T, c.num_key_value_heads, D});
+  a.v = a.v.view({T, c.num_key_value_heads, D});
+  timed("rope_kv_write", "norm_rope", [&] {
+    ops::rope_kv_write(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling,
+                       c.qk_norm ? p.q_norm : Tensor(), c.qk_norm ? p.k_norm : Tensor(), eps, slots, k_cache, v_cache);
+  });
+}
+
 InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const StepLayout& L, KvCache& cache) {
   const ModelConfig& c = config_;
   const int64_t T = L.tokens, D = c.head_dim, Hq = c.num_attention_heads, R = L.rows;
@@ -146,6 +201,13 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   // With weights held whole, each layer's last residual add also makes the next layer's input
   // norm (one launch instead of two).
   const bool fuse_norms = source_->fixed_addresses();
+  // The fused decode ops write the cache in the activations' dtype and know nothing of adapters.
+  const bool fused = options_.fused_decode && !adapters_ && dtype_ == kv_dtype;
+  const GateUpFn gate_up = [&](const LayerParams& p, const Tensor& h) {
+    Tensor act = Tensor::empty({T, c.intermediate_size}, dtype_, device_);
+    timed("gate_up_swiglu", "norms_swiglu", [&] { ops::project_swiglu(act, h, p.gate_proj.weight, p.up_proj.weight); });
+    return act;
+  }, unfused_mlp;
   LayerActivations next;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const UnitId unit = UnitId::layer_unit(l);
@@ -155,11 +217,15 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     a.h = std::move(next.h);
     a.rstd_in = std::move(next.rstd_in);
     next = {};
-    timed("norm_rope", "", [&] { layer_attention_inputs(c, rope_, p, x, positions, a, project); });
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
-    timed("kv_write", "", [&] {
-      ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slots, k_cache, v_cache);
-    });
+    if (fused) {
+      timed("norm_rope", "", [&] { fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project); });
+    } else {
+      timed("norm_rope", "", [&] { layer_attention_inputs(c, rope_, p, x, positions, a, project); });
+      timed("kv_write", "", [&] {
+        ops::paged_kv_write(in_dtype(a.k, kv_dtype), in_dtype(a.v, kv_dtype), slots, k_cache, v_cache);
+      });
+    }
     Tensor attn = Tensor::empty({T, Hq, D}, kv_dtype, device_);
     timed("attention", "", [&] {
       ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale,
@@ -171,7 +237,10 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
       source_->release(UnitId::layer_unit(l + 1));
     }
     x = timed("norms_swiglu", "", [&] {
-      return layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project, next_norm, &next);
+      const bool plain_mlp = plain(p.gate_proj, dtype_) && plain(p.up_proj, dtype_) && !p.gate_proj.bias.defined() &&
+                             !p.up_proj.bias.defined();
+      return layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project, next_norm, &next,
+                                     fused && plain_mlp ? gate_up : unfused_mlp);
     });
     source_->release(unit);
   }

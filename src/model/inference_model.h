@@ -1,7 +1,8 @@
 // A model for inference: its config, the rotary table made once, and its weights behind a
 // ParamSource. run() executes many tokens of many sequences packed together (prefill chunks and
 // decode tokens in one pass) against the paged KV cache. The layers are training's own
-// (model/layer_parts.h); only attention differs.
+// (model/layer_parts.h); only attention differs, and with InferenceOptions::fused_decode the
+// projections, RoPE and KV write around it run as kernels/ops.h's fused decode ops.
 //
 // A step's int32 inputs go to the device in one copy from a pinned buffer (model/step_batch.h);
 // the device picks each logit row's greedy token (ops::argmax_rows), so only 8 bytes per row come
@@ -23,12 +24,16 @@
 #include "kernels/quant_format.h"
 #include "model/adapter_bank.h"
 #include "model/kv_cache.h"
+#include "model/layer_parts.h"
 #include "model/model_config.h"
 #include "model/param_source.h"
 #include "model/step_batch.h"
 #include "model/transformer.h"
 
 namespace tessera {
+
+// InferenceOptions::fused_decode's default: on unless TESSERA_FUSED_DECODE=0 (read once).
+bool fused_decode_default();
 
 struct InferenceOptions {
   bool cuda_graphs = true;  // replay decode steps from CUDA graphs (CUDA with fixed weights only)
@@ -37,6 +42,11 @@ struct InferenceOptions {
   // norms and RoPE, ...), summed in StepTimes::op_ms; the step runs eagerly (no graphs) after a
   // 20 ms hold of the stream, so that the device runs it back to back as a graph would. Benchmarks.
   bool profile_ops = false;
+  // A layer in fewer launches through kernels/ops.h's fused decode ops (q/k/v in one gemv, RoPE and
+  // Qwen3's q/k norms with the KV write, gate/up with the SwiGLU in the epilogue), the same
+  // numbers as the plain ops; projections with a packed base, LoRA or a fake quantizer, and models
+  // with adapters, keep one call per projection. TESSERA_FUSED_DECODE=0 makes the default off.
+  bool fused_decode = fused_decode_default();
 };
 
 // What run() returns for the logit rows asked for, in their order.
@@ -109,6 +119,11 @@ class InferenceModel {
   struct Mark;  // events around one op family of a step (profile_ops)
 
   Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache);
+  // The fused form of layer_attention_inputs and the KV write (options_.fused_decode): the input
+  // norm unless a.h holds it, q/k/v (one ops::project_many for plain projections), then
+  // ops::rope_kv_write into the cache.
+  void fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions, const Tensor& slots,
+                              Tensor& k_cache, Tensor& v_cache, LayerActivations& a, const ProjectFn& project);
   // fn(), timed as `name` (inside `parent`) when profiling.
   template <typename Fn>
   decltype(auto) timed(std::string_view name, std::string_view parent, Fn&& fn);

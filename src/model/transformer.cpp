@@ -96,7 +96,8 @@ void layer_attention_inputs(const ModelConfig& c, const RopeTable& rope, const L
 }
 
 Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const Tensor& attn, LayerActivations& a,
-                               const ProjectFn& project, const Tensor& next_norm, LayerActivations* next) {
+                               const ProjectFn& project, const Tensor& next_norm, LayerActivations* next,
+                               const GateUpFn& gate_up) {
   const int64_t T = a.x.numel() / c.hidden_size;
   Tensor o = project(p.o_proj, kO, attn);
   a.x_mid = like(a.x, {T, c.hidden_size});
@@ -104,10 +105,14 @@ Tensor layer_attention_outputs(const ModelConfig& c, const LayerParams& p, const
   a.rstd_post = f32_like(a.x, {T});
   ops::add_rmsnorm_forward(a.x_mid, a.h_post, a.rstd_post, a.x.view({T, c.hidden_size}), o, p.post_norm,
                            static_cast<float>(c.rms_norm_eps));
-  a.gate = project(p.gate_proj, kGate, a.h_post);
-  a.up = project(p.up_proj, kUp, a.h_post);
-  a.act = like(a.x, {T, c.intermediate_size});
-  ops::swiglu_forward(a.act, a.gate, a.up);
+  if (gate_up) {
+    a.act = gate_up(p, a.h_post);
+  } else {
+    a.gate = project(p.gate_proj, kGate, a.h_post);
+    a.up = project(p.up_proj, kUp, a.h_post);
+    a.act = like(a.x, {T, c.intermediate_size});
+    ops::swiglu_forward(a.act, a.gate, a.up);
+  }
   Tensor y = project(p.down_proj, kDown, a.act);
   if (next && next_norm.defined()) {
     next->h = like(a.x, {T, c.hidden_size});

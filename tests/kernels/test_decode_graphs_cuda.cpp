@@ -19,7 +19,8 @@ namespace {
 
 const Device gpu = Device::cuda(0);
 
-std::vector<inference::Completion> generate(const std::shared_ptr<InferenceModel>& model) {
+// The first `count` of five requests (5: a decode bucket of 8 rows; 3: of 4, the gemv's).
+std::vector<inference::Completion> generate(const std::shared_ptr<InferenceModel>& model, int count = 5) {
   inference::GeneratorOptions options;
   options.max_batch_size = 8;
   options.max_seq_len = 160;
@@ -28,7 +29,7 @@ std::vector<inference::Completion> generate(const std::shared_ptr<InferenceModel
   inference::Generator generator(model, nullptr, options);
   std::vector<inference::Request> requests;
   const int64_t lengths[] = {3, 40, 17, 1, 70};  // 5 sequences: bucket 8, tables 16 blocks wide
-  for (int r = 0; r < 5; ++r) {
+  for (int r = 0; r < count; ++r) {
     inference::Request q;
     for (int64_t t = 0; t < lengths[r]; ++t) q.prompt.push_back(static_cast<int32_t>((r * 131 + t * 17) % 1000));
     q.max_new_tokens = 24;
@@ -81,31 +82,68 @@ TEST(CudaDecodeGraphs, ReplaysEqualThePaddedEagerSteps) {
   }
 }
 
+// The fused decode ops (InferenceOptions::fused_decode) against the plain ops, eagerly and padded
+// as graphs run: without Qwen3's norms they do the same arithmetic, so every greedy and sampled
+// token and logprob is equal, for decode steps the gemv takes (3 sequences: 4 rows) and those it
+// leaves to cuBLASLt (5: 8 rows); and with graphs the fused steps replay to the same tokens.
+TEST(CudaDecodeGraphs, FusedDecodeOpsGiveThePlainOpsTokens) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  auto source = random_weights(seed);
+  auto model = [&](bool fused, bool graphs) {
+    return std::make_shared<InferenceModel>(
+        config, source, gpu, DType::BF16,
+        InferenceOptions{.cuda_graphs = graphs, .pad_decode = true, .fused_decode = fused});
+  };
+  for (int count : {3, 5}) {
+    SCOPED_TRACE(::testing::Message() << count << " requests");
+    const auto fused = generate(model(true, false), count), plain = generate(model(false, false), count);
+    const auto graphs = generate(model(true, true), count);
+    ASSERT_EQ(fused.size(), size_t(count));
+    for (size_t r = 0; r < fused.size(); ++r) {
+      ASSERT_EQ(fused[r].ids.size(), 24u) << "request " << r << ": " << fused[r].error;
+      EXPECT_EQ(fused[r].ids, plain[r].ids) << "request " << r;
+      EXPECT_EQ(fused[r].logprobs, plain[r].logprobs) << "request " << r;
+      EXPECT_EQ(graphs[r].ids, fused[r].ids) << "request " << r;
+    }
+  }
+}
+
 // InferenceOptions::profile_ops: the steps run eagerly and give the plain eager engine's tokens,
-// and each op family's device time is there, none negative, together within the steps' time.
+// and each op family's device time is there, none negative, together within the steps' time;
+// the fused decode ops are families of their own.
 TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   auto source = random_weights(seed);
-  auto profiled =
-      std::make_shared<InferenceModel>(config, source, gpu, DType::BF16, InferenceOptions{.profile_ops = true});
-  auto plain =
-      std::make_shared<InferenceModel>(config, source, gpu, DType::BF16, InferenceOptions{.cuda_graphs = false});
-  const auto a = generate(profiled), b = generate(plain);
-  ASSERT_EQ(a.size(), b.size());
-  for (size_t r = 0; r < a.size(); ++r) EXPECT_EQ(a[r].ids, b[r].ids) << "request " << r;
-  const StepTimes& t = profiled->timings();
-  EXPECT_EQ(t.graph_replays, 0);
-  double sum = 0;
-  for (const char* op : {"embedding", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj",
-                         "norm_rope", "kv_write", "attention", "norms_swiglu", "final_norm", "lm_head", "argmax"}) {
-    ASSERT_TRUE(t.op_ms.count(op)) << op;
-    EXPECT_GT(t.op_ms.at(op), -0.01 * t.gpu_ms) << op;  // a family less the ones timed inside it
-    sum += t.op_ms.at(op);
+  for (const bool fused : {false, true}) {
+    SCOPED_TRACE(::testing::Message() << "fused " << fused);
+    auto profiled = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
+                                                     InferenceOptions{.profile_ops = true, .fused_decode = fused});
+    auto plain = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
+                                                  InferenceOptions{.cuda_graphs = false, .fused_decode = fused});
+    const auto a = generate(profiled, 3), b = generate(plain, 3);
+    ASSERT_EQ(a.size(), b.size());
+    for (size_t r = 0; r < a.size(); ++r) EXPECT_EQ(a[r].ids, b[r].ids) << "request " << r;
+    const StepTimes& t = profiled->timings();
+    EXPECT_EQ(t.graph_replays, 0);
+    const std::vector<const char*> plain_ops = {"embedding", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                                "up_proj", "down_proj", "norm_rope", "kv_write", "attention",
+                                                "norms_swiglu", "final_norm", "lm_head", "argmax"};
+    const std::vector<const char*> fused_ops = {"embedding", "qkv_proj", "rope_kv_write", "o_proj",
+                                                "gate_up_swiglu", "down_proj", "norm_rope", "attention",
+                                                "norms_swiglu", "final_norm", "lm_head", "argmax"};
+    double sum = 0;
+    for (const char* op : fused ? fused_ops : plain_ops) {
+      ASSERT_TRUE(t.op_ms.count(op)) << op;
+      EXPECT_GT(t.op_ms.at(op), -0.01 * t.gpu_ms) << op;  // a family less the ones timed inside it
+      sum += t.op_ms.at(op);
+    }
+    EXPECT_EQ(t.op_ms.size(), (fused ? fused_ops : plain_ops).size());
+    EXPECT_GT(t.op_ms.at("lm_head"), 0.0);
+    EXPECT_GT(sum, 0.3 * t.gpu_ms);
+    EXPECT_LT(sum, 1.01 * t.gpu_ms);
   }
-  EXPECT_EQ(t.op_ms.size(), 15u);
-  EXPECT_GT(t.op_ms.at("lm_head"), 0.0);
-  EXPECT_GT(sum, 0.3 * t.gpu_ms);
-  EXPECT_LT(sum, 1.01 * t.gpu_ms);
 }
