@@ -1,6 +1,8 @@
 // Entry points of CUDA attention: pick the tensor-core kernels where they apply (bf16/f16,
 // supported head dim, 16-byte aligned rows), the simple row kernels otherwise.
 #include <climits>
+#include <cstdlib>
+#include <string>
 
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -82,6 +84,17 @@ attn::Params params(const Tensor& q, const Tensor& k, const Tensor& v, float sca
   return p;
 }
 
+// The Hopper kernel variant named by environment variable `name` (v1 .. v<count>, attention_common.cuh);
+// unset or empty: the default.
+int sm90_variant(const char* name, int count) {
+  constexpr int kDefault = 1;
+  const char* value = std::getenv(name);
+  if (!value || !*value) return kDefault;
+  for (int v = 1; v <= count; ++v)
+    if (std::string(value) == "v" + std::to_string(v)) return v;
+  throw Error(std::string(name) + ": unknown '" + value + "' (expected v1 to v" + std::to_string(count) + ")");
+}
+
 bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
 
 bool use_tensor_cores(const AttentionShape& s, DType dtype, std::initializer_list<const Tensor*> tensors) {
@@ -95,6 +108,7 @@ bool use_tensor_cores(const AttentionShape& s, DType dtype, std::initializer_lis
 
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                        float softmax_scale, const Tensor& segment_ids, const AttentionShape& s) {
+  const int variant = sm90_variant("TESSERA_ATTN_FWD", kAttentionForwardVariants);
   attn::Params p = params(q, k, v, softmax_scale, segment_ids, s);
   p.out = out.data();
   p.lse = lse.data_as<float>();
@@ -102,7 +116,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &out})) {
     const Tensor ranges = segment_ranges(p, segment_ids, stream);
     if (attn::sm90_supports(s.d))
-      attn::sm90_forward(p, q.dtype(), stream);
+      attn::sm90_forward(p, q.dtype(), stream, variant);
     else
       attn::flash_forward(p, q.dtype(), stream);
   } else {
@@ -113,6 +127,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, float softmax_scale,
                         const Tensor& segment_ids, const AttentionShape& s) {
+  const int variant = sm90_variant("TESSERA_ATTN_BWD", kAttentionBackwardVariants);
   attn::Params p = params(q, k, v, softmax_scale, segment_ids, s);
   p.out = out.data();
   p.dout = dout.data();
@@ -137,7 +152,7 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
     p.dq_accum = dq_accum.data_as<float>();
     const Tensor ranges = segment_ranges(p, segment_ids, stream);
     if (attn::sm90_supports(s.d))
-      attn::sm90_backward(p, q.dtype(), stream);
+      attn::sm90_backward(p, q.dtype(), stream, variant);
     else
       attn::flash_backward(p, q.dtype(), stream);
     copy(dq, dq_accum);  // cast to dq's dtype

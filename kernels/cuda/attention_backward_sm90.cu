@@ -1,12 +1,14 @@
 // Tensor-core attention backward for Hopper (sm_90a), FlashAttention-3 style: a CTA owns 128
 // keys of one kv head, two consumer warpgroups of 64 keys each, and walks every (query head of the
 // group, query tile at or after the diagonal) pair. A producer thread loads K and V once and
-// each pair's Q and dO with TMA into a two-stage ring. Per pair a warpgroup computes with wgmma
+// each pair's Q and dO with TMA into a ring of two or three stages. Per pair a warpgroup computes
+// with wgmma
 //   S^T = K Q^T and dP^T = V dO^T            (both operands from shared memory),
 //   P^T = exp(scale S^T - lse), dS^T = P^T (dP^T - delta)   (on the accumulators),
 //   dV += P^T dO and dK += dS^T Q             (P^T, dS^T straight from registers),
 // then both warpgroups write dS^T to shared memory, and dQ = scale dS K over all 128 keys is added
-// into an fp32 buffer, each warpgroup taking a 64 x 64 block of it.
+// into an fp32 buffer, each warpgroup taking a 64 x 64 block of it (by atomics, or as whole tiles
+// through TMA: DqAdd).
 #include "kernels/cuda/attention_tiles.cuh"
 #include "kernels/cuda/sm90_ptx.cuh"
 #include "kernels/cuda/tma_map.h"
@@ -22,25 +24,34 @@ constexpr int kBlockN = kGroups * kKeysPerGroup;  // keys per CTA
 // wgmmas run at N = 128), 64 at 128, where dK and dV already take 128 registers per thread.
 template <int kD>
 constexpr int kBlockM = kD == 64 ? 128 : 64;
-// Stages of the Q/dO ring: three at head dim 64, where shared memory has room.
-template <int kD>
-constexpr int kStages = kD == 64 ? 3 : 2;
+// How a warpgroup's 64 x 64 block of dQ goes into the fp32 buffer: atomics of two or four values,
+// or (Tiles) written to shared memory and added as whole tiles by TMA.
+enum class DqAdd { Pairs, Quads, Tiles };
+// Stages of the Q/dO ring: three at head dim 64, where shared memory has room (not with the dQ
+// tiles).
+template <int kD, DqAdd kAdd>
+constexpr int kStages = kD == 64 && kAdd != DqAdd::Tiles ? 3 : 2;
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
 constexpr int kDsReadyBarrier = 1;  // named barrier of the consumer threads
+constexpr int kGroupBarrier = 2;    // named barriers 2, 3: one per consumer warpgroup
+constexpr int kDqCols = 64;         // dQ columns of a warpgroup's block (and its rows)
+constexpr int kDqBoxCols = 32;      // fp32 columns of one 128-byte-swizzled TMA box
 
 struct Maps {
-  CUtensorMap q, dout, k, v;
+  CUtensorMap q, dout, k, v, dq_accum;  // dq_accum only with DqAdd::Tiles
 };
 
-template <int kD>
+template <int kD, DqAdd kAdd>
 struct Smem {
-  static constexpr int kM = kBlockM<kD>, kS = kStages<kD>;
+  static constexpr int kM = kBlockM<kD>, kS = kStages<kD, kAdd>;
   static constexpr uint32_t kKvBytes = kBlockN * kD * 2;  // K or V
   static constexpr uint32_t kQBytes = kM * kD * 2;        // Q or dO of one stage
   static constexpr uint32_t kDs = 2 * kKvBytes + 2 * kS * kQBytes;
-  static constexpr uint32_t kRowStats = kDs + 2 * kBlockN * kM * 2;      // after two dS^T [keys][queries]
+  static constexpr uint32_t kDq = kDs + 2 * kBlockN * kM * 2;  // after two dS^T [keys][queries]
+  static constexpr uint32_t kDqBytes = kDqCols * kDqCols * 4;  // one warpgroup's fp32 dQ block
+  static constexpr uint32_t kRowStats = kDq + (kAdd == DqAdd::Tiles ? kGroups * kDqBytes : 0);
   static constexpr uint32_t kBarriers = kRowStats + kS * 2 * kM * 4;  // per stage: lse2, delta
   static constexpr size_t kBytes = kBarriers + (2 * kS + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
 };
@@ -48,13 +59,68 @@ struct Smem {
 __device__ __forceinline__ void consumers_sync(int barrier) {
   asm volatile("bar.sync %0, %1;\n" ::"r"(barrier), "n"(kConsumerThreads) : "memory");
 }
+__device__ __forceinline__ void group_sync(int group) {
+  asm volatile("bar.sync %0, 128;\n" ::"r"(kGroupBarrier + group) : "memory");
+}
 
-template <typename T, int kD>
-__global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p) {
+// Adds row r (0: g, 1: g + 8) of this lane's 16 x 64 block of dq (m16n8 accumulators), times
+// `scale`, into the fp32 rows dq_rows[r], two values per atomic; rows[r] null past the sequence end.
+__device__ __forceinline__ void add_dq_pairs(const float (&dq)[kDqCols / 8][4], float scale,
+                                             float* const (&dq_rows)[2]) {
+  const int t = threadIdx.x % 4;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    if (!dq_rows[r]) continue;
+#pragma unroll
+    for (int nt = 0; nt < kDqCols / 8; ++nt)
+      atomicAdd(reinterpret_cast<float2*>(dq_rows[r] + nt * 8 + 2 * t),
+                make_float2(dq[nt][2 * r] * scale, dq[nt][2 * r + 1] * scale));
+  }
+}
+
+// The same, four values per atomic: lanes t and t ^ 1 swap halves so that the even one holds 4
+// adjacent columns of row g and the odd one 4 of row g + 8.
+__device__ __forceinline__ void add_dq_quads(const float (&dq)[kDqCols / 8][4], float scale,
+                                             float* const (&dq_rows)[2]) {
+  const int t = threadIdx.x % 4, odd = t % 2;
+  float* row = dq_rows[odd];
+#pragma unroll
+  for (int nt = 0; nt < kDqCols / 8; ++nt) {
+    // Even lanes keep row g (elements 0, 1) and send row g + 8; odd lanes the other way round.
+    const float got0 = __shfl_xor_sync(0xffffffffu, dq[nt][odd ? 0 : 2], 1);
+    const float got1 = __shfl_xor_sync(0xffffffffu, dq[nt][odd ? 1 : 3], 1);
+    const float4 quad =
+        odd ? make_float4(got0, got1, dq[nt][2], dq[nt][3]) : make_float4(dq[nt][0], dq[nt][1], got0, got1);
+    if (row)
+      atomicAdd(reinterpret_cast<float4*>(row + nt * 8 + 2 * (t - odd)),
+                make_float4(quad.x * scale, quad.y * scale, quad.z * scale, quad.w * scale));
+  }
+}
+
+// Writes this lane's part of its warpgroup's 64 x 64 dq block, times `scale`, into `tile`: two
+// boxes of 64 rows x 32 fp32 columns, 128-byte swizzled as the TMA map of the fp32 buffer reads
+// them (16-byte chunk c of row r at chunk c ^ (r % 8)).
+__device__ __forceinline__ void store_dq_tile(float* tile, const float (&dq)[kDqCols / 8][4], float scale) {
+  const int warp = (threadIdx.x / 32) % 4, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
+#pragma unroll
+  for (int nt = 0; nt < kDqCols / 8; ++nt)
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const int row = warp * 16 + g + 8 * r, col = (nt % 4) * 8 + 2 * t;  // col within box nt / 4
+      float* box = tile + (nt / 4) * kDqCols * kDqBoxCols;
+      *reinterpret_cast<float2*>(box + row * kDqBoxCols + ((col / 4) ^ (row % 8)) * 4 + col % 4) =
+          make_float2(dq[nt][2 * r] * scale, dq[nt][2 * r + 1] * scale);
+    }
+}
+
+// kEarlySegmentTest, kAdd and heavy_first: see the backward variants in attention_common.cuh.
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd>
+__global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p,
+                                                               bool heavy_first) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
   __trap();  // compiled for another architecture; sm90_supports() keeps launches away
 #else
-  using L = Smem<kD>;
+  using L = Smem<kD, kAdd>;
   constexpr int kM = L::kM, kS = L::kS;
   constexpr int kPanels = kD / sm90::kPanelCols, kPanel = sm90::kPanelCols;
   extern __shared__ unsigned char smem_raw[];
@@ -75,7 +141,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   uint64_t* empty = full + kS;
   uint64_t* kv_full = empty + kS;
 
-  const int64_t kb = blockIdx.x, kvh = blockIdx.y, b = blockIdx.z;
+  const CtaWork work = cta_work(heavy_first);
+  const int64_t kb = work.rank, kvh = work.head, b = work.batch;
   const int64_t k0 = kb * kBlockN;
   // Work items: (query head, query tile) pairs; query tiles before the block's first key never
   // see its keys, and segment ids can rule out a whole tile (Params::tiles_disjoint works on
@@ -168,6 +235,11 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     const T* dos = do_tile(stage);
     const float* lse2 = lse2_of(stage);
     const float* delta = delta_of(stage);
+    auto across_documents = [&] {
+      return !p.one_segment(b, q0 / kTile, (min(q0 + kM, p.s) - 1) / kTile, first_kt, last_kt);
+    };
+    bool by_segment = false;
+    if constexpr (kEarlySegmentTest) by_segment = p.segments != nullptr && across_documents();
 
     // S^T = K Q^T and dP^T = V dO^T for this warpgroup's 64 keys and the tile's queries.
     float st[kQueryBlocks][4], dpt[kQueryBlocks][4];
@@ -195,7 +267,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     sm90::wait<1>();
 #pragma unroll
     for (int i = 0; i < kM / 2; ++i) sm90::pin(st_flat[i]);
-    const bool by_segment = !p.one_segment(b, q0 / kTile, (min(q0 + kM, p.s) - 1) / kTile, first_kt, last_kt);
+    if constexpr (!kEarlySegmentTest) by_segment = across_documents();
     const bool masked = by_segment || k0 + key_row0 + 15 > q0;
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt) {
@@ -269,15 +341,33 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     sm90::wait<0>();
 #pragma unroll
     for (int i = 0; i < kPanel / 2; ++i) sm90::pin(dq_flat[i]);
+    if constexpr (kAdd == DqAdd::Tiles) {
+      // The previous item's tile must have been read out before it is overwritten; TMA leaves
+      // rows past the sequence end out.
+      float* tile = reinterpret_cast<float*>(smem + L::kDq + group * L::kDqBytes);
+      const bool leader = threadIdx.x % 128 == 0;
+      if (leader) sm90::bulk_wait_read<0>();
+      group_sync(group);
+      store_dq_tile(tile, dq, p.scale);
+      sm90::fence_proxy_async();
+      group_sync(group);
+      if (leader) {
+        for (int box = 0; box < kDqCols / kDqBoxCols; ++box)
+          sm90::tma_reduce_add_4d(&maps.dq_accum, tile + box * kDqCols * kDqBoxCols, col0 + box * kDqBoxCols,
+                                  int(h), int(q0 + dq_row0), int(b));
+        sm90::bulk_commit();
+      }
+    } else {
+      float* dq_rows[2];
 #pragma unroll
-    for (int r = 0; r < 2; ++r) {
-      const int64_t i = q0 + dq_row0 + warp * 16 + g + 8 * r;
-      if (i >= p.s) continue;
-      float* row = p.dq_accum + p.q_offset(b, i, h) + col0 + 2 * t;
-#pragma unroll
-      for (int nt = 0; nt < kPanel / 8; ++nt)
-        atomicAdd(reinterpret_cast<float2*>(row + nt * 8),
-                  make_float2(dq[nt][2 * r] * p.scale, dq[nt][2 * r + 1] * p.scale));
+      for (int r = 0; r < 2; ++r) {
+        const int64_t i = q0 + dq_row0 + warp * 16 + g + 8 * r;
+        dq_rows[r] = i < p.s ? p.dq_accum + p.q_offset(b, i, h) + col0 : nullptr;
+      }
+      if constexpr (kAdd == DqAdd::Quads)
+        add_dq_quads(dq, p.scale, dq_rows);
+      else
+        add_dq_pairs(dq, p.scale, dq_rows);
     }
 #pragma unroll
     for (int ks = 0; ks < kM / 16; ++ks)
@@ -289,28 +379,44 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     sm90::barrier_arrive(&empty[stage]);
   }
 
+  if constexpr (kAdd == DqAdd::Tiles)
+    if (threadIdx.x % 128 == 0) sm90::bulk_wait<0>();  // before the CTA's shared memory goes
   store_key_grads<T>(dk, dv, p, b, kvh, keys);
 #endif
 }
 
-template <typename T, int kD>
-void launch(const Params& p, DType dtype, cudaStream_t stream) {
-  constexpr size_t smem = Smem<kD>::kBytes;
-  const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
-                  .dout = head_rows_map(p.dout, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
-                  .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
-                  .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
-  TS_CUDA_CHECK(cudaFuncSetAttribute(backward_kernel<T, kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd>
+void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first) {
+  constexpr size_t smem = Smem<kD, kAdd>::kBytes;
+  static_assert(smem <= 227 * 1024, "the backward's shared memory exceeds an SM's 227 KiB");
+  Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
+            .dout = head_rows_map(p.dout, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
+            .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
+            .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN),
+            .dq_accum = {}};
+  if constexpr (kAdd == DqAdd::Tiles)
+    maps.dq_accum = head_rows_map(p.dq_accum, DType::F32, p.b, p.s, p.hq, kD, kDqCols);
+  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd>;
+  TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockN - 1) / kBlockN, p.hkv, p.b);
-  backward_kernel<T, kD><<<grid, kThreads, smem, stream>>>(maps, p);
+  kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first);
   check_launch();
 }
 
 }  // namespace
 
-void sm90_backward(const Params& p, DType dtype, cudaStream_t stream) {
+void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int variant) {
   dispatch_sm90(dtype, p.d, [&](auto* tag, auto dim) {
-    launch<std::remove_pointer_t<decltype(tag)>, decltype(dim)::value>(p, dtype, stream);
+    using T = std::remove_pointer_t<decltype(tag)>;
+    constexpr int kD = decltype(dim)::value;
+    if (variant == 1)
+      launch<T, kD, false, DqAdd::Pairs>(p, dtype, stream, false);
+    else if (variant <= 3)
+      launch<T, kD, true, DqAdd::Pairs>(p, dtype, stream, variant == 3);
+    else if (variant == 4)
+      launch<T, kD, true, DqAdd::Quads>(p, dtype, stream, true);
+    else
+      launch<T, kD, true, DqAdd::Tiles>(p, dtype, stream, true);
   });
 }
 

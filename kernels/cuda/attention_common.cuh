@@ -7,6 +7,7 @@
 #include <type_traits>
 
 #include "kernels/attention_shape.h"
+#include "kernels/attention_variants.h"
 #include "kernels/cuda/cuda_common.cuh"
 
 namespace tessera::cuda::attn {
@@ -62,6 +63,21 @@ struct Params {
   }
 };
 
+// Where a CTA of a grid dim3(tiles, heads, batch) works: `rank` 0 is the tile with the most causal
+// work. With heavy_first, every head's rank-0 CTA comes before any rank-1 CTA (blocks start in
+// linear order), so the longest CTAs run in the first wave instead of trailing in the last;
+// otherwise ranks ascend within each head.
+struct CtaWork {
+  int64_t rank, head, batch;
+};
+__device__ __forceinline__ CtaWork cta_work(bool heavy_first) {
+  if (!heavy_first) return {blockIdx.x, blockIdx.y, blockIdx.z};
+  const int64_t per_rank = int64_t(gridDim.y) * gridDim.z;
+  const int64_t linear = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+  const int64_t rest = linear % per_rank;
+  return {linear / per_rank, rest % gridDim.y, rest / gridDim.y};
+}
+
 // Query i sees key j (both in [0, s)) when j <= i and they share a segment; seg_i, seg_j come
 // from Params::segment (all zero without segment ids).
 __device__ __forceinline__ bool sees(int64_t i, int64_t j, int32_t seg_i, int32_t seg_j) {
@@ -110,8 +126,16 @@ void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
       throw Error("attention: the sm_90 kernels take head dims 64 and 128");
   });
 }
-void sm90_forward(const Params& p, DType dtype, cudaStream_t stream);
-void sm90_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
+// Variants of the Hopper kernels, each adding one change to the one before, kept selectable
+// (TESSERA_ATTN_FWD / TESSERA_ATTN_BWD = v1, v2, ...; kernels/attention_variants.h) until measured:
+//   forward  v1: the segment test decided after S = Q K^T; v2: decided before it (from the
+//            kernel parameter first); v3: v2 with the heaviest query tiles of all heads first.
+//   backward v1, v2, v3: the same three steps; v4: v3 adding dQ into its fp32 buffer four values
+//            per atomic (float4) instead of two; v5: v3 with each warpgroup's 64 x 64 dQ block
+//            written to shared memory and added by TMA as whole tiles (two Q/dO stages at head
+//            dim 64, where the block takes the third one's room).
+void sm90_forward(const Params& p, DType dtype, cudaStream_t stream, int variant);
+void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int variant);  // dk, dv and p.dq_accum
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum
 
 }  // namespace tessera::cuda::attn

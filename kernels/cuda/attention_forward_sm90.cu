@@ -47,8 +47,10 @@ __device__ bool key_tile_disjoint(const Params& p, int64_t b, int64_t q0, int64_
   return true;
 }
 
-template <typename T, int kD>
-__global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_constant__ Maps maps, const Params p) {
+// kEarlySegmentTest and heavy_first: see the forward variants in attention_common.cuh.
+template <typename T, int kD, bool kEarlySegmentTest>
+__global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_constant__ Maps maps, const Params p,
+                                                              bool heavy_first) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
   __trap();  // compiled for another architecture; sm90_supports() keeps launches away
 #else
@@ -63,7 +65,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
   uint64_t* empty = full + kStages;                                     // consumers done with it
   uint64_t* q_full = empty + kStages;
 
-  const int64_t qb = gridDim.x - 1 - blockIdx.x, h = blockIdx.y, b = blockIdx.z;
+  const CtaWork work = cta_work(heavy_first);
+  const int64_t qb = gridDim.x - 1 - work.rank, h = work.head, b = work.batch;
   const int64_t q0 = qb * kBlockM;
   const int64_t last_row = min(q0 + kBlockM, p.s) - 1;
   const int64_t key_tiles = last_row / kBlockN + 1;
@@ -120,6 +123,13 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
     const int stage = kb % kStages;
     sm90::barrier_wait(&full[stage], (kb / kStages) % 2);
     if (!key_tile_disjoint(p, b, q0, last_row, kb)) {
+      // Only tiles across a document boundary need the segment test.
+      const int64_t first_kt = kb * kSubTiles;
+      auto across_documents = [&] {
+        return !p.one_segment(b, q0 / kTile, last_row / kTile, first_kt, first_kt + kSubTiles - 1);
+      };
+      bool by_segment = false;
+      if constexpr (kEarlySegmentTest) by_segment = p.segments != nullptr && across_documents();
       // S = Q K^T, 16 head dims per step; a step's 16 columns sit at byte 32 * step of a panel row.
       float s[kKeyBlocks][4];
       auto& s_flat = reinterpret_cast<float(&)[kBlockN / 2]>(s);
@@ -135,10 +145,8 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
 #pragma unroll
       for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
 
-      // Only the diagonal tile reaches past a warp's first row (and holds the keys past the end);
-      // only tiles across a document boundary need the segment test.
-      const int64_t first_kt = kb * kSubTiles;
-      const bool by_segment = !p.one_segment(b, q0 / kTile, last_row / kTile, first_kt, first_kt + kSubTiles - 1);
+      // Only the diagonal tile reaches past a warp's first row (and holds the keys past the end).
+      if constexpr (!kEarlySegmentTest) by_segment = across_documents();
       if (by_segment || kb * kBlockN + kBlockN - 1 > warp_row0)
         mask_scores(s, p, b, kb * kBlockN, rows, seg_rows, by_segment);
       float alpha[2];
@@ -170,15 +178,16 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
 #endif
 }
 
-template <typename T, int kD>
-void launch(const Params& p, DType dtype, cudaStream_t stream) {
+template <typename T, int kD, bool kEarlySegmentTest>
+void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first) {
   constexpr size_t smem = Smem<kD>::kBytes;
   const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM),
                   .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
                   .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
-  TS_CUDA_CHECK(cudaFuncSetAttribute(forward_kernel<T, kD>, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
+  auto* kernel = forward_kernel<T, kD, kEarlySegmentTest>;
+  TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockM - 1) / kBlockM, p.hq, p.b);
-  forward_kernel<T, kD><<<grid, kThreads, smem, stream>>>(maps, p);
+  kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first);
   check_launch();
 }
 
@@ -196,9 +205,14 @@ bool sm90_supports(int64_t head_dim) {
 #endif
 }
 
-void sm90_forward(const Params& p, DType dtype, cudaStream_t stream) {
+void sm90_forward(const Params& p, DType dtype, cudaStream_t stream, int variant) {
   dispatch_sm90(dtype, p.d, [&](auto* tag, auto dim) {
-    launch<std::remove_pointer_t<decltype(tag)>, decltype(dim)::value>(p, dtype, stream);
+    using T = std::remove_pointer_t<decltype(tag)>;
+    constexpr int kD = decltype(dim)::value;
+    if (variant == 1)
+      launch<T, kD, false>(p, dtype, stream, false);
+    else
+      launch<T, kD, true>(p, dtype, stream, variant >= 3);
   });
 }
 

@@ -26,11 +26,15 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_tiled() {
 
 CUtensorMap head_rows_map(const void* base, DType dtype, int64_t b, int64_t s, int64_t heads, int64_t d, int rows) {
   const cuuint64_t dims[4] = {cuuint64_t(d), cuuint64_t(heads), cuuint64_t(s), cuuint64_t(b)};
-  const cuuint64_t strides[3] = {cuuint64_t(d) * 2, cuuint64_t(heads * d) * 2, cuuint64_t(s * heads * d) * 2};
-  const cuuint32_t box[4] = {64, 1, cuuint32_t(rows), 1};
+  const cuuint64_t bytes = dtype_size(dtype);
+  const cuuint64_t strides[3] = {d * bytes, heads * d * bytes, s * heads * d * bytes};
+  const cuuint32_t box[4] = {cuuint32_t(128 / bytes), 1, cuuint32_t(rows), 1};
   const cuuint32_t element_strides[4] = {1, 1, 1, 1};
-  const CUtensorMapDataType type =
-      dtype == DType::BF16 ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16 : CU_TENSOR_MAP_DATA_TYPE_FLOAT16;
+  if (dtype != DType::BF16 && dtype != DType::F16 && dtype != DType::F32)
+    throw Error("head_rows_map: TMA tiles of bf16, f16 or f32, got " + std::string(dtype_name(dtype)));
+  const CUtensorMapDataType type = dtype == DType::BF16  ? CU_TENSOR_MAP_DATA_TYPE_BFLOAT16
+                                   : dtype == DType::F16 ? CU_TENSOR_MAP_DATA_TYPE_FLOAT16
+                                                         : CU_TENSOR_MAP_DATA_TYPE_FLOAT32;
   CUtensorMap map;
   const CUresult r = encode_tiled()(&map, type, 4, const_cast<void*>(base), dims, strides, box, element_strides,
                                     CU_TENSOR_MAP_INTERLEAVE_NONE, CU_TENSOR_MAP_SWIZZLE_128B,

@@ -3,12 +3,16 @@
 // lengths with tails, GQA and plain heads, with and without packed segments.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <random>
+#include <string>
 #include <tuple>
 #include <vector>
 
 #include "core/error.h"
+#include "kernels/attention_variants.h"
 #include "kernels/ops.h"
 #include "random_tensors.h"
 
@@ -19,14 +23,14 @@ namespace {
 
 const Device gpu = Device::cuda(0);
 
-// Nondecreasing ids, as packed sequences have: a document boundary every ~8 tokens in even rows,
-// every ~100 in odd ones, so that the kernels meet both tiles across boundaries and tiles inside
-// one document (Params::one_segment).
+// Nondecreasing ids, as packed sequences have: a document boundary every ~8 tokens in rows 0, 3,
+// ..., every ~100 in rows 1, 4, ... and every ~1000 in rows 2, 5, ..., so that the kernels meet
+// tiles across boundaries and tiles inside one document (Params::one_segment).
 Tensor random_segments(int64_t b, int64_t s, uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::vector<int32_t> ids(b * s);
   for (int64_t r = 0; r < b; ++r) {
-    const uint64_t mean_length = r % 2 == 0 ? 8 : 100;
+    const uint64_t mean_length = r % 3 == 0 ? 8 : r % 3 == 1 ? 100 : 1000;
     int32_t id = 0;
     for (int64_t i = 0; i < s; ++i) ids[r * s + i] = id += (i > 0 && gen() % mean_length == 0);
   }
@@ -37,14 +41,21 @@ struct Heads {
   int64_t q, kv;
 };
 
-using Param = std::tuple<DType, int64_t /*head dim*/, int64_t /*seq*/, Heads, bool /*segments*/>;
+// Sets the Hopper kernel variants (TESSERA_ATTN_FWD / _BWD) for its lifetime.
+struct VariantScope {
+  VariantScope(int forward, int backward) {
+    setenv("TESSERA_ATTN_FWD", ("v" + std::to_string(forward)).c_str(), 1);
+    setenv("TESSERA_ATTN_BWD", ("v" + std::to_string(backward)).c_str(), 1);
+  }
+  ~VariantScope() {
+    unsetenv("TESSERA_ATTN_FWD");
+    unsetenv("TESSERA_ATTN_BWD");
+  }
+};
 
-class CudaAttention : public ::testing::TestWithParam<Param> {};
-
-TEST_P(CudaAttention, ForwardAndBackwardMatchCpu) {
-  TS_REQUIRE_GPU();
-  const auto [dtype, d, s, heads, with_segments] = GetParam();
-  const int64_t b = 2;
+// Runs forward and backward on the GPU and checks them against the CPU reference, under every
+// Hopper kernel variant where those can run (bf16/f16 at head dims 64 and 128).
+void expect_matches_cpu(DType dtype, int64_t b, int64_t s, Heads heads, int64_t d, bool with_segments) {
   const uint64_t seed = fresh_seed();
   const float scale = 1.0f / std::sqrt(float(d));
   const double tol = dtype == DType::F32 ? 1e-4 : 2e-2;
@@ -56,35 +67,51 @@ TEST_P(CudaAttention, ForwardAndBackwardMatchCpu) {
   Tensor seg = with_segments ? random_segments(b, s, seed + 4) : Tensor();
   Tensor gpu_seg = with_segments ? seg.to(gpu) : Tensor();
 
-  Tensor out = Tensor::empty(q.shape(), dtype, gpu), lse = Tensor::empty({b, heads.q, s}, DType::F32, gpu);
-  ops::attention_forward(out, lse, q, k, v, scale, gpu_seg);
-  Tensor dq = Tensor::empty(q.shape(), dtype, gpu), dk = Tensor::empty(k.shape(), dtype, gpu),
-         dv = Tensor::empty(v.shape(), dtype, gpu);
-  ops::fill(dq, 3.0f);  // written, not accumulated
-  ops::fill(dk, 3.0f);
-  ops::fill(dv, 3.0f);
-  ops::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, scale, gpu_seg);
-
   // The reference sees the same (rounded) inputs in f32 and keeps its results in f32.
   auto f32 = [](const Tensor& t) { return ops::cast(t.to(Device::cpu()), DType::F32); };
   Tensor cq = f32(q), ck = f32(k), cv = f32(v), cdout = f32(dout);
-  Tensor ref_out = Tensor::empty(q.shape(), DType::F32), ref_lse = Tensor::empty(lse.shape(), DType::F32);
+  Tensor ref_out = Tensor::empty(q.shape(), DType::F32), ref_lse = Tensor::empty({b, heads.q, s}, DType::F32);
   ops::attention_forward(ref_out, ref_lse, cq, ck, cv, scale, seg);
   Tensor ref_dq = Tensor::empty(q.shape(), DType::F32), ref_dk = Tensor::empty(k.shape(), DType::F32),
          ref_dv = Tensor::empty(v.shape(), DType::F32);
   ops::attention_backward(ref_dq, ref_dk, ref_dv, cdout, cq, ck, cv, ref_out, ref_lse, scale, seg);
-
-  EXPECT_LT(relative_error(out, ref_out), tol) << "out, seed " << seed;
-  EXPECT_LT(relative_error(lse, ref_lse), 1e-5) << "lse, seed " << seed;
   // Where a query sees only itself (S = 1, or a one-token segment) its softmax is constant and the
   // true dq and dk are exactly zero: their errors are measured against the scale of dv instead.
   auto error_vs = [](const Tensor& got, const Tensor& want, const Tensor& scale) {
     const double norm_want = std::sqrt(squared_norm(want)), norm_scale = std::sqrt(squared_norm(scale));
     return relative_error(got, want) * norm_want / std::max(norm_want, norm_scale);
   };
-  EXPECT_LT(error_vs(dq, ref_dq, ref_dv), tol) << "dq, seed " << seed;
-  EXPECT_LT(error_vs(dk, ref_dk, ref_dv), tol) << "dk, seed " << seed;
-  EXPECT_LT(relative_error(dv, ref_dv), tol) << "dv, seed " << seed;
+
+  const bool hopper_kernels = dtype != DType::F32 && (d == 64 || d == 128);
+  for (int variant = 1; variant <= (hopper_kernels ? kAttentionBackwardVariants : 1); ++variant) {
+    const VariantScope scope(std::min(variant, kAttentionForwardVariants), variant);
+    Tensor out = Tensor::empty(q.shape(), dtype, gpu), lse = Tensor::empty({b, heads.q, s}, DType::F32, gpu);
+    ops::attention_forward(out, lse, q, k, v, scale, gpu_seg);
+    Tensor dq = Tensor::empty(q.shape(), dtype, gpu), dk = Tensor::empty(k.shape(), dtype, gpu),
+           dv = Tensor::empty(v.shape(), dtype, gpu);
+    ops::fill(dq, 3.0f);  // written, not accumulated
+    ops::fill(dk, 3.0f);
+    ops::fill(dv, 3.0f);
+    ops::attention_backward(dq, dk, dv, dout, q, k, v, out, lse, scale, gpu_seg);
+
+    const std::string where = "variant v" + std::to_string(variant) + ", seed " + std::to_string(seed);
+    EXPECT_LT(relative_error(out, ref_out), tol) << "out, " << where;
+    EXPECT_LT(relative_error(lse, ref_lse), 1e-5) << "lse, " << where;
+    EXPECT_LT(error_vs(dq, ref_dq, ref_dv), tol) << "dq, " << where;
+    EXPECT_LT(error_vs(dk, ref_dk, ref_dv), tol) << "dk, " << where;
+    EXPECT_LT(relative_error(dv, ref_dv), tol) << "dv, " << where;
+  }
+}
+
+using Param = std::tuple<DType, int64_t /*head dim*/, int64_t /*seq*/, Heads, bool /*segments*/>;
+
+class CudaAttention : public ::testing::TestWithParam<Param> {};
+
+TEST_P(CudaAttention, ForwardAndBackwardMatchCpu) {
+  TS_REQUIRE_GPU();
+  const auto [dtype, d, s, heads, with_segments] = GetParam();
+  const int64_t b = 2;
+  expect_matches_cpu(dtype, b, s, heads, d, with_segments);
 }
 
 std::string case_name(const ::testing::TestParamInfo<Param>& info) {
@@ -106,24 +133,30 @@ INSTANTIATE_TEST_SUITE_P(F16, CudaAttention,
                                             ::testing::Bool()),
                          case_name);
 
-// A long sequence through the tensor-core kernels: many key tiles per query tile and atomics
-// into dq from many CTAs.
+// Long sequences through the Hopper kernels, forward and backward: many key tiles per query tile,
+// dq added from many CTAs, GQA, a tail tile, and the three kinds of document packing.
 TEST(CudaAttentionLong, Bf16Sequence1000MatchesCpu) {
   TS_REQUIRE_GPU();
-  const int64_t b = 1, s = 1000, hq = 4, hkv = 1, d = 128;
-  const uint64_t seed = fresh_seed();
-  const float scale = 1.0f / std::sqrt(float(d));
-  Tensor q = random_tensor({b, s, hq, d}, DType::BF16, gpu, seed);
-  Tensor k = random_tensor({b, s, hkv, d}, DType::BF16, gpu, seed + 1);
-  Tensor v = random_tensor({b, s, hkv, d}, DType::BF16, gpu, seed + 2);
-  Tensor out = Tensor::empty(q.shape(), DType::BF16, gpu), lse = Tensor::empty({b, hq, s}, DType::F32, gpu);
-  ops::attention_forward(out, lse, q, k, v, scale);
-  Tensor ref_out = Tensor::empty(q.shape(), DType::F32), ref_lse = Tensor::empty(lse.shape(), DType::F32);
-  ops::attention_forward(ref_out, ref_lse, ops::cast(q.to(Device::cpu()), DType::F32),
-                         ops::cast(k.to(Device::cpu()), DType::F32), ops::cast(v.to(Device::cpu()), DType::F32),
-                         scale);
-  EXPECT_LT(relative_error(out, ref_out), 2e-2) << "seed " << seed;
-  EXPECT_LT(relative_error(lse, ref_lse), 1e-5) << "seed " << seed;
+  const int64_t b = 3, s = 1000;
+  for (int64_t d : {64, 128})
+    for (bool with_segments : {false, true}) {
+      SCOPED_TRACE("head dim " + std::to_string(d) + (with_segments ? ", segments" : ""));
+      expect_matches_cpu(DType::BF16, b, s, Heads{4, 1}, d, with_segments);
+    }
+}
+
+TEST(CudaAttentionChecks, UnknownKernelVariantIsAClearError) {
+  TS_REQUIRE_GPU();
+  Tensor q = random_tensor({1, 64, 1, 64}, DType::BF16, gpu, fresh_seed());
+  Tensor out = Tensor::empty(q.shape(), DType::BF16, gpu), lse = Tensor::empty({1, 1, 64}, DType::F32, gpu);
+  setenv("TESSERA_ATTN_FWD", "v9", 1);
+  try {
+    ops::attention_forward(out, lse, q, q, q, 0.125f);
+    ADD_FAILURE() << "no error for TESSERA_ATTN_FWD=v9";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TESSERA_ATTN_FWD"), std::string::npos) << e.what();
+  }
+  unsetenv("TESSERA_ATTN_FWD");
 }
 
 TEST(CudaAttentionChecks, HeadDimAbove256IsAClearError) {
