@@ -53,15 +53,23 @@ for l in sys.stdin:
     print(sys.argv[1] % json.loads(l))' "$format" >> "$summary"
 }
 
-# Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention.
+# Attention alone: Tessera's fused kernel next to PyTorch's scaled_dot_product_attention (flash),
+# the 1B and 3B shapes' heads, without and with packed documents of 700 tokens (segment ids; each
+# document its own sequence for SDPA); one row per Hopper kernel variant (TESSERA_ATTN_FWD / _BWD).
 attention_bench() {
   if [ -x .device/bin/attention_bench ]; then
-    echo "| attention (B S Hq Hkv D) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
+    echo "| attention (B S Hq Hkv D, doc_len, variant) | tessera fwd / bwd TFLOP/s | torch fwd / bwd TFLOP/s | fwd / bwd ratio |" >> "$summary"
     echo "| --- | --- | --- | --- |" >> "$summary"
-    for shape in "4 2048 32 32 64" "4 4096 32 32 64" "4 2048 16 16 128" "4 4096 16 16 128"; do
-      ours=$(.device/bin/attention_bench $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
-      theirs=$(python3 bench/torch_attention.py $shape | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
-      python3 scripts/side_by_side.py "$shape" "$ours" "$theirs" fwd_tflops bwd_tflops >> "$summary"
+    local shape doc line theirs
+    for shape in "4 2048 32 8 64" "4 4096 32 8 64" "4 2048 16 8 128" "4 4096 16 8 128"; do
+      for doc in 0 700; do
+        theirs=$(python3 bench/torch_attention.py $shape bf16 20 $doc | tee -a "$out/attention.log" | sed -n 's/^RESULT //p')
+        .device/bin/attention_bench $shape bf16 20 $doc | tee -a "$out/attention.log" | sed -n 's/^RESULT //p' |
+          while read -r line; do
+            python3 scripts/side_by_side.py "$shape, $doc, $(sed 's/.*"variant":"\([^"]*\)".*/\1/' <<< "$line")" "$line" \
+              "$theirs" fwd_tflops bwd_tflops >> "$summary"
+          done
+      done
     done
   fi
 }
