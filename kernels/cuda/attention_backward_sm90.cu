@@ -82,13 +82,15 @@ __device__ __forceinline__ void add_dq_pairs(const float (&dq)[kDqCols / 8][4], 
 // adjacent columns of row g and the odd one 4 of row g + 8.
 __device__ __forceinline__ void add_dq_quads(const float (&dq)[kDqCols / 8][4], float scale,
                                              float* const (&dq_rows)[2]) {
-  const int t = threadIdx.x % 4, odd = t % 2;
-  float* row = dq_rows[odd];
+  // Selects, not indices: a runtime index would put dq and dq_rows in local memory.
+  const int t = threadIdx.x % 4;
+  const bool odd = t % 2;
+  float* row = odd ? dq_rows[1] : dq_rows[0];
 #pragma unroll
   for (int nt = 0; nt < kDqCols / 8; ++nt) {
     // Even lanes keep row g (elements 0, 1) and send row g + 8; odd lanes the other way round.
-    const float got0 = __shfl_xor_sync(0xffffffffu, dq[nt][odd ? 0 : 2], 1);
-    const float got1 = __shfl_xor_sync(0xffffffffu, dq[nt][odd ? 1 : 3], 1);
+    const float got0 = __shfl_xor_sync(0xffffffffu, odd ? dq[nt][0] : dq[nt][2], 1);
+    const float got1 = __shfl_xor_sync(0xffffffffu, odd ? dq[nt][1] : dq[nt][3], 1);
     const float4 quad =
         odd ? make_float4(got0, got1, dq[nt][2], dq[nt][3]) : make_float4(dq[nt][0], dq[nt][1], got0, got1);
     if (row)
