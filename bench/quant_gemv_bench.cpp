@@ -72,7 +72,8 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
                              {"wide", "wide", "", "", true},          {"wide4", "wide4", "", "", true},
                              {"wide_split", "wide", "", "auto", true}, {"wide4_split", "wide4", "", "auto", true},
-                             {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true}};
+                             {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true},
+                             {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 

@@ -456,7 +456,8 @@ for shape in ("1b", "8b"):
               + " / ".join(speed(m, "dequant_us") for m in (1, 8, 16)) + f" | {speed(2048, 'dequant_us')}, {speed(2048, 'chunked_us')} |")
 # The fused gemv's variants side by side (TESSERA_PACKED_GEMV): per layer us, x bf16, and at M=1
 # the gate_up and down projections' packed GB/s; then each variant's total over every row.
-variants = [v for v in ("auto", "v1", "mma", "mma_split", "wide", "wide4", "wide_split", "wide4_split", "wide_w8", "wide4_w8")
+variants = [v for v in ("auto", "v1", "mma", "mma_split", "wide", "wide4", "wide_split", "wide4_split", "wide_w8", "wide4_w8",
+                        "group", "group_split")
             if any(v in r.get("variant_us", {}) for r in rows)]
 print()
 print("| fused variants (shape scheme M) | " + " | ".join(f"{v}: layer us, x bf16 (GB/s gate_up/down)" for v in variants) + " | fastest |")

@@ -13,8 +13,9 @@
 // shape, scheme and M 4,038 us against v1's 5,449, but v1 ahead for int8, q8_0 and q4_0 at M = 1-2:
 // 8B int8 M=1 1.31x bf16 against 0.96x), so v1 for those; TESSERA_PACKED_GEMV=v1 or mma forces one
 // (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
-// are mma reading int4 32 weights a load (not measured yet). Products the mma kernel does not take
-// (an f32 A, nf4) run v1.
+// are mma reading int4 32 weights a load, group the same with each group's scale applied to its
+// fp32 sum at 1-2 rows of A (none measured yet). Products the mma kernel does not take (an f32 A,
+// nf4) run v1.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -119,7 +120,7 @@ void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k,
       c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);
 }
 
-enum class Variant { Auto, V1, Mma, Wide, Wide4 };
+enum class Variant { Auto, V1, Mma, Wide, Wide4, Group };
 
 Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
@@ -128,7 +129,8 @@ Variant variant() {
   if (std::strcmp(v, "mma") == 0) return Variant::Mma;
   if (std::strcmp(v, "wide") == 0) return Variant::Wide;
   if (std::strcmp(v, "wide4") == 0) return Variant::Wide4;
-  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected auto, v1, mma, wide or wide4)");
+  if (std::strcmp(v, "group") == 0) return Variant::Group;
+  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected auto, v1, mma, wide, wide4 or group)");
 }
 
 // Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
@@ -156,10 +158,11 @@ std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmS
 void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
                 const Tensor& bias) {
   const Variant v = variant();
-  const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 ||
+  const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
                    (v == Variant::Auto && !v1_faster(w, s.m));
   const MmaInt4Reads reads = v == Variant::Wide    ? MmaInt4Reads::Wide2
                              : v == Variant::Wide4 ? MmaInt4Reads::Wide4
+                             : v == Variant::Group ? MmaInt4Reads::Group
                                                    : MmaInt4Reads::Units;
   if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias, reads);
   cudaStream_t stream = stream_of(c);

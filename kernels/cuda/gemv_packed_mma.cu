@@ -23,6 +23,7 @@
 #include <cooperative_groups.h>
 
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemv_packed_out.cuh"
 #include "kernels/cuda/mma_ptx.cuh"
 #include "kernels/packed_pairs.h"
@@ -147,13 +148,135 @@ __global__ void __launch_bounds__(kWarps * 32)
   store_block_out<kWarps, kTileRows * kTokens, kTokens>(partial, threadIdx.x, row0, n, m, c, c_dtype, alpha, beta, bias);
 }
 
-// Blocks of 16 rows of W, each a cluster of `split` blocks along K where split > 1.
-template <int kUnroll, bool kLateX, typename T, typename Pairs>
-void launch(int warps, int split, void* c, DType c_dtype, const T* a, const Pairs& w, int64_t n, int64_t k, int m,
-            float alpha, float beta, const void* bias, cudaStream_t stream) {
+// The group kernel (TESSERA_PACKED_GEMV=group): int4 at 1-2 rows of A, read wide. The tensor cores
+// multiply the codes as they are unpacked (128 + q in bf16, 1024 + q in f16: exact, no pair
+// subtraction or product), and each group's fp32 partial sum gets its own scale and zero after:
+// sum((q - z) s x) = s (sum((base + q) x) - (base + z) sum(x)), with each group's sum(x) worked out
+// once a block into shared memory. So that an mma's sums stay apart by group, the 8 columns of B
+// are (row of A, lane t of the quad) pairs: column 4i + t holds row i of A over the k of lane t's
+// group only (zero elsewhere), so column 4i + t of the result is the partial sum of lane t's group.
+// Its weights are (q - z) s exactly, not rounded to A's dtype (closer to the reference than mma).
+constexpr int kGroupTokens = 2, kGroupUnroll = 4;
+constexpr size_t kGroupSharedMax = 32 << 10;  // with partial[], under the 48 KB a block gets unasked
+
+size_t group_shared_bytes(int64_t k, int m) { return size_t(k / pp::Int4WidePairs::kWeights) * size_t(m) * sizeof(float); }
+
+template <int kWarps, typename T>
+__global__ void __launch_bounds__(kWarps * 32)
+    gemv_group_kernel(void* c, DType c_dtype, const T* a, pp::Int4WidePairs w, int64_t n, int64_t k, int m, float alpha,
+                      float beta, const void* bias) {
+  using Pairs = pp::Int4WidePairs;
+  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  constexpr int kPairs = Pairs::kWeights / 2, kRuns = Pairs::kWeights / 8, kRound = 4 * kGroupUnroll;
+  constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;  // 128 or 1024 in each half
+  constexpr float kBase = kBf16 ? 128.0f : 1024.0f;
+  extern __shared__ float x_sums[];  // [m][units]: sum(x) over each group of 32 columns
+  __shared__ float partial[kWarps][kTileRows * kTokens];
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int units = int(k / Pairs::kWeights);
+  const int64_t row0 = int64_t(blockIdx.x) * kTileRows;
+  const int64_t rows[2] = {std::min(row0 + g, n - 1), std::min(row0 + g + 8, n - 1)};
+  Pairs::Raw raw[kGroupUnroll][2];
+  auto fetch = [&](int base) {
+#pragma unroll
+    for (int i = 0; i < kGroupUnroll; ++i) {
+      const int u = base + 4 * i + t;
+      if (u < units) {
+        w.load(rows[0], u, raw[i][0]);
+        w.load(rows[1], u, raw[i][1]);
+      } else {
+        raw[i][0] = raw[i][1] = Pairs::Raw{{0, 0, 0, 0}, 0, 0};
+      }
+    }
+  };
+  const int walker = int(blockIdx.y) * kWarps + warp, walkers = int(gridDim.y) * kWarps;
+  fetch(walker * kRound);  // the first round's weights load while the sums of x are made
+  for (int e = threadIdx.x; e < m * units; e += blockDim.x) {
+    const T* p = a + int64_t(e / units) * k + int64_t(e % units) * Pairs::kWeights;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kRuns; ++j) {
+      float v[8];
+      load_f32<8>(v, p + 8 * j);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) sum += v[i];
+    }
+    x_sums[e] = sum;
+  }
+  __syncthreads();
+  // This lane's B column is g: row g / 4 of A over lane g % 4's k; only lanes t == g % 4 hold it.
+  const bool holds_x = t == g % 4 && g / 4 < m;
+  const T* x = a + int64_t(holds_x ? g / 4 : 0) * k;
+  // Its result columns 2t and 2t + 1: row t / 2 of A (t < 2 * m), groups of lanes 2 (t % 2) and + 1.
+  const int token = t / 2, first_lane = 2 * (t % 2);
+  float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+  for (int base = walker * kRound; base < units; base += walkers * kRound) {
+    if (base != walker * kRound) fetch(base);
+#pragma unroll
+    for (int i = 0; i < kGroupUnroll; ++i) {
+      if (base + 4 * i >= units) break;  // the whole warp: mma.sync needs every lane
+      const int u = base + 4 * i + t;
+      uint4 xs[kRuns];
+#pragma unroll
+      for (int j = 0; j < kRuns; ++j)
+        xs[j] = u < units && holds_x ? *reinterpret_cast<const uint4*>(x + Pairs::run(u, j)) : make_uint4(0, 0, 0, 0);
+      uint32_t lo[kPairs], hi[kPairs], b[kPairs], xr[kPairs];
+#pragma unroll
+      for (int j = 0; j < kRuns; ++j)
+#pragma unroll
+        for (int q = 0; q < 4; ++q) {
+          lo[4 * j + q] = ((raw[i][0].w[j] >> (4 * q)) & 0x000f000fu) | kMagic;
+          hi[4 * j + q] = ((raw[i][1].w[j] >> (4 * q)) & 0x000f000fu) | kMagic;
+        }
+#pragma unroll
+      for (int j = 0; j < kRuns; ++j) xr[4 * j] = xs[j].x, xr[4 * j + 1] = xs[j].y, xr[4 * j + 2] = xs[j].z, xr[4 * j + 3] = xs[j].w;
+      Pairs::x_pairs(b, xr);
+      float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+      for (int s = 0; s < kPairs / 2; ++s) {
+        const uint32_t fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
+        ptx::mma_16816<T>(d, fragment, b[2 * s], b[2 * s + 1]);
+      }
+      // d: rows g and g + 8, columns 2t and 2t + 1 = groups of lanes first_lane and first_lane + 1.
+      const uint32_t mine[2] = {uint32_t(raw[i][0].scale) | uint32_t(raw[i][0].zero) << 16,
+                                uint32_t(raw[i][1].scale) | uint32_t(raw[i][1].zero) << 16};
+#pragma unroll
+      for (int col = 0; col < 2; ++col) {
+        const int from = first_lane + col, from_u = base + 4 * i + from;
+        const float sum_x = token < m && from_u < units ? x_sums[token * units + from_u] : 0.0f;
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          const uint32_t theirs = __shfl_sync(0xffffffffu, mine[r], 4 * g + from);
+          const float scale = pu::f16_to_float(uint16_t(theirs)), zero = float(theirs >> 16);
+          acc[2 * r + col] = fmaf(scale, d[2 * r + col] - (kBase + zero) * sum_x, acc[2 * r + col]);
+        }
+      }
+    }
+  }
+  // Row g (and g + 8) for row `token` of A: this lane's two columns, then its neighbour's two.
+  float sums[2] = {acc[0] + acc[1], acc[2] + acc[3]};
+#pragma unroll
+  for (int r = 0; r < 2; ++r) sums[r] += __shfl_xor_sync(0xffffffffu, sums[r], 1);
+  if (t % 2 == 0) {
+    partial[warp][g * kTokens + token] = sums[0];
+    partial[warp][(g + 8) * kTokens + token] = sums[1];
+  }
+  __syncthreads();
+  if (gridDim.y > 1) {
+    sum_cluster_out(partial, row0, n, m, c, c_dtype, alpha, beta, bias);
+    return;
+  }
+  store_block_out<kWarps, kTileRows * kTokens, kTokens>(partial, threadIdx.x, row0, n, m, c, c_dtype, alpha, beta, bias);
+}
+
+// Blocks of 16 rows of W, each a cluster of `split` blocks along K where split > 1, running
+// kernel_for(warps) (an integral constant) with `shared` bytes of dynamic shared memory.
+template <typename KernelFor, typename... Args>
+void launch(KernelFor kernel_for, int warps, int split, int64_t n, size_t shared, cudaStream_t stream, Args... args) {
   cudaLaunchConfig_t config{};
   config.gridDim = dim3(unsigned((n + kTileRows - 1) / kTileRows), unsigned(split));
   config.blockDim = dim3(unsigned(warps * 32));
+  config.dynamicSmemBytes = shared;
   config.stream = stream;
   cudaLaunchAttribute cluster{};
   cluster.id = cudaLaunchAttributeClusterDimension;
@@ -164,10 +287,10 @@ void launch(int warps, int split, void* c, DType c_dtype, const T* a, const Pair
     config.attrs = &cluster;
     config.numAttrs = 1;
   }
-  auto go = [&](auto kernel) { TS_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, c, c_dtype, a, w, n, k, m, alpha, beta, bias)); };
-  if (warps == 4) go(gemv_mma_kernel<4, kUnroll, kLateX, T, Pairs>);
-  else if (warps == 8) go(gemv_mma_kernel<8, kUnroll, kLateX, T, Pairs>);
-  else go(gemv_mma_kernel<16, kUnroll, kLateX, T, Pairs>);
+  auto go = [&](auto kernel) { TS_CUDA_CHECK(cudaLaunchKernelEx(&config, kernel, args...)); };
+  if (warps == 4) go(kernel_for(std::integral_constant<int, 4>{}));
+  else if (warps == 8) go(kernel_for(std::integral_constant<int, 8>{}));
+  else go(kernel_for(std::integral_constant<int, 16>{}));
 }
 
 // One of `choices` named by environment variable `name` (or "auto", as 0, where `with_auto`), or
@@ -236,6 +359,7 @@ void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, con
   cudaStream_t stream = stream_of(c);
   const size_t c_size = dtype_size(c.dtype());
   const bool wide = reads != MmaInt4Reads::Units && wide_fits(w);
+  const bool group = reads == MmaInt4Reads::Group && wide && group_shared_bytes(s.k, kGroupTokens) <= kGroupSharedMax;
   pu::with_reader(w, nullptr, [&](const auto& reader) {
     using Reader = std::decay_t<decltype(reader)>;
     if constexpr (pp::has_pairs<Reader>) {
@@ -248,11 +372,20 @@ void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, con
           const void* b = bias.defined() ? bias.data() : nullptr;
           auto go = [&](auto unroll, auto late_x, const auto& pairs) {
             constexpr int kUnroll = decltype(unroll)::value;
-            const Grid grid = grid_for(s.n, s.k / std::decay_t<decltype(pairs)>::kWeights, 4 * kUnroll, c.device().index);
-            launch<kUnroll, decltype(late_x)::value>(grid.warps, grid.split, out, c.dtype(), rows, pairs, s.n, s.k, m,
-                                                     alpha, beta, b, stream);
+            constexpr bool kLateX = decltype(late_x)::value;
+            using Pairs = std::decay_t<decltype(pairs)>;
+            const Grid grid = grid_for(s.n, s.k / Pairs::kWeights, 4 * kUnroll, c.device().index);
+            launch([](auto w) { return gemv_mma_kernel<decltype(w)::value, kUnroll, kLateX, T, Pairs>; }, grid.warps,
+                   grid.split, s.n, 0, stream, out, c.dtype(), rows, pairs, s.n, s.k, m, alpha, beta, b);
           };
           if constexpr (std::is_same_v<Reader, pu::Int4Reader>) {
+            if (group && m <= kGroupTokens) {
+              const pp::Int4WidePairs pairs{reader};
+              const Grid grid = grid_for(s.n, s.k / pp::Int4WidePairs::kWeights, 4 * kGroupUnroll, c.device().index);
+              launch([](auto w) { return gemv_group_kernel<decltype(w)::value, T>; }, grid.warps, grid.split, s.n,
+                     group_shared_bytes(s.k, m), stream, out, c.dtype(), rows, pairs, s.n, s.k, m, alpha, beta, b);
+              continue;
+            }
             if (wide) {
               const pp::Int4WidePairs pairs{reader};
               if (reads == MmaInt4Reads::Wide2) go(std::integral_constant<int, 2>{}, std::true_type{}, pairs);

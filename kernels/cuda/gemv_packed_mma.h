@@ -11,9 +11,10 @@ namespace tessera::cuda {
 bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w);
 
 // How it reads int4 codes: a unit (8 bytes) a load, 4 in flight a row (Units, variant mma), or 32
-// weights (16 bytes, one scale) a load, 2 or 4 in flight (Wide2, Wide4: variants wide, wide4).
+// weights (16 bytes, one scale) a load, 2 or 4 in flight (Wide2, Wide4: variants wide, wide4), or as
+// Wide4 with each group's scale applied to its fp32 sum (Group: 1-2 rows of A; more read Wide4).
 // Other schemes, and int4 codes not 16-byte aligned, read units.
-enum class MmaInt4Reads { Units, Wide2, Wide4 };
+enum class MmaInt4Reads { Units, Wide2, Wide4, Group };
 
 // C = alpha A W^T + beta C (+ bias), for a product that fused_gemv_unfit and fused_gemv_mma_fits
 // accept; its warps per block (4, 8 or 16, splitting K) chosen by N.

@@ -50,14 +50,16 @@ Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
-// and q4_0 at M <= 2, mma otherwise; wide and wide4 are mma reading int4 32 weights a load), and
-// two with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
-// splits wherever K has the rounds).
+// and q4_0 at M <= 2, mma otherwise; wide and wide4 are mma reading int4 32 weights a load, group
+// wide4 with the scales applied to each group's fp32 sum at M <= 2), and three with K split over
+// clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the
+// rounds).
 struct Variant {
   const char* gemv;
   const char* split;
 };
-const Variant kVariants[] = {{"auto", ""}, {"v1", ""}, {"mma", ""}, {"wide", ""}, {"wide4", ""}, {"mma", "auto"}, {"wide4", "auto"}};
+const Variant kVariants[] = {{"auto", ""},  {"v1", ""},       {"mma", ""},        {"wide", ""},       {"wide4", ""},
+                             {"group", ""}, {"mma", "auto"}, {"wide4", "auto"}, {"group", "auto"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -163,7 +165,7 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     ops::gemm_packed(out, random_tensor({1, 64}, DType::BF16, gpu, 2), w.to(gpu), true);
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide or wide4)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4 or group)"), std::string::npos)
         << e.what();
   }
   unsetenv("TESSERA_PACKED_GEMV");
@@ -177,26 +179,29 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  const int64_t n = 37, k = 8224, m = 3;
+  const int64_t n = 37, k = 8224;
   const Tensor weights = random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f);
-  const Tensor a = random_tensor({m, k}, DType::BF16, Device::cpu(), seed + 1);
-  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int4, 32, false}, QuantSpec{QuantScheme::Q4_0}}) {
-    const PackedTensor w = quant::quantize(weights, spec);
-    const Tensor want = reference(a, w, zeros({m, n}, DType::F32), 1.0f, 0.0f, zeros({n}, DType::F32));
-    const PackedTensor w_gpu = w.to(gpu);
-    for (const char* variant : {"mma", "wide", "wide4"})
-      for (const char* warps : {"", "4", "8", "16"})
-        for (const char* split : {"1", "2", "8", "auto"}) {
-          SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " " << variant << " warps '" << warps
-                                            << "' split " << split);
-          setenv("TESSERA_PACKED_GEMV", variant, 1);
-          setenv("TESSERA_PACKED_GEMV_WARPS", warps, 1);
-          setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
-          const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
-          ops::gemm_packed(got, a.to(gpu), w_gpu, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
-          EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
-        }
-  }
+  const Tensor a = random_tensor({3, k}, DType::BF16, Device::cpu(), seed + 1);
+  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int4, 32, false}, QuantSpec{QuantScheme::Q4_0}})
+    for (int64_t m : {2, 3}) {  // group takes 1-2 rows of A
+      const PackedTensor w = quant::quantize(weights, spec);
+      const Tensor a_rows = a.narrow(0, m);
+      const Tensor want = reference(a_rows, w, zeros({m, n}, DType::F32), 1.0f, 0.0f, zeros({n}, DType::F32));
+      const PackedTensor w_gpu = w.to(gpu);
+      for (const char* variant : {"mma", "wide", "wide4", "group"})
+        for (const char* warps : {"", "4", "8", "16"})
+          for (const char* split : {"1", "2", "8", "auto"}) {
+            SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " M " << m << " " << variant
+                                              << " warps '" << warps << "' split " << split);
+            setenv("TESSERA_PACKED_GEMV", variant, 1);
+            setenv("TESSERA_PACKED_GEMV_WARPS", warps, 1);
+            setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
+            const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
+            ops::gemm_packed(got, a_rows.to(gpu), w_gpu, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
+            EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
+          }
+    }
+  const int64_t m = 3;
   const PackedTensor int4 = quant::quantize(weights, {QuantScheme::Int4}).to(gpu);
   for (auto [name, value, message] :
        {std::tuple{"TESSERA_PACKED_GEMV_WARPS", "5", "TESSERA_PACKED_GEMV_WARPS: unknown '5' (expected 4, 8 or 16)"},
