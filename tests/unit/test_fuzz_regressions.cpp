@@ -17,6 +17,7 @@
 #include "io/gguf_vocab.h"
 #include "io/safetensors_writer.h"
 #include "io/tokenizer/tokenizer.h"
+#include "test_dir.h"
 
 using namespace tessera;
 using tessera::testing_util::error_of;
@@ -25,14 +26,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir() {
-  const fs::path dir = fs::temp_directory_path() /
-                       ("tessera_fuzz_regressions_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) +
-                        "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir() { return testing_util::fresh_test_dir("tessera_fuzz_regressions"); }
 
 // A GGUF file holding only `vocab`'s tokenizer metadata.
 std::string vocab_file(const fs::path& dir, const gguf::Vocab& vocab) {

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "run_command.h"
+#include "test_dir.h"
 #include "tiny_model.h"
 
 namespace fs = std::filesystem;
@@ -20,14 +21,7 @@ namespace {
 
 constexpr auto run = tessera::testing_util::tessera_cli;  // {exit code, output}
 
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::temp_directory_path() / ("tessera_gptq_" + std::string(info->name()) + "_" +
-                                                    std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir() { return tessera::testing_util::fresh_test_dir("tessera_gptq"); }
 
 // README.md's paragraphs as {"text": ...} lines: calibration data like the training data.
 fs::path readme_jsonl(const fs::path& dir) {

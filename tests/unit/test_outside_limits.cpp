@@ -14,6 +14,7 @@
 #include "job_config_error.h"
 #include "model/model_config.h"
 #include "run_command.h"
+#include "test_dir.h"
 
 using namespace tessera;
 using nlohmann::json;
@@ -23,14 +24,6 @@ using tessera::testing_util::kNoError;
 using tessera::testing_util::run_tessera;
 
 namespace {
-
-std::filesystem::path scratch() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  auto dir = std::filesystem::temp_directory_path() / (std::string("tessera-limits-") + info->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
 
 json tiny_config() {
   return {{"model_type", "llama"},      {"vocab_size", 259},       {"hidden_size", 64},
@@ -158,7 +151,7 @@ TEST(OutsideLimits, CheckpointEveryStepsWithoutADirWarns) {
 
 // Item 15: errors that leaked internals.
 TEST(OutsideLimits, ConfigOfAFolderSaysSo) {
-  const auto dir = scratch();
+  const auto dir = testing_util::fresh_test_dir("tessera-limits");
   const auto r = run_tessera("config " + dir.string());
   EXPECT_NE(r.exit_code, 0);
   EXPECT_EQ(r.output, "tessera: error: " + dir.string() + ": is a folder, expected a YAML config file\n");

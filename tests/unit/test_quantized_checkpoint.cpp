@@ -16,6 +16,7 @@
 #include "kernels/ops.h"
 #include "quant/packed.h"
 #include "run_command.h"
+#include "test_dir.h"
 #include "tiny_model.h"
 
 using namespace tessera;
@@ -26,14 +27,7 @@ constexpr auto run = testing_util::tessera_cli;  // {exit code, output}
 
 namespace {
 
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::temp_directory_path() / ("tessera_quantized_" + std::string(info->name()) + "_" +
-                                                    std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir() { return testing_util::fresh_test_dir("tessera_quantized"); }
 
 json tiny_config() {
   return {{"model_type", "llama"},       {"vocab_size", 300},      {"hidden_size", 128},

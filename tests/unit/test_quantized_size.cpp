@@ -13,6 +13,7 @@
 #include "engine/inference/model_files.h"
 #include "model/inference_model.h"
 #include "run_command.h"
+#include "test_dir.h"
 #include "tiny_model.h"
 
 using namespace tessera;
@@ -72,10 +73,7 @@ TEST(QuantizedSize, Int4Of8BIsUnderThreeTenthsOfBf16WithTheEmbeddingsQuantized) 
 // What the files hold is what quantized_tensor_bytes says, and a model of the 8B's proportions
 // lands where the 8B does; the all-int4 checkpoint serves with its lm_head packed.
 TEST(QuantizedSize, FilesOfTheSameProportionsMatchTheShapes) {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::temp_directory_path() / ("tessera_size_" + std::string(info->name()) + "_" +
-                                                    std::to_string(::getpid()));
-  fs::remove_all(dir);
+  const fs::path dir = testing_util::fresh_test_dir("tessera_size");
   testing_util::write_tiny_model(dir / "model", same_proportions(), "", 5);
   const ModelConfig c = ModelConfig::from_json(same_proportions(), "small");
   const double bf16 = quantized_tensor_bytes(c, QuantTargets{}, DType::BF16).total();

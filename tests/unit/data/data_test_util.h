@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "error_text.h"
+#include "test_dir.h"
 #include "io/data/data_options.h"
 #include "io/data/sequence.h"
 
@@ -17,14 +18,7 @@ namespace tessera::data::testing {
 inline std::string data_path(const std::string& rel) { return std::string(TESSERA_TEST_DATA) + "/" + rel; }
 
 // A fresh folder per test under the system temp folder.
-inline std::filesystem::path scratch_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  auto dir = std::filesystem::temp_directory_path() /
-             (std::string("tessera-data-") + info->test_suite_name() + "-" + info->name());
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
-  return dir;
-}
+inline std::filesystem::path scratch_dir() { return testing_util::fresh_test_dir("tessera-data"); }
 
 inline std::string write_file(const std::filesystem::path& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;

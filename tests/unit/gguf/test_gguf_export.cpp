@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "error_text.h"
+#include "test_dir.h"
 #include "engine/checkpoint/state_file.h"
 #include "engine/export_gguf.h"
 #include "engine/gguf_model.h"
@@ -31,14 +32,7 @@ namespace {
 
 const std::string kTokenizers = TESSERA_TEST_DATA "/tokenizers/";
 
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::temp_directory_path() / ("tessera_gguf_export_" + std::string(info->name()) + "_" +
-                                                    std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir() { return testing_util::fresh_test_dir("tessera_gguf_export"); }
 
 json tiny_config(const std::string& model_type, int64_t vocab) {
   json c = {{"model_type", model_type},      {"vocab_size", vocab},         {"hidden_size", 64},

@@ -10,6 +10,7 @@
 
 #include "../../inference_models.h"
 #include "../../run_command.h"
+#include "../../test_dir.h"
 #include "../../tiny_model.h"
 #include "engine/export_gguf.h"
 #include "engine/model_loader.h"
@@ -22,14 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-fs::path temp_dir() {
-  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-  const fs::path dir = fs::temp_directory_path() / ("tessera_packed_" + std::string(info->name()) + "_" +
-                                                    std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
+fs::path temp_dir() { return testing_util::fresh_test_dir("tessera_packed"); }
 
 nlohmann::json tiny_config(const std::string& model_type) {
   return {{"model_type", model_type},   {"vocab_size", 300},      {"hidden_size", 128},
