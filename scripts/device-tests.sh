@@ -14,7 +14,8 @@
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
 # and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
-# `... serve_load` tessera serve under Poisson load, `... gptq` GPTQ quantization on the GPU,
+# `... serve_load` tessera serve under Poisson load, `... int4_size` the 8B shape's int4 checkpoint
+# size next to bf16, `... gptq` GPTQ quantization on the GPU,
 # `... quality` the quantization quality recipe (scripts/quality.sh), `... adapters` the batched
 # multi-adapter LoRA kernel's tests and benchmark, `... qat_scales` QAT with learned scales (kernel
 # tests; fixed vs learned scales training speed), `... fused_decode` the fused decode ops' tests and
@@ -838,6 +839,28 @@ PY
   grep '^| ' "$out/serve_load.log" >> "$summary"
 }
 if [ "$only" = serve_load ]; then serve_load; fi
+
+# Issue 16's size goal (int4 <= 0.3x bf16) on the Llama-3-8B shape: a random bf16 folder
+# (scripts/random_model.py, 16.1 GB), `tessera quantize --scheme int4` of the projections alone and
+# with embed_tokens and lm_head too, each folder's bytes next to bf16's (expect 0.375x and 0.281x,
+# as tests/unit/test_quantized_size.cpp computes from the shapes).
+int4_size() {
+  local dir=/tmp/tessera-8b-bf16
+  [ -f $dir/model.safetensors ] || python3 scripts/random_model.py --preset llama3-8b --out $dir > "$out/int4_size.log" 2>&1
+  local bf16 q
+  bf16=$(du -sb $dir | cut -f1)
+  echo "| int4 checkpoint of the 8B shape (--modules) | bytes | over bf16 ($bf16 bytes) | quantize s |" >> "$summary"
+  echo "| --- | --- | --- | --- |" >> "$summary"
+  for modules in "all-linear" "all-linear embed_tokens lm_head"; do
+    rm -rf $dir-int4
+    local start=$SECONDS
+    .device/bin/tessera quantize --model $dir --scheme int4 --modules $modules --out $dir-int4 >> "$out/int4_size.log" 2>&1
+    q=$(du -sb $dir-int4 | cut -f1)
+    echo "| $modules | $q | $(python3 -c "print(f'{$q / $bf16:.4f}x')") | $((SECONDS - start)) |" >> "$summary"
+  done
+  rm -rf $dir-int4
+}
+if [ "$only" = int4_size ]; then int4_size; fi
 
 tar czf "$dest/logs.tgz" -C "$out" .
 cp "$summary" "$dest/summary.md"
