@@ -17,7 +17,9 @@ void print_estimate(const std::string& file, const std::vector<std::string>& ove
   const ModelConfig model = job_model_config(job.model);
   std::printf("per-rank memory (GiB) on %d rank(s), micro-batch %ld x %ld tokens, %s%s\n", ranks,
               job.train.micro_batch_size, job.data.seq_len, job.train.dtype.c_str(),
-              job.train.activation_checkpointing ? ", activation checkpointing" : "");
+              job.train.activation_checkpointing   ? ", activation checkpointing"
+              : job.train.recompute_norms_swiglu ? ", norms and SwiGLU recomputed"
+                                                 : "");
   std::printf("%-6s %9s %9s %9s %9s %9s %11s %9s %9s %9s\n", "stage", "working", "master", "adam m,v", "grads",
               "gathered", "activations", "device", "host", "disk");
   for (const MemoryEstimate& e : estimate_memory(model, job, ranks))

@@ -52,9 +52,13 @@ double activation_bytes(const ModelConfig& c, const JobConfig& job, double low) 
   // LoRA keeps each adapted projection's x A^T (r values) too.
   const double lora = job.lora ? 7.0 * job.lora->r : 0.0;
   const double per_token_layer = low * (5.0 * c.hidden_size + 2 * q + 2 * kv + 3.0 * c.intermediate_size + lora) + 4 * 4;
+  // train.recompute_norms_swiglu: h, h_post and act are not kept; one layer's are made again in
+  // its backward.
+  const double recomputed = low * (2.0 * c.hidden_size + c.intermediate_size);
   const double tokens = static_cast<double>(job.train.micro_batch_size * job.data.seq_len);
-  const double saved = job.train.activation_checkpointing
-                           ? tokens * (c.num_hidden_layers * low * c.hidden_size + per_token_layer)
+  const double saved = job.train.activation_checkpointing ? tokens * (c.num_hidden_layers * low * c.hidden_size + per_token_layer)
+                       : job.train.recompute_norms_swiglu
+                           ? tokens * (c.num_hidden_layers * (per_token_layer - recomputed) + recomputed)
                            : tokens * c.num_hidden_layers * per_token_layer;
   // The loss works on chunks of 1024 tokens' f32 logits, and their gradient rounded to the compute
   // dtype (when that is not f32).

@@ -37,7 +37,7 @@ class StepTimeline {
 }  // namespace
 
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
-                     const ops::AdamWStep& adam, double clip_norm, bool activation_checkpointing,
+                     const ops::AdamWStep& adam, double clip_norm, Recompute recompute,
                      const PassDropout& lora_dropout, ParamSource* source) {
   // [targets, loss sum] over the whole global batch.
   Tensor totals = Tensor::from_vector<float>({0.0f, 0.0f}, {2}, DType::F32);
@@ -51,7 +51,7 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
   if (targets == 0) return {.loss = 0, .grad_norm = 0, .skipped = true, .targets = 0};
 
   const RunOptions options{.backward = true,
-                           .activation_checkpointing = activation_checkpointing,
+                           .recompute = recompute,
                            .grad_scale = static_cast<float>(1.0 / targets),
                            .lora_dropout = lora_dropout};
   StepTimeline timeline(store.device());

@@ -245,6 +245,9 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR2, request_stop);
+  const Recompute recompute = job.train.activation_checkpointing ? Recompute::layers
+                              : job.train.recompute_norms_swiglu ? Recompute::norms_swiglu
+                                                                 : Recompute::none;
   TrainLog log(world.rank == 0, job.log.metrics_file, job.log.every_steps, device);
   log.set_metrics(served.get());
   for (int64_t step = first_step; step <= job.train.steps; ++step) {
@@ -262,8 +265,8 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
       if (qat_spec->learned_scales && step == qat_spec->first_step()) init_learned_scales(store, config, *qat_spec);
       qat->set_step(step);
     }
-    const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm,
-                                       job.train.activation_checkpointing, params.dropout(seed, step), &model_source);
+    const StepStats stats = train_step(store, *host, batches, adam, job.train.clip_grad_norm, recompute,
+                                       params.dropout(seed, step), &model_source);
     synchronize_device(device);
     clock.end_step(stats.optimizer_seconds);
     if (watchdog) watchdog->beat(step);

@@ -153,12 +153,23 @@ Tensor layer_backward(const ModelConfig& c, const RopeTable& rope, const LayerPa
   };
   // MLP: y = x_mid + down(silu(gate) * up)
   Tensor dact = like(dy, {T, c.intermediate_size});
-  project_back(p.down_proj, g.down_proj, kDown, dy.view({T, c.hidden_size}), a.act, dact, false);
+  {
+    Tensor act = a.act;  // Recompute::norms_swiglu did not keep it
+    if (!act.defined()) {
+      act = like(a.gate, {T, c.intermediate_size});
+      ops::swiglu_forward(act, a.gate, a.up);
+    }
+    project_back(p.down_proj, g.down_proj, kDown, dy.view({T, c.hidden_size}), act, dact, false);
+  }
   Tensor dgate = like(dy, {T, c.intermediate_size}), dup = like(dy, {T, c.intermediate_size});
   ops::swiglu_backward(dgate, dup, dact, a.gate, a.up);
   Tensor dh_post = like(dy, {T, c.hidden_size});
-  project_back(p.gate_proj, g.gate_proj, kGate, dgate, a.h_post, dh_post, false);
-  project_back(p.up_proj, g.up_proj, kUp, dup, a.h_post, dh_post, true);
+  {
+    Tensor h_post = a.h_post, rstd;
+    if (!h_post.defined()) h_post = rmsnorm(a.x_mid, p.post_norm, c.rms_norm_eps, rstd);
+    project_back(p.gate_proj, g.gate_proj, kGate, dgate, h_post, dh_post, false);
+    project_back(p.up_proj, g.up_proj, kUp, dup, h_post, dh_post, true);
+  }
   Tensor dx_mid = rmsnorm_backward(dh_post, a.x_mid, p.post_norm, a.rstd_post, g.post_norm);
   ops::add(dx_mid, dx_mid, dy.view({T, c.hidden_size}));
   // Attention: x_mid = x + o_proj(attention(rope(q), rope(k), v))
@@ -177,9 +188,13 @@ Tensor layer_backward(const ModelConfig& c, const RopeTable& rope, const LayerPa
     dk_raw = rmsnorm_backward(dk, a.k_raw, p.k_norm, a.rstd_k, g.k_norm).view({T, Hkv * D});
   }
   Tensor dh = like(dy, {T, c.hidden_size});
-  project_back(p.q_proj, g.q_proj, kQ, dq_raw, a.h, dh, false);
-  project_back(p.k_proj, g.k_proj, kK, dk_raw, a.h, dh, true);
-  project_back(p.v_proj, g.v_proj, kV, dv.view({T, Hkv * D}), a.h, dh, true);
+  {
+    Tensor h = a.h, rstd;
+    if (!h.defined()) h = rmsnorm(a.x, p.input_norm, c.rms_norm_eps, rstd);
+    project_back(p.q_proj, g.q_proj, kQ, dq_raw, h, dh, false);
+    project_back(p.k_proj, g.k_proj, kK, dk_raw, h, dh, true);
+    project_back(p.v_proj, g.v_proj, kV, dv.view({T, Hkv * D}), h, dh, true);
+  }
   Tensor dx = rmsnorm_backward(dh, a.x, p.input_norm, a.rstd_in, g.input_norm);
   ops::add(dx, dx, dx_mid);
   return dx;
@@ -205,13 +220,18 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
                                        : LayerDropout{};
   };
   std::vector<LayerActivations> saved(c.num_hidden_layers);
-  const bool keep_all = options.backward && !options.activation_checkpointing;
+  const bool whole_layers = options.recompute == Recompute::layers;
+  const bool keep_all = options.backward && !whole_layers;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const UnitId unit = UnitId::layer_unit(l);
     const LayerParams& p = source.acquire(unit).layers[l];
     // With checkpointing only the layer's input is kept; backward recomputes the rest.
-    if (options.backward && options.activation_checkpointing) saved[l].x = x;
+    if (options.backward && whole_layers) saved[l].x = x;
     x = layer_forward(c, rope, p, x, batch, keep_all ? &saved[l] : nullptr, dropout(l));
+    if (keep_all && options.recompute == Recompute::norms_swiglu) {
+      // layer_backward makes them again from x, x_mid, gate and up.
+      saved[l].h = saved[l].h_post = saved[l].act = Tensor();
+    }
     source.release(unit);
   }
 
@@ -249,7 +269,7 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
   for (int64_t l = c.num_hidden_layers - 1; l >= 0; --l) {
     const UnitId unit = UnitId::layer_unit(l);
     const LayerParams& p = source.acquire(unit).layers[l];
-    if (options.activation_checkpointing) layer_forward(c, rope, p, saved[l].x, batch, &saved[l], dropout(l));
+    if (whole_layers) layer_forward(c, rope, p, saved[l].x, batch, &saved[l], dropout(l));
     dx = layer_backward(c, rope, p, source.grads(unit).layers[l], dx, batch, saved[l], dropout(l));
     saved[l] = LayerActivations();  // free as we go
     source.release(unit);
@@ -266,7 +286,7 @@ ModelOutput run_model(const ModelConfig& c, const ModelParams& params, const Tok
   WholeParams source(params, grads);
   return run_model(c, source, batch,
                    {.want_logits = want_logits, .backward = grads != nullptr,
-                    .activation_checkpointing = activation_checkpointing});
+                    .recompute = activation_checkpointing ? Recompute::layers : Recompute::none});
 }
 
 }  // namespace tessera

@@ -47,7 +47,8 @@ Tensor layer_forward(const ModelConfig& config, const RopeTable& rope, const Lay
                      const TokenBatch& batch, LayerActivations* saved, const LayerDropout& dropout = {});
 
 // dx from dy (the gradient of the layer's output); parameter gradients accumulate into the
-// tensors `grads` defines (frozen ones are undefined there). `dropout` as in the forward.
+// tensors `grads` defines (frozen ones are undefined there). `dropout` as in the forward. What
+// `saved` lacks of h, h_post and act (Recompute::norms_swiglu) is made again here.
 Tensor layer_backward(const ModelConfig& config, const RopeTable& rope, const LayerParams& p, LayerParams& grads,
                       const Tensor& dy, const TokenBatch& batch, const LayerActivations& saved,
                       const LayerDropout& dropout = {});
@@ -64,10 +65,18 @@ struct PassDropout {
   uint64_t key = 0;
 };
 
+// What backward recomputes instead of keeping from the forward:
+//   none          everything a layer's backward reads is kept;
+//   norms_swiglu  the outputs of the two norms and of the SwiGLU product (per token and layer two
+//                 hidden-sized rows and one intermediate-sized row, about a third of what a layer
+//                 keeps) are recomputed from the kept inputs, bit for bit as the forward made them;
+//   layers        only each layer's input is kept and its whole forward runs again.
+enum class Recompute { none, norms_swiglu, layers };
+
 struct RunOptions {
   bool want_logits = false;
   bool backward = false;
-  bool activation_checkpointing = false;
+  Recompute recompute = Recompute::none;
   // Gradients are of (sum of the batch's token losses) x grad_scale; 0 means 1 / batch.num_targets
   // (the batch's mean). A data-parallel step passes 1 / (targets in the whole global batch).
   float grad_scale = 0.0f;

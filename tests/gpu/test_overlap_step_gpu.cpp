@@ -58,7 +58,7 @@ Outcome train(bool overlap, int stage, int64_t mbs, bool tied, double clip) {
       batches.back().first_token = first * kSeq;
     }
     const ops::AdamWStep adam{.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.1f, .step = step};
-    r.losses.push_back(train_step(store, *host, batches, adam, clip, false).loss);
+    r.losses.push_back(train_step(store, *host, batches, adam, clip, Recompute::none).loss);
   }
   store.read_state(/*unique=*/false, [&](const ZeroStore::StateSlice& s) {
     const std::vector<float> v = s.master.to(Device::cpu()).to_vector<float>();

@@ -41,7 +41,7 @@ std::vector<TokenBatch> rank_batches(Communicator& comm, int64_t step) {
 
 double train_one(ZeroStore& store, Communicator& comm, int64_t step) {
   const ops::AdamWStep adam{.lr = 5e-3f, .beta1 = 0.9f, .beta2 = 0.99f, .eps = 1e-8f, .weight_decay = 0.05f, .step = step};
-  return train_step(store, comm, rank_batches(comm, step), adam, 1.0, false).loss;
+  return train_step(store, comm, rank_batches(comm, step), adam, 1.0, Recompute::none).loss;
 }
 
 std::unique_ptr<ZeroStore> fresh_store(Communicator& comm, int stage, uint64_t seed,

@@ -37,18 +37,18 @@ lora::LoraOptions options(bool tied, double dropout) {
   return o;
 }
 
-Trained lora_run(bool tied, double dropout, bool checkpointing = false) {
+Trained lora_run(bool tied, double dropout, Recompute recompute = Recompute::none) {
   const lora::LoraOptions o = options(tied, dropout);
   const lora::AdapterSpec spec = lora::resolve(o, tiny_config(tied));
   return {.params = [o](const ModelConfig& c) { return lora::lora_parameters(c, lora::resolve(o, c)); },
-          .lora_scale = spec.scale(), .dropout = static_cast<float>(spec.dropout), .checkpointing = checkpointing};
+          .lora_scale = spec.scale(), .dropout = static_cast<float>(spec.dropout), .recompute = recompute};
 }
 
 // lora_run's adapters over a base whose projection weights are packed under `quant`.
-Trained qlora_run(bool tied, const std::string& quant, bool checkpointing = false) {
+Trained qlora_run(bool tied, const std::string& quant, Recompute recompute = Recompute::none) {
   lora::LoraOptions o = options(tied, 0.1);
   o.base_quant = quant;
-  Trained t = lora_run(tied, 0.1, checkpointing);
+  Trained t = lora_run(tied, 0.1, recompute);
   t.params = [o](const ModelConfig& c) { return lora::lora_parameters(c, lora::resolve(o, c)); };
   return t;
 }
@@ -95,7 +95,7 @@ TEST_P(LoraTraining, QloraEqualsLoraOnItsDequantizedBaseOnEveryStage) {
       for (int64_t mbs : {int64_t{1}, per_rank})
         expect_same_curve(train(*world, zero(stage), mbs, tied, qlora_run(tied, quant)), qlora,
                           fmt::format("QLoRA {}, stage {}, micro-batch {}", quant, stage, mbs));
-    expect_same_curve(train(*world, zero(3), 1, tied, qlora_run(tied, quant, /*checkpointing=*/true)), qlora,
+    expect_same_curve(train(*world, zero(3), 1, tied, qlora_run(tied, quant, Recompute::layers)), qlora,
                       "QLoRA " + quant + ", activation checkpointing");
     ZeroOptions fused = zero(3);
     fused.packed_matmul = PackedMatmul::gemm_packed;
@@ -125,8 +125,10 @@ TEST_P(LoraTraining, EveryStageSplitAndOffloadMatchesOneRank) {
     for (int64_t mbs : {int64_t{1}, per_rank})
       expect_same_curve(train(*world, zero(stage), mbs, tied, lora_run(tied, 0.1)), reference,
                         fmt::format("LoRA, stage {}, micro-batch {}", stage, mbs));
-  expect_same_curve(train(*world, zero(3), 1, tied, lora_run(tied, 0.1, /*checkpointing=*/true)), reference,
+  expect_same_curve(train(*world, zero(3), 1, tied, lora_run(tied, 0.1, Recompute::layers)), reference,
                     "LoRA, activation checkpointing");
+  expect_same_curve(train(*world, zero(3), 1, tied, lora_run(tied, 0.1, Recompute::norms_swiglu)), reference,
+                    "LoRA, norms and SwiGLU recomputed");
   ZeroOptions offloaded = zero(3, 1, 33);
   offloaded.offload_optimizer = OffloadTo::cpu;
   offloaded.offload_params = OffloadTo::nvme;
@@ -152,8 +154,8 @@ TEST(LoraFrozenEmbedding, OnTheHostGivesTheSameLossesEverywhere) {
     const std::vector<double> device = train(*world, zero(stage), per_rank, false, lora_run(false, 0.1));
     EXPECT_EQ(train(*world, on_host(zero(stage)), per_rank, false, lora_run(false, 0.1)), device) << "stage " << stage;
   }
-  EXPECT_EQ(train(*world, on_host(zero(3)), 1, false, qlora_run(false, "nf4", /*checkpointing=*/true)),
-            train(*world, zero(3), 1, false, qlora_run(false, "nf4", /*checkpointing=*/true)))
+  EXPECT_EQ(train(*world, on_host(zero(3)), 1, false, qlora_run(false, "nf4", Recompute::layers)),
+            train(*world, zero(3), 1, false, qlora_run(false, "nf4", Recompute::layers)))
       << "QLoRA nf4, activation checkpointing";
   ZeroOptions offloaded = zero(3, 1, 33);
   offloaded.offload_optimizer = OffloadTo::cpu;
@@ -233,7 +235,7 @@ std::unique_ptr<ZeroStore> lora_store(const JobConfig& job, Communicator& comm) 
 double train_lora(ZeroStore& store, Communicator& comm, int64_t step) {
   const int64_t per_rank = kGlobalBatch / comm.size();
   return train_step(store, comm, micro_batches(step, comm.rank() * per_rank, (comm.rank() + 1) * per_rank, 1),
-                    adam_step(step), 0.5, false)
+                    adam_step(step), 0.5, Recompute::none)
       .loss;
 }
 

@@ -43,7 +43,7 @@ Outcome run(Communicator& comm, ZeroOptions options, bool overlap, int64_t mbs, 
   r.overlapped = store.overlaps_step();
   for (int64_t step = 1; step <= kSteps; ++step) {
     r.losses.push_back(train_step(store, comm, micro_batches(step, begin, end, mbs), adam_step(step), /*clip_norm=*/0.5,
-                                  false)
+                                  Recompute::none)
                            .loss);
     if (step == 2) r.state_mid = state_of(store);  // a checkpoint: the step's updates must be in
     if (step == 3) r.eval_loss = eval_loss(config, store, micro_batches(50, begin, end, mbs)).loss_sum;  // out of order

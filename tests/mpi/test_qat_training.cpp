@@ -15,14 +15,14 @@ using namespace tessera::testing_util;
 namespace {
 
 // The tiny model's rows of 32 (down_proj's 48 are no whole number of groups).
-Trained qat_run(const std::string& weights, bool tied, int64_t start_step = 0, bool checkpointing = false) {
+Trained qat_run(const std::string& weights, bool tied, int64_t start_step = 0, Recompute recompute = Recompute::none) {
   QatOptions o;
   o.weights = weights;
   o.start_step = start_step;
   o.modules = {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", tied ? "embed_tokens" : "lm_head"};
   Trained t;
   t.qat = o;
-  t.checkpointing = checkpointing;
+  t.recompute = recompute;
   return t;
 }
 
@@ -47,7 +47,7 @@ TEST_P(QatTraining, EveryStageSplitAndOffloadMatchesOneRank) {
     for (int64_t mbs : {int64_t{1}, per_rank})
       expect_same_curve(train(*world, zero(stage), mbs, tied, qat_run("int4", tied)), reference,
                         fmt::format("QAT int4, stage {}, micro-batch {}", stage, mbs));
-  expect_same_curve(train(*world, zero(3), 1, tied, qat_run("int4", tied, 0, /*checkpointing=*/true)), reference,
+  expect_same_curve(train(*world, zero(3), 1, tied, qat_run("int4", tied, 0, Recompute::layers)), reference,
                     "QAT, activation checkpointing");
   ZeroOptions offloaded = zero(3, 1, 33);
   offloaded.offload_optimizer = OffloadTo::cpu;
@@ -83,7 +83,7 @@ TEST(QatLoraTraining, EveryStageMatchesOneRank) {
     expect_same_curve(train(*world, zero(stage), per_rank, false, both), reference,
                       fmt::format("QAT + LoRA, stage {}", stage));
   Trained checkpointed = both;
-  checkpointed.checkpointing = true;
+  checkpointed.recompute = Recompute::layers;
   expect_same_curve(train(*world, zero(3), 1, false, checkpointed), reference, "QAT + LoRA, activation checkpointing");
 }
 

@@ -51,6 +51,8 @@ TEST_P(ZeroTraining, EveryStageMatchesOneRank) {
     expect_same_curve(train(*world, zero(stage), 1, tied), reference, "stage " + std::to_string(stage));
   for (int prefetch : {0, 2})
     expect_same_curve(train(*world, zero(3, prefetch), 1, tied), reference, "prefetch " + std::to_string(prefetch));
+  expect_same_curve(train(*world, zero(3), 1, tied, {.recompute = Recompute::norms_swiglu}), reference,
+                    "norms and SwiGLU recomputed");
 }
 
 // Optimizer offload, with gradient shards on the host (one shard per step: copied straight into
@@ -208,7 +210,7 @@ TEST_P(ZeroTraining, FrozenTensorsAreGatheredNeverStepped) {
   for (int64_t step = 1; step <= 2; ++step) {
     const ops::AdamWStep adam{.lr = 1e-2f, .weight_decay = 0.1f, .step = step};
     train_step(store, *world, micro_batches(step, world->rank() * per_rank, (world->rank() + 1) * per_rank, 1), adam,
-               0.5, false);
+               0.5, Recompute::none);
   }
   const LayerParams& after = store.acquire(UnitId::layer_unit(1)).layers[1];
   EXPECT_EQ(after.q_proj.weight.to_vector<float>(), before.to_vector<float>());

@@ -80,7 +80,7 @@ struct Trained {
   std::function<std::vector<ParamSpec>(const ModelConfig&)> params = model_parameters;
   float lora_scale = 1.0f;
   float dropout = 0.0f;      // LoRA dropout: key = step, the same on every rank
-  bool checkpointing = false;  // activation checkpointing
+  Recompute recompute = Recompute::none;  // what backward makes again (activation checkpointing: layers)
   std::optional<QatOptions> qat = std::nullopt;  // quantization-aware training through a QatSource
   ZeroStore::ParamValues values = nullptr;  // the starting values (undefined: by rule); default: all by rule
   float lr = 1e-2f;
@@ -112,7 +112,7 @@ inline std::vector<double> train(Communicator& comm, ZeroOptions options, int64_
     const PassDropout dropout{what.dropout, static_cast<uint64_t>(step)};
     if (qat && qat_spec->learned_scales && step == qat_spec->first_step()) init_learned_scales(store, config, *qat_spec);
     if (qat) qat->set_step(step);
-    losses.push_back(train_step(store, comm, batches, adam_step(step, what.lr), /*clip_norm=*/0.5, what.checkpointing, dropout,
+    losses.push_back(train_step(store, comm, batches, adam_step(step, what.lr), /*clip_norm=*/0.5, what.recompute, dropout,
                                 qat ? &*qat : nullptr)
                          .loss);
   }

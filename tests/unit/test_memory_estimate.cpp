@@ -83,6 +83,22 @@ TEST(MemoryEstimate, TwoRanksShardAllButTheKeptTensors) {
   EXPECT_EQ(e.gradients, 4 * (kParams + kSplit / 2));
 }
 
+// train.recompute_norms_swiglu: each layer keeps two hidden-sized rows and one intermediate-sized
+// row fewer per token (bf16: 2 x (2 x 32 + 64) bytes), and the layer in backward holds them again.
+TEST(MemoryEstimate, RecomputedNormsAndSwigluAreNotKept) {
+  JobConfig kept = job();
+  kept.train.micro_batch_size = 3;
+  kept.data.seq_len = 16;
+  JobConfig recomputed = kept;
+  recomputed.train.recompute_norms_swiglu = true;
+  const double tokens = 3 * 16, layers = 2, row = 2 * (2 * 32 + 64);
+  for (int ranks : {1, 2}) {
+    const MemoryEstimate a = estimate(kept, ranks), b = estimate(recomputed, ranks);
+    EXPECT_EQ(a.activations - b.activations, tokens * (layers - 1) * row);
+    EXPECT_EQ(model_state(a), model_state(b));
+  }
+}
+
 // Optimizer offload: master weights and moments (12 B) and the gradient accumulators (4 B) of
 // this rank's elements leave the device; pinned memory gains them and four staging buffers of the
 // largest shard (two for the working copy, two for gradients). With nvme the 12 B go to disk and

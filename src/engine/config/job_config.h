@@ -47,6 +47,7 @@ struct TrainSection {
   std::string device = "auto";  // auto | cpu | cuda
   std::string dtype = "bf16";   // bf16 | fp32
   bool activation_checkpointing = false;
+  bool recompute_norms_swiglu = false;  // backward recomputes the norms' and SwiGLU's outputs (Recompute)
   double collective_timeout_s = 600;  // a step that makes no progress this long takes the job down; 0: off
 };
 
@@ -154,6 +155,7 @@ template <typename V> void describe(V& v, TrainSection& s) {
   v("device", s.device, {"auto", "cpu", "cuda"});
   v("dtype", s.dtype, {"bf16", "fp32"});
   v("activation_checkpointing", s.activation_checkpointing);
+  v("recompute_norms_swiglu", s.recompute_norms_swiglu);
   v("collective_timeout_s", s.collective_timeout_s);
 }
 template <typename V> void describe(V& v, OffloadSection& s) {
