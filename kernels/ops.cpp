@@ -403,20 +403,42 @@ void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const T
   column_sum(loss_sum, losses.view({tokens, 1}));
 }
 
-void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
-           const Tensor& low) {
+namespace {
+
+void check_adamw(const char* op, const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v,
+                 const AdamWStep& s, const Tensor& low) {
   for (const Tensor* t : {&param, &grad, &m, &v}) {
-    check_same_device("adamw", param, *t);
-    TS_CHECK(t->dtype() == DType::F32 && t->numel() == param.numel(), "adamw: {} must be f32 with {} elements",
+    check_same_device(op, param, *t);
+    TS_CHECK(t->dtype() == DType::F32 && t->numel() == param.numel(), "{}: {} must be f32 with {} elements", op,
              t->str(), param.numel());
   }
   if (low.defined()) {
-    check_same_device("adamw", param, low);
-    check_floating("adamw", low);
-    TS_CHECK(low.numel() == param.numel(), "adamw: working copy {} must have {} elements", low.str(), param.numel());
+    check_same_device(op, param, low);
+    check_floating(op, low);
+    TS_CHECK(low.numel() == param.numel(), "{}: working copy {} must have {} elements", op, low.str(), param.numel());
   }
-  TS_CHECK(s.step >= 1, "adamw: step counts from 1, got {}", s.step);
+  TS_CHECK(s.step >= 1, "{}: step counts from 1, got {}", op, s.step);
+}
+
+}  // namespace
+
+void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
+           const Tensor& low) {
+  check_adamw("adamw", param, grad, m, v, s, low);
   TS_DISPATCH(param.device(), adamw(param, grad, m, v, s, low));
+}
+
+void adamw_spans(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
+                 const Tensor& low, const std::vector<AdamWSpan>& spans) {
+  check_adamw("adamw_spans", param, grad, m, v, s, low);
+  int64_t at = 0;
+  for (const AdamWSpan& span : spans) {
+    TS_CHECK(span.begin == at && span.end >= span.begin,
+             "adamw_spans: spans must tile the buffer in order; [{}, {}) follows element {}", span.begin, span.end, at);
+    at = span.end;
+  }
+  TS_CHECK(at <= param.numel(), "adamw_spans: the spans end at element {}, past the buffer's {}", at, param.numel());
+  TS_DISPATCH(param.device(), adamw_spans(param, grad, m, v, s, low, spans));
 }
 
 void sum_squares(const Tensor& out, const Tensor& x) {

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <span>
+#include <vector>
 
 #include "core/tensor.h"
 #include "kernels/gemm_shape.h"
@@ -137,6 +138,19 @@ struct AdamWStep {
 // updated weights in its dtype in the same pass: the working copy for the next forward.
 void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
            const Tensor& low = Tensor());
+
+// One AdamW pass over a flat buffer made of spans that differ only in weight decay (a ZeRO unit's
+// shard: matrices decay, norms and biases do not): exactly ops::adamw on each span, with
+// s.weight_decay where the span decays and 0 where it does not. The spans tile [0, end of the
+// last) in order; past it, up to param.numel(), low is zeroed (a shard's padding) and the fp32
+// tensors are left as they are. On the GPU, with TESSERA_ADAMW=spans, one launch of short-lived
+// blocks covers up to 32 spans; by default (ranges) each span is one ops::adamw launch.
+struct AdamWSpan {
+  int64_t begin = 0, end = 0;
+  bool decays = true;
+};
+void adamw_spans(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const AdamWStep& s,
+                 const Tensor& low, const std::vector<AdamWSpan>& spans);
 
 // out[0] += sum of x[i]^2 in fp32 (for gradient norms); out is f32 [1] on x's device.
 void sum_squares(const Tensor& out, const Tensor& x);

@@ -4,6 +4,7 @@
 // baseline x86-64 and picked at run time (GCC function multi-versioning).
 #include <cmath>
 
+#include "kernels/adamw_each_span.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/cpu/f32_view.h"
 
@@ -52,6 +53,11 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
                 fused_low ? low.data_as<uint16_t>() + start : nullptr, len, k);
   }
   if (low.defined() && !fused_low) store_f32(low.data(), p, low.dtype(), n);
+}
+
+void adamw_spans(const Tensor& param, const Tensor& grad, const Tensor& m, const Tensor& v, const ops::AdamWStep& s,
+                 const Tensor& low, const std::vector<ops::AdamWSpan>& spans) {
+  adamw_each_span(param, grad, m, v, s, low, spans, adamw, fill);
 }
 
 void sum_squares(const Tensor& out, const Tensor& x) {

@@ -2,6 +2,7 @@
 
 #include <array>
 #include <chrono>
+#include <cstdlib>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -24,6 +25,17 @@ Stream& default_stream_slot(int device) {
 
 // Per-thread override of the current stream; nullptr means "the device's default stream".
 thread_local std::array<Stream, kMaxDevices> current_override{};
+
+// TESSERA_COMPUTE_PRIORITY=high: the default streams get the highest priority, so that the block
+// scheduler serves their kernels before those of low-priority side streams (zero.overlap_step's
+// AdamW), which then run only where compute leaves SMs free.
+bool compute_priority_high() {
+  static const bool high = [] {
+    const char* e = std::getenv("TESSERA_COMPUTE_PRIORITY");
+    return e && std::strcmp(e, "high") == 0;
+  }();
+  return high;
+}
 }  // namespace
 
 void set_device(int device) { TS_CUDA_CHECK(cudaSetDevice(device)); }
@@ -33,7 +45,7 @@ Stream current_stream(int device) {
   static std::mutex mu;
   std::lock_guard lock(mu);
   Stream& slot = default_stream_slot(device);
-  if (!slot) slot = create_stream(device);
+  if (!slot) slot = create_stream(device, compute_priority_high());
   return slot;
 }
 

@@ -22,18 +22,15 @@ offload::HomeLayout state_layout(const std::vector<UnitShard>& units) {
 
 void adamw_ranges(const UnitShard& unit, int64_t first, const ops::AdamWStep& adam, const UnitState& state,
                   const Tensor& grad, const Tensor& low) {
+  // The ranges tile the shard from its start, so their parts in [first, last) tile the piece from
+  // its start too; what follows them is padding.
   const int64_t last = first + state.master.numel();
+  std::vector<ops::AdamWSpan> spans;
   for (const OwnedRange& r : unit.ranges) {
     const int64_t lo = std::max(r.at, first), hi = std::min(r.at + r.end - r.begin, last);
-    if (lo >= hi) continue;
-    ops::AdamWStep s = adam;
-    if (!r.param->decays) s.weight_decay = 0.0f;
-    const int64_t at = lo - first, n = hi - lo;
-    ops::adamw(state.master.flat_slice(at, n), grad.flat_slice(at, n), state.m.flat_slice(at, n),
-               state.v.flat_slice(at, n), s, low.flat_slice(at, n));
+    if (lo < hi) spans.push_back({lo - first, hi - first, r.param->decays});
   }
-  const int64_t pad = std::max(unit.owned(), first);
-  if (pad < last) ops::fill(low.flat_slice(pad - first, last - pad), 0.0f);
+  ops::adamw_spans(state.master, grad, state.m, state.v, adam, low, spans);
 }
 
 }  // namespace tessera

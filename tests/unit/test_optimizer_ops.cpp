@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/error.h"
+#include "error_text.h"
 #include "kernels/ops.h"
 #include "random_tensors.h"
 
@@ -62,4 +63,58 @@ TEST(OptimizerOps, SumSquaresAccumulates) {
   Tensor out = Tensor::from_vector<float>({1.0f}, {1}, DType::F32);
   ops::sum_squares(out, x);
   EXPECT_NEAR(out.to_vector<float>()[0], want + 1.0, 1e-5 * want);
+}
+
+// adamw_spans on the CPU: each span exactly as ops::adamw on it (weight decay only where the span
+// decays), the padding after the last span zeroed in the working copy and untouched in the state.
+TEST(OptimizerOps, AdamWSpansIsAdamWOnEachSpan) {
+  const uint64_t seed = fresh_seed();
+  const int64_t n = 1003;
+  const std::vector<ops::AdamWSpan> spans{{0, 10, false}, {10, 500, true}, {500, 500, true}, {500, 997, false}};
+  auto state = [&](uint64_t at) {
+    std::vector<Tensor> t;
+    for (int i = 0; i < 3; ++i) t.push_back(random_tensor({n}, DType::F32, Device::cpu(), seed + at + i, 0.1f));
+    ops::fill(t[2], 0.01f);  // second moments are positive
+    return t;
+  };
+  std::vector<Tensor> got = state(0), want = state(0);
+  Tensor low = random_tensor({n}, DType::BF16, Device::cpu(), seed + 7), want_low = low.clone();
+  const Tensor untouched_low = low.clone();
+  const ops::AdamWStep s{.lr = 1e-2f, .weight_decay = 0.1f, .step = 3, .grad_scale = 0.5f};
+  const Tensor g = random_tensor({n}, DType::F32, Device::cpu(), seed + 9);
+  ops::adamw_spans(got[0], g, got[1], got[2], s, low, spans);
+  for (const ops::AdamWSpan& span : spans) {
+    const int64_t k = span.end - span.begin;
+    if (k == 0) continue;
+    ops::AdamWStep step = s;
+    if (!span.decays) step.weight_decay = 0.0f;
+    auto part = [&](const Tensor& t) { return t.flat_slice(span.begin, k); };
+    ops::adamw(part(want[0]), part(g), part(want[1]), part(want[2]), step, part(want_low));
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(got[i].to_vector<float>(), want[i].to_vector<float>()) << "tensor " << i;
+  const std::vector<uint16_t> bits = low.to_vector<uint16_t>(), want_bits = want_low.to_vector<uint16_t>();
+  for (int64_t i = 0; i < n; ++i) EXPECT_EQ(bits[i], i < 997 ? want_bits[i] : 0) << "element " << i;
+  EXPECT_NE(bits, untouched_low.to_vector<uint16_t>());
+  // Decay only where the span says so: with every span decaying, element 5 ends elsewhere and
+  // element 20 in the same place.
+  std::vector<Tensor> decayed = state(0);
+  std::vector<ops::AdamWSpan> all = spans;
+  for (ops::AdamWSpan& span : all) span.decays = true;
+  ops::adamw_spans(decayed[0], g, decayed[1], decayed[2], s, Tensor(), all);
+  EXPECT_NE(decayed[0].to_vector<float>()[5], got[0].to_vector<float>()[5]);
+  EXPECT_EQ(decayed[0].to_vector<float>()[20], got[0].to_vector<float>()[20]);
+}
+
+TEST(OptimizerOps, AdamWSpansMustTileTheBufferInOrder) {
+  Tensor p = Tensor::empty({8}, DType::F32), g = Tensor::empty({8}, DType::F32);
+  Tensor m = Tensor::empty({8}, DType::F32), v = Tensor::empty({8}, DType::F32);
+  for (const Tensor& t : {p, g, m, v}) ops::fill(t, 0.5f);
+  auto message = [&](const std::vector<ops::AdamWSpan>& spans) {
+    return error_of([&] { ops::adamw_spans(p, g, m, v, {}, Tensor(), spans); });
+  };
+  EXPECT_EQ(message({{1, 4, true}}), "adamw_spans: spans must tile the buffer in order; [1, 4) follows element 0");
+  EXPECT_EQ(message({{0, 4, true}, {5, 6, true}}),
+            "adamw_spans: spans must tile the buffer in order; [5, 6) follows element 4");
+  EXPECT_EQ(message({{0, 9, true}}), "adamw_spans: the spans end at element 9, past the buffer's 8");
+  EXPECT_EQ(message({{0, 8, true}}), kNoError);
 }
