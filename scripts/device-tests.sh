@@ -3,8 +3,8 @@
 # every GPU test and benchmark in one go, builds nothing. summary.md and logs.tgz (every log) go
 # to $OUT (or device-out/); the summary table is printed last. `bash scripts/device-tests.sh offload`
 # runs only the offload section, `... nvme` only the NVMe swap benchmark, `... attention` only the
-# attention tests and benchmark, `... train` the kernel tests and the 1B training and model
-# benchmarks, `... largest` only the 8B run, `... largest_nvme` the largest model with its
+# attention tests and benchmark, `... train` the optimizer and recompute kernel tests and the 1B
+# and 3B training and model benchmarks next to PyTorch, `... largest` only the 8B run, `... largest_nvme` the largest model with its
 # optimizer on disk, `... quant` the quantization kernels, benchmarks and quality recipe, `... lora`
 # PEFT parity both ways and the 1B LoRA benchmark, `... qlora` the 8B QLoRA and LoRA benchmarks,
 # `... qlora_70b` the Llama-3-70B shape QLoRA on one GPU,
@@ -75,43 +75,81 @@ attention_bench() {
   fi
 }
 
-# Llama-3.2-1B shape, seq 2048, micro-batch 4 on one GPU: `tessera train` (ZeRO-3, AdamW, fp32
-# master weights) with the sequential optimizer step and with zero.overlap_step (AdamW on its own
-# stream behind the next forward; the norm after the whole backward, TESSERA_EARLY_NORM=0, or each
-# unit's during the backward, the default), one forward + backward alone (model_bench), PyTorch +
-# transformers' full step eager and compiled, all in this call; MFU against the bf16 gemm peak
-# measured here (gemm_bench); each run's step split (device time of forward + backward and of what
-# follows it) and the share outside forward + backward (issue #17: goal < 4%); the fastest variant.
-train_1b() {
-  # The overlapped step against the sequential one on the GPU (tests/gpu/test_overlap_step_gpu.cpp).
+# Training next to PyTorch (issue #17), seq 2048, micro-batch 4 on one GPU, for the Llama-3.2-1B
+# shape and the 3B shape (hidden 3072, 28 layers, 24/8 heads, inter 8192, tied): `tessera train`
+# (ZeRO-3, AdamW, fp32 master weights) in a few variants, one forward + backward alone
+# (model_bench), PyTorch + transformers' full step eager and compiled, all in this call; MFU
+# against the bf16 gemm peak measured here (gemm_bench); each run's step split (device time of
+# forward + backward and of what follows it) and the share outside forward + backward (goal < 4%);
+# the fastest variant. Variants: `seq` the sequential step with the per-tensor AdamW kernel
+# (TESSERA_ADAMW=ranges: what ran before), `spans` with one AdamW launch per unit, `overlap`
+# zero.overlap_step with that kernel and the compute stream at the highest priority
+# (TESSERA_COMPUTE_PRIORITY=high, the AdamW stream at the lowest), `recompute`
+# train.recompute_norms_swiglu. optimizer_bench first: the AdamW pass's TB/s next to a plain copy's,
+# and whether it can run beside gemms at all.
+train_variant() {  # TAG NAME "VAR=value ..." [--set ...]: one run, log train_TAG_NAME, its metrics file
+  local tag=$1 name=$2 envs=$3 x=() e; shift 3
+  for e in $envs; do x+=(-x "$e"); done
+  check "train_${tag}_$name" "${mpi[@]}" "${x[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
+    --set log.metrics_file=/tmp/tessera-$tag-$name.jsonl "$@"
+}
+
+train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tessera's shape)" VARIANT...
+  local tag=$1 label=$2 goal=$3 shape=$4 sets=$5 v name envs extra rows=() ours eager compiled; shift 5
+  for v in "$@"; do
+    IFS='|' read -r name envs extra <<< "$v"
+    # shellcheck disable=SC2086  # the --set lists split on purpose
+    train_variant "$tag" "$name" "$envs" $sets $extra
+    grep -E "done:" "$out/train_${tag}_$name.log" | tail -1 | sed "s/^/| train_${tag}_$name | /; s/$/ |/" >> "$summary"
+    rows+=("$name${envs:+ ($envs)}${extra:+ $extra}=train_${tag}_$name=/tmp/tessera-$tag-$name.jsonl")
+  done
+  # shellcheck disable=SC2086
+  ours=$(.device/bin/model_bench $shape | tee -a "$out/model_$tag.log" | sed -n 's/^RESULT //p')
+  # shellcheck disable=SC2086
+  eager=$(python3 .device/peers/torch_peer.py --mode full $shape --steps 5 2>&1 | tee -a "$out/model_$tag.log" \
+          | sed -n 's/^RESULT //p')
+  # shellcheck disable=SC2086
+  compiled=$(python3 .device/peers/torch_peer.py --mode full --compile $shape --steps 5 2>&1 | tee -a "$out/model_$tag.log" \
+             | sed -n 's/^RESULT //p')
+  python3 scripts/train_rows.py "$out" "$label" "$goal" "$peaks" "$ours" "$eager" "$compiled" "${rows[@]}" >> "$summary"
+}
+
+peaks=""
+train() {
   check overlap_step_gpu "${mpi[@]}" -np 1 .device/bin/test_gpu_comm --gtest_filter='OverlapStepGpu*'
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
-  local peaks="" v
+  local tb k s
   for tb in 0 1; do
     peaks+=$(.device/bin/gemm_bench 8192 8192 8192 bf16 $tb | tee -a "$out/train_peak.log" | sed -n 's/^RESULT //p')$'\n'
   done
-  check train_1b "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml --set zero.overlap_step=false
-  TESSERA_EARLY_NORM=0 check train_1b_overlap "${mpi[@]}" -x TESSERA_EARLY_NORM -np 1 .device/bin/tessera train \
-    configs/llama-1b-full.yaml --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap.jsonl
-  check train_1b_overlap_norm "${mpi[@]}" -np 1 .device/bin/tessera train configs/llama-1b-full.yaml \
-    --set zero.overlap_step=true --set log.metrics_file=/tmp/tessera-1b-overlap-norm.jsonl
-  for v in train_1b train_1b_overlap train_1b_overlap_norm; do grep -E "done:" "$out/$v.log" | tail -1 | sed "s/^/| $v | /; s/$/ |/" >> "$summary"; done
-  local ours="" eager compiled
-  [ -x .device/bin/model_bench ] && ours=$(.device/bin/model_bench | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-  eager=$(python3 .device/peers/torch_peer.py --mode full --steps 5 2>&1 | tee -a "$out/model.log" | sed -n 's/^RESULT //p')
-  compiled=$(python3 .device/peers/torch_peer.py --mode full --compile --steps 5 2>&1 | tee -a "$out/model.log" \
-             | sed -n 's/^RESULT //p')
-  python3 scripts/train_rows.py "$out" "$peaks" "$ours" "$eager" "$compiled" \
-    "sequential step=train_1b=/tmp/tessera-1b-metrics.jsonl" \
-    "zero.overlap_step, norm after backward=train_1b_overlap=/tmp/tessera-1b-overlap.jsonl" \
-    "zero.overlap_step, norm during backward=train_1b_overlap_norm=/tmp/tessera-1b-overlap-norm.jsonl" >> "$summary"
+  for s in 1b 3b; do
+    for k in ranges spans; do TESSERA_ADAMW=$k .device/bin/optimizer_bench $s > "$out/optimizer_${s}_$k.log" 2>&1; done
+  done
+  local logs=("$out"/optimizer_*.log)
+  result_rows optimizer.log '| copy 4 GiB on the device | %(ms).2f ms | %(tb_per_s)s TB/s |' \
+    grep -h '"what":"copy"' "${logs[0]}"
+  result_rows optimizer.log '| optimizer_bench %(what)s %(shape)s %(kernel)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
+    grep -h '"what":"adamw"' "${logs[@]}"
+  result_rows optimizer.log '| optimizer_bench %(what)s %(shape)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
+    grep -h '"what":"sum_squares"' "${logs[0]}" "${logs[2]}"
+  result_rows optimizer.log '| optimizer_bench overlap %(shape)s %(kernel)s, gemm stream %(gemm_stream)s | gemm %(gemm_ms).1f + adamw %(adamw_ms).1f ms, together %(both_ms).1f ms | hidden %(hidden).2f |' \
+    grep -h '"what":"overlap"' "${logs[@]}"
+  local fast="TESSERA_ADAMW=spans TESSERA_COMPUTE_PRIORITY=high"
+  train_shape 1b "1B shape" 1.3 "" "" "seq|TESSERA_ADAMW=ranges|" "spans|TESSERA_ADAMW=spans|" \
+    "overlap|$fast|--set zero.overlap_step=true"
+  train_shape 3b "3B shape" 1.45 "--hidden 3072 --layers 28 --heads 24 --kv 8 --inter 8192" \
+    "--set model.init.hidden_size=3072 --set model.init.num_hidden_layers=28 --set model.init.num_attention_heads=24" \
+    "seq|TESSERA_ADAMW=ranges|" "recompute|TESSERA_ADAMW=spans|--set train.recompute_norms_swiglu=true" \
+    "overlap|$fast|--set train.recompute_norms_swiglu=true --set zero.overlap_step=true"
 }
 
 only=${1:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 if [ "$only" = train ]; then
-  check kernels .device/bin/test_kernels
-  train_1b
+  for k in ranges spans; do
+    TESSERA_ADAMW=$k check "kernels_train_$k" .device/bin/test_kernels --gtest_filter='Optimizer*:Recompute*:ModelParity*'
+  done
+  train
 fi
 if [ "$only" = attention ]; then
   check kernels_attention .device/bin/test_kernels --gtest_filter='*Attention*'
@@ -165,7 +203,7 @@ if [ -n "$ckpt" ]; then
   grep RESULT "$out/export_hf.log" >> "$summary"
 fi
 
-train_1b
+train
 
 # Two GPUs: the same 1B job with ZeRO-3 on 2 ranks (micro-batch 4 per GPU) next to FSDP2
 # (torch_peer.py --fsdp under torchrun) and the 1-GPU figures above: per-GPU tokens/s (goal: >= 95%
@@ -175,8 +213,8 @@ if [ "$gpus" -ge 2 ]; then
     --set log.metrics_file=/tmp/tessera-1b-2gpu.jsonl
   check fsdp_2gpu python3 -m torch.distributed.run --nproc_per_node 2 .device/peers/torch_peer.py --mode full --fsdp \
     --steps 10
-  python3 - /tmp/tessera-1b-metrics.jsonl "$out/train_1b.log" /tmp/tessera-1b-2gpu.jsonl "$out/train_1b_2gpu.log" \
-    "$out/model.log" "$out/fsdp_2gpu.log" >> "$summary" <<'PY'
+  python3 - /tmp/tessera-1b-seq.jsonl "$out/train_1b_seq.log" /tmp/tessera-1b-2gpu.jsonl "$out/train_1b_2gpu.log" \
+    "$out/model_1b.log" "$out/fsdp_2gpu.log" >> "$summary" <<'PY'
 import json, sys
 def tessera(metrics, log, world):
     try:

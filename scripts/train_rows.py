@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""Summary rows of scripts/device-tests.sh's train_1b section:
-    train_rows.py OUT PEAK_JSONS MODEL_BENCH EAGER COMPILED LABEL=LOG=METRICS.jsonl [...]
+"""Summary rows of scripts/device-tests.sh's train section, for one model shape:
+    train_rows.py OUT SHAPE GOAL PEAK_JSONS MODEL_BENCH EAGER COMPILED LABEL=LOG=METRICS.jsonl [...]
+SHAPE: the rows' label ("1B shape"); GOAL: the speed goal against the compiled peer (1.3);
 PEAK_JSONS: gemm_bench RESULT objects, one a line (the measured bf16 gemm peak is their best);
 MODEL_BENCH, EAGER, COMPILED: RESULT objects of bench/model_bench and torch_peer.py --mode full
 (eager, --compile); each LABEL=LOG=FILE a `tessera train` run: its log OUT/LOG.log, its log.metrics_file.
@@ -45,13 +46,14 @@ def cell(x, f="{:.0f}"):
 
 
 def main():
-    out, peaks, fb, eager, compiled = sys.argv[1], sys.argv[2], load(sys.argv[3]), load(sys.argv[4]), load(sys.argv[5])
-    runs = [(label, run_figures(out, log, f)) for label, log, f in (a.split("=", 2) for a in sys.argv[6:])]
+    out, shape, goal = sys.argv[1], sys.argv[2], sys.argv[3]
+    peaks, fb, eager, compiled = sys.argv[4], load(sys.argv[5]), load(sys.argv[6]), load(sys.argv[7])
+    runs = [(label, run_figures(out, log, f)) for label, log, f in (a.split("=", 2) for a in sys.argv[8:])]
     peak = max([load(l).get("tflops", 0) for l in peaks.splitlines()] + [0]) or None
     mfu = lambda t: f"{100 * t / peak:.1f}%" if peak and t else "n/a"
     ratio = lambda a, b: f"{a / b:.3f}" if a and b else "n/a"
     et, ct = eager.get("tok_per_s_per_gpu"), compiled.get("tok_per_s_per_gpu")
-    print(f"| 1B shape, seq 2048, mbs 4, 1 GPU | tokens/s | TFLOP/s | MFU (measured bf16 gemm peak {cell(peak, '{:.0f}')} TFLOP/s) "
+    print(f"| {shape}, seq 2048, mbs 4, 1 GPU | tokens/s | TFLOP/s | MFU (measured bf16 gemm peak {cell(peak, '{:.0f}')} TFLOP/s) "
           f"| peak GiB | / torch eager | / torch.compile |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for name, r in runs:
@@ -59,7 +61,7 @@ def main():
             print(f"| tessera train, {name} | no metrics | | | | | |")
             continue
         print(f"| tessera train, {name} (loss {r['loss']:.3f}) | {r['tok']:.0f} | {r['tflops']:.1f} | {mfu(r['tflops'])} | "
-              f"{r['gib']:.2f} | {ratio(r['tok'], et)} | {ratio(r['tok'], ct)} (goal 1.3) |")
+              f"{r['gib']:.2f} | {ratio(r['tok'], et)} | {ratio(r['tok'], ct)} (goal {goal}) |")
     fbt = fb.get("tok_per_s")
     print(f"| tessera forward + backward alone (model_bench) | {cell(fbt)} | {fb.get('tflops', 'n/a')} | {mfu(fb.get('tflops'))} | "
           f"{fb.get('peak_mem_gib', 'n/a')} | {ratio(fbt, et)} | {ratio(fbt, ct)} |")
@@ -67,7 +69,7 @@ def main():
         print(f"| {label} | {cell(t)} | {p.get('tflops_per_gpu', 'n/a')} | {mfu(p.get('tflops_per_gpu'))} | "
               f"{p.get('peak_mem_gib', 'n/a')} | {ratio(t, et)} | {ratio(t, ct)} |")
     print()
-    print("| step split, median of steps 3-12 | step s | forward + backward s (device) | after it s (device) | "
+    print(f"| {shape} step split, median of steps 3-12 | step s | forward + backward s (device) | after it s (device) | "
           "host and gaps s | outside fwd+bwd: vs fwd+bwd alone / within the step (goal < 4%) |")
     print("| --- | --- | --- | --- | --- | --- |")
     fb_step = TOKENS / fbt if fbt else None
