@@ -9,30 +9,24 @@
 #include "engine/server/rate_limiter.h"
 #include "engine/server/serve_config.h"
 #include "error_text.h"
+#include "test_dir.h"
 
 using namespace tessera;
 using tessera::testing_util::error_of;
+using tessera::testing_util::write_temp_file;
 
 namespace {
 
-std::string write_file(const std::string& name, const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / ("tessera-serve-config-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  auto path = (dir / name).string();
-  std::ofstream(path) << text;
-  return path;
-}
-
 std::string config_error(const std::string& text, const std::vector<std::string>& overrides = {}) {
-  const std::string path = write_file("serve.yaml", text);
+  const std::string path = write_temp_file("serve.yaml", text);
   return error_of([&] { server::load_serve_config(path, overrides); }, path, "serve.yaml");
 }
 
 }  // namespace
 
 TEST(ServeConfig, ValuesDefaultsAndOverrides) {
-  auto c = server::load_serve_config(write_file("ok.yaml", "model: /m\nport: 9000\nadapters: {sql: /a/sql}\n"
-                                                           "engine: {max_batch_size: 8}\n"),
+  auto c = server::load_serve_config(write_temp_file("ok.yaml", "model: /m\nport: 9000\nadapters: {sql: /a/sql}\n"
+                                                                "engine: {max_batch_size: 8}\n"),
                                      {"api_keys_file=/k", "adapters.chat=/a/chat"});
   EXPECT_EQ(c.model, "/m");
   EXPECT_EQ(c.port, 9000);
@@ -66,7 +60,7 @@ TEST(ServeConfig, OneLineErrors) {
 // `checksums` (file name: SHA-256, checked in place of SHA256SUMS) and --lora NAME=DIR.
 TEST(ServeConfig, ChecksumsAndLoraFlags) {
   const std::string sum(64, 'a');
-  auto c = server::load_serve_config(write_file("sums.yaml", "model: /m\nchecksums:\n  model.safetensors: " + sum + "\n"));
+  auto c = server::load_serve_config(write_temp_file("sums.yaml", "model: /m\nchecksums:\n  model.safetensors: " + sum + "\n"));
   EXPECT_EQ(c.checksum_map(), (std::map<std::string, std::string>{{"model.safetensors", sum}}));
   EXPECT_EQ(config_error("model: /m\nchecksums: [a]\n"),
             "serve.yaml:2: checksums: must be a mapping of file names to SHA-256 hex digests");
@@ -83,7 +77,7 @@ TEST(ServeConfig, ChecksumsAndLoraFlags) {
 TEST(ApiKeys, FileIdsAndChecks) {
   server::ApiKeys keys;
   keys.add("sk-from-flag");
-  keys.add_file(write_file("keys", "# team keys\nalice sk-alice\n\nsk-anon\n"));
+  keys.add_file(write_temp_file("keys", "# team keys\nalice sk-alice\n\nsk-anon\n"));
   EXPECT_EQ(keys.size(), 3u);
   EXPECT_EQ(keys.check("Bearer sk-alice"), "alice");
   const auto anon = keys.check("Bearer sk-anon");
@@ -95,7 +89,7 @@ TEST(ApiKeys, FileIdsAndChecks) {
   EXPECT_FALSE(keys.check("sk-alice"));  // not a Bearer header
   EXPECT_FALSE(keys.check(""));
   try {
-    keys.add_file(write_file("bad", "a b c\n"));
+    keys.add_file(write_temp_file("bad", "a b c\n"));
     FAIL();
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bad:1: expected KEY or ID KEY"), std::string::npos);

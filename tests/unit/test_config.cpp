@@ -8,26 +8,15 @@
 #include "engine/config/offload_options.h"
 #include "engine/schedule.h"
 #include "job_config_error.h"
+#include "test_dir.h"
 
 using namespace tessera;
 using tessera::testing_util::job_config_error;
-
-namespace {
-
-// Writes `text` to a fresh file and returns its path.
-std::string write_yaml(const std::string& name, const std::string& text) {
-  auto dir = std::filesystem::temp_directory_path() / ("tessera-config-" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  auto path = (dir / name).string();
-  std::ofstream(path) << text;
-  return path;
-}
-
-}  // namespace
+using tessera::testing_util::write_temp_file;
 
 TEST(Config, DefaultsAndValues) {
-  JobConfig c = load_job_config(write_yaml("ok.yaml", "train:\n  steps: 7\n  lr: 1e-4\n  betas: [0.8, 0.9]\n"
-                                                      "zero: {stage: 2, offload_optimizer: {device: cpu}}\n"));
+  JobConfig c = load_job_config(write_temp_file("ok.yaml", "train:\n  steps: 7\n  lr: 1e-4\n  betas: [0.8, 0.9]\n"
+                                                           "zero: {stage: 2, offload_optimizer: {device: cpu}}\n"));
   EXPECT_EQ(c.train.steps, 7);
   EXPECT_DOUBLE_EQ(c.train.lr, 1e-4);
   EXPECT_EQ(c.train.betas, (std::vector<double>{0.8, 0.9}));
@@ -108,7 +97,7 @@ TEST(Config, BrokenYamlNamesTheLine) {
 }
 
 TEST(Config, OverridesFromTheCommandLine) {
-  const std::string path = write_yaml("ov.yaml", "train:\n  steps: 100\n");
+  const std::string path = write_temp_file("ov.yaml", "train:\n  steps: 100\n");
   JobConfig c = load_job_config(path, {"train.steps=6", "train.schedule.type=linear", "train.betas=[0.5, 0.6]",
                                        "zero.offload_params.device=cpu"});
   EXPECT_EQ(c.train.steps, 6);
@@ -129,7 +118,7 @@ TEST(Config, WritesBackWhatItReads) {
                                      "vocab_size: 259, hidden_size: 32, intermediate_size: 64, num_hidden_layers: 1, "
                                      "num_attention_heads: 2}"});
   const std::string yaml = to_yaml(c);
-  const std::string path = write_yaml("round.yaml", yaml);
+  const std::string path = write_temp_file("round.yaml", yaml);
   JobConfig again = load_job_config(path);
   EXPECT_EQ(to_yaml(again), yaml);
   EXPECT_DOUBLE_EQ(again.train.lr, 0.00025);
