@@ -5,7 +5,8 @@ SHAPE: the rows' label ("1B shape"); GOAL: the speed goal against the compiled p
 PEAK_JSONS: gemm_bench RESULT objects, one a line (the measured bf16 gemm peak is their best);
 MODEL_BENCH, EAGER, COMPILED: RESULT objects of bench/model_bench and torch_peer.py --mode full
 (eager, --compile); each LABEL=LOG=FILE a `tessera train` run: its log OUT/LOG.log, its log.metrics_file.
-Prints, next to both peers: tokens/s, TFLOP/s, MFU against the measured peak, peak memory; then where
+Prints, next to both peers: tokens/s, TFLOP/s, MFU against the measured peak, peak memory (and what
+the caching allocator held from the driver at the end, "reserved"); then where
 each run's step went (median of the steps after two warm-up steps): its device time of forward +
 backward and of what follows it (forward_backward_s, update_s), and the share outside forward +
 backward, both against the forward + backward alone (model_bench) and within the step; then the
@@ -31,11 +32,13 @@ def run_figures(out, name, metrics, warmup=2):
         return None
     med = lambda k: statistics.median(r[k] for r in rows if r.get(k) is not None)
     try:
-        peak = re.findall(r"peak memory ([0-9.]+) GiB", open(f"{out}/{name}.log").read())
+        log = open(f"{out}/{name}.log").read()
     except OSError:
-        peak = []
+        log = ""
+    peak, reserved = re.findall(r"peak memory ([0-9.]+) GiB", log), re.findall(r"\(([0-9.]+) GiB reserved\)", log)
     return {"tok": med("tokens_per_s"), "tflops": med("tflops_per_rank"), "loss": rows[-1]["loss"],
             "gib": float(peak[-1]) if peak else max(r["peak_memory_gib"] for r in rows),
+            "reserved": float(reserved[-1]) if reserved else None,
             "fwd_bwd": med("forward_backward_s") if "forward_backward_s" in rows[0] else None,
             "update": med("update_s") if "update_s" in rows[0] else None,
             "losses": [r["loss"] for r in rows]}
@@ -60,8 +63,9 @@ def main():
         if r is None:
             print(f"| tessera train, {name} | no metrics | | | | | |")
             continue
+        held = f" (reserved {r['reserved']:.2f})" if r["reserved"] is not None else ""
         print(f"| tessera train, {name} (loss {r['loss']:.3f}) | {r['tok']:.0f} | {r['tflops']:.1f} | {mfu(r['tflops'])} | "
-              f"{r['gib']:.2f} | {ratio(r['tok'], et)} | {ratio(r['tok'], ct)} (goal {goal}) |")
+              f"{r['gib']:.2f}{held} | {ratio(r['tok'], et)} | {ratio(r['tok'], ct)} (goal {goal}) |")
     fbt = fb.get("tok_per_s")
     print(f"| tessera forward + backward alone (model_bench) | {cell(fbt)} | {fb.get('tflops', 'n/a')} | {mfu(fb.get('tflops'))} | "
           f"{fb.get('peak_mem_gib', 'n/a')} | {ratio(fbt, et)} | {ratio(fbt, ct)} |")

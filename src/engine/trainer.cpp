@@ -307,9 +307,10 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
       break;
     }
   }
-  spdlog::info("done: {} steps, last loss {:.4f}, peak memory {:.2f} GiB on {}, {:.2f} GiB host", summary.steps_done,
-               summary.last_loss, memory_stats(device).peak_allocated / 1073741824.0, device.str(),
-               memory_stats(Device::cpu()).peak_allocated / 1073741824.0);
+  // Reserved: what the caching allocator holds from the driver (cached blocks too), the footprint.
+  spdlog::info("done: {} steps, last loss {:.4f}, peak memory {:.2f} GiB on {} ({:.2f} GiB reserved), {:.2f} GiB host",
+               summary.steps_done, summary.last_loss, memory_stats(device).peak_allocated / 1073741824.0, device.str(),
+               memory_stats(device).reserved / 1073741824.0, memory_stats(Device::cpu()).peak_allocated / 1073741824.0);
   return summary;
 }
 
