@@ -2,8 +2,9 @@
 // shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
 // (M <= 16; each variant of TESSERA_PACKED_GEMV too), dequantize + cuBLASLt (the prefill path,
 // every M; for M > 16 also in L2-sized blocks of rows, DequantizeChunked, the dequantize alone,
-// and both again with int4 and int8 dequantized run by run, TESSERA_DEQUANTIZE=runs) and the bf16 gemm, in us per call and effective GB/s (weights + activations + outputs
-// moved, over the time; the dequantize alone: packed + bf16 bytes). Each path cycles through
+// and both again with int4 and int8 dequantized unit by unit, TESSERA_DEQUANTIZE=units) and the
+// bf16 gemm, in us per call and effective GB/s (weights + activations + outputs moved, over the
+// time; the dequantize alone: packed + bf16 bytes). Each path cycles through
 // enough copies of its weights (>= 256 MB) that they come from HBM, not the 50 MB L2, as in a
 // real decoding step. One line per case: RESULT {...}. Runs on cuda:0.
 #include <algorithm>
@@ -137,7 +138,7 @@ int main(int argc, char** argv) {
             const double dequant_s = seconds_per_call([&](int i) {
               ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
             }, copies);
-            double chunked_s = 0, unpack_s = 0, runs_s = 0, unpack_runs_s = 0;
+            double chunked_s = 0, unpack_s = 0, units_s = 0, unpack_units_s = 0;
             if (m > 16) {
               chunked_s = seconds_per_call([&](int i) {
                 ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::DequantizeChunked);
@@ -145,11 +146,11 @@ int main(int argc, char** argv) {
               // The prefill path's dequantize alone: how much of dequant_us is not the gemm.
               const Tensor workspace = Tensor::empty({p.n, p.k}, DType::BF16, gpu);
               unpack_s = seconds_per_call([&](int i) { ops::dequantize(workspace, w[i]); }, copies);
-              // The same with int4 and int8 dequantized run by run (TESSERA_DEQUANTIZE=runs).
+              // The same with int4 and int8 dequantized unit by unit (TESSERA_DEQUANTIZE=units).
               if (spec.scheme == QuantScheme::Int4 || spec.scheme == QuantScheme::Int8) {
-                setenv("TESSERA_DEQUANTIZE", "runs", 1);
-                unpack_runs_s = seconds_per_call([&](int i) { ops::dequantize(workspace, w[i]); }, copies);
-                runs_s = seconds_per_call([&](int i) {
+                setenv("TESSERA_DEQUANTIZE", "units", 1);
+                unpack_units_s = seconds_per_call([&](int i) { ops::dequantize(workspace, w[i]); }, copies);
+                units_s = seconds_per_call([&](int i) {
                   ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
                 }, copies);
                 unsetenv("TESSERA_DEQUANTIZE");
@@ -159,13 +160,13 @@ int main(int argc, char** argv) {
             std::printf("RESULT {\"what\":\"quant_gemv\",\"shape\":\"%s\",\"proj\":\"%s\",\"n\":%ld,\"k\":%ld,"
                         "\"scheme\":\"%s\",\"m\":%ld,\"packed_mb\":%.2f,\"fused_us\":%.2f,\"fused_gbps\":%.0f,"
                         "\"dequant_us\":%.2f,\"chunked_us\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"auto_vs_bf16\":%.2f,"
-                        "\"dequantize_us\":%.2f,\"dequantize_gbps\":%.0f,\"dequant_runs_us\":%.2f,\"dequantize_runs_us\":%.2f,"
-                        "\"dequantize_runs_gbps\":%.0f,\"variant_us\":{%s},\"variant_gbps\":{%s}}\n",
+                        "\"dequantize_us\":%.2f,\"dequantize_gbps\":%.0f,\"dequant_units_us\":%.2f,\"dequantize_units_us\":%.2f,"
+                        "\"dequantize_units_gbps\":%.0f,\"variant_us\":{%s},\"variant_gbps\":{%s}}\n",
                         shape.c_str(), p.name, p.n, p.k, scheme.name, m, packed / 1e6, fused_s * 1e6,
                         fused_s > 0 ? (packed + io_bytes) / fused_s / 1e9 : 0.0, dequant_s * 1e6, chunked_s * 1e6, bf16_s * 1e6,
                         (bf16_bytes + io_bytes) / bf16_s / 1e9, bf16_s / auto_s, unpack_s * 1e6,
-                        unpack_s > 0 ? (packed + bf16_bytes) / unpack_s / 1e9 : 0.0, runs_s * 1e6, unpack_runs_s * 1e6,
-                        unpack_runs_s > 0 ? (packed + bf16_bytes) / unpack_runs_s / 1e9 : 0.0, variant_us.c_str(),
+                        unpack_s > 0 ? (packed + bf16_bytes) / unpack_s / 1e9 : 0.0, units_s * 1e6, unpack_units_s * 1e6,
+                        unpack_units_s > 0 ? (packed + bf16_bytes) / unpack_units_s / 1e9 : 0.0, variant_us.c_str(),
                         variant_gbps.c_str());
             std::fflush(stdout);
           }

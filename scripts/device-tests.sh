@@ -525,8 +525,8 @@ if totals and all(totals.values()):
     print(f"| rows with every variant, total us | " + " | ".join(f"{totals[v]:.0f}" for v in variants) + f" | {min(totals, key=totals.get)} |")
 # The prefill path's dequantize alone at M=2048 (GB/s of packed + bf16 bytes), gate_up and down.
 print()
-# and TESSERA_DEQUANTIZE=runs (int4, int8): the dequantize alone and the layer's prefill x bf16.
-print("| dequantize alone, M=2048 (shape scheme) | gate_up us (GB/s) | down us (GB/s) | runs: gate_up us (GB/s) | runs: down us (GB/s) | prefill layer x bf16: units / runs |")
+# and TESSERA_DEQUANTIZE=units (int4, int8; runs is the default): the dequantize alone and the layer's prefill x bf16.
+print("| dequantize alone, M=2048 (shape scheme) | gate_up us (GB/s) | down us (GB/s) | units: gate_up us (GB/s) | units: down us (GB/s) | prefill layer x bf16: default / units |")
 print("| --- | --- | --- | --- | --- | --- |")
 for shape in ("1b", "8b"):
     for scheme in ("int8", "int4_g32", "int4_g128_asym", "q8_0", "q4_0", "nf4"):
@@ -534,10 +534,10 @@ for shape in ("1b", "8b"):
         if "gate_up" in got and "down" in got:
             cell = lambda p, k: f'{got[p][k + "_us"]:.1f} ({got[p][k + "_gbps"]})' if got[p].get(k + "_us", 0) > 0 else "-"
             bf16 = layer(shape, scheme, 2048, "bf16_us")
-            units, runs = layer(shape, scheme, 2048, "dequant_us"), layer(shape, scheme, 2048, "dequant_runs_us")
+            default, units = layer(shape, scheme, 2048, "dequant_us"), layer(shape, scheme, 2048, "dequant_units_us")
             ratio = lambda t: f"{bf16 / t:.2f}" if bf16 and t else "-"
             print(f"| {shape} {scheme} | {cell('gate_up', 'dequantize')} | {cell('down', 'dequantize')} | "
-                  f"{cell('gate_up', 'dequantize_runs')} | {cell('down', 'dequantize_runs')} | {ratio(units)} / {ratio(runs)} |")
+                  f"{cell('gate_up', 'dequantize_units')} | {cell('down', 'dequantize_units')} | {ratio(default)} / {ratio(units)} |")
 PY
 }
 if [ "$only" = all ] || [ "$only" = quant_kernels ]; then quant_kernels; fi

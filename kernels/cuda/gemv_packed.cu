@@ -14,8 +14,9 @@
 // 8B int8 M=1 1.31x bf16 against 0.96x), so v1 for those; TESSERA_PACKED_GEMV=v1 or mma forces one
 // (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
 // are mma reading int4 32 weights a load, group the same with each group's scale applied to its
-// fp32 sum at 1-2 rows of A (none measured yet). Products the mma kernel does not take (an f32 A,
-// nf4) run v1.
+// fp32 sum at 1-2 rows of A. Auto takes group for int4 at 1-2 rows (session 8 call B, batch-1
+// decode: 8B 239.8 tok/s against wide4's 235.9 and mma's 217.8; 1B 892.3 against 869.5). Products
+// the mma kernel does not take (an f32 A, nf4) run v1.
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -160,10 +161,11 @@ void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const G
   const Variant v = variant();
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
                    (v == Variant::Auto && !v1_faster(w, s.m));
-  const MmaInt4Reads reads = v == Variant::Wide    ? MmaInt4Reads::Wide2
-                             : v == Variant::Wide4 ? MmaInt4Reads::Wide4
-                             : v == Variant::Group ? MmaInt4Reads::Group
-                                                   : MmaInt4Reads::Units;
+  const bool auto_group = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
+  const MmaInt4Reads reads = v == Variant::Wide                  ? MmaInt4Reads::Wide2
+                             : v == Variant::Wide4               ? MmaInt4Reads::Wide4
+                             : v == Variant::Group || auto_group ? MmaInt4Reads::Group
+                                                                 : MmaInt4Reads::Units;
   if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias, reads);
   cudaStream_t stream = stream_of(c);
   const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(c.device().index) : nullptr;

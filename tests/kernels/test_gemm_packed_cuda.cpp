@@ -50,10 +50,10 @@ Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
-// and q4_0 at M <= 2, mma otherwise; wide and wide4 are mma reading int4 32 weights a load, group
-// wide4 with the scales applied to each group's fp32 sum at M <= 2), and three with K split over
-// clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the
-// rounds).
+// and q4_0 at M <= 2, group for int4 at M <= 2, mma otherwise; wide and wide4 are mma reading int4
+// 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2), and
+// three with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
+// splits wherever K has the rounds).
 struct Variant {
   const char* gemv;
   const char* split;

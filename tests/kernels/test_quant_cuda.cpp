@@ -54,7 +54,7 @@ TEST_P(CudaQuantize, CodesScalesAndValuesEqualTheCpu) {
   const PackedTensor want = quant::quantize(x, c.spec);
   const PackedTensor got = quant::quantize(x.to(gpu), c.spec);
   expect_same_parts(got, want);
-  for (const char* variant : {"units", "runs"}) {  // TESSERA_DEQUANTIZE: runs reads int4 and int8 run by run
+  for (const char* variant : {"runs", "units"}) {  // TESSERA_DEQUANTIZE: runs (default) reads int4 and int8 run by run
     setenv("TESSERA_DEQUANTIZE", variant, 1);
     for (DType out : {DType::F32, DType::BF16, DType::F16}) {
       SCOPED_TRACE(::testing::Message() << dtype_name(out) << " " << variant);
