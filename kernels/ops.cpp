@@ -349,6 +349,28 @@ void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logit
   TS_DISPATCH(logits.device(), argmax_rows(index, logprob, logits));
 }
 
+void sample_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits, const Tensor& params) {
+  const char* op = "sample_rows";
+  check_floating(op, logits);
+  TS_CHECK(logits.ndim() == 2 && logits.size(1) > 0, "{}: logits must be [rows, vocab], got {}", op, logits.str());
+  const int64_t rows = logits.size(0);
+  TS_CHECK(index.defined() && index.dtype() == DType::I32 && index.numel() == rows,
+           "{}: index must be int32 [{}], got {}", op, rows, index.defined() ? index.str() : "an undefined tensor");
+  check_f32(op, logprob, rows);
+  TS_CHECK(params.defined() && params.dtype() == DType::I32 && params.numel() == 8 * rows,
+           "{}: params must be int32 [{}, 8] (a SamplingRow per row), got {}", op, rows,
+           params.defined() ? params.str() : "an undefined tensor");
+  // Weights are at most 2^40 each (kernels/sampling_row.h): their sum over 2^23 tokens fits 64 bits.
+  TS_CHECK(logits.size(1) <= (int64_t(1) << 23), "{}: a vocabulary of {} is beyond 2^23 tokens", op, logits.size(1));
+  check_same_device(op, index, logits);
+  check_same_device(op, logprob, logits);
+  check_same_device(op, params, logits);
+  if (rows == 0) return;
+  // Every row's argmax first; the backends' sample_rows then overwrite the rows that draw.
+  TS_DISPATCH(logits.device(), argmax_rows(index, logprob, logits));
+  TS_DISPATCH(logits.device(), sample_rows(index, logprob, logits, params));
+}
+
 // Per chunk: f32 logits by gemm, turned by cross_entropy_rows into their gradient in the weight's
 // dtype (gemm takes A and B of one dtype) for dhidden = grad @ weight and dweight += grad^T @ hidden. Per-token losses go to an [N] buffer, summed once at the end.
 void linear_cross_entropy(const Tensor& loss_sum, const Tensor& dhidden, const Tensor& dweight,

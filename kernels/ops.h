@@ -110,6 +110,21 @@ void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& 
 // = its log-softmax, max - log(sum_v exp(x_v - max)).
 void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits);
 
+// Sampled picks of rows of logits [R, V] (f32, bf16 or f16) without copying the rows to the host:
+// index[r] (int32 [R]) and logprob[r] (f32 [R], the log-softmax of the raw row at the token, as
+// argmax_rows). params: int32 [R, 8] on the logits' device, each row a SamplingRow
+// (kernels/sampling_row.h). Per row, z its logits (NaN counts as -inf) and m their maximum:
+//   temperature 0, or no finite maximum: the first maximum (argmax_rows' pick);
+//   else each token weighs q = floor(exp((z - m) / T) x 2^40) (f32 exp) and is kept when
+//     top-k: z >= the k-th largest logit (ties with it stay, so more than k may);
+//     top-p: z >= the largest t such that the top-k's tokens with z >= t weigh >= ceil(p x the
+//            top-k's weight): the fewest best tokens that reach p, whole groups of equal logits;
+//     min-p: exp((z - m) / T) >= min_p;
+//   and the token is the first, by id, whose running sum of kept weights exceeds
+//   floor(u x their sum), u = 53 bits of Philox(seed, counter) / 2^53. The integer sums make the
+//   backends differ only where an f32 exp's last bit moves a row across a boundary.
+void sample_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits, const Tensor& params);
+
 // Cross-entropy of the output projection logits = hidden [N, H] @ weight [V, H]^T without
 // holding f32 logits for all N tokens: chunk_tokens rows at a time it computes the chunk's f32
 // logits, turns them into gradients with cross_entropy_rows, and runs the two backward gemms.

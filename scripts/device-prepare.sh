@@ -11,7 +11,7 @@ shared=${TESSERA_SHARED:-../shared}
 bins=(build/bin/tessera build/bin/test_kernels build/bin/test_gpu_comm build/bin/gemm_bench build/bin/attention_bench
       build/bin/model_bench build/bin/tokenizer_bench build/bin/cpu_adamw_bench build/bin/nvme_bench
       build/bin/paged_attention_bench build/bin/decode_bench build/bin/quant_gemv_bench build/bin/skinny_gemm_bench
-      build/bin/lora_batched_bench)
+      build/bin/lora_batched_bench build/bin/sample_bench)
 for b in "${bins[@]}"; do [ -x "$b" ] || { echo "device-prepare: $b is missing: run scripts/build.sh first" >&2; exit 1; }; done
 command -v orterun >/dev/null || { echo "device-prepare: Open MPI is not installed (scripts/setup.sh)" >&2; exit 1; }
 

@@ -14,8 +14,9 @@
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
 # and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
-# `... serve_load` tessera serve under Poisson load, `... int4_size` the 8B shape's int4 checkpoint
-# size next to bf16, `... gptq` GPTQ quantization on the GPU,
+# `... serve_load` tessera serve under Poisson load (with `... sample`: the GPU sampling kernel's
+# tests and benchmark first), `... int4_size` the 8B shape's int4 checkpoint size next to bf16,
+# `... gptq` GPTQ quantization on the GPU,
 # `... quality` the quantization quality recipe (scripts/quality.sh), `... adapters` the batched
 # multi-adapter LoRA kernel's tests and benchmark, `... qat_scales` QAT with learned scales (kernel
 # tests; fixed vs learned scales training speed), `... fused_decode` the fused decode ops' tests and
@@ -849,9 +850,26 @@ adapters() {
 }
 if [ "$only" = all ] || [ "$only" = adapters ]; then adapters; fi
 
+# Sampling on the GPU (ops::sample_rows): its tests against the CPU reference, the decode graphs
+# that sample inside the graph, and the time per call for each filter and histogram variant.
+sample() {
+  check kernels_sample .device/bin/test_kernels --gtest_filter='*CudaSampleRows*:*CudaArgmaxRows*:*CudaDecodeGraphs*'
+  if [ -x .device/bin/sample_bench ]; then
+    echo "| sample_rows filters, f32 logits | rows | vocab | histogram | us |" >> "$summary"
+    echo "| --- | --- | --- | --- | --- |" >> "$summary"
+    for rows in 1 64 256; do
+      result_rows sample.log "| %(filters)s | %(rows)s | %(vocab)s | %(histogram)s | %(us)s |" \
+        .device/bin/sample_bench $rows 128256
+    done
+  fi
+}
+if [ "$only" = all ] || [ "$only" = sample ] || [ "$only" = serve_load ]; then sample; fi
+
 # Serving under load: a random Llama-3.2-1B-shape bf16 folder (transformers writes it, with the
 # llama3 tokenizer), `tessera serve` on the GPU, and bench/serve_load.py's Poisson arrivals at
-# increasing rates (prompts of 512 random ids, 128 generated tokens each, streamed).
+# increasing rates (prompts of 512 random ids, 128 generated tokens each, temperature 1, streamed;
+# each rate 10 s of arrivals and at most 20 s more to drain, so the section stays within ~4 min).
+# SERVE_RATES, SERVE_DURATION, SERVE_DRAIN and SERVE_SET (the server's --set overrides) change it.
 serve_load() {
   local model=/tmp/tessera-serve-1b port=8431
   if [ ! -f $model/model.safetensors ]; then
@@ -867,13 +885,17 @@ model.save_pretrained(sys.argv[1], safe_serialization=True)
 PY
     cp .device/tokenizers/llama3/* $model/
   fi
-  .device/bin/tessera serve --model $model --port $port --device cuda --no-verify > "$out/serve_load_server.log" 2>&1 &
+  local overrides=(${SERVE_SET:-max_batch_size=256 threads=1024}) sets=()
+  for o in "${overrides[@]}"; do sets+=(--set "$o"); done
+  .device/bin/tessera serve --model $model --port $port --device cuda --no-verify "${sets[@]}" \
+    > "$out/serve_load_server.log" 2>&1 &
   local server=$!
   for i in $(seq 120); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break; sleep 1; done
-  timeout 300 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-1,2,4,8,16} \
-    --duration ${SERVE_DURATION:-15} --vocab 128000 --json "$out/serve_load.json" 2>&1 | tee "$out/serve_load.log"
+  timeout 240 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-8,32,64,128,256} \
+    --duration ${SERVE_DURATION:-10} --drain ${SERVE_DRAIN:-20} --vocab 128000 --json "$out/serve_load.json" 2>&1 \
+    | tee "$out/serve_load.log"
   kill -TERM $server; wait $server
-  echo "| serving under load, 1B bf16, prompt 512, 128 new (see serve_load.log) | $(grep -c '^| [0-9]' "$out/serve_load.log") rates; $(grep KNEE "$out/serve_load.log") |" >> "$summary"
+  echo "| serving under load, 1B bf16, prompt 512, 128 new, ${overrides[*]} (see serve_load.log) | $(grep -c '^| [0-9]' "$out/serve_load.log") rates; $(grep KNEE "$out/serve_load.log") |" >> "$summary"
   grep '^| ' "$out/serve_load.log" >> "$summary"
 }
 if [ "$only" = serve_load ]; then serve_load; fi

@@ -266,7 +266,8 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     if (tied) source_->release(embed);
   }
   source_->release(head);
-  timed("argmax", "", [&] { ops::argmax_rows(out.index, out.logprob, out.logits); });
+  const Tensor sampling = inputs.flat_slice(L.sampling(), 8 * R).view({R, 8});
+  timed("sample", "", [&] { ops::sample_rows(out.index, out.logprob, out.logits, sampling); });
   return out;
 }
 
@@ -332,7 +333,7 @@ StepOutput InferenceModel::fetch(const StepInput& in, const Outputs& out) {
   }
   synchronize_device(device_);
   const int32_t* p = picks.data_as<int32_t>();
-  result.argmax.assign(p, p + R);
+  result.token.assign(p, p + R);
   result.logprob.resize(R);
   std::memcpy(result.logprob.data(), p + R, R * sizeof(float));
   return result;

@@ -5,8 +5,9 @@
 // projections, RoPE and KV write around it run as kernels/ops.h's fused decode ops.
 //
 // A step's int32 inputs go to the device in one copy from a pinned buffer (model/step_batch.h);
-// the device picks each logit row's greedy token (ops::argmax_rows), so only 8 bytes per row come
-// back unless a row asks for its full logits; the host waits once, for the results. On CUDA a
+// the device picks each logit row's token (ops::sample_rows: greedy, or drawn by the row's
+// SamplingRow, which travels in that copy), so only 8 bytes per row come back unless a row asks
+// for its full logits; the host waits once, for the results. On CUDA a
 // decode step (one token per sequence) is padded to a bucket of 1, 2, 4, ... 256 sequences and
 // replayed from a CUDA graph captured for that bucket, block-table width and cache (the first
 // step of a shape runs eagerly and is then captured; a capture that fails is logged once and the
@@ -51,7 +52,7 @@ struct InferenceOptions {
 
 // What run() returns for the logit rows asked for, in their order.
 struct StepOutput {
-  std::vector<int32_t> argmax;   // the first maximum of each row's logits
+  std::vector<int32_t> token;    // each row's pick by its SamplingRow (greedy: the first maximum)
   std::vector<float> logprob;    // its log-softmax
   std::vector<int64_t> logits_row;  // each row's row in `logits`, -1 when its full logits were not asked for
   Tensor logits;                 // host f32 [rows asked for in full, vocab]; valid until the next run()

@@ -1,6 +1,7 @@
 #include "model/step_batch.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "core/error.h"
 
@@ -48,6 +49,8 @@ void pack_step(const StepInput& in, const StepLayout& L, int64_t block_size, int
   TS_CHECK(L.tokens >= T && L.seqs >= S && L.rows >= R && L.seqs - S >= L.tokens - T && L.rows - R >= L.tokens - T,
            "InferenceModel::step: a layout of {} tokens, {} sequences, {} rows cannot hold {}, {}, {}", L.tokens,
            L.seqs, L.rows, T, S, R);
+  TS_CHECK(in.sampling.empty() || in.sampling.size() == in.logit_rows.size(),
+           "InferenceModel::step: {} sampling rows for {} logit rows", in.sampling.size(), R);
   TS_CHECK(in.adapter.empty() || static_cast<int64_t>(in.adapter.size()) == S,
            "InferenceModel::step: {} adapter indices for {} sequences", in.adapter.size(), S);
   for (int32_t n : in.adapter)
@@ -88,6 +91,7 @@ void pack_step(const StepInput& in, const StepLayout& L, int64_t block_size, int
     if (!in.adapter.empty())
       for (int64_t t = 0; t < T; ++t) adapter[t] = in.adapter[in.seq[t]];
   }
+  if (!in.sampling.empty()) std::memcpy(out + L.sampling(), in.sampling.data(), in.sampling.size() * sizeof(SamplingRow));
   // Padding: token T + i is sequence S + i (an all-zero table) at position 0, never written, and
   // logit row R + i.
   for (int64_t i = 0; T + i < L.tokens; ++i) {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <vector>
 
+#include "kernels/sampling_row.h"
 #include "model/kv_cache.h"
 
 namespace tessera {
@@ -21,11 +22,13 @@ struct StepInput {
   std::vector<uint8_t> full_logits;
   // Per sequence: its adapter in the model's AdapterBank, -1 the base. Empty: every sequence the base.
   std::vector<int32_t> adapter;
+  // Per logit row: how the device picks its token (ops::sample_rows). Empty: every row greedy.
+  std::vector<SamplingRow> sampling;
 };
 
 // Where each field lies in the packed buffer: ids[T], pos[T], seq[T], slots[T], rows[R] (the
-// logit rows), the block tables [S, width] and, for a model with adapters, each token's adapter
-// [T], one after another.
+// logit rows), the block tables [S, width], for a model with adapters each token's adapter [T],
+// and each logit row's SamplingRow [R, 8] (its floats as their bits), one after another.
 struct StepLayout {
   int64_t tokens = 0, seqs = 0, rows = 0, width = 0;
   bool adapters = false;
@@ -37,7 +40,8 @@ struct StepLayout {
   int64_t logit_rows() const { return 4 * tokens; }
   int64_t tables() const { return 4 * tokens + rows; }
   int64_t adapter() const { return 4 * tokens + rows + seqs * width; }
-  int64_t size() const { return 4 * tokens + rows + seqs * width + (adapters ? tokens : 0); }
+  int64_t sampling() const { return 4 * tokens + rows + seqs * width + (adapters ? tokens : 0); }
+  int64_t size() const { return sampling() + 8 * rows; }
   bool operator==(const StepLayout&) const = default;
 };
 
@@ -59,8 +63,8 @@ StepLayout padded_decode_layout(int64_t bucket, int64_t width);
 // Checks `in` (ids in the vocabulary, sequences and logit rows in range, a block for every
 // position) and writes it into out[layout.size()]. Tokens beyond in's (padding, up to
 // layout.tokens) get id 0, position 0, a sequence of their own whose table is all block 0,
-// slot -1 (paged_kv_write skips it), a logit row of their own (ignored by the caller) and, with
-// layout.adapters, adapter -1. `adapters`: how many the model holds (in.adapter's values are in
+// slot -1 (paged_kv_write skips it), a logit row of their own (ignored by the caller, greedy) and,
+// with layout.adapters, adapter -1. `adapters`: how many the model holds (in.adapter's values are in
 // [-1, adapters)).
 void pack_step(const StepInput& in, const StepLayout& layout, int64_t block_size, int64_t vocab, int32_t* out,
                int64_t adapters = 0);

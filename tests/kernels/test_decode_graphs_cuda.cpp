@@ -1,6 +1,7 @@
 // Decode steps replayed from CUDA graphs against the same steps run eagerly, on a small random
 // bf16 Llama on the GPU: a graph replays exactly the padded eager step (same kernels, same
-// shapes), so every greedy and seeded-sampled token is equal; graphs were really captured and
+// shapes), so every greedy and seeded-sampled token is equal, the device's draws included (their
+// parameters travel in the graph's inputs: no capture per step); graphs were really captured and
 // replayed; and the unpadded eager engine agrees on the prompt's first token.
 #include <gtest/gtest.h>
 
@@ -34,7 +35,11 @@ std::vector<inference::Completion> generate(const std::shared_ptr<InferenceModel
     for (int64_t t = 0; t < lengths[r]; ++t) q.prompt.push_back(static_cast<int32_t>((r * 131 + t * 17) % 1000));
     q.max_new_tokens = 24;
     q.ignore_eos = true;
-    q.sampling.temperature = r == 2 ? 0.8 : 0.0;  // one sampled row: its logits come back in full
+    // Rows 2 and 4 are drawn on the device inside the graph (their counters change every replay),
+    // row 1 on the host from its full logits (it asks for top logprobs); the others are greedy.
+    q.sampling.temperature = r == 2 ? 0.8 : r == 4 ? 1.0 : r == 1 ? 0.7 : 0.0;
+    if (r == 4) q.sampling.top_k = 50, q.sampling.top_p = 0.9, q.sampling.min_p = 0.02;
+    if (r == 1) q.top_logprobs = 2;
     q.sampling.seed = 11 + r;
     requests.push_back(q);
   }
@@ -71,6 +76,7 @@ TEST(CudaDecodeGraphs, ReplaysEqualThePaddedEagerSteps) {
                                                 InferenceOptions{.cuda_graphs = false});
   const auto a = generate(graphs), b = generate(padded), c = generate(plain);
   EXPECT_GE(graphs->graphs_captured(), 1);
+  EXPECT_LE(graphs->graphs_captured(), 8) << "a capture per bucket and width, not per step";
   EXPECT_GT(graphs->timings().graph_replays, 10);
   EXPECT_GT(graphs->timings().gpu_ms, 0.0);
   ASSERT_EQ(a.size(), 5u);
@@ -131,10 +137,10 @@ TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
     EXPECT_EQ(t.graph_replays, 0);
     const std::vector<const char*> plain_ops = {"embedding", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
                                                 "up_proj", "down_proj", "norm_rope", "kv_write", "attention",
-                                                "norms_swiglu", "final_norm", "lm_head", "argmax"};
+                                                "norms_swiglu", "final_norm", "lm_head", "sample"};
     const std::vector<const char*> fused_ops = {"embedding", "qkv_proj", "rope_kv_write", "o_proj",
                                                 "gate_up_swiglu", "down_proj", "norm_rope", "attention",
-                                                "norms_swiglu", "final_norm", "lm_head", "argmax"};
+                                                "norms_swiglu", "final_norm", "lm_head", "sample"};
     double sum = 0;
     for (const char* op : fused ? fused_ops : plain_ops) {
       ASSERT_TRUE(t.op_ms.count(op)) << op;

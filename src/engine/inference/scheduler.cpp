@@ -1,6 +1,7 @@
 #include "engine/inference/scheduler.h"
 
 #include <algorithm>
+#include <exception>
 #include <unordered_set>
 
 #include "core/error.h"
@@ -167,6 +168,38 @@ bool Scheduler::accept_token(Sequence& s, const Sample& picked) {
   return false;
 }
 
+std::vector<Sample> Scheduler::pick_tokens(const std::vector<Sequence*>& sampled, const StepOutput& out) const {
+  std::vector<Sample> picks(sampled.size());
+  std::vector<size_t> host_rows;  // rows with penalties or top logprobs: drawn here from their logits
+  for (size_t r = 0; r < sampled.size(); ++r) {
+    if (out.logits_row[r] >= 0) {
+      host_rows.push_back(r);
+    } else {
+      picks[r].token = out.token[r];
+      picks[r].logprob = out.logprob[r];
+    }
+  }
+  const float* rows = out.logits.data_as<float>();
+  const size_t vocab = static_cast<size_t>(model_->config().vocab_size);
+  std::vector<std::exception_ptr> failed(host_rows.size());
+  // Rows are independent (each its own seed and counter): in parallel when there are several.
+#pragma omp parallel for schedule(dynamic) if (host_rows.size() > 1)
+  for (size_t i = 0; i < host_rows.size(); ++i) {
+    const size_t r = host_rows[i];
+    const Sequence& s = *sampled[r];
+    try {
+      picks[r] = sample_token({rows + out.logits_row[r] * static_cast<int64_t>(vocab), vocab}, s.request.sampling,
+                              s.seed, s.generated.size(), s.request.prompt, s.generated,
+                              std::max<int64_t>(s.request.top_logprobs, 0));
+    } catch (...) {
+      failed[i] = std::current_exception();
+    }
+  }
+  for (const std::exception_ptr& e : failed)
+    if (e) std::rethrow_exception(e);
+  return picks;
+}
+
 bool Scheduler::step() {
   // Cancelled requests end first.
   auto drop_cancelled = [&](auto& list) {
@@ -262,7 +295,9 @@ bool Scheduler::step() {
     in.adapter.push_back(s.adapter);
     if (s.cached + parts[p].n == s.tokens()) {
       in.logit_rows.push_back(static_cast<int64_t>(in.ids.size()) - 1);
-      in.full_logits.push_back(!greedy_on_device(s.request.sampling, s.request.top_logprobs));
+      const bool on_device = sample_on_device(s.request.sampling, s.request.top_logprobs);
+      in.full_logits.push_back(!on_device);
+      in.sampling.push_back(on_device ? sampling_row(s.request.sampling, s.seed, s.generated.size()) : SamplingRow{});
       sampled.push_back(&s);
     }
   }
@@ -274,21 +309,9 @@ bool Scheduler::step() {
       p.s->cached += p.n;
       if (p.s->generated.empty()) totals_.prompt_tokens += p.n;
     }
-    const float* rows = out.logits.data_as<float>();
-    const size_t vocab = static_cast<size_t>(model_->config().vocab_size);
-    for (size_t r = 0; r < sampled.size(); ++r) {
-      Sequence& s = *sampled[r];
-      Sample picked;
-      if (out.logits_row[r] < 0) {
-        picked.token = out.argmax[r];
-        picked.logprob = out.logprob[r];
-      } else {
-        picked = sample_token({rows + out.logits_row[r] * static_cast<int64_t>(vocab), vocab}, s.request.sampling,
-                              s.seed, s.generated.size(), s.request.prompt, s.generated,
-                              std::max<int64_t>(s.request.top_logprobs, 0));
-      }
-      if (accept_token(s, picked)) done.insert(&s);
-    }
+    const std::vector<Sample> picks = pick_tokens(sampled, out);
+    for (size_t r = 0; r < sampled.size(); ++r)
+      if (accept_token(*sampled[r], picks[r])) done.insert(sampled[r]);
   } catch (const std::exception& ex) {
     spdlog::error("generate: a step of {} sequences failed: {}", parts.size(), ex.what());
     for (const Part& p : parts) {

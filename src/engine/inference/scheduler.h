@@ -65,6 +65,8 @@ class Scheduler {
  private:
   void finish(Sequence& s, FinishReason reason, Event event, const std::string& error = "");
   void preempt(std::unique_ptr<Sequence> s);
+  // Each logit row's token: the device's pick, or drawn on the host from the row's logits.
+  std::vector<Sample> pick_tokens(const std::vector<Sequence*>& sampled, const StepOutput& out) const;
   // Appends a picked token: its event, and whether it ends the sequence.
   bool accept_token(Sequence& s, const Sample& picked);
 

@@ -111,6 +111,19 @@ TEST(Generator, SeededSamplingIsReproducibleAndIndependentOfTheBatch) {
   EXPECT_NE(run(m, {other})[0].ids, alone.ids);
 }
 
+// Rows asking for top logprobs are drawn on the host from their full logits, the others by the
+// model's sample_rows: both follow one definition, so a seed gives the same tokens either way.
+TEST(Generator, HostAndDeviceDrawsAgree) {
+  CpuModel m = cpu_model("llama_gqa");
+  const int64_t V = m.loaded.config.vocab_size;
+  Request on_device = sampled(tokens(7, 4, V), 16, 31);
+  on_device.sampling.min_p = 0.05;
+  Request on_host = on_device;
+  on_host.top_logprobs = 2;
+  const std::vector<Completion> both = run(m, {on_device, on_host});
+  EXPECT_EQ(both[1].ids, both[0].ids);
+}
+
 // A pool too small for every sequence at once: sequences are preempted and recomputed, and the
 // outputs equal those of a pool large enough.
 TEST(Generator, PreemptionByRecomputeKeepsTheOutputs) {

@@ -3,8 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "../../inference_models.h"
+#include "kernels/cpu/sample_row.h"
 #include "model/kv_cache.h"
 #include "model/step_batch.h"
 
@@ -32,6 +34,7 @@ TEST(StepBatch, PacksEveryFieldAndPadsInertRows) {
   in.pos = {5, 3};  // a: block 1 (id 2) offset 1; b: block 0 (id 7) offset 3
   in.block_tables = {&a, &b};
   in.logit_rows = {0, 1};
+  in.sampling = {sampling_row(0.7f, 0.9f, 0.05f, 40, (uint64_t(3) << 32) | 5, 17), SamplingRow{}};
   ASSERT_TRUE(is_decode_step(in));
   const StepLayout L = padded_decode_layout(decode_bucket(2) * 2, 4);  // 4 tokens, 2 of them padding
   std::vector<int32_t> buf(L.size(), 99);
@@ -43,12 +46,20 @@ TEST(StepBatch, PacksEveryFieldAndPadsInertRows) {
   EXPECT_EQ(field(L.slots(), 4), (std::vector<int32_t>{2 * 4 + 1, 7 * 4 + 3, -1, -1}));
   EXPECT_EQ(field(L.logit_rows(), 4), (std::vector<int32_t>{0, 1, 2, 3}));
   EXPECT_EQ(field(L.tables(), 16), (std::vector<int32_t>{5, 2, 0, 0, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
+  std::vector<SamplingRow> sampling(4);
+  std::memcpy(sampling.data(), buf.data() + L.sampling(), sizeof(SamplingRow) * 4);
+  EXPECT_EQ(sampling[0].temperature, 0.7f);
+  EXPECT_EQ(sampling[0].top_k, 40);
+  EXPECT_EQ(sampling[0].seed_hi, 3u);
+  EXPECT_EQ(sampling[0].counter_lo, 17u);
+  for (int r = 1; r < 4; ++r) EXPECT_EQ(sampling[r].temperature, 0.0f) << "row " << r << " is greedy";
 
   StepInput prefill = in;
   prefill.seq = {0, 0};
   prefill.pos = {4, 5};
   prefill.block_tables = {&a};
   prefill.logit_rows = {1};
+  prefill.sampling.clear();
   EXPECT_FALSE(is_decode_step(prefill));
   const StepLayout E = exact_layout(prefill);
   EXPECT_EQ(E, (StepLayout{2, 1, 1, 2}));
@@ -58,6 +69,9 @@ TEST(StepBatch, PacksEveryFieldAndPadsInertRows) {
   EXPECT_THROW(pack_step(bad, L, 4, 100, buf.data()), Error);
   bad = in;
   bad.ids = {11, 100};
+  EXPECT_THROW(pack_step(bad, L, 4, 100, buf.data()), Error);
+  bad = in;
+  bad.sampling.pop_back();  // one per logit row
   EXPECT_THROW(pack_step(bad, L, 4, 100, buf.data()), Error);
   EXPECT_THROW(pack_step(in, StepLayout{2, 2, 2, 1}, 4, 100, buf.data()), Error);  // a needs 2 columns
 }
@@ -70,9 +84,15 @@ struct Decoded {
   std::vector<std::vector<float>> logprobs;
 };
 
-// Prefills three prompts of different lengths one by one, then decodes them together greedily
-// for `steps` steps through run(); `full` says which sequences get their logits back.
-Decoded decode_three(InferenceModel& model, const std::vector<uint8_t>& full, int64_t steps) {
+// Sampling parameters of sequence s at decode step `step` (the third greedy).
+SamplingRow sampled_row(int s, int64_t step) {
+  return s == 2 ? SamplingRow{} : sampling_row(0.9f, 0.95f, 0.0f, s == 0 ? 20 : 0, 1000 + s, uint64_t(step));
+}
+
+// Prefills three prompts of different lengths one by one, then decodes them together for
+// `steps` steps through run(), greedily or (sampled) by sampled_row; `full` says which sequences
+// get their logits back.
+Decoded decode_three(InferenceModel& model, const std::vector<uint8_t>& full, int64_t steps, bool sampled = false) {
   const ModelConfig& c = model.config();
   const int64_t V = c.vocab_size;
   KvCache cache(c, 32, 4, model.cache_dtype(), model.device());
@@ -86,7 +106,7 @@ Decoded decode_three(InferenceModel& model, const std::vector<uint8_t>& full, in
     for (int64_t p = 0; p < n; ++p) in.ids.push_back(prompts[s][p]), in.seq.push_back(0), in.pos.push_back(int32_t(p));
     in.block_tables = {&tables[s]};
     in.logit_rows = {n - 1};
-    next[s] = model.run(in, cache).argmax[0];
+    next[s] = model.run(in, cache).token[0];
     length[s] = static_cast<int32_t>(n);
   }
   Decoded d;
@@ -99,6 +119,7 @@ Decoded decode_three(InferenceModel& model, const std::vector<uint8_t>& full, in
       in.pos.push_back(length[s]);
       in.block_tables.push_back(&tables[s]);
       in.logit_rows.push_back(s);
+      if (sampled) in.sampling.push_back(sampled_row(s, step));
     }
     in.full_logits = full;
     const StepOutput out = model.run(in, cache);
@@ -108,11 +129,11 @@ Decoded decode_three(InferenceModel& model, const std::vector<uint8_t>& full, in
         const float* r = out.logits.data_as<float>() + out.logits_row[s] * V;
         rows.insert(rows.end(), r, r + V);
       }
-      next[s] = out.argmax[s];
+      next[s] = out.token[s];
       ++length[s];
     }
     d.logits.push_back(rows);
-    d.picks.push_back(out.argmax);
+    d.picks.push_back(out.token);
     d.logprobs.push_back(out.logprob);
   }
   return d;
@@ -148,4 +169,27 @@ TEST(StepBatch, PaddedDecodeEqualsUnpadded) {
       EXPECT_NEAR(plain.logprobs[step][s], -std::log(sum), 1e-5);
     }
   }
+}
+
+// Rows with sampling parameters are drawn on the model's device by ops::sample_rows: the picks
+// are the reference's draws from the very logits of the step, padded or not.
+TEST(StepBatch, SampledRowsAreDrawnFromTheirLogits) {
+  CpuModel m = cpu_model("llama_gqa");
+  auto padded = std::make_shared<InferenceModel>(m.loaded.config, std::make_shared<OwnedParams>(m.loaded.params),
+                                                 Device::cpu(), DType::F32, InferenceOptions{.pad_decode = true});
+  const int64_t V = m.loaded.config.vocab_size;
+  const Decoded plain = decode_three(*m.model, {1, 1, 1}, 6, true);
+  const Decoded pad = decode_three(*padded, {1, 1, 1}, 6, true);
+  cpu::SampleScratch scratch;
+  int drawn_not_best = 0;
+  for (size_t step = 0; step < 6; ++step) {
+    EXPECT_EQ(pad.picks[step], plain.picks[step]) << "step " << step;
+    for (int s = 0; s < 3; ++s) {
+      const std::span<const float> row(plain.logits[step].data() + s * V, static_cast<size_t>(V));
+      EXPECT_EQ(plain.picks[step][s], cpu::sample_row(row, sampled_row(s, int64_t(step)), scratch));
+      EXPECT_NEAR(plain.logprobs[step][s], row[plain.picks[step][s]] - cpu::log_sum_exp(row), 1e-5);
+      drawn_not_best += plain.picks[step][s] != cpu::first_max(row);
+    }
+  }
+  EXPECT_GT(drawn_not_best, 0) << "the sampled rows should not all be greedy picks";
 }
