@@ -1,9 +1,8 @@
 // The small-M gemm kernels side by side: bench/skinny_gemm_bench [1b|8b ...] [--m 1,2,4,...].
 // For each projection of the shape (a decode step's qkv, o, gate_up, down and lm_head, C = A W^T
 // with W [N, K] bf16), each M and each kernel ops::gemm can run for it (kernels/gemm_shape.h
-// SmallMChoice: cuBLASLt, the gemv up to 4 rows, the gemv launched to overlap the call
-// before, gemv_pdl, kernels/launch_overlap.h, and the wide gemv up to 16 rows, gemv16, which
-// is the plain gemv at M <= 4): microseconds per call and the weight's
+// SmallMChoice: cuBLASLt, the gemv up to 4 rows, and the gemv launched to overlap the call
+// before, gemv_pdl, kernels/launch_overlap.h): microseconds per call and the weight's
 // TB/s, in a markdown table with the fastest kernel per row. Calls are timed in a CUDA graph (as
 // decode steps run) cycling through enough copies of the weight (>= 256 MB) that it comes from
 // HBM, not the 50 MB L2. Then, per M, a decode step's projections (layers x 4 + lm_head) summed
@@ -51,8 +50,7 @@ struct Variant {
 };
 
 const std::vector<Variant> kVariants = {
-    {"cublas", {SmallMKernel::CuBlas}, 64}, {"gemv", {SmallMKernel::Gemv}, 4}, {"gemv_pdl", {SmallMKernel::Gemv}, 4, true},
-    {"gemv16", {SmallMKernel::Gemv, 16}, 16}};
+    {"cublas", {SmallMKernel::CuBlas}, 64}, {"gemv", {SmallMKernel::Gemv}, 4}, {"gemv_pdl", {SmallMKernel::Gemv}, 4, true}};
 
 // Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph (whose
 // kernels overlap their predecessors with `overlap`).

@@ -17,7 +17,7 @@ bool LaunchOverlap::active() { return overlap_on; }
 bool LaunchOverlap::requested() {
   static const bool on = [] {
     const char* v = std::getenv("TESSERA_PDL");
-    return v && std::strcmp(v, "1") == 0;
+    return !v || std::strcmp(v, "0") != 0;
   }();
   return on;
 }

@@ -3,8 +3,9 @@
 // start while the kernel before them on the stream finishes: each waits for it (griddepcontrol)
 // before touching what it wrote. A kernel may read fixed weights before that wait, so a scope is
 // only for work where no kernel writes a weight that a later one reads: an inference step with
-// fixed weights. TESSERA_PDL=1 in the environment turns it on
-// (off by default until measured). The scope is per thread; nesting restores the outer state.
+// fixed weights. On by default (session 8 call B: 1B batch-1 decoding 757 tok/s with it, 734
+// without); TESSERA_PDL=0 in the environment turns it off. The scope is per thread; nesting
+// restores the outer state.
 #pragma once
 
 namespace tessera::ops {
@@ -18,7 +19,7 @@ class LaunchOverlap {
   LaunchOverlap& operator=(const LaunchOverlap&) = delete;
 
   static bool active();     // this thread is inside a scope that is on
-  static bool requested();  // TESSERA_PDL=1 (read once)
+  static bool requested();  // unless TESSERA_PDL=0 (read once)
 
  private:
   bool prior_;

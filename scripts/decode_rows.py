@@ -16,13 +16,11 @@ for line in open(sys.argv[2]):
 
 
 def label(r):
-    """The small-M gemm kernel (TESSERA_SMALL_M) and the gemv's rows (TESSERA_GEMV_ROWS) when not
-    the default, the fused decode ops off (TESSERA_FUSED_DECODE=0), overlapping kernels
-    (TESSERA_PDL) and profiled runs."""
+    """The small-M gemm kernel (TESSERA_SMALL_M) when not the default, the fused decode ops off
+    (TESSERA_FUSED_DECODE=0), overlapping kernels (TESSERA_PDL) and profiled runs."""
     kernel = r.get("small_m", "auto")
-    rows = r.get("gemv_rows", 4)
-    return (("" if kernel == "auto" else f", small-M {kernel}") + ("" if rows == 4 else f", gemv <= {rows} rows")
-            + (", unfused" if r.get("fused", 1) == 0 else "") + (", pdl" if r.get("pdl") else "")
+    return (("" if kernel == "auto" else f", small-M {kernel}") + (", unfused" if r.get("fused", 1) == 0 else "")
+            + (", pdl" if r.get("pdl") else "")
             + (", profiled" if r.get("profile") else ""))
 
 

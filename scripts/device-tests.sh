@@ -671,31 +671,29 @@ for r in rows:
 PY
 }
 # The fused decode ops (#15: InferenceOptions::fused_decode, TESSERA_FUSED_DECODE): their tests
-# against the CPU and the plain ops (also with kernels overlapping, TESSERA_PDL=1); decoding the
-# 1B shape at batches 1/16/64 and the 8B at 1, fused and not, with and without overlap, the wide
-# gemv (TESSERA_GEMV_ROWS=16) at 16; one profiled step per shape (the op families by name); the
-# small-M kernels side by side at M = 1/4/8/16. Goals: 1B b1 >= 1,200 tok/s, b16 >= 14.7K, 8B b1 >= 185.
+# against the CPU and the plain ops (kernels overlapping, the default, and not: TESSERA_PDL=0); decoding the
+# 1B shape at batches 1/16/64 and the 8B at 1, fused and not, with and without overlap; one
+# profiled step per shape (the op families by name); the small-M kernels side by side at M = 1/4.
+# Goals: 1B b1 >= 1,200 tok/s, b16 >= 14.7K, 8B b1 >= 185.
 fused_decode() {
   local tests='CudaProjectMany.*:CudaProjectSwiglu.*:CudaRopeKvWrite.*:*SmallMGemm*:*ArgmaxRows*:*DecodeGraphs*:*KvWrite*:*RopeQk*:CudaPagedAttentionOps.DecodeBatches:*ModelParity*'
   check kernels_fused .device/bin/test_kernels --gtest_filter="$tests"
-  check kernels_fused_pdl env TESSERA_PDL=1 .device/bin/test_kernels --gtest_filter="$tests"
+  check kernels_fused_no_pdl env TESSERA_PDL=0 .device/bin/test_kernels --gtest_filter="$tests"
   : > "$out/decode_fused.jsonl"
   : > "$out/decode_fused_profile.txt"
-  # shape, batch, fused, pdl, gemv rows, graphs, profile
-  for run in "1b 1 1 0 4 1 0" "1b 1 0 0 4 1 0" "1b 1 1 1 4 1 0" "1b 16 1 0 4 1 0" "1b 16 0 0 4 1 0" \
-             "1b 16 1 1 4 1 0" "1b 16 1 1 16 1 0" "1b 64 1 1 4 1 0" "1b 64 0 0 4 1 0" \
-             "8b 1 1 0 4 1 0" "8b 1 0 0 4 1 0" "8b 1 1 1 4 1 0" \
-             "1b 1 1 0 4 0 1" "1b 1 0 0 4 0 1" "8b 1 1 0 4 0 1"; do
+  # shape, batch, fused, pdl, graphs, profile
+  for run in "1b 1 1 1 1 0" "1b 1 0 1 1 0" "1b 1 1 0 1 0" "1b 16 1 1 1 0" "1b 16 0 1 1 0" "1b 64 1 1 1 0" \
+             "1b 64 0 1 1 0" "8b 1 1 1 1 0" "8b 1 0 1 1 0" "1b 1 1 1 0 1" "1b 16 1 1 0 1" "8b 1 1 1 0 1"; do
     set -- $run
-    new=128; [ "$7" = 1 ] && new=32  # a profiled step holds the stream 20 ms
-    TESSERA_FUSED_DECODE=$3 TESSERA_PDL=$4 TESSERA_GEMV_ROWS=$5 timeout 150 .device/bin/decode_bench --shape $1 \
-      --batch $2 --prompt 128 --new $new --graphs $6 --profile $7 2>&1 | tee -a "$out/decode_fused.log" > "$out/decode_run.log"
+    new=128; [ "$6" = 1 ] && new=32  # a profiled step holds the stream 20 ms
+    TESSERA_FUSED_DECODE=$3 TESSERA_PDL=$4 timeout 150 .device/bin/decode_bench --shape $1 \
+      --batch $2 --prompt 128 --new $new --graphs $5 --profile $6 2>&1 | tee -a "$out/decode_fused.log" > "$out/decode_run.log"
     sed -n 's/^RESULT //p' "$out/decode_run.log" >> "$out/decode_fused.jsonl"
     sed -n "s/^PROFILE | \([^|]*\)|/| profile \1(fused $3) |/p" "$out/decode_run.log" >> "$out/decode_fused_profile.txt"
   done
   python3 scripts/decode_rows.py "$out/decode_fused.jsonl" /dev/null >> "$summary"
   profile_table "$out/decode_fused_profile.txt"
-  timeout 200 .device/bin/skinny_gemm_bench 1b 8b --m 1,4,8,16 > "$out/skinny_gemm.log" 2>&1
+  timeout 200 .device/bin/skinny_gemm_bench 1b 8b --m 1,4 > "$out/skinny_gemm.log" 2>&1
   grep '^|' "$out/skinny_gemm.log" >> "$summary"
 }
 if [ "$only" = all ] || [ "$only" = generate ]; then generate; fi

@@ -191,7 +191,7 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   };
 
   // With the weights held whole and fixed, the step's kernels may overlap their predecessors
-  // (TESSERA_PDL=1: kernels/launch_overlap.h).
+  // (unless TESSERA_PDL=0: kernels/launch_overlap.h).
   const ops::LaunchOverlap overlap(ops::LaunchOverlap::requested() && device_.is_cuda() && source_->fixed_addresses());
   const bool tied = c.tie_word_embeddings;
   const UnitId embed = UnitId::embed(), head = UnitId::head();
