@@ -115,10 +115,11 @@ __device__ __forceinline__ void store_dq_tile(float* tile, const float (&dq)[kDq
     }
 }
 
-// kEarlySegmentTest, kAdd and heavy_first: see the backward variants in attention_common.cuh.
+// kEarlySegmentTest, kAdd, heavy_first and tiles_outer: see the backward variants in
+// attention_common.cuh.
 template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd>
 __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p,
-                                                               bool heavy_first) {
+                                                               bool heavy_first, bool tiles_outer) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
   __trap();  // compiled for another architecture; sm90_supports() keeps launches away
 #else
@@ -148,18 +149,25 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   const int64_t k0 = kb * kBlockN;
   // Work items: (query head, query tile) pairs; query tiles before the block's first key never
   // see its keys, and segment ids can rule out a whole tile (Params::tiles_disjoint works on
-  // 64-row tiles).
+  // 64-row tiles). Heads outer, or with tiles_outer tiles outer, so that one test rules out a
+  // tile for all heads of the group at once.
   const int64_t first_qt = k0 / kM, per_head = (p.s + kM - 1) / kM - first_qt;
   const int64_t items = p.group * per_head;
   const int64_t first_kt = k0 / kTile, last_kt = (min(k0 + kBlockN, p.s) - 1) / kTile;
-  auto item_head = [&](int64_t it) { return kvh * p.group + it / per_head; };
-  auto item_q0 = [&](int64_t it) { return (first_qt + it % per_head) * kM; };
+  auto item_head = [&](int64_t it) { return kvh * p.group + (tiles_outer ? it % p.group : it / per_head); };
+  auto item_q0 = [&](int64_t it) { return (first_qt + (tiles_outer ? it / p.group : it % per_head)) * kM; };
   auto disjoint = [&](int64_t q0) {
     for (int64_t sub = q0 / kTile; sub <= (min(q0 + kM, p.s) - 1) / kTile; ++sub)
       if (!p.tiles_disjoint(b, first_kt, last_kt, sub)) return false;
     return true;
   };
   auto next_item = [&](int64_t it) {
+    if (tiles_outer) {
+      ++it;
+      if (it % p.group == 0)  // a new tile
+        while (it < items && disjoint(item_q0(it))) it += p.group;
+      return it;
+    }
     do ++it;
     while (it < items && disjoint(item_q0(it)));
     return it;
@@ -388,7 +396,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 }
 
 template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd>
-void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first) {
+void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first, bool tiles_outer) {
   constexpr size_t smem = Smem<kD, kAdd>::kBytes;
   static_assert(smem <= 227 * 1024, "the backward's shared memory exceeds an SM's 227 KiB");
   Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM<kD>),
@@ -401,7 +409,7 @@ void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first)
   auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd>;
   TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockN - 1) / kBlockN, p.hkv, p.b);
-  kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first);
+  kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first, tiles_outer);
   check_launch();
 }
 
@@ -412,13 +420,13 @@ void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int varian
     using T = std::remove_pointer_t<decltype(tag)>;
     constexpr int kD = decltype(dim)::value;
     if (variant == 1)
-      launch<T, kD, false, DqAdd::Pairs>(p, dtype, stream, false);
+      launch<T, kD, false, DqAdd::Pairs>(p, dtype, stream, false, false);
     else if (variant <= 3)
-      launch<T, kD, true, DqAdd::Pairs>(p, dtype, stream, variant == 3);
+      launch<T, kD, true, DqAdd::Pairs>(p, dtype, stream, variant == 3, false);
     else if (variant == 4)
-      launch<T, kD, true, DqAdd::Quads>(p, dtype, stream, true);
+      launch<T, kD, true, DqAdd::Quads>(p, dtype, stream, true, false);
     else
-      launch<T, kD, true, DqAdd::Tiles>(p, dtype, stream, true);
+      launch<T, kD, true, DqAdd::Tiles>(p, dtype, stream, true, variant == 6);
   });
 }
 

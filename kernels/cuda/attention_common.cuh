@@ -129,11 +129,16 @@ void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
 // Variants of the Hopper kernels, each adding one change to the one before, kept selectable
 // (TESSERA_ATTN_FWD / TESSERA_ATTN_BWD = v1, v2, ...; kernels/attention_variants.h) until measured:
 //   forward  v1: the segment test decided after S = Q K^T; v2: decided before it (from the
-//            kernel parameter first); v3: v2 with the heaviest query tiles of all heads first.
+//            kernel parameter first); v3: v2 with the heaviest query tiles of all heads first;
+//            v4: v3 not loading the key tiles that share no document with the CTA's queries (v3
+//            loads and passes over them); v5: v4 issuing each tile's S = Q K^T before the last
+//            tile's O += P V, so that a warpgroup's softmax runs while its previous product does.
 //   backward v1, v2, v3: the same three steps; v4: v3 adding dQ into its fp32 buffer four values
 //            per atomic (float4) instead of two; v5: v3 with each warpgroup's 64 x 64 dQ block
 //            written to shared memory and added by TMA as whole tiles (two Q/dO stages at head
-//            dim 64, where the block takes the third one's room).
+//            dim 64, where the block takes the third one's room); v6: v5 walking a CTA's items
+//            query tile by query tile (all heads of the group) instead of head by head, so that
+//            a tile without the keys' documents is ruled out once per group, not once per head.
 void sm90_forward(const Params& p, DType dtype, cudaStream_t stream, int variant);
 void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int variant);  // dk, dv and p.dq_accum
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum

@@ -47,8 +47,9 @@ __device__ bool key_tile_disjoint(const Params& p, int64_t b, int64_t q0, int64_
   return true;
 }
 
-// kEarlySegmentTest and heavy_first: see the forward variants in attention_common.cuh.
-template <typename T, int kD, bool kEarlySegmentTest>
+// kEarlySegmentTest, kSkipLoads, kOverlap and heavy_first: see the forward variants in
+// attention_common.cuh (kOverlap comes only with the other two).
+template <typename T, int kD, bool kEarlySegmentTest, bool kSkipLoads, bool kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_constant__ Maps maps, const Params p,
                                                               bool heavy_first) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -70,6 +71,14 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
   const int64_t q0 = qb * kBlockM;
   const int64_t last_row = min(q0 + kBlockM, p.s) - 1;
   const int64_t key_tiles = last_row / kBlockN + 1;
+  // The key tile after kb that this CTA works on. With kSkipLoads, tiles whose documents no query
+  // here shares are neither loaded nor waited for; without, every tile up to the diagonal comes
+  // through the ring and the consumers pass over the disjoint ones.
+  auto next_tile = [&](int64_t kb) {
+    do ++kb;
+    while (kSkipLoads && kb < key_tiles && key_tile_disjoint(p, b, q0, last_row, kb));
+    return kb;
+  };
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       sm90::barrier_init(&full[s], 1);
@@ -87,9 +96,10 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
     for (int panel = 0; panel < kPanels; ++panel)
       sm90::tma_load_4d(q_tile + panel * kBlockM * sm90::kPanelCols, &maps.q, panel * sm90::kPanelCols, int(h),
                         int(q0), int(b), q_full);
-    for (int64_t kb = 0; kb < key_tiles; ++kb) {
-      const int stage = kb % kStages;
-      if (kb >= kStages) sm90::barrier_wait(&empty[stage], (kb / kStages + 1) % 2);
+    int64_t n = 0;  // tiles loaded so far
+    for (int64_t kb = next_tile(-1); kb < key_tiles; kb = next_tile(kb), ++n) {
+      const int stage = n % kStages;
+      if (n >= kStages) sm90::barrier_wait(&empty[stage], (n / kStages + 1) % 2);
       sm90::barrier_arrive_expect(&full[stage], 2 * L::kKvBytes);
       for (int panel = 0; panel < kPanels; ++panel) {
         const int col = panel * sm90::kPanelCols, row = int(kb * kBlockN);
@@ -118,73 +128,132 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
   auto& o_flat = reinterpret_cast<float(&)[kD / 2]>(o);
   const T* q_group = q_tile + group * kRowsPerGroup * sm90::kPanelCols;
 
+  // S = Q K^T for the tile in `stage`, 16 head dims per step (a step's 16 columns sit at byte
+  // 32 * step of a panel row); issued, not waited for.
+  auto issue_scores = [&](float(&s_flat)[kBlockN / 2], int stage) {
+    sm90::fence();
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const int panel = kk / 4, col = (kk % 4) * 16;
+      sm90::mma_ss<T, kBlockN>(s_flat, sm90::descriptor(q_group + panel * kBlockM * sm90::kPanelCols + col),
+                               sm90::descriptor(k_tile(stage) + panel * kBlockN * sm90::kPanelCols + col), kk > 0);
+    }
+    sm90::commit();
+  };
+  // O += P V for the tile in `stage`, 16 keys per step: V is the B operand with its N (head dim)
+  // contiguous, 16 rows of 128 bytes per step, panels kBlockN rows apart; issued, not waited for.
+  auto issue_values = [&](const uint32_t(&pa)[kBlockN / 16][4], int stage) {
+    sm90::fence();
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks)
+      sm90::mma_rs<T, kD, 1>(o_flat, pa[ks],
+                             sm90::descriptor(v_tile(stage) + ks * 16 * sm90::kPanelCols, kBlockN * 128), true);
+    sm90::commit();
+  };
+  // After the wait for O += P V: keeps the compiler from touching o or reusing pa's registers earlier.
+  auto pin_values = [&](uint32_t(&pa)[kBlockN / 16][4]) {
+#pragma unroll
+    for (int ks = 0; ks < kBlockN / 16; ++ks)
+#pragma unroll
+      for (int i = 0; i < 4; ++i) sm90::pin(pa[ks][i]);
+#pragma unroll
+    for (int i = 0; i < kD / 2; ++i) sm90::pin(o_flat[i]);
+  };
+  // Only tiles across a document boundary need the segment test.
+  auto across_documents = [&](int64_t kb) {
+    return !p.one_segment(b, q0 / kTile, last_row / kTile, kb * kSubTiles, kb * kSubTiles + kSubTiles - 1);
+  };
+  // The tile's scores, masked where needed (only the diagonal tile reaches past a warp's first row
+  // and holds the keys past the end), become probabilities; alpha as RowSoftmax::update says.
+  auto probabilities = [&](float(&s)[kKeyBlocks][4], int64_t kb, bool by_segment, float(&alpha)[2]) {
+    if (by_segment || kb * kBlockN + kBlockN - 1 > warp_row0)
+      mask_scores(s, p, b, kb * kBlockN, rows, seg_rows, by_segment);
+    softmax.update(s, alpha);
+  };
+
   sm90::barrier_wait(q_full, 0);
-  for (int64_t kb = 0; kb < key_tiles; ++kb) {
-    const int stage = kb % kStages;
-    sm90::barrier_wait(&full[stage], (kb / kStages) % 2);
-    if (!key_tile_disjoint(p, b, q0, last_row, kb)) {
-      // Only tiles across a document boundary need the segment test.
-      const int64_t first_kt = kb * kSubTiles;
-      auto across_documents = [&] {
-        return !p.one_segment(b, q0 / kTile, last_row / kTile, first_kt, first_kt + kSubTiles - 1);
-      };
-      bool by_segment = false;
-      if constexpr (kEarlySegmentTest) by_segment = p.segments != nullptr && across_documents();
-      // S = Q K^T, 16 head dims per step; a step's 16 columns sit at byte 32 * step of a panel row.
+  int64_t n = 0;  // tiles received so far
+  if constexpr (kOverlap) {
+    static_assert(kSkipLoads && kEarlySegmentTest, "the overlapped loop receives only tiles it works on");
+    // Tile kb's S = Q K^T is issued before the previous tile's O += P V, whose stage stays held
+    // until then, so that the softmax of kb runs while the tensor cores work on that product.
+    uint32_t pa[kBlockN / 16][4];
+    int pending_stage = -1;  // the stage of the tile whose O += P V waits to be issued
+    for (int64_t kb = next_tile(-1); kb < key_tiles; kb = next_tile(kb), ++n) {
+      const int stage = n % kStages;
+      sm90::barrier_wait(&full[stage], (n / kStages) % 2);
+      const bool by_segment = p.segments != nullptr && across_documents(kb);
       float s[kKeyBlocks][4];
       auto& s_flat = reinterpret_cast<float(&)[kBlockN / 2]>(s);
-      sm90::fence();
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
-        const int panel = kk / 4, col = (kk % 4) * 16;
-        sm90::mma_ss<T, kBlockN>(s_flat, sm90::descriptor(q_group + panel * kBlockM * sm90::kPanelCols + col),
-                                 sm90::descriptor(k_tile(stage) + panel * kBlockN * sm90::kPanelCols + col), kk > 0);
-      }
-      sm90::commit();
-      sm90::wait<0>();
-#pragma unroll
-      for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
-
-      // Only the diagonal tile reaches past a warp's first row (and holds the keys past the end).
-      if constexpr (!kEarlySegmentTest) by_segment = across_documents();
-      if (by_segment || kb * kBlockN + kBlockN - 1 > warp_row0)
-        mask_scores(s, p, b, kb * kBlockN, rows, seg_rows, by_segment);
       float alpha[2];
-      softmax.update(s, alpha);
+      // Each branch ends with no product in flight: ptxas serialises every wgmma of the kernel
+      // when it cannot prove that on every path.
+      if (pending_stage < 0) {
+        issue_scores(s_flat, stage);
+        sm90::wait<0>();
+#pragma unroll
+        for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
+        probabilities(s, kb, by_segment, alpha);
+      } else {
+        issue_scores(s_flat, stage);
+        issue_values(pa, pending_stage);
+        sm90::wait<1>();  // the scores; the older group
+#pragma unroll
+        for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
+        probabilities(s, kb, by_segment, alpha);
+        sm90::wait<0>();
+        pin_values(pa);
+        sm90::barrier_arrive(&empty[pending_stage]);
+      }
       rescale(o, alpha);
-
-      // O += P V, 16 keys per step: V is the B operand with its N (head dim) contiguous, 16 rows of
-      // 128 bytes per step, panels kBlockN rows apart.
-      uint32_t pa[kBlockN / 16][4];
 #pragma unroll
       for (int ks = 0; ks < kBlockN / 16; ++ks) accumulators_as_a<T>(pa[ks], s, ks);
-      sm90::fence();
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks)
-        sm90::mma_rs<T, kD, 1>(o_flat, pa[ks],
-                               sm90::descriptor(v_tile(stage) + ks * 16 * sm90::kPanelCols, kBlockN * 128), true);
-      sm90::commit();
-      sm90::wait<0>();
-#pragma unroll
-      for (int ks = 0; ks < kBlockN / 16; ++ks)
-#pragma unroll
-        for (int i = 0; i < 4; ++i) sm90::pin(pa[ks][i]);
-#pragma unroll
-      for (int i = 0; i < kD / 2; ++i) sm90::pin(o_flat[i]);
+      pending_stage = stage;
     }
-    sm90::barrier_arrive(&empty[stage]);
+    if (pending_stage >= 0) {
+      issue_values(pa, pending_stage);
+      sm90::wait<0>();
+      pin_values(pa);
+      sm90::barrier_arrive(&empty[pending_stage]);
+    }
+  } else {
+    for (int64_t kb = next_tile(-1); kb < key_tiles; kb = next_tile(kb), ++n) {
+      const int stage = n % kStages;
+      sm90::barrier_wait(&full[stage], (n / kStages) % 2);
+      if (kSkipLoads || !key_tile_disjoint(p, b, q0, last_row, kb)) {
+        bool by_segment = false;
+        if constexpr (kEarlySegmentTest) by_segment = p.segments != nullptr && across_documents(kb);
+        float s[kKeyBlocks][4];
+        auto& s_flat = reinterpret_cast<float(&)[kBlockN / 2]>(s);
+        issue_scores(s_flat, stage);
+        sm90::wait<0>();
+#pragma unroll
+        for (int i = 0; i < kBlockN / 2; ++i) sm90::pin(s_flat[i]);
+        if constexpr (!kEarlySegmentTest) by_segment = across_documents(kb);
+        float alpha[2];
+        probabilities(s, kb, by_segment, alpha);
+        rescale(o, alpha);
+        uint32_t pa[kBlockN / 16][4];
+#pragma unroll
+        for (int ks = 0; ks < kBlockN / 16; ++ks) accumulators_as_a<T>(pa[ks], s, ks);
+        issue_values(pa, stage);
+        sm90::wait<0>();
+        pin_values(pa);
+      }
+      sm90::barrier_arrive(&empty[stage]);
+    }
   }
   softmax.template store<T>(o, p, b, h, rows);
 #endif
 }
 
-template <typename T, int kD, bool kEarlySegmentTest>
+template <typename T, int kD, bool kEarlySegmentTest, bool kSkipLoads, bool kOverlap>
 void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first) {
   constexpr size_t smem = Smem<kD>::kBytes;
   const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM),
                   .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
                   .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
-  auto* kernel = forward_kernel<T, kD, kEarlySegmentTest>;
+  auto* kernel = forward_kernel<T, kD, kEarlySegmentTest, kSkipLoads, kOverlap>;
   TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockM - 1) / kBlockM, p.hq, p.b);
   kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first);
@@ -210,9 +279,13 @@ void sm90_forward(const Params& p, DType dtype, cudaStream_t stream, int variant
     using T = std::remove_pointer_t<decltype(tag)>;
     constexpr int kD = decltype(dim)::value;
     if (variant == 1)
-      launch<T, kD, false>(p, dtype, stream, false);
+      launch<T, kD, false, false, false>(p, dtype, stream, false);
+    else if (variant <= 3)
+      launch<T, kD, true, false, false>(p, dtype, stream, variant == 3);
+    else if (variant == 4)
+      launch<T, kD, true, true, false>(p, dtype, stream, true);
     else
-      launch<T, kD, true>(p, dtype, stream, variant >= 3);
+      launch<T, kD, true, true, true>(p, dtype, stream, true);
   });
 }
 
