@@ -4,7 +4,7 @@
 // steps them (adamw_ranges: one ops::adamw_spans per unit). Rows (RESULT lines, JSON):
 //   copy         a device-to-device copy of 4 GiB: the HBM rate this GPU reaches (read + write);
 //   adamw        every unit's AdamW (30 bytes a parameter: p, g, m, v read; p, m, v, bf16 copy
-//                written), ms and TB/s; TESSERA_ADAMW=spans picks the one-launch-per-unit kernel;
+//                written), ms and TB/s; TESSERA_ADAMW=ranges picks the one-launch-per-tensor kernel;
 //   sum_squares  every unit's squared gradient norm (4 bytes a parameter);
 //   overlap      bf16 gemms (8192^3) on one stream and the AdamW pass on a second, low-priority one,
 //                launched together, with the gemm stream at the same or at the highest priority:
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
     TS_CHECK(cuda_device_count() > 0, "optimizer_bench needs a GPU: {}", cuda_unavailable_reason());
     const Device gpu = Device::cuda(0);
     const char* kernel_env = std::getenv("TESSERA_ADAMW");
-    const std::string kernel = kernel_env && std::string(kernel_env) == "spans" ? "spans" : "ranges";
+    const std::string kernel = kernel_env && std::string(kernel_env) == "ranges" ? "ranges" : "spans";
 
     {
       Tensor a = Tensor::empty({int64_t(1) << 30}, DType::F32, gpu), b = Tensor::empty({int64_t(1) << 30}, DType::F32, gpu);

@@ -1,5 +1,5 @@
 // ops::adamw_spans as one ops::adamw per span and a fill of the padding, on whichever backend's
-// adamw and fill are given: the CPU reference, and the GPU's per-span variant (TESSERA_ADAMW unset or ranges).
+// adamw and fill are given: the CPU reference, and the GPU's per-span variant (TESSERA_ADAMW=ranges).
 #pragma once
 
 #include <vector>

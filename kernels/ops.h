@@ -158,8 +158,8 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
 // shard: matrices decay, norms and biases do not): exactly ops::adamw on each span, with
 // s.weight_decay where the span decays and 0 where it does not. The spans tile [0, end of the
 // last) in order; past it, up to param.numel(), low is zeroed (a shard's padding) and the fp32
-// tensors are left as they are. On the GPU, with TESSERA_ADAMW=spans, one launch of short-lived
-// blocks covers up to 32 spans; by default (ranges) each span is one ops::adamw launch.
+// tensors are left as they are. On the GPU one launch of short-lived blocks covers up to 32 spans
+// (TESSERA_ADAMW=ranges: each span is one ops::adamw launch, for comparison).
 struct AdamWSpan {
   int64_t begin = 0, end = 0;
   bool decays = true;

@@ -4,7 +4,7 @@
 SHAPE: the rows' label ("1B shape"); GOAL: the speed goal against the compiled peer (1.3);
 PEAK_JSONS: gemm_bench RESULT objects, one a line (the measured bf16 gemm peak is their best);
 MODEL_BENCH, EAGER, COMPILED: RESULT objects of bench/model_bench and torch_peer.py --mode full
-(eager, --compile); each LABEL=LOG=FILE a `tessera train` run: its log OUT/LOG.log, its log.metrics_file.
+(eager, --compile); each LABEL=LOG=FILE a `tessera train` run (LABEL may hold '='): its log OUT/LOG.log, its log.metrics_file.
 Prints, next to both peers: tokens/s, TFLOP/s, MFU against the measured peak, peak memory (and what
 the caching allocator held from the driver at the end, "reserved"); then where
 each run's step went (median of the steps after two warm-up steps): its device time of forward +
@@ -51,7 +51,7 @@ def cell(x, f="{:.0f}"):
 def main():
     out, shape, goal = sys.argv[1], sys.argv[2], sys.argv[3]
     peaks, fb, eager, compiled = sys.argv[4], load(sys.argv[5]), load(sys.argv[6]), load(sys.argv[7])
-    runs = [(label, run_figures(out, log, f)) for label, log, f in (a.split("=", 2) for a in sys.argv[8:])]
+    runs = [(label, run_figures(out, log, f)) for label, log, f in (a.rsplit("=", 2) for a in sys.argv[8:])]
     peak = max([load(l).get("tflops", 0) for l in peaks.splitlines()] + [0]) or None
     mfu = lambda t: f"{100 * t / peak:.1f}%" if peak and t else "n/a"
     ratio = lambda a, b: f"{a / b:.3f}" if a and b else "n/a"
