@@ -125,12 +125,12 @@ int main(int argc, char** argv) {
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"fused\":%d,\"small_m\":\"%s\",\"gemv_rows\":%ld,\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
                 model->options().fused_decode ? 1 : 0, ops::small_m_kernel_name(ops::small_m_choice().kernel),
-                ops::small_m_choice().gemv_rows, ops::LaunchOverlap::requested() ? 1 : 0,
+                ops::LaunchOverlap::requested() ? 1 : 0,
                 profile ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
                 (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,

@@ -25,13 +25,11 @@ enum class PackedGemmKernel { Auto, Fused, Dequantize, DequantizeChunked };
 // (cuBLASLt always) or Gemv (kernels/cuda/gemv.cu); cuBLASLt wherever the one asked for cannot
 // run. (A tensor-core skinny gemm for M <= 64 lost to cuBLASLt at every M >= 2 and to the gemv at
 // M = 1 on the H200, session 7 call C, and was removed.)
-// gemv_rows: the most rows the gemv takes, 4 (the measured default) or up to 16, where each warp
-// takes 4 weight rows so that every A value read serves four of them (TESSERA_GEMV_ROWS=8 or 16,
-// opt-in until measured against cuBLASLt at batch 8-16).
+// (A gemv taking 5-16 rows, 4 weight rows per warp, lost too: 1B batch 16 at 3,802 tok/s against
+// 10,203 with cuBLASLt, session 8 call B.)
 enum class SmallMKernel { Auto, CuBlas, Gemv };
 struct SmallMChoice {
   SmallMKernel kernel = SmallMKernel::Auto;
-  int64_t gemv_rows = 4;
 };
 
 }  // namespace tessera

@@ -14,7 +14,7 @@ namespace tessera::cuda {
 namespace {
 
 constexpr int kThreads = 512;
-constexpr int64_t kMinRange = 4096;  // elements per range at least: a range's block has work to hide latency
+constexpr int64_t kMinRange = 1024;  // elements per range at least (two per thread)
 
 __device__ __forceinline__ void write_pick(int32_t* index, float* logprob, const RowPick& p) {
   index[blockIdx.x] = p.index;

@@ -19,8 +19,7 @@ void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const
 }
 
 void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up, const GemmShape& s) {
-  if (s.m <= kGemvMaxRows && gemv_takes(x, gate, s) && gemv_takes(x, up, s))
-    return gemv_rows_swiglu(out, x, gate, up, s.m, s.k);
+  if (gemv_takes(x, gate, s) && gemv_takes(x, up, s)) return gemv_rows_swiglu(out, x, gate, up, s.m, s.k);
   Tensor g = Tensor::empty(out.shape(), out.dtype(), out.device()), u = Tensor::empty(out.shape(), out.dtype(), out.device());
   gemm(g, x, gate, s, 1.0f, 0.0f, Tensor());
   gemm(u, x, up, s, 1.0f, 0.0f, Tensor());

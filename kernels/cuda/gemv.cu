@@ -4,18 +4,17 @@
 // outputs of column n. The weight's bytes are the whole cost, so each lane first issues kUnroll
 // independent 16-byte loads of its row (non-caching: read once) and only then does the
 // arithmetic: a warp keeps kUnroll x 512 bytes in flight, enough to cover the memory latency with
-// the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s). The first
-// round of weight loads goes out before the kernel waits for its predecessor (programmatic
-// dependent launch: weights are fixed, A is not).
+// the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s). The next
+// round's loads go out before this round's arithmetic, so a long row (down_proj's K = 8192) keeps
+// streaming instead of stopping at each round (session 8 call B: 1.85 TB/s at M = 1). The first
+// round goes out before the kernel waits for its predecessor (programmatic dependent launch:
+// weights are fixed, A is not).
 //
 // One launch may take several weights sharing A (their rows stacked: warp n takes the n-th row
 // of them all), so that q, k and v of a decode step (the 1B shape's k and v are 512 rows each,
 // too few to keep the GPU busy alone) cost one launch. The SwiGLU form pairs warps: of each two,
 // one takes row n of gate, the other row n of up, and the block writes silu(g) * u.
-//
-// From 5 to 16 rows of A (opt-in, gemv.h) a warp takes 4 weight rows, so that each A value it
-// reads from L1 and converts serves four rows: with one row per warp, 16 rows of A cost 16 L1
-// loads and 128 conversions per 16-byte weight load, more than the SM issues at HBM speed.
+
 #include "kernels/cuda/activations.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/elementwise.cuh"
@@ -37,61 +36,51 @@ __device__ __forceinline__ void unpack(float (&out)[kVec], const uint4& v) {
   for (int i = 0; i < kVec; ++i) out[i] = to_f32(p.x[i]);
 }
 
-// Up to U loads of each of the R rows from k0 on, issued together.
-template <typename T, int R, int U>
-__device__ __forceinline__ void load_round(uint4 (&wraw)[R][U], const T* row0, int64_t stride, int k0, int k) {
+template <typename T, int M>
+__device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, const T* a, int64_t k, int k0) {
+  float w[kVec];
+  unpack<T>(w, wraw);
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int m = 0; m < M; ++m) {
+    float av[kVec];
+    load_f32<kVec>(av, a + m * k + k0);
 #pragma unroll
-    for (int u = 0; u < U; ++u)
-      if (k0 + u * kStep < k) wraw[r][u] = load_streaming(row0 + r * stride + k0 + u * kStep);
+    for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], w[i], acc[m]);
+  }
 }
 
-// acc[r][m] = row r . a[m, :] over k for the R rows row0 + r * stride, in every lane of the warp;
-// rows m >= m_rows of A (padding up to the template's M) are not read and stay 0. Waits for the
-// previous kernel (which may have written A) once the first round of weight loads is in flight.
-template <typename T, int M, int R, int U>
-__device__ __forceinline__ void rows_dot(float (&acc)[R][M], const T* row0, int64_t stride, const T* a, int m_rows,
-                                         int k, int lane) {
+// Up to kUnroll loads of the row from k0 on, issued together.
+template <typename T>
+__device__ __forceinline__ void load_round(uint4 (&wraw)[kUnroll], const T* row, int k0, int k) {
 #pragma unroll
-  for (int r = 0; r < R; ++r)
+  for (int u = 0; u < kUnroll; ++u)
+    if (k0 + u * kStep < k) wraw[u] = load_streaming(row + k0 + u * kStep);
+}
+
+// acc[m] = row . a[m, :] over k, in every lane of the warp. Waits for the previous kernel (which
+// may have written A) once the first round of weight loads is in flight.
+template <typename T, int M>
+__device__ __forceinline__ void row_dot(float (&acc)[M], const T* row, const T* a, int k, int lane) {
 #pragma unroll
-    for (int m = 0; m < M; ++m) acc[r][m] = 0.0f;
+  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   int k0 = lane * kVec;
-  uint4 wraw[R][U];
-  load_round<T, R, U>(wraw, row0, stride, k0, k);
+  uint4 wraw[kUnroll], next[kUnroll];
+  load_round(wraw, row, k0, k);
   wait_for_previous_kernel();
   while (true) {
+    const int k1 = k0 + kUnroll * kStep;
+    if (k1 < k) load_round(next, row, k1, k);
 #pragma unroll
-    for (int u = 0; u < U; ++u) {
-      if (k0 + u * kStep >= k) continue;
-      float w[R][kVec];
+    for (int u = 0; u < kUnroll; ++u)
+      if (k0 + u * kStep < k) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
+    if (k1 >= k) break;
+    k0 = k1;
 #pragma unroll
-      for (int r = 0; r < R; ++r) unpack<T>(w[r], wraw[r][u]);
-#pragma unroll
-      for (int m = 0; m < M; ++m) {
-        float av[kVec];
-        if (m < m_rows) {
-          load_f32<kVec>(av, a + static_cast<int64_t>(m) * k + k0 + u * kStep);
-        } else {
-#pragma unroll
-          for (int i = 0; i < kVec; ++i) av[i] = 0.0f;
-        }
-#pragma unroll
-        for (int r = 0; r < R; ++r)
-#pragma unroll
-          for (int i = 0; i < kVec; ++i) acc[r][m] = fmaf(av[i], w[r][i], acc[r][m]);
-      }
-    }
-    k0 += U * kStep;
-    if (k0 >= k) break;
-    load_round<T, R, U>(wraw, row0, stride, k0, k);
+    for (int u = 0; u < kUnroll; ++u) wraw[u] = next[u];
   }
 #pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int m = 0; m < M; ++m)
-      for (int mask = 16; mask > 0; mask /= 2) acc[r][m] += __shfl_xor_sync(0xffffffffu, acc[r][m], mask);
+  for (int m = 0; m < M; ++m)
+    for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);
 }
 
 // The weights of one launch, their rows stacked: weight i holds rows [end[i - 1], end[i]).
@@ -104,31 +93,27 @@ struct Weights {
   int count;
 };
 
-// Warp w of the grid takes the R stacked rows from w * R on (a weight's rows are a multiple of R).
-template <typename T, typename C, int M, int R, int U>
-__global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(Weights<T, C> ws, const T* a, int m_rows, int k,
-                                                                  float alpha, float beta) {
+template <typename T, typename C, int M>
+__global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(Weights<T, C> ws, const T* a, int k, float alpha,
+                                                                  float beta) {
   let_next_kernel_start();
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int row = (blockIdx.x * kWarps + warp) * R;
+  const int row = blockIdx.x * kWarps + warp;
   if (row >= ws.end[ws.count - 1]) return;
   int i = 0;
   while (row >= ws.end[i]) ++i;
   const int first = i == 0 ? 0 : ws.end[i - 1], n = row - first, n_total = ws.end[i] - first;
-  float acc[R][M];
-  rows_dot<T, M, R, U>(acc, ws.w[i] + static_cast<int64_t>(n) * k, k, a, m_rows, k, lane);
-  // Output (m, n + r) is written by lane (r * M + m) % 32.
+  float acc[M];
+  row_dot<T, M>(acc, ws.w[i] + static_cast<int64_t>(n) * k, a, k, lane);
+  if (lane != 0) return;
 #pragma unroll
-  for (int r = 0; r < R; ++r)
-#pragma unroll
-    for (int m = 0; m < M; ++m) {
-      if ((r * M + m) % 32 != lane || m >= m_rows) continue;
-      C* out = ws.c[i] + static_cast<int64_t>(m) * n_total + n + r;
-      const float prior = beta != 0.0f ? beta * to_f32(*out) : 0.0f;
-      float y = alpha * acc[r][m] + prior;
-      if (ws.bias[i]) y += to_f32(ws.bias[i][n + r]);
-      *out = from_f32<C>(y);
-    }
+  for (int m = 0; m < M; ++m) {
+    C* out = ws.c[i] + static_cast<int64_t>(m) * n_total + n;
+    const float prior = beta != 0.0f ? beta * to_f32(*out) : 0.0f;
+    float y = alpha * acc[m] + prior;
+    if (ws.bias[i]) y += to_f32(ws.bias[i][n]);
+    *out = from_f32<C>(y);
+  }
 }
 
 constexpr int kColumnsPerBlock = kWarps / 2;  // the SwiGLU form: a gate warp and an up warp per column
@@ -141,11 +126,11 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_swiglu_kernel(T* out, const 
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int col = blockIdx.x * kColumnsPerBlock + warp / 2;
   if (col < n_total) {
-    float acc[1][M];
-    rows_dot<T, M, 1, kUnroll>(acc, (warp % 2 ? up : gate) + static_cast<int64_t>(col) * k, k, a, M, k, lane);
+    float acc[M];
+    row_dot<T, M>(acc, (warp % 2 ? up : gate) + static_cast<int64_t>(col) * k, a, k, lane);
     if (lane == 0)
 #pragma unroll
-      for (int m = 0; m < M; ++m) part[warp][m] = acc[0][m];
+      for (int m = 0; m < M; ++m) part[warp][m] = acc[m];
   }
   __syncthreads();
   // Threads c * M + m of warp 0 (which has waited for the previous kernel whenever any column of
@@ -157,25 +142,20 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_swiglu_kernel(T* out, const 
   out[static_cast<int64_t>(m) * n_total + n] = from_f32<T>(round_as<T>(silu(g)) * u);
 }
 
-template <typename T, typename C, int M, int R, int U>
-void launch_rows(const Weights<T, C>& ws, const T* a, int m_rows, int k, float alpha, float beta, cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((ws.end[ws.count - 1] / R + kWarps - 1) / kWarps);
-  launch_kernel(small_m_gemm_kernel<T, C, M, R, U>, blocks, kWarps * 32, 0, stream, ws, a, m_rows, k, alpha, beta);
+template <typename T, typename C, int M>
+void launch_rows(const Weights<T, C>& ws, const T* a, int k, float alpha, float beta, cudaStream_t stream) {
+  const unsigned blocks = static_cast<unsigned>((ws.end[ws.count - 1] + kWarps - 1) / kWarps);
+  launch_kernel(small_m_gemm_kernel<T, C, M>, blocks, kWarps * 32, 0, stream, ws, a, k, alpha, beta);
 }
 
-// M <= 4: a warp per weight row, kUnroll loads of it in flight; 5..16 rows: a warp per
-// kGemvWideRows rows, two loads of each in flight (as many in all), A padded to 8 or 16 rows.
 template <typename T, typename C>
 void launch(const Weights<T, C>& ws, const T* a, int64_t m, int64_t k, float alpha, float beta, cudaStream_t stream) {
-  const int kk = static_cast<int>(k), mm = static_cast<int>(m);
+  const int kk = static_cast<int>(k);
   switch (m) {
-    case 1: return launch_rows<T, C, 1, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
-    case 2: return launch_rows<T, C, 2, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
-    case 3: return launch_rows<T, C, 3, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
-    case 4: return launch_rows<T, C, 4, 1, kUnroll>(ws, a, mm, kk, alpha, beta, stream);
-    default:
-      if (m <= 8) return launch_rows<T, C, 8, kGemvWideRows, 2>(ws, a, mm, kk, alpha, beta, stream);
-      return launch_rows<T, C, 16, kGemvWideRows, 2>(ws, a, mm, kk, alpha, beta, stream);
+    case 1: return launch_rows<T, C, 1>(ws, a, kk, alpha, beta, stream);
+    case 2: return launch_rows<T, C, 2>(ws, a, kk, alpha, beta, stream);
+    case 3: return launch_rows<T, C, 3>(ws, a, kk, alpha, beta, stream);
+    default: return launch_rows<T, C, 4>(ws, a, kk, alpha, beta, stream);
   }
 }
 

@@ -11,16 +11,11 @@
 
 namespace tessera::cuda {
 
-// Up to kGemvMaxRows rows a warp takes one weight row; beyond, converting and reading A's rows
-// for each weight row costs as much as the weight's bytes, so from 5 to kGemvMaxWideRows rows
-// (opt-in: SmallMChoice::gemv_rows) a warp takes kGemvWideRows weight rows at once.
-constexpr int kGemvMaxRows = 4;
-constexpr int kGemvMaxWideRows = 16;
-constexpr int kGemvWideRows = 4;    // weight rows per warp beyond kGemvMaxRows: N must be a multiple
+constexpr int kGemvMaxRows = 4;     // beyond, converting A's rows costs as much ALU as the weight's bytes
 constexpr int kGemvMaxWeights = 3;  // weights one gemv_rows_many launch takes (q, k, v)
 
-// c = alpha * a @ b^T + beta * c for 1 <= M <= kGemvMaxWideRows; the caller has checked the
-// shapes (small_m.cu's gemv_takes).
+// c = alpha * a @ b^T + beta * c for 1 <= M <= kGemvMaxRows; the caller has checked the shapes
+// (small_m.cu's gemv_takes).
 void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta);
 
 // outs[i] = a @ weights[i]^T (+ biases[i] where defined) in one launch, each output exactly what
@@ -31,7 +26,6 @@ void gemv_rows_many(std::span<const Tensor> outs, const Tensor& a, std::span<con
 
 // out [m, n] = silu(g) * u with g = a @ gate^T and u = a @ up^T, each rounded to a's dtype as
 // gemv_rows rounds them, and the product rounded as swiglu_forward does: bit for bit the three ops.
-// m <= kGemvMaxRows.
 void gemv_rows_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t m, int64_t k);
 
 }  // namespace tessera::cuda

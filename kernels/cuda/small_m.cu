@@ -1,5 +1,4 @@
 // Whether a gemm gets the small-M gemv (small_m.h): the shapes it takes, then the choice.
-#include <algorithm>
 #include <cstdint>
 
 #include "kernels/cuda/cuda_common.cuh"
@@ -13,10 +12,9 @@ namespace {
 
 bool aligned16(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
 
-bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s, int64_t max_rows) {
+bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s) {
   const DType in = a.dtype();
-  if (s.m < 1 || s.m > max_rows || s.trans_a || !s.trans_b) return false;
-  if (s.m > kGemvMaxRows && s.n % kGemvWideRows != 0) return false;
+  if (s.m < 1 || s.m > kGemvMaxRows || s.trans_a || !s.trans_b) return false;
   if (in != DType::BF16 && in != DType::F16) return false;
   if (s.k % 8 != 0 || s.lda != s.k || s.ldb != s.k || s.ldc != 0) return false;
   return s.n <= INT32_MAX && s.k <= INT32_MAX && aligned16(a) && aligned16(b);
@@ -25,9 +23,7 @@ bool eligible(const Tensor& a, const Tensor& b, const GemmShape& s, int64_t max_
 }  // namespace
 
 bool gemv_takes(const Tensor& a, const Tensor& b, const GemmShape& s) {
-  const SmallMChoice choice = ops::small_m_choice();
-  return choice.kernel != SmallMKernel::CuBlas &&
-         eligible(a, b, s, std::min<int64_t>(kGemvMaxWideRows, std::max<int64_t>(kGemvMaxRows, choice.gemv_rows)));
+  return ops::small_m_choice().kernel != SmallMKernel::CuBlas && eligible(a, b, s);
 }
 
 bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,

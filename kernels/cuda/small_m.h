@@ -1,7 +1,7 @@
 // ops::gemm's path for a few rows against a weight (decode steps: M <= 4 tokens times W^T, W
 // [N, K] row-major in bf16/f16): a weight-streaming kernel instead of cuBLASLt, which reads W at a
-// lower fraction of the bandwidth for such shapes: the CUDA-core gemv (gemv.h, M <= 4, or up to
-// SmallMChoice::gemv_rows) unless ops::small_m_choice() (TESSERA_SMALL_M=cublas) says cuBLASLt.
+// lower fraction of the bandwidth for such shapes: the CUDA-core gemv (gemv.h, M <= 4) unless
+// ops::small_m_choice() (TESSERA_SMALL_M=cublas) says cuBLASLt.
 #pragma once
 
 #include "core/tensor.h"
