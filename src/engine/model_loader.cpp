@@ -24,8 +24,11 @@ LoadedModel load_hf_model(const std::string& folder, DType dtype, Device device,
   std::map<std::string, ParamSpec> specs;
   for (const ParamSpec& p : model_parameters(model.config)) specs.emplace(p.name, p);
   int64_t packed = 0;
+  // A quantized lm_head is kept packed for the logits' product; untied, it needs no dense copy.
+  const bool packed_head = quantized == QuantizedWeights::packed && weights.quantization() && weights.quantization()->lm_head;
   for_each_param(model.config, model.params, [&](const std::string& name, Tensor& slot) {
     const ParamSpec& spec = specs.at(name);
+    if (packed_head && name == "lm_head.weight") return;
     if (quantized == QuantizedWeights::packed && weights.quantization() && weights.quantization()->selects(name))
       if (Linear* owner = weight_owner(model.params, name)) {
         set_packed_base(*owner, weights.packed(spec), device);
@@ -38,7 +41,7 @@ LoadedModel load_hf_model(const std::string& folder, DType dtype, Device device,
   });
   if (packed > 0)
     spdlog::info("{}: {} projections kept packed ({})", folder, packed, weights.quantization()->describe());
-  if (quantized == QuantizedWeights::packed && weights.quantization() && weights.quantization()->lm_head) {
+  if (packed_head) {
     const std::string head = model.config.tie_word_embeddings ? "model.embed_tokens.weight" : "lm_head.weight";
     model.packed_lm_head = std::make_shared<const PackedTensor>(weights.packed(specs.at(head)).to(device));
   }

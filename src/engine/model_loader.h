@@ -15,7 +15,8 @@ struct LoadedModel {
   ModelConfig config;
   ModelParams params;
   // Loaded with QuantizedWeights::packed from a checkpoint that stores lm_head quantized (the
-  // embedding when tied): its packed parts, for the logits' product (InferenceModel::use_packed_lm_head).
+  // embedding when tied): its packed parts, for the logits' product (InferenceModel::use_packed_lm_head);
+  // params.lm_head is then left empty (untied: no dense copy).
   std::shared_ptr<const PackedTensor> packed_lm_head;
 };
 
@@ -23,8 +24,8 @@ struct LoadedModel {
 // matrices, a GGUF file's q8_0 / q4_0 ones): dequantize it into a dense weight of the compute
 // dtype (training, export, forward), or keep it packed as the Linear's base (inference: the model
 // takes about bits/16 of its bf16 memory, and each product runs through ops::gemm_packed, which
-// on the CPU multiplies by exactly the dequantized weights). Embeddings and lm_head stay dense in
-// the compute dtype (the embedding is gathered by row); a packed lm_head is kept besides.
+// on the CPU multiplies by exactly the dequantized weights). The embedding stays dense in the
+// compute dtype (it is gathered by row); a quantized lm_head stays packed (LoadedModel::packed_lm_head).
 enum class QuantizedWeights { dequantize, packed };
 
 // Reads config.json and the safetensors weights (validated: every tensor present, right shapes),

@@ -73,6 +73,11 @@ void InferenceModel::quantize_lm_head(const QuantSpec& spec) {
   const UnitId unit = tied ? UnitId::embed() : UnitId::head();
   const ModelParams& p = source_->acquire(unit);
   const Tensor& head = tied ? p.embed : p.lm_head;
+  if (!head.defined()) {
+    source_->release(unit);
+    fail("lm_head: the checkpoint stores it packed, with no dense copy to quantize again as {} (it runs as stored "
+         "without --lm-head-quant / lm_head_quant)", quant_scheme_name(spec.scheme));
+  }
   auto packed = std::make_shared<PackedTensor>(PackedTensor::empty(resolve_quant_spec(spec, head.shape()), head.shape(), device_));
   ops::quantize(*packed, head);
   source_->release(unit);

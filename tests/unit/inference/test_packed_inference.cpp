@@ -8,6 +8,7 @@
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
+#include "../../error_text.h"
 #include "../../inference_models.h"
 #include "../../run_command.h"
 #include "../../test_dir.h"
@@ -114,7 +115,14 @@ TEST(PackedInference, AQuantizedLmHeadStaysPacked) {
       EXPECT_EQ(packed.packed_lm_head->spec.scheme, parse_quant_scheme(scheme));
       EXPECT_EQ(packed.packed_lm_head->shape, (Shape{300, 128}));
       EXPECT_EQ(dense.packed_lm_head, nullptr);
+      EXPECT_EQ(packed.params.lm_head.defined(), tied) << "an untied packed head has no dense copy";
       expect_same_decoding(packed, dense);
+      if (tied) continue;
+      InferenceModel model(packed.config, std::make_shared<OwnedParams>(packed.params), Device::cpu(), DType::F32);
+      model.use_packed_lm_head(packed.packed_lm_head);
+      EXPECT_EQ(error_of([&] { model.quantize_lm_head({QuantScheme::Int8}); }),
+                "lm_head: the checkpoint stores it packed, with no dense copy to quantize again as int8 (it runs as "
+                "stored without --lm-head-quant / lm_head_quant)");
     }
   }
   fs::remove_all(dir);
