@@ -883,7 +883,7 @@ model.save_pretrained(sys.argv[1], safe_serialization=True)
 PY
     cp .device/tokenizers/llama3/* $model/
   fi
-  local overrides=(${SERVE_SET:-max_batch_size=256 threads=1024}) sets=()
+  local overrides=(${SERVE_SET:-engine.max_batch_size=256 threads=1024}) sets=()
   for o in "${overrides[@]}"; do sets+=(--set "$o"); done
   .device/bin/tessera serve --model $model --port $port --device cuda --no-verify "${sets[@]}" \
     > "$out/serve_load_server.log" 2>&1 &
