@@ -335,8 +335,11 @@ void cross_entropy_rows(const Tensor& loss, const Tensor& logits, const Tensor& 
   TS_DISPATCH(logits.device(), cross_entropy_rows(loss, logits, labels, grad_scale, grad));
 }
 
-void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits) {
-  const char* op = "argmax_rows";
+namespace {
+
+// The logits [rows, vocab] and a token pick per row (index int32 [rows], logprob f32 [rows]) on
+// one device, as argmax_rows and sample_rows take them; returns the rows.
+int64_t check_row_picks(const char* op, const Tensor& index, const Tensor& logprob, const Tensor& logits) {
   check_floating(op, logits);
   TS_CHECK(logits.ndim() == 2 && logits.size(1) > 0, "{}: logits must be [rows, vocab], got {}", op, logits.str());
   const int64_t rows = logits.size(0);
@@ -345,25 +348,24 @@ void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logit
   check_f32(op, logprob, rows);
   check_same_device(op, index, logits);
   check_same_device(op, logprob, logits);
-  if (rows == 0) return;
+  return rows;
+}
+
+}  // namespace
+
+void argmax_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits) {
+  if (check_row_picks("argmax_rows", index, logprob, logits) == 0) return;
   TS_DISPATCH(logits.device(), argmax_rows(index, logprob, logits));
 }
 
 void sample_rows(const Tensor& index, const Tensor& logprob, const Tensor& logits, const Tensor& params) {
   const char* op = "sample_rows";
-  check_floating(op, logits);
-  TS_CHECK(logits.ndim() == 2 && logits.size(1) > 0, "{}: logits must be [rows, vocab], got {}", op, logits.str());
-  const int64_t rows = logits.size(0);
-  TS_CHECK(index.defined() && index.dtype() == DType::I32 && index.numel() == rows,
-           "{}: index must be int32 [{}], got {}", op, rows, index.defined() ? index.str() : "an undefined tensor");
-  check_f32(op, logprob, rows);
+  const int64_t rows = check_row_picks(op, index, logprob, logits);
   TS_CHECK(params.defined() && params.dtype() == DType::I32 && params.numel() == 8 * rows,
            "{}: params must be int32 [{}, 8] (a SamplingRow per row), got {}", op, rows,
            params.defined() ? params.str() : "an undefined tensor");
   // Weights are at most 2^40 each (kernels/sampling_row.h): their sum over 2^23 tokens fits 64 bits.
   TS_CHECK(logits.size(1) <= (int64_t(1) << 23), "{}: a vocabulary of {} is beyond 2^23 tokens", op, logits.size(1));
-  check_same_device(op, index, logits);
-  check_same_device(op, logprob, logits);
   check_same_device(op, params, logits);
   if (rows == 0) return;
   // Every row's argmax first; the backends' sample_rows then overwrite the rows that draw.
