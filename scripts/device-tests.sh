@@ -418,7 +418,8 @@ if [ "$only" = all ] || [ "$only" = gptq ]; then gptq; fi
 # model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32
 # (QAT with fixed and with learned scales), RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
 # scripts/quality-data.sh, packed by device-prepare.sh). The runs (checkpoints of a few hundred
-# MB) stay in /tmp; only the logs and the table come back. About 4 minutes.
+# MB) stay in /tmp; only the logs and the table come back. About a minute. QUALITY_ARGS adds
+# quality.sh flags (e.g. --base-steps 1200).
 quality() {
   if [ ! -f .device/quality.tgz ]; then
     echo "| quality | SKIPPED: no .device/quality.tgz (scripts/quality-data.sh, then device-prepare.sh) |" >> "$summary"
@@ -427,7 +428,7 @@ quality() {
   local d=/tmp/tessera-quality
   rm -rf "$d" && mkdir -p "$d" && tar xzf .device/quality.tgz -C "$d"
   echo "== quality: scripts/quality.sh"
-  if bash scripts/quality.sh --tessera .device/bin/tessera --data "$d/quality" --out "$d/run" > "$out/quality.md" \
+  if bash scripts/quality.sh --tessera .device/bin/tessera --data "$d/quality" --out "$d/run" ${QUALITY_ARGS:-} > "$out/quality.md" \
       2> "$out/quality.log"; then
     grep '^|' "$out/quality.md" >> "$summary"
   else

@@ -13,14 +13,18 @@
 #      QAT recovers >= 70% of the perplexity RTN loses, GPTQ beats RTN, int8 within 0.5% of bf16.
 # Prints a markdown table (and RESULT lines of JSON) on stdout; logs go to OUT/logs.
 #
-# Usage: scripts/quality.sh [--tessera BIN] [--data DIR] [--out DIR] [--tiny] [--set key=value ...]
-#   --tiny: a smoke run for the CPU (a 2-layer model of width 64, a few steps); --set: overrides
+# Usage: scripts/quality.sh [--tessera BIN] [--data DIR] [--out DIR] [--tiny] [--base-steps N] [--ft-steps N]
+#                           [--ft-lr LR] [--set key=value ...]
+#   --tiny: a smoke run for the CPU (a 2-layer model of width 64, a few steps); --base-steps /
+#   --ft-steps / --ft-lr: the base training's and the fine-tunes' length and the fine-tunes' peak
+#   learning rate (600, 150, 3.0e-4; their floor is a tenth of it); --set: overrides
 #   for every training job (e.g. --set train.device=cpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tessera=build/bin/tessera
 [ -x "$tessera" ] || tessera=build-cpu/bin/tessera
 data=data/quality out=runs/quality tiny=0
+base_steps= ft_steps= ft_lr=3.0e-4 calib_samples=128
 sets=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -28,18 +32,21 @@ while [ $# -gt 0 ]; do
     --data) data=$2; shift 2 ;;
     --out) out=$2; shift 2 ;;
     --tiny) tiny=1; shift ;;
+    --base-steps) base_steps=$2; shift 2 ;;
+    --ft-steps) ft_steps=$2; shift 2 ;;
+    --ft-lr) ft_lr=$2; shift 2 ;;
     --set) sets+=(--set "$2"); shift 2 ;;
     *) echo "quality: unknown argument $1" >&2; exit 2 ;;
   esac
 done
 [ -f "$data/train.tsd" ] && [ -f "$data/eval.tsd" ] && [ -f "$data/calib.jsonl" ] \
   || { echo "quality: $data lacks train.tsd, eval.tsd or calib.jsonl (run scripts/quality-data.sh)" >&2; exit 1; }
-base_steps=600 ft_steps=150 calib_samples=128
 if [ "$tiny" = 1 ]; then
-  base_steps=30 ft_steps=10 calib_samples=8
+  base_steps=${base_steps:-30} ft_steps=${ft_steps:-10} calib_samples=8
   sets+=(--set model.init.hidden_size=64 --set model.init.intermediate_size=192 --set model.init.num_hidden_layers=2
          --set model.init.num_attention_heads=4 --set model.init.num_key_value_heads=4 --set train.micro_batch_size=4)
 fi
+base_steps=${base_steps:-600} ft_steps=${ft_steps:-150}
 rm -rf "$out" && mkdir -p "$out/logs"
 log() { echo "quality: $*" >&2; }
 run() {  # run NAME CMD...: the command's output into logs/NAME.log; its failure ends the recipe, naming the log
@@ -69,7 +76,7 @@ finetune() {  # finetune NAME [qat scheme [learned]]
   for ((i = 1; i < ${#sets[@]}; i += 2)); do [[ ${sets[i]} == model.init.* ]] || model_sets+=(--set "${sets[i]}"); done
   log "fine-tuning $name ($ft_steps steps)"
   run "$name" "$tessera" train "$config" --set data.train="$data" --set data.eval="$data" --set train.steps=$ft_steps \
-    --set train.lr=3.0e-4 --set train.schedule.warmup_steps=10 --set train.schedule.min_lr=3.0e-5 \
+    --set train.lr=$ft_lr --set train.schedule.warmup_steps=10 --set train.schedule.min_lr=$(python3 -c "print(f'{$ft_lr / 10:g}')") \
     --set checkpoint.dir="$out/$name" --set checkpoint.every_steps=$ft_steps "${model_sets[@]}"
 }
 finetune bf16
@@ -95,6 +102,7 @@ for m in bf16/step-$ft_steps rtn_int4 gptq_int4 rtn_q4_0 rtn_int8 qat_int4_q qat
   "$tessera" eval --model "$out/$m" --data "$data" --tokenizer bytes --dtype fp32 --batch-size 16 --json \
     > "$out/$name.json" 2> "$out/logs/eval_$name.log" || { log "eval of $m failed:"; tail -3 "$out/logs/eval_$name.log" >&2; exit 1; }
 done
+echo "quality recipe: base $base_steps steps, fine-tunes $ft_steps steps at peak lr $ft_lr"
 python3 - "$out" "$t_train" "$((SECONDS - t0))" <<'PY'
 import json, sys
 out, t_train, t_all = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
