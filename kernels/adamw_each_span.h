@@ -22,6 +22,7 @@ void adamw_each_span(const Tensor& param, const Tensor& grad, const Tensor& m, c
   }
   const int64_t tiled = spans.empty() ? 0 : spans.back().end;
   if (low.defined() && tiled < low.numel()) fill(low.flat_slice(tiled, low.numel() - tiled), 0.0f);
+  if (s.zero_grad && tiled < grad.numel()) fill(grad.flat_slice(tiled, grad.numel() - tiled), 0.0f);
 }
 
 }  // namespace tessera

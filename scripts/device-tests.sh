@@ -82,12 +82,15 @@ attention_bench() {
 # (model_bench), PyTorch + transformers' full step eager and compiled, all in this call; MFU
 # against the bf16 gemm peak measured here (gemm_bench); each run's step split (device time of
 # forward + backward and of what follows it) and the share outside forward + backward (goal < 4%);
-# the fastest variant. Variants: `seq` the sequential step with the per-tensor AdamW kernel
-# (TESSERA_ADAMW=ranges: what ran before), `spans` with one AdamW launch per unit, `overlap`
-# zero.overlap_step with that kernel and the compute stream at the highest priority
-# (TESSERA_COMPUTE_PRIORITY=high, the AdamW stream at the lowest), `recompute`
-# train.recompute_norms_swiglu. optimizer_bench first: the AdamW pass's TB/s next to a plain copy's,
-# and whether it can run beside gemms at all.
+# the fastest variant. Variants: `spans` the sequential step (one AdamW launch per unit), `overlap`
+# zero.overlap_step with the compute stream at the highest priority (TESSERA_COMPUTE_PRIORITY=high,
+# the AdamW stream at the lowest), `residentK` zero.overlap_step with the AdamW in K resident blocks
+# (its stream at the highest priority) beside gemms that leave K SMs free (TESSERA_OVERLAP_SMS=K; K
+# from TESSERA_TRAIN_SMS, default "16 32"); at 3B
+# all with train.recompute_norms_swiglu (`recompute`: the sequential step), and model_bench with the
+# same recompute. optimizer_bench first: the AdamW pass's TB/s next to a plain copy's, whether it
+# can run beside gemms at all, what K resident blocks stream and what they save beside gemms on the
+# other SMs.
 train_variant() {  # TAG NAME "VAR=value ..." [--set ...]: one run, log train_TAG_NAME, its metrics file
   local tag=$1 name=$2 envs=$3 x=() e; shift 3
   for e in $envs; do x+=(-x "$e"); done
@@ -95,8 +98,8 @@ train_variant() {  # TAG NAME "VAR=value ..." [--set ...]: one run, log train_TA
     --set log.metrics_file=/tmp/tessera-$tag-$name.jsonl "$@"
 }
 
-train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tessera's shape)" VARIANT...
-  local tag=$1 label=$2 goal=$3 shape=$4 sets=$5 v name envs extra rows=() ours eager compiled; shift 5
+train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tessera's shape)" "MODEL_BENCH ARGS" VARIANT...
+  local tag=$1 label=$2 goal=$3 shape=$4 sets=$5 bench=$6 v name envs extra rows=() ours eager compiled; shift 6
   for v in "$@"; do
     IFS='|' read -r name envs extra <<< "$v"
     # shellcheck disable=SC2086  # the --set lists split on purpose
@@ -105,7 +108,7 @@ train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tess
     rows+=("$name${envs:+ ($envs)}${extra:+ $extra}=train_${tag}_$name=/tmp/tessera-$tag-$name.jsonl")
   done
   # shellcheck disable=SC2086
-  ours=$(.device/bin/model_bench $shape | tee -a "$out/model_$tag.log" | sed -n 's/^RESULT //p')
+  ours=$(.device/bin/model_bench $shape $bench | tee -a "$out/model_$tag.log" | sed -n 's/^RESULT //p')
   # shellcheck disable=SC2086
   eager=$(python3 .device/peers/torch_peer.py --mode full $shape --steps 5 2>&1 | tee -a "$out/model_$tag.log" \
           | sed -n 's/^RESULT //p')
@@ -113,6 +116,10 @@ train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tess
   compiled=$(python3 .device/peers/torch_peer.py --mode full --compile $shape --steps 5 2>&1 | tee -a "$out/model_$tag.log" \
              | sed -n 's/^RESULT //p')
   python3 scripts/train_rows.py "$out" "$label" "$goal" "$peaks" "$ours" "$eager" "$compiled" "${rows[@]}" >> "$summary"
+  # What the train runs' batches add: segment ids (one document per sequence), as text data gives.
+  # shellcheck disable=SC2086
+  result_rows "model_$tag.log" "| $label forward + backward alone with segment ids of one document (model_bench $bench --segment-ids) | %(tok_per_s)s tok/s | %(tflops)s TFLOP/s | %(peak_mem_gib)s GiB |" \
+    .device/bin/model_bench $shape $bench --segment-ids
 }
 
 peaks=""
@@ -135,20 +142,30 @@ train() {
     grep -h '"what":"sum_squares"' "${logs[0]}" "${logs[2]}"
   result_rows optimizer.log '| optimizer_bench overlap %(shape)s %(kernel)s, gemm stream %(gemm_stream)s | gemm %(gemm_ms).1f + adamw %(adamw_ms).1f ms, together %(both_ms).1f ms | hidden %(hidden).2f |' \
     grep -h '"what":"overlap"' "${logs[@]}"
-  local fast="TESSERA_ADAMW=spans TESSERA_COMPUTE_PRIORITY=high"
-  train_shape 1b "1B shape" 1.3 "" "" "seq|TESSERA_ADAMW=ranges|" "spans|TESSERA_ADAMW=spans|" \
-    "overlap|$fast|--set zero.overlap_step=true"
+  result_rows optimizer.log '| optimizer_bench fill of every gradient %(shape)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
+    grep -h '"what":"fill"' "${logs[1]}" "${logs[3]}"
+  result_rows optimizer.log '| optimizer_bench adamw + zeroing the gradient in %(blocks)s resident blocks %(shape)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
+    grep -h '"what":"adamw_resident"' "${logs[1]}" "${logs[3]}"
+  result_rows optimizer.log '| optimizer_bench partition %(shape)s: gemms on all SMs but %(blocks)s beside the AdamW in as many resident blocks | sequential %(sequential_ms).1f ms, gemms alone %(gemm_ms).1f, together %(both_ms).1f | saved %(saved_ms).1f ms |' \
+    grep -h '"what":"partition"' "${logs[1]}" "${logs[3]}"
+  local fast="TESSERA_COMPUTE_PRIORITY=high" over="--set zero.overlap_step=true" r="--set train.recompute_norms_swiglu=true"
+  local sms=${TESSERA_TRAIN_SMS:-16 32}  # the resident variants' SM counts (TESSERA_OVERLAP_SMS)
+  local k res1=() res3=()
+  for k in $sms; do
+    res1+=("resident$k|TESSERA_OVERLAP_SMS=$k|$over")
+    res3+=("resident$k|TESSERA_OVERLAP_SMS=$k|$r $over")
+  done
+  train_shape 1b "1B shape" 1.3 "" "" "" "spans||" "overlap|$fast|$over" "${res1[@]}"
   train_shape 3b "3B shape" 1.45 "--hidden 3072 --layers 28 --heads 24 --kv 8 --inter 8192" \
     "--set model.init.hidden_size=3072 --set model.init.num_hidden_layers=28 --set model.init.num_attention_heads=24" \
-    "seq|TESSERA_ADAMW=ranges|" "recompute|TESSERA_ADAMW=spans|--set train.recompute_norms_swiglu=true" \
-    "overlap|$fast|--set train.recompute_norms_swiglu=true --set zero.overlap_step=true"
+    --recompute-norms-swiglu "recompute||$r" "overlap|$fast|$r $over" "${res3[@]}"
 }
 
 only=${1:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 if [ "$only" = train ]; then
   for k in ranges spans; do
-    TESSERA_ADAMW=$k check "kernels_train_$k" .device/bin/test_kernels --gtest_filter='Optimizer*:Recompute*:ModelParity*'
+    TESSERA_ADAMW=$k check "kernels_train_$k" .device/bin/test_kernels --gtest_filter='Optimizer*:Recompute*:ModelParity*:*GemmLeavingSmsFree*'
   done
   train
 fi

@@ -41,6 +41,7 @@ def run_figures(out, name, metrics, warmup=2):
             "reserved": float(reserved[-1]) if reserved else None,
             "fwd_bwd": med("forward_backward_s") if "forward_backward_s" in rows[0] else None,
             "update": med("update_s") if "update_s" in rows[0] else None,
+            **{k: med(f"{k}_s") if f"{k}_s" in rows[0] else None for k in ("norm", "adamw", "behind", "data")},
             "losses": [r["loss"] for r in rows]}
 
 
@@ -73,9 +74,9 @@ def main():
         print(f"| {label} | {cell(t)} | {p.get('tflops_per_gpu', 'n/a')} | {mfu(p.get('tflops_per_gpu'))} | "
               f"{p.get('peak_mem_gib', 'n/a')} | {ratio(t, et)} | {ratio(t, ct)} |")
     print()
-    print(f"| {shape} step split, median of steps 3-12 | step s | forward + backward s (device) | after it s (device) | "
-          "host and gaps s | outside fwd+bwd: vs fwd+bwd alone / within the step (goal < 4%) |")
-    print("| --- | --- | --- | --- | --- | --- |")
+    print(f"| {shape} step split, median of steps 3-12 | step s | forward + backward s (device) | after it s (device): "
+          "norm + adamw | host and gaps s (of it data) | last AdamW behind s | outside fwd+bwd: vs fwd+bwd alone / within the step (goal < 4%) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
     fb_step = TOKENS / fbt if fbt else None
     for name, r in runs:
         if r is None:
@@ -84,17 +85,18 @@ def main():
         host = step - r["fwd_bwd"] - r["update"] if r["fwd_bwd"] is not None and r["update"] is not None else None
         vs_alone = f"{100 * (1 - fb_step / step):.1f}%" if fb_step else "n/a"
         within = f"{100 * (1 - r['fwd_bwd'] / step):.1f}%" if r["fwd_bwd"] is not None else "n/a"
-        print(f"| {name} | {step:.4f} | {cell(r['fwd_bwd'], '{:.4f}')} | {cell(r['update'], '{:.4f}')} | "
-              f"{cell(host, '{:.4f}')} | {vs_alone} / {within} |")
+        f4 = lambda x: cell(x, "{:.4f}")
+        print(f"| {name} | {step:.4f} | {f4(r['fwd_bwd'])} | {f4(r['update'])}: {f4(r['norm'])} + {f4(r['adamw'])} | "
+              f"{f4(host)} ({f4(r['data'])}) | {f4(r['behind'])} | {vs_alone} / {within} |")
     done = [(r["tok"], n) for n, r in runs if r]
     if done:
         best = max(done)
-        print(f"| fastest variant: **{best[1]}** | " + " / ".join(f"{n} {t:.0f}" for t, n in done) + " tok/s | | | | |")
+        print(f"| fastest variant: **{best[1]}** | " + " / ".join(f"{n} {t:.0f}" for t, n in done) + " tok/s | | | | | |")
     for name, r in runs[1:]:
         if r and runs[0][1]:
             a, b = r["losses"], runs[0][1]["losses"]
             diff = max(abs(x - y) / max(abs(y), 1e-9) for x, y in zip(a, b))
-            print(f"| losses, {name} vs {runs[0][0]}: largest relative difference | {diff:.2e} | | | | |")
+            print(f"| losses, {name} vs {runs[0][0]}: largest relative difference | {diff:.2e} | | | | | |")
 
 
 main()

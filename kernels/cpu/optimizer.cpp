@@ -2,6 +2,7 @@
 // optimizer of offloaded training, so it is one fused pass (moments, master weights and the
 // working copy) over chunks spread across threads, each chunk compiled for AVX-512, AVX2 and
 // baseline x86-64 and picked at run time (GCC function multi-versioning).
+#include <algorithm>
 #include <cmath>
 
 #include "kernels/adamw_each_span.h"
@@ -14,13 +15,14 @@ namespace {
 
 struct AdamWScalars {
   float lr, beta1, beta2, eps, decay, grad_scale, bc1, bc2;
+  bool zero_grad;
 };
 
 // One chunk; low_bits (bf16, may be null) receives the updated weights.
 #if defined(__x86_64__)
 __attribute__((target_clones("avx512f", "avx2", "default")))
 #endif
-void adamw_chunk(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v,
+void adamw_chunk(float* __restrict p, float* __restrict g, float* __restrict m, float* __restrict v,
                  uint16_t* __restrict low_bits, int64_t n, AdamWScalars s) {
   for (int64_t i = 0; i < n; ++i) {
     const float gi = g[i] * s.grad_scale;
@@ -32,6 +34,7 @@ void adamw_chunk(float* __restrict p, const float* __restrict g, float* __restri
   }
   if (low_bits)
     for (int64_t i = 0; i < n; ++i) low_bits[i] = f32_to_bf16_bits(p[i]);
+  if (s.zero_grad) std::fill(g, g + n, 0.0f);
 }
 
 constexpr int64_t kChunk = 1 << 16;  // elements per task: a few hundred KB of state, cache-friendly
@@ -42,7 +45,7 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
            const Tensor& low) {
   const AdamWScalars k{s.lr, s.beta1, s.beta2, s.eps, 1.0f - s.lr * s.weight_decay, s.grad_scale,
                        1.0f - std::pow(s.beta1, static_cast<float>(s.step)),
-                       1.0f - std::pow(s.beta2, static_cast<float>(s.step))};
+                       1.0f - std::pow(s.beta2, static_cast<float>(s.step)), s.zero_grad};
   const int64_t n = param.numel();
   const bool fused_low = low.defined() && low.dtype() == DType::BF16;
   float* p = param.data_as<float>();

@@ -31,7 +31,8 @@ void PhaseClock::start_step() {
 
 void PhaseClock::data_ready() {
   data_ready_ = Clock::now();
-  totals_.data += std::chrono::duration<double>(data_ready_ - start_).count();
+  data_seconds_ = std::chrono::duration<double>(data_ready_ - start_).count();
+  totals_.data += data_seconds_;
 }
 
 void PhaseClock::end_step(double optimizer_seconds) {

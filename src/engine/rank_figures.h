@@ -27,12 +27,13 @@ class PhaseClock {
   void end_step(double optimizer_seconds);   // after the device is synchronised
   void add_checkpoint(double seconds) { totals_.checkpoint += seconds; }
   double step_seconds() const { return step_seconds_; }  // the last step's wall time
+  double data_seconds() const { return data_seconds_; }  // ... of it, making its batches
   const PhaseSeconds& totals() const { return totals_; }
 
  private:
   using Clock = std::chrono::steady_clock;
   Clock::time_point start_, data_ready_;
-  double blocked_at_start_ = 0, step_seconds_ = 0;
+  double blocked_at_start_ = 0, step_seconds_ = 0, data_seconds_ = 0;
   PhaseSeconds totals_;
 };
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -87,14 +88,20 @@ void TrainLog::step(const StepLog& s) {
     return;
   }
   if (terminal_) std::fprintf(stderr, "\r\033[K");
+  // The step's wall time that the device spent on neither: the host's batches, syncs, launches.
+  const double host = std::max(0.0, s.seconds - s.forward_backward_seconds - s.update_seconds);
+  const std::string behind = s.behind_seconds > 0 ? fmt::format(" (last AdamW behind {:.1f} ms)", s.behind_seconds * 1e3) : "";
   spdlog::info("step {}/{} | loss {:.4f} | lr {:.2e} | grad_norm {:.3f}{} | {:.0f} tok/s | {:.1f} TFLOP/s per rank{} | "
-               "fwd+bwd {:.1f} ms, after it {:.1f} ms | peak {:.2f} GiB | ETA {:.0f}s",
-               s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped)" : "", tok_per_s,
-               tflops, mfu, s.forward_backward_seconds * 1e3, s.update_seconds * 1e3, mem_gib, eta);
+               "fwd+bwd {:.1f} ms{}, norm {:.1f} ms, adamw {:.1f} ms, host {:.1f} ms (data {:.1f}) | peak {:.2f} GiB | ETA {:.0f}s",
+               s.step, s.total_steps, s.loss, s.lr, s.grad_norm, s.skipped ? " (skipped)" : "", tok_per_s, tflops, mfu,
+               s.forward_backward_seconds * 1e3, behind, s.norm_seconds * 1e3,
+               (s.update_seconds - s.norm_seconds) * 1e3, host * 1e3, s.data_seconds * 1e3, mem_gib, eta);
   write_row(s.step, nlohmann::ordered_json{{"step", s.step}, {"loss", s.loss}, {"lr", s.lr}, {"grad_norm", s.grad_norm},
                                            {"tokens_per_s", tok_per_s}, {"tflops_per_rank", tflops},
                                            {"peak_memory_gib", mem_gib}, {"forward_backward_s", s.forward_backward_seconds},
-                                           {"update_s", s.update_seconds}, {"skipped", s.skipped}});
+                                           {"update_s", s.update_seconds}, {"norm_s", s.norm_seconds},
+                                           {"adamw_s", s.update_seconds - s.norm_seconds}, {"behind_s", s.behind_seconds},
+                                           {"host_s", host}, {"data_s", s.data_seconds}, {"skipped", s.skipped}});
 }
 
 void TrainLog::eval(int64_t step, double eval_loss) {

@@ -25,8 +25,11 @@ struct StepLog {
   int64_t tokens = 0;     // tokens processed this step (whole global batch)
   double seconds = 0;     // wall time of this step
   double flops = 0;       // model FLOPs of this step (whole global batch)
-  // This rank's device time of the step's forward + backward and of what follows it (StepStats).
-  double forward_backward_seconds = 0, update_seconds = 0;
+  // This rank's device time of the step's forward + backward and of what follows it, the part of
+  // that until the gradient norm is read, and the last step's AdamW behind (StepStats); the host's
+  // time making the step's batches.
+  double forward_backward_seconds = 0, update_seconds = 0, norm_seconds = 0, behind_seconds = 0;
+  double data_seconds = 0;
   int world = 1;
   bool skipped = false;
 };

@@ -30,8 +30,8 @@ class StepTimeline {
 
  private:
   Device device_;
-  Event events_[3] = {Event(true), Event(true), Event(true)};
-  std::chrono::steady_clock::time_point clocks_[3];
+  Event events_[4] = {Event(true), Event(true), Event(true), Event(true)};
+  std::chrono::steady_clock::time_point clocks_[4];
 };
 
 }  // namespace
@@ -64,18 +64,26 @@ StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vecto
     local_loss += loss_sum;
   }
   timeline.mark(1);
+  const double behind = store.take_behind_seconds();  // the last step's updates, done by now
   Tensor loss = Tensor::from_vector<float>({static_cast<float>(local_loss)}, {1}, DType::F32);
   host_comm.all_reduce(loss, ReduceOp::Sum).wait();
 
   const auto optimizer_start = std::chrono::steady_clock::now();
   const double blocked = Work::blocked_seconds();
-  const StepResult result = store.step(adam, clip_norm);
+  const StepResult result = store.step(adam, clip_norm, [&] { timeline.mark(2); });
   const double optimizer_seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - optimizer_start).count() -
       (Work::blocked_seconds() - blocked);
-  timeline.mark(2);
-  return {loss.data_as<float>()[0] / targets, result.grad_norm, result.skipped, static_cast<int64_t>(targets),
-          optimizer_seconds, timeline.seconds(0, 1), timeline.seconds(1, 2)};
+  timeline.mark(3);
+  return {.loss = loss.data_as<float>()[0] / targets,
+          .grad_norm = result.grad_norm,
+          .skipped = result.skipped,
+          .targets = static_cast<int64_t>(targets),
+          .optimizer_seconds = optimizer_seconds,
+          .forward_backward_seconds = timeline.seconds(0, 1),
+          .update_seconds = timeline.seconds(1, 3),
+          .norm_seconds = timeline.seconds(1, 2),
+          .behind_seconds = behind};
 }
 
 }  // namespace tessera

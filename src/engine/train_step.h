@@ -27,6 +27,12 @@ struct StepStats {
   // where it shows.
   double forward_backward_seconds = 0;
   double update_seconds = 0;
+  // The part of update_seconds until the gradient norm is read (the reductions landing, the norm):
+  // the rest is the AdamW pass and any re-gathers.
+  double norm_seconds = 0;
+  // zero.overlap_step on a GPU: the device span of the previous step's AdamW on its own stream,
+  // beside this step's forward (0 otherwise, and at the first step).
+  double behind_seconds = 0;
 };
 
 // host_comm: an MPI communicator over the same ranks, for the scalars (loss, token counts).

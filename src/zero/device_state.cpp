@@ -26,8 +26,11 @@ class DeviceState : public OptimizerState {
     Shards& s = shards_.at(unit);
     if (s.written) return Tensor();
     s.written = true;
+    s.zeroed = false;  // from here on it holds this step's gradient
     return s.grad;
   }
+
+  bool grad_zeroed(size_t unit) const override { return !shards_.at(unit).written && shards_.at(unit).zeroed; }
 
   void accumulate(size_t unit, const Tensor& shard) override {
     Shards& s = shards_.at(unit);
@@ -75,10 +78,14 @@ class DeviceState : public OptimizerState {
   void step_unit(size_t i, const ops::AdamWStep& adam, WorkingCopy& low) override {
     adamw_ranges(units_.at(i), 0, adam, shards_[i].state, shards_[i].grad, low.target(i, /*host=*/false));
     low.commit(i);
+    shards_[i].zeroed = adam.zero_grad;
   }
 
   void zero_grads() override {
-    for (Shards& s : shards_) s.written = false;  // the next step's first gradient overwrites it
+    for (Shards& s : shards_) {
+      s.written = false;  // the next step's first gradient overwrites it
+      s.zeroed = false;
+    }
   }
 
   void visit(bool, const StateVisitor& fn) override {
@@ -97,6 +104,7 @@ class DeviceState : public OptimizerState {
     UnitState state;
     Tensor grad;
     bool written = false;  // grad holds part of this step's gradient; else it is stale
+    bool zeroed = false;   // ... or holds zeros (the last update zeroed it)
   };
   std::vector<UnitShard> units_;
   Device device_;

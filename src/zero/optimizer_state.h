@@ -47,6 +47,9 @@ class OptimizerState {
   // accumulator when it holds nothing of this step yet, which it then counts as written. Undefined
   // otherwise: hand the gradient to accumulate().
   virtual Tensor direct_grad(size_t unit) = 0;
+  // Whether the accumulator direct_grad hands out next already holds zeros: the last update zeroed
+  // it as it read it (AdamWStep.zero_grad), so this step's first gradient needs no fill.
+  virtual bool grad_zeroed(size_t) const { return false; }
   // Adds a reduced f32 gradient shard of `unit` (on the training device, ready on the current stream).
   virtual void accumulate(size_t unit, const Tensor& shard) = 0;
   // Squared gradient norms on the training device, f32 [2]: [0] of the sharded units (this

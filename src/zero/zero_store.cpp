@@ -132,7 +132,10 @@ ZeroStore::ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, c
   overlap_ = options.overlap_step && state_->steps_by_unit() && home == WorkingCopy::Home::device;
   if (options.overlap_step && !overlap_)
     spdlog::info("zero.overlap_step: not applied with optimizer or parameter offload; the optimizer step stays sequential");
-  if (overlap_ && options.device.is_cuda()) optimizer_stream_ = create_stream(options.device.index);
+  // Resident updates take the SMs gemms leave them as soon as they are free (the highest priority:
+  // they are bounded by their block count); the others only what compute leaves (the lowest).
+  if (overlap_ && options.device.is_cuda())
+    optimizer_stream_ = create_stream(options.device.index, /*high_priority=*/options.overlap_sms > 0);
 }
 
 ZeroStore::~ZeroStore() {
@@ -144,10 +147,24 @@ ZeroStore::~ZeroStore() {
 void ZeroStore::await_step(Unit& u) {
   if (!u.step_pending) return;
   u.step_pending = false;
+  // Gemms queued from here on run after every update: all SMs are theirs again.
+  if (--steps_pending_ == 0 && optimizer_stream_ && options_.overlap_sms > 0) ops::set_gemm_free_sms(0);
   if (optimizer_stream_)
     u.stepped.wait_on(current_stream(options_.device.index));
   else
-    state_->step_unit(u.index, pending_adam_, *low_);
+    state_->step_unit(u.index, update_of(u, pending_adam_), *low_);
+}
+
+ops::AdamWStep ZeroStore::update_of(const Unit& u, const ops::AdamWStep& clipped) const {
+  ops::AdamWStep a = clipped;
+  // A whole unit's gradient accumulates in place from zero at the next backward: the update zeroes
+  // it as it reads it, so that backward needs no fill (a shard's is overwritten by its reduction).
+  a.zero_grad = u.shard.world == 1;
+  // The units the next pass needs first go over the whole GPU (it waits for them), the rest in
+  // resident blocks (zero.overlap_step with overlap_sms).
+  const bool needed_first = &u == persistent_ || u.index == unit_index(config_, UnitId::embed());
+  if (!needed_first) a.resident_blocks = options_.overlap_sms;
+  return a;
 }
 
 void ZeroStore::await_steps() {
@@ -389,10 +406,11 @@ ModelParams& ZeroStore::grads(UnitId id) {
 
 const Tensor& ZeroStore::grad_buffer(Unit& u) {
   if (!u.full_grad.defined()) {
+    const bool zeroed = u.shard.world == 1 && state_->grad_zeroed(u.index);  // by the update behind
     const Tensor own = u.shard.world == 1 ? state_->direct_grad(u.index) : Tensor();
     u.in_place = own.defined();
     u.full_grad = u.in_place ? own : Tensor::empty({u.shard.padded()}, DType::F32, options_.device);
-    ops::fill(u.full_grad, 0.0f);
+    if (!(u.in_place && zeroed)) ops::fill(u.full_grad, 0.0f);
   }
   return u.full_grad;
 }
@@ -464,7 +482,7 @@ void ZeroStore::land(Unit& u) {
   if (got.defined()) state_->accumulate(u.index, got);
 }
 
-StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
+StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm, const std::function<void()>& norm_known) {
   await_steps();  // a step without a pass in between (each pass awaits the units it uses)
   // Whole gradients still accumulated (stages 0-1, unsharded units) are reduced now, all at once.
   for (auto& u : units_) {
@@ -493,6 +511,7 @@ StepResult ZeroStore::step(const ops::AdamWStep& adam, double clip_norm) {
   const Tensor sums = norm_sq.to(Device::cpu());
   result.grad_norm = std::sqrt(static_cast<double>(sums.data_as<float>()[0]) + sums.data_as<float>()[1]);
   result.skipped = !std::isfinite(result.grad_norm);
+  if (norm_known) norm_known();
   if (result.skipped) {
     state_->zero_grads();
     return result;
@@ -543,6 +562,12 @@ void ZeroStore::take_norm(Unit& u) {
   norms_queued_ = true;
 }
 
+double ZeroStore::take_behind_seconds() {
+  if (!std::exchange(behind_timed_, false)) return 0;
+  behind_end_.synchronize();
+  return elapsed_ms(behind_start_, behind_end_) / 1e3;
+}
+
 void ZeroStore::step_behind(const ops::AdamWStep& clipped) {
   state_->zero_grads();  // bookkeeping only: the next step's first gradient overwrites the accumulators
   pending_adam_ = clipped;
@@ -551,13 +576,23 @@ void ZeroStore::step_behind(const ops::AdamWStep& clipped) {
     Event backward_done;
     backward_done.record(compute);
     backward_done.wait_on(optimizer_stream_);
+    behind_start_.record(optimizer_stream_);
     StreamGuard on_optimizer(options_.device.index, optimizer_stream_);
-    for (auto& u : units_) {
-      state_->step_unit(u->index, clipped, *low_);
+    // The persistent group first: every unit's next use waits for it.
+    std::vector<Unit*> order;
+    if (persistent_) order.push_back(persistent_);
+    for (auto& u : units_)
+      if (u.get() != persistent_) order.push_back(u.get());
+    for (Unit* u : order) {
+      state_->step_unit(u->index, update_of(*u, clipped), *low_);
       u->stepped.record(optimizer_stream_);
     }
+    behind_end_.record(optimizer_stream_);
+    behind_timed_ = true;
+    if (options_.overlap_sms > 0) ops::set_gemm_free_sms(options_.overlap_sms);
   }
   for (auto& u : units_) u->step_pending = true;
+  steps_pending_ = static_cast<int>(units_.size());
 }
 
 }  // namespace tessera

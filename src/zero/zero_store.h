@@ -30,6 +30,7 @@
 #include <vector>
 
 #include "comm/communicator.h"
+#include "core/stream.h"
 #include "io/safetensors.h"
 #include "kernels/ops.h"
 #include "model/param_source.h"
@@ -78,6 +79,13 @@ struct ZeroOptions {
   // as soon as the step's last backward is done with the unit (final_backward), beside the backward
   // of the units before it, instead of after the whole backward. Off: the norm waits for the step.
   bool early_norm = true;
+  // With overlap_step on a GPU: > 0 runs every update but the first the next pass needs (the
+  // embedding's, and the persistent group's) in this many resident blocks, one per SM, while gemms
+  // leave as many SMs free (ops::set_gemm_free_sms) until the last update is awaited, so that the
+  // AdamW streams beside the next forward's gemms instead of taking turns with them; their stream
+  // has the highest priority. 0: the updates run over the whole GPU at the lowest priority. The
+  // updates are the same either way.
+  int overlap_sms = 0;
 };
 
 struct StepResult {
@@ -114,8 +122,13 @@ class ZeroStore : public ParamSource {
   void grads_done(UnitId unit) override;
 
   // One AdamW step (hyper-parameters in `adam`, its grad_scale ignored) with global-norm clipping
-  // (clip_norm 0: off), then fresh working copies and zeroed gradients.
-  StepResult step(const ops::AdamWStep& adam, double clip_norm);
+  // (clip_norm 0: off), then fresh working copies and zeroed gradients. `norm_known`, when given,
+  // is called once the gradient norm is read, before the updates are queued (a timing mark).
+  StepResult step(const ops::AdamWStep& adam, double clip_norm, const std::function<void()>& norm_known = {});
+  // zero.overlap_step on a GPU: device seconds of the last updates queued behind (from their start
+  // on the optimizer stream to their end, beside whatever ran then), once; waits for them. 0
+  // otherwise, and when no updates were queued behind since the last call.
+  double take_behind_seconds();
   // The coming pass is the step's last backward: a unit's gradient is final at its grads_done
   // (where nothing is reduced after it: one rank), so its norm may be taken then (early_norm).
   void final_backward() { final_backward_ = true; }
@@ -174,6 +187,7 @@ class ZeroStore : public ParamSource {
   void await_step(Unit& u);
   void await_steps();
   void step_behind(const ops::AdamWStep& clipped);  // step()'s AdamW with zero.overlap_step
+  ops::AdamWStep update_of(const Unit& u, const ops::AdamWStep& clipped) const;  // ... its settings for u
   void take_norm(Unit& u);                           // early_norm: u's squared norm, now
 
   ModelConfig config_;
@@ -194,6 +208,9 @@ class ZeroStore : public ParamSource {
   // the units whose update is still to be made (CPU).
   bool overlap_ = false;
   Stream optimizer_stream_ = nullptr;
+  int steps_pending_ = 0;  // units whose update of the last step is not yet awaited
+  Event behind_start_{true}, behind_end_{true};  // around the last updates queued behind
+  bool behind_timed_ = false;
   ops::AdamWStep pending_adam_{};
   bool final_backward_ = false;  // final_backward() was called for this step
   bool norms_queued_ = false;    // early norms queued on the optimizer stream in this step

@@ -105,6 +105,31 @@ TEST(OptimizerOps, AdamWSpansIsAdamWOnEachSpan) {
   EXPECT_EQ(decayed[0].to_vector<float>()[20], got[0].to_vector<float>()[20]);
 }
 
+// AdamWStep.zero_grad: the same update, and the gradient (padding after the spans included) left
+// all zeros; without it the gradient is not touched.
+TEST(OptimizerOps, ZeroGradLeavesTheUpdateAndZeroesTheGradient) {
+  const uint64_t seed = fresh_seed();
+  const int64_t n = 70001;
+  const std::vector<ops::AdamWSpan> spans{{0, 30, false}, {30, 69000, true}};
+  std::vector<std::vector<float>> results[2];
+  for (bool zero : {false, true}) {
+    Tensor p = random_tensor({n}, DType::F32, Device::cpu(), seed, 0.1f);
+    Tensor m = random_tensor({n}, DType::F32, Device::cpu(), seed + 1, 0.1f), v = Tensor::empty({n}, DType::F32);
+    ops::fill(v, 0.01f);
+    Tensor g = random_tensor({n}, DType::F32, Device::cpu(), seed + 2), low = Tensor::empty({n}, DType::BF16);
+    const Tensor g0 = g.clone();
+    const ops::AdamWStep s{.lr = 1e-2f, .weight_decay = 0.1f, .step = 2, .grad_scale = 0.5f, .zero_grad = zero};
+    ops::adamw_spans(p, g, m, v, s, low, spans);
+    for (const Tensor& t : {p, m, v, low}) results[zero].push_back(host_f32(t));
+    if (zero)
+      EXPECT_EQ(squared_norm(g), 0.0);
+    else
+      EXPECT_EQ(g.to_vector<float>(), g0.to_vector<float>());
+  }
+  EXPECT_EQ(results[0], results[1]);
+  EXPECT_GT(relative_error(results[0][1], host_f32(random_tensor({n}, DType::F32, Device::cpu(), seed + 1, 0.1f))), 1e-3);
+}
+
 TEST(OptimizerOps, AdamWSpansMustTileTheBufferInOrder) {
   Tensor p = Tensor::empty({8}, DType::F32), g = Tensor::empty({8}, DType::F32);
   Tensor m = Tensor::empty({8}, DType::F32), v = Tensor::empty({8}, DType::F32);

@@ -1,6 +1,9 @@
 // tessera train -> checkpoint -> resume -> export -> forward, through the binary, on the CPU.
 #include <gtest/gtest.h>
 #include <filesystem>
+#include <fstream>
+
+#include <nlohmann/json.hpp>
 
 #include "engine/checkpoint/state_file.h"
 #include "engine/model_loader.h"
@@ -30,6 +33,24 @@ TEST(TrainCli, TrainCheckpointResumeExportForward) {
   ASSERT_EQ(code, 0) << out;
   EXPECT_NE(out.find("resumed from " + (dir / "ckpt/step-3").string() + " (step 3;"), std::string::npos) << out;
   EXPECT_NE(out.find("step 5/5"), std::string::npos) << out;
+  EXPECT_NE(out.find(", norm "), std::string::npos) << "the log line splits the step: " << out;
+
+  // Each step's time split: the update's two parts add up to it, the host's share holds the batches'.
+  std::ifstream metrics(dir / "metrics.jsonl");
+  int rows = 0;
+  for (std::string line; std::getline(metrics, line);) {
+    const nlohmann::json row = nlohmann::json::parse(line);
+    if (!row.contains("tokens_per_s")) continue;
+    ++rows;
+    SCOPED_TRACE(line);
+    for (const char* key : {"forward_backward_s", "update_s", "norm_s", "adamw_s", "host_s", "data_s", "behind_s"})
+      EXPECT_GE(row.at(key).get<double>(), 0.0) << key;
+    EXPECT_GT(row["forward_backward_s"].get<double>(), 0.0);
+    EXPECT_NEAR(row["norm_s"].get<double>() + row["adamw_s"].get<double>(), row["update_s"].get<double>(), 1e-9);
+    EXPECT_GE(row["host_s"].get<double>(), row["data_s"].get<double>());
+    EXPECT_EQ(row["behind_s"].get<double>(), 0.0) << "nothing runs behind without zero.overlap_step";
+  }
+  EXPECT_EQ(rows, 5);
 
   const fs::path exported = dir / "export";
   std::tie(code, out) = run("export --checkpoint " + (dir / "ckpt/step-5").string() + " --out " + exported.string() +
