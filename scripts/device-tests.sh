@@ -109,9 +109,10 @@ train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tess
   done
   # shellcheck disable=SC2086
   ours=$(.device/bin/model_bench $shape $bench | tee -a "$out/model_$tag.log" | sed -n 's/^RESULT //p')
+  # TRAIN_EAGER=0 skips the eager peer (the compiled one is the one to beat; device time is scarce).
   # shellcheck disable=SC2086
-  eager=$(python3 .device/peers/torch_peer.py --mode full $shape --steps 5 2>&1 | tee -a "$out/model_$tag.log" \
-          | sed -n 's/^RESULT //p')
+  [ "${TRAIN_EAGER:-1}" = 0 ] || eager=$(python3 .device/peers/torch_peer.py --mode full $shape --steps 5 2>&1 \
+          | tee -a "$out/model_$tag.log" | sed -n 's/^RESULT //p')
   # shellcheck disable=SC2086
   compiled=$(python3 .device/peers/torch_peer.py --mode full --compile $shape --steps 5 2>&1 | tee -a "$out/model_$tag.log" \
              | sed -n 's/^RESULT //p')
