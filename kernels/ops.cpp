@@ -2,6 +2,7 @@
 #include "kernels/ops.h"
 
 #include <cmath>
+#include <cstdint>
 #include <vector>
 
 #include "core/error.h"
@@ -495,6 +496,18 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   check_lse(op, lse, s, q);
   if (s.b * s.s * s.hq == 0) return;
   TS_DISPATCH(q.device(), attention_backward(dq, dk, dv, dout, q, k, v, out, lse, softmax_scale, segment_ids, s));
+}
+
+void document_bounds(const Tensor& bounds, const Tensor& segment_ids) {
+  const char* op = "document_bounds";
+  TS_CHECK(segment_ids.defined() && segment_ids.ndim() == 2 && segment_ids.dtype() == DType::I32,
+           "{}: segment_ids must be i32 [B, S], got {}", op, segment_ids.defined() ? segment_ids.str() : "undefined");
+  TS_CHECK(segment_ids.size(1) <= INT32_MAX, "{}: {} rows per sequence do not fit i32 bounds", op, segment_ids.size(1));
+  check_shape(op, "bounds", bounds, {2, segment_ids.size(0), segment_ids.size(1)});
+  TS_CHECK(bounds.dtype() == DType::I32, "{}: bounds must be i32, got {}", op, bounds.str());
+  check_same_device(op, bounds, segment_ids);
+  if (segment_ids.numel() == 0) return;
+  TS_DISPATCH(segment_ids.device(), document_bounds(bounds, segment_ids));
 }
 
 namespace {

@@ -197,6 +197,12 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout,
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse,
                         float softmax_scale, const Tensor& segment_ids = Tensor());
+// The documents of packed rows, for the attention kernels to bound the keys a query tile reads
+// and the queries a key tile feeds: bounds [2, B, S] i32 gets, for row i of batch row b, the first
+// (bounds[0, b, i]) and last (bounds[1, b, i]) row of the run of equal segment_ids holding i; -1 in
+// both, for every row of a batch row whose ids decrease somewhere (a document need not be one run
+// there, and the kernels compare ids instead).
+void document_bounds(const Tensor& bounds, const Tensor& segment_ids);
 
 // ---- Paged KV cache (inference) ----
 // The cache is a pool of fixed-size blocks: k_cache and v_cache are [num_blocks, block_size, Hkv, D];

@@ -1,8 +1,10 @@
 // CPU reference attention: the textbook softmax(scale * q k^T + mask) v, row by row, in fp32.
 // Backward recomputes the probabilities from lse: P = exp(scale * q k^T - lse), then
 // dV = P^T dO, dP = dO V^T, dS = P * (dP - rowsum(dO * O)), dQ = scale dS K, dK = scale dS^T Q.
+// document_bounds: each row's document (run of equal segment ids), scanned both ways.
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 #include <vector>
 
@@ -116,6 +118,25 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
   dqf.commit();
   dkf.commit();
   dvf.commit();
+}
+
+void document_bounds(const Tensor& bounds, const Tensor& segment_ids) {
+  const int64_t batch = segment_ids.size(0), seq = segment_ids.size(1);
+  const int32_t* ids = segment_ids.data_as<int32_t>();
+  int32_t* first = bounds.data_as<int32_t>();
+  int32_t* last = first + batch * seq;
+  for (int64_t b = 0; b < batch; ++b) {
+    const int32_t* row = ids + b * seq;
+    const bool decreases = std::adjacent_find(row, row + seq, std::greater<int32_t>()) != row + seq;
+    for (int64_t i = 0, start = 0; i < seq; ++i) {
+      if (row[i] != row[start]) start = i;
+      first[b * seq + i] = decreases ? -1 : int32_t(start);
+    }
+    for (int64_t i = seq - 1, end = seq - 1; i >= 0; --i) {
+      if (row[i] != row[end]) end = i;
+      last[b * seq + i] = decreases ? -1 : int32_t(end);
+    }
+  }
 }
 
 }  // namespace tessera::cpu

@@ -67,6 +67,22 @@ Tensor segment_ranges(attn::Params& p, const Tensor& segment_ids, cudaStream_t s
   return ranges;
 }
 
+// The documents of packed rows (ops::document_bounds) and the heaviest-first order of the CTAs'
+// blocks (query blocks, or key blocks by_keys) for the Hopper variants that bound their tiles by
+// them; undefined without segment ids. The caller holds them until the kernels are queued.
+struct Documents {
+  Tensor bounds, order;
+};
+Documents documents(attn::Params& p, const Tensor& segment_ids, bool by_keys, cudaStream_t stream) {
+  if (!segment_ids.defined()) return {};
+  Documents docs{Tensor::empty({2, p.b, p.s}, DType::I32, segment_ids.device()), Tensor()};
+  document_bounds(docs.bounds, segment_ids);
+  docs.order = attn::heaviest_first(docs.bounds, by_keys, stream);
+  p.doc_bounds = docs.bounds.data_as<int32_t>();
+  p.order = docs.order.data_as<int32_t>();
+  return docs;
+}
+
 attn::Params params(const Tensor& q, const Tensor& k, const Tensor& v, float scale, const Tensor& segment_ids,
                     const AttentionShape& s) {
   attn::Params p;
@@ -113,7 +129,9 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
   p.lse = lse.data_as<float>();
   cudaStream_t stream = stream_of(q);
   if (use_tensor_cores(s, q.dtype(), {&q, &k, &v, &out})) {
-    const Tensor ranges = segment_ranges(p, segment_ids, stream);
+    const bool bounds = attn::sm90_supports(s.d) && attn::forward_uses_document_bounds(variant);
+    const Tensor ranges = bounds ? Tensor() : segment_ranges(p, segment_ids, stream);
+    const Documents docs = bounds ? documents(p, segment_ids, false, stream) : Documents{};
     if (attn::sm90_supports(s.d))
       attn::sm90_forward(p, q.dtype(), stream, variant);
     else
@@ -149,7 +167,9 @@ void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, co
     Tensor dq_accum = Tensor::empty(q.shape(), DType::F32, q.device());
     TS_CUDA_CHECK(cudaMemsetAsync(dq_accum.data(), 0, dq_accum.nbytes(), stream));
     p.dq_accum = dq_accum.data_as<float>();
-    const Tensor ranges = segment_ranges(p, segment_ids, stream);
+    const bool bounds = attn::sm90_supports(s.d) && attn::backward_uses_document_bounds(variant);
+    const Tensor ranges = bounds ? Tensor() : segment_ranges(p, segment_ids, stream);
+    const Documents docs = bounds ? documents(p, segment_ids, true, stream) : Documents{};
     if (attn::sm90_supports(s.d))
       attn::sm90_backward(p, q.dtype(), stream, variant);
     else

@@ -20,17 +20,27 @@ namespace {
 constexpr int kKeysPerGroup = 64;  // keys of one consumer warpgroup (the wgmma M)
 constexpr int kGroups = 2;
 constexpr int kBlockN = kGroups * kKeysPerGroup;  // keys per CTA
+static_assert(kBlockN == kBlockRows, "heaviest_first orders blocks of kBlockRows keys");
 // Queries per work item: 128 at head dim 64 (twice the work between synchronisations, and the
 // wgmmas run at N = 128), 64 at 128, where dK and dV already take 128 registers per thread.
 template <int kD>
 constexpr int kBlockM = kD == 64 ? 128 : 64;
 // How a warpgroup's 64 x 64 block of dQ goes into the fp32 buffer: atomics of two or four values,
-// or (Tiles) written to shared memory and added as whole tiles by TMA.
-enum class DqAdd { Pairs, Quads, Tiles };
+// or (Tiles) written to shared memory and added as whole tiles by TMA. With OwnTiles each
+// warpgroup adds, as tiles, the dQ of its own 64 keys for all the item's queries (two 64 x 64
+// blocks): twice the additions, but the warpgroups never wait for each other's dS.
+enum class DqAdd { Pairs, Quads, Tiles, OwnTiles };
+template <DqAdd kAdd>
+constexpr bool kDqTiles = kAdd == DqAdd::Tiles || kAdd == DqAdd::OwnTiles;
+template <DqAdd kAdd>
+constexpr int kDqBlocks = kAdd == DqAdd::OwnTiles ? 2 : 1;  // 64 x 64 dQ blocks per warpgroup
+// Key rows of one warpgroup's dS^T buffer: all the block's keys, or with OwnTiles its own.
+template <DqAdd kAdd>
+constexpr int kDsRows = kAdd == DqAdd::OwnTiles ? kKeysPerGroup : kBlockN;
 // Stages of the Q/dO ring: three at head dim 64, where shared memory has room (not with the dQ
 // tiles).
 template <int kD, DqAdd kAdd>
-constexpr int kStages = kD == 64 && kAdd != DqAdd::Tiles ? 3 : 2;
+constexpr int kStages = kD == 64 && !kDqTiles<kAdd> ? 3 : 2;
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
 constexpr int kProducerRegisters = 40, kConsumerRegisters = 232;
@@ -40,7 +50,7 @@ constexpr int kDqCols = 64;         // dQ columns of a warpgroup's block (and it
 constexpr int kDqBoxCols = 32;      // fp32 columns of one 128-byte-swizzled TMA box
 
 struct Maps {
-  CUtensorMap q, dout, k, v, dq_accum;  // dq_accum only with DqAdd::Tiles
+  CUtensorMap q, dout, k, v, dq_accum;  // dq_accum only with tiles of dQ (kDqTiles)
 };
 
 template <int kD, DqAdd kAdd>
@@ -49,9 +59,10 @@ struct Smem {
   static constexpr uint32_t kKvBytes = kBlockN * kD * 2;  // K or V
   static constexpr uint32_t kQBytes = kM * kD * 2;        // Q or dO of one stage
   static constexpr uint32_t kDs = 2 * kKvBytes + 2 * kS * kQBytes;
-  static constexpr uint32_t kDq = kDs + 2 * kBlockN * kM * 2;  // after two dS^T [keys][queries]
-  static constexpr uint32_t kDqBytes = kDqCols * kDqCols * 4;  // one warpgroup's fp32 dQ block
-  static constexpr uint32_t kRowStats = kDq + (kAdd == DqAdd::Tiles ? kGroups * kDqBytes : 0);
+  // after two dS^T [keys][queries] (one per item parity, or with OwnTiles one per warpgroup)
+  static constexpr uint32_t kDq = kDs + 2 * kDsRows<kAdd> * kM * 2;
+  static constexpr uint32_t kDqBytes = kDqBlocks<kAdd> * kDqCols * kDqCols * 4;  // a warpgroup's fp32 dQ
+  static constexpr uint32_t kRowStats = kDq + (kDqTiles<kAdd> ? kGroups * kDqBytes : 0);
   static constexpr uint32_t kBarriers = kRowStats + kS * 2 * kM * 4;  // per stage: lse2, delta
   static constexpr size_t kBytes = kBarriers + (2 * kS + 1) * sizeof(uint64_t) + 1024;  // + alignment slack
 };
@@ -115,9 +126,9 @@ __device__ __forceinline__ void store_dq_tile(float* tile, const float (&dq)[kDq
     }
 }
 
-// kEarlySegmentTest, kAdd, heavy_first and tiles_outer: see the backward variants in
+// kEarlySegmentTest, kAdd, kBounds, heavy_first and tiles_outer: see the backward variants in
 // attention_common.cuh.
-template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd>
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds>
 __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p,
                                                                bool heavy_first, bool tiles_outer) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -144,16 +155,27 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   uint64_t* empty = full + kS;
   uint64_t* kv_full = empty + kS;
 
-  const CtaWork work = cta_work(heavy_first);
-  const int64_t kb = work.rank, kvh = work.head, b = work.batch;
-  const int64_t k0 = kb * kBlockN;
+  BlockWork work;
+  if (kBounds && p.order) {
+    work = ordered_work(p.order);
+  } else {
+    const CtaWork w = cta_work(heavy_first);
+    work = {w.rank, w.head, w.batch};
+  }
+  const int64_t kb = work.block, kvh = work.head, b = work.batch;
+  const int64_t k0 = kb * kBlockN, last_key = min(k0 + kBlockN, p.s) - 1;
+  // kBounds: no query after the document end of the block's last key sees a key here (ids do not
+  // decrease); where they decrease (-1) every tile from the diagonal on is visited, ids compared.
+  const int32_t doc_end = kBounds ? p.doc_last(b, last_key) : 0;
+  const bool compare_ids = kBounds && p.segments && (doc_end < 0 || !p.doc_bounds);
+  const int64_t last_query = kBounds && !compare_ids ? doc_end : p.s - 1;
   // Work items: (query head, query tile) pairs; query tiles before the block's first key never
   // see its keys, and segment ids can rule out a whole tile (Params::tiles_disjoint works on
-  // 64-row tiles). Heads outer, or with tiles_outer tiles outer, so that one test rules out a
-  // tile for all heads of the group at once.
-  const int64_t first_qt = k0 / kM, per_head = (p.s + kM - 1) / kM - first_qt;
+  // 64-row tiles), or with kBounds every tile after last_query. Heads outer, or with tiles_outer
+  // tiles outer, so that one test rules out a tile for all heads of the group at once.
+  const int64_t first_qt = k0 / kM, per_head = last_query / kM + 1 - first_qt;
   const int64_t items = p.group * per_head;
-  const int64_t first_kt = k0 / kTile, last_kt = (min(k0 + kBlockN, p.s) - 1) / kTile;
+  const int64_t first_kt = k0 / kTile, last_kt = last_key / kTile;
   auto item_head = [&](int64_t it) { return kvh * p.group + (tiles_outer ? it % p.group : it / per_head); };
   auto item_q0 = [&](int64_t it) { return (first_qt + (tiles_outer ? it / p.group : it % per_head)) * kM; };
   auto disjoint = [&](int64_t q0) {
@@ -162,6 +184,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     return true;
   };
   auto next_item = [&](int64_t it) {
+    if (kBounds) return it + 1;
     if (tiles_outer) {
       ++it;
       if (it % p.group == 0)  // a new tile
@@ -222,12 +245,14 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, g = (threadIdx.x % 32) / 4, t = threadIdx.x % 4;
   const int key_row0 = group * kKeysPerGroup + warp * 16;  // this warp's first key, relative to k0
   int64_t keys[2];
-  int32_t seg_keys[2];
+  int32_t seg_keys[2], key_last[2];  // key_last: kBounds, the document end of each key
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     keys[r] = k0 + key_row0 + g + 8 * r;
     seg_keys[r] = keys[r] < p.s ? p.segment(b, keys[r]) : 0;
+    key_last[r] = kBounds && !compare_ids && keys[r] < p.s ? p.doc_last(b, keys[r]) : int32_t(p.s - 1);
   }
+  const int32_t lane_last = min(key_last[0], key_last[1]);
   const float scale2 = p.scale * kLog2e;
   float dk[kDimBlocks][4] = {}, dv[kDimBlocks][4] = {};
   auto& dk_flat = reinterpret_cast<float(&)[kD / 2]>(dk);
@@ -249,7 +274,10 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
       return !p.one_segment(b, q0 / kTile, (min(q0 + kM, p.s) - 1) / kTile, first_kt, last_kt);
     };
     bool by_segment = false;
-    if constexpr (kEarlySegmentTest) by_segment = p.segments != nullptr && across_documents();
+    if constexpr (kBounds)
+      by_segment = compare_ids;
+    else if constexpr (kEarlySegmentTest)
+      by_segment = p.segments != nullptr && across_documents();
 
     // S^T = K Q^T and dP^T = V dO^T for this warpgroup's 64 keys and the tile's queries.
     float st[kQueryBlocks][4], dpt[kQueryBlocks][4];
@@ -278,7 +306,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 #pragma unroll
     for (int i = 0; i < kM / 2; ++i) sm90::pin(st_flat[i]);
     if constexpr (!kEarlySegmentTest) by_segment = across_documents();
-    const bool masked = by_segment || k0 + key_row0 + 15 > q0;
+    const bool after_documents = kBounds && q0 + kM - 1 > lane_last;
+    const bool masked = by_segment || after_documents || k0 + key_row0 + 15 > q0;
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt) {
 #pragma unroll
@@ -289,7 +318,9 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 #pragma unroll
         for (int r = 0; r < 2; ++r) {
           const float prob = ptx::exp2_approx(fmaf(st[nt][2 * r + c], scale2, -lse2[col]));
-          st[nt][2 * r + c] = masked && (keys[r] > i || (by_segment && seg_keys[r] != seg_i)) ? 0.0f : prob;
+          const bool hidden =
+              keys[r] > i || (by_segment && seg_keys[r] != seg_i) || (after_documents && i > key_last[r]);
+          st[nt][2 * r + c] = masked && hidden ? 0.0f : prob;
         }
       }
     }
@@ -318,66 +349,82 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
       sm90::mma_rs<T, kD, 1>(dk_flat, da[ks], sm90::descriptor(qs + ks * 16 * kPanel, kM * 128), true);
     sm90::commit();
 
-    // dS^T to shared memory, for dQ = dS K over all the block's keys: the packed A fragments hold
-    // it already (da[nt / 2][2 (nt % 2) + r] is row g + 8r of 8-query block nt).
-    T* ds_tile = ds_of(n);
+    // dS^T to shared memory, for dQ = dS K: the packed A fragments hold it already (da[nt / 2][2
+    // (nt % 2) + r] is row g + 8r of 8-query block nt). All the block's keys in the buffer of the
+    // item's parity, or with OwnTiles this warpgroup's keys in its own buffer (free again: its
+    // last dQ product has been waited for).
+    constexpr bool kOwn = kAdd == DqAdd::OwnTiles;
+    constexpr int kRows = kDsRows<kAdd>;
+    T* ds_tile = kOwn ? reinterpret_cast<T*>(smem + L::kDs) + group * kKeysPerGroup * kM : ds_of(n);
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt)
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int row = key_row0 + g + 8 * r, col = (nt % 8) * 8 + 2 * t;  // in panel nt / 8
-        *reinterpret_cast<uint32_t*>(ds_tile + (nt / 8) * kBlockN * kPanel + row * kPanel +
+        const int row = (kOwn ? warp * 16 : key_row0) + g + 8 * r, col = (nt % 8) * 8 + 2 * t;  // in panel nt / 8
+        *reinterpret_cast<uint32_t*>(ds_tile + (nt / 8) * kRows * kPanel + row * kPanel +
                                      (((col / 8) ^ (row % 8)) * 8) + col % 8) = da[nt / 2][2 * (nt % 2) + r];
       }
     sm90::fence_proxy_async();
-    consumers_sync(kDsReadyBarrier);
+    if constexpr (kOwn)
+      group_sync(group);
+    else
+      consumers_sync(kDsReadyBarrier);
 
-    // dQ = dS K, 64 queries x 64 head dims per warpgroup (the query rows split at head dim 64,
-    // the head dims at 128): A is a panel of dS^T read transposed (queries contiguous), B is K
-    // with its head dims contiguous; 16 keys per step.
-    constexpr int kRowBlocks = kM / 64;
-    const int dq_row0 = 64 * (group % kRowBlocks), col0 = 64 * (group / kRowBlocks);
-    static_assert(kRowBlocks * kD == kGroups * 64, "the warpgroups split dQ into 64 x 64 blocks");
-    float dq[kPanel / 8][4];
-    auto& dq_flat = reinterpret_cast<float(&)[kPanel / 2]>(dq);
-    const T* ds_rows = ds_tile + (dq_row0 / kPanel) * kBlockN * kPanel;
-    const T* k_cols = k_tile + (col0 / kPanel) * kBlockN * kPanel;
+    // dQ = dS K in 64 x 64 blocks: one per warpgroup over all the block's keys (the query rows split
+    // at head dim 64, the head dims at 128), or with OwnTiles the item's kM x kD (two blocks) over
+    // this warpgroup's keys. A is a panel of dS^T read transposed (queries contiguous), B is K with
+    // its head dims contiguous; 16 keys per step.
+    constexpr int kRowBlocks = kM / 64, kBlocks = kDqBlocks<kAdd>;
+    static_assert(kRowBlocks * kD == kGroups * 64, "dQ of an item is two 64 x 64 blocks");
+    auto dq_row0 = [&](int blk) { return 64 * ((kOwn ? blk : group) % kRowBlocks); };
+    auto dq_col0 = [&](int blk) { return 64 * ((kOwn ? blk : group) / kRowBlocks); };
+    const T* k_rows = kOwn ? k_group : k_tile;  // the first key of the sum
+    float dq[kBlocks][kPanel / 8][4];
+    auto& dq_flat = reinterpret_cast<float(&)[kBlocks][kPanel / 2]>(dq);
     sm90::fence();
 #pragma unroll
-    for (int ks = 0; ks < kBlockN / 16; ++ks)
-      sm90::mma_ss<T, kPanel, 1, 1>(dq_flat, sm90::descriptor(ds_rows + ks * 16 * kPanel),
-                                    sm90::descriptor(k_cols + ks * 16 * kPanel), ks > 0);
+    for (int blk = 0; blk < kBlocks; ++blk)
+#pragma unroll
+      for (int ks = 0; ks < kRows / 16; ++ks)
+        sm90::mma_ss<T, kPanel, 1, 1>(
+            dq_flat[blk], sm90::descriptor(ds_tile + (dq_row0(blk) / kPanel) * kRows * kPanel + ks * 16 * kPanel),
+            sm90::descriptor(k_rows + (dq_col0(blk) / kPanel) * kBlockN * kPanel + ks * 16 * kPanel), ks > 0);
     sm90::commit();
     sm90::wait<0>();
 #pragma unroll
-    for (int i = 0; i < kPanel / 2; ++i) sm90::pin(dq_flat[i]);
-    if constexpr (kAdd == DqAdd::Tiles) {
-      // The previous item's tile must have been read out before it is overwritten; TMA leaves
+    for (int blk = 0; blk < kBlocks; ++blk)
+#pragma unroll
+      for (int i = 0; i < kPanel / 2; ++i) sm90::pin(dq_flat[blk][i]);
+    if constexpr (kDqTiles<kAdd>) {
+      // The previous item's tiles must have been read out before they are overwritten; TMA leaves
       // rows past the sequence end out.
       float* tile = reinterpret_cast<float*>(smem + L::kDq + group * L::kDqBytes);
+      constexpr int kBlockFloats = kDqCols * kDqCols;
       const bool leader = threadIdx.x % 128 == 0;
       if (leader) sm90::bulk_wait_read<0>();
       group_sync(group);
-      store_dq_tile(tile, dq, p.scale);
+#pragma unroll
+      for (int blk = 0; blk < kBlocks; ++blk) store_dq_tile(tile + blk * kBlockFloats, dq[blk], p.scale);
       sm90::fence_proxy_async();
       group_sync(group);
       if (leader) {
-        for (int box = 0; box < kDqCols / kDqBoxCols; ++box)
-          sm90::tma_reduce_add_4d(&maps.dq_accum, tile + box * kDqCols * kDqBoxCols, col0 + box * kDqBoxCols,
-                                  int(h), int(q0 + dq_row0), int(b));
+        for (int blk = 0; blk < kBlocks; ++blk)
+          for (int box = 0; box < kDqCols / kDqBoxCols; ++box)
+            sm90::tma_reduce_add_4d(&maps.dq_accum, tile + blk * kBlockFloats + box * kDqCols * kDqBoxCols,
+                                    dq_col0(blk) + box * kDqBoxCols, int(h), int(q0 + dq_row0(blk)), int(b));
         sm90::bulk_commit();
       }
     } else {
       float* dq_rows[2];
 #pragma unroll
       for (int r = 0; r < 2; ++r) {
-        const int64_t i = q0 + dq_row0 + warp * 16 + g + 8 * r;
-        dq_rows[r] = i < p.s ? p.dq_accum + p.q_offset(b, i, h) + col0 : nullptr;
+        const int64_t i = q0 + dq_row0(0) + warp * 16 + g + 8 * r;
+        dq_rows[r] = i < p.s ? p.dq_accum + p.q_offset(b, i, h) + dq_col0(0) : nullptr;
       }
       if constexpr (kAdd == DqAdd::Quads)
-        add_dq_quads(dq, p.scale, dq_rows);
+        add_dq_quads(dq[0], p.scale, dq_rows);
       else
-        add_dq_pairs(dq, p.scale, dq_rows);
+        add_dq_pairs(dq[0], p.scale, dq_rows);
     }
 #pragma unroll
     for (int ks = 0; ks < kM / 16; ++ks)
@@ -389,13 +436,13 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     sm90::barrier_arrive(&empty[stage]);
   }
 
-  if constexpr (kAdd == DqAdd::Tiles)
+  if constexpr (kDqTiles<kAdd>)
     if (threadIdx.x % 128 == 0) sm90::bulk_wait<0>();  // before the CTA's shared memory goes
   store_key_grads<T>(dk, dv, p, b, kvh, keys);
 #endif
 }
 
-template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd>
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds = false>
 void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first, bool tiles_outer) {
   constexpr size_t smem = Smem<kD, kAdd>::kBytes;
   static_assert(smem <= 227 * 1024, "the backward's shared memory exceeds an SM's 227 KiB");
@@ -404,9 +451,9 @@ void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first,
             .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
             .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN),
             .dq_accum = {}};
-  if constexpr (kAdd == DqAdd::Tiles)
+  if constexpr (kDqTiles<kAdd>)
     maps.dq_accum = head_rows_map(p.dq_accum, DType::F32, p.b, p.s, p.hq, kD, kDqCols);
-  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd>;
+  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd, kBounds>;
   TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockN - 1) / kBlockN, p.hkv, p.b);
   kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first, tiles_outer);
@@ -425,8 +472,12 @@ void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int varian
       launch<T, kD, true, DqAdd::Pairs>(p, dtype, stream, variant == 3, false);
     else if (variant == 4)
       launch<T, kD, true, DqAdd::Quads>(p, dtype, stream, true, false);
-    else
+    else if (variant <= 6)
       launch<T, kD, true, DqAdd::Tiles>(p, dtype, stream, true, variant == 6);
+    else if (variant == 7 || kD != 64)
+      launch<T, kD, true, DqAdd::Tiles, true>(p, dtype, stream, true, false);
+    else if constexpr (kD == 64)  // at 128 the two dQ blocks would serialise the wgmmas (registers)
+      launch<T, kD, true, DqAdd::OwnTiles, true>(p, dtype, stream, true, false);
   });
 }
 

@@ -15,6 +15,7 @@ namespace tessera::cuda::attn {
 constexpr float kLog2e = 1.4426950408889634f;  // softmax runs in base 2: exp(x) = exp2(x * log2 e)
 constexpr float kLn2 = 0.6931471805599453f;
 constexpr int kTile = 64;  // query rows and key rows per tile of the tensor-core kernels
+constexpr int kBlockRows = 128;  // a Hopper CTA's rows: its query block (forward) or key block (backward)
 
 // Pointers and sizes of one call; the kernels cast the data pointers to their element type.
 // q, out, dout, dq: [b, s, hq, d]; k, v, dk, dv: [b, s, hkv, d]; lse, delta: [b, hq, s].
@@ -27,6 +28,9 @@ struct Params {
   float* dq_accum = nullptr;     // f32 [b, s, hq, d], summed into with atomics
   const int32_t* segments = nullptr;
   const int32_t* segment_ranges = nullptr;  // [b, tiles, 2]: lowest and highest id of each tile
+  // ops::document_bounds [2, b, s]: each row's document start and end, -1 where ids decrease
+  const int32_t* doc_bounds = nullptr;
+  const int32_t* order = nullptr;  // heaviest_first: the CTAs' blocks, the most work first
   int64_t b = 0, s = 0, hq = 0, hkv = 0, d = 0, group = 1;
   float scale = 1.0f;
 
@@ -34,6 +38,12 @@ struct Params {
   __device__ int64_t kv_offset(int64_t bi, int64_t j, int64_t h) const { return ((bi * s + j) * hkv + h) * d; }
   __device__ int64_t row_offset(int64_t bi, int64_t h, int64_t i) const { return (bi * hq + h) * s + i; }
   __device__ int32_t segment(int64_t bi, int64_t i) const { return segments ? segments[bi * s + i] : 0; }
+  // The first and last row of row i's document (doc_bounds; 0 and s - 1 without one), -1 in a batch
+  // row whose ids decrease.
+  __device__ int32_t doc_first(int64_t bi, int64_t i) const { return doc_bounds ? doc_bounds[bi * s + i] : 0; }
+  __device__ int32_t doc_last(int64_t bi, int64_t i) const {
+    return doc_bounds ? doc_bounds[(b + bi) * s + i] : int32_t(s - 1);
+  }
   // True when no row of tiles [first, last] shares a segment with a row of tile `other` (64-row
   // tiles of queries or keys): the kernels skip such pairs.
   __device__ bool tiles_disjoint(int64_t bi, int64_t first, int64_t last, int64_t other) const {
@@ -76,6 +86,17 @@ __device__ __forceinline__ CtaWork cta_work(bool heavy_first) {
   const int64_t linear = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
   const int64_t rest = linear % per_rank;
   return {linear / per_rank, rest % gridDim.y, rest / gridDim.y};
+}
+
+// The block, head and batch row of a CTA of a grid dim3(blocks, heads, batch) that takes its
+// block from Params::order: the heads of one block run in adjacent CTAs.
+struct BlockWork {
+  int64_t block, head, batch;
+};
+__device__ __forceinline__ BlockWork ordered_work(const int32_t* order) {
+  const int64_t linear = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+  const int64_t item = order[linear / gridDim.y];
+  return {item % gridDim.x, linear % gridDim.y, item / gridDim.x};
 }
 
 // Query i sees key j (both in [0, s)) when j <= i and they share a segment; seg_i, seg_j come
@@ -139,6 +160,23 @@ void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
 //            dim 64, where the block takes the third one's room); v6: v5 walking a CTA's items
 //            query tile by query tile (all heads of the group) instead of head by head, so that
 //            a tile without the keys' documents is ruled out once per group, not once per head.
+//   forward  v6: v3 reading only the key tiles from the document start of the CTA's first query
+//            (Params::doc_bounds; none of the per-tile tests of v4 in the loop), masking by each
+//            row's document start instead of comparing ids, the CTAs taking their query blocks
+//            heaviest first by that true work (Params::order).
+//   backward v7: v5 with the same bounds: a key block visits the query tiles up to its last key's
+//            document end, masks by each key's document end, and takes its block by true work;
+//            v8: v7 with each warpgroup adding the dQ of its own 64 keys for all of an item's
+//            queries (twice the tile additions), so that the two never wait for each other's dS
+//            (head dim 64; at 128 it runs v7: two dQ blocks there serialise the wgmmas).
+// Where a batch row's ids decrease (documents need not be runs), v6 and v7 visit every tile up to
+// the diagonal (from it) and compare ids.
+constexpr bool forward_uses_document_bounds(int variant) { return variant >= 6; }
+constexpr bool backward_uses_document_bounds(int variant) { return variant >= 7; }
+// The blocks of kBlockRows rows of every batch row as items batch * blocks + block, ordered by the
+// number of blocks of the other side they visit (from ops::document_bounds' [2, b, s]), descending:
+// query blocks of the forward, or key blocks of the backward (by_keys).
+Tensor heaviest_first(const Tensor& bounds, bool by_keys, cudaStream_t stream);
 void sm90_forward(const Params& p, DType dtype, cudaStream_t stream, int variant);
 void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int variant);  // dk, dv and p.dq_accum
 void flash_backward(const Params& p, DType dtype, cudaStream_t stream);  // dk, dv and p.dq_accum

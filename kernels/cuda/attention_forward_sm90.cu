@@ -19,6 +19,7 @@ constexpr int kGroups = 2;
 constexpr int kBlockM = kGroups * kRowsPerGroup;  // queries per CTA
 constexpr int kBlockN = 128;                      // keys per tile
 constexpr int kSubTiles = kBlockN / kTile;        // the 64-row tiles of Params' segment ranges in one
+static_assert(kBlockM == kBlockRows, "heaviest_first orders blocks of kBlockRows queries");
 constexpr int kStages = 2;
 constexpr int kConsumerThreads = kGroups * 128;
 constexpr int kThreads = kConsumerThreads + 128;  // plus the producer warpgroup
@@ -47,9 +48,9 @@ __device__ bool key_tile_disjoint(const Params& p, int64_t b, int64_t q0, int64_
   return true;
 }
 
-// kEarlySegmentTest, kSkipLoads, kOverlap and heavy_first: see the forward variants in
-// attention_common.cuh (kOverlap comes only with the other two).
-template <typename T, int kD, bool kEarlySegmentTest, bool kSkipLoads, bool kOverlap>
+// kEarlySegmentTest, kSkipLoads, kOverlap, kBounds and heavy_first: see the forward variants in
+// attention_common.cuh (kOverlap comes only with the first two, kBounds only with the first).
+template <typename T, int kD, bool kEarlySegmentTest, bool kSkipLoads, bool kOverlap, bool kBounds>
 __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_constant__ Maps maps, const Params p,
                                                               bool heavy_first) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -66,18 +67,34 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
   uint64_t* empty = full + kStages;                                     // consumers done with it
   uint64_t* q_full = empty + kStages;
 
-  const CtaWork work = cta_work(heavy_first);
-  const int64_t qb = gridDim.x - 1 - work.rank, h = work.head, b = work.batch;
+  BlockWork work;
+  if (kBounds && p.order) {
+    work = ordered_work(p.order);
+  } else {
+    const CtaWork w = cta_work(heavy_first);
+    work = {gridDim.x - 1 - w.rank, w.head, w.batch};
+  }
+  const int64_t qb = work.block, h = work.head, b = work.batch;
   const int64_t q0 = qb * kBlockM;
   const int64_t last_row = min(q0 + kBlockM, p.s) - 1;
   const int64_t key_tiles = last_row / kBlockN + 1;
+  // kBounds: no query here sees a key before the document start of the first (ids do not decrease,
+  // so later rows start no earlier); where they decrease (-1) every tile is visited, ids compared.
+  const int32_t doc_start = kBounds ? p.doc_first(b, q0) : 0;
+  const bool compare_ids = kBounds && p.segments && (doc_start < 0 || !p.doc_bounds);
+  const int64_t first_tile = kBounds && !compare_ids ? doc_start / kBlockN : 0;
   // The key tile after kb that this CTA works on. With kSkipLoads, tiles whose documents no query
   // here shares are neither loaded nor waited for; without, every tile up to the diagonal comes
-  // through the ring and the consumers pass over the disjoint ones.
-  auto next_tile = [&](int64_t kb) {
-    do ++kb;
-    while (kSkipLoads && kb < key_tiles && key_tile_disjoint(p, b, q0, last_row, kb));
-    return kb;
+  // through the ring and the consumers pass over the disjoint ones. With kBounds, the tiles from
+  // first_tile on.
+  auto next_tile = [&](int64_t kb) -> int64_t {
+    if constexpr (kBounds) {
+      return max(kb + 1, first_tile);
+    } else {
+      do ++kb;
+      while (kSkipLoads && kb < key_tiles && key_tile_disjoint(p, b, q0, last_row, kb));
+      return kb;
+    }
   };
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
@@ -116,12 +133,14 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
   const int group = threadIdx.x / 128, warp = (threadIdx.x / 32) % 4, g = (threadIdx.x % 32) / 4;
   const int64_t warp_row0 = q0 + group * kRowsPerGroup + warp * 16;
   int64_t rows[2];
-  int32_t seg_rows[2];
+  int32_t seg_rows[2], row_first[2];  // row_first: kBounds, the document start of each row
 #pragma unroll
   for (int r = 0; r < 2; ++r) {
     rows[r] = warp_row0 + g + 8 * r;
     seg_rows[r] = rows[r] < p.s ? p.segment(b, rows[r]) : 0;
+    row_first[r] = kBounds && !compare_ids && rows[r] < p.s ? p.doc_first(b, rows[r]) : 0;
   }
+  const int32_t lane_first = max(row_first[0], row_first[1]);
   constexpr int kKeyBlocks = kBlockN / 8, kDimBlocks = kD / 8;
   RowSoftmax<kKeyBlocks> softmax{.scale2 = p.scale * kLog2e};
   float o[kDimBlocks][4] = {};
@@ -168,6 +187,7 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
   auto probabilities = [&](float(&s)[kKeyBlocks][4], int64_t kb, bool by_segment, float(&alpha)[2]) {
     if (by_segment || kb * kBlockN + kBlockN - 1 > warp_row0)
       mask_scores(s, p, b, kb * kBlockN, rows, seg_rows, by_segment);
+    if (kBounds && kb * kBlockN < lane_first) mask_before_documents(s, kb * kBlockN, row_first);
     softmax.update(s, alpha);
   };
 
@@ -220,9 +240,12 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
     for (int64_t kb = next_tile(-1); kb < key_tiles; kb = next_tile(kb), ++n) {
       const int stage = n % kStages;
       sm90::barrier_wait(&full[stage], (n / kStages) % 2);
-      if (kSkipLoads || !key_tile_disjoint(p, b, q0, last_row, kb)) {
+      if (kSkipLoads || kBounds || !key_tile_disjoint(p, b, q0, last_row, kb)) {
         bool by_segment = false;
-        if constexpr (kEarlySegmentTest) by_segment = p.segments != nullptr && across_documents(kb);
+        if constexpr (kBounds)
+          by_segment = compare_ids;
+        else if constexpr (kEarlySegmentTest)
+          by_segment = p.segments != nullptr && across_documents(kb);
         float s[kKeyBlocks][4];
         auto& s_flat = reinterpret_cast<float(&)[kBlockN / 2]>(s);
         issue_scores(s_flat, stage);
@@ -247,13 +270,13 @@ __global__ void __launch_bounds__(kThreads, 1) forward_kernel(const __grid_const
 #endif
 }
 
-template <typename T, int kD, bool kEarlySegmentTest, bool kSkipLoads, bool kOverlap>
+template <typename T, int kD, bool kEarlySegmentTest, bool kSkipLoads, bool kOverlap, bool kBounds = false>
 void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first) {
   constexpr size_t smem = Smem<kD>::kBytes;
   const Maps maps{.q = head_rows_map(p.q, dtype, p.b, p.s, p.hq, kD, kBlockM),
                   .k = head_rows_map(p.k, dtype, p.b, p.s, p.hkv, kD, kBlockN),
                   .v = head_rows_map(p.v, dtype, p.b, p.s, p.hkv, kD, kBlockN)};
-  auto* kernel = forward_kernel<T, kD, kEarlySegmentTest, kSkipLoads, kOverlap>;
+  auto* kernel = forward_kernel<T, kD, kEarlySegmentTest, kSkipLoads, kOverlap, kBounds>;
   TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockM - 1) / kBlockM, p.hq, p.b);
   kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first);
@@ -284,8 +307,10 @@ void sm90_forward(const Params& p, DType dtype, cudaStream_t stream, int variant
       launch<T, kD, true, false, false>(p, dtype, stream, variant == 3);
     else if (variant == 4)
       launch<T, kD, true, true, false>(p, dtype, stream, true);
-    else
+    else if (variant == 5)
       launch<T, kD, true, true, true>(p, dtype, stream, true);
+    else
+      launch<T, kD, true, false, false, true>(p, dtype, stream, true);
   });
 }
 

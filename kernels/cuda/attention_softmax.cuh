@@ -29,6 +29,19 @@ __device__ __forceinline__ void mask_scores(float (&s)[kKeyBlocks][4], const Par
   }
 }
 
+// Sets to -inf the scores of keys before their query's document start: row_first holds that start
+// for this lane's two rows (ops::document_bounds), key0 is the first key of the tile.
+template <int kKeyBlocks>
+__device__ __forceinline__ void mask_before_documents(float (&s)[kKeyBlocks][4], int64_t key0,
+                                                      const int32_t (&row_first)[2]) {
+  const int t = threadIdx.x % 4;
+#pragma unroll
+  for (int nt = 0; nt < kKeyBlocks; ++nt)
+#pragma unroll
+    for (int e = 0; e < 4; ++e)
+      if (key0 + nt * 8 + 2 * t + e % 2 < row_first[e / 2]) s[nt][e] = -INFINITY;
+}
+
 // Online softmax in base 2 over this lane's two rows.
 template <int kKeyBlocks>
 struct RowSoftmax {

@@ -1,6 +1,7 @@
 // CUDA attention (forward and backward) against the CPU reference on fresh random inputs:
 // tensor-core path (bf16/f16, head dims 32/64/96/128), row path (f32, and bf16 at head dim 80), sequence
-// lengths with tails, GQA and plain heads, with and without packed segments.
+// lengths with tails, GQA and plain heads, with and without packed segments in several layouts; and
+// the document bounds of packed rows against their CPU reference.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,18 +24,61 @@ namespace {
 
 const Device gpu = Device::cuda(0);
 
-// Nondecreasing ids, as packed sequences have: a document boundary every ~8 tokens in rows 0, 3,
-// ..., every ~100 in rows 1, 4, ... and every ~1000 in rows 2, 5, ..., so that the kernels meet
-// tiles across boundaries and tiles inside one document (Params::one_segment).
-Tensor random_segments(int64_t b, int64_t s, uint64_t seed) {
+// How the documents of a packed row lie (segment ids [b, s]):
+enum class Docs {
+  None,        // no segment ids
+  Random,      // nondecreasing, a boundary every ~8 tokens in rows 0, 3, ..., ~100 in rows 1, 4, ...,
+               // ~1000 in rows 2, 5, ...: tiles across boundaries and tiles inside one document
+  OneToken,    // every token its own document: each query sees only itself
+  TileEdges,   // boundaries one before, at and one after multiples of 64 (the kernels' tiles)
+  Short,       // documents of 1 to 20 tokens
+  Single,      // one document per row: ids all equal, but not zero
+  Decreasing,  // ids of row 0 repeat in runs apart ((i / 50) % 3), so that a document is not one
+               // run and queries see keys of earlier runs; the other rows as Random
+};
+
+const char* docs_name(Docs docs) {
+  const char* names[] = {"none", "random", "one_token", "tile_edges", "short", "single", "decreasing"};
+  return names[int(docs)];
+}
+
+std::vector<int32_t> document_ids(Docs docs, int64_t b, int64_t s, uint64_t seed) {
   std::mt19937_64 gen(seed);
   std::vector<int32_t> ids(b * s);
   for (int64_t r = 0; r < b; ++r) {
     const uint64_t mean_length = r % 3 == 0 ? 8 : r % 3 == 1 ? 100 : 1000;
     int32_t id = 0;
-    for (int64_t i = 0; i < s; ++i) ids[r * s + i] = id += (i > 0 && gen() % mean_length == 0);
+    int64_t next_edge = 63, doc_end = 0;  // TileEdges, Short
+    for (int64_t i = 0; i < s; ++i) {
+      int32_t& out = ids[r * s + i];
+      switch (docs) {
+        case Docs::None:
+        case Docs::Random: out = id += (i > 0 && gen() % mean_length == 0); break;
+        case Docs::OneToken: out = int32_t(i); break;
+        case Docs::TileEdges:
+          if (i == next_edge) {
+            ++id;
+            next_edge = (next_edge / 64 + 1) * 64 + int64_t(gen() % 3) - 1;
+          }
+          out = id;
+          break;
+        case Docs::Short:
+          if (i == doc_end) doc_end = i + 1 + int64_t(gen() % 20), ++id;
+          out = id;
+          break;
+        case Docs::Single: out = 7; break;
+        case Docs::Decreasing:
+          out = r == 0 ? int32_t(i / 50 % 3) : id += (i > 0 && gen() % mean_length == 0);
+          break;
+      }
+    }
   }
-  return Tensor::from_vector(ids, {b, s}, DType::I32);
+  return ids;
+}
+
+Tensor random_segments(Docs docs, int64_t b, int64_t s, uint64_t seed) {
+  if (docs == Docs::None) return Tensor();
+  return Tensor::from_vector(document_ids(docs, b, s, seed), {b, s}, DType::I32);
 }
 
 struct Heads {
@@ -55,7 +99,7 @@ struct VariantScope {
 
 // Runs forward and backward on the GPU and checks them against the CPU reference, under every
 // Hopper kernel variant where those can run (bf16/f16 at head dims 64 and 128).
-void expect_matches_cpu(DType dtype, int64_t b, int64_t s, Heads heads, int64_t d, bool with_segments) {
+void expect_matches_cpu(DType dtype, int64_t b, int64_t s, Heads heads, int64_t d, Docs docs) {
   const uint64_t seed = fresh_seed();
   const float scale = 1.0f / std::sqrt(float(d));
   const double tol = dtype == DType::F32 ? 1e-4 : 2e-2;
@@ -64,8 +108,8 @@ void expect_matches_cpu(DType dtype, int64_t b, int64_t s, Heads heads, int64_t 
   Tensor k = random_tensor({b, s, heads.kv, d}, dtype, gpu, seed + 1);
   Tensor v = random_tensor({b, s, heads.kv, d}, dtype, gpu, seed + 2);
   Tensor dout = random_tensor(q.shape(), dtype, gpu, seed + 3);
-  Tensor seg = with_segments ? random_segments(b, s, seed + 4) : Tensor();
-  Tensor gpu_seg = with_segments ? seg.to(gpu) : Tensor();
+  Tensor seg = random_segments(docs, b, s, seed + 4);
+  Tensor gpu_seg = seg.defined() ? seg.to(gpu) : Tensor();
 
   // The reference sees the same (rounded) inputs in f32 and keeps its results in f32.
   auto f32 = [](const Tensor& t) { return ops::cast(t.to(Device::cpu()), DType::F32); };
@@ -111,7 +155,7 @@ TEST_P(CudaAttention, ForwardAndBackwardMatchCpu) {
   TS_REQUIRE_GPU();
   const auto [dtype, d, s, heads, with_segments] = GetParam();
   const int64_t b = 2;
-  expect_matches_cpu(dtype, b, s, heads, d, with_segments);
+  expect_matches_cpu(dtype, b, s, heads, d, with_segments ? Docs::Random : Docs::None);
 }
 
 std::string case_name(const ::testing::TestParamInfo<Param>& info) {
@@ -141,7 +185,47 @@ TEST(CudaAttentionLong, Bf16Sequence1000MatchesCpu) {
   for (int64_t d : {64, 128})
     for (bool with_segments : {false, true}) {
       SCOPED_TRACE("head dim " + std::to_string(d) + (with_segments ? ", segments" : ""));
-      expect_matches_cpu(DType::BF16, b, s, Heads{4, 1}, d, with_segments);
+      expect_matches_cpu(DType::BF16, b, s, Heads{4, 1}, d, with_segments ? Docs::Random : Docs::None);
+    }
+}
+
+// Every layout of packed documents through every Hopper variant: the tiles each CTA visits come
+// from the documents' bounds (v6 forward, v7 backward), so a bound one row too tight shows here.
+using DocsParam = std::tuple<Docs, int64_t /*head dim*/, int64_t /*seq*/>;
+class CudaAttentionDocuments : public ::testing::TestWithParam<DocsParam> {};
+
+TEST_P(CudaAttentionDocuments, ForwardAndBackwardMatchCpu) {
+  TS_REQUIRE_GPU();
+  const auto [docs, d, s] = GetParam();
+  expect_matches_cpu(DType::BF16, 3, s, Heads{4, 2}, d, docs);
+}
+
+std::string docs_case_name(const ::testing::TestParamInfo<DocsParam>& info) {
+  const auto [docs, d, s] = info.param;
+  return std::string(docs_name(docs)) + "_d" + std::to_string(d) + "_s" + std::to_string(s);
+}
+
+INSTANTIATE_TEST_SUITE_P(Layouts, CudaAttentionDocuments,
+                         ::testing::Combine(::testing::Values(Docs::OneToken, Docs::TileEdges, Docs::Short,
+                                                              Docs::Single, Docs::Decreasing),
+                                            ::testing::Values<int64_t>(64, 128), ::testing::Values<int64_t>(200, 700)),
+                         docs_case_name);
+
+// ops::document_bounds on the GPU against the CPU reference, for every layout and lengths below,
+// at and above the kernel's 1024 chunks (one row per thread, and several).
+TEST(CudaAttentionDocumentBounds, MatchesCpu) {
+  TS_REQUIRE_GPU();
+  for (Docs docs : {Docs::Random, Docs::OneToken, Docs::TileEdges, Docs::Short, Docs::Single, Docs::Decreasing})
+    for (int64_t s : {1, 5, 1000, 1024, 1025, 5000}) {
+      const uint64_t seed = fresh_seed();
+      SCOPED_TRACE(std::string(docs_name(docs)) + ", s " + std::to_string(s) + ", seed " + std::to_string(seed));
+      const int64_t b = 4;
+      const Tensor seg = random_segments(docs, b, s, seed);
+      Tensor want = Tensor::empty({2, b, s}, DType::I32);
+      Tensor got = Tensor::from_vector(std::vector<int32_t>(2 * b * s, 5), {2, b, s}, DType::I32).to(gpu);  // all written
+      ops::document_bounds(want, seg);
+      ops::document_bounds(got, seg.to(gpu));
+      EXPECT_EQ(got.to(Device::cpu()).to_vector<int32_t>(), want.to_vector<int32_t>());
     }
 }
 

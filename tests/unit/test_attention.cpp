@@ -171,4 +171,25 @@ TEST(CpuAttentionChecks, RejectsMismatchedShapes) {
   EXPECT_THROW(ops::attention_forward(out4, lse4, q4, k, k, 0.5f, seg), Error);  // f32 segment ids
 }
 
+// Document bounds by hand: runs of equal ids, 1-token documents at both ends, and a row whose ids
+// decrease (its documents need not be runs: -1 throughout).
+TEST(CpuDocumentBounds, FirstAndLastRowOfEachRun) {
+  const Tensor seg = Tensor::from_vector<int32_t>({4, 5, 5, 5, 6, 6, 9,  //
+                                                   3, 3, 1, 1, 7, 7, 7,  //
+                                                   2, 2, 2, 2, 2, 2, 2},
+                                                  {3, 7}, DType::I32);
+  Tensor bounds = Tensor::empty({2, 3, 7}, DType::I32);
+  ops::document_bounds(bounds, seg);
+  const std::vector<int32_t> want = {0,  1,  1,  1,  4,  4,  6,   // first rows
+                                     -1, -1, -1, -1, -1, -1, -1,  //
+                                     0,  0,  0,  0,  0,  0,  0,   //
+                                     0,  3,  3,  3,  5,  5,  6,   // last rows
+                                     -1, -1, -1, -1, -1, -1, -1,  //
+                                     6,  6,  6,  6,  6,  6,  6};
+  EXPECT_EQ(bounds.to_vector<int32_t>(), want);
+  EXPECT_THROW(ops::document_bounds(Tensor::empty({2, 3, 6}, DType::I32), seg), Error);  // shape
+  EXPECT_THROW(ops::document_bounds(Tensor::empty({2, 3, 7}, DType::F32), seg), Error);  // dtype
+  EXPECT_THROW(ops::document_bounds(bounds, Tensor::empty({3, 7}, DType::F32)), Error);  // ids not i32
+}
+
 }  // namespace
