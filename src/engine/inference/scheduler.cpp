@@ -94,6 +94,7 @@ void Scheduler::validate(const Request& r) const {
 
 void Scheduler::add(std::unique_ptr<Sequence> s) {
   s->adapter = model_->adapters() ? model_->adapters()->index(s->request.adapter) : -1;
+  if (tokenizer_) s->text.emplace(*tokenizer_, s->request.stop);
   waiting_.push_back(std::move(s));
 }
 
@@ -146,17 +147,20 @@ bool Scheduler::accept_token(Sequence& s, const Sample& picked) {
   e.request = s.id;
   e.token = picked.token;
   e.logprob = picked.logprob;
-  if (tokenizer_) {
-    e.token_text = tokenizer_->decode({picked.token}, false);
-    const TextUpdate u = advance_text(tokenizer_->decode(s.generated, true), s.emitted, r.stop,
-                                      reason != FinishReason::None);
-    e.text = u.text;
-    s.emitted = u.emitted;
-    if (u.stopped) reason = FinishReason::Stop;
+  try {
+    if (s.text) {
+      e.token_text = tokenizer_->decode({picked.token}, false);
+      TextUpdate u = s.text->push(picked.token, reason != FinishReason::None);
+      e.text = std::move(u.text);
+      if (u.stopped) reason = FinishReason::Stop;
+    }
+    if (r.top_logprobs >= 0)
+      for (const auto& [id, lp] : picked.top)
+        e.top_logprobs.push_back({id, tokenizer_ ? tokenizer_->decode({id}, false) : std::string(), lp});
+  } catch (const Error& ex) {  // an id the tokenizer cannot decode ends this request, not the batch
+    finish(s, FinishReason::Error, std::move(e), ex.what());
+    return true;
   }
-  if (r.top_logprobs >= 0)
-    for (const auto& [id, lp] : picked.top)
-      e.top_logprobs.push_back({id, tokenizer_ ? tokenizer_->decode({id}, false) : std::string(), lp});
   e.prompt_tokens = static_cast<int64_t>(r.prompt.size());
   e.generated_tokens = static_cast<int64_t>(s.generated.size());
   e.queue_seconds = s.queue_seconds;

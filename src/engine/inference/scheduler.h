@@ -10,11 +10,13 @@
 #include <chrono>
 #include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "engine/inference/generator.h"
 #include "engine/inference/sampler.h"
+#include "engine/inference/text_stream.h"
 #include "model/inference_model.h"
 #include "model/kv_cache.h"
 
@@ -34,8 +36,7 @@ struct Sequence {
   BlockTable blocks;
   int64_t cached = 0;  // tokens of prompt + generated whose keys and values are in the cache
   bool cancelled = false;
-  std::string text;     // the generated text so far (decoded)
-  size_t emitted = 0;   // bytes of `text` already sent in events
+  std::optional<TextStream> text;  // with a tokenizer: the generated text, a token at a time
 
   int64_t tokens() const { return static_cast<int64_t>(request.prompt.size() + generated.size()); }
   int32_t token_at(int64_t i) const;

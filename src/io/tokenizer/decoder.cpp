@@ -59,20 +59,6 @@ class Metaspace : public Decoder {
   bool strip_first_;
 };
 
-bool parse_byte_token(const std::string& t, unsigned char& byte) {
-  auto hex = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    return -1;
-  };
-  if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>') return false;
-  int hi = hex(t[3]), lo = hex(t[4]);
-  if (hi < 0 || lo < 0) return false;
-  byte = static_cast<unsigned char>(hi * 16 + lo);
-  return true;
-}
-
 class ByteFallback : public Decoder {
  public:
   void apply(std::vector<std::string>& tokens) const override {
@@ -159,6 +145,20 @@ class Sequence : public Decoder {
 };
 
 }  // namespace
+
+bool parse_byte_token(const std::string& t, unsigned char& byte) {
+  auto hex = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>') return false;
+  int hi = hex(t[3]), lo = hex(t[4]);
+  if (hi < 0 || lo < 0) return false;
+  byte = static_cast<unsigned char>(hi * 16 + lo);
+  return true;
+}
 
 std::unique_ptr<Decoder> make_decoder(const JsonView& j) {
   const std::string type = j.type();

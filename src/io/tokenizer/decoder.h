@@ -18,4 +18,8 @@ class Decoder {
 
 std::unique_ptr<Decoder> make_decoder(const JsonView& j);
 
+// A byte-fallback piece "<0xNN>": true, with its byte in `byte`. ByteFallback turns a run of them
+// into text only as a whole (one U+FFFD per byte when the run is not UTF-8).
+bool parse_byte_token(const std::string& t, unsigned char& byte);
+
 }  // namespace tessera::tok

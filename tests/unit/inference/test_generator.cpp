@@ -7,8 +7,8 @@
 
 #include "../../error_text.h"
 #include "../../inference_models.h"
+#include "../tokenizer/tokenizer_test_util.h"
 #include "engine/inference/generator.h"
-#include "engine/inference/text_stream.h"
 
 using namespace tessera;
 using namespace tessera::inference;
@@ -228,21 +228,57 @@ TEST(Generator, WorkerThreadCancelDrainStop) {
   g.stop();
 }
 
-TEST(TextStream, HoldsBackStopPrefixesAndIncompleteCharacters) {
-  TextUpdate u = advance_text("Hello wo", 0, {"world"}, false);
-  EXPECT_EQ(u.text, "Hello ");  // "wo" may begin "world"
-  EXPECT_FALSE(u.stopped);
-  u = advance_text("Hello world!", u.emitted, {"world"}, false);
-  EXPECT_EQ(u.text, "");
-  EXPECT_TRUE(u.stopped);
-  EXPECT_EQ(u.emitted, 6u);
-  u = advance_text("Hello wr", 6, {"world"}, false);
-  EXPECT_EQ(u.text, "wr");
-  u = advance_text("caf\xEF\xBF\xBD", 0, {}, false);  // an incomplete UTF-8 character decodes as U+FFFD
-  EXPECT_EQ(u.text, "caf");
-  u = advance_text("Hello wo", 0, {"world"}, true);  // the end: everything goes
-  EXPECT_EQ(u.text, "Hello wo");
-  u = advance_text("a##b", 0, {"##", "#b"}, false);
-  EXPECT_EQ(u.text, "a");
-  EXPECT_TRUE(u.stopped);
+// Stop strings through the engine, with the byte tokenizer (a token is a byte, so a stop string
+// of three bytes spans three tokens): the text ends before the stop string's first occurrence,
+// and the request ends at the token that completes it.
+TEST(Generator, StopStringsSpanningTokens) {
+  CpuModel m = cpu_model("llama_gqa");
+  auto bytes = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::bytes());
+  Generator g(m.model, bytes, inline_options());
+  const std::vector<int32_t> prompt = tokens(5, 3, m.loaded.config.vocab_size);
+  const Completion free_run = generate_all(g, {greedy(prompt, 24)})[0];
+  ASSERT_EQ(free_run.ids.size(), 24u);
+  EXPECT_EQ(free_run.text, bytes->decode(free_run.ids, true));
+  for (size_t at : {0, 7, 20}) {
+    Request r = greedy(prompt, 24);
+    r.stop = {free_run.text.substr(at, 3)};
+    const size_t first = free_run.text.find(r.stop[0]);
+    const Completion c = generate_all(g, {r})[0];
+    EXPECT_EQ(c.finish, FinishReason::Stop) << "stop at " << at;
+    EXPECT_EQ(c.text, free_run.text.substr(0, first)) << "stop at " << at;
+    EXPECT_EQ(c.ids.size(), first + 3) << "stop at " << at;
+  }
+}
+
+// A token the tokenizer cannot decode (a model whose vocabulary is larger than its tokenizer's)
+// ends its own request with an error naming it; the other requests of the batch go on.
+TEST(Generator, AnUndecodableTokenEndsOnlyItsRequest) {
+  CpuModel m = cpu_model("llama_gqa");
+  const int64_t vocab = m.loaded.config.vocab_size;
+  // Free runs without a tokenizer; two whose largest ids differ.
+  std::vector<Request> requests;
+  for (uint64_t seed = 0; seed < 12; ++seed) requests.push_back(greedy(tokens(5, seed, vocab), 8));
+  const std::vector<Completion> free = run(m, requests);
+  auto largest = [](const Completion& c) { return *std::max_element(c.ids.begin(), c.ids.end()); };
+  size_t low = 0, high = 0;
+  for (size_t i = 0; i < free.size(); ++i) {
+    if (largest(free[i]) < largest(free[low])) low = i;
+    if (largest(free[i]) > largest(free[high])) high = i;
+  }
+  ASSERT_LT(largest(free[low]), largest(free[high]));
+  // A tokenizer of ids 0..largest(low): every token of `low` decodes, some of `high` do not.
+  std::vector<std::string> words;
+  for (int32_t i = 1; i <= largest(free[low]); ++i) words.push_back("w" + std::to_string(i));
+  auto words_tokenizer = std::make_shared<const tok::Tokenizer>(tok::testing::load(tok::testing::word_tokenizer(words)));
+  ASSERT_EQ(words_tokenizer->vocab_size(), largest(free[low]) + 1);
+  Generator g(m.model, words_tokenizer, inline_options());
+  const std::vector<Completion> both = generate_all(g, {requests[low], requests[high]});
+  EXPECT_EQ(both[0].finish, FinishReason::Length);
+  EXPECT_EQ(both[0].ids, free[low].ids);
+  EXPECT_EQ(both[0].text, words_tokenizer->decode(free[low].ids, true));
+  EXPECT_EQ(both[1].finish, FinishReason::Error);
+  EXPECT_NE(both[1].error.find("out of range"), std::string::npos) << both[1].error;
+  const auto bad = std::find_if(free[high].ids.begin(), free[high].ids.end(),
+                                [&](int32_t id) { return id > largest(free[low]); });
+  EXPECT_EQ(both[1].ids, std::vector<int32_t>(free[high].ids.begin(), bad + 1));
 }
