@@ -885,8 +885,10 @@ if [ "$only" = all ] || [ "$only" = sample ] || [ "$only" = serve_load ]; then s
 # Serving under load: a random Llama-3.2-1B-shape bf16 folder (transformers writes it, with the
 # llama3 tokenizer), `tessera serve` on the GPU, and bench/serve_load.py's Poisson arrivals at
 # increasing rates (prompts of 512 random ids, 128 generated tokens each, temperature 1, streamed;
-# each rate 10 s of arrivals and at most 20 s more to drain, so the section stays within ~4 min).
-# SERVE_RATES, SERVE_DURATION, SERVE_DRAIN and SERVE_SET (the server's --set overrides) change it.
+# each rate 10 s of arrivals and at most 20 s more to drain). The server runs once per value of
+# SERVE_RELAY (TESSERA_EVENT_RELAY: 0 the events on the engine's thread, 1 on their own; ~45 s
+# each). SERVE_RATES, SERVE_DURATION, SERVE_DRAIN and SERVE_SET (the server's --set overrides)
+# change it.
 serve_load() {
   local model=/tmp/tessera-serve-1b port=8431
   if [ ! -f $model/model.safetensors ]; then
@@ -904,16 +906,19 @@ PY
   fi
   local overrides=(${SERVE_SET:-engine.max_batch_size=256 threads=1024}) sets=()
   for o in "${overrides[@]}"; do sets+=(--set "$o"); done
-  .device/bin/tessera serve --model $model --port $port --device cuda --no-verify "${sets[@]}" \
-    > "$out/serve_load_server.log" 2>&1 &
-  local server=$!
-  for i in $(seq 120); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break; sleep 1; done
-  timeout 240 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-8,32,64,128,256} \
-    --duration ${SERVE_DURATION:-10} --drain ${SERVE_DRAIN:-20} --vocab 128000 --json "$out/serve_load.json" 2>&1 \
-    | tee "$out/serve_load.log"
-  kill -TERM $server; wait $server
-  echo "| serving under load, 1B bf16, prompt 512, 128 new, ${overrides[*]} (see serve_load.log) | $(grep -c '^| [0-9]' "$out/serve_load.log") rates; $(grep KNEE "$out/serve_load.log") |" >> "$summary"
-  grep '^| ' "$out/serve_load.log" >> "$summary"
+  for relay in ${SERVE_RELAY:-0 1}; do
+    local log="$out/serve_load_relay$relay.log"
+    TESSERA_EVENT_RELAY=$relay .device/bin/tessera serve --model $model --port $port --device cuda --no-verify "${sets[@]}" \
+      > "$out/serve_load_server_relay$relay.log" 2>&1 &
+    local server=$!
+    for i in $(seq 120); do python3 -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:$port/health')" 2>/dev/null && break; sleep 1; done
+    timeout 240 python3 bench/serve_load.py --url http://127.0.0.1:$port --rates ${SERVE_RATES:-8,32,64,128,256} \
+      --duration ${SERVE_DURATION:-10} --drain ${SERVE_DRAIN:-20} --vocab 128000 --json "$out/serve_load_relay$relay.json" 2>&1 \
+      | tee "$log"
+    kill -TERM $server; wait $server
+    echo "| serving under load, 1B bf16, prompt 512, 128 new, ${overrides[*]}, TESSERA_EVENT_RELAY=$relay (see $(basename "$log")) | $(grep -c '^| [0-9]' "$log") rates; $(grep KNEE "$log") |" >> "$summary"
+    grep '^| ' "$log" >> "$summary"
+  done
 }
 if [ "$only" = serve_load ]; then serve_load; fi
 

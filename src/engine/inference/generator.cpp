@@ -1,12 +1,15 @@
 #include "engine/inference/generator.h"
 
 #include <condition_variable>
+#include <cstdlib>
 #include <mutex>
+#include <optional>
 #include <random>
 #include <thread>
 #include <unordered_map>
 
 #include "core/log.h"
+#include "engine/inference/event_relay.h"
 #include "engine/inference/scheduler.h"
 
 namespace tessera::inference {
@@ -22,10 +25,17 @@ const char* finish_reason_name(FinishReason r) {
   return "";
 }
 
+bool relay_events_by_default() {
+  const char* v = std::getenv("TESSERA_EVENT_RELAY");
+  return v && std::string_view(v) == "1";
+}
+
 struct Generator::State {
   State(std::shared_ptr<InferenceModel> model, std::shared_ptr<const tok::Tokenizer> tokenizer,
         const GeneratorOptions& o)
-      : options(o), scheduler(std::move(model), std::move(tokenizer), o) {}
+      : options(o), scheduler(std::move(model), std::move(tokenizer), o) {
+    if (o.worker_thread && o.relay_events) relay.emplace();
+  }
 
   GeneratorOptions options;
   Scheduler scheduler;  // touched by the worker only (or the run_until_idle caller)
@@ -38,6 +48,7 @@ struct Generator::State {
   int64_t in_flight = 0;  // submitted, not yet finished
   GeneratorStats snapshot;
   std::thread worker;
+  std::optional<EventRelay> relay;  // with relay_events: delivers each step's events while the next computes
 
   // Moves what arrived into the scheduler and runs one step; false when there was nothing to do.
   bool turn() {
@@ -51,6 +62,7 @@ struct Generator::State {
     for (auto& s : arrived) scheduler.add(std::move(s));
     for (uint64_t id : cancelled) scheduler.cancel(id);
     const bool ran = scheduler.step() || !arrived.empty() || !cancelled.empty();
+    if (relay) relay->hand_over();
     std::lock_guard lock(mu);
     snapshot = scheduler.stats();
     scheduler_idle = scheduler.idle();
@@ -69,6 +81,7 @@ struct Generator::State {
       } catch (const std::exception& e) {  // a scheduler bug must not terminate the process
         spdlog::error("generate: the engine failed: {}; cancelling every request", e.what());
         scheduler.cancel_all();
+        if (relay) relay->hand_over();
       }
     }
     shut_down();
@@ -82,6 +95,10 @@ struct Generator::State {
     }
     for (auto& s : arrived) scheduler.add(std::move(s));
     scheduler.cancel_all();
+    if (relay) {
+      relay->hand_over();
+      relay->flush();
+    }
     std::lock_guard lock(mu);
     snapshot = scheduler.stats();
     scheduler_idle = true;
@@ -94,12 +111,20 @@ struct Generator::State {
     s->request = std::move(request);
     s->submitted = Clock::now();
     // The last event also retires the request from the in-flight count (drain waits on it).
-    s->on_event = [this, cb = std::move(on_event)](const Event& e) {
-      if (cb) cb(e);
+    auto deliver = std::make_shared<const EventCallback>([this, cb = std::move(on_event)](const Event& e) {
+      try {
+        if (cb) cb(e);
+      } catch (const std::exception& ex) {  // a callback's failure must not take the engine down
+        spdlog::error("generate: the event callback of request {} failed: {}", e.request, ex.what());
+      }
       if (e.finish == FinishReason::None) return;
       std::lock_guard lock(mu);
       --in_flight;
       finished.notify_all();
+    });
+    s->on_event = [this, deliver](const Event& e) {
+      if (relay) relay->add(deliver, e);
+      else (*deliver)(e);
     };
     return s;
   }

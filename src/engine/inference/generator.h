@@ -6,8 +6,10 @@
 // later recomputed from its prompt and the tokens it already produced.
 //
 // Thread safety: submit, cancel, stats, drain and stop may be called from any thread. Callbacks
-// run on the worker thread, must not block, and are never called after the event that carries a
-// finish reason. engine/server's GeneratorBackend adapts this class to server::Backend.
+// run on the worker thread (with relay_events, on a thread of their own, a step's events while
+// the next step computes: event_relay.h; without a worker, on the thread in run_until_idle), in
+// order; they must not block, and are never called after the event that carries a finish reason.
+// engine/server's GeneratorBackend adapts this class to server::Backend.
 #pragma once
 
 #include <cstdint>
@@ -67,7 +69,7 @@ struct Event {
   uint64_t request = 0;
   int32_t token = -1;
   std::string text;        // text that became final with this token (may be empty; "" without a tokenizer)
-  std::string token_text;  // the token's own text
+  std::string token_text;  // the token's own text, with Request::top_logprobs >= 0 ("" without a tokenizer)
   double logprob = 0;      // of the chosen token under the model's distribution (before filters)
   std::vector<TokenLogprob> top_logprobs;  // with Request::top_logprobs >= 0
   FinishReason finish = FinishReason::None;
@@ -78,6 +80,8 @@ struct Event {
 };
 
 using EventCallback = std::function<void(const Event&)>;
+
+bool relay_events_by_default();  // TESSERA_EVENT_RELAY=1
 
 struct GeneratorOptions {
   int64_t max_batch_size = 64;      // sequences in one step
@@ -91,6 +95,9 @@ struct GeneratorOptions {
   double kv_cache_fraction = 0.9;
   int64_t max_seq_len = 0;  // prompt + generated tokens per sequence; 0: the model's max_position_embeddings
   bool worker_thread = true;  // false: nothing runs until run_until_idle() (tests, the CLI)
+  // With the worker: callbacks on a thread of their own while the next step computes
+  // (event_relay.h); TESSERA_EVENT_RELAY=1 turns it on by default until it is measured.
+  bool relay_events = relay_events_by_default();
 };
 
 struct GeneratorStats {

@@ -17,14 +17,6 @@ namespace {
 constexpr int64_t kMaxTopLogprobs = 20;
 constexpr int64_t kCpuCacheBytesCap = int64_t(4) << 30;
 
-void deliver(Sequence& s, const Event& e) {
-  try {
-    s.on_event(e);
-  } catch (const std::exception& ex) {  // a callback's failure must not take the engine down
-    spdlog::error("generate: the event callback of request {} failed: {}", s.id, ex.what());
-  }
-}
-
 }  // namespace
 
 int32_t Sequence::token_at(int64_t i) const {
@@ -121,7 +113,7 @@ void Scheduler::finish(Sequence& s, FinishReason reason, Event e, const std::str
   e.prompt_tokens = static_cast<int64_t>(s.request.prompt.size());
   e.generated_tokens = static_cast<int64_t>(s.generated.size());
   e.queue_seconds = s.queue_seconds;
-  deliver(s, e);
+  s.on_event(e);
 }
 
 void Scheduler::preempt(std::unique_ptr<Sequence> s) {
@@ -149,7 +141,7 @@ bool Scheduler::accept_token(Sequence& s, const Sample& picked) {
   e.logprob = picked.logprob;
   try {
     if (s.text) {
-      e.token_text = tokenizer_->decode({picked.token}, false);
+      if (r.top_logprobs >= 0) e.token_text = tokenizer_->decode({picked.token}, false);
       TextUpdate u = s.text->push(picked.token, reason != FinishReason::None);
       e.text = std::move(u.text);
       if (u.stopped) reason = FinishReason::Stop;
@@ -168,7 +160,7 @@ bool Scheduler::accept_token(Sequence& s, const Sample& picked) {
     finish(s, reason, std::move(e));
     return true;
   }
-  deliver(s, e);
+  s.on_event(e);
   return false;
 }
 
@@ -228,8 +220,8 @@ bool Scheduler::step() {
   std::unordered_set<const Sequence*> in_batch;
   int64_t budget = options_.max_batch_tokens;
   // Blocks for n more tokens of running_[i], preempting the newest running sequences outside the
-  // batch; false: it waits (or, with nothing else to make room, was preempted itself).
-  auto reserve_running = [&](size_t i, int64_t n) {
+  // batch (i follows the sequence when an earlier one goes); false: it waits.
+  auto reserve_running = [&](size_t& i, int64_t n) {
     Sequence* s = running_[i].get();
     while (!cache_.reserve(s->blocks, s->cached + n)) {
       size_t victim = running_.size();
@@ -257,11 +249,7 @@ bool Scheduler::step() {
       const int64_t pending = s->tokens() - s->cached;
       if (in_batch.count(s) || pending <= 0 || (pass == 0) != (pending == 1)) continue;
       const int64_t n = std::min(pending, budget);
-      const bool reserved = reserve_running(i, n);
-      // Preemption may have moved s to a lower index; find it again.
-      i = static_cast<size_t>(std::find_if(running_.begin(), running_.end(),
-                                           [&](const auto& q) { return q.get() == s; }) - running_.begin());
-      if (!reserved) continue;
+      if (!reserve_running(i, n)) continue;
       parts.push_back({s, n});
       in_batch.insert(s);
       budget -= n;

@@ -195,37 +195,42 @@ TEST(Generator, RefusesBadRequestsQueueFullAndClosed) {
   EXPECT_THROW(g.submit(greedy({1, 2}, 3), {}), Closed);
 }
 
-// With the worker thread: events stream, a cancelled request ends "cancelled", drain waits for
-// the rest, and stop() cancels what is left.
+// With the worker thread (events delivered on it, or relayed to their own thread): events
+// stream, a cancelled request ends "cancelled", drain waits for the rest, and stop() cancels what
+// is left.
 TEST(Generator, WorkerThreadCancelDrainStop) {
   CpuModel m = cpu_model("llama_gqa");
-  GeneratorOptions o = inline_options();
-  o.worker_thread = true;
-  o.max_seq_len = 128;
-  Generator g(m.model, nullptr, o);
-  std::atomic<int> tokens_long{0}, finished{0};
-  std::atomic<int> long_finish{-1}, short_finish{-1};
-  std::atomic<bool> cancel_sent{false};
-  const uint64_t long_id = g.submit(greedy({1, 2, 3}, 100), [&](const Event& e) {
-    // The engine waits at the third token until the cancel is in, so a fast machine cannot
-    // finish all 100 first.
-    if (e.token >= 0 && ++tokens_long == 3)
-      while (!cancel_sent) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-    if (e.finish != FinishReason::None) long_finish = static_cast<int>(e.finish), ++finished;
-  });
-  g.submit(greedy({4, 5}, 5), [&](const Event& e) {
-    if (e.finish != FinishReason::None) short_finish = static_cast<int>(e.finish), ++finished;
-    EXPECT_GE(e.queue_seconds, 0);
-  });
-  while (tokens_long < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  g.cancel(long_id);
-  cancel_sent = true;
-  g.drain();
-  EXPECT_EQ(finished, 2);
-  EXPECT_EQ(long_finish, static_cast<int>(FinishReason::Cancelled));
-  EXPECT_EQ(short_finish, static_cast<int>(FinishReason::Length));
-  EXPECT_LT(tokens_long, 100);
-  g.stop();
+  for (const bool relay : {false, true}) {
+    SCOPED_TRACE(relay ? "events relayed" : "events on the worker");
+    GeneratorOptions o = inline_options();
+    o.worker_thread = true;
+    o.max_seq_len = 128;
+    o.relay_events = relay;
+    Generator g(m.model, nullptr, o);
+    std::atomic<int> tokens_long{0}, finished{0};
+    std::atomic<int> long_finish{-1}, short_finish{-1};
+    std::atomic<bool> cancel_sent{false};
+    const uint64_t long_id = g.submit(greedy({1, 2, 3}, 100), [&](const Event& e) {
+      // The engine waits at the third token until the cancel is in, so a fast machine cannot
+      // finish all 100 first.
+      if (e.token >= 0 && ++tokens_long == 3)
+        while (!cancel_sent) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+      if (e.finish != FinishReason::None) long_finish = static_cast<int>(e.finish), ++finished;
+    });
+    g.submit(greedy({4, 5}, 5), [&](const Event& e) {
+      if (e.finish != FinishReason::None) short_finish = static_cast<int>(e.finish), ++finished;
+      EXPECT_GE(e.queue_seconds, 0);
+    });
+    while (tokens_long < 3) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    g.cancel(long_id);
+    cancel_sent = true;
+    g.drain();
+    EXPECT_EQ(finished, 2);
+    EXPECT_EQ(long_finish, static_cast<int>(FinishReason::Cancelled));
+    EXPECT_EQ(short_finish, static_cast<int>(FinishReason::Length));
+    EXPECT_LT(tokens_long, 100);
+    g.stop();
+  }
 }
 
 // Stop strings through the engine, with the byte tokenizer (a token is a byte, so a stop string
