@@ -23,6 +23,7 @@
 #include <map>
 #include <string>
 
+#include "one_batch.h"
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/stream.h"
@@ -91,13 +92,7 @@ int main(int argc, char** argv) {
       model->quantize_lm_head({parse_quant_scheme(lm_head)});
       weight_bytes += model->packed_lm_head()->nbytes() - config.vocab_size * config.hidden_size * 2;
     }
-    inference::GeneratorOptions options;
-    options.max_batch_size = batch;
-    options.max_batch_tokens = std::max<int64_t>(2048, batch * prompt);
-    options.max_seq_len = prompt + fresh;
-    options.max_queue = batch;
-    options.worker_thread = false;
-    inference::Generator generator(model, nullptr, options);
+    inference::Generator generator(model, nullptr, one_batch_options(batch, prompt, fresh));
     auto requests = [&](int64_t n) {
       std::vector<inference::Request> out(batch);
       for (int64_t b = 0; b < batch; ++b) {
