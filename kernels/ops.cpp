@@ -597,27 +597,47 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
               paged_attention(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s));
 }
 
-void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
-                  std::span<const Tensor> biases) {
-  const char* op = "project_many";
-  TS_CHECK(!weights.empty() && outs.size() == weights.size(), "{}: {} outputs for {} weights", op, outs.size(),
-           weights.size());
-  TS_CHECK(biases.empty() || biases.size() == weights.size(), "{}: {} biases for {} weights (none or one each)", op,
-           biases.size(), weights.size());
+namespace {
+
+// project_many's and project_many_packed's checks and shapes: counts of outputs and biases matching
+// the weights, x floating, check_weight(i) of each weight, each output of x's dtype on its device,
+// each product's shape (weight i of shape_of(i), named name_of(i)).
+template <typename CheckWeight, typename ShapeOf, typename NameOf>
+std::vector<GemmShape> many_shapes(const char* op, std::span<const Tensor> outs, const Tensor& x, size_t weights,
+                                   std::span<const Tensor> biases, CheckWeight check_weight, ShapeOf shape_of,
+                                   NameOf name_of) {
+  TS_CHECK(weights > 0 && outs.size() == weights, "{}: {} outputs for {} weights", op, outs.size(), weights);
+  TS_CHECK(biases.empty() || biases.size() == weights, "{}: {} biases for {} weights (none or one each)", op,
+           biases.size(), weights);
   TS_CHECK(x.defined() && x.ndim() >= 1, "{}: x must be [T, K], got {}", op, x.defined() ? x.str() : "undefined");
   check_floating(op, x);
   std::vector<GemmShape> shapes;
-  for (size_t i = 0; i < weights.size(); ++i) {
-    const Tensor& w = weights[i];
+  for (size_t i = 0; i < weights; ++i) {
+    check_weight(i);
     const Tensor& out = outs[i];
-    const Tensor bias = biases.empty() ? Tensor() : biases[i];
-    TS_CHECK(w.defined() && w.ndim() == 2 && w.dtype() == x.dtype(), "{}: weights[{}] must be a [N, K] matrix of {}, got {}",
-             op, i, dtype_name(x.dtype()), w.defined() ? w.str() : "undefined");
     TS_CHECK(out.defined() && out.dtype() == x.dtype(), "{}: outs[{}] must be {}, got {}", op, i, dtype_name(x.dtype()),
              out.defined() ? out.str() : "undefined");
-    for (const Tensor* t : {&w, &out}) check_same_device(op, *t, x);
-    shapes.push_back(gemm_shape(op, out, x, w.shape(), w.str(), false, true, bias));
+    check_same_device(op, out, x);
+    shapes.push_back(gemm_shape(op, out, x, shape_of(i), name_of(i), false, true, biases.empty() ? Tensor() : biases[i]));
   }
+  return shapes;
+}
+
+}  // namespace
+
+void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
+                  std::span<const Tensor> biases) {
+  const char* op = "project_many";
+  const std::vector<GemmShape> shapes = many_shapes(
+      op, outs, x, weights.size(), biases,
+      [&](size_t i) {
+        const Tensor& w = weights[i];
+        TS_CHECK(w.defined() && w.ndim() == 2 && w.dtype() == x.dtype(),
+                 "{}: weights[{}] must be a [N, K] matrix of {}, got {}", op, i, dtype_name(x.dtype()),
+                 w.defined() ? w.str() : "undefined");
+        check_same_device(op, w, x);
+      },
+      [&](size_t i) { return weights[i].shape(); }, [&](size_t i) { return weights[i].str(); });
   if (shapes[0].m == 0) return;
   TS_DISPATCH(x.device(), project_many(outs, x, weights, biases, shapes));
 }
@@ -760,6 +780,40 @@ void gemm_packed(const Tensor& c, const Tensor& a, const PackedTensor& w, bool t
   const GemmShape s = gemm_shape("gemm_packed", c, a, w.shape, w.str(), false, trans_b, bias);
   if (s.m == 0 || s.n == 0) return;
   TS_DISPATCH(c.device(), gemm_packed(c, a, w, s, alpha, beta, bias, kernel));
+}
+
+void project_many_packed(std::span<const Tensor> outs, const Tensor& x, std::span<const PackedTensor* const> weights,
+                         std::span<const Tensor> biases) {
+  const char* op = "project_many_packed";
+  const std::vector<GemmShape> shapes = many_shapes(
+      op, outs, x, weights.size(), biases,
+      [&](size_t i) {
+        TS_CHECK(weights[i] != nullptr, "{}: weights[{}] is null", op, i);
+        check_packed(op, *weights[i]);
+        TS_CHECK(weights[i]->shape.size() == 2, "{}: weights[{}] {} is not a matrix", op, i, weights[i]->str());
+        check_same_device(op, weights[i]->parts[0], x);
+      },
+      [&](size_t i) { return weights[i]->shape; }, [&](size_t i) { return weights[i]->str(); });
+  if (shapes[0].m == 0) return;
+  TS_DISPATCH(x.device(), project_many_packed(outs, x, weights, biases, shapes));
+}
+
+void project_swiglu_packed(const Tensor& out, const Tensor& x, const PackedTensor& gate, const PackedTensor& up) {
+  const char* op = "project_swiglu_packed";
+  TS_CHECK(x.defined() && x.ndim() >= 1, "{}: x must be [T, K], got {}", op, x.defined() ? x.str() : "undefined");
+  check_floating(op, x);
+  for (const PackedTensor* w : {&gate, &up}) {
+    check_packed(op, *w);
+    check_same_device(op, w->parts[0], x);
+  }
+  TS_CHECK(gate.shape.size() == 2 && gate.shape == up.shape, "{}: gate {} and up {} must be [F, K] alike", op,
+           gate.str(), up.str());
+  TS_CHECK(out.defined() && out.dtype() == x.dtype(), "{}: out must have x's dtype {}, got {}", op,
+           dtype_name(x.dtype()), out.defined() ? out.str() : "undefined");
+  check_same_device(op, out, x);
+  const GemmShape s = gemm_shape(op, out, x, gate.shape, gate.str(), false, true, Tensor());
+  if (s.m == 0 || s.n == 0) return;
+  TS_DISPATCH(x.device(), project_swiglu_packed(out, x, gate, up, s));
 }
 
 void fake_quantize(const Tensor& out, const Tensor& w, const QuantSpec& spec) {

@@ -244,6 +244,14 @@ void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const
 // dtype (ops::gemm twice, then ops::swiglu_forward). x [T, K]; gate and up [F, K]; out [T, F];
 // one dtype. On the GPU one launch where the small-M gemv takes both weights.
 void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up);
+// Both again with packed weights (a decode step over a quantized checkpoint): each product as
+// ops::gemm_packed computes it (outs and out in x's dtype). On the GPU one launch of the fused
+// packed gemv (TESSERA_PACKED_GEMV) where it takes every weight: T <= kFusedPackedRows, all of
+// one scheme and spec (project_many_packed: up to 3 weights; project_swiglu_packed: gate and up
+// of one shape).
+void project_many_packed(std::span<const Tensor> outs, const Tensor& x, std::span<const PackedTensor* const> weights,
+                         std::span<const Tensor> biases = {});
+void project_swiglu_packed(const Tensor& out, const Tensor& x, const PackedTensor& gate, const PackedTensor& up);
 // A layer's new queries and keys made ready, and the keys and values cached: with q_norm and
 // k_norm defined (Qwen3), q and k are first RMS-normed per head (ops::rmsnorm_forward on rows of
 // D with eps), then turned by ops::rope_forward_qk at positions; q and k change in place; then k

@@ -1,6 +1,7 @@
 // CPU references of a decode step's fused ops: by definition the sequences of plain ops they fuse
 // (kernels/ops.h), so the CPU inference path gives the same numbers with them or without.
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/packed_sequences.h"
 
 namespace tessera::cpu {
 
@@ -15,6 +16,16 @@ void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, cons
   gemm(g, x, gate, s, 1.0f, 0.0f, Tensor());
   gemm(u, x, up, s, 1.0f, 0.0f, Tensor());
   swiglu_forward(out, g, u);
+}
+
+void project_many_packed(std::span<const Tensor> outs, const Tensor& x, std::span<const PackedTensor* const> weights,
+                         std::span<const Tensor> biases, std::span<const GemmShape> shapes) {
+  packed_products(outs, x, weights, biases, shapes, gemm_packed);
+}
+
+void project_swiglu_packed(const Tensor& out, const Tensor& x, const PackedTensor& gate, const PackedTensor& up,
+                           const GemmShape& s) {
+  packed_swiglu(out, x, gate, up, s, gemm_packed, swiglu_forward);
 }
 
 namespace {

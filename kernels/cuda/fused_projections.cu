@@ -1,11 +1,15 @@
 // CUDA project_many and project_swiglu: the gemv's fused forms (gemv.h) where it takes every
 // weight (a decode step of up to 4 sequences), else the plain ops one after another (cuBLASLt).
+// Their packed forms: the fused packed gemv (gemv_packed.h) where it takes every weight, else
+// gemm_packed one weight after another.
 #include <vector>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/gemv.h"
+#include "kernels/cuda/gemv_packed.h"
 #include "kernels/cuda/small_m.h"
+#include "kernels/packed_sequences.h"
 
 namespace tessera::cuda {
 
@@ -24,6 +28,22 @@ void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, cons
   gemm(g, x, gate, s, 1.0f, 0.0f, Tensor());
   gemm(u, x, up, s, 1.0f, 0.0f, Tensor());
   swiglu_forward(out, g, u);
+}
+
+void project_many_packed(std::span<const Tensor> outs, const Tensor& x, std::span<const PackedTensor* const> weights,
+                         std::span<const Tensor> biases, std::span<const GemmShape> shapes) {
+  const PackedProducts p{outs, weights, biases};
+  if (fused_gemv_takes(x, p, shapes[0])) return fused_gemv(p, x, shapes[0], 1.0f, 0.0f);
+  packed_products(outs, x, weights, biases, shapes, gemm_packed);
+}
+
+void project_swiglu_packed(const Tensor& out, const Tensor& x, const PackedTensor& gate, const PackedTensor& up,
+                           const GemmShape& s) {
+  const Tensor outs[] = {out};
+  const PackedTensor* weights[] = {&gate, &up};
+  const PackedProducts p{outs, weights, {}, true};
+  if (fused_gemv_takes(x, p, s)) return fused_gemv(p, x, s, 1.0f, 0.0f);
+  packed_swiglu(out, x, gate, up, s, gemm_packed, swiglu_forward);
 }
 
 }  // namespace tessera::cuda

@@ -15,8 +15,14 @@
 // (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
 // are mma reading int4 32 weights a load, group the same with each group's scale applied to its
 // fp32 sum at 1-2 rows of A. Auto takes group for int4 at 1-2 rows (session 8 call B, batch-1
-// decode: 8B 239.8 tok/s against wide4's 235.9 and mma's 217.8; 1B 892.3 against 869.5). Products
-// the mma kernel does not take (an f32 A, nf4) run v1.
+// decode: 8B 239.8 tok/s against wide4's 235.9 and mma's 217.8; 1B 892.3 against 869.5); stream is
+// group on persistent blocks fed by asynchronous copies (gemv_packed_stream.cu). Products the mma
+// kernel does not take (an f32 A, nf4) run v1.
+//
+// Every kernel takes a stack of weights (gemv_packed_out.cuh: q, k and v in one launch, or gate and
+// up with the SwiGLU in the epilogue), and is launched to overlap its predecessor inside an
+// ops::LaunchOverlap scope: it lets the next kernel start at once and waits for the one before it
+// only before reading A (the tensor-core kernels once their first weights are in flight).
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -27,6 +33,7 @@
 #include "kernels/cuda/gemv_packed_mma.h"
 #include "kernels/cuda/gemv_packed_out.cuh"
 #include "kernels/cuda/nf4_tables.h"
+#include "kernels/ops.h"
 #include "kernels/packed_units.h"
 
 namespace tessera::cuda {
@@ -45,20 +52,24 @@ constexpr int rows_per_block() {
   return kM <= 2 ? 8 : 4;
 }
 
-template <int kM, typename TA, typename Reader>
+template <int kM, bool kSwiglu, typename TA, typename Reader>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_packed_kernel(void* c, DType c_dtype, const TA* a, Reader w, int64_t n, int64_t k, int m, float alpha,
-                       float beta, const void* bias) {
+    gemv_packed_kernel(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m, float alpha, float beta) {
   constexpr int kRows = rows_per_block<kM>();
+  let_next_kernel_start();
   __shared__ float partial[kWarps][kRows * kM];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int64_t row0 = int64_t(blockIdx.x) * kRows;
+  const TileOf tile = tile_of<kRows>(s, blockIdx.x);
+  // The tile's rows: of one weight, or of gate (the first half) and up (the second).
+  const Reader w_lo = s.w[kSwiglu ? 0 : tile.weight];
+  const Reader w_hi = kSwiglu ? s.w[1] : w_lo;
   const int units = int(k / pu::kUnit);
   float acc[kRows][kM];
 #pragma unroll
   for (int r = 0; r < kRows; ++r)
 #pragma unroll
     for (int i = 0; i < kM; ++i) acc[r][i] = 0.0f;
+  wait_for_previous_kernel();  // A comes from the kernel before
 
   for (int base = warp * 32; base < units; base += kWarps * 32) {
     const int u = base + lane;
@@ -85,7 +96,7 @@ __global__ void __launch_bounds__(kWarps * 32)
 #pragma unroll
     for (int r = 0; r < kRows; ++r) {
       pu::Unit t;
-      w.load(std::min(row0 + r, n - 1), u, t);  // rows past N read the last one; never written
+      (r < kRows / 2 ? w_lo : w_hi).load(row_of<kRows>(s, tile, r).row, u, t);
 #pragma unroll
       for (int i = 0; i < kM; ++i) {
         float even = 0.0f, odd = 0.0f;  // two chains of fmas: half the dependent latency
@@ -108,20 +119,22 @@ __global__ void __launch_bounds__(kWarps * 32)
       if (lane == 0) partial[warp][r * kM + i] = v;
     }
   __syncthreads();
-  store_block_out<kWarps, kRows * kM, kM>(partial, threadIdx.x, row0, n, m, c, c_dtype, alpha, beta, bias);
+  store_block_out<kWarps, kRows, kM>(partial, s, blockIdx.x, threadIdx.x, m, c_dtype, alpha, beta);
 }
 
 template <int kM, typename TA, typename Reader>
-void launch(const Tensor& c, const TA* a, const Reader& w, int64_t n, int64_t k, int m, float alpha, float beta,
-            const Tensor& bias, int64_t c_offset, cudaStream_t stream) {
-  const auto c_ptr = static_cast<uint8_t*>(c.data()) + c_offset * dtype_size(c.dtype());
-  constexpr int kRows = rows_per_block<kM>();
-  const unsigned blocks = unsigned((n + kRows - 1) / kRows);
-  gemv_packed_kernel<kM, TA, Reader><<<blocks, kWarps * 32, 0, stream>>>(
-      c_ptr, c.dtype(), a, w, n, k, m, alpha, beta, bias.defined() ? bias.data() : nullptr);
+void launch(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m, float alpha, float beta,
+            cudaStream_t stream) {
+  const unsigned blocks = unsigned(stack_tiles(s, rows_per_block<kM>()));
+  if (s.swiglu)
+    launch_kernel(gemv_packed_kernel<kM, true, TA, Reader>, blocks, kWarps * 32, 0, stream, s, c_dtype, a, k, m, alpha,
+                  beta);
+  else
+    launch_kernel(gemv_packed_kernel<kM, false, TA, Reader>, blocks, kWarps * 32, 0, stream, s, c_dtype, a, k, m, alpha,
+                  beta);
 }
 
-enum class Variant { Auto, V1, Mma, Wide, Wide4, Group };
+enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream };
 
 Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
@@ -131,7 +144,9 @@ Variant variant() {
   if (std::strcmp(v, "wide") == 0) return Variant::Wide;
   if (std::strcmp(v, "wide4") == 0) return Variant::Wide4;
   if (std::strcmp(v, "group") == 0) return Variant::Group;
-  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v + "' (expected auto, v1, mma, wide, wide4 or group)");
+  if (std::strcmp(v, "stream") == 0) return Variant::Stream;
+  throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v +
+              "' (expected auto, v1, mma, wide, wide4, group or stream)");
 }
 
 // Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
@@ -156,36 +171,53 @@ std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmS
   return {};
 }
 
-void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
-                const Tensor& bias) {
+bool fused_gemv_takes(const Tensor& a, const PackedProducts& p, const GemmShape& s) {
+  if (p.weights.empty() || p.weights.size() > size_t(p.swiglu ? 2 : kPackedStackMax) || s.m > ops::kFusedPackedRows)
+    return false;
+  if (p.swiglu && (p.weights.size() != 2 || p.weights[0]->shape != p.weights[1]->shape)) return false;
+  for (const PackedTensor* w : p.weights)
+    if (w->spec != p.weights[0]->spec || w->shape[0] == 0 || w->shape[1] != s.k || !fused_gemv_unfit(a, *w, s).empty())
+      return false;
+  return true;
+}
+
+void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, float alpha, float beta) {
+  const PackedTensor& w = *p.weights[0];
   const Variant v = variant();
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
-                   (v == Variant::Auto && !v1_faster(w, s.m));
+                   v == Variant::Stream || (v == Variant::Auto && !v1_faster(w, s.m));
   const bool auto_group = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
   const MmaInt4Reads reads = v == Variant::Wide                  ? MmaInt4Reads::Wide2
                              : v == Variant::Wide4               ? MmaInt4Reads::Wide4
                              : v == Variant::Group || auto_group ? MmaInt4Reads::Group
+                             : v == Variant::Stream              ? MmaInt4Reads::Stream
                                                                  : MmaInt4Reads::Units;
-  if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(c, a, w, s, alpha, beta, bias, reads);
-  cudaStream_t stream = stream_of(c);
-  const quant_math::Nf4Tables* tables = w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(c.device().index) : nullptr;
-  pu::with_reader(w, tables, [&](const auto& reader) {
+  if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(p, a, s, alpha, beta, reads);
+  cudaStream_t stream = stream_of(p.outs[0]);
+  const DType c_dtype = p.outs[0].dtype();
+  const quant_math::Nf4Tables* tables =
+      w.spec.scheme == QuantScheme::NF4 ? device_nf4_tables(a.device().index) : nullptr;
+  with_stack(p, tables, [&](const auto& stack) {
     dispatch_floating(a.dtype(), [&](auto* type) {
       using TA = std::remove_pointer_t<decltype(type)>;
       for (int64_t m0 = 0; m0 < s.m; m0 += kMaxM) {
         const int m = int(std::min<int64_t>(kMaxM, s.m - m0));
         const TA* rows = a.data_as<TA>() + m0 * s.k;
-        const int64_t c_offset = m0 * s.n;
-        if (m == 1)
-          launch<1>(c, rows, reader, s.n, s.k, m, alpha, beta, bias, c_offset, stream);
-        else if (m == 2)
-          launch<2>(c, rows, reader, s.n, s.k, m, alpha, beta, bias, c_offset, stream);
-        else
-          launch<4>(c, rows, reader, s.n, s.k, m, alpha, beta, bias, c_offset, stream);
+        const auto part = from_row(stack, m0, dtype_size(c_dtype));
+        if (m == 1) launch<1>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
+        else if (m == 2) launch<2>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
+        else launch<4>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
       }
     });
   });
   check_launch();
+}
+
+void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
+                const Tensor& bias) {
+  const Tensor outs[] = {c}, biases[] = {bias};
+  const PackedTensor* weights[] = {&w};
+  fused_gemv(PackedProducts{outs, weights, biases}, a, s, alpha, beta);
 }
 
 }  // namespace tessera::cuda

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "core/tensor.h"
+#include "kernels/cuda/gemv_packed.h"
 #include "kernels/gemm_shape.h"
 #include "kernels/quant_format.h"
 
@@ -12,13 +13,15 @@ bool fused_gemv_mma_fits(const Tensor& a, const PackedTensor& w);
 
 // How it reads int4 codes: a unit (8 bytes) a load, 4 in flight a row (Units, variant mma), or 32
 // weights (16 bytes, one scale) a load, 2 or 4 in flight (Wide2, Wide4: variants wide, wide4), or as
-// Wide4 with each group's scale applied to its fp32 sum (Group: 1-2 rows of A; more read Wide4).
-// Other schemes, and int4 codes not 16-byte aligned, read units.
-enum class MmaInt4Reads { Units, Wide2, Wide4, Group };
+// Wide4 with each group's scale applied to its fp32 sum (Group: 1-2 rows of A; more read Wide4), or
+// that arithmetic streamed by persistent blocks (Stream: kernels/cuda/gemv_packed_stream.cu; 1-2
+// rows; more read Wide4; int8 streams too, at 1-8 rows). Other schemes, and int4 codes not 16-byte
+// aligned, read units.
+enum class MmaInt4Reads { Units, Wide2, Wide4, Group, Stream };
 
-// C = alpha A W^T + beta C (+ bias), for a product that fused_gemv_unfit and fused_gemv_mma_fits
-// accept; its warps per block (4, 8 or 16, splitting K) chosen by N.
-void fused_gemv_mma(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
-                    const Tensor& bias, MmaInt4Reads reads = MmaInt4Reads::Units);
+// The products p (fused_gemv_takes them, and fused_gemv_mma_fits their first weight); its warps
+// per block (4, 8 or 16, splitting K) chosen by the rows.
+void fused_gemv_mma(const PackedProducts& p, const Tensor& a, const GemmShape& s, float alpha, float beta,
+                    MmaInt4Reads reads = MmaInt4Reads::Units);
 
 }  // namespace tessera::cuda

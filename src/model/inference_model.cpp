@@ -37,6 +37,14 @@ bool plain(const Linear& l, DType dtype) {
   return l.weight.defined() && l.weight.dtype() == dtype && !l.packed && !l.has_lora() && !l.fake_quant;
 }
 
+// The packed base of a projection the fused packed ops take (one multiplied by gemm_packed, nothing
+// plugged in), or null.
+const PackedTensor* packed_only(const Linear& l) {
+  const bool only = !l.weight.defined() && l.packed && l.packed_matmul == PackedMatmul::gemm_packed && !l.has_lora() &&
+                    !l.fake_quant;
+  return only ? l.packed.get() : nullptr;
+}
+
 }  // namespace
 
 bool fused_decode_default() {
@@ -157,6 +165,18 @@ void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& 
     a.q = outs[0];
     a.k = outs[1];
     a.v = outs[2];
+  } else if (std::all_of(std::begin(qkv), std::end(qkv), [&](const Linear* l) { return packed_only(*l); })) {
+    Tensor outs[3], biases[3];
+    const PackedTensor* weights[3];
+    for (int i = 0; i < 3; ++i) {
+      outs[i] = Tensor::empty({T, qkv[i]->out_features()}, dtype_, device_);
+      weights[i] = packed_only(*qkv[i]);
+      biases[i] = qkv[i]->bias;
+    }
+    timed("qkv_proj", "norm_rope", [&] { ops::project_many_packed(outs, a.h, weights, biases); });
+    a.q = outs[0];
+    a.k = outs[1];
+    a.v = outs[2];
   } else {
     a.q = project(p.q_proj, kQ, a.h);
     a.k = project(p.k_proj, kK, a.h);
@@ -213,6 +233,12 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     timed("gate_up_swiglu", "norms_swiglu", [&] { ops::project_swiglu(act, h, p.gate_proj.weight, p.up_proj.weight); });
     return act;
   }, unfused_mlp;
+  const GateUpFn gate_up_packed = [&](const LayerParams& p, const Tensor& h) {
+    Tensor act = Tensor::empty({T, c.intermediate_size}, dtype_, device_);
+    timed("gate_up_swiglu", "norms_swiglu",
+          [&] { ops::project_swiglu_packed(act, h, *packed_only(p.gate_proj), *packed_only(p.up_proj)); });
+    return act;
+  };
   LayerActivations next;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const UnitId unit = UnitId::layer_unit(l);
@@ -242,10 +268,14 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
       source_->release(UnitId::layer_unit(l + 1));
     }
     x = timed("norms_swiglu", "", [&] {
-      const bool plain_mlp = plain(p.gate_proj, dtype_) && plain(p.up_proj, dtype_) && !p.gate_proj.bias.defined() &&
-                             !p.up_proj.bias.defined();
+      const bool no_bias = !p.gate_proj.bias.defined() && !p.up_proj.bias.defined();
+      const bool plain_mlp = no_bias && plain(p.gate_proj, dtype_) && plain(p.up_proj, dtype_);
+      const bool packed_mlp = no_bias && packed_only(p.gate_proj) && packed_only(p.up_proj);
       return layer_attention_outputs(c, p, in_dtype(attn, dtype_).view({T, Hq * D}), a, project, next_norm, &next,
-                                     fused && plain_mlp ? gate_up : unfused_mlp);
+                                     !fused         ? unfused_mlp
+                                     : plain_mlp    ? gate_up
+                                     : packed_mlp   ? gate_up_packed
+                                                    : unfused_mlp);
     });
     source_->release(unit);
   }

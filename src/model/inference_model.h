@@ -45,8 +45,10 @@ struct InferenceOptions {
   bool profile_ops = false;
   // A layer in fewer launches through kernels/ops.h's fused decode ops (q/k/v in one gemv, RoPE and
   // Qwen3's q/k norms with the KV write, gate/up with the SwiGLU in the epilogue), the same
-  // numbers as the plain ops; projections with a packed base, LoRA or a fake quantizer, and models
-  // with adapters, keep one call per projection. TESSERA_FUSED_DECODE=0 makes the default off.
+  // numbers as the plain ops; packed projections (multiplied by gemm_packed) take the packed forms
+  // (ops::project_many_packed, project_swiglu_packed); projections with LoRA or a fake quantizer,
+  // and models with adapters, keep one call per projection. TESSERA_FUSED_DECODE=0 makes the
+  // default off.
   bool fused_decode = fused_decode_default();
 };
 
@@ -121,7 +123,8 @@ class InferenceModel {
 
   Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache);
   // The fused form of layer_attention_inputs and the KV write (options_.fused_decode): the input
-  // norm unless a.h holds it, q/k/v (one ops::project_many for plain projections), then
+  // norm unless a.h holds it, q/k/v (one ops::project_many for plain projections, or
+  // project_many_packed for packed ones), then
   // ops::rope_kv_write into the cache.
   void fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions, const Tensor& slots,
                               Tensor& k_cache, Tensor& v_cache, LayerActivations& a, const ProjectFn& project);

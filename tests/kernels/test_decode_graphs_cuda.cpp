@@ -7,7 +7,10 @@
 
 #include <nlohmann/json.hpp>
 
+#include <cstdlib>
+
 #include "engine/inference/generator.h"
+#include "engine/model_loader.h"
 #include "kernels/ops.h"
 #include "model/inference_model.h"
 #include "model/model_config_params.h"
@@ -46,20 +49,64 @@ std::vector<inference::Completion> generate(const std::shared_ptr<InferenceModel
   return inference::generate_all(generator, requests);
 }
 
-const ModelConfig config = ModelConfig::from_json(
+const ModelConfig model_config = ModelConfig::from_json(
     nlohmann::json{{"model_type", "llama"}, {"hidden_size", 256}, {"intermediate_size", 512},
                    {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
                    {"vocab_size", 1000}, {"max_position_embeddings", 256}, {"tie_word_embeddings", true}},
     "graphs");
 
-std::shared_ptr<OwnedParams> random_weights(uint64_t seed) {
-  ModelParams params = make_params(config, DType::BF16, gpu, false);
+ModelParams random_params(uint64_t seed) {
+  ModelParams params = make_params(model_config, DType::BF16, gpu, false);
   uint64_t offset = 0;
-  for_each_param(config, params, [&](const std::string&, Tensor& t) {
+  for_each_param(model_config, params, [&](const std::string&, Tensor& t) {
     ops::fill_normal(t, seed, offset, 0.0f, 0.08f);
     offset += t.numel();
   });
+  return params;
+}
+
+std::shared_ptr<OwnedParams> random_weights(uint64_t seed) { return std::make_shared<OwnedParams>(random_params(seed)); }
+
+// The same weights with every projection packed under `scheme` (as a quantized checkpoint loads).
+std::shared_ptr<OwnedParams> packed_weights(uint64_t seed, QuantScheme scheme) {
+  ModelParams params = random_params(seed);
+  for (LayerParams& layer : params.layers)
+    for (int p = 0; p < kProjections; ++p) {
+      Linear& l = projection(layer, Projection(p));
+      const PackedTensor w = PackedTensor::empty(resolve_quant_spec({scheme}, l.weight.shape()), l.weight.shape(), gpu);
+      ops::quantize(w, l.weight);
+      set_packed_base(l, w, gpu);
+    }
   return std::make_shared<OwnedParams>(params);
+}
+
+// The first `count` requests decoded with the fused decode ops eagerly, without them, and with them
+// from graphs (all padded to the decode buckets).
+struct ThreeWays {
+  std::vector<inference::Completion> fused, plain, graphs;
+};
+ThreeWays decode_three_ways(const std::shared_ptr<OwnedParams>& source, int count) {
+  auto model = [&](bool fused, bool graphs) {
+    return std::make_shared<InferenceModel>(
+        model_config, source, gpu, DType::BF16,
+        InferenceOptions{.cuda_graphs = graphs, .pad_decode = true, .fused_decode = fused});
+  };
+  return {generate(model(true, false), count), generate(model(false, false), count), generate(model(true, true), count)};
+}
+
+// check(runs, r) for each request r of 3 (a decode bucket of 4 rows: the gemvs') and of 5 (8 rows),
+// once the fused eager run has every request's 24 tokens.
+template <typename Check>
+void each_request(const std::shared_ptr<OwnedParams>& source, Check check) {
+  for (int count : {3, 5}) {
+    SCOPED_TRACE(::testing::Message() << count << " requests");
+    const ThreeWays runs = decode_three_ways(source, count);
+    ASSERT_EQ(runs.fused.size(), size_t(count));
+    for (size_t r = 0; r < runs.fused.size(); ++r) {
+      ASSERT_EQ(runs.fused[r].ids.size(), 24u) << "request " << r << ": " << runs.fused[r].error;
+      check(runs, r);
+    }
+  }
 }
 
 }  // namespace
@@ -69,10 +116,10 @@ TEST(CudaDecodeGraphs, ReplaysEqualThePaddedEagerSteps) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   auto source = random_weights(seed);
-  auto graphs = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16, InferenceOptions{});
-  auto padded = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
+  auto graphs = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16, InferenceOptions{});
+  auto padded = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16,
                                                  InferenceOptions{.cuda_graphs = false, .pad_decode = true});
-  auto plain = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
+  auto plain = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16,
                                                 InferenceOptions{.cuda_graphs = false});
   const auto a = generate(graphs), b = generate(padded), c = generate(plain);
   EXPECT_GE(graphs->graphs_captured(), 1);
@@ -96,24 +143,11 @@ TEST(CudaDecodeGraphs, FusedDecodeOpsGiveThePlainOpsTokens) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  auto source = random_weights(seed);
-  auto model = [&](bool fused, bool graphs) {
-    return std::make_shared<InferenceModel>(
-        config, source, gpu, DType::BF16,
-        InferenceOptions{.cuda_graphs = graphs, .pad_decode = true, .fused_decode = fused});
-  };
-  for (int count : {3, 5}) {
-    SCOPED_TRACE(::testing::Message() << count << " requests");
-    const auto fused = generate(model(true, false), count), plain = generate(model(false, false), count);
-    const auto graphs = generate(model(true, true), count);
-    ASSERT_EQ(fused.size(), size_t(count));
-    for (size_t r = 0; r < fused.size(); ++r) {
-      ASSERT_EQ(fused[r].ids.size(), 24u) << "request " << r << ": " << fused[r].error;
-      EXPECT_EQ(fused[r].ids, plain[r].ids) << "request " << r;
-      EXPECT_EQ(fused[r].logprobs, plain[r].logprobs) << "request " << r;
-      EXPECT_EQ(graphs[r].ids, fused[r].ids) << "request " << r;
-    }
-  }
+  each_request(random_weights(seed), [](const ThreeWays& runs, size_t r) {
+    EXPECT_EQ(runs.fused[r].ids, runs.plain[r].ids) << "request " << r;
+    EXPECT_EQ(runs.fused[r].logprobs, runs.plain[r].logprobs) << "request " << r;
+    EXPECT_EQ(runs.graphs[r].ids, runs.fused[r].ids) << "request " << r;
+  });
 }
 
 // InferenceOptions::profile_ops: the steps run eagerly and give the plain eager engine's tokens,
@@ -126,9 +160,9 @@ TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
   auto source = random_weights(seed);
   for (const bool fused : {false, true}) {
     SCOPED_TRACE(::testing::Message() << "fused " << fused);
-    auto profiled = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
+    auto profiled = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16,
                                                      InferenceOptions{.profile_ops = true, .fused_decode = fused});
-    auto plain = std::make_shared<InferenceModel>(config, source, gpu, DType::BF16,
+    auto plain = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16,
                                                   InferenceOptions{.cuda_graphs = false, .fused_decode = fused});
     const auto a = generate(profiled, 3), b = generate(plain, 3);
     ASSERT_EQ(a.size(), b.size());
@@ -152,4 +186,29 @@ TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
     EXPECT_GT(sum, 0.3 * t.gpu_ms);
     EXPECT_LT(sum, 1.01 * t.gpu_ms);
   }
+}
+
+// A packed model (every projection int4 g32 or int8) decodes through the packed fused ops (q/k/v in
+// one launch, gate/up with the SwiGLU), overlapping their predecessors (TESSERA_PDL, on by
+// default): replayed graphs give the eager steps' tokens exactly, and the engine without the fused
+// ops (one gemm_packed per projection, summing in another order) the same greedy first tokens with
+// their log-probabilities to 1e-2, under the default kernels and the streaming one.
+TEST(CudaDecodeGraphs, PackedModelsDecodeThroughTheirFusedOps) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  for (QuantScheme scheme : {QuantScheme::Int4, QuantScheme::Int8})
+    for (const char* variant : {"auto", "stream"}) {
+      SCOPED_TRACE(::testing::Message() << quant_scheme_name(scheme) << " TESSERA_PACKED_GEMV=" << variant);
+      setenv("TESSERA_PACKED_GEMV", variant, 1);
+      each_request(packed_weights(seed, scheme), [](const ThreeWays& runs, size_t r) {
+        EXPECT_EQ(runs.graphs[r].ids, runs.fused[r].ids) << "request " << r;
+        EXPECT_EQ(runs.graphs[r].logprobs, runs.fused[r].logprobs) << "request " << r;
+        if (r == 0 || r == 3) {  // greedy
+          EXPECT_EQ(runs.fused[r].ids[0], runs.plain[r].ids[0]) << "request " << r;
+          EXPECT_NEAR(runs.fused[r].logprobs[0], runs.plain[r].logprobs[0], 1e-2) << "request " << r;
+        }
+      });
+    }
+  unsetenv("TESSERA_PACKED_GEMV");
 }

@@ -51,15 +51,16 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
 // and q4_0 at M <= 2, group for int4 at M <= 2, mma otherwise; wide and wide4 are mma reading int4
-// 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2), and
-// three with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
+// 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2,
+// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond), and three with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
 // splits wherever K has the rounds).
 struct Variant {
   const char* gemv;
   const char* split;
 };
-const Variant kVariants[] = {{"auto", ""},  {"v1", ""},       {"mma", ""},        {"wide", ""},       {"wide4", ""},
-                             {"group", ""}, {"mma", "auto"}, {"wide4", "auto"}, {"group", "auto"}};
+const Variant kVariants[] = {{"auto", ""},     {"v1", ""},       {"mma", ""},        {"wide", ""},
+                             {"wide4", ""},    {"group", ""},    {"stream", ""},     {"mma", "auto"},
+                             {"wide4", "auto"}, {"group", "auto"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -165,7 +166,7 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     ops::gemm_packed(out, random_tensor({1, 64}, DType::BF16, gpu, 2), w.to(gpu), true);
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4 or group)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group or stream)"), std::string::npos)
         << e.what();
   }
   unsetenv("TESSERA_PACKED_GEMV");

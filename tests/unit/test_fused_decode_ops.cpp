@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "quant/packed.h"
 #include "random_tensors.h"
 
 using namespace tessera;
@@ -53,6 +54,45 @@ TEST(FusedDecodeOps, ProjectSwigluIsTheThreePlainOps) {
   ops::swiglu_forward(want, g, u);
   EXPECT_EQ(out.to_vector<float>(), want.to_vector<float>());
   expect_error([&] { ops::project_swiglu(out, x, gate, f32({4, 16}, 7)); }, "must be [F, K] alike");
+}
+
+// The packed forms: each product exactly gemm_packed's, then (swiglu) swiglu_forward; bad calls
+// name the op and what is wrong.
+TEST(FusedDecodeOps, PackedFormsAreThePlainPackedOps) {
+  const Tensor x = f32({3, 64}, 8);
+  const PackedTensor q = quant::quantize(f32({5, 64}, 9), {QuantScheme::Int4, 32, false});
+  const PackedTensor k = quant::quantize(f32({3, 64}, 10), {QuantScheme::Int4, 32, false});
+  const PackedTensor v = quant::quantize(f32({3, 64}, 11), {QuantScheme::Int8});  // another scheme
+  const Tensor bias = f32({3}, 12);
+  std::vector<Tensor> outs{Tensor::empty({3, 5}, DType::F32), Tensor::empty({3, 3}, DType::F32),
+                           Tensor::empty({3, 3}, DType::F32)};
+  const std::vector<Tensor> biases{Tensor(), bias, Tensor()};
+  const std::vector<const PackedTensor*> weights{&q, &k, &v};
+  ops::project_many_packed(outs, x, weights, biases);
+  for (size_t i = 0; i < weights.size(); ++i) {
+    Tensor want = Tensor::empty(outs[i].shape(), DType::F32);
+    ops::gemm_packed(want, x, *weights[i], true, 1.0f, 0.0f, biases[i]);
+    EXPECT_EQ(outs[i].to_vector<float>(), want.to_vector<float>()) << "weight " << i;
+  }
+  const PackedTensor up = quant::quantize(f32({5, 64}, 13), {QuantScheme::Int4, 32, false});
+  Tensor act = Tensor::empty({3, 5}, DType::F32), g = Tensor::empty({3, 5}, DType::F32), u = Tensor::empty({3, 5}, DType::F32);
+  ops::project_swiglu_packed(act, x, q, up);
+  ops::gemm_packed(g, x, q, true);
+  ops::gemm_packed(u, x, up, true);
+  Tensor want = Tensor::empty({3, 5}, DType::F32);
+  ops::swiglu_forward(want, g, u);
+  EXPECT_EQ(act.to_vector<float>(), want.to_vector<float>());
+
+  const std::vector<const PackedTensor*> none{nullptr};
+  const std::vector<Tensor> first{outs[0]};
+  expect_error([&] { ops::project_many_packed(first, x, none); }, "project_many_packed: weights[0] is null");
+  expect_error([&] { ops::project_many_packed(outs, x, std::vector<const PackedTensor*>{&q}); }, "3 outputs for 1 weights");
+  const std::vector<Tensor> bf16_out{Tensor::empty({3, 5}, DType::BF16)};
+  const std::vector<const PackedTensor*> just_q{&q};
+  expect_error([&] { ops::project_many_packed(bf16_out, x, just_q); }, "project_many_packed: outs[0] must be f32");
+  expect_error([&] { ops::project_swiglu_packed(act, x, q, k); }, "project_swiglu_packed: gate");
+  expect_error([&] { ops::project_swiglu_packed(Tensor::empty({3, 5}, DType::BF16), x, q, up); },
+               "project_swiglu_packed: out must have x's dtype f32");
 }
 
 TEST(FusedDecodeOps, RopeKvWriteRefusesMismatchedArguments) {

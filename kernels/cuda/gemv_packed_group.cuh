@@ -1,0 +1,131 @@
+// The arithmetic of the int4 group kernels (gemv_group_kernel in gemv_packed_mma.cu, the streaming
+// one of gemv_packed_stream.cu), for 1-2 rows of A. The tensor cores multiply the codes as they are
+// unpacked (128 + q in bf16, 1024 + q in f16: exact, no pair subtraction or product), and each
+// group's fp32 partial sum gets its own scale and zero after:
+// sum((q - z) s x) = s (sum((base + q) x) - (base + z) sum(x)), with each group's sum(x) worked out
+// once a block into shared memory. So that an mma's sums stay apart by group, the 8 columns of B
+// are (row of A, lane t of the quad) pairs: column 4i + t holds row i of A over the k of lane t's
+// group only (zero elsewhere), so column 4i + t of the result is the partial sum of lane t's group.
+// Its weights are (q - z) s exactly, not rounded to A's dtype.
+//
+// A tile is 16 rows of W (the mma's M); lane (g, t) of a warp (g = lane / 4, t = lane % 4) holds
+// rows g and g + 8, and a "slice" of a tile is 4 consecutive units (kernels/packed_pairs.h:
+// Int4WidePairs, 32 weights each), lane t taking unit 4 * slice + t.
+#pragma once
+
+#include <type_traits>
+
+#include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/mma_ptx.cuh"
+#include "kernels/packed_pairs.h"
+
+namespace tessera::cuda {
+
+constexpr int kTileRows = 16, kTokens = 8;  // the mma's M and N
+constexpr int kGroupTokens = 2;             // rows of A the group kernels take
+
+// Bytes of the sums of x: one float per group of 32 columns and row of A.
+inline size_t group_shared_bytes(int64_t k, int m) {
+  return size_t(k / packed_pairs::Int4WidePairs::kWeights) * size_t(m) * sizeof(float);
+}
+
+// x_sums[i * units + u] = sum of row i of A over unit u's 32 columns, by the block's threads
+// (then __syncthreads).
+template <typename T>
+__device__ __forceinline__ void group_x_sums(float* x_sums, const T* a, int64_t k, int m, int units) {
+  for (int e = threadIdx.x; e < m * units; e += blockDim.x) {
+    const T* p = a + int64_t(e / units) * k + int64_t(e % units) * packed_pairs::Int4WidePairs::kWeights;
+    float sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+      float v[8];
+      load_f32<8>(v, p + 8 * j);
+#pragma unroll
+      for (int i = 0; i < 8; ++i) sum += v[i];
+    }
+    x_sums[e] = sum;
+  }
+  __syncthreads();
+}
+
+// What lane (g, t) multiplies with: its B column is g, row g / 4 of A over lane g % 4's k (held by
+// lanes t == g % 4 only); its result columns 2t and 2t + 1 are row t / 2 of A, groups of lanes
+// 2 (t % 2) and 2 (t % 2) + 1.
+template <typename T>
+struct GroupLane {
+  const T* x;
+  bool holds_x;
+  int token, first_lane, g, t;
+
+  __device__ __forceinline__ GroupLane(const T* a, int64_t k, int m, int lane)
+      : g(lane / 4), t(lane % 4) {
+    holds_x = t == g % 4 && g / 4 < m;
+    x = a + int64_t(holds_x ? g / 4 : 0) * k;
+    token = t / 2;
+    first_lane = 2 * (t % 2);
+  }
+};
+
+// acc += this lane's share of slice `slice` (units 4 slice .. 4 slice + 3, of `units`), whose codes,
+// scales and zeros of rows g and g + 8 are raw[0] and raw[1] (zero past the last unit). The whole
+// warp calls it (mma.sync).
+template <typename T>
+__device__ __forceinline__ void group_step(float (&acc)[4], const packed_pairs::Int4WidePairs::Raw (&raw)[2],
+                                           int slice, int units, int m, const float* x_sums, const GroupLane<T>& l) {
+  using Pairs = packed_pairs::Int4WidePairs;
+  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  constexpr int kPairs = Pairs::kWeights / 2, kRuns = Pairs::kWeights / 8;
+  constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;  // 128 or 1024 in each half
+  constexpr float kBase = kBf16 ? 128.0f : 1024.0f;
+  const int u0 = 4 * slice, u = u0 + l.t;
+  uint4 xs[kRuns];
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j)
+    xs[j] = u < units && l.holds_x ? *reinterpret_cast<const uint4*>(l.x + Pairs::run(u, j)) : make_uint4(0, 0, 0, 0);
+  uint32_t lo[kPairs], hi[kPairs], b[kPairs], xr[kPairs];
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      lo[4 * j + q] = ((raw[0].w[j] >> (4 * q)) & 0x000f000fu) | kMagic;
+      hi[4 * j + q] = ((raw[1].w[j] >> (4 * q)) & 0x000f000fu) | kMagic;
+    }
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j) xr[4 * j] = xs[j].x, xr[4 * j + 1] = xs[j].y, xr[4 * j + 2] = xs[j].z, xr[4 * j + 3] = xs[j].w;
+  Pairs::x_pairs(b, xr);
+  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int s = 0; s < kPairs / 2; ++s) {
+    const uint32_t fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
+    ptx::mma_16816<T>(d, fragment, b[2 * s], b[2 * s + 1]);
+  }
+  // d: rows g and g + 8, columns 2t and 2t + 1 = groups of lanes first_lane and first_lane + 1.
+  const uint32_t mine[2] = {uint32_t(raw[0].scale) | uint32_t(raw[0].zero) << 16,
+                            uint32_t(raw[1].scale) | uint32_t(raw[1].zero) << 16};
+#pragma unroll
+  for (int col = 0; col < 2; ++col) {
+    const int from = l.first_lane + col, from_u = u0 + from;
+    const float sum_x = l.token < m && from_u < units ? x_sums[l.token * units + from_u] : 0.0f;
+#pragma unroll
+    for (int r = 0; r < 2; ++r) {
+      const uint32_t theirs = __shfl_sync(0xffffffffu, mine[r], 4 * l.g + from);
+      const float scale = packed_units::f16_to_float(uint16_t(theirs)), zero = float(theirs >> 16);
+      acc[2 * r + col] = fmaf(scale, d[2 * r + col] - (kBase + zero) * sum_x, acc[2 * r + col]);
+    }
+  }
+}
+
+// The warp's sums of rows g and g + 8 for row `token` of A into partial[tile row * kTokens + row of
+// A] (this lane's two columns, then its neighbour's two).
+template <typename T>
+__device__ __forceinline__ void group_partials(float* partial, const float (&acc)[4], const GroupLane<T>& l) {
+  float sums[2] = {acc[0] + acc[1], acc[2] + acc[3]};
+#pragma unroll
+  for (int r = 0; r < 2; ++r) sums[r] += __shfl_xor_sync(0xffffffffu, sums[r], 1);
+  if (l.t % 2 == 0) {
+    partial[l.g * kTokens + l.token] = sums[0];
+    partial[(l.g + 8) * kTokens + l.token] = sums[1];
+  }
+}
+
+}  // namespace tessera::cuda
