@@ -1,4 +1,7 @@
-// Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...]. For each projection of the
+// Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...] [--m 1,2,...] [--schemes
+// int8,int4_g32,...] [--fused-only]. First the fused decode ops over packed weights (q/k/v in one
+// launch, gate/up with the SwiGLU; M <= 8, every variant; "quant_fused": GB/s of packed bytes
+// read). Then, for each projection of the
 // shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
 // (M <= 16; each variant of TESSERA_PACKED_GEMV too), dequantize + cuBLASLt (the prefill path,
 // every M; for M > 16 also in L2-sized blocks of rows, DequantizeChunked, the dequantize alone,
@@ -74,19 +77,128 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"wide", "wide", "", "", true},          {"wide4", "wide4", "", "", true},
                              {"wide_split", "wide", "", "auto", true}, {"wide4_split", "wide4", "", "auto", true},
                              {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true},
-                             {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true}};
+                             {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true},
+                             {"stream", "stream", "", "", true}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
+
+void use_variant(const Variant& v) {
+  setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
+  setenv("TESSERA_PACKED_GEMV_WARPS", v.warps, 1);
+  setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
+}
+void default_variant() {
+  unsetenv("TESSERA_PACKED_GEMV");
+  unsetenv("TESSERA_PACKED_GEMV_WARPS");
+  unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+}
+
+// A comma-separated list ("1,2,4").
+std::vector<std::string> split_list(const std::string& s) {
+  std::vector<std::string> out;
+  for (size_t at = 0; at <= s.size();) {
+    const size_t end = std::min(s.find(',', at), s.size());
+    if (end > at) out.push_back(s.substr(at, end - at));
+    at = end + 1;
+  }
+  return out;
+}
+
+// The fused decode ops over packed weights, as a decode step runs them: q/k/v in one launch
+// (project_many_packed) and gate/up with the SwiGLU (project_swiglu_packed), next to the bf16
+// project_many / project_swiglu, for each variant: RESULT {"what":"quant_fused", ...}.
+void fused_ops(const std::string& shape, const std::vector<Projection>& ps, const Scheme& scheme, int64_t m) {
+  const int64_t k = ps[0].k, q = ps[0].n, kv = ps[1].n, f = ps[2].n;
+  struct Op {
+    const char* name;
+    std::vector<int64_t> rows;  // weights' rows
+    bool swiglu;
+  };
+  for (const Op& op : {Op{"qkv", {q, kv, kv}, false}, Op{"gate_up_swiglu", {f, f}, true}}) {
+    int64_t dense_bytes = 0, packed = 0;
+    const QuantSpec spec = resolve_quant_spec(scheme.spec, {op.rows[0], k});
+    for (int64_t n : op.rows) dense_bytes += n * k * 2, packed += packed_bytes(spec, {n, k});
+    const int copies = copies_for(packed);
+    std::vector<std::vector<Tensor>> dense(static_cast<size_t>(copies));
+    std::vector<std::vector<PackedTensor>> w(static_cast<size_t>(copies));
+    std::vector<Tensor> outs;
+    for (int64_t n : op.rows) outs.push_back(Tensor::empty({m, op.swiglu ? f : n}, DType::BF16, gpu));
+    for (int i = 0; i < copies; ++i)
+      for (size_t j = 0; j < op.rows.size(); ++j) {
+        Tensor d = Tensor::empty({op.rows[j], k}, DType::BF16, gpu);
+        ops::fill_normal(d, 11 + i * 3 + j, 0, 0.0f, 0.02f);
+        w[i].push_back(PackedTensor::empty(spec, {op.rows[j], k}, gpu));
+        ops::quantize(w[i].back(), d);
+        if (i < copies_for(dense_bytes)) dense[i].push_back(d);
+      }
+    Tensor a = Tensor::empty({m, k}, DType::BF16, gpu);
+    ops::fill_normal(a, 5, 0, 0.0f, 1.0f);
+    const int dense_copies = std::min(copies, copies_for(dense_bytes));
+    auto run_dense = [&](int i) {
+      if (op.swiglu) ops::project_swiglu(outs[0], a, dense[i][0], dense[i][1]);
+      else ops::project_many(outs, a, dense[i]);
+    };
+    const double bf16_s = seconds_per_call(run_dense, dense_copies);
+    std::string variant_us, variant_gbps;
+    for (const Variant& v : kVariants) {
+      if (scheme.spec.scheme != QuantScheme::Int4 && v.int4_only) continue;
+      use_variant(v);
+      const double t = seconds_per_call([&](int i) {
+        std::vector<const PackedTensor*> ws;
+        for (const PackedTensor& p : w[i]) ws.push_back(&p);
+        if (op.swiglu) ops::project_swiglu_packed(outs[0], a, *ws[0], *ws[1]);
+        else ops::project_many_packed(outs, a, ws);
+      }, copies);
+      char field[96];
+      const char* sep = variant_us.empty() ? "" : ",";
+      std::snprintf(field, sizeof(field), "%s\"%s\":%.2f", sep, v.label, t * 1e6);
+      variant_us += field;
+      std::snprintf(field, sizeof(field), "%s\"%s\":%.0f", sep, v.label, packed / t / 1e9);
+      variant_gbps += field;
+    }
+    default_variant();
+    std::printf("RESULT {\"what\":\"quant_fused\",\"shape\":\"%s\",\"op\":\"%s\",\"k\":%ld,\"scheme\":\"%s\","
+                "\"m\":%ld,\"packed_mb\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"variant_us\":{%s},"
+                "\"variant_gbps\":{%s}}\n",
+                shape.c_str(), op.name, k, scheme.name, m, packed / 1e6, bf16_s * 1e6, dense_bytes / bf16_s / 1e9,
+                variant_us.c_str(), variant_gbps.c_str());
+    std::fflush(stdout);
+  }
+}
 
 }  // namespace
 
 int main(int argc, char** argv) {
   try {
     TS_CHECK(cuda_device_count() > 0, "quant_gemv_bench needs a GPU: {}", cuda_unavailable_reason());
-    std::vector<std::string> shapes;
-    for (int i = 1; i < argc; ++i) shapes.push_back(argv[i]);
+    std::vector<std::string> shapes, scheme_names;
+    std::vector<int64_t> ms = {1, 2, 4, 8, 16, 2048};
+    bool fused_only = false;
+    for (int i = 1; i < argc; ++i) {
+      const std::string arg = argv[i];
+      if ((arg == "--m" || arg == "--schemes") && i + 1 < argc) {
+        const std::vector<std::string> list = split_list(argv[++i]);
+        if (arg == "--schemes") scheme_names = list;
+        else {
+          ms.clear();
+          for (const std::string& v : list) ms.push_back(std::stoll(v));
+        }
+      } else if (arg == "--fused-only") {
+        fused_only = true;
+      } else {
+        shapes.push_back(arg);
+      }
+    }
     if (shapes.empty()) shapes = {"1b", "8b"};
-    const std::vector<int64_t> ms = {1, 2, 4, 8, 16, 2048};
+    auto chosen = [&](const Scheme& scheme) {
+      return scheme_names.empty() || std::find(scheme_names.begin(), scheme_names.end(), scheme.name) != scheme_names.end();
+    };
+    for (const std::string& shape : shapes)
+      for (const Scheme& scheme : kSchemes)
+        for (const int64_t m : ms)
+          if (chosen(scheme) && scheme.spec.scheme != QuantScheme::NF4 && m <= ops::kFusedPackedRows)
+            fused_ops(shape, projections(shape), scheme, m);
+    if (fused_only) return 0;
     for (const std::string& shape : shapes)
       for (const Projection& p : projections(shape)) {
         // bf16 weights: the baseline, and what each scheme quantizes.
@@ -103,6 +215,7 @@ int main(int argc, char** argv) {
           const double bf16_s = seconds_per_call(
               [&](int i) { ops::gemm(c, a, dense[i], false, true); }, int(dense.size()));
           for (const Scheme& scheme : kSchemes) {
+            if (!chosen(scheme)) continue;
             const QuantSpec spec = resolve_quant_spec(scheme.spec, {p.n, p.k});
             const int64_t packed = packed_bytes(spec, {p.n, p.k});
             std::vector<PackedTensor> w(copies_for(packed));
@@ -118,9 +231,7 @@ int main(int argc, char** argv) {
                 const bool first = &variant == &kVariants[0];
                 if (scheme.spec.scheme == QuantScheme::NF4 && !first) continue;  // v1 only
                 if (scheme.spec.scheme != QuantScheme::Int4 && variant.int4_only) continue;
-                setenv("TESSERA_PACKED_GEMV", variant.gemv, 1);
-                setenv("TESSERA_PACKED_GEMV_WARPS", variant.warps, 1);
-                setenv("TESSERA_PACKED_GEMV_SPLIT", variant.split, 1);
+                use_variant(variant);
                 const double t = seconds_per_call([&](int i) {
                   ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
                 }, copies);
@@ -132,9 +243,7 @@ int main(int argc, char** argv) {
                 std::snprintf(field, sizeof(field), "%s\"%s\":%.0f", sep, variant.label, (packed + io_bytes) / t / 1e9);
                 variant_gbps += field;
               }
-            unsetenv("TESSERA_PACKED_GEMV");
-            unsetenv("TESSERA_PACKED_GEMV_WARPS");
-            unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+            default_variant();
             const double dequant_s = seconds_per_call([&](int i) {
               ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
             }, copies);
