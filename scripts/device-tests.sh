@@ -99,7 +99,7 @@ train_variant() {  # TAG NAME "VAR=value ..." [--set ...]: one run, log train_TA
 }
 
 train_shape() {  # TAG LABEL GOAL "PEER/MODEL_BENCH SHAPE ARGS" "--set ... (tessera's shape)" "MODEL_BENCH ARGS" VARIANT...
-  local tag=$1 label=$2 goal=$3 shape=$4 sets=$5 bench=$6 v name envs extra rows=() ours eager compiled; shift 6
+  local tag=$1 label=$2 goal=$3 shape=$4 sets=$5 bench=$6 v name envs extra rows=() ours eager="" compiled; shift 6
   for v in "$@"; do
     IFS='|' read -r name envs extra <<< "$v"
     # shellcheck disable=SC2086  # the --set lists split on purpose
