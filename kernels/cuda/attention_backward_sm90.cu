@@ -157,9 +157,9 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 
   BlockWork work;
   if (kBounds && p.order) {
-    work = ordered_work(p.order);
+    work = ordered_work(p.order, cta_index(), launch_grid());
   } else {
-    const CtaWork w = cta_work(heavy_first);
+    const CtaWork w = cta_work(heavy_first, cta_index(), launch_grid());
     work = {w.rank, w.head, w.batch};
   }
   const int64_t kb = work.block, kvh = work.head, b = work.batch;

@@ -73,30 +73,38 @@ struct Params {
   }
 };
 
-// Where a CTA of a grid dim3(tiles, heads, batch) works: `rank` 0 is the tile with the most causal
-// work. With heavy_first, every head's rank-0 CTA comes before any rank-1 CTA (blocks start in
-// linear order), so the longest CTAs run in the first wave instead of trailing in the last;
-// otherwise ranks ascend within each head.
+// Work items of a grid of blocks x heads x batch rows: item = block + blocks (head + heads batch)
+// when a CTA takes its own (cta_index() in a grid dim3(blocks, heads, batch)).
+struct WorkGrid {
+  int64_t blocks, heads, batch;
+};
+__device__ __forceinline__ int64_t cta_index() {
+  return blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
+}
+__device__ __forceinline__ WorkGrid launch_grid() { return {gridDim.x, gridDim.y, gridDim.z}; }
+
+// Where work item `item` lies: `rank` 0 is the block with the most causal work. With heavy_first,
+// every head's rank-0 item comes before any rank-1 item (CTAs start in index order), so the
+// longest run in the first wave instead of trailing in the last; otherwise ranks ascend within
+// each head.
 struct CtaWork {
   int64_t rank, head, batch;
 };
-__device__ __forceinline__ CtaWork cta_work(bool heavy_first) {
-  if (!heavy_first) return {blockIdx.x, blockIdx.y, blockIdx.z};
-  const int64_t per_rank = int64_t(gridDim.y) * gridDim.z;
-  const int64_t linear = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
-  const int64_t rest = linear % per_rank;
-  return {linear / per_rank, rest % gridDim.y, rest / gridDim.y};
+__device__ __forceinline__ CtaWork cta_work(bool heavy_first, int64_t item, WorkGrid grid) {
+  if (!heavy_first) return {item % grid.blocks, item / grid.blocks % grid.heads, item / (grid.blocks * grid.heads)};
+  const int64_t per_rank = grid.heads * grid.batch;
+  const int64_t rest = item % per_rank;
+  return {item / per_rank, rest % grid.heads, rest / grid.heads};
 }
 
-// The block, head and batch row of a CTA of a grid dim3(blocks, heads, batch) that takes its
-// block from Params::order: the heads of one block run in adjacent CTAs.
+// The block, head and batch row of work item `item` when blocks come from Params::order: the
+// heads of one block are adjacent items.
 struct BlockWork {
   int64_t block, head, batch;
 };
-__device__ __forceinline__ BlockWork ordered_work(const int32_t* order) {
-  const int64_t linear = blockIdx.x + int64_t(gridDim.x) * (blockIdx.y + int64_t(gridDim.y) * blockIdx.z);
-  const int64_t item = order[linear / gridDim.y];
-  return {item % gridDim.x, linear % gridDim.y, item / gridDim.x};
+__device__ __forceinline__ BlockWork ordered_work(const int32_t* order, int64_t item, WorkGrid grid) {
+  const int64_t ordered = order[item / grid.heads];
+  return {ordered % grid.blocks, item % grid.heads, ordered / grid.blocks};
 }
 
 // Query i sees key j (both in [0, s)) when j <= i and they share a segment; seg_i, seg_j come
@@ -164,6 +172,8 @@ void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
 //            (Params::doc_bounds; none of the per-tile tests of v4 in the loop), masking by each
 //            row's document start instead of comparing ids, the CTAs taking their query blocks
 //            heaviest first by that true work (Params::order).
+//            v7: v6 persistent, a CTA per SM taking every gridDim.x-th block, its producer
+//            loading the next block's Q and first K/V tiles while the consumers finish this one.
 //   backward v7: v5 with the same bounds: a key block visits the query tiles up to its last key's
 //            document end, masks by each key's document end, and takes its block by true work;
 //            v8: v7 with each warpgroup adding the dQ of its own 64 keys for all of an item's
