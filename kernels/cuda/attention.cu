@@ -1,11 +1,11 @@
 // Entry points of CUDA attention: pick the tensor-core kernels where they apply (bf16/f16,
 // supported head dim, 16-byte aligned rows), the simple row kernels otherwise.
 #include <climits>
-#include <cstdlib>
 #include <string>
 
 #include "kernels/cuda/attention_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/kernel_variant.h"
 
 namespace tessera::cuda {
 
@@ -100,16 +100,6 @@ attn::Params params(const Tensor& q, const Tensor& k, const Tensor& v, float sca
   return p;
 }
 
-// The Hopper kernel variant named by environment variable `name` (v1 .. v<count>, attention_common.cuh);
-// unset or empty: `fallback`, the fastest measured.
-int sm90_variant(const char* name, int count, int fallback) {
-  const char* value = std::getenv(name);
-  if (!value || !*value) return fallback;
-  for (int v = 1; v <= count; ++v)
-    if (std::string(value) == "v" + std::to_string(v)) return v;
-  throw Error(std::string(name) + ": unknown '" + value + "' (expected v1 to v" + std::to_string(count) + ")");
-}
-
 bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
 
 bool use_tensor_cores(const AttentionShape& s, DType dtype, std::initializer_list<const Tensor*> tensors) {
@@ -123,7 +113,7 @@ bool use_tensor_cores(const AttentionShape& s, DType dtype, std::initializer_lis
 
 void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, const Tensor& k, const Tensor& v,
                        float softmax_scale, const Tensor& segment_ids, const AttentionShape& s) {
-  const int variant = sm90_variant("TESSERA_ATTN_FWD", kAttentionForwardVariants, kAttentionForwardDefault);
+  const int variant = kernel_variant("TESSERA_ATTN_FWD", kAttentionForwardVariants, kAttentionForwardDefault);
   attn::Params p = params(q, k, v, softmax_scale, segment_ids, s);
   p.out = out.data();
   p.lse = lse.data_as<float>();
@@ -144,7 +134,7 @@ void attention_forward(const Tensor& out, const Tensor& lse, const Tensor& q, co
 void attention_backward(const Tensor& dq, const Tensor& dk, const Tensor& dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& out, const Tensor& lse, float softmax_scale,
                         const Tensor& segment_ids, const AttentionShape& s) {
-  const int variant = sm90_variant("TESSERA_ATTN_BWD", kAttentionBackwardVariants, kAttentionBackwardDefault);
+  const int variant = kernel_variant("TESSERA_ATTN_BWD", kAttentionBackwardVariants, kAttentionBackwardDefault);
   attn::Params p = params(q, k, v, softmax_scale, segment_ids, s);
   p.out = out.data();
   p.dout = dout.data();
