@@ -1,13 +1,13 @@
 // CUDA rope_kv_write: one block per token. Its threads take cos/sin of the token's D/2 angles into
-// shared memory (precise sincosf, as rope.cu), then each warp takes whole head rows of q and k:
+// shared memory, then each warp takes whole head rows of q and k (kernels/cuda/rope_rows.cuh):
 // the RMSNorm of the row (Qwen3: its sum of squares by shuffles), the rotation of its pairs in
 // place, and for k the rotated row into the cache slot too; then the block copies v's row into
-// its slot. Roundings are those of rmsnorm.cu and rope.cu. A slot outside the cache traps (see
-// embedding.cu); -1 (a padding row) is not written.
+// its slot. A slot outside the cache traps (see embedding.cu); -1 (a padding row) is not written.
 #include <algorithm>
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/rope_rows.cuh"
 
 namespace tessera::cuda {
 
@@ -29,46 +29,22 @@ __global__ void rope_kv_write_kernel(T* q, T* k, const T* v, const int32_t* posi
   if (slot < -1 || slot >= slot_count) __trap();
   float* cos_t = table;
   float* sin_t = table + half;
-  const float position = static_cast<float>(positions[token]);
-  for (int i = threadIdx.x; i < half; i += blockDim.x) {
-    float s, c;
-    sincosf(position * inv_freq[i], &s, &c);
-    cos_t[i] = round_as<T>(c * attention_scaling);
-    sin_t[i] = round_as<T>(s * attention_scaling);
-  }
+  rope_angles<T>(static_cast<float>(positions[token]), inv_freq, attention_scaling, half, cos_t, sin_t);
   __syncthreads();
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, warps = blockDim.x / 32;
+  const int warp = threadIdx.x / 32, warps = blockDim.x / 32;
   T* k_slot = slot >= 0 ? k_cache + slot * hkv * d : nullptr;
   for (int h = warp; h < hq + hkv; h += warps) {
     const bool is_k = h >= hq;
     T* row = is_k ? k + (int64_t(token) * hkv + (h - hq)) * d : q + (int64_t(token) * hq + h) * d;
-    const W* w = is_k ? k_norm : q_norm;
-    float r = 0.0f;
-    if (w) {
-      float squares = 0.0f;
-      for (int j = lane; j < d; j += 32) {
-        const float x = to_f32(row[j]);
-        squares += x * x;
-      }
-      for (int mask = 16; mask > 0; mask /= 2) squares += __shfl_xor_sync(0xffffffffu, squares, mask);
-      r = rsqrtf(squares / static_cast<float>(d) + eps);
-    }
-    for (int i = lane; i < half; i += 32) {
-      float x1 = to_f32(row[i]), x2 = to_f32(row[i + half]);
-      if (w) {
-        x1 = round_as<T>(round_as<T>(x1 * r) * to_f32(w[i]));
-        x2 = round_as<T>(round_as<T>(x2 * r) * to_f32(w[i + half]));
-      }
-      const float c = cos_t[i], s = sin_t[i];
-      const T y1 = from_f32<T>(round_as<T>(x1 * c) - round_as<T>(x2 * s));
-      const T y2 = from_f32<T>(round_as<T>(x2 * c) + round_as<T>(x1 * s));
+    T* cached = is_k && k_slot ? k_slot + (h - hq) * d : nullptr;
+    norm_rope_row(row, is_k ? k_norm : q_norm, eps, cos_t, sin_t, half, [&](int i, T y1, T y2) {
       row[i] = y1;
       row[i + half] = y2;
-      if (is_k && k_slot) {
-        k_slot[(h - hq) * d + i] = y1;
-        k_slot[(h - hq) * d + i + half] = y2;
+      if (cached) {
+        cached[i] = y1;
+        cached[i + half] = y2;
       }
-    }
+    });
   }
   if (slot < 0) return;
   const T* v_row = v + int64_t(token) * hkv * d;
