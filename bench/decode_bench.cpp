@@ -14,7 +14,9 @@
 // profile_ops) and, after RESULT, one line per family: PROFILE | shape batch | op | ms per decode
 // step | share of the step | weight GB/s (projections and lm_head, bf16) |. With the fused decode ops
 // (TESSERA_FUSED_DECODE, on unless 0) q/k/v show as qkv_proj, gate/up and the SwiGLU as
-// gate_up_swiglu, RoPE with the KV write as rope_kv_write.
+// gate_up_swiglu, RoPE with the KV write as rope_kv_write, except in decode steps, where they are
+// timed inside attention (ops::rope_paged_attention: one launch with TESSERA_PAGED_ATTN=v3, whose
+// value RESULT's paged_attn shows).
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -119,13 +121,14 @@ int main(int argc, char** argv) {
     const StepTimes tn = model->timings();
     const double step = (all - first) / double(fresh - 1);
     const double decode_steps = double(tn.steps - t1.steps);
+    const char* paged_attn = std::getenv("TESSERA_PAGED_ATTN");
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"fused\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"paged_attn\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
                 model->options().fused_decode ? 1 : 0, ops::small_m_kernel_name(ops::small_m_choice().kernel),
-                ops::LaunchOverlap::requested() ? 1 : 0,
+                ops::LaunchOverlap::requested() ? 1 : 0, paged_attn ? paged_attn : "default",
                 profile ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
                 (tn.gpu_ms - t1.gpu_ms) / decode_steps, tn.graph_replays, decode_steps, weight_bytes / 1e9,

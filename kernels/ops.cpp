@@ -558,6 +558,46 @@ PagedShape paged_query_shape(const char* op, const Tensor& q, const Tensor& k_ca
   return s;
 }
 
+// paged_attention's shape, every input checked.
+PagedShape paged_attention_shape(const char* op, const Tensor& q, const Tensor& k_cache, const Tensor& v_cache,
+                                 const Tensor& block_tables, const Tensor& query_seq, const Tensor& query_pos,
+                                 int64_t window, float scale, const Tensor& out) {
+  PagedShape s = paged_query_shape(op, q, k_cache, v_cache);
+  TS_CHECK(s.hq % s.hkv == 0, "{}: {} query heads are not a multiple of {} kv heads", op, s.hq, s.hkv);
+  check_shape(op, "out", out, q.shape());
+  check_token_rows(op, "out", out, k_cache);
+  TS_CHECK(block_tables.defined() && block_tables.ndim() == 2, "{}: block_tables must be [S, max_blocks], got {}{}",
+           op, defined_str(block_tables), block_tables.defined() ? block_tables.str() : "tensor");
+  s.seqs = block_tables.size(0);
+  s.max_blocks = block_tables.size(1);
+  check_i32(op, "block_tables", block_tables, {s.seqs, s.max_blocks}, k_cache);
+  check_i32(op, "query_seq", query_seq, {s.tokens}, k_cache);
+  check_i32(op, "query_pos", query_pos, {s.tokens}, k_cache);
+  TS_CHECK(window >= 0, "{}: window must be >= 0 (0: no sliding window), got {}", op, window);
+  TS_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
+  return s;
+}
+
+// rope_kv_write's inputs besides q and the cache (checked by paged_query_shape into s).
+void check_rope_kv_inputs(const char* op, const PagedShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
+                          const Tensor& positions, const Tensor& inv_freq, const Tensor& q_norm, const Tensor& k_norm,
+                          const Tensor& slots, const Tensor& k_cache) {
+  check_shape(op, "k", k, {s.tokens, s.hkv, s.d});
+  check_shape(op, "v", v, {s.tokens, s.hkv, s.d});
+  check_token_rows(op, "k", k, k_cache);
+  check_token_rows(op, "v", v, k_cache);
+  check_rope(op, q, positions, inv_freq);
+  check_i32(op, "slots", slots, {s.tokens}, k_cache);
+  TS_CHECK(q_norm.defined() == k_norm.defined(), "{}: q_norm and k_norm go together (Qwen3), got {} and {}", op,
+           defined_str(q_norm), defined_str(k_norm));
+  if (q_norm.defined()) {
+    check_rmsnorm_weight(op, q_norm, q);
+    check_rmsnorm_weight(op, k_norm, k);
+    TS_CHECK(q_norm.dtype() == k_norm.dtype(), "{}: q_norm {} and k_norm {} must share a dtype", op, q_norm.str(),
+             k_norm.str());
+  }
+}
+
 }  // namespace
 
 void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tensor& k_cache, Tensor& v_cache) {
@@ -578,20 +618,8 @@ void paged_kv_write(const Tensor& k, const Tensor& v, const Tensor& slots, Tenso
 
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
                      const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, Tensor& out) {
-  const char* op = "paged_attention";
-  PagedShape s = paged_query_shape(op, q, k_cache, v_cache);
-  TS_CHECK(s.hq % s.hkv == 0, "{}: {} query heads are not a multiple of {} kv heads", op, s.hq, s.hkv);
-  check_shape(op, "out", out, q.shape());
-  check_token_rows(op, "out", out, k_cache);
-  TS_CHECK(block_tables.defined() && block_tables.ndim() == 2, "{}: block_tables must be [S, max_blocks], got {}{}",
-           op, defined_str(block_tables), block_tables.defined() ? block_tables.str() : "tensor");
-  s.seqs = block_tables.size(0);
-  s.max_blocks = block_tables.size(1);
-  check_i32(op, "block_tables", block_tables, {s.seqs, s.max_blocks}, k_cache);
-  check_i32(op, "query_seq", query_seq, {s.tokens}, k_cache);
-  check_i32(op, "query_pos", query_pos, {s.tokens}, k_cache);
-  TS_CHECK(window >= 0, "{}: window must be >= 0 (0: no sliding window), got {}", op, window);
-  TS_CHECK(std::isfinite(scale), "{}: scale must be finite, got {}", op, scale);
+  const PagedShape s =
+      paged_attention_shape("paged_attention", q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out);
   if (s.tokens == 0 || s.hq == 0) return;
   TS_DISPATCH(q.device(),
               paged_attention(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s));
@@ -662,24 +690,24 @@ void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
                    float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
                    Tensor& k_cache, Tensor& v_cache) {
   const char* op = "rope_kv_write";
-  PagedShape s = paged_query_shape(op, q, k_cache, v_cache);
-  check_shape(op, "k", k, {s.tokens, s.hkv, s.d});
-  check_shape(op, "v", v, {s.tokens, s.hkv, s.d});
-  check_token_rows(op, "k", k, k_cache);
-  check_token_rows(op, "v", v, k_cache);
-  check_rope(op, q, positions, inv_freq);
-  check_i32(op, "slots", slots, {s.tokens}, k_cache);
-  TS_CHECK(q_norm.defined() == k_norm.defined(), "{}: q_norm and k_norm go together (Qwen3), got {} and {}", op,
-           defined_str(q_norm), defined_str(k_norm));
-  if (q_norm.defined()) {
-    check_rmsnorm_weight(op, q_norm, q);
-    check_rmsnorm_weight(op, k_norm, k);
-    TS_CHECK(q_norm.dtype() == k_norm.dtype(), "{}: q_norm {} and k_norm {} must share a dtype", op, q_norm.str(),
-             k_norm.str());
-  }
+  const PagedShape s = paged_query_shape(op, q, k_cache, v_cache);
+  check_rope_kv_inputs(op, s, q, k, v, positions, inv_freq, q_norm, k_norm, slots, k_cache);
   if (s.tokens == 0) return;
   TS_DISPATCH(q.device(), rope_kv_write(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots,
                                         k_cache, v_cache, s));
+}
+
+void rope_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                          const Tensor& inv_freq, float attention_scaling, const Tensor& q_norm, const Tensor& k_norm,
+                          float eps, const Tensor& slots, Tensor& k_cache, Tensor& v_cache, const Tensor& block_tables,
+                          const Tensor& query_seq, int64_t window, float scale, Tensor& out) {
+  const char* op = "rope_paged_attention";
+  const PagedShape s =
+      paged_attention_shape(op, q, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out);
+  check_rope_kv_inputs(op, s, q, k, v, positions, inv_freq, q_norm, k_norm, slots, k_cache);
+  if (s.tokens == 0 || s.hq == 0) return;
+  TS_DISPATCH(q.device(), rope_paged_attention(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps,
+                                               slots, k_cache, v_cache, block_tables, query_seq, window, scale, out, s));
 }
 
 void lora_batched(const Tensor& y, const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& ranks,

@@ -261,6 +261,17 @@ void project_swiglu_packed(const Tensor& out, const Tensor& x, const PackedTenso
 void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,
                    float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps, const Tensor& slots,
                    Tensor& k_cache, Tensor& v_cache);
+// A decode step's attention with its RoPE and KV write: rope_kv_write(q, k, v, positions, ...,
+// slots, k_cache, v_cache), then paged_attention(q, k_cache, v_cache, block_tables, query_seq,
+// positions, window, scale, out). Every query token must be of its own sequence (query_seq
+// distinct: a decode step, padding rows included), so that none attends to another's new key;
+// the CPU checks it. q and k are consumed (their contents afterwards are unspecified). A padding
+// row's output (slot -1) is unspecified too. On the GPU with TESSERA_PAGED_ATTN=v3, one launch
+// (kernels/cuda/paged_attention.cu) with the same numbers bit for bit; else the two ops.
+void rope_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                          const Tensor& inv_freq, float attention_scaling, const Tensor& q_norm, const Tensor& k_norm,
+                          float eps, const Tensor& slots, Tensor& k_cache, Tensor& v_cache, const Tensor& block_tables,
+                          const Tensor& query_seq, int64_t window, float scale, Tensor& out);
 
 // ---- Linear and LoRA ----
 

@@ -832,15 +832,17 @@ if [ "$only" = all ] || [ "$only" = qlora_70b ]; then qlora_70b; fi
 
 # Paged KV cache: the CUDA ops against their CPU references, and decode attention (one query per
 # sequence, Llama-3-8B heads: Hq 32, Hkv 8, D 128, bf16) as GB/s of keys and values read, next to
-# the copy bandwidth the device reaches (about 4.3 TB/s on an H200).
+# the copy bandwidth the device reaches (about 4.3 TB/s on an H200), a row per kernel form
+# (TESSERA_PAGED_ATTN) alone and with the step's RoPE and KV write (rope_paged_attention).
 paged_attention() {
   check kernels_paged_attention .device/bin/test_kernels --gtest_filter='*PagedAttention*'
   if [ -x .device/bin/paged_attention_bench ]; then
-    echo "| decode attention (batch, context) | us per call | KV read MB | GB/s of KV read |" >> "$summary"
+    echo "| decode attention (batch, context, op, form) | us per call | KV read MB | GB/s of KV read |" >> "$summary"
     echo "| --- | --- | --- | --- |" >> "$summary"
     for batch in 1 16 64; do
-      for context in 512 2048 8192; do
-        result_rows paged_attention.log "| batch %(batch)s, context %(context)s | %(us)s | %(kv_mb)s | %(kv_gb_per_s)s |" \
+      for context in 256 512 2048 8192; do
+        result_rows paged_attention.log \
+          "| batch %(batch)s, context %(context)s, %(what)s %(form)s | %(us)s | %(kv_mb)s | %(kv_gb_per_s)s |" \
           .device/bin/paged_attention_bench $batch $context
       done
     done

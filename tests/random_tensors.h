@@ -77,6 +77,26 @@ inline double relative_error(const Tensor& got, const Tensor& want) {
   return relative_error(host_f32(got), host_f32(want));
 }
 
+// Equal element by element, NaN where the other is NaN; or within the dtype's rounding.
+inline void expect_close(const Tensor& got, const Tensor& want, DType dtype, bool exact, const char* what) {
+  const auto g = host_f32(got), w = host_f32(want);
+  ASSERT_EQ(g.size(), w.size());
+  std::vector<float> gv, wv;
+  size_t nan_mismatch = 0;
+  for (size_t i = 0; i < g.size(); ++i) {
+    if (std::isnan(w[i]) || std::isnan(g[i])) {
+      nan_mismatch += std::isnan(w[i]) != std::isnan(g[i]);
+      continue;
+    }
+    gv.push_back(g[i]);
+    wv.push_back(w[i]);
+  }
+  EXPECT_EQ(nan_mismatch, 0u) << what << ": written where the other is not";
+  ASSERT_FALSE(wv.empty()) << what;
+  if (exact) EXPECT_EQ(gv, wv) << what;
+  else EXPECT_LT(relative_error(gv, wv), rounding_tolerance(dtype)) << what;
+}
+
 // Skips the current test, with the reason, where no GPU is present.
 #define TS_REQUIRE_GPU()                                                              \
   do {                                                                                \

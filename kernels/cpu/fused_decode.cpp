@@ -1,5 +1,8 @@
 // CPU references of a decode step's fused ops: by definition the sequences of plain ops they fuse
 // (kernels/ops.h), so the CPU inference path gives the same numbers with them or without.
+#include <vector>
+
+#include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/packed_sequences.h"
 
@@ -51,6 +54,27 @@ void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tens
   PagedShape kv = s;
   kv.hq = s.hkv;
   paged_kv_write(k, v, slots, k_cache, v_cache, kv);
+}
+
+void rope_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                          const Tensor& inv_freq, float attention_scaling, const Tensor& q_norm, const Tensor& k_norm,
+                          float eps, const Tensor& slots, const Tensor& k_cache, const Tensor& v_cache,
+                          const Tensor& block_tables, const Tensor& query_seq, int64_t window, float scale,
+                          const Tensor& out, const PagedShape& s) {
+  // One token per sequence: otherwise the GPU's single launch would let a token miss a key that
+  // another of its sequence writes.
+  const int32_t* seq = query_seq.data_as<int32_t>();
+  std::vector<int64_t> token_of(s.seqs, -1);
+  for (int64_t t = 0; t < s.tokens; ++t) {
+    TS_CHECK(seq[t] >= 0 && seq[t] < s.seqs,
+             "rope_paged_attention: query_seq[{}] = {} is not a row of the {} block tables", t, seq[t], s.seqs);
+    TS_CHECK(token_of[seq[t]] < 0,
+             "rope_paged_attention: query_seq[{}] = {} repeats query_seq[{}] (one token per sequence: a decode step)", t,
+             seq[t], token_of[seq[t]]);
+    token_of[seq[t]] = t;
+  }
+  rope_kv_write(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache, v_cache, s);
+  paged_attention(q, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s);
 }
 
 }  // namespace tessera::cpu

@@ -1,12 +1,19 @@
-// CUDA paged_attention (flash-decoding over a paged KV cache).
+// CUDA paged_attention (flash-decoding over a paged KV cache), and rope_paged_attention: the same
+// kernel with a decode step's RoPE and KV write (rope_kv_write) done inside it.
 //
 // One CTA per (query token, kv head, split of the key range): it holds the (up to 8) query heads
 // that share the kv head in shared memory and reads each key and value row once for all of them,
-// so a decode step moves every byte of the cache it needs once. Its 4 warps take 16-key tiles in
+// so a decode step moves every byte of the cache it needs once. Its warps take 16-key tiles in
 // turn; in a tile each lane pair scores one key (the two lanes read alternate 16-byte chunks, so a
-// load instruction moves 16 full 32-byte sectors), an online softmax (fp32, base 2) keeps a running
-// max and sum per head, and every lane accumulates D/32 output columns of each head from the value
-// rows. The warps' states merge in shared memory at the end.
+// load instruction moves 16 full 32-byte sectors) while every lane loads its D/32 columns of the
+// tile's 16 value rows (a tile waits on memory once, and the next tile's block ids are read
+// meanwhile); an online softmax (fp32, base 2) keeps a running max and sum per head, and every
+// lane accumulates its columns of each head. The warps' states merge in shared memory at the end.
+//
+// Forms (TESSERA_PAGED_ATTN, v1 by default until measured): v1 gives every CTA 4 warps; v2 gives a
+// grid of few CTAs up to 16 (as many as keep it within kWarpsPerSm warps per SM and fit the merge
+// buffer), so that a short decode context (256 keys) is read in one round of tiles instead of four;
+// v3 is v2 running rope_paged_attention in one launch.
 //
 // Long contexts are split across CTAs so that small batches still fill the GPU: each split
 // writes its unnormalised output with its max and sum, and a second kernel merges them. The split
@@ -16,10 +23,16 @@
 // keys from L2 rather than sharing a tile with its neighbours; prefill-heavy batches would want
 // a query-tiled kernel).
 //
-// Indices are not checked on the host (that would need a sync): a query_seq, query_pos or block id
-// outside the cache traps (see embedding.cu).
+// rope_paged_attention in one launch (v3; a decode step, every token of its own sequence, so no
+// CTA needs a key another CTA writes): each CTA turns its query heads itself from the raw q; the
+// split that holds the token's position turns the new key into shared memory and scores it from
+// there (no CTA reads a slot this launch writes), and of those CTAs the first head chunk writes the
+// key and value to their slot. The roundings are rope_kv_write's (kernels/cuda/rope_rows.cuh), so
+// the output and the cache equal rope_kv_write then paged_attention bit for bit.
+//
+// Indices are not checked on the host (that would need a sync): a query_seq, query_pos, slot or
+// block id outside the cache traps (see embedding.cu).
 #include <algorithm>
-#include <array>
 #include <cmath>
 #include <string>
 #include <type_traits>
@@ -27,19 +40,38 @@
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/rope_rows.cuh"
+#include "kernels/kernel_variant.h"
 
 namespace tessera::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kThreads = kWarps * 32;
-constexpr int kTile = 16;                  // keys per warp step: one per lane pair
-constexpr int kMinSplitKeys = 256;         // a split is never shorter than this (but the whole context):
-                                           // short decode contexts then need no merge kernel
-constexpr int kCtasPerSm = 4;              // splits are added until the grid has this many CTAs per SM
+constexpr int kTile = 16;          // keys per warp step: one per lane pair
+constexpr int kWarpsV1 = 4;        // v1's warps per CTA, the least of v2's
+constexpr int kMinSplitKeys = 256;  // a split is never shorter than this (but the whole context):
+                                    // short decode contexts then need no merge kernel
+constexpr int kWarpsPerSm = 16;    // splits (and v2's warps) are added until the grid has this many warps per SM
+constexpr int kMergeFloats = 8192;  // the warps' merge buffer [warps][GC][D] holds at most this many (32 KiB)
 constexpr unsigned kFull = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;
+
+enum Form { kV1 = 1, kV2, kV3, kForms = kV3 };
+
+// The most warps a CTA of head dim D and GC heads takes: up to 16, as many as the merge buffer
+// holds and as leave each thread the registers of a tile's loads (2D bytes a lane) and its GC x
+// D/32 accumulators without spilling: 128 registers at 16 warps, 255 at 8 (ptxas, sm_90a).
+__host__ __device__ constexpr int max_warps(int d, int gc) {
+  const int by_registers = d * (4 + gc) <= 640 ? 16 : d * (4 + gc) <= 1536 ? 8 : 4;
+  const int by_merge = kMergeFloats / (gc * d);
+  return by_registers < by_merge ? by_registers : by_merge;
+}
+
+// A CTA's shared memory in floats: q_s, acc_s, p_s, m_s, l_s (see the kernel), and with RoPE the
+// new key (D values of 2 bytes) and the angles (D/2 cosines, D/2 sines).
+constexpr int shared_floats(int d, int gc, int warps, bool rope) {
+  return gc * d + warps * gc * d + warps * gc * kTile + 2 * warps * gc + (rope ? d / 2 + d : 0);
+}
 
 template <typename T>
 __device__ __forceinline__ float2 pair_to_float2(uint32_t w);
@@ -68,11 +100,9 @@ struct Vec<8> {
   using type = uint4;
 };
 
-// N consecutive elements at ptr (aligned to their size), read through the read-only cache, as f32.
+// The N elements packed in raw, as f32.
 template <typename T, int N>
-__device__ __forceinline__ void load_f32(const T* ptr, float (&out)[N]) {
-  using V = typename Vec<N>::type;
-  const V raw = __ldg(reinterpret_cast<const V*>(ptr));
+__device__ __forceinline__ void unpack_f32(const typename Vec<N>::type& raw, float (&out)[N]) {
   const uint32_t* words = reinterpret_cast<const uint32_t*>(&raw);
 #pragma unroll
   for (int i = 0; i < N / 2; ++i) {
@@ -82,11 +112,24 @@ __device__ __forceinline__ void load_f32(const T* ptr, float (&out)[N]) {
   }
 }
 
+// rope_paged_attention's inputs besides paged_attention's (all null in paged_attention).
+template <typename T>
+struct RopeInputs {
+  const T* k;  // [tokens, hkv, D]: the new keys, before their norm and RoPE
+  const T* v;  // [tokens, hkv, D]: the new values
+  const float* inv_freq;
+  const void* q_norm;  // [D] of T, or f32 where norm_f32; null without Qwen3's q/k norms
+  const void* k_norm;
+  bool norm_f32;
+  float eps, attention_scaling;
+  const int32_t* slots;  // [tokens]: where each new key and value go (-1: a padding row, not written)
+};
+
 template <typename T>
 struct Params {
-  const T* q;
-  const T* k_cache;
-  const T* v_cache;
+  const T* q;  // with RoPE: before its norm and RoPE
+  T* k_cache;
+  T* v_cache;
   const int32_t* tables;
   const int32_t* query_seq;
   const int32_t* query_pos;
@@ -95,13 +138,17 @@ struct Params {
   float* part_ml;   // [tokens, hq, splits, 2]: each split's max (base 2) and sum
   int hq, hkv, group, head_chunks, blocks, block_size, seqs, max_blocks, window, split_keys, splits;
   float scale_log2;  // scale * log2(e): scores are kept in base 2
+  RopeInputs<T> rope;
 };
 
-template <typename T, int D, int GC>
-__global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<T> p) {
+template <typename T, int D, int GC, bool Rope>
+__global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(const Params<T> p) {
   wait_for_previous_kernel();
   let_next_kernel_start();
   constexpr int kCols = D / 32;  // output columns per lane
+  using KeyChunk = typename Vec<8>::type;
+  using ValueCols = typename Vec<kCols>::type;
+  const int warps = blockDim.x / 32;
   const int token = blockIdx.x;
   const int kv_head = blockIdx.y / p.head_chunks;
   const int chunk_first = (blockIdx.y % p.head_chunks) * GC;  // first head of this CTA within the group
@@ -116,15 +163,72 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<
   const int begin = max(first, split * p.split_keys);
   const int end = min(pos + 1, (split + 1) * p.split_keys);
 
-  __shared__ __align__(16) float q_s[GC][D];
-  __shared__ float p_s[kWarps][GC][kTile];
-  __shared__ int slot_s[kWarps][kTile];
-  __shared__ float m_s[kWarps][GC], l_s[kWarps][GC];
-  __shared__ float acc_s[kWarps][GC][D];
+  extern __shared__ __align__(16) float shared[];
+  float* q_s = shared;                    // [GC][D]: the heads' queries times scale * log2(e)
+  float* acc_s = q_s + GC * D;            // [warps][GC][D]: each warp's output columns, to merge
+  float* p_s = acc_s + warps * GC * D;    // [warps][GC][kTile]: a tile's probabilities
+  float* m_s = p_s + warps * GC * kTile;  // [warps][GC]: each warp's max
+  float* l_s = m_s + warps * GC;          // [warps][GC]: and sum
+  T* key_s = reinterpret_cast<T*>(l_s + warps * GC);  // RoPE: [D] the new key, turned
+  float* cos_s = l_s + warps * GC + D / 2;            // RoPE: [D / 2] the angles of pos
+  float* sin_s = cos_s + D / 2;
 
-  for (int i = threadIdx.x; i < GC * D; i += kThreads) {
-    const int gi = i / D;
-    q_s[gi][i % D] = gi < heads ? to_f32(p.q[(int64_t(token) * p.hq + head0 + gi) * D + i % D]) * p.scale_log2 : 0.0f;
+  const int64_t row_stride = int64_t(p.hkv) * D;  // elements from one slot to the next
+  const int32_t* table = p.tables + int64_t(seq) * p.max_blocks;
+  // The cache slot of key position kp: -1 outside [begin, end); with RoPE -2 for pos, whose key
+  // this CTA turns into key_s and whose value it reads from the new rows.
+  const auto slot_of = [&](int kp) {
+    if (kp < begin || kp >= end) return -1;
+    if (Rope && kp == pos) return -2;
+    const int block = table[kp / p.block_size];
+    if (block < 0 || block >= p.blocks) __trap();
+    return block * p.block_size + kp % p.block_size;
+  };
+  const int key = lane / 2, half = lane % 2;
+  int tile = (begin & ~(kTile - 1)) + warp * kTile;
+  int slot = slot_of(tile + key);  // the first block id is read while the queries load
+
+  if constexpr (Rope) {
+    rope_angles<T>(static_cast<float>(pos), p.rope.inv_freq, p.rope.attention_scaling, D / 2, cos_s, sin_s);
+    __syncthreads();
+    const bool holds_pos = pos >= begin && pos < end;
+    const int new_slot = p.rope.slots[token];
+    if (holds_pos && (new_slot < -1 || new_slot >= p.blocks * p.block_size)) __trap();
+    const bool writes = holds_pos && chunk_first == 0 && new_slot >= 0;  // one CTA per (token, kv head)
+    const int64_t new_row = (int64_t(token) * p.hkv + kv_head) * D;
+    T* k_slot = writes ? p.k_cache + new_slot * row_stride + int64_t(kv_head) * D : nullptr;
+    // Each warp one row: a query head (norm, RoPE, into q_s) or, past them, the new key.
+    const auto turn = [&](const T* row, const void* weight, auto&& emit) {
+      if (p.rope.norm_f32) norm_rope_row(row, static_cast<const float*>(weight), p.rope.eps, cos_s, sin_s, D / 2, emit);
+      else norm_rope_row(row, static_cast<const T*>(weight), p.rope.eps, cos_s, sin_s, D / 2, emit);
+    };
+    for (int r = warp; r < heads + holds_pos; r += warps) {
+      if (r < heads) {
+        float* q_row = q_s + r * D;
+        turn(p.q + (int64_t(token) * p.hq + head0 + r) * D, p.rope.q_norm, [&](int i, T y1, T y2) {
+          q_row[i] = to_f32(y1) * p.scale_log2;
+          q_row[i + D / 2] = to_f32(y2) * p.scale_log2;
+        });
+      } else {
+        turn(p.rope.k + new_row, p.rope.k_norm, [&](int i, T y1, T y2) {
+          key_s[i] = y1;
+          key_s[i + D / 2] = y2;
+          if (k_slot) {
+            k_slot[i] = y1;
+            k_slot[i + D / 2] = y2;
+          }
+        });
+      }
+    }
+    for (int i = heads * D + threadIdx.x; i < GC * D; i += blockDim.x) q_s[i] = 0.0f;
+    if (writes)
+      for (int j = threadIdx.x; j < D; j += blockDim.x)
+        p.v_cache[new_slot * row_stride + int64_t(kv_head) * D + j] = p.rope.v[new_row + j];
+  } else {
+    for (int i = threadIdx.x; i < GC * D; i += blockDim.x) {
+      const int gi = i / D;
+      q_s[i] = gi < heads ? to_f32(p.q[(int64_t(token) * p.hq + head0 + gi) * D + i % D]) * p.scale_log2 : 0.0f;
+    }
   }
   __syncthreads();
 
@@ -136,40 +240,52 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<
 #pragma unroll
     for (int j = 0; j < kCols; ++j) acc[gi][j] = 0.0f;
   }
-  const int64_t row_stride = int64_t(p.hkv) * D;  // elements from one slot to the next
   const T* k_head = p.k_cache + int64_t(kv_head) * D;
   const T* v_head = p.v_cache + int64_t(kv_head) * D + lane * kCols;
-  const int32_t* table = p.tables + int64_t(seq) * p.max_blocks;
-  const int key = lane / 2, half = lane % 2;
+  const T* v_new = Rope ? p.rope.v + (int64_t(token) * p.hkv + kv_head) * D + lane * kCols : nullptr;
+  const int round = warps * kTile;
 
-  for (int tile = (begin & ~(kTile - 1)) + warp * kTile; tile < end; tile += kWarps * kTile) {
-    // Scores of this lane pair's key against every head (invalid keys read slot 0, then count -inf).
-    const int kp = tile + key;
-    const bool valid = kp >= begin && kp < end;
-    int slot = 0;
-    if (valid) {
-      const int block = table[kp / p.block_size];
-      if (block < 0 || block >= p.blocks) __trap();
-      slot = block * p.block_size + kp % p.block_size;
-    }
-    float s[GC];
-#pragma unroll
-    for (int gi = 0; gi < GC; ++gi) s[gi] = 0.0f;
-    const T* k_row = k_head + slot * row_stride;
+  for (; tile < end; tile += round) {
+    // This lane's chunks of its key and its columns of the tile's value rows, loaded together.
+    // Keys outside the range load zeros (an unwritten slot may hold NaN: 0 * NaN would poison the sum).
+    const bool valid = slot != -1;
+    KeyChunk k_raw[D / 16];
 #pragma unroll
     for (int i = 0; i < D / 16; ++i) {
       const int c = 2 * i + half;  // this lane's 8-element chunk
+      if (slot >= 0) k_raw[i] = __ldg(reinterpret_cast<const KeyChunk*>(k_head + slot * row_stride + c * 8));
+      else if (Rope && slot == -2) k_raw[i] = *reinterpret_cast<const KeyChunk*>(key_s + c * 8);
+      else k_raw[i] = KeyChunk{};
+    }
+    ValueCols v_raw[kTile];
+#pragma unroll
+    for (int kk = 0; kk < kTile; ++kk) {
+      const int v_slot = __shfl_sync(kFull, slot, 2 * kk);
+      if (v_slot >= 0) v_raw[kk] = __ldg(reinterpret_cast<const ValueCols*>(v_head + v_slot * row_stride));
+      else if (Rope && v_slot == -2) v_raw[kk] = __ldg(reinterpret_cast<const ValueCols*>(v_new));
+      else v_raw[kk] = ValueCols{};
+    }
+    slot = slot_of(tile + round + key);
+
+    // Scores of this lane pair's key against every head.
+    float s[GC];
+#pragma unroll
+    for (int gi = 0; gi < GC; ++gi) s[gi] = 0.0f;
+#pragma unroll
+    for (int i = 0; i < D / 16; ++i) {
+      const int c = 2 * i + half;
       float kf[8];
-      load_f32<T, 8>(k_row + c * 8, kf);
+      unpack_f32<T, 8>(k_raw[i], kf);
 #pragma unroll
       for (int gi = 0; gi < GC; ++gi) {
-        const float4 q0 = *reinterpret_cast<const float4*>(&q_s[gi][c * 8]);
-        const float4 q1 = *reinterpret_cast<const float4*>(&q_s[gi][c * 8 + 4]);
+        const float4 q0 = *reinterpret_cast<const float4*>(q_s + gi * D + c * 8);
+        const float4 q1 = *reinterpret_cast<const float4*>(q_s + gi * D + c * 8 + 4);
         s[gi] += q0.x * kf[0] + q0.y * kf[1] + q0.z * kf[2] + q0.w * kf[3] + q1.x * kf[4] + q1.y * kf[5] +
                  q1.z * kf[6] + q1.w * kf[7];
       }
     }
     // Online softmax per head over the tile.
+    float* p_warp = p_s + warp * GC * kTile;
 #pragma unroll
     for (int gi = 0; gi < GC; ++gi) {
       s[gi] += __shfl_xor_sync(kFull, s[gi], 1);
@@ -184,23 +300,17 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<
 #pragma unroll
       for (int j = 0; j < kCols; ++j) acc[gi][j] *= correction;
       m[gi] = new_max;
-      if (half == 0) p_s[warp][gi][key] = prob;
+      if (half == 0) p_warp[gi * kTile + key] = prob;
     }
-    if (half == 0) slot_s[warp][key] = valid ? slot : -1;
     __syncwarp();
     // Values: every lane its kCols columns of each key's row, for every head.
 #pragma unroll
     for (int kk = 0; kk < kTile; ++kk) {
-      const int v_slot = slot_s[warp][kk];
       float vf[kCols];
-      load_f32<T, kCols>(v_head + max(v_slot, 0) * row_stride, vf);
-      if (v_slot < 0) {  // an unwritten slot may hold NaN: 0 * NaN would poison the sum
-#pragma unroll
-        for (int j = 0; j < kCols; ++j) vf[j] = 0.0f;
-      }
+      unpack_f32<T, kCols>(v_raw[kk], vf);
 #pragma unroll
       for (int gi = 0; gi < GC; ++gi) {
-        const float prob = p_s[warp][gi][kk];
+        const float prob = p_warp[gi * kTile + kk];
 #pragma unroll
         for (int j = 0; j < kCols; ++j) acc[gi][j] += prob * vf[j];
       }
@@ -213,21 +323,21 @@ __global__ void __launch_bounds__(kThreads) paged_attention_kernel(const Params<
   for (int gi = 0; gi < GC; ++gi) {
 #pragma unroll
     for (int offset = 1; offset < 32; offset *= 2) l[gi] += __shfl_xor_sync(kFull, l[gi], offset);
-    if (lane == 0) m_s[warp][gi] = m[gi], l_s[warp][gi] = l[gi];
+    if (lane == 0) m_s[warp * GC + gi] = m[gi], l_s[warp * GC + gi] = l[gi];
 #pragma unroll
-    for (int j = 0; j < kCols; ++j) acc_s[warp][gi][lane * kCols + j] = acc[gi][j];
+    for (int j = 0; j < kCols; ++j) acc_s[(warp * GC + gi) * D + lane * kCols + j] = acc[gi][j];
   }
   __syncthreads();
-  for (int i = threadIdx.x; i < heads * D; i += kThreads) {
+  for (int i = threadIdx.x; i < heads * D; i += blockDim.x) {
     const int gi = i / D, d = i % D;
     float top = -INFINITY;
-    for (int w = 0; w < kWarps; ++w) top = fmaxf(top, m_s[w][gi]);
+    for (int w = 0; w < warps; ++w) top = fmaxf(top, m_s[w * GC + gi]);
     float sum = 0.0f, value = 0.0f;
-    for (int w = 0; w < kWarps; ++w) {
-      if (m_s[w][gi] == -INFINITY) continue;  // a warp that met no key
-      const float f = exp2f(m_s[w][gi] - top);
-      sum += l_s[w][gi] * f;
-      value += acc_s[w][gi][d] * f;
+    for (int w = 0; w < warps; ++w) {
+      if (m_s[w * GC + gi] == -INFINITY) continue;  // a warp that met no key
+      const float f = exp2f(m_s[w * GC + gi] - top);
+      sum += l_s[w * GC + gi] * f;
+      value += acc_s[(w * GC + gi) * D + d] * f;
     }
     const int64_t row = int64_t(token) * p.hq + head0 + gi;
     if (p.splits == 1) {
@@ -265,8 +375,46 @@ __global__ void paged_attention_merge_kernel(T* out, const float* part_acc, cons
 // What the kernels cannot run is an Error (fmt's TS_CHECK is host-code only: see core/error.h).
 [[noreturn]] void reject(const std::string& what) { throw Error("paged_attention: " + what); }
 
-template <typename T, int D, int GC>
-void launch(Params<T> p, const PagedShape& s, cudaStream_t stream, const Tensor& out) {
+bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
+
+// Why the kernels cannot run these tensors ("" when they can).
+std::string unsupported(const Tensor& q, const PagedShape& s, std::initializer_list<const Tensor*> rows) {
+  if (q.dtype() != DType::BF16 && q.dtype() != DType::F16) return "CUDA takes bf16 or f16 tensors, got " + q.str();
+  if (s.d != 64 && s.d != 128 && s.d != 256)
+    return "CUDA supports head dims 64, 128 and 256, got " + std::to_string(s.d);
+  for (const Tensor* t : rows)
+    if (!aligned(*t)) return t->str() + " is not 16-byte aligned";
+  return "";
+}
+
+// The grid of a shape: warps per CTA, splits of the key range and keys per split.
+struct Grid {
+  int warps, splits, split_keys;
+};
+
+Grid paged_grid(const PagedShape& s, int head_chunks, int most_warps, int sms) {
+  const int64_t ctas = s.tokens * s.hkv * head_chunks, target = int64_t(kWarpsPerSm) * sms;
+  int warps = kWarpsV1;
+  if (most_warps > kWarpsV1) {
+    warps = most_warps;
+    while (warps > kWarpsV1 && ctas * warps > target) warps /= 2;
+  }
+  // Splits of the longest possible context until the grid fills the GPU.
+  const int64_t max_context = s.max_blocks * s.block_size, step = int64_t(warps) * kTile;
+  const int64_t min_split = std::max<int64_t>(kMinSplitKeys, step), cta_target = target / warps;
+  int64_t splits = 1;
+  if (ctas < cta_target)
+    splits = std::clamp<int64_t>((cta_target + ctas - 1) / ctas, 1, (max_context + min_split - 1) / min_split);
+  const int64_t split_keys = ((max_context + splits - 1) / splits + step - 1) / step * step;
+  splits = (max_context + split_keys - 1) / split_keys;
+  return {warps, int(splits), int(split_keys)};
+}
+
+template <typename T, int D, int GC, bool Rope>
+void launch(Params<T> p, const PagedShape& s, bool wide, cudaStream_t stream, const Tensor& out) {
+  const Grid g = paged_grid(s, p.head_chunks, wide ? max_warps(D, GC) : kWarpsV1, sm_count(out.device().index));
+  p.split_keys = g.split_keys;
+  p.splits = g.splits;
   Tensor part_acc, part_ml;
   if (p.splits > 1) {
     part_acc = Tensor::empty({s.tokens * s.hq * p.splits * D}, DType::F32, out.device());
@@ -276,7 +424,8 @@ void launch(Params<T> p, const PagedShape& s, cudaStream_t stream, const Tensor&
   }
   const dim3 grid(static_cast<unsigned>(s.tokens), static_cast<unsigned>(s.hkv * p.head_chunks),
                   static_cast<unsigned>(p.splits));
-  launch_kernel(paged_attention_kernel<T, D, GC>, grid, kThreads, 0, stream, p);
+  const size_t shared = shared_floats(D, GC, g.warps, Rope) * sizeof(float);
+  launch_kernel(paged_attention_kernel<T, D, GC, Rope>, grid, g.warps * 32, shared, stream, p);
   check_launch();
   if (p.splits > 1) {
     launch_kernel(paged_attention_merge_kernel<T>, static_cast<unsigned>(s.tokens * s.hq), D, 0, stream, p.out,
@@ -285,75 +434,104 @@ void launch(Params<T> p, const PagedShape& s, cudaStream_t stream, const Tensor&
   }
 }
 
-template <typename T, int D>
-void launch_heads(const Params<T>& p, int heads_per_cta, const PagedShape& s, cudaStream_t stream,
-                  const Tensor& out) {
-  switch (heads_per_cta) {
-    case 1: return launch<T, D, 1>(p, s, stream, out);
-    case 2: return launch<T, D, 2>(p, s, stream, out);
-    case 4: return launch<T, D, 4>(p, s, stream, out);
-    default: return launch<T, D, 8>(p, s, stream, out);
-  }
+template <typename T, bool Rope>
+void launch_shape(const Params<T>& p, int heads_per_cta, const PagedShape& s, bool wide, const Tensor& out) {
+  const cudaStream_t stream = stream_of(out);
+  const auto with_d = [&]<int D>() {
+    switch (heads_per_cta) {
+      case 1: return launch<T, D, 1, Rope>(p, s, wide, stream, out);
+      case 2: return launch<T, D, 2, Rope>(p, s, wide, stream, out);
+      case 4: return launch<T, D, 4, Rope>(p, s, wide, stream, out);
+      default: return launch<T, D, 8, Rope>(p, s, wide, stream, out);
+    }
+  };
+  if (s.d == 64) with_d.template operator()<64>();
+  else if (s.d == 128) with_d.template operator()<128>();
+  else with_d.template operator()<256>();
 }
+
+// Runs the kernel of the form the environment picks (rope: the inputs of rope_paged_attention's
+// single launch, or null).
+template <typename T>
+void run(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
+         const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, const Tensor& out,
+         const PagedShape& s, int form, const RopeInputs<T>* rope) {
+  const int group = static_cast<int>(s.group());
+  int heads_per_cta = 1;
+  while (heads_per_cta < std::min(group, 8)) heads_per_cta *= 2;
+  Params<T> p{};
+  p.q = q.data_as<T>();
+  p.k_cache = k_cache.data_as<T>();
+  p.v_cache = v_cache.data_as<T>();
+  p.tables = block_tables.data_as<int32_t>();
+  p.query_seq = query_seq.data_as<int32_t>();
+  p.query_pos = query_pos.data_as<int32_t>();
+  p.out = out.data_as<T>();
+  p.hq = int(s.hq);
+  p.hkv = int(s.hkv);
+  p.group = group;
+  p.head_chunks = (group + heads_per_cta - 1) / heads_per_cta;
+  p.blocks = int(s.blocks);
+  p.block_size = int(s.block_size);
+  p.seqs = int(s.seqs);
+  p.max_blocks = int(s.max_blocks);
+  p.window = int(window);
+  p.scale_log2 = scale * kLog2e;
+  if (rope) p.rope = *rope;
+  if (rope) launch_shape<T, true>(p, heads_per_cta, s, form >= kV2, out);
+  else launch_shape<T, false>(p, heads_per_cta, s, form >= kV2, out);
+}
+
+void check_sizes(const Tensor& k_cache, const Tensor& block_tables, int64_t window, const PagedShape& s) {
+  if (s.slots() > INT32_MAX || s.max_blocks * s.block_size > INT32_MAX || window > INT32_MAX ||
+      s.tokens * s.hq > INT32_MAX)
+    reject("sizes beyond int32 (cache " + k_cache.str() + ", block tables " + block_tables.str() + ")");
+}
+
+int form_from_environment() { return kernel_variant("TESSERA_PAGED_ATTN", kForms, kV1); }
 
 }  // namespace
 
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
                      const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, const Tensor& out,
                      const PagedShape& s) {
-  if (q.dtype() != DType::BF16 && q.dtype() != DType::F16) reject("CUDA takes bf16 or f16 tensors, got " + q.str());
-  if (s.d != 64 && s.d != 128 && s.d != 256)
-    reject("CUDA supports head dims 64, 128 and 256, got " + std::to_string(s.d));
-  for (const Tensor* t : {&q, &k_cache, &v_cache, &out})
-    if (reinterpret_cast<uintptr_t>(t->data()) % 16 != 0) reject(t->str() + " is not 16-byte aligned");
-  if (s.slots() > INT32_MAX || s.max_blocks * s.block_size > INT32_MAX || window > INT32_MAX ||
-      s.tokens * s.hq > INT32_MAX)
-    reject("sizes beyond int32 (cache " + k_cache.str() + ", block tables " + block_tables.str() + ")");
+  if (const std::string why = unsupported(q, s, {&q, &k_cache, &v_cache, &out}); !why.empty()) reject(why);
+  check_sizes(k_cache, block_tables, window, s);
+  const int form = form_from_environment();
+  dispatch_floating(q.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if constexpr (!std::is_same_v<T, float>)
+      run<T>(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s, form, nullptr);
+  });
+}
 
-  const int group = static_cast<int>(s.group());
-  int heads_per_cta = 1;
-  while (heads_per_cta < std::min(group, 8)) heads_per_cta *= 2;
-  const int head_chunks = (group + heads_per_cta - 1) / heads_per_cta;
-
-  // Splits of the longest possible context until the grid fills the GPU.
-  const int64_t max_context = s.max_blocks * s.block_size;
-  const int64_t ctas = s.tokens * s.hkv * head_chunks;
-  const int64_t target = int64_t(kCtasPerSm) * sm_count(q.device().index);
-  int64_t splits = 1;
-  if (ctas < target)
-    splits = std::clamp<int64_t>((target + ctas - 1) / ctas, 1, (max_context + kMinSplitKeys - 1) / kMinSplitKeys);
-  const int64_t step = kWarps * kTile;
-  const int64_t split_keys = ((max_context + splits - 1) / splits + step - 1) / step * step;
-  splits = (max_context + split_keys - 1) / split_keys;
-
+void rope_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions,
+                          const Tensor& inv_freq, float attention_scaling, const Tensor& q_norm, const Tensor& k_norm,
+                          float eps, const Tensor& slots, const Tensor& k_cache, const Tensor& v_cache,
+                          const Tensor& block_tables, const Tensor& query_seq, int64_t window, float scale,
+                          const Tensor& out, const PagedShape& s) {
+  if (const std::string why = unsupported(q, s, {&q, &k_cache, &v_cache, &out}); !why.empty()) reject(why);
+  check_sizes(k_cache, block_tables, window, s);
+  const int form = form_from_environment();
+  if (form < kV3 || !aligned(k) || !aligned(v)) {
+    rope_kv_write(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache, v_cache, s);
+    paged_attention(q, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s);
+    return;
+  }
   dispatch_floating(q.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     if constexpr (!std::is_same_v<T, float>) {
-      Params<T> p{q.data_as<T>(),
-                  k_cache.data_as<T>(),
-                  v_cache.data_as<T>(),
-                  block_tables.data_as<int32_t>(),
-                  query_seq.data_as<int32_t>(),
-                  query_pos.data_as<int32_t>(),
-                  out.data_as<T>(),
-                  nullptr,
-                  nullptr,
-                  int(s.hq),
-                  int(s.hkv),
-                  group,
-                  head_chunks,
-                  int(s.blocks),
-                  int(s.block_size),
-                  int(s.seqs),
-                  int(s.max_blocks),
-                  int(window),
-                  int(split_keys),
-                  int(splits),
-                  scale * kLog2e};
-      const cudaStream_t stream = stream_of(out);
-      if (s.d == 64) launch_heads<T, 64>(p, heads_per_cta, s, stream, out);
-      else if (s.d == 128) launch_heads<T, 128>(p, heads_per_cta, s, stream, out);
-      else launch_heads<T, 256>(p, heads_per_cta, s, stream, out);
+      const bool norm_f32 = q_norm.defined() && q_norm.dtype() == DType::F32;
+      const RopeInputs<T> rope{k.data_as<T>(),
+                               v.data_as<T>(),
+                               inv_freq.data_as<float>(),
+                               q_norm.defined() ? q_norm.data() : nullptr,
+                               k_norm.defined() ? k_norm.data() : nullptr,
+                               norm_f32,
+                               eps,
+                               attention_scaling,
+                               slots.data_as<int32_t>()};
+      run<T>(q, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s, form, &rope);
     }
   });
 }

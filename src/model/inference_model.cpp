@@ -143,7 +143,7 @@ decltype(auto) InferenceModel::timed(std::string_view name, std::string_view par
 
 void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions,
                                             const Tensor& slots, Tensor& k_cache, Tensor& v_cache, LayerActivations& a,
-                                            const ProjectFn& project) {
+                                            const ProjectFn& project, bool rope) {
   const ModelConfig& c = config_;
   const int64_t T = x.numel() / c.hidden_size, D = c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
@@ -185,13 +185,15 @@ void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& 
   a.q = a.q.view({T, c.num_attention_heads, D});
   a.k = a.k.view({T, c.num_key_value_heads, D});
   a.v = a.v.view({T, c.num_key_value_heads, D});
+  if (!rope) return;
   timed("rope_kv_write", "norm_rope", [&] {
     ops::rope_kv_write(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling,
                        c.qk_norm ? p.q_norm : Tensor(), c.qk_norm ? p.k_norm : Tensor(), eps, slots, k_cache, v_cache);
   });
 }
 
-InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const StepLayout& L, KvCache& cache) {
+InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const StepLayout& L, KvCache& cache,
+                                                bool decode) {
   const ModelConfig& c = config_;
   const int64_t T = L.tokens, D = c.head_dim, Hq = c.num_attention_heads, R = L.rows;
   const Tensor ids = inputs.flat_slice(L.ids(), T), positions = inputs.flat_slice(L.pos(), T);
@@ -228,6 +230,8 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   const bool fuse_norms = source_->fixed_addresses();
   // The fused decode ops write the cache in the activations' dtype and know nothing of adapters.
   const bool fused = options_.fused_decode && !adapters_ && dtype_ == kv_dtype;
+  // A decode step's RoPE and KV write go into its attention (ops::rope_paged_attention).
+  const bool rope_in_attention = fused && decode;
   const GateUpFn gate_up = [&](const LayerParams& p, const Tensor& h) {
     Tensor act = Tensor::empty({T, c.intermediate_size}, dtype_, device_);
     timed("gate_up_swiglu", "norms_swiglu", [&] { ops::project_swiglu(act, h, p.gate_proj.weight, p.up_proj.weight); });
@@ -250,7 +254,9 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     next = {};
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
     if (fused) {
-      timed("norm_rope", "", [&] { fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project); });
+      timed("norm_rope", "", [&] {
+        fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project, !rope_in_attention);
+      });
     } else {
       timed("norm_rope", "", [&] { layer_attention_inputs(c, rope_, p, x, positions, a, project); });
       timed("kv_write", "", [&] {
@@ -259,8 +265,14 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     }
     Tensor attn = Tensor::empty({T, Hq, D}, kv_dtype, device_);
     timed("attention", "", [&] {
-      ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale,
-                           attn);
+      if (rope_in_attention)
+        ops::rope_paged_attention(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling,
+                                  c.qk_norm ? p.q_norm : Tensor(), c.qk_norm ? p.k_norm : Tensor(),
+                                  static_cast<float>(c.rms_norm_eps), slots, k_cache, v_cache, tables, query_seq,
+                                  window, scale, attn);
+      else
+        ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale,
+                             attn);
     });
     Tensor next_norm;
     if (fuse_norms && l + 1 < c.num_hidden_layers) {
@@ -325,10 +337,10 @@ InferenceModel::Outputs InferenceModel::decode_with_graph(const Tensor& host_inp
     g->inputs = Tensor::empty({L.size()}, DType::I32, device_);
   }
   copy_bytes(g->inputs, host_inputs, /*async=*/true);
-  Outputs eager = forward(g->inputs, L, cache);
+  Outputs eager = forward(g->inputs, L, cache, true);
   if (!g->failed) {
     try {
-      g->graph.capture(stream, [&] { g->out = forward(g->inputs, L, cache); });
+      g->graph.capture(stream, [&] { g->out = forward(g->inputs, L, cache, true); });
       spdlog::debug("generate: captured the decode step of {} sequences (tables {} blocks wide) in a CUDA graph",
                     L.tokens, L.width);
     } catch (const std::exception& e) {
@@ -396,7 +408,7 @@ StepOutput InferenceModel::run(const StepInput& in, KvCache& cache) {
   } else {
     Tensor inputs = device_.is_cuda() ? Tensor::empty({layout.size()}, DType::I32, device_) : host;
     if (device_.is_cuda()) copy_bytes(inputs, host, /*async=*/true);
-    out = forward(inputs, layout, cache);
+    out = forward(inputs, layout, cache, decode);
   }
   if (device_.is_cuda()) end.record(current_stream(device_.index));
   StepOutput result = fetch(in, out);

@@ -121,13 +121,16 @@ class InferenceModel {
 
   struct Mark;  // events around one op family of a step (profile_ops)
 
-  Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache);
+  // decode: one token per sequence (is_decode_step), so the fused ops may turn and cache a
+  // token's key inside its attention.
+  Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache, bool decode);
   // The fused form of layer_attention_inputs and the KV write (options_.fused_decode): the input
   // norm unless a.h holds it, q/k/v (one ops::project_many for plain projections, or
-  // project_many_packed for packed ones), then
-  // ops::rope_kv_write into the cache.
+  // project_many_packed for packed ones), then with `rope` ops::rope_kv_write into the cache
+  // (without, q/k/v stay raw for ops::rope_paged_attention).
   void fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions, const Tensor& slots,
-                              Tensor& k_cache, Tensor& v_cache, LayerActivations& a, const ProjectFn& project);
+                              Tensor& k_cache, Tensor& v_cache, LayerActivations& a, const ProjectFn& project,
+                              bool rope);
   // fn(), timed as `name` (inside `parent`) when profiling.
   template <typename Fn>
   decltype(auto) timed(std::string_view name, std::string_view parent, Fn&& fn);

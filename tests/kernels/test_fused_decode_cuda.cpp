@@ -184,26 +184,6 @@ KvState fresh_state(const RopeCase& c, Device device, const KvState* like = null
   return s;
 }
 
-// Equal element by element, NaN where the other is NaN; or within the dtype's rounding.
-void expect_close(const Tensor& got, const Tensor& want, DType dtype, bool exact, const char* what) {
-  const auto g = host_f32(got), w = host_f32(want);
-  ASSERT_EQ(g.size(), w.size());
-  std::vector<float> gv, wv;
-  size_t nan_mismatch = 0;
-  for (size_t i = 0; i < g.size(); ++i) {
-    if (std::isnan(w[i]) || std::isnan(g[i])) {
-      nan_mismatch += std::isnan(w[i]) != std::isnan(g[i]);
-      continue;
-    }
-    gv.push_back(g[i]);
-    wv.push_back(w[i]);
-  }
-  EXPECT_EQ(nan_mismatch, 0u) << what << ": written where the other is not";
-  ASSERT_FALSE(wv.empty()) << what;
-  if (exact) EXPECT_EQ(gv, wv) << what;
-  else EXPECT_LT(relative_error(gv, wv), rounding_tolerance(dtype)) << what;
-}
-
 void check_rope_kv_write(const RopeCase& c) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed << " tokens " << c.tokens << " hq " << c.hq << " hkv " << c.hkv

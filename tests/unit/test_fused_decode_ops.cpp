@@ -112,3 +112,36 @@ TEST(FusedDecodeOps, RopeKvWriteRefusesMismatchedArguments) {
   expect_error([&] { call(k, Tensor(), Tensor(), Tensor::from_vector(std::vector<int32_t>{0, 12}, {T}, DType::I32)); },
                "outside the cache");
 }
+
+// rope_paged_attention is rope_kv_write then paged_attention; it names a step with two tokens of
+// one sequence (which the GPU's single launch cannot run) and its other bad arguments.
+TEST(FusedDecodeOps, RopePagedAttentionIsRopeKvWriteThenAttention) {
+  const int64_t T = 2, hq = 4, hkv = 2, d = 8, blocks = 3, block_size = 4;
+  const Tensor q = f32({T, hq, d}, 15), k = f32({T, hkv, d}, 16), v = f32({T, hkv, d}, 17);
+  const Tensor positions = Tensor::from_vector(std::vector<int32_t>{0, 5}, {T}, DType::I32);
+  // Sequence 0 at position 0 (block 0), sequence 1 at position 5 (blocks 2 then 1): slots 0 and 5.
+  const Tensor slots = Tensor::from_vector(std::vector<int32_t>{0, 5}, {T}, DType::I32);
+  const Tensor tables = Tensor::from_vector(std::vector<int32_t>{0, 0, 2, 1}, {T, 2}, DType::I32);
+  const Tensor seqs = Tensor::from_vector(std::vector<int32_t>{0, 1}, {T}, DType::I32);
+  const Tensor freq = inverse_frequencies(d, 1e4), q_norm = f32({d}, 18), k_norm = f32({d}, 19);
+  const Shape cache{blocks, block_size, hkv, d};
+  Tensor k_cache = f32(cache, 20), v_cache = f32(cache, 21), out = Tensor::empty({T, hq, d}, DType::F32);
+  Tensor want_k = k_cache.clone(), want_v = v_cache.clone(), want = Tensor::empty({T, hq, d}, DType::F32);
+  Tensor q1 = q.clone(), k1 = k.clone();
+  ops::rope_kv_write(q1, k1, v, positions, freq, 1.0f, q_norm, k_norm, 1e-6f, slots, want_k, want_v);
+  ops::paged_attention(q1, want_k, want_v, tables, seqs, positions, 3, 0.5f, want);
+  ops::rope_paged_attention(q.clone(), k.clone(), v, positions, freq, 1.0f, q_norm, k_norm, 1e-6f, slots, k_cache,
+                            v_cache, tables, seqs, 3, 0.5f, out);
+  EXPECT_EQ(out.to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(k_cache.to_vector<float>(), want_k.to_vector<float>());
+  EXPECT_EQ(v_cache.to_vector<float>(), want_v.to_vector<float>());
+
+  auto call = [&](const Tensor& qq, const Tensor& sq, const Tensor& qn) {
+    ops::rope_paged_attention(qq.clone(), k.clone(), v, positions, freq, 1.0f, qn, k_norm, 1e-6f, slots, k_cache,
+                              v_cache, tables, sq, 3, 0.5f, out);
+  };
+  expect_error([&] { call(q, Tensor::from_vector(std::vector<int32_t>{1, 1}, {T}, DType::I32), q_norm); },
+               "rope_paged_attention: query_seq[1] = 1 repeats query_seq[0] (one token per sequence");
+  expect_error([&] { call(q, seqs, Tensor()); }, "rope_paged_attention: q_norm and k_norm go together");
+  expect_error([&] { call(f32({T, hq + 2, d}, 22), seqs, q_norm); }, "rope_paged_attention: out is");
+}
