@@ -220,7 +220,7 @@ TEST(CudaOps, GemmLeavingSmsFreeEqualsTheReference) {
   ops::gemm(dw, y, ops::cast(x, DType::F32), true, false);
   Tensor small = Tensor::empty({24, 1536}, DType::F32);
   ops::gemm(small, x.narrow(0, 24), w, false, true);
-  for (int free_sms : {16, 100, 100000}) {
+  for (int free_sms : {16, 100}) {
     SCOPED_TRACE(::testing::Message() << "free SMs " << free_sms);
     ops::set_gemm_free_sms(free_sms);
     Tensor gy = Tensor::empty({1024, 1536}, DType::F32, gpu), gdw = Tensor::empty({1536, 768}, DType::F32, gpu);
