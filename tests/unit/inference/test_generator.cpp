@@ -287,3 +287,36 @@ TEST(Generator, AnUndecodableTokenEndsOnlyItsRequest) {
                                 [&](int32_t id) { return id > largest(free[low]); });
   EXPECT_EQ(both[1].ids, std::vector<int32_t>(free[high].ids.begin(), bad + 1));
 }
+
+// 40 sampled requests in one batch, half with a stop string: each request's text is its own
+// tokens' decode, cut before its stop string where one occurs (and the request ends there).
+TEST(Generator, BatchedTextAndStopStringsAreEachRequestsOwn) {
+  CpuModel m = cpu_model("llama_gqa");
+  auto bytes = std::make_shared<const tok::Tokenizer>(tok::Tokenizer::bytes());
+  GeneratorOptions o = inline_options();
+  o.kv_cache_blocks = 512;
+  Generator g(m.model, bytes, o);
+  std::vector<Request> requests;
+  for (uint64_t i = 0; i < 40; ++i) {
+    Request r = sampled(tokens(5, i, m.loaded.config.vocab_size), 12, i);
+    if (i % 2) r.stop = {std::string(1, static_cast<char>(32 + i % 16))};  // one byte: ' ' .. '/'
+    requests.push_back(r);
+  }
+  const std::vector<Completion> out = generate_all(g, requests);
+  int stopped = 0;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const std::string whole = bytes->decode(out[i].ids, true);
+    if (requests[i].stop.empty()) {
+      EXPECT_EQ(out[i].text, whole) << "request " << i;
+      continue;
+    }
+    const size_t at = whole.find(requests[i].stop[0]);
+    EXPECT_EQ(out[i].text, whole.substr(0, at)) << "request " << i;
+    EXPECT_EQ(out[i].finish, at == std::string::npos ? FinishReason::Length : FinishReason::Stop) << "request " << i;
+    if (at != std::string::npos) {
+      EXPECT_EQ(at + 1, whole.size()) << "request " << i;  // it ended at the stop
+    }
+    stopped += at != std::string::npos;
+  }
+  EXPECT_GT(stopped, 0);
+}
