@@ -14,8 +14,8 @@
 # `... paged_attention` the paged KV cache kernels' tests and the decode attention benchmark,
 # `... metrics` the trainer's metrics port on GPUs, `... quant_kernels` the fused packed gemv's tests
 # and the packed projections next to bf16, `... decode_quant` batch-1 decoding with packed weights,
-# `... serve_load` tessera serve under Poisson load (with `... sample`: the GPU sampling kernel's
-# tests and benchmark first), `... int4_size` the 8B shape's int4 checkpoint size next to bf16,
+# `... serve_load` tessera serve under Poisson load, `... sample` the GPU sampling kernel's
+# tests and benchmark, `... int4_size` the 8B shape's int4 checkpoint size next to bf16,
 # `... gptq` GPTQ quantization on the GPU,
 # `... quality` the quantization quality recipe (scripts/quality.sh), `... adapters` the batched
 # multi-adapter LoRA kernel's tests and benchmark, `... qat_scales` QAT with learned scales (kernel
@@ -882,7 +882,7 @@ sample() {
     done
   fi
 }
-if [ "$only" = all ] || [ "$only" = sample ] || [ "$only" = serve_load ]; then sample; fi
+if [ "$only" = all ] || [ "$only" = sample ]; then sample; fi
 
 # Serving under load: a random Llama-3.2-1B-shape bf16 folder (transformers writes it, with the
 # llama3 tokenizer), `tessera serve` on the GPU, and bench/serve_load.py's Poisson arrivals at
