@@ -10,6 +10,7 @@
 
 #if TESSERA_WITH_CUDA
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/small_m.h"
 #define TS_DISPATCH(device, call) \
   ((device).is_cuda() ? cuda::call : cpu::call)
 #else
@@ -651,10 +652,16 @@ std::vector<GemmShape> many_shapes(const char* op, std::span<const Tensor> outs,
   return shapes;
 }
 
+void check_input_norm(const char* op, const InputNorm& norm, const Tensor& x) {
+  if (!norm.defined()) return;
+  check_rmsnorm_weight(op, norm.weight, x);
+  TS_CHECK(norm.eps >= 0, "{}: the norm's eps {} is negative", op, norm.eps);
+}
+
 }  // namespace
 
 void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
-                  std::span<const Tensor> biases) {
+                  std::span<const Tensor> biases, const InputNorm& norm) {
   const char* op = "project_many";
   const std::vector<GemmShape> shapes = many_shapes(
       op, outs, x, weights.size(), biases,
@@ -666,14 +673,16 @@ void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const
         check_same_device(op, w, x);
       },
       [&](size_t i) { return weights[i].shape(); }, [&](size_t i) { return weights[i].str(); });
+  check_input_norm(op, norm, x);
   if (shapes[0].m == 0) return;
-  TS_DISPATCH(x.device(), project_many(outs, x, weights, biases, shapes));
+  TS_DISPATCH(x.device(), project_many(outs, x, weights, biases, shapes, norm));
 }
 
-void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up) {
+void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up, const InputNorm& norm) {
   const char* op = "project_swiglu";
   TS_CHECK(x.defined() && x.ndim() >= 1, "{}: x must be [T, K], got {}", op, x.defined() ? x.str() : "undefined");
   check_floating(op, x);
+  check_input_norm(op, norm, x);
   for (const Tensor* t : {&gate, &up, &out}) {
     TS_CHECK(t->defined() && t->dtype() == x.dtype(), "{}: {} must have x's dtype {}", op,
              t->defined() ? t->str() : "an undefined tensor", dtype_name(x.dtype()));
@@ -683,7 +692,31 @@ void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, cons
            up.str());
   const GemmShape s = gemm_shape(op, out, x, gate.shape(), gate.str(), false, true, Tensor());
   if (s.m == 0 || s.n == 0) return;
-  TS_DISPATCH(x.device(), project_swiglu(out, x, gate, up, s));
+  TS_DISPATCH(x.device(), project_swiglu(out, x, gate, up, s, norm));
+}
+
+void project_add(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& residual, const Tensor& bias) {
+  const char* op = "project_add";
+  TS_CHECK(x.defined() && x.ndim() >= 1, "{}: x must be [T, K], got {}", op, x.defined() ? x.str() : "undefined");
+  check_floating(op, x);
+  for (const Tensor* t : {&weight, &out, &residual}) {
+    TS_CHECK(t->defined() && t->dtype() == x.dtype(), "{}: {} must have x's dtype {}", op,
+             t->defined() ? t->str() : "an undefined tensor", dtype_name(x.dtype()));
+    check_same_device(op, *t, x);
+  }
+  TS_CHECK(weight.ndim() == 2, "{}: weight {} must be a [N, K] matrix", op, weight.str());
+  const GemmShape s = gemm_shape(op, out, x, weight.shape(), weight.str(), false, true, bias);
+  TS_CHECK(residual.shape() == out.shape(), "{}: residual {} and out {} must be alike", op, residual.str(), out.str());
+  if (s.m == 0 || s.n == 0) return;
+  TS_DISPATCH(x.device(), project_add(out, x, weight, residual, bias, s));
+}
+
+bool folds_into_gemv(int64_t rows, const Tensor& weight, bool norm) {
+  if (rows < 1 || rows > kFoldedGemvRows || !weight.defined()) return false;
+#if TESSERA_WITH_CUDA
+  if (weight.device().is_cuda()) return cuda::gemv_folds(rows, weight, norm);
+#endif
+  return weight.device().is_cpu();
 }
 
 void rope_kv_write(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& positions, const Tensor& inv_freq,

@@ -12,6 +12,7 @@
 
 #include "core/tensor.h"
 #include "kernels/gemm_shape.h"
+#include "kernels/input_norm.h"
 #include "kernels/quant_format.h"
 
 namespace tessera::ops {
@@ -236,14 +237,18 @@ void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cac
 // Projections of one input: outs[i] = x @ weights[i]^T + biases[i], each as
 // ops::gemm(outs[i], x, weights[i], false, true, 1, 0, biases[i]) computes it. x [T, K] floating;
 // weights[i] [N_i, K] and outs[i] [T, N_i] of x's dtype; biases empty or one per weight
-// (undefined: none) [N_i] of x's dtype. On the GPU up to three weights (q, k, v) take one launch
-// when the small-M gemv takes each of them (T <= 4: kernels/cuda/small_m.h).
+// (undefined: none) [N_i] of x's dtype. With norm defined, x is first normed as
+// ops::rmsnorm_forward(h, rstd, x, norm.weight, norm.eps) norms it and h goes in, bit for bit
+// (a decode layer's input norm). On the GPU up to three weights (q, k, v) take one launch, the
+// norm in it, when the small-M gemv takes each of them (T <= 4: kernels/cuda/small_m.h).
 void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
-                  std::span<const Tensor> biases = {});
+                  std::span<const Tensor> biases = {}, const InputNorm& norm = {});
 // The gated MLP's first half: out = swiglu(x @ gate^T, x @ up^T), both products rounded to x's
-// dtype (ops::gemm twice, then ops::swiglu_forward). x [T, K]; gate and up [F, K]; out [T, F];
-// one dtype. On the GPU one launch where the small-M gemv takes both weights.
-void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up);
+// dtype (ops::gemm twice, then ops::swiglu_forward), of x normed first where norm is defined (as
+// project_many). x [T, K]; gate and up [F, K]; out [T, F]; one dtype. On the GPU one launch where
+// the small-M gemv takes both weights.
+void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up,
+                    const InputNorm& norm = {});
 // Both again with packed weights (a decode step over a quantized checkpoint): each product as
 // ops::gemm_packed computes it (outs and out in x's dtype). On the GPU one launch of the fused
 // packed gemv (TESSERA_PACKED_GEMV) where it takes every weight: T <= kFusedPackedRows, all of
@@ -252,6 +257,20 @@ void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, cons
 void project_many_packed(std::span<const Tensor> outs, const Tensor& x, std::span<const PackedTensor* const> weights,
                          std::span<const Tensor> biases = {});
 void project_swiglu_packed(const Tensor& out, const Tensor& x, const PackedTensor& gate, const PackedTensor& up);
+// A projection with the residual add after it: out = residual + y with y = x @ weight^T + bias
+// as ops::gemm computes it (rounded to x's dtype), then the sum as ops::add rounds it (a decode
+// layer's o_proj and down_proj). x [T, K] floating; weight [N, K], residual and out [T, N], bias
+// undefined or [N], all of x's dtype; out may be residual itself. On the GPU one launch where the
+// small-M gemv takes the weight.
+void project_add(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& residual,
+                 const Tensor& bias = Tensor());
+// Whether the ops above fold their input norm (norm true) or residual add into the launch of
+// their product for `rows` rows against weight, as a decode layer wants them: on the GPU where
+// the small-M gemv runs that product (kernels/cuda/small_m.h) and, with the norm, its rows fit
+// in shared memory. The CPU answers for rows in [1, 4] as a GPU would for a weight it takes, so
+// that CPU tests run the layer code a GPU decode step runs.
+constexpr int64_t kFoldedGemvRows = 4;  // the gemv's most rows (kernels/cuda/gemv.h)
+bool folds_into_gemv(int64_t rows, const Tensor& weight, bool norm);
 // A layer's new queries and keys made ready, and the keys and values cached: with q_norm and
 // k_norm defined (Qwen3), q and k are first RMS-normed per head (ops::rmsnorm_forward on rows of
 // D with eps), then turned by ops::rope_forward_qk at positions; q and k change in place; then k

@@ -5,20 +5,23 @@
 #include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
 #include "kernels/packed_sequences.h"
+#include "kernels/plain_sequences.h"
 
 namespace tessera::cpu {
 
 void project_many(std::span<const Tensor> outs, const Tensor& x, std::span<const Tensor> weights,
-                  std::span<const Tensor> biases, std::span<const GemmShape> shapes) {
-  for (size_t i = 0; i < weights.size(); ++i)
-    if (shapes[i].n > 0) gemm(outs[i], x, weights[i], shapes[i], 1.0f, 0.0f, biases.empty() ? Tensor() : biases[i]);
+                  std::span<const Tensor> biases, std::span<const GemmShape>, const InputNorm& norm) {
+  ops::plain::project_many(outs, x, weights, biases, norm);
 }
 
-void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up, const GemmShape& s) {
-  Tensor g = Tensor::empty(out.shape(), out.dtype(), out.device()), u = Tensor::empty(out.shape(), out.dtype(), out.device());
-  gemm(g, x, gate, s, 1.0f, 0.0f, Tensor());
-  gemm(u, x, up, s, 1.0f, 0.0f, Tensor());
-  swiglu_forward(out, g, u);
+void project_swiglu(const Tensor& out, const Tensor& x, const Tensor& gate, const Tensor& up, const GemmShape&,
+                    const InputNorm& norm) {
+  ops::plain::project_swiglu(out, x, gate, up, norm);
+}
+
+void project_add(const Tensor& out, const Tensor& x, const Tensor& weight, const Tensor& residual, const Tensor& bias,
+                 const GemmShape&) {
+  ops::plain::project_add(out, x, weight, residual, bias);
 }
 
 void project_many_packed(std::span<const Tensor> outs, const Tensor& x, std::span<const PackedTensor* const> weights,

@@ -1,4 +1,5 @@
-// CUDA RMSNorm: one block per row for the forward and dx (block reductions, fp32 math); dweight
+// CUDA RMSNorm: one block per row for the forward and dx (block reductions, fp32 math; the gemv's
+// norm prologue, rmsnorm_row.cuh, plays the forward's block and must follow any change); dweight
 // by a column kernel whose threads each sum one column over a slice of the rows, then add it in
 // with one atomic. Roundings to the activation dtype follow HF (see kernels/ops.h).
 #include <algorithm>
@@ -6,14 +7,11 @@
 #include "kernels/cuda/block_reduce.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
+#include "kernels/cuda/rmsnorm_row.cuh"
 
 namespace tessera::cuda {
 
 namespace {
-
-// Threads per row: a warp multiple near the row length, so short rows (q_norm's head_dim)
-// leave few threads idle and long rows take a few elements per thread.
-int row_threads(int64_t d) { return static_cast<int>(std::min<int64_t>(512, (d + 31) / 32 * 32)); }
 
 constexpr int kColumnThreads = 128;
 
@@ -103,7 +101,7 @@ void rmsnorm_forward(const Tensor& out, const Tensor& rstd, const Tensor& x, con
   dispatch_norm(x, weight, [&](auto* t_tag, auto* w_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using W = std::remove_pointer_t<decltype(w_tag)>;
-    launch_kernel(rmsnorm_forward_kernel<T, W>, rows, row_threads(d), 0, stream_of(x), out.data_as<T>(),
+    launch_kernel(rmsnorm_forward_kernel<T, W>, rows, rmsnorm_row_threads(d), 0, stream_of(x), out.data_as<T>(),
                   rstd.data_as<float>(), x.data_as<T>(), weight.data_as<W>(), d, eps);
   });
   check_launch();
@@ -115,7 +113,7 @@ void add_rmsnorm_forward(const Tensor& sum, const Tensor& out, const Tensor& rst
   dispatch_norm(a, weight, [&](auto* t_tag, auto* w_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using W = std::remove_pointer_t<decltype(w_tag)>;
-    launch_kernel(add_rmsnorm_forward_kernel<T, W>, rows, row_threads(d), 0, stream_of(a), sum.data_as<T>(),
+    launch_kernel(add_rmsnorm_forward_kernel<T, W>, rows, rmsnorm_row_threads(d), 0, stream_of(a), sum.data_as<T>(),
                   out.data_as<T>(), rstd.data_as<float>(), a.data_as<T>(), b.data_as<T>(), weight.data_as<W>(), d, eps);
   });
   check_launch();
@@ -131,7 +129,7 @@ void rmsnorm_backward(const Tensor& dx, const Tensor& dweight, const Tensor& dou
   dispatch_norm(x, weight, [&](auto* t_tag, auto* w_tag) {
     using T = std::remove_pointer_t<decltype(t_tag)>;
     using W = std::remove_pointer_t<decltype(w_tag)>;
-    rmsnorm_dx_kernel<T, W><<<rows, row_threads(d), 0, stream>>>(dx.data_as<T>(), dout.data_as<T>(), x.data_as<T>(),
+    rmsnorm_dx_kernel<T, W><<<rows, rmsnorm_row_threads(d), 0, stream>>>(dx.data_as<T>(), dout.data_as<T>(), x.data_as<T>(),
                                                                 weight.data_as<W>(), rstd.data_as<float>(), d);
     check_launch();
     if (!dweight.defined()) return;  // a frozen weight

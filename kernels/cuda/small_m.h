@@ -20,4 +20,8 @@ bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmS
 // (project_many, project_swiglu) ask this of each weight.
 bool gemv_takes(const Tensor& a, const Tensor& b, const GemmShape& s);
 
+// ops::folds_into_gemv on the GPU: whether the gemv takes `rows` rows (16-byte aligned) against
+// weight, and with `norm` whether its norm prologue takes them too.
+bool gemv_folds(int64_t rows, const Tensor& weight, bool norm);
+
 }  // namespace tessera::cuda

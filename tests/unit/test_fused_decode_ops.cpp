@@ -95,6 +95,44 @@ TEST(FusedDecodeOps, PackedFormsAreThePlainPackedOps) {
                "project_swiglu_packed: out must have x's dtype f32");
 }
 
+// The norm prologue is rmsnorm_forward then the projection; project_add is gemm then add; the CPU
+// folds them for the rows a GPU gemv takes (1 to 4).
+TEST(FusedDecodeOps, NormedProjectionsAndProjectAddAreThePlainOps) {
+  const Tensor x = f32({3, 16}, 15), norm = f32({16}, 16), w = f32({5, 16}, 17), up = f32({5, 16}, 18);
+  const InputNorm in{norm, 1e-5f};
+  Tensor h = Tensor::empty({3, 16}, DType::F32), rstd = Tensor::empty({3}, DType::F32);
+  ops::rmsnorm_forward(h, rstd, x, norm, in.eps);
+  Tensor got = Tensor::empty({3, 5}, DType::F32), want = Tensor::empty({3, 5}, DType::F32);
+  ops::project_many(std::vector<Tensor>{got}, x, std::vector<Tensor>{w}, {}, in);
+  ops::gemm(want, h, w, false, true);
+  EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>());
+  ops::project_swiglu(got, x, w, up, in);
+  ops::project_swiglu(want, h, w, up);
+  EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>());
+  const Tensor residual = f32({3, 5}, 19);
+  Tensor y = Tensor::empty({3, 5}, DType::F32);
+  ops::project_add(got, x, w, residual);
+  ops::gemm(y, x, w, false, true);
+  ops::add(want, residual, y);
+  EXPECT_EQ(got.to_vector<float>(), want.to_vector<float>());
+  Tensor in_place = residual.clone();
+  ops::project_add(in_place, x, w, in_place);
+  EXPECT_EQ(in_place.to_vector<float>(), want.to_vector<float>());
+  for (int64_t rows : {1, 4}) EXPECT_TRUE(ops::folds_into_gemv(rows, w, true));
+  for (int64_t rows : {0, 5}) EXPECT_FALSE(ops::folds_into_gemv(rows, w, false));
+}
+
+TEST(FusedDecodeOps, NormsAndResidualsRefuseMismatchedArguments) {
+  const Tensor x = f32({2, 8}, 20), w = f32({3, 8}, 21), out = Tensor::empty({2, 3}, DType::F32);
+  const std::vector<Tensor> one{w}, outs{out};
+  expect_error([&] { ops::project_many(outs, x, one, {}, InputNorm{f32({7}, 22), 1e-6f}); }, "weight");
+  expect_error([&] { ops::project_swiglu(out, x, w, w, InputNorm{f32({8}, 23), -1.0f}); }, "eps -1 is negative");
+  expect_error([&] { ops::project_add(out, x, w, f32({2, 4}, 24)); }, "project_add: residual");
+  expect_error([&] { ops::project_add(out, x, w, Tensor::empty({2, 3}, DType::BF16)); }, "must have x's dtype");
+  expect_error([&] { ops::project_add(out, x, f32({3, 7}, 25), f32({2, 3}, 26)); }, "inner dimensions");
+  expect_error([&] { ops::project_add(out, x, w, f32({2, 3}, 27), f32({4}, 28)); }, "bias");
+}
+
 TEST(FusedDecodeOps, RopeKvWriteRefusesMismatchedArguments) {
   const int64_t T = 2, hq = 4, hkv = 2, d = 8;
   Tensor q = f32({T, hq, d}, 8), k = f32({T, hkv, d}, 9), v = f32({T, hkv, d}, 10);
