@@ -16,7 +16,9 @@
 // (TESSERA_FUSED_DECODE, on unless 0) q/k/v show as qkv_proj, gate/up and the SwiGLU as
 // gate_up_swiglu, RoPE with the KV write as rope_kv_write, except in decode steps, where they are
 // timed inside attention (ops::rope_paged_attention: one launch with TESSERA_PAGED_ATTN=v3, whose
-// value RESULT's paged_attn shows).
+// value RESULT's paged_attn shows). With the norms folded into the projections
+// (TESSERA_NORM_PROLOGUE, on unless 0; decode steps of up to 4 rows) the decode steps' show as
+// norm_qkv_proj, o_proj_add, norm_gate_up_swiglu and down_proj_add.
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -123,11 +125,12 @@ int main(int argc, char** argv) {
     const double decode_steps = double(tn.steps - t1.steps);
     const char* paged_attn = std::getenv("TESSERA_PAGED_ATTN");
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"fused\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"paged_attn\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"norm_prologue\":%d,\"small_m\":\"%s\",\"pdl\":%d,\"paged_attn\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
-                model->options().fused_decode ? 1 : 0, ops::small_m_kernel_name(ops::small_m_choice().kernel),
+                model->options().fused_decode ? 1 : 0, model->options().norm_prologue ? 1 : 0,
+                ops::small_m_kernel_name(ops::small_m_choice().kernel),
                 ops::LaunchOverlap::requested() ? 1 : 0, paged_attn ? paged_attn : "default",
                 profile ? 1 : 0, first, double(batch * prompt) / first,
                 double(batch) / step, step * 1e3, (tn.run_ms - t1.run_ms) / decode_steps,
@@ -141,6 +144,8 @@ int main(int argc, char** argv) {
           {"q_proj", L * q * H * 2}, {"k_proj", L * kv * H * 2}, {"v_proj", L * kv * H * 2}, {"o_proj", L * H * q * 2},
           {"gate_proj", L * I * H * 2}, {"up_proj", L * I * H * 2}, {"down_proj", L * H * I * 2},
           {"qkv_proj", L * (q + 2 * kv) * H * 2}, {"gate_up_swiglu", L * 2 * I * H * 2},
+          {"norm_qkv_proj", L * (q + 2 * kv) * H * 2}, {"norm_gate_up_swiglu", L * 2 * I * H * 2},
+          {"o_proj_add", L * H * q * 2}, {"down_proj_add", L * H * I * 2},
           {"lm_head", config.vocab_size * H * 2}};
       const double step_ms = (tn.gpu_ms - t1.gpu_ms) / decode_steps;
       double named = 0;

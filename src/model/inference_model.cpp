@@ -47,13 +47,25 @@ const PackedTensor* packed_only(const Linear& l) {
 
 }  // namespace
 
+namespace {
+
+// An environment switch that is on unless set to 0.
+bool on_unless_zero(const char* name) {
+  const char* v = std::getenv(name);
+  if (!v || std::string_view(v) == "1") return true;
+  if (std::string_view(v) == "0") return false;
+  throw Error(std::string(name) + ": '" + v + "' is not 0 or 1");
+}
+
+}  // namespace
+
 bool fused_decode_default() {
-  static const bool on = [] {
-    const char* v = std::getenv("TESSERA_FUSED_DECODE");
-    if (!v || std::string_view(v) == "1") return true;
-    if (std::string_view(v) == "0") return false;
-    throw Error(std::string("TESSERA_FUSED_DECODE: '") + v + "' is not 0 or 1");
-  }();
+  static const bool on = on_unless_zero("TESSERA_FUSED_DECODE");
+  return on;
+}
+
+bool norm_prologue_default() {
+  static const bool on = on_unless_zero("TESSERA_NORM_PROLOGUE");
   return on;
 }
 
@@ -141,14 +153,27 @@ decltype(auto) InferenceModel::timed(std::string_view name, std::string_view par
   }
 }
 
+bool InferenceModel::folds_norms(const LayerParams& p, int64_t tokens) const {
+  if (!options_.norm_prologue) return false;
+  const Linear* all[] = {&p.q_proj, &p.k_proj, &p.v_proj, &p.o_proj, &p.gate_proj, &p.up_proj, &p.down_proj};
+  for (const Linear* l : all)
+    if (!plain(*l, dtype_)) return false;
+  if (p.gate_proj.bias.defined() || p.up_proj.bias.defined()) return false;
+  // The projections that norm their input, and the two that add the residual.
+  for (const Linear* l : {&p.q_proj, &p.k_proj, &p.v_proj, &p.gate_proj, &p.up_proj})
+    if (!ops::folds_into_gemv(tokens, l->weight, true)) return false;
+  return ops::folds_into_gemv(tokens, p.o_proj.weight, false) && ops::folds_into_gemv(tokens, p.down_proj.weight, false);
+}
+
 void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions,
                                             const Tensor& slots, Tensor& k_cache, Tensor& v_cache, LayerActivations& a,
-                                            const ProjectFn& project, bool rope) {
+                                            const ProjectFn& project, bool rope, bool fold) {
   const ModelConfig& c = config_;
   const int64_t T = x.numel() / c.hidden_size, D = c.head_dim;
   const float eps = static_cast<float>(c.rms_norm_eps);
   a.x = x;
-  if (!a.h.defined()) {
+  const bool prologue = fold && !a.h.defined();  // else the previous layer made a.h
+  if (!a.h.defined() && !prologue) {
     a.h = Tensor::empty({T, c.hidden_size}, dtype_, device_);
     a.rstd_in = Tensor::empty({T}, DType::F32, device_);
     ops::rmsnorm_forward(a.h, a.rstd_in, x.view({T, c.hidden_size}), p.input_norm, eps);
@@ -161,7 +186,13 @@ void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& 
       weights[i] = qkv[i]->weight;
       biases[i] = qkv[i]->bias;
     }
-    timed("qkv_proj", "norm_rope", [&] { ops::project_many(outs, a.h, weights, biases); });
+    if (prologue) {
+      timed("norm_qkv_proj", "norm_rope", [&] {
+        ops::project_many(outs, x.view({T, c.hidden_size}), weights, biases, InputNorm{p.input_norm, eps});
+      });
+    } else {
+      timed("qkv_proj", "norm_rope", [&] { ops::project_many(outs, a.h, weights, biases); });
+    }
     a.q = outs[0];
     a.k = outs[1];
     a.v = outs[2];
@@ -190,6 +221,22 @@ void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& 
     ops::rope_kv_write(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling,
                        c.qk_norm ? p.q_norm : Tensor(), c.qk_norm ? p.k_norm : Tensor(), eps, slots, k_cache, v_cache);
   });
+}
+
+Tensor InferenceModel::folded_attention_outputs(const LayerParams& p, const Tensor& attn, LayerActivations& a) {
+  const ModelConfig& c = config_;
+  const int64_t T = attn.size(0);
+  const Tensor x = a.x.view({T, c.hidden_size});
+  a.x_mid = Tensor::empty({T, c.hidden_size}, dtype_, device_);
+  timed("o_proj_add", "norms_swiglu", [&] { ops::project_add(a.x_mid, attn, p.o_proj.weight, x, p.o_proj.bias); });
+  a.act = Tensor::empty({T, c.intermediate_size}, dtype_, device_);
+  const InputNorm post{p.post_norm, static_cast<float>(c.rms_norm_eps)};
+  timed("norm_gate_up_swiglu", "norms_swiglu",
+        [&] { ops::project_swiglu(a.act, a.x_mid, p.gate_proj.weight, p.up_proj.weight, post); });
+  Tensor y = Tensor::empty({T, c.hidden_size}, dtype_, device_);
+  timed("down_proj_add", "norms_swiglu",
+        [&] { ops::project_add(y, a.act, p.down_proj.weight, a.x_mid, p.down_proj.bias); });
+  return y;
 }
 
 InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const StepLayout& L, KvCache& cache,
@@ -253,9 +300,10 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     a.rstd_in = std::move(next.rstd_in);
     next = {};
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
+    const bool fold = fused && folds_norms(p, T);
     if (fused) {
       timed("norm_rope", "", [&] {
-        fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project, !rope_in_attention);
+        fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project, !rope_in_attention, fold);
       });
     } else {
       timed("norm_rope", "", [&] { layer_attention_inputs(c, rope_, p, x, positions, a, project); });
@@ -275,11 +323,12 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
                              attn);
     });
     Tensor next_norm;
-    if (fuse_norms && l + 1 < c.num_hidden_layers) {
+    if (fuse_norms && !fold && l + 1 < c.num_hidden_layers) {
       next_norm = source_->acquire(UnitId::layer_unit(l + 1)).layers[l + 1].input_norm;
       source_->release(UnitId::layer_unit(l + 1));
     }
     x = timed("norms_swiglu", "", [&] {
+      if (fold) return folded_attention_outputs(p, in_dtype(attn, dtype_).view({T, Hq * D}), a);
       const bool no_bias = !p.gate_proj.bias.defined() && !p.up_proj.bias.defined();
       const bool plain_mlp = no_bias && plain(p.gate_proj, dtype_) && plain(p.up_proj, dtype_);
       const bool packed_mlp = no_bias && packed_only(p.gate_proj) && packed_only(p.up_proj);

@@ -35,6 +35,8 @@ namespace tessera {
 
 // InferenceOptions::fused_decode's default: on unless TESSERA_FUSED_DECODE=0 (read once).
 bool fused_decode_default();
+// InferenceOptions::norm_prologue's default: on unless TESSERA_NORM_PROLOGUE=0 (read once).
+bool norm_prologue_default();
 
 struct InferenceOptions {
   bool cuda_graphs = true;  // replay decode steps from CUDA graphs (CUDA with fixed weights only)
@@ -50,6 +52,12 @@ struct InferenceOptions {
   // and models with adapters, keep one call per projection. TESSERA_FUSED_DECODE=0 makes the
   // default off.
   bool fused_decode = fused_decode_default();
+  // With fused_decode, a layer whose seven projections are plain and whose steps the small-M gemv
+  // takes (up to 4 rows: ops::folds_into_gemv) runs its norms and residual adds inside the
+  // projections' launches: q/k/v and gate/up norm their input first, o_proj and down_proj add
+  // the residual (no add+norm launches in the layer, the same numbers bit for bit).
+  // TESSERA_NORM_PROLOGUE=0 makes the default off.
+  bool norm_prologue = norm_prologue_default();
 };
 
 // What run() returns for the logit rows asked for, in their order.
@@ -124,13 +132,20 @@ class InferenceModel {
   // decode: one token per sequence (is_decode_step), so the fused ops may turn and cache a
   // token's key inside its attention.
   Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache, bool decode);
+  // Whether layer p of a step of `tokens` rows folds its norms and residual adds into its
+  // projections (options_.norm_prologue).
+  bool folds_norms(const LayerParams& p, int64_t tokens) const;
   // The fused form of layer_attention_inputs and the KV write (options_.fused_decode): the input
-  // norm unless a.h holds it, q/k/v (one ops::project_many for plain projections, or
-  // project_many_packed for packed ones), then with `rope` ops::rope_kv_write into the cache
-  // (without, q/k/v stay raw for ops::rope_paged_attention).
+  // norm unless a.h holds it (inside the q/k/v launch when `fold`), q/k/v (one ops::project_many
+  // for plain projections, or project_many_packed for packed ones), then with `rope`
+  // ops::rope_kv_write into the cache (without, q/k/v stay raw for ops::rope_paged_attention).
   void fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions, const Tensor& slots,
                               Tensor& k_cache, Tensor& v_cache, LayerActivations& a, const ProjectFn& project,
-                              bool rope);
+                              bool rope, bool fold);
+  // layer_attention_outputs of a layer that folds_norms: o_proj with the residual add, gate/up
+  // with the post-attention norm and the SwiGLU, down_proj with the residual add; fills a.x_mid
+  // and a.act and returns the layer's output (the next layer norms it itself).
+  Tensor folded_attention_outputs(const LayerParams& p, const Tensor& attn, LayerActivations& a);
   // fn(), timed as `name` (inside `parent`) when profiling.
   template <typename Fn>
   decltype(auto) timed(std::string_view name, std::string_view parent, Fn&& fn);

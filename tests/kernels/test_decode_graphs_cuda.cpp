@@ -150,38 +150,73 @@ TEST(CudaDecodeGraphs, FusedDecodeOpsGiveThePlainOpsTokens) {
   });
 }
 
+// With the norms and residual adds folded into the gemv's launches (InferenceOptions::
+// norm_prologue, decode steps of up to 4 rows) the arithmetic is the same: every token and
+// logprob equals the unfolded fused ops', eagerly (padded) and replayed from graphs, for decode
+// steps the gemv takes (3 sequences) and those it leaves to cuBLASLt (5: nothing folds).
+TEST(CudaDecodeGraphs, FoldedNormsGiveTheUnfoldedTokens) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  auto source = random_weights(seed);
+  auto model = [&](bool folded, bool graphs) {
+    return std::make_shared<InferenceModel>(
+        model_config, source, gpu, DType::BF16,
+        InferenceOptions{.cuda_graphs = graphs, .pad_decode = true, .fused_decode = true, .norm_prologue = folded});
+  };
+  for (int count : {3, 5}) {
+    SCOPED_TRACE(::testing::Message() << count << " requests");
+    const auto unfolded = generate(model(false, false), count), folded = generate(model(true, false), count);
+    const auto folded_graphs = generate(model(true, true), count);
+    ASSERT_EQ(folded.size(), size_t(count));
+    for (size_t r = 0; r < folded.size(); ++r) {
+      ASSERT_EQ(folded[r].ids.size(), 24u) << "request " << r << ": " << folded[r].error;
+      EXPECT_EQ(folded[r].ids, unfolded[r].ids) << "request " << r;
+      EXPECT_EQ(folded[r].logprobs, unfolded[r].logprobs) << "request " << r;
+      EXPECT_EQ(folded_graphs[r].ids, unfolded[r].ids) << "request " << r;
+      EXPECT_EQ(folded_graphs[r].logprobs, unfolded[r].logprobs) << "request " << r;
+    }
+  }
+}
+
 // InferenceOptions::profile_ops: the steps run eagerly and give the plain eager engine's tokens,
 // and each op family's device time is there, none negative, together within the steps' time;
-// the fused decode ops are families of their own.
+// the fused decode ops are families of their own, and with the norms folded (decode steps; the
+// prompts' step has more than 4 rows) so are the projections that norm or add.
 TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   auto source = random_weights(seed);
-  for (const bool fused : {false, true}) {
-    SCOPED_TRACE(::testing::Message() << "fused " << fused);
-    auto profiled = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16,
-                                                     InferenceOptions{.profile_ops = true, .fused_decode = fused});
-    auto plain = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16,
-                                                  InferenceOptions{.cuda_graphs = false, .fused_decode = fused});
+  const std::vector<const char*> plain_ops = {"embedding", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
+                                              "up_proj", "down_proj", "norm_rope", "kv_write", "attention",
+                                              "norms_swiglu", "final_norm", "lm_head", "sample"};
+  const std::vector<const char*> fused_ops = {"embedding", "qkv_proj", "rope_kv_write", "o_proj",
+                                              "gate_up_swiglu", "down_proj", "norm_rope", "attention",
+                                              "norms_swiglu", "final_norm", "lm_head", "sample"};
+  std::vector<const char*> folded_ops = fused_ops;
+  for (const char* op : {"norm_qkv_proj", "o_proj_add", "norm_gate_up_swiglu", "down_proj_add"}) folded_ops.push_back(op);
+  for (const int mode : {0, 1, 2}) {  // plain, fused, fused with the norms folded
+    SCOPED_TRACE(::testing::Message() << "mode " << mode);
+    const InferenceOptions options{.fused_decode = mode > 0, .norm_prologue = mode == 2};
+    InferenceOptions profiling = options, eager = options;
+    profiling.profile_ops = true;
+    eager.cuda_graphs = false;
+    auto profiled = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16, profiling);
+    auto plain = std::make_shared<InferenceModel>(model_config, source, gpu, DType::BF16, eager);
     const auto a = generate(profiled, 3), b = generate(plain, 3);
     ASSERT_EQ(a.size(), b.size());
     for (size_t r = 0; r < a.size(); ++r) EXPECT_EQ(a[r].ids, b[r].ids) << "request " << r;
     const StepTimes& t = profiled->timings();
     EXPECT_EQ(t.graph_replays, 0);
-    const std::vector<const char*> plain_ops = {"embedding", "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj",
-                                                "up_proj", "down_proj", "norm_rope", "kv_write", "attention",
-                                                "norms_swiglu", "final_norm", "lm_head", "sample"};
-    const std::vector<const char*> fused_ops = {"embedding", "qkv_proj", "rope_kv_write", "o_proj",
-                                                "gate_up_swiglu", "down_proj", "norm_rope", "attention",
-                                                "norms_swiglu", "final_norm", "lm_head", "sample"};
+    const std::vector<const char*>& ops = mode == 0 ? plain_ops : mode == 1 ? fused_ops : folded_ops;
     double sum = 0;
-    for (const char* op : fused ? fused_ops : plain_ops) {
+    for (const char* op : ops) {
       ASSERT_TRUE(t.op_ms.count(op)) << op;
       EXPECT_GT(t.op_ms.at(op), -0.01 * t.gpu_ms) << op;  // a family less the ones timed inside it
       sum += t.op_ms.at(op);
     }
-    EXPECT_EQ(t.op_ms.size(), (fused ? fused_ops : plain_ops).size());
+    EXPECT_EQ(t.op_ms.size(), ops.size());
     EXPECT_GT(t.op_ms.at("lm_head"), 0.0);
     EXPECT_GT(sum, 0.3 * t.gpu_ms);
     EXPECT_LT(sum, 1.01 * t.gpu_ms);

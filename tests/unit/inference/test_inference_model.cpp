@@ -35,21 +35,26 @@ TEST(InferenceModel, GreedyWithCacheEqualsRepeatedFullForwards) {
   }
 }
 
-// On the CPU the fused decode ops (InferenceOptions::fused_decode) are the plain ops they stand
-// for: prefill chunks and decode steps give the same logits exactly, for every parity
-// architecture (Qwen2's q/k/v biases, Qwen3's q/k norms).
+// On the CPU the fused decode ops (InferenceOptions::fused_decode), with the norms and residual
+// adds folded into the projections of steps of up to 4 rows (norm_prologue) or not, are the plain
+// ops they stand for: prefill chunks (of 4 rows: folded) and decode steps give the same logits
+// exactly, for every parity architecture (Qwen2's q/k/v biases, Qwen3's q/k norms).
 TEST(InferenceModel, FusedDecodeOpsGiveThePlainOpsLogits) {
   for (const std::string& name : parity_model_names()) {
     SCOPED_TRACE(name);
     CpuModel m = cpu_model(name);
     const auto source = std::make_shared<OwnedParams>(m.loaded.params);
-    InferenceModel fused(m.loaded.config, source, Device::cpu(), DType::F32, InferenceOptions{.fused_decode = true});
-    InferenceModel plain(m.loaded.config, source, Device::cpu(), DType::F32, InferenceOptions{.fused_decode = false});
-    KvCache a(m.loaded.config, 16, 4, DType::F32, Device::cpu()), b(m.loaded.config, 16, 4, DType::F32, Device::cpu());
     const std::vector<int32_t> prompt = tokens(9, 5, m.loaded.config.vocab_size);
-    const auto got = run_paged(fused, a, prompt, 4, 6), want = run_paged(plain, b, prompt, 4, 6);
-    ASSERT_EQ(got.size(), 6u);
-    EXPECT_EQ(got, want);
+    const auto logits = [&](bool fused, bool folded) {
+      InferenceModel model(m.loaded.config, source, Device::cpu(), DType::F32,
+                           InferenceOptions{.fused_decode = fused, .norm_prologue = folded});
+      KvCache cache(m.loaded.config, 16, 4, DType::F32, Device::cpu());
+      return run_paged(model, cache, prompt, 4, 6);
+    };
+    const auto plain = logits(false, false), folded = logits(true, true);
+    ASSERT_EQ(folded.size(), 6u);
+    EXPECT_EQ(folded, plain);
+    EXPECT_EQ(logits(true, false), plain);
   }
 }
 
