@@ -5,10 +5,10 @@
 // the KV never sits in L2 from one call to the next, as in a model; one pass over the layers is
 // a CUDA graph (with programmatic dependent launch, as the decode step runs), replayed `iters`
 // times, so the time is the device's, not the launches'. Prints a line per form:
-// RESULT {"what":"tessera_paged_attention","form":"v1", ...} (TESSERA_PAGED_ATTN v1, v2) with the
+// RESULT {"what":"tessera_paged_attention","form":"v1", ...} (TESSERA_PAGED_ATTN v1, v2, v4) with the
 // time per call and the GB/s of KV read (BATCH x CONTEXT x Hkv x D x 2 bytes, keys and values),
 // then RESULT {"what":"tessera_rope_paged_attention", ...} for a decode step's RoPE, KV write and
-// attention: v1 and v2 as rope_kv_write then paged_attention, v3 in one launch. Runs on cuda:0.
+// attention: v1 and v2 as rope_kv_write then paged_attention, v3 and v4 in one launch. Runs on cuda:0.
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -113,9 +113,11 @@ int main(int argc, char** argv) {
     };
     const Row rows[] = {{"tessera_paged_attention", "v1", attention},
                         {"tessera_paged_attention", "v2", attention},
+                        {"tessera_paged_attention", "v4", attention},
                         {"tessera_rope_paged_attention", "v1", rope_attention},
                         {"tessera_rope_paged_attention", "v2", rope_attention},
-                        {"tessera_rope_paged_attention", "v3", rope_attention}};
+                        {"tessera_rope_paged_attention", "v3", rope_attention},
+                        {"tessera_rope_paged_attention", "v4", rope_attention}};
     for (const Row& row : rows) {
       setenv("TESSERA_PAGED_ATTN", row.form, 1);
       const double us = time_per_call(row.call, layers, iters, gpu);

@@ -13,7 +13,10 @@
 // Forms (TESSERA_PAGED_ATTN, v1 by default until measured): v1 gives every CTA 4 warps; v2 gives a
 // grid of few CTAs up to 16 (as many as keep it within kWarpsPerSm warps per SM and fit the merge
 // buffer), so that a short decode context (256 keys) is read in one round of tiles instead of four;
-// v3 is v2 running rope_paged_attention in one launch.
+// v3 is v2 running rope_paged_attention in one launch; v4 is v3 reading the step's block tables,
+// positions, sequences and slots (and turning its RoPE angles from the fixed inv_freq) before it
+// waits for the previous kernel under programmatic dependent launch (kernels/launch_overlap.h):
+// a copy before the step's first kernel writes those, and no kernel does.
 //
 // Long contexts are split across CTAs so that small batches still fill the GPU: each split
 // writes its unnormalised output with its max and sum, and a second kernel merges them. The split
@@ -56,7 +59,7 @@ constexpr int kMergeFloats = 8192;  // the warps' merge buffer [warps][GC][D] ho
 constexpr unsigned kFull = 0xffffffffu;
 constexpr float kLog2e = 1.4426950408889634f;
 
-enum Form { kV1 = 1, kV2, kV3, kForms = kV3 };
+enum Form { kV1 = 1, kV2, kV3, kV4, kForms = kV4 };
 
 // The most warps a CTA of head dim D and GC heads takes: up to 16, as many as the merge buffer
 // holds and as leave each thread the registers of a tile's loads (2D bytes a lane) and its GC x
@@ -138,12 +141,15 @@ struct Params {
   float* part_ml;   // [tokens, hq, splits, 2]: each split's max (base 2) and sum
   int hq, hkv, group, head_chunks, blocks, block_size, seqs, max_blocks, window, split_keys, splits;
   float scale_log2;  // scale * log2(e): scores are kept in base 2
+  bool early;        // v4: the step's inputs are read before waiting for the previous kernel
   RopeInputs<T> rope;
 };
 
 template <typename T, int D, int GC, bool Rope>
 __global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(const Params<T> p) {
-  wait_for_previous_kernel();
+  // v4 reads the step's inputs (and with RoPE turns its angles) before waiting for the kernel
+  // before it: see "Forms" above.
+  if (!p.early) wait_for_previous_kernel();
   let_next_kernel_start();
   constexpr int kCols = D / 32;  // output columns per lane
   using KeyChunk = typename Vec<8>::type;
@@ -187,12 +193,14 @@ __global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(
   const int key = lane / 2, half = lane % 2;
   int tile = (begin & ~(kTile - 1)) + warp * kTile;
   int slot = slot_of(tile + key);  // the first block id is read while the queries load
+  if constexpr (Rope)
+    rope_angles<T>(static_cast<float>(pos), p.rope.inv_freq, p.rope.attention_scaling, D / 2, cos_s, sin_s);
+  [[maybe_unused]] const int new_slot = Rope ? p.rope.slots[token] : -1;
+  if (p.early) wait_for_previous_kernel();
 
   if constexpr (Rope) {
-    rope_angles<T>(static_cast<float>(pos), p.rope.inv_freq, p.rope.attention_scaling, D / 2, cos_s, sin_s);
     __syncthreads();
     const bool holds_pos = pos >= begin && pos < end;
-    const int new_slot = p.rope.slots[token];
     if (holds_pos && (new_slot < -1 || new_slot >= p.blocks * p.block_size)) __trap();
     const bool writes = holds_pos && chunk_first == 0 && new_slot >= 0;  // one CTA per (token, kv head)
     const int64_t new_row = (int64_t(token) * p.hkv + kv_head) * D;
@@ -477,6 +485,7 @@ void run(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Te
   p.max_blocks = int(s.max_blocks);
   p.window = int(window);
   p.scale_log2 = scale * kLog2e;
+  p.early = form >= kV4;
   if (rope) p.rope = *rope;
   if (rope) launch_shape<T, true>(p, heads_per_cta, s, form >= kV2, out);
   else launch_shape<T, false>(p, heads_per_cta, s, form >= kV2, out);

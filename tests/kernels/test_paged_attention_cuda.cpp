@@ -82,7 +82,7 @@ void expect_close_output(const Tensor& out, const Tensor& ref_out, uint64_t seed
   EXPECT_LT(max_diff, 4 * tolerance) << "seed " << seed;
 }
 
-// paged_attention on the GPU under each of forms v1 and v2 against the CPU's.
+// paged_attention on the GPU under forms v1, v2 and v4 (v3 runs v2's kernel) against the CPU's.
 void check_case(const Case& c) {
   const uint64_t seed = fresh_seed();
   const PagedBatch b = make_paged_batch(c.lengths, c.queries, c.hq, c.hkv, c.d, c.block_size, seed);
@@ -99,7 +99,7 @@ void check_case(const Case& c) {
   const Cache dev = written_cache(b, k_rows.to(gpu), v_rows.to(gpu), b.slots.to(gpu));
   expect_same_cache(dev.k, ref.k, seed);
   expect_same_cache(dev.v, ref.v, seed);
-  for (int form : {1, 2}) {
+  for (int form : {1, 2, 4}) {
     SCOPED_TRACE(::testing::Message() << "TESSERA_PAGED_ATTN=v" << form);
     const FormScope scope(form);
     Tensor out = Tensor::empty(q.shape(), c.dtype, gpu);
@@ -276,25 +276,24 @@ void check_rope_attention(const RopeCase& c) {
     return r;
   };
   const RopeRun want = run(cpu, DType::F32);
-  RopeRun fused, plain;
-  {
-    const FormScope one_launch(3);
-    fused = run(gpu, c.dtype);
-  }
-  {
-    const FormScope two_ops(2);
-    plain = run(gpu, c.dtype);
-  }
+  auto run_form = [&](int form) {
+    const FormScope scope(form);
+    return run(gpu, c.dtype);
+  };
+  const RopeRun plain = run_form(2), fused = run_form(3), early = run_form(4);
   // The single launch gives the two ops' numbers bit for bit (padding rows' outputs are unspecified).
   std::vector<bool> real(tokens, false);
   std::fill_n(real.begin(), seqs, true);
-  const auto f = host_f32(fused.out), p = host_f32(plain.out);
-  const size_t row = size_t(c.hq * c.d);
-  size_t differ = 0;
-  for (size_t i = 0; i < seqs * row; ++i) differ += !(f[i] == p[i]);
-  EXPECT_EQ(differ, 0u) << "seed " << seed << ": outputs of the one launch and the two ops";
-  expect_same_cache(fused.k_cache, plain.k_cache, seed);
-  expect_same_cache(fused.v_cache, plain.v_cache, seed);
+  for (const RopeRun* one : {&fused, &early}) {
+    const auto f = host_f32(one->out), p = host_f32(plain.out);
+    const size_t row = size_t(c.hq * c.d);
+    size_t differ = 0;
+    for (size_t i = 0; i < seqs * row; ++i) differ += !(f[i] == p[i]);
+    EXPECT_EQ(differ, 0u) << "seed " << seed << ": outputs of the one launch (v" << (one == &fused ? 3 : 4)
+                          << ") and the two ops";
+    expect_same_cache(one->k_cache, plain.k_cache, seed);
+    expect_same_cache(one->v_cache, plain.v_cache, seed);
+  }
   // And the CPU's within rounding: the GPU rounds q and k to the dtype after the norm and RoPE.
   expect_close_output(fused.out, want.out, seed, 1e-2, real);
   expect_same_cache(fused.v_cache, want.v_cache, seed);
