@@ -10,13 +10,8 @@
 //                launched together, with the gemm stream at the same or at the highest priority:
 //                hidden = (gemm alone + adamw alone - both) / adamw alone, 1 when the AdamW runs
 //                entirely beside the gemms, 0 when the two take turns;
-//   fill         zeroing every gradient (4 bytes a parameter): what each backward does first;
-//   adamw_resident  the AdamW pass in k resident blocks (AdamWStep.resident_blocks, one per SM) that
-//                also zero the gradient (zero_grad: 34 bytes a parameter), as zero.overlap_step runs
-//                it with TESSERA_OVERLAP_SMS=k: what k SMs stream;
-//   partition    the gemms planned for all SMs but k (set_gemm_free_sms) beside that pass:
-//                saved_ms = (gemms on every SM + AdamW over the GPU + the fill, one after the
-//                other) - both together; > 0 is what zero.overlap_step with resident blocks can gain.
+//   fill         zeroing every gradient (4 bytes a parameter): what each backward of the sequential
+//                step does first (zero.overlap_step's update zeroes them as it reads them);
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -112,10 +107,8 @@ int main(int argc, char** argv) {
     }
 
     ops::AdamWStep adam{.lr = 1e-4f, .beta1 = 0.9f, .beta2 = 0.95f, .eps = 1e-8f, .weight_decay = 0.01f, .step = 1};
-    auto step_all = [&](int resident_blocks = 0) {
+    auto step_all = [&] {
       ++adam.step;
-      adam.resident_blocks = resident_blocks;
-      adam.zero_grad = resident_blocks > 0;
       for (UnitBuffers& u : units) adamw_ranges(u.shard, 0, adam, u.state, u.grad, u.low);
     };
     const double adamw_s = timed(gpu, iters, step_all);
@@ -177,49 +170,6 @@ int main(int argc, char** argv) {
     });
     std::printf("RESULT {\"what\":\"fill\",\"shape\":\"%s\",\"ms\":%.3f,\"tb_per_s\":%.3f}\n", name.c_str(),
                 fill_s * 1e3, 4.0 * params / fill_s / 1e12);
-    const int resident[] = {8, 16, 24, 32, 48};
-    for (int k : resident) {
-      const double s = timed(gpu, iters, [&] { step_all(k); });
-      std::printf("RESULT {\"what\":\"adamw_resident\",\"shape\":\"%s\",\"blocks\":%d,\"ms\":%.3f,\"tb_per_s\":%.3f}\n",
-                  name.c_str(), k, s * 1e3, 34.0 * params / s / 1e12);
-    }
-    // As zero.overlap_step runs them: the resident AdamW at the highest priority (it is bounded by
-    // its block count), the gemms at the lowest.
-    const Stream compute = create_stream(gpu.index), urgent = create_stream(gpu.index, /*high_priority=*/true);
-    auto gemms_for = [&](double seconds) {
-      StreamGuard on(gpu.index, compute);
-      const double one = timed(gpu, 3, [&] { ops::gemm(c, a, b, false, true); });
-      return std::max(1, static_cast<int>(seconds / one));
-    };
-    auto drain = [&] {
-      synchronize_stream(compute);
-      synchronize_stream(urgent);
-    };
-    // As many gemm milliseconds as the next forward has beside the AdamW (about 2.5x its time).
-    const int gemms = gemms_for(2.5 * adamw_s);
-    auto gemm_run = [&] {
-      StreamGuard on(gpu.index, compute);
-      for (int i = 0; i < gemms; ++i) ops::gemm(c, a, b, false, true);
-    };
-    const double sequential = timed(gpu, iters, [&] { gemm_run(); drain(); }) + adamw_s + fill_s;
-    for (int k : resident) {
-      ops::set_gemm_free_sms(k);
-      const double gemm_alone = timed(gpu, iters, [&] { gemm_run(); drain(); });
-      const double both = timed(gpu, iters, [&] {
-        {
-          StreamGuard on(gpu.index, urgent);
-          step_all(k);
-        }
-        gemm_run();
-        drain();
-      });
-      ops::set_gemm_free_sms(0);
-      std::printf("RESULT {\"what\":\"partition\",\"shape\":\"%s\",\"blocks\":%d,\"gemms\":%d,\"sequential_ms\":%.3f,"
-                  "\"gemm_ms\":%.3f,\"both_ms\":%.3f,\"saved_ms\":%.3f}\n",
-                  name.c_str(), k, gemms, sequential * 1e3, gemm_alone * 1e3, both * 1e3, (sequential - both) * 1e3);
-    }
-    destroy_stream(compute);
-    destroy_stream(urgent);
     destroy_stream(side);
     return 0;
   } catch (const std::exception& e) {

@@ -48,12 +48,6 @@ void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = fals
 SmallMChoice small_m_choice();
 void set_small_m_choice(SmallMChoice choice);
 const char* small_m_kernel_name(SmallMKernel kernel);
-// SMs that cuBLASLt gemms leave to work running beside them on another stream (zero.overlap_step's
-// resident AdamW, AdamWStep.resident_blocks): while it is n > 0 gemms are planned for the device's
-// SM count less n (CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET), so their persistent blocks fit on the
-// other SMs. 0 (the default): every SM. Process-wide; the CPU ignores it.
-int gemm_free_sms();
-void set_gemm_free_sms(int n);
 
 // ---- Transformer layers (except attention) ----
 // Activations are [tokens, features] row-major ([B, S, H] is seen as B*S rows). CUDA takes
@@ -150,10 +144,6 @@ struct AdamWStep {
   float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.999f, eps = 1e-8f, weight_decay = 0.0f;
   int64_t step = 1;
   float grad_scale = 1.0f;  // multiplies the gradient first (1 / accumulation, clipping)
-  // CUDA only, how the pass runs (never what it computes): > 0 in that many blocks that stay on
-  // their SMs (one each) to the end, beside gemms that leave as many SMs free (set_gemm_free_sms);
-  // 0: short blocks over the whole GPU.
-  int resident_blocks = 0;
   // The gradient is set to zero once it is read, padding included: the next step's accumulator,
   // ready without a fill of its own (zero.overlap_step, where the update runs behind the next pass).
   bool zero_grad = false;

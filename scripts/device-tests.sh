@@ -84,13 +84,10 @@ attention_bench() {
 # forward + backward and of what follows it) and the share outside forward + backward (goal < 4%);
 # the fastest variant. Variants: `spans` the sequential step (one AdamW launch per unit), `overlap`
 # zero.overlap_step with the compute stream at the highest priority (TESSERA_COMPUTE_PRIORITY=high,
-# the AdamW stream at the lowest), `residentK` zero.overlap_step with the AdamW in K resident blocks
-# (its stream at the highest priority) beside gemms that leave K SMs free (TESSERA_OVERLAP_SMS=K; K
-# from TESSERA_TRAIN_SMS, default "16 32"); at 3B
+# the AdamW stream at the lowest; its update zeroes the gradient, so backward skips that fill); at 3B
 # all with train.recompute_norms_swiglu (`recompute`: the sequential step), and model_bench with the
 # same recompute. optimizer_bench first: the AdamW pass's TB/s next to a plain copy's, whether it
-# can run beside gemms at all, what K resident blocks stream and what they save beside gemms on the
-# other SMs.
+# can run beside gemms at all, and the gradient fill.
 train_variant() {  # TAG NAME "VAR=value ..." [--set ...]: one run, log train_TAG_NAME, its metrics file
   local tag=$1 name=$2 envs=$3 x=() e; shift 3
   for e in $envs; do x+=(-x "$e"); done
@@ -145,28 +142,18 @@ train() {
     grep -h '"what":"overlap"' "${logs[@]}"
   result_rows optimizer.log '| optimizer_bench fill of every gradient %(shape)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
     grep -h '"what":"fill"' "${logs[1]}" "${logs[3]}"
-  result_rows optimizer.log '| optimizer_bench adamw + zeroing the gradient in %(blocks)s resident blocks %(shape)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
-    grep -h '"what":"adamw_resident"' "${logs[1]}" "${logs[3]}"
-  result_rows optimizer.log '| optimizer_bench partition %(shape)s: gemms on all SMs but %(blocks)s beside the AdamW in as many resident blocks | sequential %(sequential_ms).1f ms, gemms alone %(gemm_ms).1f, together %(both_ms).1f | saved %(saved_ms).1f ms |' \
-    grep -h '"what":"partition"' "${logs[1]}" "${logs[3]}"
   local fast="TESSERA_COMPUTE_PRIORITY=high" over="--set zero.overlap_step=true" r="--set train.recompute_norms_swiglu=true"
-  local sms=${TESSERA_TRAIN_SMS:-16 32}  # the resident variants' SM counts (TESSERA_OVERLAP_SMS)
-  local k res1=() res3=()
-  for k in $sms; do
-    res1+=("resident$k|TESSERA_OVERLAP_SMS=$k|$over")
-    res3+=("resident$k|TESSERA_OVERLAP_SMS=$k|$r $over")
-  done
-  train_shape 1b "1B shape" 1.3 "" "" "" "spans||" "overlap|$fast|$over" "${res1[@]}"
+  train_shape 1b "1B shape" 1.3 "" "" "" "spans||" "overlap|$fast|$over"
   train_shape 3b "3B shape" 1.45 "--hidden 3072 --layers 28 --heads 24 --kv 8 --inter 8192" \
     "--set model.init.hidden_size=3072 --set model.init.num_hidden_layers=28 --set model.init.num_attention_heads=24" \
-    --recompute-norms-swiglu "recompute||$r" "overlap|$fast|$r $over" "${res3[@]}"
+    --recompute-norms-swiglu "recompute||$r" "overlap|$fast|$r $over"
 }
 
 only=${1:-all}
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 if [ "$only" = train ]; then
   for k in ranges spans; do
-    TESSERA_ADAMW=$k check "kernels_train_$k" .device/bin/test_kernels --gtest_filter='Optimizer*:Recompute*:ModelParity*:*GemmLeavingSmsFree*'
+    TESSERA_ADAMW=$k check "kernels_train_$k" .device/bin/test_kernels --gtest_filter='Optimizer*:Recompute*:ModelParity*'
   done
   train
 fi

@@ -36,10 +36,10 @@ __device__ __forceinline__ void store_f32(T* p, const float (&in)[kN]) {
 template <int kN>
 using Width = std::integral_constant<int, kN>;
 
-// True when each pointer (null ones pass) holds whole packs (of kN) of its element type.
-template <int kN = kPack, typename... P>
+// True when each pointer (null ones pass) holds whole packs of its element type.
+template <typename... P>
 bool packs_aligned(const P*... ptrs) {
-  return ((reinterpret_cast<uintptr_t>(ptrs) % (kN * sizeof(P)) == 0) && ...);
+  return ((reinterpret_cast<uintptr_t>(ptrs) % (kPack * sizeof(P)) == 0) && ...);
 }
 
 template <int kN, typename Op>

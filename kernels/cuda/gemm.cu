@@ -4,7 +4,6 @@
 #include <cublasLt.h>
 #include <cublas_api.h>
 
-#include <algorithm>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -39,8 +38,7 @@ cudaDataType_t cuda_type(DType dtype) {
 
 using Alignments = std::tuple<uint32_t, uint32_t, uint32_t>;  // bytes, in cuBLAS's A, B, C order
 // Everything the chosen algorithm depends on, pointer alignment included.
-// The last int: the SM count the plan targets (0: the device's, see ops::set_gemm_free_sms).
-using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, DType, DType, bool, Alignments, int>;
+using PlanKey = std::tuple<int, int64_t, int64_t, int64_t, int64_t, bool, bool, DType, DType, bool, Alignments>;
 
 struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
@@ -61,12 +59,9 @@ class Gemm {
     std::lock_guard lock(mu_);
     auto& state = device_state(device);
     const Alignments align{alignment_of(b), alignment_of(a), alignment_of(c)};  // cuBLAS's A, B, C slots
-    const int free_sms = ops::gemm_free_sms();
-    const int sms = free_sms > 0 ? std::max(1, sm_count(device) - free_sms) : 0;
-    PlanKey key{device, s.m, s.n, s.k, s.ldc, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), align, sms};
+    PlanKey key{device, s.m, s.n, s.k, s.ldc, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), align};
     auto it = plans_.find(key);
-    if (it == plans_.end())
-      it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined(), align, sms)).first;
+    if (it == plans_.end()) it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined(), align)).first;
     Plan& plan = it->second;
     if (bias.defined()) {
       const void* bias_ptr = bias.data();
@@ -105,16 +100,13 @@ class Gemm {
     return state;
   }
 
-  Plan make_plan(DeviceState& state, const GemmShape& s, DType ab, DType cd, bool with_bias, const Alignments& align,
-                 int32_t sms) {
+  Plan make_plan(DeviceState& state, const GemmShape& s, DType ab, DType cd, bool with_bias, const Alignments& align) {
     Plan plan;
     const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;   // B's slot
     const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // A's slot
     TS_CUBLAS_CHECK(cublasLtMatmulDescCreate(&plan.desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
     TS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_first, sizeof(op_first)));
     TS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_second, sizeof(op_second)));
-    if (sms > 0)
-      TS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_SM_COUNT_TARGET, &sms, sizeof(sms)));
     if (with_bias) {
       cublasLtEpilogue_t epilogue = CUBLASLT_EPILOGUE_BIAS;
       cudaDataType_t bias_type = cuda_type(cd);

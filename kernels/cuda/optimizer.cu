@@ -1,6 +1,5 @@
 // CUDA AdamW (one fused pass: moments, master weights, working copy), per tensor or per unit of
 // spans, and the squared-norm reduction.
-#include <algorithm>
 #include <cmath>
 #include <cstdlib>
 #include <string>
@@ -94,11 +93,8 @@ struct AdamWOp {
     }
   }
 
-  // Whether every buffer holds whole packs of kN from element `at` on.
-  template <int kN>
-  bool aligned(int64_t at) const {
-    return packs_aligned<kN>(p + at, m + at, v + at, g + at, low ? low + at : low);
-  }
+  // Whether every buffer holds whole packs from element `at` on.
+  bool aligned(int64_t at) const { return packs_aligned(p + at, m + at, v + at, g + at, low ? low + at : low); }
 };
 
 // Bias corrections on the host, computed exactly as the CPU reference does.
@@ -125,42 +121,6 @@ void launch_short_blocks(int64_t begin, int64_t end, bool aligned, cudaStream_t 
     launch_kernel(elementwise_kernel<kPack, Op>, blocks(bulk / kPack), kThreads, 0, stream, begin, begin + bulk, op);
   if (begin + bulk < end)
     launch_kernel(elementwise_kernel<1, Op>, blocks(end - begin - bulk), kThreads, 0, stream, begin + bulk, end, op);
-  check_launch();
-}
-
-// Resident blocks (AdamWStep.resident_blocks): each asks for more than half of an SM's shared
-// memory, so no two share an SM and each stays on its own to the end, walking the range with a
-// stride of the whole grid, 8 elements a thread per turn (two 16-byte loads in flight per array:
-// a few SMs must keep many bytes in flight to stream at all).
-constexpr int kResidentThreads = 1024, kResidentWidth = 8;
-constexpr size_t kResidentShared = 120 << 10;  // of the 228 KB an sm_90 SM has
-
-template <int kN, typename Op>
-__global__ void __launch_bounds__(kResidentThreads, 1) resident_kernel(int64_t begin, int64_t end, Op op) {
-  const int64_t stride = int64_t(gridDim.x) * blockDim.x * kN;
-  for (int64_t i = begin + (blockIdx.x * int64_t(blockDim.x) + threadIdx.x) * kN; i < end; i += stride)
-    op(i, Width<kN>{});
-}
-
-template <int kN, typename Op>
-void launch_resident_part(int64_t begin, int64_t end, unsigned blocks, cudaStream_t stream, const Op& op) {
-  static const bool sized = [] {  // more than 48 KB of dynamic shared memory must be asked for
-    TS_CUDA_CHECK(cudaFuncSetAttribute(resident_kernel<kN, Op>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                       static_cast<int>(kResidentShared)));
-    return true;
-  }();
-  (void)sized;
-  launch_kernel(resident_kernel<kN, Op>, blocks, kResidentThreads, kResidentShared, stream, begin, end, op);
-}
-
-template <typename Op>
-void launch_resident(int64_t begin, int64_t end, int resident_blocks, cudaStream_t stream, const Op& op) {
-  int device = 0;
-  TS_CUDA_CHECK(cudaGetDevice(&device));
-  const auto blocks = static_cast<unsigned>(std::min(resident_blocks, sm_count(device)));
-  const int64_t bulk = op.template aligned<kResidentWidth>(begin) ? (end - begin) / kResidentWidth * kResidentWidth : 0;
-  if (bulk > 0) launch_resident_part<kResidentWidth>(begin, begin + bulk, blocks, stream, op);
-  if (begin + bulk < end) launch_resident_part<1>(begin + bulk, end, blocks, stream, op);
   check_launch();
 }
 
@@ -207,10 +167,7 @@ void adamw(const Tensor& param, const Tensor& grad, const Tensor& m, const Tenso
     using Low = std::remove_pointer_t<decltype(low_ptr)>;
     const AdamWOp<Low, OneDecay> op{param.data_as<float>(), m.data_as<float>(), v.data_as<float>(),
                                     grad.data_as<float>(), low_ptr, {s, bc1, bc2}, {1.0f - s.lr * s.weight_decay}};
-    if (s.resident_blocks > 0)
-      launch_resident(0, n, s.resident_blocks, stream_of(param), op);
-    else
-      launch_elementwise(n, op.template aligned<kPack>(0), stream_of(param), op);
+    launch_elementwise(n, op.aligned(0), stream_of(param), op);
   };
   with_low(low, launch);
 }
@@ -241,10 +198,7 @@ void adamw_spans(const Tensor& param, const Tensor& grad, const Tensor& m, const
       const int64_t begin = first < spans.size() ? spans[first].begin : 0;
       const int64_t end = last == spans.size() ? n : spans[last - 1].end;
       if (end <= begin) continue;
-      if (s.resident_blocks > 0)
-        launch_resident(begin, end, s.resident_blocks, stream_of(param), op);
-      else
-        launch_short_blocks(begin, end, op.template aligned<kPack>(begin), stream_of(param), op);
+      launch_short_blocks(begin, end, op.aligned(begin), stream_of(param), op);
     }
   };
   with_low(low, launch);

@@ -103,16 +103,6 @@ double evaluate(const ModelConfig& config, ParamSource& source, Communicator& ho
   return totals.data_as<float>()[0] / std::max(1.0f, totals.data_as<float>()[1]);
 }
 
-// A benchmark knob's whole number from the environment, 0 when unset.
-int env_count(const char* name) {
-  const char* text = std::getenv(name);
-  if (!text || !*text) return 0;
-  const std::string s(text);
-  TS_CHECK(s.size() <= 4 && s.find_first_not_of("0123456789") == std::string::npos,
-           "{}: '{}' is not a whole number of at most 4 digits", name, s);
-  return std::stoi(s);
-}
-
 // Where the ranks' heartbeats go: the checkpoint folder, which the ranks of a multi-host job share;
 // without one a folder under the temporary directory, named after a number rank 0 draws (one host).
 std::string heartbeat_dir(const std::string& checkpoint_dir, Communicator& host) {
@@ -168,9 +158,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                    .overlap_step = job.zero.overlap_step,
                    // A benchmark's knob (scripts/device-tests.sh train_1b measures both): 0 takes the
                    // gradient norm after the whole backward even with zero.overlap_step.
-                   .early_norm = std::getenv("TESSERA_EARLY_NORM") == nullptr || std::string(std::getenv("TESSERA_EARLY_NORM")) != "0",
-                   // Another (device-tests.sh train compares): the overlapped AdamW in this many resident blocks.
-                   .overlap_sms = env_count("TESSERA_OVERLAP_SMS")},
+                   .early_norm = std::getenv("TESSERA_EARLY_NORM") == nullptr || std::string(std::getenv("TESSERA_EARLY_NORM")) != "0"},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.

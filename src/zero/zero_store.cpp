@@ -132,28 +132,18 @@ ZeroStore::ZeroStore(const ModelConfig& config, std::vector<ParamSpec> params, c
   overlap_ = options.overlap_step && state_->steps_by_unit() && home == WorkingCopy::Home::device;
   if (options.overlap_step && !overlap_)
     spdlog::info("zero.overlap_step: not applied with optimizer or parameter offload; the optimizer step stays sequential");
-  // The early norms and the updates over the whole GPU take only what compute leaves (the lowest
-  // priority); resident updates the SMs gemms leave them, as soon as those are free (the highest:
-  // they are bounded by their block count), beside the others.
-  if (overlap_ && options.device.is_cuda()) {
-    optimizer_stream_ = create_stream(options.device.index);
-    if (options.overlap_sms > 0) resident_stream_ = create_stream(options.device.index, /*high_priority=*/true);
-  }
+  if (overlap_ && options.device.is_cuda()) optimizer_stream_ = create_stream(options.device.index);
 }
 
 ZeroStore::~ZeroStore() {
-  for (Stream s : {optimizer_stream_, resident_stream_}) {
-    if (!s) continue;
-    synchronize_stream(s);  // its last updates still read and write the state
-    destroy_stream(s);
-  }
+  if (!optimizer_stream_) return;
+  synchronize_stream(optimizer_stream_);  // its last updates still read and write the state
+  destroy_stream(optimizer_stream_);
 }
 
 void ZeroStore::await_step(Unit& u) {
   if (!u.step_pending) return;
   u.step_pending = false;
-  // Gemms queued from here on run after every update: all SMs are theirs again.
-  if (--steps_pending_ == 0 && resident_stream_) ops::set_gemm_free_sms(0);
   if (optimizer_stream_)
     u.stepped.wait_on(current_stream(options_.device.index));
   else
@@ -165,10 +155,6 @@ ops::AdamWStep ZeroStore::update_of(const Unit& u, const ops::AdamWStep& clipped
   // A whole unit's gradient accumulates in place from zero at the next backward: the update zeroes
   // it as it reads it, so that backward needs no fill (a shard's is overwritten by its reduction).
   a.zero_grad = u.shard.world == 1;
-  // The units the next pass needs first go over the whole GPU (it waits for them), the rest in
-  // resident blocks (zero.overlap_step with overlap_sms).
-  const bool needed_first = &u == persistent_ || u.index == unit_index(config_, UnitId::embed());
-  if (!needed_first) a.resident_blocks = options_.overlap_sms;
   return a;
 }
 
@@ -581,31 +567,21 @@ void ZeroStore::step_behind(const ops::AdamWStep& clipped) {
     Event backward_done;
     backward_done.record(compute);
     backward_done.wait_on(optimizer_stream_);
-    if (resident_stream_) backward_done.wait_on(resident_stream_);
     behind_start_.record(optimizer_stream_);
+    StreamGuard on_optimizer(options_.device.index, optimizer_stream_);
     // The persistent group first: every unit's next use waits for it.
     std::vector<Unit*> order;
     if (persistent_) order.push_back(persistent_);
     for (auto& u : units_)
       if (u.get() != persistent_) order.push_back(u.get());
     for (Unit* u : order) {
-      const ops::AdamWStep update = update_of(*u, clipped);
-      const Stream on = update.resident_blocks > 0 ? resident_stream_ : optimizer_stream_;
-      StreamGuard guard(options_.device.index, on);
-      state_->step_unit(u->index, update, *low_);
-      u->stepped.record(on);
+      state_->step_unit(u->index, update_of(*u, clipped), *low_);
+      u->stepped.record(optimizer_stream_);
     }
-    if (resident_stream_) {  // the span ends with the later of the two streams
-      Event wide_done;
-      wide_done.record(optimizer_stream_);
-      wide_done.wait_on(resident_stream_);
-      ops::set_gemm_free_sms(options_.overlap_sms);
-    }
-    behind_end_.record(resident_stream_ ? resident_stream_ : optimizer_stream_);
+    behind_end_.record(optimizer_stream_);
     behind_timed_ = true;
   }
   for (auto& u : units_) u->step_pending = true;
-  steps_pending_ = static_cast<int>(units_.size());
 }
 
 }  // namespace tessera

@@ -79,13 +79,6 @@ struct ZeroOptions {
   // as soon as the step's last backward is done with the unit (final_backward), beside the backward
   // of the units before it, instead of after the whole backward. Off: the norm waits for the step.
   bool early_norm = true;
-  // With overlap_step on a GPU: > 0 runs every update but the first the next pass needs (the
-  // embedding's, and the persistent group's) in this many resident blocks, one per SM, while gemms
-  // leave as many SMs free (ops::set_gemm_free_sms) until the last update is awaited, so that the
-  // AdamW streams beside the next forward's gemms instead of taking turns with them; their stream
-  // has the highest priority, the others' (and the early norms') the lowest. 0: every update runs
-  // over the whole GPU at the lowest priority. The updates are the same either way.
-  int overlap_sms = 0;
 };
 
 struct StepResult {
@@ -208,8 +201,6 @@ class ZeroStore : public ParamSource {
   // the units whose update is still to be made (CPU).
   bool overlap_ = false;
   Stream optimizer_stream_ = nullptr;
-  Stream resident_stream_ = nullptr;  // overlap_sms > 0: the updates in resident blocks
-  int steps_pending_ = 0;  // units whose update of the last step is not yet awaited
   Event behind_start_{true}, behind_end_{true};  // around the last updates queued behind
   bool behind_timed_ = false;
   ops::AdamWStep pending_adam_{};

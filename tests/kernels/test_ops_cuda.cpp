@@ -206,36 +206,6 @@ TEST(CudaOps, GemmOnBatchedActivations) {
   EXPECT_LT(relative_error(gdw, dw), 1e-2) << "seed " << seed;
 }
 
-// Gemms planned for fewer SMs (set_gemm_free_sms: zero.overlap_step's resident AdamW beside them)
-// still equal the reference: a large product, a weight gradient, and a small one.
-TEST(CudaOps, GemmLeavingSmsFreeEqualsTheReference) {
-  TS_REQUIRE_GPU();
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  Tensor x = random_tensor({1024, 768}, DType::BF16, Device::cpu(), seed);
-  Tensor w = random_tensor({1536, 768}, DType::BF16, Device::cpu(), seed + 1, 0.05f);
-  Tensor y = Tensor::empty({1024, 1536}, DType::F32);
-  ops::gemm(y, x, w, false, true);
-  Tensor dw = Tensor::empty({1536, 768}, DType::F32);
-  ops::gemm(dw, y, ops::cast(x, DType::F32), true, false);
-  Tensor small = Tensor::empty({24, 1536}, DType::F32);
-  ops::gemm(small, x.narrow(0, 24), w, false, true);
-  for (int free_sms : {16, 100}) {
-    SCOPED_TRACE(::testing::Message() << "free SMs " << free_sms);
-    ops::set_gemm_free_sms(free_sms);
-    Tensor gy = Tensor::empty({1024, 1536}, DType::F32, gpu), gdw = Tensor::empty({1536, 768}, DType::F32, gpu);
-    Tensor gsmall = Tensor::empty({24, 1536}, DType::F32, gpu);
-    ops::gemm(gy, x.to(gpu), w.to(gpu), false, true);
-    ops::gemm(gdw, gy, ops::cast(x.to(gpu), DType::F32), true, false);
-    ops::gemm(gsmall, x.to(gpu).narrow(0, 24), w.to(gpu), false, true);
-    ops::set_gemm_free_sms(0);
-    EXPECT_LT(relative_error(gy, y), 1e-2);
-    EXPECT_LT(relative_error(gdw, dw), 1e-2);
-    EXPECT_LT(relative_error(gsmall, small), 1e-2);
-  }
-  EXPECT_THROW(ops::set_gemm_free_sms(-1), Error);
-}
-
 TEST(CudaAllocator, CachesReusesAndReportsPeaks) {
   TS_REQUIRE_GPU();
   synchronize_device(gpu);
