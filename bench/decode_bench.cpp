@@ -17,7 +17,7 @@
 // gate_up_swiglu, RoPE with the KV write as rope_kv_write, except in decode steps, where they are
 // timed inside attention (ops::rope_paged_attention: one launch with TESSERA_PAGED_ATTN=v3, whose
 // value RESULT's paged_attn shows). With the norms folded into the projections
-// (TESSERA_NORM_PROLOGUE, on unless 0; decode steps of up to 4 rows) the decode steps' show as
+// (TESSERA_NORM_PROLOGUE, off unless 1; decode steps of up to 4 rows) the decode steps' show as
 // norm_qkv_proj, o_proj_add, norm_gate_up_swiglu and down_proj_add.
 #include <nlohmann/json.hpp>
 

@@ -7,9 +7,10 @@
 namespace tessera {
 
 constexpr int kAttentionForwardVariants = 7, kAttentionBackwardVariants = 8;
-// The defaults, the fastest measured on the H200 (session 8, 19:40 call): forward v3 (v1-v3 measured),
-// backward v5 (v1-v5 measured; bwd TFLOP/s at 4x2048, d64 GQA 32/8: v1 150.0, v3 180.8, v5 184.5;
-// d128 16/8: v1 198.5, v3 238.9, v5 260.7).
-constexpr int kAttentionForwardDefault = 3, kAttentionBackwardDefault = 5;
+// The defaults, the fastest measured on the H200 (session 9 call B, TFLOP/s at 4x2048, no documents /
+// 700-token documents): forward v7 (d64 285.8 / 134.8 against v3's 258.0 / 62.3; d128 408.6 / 190.8
+// against 393.6 / 101.8), backward v6 (d64 176.4 / 99.7 against v5's 174.7 / 94.3; d128 230.1 / 129.9
+// against 230.5 / 125.7; v7 is 134.4 at d128 with documents but 148.8 at d64 without).
+constexpr int kAttentionForwardDefault = 7, kAttentionBackwardDefault = 6;
 
 }  // namespace tessera

@@ -35,7 +35,7 @@ namespace tessera {
 
 // InferenceOptions::fused_decode's default: on unless TESSERA_FUSED_DECODE=0 (read once).
 bool fused_decode_default();
-// InferenceOptions::norm_prologue's default: on unless TESSERA_NORM_PROLOGUE=0 (read once).
+// InferenceOptions::norm_prologue's default: off unless TESSERA_NORM_PROLOGUE=1 (read once).
 bool norm_prologue_default();
 
 struct InferenceOptions {
@@ -56,7 +56,7 @@ struct InferenceOptions {
   // takes (up to 4 rows: ops::folds_into_gemv) runs its norms and residual adds inside the
   // projections' launches: q/k/v and gate/up norm their input first, o_proj and down_proj add
   // the residual (no add+norm launches in the layer, the same numbers bit for bit).
-  // TESSERA_NORM_PROLOGUE=0 makes the default off.
+  // Slower as it stands (session 9 call B): TESSERA_NORM_PROLOGUE=1 makes the default on.
   bool norm_prologue = norm_prologue_default();
 };
 
