@@ -26,8 +26,9 @@ const char* finish_reason_name(FinishReason r) {
 }
 
 bool relay_events_by_default() {
+  // On unless 0: on the H200 (session 9) serving at 256 req/s reached 189 req/s with it, 173 without.
   const char* v = std::getenv("TESSERA_EVENT_RELAY");
-  return v && std::string_view(v) == "1";
+  return !v || std::string_view(v) != "0";
 }
 
 struct Generator::State {

@@ -81,7 +81,7 @@ struct Event {
 
 using EventCallback = std::function<void(const Event&)>;
 
-bool relay_events_by_default();  // TESSERA_EVENT_RELAY=1
+bool relay_events_by_default();  // unless TESSERA_EVENT_RELAY=0
 
 struct GeneratorOptions {
   int64_t max_batch_size = 64;      // sequences in one step
@@ -96,7 +96,7 @@ struct GeneratorOptions {
   int64_t max_seq_len = 0;  // prompt + generated tokens per sequence; 0: the model's max_position_embeddings
   bool worker_thread = true;  // false: nothing runs until run_until_idle() (tests, the CLI)
   // With the worker: callbacks on a thread of their own while the next step computes
-  // (event_relay.h); TESSERA_EVENT_RELAY=1 turns it on by default until it is measured.
+  // (event_relay.h); on by default (TESSERA_EVENT_RELAY=0 turns it off).
   bool relay_events = relay_events_by_default();
 };
 
