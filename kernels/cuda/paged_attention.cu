@@ -497,7 +497,8 @@ void check_sizes(const Tensor& k_cache, const Tensor& block_tables, int64_t wind
     reject("sizes beyond int32 (cache " + k_cache.str() + ", block tables " + block_tables.str() + ")");
 }
 
-int form_from_environment() { return kernel_variant("TESSERA_PAGED_ATTN", kForms, kV4);  // session 9 call B: v4 fastest }
+// v4 by default: the fastest measured (session 9 call B: 1B batch 1 +13%, batch 16 +12%, 8B +5% over v1).
+int form_from_environment() { return kernel_variant("TESSERA_PAGED_ATTN", kForms, kV4); }
 
 }  // namespace
 
