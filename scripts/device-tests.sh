@@ -124,10 +124,23 @@ peaks=""
 train() {
   check overlap_step_gpu "${mpi[@]}" -np 1 .device/bin/test_gpu_comm --gtest_filter='OverlapStepGpu*'
   for i in $(seq 300); do cat README.md; done > /tmp/tessera-corpus.txt
-  local tb k s
+  local tb
   for tb in 0 1; do
     peaks+=$(.device/bin/gemm_bench 8192 8192 8192 bf16 $tb | tee -a "$out/train_peak.log" | sed -n 's/^RESULT //p')$'\n'
   done
+  # TRAIN_SHAPES picks the shapes (default "1b 3b"); TRAIN_OPTIMIZER_BENCH=0 skips optimizer_bench.
+  local shapes=${TRAIN_SHAPES:-1b 3b}
+  [ "${TRAIN_OPTIMIZER_BENCH:-1}" = 0 ] || optimizer_rows
+  local fast="TESSERA_COMPUTE_PRIORITY=high" over="--set zero.overlap_step=true" r="--set train.recompute_norms_swiglu=true"
+  [[ " $shapes " != *" 1b "* ]] || train_shape 1b "1B shape" 1.3 "" "" "" "spans||" "overlap|$fast|$over"
+  [[ " $shapes " != *" 3b "* ]] || train_shape 3b "3B shape" 1.45 "--hidden 3072 --layers 28 --heads 24 --kv 8 --inter 8192" \
+    "--set model.init.hidden_size=3072 --set model.init.num_hidden_layers=28 --set model.init.num_attention_heads=24" \
+    --recompute-norms-swiglu "recompute||$r" "overlap|$fast|$r $over"
+}
+
+# optimizer_bench: the AdamW pass's TB/s next to a copy's, beside gemms, and the gradient fill.
+optimizer_rows() {
+  local s k
   for s in 1b 3b; do
     for k in ranges spans; do TESSERA_ADAMW=$k .device/bin/optimizer_bench $s > "$out/optimizer_${s}_$k.log" 2>&1; done
   done
@@ -142,11 +155,6 @@ train() {
     grep -h '"what":"overlap"' "${logs[@]}"
   result_rows optimizer.log '| optimizer_bench fill of every gradient %(shape)s | %(ms).2f ms | %(tb_per_s)s TB/s |' \
     grep -h '"what":"fill"' "${logs[1]}" "${logs[3]}"
-  local fast="TESSERA_COMPUTE_PRIORITY=high" over="--set zero.overlap_step=true" r="--set train.recompute_norms_swiglu=true"
-  train_shape 1b "1B shape" 1.3 "" "" "" "spans||" "overlap|$fast|$over"
-  train_shape 3b "3B shape" 1.45 "--hidden 3072 --layers 28 --heads 24 --kv 8 --inter 8192" \
-    "--set model.init.hidden_size=3072 --set model.init.num_hidden_layers=28 --set model.init.num_attention_heads=24" \
-    --recompute-norms-swiglu "recompute||$r" "overlap|$fast|$r $over"
 }
 
 only=${1:-all}
