@@ -48,6 +48,12 @@ constexpr int kDsReadyBarrier = 1;  // named barrier of the consumer threads
 constexpr int kGroupBarrier = 2;    // named barriers 2, 3: one per consumer warpgroup
 constexpr int kDqCols = 64;         // dQ columns of a warpgroup's block (and its rows)
 constexpr int kDqBoxCols = 32;      // fp32 columns of one 128-byte-swizzled TMA box
+// How a warpgroup's wgmmas overlap its own arithmetic. None: dV and dK issued together once dS^T
+// is packed, then dQ, all waited for before dQ goes into its buffer. DvDq: dV issued as soon as
+// P^T is packed (dS^T's arithmetic runs under it) and dK after dQ (dQ's way into the buffer runs
+// under dK). NextS: DvDq issuing the next item's S^T before that way, so that the tensor cores
+// have it while dQ is stored and the warpgroups meet at the barriers.
+enum class Overlap { None, DvDq, NextS };
 
 struct Maps {
   CUtensorMap q, dout, k, v, dq_accum;  // dq_accum only with tiles of dQ (kDqTiles)
@@ -126,9 +132,9 @@ __device__ __forceinline__ void store_dq_tile(float* tile, const float (&dq)[kDq
     }
 }
 
-// kEarlySegmentTest, kAdd, kBounds, heavy_first and tiles_outer: see the backward variants in
-// attention_common.cuh.
-template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds>
+// kEarlySegmentTest, kAdd, kBounds, kOverlap, heavy_first and tiles_outer: see the backward
+// variants in attention_common.cuh.
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds, Overlap kOverlap>
 __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p,
                                                                bool heavy_first, bool tiles_outer) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -260,12 +266,40 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   const T* k_group = k_tile + group * kKeysPerGroup * kPanel;
   const T* v_group = v_tile + group * kKeysPerGroup * kPanel;
 
+  constexpr bool kEarlyDv = kOverlap != Overlap::None, kNextS = kOverlap == Overlap::NextS;
+  // With NextS, S^T of an item is issued in the item before it: into these registers.
+  float st_carried[kNextS ? kQueryBlocks : 1][4];
+  // d = A B^T over the head dims, A this warpgroup's 64 key rows, B the tile's query rows; 16
+  // head dims per step, at byte 32 * step of a panel row.
+  auto key_query_product = [&](float(&d)[kM / 2], const T* a, const T* bt) {
+    if constexpr (kNextS)
+#pragma unroll
+      for (int i = 0; i < kM / 2; ++i) sm90::forget(d[i]);
+#pragma unroll
+    for (int kk = 0; kk < kD / 16; ++kk) {
+      const int panel = kk / 4, col = (kk % 4) * 16;
+      sm90::mma_ss<T, kM>(d, sm90::descriptor(a + panel * kBlockN * kPanel + col),
+                          sm90::descriptor(bt + panel * kM * kPanel + col), kk > 0);
+    }
+    sm90::commit();
+  };
+  auto wait_full = [&](int64_t n) { sm90::barrier_wait(&full[n % kS], (n / kS) % 2); };
+
   sm90::barrier_wait(kv_full, 0);
   int64_t n = 0;
-  for (int64_t it = next_item(-1); it < items; it = next_item(it), ++n) {
+  const int64_t first = next_item(-1);
+  if constexpr (kNextS)
+    if (first < items) {
+      wait_full(0);
+      sm90::fence();
+      key_query_product(reinterpret_cast<float(&)[kM / 2]>(st_carried), k_group, q_tile(0));
+    }
+  int64_t next = 0;  // NextS: the item after this one
+  for (int64_t it = first; it < items; it = kNextS ? next : next_item(it), ++n) {
+    if constexpr (kNextS) next = next_item(it);
     const int stage = n % kS;
     const int64_t h = item_head(it), q0 = item_q0(it);
-    sm90::barrier_wait(&full[stage], (n / kS) % 2);
+    if constexpr (!kNextS) wait_full(n);  // with NextS, waited for when its S^T was issued
     const T* qs = q_tile(stage);
     const T* dos = do_tile(stage);
     const float* lse2 = lse2_of(stage);
@@ -279,23 +313,19 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     else if constexpr (kEarlySegmentTest)
       by_segment = p.segments != nullptr && across_documents();
 
-    // S^T = K Q^T and dP^T = V dO^T for this warpgroup's 64 keys and the tile's queries.
-    float st[kQueryBlocks][4], dpt[kQueryBlocks][4];
+    // S^T = K Q^T (then P^T in place) and dP^T = V dO^T for this warpgroup's 64 keys and the
+    // tile's queries.
+    float st_local[kNextS ? 1 : kQueryBlocks][4], dpt[kQueryBlocks][4];
+    auto& st = *[&] {
+      if constexpr (kNextS)
+        return &st_carried;
+      else
+        return &st_local;
+    }();
     auto& st_flat = reinterpret_cast<float(&)[kM / 2]>(st);
     auto& dpt_flat = reinterpret_cast<float(&)[kM / 2]>(dpt);
-    // d = A B^T over the head dims, A this warpgroup's 64 key rows, B the tile's query rows; 16
-    // head dims per step, at byte 32 * step of a panel row.
-    auto key_query_product = [&](float(&d)[kM / 2], const T* a, const T* bt) {
-#pragma unroll
-      for (int kk = 0; kk < kD / 16; ++kk) {
-        const int panel = kk / 4, col = (kk % 4) * 16;
-        sm90::mma_ss<T, kM>(d, sm90::descriptor(a + panel * kBlockN * kPanel + col),
-                            sm90::descriptor(bt + panel * kM * kPanel + col), kk > 0);
-      }
-      sm90::commit();
-    };
     sm90::fence();
-    key_query_product(st_flat, k_group, qs);
+    if constexpr (!kNextS) key_query_product(st_flat, k_group, qs);
     key_query_product(dpt_flat, v_group, dos);
 
     // P^T while dP^T is still being computed. Element e of block nt: key keys[e / 2], query
@@ -324,30 +354,57 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
         }
       }
     }
-    // dS^T = P^T (dP^T - delta), in place.
-    sm90::wait<0>();
+    // dV += P^T dO and dK += dS^T Q, from the packed P^T and dS^T: the B operands have their N
+    // (head dim) contiguous. With kEarlyDv dV is issued before dS^T exists (its arithmetic runs
+    // under dV), and dK after dQ (below).
+    uint32_t pa[kM / 16][4], da[kM / 16][4];
+    auto pack_p = [&] {
+#pragma unroll
+      for (int ks = 0; ks < kM / 16; ++ks) accumulators_as_a<T>(pa[ks], st, ks);
+    };
+    auto issue_dv = [&] {
+#pragma unroll
+      for (int ks = 0; ks < kM / 16; ++ks)
+        sm90::mma_rs<T, kD, 1>(dv_flat, pa[ks], sm90::descriptor(dos + ks * 16 * kPanel, kM * 128), true);
+    };
+    auto issue_dk = [&] {
+#pragma unroll
+      for (int ks = 0; ks < kM / 16; ++ks)
+        sm90::mma_rs<T, kD, 1>(dk_flat, da[ks], sm90::descriptor(qs + ks * 16 * kPanel, kM * 128), true);
+    };
+    if constexpr (kEarlyDv) {
+      pack_p();
+      sm90::fence();
+      issue_dv();
+      sm90::commit();
+      sm90::wait<1>();  // dP^T; dV may still run
+    } else {
+      sm90::wait<0>();
+    }
+    // dS^T = P^T (dP^T - delta), in place. With kEarlyDv P^T comes from its packed A fragments
+    // (rounded as dV takes it), so that st need not live on beside them.
 #pragma unroll
     for (int i = 0; i < kM / 2; ++i) sm90::pin(dpt_flat[i]);
 #pragma unroll
     for (int nt = 0; nt < kQueryBlocks; ++nt)
 #pragma unroll
-      for (int e = 0; e < 4; ++e) dpt[nt][e] = st[nt][e] * (dpt[nt][e] - delta[nt * 8 + 2 * t + e % 2]);
-
-    // dV += P^T dO and dK += dS^T Q: the B operands have their N (head dim) contiguous.
-    uint32_t pa[kM / 16][4], da[kM / 16][4];
+      for (int e = 0; e < 4; ++e) {
+        float prob = st[nt][e];
+        if constexpr (kEarlyDv) {
+          const float2 pair = ptx::unpack2<T>(pa[nt / 2][2 * (nt % 2) + e / 2]);
+          prob = e % 2 ? pair.y : pair.x;
+        }
+        dpt[nt][e] = prob * (dpt[nt][e] - delta[nt * 8 + 2 * t + e % 2]);
+      }
+    if constexpr (!kEarlyDv) pack_p();
 #pragma unroll
-    for (int ks = 0; ks < kM / 16; ++ks) {
-      accumulators_as_a<T>(pa[ks], st, ks);
-      accumulators_as_a<T>(da[ks], dpt, ks);
+    for (int ks = 0; ks < kM / 16; ++ks) accumulators_as_a<T>(da[ks], dpt, ks);
+    if constexpr (!kEarlyDv) {
+      sm90::fence();
+      issue_dv();
+      issue_dk();
+      sm90::commit();
     }
-    sm90::fence();
-#pragma unroll
-    for (int ks = 0; ks < kM / 16; ++ks)
-      sm90::mma_rs<T, kD, 1>(dv_flat, pa[ks], sm90::descriptor(dos + ks * 16 * kPanel, kM * 128), true);
-#pragma unroll
-    for (int ks = 0; ks < kM / 16; ++ks)
-      sm90::mma_rs<T, kD, 1>(dk_flat, da[ks], sm90::descriptor(qs + ks * 16 * kPanel, kM * 128), true);
-    sm90::commit();
 
     // dS^T to shared memory, for dQ = dS K: the packed A fragments hold it already (da[nt / 2][2
     // (nt % 2) + r] is row g + 8r of 8-query block nt). All the block's keys in the buffer of the
@@ -390,7 +447,31 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
             dq_flat[blk], sm90::descriptor(ds_tile + (dq_row0(blk) / kPanel) * kRows * kPanel + ks * 16 * kPanel),
             sm90::descriptor(k_rows + (dq_col0(blk) / kPanel) * kBlockN * kPanel + ks * 16 * kPanel), ks > 0);
     sm90::commit();
-    sm90::wait<0>();
+    // Wait groups now: [dV] dQ, then with kEarlyDv dK, and with NextS the next S^T.
+    const bool next_s = kNextS && next < items;
+    if constexpr (kEarlyDv) {  // dQ's way into the buffer runs under dK
+      issue_dk();
+      sm90::commit();
+    }
+    if constexpr (kNextS) {
+      sm90::wait<2>();  // dV, whose A fragments then go, so that the next S^T has their registers
+#pragma unroll
+      for (int ks = 0; ks < kM / 16; ++ks)
+#pragma unroll
+        for (int i = 0; i < 4; ++i) sm90::pin(pa[ks][i]);
+      if (next_s) {
+        wait_full(n + 1);
+        sm90::fence();
+        key_query_product(st_flat, k_group, q_tile((n + 1) % kS));
+        sm90::wait<2>();
+      } else {
+        sm90::wait<1>();
+      }
+    } else if constexpr (kEarlyDv) {
+      sm90::wait<1>();
+    } else {
+      sm90::wait<0>();
+    }
 #pragma unroll
     for (int blk = 0; blk < kBlocks; ++blk)
 #pragma unroll
@@ -426,11 +507,20 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
       else
         add_dq_pairs(dq[0], p.scale, dq_rows);
     }
+    // dK, before its A fragments go.
+    if constexpr (kNextS) {
+      if (next_s)
+        sm90::wait<1>();
+      else
+        sm90::wait<0>();
+    } else if constexpr (kEarlyDv) {
+      sm90::wait<0>();
+    }
 #pragma unroll
     for (int ks = 0; ks < kM / 16; ++ks)
 #pragma unroll
       for (int i = 0; i < 4; ++i) {
-        sm90::pin(pa[ks][i]);
+        if constexpr (!kNextS) sm90::pin(pa[ks][i]);  // NextS: let go before the next S^T
         sm90::pin(da[ks][i]);
       }
     sm90::barrier_arrive(&empty[stage]);
@@ -442,7 +532,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 #endif
 }
 
-template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds = false>
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds = false,
+          Overlap kOverlap = Overlap::None>
 void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first, bool tiles_outer) {
   constexpr size_t smem = Smem<kD, kAdd>::kBytes;
   static_assert(smem <= 227 * 1024, "the backward's shared memory exceeds an SM's 227 KiB");
@@ -453,7 +544,7 @@ void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first,
             .dq_accum = {}};
   if constexpr (kDqTiles<kAdd>)
     maps.dq_accum = head_rows_map(p.dq_accum, DType::F32, p.b, p.s, p.hq, kD, kDqCols);
-  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd, kBounds>;
+  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd, kBounds, kOverlap>;
   TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockN - 1) / kBlockN, p.hkv, p.b);
   kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first, tiles_outer);
@@ -474,10 +565,16 @@ void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int varian
       launch<T, kD, true, DqAdd::Quads>(p, dtype, stream, true, false);
     else if (variant <= 6)
       launch<T, kD, true, DqAdd::Tiles>(p, dtype, stream, true, variant == 6);
-    else if (variant == 7 || kD != 64)
+    else if (variant == 7 || (variant == 8 && kD != 64))
       launch<T, kD, true, DqAdd::Tiles, true>(p, dtype, stream, true, false);
-    else if constexpr (kD == 64)  // at 128 the two dQ blocks would serialise the wgmmas (registers)
-      launch<T, kD, true, DqAdd::OwnTiles, true>(p, dtype, stream, true, false);
+    else if (variant == 8) {
+      if constexpr (kD == 64)  // at 128 the two dQ blocks would serialise the wgmmas (registers)
+        launch<T, kD, true, DqAdd::OwnTiles, true>(p, dtype, stream, true, false);
+    } else if (variant == 9) {
+      launch<T, kD, true, DqAdd::Tiles, false, Overlap::DvDq>(p, dtype, stream, true, true);
+    } else {
+      launch<T, kD, true, DqAdd::Tiles, false, Overlap::NextS>(p, dtype, stream, true, true);
+    }
   });
 }
 

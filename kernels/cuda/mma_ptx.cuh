@@ -81,4 +81,13 @@ __device__ __forceinline__ uint32_t pack2(float lo, float hi) {
   }
 }
 
+// The two values of a pack2 register as floats: x the low half, y the high one.
+template <typename T>
+__device__ __forceinline__ float2 unpack2(uint32_t v) {
+  if constexpr (std::is_same_v<T, __nv_bfloat16>)
+    return __bfloat1622float2(*reinterpret_cast<__nv_bfloat162*>(&v));
+  else
+    return __half22float2(*reinterpret_cast<__half2*>(&v));
+}
+
 }  // namespace tessera::cuda::ptx

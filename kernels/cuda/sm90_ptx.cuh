@@ -43,6 +43,10 @@ __device__ __forceinline__ void wait() {
 // Keeps the compiler from moving reads or writes of v across the asynchronous wgmmas.
 __device__ __forceinline__ void pin(float& v) { asm volatile("" : "+f"(v)::"memory"); }
 __device__ __forceinline__ void pin(uint32_t& v) { asm volatile("" : "+r"(v)::"memory"); }
+// Tells the compiler that v's value is dead from here (as a product that overwrites it will be):
+// an accumulator array that carries a product from one loop iteration into the next would
+// otherwise stay live, holding its registers, through the whole iteration.
+__device__ __forceinline__ void forget(float& v) { asm volatile("" : "=f"(v)); }
 
 #define TS_WGMMA_D4(i) "+f"(d[i]), "+f"(d[i + 1]), "+f"(d[i + 2]), "+f"(d[i + 3])
 #define TS_WGMMA_D32(i)                                                                                     \
