@@ -2,7 +2,8 @@
 // For each projection of the shape (a decode step's qkv, o, gate_up, down and lm_head, C = A W^T
 // with W [N, K] bf16), each M and each kernel ops::gemm can run for it (kernels/gemm_shape.h
 // SmallMChoice: cuBLASLt, the gemv up to 4 rows, and the gemv launched to overlap the call
-// before, gemv_pdl, kernels/launch_overlap.h): microseconds per call and the weight's
+// before, gemv_pdl, kernels/launch_overlap.h; each gemv in its rows and persistent forms,
+// kernels/gemv_form.h): microseconds per call and the weight's
 // TB/s, in a markdown table with the fastest kernel per row. Calls are timed in a CUDA graph (as
 // decode steps run) cycling through enough copies of the weight (>= 256 MB) that it comes from
 // HBM, not the 50 MB L2. Then, per M, a decode step's projections (layers x 4 + lm_head) summed
@@ -17,6 +18,7 @@
 #include "core/device.h"
 #include "core/error.h"
 #include "core/stream.h"
+#include "kernels/gemv_form.h"
 #include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
 
@@ -47,10 +49,14 @@ struct Variant {
   SmallMChoice choice;
   int64_t max_m;
   bool overlap = false;  // launched to overlap the previous call (kernels/launch_overlap.h)
+  ops::GemvForm form = ops::GemvForm::Rows;
 };
 
-const std::vector<Variant> kVariants = {
-    {"cublas", {SmallMKernel::CuBlas}, 64}, {"gemv", {SmallMKernel::Gemv}, 4}, {"gemv_pdl", {SmallMKernel::Gemv}, 4, true}};
+const std::vector<Variant> kVariants = {{"cublas", {SmallMKernel::CuBlas}, 64},
+                                        {"gemv", {SmallMKernel::Gemv}, 4},
+                                        {"gemv_pdl", {SmallMKernel::Gemv}, 4, true},
+                                        {"persistent", {SmallMKernel::Gemv}, 4, false, ops::GemvForm::Persistent},
+                                        {"persistent_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Persistent}};
 
 // Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph (whose
 // kernels overlap their predecessors with `overlap`).
@@ -100,6 +106,7 @@ int main(int argc, char** argv) {
     TS_CHECK(cuda_device_count() > 0, "skinny_gemm_bench needs a GPU: {}", cuda_unavailable_reason());
     for (int64_t m : ms) TS_CHECK(m >= 1 && m <= 64, "skinny_gemm_bench: --m {} is outside 1..64", m);
     const SmallMChoice before = ops::small_m_choice();
+    const ops::GemvForm form_before = ops::gemv_form();
     std::vector<std::string> names;
     for (const Variant& v : kVariants) names.push_back(v.name);
     std::printf("| shape projection NxK | M | %s | fastest (TB/s) |\n", join(names, " us | ").c_str());
@@ -131,6 +138,7 @@ int main(int argc, char** argv) {
               continue;
             }
             ops::set_small_m_choice(v.choice);
+            ops::set_gemv_form(v.form);
             const double us = us_per_call(c, a, w, v.overlap);
             if (v.name == "cublas") cublas_us = us;
             step_us[shape][m][v.name] += p.per_step * us;
@@ -146,6 +154,7 @@ int main(int argc, char** argv) {
       }
     }
     ops::set_small_m_choice(before);
+    ops::set_gemv_form(form_before);
     std::printf("\n| decode step's projections (shape, M) | %s | fastest |\n", join(names, " ms | ").c_str());
     std::printf("%s\n", sep.c_str());
     for (const auto& [shape, by_m] : step_us)

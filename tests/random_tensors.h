@@ -46,6 +46,9 @@ inline Tensor inverse_frequencies(int64_t head_dim, double base) {
   return Tensor::from_vector(freq, {head_dim / 2}, DType::F32);
 }
 
+// The CPU's copy of a device tensor (the same rounded values); undefined stays undefined.
+inline Tensor on_cpu(const Tensor& t) { return t.defined() ? t.to(Device::cpu()) : Tensor(); }
+
 inline std::vector<float> host_f32(const Tensor& t) {
   return ops::cast(t.to(Device::cpu()), DType::F32).to_vector<float>();
 }

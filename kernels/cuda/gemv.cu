@@ -1,111 +1,34 @@
-// Small-M gemv against row-major weights (see gemv.h): one warp per output column n streams row
-// n of W (K elements) and multiplies it with the M rows of A, which every warp of the block reads
-// alike (they stay in L1); the lanes' fp32 partial sums meet by shuffles and lane 0 writes the M
-// outputs of column n. The weight's bytes are the whole cost, so each lane first issues kUnroll
-// independent 16-byte loads of its row (non-caching: read once) and only then does the
-// arithmetic: a warp keeps kUnroll x 512 bytes in flight, enough to cover the memory latency with
-// the few warps a narrow matrix gives each SM (call A: the loop form left ~1.7 TB/s). The next
-// round's loads go out before this round's arithmetic, so a long row (down_proj's K = 8192) keeps
-// streaming instead of stopping at each round (session 8 call B: 1.85 TB/s at M = 1). The first
-// round goes out before the kernel waits for its predecessor (programmatic dependent launch:
-// weights are fixed, A is not).
+// Small-M gemv against row-major weights (see gemv.h) in two forms (kernels/gemv_form.h,
+// TESSERA_GEMV), both streaming each weight row with one warp (gemv_row.cuh: the loads, the
+// arithmetic, the outputs), so they give the same bits:
+// - rows: one warp per weight row, 4 warps a block: as many blocks as rows / 4 (the 1B gate/up
+//   4,096, lm_head 32,064), dealt out by the hardware in many short waves;
+// - persistent: only the blocks that fit at once (persistent_grid.h), each warp walking the rows
+//   r, r + warps, ... with the next row's first loads issued before this row's last arithmetic;
+//   a block's fixed costs (its first loads before the PDL wait, the norm prologue) once per block.
+// Every warp's lanes keep fp32 partial sums that meet by shuffles; lane 0 writes the M outputs of
+// its row. The first round of loads goes out before the kernel waits for its predecessor
+// (programmatic dependent launch: weights are fixed, A is not).
 //
-// One launch may take several weights sharing A (their rows stacked: warp n takes the n-th row
-// of them all), so that q, k and v of a decode step (the 1B shape's k and v are 512 rows each,
-// too few to keep the GPU busy alone) cost one launch. The SwiGLU form pairs warps: of each two,
-// one takes row n of gate, the other row n of up, and the block writes silu(g) * u.
+// One launch may take several weights sharing A (their rows stacked), so that q, k and v of a
+// decode step (the 1B shape's k and v are 512 rows each, too few to keep the GPU busy alone) cost
+// one launch. The SwiGLU form computes gate row n and up row n and writes silu(g) * u: in the rows
+// form a block's warps pair up (one takes gate, the other up, meeting in shared memory), in the
+// persistent form one warp takes both rows of its column.
 //
 // Either form may take the un-normed residual instead of A and norm it first (gemv_io.cuh: each
 // block, once its first weight loads are out and its predecessor done, norms A's rows into
 // shared memory, and the warps read them there); the first may add a residual to its outputs.
 
-#include "kernels/cuda/activations.cuh"
-#include "kernels/cuda/cuda_common.cuh"
-#include "kernels/cuda/elementwise.cuh"
-#include "kernels/cuda/gemv.h"
-#include "kernels/cuda/gemv_io.cuh"
+#include "kernels/cuda/gemv_row.cuh"
+#include "kernels/cuda/persistent_grid.h"
+#include "kernels/gemv_form.h"
 
 namespace tessera::cuda {
 
 namespace {
 
-constexpr int kWarps = 4;
-constexpr int kVec = 8;      // elements per 16-byte load
-constexpr int kUnroll = 8;   // loads in flight per lane
-constexpr int kStep = 32 * kVec;  // elements a warp covers per load
-
-template <typename T>
-__device__ __forceinline__ void unpack(float (&out)[kVec], const uint4& v) {
-  const Pack<T, kVec> p = *reinterpret_cast<const Pack<T, kVec>*>(&v);
-#pragma unroll
-  for (int i = 0; i < kVec; ++i) out[i] = to_f32(p.x[i]);
-}
-
-template <typename T, int M>
-__device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, const T* a, int64_t k, int k0) {
-  float w[kVec];
-  unpack<T>(w, wraw);
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    float av[kVec];
-    load_f32<kVec>(av, a + m * k + k0);
-#pragma unroll
-    for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], w[i], acc[m]);
-  }
-}
-
-// Up to kUnroll loads of the row from k0 on, issued together.
-template <typename T>
-__device__ __forceinline__ void load_round(uint4 (&wraw)[kUnroll], const T* row, int k0, int k) {
-#pragma unroll
-  for (int u = 0; u < kUnroll; ++u)
-    if (k0 + u * kStep < k) wraw[u] = load_streaming(row + k0 + u * kStep);
-}
-
-// acc[m] = row . a[m, :] over k, in every lane of the warp, wraw holding the row's first round of
-// loads (load_round from lane * kVec), issued before the kernel waited for its predecessor.
-template <typename T, int M>
-__device__ __forceinline__ void row_dot(float (&acc)[M], uint4 (&wraw)[kUnroll], const T* row, const T* a, int k,
-                                        int lane) {
-#pragma unroll
-  for (int m = 0; m < M; ++m) acc[m] = 0.0f;
-  int k0 = lane * kVec;
-  uint4 next[kUnroll];
-  while (true) {
-    const int k1 = k0 + kUnroll * kStep;
-    if (k1 < k) load_round(next, row, k1, k);
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u)
-      if (k0 + u * kStep < k) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
-    if (k1 >= k) break;
-    k0 = k1;
-#pragma unroll
-    for (int u = 0; u < kUnroll; ++u) wraw[u] = next[u];
-  }
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-    for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);
-}
-
-// The rows of A the warps read: A itself, or (Input::kShared, the norm prologue) its normed copy
-// in the block's dynamic shared memory (gemv_io.cuh). Every thread of the block calls it, once
-// its first weight loads are in flight; it waits for the previous kernel.
-template <typename T, typename Input>
-__device__ __forceinline__ const T* staged_input(const Input& input, const T* a, int m, int k) {
-  extern __shared__ __align__(16) unsigned char gemv_shared[];
-  return input.stage(a, reinterpret_cast<T*>(gemv_shared), m, k);
-}
-
-// The weights of one launch, their rows stacked: weight i holds rows [end[i - 1], end[i]).
-template <typename T, typename C>
-struct Weights {
-  const T* w[kGemvMaxWeights];
-  C* c[kGemvMaxWeights];
-  const C* bias[kGemvMaxWeights];      // null: none
-  const C* residual[kGemvMaxWeights];  // null: none (gemv_io.cuh gemv_output)
-  int end[kGemvMaxWeights];
-  int count;
-};
+using namespace gemv;
 
 template <typename T, typename C, int M, typename Input>
 __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(Weights<T, C> ws, const T* a, int k, float alpha,
@@ -114,27 +37,33 @@ __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(Weights<T, C>
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int row = blockIdx.x * kWarps + warp;
   // A warp past the last row still takes its part in the prologue (it synchronizes the block).
-  const bool active = row < ws.end[ws.count - 1];
+  const bool active = row < ws.rows();
   if (!active && !Input::kShared) return;
-  int i = 0;
-  while (active && row >= ws.end[i]) ++i;
-  const int first = i == 0 ? 0 : ws.end[i - 1], n = row - first, n_total = ws.end[i] - first;
-  const T* w = ws.w[i] + static_cast<int64_t>(n) * k;
+  const T* w = active ? ws.row_data(row, k) : nullptr;
   uint4 wraw[kUnroll];
-  if (active) load_round(wraw, w, lane * kVec, k);
+  if (active) load_first_round(wraw, w, k, lane);
   const T* rows = staged_input<T>(input, a, M, k);
   if (!active) return;
   float acc[M];
   row_dot<T, M>(acc, wraw, w, rows, k, lane);
-  if (lane != 0) return;
-#pragma unroll
-  for (int m = 0; m < M; ++m) {
-    const int64_t at = static_cast<int64_t>(m) * n_total + n;
-    C* out = ws.c[i] + at;
-    const float prior = beta != 0.0f ? beta * to_f32(*out) : 0.0f;
-    float y = alpha * acc[m] + prior;
-    if (ws.bias[i]) y += to_f32(ws.bias[i][n]);
-    *out = gemv_output<C>(y, ws.residual[i], at);
+  if (lane == 0) ws.store(row, acc, alpha, beta);
+}
+
+// The persistent form: warp g of the grid's warps takes stacked rows g, g + warps, ...
+template <typename T, typename C, int M, typename Input>
+__global__ void __launch_bounds__(kWarps * 32) persistent_gemm_kernel(Weights<T, C> ws, const T* a, int k,
+                                                                     float alpha, float beta, Input input) {
+  let_next_kernel_start();
+  const int lane = threadIdx.x % 32, warps = gridDim.x * kWarps, rows = ws.rows();
+  int row = blockIdx.x * kWarps + threadIdx.x / 32;
+  uint4 wraw[kUnroll];
+  if (row < rows) load_first_round(wraw, ws.row_data(row, k), k, lane);
+  const T* x = staged_input<T>(input, a, M, k);  // every warp, past the rows or not
+  for (; row < rows; row += warps) {
+    const int next = row + warps;
+    float acc[M];
+    row_dot<T, M>(acc, wraw, ws.row_data(row, k), x, k, lane, next < rows ? ws.row_data(next, k) : nullptr);
+    if (lane == 0) ws.store(row, acc, alpha, beta);
   }
 }
 
@@ -149,7 +78,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_swiglu_kernel(T* out, const 
   const int col = blockIdx.x * kColumnsPerBlock + warp / 2;
   const T* w = (warp % 2 ? up : gate) + static_cast<int64_t>(col) * k;
   uint4 wraw[kUnroll];
-  if (col < n_total) load_round(wraw, w, lane * kVec, k);
+  if (col < n_total) load_first_round(wraw, w, k, lane);
   const T* rows = staged_input<T>(input, a, M, k);
   if (col < n_total) {
     float acc[M];
@@ -163,8 +92,30 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_swiglu_kernel(T* out, const 
   if (threadIdx.x >= kColumnsPerBlock * M) return;
   const int c = threadIdx.x / M, m = threadIdx.x % M, n = blockIdx.x * kColumnsPerBlock + c;
   if (n >= n_total) return;
-  const float g = round_as<T>(part[2 * c][m]), u = round_as<T>(part[2 * c + 1][m]);
-  out[static_cast<int64_t>(m) * n_total + n] = from_f32<T>(round_as<T>(silu(g)) * u);
+  out[static_cast<int64_t>(m) * n_total + n] = swiglu_value<T>(part[2 * c][m], part[2 * c + 1][m]);
+}
+
+// The persistent SwiGLU form: warp g takes columns g, g + warps, ..., each its gate row then its
+// up row (one stream of loads: the up row's first round goes out during the gate row's arithmetic).
+template <typename T, int M, typename Input>
+__global__ void __launch_bounds__(kWarps * 32) persistent_swiglu_kernel(T* out, const T* a, const T* gate,
+                                                                       const T* up, int n_total, int k, Input input) {
+  let_next_kernel_start();
+  const int lane = threadIdx.x % 32, warps = gridDim.x * kWarps;
+  int col = blockIdx.x * kWarps + threadIdx.x / 32;
+  const auto row_of = [&](const T* w, int c) { return w + static_cast<int64_t>(c) * k; };
+  uint4 wraw[kUnroll];
+  if (col < n_total) load_first_round(wraw, row_of(gate, col), k, lane);
+  const T* x = staged_input<T>(input, a, M, k);
+  for (; col < n_total; col += warps) {
+    const int next = col + warps;
+    float g[M], u[M];
+    row_dot<T, M>(g, wraw, row_of(gate, col), x, k, lane, row_of(up, col));
+    row_dot<T, M>(u, wraw, row_of(up, col), x, k, lane, next < n_total ? row_of(gate, next) : nullptr);
+    if (lane == 0)
+#pragma unroll
+      for (int m = 0; m < M; ++m) out[static_cast<int64_t>(m) * n_total + col] = swiglu_value<T>(g[m], u[m]);
+  }
 }
 
 // Dynamic shared memory of a launch: what its input stage needs. Past the default 48 KB, which
@@ -178,24 +129,44 @@ size_t input_shared_bytes(Kernel kernel, int64_t m, int64_t k, size_t element_by
   return bytes;
 }
 
+// Where and how a launch runs.
+struct Target {
+  cudaStream_t stream;
+  int device;
+  ops::GemvForm form;
+};
+
+Target target_of(const Tensor& t) { return {stream_of(t), t.device().index, ops::gemv_form()}; }
+
+// kernel over `items` work items, per_block of them in each block at a time: a block per
+// per_block items, or (persistent) only the blocks that fit at once.
+template <typename... Params, typename... Args>
+void launch_items(void (*kernel)(Params...), int64_t items, int per_block, bool persistent, size_t shared,
+                  const Target& t, Args&&... args) {
+  const auto resident = [&] { return resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, t.device); };
+  const unsigned blocks = persistent ? persistent_blocks(items, per_block, resident())
+                                     : static_cast<unsigned>((items + per_block - 1) / per_block);
+  launch_kernel(kernel, blocks, kWarps * 32, shared, t.stream, std::forward<Args>(args)...);
+}
+
 template <typename T, typename C, int M, typename Input>
 void launch_rows(const Weights<T, C>& ws, const T* a, int k, float alpha, float beta, const Input& input,
-                 cudaStream_t stream) {
-  const unsigned blocks = static_cast<unsigned>((ws.end[ws.count - 1] + kWarps - 1) / kWarps);
-  const auto kernel = small_m_gemm_kernel<T, C, M, Input>;
+                 const Target& t) {
+  const bool persistent = t.form == ops::GemvForm::Persistent;
+  const auto kernel = persistent ? persistent_gemm_kernel<T, C, M, Input> : small_m_gemm_kernel<T, C, M, Input>;
   const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
-  launch_kernel(kernel, blocks, kWarps * 32, shared, stream, ws, a, k, alpha, beta, input);
+  launch_items(kernel, ws.end[ws.count - 1], kWarps, persistent, shared, t, ws, a, k, alpha, beta, input);
 }
 
 template <typename T, typename C, typename Input>
 void launch(const Weights<T, C>& ws, const T* a, int64_t m, int64_t k, float alpha, float beta, const Input& input,
-            cudaStream_t stream) {
+            const Target& t) {
   const int kk = static_cast<int>(k);
   switch (m) {
-    case 1: return launch_rows<T, C, 1>(ws, a, kk, alpha, beta, input, stream);
-    case 2: return launch_rows<T, C, 2>(ws, a, kk, alpha, beta, input, stream);
-    case 3: return launch_rows<T, C, 3>(ws, a, kk, alpha, beta, input, stream);
-    default: return launch_rows<T, C, 4>(ws, a, kk, alpha, beta, input, stream);
+    case 1: return launch_rows<T, C, 1>(ws, a, kk, alpha, beta, input, t);
+    case 2: return launch_rows<T, C, 2>(ws, a, kk, alpha, beta, input, t);
+    case 3: return launch_rows<T, C, 3>(ws, a, kk, alpha, beta, input, t);
+    default: return launch_rows<T, C, 4>(ws, a, kk, alpha, beta, input, t);
   }
 }
 
@@ -234,23 +205,23 @@ void with_input(const InputNorm& norm, Fn&& fn) {
 
 template <typename T, int M, typename Input>
 void launch_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t k,
-                   const Input& input) {
+                   const Input& input, const Target& t) {
   const int n = static_cast<int>(gate.size(0));
-  const unsigned blocks = static_cast<unsigned>((n + kColumnsPerBlock - 1) / kColumnsPerBlock);
-  const auto kernel = gemv_swiglu_kernel<T, M, Input>;
+  const bool persistent = t.form == ops::GemvForm::Persistent;
+  const auto kernel = persistent ? persistent_swiglu_kernel<T, M, Input> : gemv_swiglu_kernel<T, M, Input>;
   const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
-  launch_kernel(kernel, blocks, kWarps * 32, shared, stream_of(out), out.data_as<T>(), a.data_as<T>(),
-                gate.data_as<T>(), up.data_as<T>(), n, static_cast<int>(k), input);
+  launch_items(kernel, n, persistent ? kWarps : kColumnsPerBlock, persistent, shared, t, out.data_as<T>(),
+               a.data_as<T>(), gate.data_as<T>(), up.data_as<T>(), n, static_cast<int>(k), input);
 }
 
 template <typename T, typename Input>
 void swiglu_rows(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t m, int64_t k,
-                 const Input& input) {
+                 const Input& input, const Target& t) {
   switch (m) {
-    case 1: return launch_swiglu<T, 1>(out, a, gate, up, k, input);
-    case 2: return launch_swiglu<T, 2>(out, a, gate, up, k, input);
-    case 3: return launch_swiglu<T, 3>(out, a, gate, up, k, input);
-    default: return launch_swiglu<T, 4>(out, a, gate, up, k, input);
+    case 1: return launch_swiglu<T, 1>(out, a, gate, up, k, input, t);
+    case 2: return launch_swiglu<T, 2>(out, a, gate, up, k, input, t);
+    case 3: return launch_swiglu<T, 3>(out, a, gate, up, k, input, t);
+    default: return launch_swiglu<T, 4>(out, a, gate, up, k, input, t);
   }
 }
 
@@ -263,16 +234,16 @@ bool gemv_norm_fits(int64_t m, int64_t k, DType dtype) {
 void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta) {
   const Tensor outs[] = {c}, weights[] = {b};
   const bool f32_out = c.dtype() == DType::F32;
-  const cudaStream_t stream = stream_of(c);
+  const Target t = target_of(c);
   const PlainInput plain;
   if (a.dtype() == DType::BF16) {
     using T = __nv_bfloat16;
-    if (f32_out) launch(weights_of<T, float>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, stream);
-    else launch(weights_of<T, T>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, stream);
+    if (f32_out) launch(weights_of<T, float>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, t);
+    else launch(weights_of<T, T>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, t);
   } else {
     using T = __half;
-    if (f32_out) launch(weights_of<T, float>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, stream);
-    else launch(weights_of<T, T>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, stream);
+    if (f32_out) launch(weights_of<T, float>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, t);
+    else launch(weights_of<T, T>(outs, weights, {}, {}), a.data_as<T>(), s.m, s.k, alpha, beta, plain, t);
   }
   check_launch();
 }
@@ -280,11 +251,11 @@ void gemv_rows(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShap
 void gemv_rows_many(std::span<const Tensor> outs, const Tensor& a, std::span<const Tensor> weights,
                     std::span<const Tensor> biases, int64_t m, int64_t k, const InputNorm& norm,
                     std::span<const Tensor> residuals) {
-  const cudaStream_t stream = stream_of(a);
+  const Target t = target_of(a);
   const auto run = [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const Weights<T, T> ws = weights_of<T, T>(outs, weights, biases, residuals);
-    with_input<T>(norm, [&](const auto& input) { launch(ws, a.data_as<T>(), m, k, 1.0f, 0.0f, input, stream); });
+    with_input<T>(norm, [&](const auto& input) { launch(ws, a.data_as<T>(), m, k, 1.0f, 0.0f, input, t); });
   };
   if (a.dtype() == DType::BF16) run(static_cast<__nv_bfloat16*>(nullptr));
   else run(static_cast<__half*>(nullptr));
@@ -294,9 +265,10 @@ void gemv_rows_many(std::span<const Tensor> outs, const Tensor& a, std::span<con
 void gemv_rows_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t m, int64_t k,
                       const InputNorm& norm) {
   if (gate.size(0) > INT32_MAX) throw Error("gemv: more than 2^31 weight rows in one launch");
+  const Target t = target_of(a);
   const auto run = [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    with_input<T>(norm, [&](const auto& input) { swiglu_rows<T>(out, a, gate, up, m, k, input); });
+    with_input<T>(norm, [&](const auto& input) { swiglu_rows<T>(out, a, gate, up, m, k, input, t); });
   };
   if (a.dtype() == DType::BF16) run(static_cast<__nv_bfloat16*>(nullptr));
   else run(static_cast<__half*>(nullptr));

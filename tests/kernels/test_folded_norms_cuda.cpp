@@ -20,9 +20,6 @@ using namespace tessera::testing_util;
 namespace {
 
 const Device gpu = Device::cuda(0);
-const Device cpu = Device::cpu();
-
-Tensor on_cpu(const Tensor& t) { return t.defined() ? t.to(cpu) : Tensor(); }
 
 // A residual stream row of the size decoding sees (|x| ~ 1-3) and a norm weight near 1.
 struct NormInputs {

@@ -24,9 +24,6 @@ namespace {
 const Device gpu = Device::cuda(0);
 const Device cpu = Device::cpu();
 
-// The CPU's copy of a device tensor (the same rounded values).
-Tensor on_cpu(const Tensor& t) { return t.to(cpu); }
-
 struct ManyCase {
   int64_t m, k;
   std::vector<int64_t> n;  // rows of each weight
