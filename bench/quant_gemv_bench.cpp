@@ -63,14 +63,16 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
   return time(int(std::clamp(0.03 / first, 10.0, 2000.0)));
 }
 
-// The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS and _SPLIT where
-// set), the default first; the wide ones differ from mma for int4 only.
+// The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT and
+// TESSERA_PACKED_STREAM_DEPTH where set), the default first; the wide and group ones differ from
+// mma for int4 only (stream takes int8 too).
 struct Variant {
   const char* label;
   const char* gemv;
   const char* warps;  // "": chosen by size
   const char* split;  // "": none
   bool int4_only;
+  const char* depth = "";  // stream's ring: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -78,7 +80,8 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"wide_split", "wide", "", "auto", true}, {"wide4_split", "wide4", "", "auto", true},
                              {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true},
                              {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true},
-                             {"stream", "stream", "", "", true}};
+                             {"stream", "stream", "", "", false},     {"stream_d2", "stream", "", "", false, "2"},
+                             {"stream_d6", "stream", "", "", false, "6"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -86,11 +89,13 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
   setenv("TESSERA_PACKED_GEMV_WARPS", v.warps, 1);
   setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
+  setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
   unsetenv("TESSERA_PACKED_GEMV_WARPS");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
 }
 
 // A comma-separated list ("1,2,4").

@@ -15,10 +15,6 @@
 #include "kernels/cuda/gemv_packed_mma.h"
 
 #include <algorithm>
-#include <cstdlib>
-#include <initializer_list>
-#include <string>
-#include <vector>
 
 #include <cooperative_groups.h>
 
@@ -29,6 +25,7 @@
 #include "kernels/cuda/gemv_packed_stream.cuh"
 #include "kernels/cuda/gemv_packed_unit.cuh"
 #include "kernels/cuda/mma_ptx.cuh"
+#include "kernels/kernel_variant.h"
 #include "kernels/launch_overlap.h"
 #include "kernels/packed_pairs.h"
 
@@ -210,23 +207,6 @@ void launch(KernelFor kernel_for, int warps, int split, int tiles, size_t shared
   if (warps == 4) go(kernel_for(std::integral_constant<int, 4>{}));
   else if (warps == 8) go(kernel_for(std::integral_constant<int, 8>{}));
   else go(kernel_for(std::integral_constant<int, 16>{}));
-}
-
-// One of `choices` named by environment variable `name` (or "auto", as 0, where `with_auto`), or
-// `fallback` where it is unset or empty.
-int env_choice(const char* name, std::initializer_list<int> choices, bool with_auto, int fallback) {
-  const char* v = std::getenv(name);
-  if (!v || !*v) return fallback;
-  std::vector<std::string> names;
-  for (int choice : choices) {
-    if (std::to_string(choice) == v) return choice;
-    names.push_back(std::to_string(choice));
-  }
-  if (with_auto && std::string(v) == "auto") return 0;
-  if (with_auto) names.push_back("auto");
-  std::string expected = names[0];  // "a, b or c"
-  for (size_t i = 1; i < names.size(); ++i) expected += (i + 1 == names.size() ? " or " : ", ") + names[i];
-  throw Error(std::string(name) + ": unknown '" + v + "' (expected " + expected + ")");
 }
 
 // The largest of `warps` halved down to 4 that gives each warp a round of `rounds`.

@@ -52,15 +52,17 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
 // and q4_0 at M <= 2, group for int4 at M <= 2, mma otherwise; wide and wide4 are mma reading int4
 // 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2,
-// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond), and three with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
+// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth), and
+// three with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
 // splits wherever K has the rounds).
 struct Variant {
   const char* gemv;
   const char* split;
+  const char* depth = "";  // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
 };
-const Variant kVariants[] = {{"auto", ""},     {"v1", ""},       {"mma", ""},        {"wide", ""},
-                             {"wide4", ""},    {"group", ""},    {"stream", ""},     {"mma", "auto"},
-                             {"wide4", "auto"}, {"group", "auto"}};
+const Variant kVariants[] = {{"auto", ""},      {"v1", ""},        {"mma", ""},         {"wide", ""},
+                             {"wide4", ""},     {"group", ""},     {"stream", ""},      {"mma", "auto"},
+                             {"wide4", "auto"}, {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -80,9 +82,10 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split] : kVariants) {
+      for (const auto [variant, split, depth] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
+        setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -95,10 +98,11 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         const bool mma = !v1 && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
-            << "alpha " << alpha << " variant " << variant << " split " << split;
+            << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+      unsetenv("TESSERA_PACKED_STREAM_DEPTH");
     }
   }
 }
@@ -218,9 +222,22 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
       EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
     }
   }
-  unsetenv("TESSERA_PACKED_GEMV");
   unsetenv("TESSERA_PACKED_GEMV_WARPS");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+  // The streaming kernel's ring (int4 at one row of A takes it).
+  setenv("TESSERA_PACKED_GEMV", "stream", 1);
+  setenv("TESSERA_PACKED_STREAM_DEPTH", "3", 1);
+  try {
+    ops::gemm_packed(Tensor::empty({1, n}, DType::F32, gpu), a.narrow(0, 1).to(gpu), int4, true, 1.0f, 0.0f, Tensor(),
+                     PackedGemmKernel::Fused);
+    ADD_FAILURE() << "TESSERA_PACKED_STREAM_DEPTH=3 ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_STREAM_DEPTH: unknown '3' (expected 2, 4 or 6)"),
+              std::string::npos)
+        << e.what();
+  }
+  unsetenv("TESSERA_PACKED_GEMV");
+  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
 }
 
 // Dequantize + gemm in blocks of rows (16 MB of workspace each: 2048 rows of 2048 f32 here, so

@@ -31,17 +31,21 @@ const Device cpu = Device::cpu();
 struct Variant {
   const char* gemv;
   const char* split;
+  const char* depth = "";  // TESSERA_PACKED_STREAM_DEPTH
 };
-const Variant kVariants[] = {{"auto", ""},  {"v1", ""},     {"mma", ""},          {"wide4", ""},        {"group", ""},
-                             {"stream", ""}, {"mma", "auto"}, {"group", "auto"}};
+const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
+                             {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
+                             {"stream", "", "2"}, {"stream", "", "6"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
   setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
+  setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
+  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -87,7 +91,7 @@ void check_many(const ManyCase& c, int64_t m) {
   for (size_t i = 0; i < count; ++i) ws.push_back(&w[i]), ws_gpu.push_back(&w_gpu[i]);
   ops::project_many_packed(want, x, ws, b);
   for (const Variant& v : kVariants) {
-    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "'");
+    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -154,7 +158,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   const Tensor want = Tensor::empty({m, f}, DType::BF16);
   ops::project_swiglu_packed(want, x, gate, up);
   for (const Variant& v : kVariants) {
-    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "'");
+    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
