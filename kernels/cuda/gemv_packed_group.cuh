@@ -128,4 +128,84 @@ __device__ __forceinline__ void group_partials(float* partial, const float (&acc
   }
 }
 
+// The same arithmetic with each lane's result columns its own unit's (the stream kernel's): B
+// column n is row n % 2 of A over lane n / 2's unit, so lane (g, t)'s columns 2t and 2t + 1 are
+// rows 0 and 1 of A over its own unit u: each partial sum gets the scale and zero the lane loaded
+// itself (no shuffles a step), and the quad's lanes add their sums once a tile.
+template <typename T>
+struct OwnGroupLane {
+  const T* x;
+  bool holds_x;  // lanes t == g / 2 hold row g % 2 of A over their unit (zeros elsewhere)
+  int g, t;
+
+  __device__ __forceinline__ OwnGroupLane(const T* a, int64_t k, int m, int lane) : g(lane / 4), t(lane % 4) {
+    holds_x = t == g / 2 && g % 2 < m;
+    x = a + int64_t(holds_x ? g % 2 : 0) * k;
+  }
+};
+
+// acc[2r + i] += row g + 8r of the tile times row i of A over unit 4 slice + t (of `units`), whose
+// codes, scales and zeros of rows g and g + 8 are raw[0] and raw[1] (zero past the last unit). The
+// whole warp calls it (mma.sync).
+template <typename T>
+__device__ __forceinline__ void own_group_step(float (&acc)[4], const packed_pairs::Int4WidePairs::Raw (&raw)[2],
+                                               int slice, int units, int m, const float* x_sums,
+                                               const OwnGroupLane<T>& l) {
+  using Pairs = packed_pairs::Int4WidePairs;
+  constexpr bool kBf16 = std::is_same_v<T, __nv_bfloat16>;
+  constexpr int kPairs = Pairs::kWeights / 2, kRuns = Pairs::kWeights / 8;
+  constexpr uint32_t kMagic = kBf16 ? 0x43004300u : 0x64006400u;  // 128 or 1024 in each half
+  constexpr float kBase = kBf16 ? 128.0f : 1024.0f;
+  const int u = 4 * slice + l.t;
+  uint4 xs[kRuns];
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j)
+    xs[j] = u < units && l.holds_x ? *reinterpret_cast<const uint4*>(l.x + Pairs::run(u, j)) : make_uint4(0, 0, 0, 0);
+  uint32_t lo[kPairs], hi[kPairs], b[kPairs], xr[kPairs];
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j)
+#pragma unroll
+    for (int q = 0; q < 4; ++q) {
+      lo[4 * j + q] = ((raw[0].w[j] >> (4 * q)) & 0x000f000fu) | kMagic;
+      hi[4 * j + q] = ((raw[1].w[j] >> (4 * q)) & 0x000f000fu) | kMagic;
+    }
+#pragma unroll
+  for (int j = 0; j < kRuns; ++j) xr[4 * j] = xs[j].x, xr[4 * j + 1] = xs[j].y, xr[4 * j + 2] = xs[j].z, xr[4 * j + 3] = xs[j].w;
+  Pairs::x_pairs(b, xr);
+  float d[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+#pragma unroll
+  for (int s = 0; s < kPairs / 2; ++s) {
+    const uint32_t fragment[4] = {lo[2 * s], hi[2 * s], lo[2 * s + 1], hi[2 * s + 1]};
+    ptx::mma_16816<T>(d, fragment, b[2 * s], b[2 * s + 1]);
+  }
+  // d[2r + i]: row g + 8r, row i of A, over unit u.
+  float sum_x[2];
+#pragma unroll
+  for (int i = 0; i < 2; ++i) sum_x[i] = i < m && u < units ? x_sums[i * units + u] : 0.0f;
+#pragma unroll
+  for (int r = 0; r < 2; ++r) {
+    const float scale = packed_units::f16_to_float(raw[r].scale), base = kBase + float(raw[r].zero);
+#pragma unroll
+    for (int i = 0; i < 2; ++i) acc[2 * r + i] = fmaf(scale, d[2 * r + i] - base * sum_x[i], acc[2 * r + i]);
+  }
+}
+
+// The warp's sums of rows g and g + 8 for rows 0 and 1 of A into partial[tile row * kTokens + row
+// of A]: the quad's lanes (its units) added up, written by lane t == 0.
+template <typename T>
+__device__ __forceinline__ void own_group_partials(float* partial, const float (&acc)[4], const OwnGroupLane<T>& l) {
+  float sums[4];
+#pragma unroll
+  for (int e = 0; e < 4; ++e) {
+    sums[e] = acc[e] + __shfl_xor_sync(0xffffffffu, acc[e], 1);
+    sums[e] += __shfl_xor_sync(0xffffffffu, sums[e], 2);
+  }
+  if (l.t == 0) {
+    partial[l.g * kTokens] = sums[0];
+    partial[l.g * kTokens + 1] = sums[1];
+    partial[(l.g + 8) * kTokens] = sums[2];
+    partial[(l.g + 8) * kTokens + 1] = sums[3];
+  }
+}
+
 }  // namespace tessera::cuda

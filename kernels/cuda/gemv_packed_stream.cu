@@ -34,7 +34,8 @@ namespace {
 constexpr int kWarps = 8;
 
 // int4 (Int4WidePairs units of 32 weights): each row's 16 bytes of codes and the unit's scale and
-// zero; the group arithmetic, with each group's sum of x in shared memory.
+// zero; the group arithmetic with each lane's columns its own unit's (own_group_step), each
+// group's sum of x in shared memory.
 struct Int4Group {
   using Pairs = pp::Int4WidePairs;
   static constexpr int kMaxRows = kGroupTokens;
@@ -52,7 +53,7 @@ struct Int4Group {
 
   template <typename T>
   struct Lane {
-    GroupLane<T> l;
+    OwnGroupLane<T> l;
     const float* x_sums;
     int units, m;
     // Makes the sums of x (every thread of the block, after the wait for A).
@@ -61,11 +62,11 @@ struct Int4Group {
       group_x_sums(static_cast<float*>(shared), a, k, m, units);
     }
     __device__ void step(float (&acc)[4], const Pairs::Raw (&raw)[2], int slice) const {
-      group_step(acc, raw, slice, units, m, x_sums, l);
+      own_group_step(acc, raw, slice, units, m, x_sums, l);
     }
     template <typename Rows>
     __device__ void partials(float* partial, const float (&acc)[4], const Rows&) const {
-      group_partials(partial, acc, l);
+      own_group_partials(partial, acc, l);
     }
   };
 };
