@@ -2,7 +2,7 @@
 // For each projection of the shape (a decode step's qkv, o, gate_up, down and lm_head, C = A W^T
 // with W [N, K] bf16), each M and each kernel ops::gemm can run for it (kernels/gemm_shape.h
 // SmallMChoice: cuBLASLt, the gemv up to 4 rows, and the gemv launched to overlap the call
-// before, gemv_pdl, kernels/launch_overlap.h; each gemv in its rows and persistent forms,
+// before, gemv_pdl, kernels/launch_overlap.h; the gemv in its rows, persistent and split forms,
 // kernels/gemv_form.h): microseconds per call and the weight's
 // TB/s, in a markdown table with the fastest kernel per row. Calls are timed in a CUDA graph (as
 // decode steps run) cycling through enough copies of the weight (>= 256 MB) that it comes from
@@ -56,7 +56,9 @@ const std::vector<Variant> kVariants = {{"cublas", {SmallMKernel::CuBlas}, 64},
                                         {"gemv", {SmallMKernel::Gemv}, 4},
                                         {"gemv_pdl", {SmallMKernel::Gemv}, 4, true},
                                         {"persistent", {SmallMKernel::Gemv}, 4, false, ops::GemvForm::Persistent},
-                                        {"persistent_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Persistent}};
+                                        {"persistent_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Persistent},
+                                        {"split2_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split2},
+                                        {"split4_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split4}};
 
 // Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph (whose
 // kernels overlap their predecessors with `overlap`).

@@ -1,15 +1,19 @@
 // How the CUDA small-M gemv (kernels/cuda/gemv.cu) schedules its weight rows, process-wide: read
-// at first use from TESSERA_GEMV (rows or persistent; rows unless set), then whatever
-// set_gemv_form stores (benchmarks and tests). Both forms give the same bits.
+// at first use from TESSERA_GEMV (rows, persistent, split2 or split4; rows unless set), then
+// whatever set_gemv_form stores (benchmarks and tests).
 // - Rows: one warp per weight row, 4 warps a block; the hardware deals the blocks out in waves.
 // - Persistent: only the blocks that fit at once, each warp walking its share of the rows with
 //   the next row's loads issued before the current row's arithmetic, the norm prologue run once
-//   per block.
+//   per block. The same bits as Rows.
+// - Split2, Split4: Persistent, and where a weight has too few rows for the resident warps to
+//   take 4 each (the down projections, q/k/v) each row's K in 2 or 4 segments taken by the
+//   warps of one block, their sums added in segment order: the same bits every run, not Rows'.
+//   The SwiGLU form (K short, many rows) runs as Persistent.
 #pragma once
 
 namespace tessera::ops {
 
-enum class GemvForm { Rows, Persistent };
+enum class GemvForm { Rows, Persistent, Split2, Split4 };
 
 GemvForm gemv_form();
 void set_gemv_form(GemvForm form);

@@ -27,7 +27,7 @@ E from_environment(const char* var, const E (&values)[N], const char* (*name_of)
 }
 
 constexpr SmallMKernel kKernels[] = {SmallMKernel::Auto, SmallMKernel::CuBlas, SmallMKernel::Gemv};
-constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent};
+constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent, GemvForm::Split2, GemvForm::Split4};
 
 std::atomic<SmallMKernel>& stored_kernel() {
   static std::atomic<SmallMKernel> value{
@@ -63,6 +63,8 @@ const char* gemv_form_name(GemvForm form) {
   switch (form) {
     case GemvForm::Rows: return "rows";
     case GemvForm::Persistent: return "persistent";
+    case GemvForm::Split2: return "split2";
+    case GemvForm::Split4: return "split4";
   }
   return "?";
 }

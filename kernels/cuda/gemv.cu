@@ -45,25 +45,52 @@ __global__ void __launch_bounds__(kWarps * 32) small_m_gemm_kernel(Weights<T, C>
   const T* rows = staged_input<T>(input, a, M, k);
   if (!active) return;
   float acc[M];
-  row_dot<T, M>(acc, wraw, w, rows, k, lane);
+  row_dot<T, M>(acc, wraw, w, rows, k, k, lane);
   if (lane == 0) ws.store(row, acc, alpha, beta);
 }
 
-// The persistent form: warp g of the grid's warps takes stacked rows g, g + warps, ...
-template <typename T, typename C, int M, typename Input>
+// The persistent form, each row's K in S segments (S = 1, 2 or 4, `segment` elements each but
+// the last): a block takes kWarps / S rows at a time (its groups g, g + blocks, ...), warp w
+// segment w % S of row w / S. With S > 1 the segments' sums meet in shared memory and are added
+// in segment order (the same bits every run, not the rows form's: its lanes add across the
+// segments' ends); with S = 1 warp w of block b takes rows 4b + w, 4(b + blocks) + w, ...
+template <typename T, typename C, int M, int S, typename Input>
 __global__ void __launch_bounds__(kWarps * 32) persistent_gemm_kernel(Weights<T, C> ws, const T* a, int k,
-                                                                     float alpha, float beta, Input input) {
+                                                                     int segment, float alpha, float beta,
+                                                                     Input input) {
+  static_assert(kWarps % S == 0);
+  constexpr int kRowsAtOnce = kWarps / S;
+  __shared__ float part[2][kWarps][M];  // by the group's parity: a second group may start before the first is added
   let_next_kernel_start();
-  const int lane = threadIdx.x % 32, warps = gridDim.x * kWarps, rows = ws.rows();
-  int row = blockIdx.x * kWarps + threadIdx.x / 32;
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, rows = ws.rows();
+  const int k0 = (warp % S) * segment, length = min(segment, k - k0);
+  const auto row_of = [&](int group) { return group * kRowsAtOnce + warp / S; };
+  const auto segment_of = [&](int row) { return ws.row_data(row, k) + k0; };
+  const int groups = (rows + kRowsAtOnce - 1) / kRowsAtOnce;
+  int group = blockIdx.x;
   uint4 wraw[kUnroll];
-  if (row < rows) load_first_round(wraw, ws.row_data(row, k), k, lane);
+  if (row_of(group) < rows) load_first_round(wraw, segment_of(row_of(group)), length, lane);
   const T* x = staged_input<T>(input, a, M, k);  // every warp, past the rows or not
-  for (; row < rows; row += warps) {
-    const int next = row + warps;
+  for (int parity = 0; group < groups; group += gridDim.x, parity ^= 1) {
+    const int row = row_of(group), next = row_of(group + gridDim.x);
     float acc[M];
-    row_dot<T, M>(acc, wraw, ws.row_data(row, k), x, k, lane, next < rows ? ws.row_data(next, k) : nullptr);
-    if (lane == 0) ws.store(row, acc, alpha, beta);
+    if (row < rows)
+      row_dot<T, M>(acc, wraw, segment_of(row), x + k0, length, k, lane, next < rows ? segment_of(next) : nullptr);
+    if constexpr (S == 1) {
+      if (row < rows && lane == 0) ws.store(row, acc, alpha, beta);
+    } else {
+      if (row < rows && lane == 0)
+#pragma unroll
+        for (int m = 0; m < M; ++m) part[parity][warp][m] = acc[m];
+      __syncthreads();
+      if (row < rows && warp % S == 0 && lane == 0) {
+#pragma unroll
+        for (int m = 0; m < M; ++m)
+#pragma unroll
+          for (int s = 1; s < S; ++s) acc[m] += part[parity][warp + s][m];
+        ws.store(row, acc, alpha, beta);
+      }
+    }
   }
 }
 
@@ -82,7 +109,7 @@ __global__ void __launch_bounds__(kWarps * 32) gemv_swiglu_kernel(T* out, const 
   const T* rows = staged_input<T>(input, a, M, k);
   if (col < n_total) {
     float acc[M];
-    row_dot<T, M>(acc, wraw, w, rows, k, lane);
+    row_dot<T, M>(acc, wraw, w, rows, k, k, lane);
     if (lane == 0)
 #pragma unroll
       for (int m = 0; m < M; ++m) part[warp][m] = acc[m];
@@ -110,8 +137,8 @@ __global__ void __launch_bounds__(kWarps * 32) persistent_swiglu_kernel(T* out, 
   for (; col < n_total; col += warps) {
     const int next = col + warps;
     float g[M], u[M];
-    row_dot<T, M>(g, wraw, row_of(gate, col), x, k, lane, row_of(up, col));
-    row_dot<T, M>(u, wraw, row_of(up, col), x, k, lane, next < n_total ? row_of(gate, next) : nullptr);
+    row_dot<T, M>(g, wraw, row_of(gate, col), x, k, k, lane, row_of(up, col));
+    row_dot<T, M>(u, wraw, row_of(up, col), x, k, k, lane, next < n_total ? row_of(gate, next) : nullptr);
     if (lane == 0)
 #pragma unroll
       for (int m = 0; m < M; ++m) out[static_cast<int64_t>(m) * n_total + col] = swiglu_value<T>(g[m], u[m]);
@@ -149,13 +176,43 @@ void launch_items(void (*kernel)(Params...), int64_t items, int per_block, bool 
   launch_kernel(kernel, blocks, kWarps * 32, shared, t.stream, std::forward<Args>(args)...);
 }
 
+// The segments each row's K is split in: the form's (1, 2 or 4), where the rows are too few for
+// the resident warps to take 4 each (with fewer, a wave's tail leaves warps idle) and a segment
+// keeps a full round of loads (4 KB a warp) in flight.
+int row_segments(ops::GemvForm form, int64_t rows, int64_t k, int resident_warps) {
+  const int asked = form == ops::GemvForm::Split4 ? 4 : form == ops::GemvForm::Split2 ? 2 : 1;
+  if (rows >= 4 * int64_t(resident_warps)) return 1;
+  int s = asked;
+  while (s > 1 && k < int64_t(s) * kUnroll * kStep) s /= 2;
+  return s;
+}
+
+template <typename T, typename C, int M, int S, typename Input>
+void launch_persistent(const Weights<T, C>& ws, const T* a, int k, float alpha, float beta, const Input& input,
+                       const Target& t) {
+  const auto kernel = persistent_gemm_kernel<T, C, M, S, Input>;
+  const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
+  const int segment = (k / S + kStep - 1) / kStep * kStep;  // whole loads of the warp; the last segment the rest
+  launch_items(kernel, (ws.end[ws.count - 1] + kWarps / S - 1) / (kWarps / S), 1, true, shared, t, ws, a, k,
+               S == 1 ? k : segment, alpha, beta, input);
+}
+
 template <typename T, typename C, int M, typename Input>
 void launch_rows(const Weights<T, C>& ws, const T* a, int k, float alpha, float beta, const Input& input,
                  const Target& t) {
-  const bool persistent = t.form == ops::GemvForm::Persistent;
-  const auto kernel = persistent ? persistent_gemm_kernel<T, C, M, Input> : small_m_gemm_kernel<T, C, M, Input>;
-  const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
-  launch_items(kernel, ws.end[ws.count - 1], kWarps, persistent, shared, t, ws, a, k, alpha, beta, input);
+  if (t.form == ops::GemvForm::Rows) {
+    const auto kernel = small_m_gemm_kernel<T, C, M, Input>;
+    const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
+    return launch_items(kernel, ws.end[ws.count - 1], kWarps, false, shared, t, ws, a, k, alpha, beta, input);
+  }
+  const auto whole = persistent_gemm_kernel<T, C, M, 1, Input>;
+  const size_t shared = input_shared_bytes<Input>(whole, M, k, sizeof(T));
+  const int warps = kWarps * resident_blocks(reinterpret_cast<const void*>(whole), kWarps * 32, shared, t.device);
+  switch (row_segments(t.form, ws.end[ws.count - 1], k, warps)) {
+    case 1: return launch_persistent<T, C, M, 1>(ws, a, k, alpha, beta, input, t);
+    case 2: return launch_persistent<T, C, M, 2>(ws, a, k, alpha, beta, input, t);
+    default: return launch_persistent<T, C, M, 4>(ws, a, k, alpha, beta, input, t);
+  }
 }
 
 template <typename T, typename C, typename Input>
@@ -207,7 +264,7 @@ template <typename T, int M, typename Input>
 void launch_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t k,
                    const Input& input, const Target& t) {
   const int n = static_cast<int>(gate.size(0));
-  const bool persistent = t.form == ops::GemvForm::Persistent;
+  const bool persistent = t.form != ops::GemvForm::Rows;  // the split forms too: gate/up's K is short
   const auto kernel = persistent ? persistent_swiglu_kernel<T, M, Input> : gemv_swiglu_kernel<T, M, Input>;
   const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
   launch_items(kernel, n, persistent ? kWarps : kColumnsPerBlock, persistent, shared, t, out.data_as<T>(),

@@ -31,13 +31,13 @@ __device__ __forceinline__ void unpack(float (&out)[kVec], const uint4& v) {
 }
 
 template <typename T, int M>
-__device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, const T* a, int64_t k, int k0) {
+__device__ __forceinline__ void accumulate(float (&acc)[M], const uint4& wraw, const T* a, int64_t lda, int k0) {
   float w[kVec];
   unpack<T>(w, wraw);
 #pragma unroll
   for (int m = 0; m < M; ++m) {
     float av[kVec];
-    load_f32<kVec>(av, a + m * k + k0);
+    load_f32<kVec>(av, a + m * lda + k0);
 #pragma unroll
     for (int i = 0; i < kVec; ++i) acc[m] = fmaf(av[i], w[i], acc[m]);
   }
@@ -57,13 +57,14 @@ __device__ __forceinline__ void load_first_round(uint4 (&wraw)[kUnroll], const T
   load_round(wraw, row, lane * kVec, k);
 }
 
-// acc[m] = row . a[m, :] over k, in every lane of the warp, wraw holding the row's first round of
-// loads (load_first_round), issued earlier (before the kernel waited for its predecessor, or
-// during the previous row). With next_row, its first round goes out with this row's last round's
-// arithmetic and is in wraw on return. The order of the additions is fixed by k and the lane alone.
+// acc[m] = row . a[m, :] over k elements, in every lane of the warp (a's rows lda apart), wraw
+// holding the row's first round of loads (load_first_round), issued earlier (before the kernel
+// waited for its predecessor, or during the previous row). With next_row (k elements too), its
+// first round goes out with this row's last round's arithmetic and is in wraw on return. The
+// order of the additions is fixed by k and the lane alone.
 template <typename T, int M>
 __device__ __forceinline__ void row_dot(float (&acc)[M], uint4 (&wraw)[kUnroll], const T* row, const T* a, int k,
-                                        int lane, const T* next_row = nullptr) {
+                                        int64_t lda, int lane, const T* next_row = nullptr) {
 #pragma unroll
   for (int m = 0; m < M; ++m) acc[m] = 0.0f;
   int k0 = lane * kVec;
@@ -74,7 +75,7 @@ __device__ __forceinline__ void row_dot(float (&acc)[M], uint4 (&wraw)[kUnroll],
     else if (next_row) load_first_round(next, next_row, k, lane);
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u)
-      if (k0 + u * kStep < k) accumulate<T, M>(acc, wraw[u], a, k, k0 + u * kStep);
+      if (k0 + u * kStep < k) accumulate<T, M>(acc, wraw[u], a, lda, k0 + u * kStep);
     if (k1 >= k) break;
     k0 = k1;
 #pragma unroll

@@ -1,14 +1,19 @@
-// The small-M gemv's two forms (kernels/gemv_form.h: a warp per row, or persistent warps walking
-// rows) on fresh random inputs: bit for bit the same as each other (each row's sum is the same
-// warp's same order of additions), and against the CPU reference within the rounding. Through the
+// The small-M gemv's forms (kernels/gemv_form.h: a warp per row, persistent warps walking rows,
+// and those with each row's K split over a block's warps) on fresh random inputs: the rows and
+// persistent forms bit for bit the same (each row's sum is the same warp's same order of
+// additions), the split forms the same bits run to run, all against the CPU reference within the
+// rounding. Through the
 // ops that run the gemv: gemm (alpha, beta, bf16/f32 outputs), project_many (1-3 stacked weights,
 // biases, the norm prologue with bf16/f32 norm weights), project_add (the residual epilogue) and
 // project_swiglu (with and without the norm). Shapes: M = 1..4, K = 8 .. 16384 (one load, short
 // of a round, past whole rounds, several rounds), rows not a multiple of anything, and enough rows
-// (40,009) that every persistent warp walks several, across the stacked weights' boundaries.
+// (40,009) that every persistent warp walks several, across the stacked weights' boundaries; the
+// split forms on row counts that take them (1003 rows of K 16384, 8B down_proj) and that don't.
 #include <gtest/gtest.h>
 
 #include <functional>
+#include <iterator>
+#include <span>
 #include <limits>
 #include <vector>
 
@@ -28,14 +33,18 @@ Tensor nan_filled(const Shape& shape, DType dtype) {
   return t;
 }
 
-// The GPU outputs `run` writes under each form: host copies, rows form first. The small-M
-// choice is the gemv throughout; both choices are restored.
-std::vector<std::vector<std::vector<float>>> under_each_form(const std::function<std::vector<Tensor>()>& run) {
+constexpr ops::GemvForm kForms[] = {ops::GemvForm::Rows, ops::GemvForm::Persistent, ops::GemvForm::Split2,
+                                     ops::GemvForm::Split4};
+
+// The GPU outputs `run` writes under each of `forms`: host copies. The small-M choice is the gemv
+// throughout; both choices are restored.
+std::vector<std::vector<std::vector<float>>> under_forms(std::span<const ops::GemvForm> forms,
+                                                         const std::function<std::vector<Tensor>()>& run) {
   const SmallMChoice kernel_before = ops::small_m_choice();
   const ops::GemvForm form_before = ops::gemv_form();
   ops::set_small_m_choice({SmallMKernel::Gemv});
   std::vector<std::vector<std::vector<float>>> results;
-  for (const ops::GemvForm form : {ops::GemvForm::Rows, ops::GemvForm::Persistent}) {
+  for (const ops::GemvForm form : forms) {
     ops::set_gemv_form(form);
     std::vector<std::vector<float>> outs;
     for (const Tensor& t : run()) outs.push_back(host_f32(t));
@@ -46,15 +55,29 @@ std::vector<std::vector<std::vector<float>>> under_each_form(const std::function
   return results;
 }
 
-// Both forms' outputs equal bit for bit, and the persistent one is within tol of the CPU's.
+// Every form within tol of the CPU's outputs; the persistent form bit for bit the rows form's;
+// the split forms the same bits on a second run, and (splits_reorder false: where no split
+// applies) the rows form's too.
 void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const std::vector<Tensor>& cpu_outs,
-                        double tol) {
-  const auto results = under_each_form(run);
-  ASSERT_EQ(results[1].size(), cpu_outs.size());
+                        double tol, bool splits_reorder = true) {
+  const auto results = under_forms(kForms, run);
+  const ops::GemvForm splits[] = {ops::GemvForm::Split2, ops::GemvForm::Split4};
+  const auto again = under_forms(splits, run);
   for (size_t i = 0; i < cpu_outs.size(); ++i) {
     SCOPED_TRACE(::testing::Message() << "output " << i);
-    EXPECT_EQ(results[0][i], results[1][i]) << "rows and persistent forms, bit for bit";
-    EXPECT_LT(relative_error(results[1][i], host_f32(cpu_outs[i])), tol);
+    const std::vector<float> want = host_f32(cpu_outs[i]);
+    for (size_t f = 0; f < std::size(kForms); ++f) {
+      SCOPED_TRACE(ops::gemv_form_name(kForms[f]));
+      ASSERT_EQ(results[f].size(), cpu_outs.size());
+      EXPECT_LT(relative_error(results[f][i], want), tol);
+    }
+    EXPECT_EQ(results[1][i], results[0][i]) << "persistent and rows forms, bit for bit";
+    EXPECT_EQ(again[0][i], results[2][i]) << "split2 run twice";
+    EXPECT_EQ(again[1][i], results[3][i]) << "split4 run twice";
+    if (!splits_reorder) {
+      EXPECT_EQ(results[2][i], results[0][i]) << "split2 and rows forms";
+      EXPECT_EQ(results[3][i], results[0][i]) << "split4 and rows forms";
+    }
   }
 }
 
@@ -141,7 +164,7 @@ void check_project_swiglu(int64_t m, int64_t f, int64_t k, bool norm, DType dtyp
         ops::project_swiglu(out, x, gate, up, norm ? InputNorm{norm_weight, 1e-5f} : InputNorm{});
         return std::vector<Tensor>{out};
       },
-      {expect}, rounding_tolerance(dtype));
+      {expect}, rounding_tolerance(dtype), false);
 }
 
 }  // namespace
@@ -154,7 +177,7 @@ TEST(CudaGemvForms, GemmAlphaBetaManyShapes) {
       check_gemm(m, 1003, 72, out);     // short of a round
       check_gemm(m, 3, 2056, out);      // fewer rows than a block's warps, past one round
       check_gemm(m, 9001, 2056, out);   // more rows than the resident warps
-      check_gemm(m, 1003, 16384, out);  // eight rounds a row
+      check_gemm(m, 1003, 16384, out);  // eight rounds a row; split in 4
     }
     check_gemm(m, 40009, 24, DType::BF16);  // every persistent warp walks several rows
   }
@@ -182,7 +205,9 @@ TEST(CudaGemvForms, ProjectAddResidualEpilogue) {
     check_project_add(m, 2048, 2048, true);   // o_proj, with a bias
     check_project_add(m, 40009, 16, false);
     check_project_add(m, 7, 8, true);
+    check_project_add(m, 33, 4104, true);  // split in 2 (too short for 4); 2-row groups, the last half empty
   }
+  for (int64_t m : {1, 4}) check_project_add(m, 4096, 14336, false);  // 8B down_proj
 }
 
 TEST(CudaGemvForms, ProjectSwigluWithAndWithoutTheNorm) {
