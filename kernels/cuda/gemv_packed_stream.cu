@@ -34,39 +34,73 @@ namespace {
 constexpr int kWarps = 8;
 
 // int4 (Int4WidePairs units of 32 weights): each row's 16 bytes of codes and the unit's scale and
-// zero; the group arithmetic with each lane's columns its own unit's (own_group_step), each
-// group's sum of x in shared memory.
+// zero; the group arithmetic with each lane's columns its own unit's (own_group_step), on A staged
+// in shared memory as B fragments with each unit's sums (StagedGroupX).
 struct Int4Group {
   using Pairs = pp::Int4WidePairs;
   static constexpr int kMaxRows = kGroupTokens;
-  // Unit u of the lane's two rows, or zeros where !valid (a zero scale adds nothing, whatever the zero).
-  template <typename Rows>
-  __device__ static void load(Pairs::Raw (&raw)[2], const Rows& rows, int u, bool valid) {
-    if (valid) {
-      rows.load(0, u, raw[0]);
-      rows.load(1, u, raw[1]);
-    } else {
-      raw[0] = raw[1] = Pairs::Raw{{0, 0, 0, 0}, 0, 0};
+  // Where the lane's two rows of a tile start (found once a tile: no row products a step).
+  struct Rows {
+    const uint8_t* codes[2];
+    const uint16_t* scales[2];
+    const uint8_t* zeros[2];  // null: symmetric (zero 8)
+    int group_shift;
+  };
+  template <typename Lr>
+  __device__ static Rows rows_of(const Lr& lr) {
+    Rows out;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      const pu::Int4Reader& r = lr.reader(h).r;
+      out.codes[h] = r.codes + lr.row[h] * (r.cols / 2);
+      out.scales[h] = r.scales + lr.row[h] * r.groups;
+      out.zeros[h] = r.zeros ? r.zeros + lr.row[h] * r.groups : nullptr;
+    }
+    out.group_shift = lr.reader(0).r.group_shift;
+    return out;
+  }
+  // Unit u of the lane's two rows.
+  __device__ static void load(Pairs::Raw (&raw)[2], const Rows& rows, int u) {
+#pragma unroll
+    for (int h = 0; h < 2; ++h) {
+      pu::load_words(raw[h].w, rows.codes[h] + Pairs::kWeights / 2 * u);
+      const int group = (Pairs::kWeights * u) >> rows.group_shift;
+      raw[h].scale = rows.scales[h][group];
+      raw[h].zero = rows.zeros[h] ? rows.zeros[h][group] : uint8_t(8);
     }
   }
-  static size_t shared_bytes(int64_t k, int m) { return group_shared_bytes(k, m); }
+  static size_t shared_bytes(int64_t k, int m) { return StagedGroupX::bytes(k, m); }
 
   template <typename T>
   struct Lane {
-    OwnGroupLane<T> l;
-    const float* x_sums;
-    int units, m;
-    // Makes the sums of x (every thread of the block, after the wait for A).
-    __device__ Lane(const T* a, int64_t k, int m_, int lane, void* shared, int units_)
-        : l(a, k, m_, lane), x_sums(static_cast<float*>(shared)), units(units_), m(m_) {
-      group_x_sums(static_cast<float*>(shared), a, k, m, units);
+    StagedGroupX x;
+    const uint4* b_row;  // row g % 2 of A where lane (g, t) holds it (t == g / 2), else row 0
+    bool holds_x;
+    int t;
+    // Stages A (every thread of the block, after the wait for it).
+    __device__ Lane(const T* a, int64_t k, int m, int lane, void* shared, int units)
+        : x(shared, a, k, m, units), t(lane % 4) {
+      const int g = lane / 4;
+      holds_x = t == g / 2 && g % 2 < m;
+      b_row = x.pairs + size_t(holds_x ? g % 2 : 0) * (units + 1) * StagedGroupX::kUnitWords;
     }
     __device__ void step(float (&acc)[4], const Pairs::Raw (&raw)[2], int slice) const {
-      own_group_step(acc, raw, slice, units, m, x_sums, l);
+      const int u = min(4 * slice + t, x.units);  // past the last unit: the zero one
+      // A holder's B unit is its own (t == g / 2); the others read the zero unit.
+      const uint4* from = b_row + size_t(holds_x ? u : x.units) * StagedGroupX::kUnitWords;
+      uint32_t b[Pairs::kWeights / 2];
+#pragma unroll
+      for (int j = 0; j < StagedGroupX::kUnitWords; ++j) {
+        const uint4 v = from[j];
+        b[4 * j] = v.x, b[4 * j + 1] = v.y, b[4 * j + 2] = v.z, b[4 * j + 3] = v.w;
+      }
+      const float2 sums = x.sums[u];
+      const float sum_x[2] = {sums.x, sums.y};
+      own_group_step<T>(acc, raw, b, sum_x);
     }
     template <typename Rows>
     __device__ void partials(float* partial, const float (&acc)[4], const Rows&) const {
-      own_group_partials(partial, acc, l);
+      own_group_partials(partial, acc, int(threadIdx.x % 32));
     }
   };
 };
@@ -76,13 +110,20 @@ struct Int4Group {
 struct Int8Rows {
   using Pairs = pp::Int8Pairs;
   static constexpr int kMaxRows = kTokens;
-  template <typename Rows>
-  __device__ static void load(Pairs::Raw (&raw)[2], const Rows& rows, int u, bool valid) {
+  struct Rows {
+    const uint8_t* codes[2];
+  };
+  template <typename Lr>
+  __device__ static Rows rows_of(const Lr& lr) {
+    Rows out;
+#pragma unroll
+    for (int h = 0; h < 2; ++h) out.codes[h] = lr.reader(h).r.codes + lr.row[h] * lr.reader(h).r.cols;
+    return out;
+  }
+  __device__ static void load(Pairs::Raw (&raw)[2], const Rows& rows, int u) {
 #pragma unroll
     for (int h = 0; h < 2; ++h) {
-      const pu::Int8Reader& r = rows.reader(h).r;
-      if (valid) pu::load_words(raw[h].w, r.codes + rows.row[h] * r.cols + Pairs::kWeights * u);
-      else raw[h].w[0] = raw[h].w[1] = raw[h].w[2] = raw[h].w[3] = 0;
+      pu::load_words(raw[h].w, rows.codes[h] + Pairs::kWeights * u);
       raw[h].scale = 1.0f;
     }
   }
@@ -117,11 +158,14 @@ struct Int8Rows {
   };
 };
 
-constexpr size_t kPolicySharedMax = 32 << 10;  // the int4 sums of x at most (the group kernel's bound)
+// The int4 staged A at most (8B down_proj at 2 rows: 61 KB): two blocks an SM still fit.
+constexpr size_t kPolicySharedMax = 96 << 10;
 
 // Block b takes tiles b, b + gridDim, ...; of each, warp w takes slices w, w + kWarps, ... (per_tile
-// of them, the last past K where kWarps does not divide the slices: zeros). A lane's step is one
-// slice of one tile; it walks them with counters (no division a step).
+// of them, the last past K where kWarps does not divide the slices). A lane's step is one slice of
+// one tile; it walks them with counters (no division a step). A unit past K loads the last one
+// (its activations are zeros, so it adds nothing) and a step past the block's last tile loads
+// that tile again (never multiplied): the loads need no branches.
 template <typename Policy, int kDepth, bool kSwiglu, typename T>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
@@ -137,14 +181,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const int steps = (tiles - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x) * per_tile;
   // The next step to load: its tile and its index among the warp's steps of that tile.
   int load_tile = int(blockIdx.x), load_j = 0;
-  LaneRows<kSwiglu, Pairs> rows = lane_rows<kTileRows, kSwiglu>(s, load_tile, g);
+  typename Policy::Rows rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
   auto fetch = [&](Raw (&raw)[2]) {
-    const int u = 4 * (warp + kWarps * load_j) + t;
-    Policy::load(raw, rows, u, load_tile < tiles && u < units);
+    Policy::load(raw, rows, min(4 * (warp + kWarps * load_j) + t, units - 1));
     if (++load_j == per_tile) {
       load_j = 0;
       load_tile += int(gridDim.x);
-      if (load_tile < tiles) rows = lane_rows<kTileRows, kSwiglu>(s, load_tile, g);
+      if (load_tile < tiles) rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
     }
   };
   Raw ring[kDepth][2];
@@ -180,8 +223,13 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
-  const size_t shared = Policy::shared_bytes(k, m);  // with partial[], under the 48 KB a block gets unasked
+  const size_t shared = Policy::shared_bytes(k, m);
   auto go = [&](auto kernel) {
+    static const bool sized = [&] {  // more than the 48 KB of shared memory a block gets unasked
+      TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kPolicySharedMax)));
+      return true;
+    }();
+    (void)sized;
     int per_sm = 0;
     TS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, shared));
     const int resident = std::max(1, per_sm) * sm_count(device);
