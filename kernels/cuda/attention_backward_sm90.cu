@@ -48,12 +48,14 @@ constexpr int kDsReadyBarrier = 1;  // named barrier of the consumer threads
 constexpr int kGroupBarrier = 2;    // named barriers 2, 3: one per consumer warpgroup
 constexpr int kDqCols = 64;         // dQ columns of a warpgroup's block (and its rows)
 constexpr int kDqBoxCols = 32;      // fp32 columns of one 128-byte-swizzled TMA box
-// How a warpgroup's wgmmas overlap its own arithmetic. None: dV and dK issued together once dS^T
-// is packed, then dQ, all waited for before dQ goes into its buffer. DvDq: dV issued as soon as
-// P^T is packed (dS^T's arithmetic runs under it) and dK after dQ (dQ's way into the buffer runs
-// under dK). NextS: DvDq issuing the next item's S^T before that way, so that the tensor cores
-// have it while dQ is stored and the warpgroups meet at the barriers.
-enum class Overlap { None, DvDq, NextS };
+// The consumer warpgroups' code, each step adding to the one before. Plain: P^T through the mask
+// arithmetic in every item; dV and dK issued together once dS^T is packed, then dQ, all waited
+// for before dQ goes into its buffer. FastP: items that need no mask take P^T = exp2 alone, and
+// the row statistics in pairs. DvDq: dV issued as soon as P^T is packed (dS^T's arithmetic runs
+// under it) and dK after dQ (dQ's way into the buffer runs under dK). NextS: the next item's S^T
+// issued before that way, so that the tensor cores have it while dQ is stored and the warpgroups
+// meet at the barriers.
+enum class Consumer { Plain, FastP, DvDq, NextS };
 
 struct Maps {
   CUtensorMap q, dout, k, v, dq_accum;  // dq_accum only with tiles of dQ (kDqTiles)
@@ -132,9 +134,9 @@ __device__ __forceinline__ void store_dq_tile(float* tile, const float (&dq)[kDq
     }
 }
 
-// kEarlySegmentTest, kAdd, kBounds, kOverlap, heavy_first and tiles_outer: see the backward
+// kEarlySegmentTest, kAdd, kBounds, kConsumer, heavy_first and tiles_outer: see the backward
 // variants in attention_common.cuh.
-template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds, Overlap kOverlap>
+template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds, Consumer kConsumer>
 __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_constant__ Maps maps, const Params p,
                                                                bool heavy_first, bool tiles_outer) {
 #if defined(__CUDA_ARCH__) && !defined(__CUDA_ARCH_FEAT_SM90_ALL)
@@ -266,7 +268,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
   const T* k_group = k_tile + group * kKeysPerGroup * kPanel;
   const T* v_group = v_tile + group * kKeysPerGroup * kPanel;
 
-  constexpr bool kEarlyDv = kOverlap != Overlap::None, kNextS = kOverlap == Overlap::NextS;
+  constexpr bool kFastP = kConsumer >= Consumer::FastP, kEarlyDv = kConsumer >= Consumer::DvDq,
+                 kNextS = kConsumer == Consumer::NextS;
   // With NextS, S^T of an item is issued in the item before it: into these registers.
   float st_carried[kNextS ? kQueryBlocks : 1][4];
   // d = A B^T over the head dims, A this warpgroup's 64 key rows, B the tile's query rows; 16
@@ -338,21 +341,44 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
     if constexpr (!kEarlySegmentTest) by_segment = across_documents();
     const bool after_documents = kBounds && q0 + kM - 1 > lane_last;
     const bool masked = by_segment || after_documents || k0 + key_row0 + 15 > q0;
+    // Row statistics of the lane's two queries of block nt (8-byte aligned: 2t is even).
+    auto pair_of = [&](const float* stats, int nt) {
+      return *reinterpret_cast<const float2*>(stats + nt * 8 + 2 * t);
+    };
+    // Plain: P^T and its mask in one pass. FastP: P^T = exp2 alone, then only items that need the
+    // mask zero what it hides (the same values).
+    auto mask_pass = [&](bool with_exp) {
 #pragma unroll
-    for (int nt = 0; nt < kQueryBlocks; ++nt) {
+      for (int nt = 0; nt < kQueryBlocks; ++nt) {
 #pragma unroll
-      for (int c = 0; c < 2; ++c) {
-        const int col = nt * 8 + 2 * t + c;
-        const int64_t i = q0 + col;
-        const int32_t seg_i = by_segment && i < p.s ? p.segment(b, i) : 0;
+        for (int c = 0; c < 2; ++c) {
+          const int col = nt * 8 + 2 * t + c;
+          const int64_t i = q0 + col;
+          const int32_t seg_i = by_segment && i < p.s ? p.segment(b, i) : 0;
 #pragma unroll
-        for (int r = 0; r < 2; ++r) {
-          const float prob = ptx::exp2_approx(fmaf(st[nt][2 * r + c], scale2, -lse2[col]));
-          const bool hidden =
-              keys[r] > i || (by_segment && seg_keys[r] != seg_i) || (after_documents && i > key_last[r]);
-          st[nt][2 * r + c] = masked && hidden ? 0.0f : prob;
+          for (int r = 0; r < 2; ++r) {
+            const float prob =
+                with_exp ? ptx::exp2_approx(fmaf(st[nt][2 * r + c], scale2, -lse2[col])) : st[nt][2 * r + c];
+            const bool hidden =
+                keys[r] > i || (by_segment && seg_keys[r] != seg_i) || (after_documents && i > key_last[r]);
+            st[nt][2 * r + c] = masked && hidden ? 0.0f : prob;
+          }
         }
       }
+    };
+    if constexpr (kFastP) {
+#pragma unroll
+      for (int nt = 0; nt < kQueryBlocks; ++nt) {
+        const float2 l = pair_of(lse2, nt);
+#pragma unroll
+        for (int r = 0; r < 2; ++r) {
+          st[nt][2 * r] = ptx::exp2_approx(fmaf(st[nt][2 * r], scale2, -l.x));
+          st[nt][2 * r + 1] = ptx::exp2_approx(fmaf(st[nt][2 * r + 1], scale2, -l.y));
+        }
+      }
+      if (masked) mask_pass(false);
+    } else {
+      mask_pass(true);
     }
     // dV += P^T dO and dK += dS^T Q, from the packed P^T and dS^T: the B operands have their N
     // (head dim) contiguous. With kEarlyDv dV is issued before dS^T exists (its arithmetic runs
@@ -386,7 +412,8 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 #pragma unroll
     for (int i = 0; i < kM / 2; ++i) sm90::pin(dpt_flat[i]);
 #pragma unroll
-    for (int nt = 0; nt < kQueryBlocks; ++nt)
+    for (int nt = 0; nt < kQueryBlocks; ++nt) {
+      const float2 dl = kFastP ? pair_of(delta, nt) : float2{};
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         float prob = st[nt][e];
@@ -394,8 +421,10 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
           const float2 pair = ptx::unpack2<T>(pa[nt / 2][2 * (nt % 2) + e / 2]);
           prob = e % 2 ? pair.y : pair.x;
         }
-        dpt[nt][e] = prob * (dpt[nt][e] - delta[nt * 8 + 2 * t + e % 2]);
+        const float row_delta = kFastP ? (e % 2 ? dl.y : dl.x) : delta[nt * 8 + 2 * t + e % 2];
+        dpt[nt][e] = prob * (dpt[nt][e] - row_delta);
       }
+    }
     if constexpr (!kEarlyDv) pack_p();
 #pragma unroll
     for (int ks = 0; ks < kM / 16; ++ks) accumulators_as_a<T>(da[ks], dpt, ks);
@@ -533,7 +562,7 @@ __global__ void __launch_bounds__(kThreads, 1) backward_kernel(const __grid_cons
 }
 
 template <typename T, int kD, bool kEarlySegmentTest, DqAdd kAdd, bool kBounds = false,
-          Overlap kOverlap = Overlap::None>
+          Consumer kConsumer = Consumer::Plain>
 void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first, bool tiles_outer) {
   constexpr size_t smem = Smem<kD, kAdd>::kBytes;
   static_assert(smem <= 227 * 1024, "the backward's shared memory exceeds an SM's 227 KiB");
@@ -544,7 +573,7 @@ void launch(const Params& p, DType dtype, cudaStream_t stream, bool heavy_first,
             .dq_accum = {}};
   if constexpr (kDqTiles<kAdd>)
     maps.dq_accum = head_rows_map(p.dq_accum, DType::F32, p.b, p.s, p.hq, kD, kDqCols);
-  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd, kBounds, kOverlap>;
+  auto* kernel = backward_kernel<T, kD, kEarlySegmentTest, kAdd, kBounds, kConsumer>;
   TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(smem)));
   const dim3 grid((p.s + kBlockN - 1) / kBlockN, p.hkv, p.b);
   kernel<<<grid, kThreads, smem, stream>>>(maps, p, heavy_first, tiles_outer);
@@ -571,9 +600,11 @@ void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int varian
       if constexpr (kD == 64)  // at 128 the two dQ blocks would serialise the wgmmas (registers)
         launch<T, kD, true, DqAdd::OwnTiles, true>(p, dtype, stream, true, false);
     } else if (variant == 9) {
-      launch<T, kD, true, DqAdd::Tiles, false, Overlap::DvDq>(p, dtype, stream, true, true);
+      launch<T, kD, true, DqAdd::Tiles, false, Consumer::FastP>(p, dtype, stream, true, true);
+    } else if (variant == 10) {
+      launch<T, kD, true, DqAdd::Tiles, false, Consumer::DvDq>(p, dtype, stream, true, true);
     } else {
-      launch<T, kD, true, DqAdd::Tiles, false, Overlap::NextS>(p, dtype, stream, true, true);
+      launch<T, kD, true, DqAdd::Tiles, false, Consumer::NextS>(p, dtype, stream, true, true);
     }
   });
 }

@@ -179,10 +179,11 @@ void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
 //            v8: v7 with each warpgroup adding the dQ of its own 64 keys for all of an item's
 //            queries (twice the tile additions), so that the two never wait for each other's dS
 //            (head dim 64; at 128 it runs v7: two dQ blocks there serialise the wgmmas).
-//   backward v9: v6 with each warpgroup issuing dV as soon as P^T is packed (dS^T's arithmetic
-//            runs under it; dS^T takes the packed P^T) and dK after dQ (dQ's store and TMA add run
-//            under dK); v10: v9 issuing the next item's S^T before this item's dQ goes out, so the
-//            tensor cores have it while dQ is stored and the warpgroups meet at the barriers.
+//   backward v9: v6 taking P^T = exp2 alone in items that need no mask (the mask pass only where
+//            one does), the row statistics in pairs; v10: v9 with each warpgroup issuing dV as
+//            soon as P^T is packed (dS^T's arithmetic runs under it; dS^T takes the packed P^T) and
+//            dK after dQ (dQ's store and TMA add run under dK); v11: v10 issuing the next item's S^T
+//            before this item's dQ goes out, so the tensor cores have it while dQ is stored.
 // Where a batch row's ids decrease (documents need not be runs), v6 and v7 visit every tile up to
 // the diagonal (from it) and compare ids.
 constexpr bool forward_uses_document_bounds(int variant) { return variant >= 6; }
