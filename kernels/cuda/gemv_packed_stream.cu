@@ -16,12 +16,11 @@
 // one that wrote A.
 #include "kernels/cuda/gemv_packed_stream.cuh"
 
-#include <algorithm>
-
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv_packed_group.cuh"
 #include "kernels/cuda/gemv_packed_unit.cuh"
+#include "kernels/cuda/persistent_grid.h"
 #include "kernels/kernel_variant.h"
 
 namespace tessera::cuda {
@@ -230,9 +229,7 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
       return true;
     }();
     (void)sized;
-    int per_sm = 0;
-    TS_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kWarps * 32, shared));
-    const int resident = std::max(1, per_sm) * sm_count(device);
+    const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
     const int per_block = (tiles + resident - 1) / resident;  // tiles each block walks
     const unsigned blocks = unsigned((tiles + per_block - 1) / per_block);
     launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles);
