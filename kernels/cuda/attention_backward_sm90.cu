@@ -603,8 +603,10 @@ void sm90_backward(const Params& p, DType dtype, cudaStream_t stream, int varian
       launch<T, kD, true, DqAdd::Tiles, false, Consumer::FastP>(p, dtype, stream, true, true);
     } else if (variant == 10) {
       launch<T, kD, true, DqAdd::Tiles, false, Consumer::DvDq>(p, dtype, stream, true, true);
-    } else {
+    } else if (variant == 11) {
       launch<T, kD, true, DqAdd::Tiles, false, Consumer::NextS>(p, dtype, stream, true, true);
+    } else {
+      launch<T, kD, true, DqAdd::Tiles, true, Consumer::DvDq>(p, dtype, stream, true, false);
     }
   });
 }

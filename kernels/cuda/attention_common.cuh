@@ -183,11 +183,12 @@ void dispatch_sm90(DType dtype, int64_t head_dim, Fn&& fn) {
 //            one does), the row statistics in pairs; v10: v9 with each warpgroup issuing dV as
 //            soon as P^T is packed (dS^T's arithmetic runs under it; dS^T takes the packed P^T) and
 //            dK after dQ (dQ's store and TMA add run under dK); v11: v10 issuing the next item's S^T
-//            before this item's dQ goes out, so the tensor cores have it while dQ is stored.
+//            before this item's dQ goes out, so the tensor cores have it while dQ is stored;
+//            v12: v7's document bounds with v10's warpgroups.
 // Where a batch row's ids decrease (documents need not be runs), v6 and v7 visit every tile up to
 // the diagonal (from it) and compare ids.
 constexpr bool forward_uses_document_bounds(int variant) { return variant >= 6; }
-constexpr bool backward_uses_document_bounds(int variant) { return variant >= 7; }
+constexpr bool backward_uses_document_bounds(int variant) { return variant == 7 || variant == 8 || variant == 12; }
 // The blocks of kBlockRows rows of every batch row as items batch * blocks + block, ordered by the
 // number of blocks of the other side they visit (from ops::document_bounds' [2, b, s]), descending:
 // query blocks of the forward, or key blocks of the backward (by_keys).
