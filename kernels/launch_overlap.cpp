@@ -1,7 +1,6 @@
 #include "kernels/launch_overlap.h"
 
-#include <cstdlib>
-#include <cstring>
+#include "core/env_switch.h"
 
 namespace tessera::ops {
 
@@ -15,10 +14,7 @@ LaunchOverlap::~LaunchOverlap() { overlap_on = prior_; }
 bool LaunchOverlap::active() { return overlap_on; }
 
 bool LaunchOverlap::requested() {
-  static const bool on = [] {
-    const char* v = std::getenv("TESSERA_PDL");
-    return !v || std::strcmp(v, "0") != 0;
-  }();
+  static const bool on = env_switch("TESSERA_PDL", true);
   return on;
 }
 

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/env_switch.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/memory.h"
@@ -158,7 +159,7 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
                    .overlap_step = job.zero.overlap_step,
                    // A benchmark's knob (scripts/device-tests.sh train_1b measures both): 0 takes the
                    // gradient norm after the whole backward even with zero.overlap_step.
-                   .early_norm = std::getenv("TESSERA_EARLY_NORM") == nullptr || std::string(std::getenv("TESSERA_EARLY_NORM")) != "0"},
+                   .early_norm = env_switch("TESSERA_EARLY_NORM", true)},
                   *comm);
   load_weights(store, job, config, params);
   // QAT: the model sees the store's parameters through fake quantization.
