@@ -100,7 +100,9 @@ void check_many(const ManyCase& c, int64_t m) {
       SCOPED_TRACE(::testing::Message() << "weight " << i << " of " << c.n[i] << " rows");
       // A handful of outputs near zero makes a norm-relative error meaningless (session 9 call B: a
       // 1-row weight at m 2 was 2-4% off the CPU's sum order); the fused gemv below still checks them.
-      if (m * c.n[i] >= kFewOutputs) EXPECT_LT(relative_error(got[i], want[i]), rounding_tolerance(DType::BF16));
+      if (m * c.n[i] >= kFewOutputs) {
+        EXPECT_LT(relative_error(got[i], want[i]), rounding_tolerance(DType::BF16));
+      }
       // The same as the weight's own fused gemv, up to the order of the sums.
       const Tensor alone = nans({m, c.n[i]}, DType::BF16);
       ops::gemm_packed(alone, x_gpu, w_gpu[i], true, 1.0f, 0.0f, b_gpu[i]);
@@ -162,7 +164,9 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
-    if (m * f >= kFewOutputs) EXPECT_LT(relative_error(got, want), rounding_tolerance(DType::BF16));
+    if (m * f >= kFewOutputs) {
+      EXPECT_LT(relative_error(got, want), rounding_tolerance(DType::BF16));
+    }
     // The plain ops on the GPU: gate and up through the fused gemv, then swiglu_forward.
     const Tensor g = nans({m, f}, DType::BF16), u = nans({m, f}, DType::BF16), plain = nans({m, f}, DType::BF16);
     ops::gemm_packed(g, x_gpu, gate_gpu, true);
