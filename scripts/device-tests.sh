@@ -448,7 +448,7 @@ quality() {
     echo "| quality | FAIL: $(tail -1 "$out/quality.log") |" >> "$summary"
   fi
   cp -r "$d/run/logs" "$out/quality_logs" 2>/dev/null || true
-  cp "$d"/run/*.json "$out/quality_logs/" 2>/dev/null || true
+  (cd "$d/run" && find . -name "*.json" -exec cp --parents {} "$out/quality_logs/" \;) 2>/dev/null || true
   tail -20 "$out/quality.md" "$out/quality.log"
 }
 if [ "$only" = all ] || [ "$only" = quality ]; then quality; fi
