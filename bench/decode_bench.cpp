@@ -17,7 +17,7 @@
 // gate_up_swiglu, RoPE with the KV write as rope_kv_write, except in decode steps, where they are
 // timed inside attention (ops::rope_paged_attention: one launch with TESSERA_PAGED_ATTN=v3, whose
 // value RESULT's paged_attn shows). With the norms folded into the projections
-// (TESSERA_NORM_PROLOGUE, off unless 1; decode steps of up to 4 rows) the decode steps' show as
+// (TESSERA_NORM_PROLOGUE_ROWS, decode steps of up to that many rows, 1 unless set) the decode steps' show as
 // norm_qkv_proj, o_proj_add, norm_gate_up_swiglu and down_proj_add.
 #include <nlohmann/json.hpp>
 
@@ -128,11 +128,11 @@ int main(int argc, char** argv) {
     const char* packed_gemv = std::getenv("TESSERA_PACKED_GEMV");  // the packed schemes' variant
     const char* stream_depth = std::getenv("TESSERA_PACKED_STREAM_DEPTH");
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"fused\":%d,\"norm_prologue\":%d,\"small_m\":\"%s\",\"gemv\":\"%s\",\"pdl\":%d,\"paged_attn\":\"%s\",\"packed_gemv\":\"%s\",\"stream_depth\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"norm_prologue_rows\":%d,\"small_m\":\"%s\",\"gemv\":\"%s\",\"pdl\":%d,\"paged_attn\":\"%s\",\"packed_gemv\":\"%s\",\"stream_depth\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
-                model->options().fused_decode ? 1 : 0, model->options().norm_prologue ? 1 : 0,
+                model->options().fused_decode ? 1 : 0, model->options().norm_prologue_rows,
                 ops::small_m_kernel_name(ops::small_m_choice().kernel), ops::gemv_form_name(ops::gemv_form()),
                 ops::LaunchOverlap::requested() ? 1 : 0, paged_attn ? paged_attn : "default",
                 packed_gemv && *packed_gemv ? packed_gemv : "auto", stream_depth && *stream_depth ? stream_depth : "default",

@@ -80,7 +80,7 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"wide_split", "wide", "", "auto", true}, {"wide4_split", "wide4", "", "auto", true},
                              {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true},
                              {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true},
-                             {"stream", "stream", "", "", false},     {"stream_d2", "stream", "", "", false, "2"},
+                             {"stream", "stream", "", "", false},     {"stream_d4", "stream", "", "", false, "4"},
                              {"stream_d6", "stream", "", "", false, "6"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }

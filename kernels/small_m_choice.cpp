@@ -36,7 +36,7 @@ std::atomic<SmallMKernel>& stored_kernel() {
 }
 
 std::atomic<GemvForm>& stored_form() {
-  static std::atomic<GemvForm> value{from_environment("TESSERA_GEMV", kForms, gemv_form_name, GemvForm::Rows)};
+  static std::atomic<GemvForm> value{from_environment("TESSERA_GEMV", kForms, gemv_form_name, GemvForm::Split4)};
   return value;
 }
 

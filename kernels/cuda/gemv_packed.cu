@@ -14,10 +14,11 @@
 // 8B int8 M=1 1.31x bf16 against 0.96x), so v1 for those; TESSERA_PACKED_GEMV=v1 or mma forces one
 // (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
 // are mma reading int4 32 weights a load, group the same with each group's scale applied to its
-// fp32 sum at 1-2 rows of A. Auto takes group for int4 at 1-2 rows (session 8 call B, batch-1
-// decode: 8B 239.8 tok/s against wide4's 235.9 and mma's 217.8; 1B 892.3 against 869.5); stream is
-// group on persistent blocks fed by asynchronous copies (gemv_packed_stream.cu). Products the mma
-// kernel does not take (an f32 A, nf4) run v1.
+// fp32 sum at 1-2 rows of A; stream is group on persistent blocks streaming through a register ring
+// (gemv_packed_stream.cu). Auto takes stream for int4 at 1-2 rows (session 10 call B: 8B batch-1
+// decode 368.9 tok/s against group's 319.5; the fused q/k/v and gate/up at depth 2 11.3 / 28.4 us
+// against group's 12.1 / 32.5, 1B 7.5 / 11.9 against 7.5 / 13.5). Products the mma kernel does not
+// take (an f32 A, nf4) run v1.
 //
 // Every kernel takes a stack of weights (gemv_packed_out.cuh: q, k and v in one launch, or gate and
 // up with the SwiGLU in the epilogue), and is launched to overlap its predecessor inside an
@@ -186,12 +187,12 @@ void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, fl
   const Variant v = variant();
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
                    v == Variant::Stream || (v == Variant::Auto && !v1_faster(w, s.m));
-  const bool auto_group = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
-  const MmaInt4Reads reads = v == Variant::Wide                  ? MmaInt4Reads::Wide2
-                             : v == Variant::Wide4               ? MmaInt4Reads::Wide4
-                             : v == Variant::Group || auto_group ? MmaInt4Reads::Group
-                             : v == Variant::Stream              ? MmaInt4Reads::Stream
-                                                                 : MmaInt4Reads::Units;
+  const bool auto_stream = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
+  const MmaInt4Reads reads = v == Variant::Wide                     ? MmaInt4Reads::Wide2
+                             : v == Variant::Wide4                  ? MmaInt4Reads::Wide4
+                             : v == Variant::Group                  ? MmaInt4Reads::Group
+                             : v == Variant::Stream || auto_stream  ? MmaInt4Reads::Stream
+                                                                    : MmaInt4Reads::Units;
   if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(p, a, s, alpha, beta, reads);
   cudaStream_t stream = stream_of(p.outs[0]);
   const DType c_dtype = p.outs[0].dtype();

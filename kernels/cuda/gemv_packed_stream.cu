@@ -218,7 +218,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 }
 
 // One wave of blocks (as many as fit an SM, times the SMs), each walking the same number of tiles.
-// TESSERA_PACKED_STREAM_DEPTH = 2, 4 (the default until measured) or 6 slices in each lane's ring.
+// TESSERA_PACKED_STREAM_DEPTH = 2 (the default: session 10 call B, int4 fused q/k/v and gate/up
+// faster at 2 than at 4 in 3 of 4 shapes), 4 or 6 slices in each lane's ring.
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
@@ -234,10 +235,10 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
     const unsigned blocks = unsigned((tiles + per_block - 1) / per_block);
     launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles);
   };
-  switch (env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 4)) {
-    case 2: return go(gemv_stream_kernel<Policy, 2, kSwiglu, T>);
+  switch (env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2)) {
+    case 4: return go(gemv_stream_kernel<Policy, 4, kSwiglu, T>);
     case 6: return go(gemv_stream_kernel<Policy, 6, kSwiglu, T>);
-    default: return go(gemv_stream_kernel<Policy, 4, kSwiglu, T>);
+    default: return go(gemv_stream_kernel<Policy, 2, kSwiglu, T>);
   }
 }
 

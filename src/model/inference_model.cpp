@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/memory.h"
 #include "core/stream.h"
+#include "kernels/kernel_variant.h"
 #include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
 #include "model/layer_parts.h"
@@ -52,11 +53,13 @@ bool fused_decode_default() {
   return on;
 }
 
-// Off unless TESSERA_NORM_PROLOGUE=1: on the H200 (session 9 call B) the folded norms made the
-// 1B batch-1 step 1.695 ms against 1.402 unfolded, the 8B 8.094 against 6.459.
-bool norm_prologue_default() {
-  static const bool on = env_switch("TESSERA_NORM_PROLOGUE", false);
-  return on;
+// Batch 1 unless TESSERA_NORM_PROLOGUE_ROWS says otherwise: on the H200 (session 10 call B) folding
+// took the persistent gemv's 1B batch-1 step from 1.148 ms to 1.111 (split forms, folded: 1.078 -
+// 1.099; 8B 5.33 - 5.47 ms against 6.03 unfolded in rows); at batch 4 the folded split4 step
+// (1.704 ms) lost to the unfolded rows form (1.644).
+int norm_prologue_rows_default() {
+  static const int rows = env_choice("TESSERA_NORM_PROLOGUE_ROWS", {0, 1, 2, 3, 4}, false, 1);
+  return rows;
 }
 
 ModelParams& OwnedParams::grads(UnitId) { throw Error("inference parameters have no gradients"); }
@@ -144,7 +147,7 @@ decltype(auto) InferenceModel::timed(std::string_view name, std::string_view par
 }
 
 bool InferenceModel::folds_norms(const LayerParams& p, int64_t tokens) const {
-  if (!options_.norm_prologue) return false;
+  if (tokens > options_.norm_prologue_rows) return false;
   const Linear* all[] = {&p.q_proj, &p.k_proj, &p.v_proj, &p.o_proj, &p.gate_proj, &p.up_proj, &p.down_proj};
   for (const Linear* l : all)
     if (!plain(*l, dtype_)) return false;

@@ -35,8 +35,9 @@ namespace tessera {
 
 // InferenceOptions::fused_decode's default: on unless TESSERA_FUSED_DECODE=0 (read once).
 bool fused_decode_default();
-// InferenceOptions::norm_prologue's default: off unless TESSERA_NORM_PROLOGUE=1 (read once).
-bool norm_prologue_default();
+// InferenceOptions::norm_prologue_rows's default: TESSERA_NORM_PROLOGUE_ROWS (0 to 4; 1 unless
+// set; read once).
+int norm_prologue_rows_default();
 
 struct InferenceOptions {
   bool cuda_graphs = true;  // replay decode steps from CUDA graphs (CUDA with fixed weights only)
@@ -52,12 +53,12 @@ struct InferenceOptions {
   // and models with adapters, keep one call per projection. TESSERA_FUSED_DECODE=0 makes the
   // default off.
   bool fused_decode = fused_decode_default();
-  // With fused_decode, a layer whose seven projections are plain and whose steps the small-M gemv
-  // takes (up to 4 rows: ops::folds_into_gemv) runs its norms and residual adds inside the
-  // projections' launches: q/k/v and gate/up norm their input first, o_proj and down_proj add
-  // the residual (no add+norm launches in the layer, the same numbers bit for bit).
-  // Slower as it stands (session 9 call B): TESSERA_NORM_PROLOGUE=1 makes the default on.
-  bool norm_prologue = norm_prologue_default();
+  // With fused_decode, a layer whose seven projections are plain, in a step of at most this many
+  // rows that the small-M gemv takes (up to 4: ops::folds_into_gemv), runs its norms and residual
+  // adds inside the projections' launches: q/k/v and gate/up norm their input first, o_proj and
+  // down_proj add the residual (no add+norm launches in the layer, the same numbers bit for bit).
+  // 0: never. 1 by default: with the split gemv it is faster at batch 1 (session 10 call B).
+  int norm_prologue_rows = norm_prologue_rows_default();
 };
 
 // What run() returns for the logit rows asked for, in their order.
@@ -133,7 +134,7 @@ class InferenceModel {
   // token's key inside its attention.
   Outputs forward(const Tensor& inputs, const StepLayout& layout, KvCache& cache, bool decode);
   // Whether layer p of a step of `tokens` rows folds its norms and residual adds into its
-  // projections (options_.norm_prologue).
+  // projections (options_.norm_prologue_rows).
   bool folds_norms(const LayerParams& p, int64_t tokens) const;
   // The fused form of layer_attention_inputs and the KV write (options_.fused_decode): the input
   // norm unless a.h holds it (inside the q/k/v launch when `fold`), q/k/v (one ops::project_many

@@ -151,7 +151,7 @@ TEST(CudaDecodeGraphs, FusedDecodeOpsGiveThePlainOpsTokens) {
 }
 
 // With the norms and residual adds folded into the gemv's launches (InferenceOptions::
-// norm_prologue, decode steps of up to 4 rows) the arithmetic is the same: every token and
+// norm_prologue_rows 4, decode steps of up to 4 rows) the arithmetic is the same: every token and
 // logprob equals the unfolded fused ops', eagerly (padded) and replayed from graphs, for decode
 // steps the gemv takes (3 sequences) and those it leaves to cuBLASLt (5: nothing folds).
 TEST(CudaDecodeGraphs, FoldedNormsGiveTheUnfoldedTokens) {
@@ -162,7 +162,7 @@ TEST(CudaDecodeGraphs, FoldedNormsGiveTheUnfoldedTokens) {
   auto model = [&](bool folded, bool graphs) {
     return std::make_shared<InferenceModel>(
         model_config, source, gpu, DType::BF16,
-        InferenceOptions{.cuda_graphs = graphs, .pad_decode = true, .fused_decode = true, .norm_prologue = folded});
+        InferenceOptions{.cuda_graphs = graphs, .pad_decode = true, .fused_decode = true, .norm_prologue_rows = folded ? 4 : 0});
   };
   for (int count : {3, 5}) {
     SCOPED_TRACE(::testing::Message() << count << " requests");
@@ -198,7 +198,7 @@ TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
   for (const char* op : {"norm_qkv_proj", "o_proj_add", "norm_gate_up_swiglu", "down_proj_add"}) folded_ops.push_back(op);
   for (const int mode : {0, 1, 2}) {  // plain, fused, fused with the norms folded
     SCOPED_TRACE(::testing::Message() << "mode " << mode);
-    const InferenceOptions options{.fused_decode = mode > 0, .norm_prologue = mode == 2};
+    const InferenceOptions options{.fused_decode = mode > 0, .norm_prologue_rows = mode == 2 ? 4 : 0};
     InferenceOptions profiling = options, eager = options;
     profiling.profile_ops = true;
     eager.cuda_graphs = false;

@@ -36,7 +36,7 @@ TEST(InferenceModel, GreedyWithCacheEqualsRepeatedFullForwards) {
 }
 
 // On the CPU the fused decode ops (InferenceOptions::fused_decode), with the norms and residual
-// adds folded into the projections of steps of up to 4 rows (norm_prologue) or not, are the plain
+// adds folded into the projections of steps of up to 4 rows (norm_prologue_rows 4) or not, are the plain
 // ops they stand for: prefill chunks (of 4 rows: folded) and decode steps give the same logits
 // exactly, for every parity architecture (Qwen2's q/k/v biases, Qwen3's q/k norms).
 TEST(InferenceModel, FusedDecodeOpsGiveThePlainOpsLogits) {
@@ -47,7 +47,7 @@ TEST(InferenceModel, FusedDecodeOpsGiveThePlainOpsLogits) {
     const std::vector<int32_t> prompt = tokens(9, 5, m.loaded.config.vocab_size);
     const auto logits = [&](bool fused, bool folded) {
       InferenceModel model(m.loaded.config, source, Device::cpu(), DType::F32,
-                           InferenceOptions{.fused_decode = fused, .norm_prologue = folded});
+                           InferenceOptions{.fused_decode = fused, .norm_prologue_rows = folded ? 4 : 0});
       KvCache cache(m.loaded.config, 16, 4, DType::F32, Device::cpu());
       return run_paged(model, cache, prompt, 4, 6);
     };
