@@ -63,16 +63,17 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
   return time(int(std::clamp(0.03 / first, 10.0, 2000.0)));
 }
 
-// The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT and
-// TESSERA_PACKED_STREAM_DEPTH where set), the default first; the wide and group ones differ from
-// mma for int4 only (stream takes int8 too).
+// The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
+// TESSERA_PACKED_STREAM_DEPTH and TESSERA_PACKED_BULK_STAGES where set), the default first; the
+// wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
   const char* label;
   const char* gemv;
   const char* warps;  // "": chosen by size
   const char* split;  // "": none
   bool int4_only;
-  const char* depth = "";  // stream's ring: "" the default
+  const char* depth = "";   // stream's ring: "" the default
+  const char* stages = "";  // bulk's ring: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -81,7 +82,9 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true},
                              {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true},
                              {"stream", "stream", "", "", false},     {"stream_d4", "stream", "", "", false, "4"},
-                             {"stream_d6", "stream", "", "", false, "6"}};
+                             {"stream_d6", "stream", "", "", false, "6"}, {"bulk", "bulk", "", "", false},
+                             {"bulk_s2", "bulk", "", "", false, "", "2"}, {"bulk_s3", "bulk", "", "", false, "", "3"},
+                             {"bulk_s6", "bulk", "", "", false, "", "6"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -90,12 +93,14 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV_WARPS", v.warps, 1);
   setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
   setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
+  setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
   unsetenv("TESSERA_PACKED_GEMV_WARPS");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
+  unsetenv("TESSERA_PACKED_BULK_STAGES");
 }
 
 // A comma-separated list ("1,2,4").

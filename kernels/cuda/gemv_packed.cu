@@ -15,7 +15,8 @@
 // (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
 // are mma reading int4 32 weights a load, group the same with each group's scale applied to its
 // fp32 sum at 1-2 rows of A; stream is group on persistent blocks streaming through a register ring
-// (gemv_packed_stream.cu). Auto takes stream for int4 at 1-2 rows (session 10 call B: 8B batch-1
+// (gemv_packed_stream.cu), bulk the same fed through shared memory by bulk copies
+// (gemv_packed_bulk.cu). Auto takes stream for int4 at 1-2 rows (session 10 call B: 8B batch-1
 // decode 368.9 tok/s against group's 319.5; the fused q/k/v and gate/up at depth 2 11.3 / 28.4 us
 // against group's 12.1 / 32.5, 1B 7.5 / 11.9 against 7.5 / 13.5). Products the mma kernel does not
 // take (an f32 A, nf4) run v1.
@@ -135,7 +136,7 @@ void launch(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m,
                   beta);
 }
 
-enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream };
+enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream, Bulk };
 
 Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
@@ -146,8 +147,9 @@ Variant variant() {
   if (std::strcmp(v, "wide4") == 0) return Variant::Wide4;
   if (std::strcmp(v, "group") == 0) return Variant::Group;
   if (std::strcmp(v, "stream") == 0) return Variant::Stream;
+  if (std::strcmp(v, "bulk") == 0) return Variant::Bulk;
   throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v +
-              "' (expected auto, v1, mma, wide, wide4, group or stream)");
+              "' (expected auto, v1, mma, wide, wide4, group, stream or bulk)");
 }
 
 // Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
@@ -186,12 +188,13 @@ void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, fl
   const PackedTensor& w = *p.weights[0];
   const Variant v = variant();
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
-                   v == Variant::Stream || (v == Variant::Auto && !v1_faster(w, s.m));
+                   v == Variant::Stream || v == Variant::Bulk || (v == Variant::Auto && !v1_faster(w, s.m));
   const bool auto_stream = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
   const MmaInt4Reads reads = v == Variant::Wide                     ? MmaInt4Reads::Wide2
                              : v == Variant::Wide4                  ? MmaInt4Reads::Wide4
                              : v == Variant::Group                  ? MmaInt4Reads::Group
                              : v == Variant::Stream || auto_stream  ? MmaInt4Reads::Stream
+                             : v == Variant::Bulk                   ? MmaInt4Reads::Bulk
                                                                     : MmaInt4Reads::Units;
   if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(p, a, s, alpha, beta, reads);
   cudaStream_t stream = stream_of(p.outs[0]);

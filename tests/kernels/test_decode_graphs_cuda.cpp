@@ -233,7 +233,7 @@ TEST(CudaDecodeGraphs, PackedModelsDecodeThroughTheirFusedOps) {
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   for (QuantScheme scheme : {QuantScheme::Int4, QuantScheme::Int8})
-    for (const char* variant : {"auto", "stream"}) {
+    for (const char* variant : {"auto", "stream", "bulk"}) {
       SCOPED_TRACE(::testing::Message() << quant_scheme_name(scheme) << " TESSERA_PACKED_GEMV=" << variant);
       setenv("TESSERA_PACKED_GEMV", variant, 1);
       each_request(packed_weights(seed, scheme), [](const ThreeWays& runs, size_t r) {

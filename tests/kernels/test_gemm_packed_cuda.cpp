@@ -52,17 +52,21 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
 // and q4_0 at M <= 2, group for int4 at M <= 2, mma otherwise; wide and wide4 are mma reading int4
 // 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2,
-// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth), and
-// three with K split over clusters of blocks (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here
-// splits wherever K has the rounds).
+// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth; bulk
+// stream's int4 and int8 fed by bulk copies where K is whole chunks of 1024 weights, 2048 for int4
+// groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
+// (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds).
 struct Variant {
   const char* gemv;
   const char* split;
-  const char* depth = "";  // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
+  const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
+  const char* stages = "";  // TESSERA_PACKED_BULK_STAGES: bulk's ring of chunks
 };
-const Variant kVariants[] = {{"auto", ""},      {"v1", ""},        {"mma", ""},         {"wide", ""},
-                             {"wide4", ""},     {"group", ""},     {"stream", ""},      {"mma", "auto"},
-                             {"wide4", "auto"}, {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"}};
+const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", ""},         {"wide", ""},
+                             {"wide4", ""},          {"group", ""},     {"stream", ""},      {"mma", "auto"},
+                             {"wide4", "auto"},      {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"},
+                             {"bulk", ""},           {"bulk", "", "", "2"}, {"bulk", "", "", "3"},
+                             {"bulk", "", "", "6"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -82,10 +86,11 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth] : kVariants) {
+      for (const auto [variant, split, depth, stages] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
+        setenv("TESSERA_PACKED_BULK_STAGES", stages, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -98,11 +103,13 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         const bool mma = !v1 && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
-            << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth;
+            << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
+            << " stages " << stages;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
       unsetenv("TESSERA_PACKED_STREAM_DEPTH");
+      unsetenv("TESSERA_PACKED_BULK_STAGES");
     }
   }
 }
@@ -116,6 +123,12 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{{QuantScheme::Int4, 64, true}, 21, 1152},
                                          Case{{QuantScheme::Int4, 64, false}, 37, 1152},
                                          Case{{QuantScheme::Int4, 128, true}, 18, 2048},
+                                         // whole chunks of the bulk kernel: one, three, two of 2048
+                                         Case{{QuantScheme::Int4, 32, false}, 300, 1024},
+                                         Case{{QuantScheme::Int8}, 37, 2048},
+                                         Case{{QuantScheme::Int4, 32, true}, 37, 3072},
+                                         Case{{QuantScheme::Int4, 64, false}, 21, 2048},
+                                         Case{{QuantScheme::Int4, 128, false}, 37, 4096},
                                          Case{{QuantScheme::Int4, 128, false}, 37, 1152},
                                          Case{{QuantScheme::Q8_0}, 37, 1184}, Case{{QuantScheme::Q8_0}, 6, 96},
                                          Case{{QuantScheme::Q8_0}, 19, 4160},
@@ -170,7 +183,9 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     ops::gemm_packed(out, random_tensor({1, 64}, DType::BF16, gpu, 2), w.to(gpu), true);
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group or stream)"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find(
+                  "TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group, stream or bulk)"),
+              std::string::npos)
         << e.what();
   }
   unsetenv("TESSERA_PACKED_GEMV");
@@ -224,20 +239,26 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
   }
   unsetenv("TESSERA_PACKED_GEMV_WARPS");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
-  // The streaming kernel's ring (int4 at one row of A takes it).
-  setenv("TESSERA_PACKED_GEMV", "stream", 1);
-  setenv("TESSERA_PACKED_STREAM_DEPTH", "3", 1);
-  try {
-    ops::gemm_packed(Tensor::empty({1, n}, DType::F32, gpu), a.narrow(0, 1).to(gpu), int4, true, 1.0f, 0.0f, Tensor(),
-                     PackedGemmKernel::Fused);
-    ADD_FAILURE() << "TESSERA_PACKED_STREAM_DEPTH=3 ran";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_STREAM_DEPTH: unknown '3' (expected 2, 4 or 6)"),
-              std::string::npos)
-        << e.what();
+  // The stream and bulk kernels' rings (int4 at one row of A and K whole chunks takes both).
+  const int64_t chunked_k = 2048;
+  const PackedTensor chunked =
+      quant::quantize(random_tensor({n, chunked_k}, DType::F32, Device::cpu(), seed), {QuantScheme::Int4}).to(gpu);
+  for (auto [variant, name, value, message] :
+       {std::tuple{"stream", "TESSERA_PACKED_STREAM_DEPTH", "3", "TESSERA_PACKED_STREAM_DEPTH: unknown '3' (expected 2, 4 or 6)"},
+        std::tuple{"bulk", "TESSERA_PACKED_BULK_STAGES", "5",
+                   "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 3, 4 or 6)"}}) {
+    setenv("TESSERA_PACKED_GEMV", variant, 1);
+    setenv(name, value, 1);
+    try {
+      ops::gemm_packed(Tensor::empty({1, n}, DType::F32, gpu), random_tensor({1, chunked_k}, DType::BF16, gpu, seed),
+                       chunked, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
+      ADD_FAILURE() << name << "=" << value << " ran";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(message), std::string::npos) << e.what();
+    }
+    unsetenv(name);
   }
   unsetenv("TESSERA_PACKED_GEMV");
-  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
 }
 
 // Dequantize + gemm in blocks of rows (16 MB of workspace each: 2048 rows of 2048 f32 here, so

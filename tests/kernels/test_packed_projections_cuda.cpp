@@ -4,8 +4,8 @@
 // every fused gemv variant (TESSERA_PACKED_GEMV, with K split over clusters too), for every scheme
 // (int4 symmetric and not in groups of 32, 64 and 128, int8, q8_0, q4_0, nf4), M = 1..4, 8 (the
 // fused kernels' limit) and 9 (gemm_packed one weight at a time), weights whose rows are no
-// multiple of a tile (tiles must not straddle two weights), K of a partial last slice, the 1B and
-// 8B layers' shapes, and a stack of mixed schemes (not fused: the same result). The outputs start
+// multiple of a tile (tiles must not straddle two weights), K of a partial last slice and of whole
+// chunks of the bulk kernel (1024 weights, 2048 for int4 groups of 128), the 1B and 8B layers' shapes, and a stack of mixed schemes (not fused: the same result). The outputs start
 // as NaN: every element must be written. (tests/unit/test_fused_decode_ops.cpp has the argument
 // checks.)
 #include <gtest/gtest.h>
@@ -31,21 +31,25 @@ const Device cpu = Device::cpu();
 struct Variant {
   const char* gemv;
   const char* split;
-  const char* depth = "";  // TESSERA_PACKED_STREAM_DEPTH
+  const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH
+  const char* stages = "";  // TESSERA_PACKED_BULK_STAGES
 };
 const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
                              {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
-                             {"stream", "", "2"}, {"stream", "", "6"}};
+                             {"stream", "", "2"}, {"stream", "", "6"}, {"bulk", ""},    {"bulk", "", "", "2"},
+                             {"bulk", "", "", "6"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
   setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
   setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
+  setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
+  unsetenv("TESSERA_PACKED_BULK_STAGES");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -91,7 +95,8 @@ void check_many(const ManyCase& c, int64_t m) {
   for (size_t i = 0; i < count; ++i) ws.push_back(&w[i]), ws_gpu.push_back(&w_gpu[i]);
   ops::project_many_packed(want, x, ws, b);
   for (const Variant& v : kVariants) {
-    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth << "'");
+    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
+                                      << "' stages '" << v.stages << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -126,6 +131,9 @@ TEST(CudaProjectManyPacked, MatchesTheReferenceForEverySchemeAndVariant) {
       {{kInt4g64a}, 1152, {37}, true},
       {{kInt4g128}, 2048, {18, 18, 18}},
       {{kInt4g128a}, 8320, {9, 30}},
+      {{kInt4g32a}, 3072, {37, 16, 9}, true},  // whole chunks of the bulk kernel
+      {{kInt4g64a}, 1024, {40, 21}},
+      {{kInt8}, 3072, {37, 13}, true},
       {{kInt8}, 1040, {37, 13, 21}, true},
       {{kQ8_0}, 1184, {19, 6}},
       {{kQ4_0}, 2080, {5, 37, 1}},
@@ -160,7 +168,8 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   const Tensor want = Tensor::empty({m, f}, DType::BF16);
   ops::project_swiglu_packed(want, x, gate, up);
   for (const Variant& v : kVariants) {
-    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth << "'");
+    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
+                                      << "' stages '" << v.stages << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
@@ -184,6 +193,8 @@ TEST(CudaProjectSwigluPacked, MatchesTheReferenceForEverySchemeAndVariant) {
       // 37 rows: a partial last tile of each half; K 1184 (37 units of 32) where the groups allow it
       check_swiglu(spec, m, 37, spec.scheme == QuantScheme::Int4 && spec.group_size > 32 ? 1152 : 1184);
       check_swiglu(spec, m, 1, 1024);   // one row
+      if (spec.scheme == QuantScheme::Int4 || spec.scheme == QuantScheme::Int8)
+        check_swiglu(spec, m, 37, 2048);  // whole chunks of the bulk kernel
     }
 }
 
