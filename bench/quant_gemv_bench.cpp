@@ -83,8 +83,8 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true},
                              {"stream", "stream", "", "", false},     {"stream_d4", "stream", "", "", false, "4"},
                              {"stream_d6", "stream", "", "", false, "6"}, {"bulk", "bulk", "", "", false},
-                             {"bulk_s2", "bulk", "", "", false, "", "2"}, {"bulk_s3", "bulk", "", "", false, "", "3"},
-                             {"bulk_s6", "bulk", "", "", false, "", "6"}};
+                             {"bulk_s2", "bulk", "", "", false, "", "2"}, {"bulk_s6", "bulk", "", "", false, "", "6"},
+                             {"bulk_s8", "bulk", "", "", false, "", "8"}, {"bulk_s12", "bulk", "", "", false, "", "12"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 

@@ -36,7 +36,7 @@ namespace {
 
 constexpr int kConsumers = 8, kThreads = (kConsumers + 1) * 32;
 constexpr int kChunkRows = kTileRows;
-constexpr size_t kBarrierBytes = 128;          // the ring's mbarriers: 2 x 8 stages at most
+constexpr size_t kBarrierBytes = 256;          // the ring's mbarriers: 2 x 16 stages at most
 constexpr size_t kBulkSharedMax = 200 << 10;   // of the H200's 227 KB a block, with partial[]
 
 // Where a chunk's bytes sit in its slot of the ring: 16 rows of codes, then of scales, then of
@@ -69,12 +69,18 @@ ChunkLayout layout_of(const QuantSpec& spec) {
   return l;
 }
 
-// TESSERA_PACKED_BULK_STAGES = 2, 3, 4 (the default until measured) or 6 chunks in each block's ring.
-int stages() { return env_choice("TESSERA_PACKED_BULK_STAGES", {2, 3, 4, 6}, false, 4); }
-
 template <typename Policy>
 size_t shared_bytes(const ChunkLayout& l, int stages, int64_t k, int m) {
   return kBarrierBytes + size_t(stages) * size_t(l.slot_bytes) + Policy::shared_bytes(k, m);
+}
+
+// TESSERA_PACKED_BULK_STAGES = 2, 4 (the default until measured), 6, 8 or 12 chunks in each block's
+// ring, fewer where they and the staged A would pass kBulkSharedMax (at least 2: else no fit).
+template <typename Policy>
+int stages_within(const ChunkLayout& l, int64_t k, int m) {
+  int stages = env_choice("TESSERA_PACKED_BULK_STAGES", {2, 4, 6, 8, 12}, false, 4);
+  while (stages > 2 && shared_bytes<Policy>(l, stages, k, m) > kBulkSharedMax) --stages;
+  return stages;
 }
 
 __device__ __forceinline__ void consumers_sync() {
@@ -183,7 +189,8 @@ __global__ void __launch_bounds__(kThreads, 2)
           raw[h].scale = 1.0f;  // the row's, applied to its sum
         }
       }
-      l.step(acc, raw, chunk * slices + slice);
+      if constexpr (kInt4) l.template step<2>(acc, raw, chunk * slices + slice);
+      else l.step(acc, raw, chunk * slices + slice);
     }
     __syncwarp();
     if (lane == 0) sm90::barrier_arrive(&empty[slot]);
@@ -208,7 +215,7 @@ template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, const ChunkLayout& layout, int tiles,
                   DType c_dtype, const T* a, int64_t k, int m, float alpha, float beta, int device,
                   cudaStream_t stream) {
-  const int ring = stages();
+  const int ring = stages_within<Policy>(layout, k, m);
   const size_t shared = shared_bytes<Policy>(layout, ring, k, m);
   auto kernel = gemv_bulk_kernel<Policy, kSwiglu, T>;
   static const bool sized = [&] {  // more than the 48 KB of shared memory a block gets unasked
@@ -249,8 +256,10 @@ bool gemv_bulk_fits(const PackedTensor& w, int64_t k, int m, int device) {
   const ChunkLayout layout = layout_of(w.spec);
   for (const Tensor& part : w.parts)
     if (!aligned(part)) return false;
-  const size_t shared = int4 ? shared_bytes<Int4Group>(layout, stages(), k, m) : shared_bytes<Int8Rows>(layout, stages(), k, m);
-  return major >= 9 && k % layout.weights == 0 && shared <= kBulkSharedMax;
+  if (major < 9 || k % layout.weights != 0) return false;
+  const size_t shared = int4 ? shared_bytes<Int4Group>(layout, stages_within<Int4Group>(layout, k, m), k, m)
+                             : shared_bytes<Int8Rows>(layout, stages_within<Int8Rows>(layout, k, m), k, m);
+  return shared <= kBulkSharedMax;
 }
 
 void launch_gemv_bulk(const PackedStack<pp::Int4WidePairs>& stack, const QuantSpec& spec, int tiles, DType c_dtype,

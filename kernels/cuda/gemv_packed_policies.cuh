@@ -62,6 +62,8 @@ struct Int4Group {
       holds_x = t == g / 2 && g % 2 < m;
       b_row = x.pairs + size_t(holds_x ? g % 2 : 0) * (units + 1) * StagedGroupX::kUnitWords;
     }
+    // kChains: own_group_step's (the bulk kernel's registers allow two).
+    template <int kChains = 1>
     __device__ void step(float (&acc)[4], const Pairs::Raw (&raw)[2], int slice) const {
       const int u = min(4 * slice + t, x.units);  // past the last unit: the zero one
       // A holder's B unit is its own (t == g / 2); the others read the zero unit.
@@ -74,7 +76,7 @@ struct Int4Group {
       }
       const float2 sums = x.sums[u];
       const float sum_x[2] = {sums.x, sums.y};
-      own_group_step<T>(acc, raw, b, sum_x);
+      own_group_step<T, kChains>(acc, raw, b, sum_x);
     }
     template <typename Rows>
     __device__ void partials(float* partial, const float (&acc)[4], const Rows&) const {

@@ -65,8 +65,8 @@ struct Variant {
 const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", ""},         {"wide", ""},
                              {"wide4", ""},          {"group", ""},     {"stream", ""},      {"mma", "auto"},
                              {"wide4", "auto"},      {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"},
-                             {"bulk", ""},           {"bulk", "", "", "2"}, {"bulk", "", "", "3"},
-                             {"bulk", "", "", "6"}};
+                             {"bulk", ""},           {"bulk", "", "", "2"}, {"bulk", "", "", "8"},
+                             {"bulk", "", "", "12"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -246,7 +246,7 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
   for (auto [variant, name, value, message] :
        {std::tuple{"stream", "TESSERA_PACKED_STREAM_DEPTH", "3", "TESSERA_PACKED_STREAM_DEPTH: unknown '3' (expected 2, 4 or 6)"},
         std::tuple{"bulk", "TESSERA_PACKED_BULK_STAGES", "5",
-                   "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 3, 4 or 6)"}}) {
+                   "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 4, 6, 8 or 12)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);
     setenv(name, value, 1);
     try {
