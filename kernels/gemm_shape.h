@@ -22,12 +22,14 @@ enum class PackedGemmKernel { Auto, Fused, Dequantize, DequantizeChunked };
 
 // Which CUDA kernel ops::gemm runs for a few rows against a row-major weight (C = A W^T with
 // M <= 4: a decode step's projections and lm_head): Auto (the measured choice by M), CuBlas
-// (cuBLASLt always) or Gemv (kernels/cuda/gemv.cu); cuBLASLt wherever the one asked for cannot
-// run. (A tensor-core skinny gemm for M <= 64 lost to cuBLASLt at every M >= 2 and to the gemv at
+// (cuBLASLt always), Gemv (kernels/cuda/gemv.cu) or Fused (the gemv only in the fused decode ops,
+// project_many / project_swiglu / project_add, where it folds the norms and residual adds;
+// cuBLASLt for a plain gemm such as lm_head, which it streamed at 4.32 TB/s against the gemv's
+// 3.90 at 1B M = 1, session 10 call B); cuBLASLt wherever the one asked for cannot run. (A tensor-core skinny gemm for M <= 64 lost to cuBLASLt at every M >= 2 and to the gemv at
 // M = 1 on the H200, session 7 call C, and was removed.)
 // (A gemv taking 5-16 rows, 4 weight rows per warp, lost too: 1B batch 16 at 3,802 tok/s against
 // 10,203 with cuBLASLt, session 8 call B.)
-enum class SmallMKernel { Auto, CuBlas, Gemv };
+enum class SmallMKernel { Auto, CuBlas, Gemv, Fused };
 struct SmallMChoice {
   SmallMKernel kernel = SmallMKernel::Auto;
 };

@@ -44,7 +44,7 @@ void scale(const Tensor& out, const Tensor& in, float alpha);
 void gemm(const Tensor& c, const Tensor& a, const Tensor& b, bool trans_a = false, bool trans_b = false,
           float alpha = 1.0f, float beta = 0.0f, const Tensor& bias = Tensor());
 // The small-M kernel choice of gemm on CUDA (see SmallMChoice), process-wide: read at first use
-// from TESSERA_SMALL_M (auto, cublas or gemv); benchmarks and tests set it. The CPU has one gemm and ignores it.
+// from TESSERA_SMALL_M (auto, cublas, gemv or fused); benchmarks and tests set it. The CPU has one gemm and ignores it.
 SmallMChoice small_m_choice();
 void set_small_m_choice(SmallMChoice choice);
 const char* small_m_kernel_name(SmallMKernel kernel);

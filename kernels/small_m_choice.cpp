@@ -26,7 +26,8 @@ E from_environment(const char* var, const E (&values)[N], const char* (*name_of)
   throw Error(std::string(var) + ": '" + v + "' is not one of " + names);
 }
 
-constexpr SmallMKernel kKernels[] = {SmallMKernel::Auto, SmallMKernel::CuBlas, SmallMKernel::Gemv};
+constexpr SmallMKernel kKernels[] = {SmallMKernel::Auto, SmallMKernel::CuBlas, SmallMKernel::Gemv,
+                                     SmallMKernel::Fused};
 constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent, GemvForm::Split2, GemvForm::Split4};
 
 std::atomic<SmallMKernel>& stored_kernel() {
@@ -51,6 +52,7 @@ const char* small_m_kernel_name(SmallMKernel kernel) {
     case SmallMKernel::Auto: return "auto";
     case SmallMKernel::CuBlas: return "cublas";
     case SmallMKernel::Gemv: return "gemv";
+    case SmallMKernel::Fused: return "fused";
   }
   return "?";
 }

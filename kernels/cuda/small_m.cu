@@ -42,7 +42,7 @@ bool gemv_folds(int64_t rows, const Tensor& weight, bool norm) {
 
 bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
                   const Tensor& bias) {
-  if (bias.defined() || !gemv_takes(a, b, s)) return false;
+  if (bias.defined() || ops::small_m_choice().kernel == SmallMKernel::Fused || !gemv_takes(a, b, s)) return false;
   // Auto is the gemv (bench/skinny_gemm_bench, session 7 call C: it wins at M = 1 on lm_head and
   // the 8B projections; cuBLASLt wins 8B down at M = 1 by 6%).
   gemv_rows(c, a, b, s, alpha, beta);

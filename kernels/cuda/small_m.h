@@ -1,7 +1,8 @@
 // ops::gemm's path for a few rows against a weight (decode steps: M <= 4 tokens times W^T, W
 // [N, K] row-major in bf16/f16): a weight-streaming kernel instead of cuBLASLt, which reads W at a
 // lower fraction of the bandwidth for such shapes: the CUDA-core gemv (gemv.h, M <= 4) unless
-// ops::small_m_choice() (TESSERA_SMALL_M=cublas) says cuBLASLt.
+// ops::small_m_choice() (TESSERA_SMALL_M=cublas) says cuBLASLt (or, TESSERA_SMALL_M=fused, says
+// the gemv only inside the fused decode ops: small_m_gemm then declines).
 #pragma once
 
 #include "core/tensor.h"
@@ -11,7 +12,7 @@ namespace tessera::cuda {
 
 // Runs c = alpha * a @ b^T + beta * c with the chosen small-M kernel when the shapes suit it
 // (trans_b only, no bias, bf16/f16 operands with K a multiple of 8 and 16-byte aligned rows, C
-// contiguous); false otherwise (the caller runs cuBLASLt).
+// contiguous) and the choice is not Fused; false otherwise (the caller runs cuBLASLt).
 bool small_m_gemm(const Tensor& c, const Tensor& a, const Tensor& b, const GemmShape& s, float alpha, float beta,
                   const Tensor& bias);
 

@@ -135,7 +135,8 @@ TEST_P(CudaSmallMGemm, MatchesCpuReference) {
   ops::gemm(plain, a, w, false, true);
   const Tensor ga = a.to(gpu), gw = w.to(gpu);
   const SmallMChoice before = ops::small_m_choice();
-  for (const SmallMChoice choice : {SmallMChoice{SmallMKernel::Auto}, SmallMChoice{SmallMKernel::Gemv}}) {
+  for (const SmallMChoice choice :
+       {SmallMChoice{SmallMKernel::Auto}, SmallMChoice{SmallMKernel::Gemv}, SmallMChoice{SmallMKernel::Fused}}) {
     SCOPED_TRACE(::testing::Message() << ops::small_m_kernel_name(choice.kernel));
     ops::set_small_m_choice(choice);
     Tensor gpu_c = c.to(gpu), gpu_plain = Tensor::empty({m, n}, out, gpu);
@@ -156,6 +157,34 @@ INSTANTIATE_TEST_SUITE_P(
                                          std::make_tuple(DType::BF16, DType::F32),
                                          std::make_tuple(DType::F16, DType::F32),
                                          std::make_tuple(DType::F16, DType::F16))));
+
+// TESSERA_SMALL_M=fused: a plain gemm (lm_head) runs cuBLASLt, bit for bit the cublas choice's,
+// while the fused decode ops keep the gemv, bit for bit the gemv choice's (both on random inputs
+// whose gemv and cuBLASLt sums differ in their last bits, so each equality says which kernel ran).
+TEST(CudaSmallMChoice, FusedTakesTheGemvOnlyInTheFusedOps) {
+  TS_REQUIRE_GPU();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  const int64_t m = 1, n = 4104, k = 2056;
+  const Tensor a = random_tensor({m, k}, DType::BF16, gpu, seed), w = random_tensor({n, k}, DType::BF16, gpu, seed + 1, 0.05f);
+  const Tensor residual = random_tensor({m, n}, DType::BF16, gpu, seed + 2);
+  const auto under = [&](SmallMKernel kernel) {
+    ops::set_small_m_choice({kernel});
+    Tensor logits = Tensor::empty({m, n}, DType::F32, gpu), projected = Tensor::empty({m, n}, DType::BF16, gpu);
+    ops::gemm(logits, a, w, false, true);
+    ops::project_add(projected, a, w, residual, Tensor());
+    return std::make_pair(host_f32(logits), host_f32(projected));
+  };
+  const SmallMChoice before = ops::small_m_choice();
+  const auto fused = under(SmallMKernel::Fused), cublas = under(SmallMKernel::CuBlas), gemv = under(SmallMKernel::Gemv);
+  ops::set_small_m_choice(before);
+  ASSERT_NE(cublas.first, gemv.first) << "the two kernels' sums must differ for the test to tell them apart";
+  EXPECT_EQ(fused.first, cublas.first) << "plain gemm under fused: cuBLASLt";
+  EXPECT_EQ(fused.second, gemv.second) << "project_add under fused: the gemv";
+  Tensor expect = Tensor::empty({m, n}, DType::F32);
+  ops::gemm(expect, on_cpu(a), on_cpu(w), false, true);
+  EXPECT_LT(relative_error(fused.first, host_f32(expect)), gemm_tolerance(DType::BF16, DType::F32));
+}
 
 // Inside a LaunchOverlap scope that is on, kernels start before their predecessor ends
 // (programmatic dependent launch) and must wait for it before reading what it wrote: a chain
