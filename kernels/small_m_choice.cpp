@@ -1,12 +1,13 @@
 // The process-wide small-M gemm choices: the kernel (kernels/gemm_shape.h SmallMChoice) and the
-// gemv's form (kernels/gemv_form.h), each the environment's at first use, then whatever its
-// setter stores.
+// gemv's form and blocks per SM (kernels/gemv_form.h), each the environment's at first use, then
+// whatever its setter stores.
 #include <atomic>
 #include <cstdlib>
 #include <string>
 
 #include "core/error.h"
 #include "kernels/gemv_form.h"
+#include "kernels/kernel_variant.h"
 #include "kernels/ops.h"
 
 namespace tessera::ops {
@@ -28,7 +29,8 @@ E from_environment(const char* var, const E (&values)[N], const char* (*name_of)
 
 constexpr SmallMKernel kKernels[] = {SmallMKernel::Auto, SmallMKernel::CuBlas, SmallMKernel::Gemv,
                                      SmallMKernel::Fused};
-constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent, GemvForm::Split2, GemvForm::Split4};
+constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent, GemvForm::Split2, GemvForm::Split4,
+                               GemvForm::Bulk};
 
 std::atomic<SmallMKernel>& stored_kernel() {
   static std::atomic<SmallMKernel> value{
@@ -38,6 +40,11 @@ std::atomic<SmallMKernel>& stored_kernel() {
 
 std::atomic<GemvForm>& stored_form() {
   static std::atomic<GemvForm> value{from_environment("TESSERA_GEMV", kForms, gemv_form_name, GemvForm::Split4)};
+  return value;
+}
+
+std::atomic<int>& stored_blocks_per_sm() {
+  static std::atomic<int> value{env_choice("TESSERA_GEMV_BLOCKS_PER_SM", {1, 2, 3, 4, 5, 6, 7, 8}, true, 0)};
   return value;
 }
 
@@ -67,8 +74,13 @@ const char* gemv_form_name(GemvForm form) {
     case GemvForm::Persistent: return "persistent";
     case GemvForm::Split2: return "split2";
     case GemvForm::Split4: return "split4";
+    case GemvForm::Bulk: return "bulk";
   }
   return "?";
 }
+
+int gemv_blocks_per_sm() { return stored_blocks_per_sm().load(std::memory_order_relaxed); }
+
+void set_gemv_blocks_per_sm(int blocks) { stored_blocks_per_sm().store(blocks, std::memory_order_relaxed); }
 
 }  // namespace tessera::ops

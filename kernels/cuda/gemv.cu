@@ -1,11 +1,14 @@
-// Small-M gemv against row-major weights (see gemv.h) in two forms (kernels/gemv_form.h,
-// TESSERA_GEMV), both streaming each weight row with one warp (gemv_row.cuh: the loads, the
+// Small-M gemv against row-major weights (see gemv.h) in several forms (kernels/gemv_form.h,
+// TESSERA_GEMV), each streaming each weight row with one warp (gemv_row.cuh: the loads, the
 // arithmetic, the outputs), so they give the same bits:
 // - rows: one warp per weight row, 4 warps a block: as many blocks as rows / 4 (the 1B gate/up
 //   4,096, lm_head 32,064), dealt out by the hardware in many short waves;
 // - persistent: only the blocks that fit at once (persistent_grid.h), each warp walking the rows
 //   r, r + warps, ... with the next row's first loads issued before this row's last arithmetic;
-//   a block's fixed costs (its first loads before the PDL wait, the norm prologue) once per block.
+//   a block's fixed costs (its first loads before the PDL wait, the norm prologue) once per block;
+// - bulk: the persistent form's rows, their bytes brought by bulk copies into a ring of shared
+//   memory per warp (gemv_bulk.cuh); the same bits too.
+// (The split forms are persistent with each row's K over a block's warps: their own bits.)
 // Every warp's lanes keep fp32 partial sums that meet by shuffles; lane 0 writes the M outputs of
 // its row. The first round of loads goes out before the kernel waits for its predecessor
 // (programmatic dependent launch: weights are fixed, A is not).
@@ -20,6 +23,9 @@
 // block, once its first weight loads are out and its predecessor done, norms A's rows into
 // shared memory, and the warps read them there); the first may add a residual to its outputs.
 
+#include <array>
+
+#include "kernels/cuda/gemv_bulk.cuh"
 #include "kernels/cuda/gemv_row.cuh"
 #include "kernels/cuda/persistent_grid.h"
 #include "kernels/gemv_form.h"
@@ -145,15 +151,35 @@ __global__ void __launch_bounds__(kWarps * 32) persistent_swiglu_kernel(T* out, 
   }
 }
 
-// Dynamic shared memory of a launch: what its input stage needs. Past the default 48 KB, which
-// the kernels' static shared memory (under 1 KB: the norm's sums, the SwiGLU's partials) shares,
-// a kernel must be allowed it.
-template <typename Input, typename Kernel>
-size_t input_shared_bytes(Kernel kernel, int64_t m, int64_t k, size_t element_bytes) {
-  const size_t bytes = static_cast<size_t>(Input::shared_bytes(m, k, static_cast<int64_t>(element_bytes)));
+// `bytes` of dynamic shared memory for kernel. Past the default 48 KB, which the kernels' static
+// shared memory (under 1 KB: the norm's sums, the SwiGLU's partials, the bulk form's barriers)
+// shares, a kernel must be allowed it.
+template <typename Kernel>
+size_t allow_shared(Kernel kernel, int64_t bytes) {
   if (bytes > 0 && bytes + 1024 > 48 * 1024)
     TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
-  return bytes;
+  return static_cast<size_t>(bytes);
+}
+
+// Dynamic shared memory of a launch: what its input stage needs.
+template <typename Input, typename Kernel>
+size_t input_shared_bytes(Kernel kernel, int64_t m, int64_t k, size_t element_bytes) {
+  return allow_shared(kernel, Input::shared_bytes(m, k, static_cast<int64_t>(element_bytes)));
+}
+
+// The bulk form's: the input stage's, then the warps' rings (gemv_bulk.cuh) from ring_offset on.
+struct BulkShared {
+  size_t bytes;
+  int64_t ring_offset;
+};
+// The SMs are asked for their largest shared memory split, so that the occupancy the grid is sized
+// by (several blocks of 64 KB and more) is the one the launch gets.
+template <typename T, typename Input, typename Kernel>
+BulkShared bulk_shared(Kernel kernel, int64_t m, int64_t k) {
+  const int64_t offset = bulk_ring_offset(Input::shared_bytes(m, k, static_cast<int64_t>(sizeof(T))));
+  TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
+                                     static_cast<int>(cudaSharedmemCarveoutMaxShared)));
+  return {allow_shared(kernel, offset + bulk_ring_bytes<T>()), offset};
 }
 
 // Where and how a launch runs.
@@ -165,15 +191,32 @@ struct Target {
 
 Target target_of(const Tensor& t) { return {stream_of(t), t.device().index, ops::gemv_form()}; }
 
+// Blocks of kernel (`shared` bytes of dynamic shared memory) a persistent form keeps at once: all
+// that fit, or at most ops::gemv_blocks_per_sm() on each SM where that is set.
+int resident(const void* kernel, size_t shared, int device) {
+  const int all = resident_blocks(kernel, kWarps * 32, shared, device), cap = ops::gemv_blocks_per_sm();
+  return cap > 0 ? std::min(all, cap * sm_count(device)) : all;
+}
+
 // kernel over `items` work items, per_block of them in each block at a time: a block per
-// per_block items, or (persistent) only the blocks that fit at once.
+// per_block items, or (persistent) only the blocks resident at once.
 template <typename... Params, typename... Args>
 void launch_items(void (*kernel)(Params...), int64_t items, int per_block, bool persistent, size_t shared,
                   const Target& t, Args&&... args) {
-  const auto resident = [&] { return resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, t.device); };
-  const unsigned blocks = persistent ? persistent_blocks(items, per_block, resident())
-                                     : static_cast<unsigned>((items + per_block - 1) / per_block);
+  const unsigned blocks =
+      persistent ? persistent_blocks(items, per_block, resident(reinterpret_cast<const void*>(kernel), shared, t.device))
+                 : static_cast<unsigned>((items + per_block - 1) / per_block);
   launch_kernel(kernel, blocks, kWarps * 32, shared, t.stream, std::forward<Args>(args)...);
+}
+
+// Whether the bulk form takes `rows` rows of k elements on device: sm_90 on (cp.async.bulk), and
+// its chunk counts within int.
+bool bulk_runs(int device, int64_t rows, int64_t k) {
+  static std::array<int, 64> majors{};
+  if (device < 0 || device >= int(majors.size())) return false;
+  if (majors[device] == 0)
+    TS_CUDA_CHECK(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device));
+  return majors[device] >= 9 && rows * ((k + kChunk - 1) / kChunk) <= INT32_MAX;
 }
 
 // The segments each row's K is split in: the form's (1, 2 or 4), where the rows are too few for
@@ -205,9 +248,15 @@ void launch_rows(const Weights<T, C>& ws, const T* a, int k, float alpha, float 
     const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
     return launch_items(kernel, ws.end[ws.count - 1], kWarps, false, shared, t, ws, a, k, alpha, beta, input);
   }
+  if (t.form == ops::GemvForm::Bulk && bulk_runs(t.device, ws.end[ws.count - 1], k)) {
+    const auto kernel = bulk_gemm_kernel<T, C, M, Input>;
+    const BulkShared shared = bulk_shared<T, Input>(kernel, M, k);
+    return launch_items(kernel, ws.end[ws.count - 1], kWarps, true, shared.bytes, t, ws, a, k, alpha, beta, input,
+                        shared.ring_offset);
+  }
   const auto whole = persistent_gemm_kernel<T, C, M, 1, Input>;
   const size_t shared = input_shared_bytes<Input>(whole, M, k, sizeof(T));
-  const int warps = kWarps * resident_blocks(reinterpret_cast<const void*>(whole), kWarps * 32, shared, t.device);
+  const int warps = kWarps * resident(reinterpret_cast<const void*>(whole), shared, t.device);
   switch (row_segments(t.form, ws.end[ws.count - 1], k, warps)) {
     case 1: return launch_persistent<T, C, M, 1>(ws, a, k, alpha, beta, input, t);
     case 2: return launch_persistent<T, C, M, 2>(ws, a, k, alpha, beta, input, t);
@@ -264,6 +313,12 @@ template <typename T, int M, typename Input>
 void launch_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t k,
                    const Input& input, const Target& t) {
   const int n = static_cast<int>(gate.size(0));
+  if (t.form == ops::GemvForm::Bulk && bulk_runs(t.device, 2 * int64_t(n), k)) {
+    const auto kernel = bulk_swiglu_kernel<T, M, Input>;
+    const BulkShared shared = bulk_shared<T, Input>(kernel, M, k);
+    return launch_items(kernel, n, kWarps, true, shared.bytes, t, out.data_as<T>(), a.data_as<T>(), gate.data_as<T>(),
+                        up.data_as<T>(), n, static_cast<int>(k), input, shared.ring_offset);
+  }
   const bool persistent = t.form != ops::GemvForm::Rows;  // the split forms too: gate/up's K is short
   const auto kernel = persistent ? persistent_swiglu_kernel<T, M, Input> : gemv_swiglu_kernel<T, M, Input>;
   const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));

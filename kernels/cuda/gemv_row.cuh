@@ -57,6 +57,14 @@ __device__ __forceinline__ void load_first_round(uint4 (&wraw)[kUnroll], const T
   load_round(wraw, row, lane * kVec, k);
 }
 
+// The lanes' partial sums added across the warp (a fixed tree), the total in every lane.
+template <int M>
+__device__ __forceinline__ void warp_sum(float (&acc)[M]) {
+#pragma unroll
+  for (int m = 0; m < M; ++m)
+    for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);
+}
+
 // acc[m] = row . a[m, :] over k elements, in every lane of the warp (a's rows lda apart), wraw
 // holding the row's first round of loads (load_first_round), issued earlier (before the kernel
 // waited for its predecessor, or during the previous row). With next_row (k elements too), its
@@ -84,9 +92,7 @@ __device__ __forceinline__ void row_dot(float (&acc)[M], uint4 (&wraw)[kUnroll],
   if (next_row)
 #pragma unroll
     for (int u = 0; u < kUnroll; ++u) wraw[u] = next[u];
-#pragma unroll
-  for (int m = 0; m < M; ++m)
-    for (int mask = 16; mask > 0; mask /= 2) acc[m] += __shfl_xor_sync(0xffffffffu, acc[m], mask);
+  warp_sum(acc);
 }
 
 // The rows of A the warps read: A itself, or (Input::kShared, the norm prologue) its normed copy

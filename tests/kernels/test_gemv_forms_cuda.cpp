@@ -1,11 +1,11 @@
 // The small-M gemv's forms (kernels/gemv_form.h: a warp per row, persistent warps walking rows,
-// and those with each row's K split over a block's warps) on fresh random inputs: the rows and
-// persistent forms bit for bit the same (each row's sum is the same warp's same order of
-// additions), the split forms the same bits run to run, all against the CPU reference within the
-// rounding. Through the
-// ops that run the gemv: gemm (alpha, beta, bf16/f32 outputs), project_many (1-3 stacked weights,
-// biases, the norm prologue with bf16/f32 norm weights), project_add (the residual epilogue) and
-// project_swiglu (with and without the norm). Shapes: M = 1..4, K = 8 .. 16384 (one load, short
+// those with each row's K split over a block's warps, and bulk-copied rows) on fresh random
+// inputs: the rows, persistent and bulk forms bit for bit the same (each row's sum is the same
+// warp's same order of additions), at any blocks a SM, the split forms the same bits run to run,
+// all against the CPU reference within the rounding. Through the ops that run the gemv: gemm
+// (alpha, beta, bf16/f32 outputs), project_many (1-3 stacked weights, biases, the norm prologue
+// with bf16/f32 norm weights), project_add (the residual epilogue) and project_swiglu (with and
+// without the norm). Shapes: M = 1..4, K = 8 .. 16384 (one load, short
 // of a round, past whole rounds, several rounds), rows not a multiple of anything, and enough rows
 // (40,009) that every persistent warp walks several, across the stacked weights' boundaries; the
 // split forms on row counts that take them (1003 rows of K 16384, 8B down_proj) and that don't.
@@ -34,15 +34,18 @@ Tensor nan_filled(const Shape& shape, DType dtype) {
 }
 
 constexpr ops::GemvForm kForms[] = {ops::GemvForm::Rows, ops::GemvForm::Persistent, ops::GemvForm::Split2,
-                                     ops::GemvForm::Split4};
+                                     ops::GemvForm::Split4, ops::GemvForm::Bulk};
 
-// The GPU outputs `run` writes under each of `forms`: host copies. The small-M choice is the gemv
-// throughout; both choices are restored.
+// The GPU outputs `run` writes under each of `forms` (at most blocks_per_sm blocks a SM; 0: all
+// that fit): host copies. The small-M choice is the gemv throughout; the choices are restored.
 std::vector<std::vector<std::vector<float>>> under_forms(std::span<const ops::GemvForm> forms,
-                                                         const std::function<std::vector<Tensor>()>& run) {
+                                                         const std::function<std::vector<Tensor>()>& run,
+                                                         int blocks_per_sm = 0) {
   const SmallMChoice kernel_before = ops::small_m_choice();
   const ops::GemvForm form_before = ops::gemv_form();
+  const int blocks_before = ops::gemv_blocks_per_sm();
   ops::set_small_m_choice({SmallMKernel::Gemv});
+  ops::set_gemv_blocks_per_sm(blocks_per_sm);
   std::vector<std::vector<std::vector<float>>> results;
   for (const ops::GemvForm form : forms) {
     ops::set_gemv_form(form);
@@ -52,17 +55,20 @@ std::vector<std::vector<std::vector<float>>> under_forms(std::span<const ops::Ge
   }
   ops::set_gemv_form(form_before);
   ops::set_small_m_choice(kernel_before);
+  ops::set_gemv_blocks_per_sm(blocks_before);
   return results;
 }
 
-// Every form within tol of the CPU's outputs; the persistent form bit for bit the rows form's;
-// the split forms the same bits on a second run, and (splits_reorder false: where no split
-// applies) the rows form's too.
+// Every form within tol of the CPU's outputs; the persistent and bulk forms bit for bit the rows
+// form's, also with one block a SM (each warp then walks more rows); the split forms the same
+// bits on a second run, and (splits_reorder false: where no split applies) the rows form's too.
 void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const std::vector<Tensor>& cpu_outs,
                         double tol, bool splits_reorder = true) {
   const auto results = under_forms(kForms, run);
   const ops::GemvForm splits[] = {ops::GemvForm::Split2, ops::GemvForm::Split4};
   const auto again = under_forms(splits, run);
+  const ops::GemvForm walkers[] = {ops::GemvForm::Persistent, ops::GemvForm::Bulk};
+  const auto one_block = under_forms(walkers, run, 1);
   for (size_t i = 0; i < cpu_outs.size(); ++i) {
     SCOPED_TRACE(::testing::Message() << "output " << i);
     const std::vector<float> want = host_f32(cpu_outs[i]);
@@ -72,6 +78,9 @@ void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const s
       EXPECT_LT(relative_error(results[f][i], want), tol);
     }
     EXPECT_EQ(results[1][i], results[0][i]) << "persistent and rows forms, bit for bit";
+    EXPECT_EQ(results[4][i], results[0][i]) << "bulk and rows forms, bit for bit";
+    EXPECT_EQ(one_block[0][i], results[0][i]) << "persistent at one block a SM and rows forms";
+    EXPECT_EQ(one_block[1][i], results[0][i]) << "bulk at one block a SM and rows forms";
     EXPECT_EQ(again[0][i], results[2][i]) << "split2 run twice";
     EXPECT_EQ(again[1][i], results[3][i]) << "split4 run twice";
     if (!splits_reorder) {
