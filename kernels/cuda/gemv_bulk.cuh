@@ -26,18 +26,6 @@ constexpr int64_t bulk_ring_bytes() {
 // Where the ring starts: past the input stage's `input_bytes`, on a 128-byte boundary.
 inline int64_t bulk_ring_offset(int64_t input_bytes) { return (input_bytes + 127) / 128 * 128; }
 
-// bytes (a multiple of 16) from global src to shared dst, counted on bar's transaction bytes.
-__device__ __forceinline__ void bulk_copy(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   sm90::smem_address(dst)),
-               "l"(src), "r"(bytes), "r"(sm90::smem_address(bar))
-               : "memory");
-#else
-  __trap();
-#endif
-}
-
 // One warp's stream of chunks: chunk i is chunk i % per_row of the warp's row i / per_row
 // (row_of(j): the j-th row of its sequence, k elements), in slot i % kSlots.
 template <typename T, typename RowOf>
@@ -53,7 +41,7 @@ struct ChunkStream {
     const uint32_t bytes = static_cast<uint32_t>(min(kChunk, k - k0)) * sizeof(T);
     sm90::fence_proxy_async();  // the lanes' reads of the slot before the copy's writes
     sm90::barrier_arrive_expect(&full[slot], bytes);
-    bulk_copy(ring + slot * kChunk, row_of(i / per_row) + k0, bytes, &full[slot]);
+    sm90::bulk_load(ring + slot * kChunk, row_of(i / per_row) + k0, bytes, &full[slot]);
   }
   // Every lane: waits for chunk i; its elements.
   __device__ const T* wait(int i) const {
@@ -85,6 +73,7 @@ __device__ ChunkStream<T, RowOf> start_stream(T* ring, uint64_t* full, RowOf row
   const ChunkStream<T, RowOf> s{ring, full, row_of, k, per_row, rows * per_row};
   if (lane == 0) {
     for (int slot = 0; slot < kSlots; ++slot) sm90::barrier_init(&full[slot], 1);
+    sm90::fence_barrier_init();
     for (int i = 0; i < kSlots && i < s.count; ++i) s.issue(i);
   }
   __syncwarp();
