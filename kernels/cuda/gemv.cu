@@ -172,13 +172,11 @@ struct BulkShared {
   size_t bytes;
   int64_t ring_offset;
 };
-// The SMs are asked for their largest shared memory split, so that the occupancy the grid is sized
-// by (several blocks of 64 KB and more) is the one the launch gets.
+// (No carveout is asked for: the driver sizes each kernel's shared memory to avoid it limiting
+// occupancy while letting it share SMs with the kernels already running, as PDL wants.)
 template <typename T, typename Input, typename Kernel>
 BulkShared bulk_shared(Kernel kernel, int64_t m, int64_t k) {
   const int64_t offset = bulk_ring_offset(Input::shared_bytes(m, k, static_cast<int64_t>(sizeof(T))));
-  TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributePreferredSharedMemoryCarveout,
-                                     static_cast<int>(cudaSharedmemCarveoutMaxShared)));
   return {allow_shared(kernel, offset + bulk_ring_bytes<T>()), offset};
 }
 
