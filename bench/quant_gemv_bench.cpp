@@ -64,7 +64,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH and TESSERA_PACKED_BULK_STAGES where set), the default first; the
+// TESSERA_PACKED_STREAM_DEPTH and TESSERA_PACKED_BULK_STAGES / _CHUNK where set), the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
   const char* label;
@@ -74,6 +74,7 @@ struct Variant {
   bool int4_only;
   const char* depth = "";   // stream's ring: "" the default
   const char* stages = "";  // bulk's ring: "" the default
+  const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -84,7 +85,11 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"stream", "stream", "", "", false},     {"stream_d4", "stream", "", "", false, "4"},
                              {"stream_d6", "stream", "", "", false, "6"}, {"bulk", "bulk", "", "", false},
                              {"bulk_s2", "bulk", "", "", false, "", "2"}, {"bulk_s6", "bulk", "", "", false, "", "6"},
-                             {"bulk_s8", "bulk", "", "", false, "", "8"}, {"bulk_s12", "bulk", "", "", false, "", "12"}};
+                             {"bulk_s8", "bulk", "", "", false, "", "8"}, {"bulk_s12", "bulk", "", "", false, "", "12"},
+                             {"bulk_c2k", "bulk", "", "", false, "", "", "2048"},
+                             {"bulk_c4k", "bulk", "", "", false, "", "", "4096"},
+                             {"bulk_c4k_s2", "bulk", "", "", false, "", "2", "4096"},
+                             {"bulk_c4k_s6", "bulk", "", "", false, "", "6", "4096"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -94,6 +99,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
   setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
+  setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -101,6 +107,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
   unsetenv("TESSERA_PACKED_BULK_STAGES");
+  unsetenv("TESSERA_PACKED_BULK_CHUNK");
 }
 
 // A comma-separated list ("1,2,4").

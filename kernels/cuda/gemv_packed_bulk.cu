@@ -7,8 +7,8 @@
 // occupancy), each warp load covering 8 half lines (64 bytes of 8 rows), and ~230 instructions a
 // slice of which the unpacking and the mmas are 64: the rest addresses, scale loads and each
 // tile's bookkeeping. Here a producer warp keeps `stages` chunks of a tile in flight (16 rows x
-// 1024 weights, 2048 for int4 groups of 128: each row's codes, scales and zeros one bulk copy
-// each, counted on the chunk's "full" mbarrier), and the block's 8 consumer warps multiply out of
+// 1024-4096 weights, chunk_weights: each row's codes, scales and zeros one bulk copy each,
+// counted on the chunk's "full" mbarrier), and the block's 8 consumer warps multiply out of
 // shared memory: consumer warp w takes slices w, w + 8, ... of each chunk, then arrives on the
 // chunk's "empty" mbarrier, which lets the producer copy the chunk `stages` on into that slot. At
 // a tile's last chunk the consumers' sums meet in shared memory (named barrier 1) and 128 of them
@@ -43,7 +43,7 @@ constexpr size_t kBulkSharedMax = 200 << 10;   // of the H200's 227 KB a block, 
 // zeros (int4; none where symmetric), each row padded so that the quarter warps' reads of rows g
 // and g + 1 (64 bytes of each) fall in different banks.
 struct ChunkLayout {
-  int weights;                    // of each row: 1024, or 2048 for int4 groups of 128
+  int weights;                    // of each row (chunk_weights)
   int code_bytes, code_stride;    // a row's; + 64
   int scale_bytes, scale_stride;  // int4: 2 weights / group; + 16 (int8: 0; its rows' scales are read at the end)
   int zero_bytes, zero_stride;    // int4 asymmetric: weights / group; + 16 (else 0)
@@ -52,11 +52,23 @@ struct ChunkLayout {
   uint32_t copied;                // bytes the bulk copies bring: 16 rows of each, unpadded
 };
 
-ChunkLayout layout_of(const QuantSpec& spec) {
+// A chunk's weights of each row: TESSERA_PACKED_BULK_CHUNK = 1024 (the default until measured),
+// 2048 or 4096, halved down to a divisor of K, and for int4 at least 16 groups (so that each row's
+// scales and zeros are whole 16-byte copies). Session 11 call D1: 1024 moved 288 bytes a bulk copy
+// (a row's 512 bytes of codes, 64 of scales) and the 8B int4 gate_up ran at 1.29 TB/s, 27% of DRAM,
+// its consumers mostly waiting: wider chunks move more bytes a copy.
+int chunk_weights(const QuantSpec& spec, int64_t k) {
+  const int least = spec.scheme == QuantScheme::Int4 ? std::max(1024, 16 * int(spec.group_size)) : 1024;
+  int weights = std::max(least, env_choice("TESSERA_PACKED_BULK_CHUNK", {1024, 2048, 4096}, false, 1024));
+  while (weights > least && k % weights != 0) weights /= 2;
+  return weights;
+}
+
+ChunkLayout layout_of(const QuantSpec& spec, int64_t k) {
   const bool int4 = spec.scheme == QuantScheme::Int4;
   const int group = int4 ? int(spec.group_size) : 1;
   ChunkLayout l{};
-  l.weights = int4 ? std::max(1024, 16 * group) : 1024;
+  l.weights = chunk_weights(spec, k);
   l.code_bytes = int4 ? l.weights / 2 : l.weights;
   l.code_stride = l.code_bytes + 64;
   l.scale_bytes = int4 ? 2 * (l.weights / group) : 0;
@@ -234,7 +246,7 @@ void launch_policy(const PackedStack<typename Policy::Pairs>& stack, const Quant
                    const Tensor& a, int64_t m0, int64_t k, int m, float alpha, float beta) {
   const int device = a.device().index;
   const cudaStream_t stream = stream_of(a);
-  const ChunkLayout layout = layout_of(spec);
+  const ChunkLayout layout = layout_of(spec, k);
   auto go = [&](const auto* rows) {
     if (stack.swiglu) launch_typed<Policy, true>(stack, layout, tiles, c_dtype, rows, k, m, alpha, beta, device, stream);
     else launch_typed<Policy, false>(stack, layout, tiles, c_dtype, rows, k, m, alpha, beta, device, stream);
@@ -253,7 +265,7 @@ bool gemv_bulk_fits(const PackedTensor& w, int64_t k, int m, int device) {
     return false;
   int major = 0;
   TS_CUDA_CHECK(cudaDeviceGetAttribute(&major, cudaDevAttrComputeCapabilityMajor, device));
-  const ChunkLayout layout = layout_of(w.spec);
+  const ChunkLayout layout = layout_of(w.spec, k);
   for (const Tensor& part : w.parts)
     if (!aligned(part)) return false;
   if (major < 9 || k % layout.weights != 0) return false;

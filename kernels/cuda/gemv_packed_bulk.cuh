@@ -10,7 +10,7 @@
 namespace tessera::cuda {
 
 // Whether it takes weight w (int4 or int8) at m rows of A: an sm_90 device, m <= 2 (int4) or 8
-// (int8), K a whole number of its chunks (1024 weights, 2048 for int4 groups of 128), the parts
+// (int8), K a whole number of its chunks (1024 weights at least, 2048 for int4 groups of 128), the parts
 // 16-byte aligned, and the chunks' ring and the staged A within its shared memory.
 bool gemv_bulk_fits(const PackedTensor& w, int64_t k, int m, int device);
 

@@ -61,12 +61,13 @@ struct Variant {
   const char* split;
   const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES: bulk's ring of chunks
+  const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
 };
 const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", ""},         {"wide", ""},
                              {"wide4", ""},          {"group", ""},     {"stream", ""},      {"mma", "auto"},
                              {"wide4", "auto"},      {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"},
                              {"bulk", ""},           {"bulk", "", "", "2"}, {"bulk", "", "", "8"},
-                             {"bulk", "", "", "12"}};
+                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "2048"}, {"bulk", "", "", "2", "4096"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -86,11 +87,12 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth, stages] : kVariants) {
+      for (const auto [variant, split, depth, stages, chunk] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
         setenv("TESSERA_PACKED_BULK_STAGES", stages, 1);
+        setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -104,12 +106,13 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages;
+            << " stages " << stages << " chunk " << chunk;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
       unsetenv("TESSERA_PACKED_STREAM_DEPTH");
       unsetenv("TESSERA_PACKED_BULK_STAGES");
+      unsetenv("TESSERA_PACKED_BULK_CHUNK");
     }
   }
 }
@@ -246,7 +249,9 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
   for (auto [variant, name, value, message] :
        {std::tuple{"stream", "TESSERA_PACKED_STREAM_DEPTH", "3", "TESSERA_PACKED_STREAM_DEPTH: unknown '3' (expected 2, 4 or 6)"},
         std::tuple{"bulk", "TESSERA_PACKED_BULK_STAGES", "5",
-                   "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 4, 6, 8 or 12)"}}) {
+                   "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 4, 6, 8 or 12)"},
+        std::tuple{"bulk", "TESSERA_PACKED_BULK_CHUNK", "512",
+                   "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);
     setenv(name, value, 1);
     try {

@@ -33,23 +33,26 @@ struct Variant {
   const char* split;
   const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES
+  const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
 };
 const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
                              {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
                              {"stream", "", "2"}, {"stream", "", "6"}, {"bulk", ""},    {"bulk", "", "", "2"},
-                             {"bulk", "", "", "12"}};
+                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
   setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
   setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
+  setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
   unsetenv("TESSERA_PACKED_BULK_STAGES");
+  unsetenv("TESSERA_PACKED_BULK_CHUNK");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -96,7 +99,7 @@ void check_many(const ManyCase& c, int64_t m) {
   ops::project_many_packed(want, x, ws, b);
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "'");
+                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -169,7 +172,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   ops::project_swiglu_packed(want, x, gate, up);
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "'");
+                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
@@ -193,8 +196,9 @@ TEST(CudaProjectSwigluPacked, MatchesTheReferenceForEverySchemeAndVariant) {
       // 37 rows: a partial last tile of each half; K 1184 (37 units of 32) where the groups allow it
       check_swiglu(spec, m, 37, spec.scheme == QuantScheme::Int4 && spec.group_size > 32 ? 1152 : 1184);
       check_swiglu(spec, m, 1, 1024);   // one row
-      if (spec.scheme == QuantScheme::Int4 || spec.scheme == QuantScheme::Int8)
-        check_swiglu(spec, m, 37, 2048);  // whole chunks of the bulk kernel
+      // whole chunks of the bulk kernel; 300 rows, as 37 at m 1 left the norm to a few large outputs
+      // (session 11 call D1: mma's bf16-rounded weights 1.3% off the CPU at int4 g32 asym)
+      if (spec.scheme == QuantScheme::Int4 || spec.scheme == QuantScheme::Int8) check_swiglu(spec, m, 300, 2048);
     }
 }
 
