@@ -2,8 +2,8 @@
 // For each projection of the shape (a decode step's qkv, o, gate_up, down and lm_head, C = A W^T
 // with W [N, K] bf16), each M and each kernel ops::gemm can run for it (kernels/gemm_shape.h
 // SmallMChoice: cuBLASLt, the gemv up to 4 rows, and the gemv launched to overlap the call
-// before, gemv_pdl, kernels/launch_overlap.h; the gemv in its rows, persistent, split and bulk
-// forms, some at fewer blocks a SM, kernels/gemv_form.h): microseconds per call and the weight's
+// before, kernels/launch_overlap.h; the gemv in its persistent, split and bulk forms, bulk also
+// at 2-3 blocks a SM, kernels/gemv_form.h): microseconds per call and the weight's
 // TB/s, in a markdown table with the fastest kernel per row. Calls are timed in a CUDA graph (as
 // decode steps run) cycling through enough copies of the weight (>= 256 MB) that it comes from
 // HBM, not the 50 MB L2. Then, per M, a decode step's projections (layers x 4 + lm_head) summed
@@ -53,18 +53,16 @@ struct Variant {
   int blocks_per_sm = 0;  // ops::set_gemv_blocks_per_sm: 0 all that fit
 };
 
-// The gemv forms with PDL (without it they lost on 18 of 20 rows, session 10 call B), the
-// persistent ones also at 1-3 blocks a SM (room for the next call's blocks to start streaming).
+// The gemv forms with PDL (without it they lost on 18 of 20 rows, session 10 call B); bulk with
+// one block a SM (its rings ~200 KB) and with 2 or 3 (smaller rings; split4 lost at 2-3 blocks a
+// SM, session 11 call D2).
 const std::vector<Variant> kVariants = {
     {"cublas", {SmallMKernel::CuBlas}, 64},
-    {"gemv_pdl", {SmallMKernel::Gemv}, 4, true},
     {"persistent_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Persistent},
     {"split4_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split4},
-    {"split4_pdl_b3", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split4, 3},
-    {"split4_pdl_b2", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split4, 2},
     {"bulk_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk},
     {"bulk_pdl_b2", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk, 2},
-    {"bulk_pdl_b1", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk, 1}};
+    {"bulk_pdl_b3", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk, 3}};
 
 // Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph (whose
 // kernels overlap their predecessors with `overlap`).

@@ -11,12 +11,14 @@
 //   warps of one block, their sums added in segment order: the same bits every run, not Rows'.
 //   The SwiGLU form (K short, many rows) runs as Persistent.
 // - Bulk: Persistent's rows for each warp, streamed in chunks of one round (2,048 elements) by
-//   bulk copies (cp.async.bulk, sm_90) into the warp's ring of 4 chunk buffers in shared memory:
-//   16 KB a warp in flight (Persistent: 4-8 KB in registers), all of it issued before the PDL
-//   wait, and few registers. The same bits as Rows. Persistent on GPUs before sm_90.
+//   bulk copies (cp.async.bulk, sm_90) into the warp's ring of chunk buffers in shared memory,
+//   the rings ~200 KB a SM (one block a SM, or more blocks with smaller rings), all of it issued
+//   before the PDL wait (Persistent: 4-8 KB a warp in registers). The same bits as Rows.
+//   Persistent on GPUs before sm_90.
 // The blocks a persistent form keeps on each SM: all that fit, or at most gemv_blocks_per_sm()
 // (TESSERA_GEMV_BLOCKS_PER_SM 1-8, auto or unset: all), leaving room for the next kernel's blocks
-// to start streaming their weights before this one ends (programmatic dependent launch).
+// to start streaming their weights before this one ends (programmatic dependent launch); Bulk
+// sizes its rings for that many blocks (auto: one).
 #pragma once
 
 namespace tessera::ops {

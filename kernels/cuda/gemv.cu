@@ -167,17 +167,19 @@ size_t input_shared_bytes(Kernel kernel, int64_t m, int64_t k, size_t element_by
   return allow_shared(kernel, Input::shared_bytes(m, k, static_cast<int64_t>(element_bytes)));
 }
 
-// The bulk form's: the input stage's, then the warps' rings (gemv_bulk.cuh) from ring_offset on.
+// The bulk form's: the input stage's, then the warps' rings of `slots` chunks (gemv_bulk.cuh)
+// from ring_offset on, sized for one block a SM or ops::gemv_blocks_per_sm() where that is set.
 struct BulkShared {
   size_t bytes;
   int64_t ring_offset;
+  int slots;
 };
-// (No carveout is asked for: the driver sizes each kernel's shared memory to avoid it limiting
-// occupancy while letting it share SMs with the kernels already running, as PDL wants.)
 template <typename T, typename Input, typename Kernel>
 BulkShared bulk_shared(Kernel kernel, int64_t m, int64_t k) {
   const int64_t offset = bulk_ring_offset(Input::shared_bytes(m, k, static_cast<int64_t>(sizeof(T))));
-  return {allow_shared(kernel, offset + bulk_ring_bytes<T>()), offset};
+  const int blocks = std::max(1, ops::gemv_blocks_per_sm());
+  const int slots = bulk_slots(offset, blocks, sizeof(T));
+  return {allow_shared(kernel, offset + bulk_ring_bytes(slots, sizeof(T))), offset, slots};
 }
 
 // Where and how a launch runs.
@@ -250,7 +252,7 @@ void launch_rows(const Weights<T, C>& ws, const T* a, int k, float alpha, float 
     const auto kernel = bulk_gemm_kernel<T, C, M, Input>;
     const BulkShared shared = bulk_shared<T, Input>(kernel, M, k);
     return launch_items(kernel, ws.end[ws.count - 1], kWarps, true, shared.bytes, t, ws, a, k, alpha, beta, input,
-                        shared.ring_offset);
+                        shared.ring_offset, shared.slots);
   }
   const auto whole = persistent_gemm_kernel<T, C, M, 1, Input>;
   const size_t shared = input_shared_bytes<Input>(whole, M, k, sizeof(T));
@@ -315,7 +317,7 @@ void launch_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const
     const auto kernel = bulk_swiglu_kernel<T, M, Input>;
     const BulkShared shared = bulk_shared<T, Input>(kernel, M, k);
     return launch_items(kernel, n, kWarps, true, shared.bytes, t, out.data_as<T>(), a.data_as<T>(), gate.data_as<T>(),
-                        up.data_as<T>(), n, static_cast<int>(k), input, shared.ring_offset);
+                        up.data_as<T>(), n, static_cast<int>(k), input, shared.ring_offset, shared.slots);
   }
   const bool persistent = t.form != ops::GemvForm::Rows;  // the split forms too: gate/up's K is short
   const auto kernel = persistent ? persistent_swiglu_kernel<T, M, Input> : gemv_swiglu_kernel<T, M, Input>;

@@ -60,15 +60,18 @@ std::vector<std::vector<std::vector<float>>> under_forms(std::span<const ops::Ge
 }
 
 // Every form within tol of the CPU's outputs; the persistent and bulk forms bit for bit the rows
-// form's, also with one block a SM (each warp then walks more rows); the split forms the same
-// bits on a second run, and (splits_reorder false: where no split applies) the rows form's too.
+// form's, also with one block a SM (each warp then walks more rows) and bulk with 4 blocks a SM
+// (its rings then 2 slots, their barriers' phases turning over at every other chunk); the split
+// forms the same bits on a second run, and (splits_reorder false: where no split applies) the rows
+// form's too.
 void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const std::vector<Tensor>& cpu_outs,
                         double tol, bool splits_reorder = true) {
   const auto results = under_forms(kForms, run);
   const ops::GemvForm splits[] = {ops::GemvForm::Split2, ops::GemvForm::Split4};
   const auto again = under_forms(splits, run);
-  const ops::GemvForm walkers[] = {ops::GemvForm::Persistent, ops::GemvForm::Bulk};
+  const ops::GemvForm walkers[] = {ops::GemvForm::Persistent, ops::GemvForm::Bulk}, bulk[] = {ops::GemvForm::Bulk};
   const auto one_block = under_forms(walkers, run, 1);
+  const auto small_rings = under_forms(bulk, run, 4);  // 4 blocks a SM: rings of 2 slots
   for (size_t i = 0; i < cpu_outs.size(); ++i) {
     SCOPED_TRACE(::testing::Message() << "output " << i);
     const std::vector<float> want = host_f32(cpu_outs[i]);
@@ -81,6 +84,7 @@ void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const s
     EXPECT_EQ(results[4][i], results[0][i]) << "bulk and rows forms, bit for bit";
     EXPECT_EQ(one_block[0][i], results[0][i]) << "persistent at one block a SM and rows forms";
     EXPECT_EQ(one_block[1][i], results[0][i]) << "bulk at one block a SM and rows forms";
+    EXPECT_EQ(small_rings[0][i], results[0][i]) << "bulk at 4 blocks a SM (2-slot rings) and rows forms";
     EXPECT_EQ(again[0][i], results[2][i]) << "split2 run twice";
     EXPECT_EQ(again[1][i], results[3][i]) << "split4 run twice";
     if (!splits_reorder) {
