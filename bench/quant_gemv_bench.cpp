@@ -64,7 +64,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH and TESSERA_PACKED_BULK_STAGES / _CHUNK where set), the default first; the
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS and TESSERA_PACKED_BULK_STAGES / _CHUNK where set), the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
   const char* label;
@@ -75,6 +75,7 @@ struct Variant {
   const char* depth = "";   // stream's ring: "" the default
   const char* stages = "";  // bulk's ring: "" the default
   const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
+  const char* chains = "";  // stream's int4 mma chains: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -89,7 +90,9 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"bulk_c2k", "bulk", "", "", false, "", "", "2048"},
                              {"bulk_c4k", "bulk", "", "", false, "", "", "4096"},
                              {"bulk_c4k_s2", "bulk", "", "", false, "", "2", "4096"},
-                             {"bulk_c4k_s6", "bulk", "", "", false, "", "6", "4096"}};
+                             {"bulk_c4k_s6", "bulk", "", "", false, "", "6", "4096"},
+                             {"stream_c2", "stream", "", "", true, "", "", "", "2"},
+                             {"stream_d4_c2", "stream", "", "", true, "4", "", "", "2"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -100,6 +103,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
+  setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -108,6 +112,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
   unsetenv("TESSERA_PACKED_BULK_STAGES");
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
+  unsetenv("TESSERA_PACKED_STREAM_CHAINS");
 }
 
 // A comma-separated list ("1,2,4").

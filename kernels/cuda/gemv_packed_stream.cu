@@ -16,6 +16,8 @@
 // one that wrote A.
 #include "kernels/cuda/gemv_packed_stream.cuh"
 
+#include <type_traits>
+
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv_packed_policies.cuh"
@@ -39,7 +41,8 @@ constexpr size_t kPolicySharedMax = 96 << 10;
 // one tile; it walks them with counters (no division a step). A unit past K loads the last one
 // (its activations are zeros, so it adds nothing) and a step past the block's last tile loads
 // that tile again (never multiplied): the loads need no branches.
-template <typename Policy, int kDepth, bool kSwiglu, typename T>
+// kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it).
+template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
                        float beta, int tiles) {
@@ -74,7 +77,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
       if (q0 + d >= steps) break;  // the whole block alike
-      l.step(acc, ring[d], warp + kWarps * j);
+      if constexpr (std::is_same_v<Policy, Int4Group>) l.template step<kChains>(acc, ring[d], warp + kWarps * j);
+      else l.step(acc, ring[d], warp + kWarps * j);
       fetch(ring[d]);  // the slot's next step: kDepth - 1 others are in flight meanwhile
       if (++j == per_tile) {  // the tile's last step, in every warp alike
         float (&p)[kWarps][kTileRows * kTokens] = partial[parity];
@@ -92,28 +96,49 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
 }
 
 // One wave of blocks (as many as fit an SM, times the SMs), each walking the same number of tiles.
+// Lets `kernel` take up to kPolicySharedMax of dynamic shared memory, more than the 48 KB a block
+// gets unasked (once a kernel: every depth's kernel has the same type, so a static in the
+// launching lambda would size only the first one launched).
+template <auto kKernel>
+void allow_policy_shared() {
+  static const bool sized = [] {
+    TS_CUDA_CHECK(cudaFuncSetAttribute(kKernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kPolicySharedMax)));
+    return true;
+  }();
+  (void)sized;
+}
+
 // TESSERA_PACKED_STREAM_DEPTH = 2 (the default: session 10 call B, int4 fused q/k/v and gate/up
-// faster at 2 than at 4 in 3 of 4 shapes), 4 or 6 slices in each lane's ring.
+// faster at 2 than at 4 in 3 of 4 shapes), 4 or 6 slices in each lane's ring; for int4,
+// TESSERA_PACKED_STREAM_CHAINS = 1 (the default until measured) or 2 mma chains a unit.
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
   const size_t shared = Policy::shared_bytes(k, m);
-  auto go = [&](auto kernel) {
-    static const bool sized = [&] {  // more than the 48 KB of shared memory a block gets unasked
-      TS_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kPolicySharedMax)));
-      return true;
-    }();
-    (void)sized;
+  auto go = [&](auto kernel_constant) {
+    constexpr auto kernel = decltype(kernel_constant)::value;
+    allow_policy_shared<kernel>();
     const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
     const int per_block = (tiles + resident - 1) / resident;  // tiles each block walks
     const unsigned blocks = unsigned((tiles + per_block - 1) / per_block);
     launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles);
   };
-  switch (env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2)) {
-    case 4: return go(gemv_stream_kernel<Policy, 4, kSwiglu, T>);
-    case 6: return go(gemv_stream_kernel<Policy, 6, kSwiglu, T>);
-    default: return go(gemv_stream_kernel<Policy, 2, kSwiglu, T>);
-  }
+  const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
+  auto with_chains = [&](auto chains) {
+    constexpr int kChains = decltype(chains)::value;
+    auto kernel_of = [](auto depth_constant) {
+      return std::integral_constant<decltype(&gemv_stream_kernel<Policy, 2, kSwiglu, T, kChains>),
+                                    &gemv_stream_kernel<Policy, decltype(depth_constant)::value, kSwiglu, T, kChains>>{};
+    };
+    switch (depth) {
+      case 4: return go(kernel_of(std::integral_constant<int, 4>{}));
+      case 6: return go(kernel_of(std::integral_constant<int, 6>{}));
+      default: return go(kernel_of(std::integral_constant<int, 2>{}));
+    }
+  };
+  if constexpr (std::is_same_v<Policy, Int4Group>)
+    if (env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) == 2) return with_chains(std::integral_constant<int, 2>{});
+  with_chains(std::integral_constant<int, 1>{});
 }
 
 template <typename Policy>

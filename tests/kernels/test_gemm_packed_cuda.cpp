@@ -62,12 +62,14 @@ struct Variant {
   const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES: bulk's ring of chunks
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
+  const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
 };
 const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", ""},         {"wide", ""},
                              {"wide4", ""},          {"group", ""},     {"stream", ""},      {"mma", "auto"},
                              {"wide4", "auto"},      {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"},
                              {"bulk", ""},           {"bulk", "", "", "2"}, {"bulk", "", "", "8"},
-                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "2048"}, {"bulk", "", "", "2", "4096"}};
+                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "2048"}, {"bulk", "", "", "2", "4096"},
+                             {"stream", "", "", "", "", "2"}, {"stream", "", "6", "", "", "2"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -87,12 +89,13 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth, stages, chunk] : kVariants) {
+      for (const auto [variant, split, depth, stages, chunk, chains] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
         setenv("TESSERA_PACKED_BULK_STAGES", stages, 1);
         setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
+        setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -106,13 +109,14 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk;
+            << " stages " << stages << " chunk " << chunk << " chains " << chains;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
       unsetenv("TESSERA_PACKED_STREAM_DEPTH");
       unsetenv("TESSERA_PACKED_BULK_STAGES");
       unsetenv("TESSERA_PACKED_BULK_CHUNK");
+      unsetenv("TESSERA_PACKED_STREAM_CHAINS");
     }
   }
 }
@@ -242,7 +246,7 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
   }
   unsetenv("TESSERA_PACKED_GEMV_WARPS");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
-  // The stream and bulk kernels' rings (int4 at one row of A and K whole chunks takes both).
+  // The stream and bulk kernels' choices (int4 at one row of A and K whole chunks takes both).
   const int64_t chunked_k = 2048;
   const PackedTensor chunked =
       quant::quantize(random_tensor({n, chunked_k}, DType::F32, Device::cpu(), seed), {QuantScheme::Int4}).to(gpu);
@@ -251,7 +255,9 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
         std::tuple{"bulk", "TESSERA_PACKED_BULK_STAGES", "5",
                    "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 4, 6, 8 or 12)"},
         std::tuple{"bulk", "TESSERA_PACKED_BULK_CHUNK", "512",
-                   "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"}}) {
+                   "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"},
+        std::tuple{"stream", "TESSERA_PACKED_STREAM_CHAINS", "3",
+                   "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);
     setenv(name, value, 1);
     try {

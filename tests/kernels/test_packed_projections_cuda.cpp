@@ -34,11 +34,12 @@ struct Variant {
   const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
+  const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
 };
 const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
                              {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
                              {"stream", "", "2"}, {"stream", "", "6"}, {"bulk", ""},    {"bulk", "", "", "2"},
-                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}};
+                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}, {"stream", "", "", "", "", "2"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -46,6 +47,7 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
+  setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -53,6 +55,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
   unsetenv("TESSERA_PACKED_BULK_STAGES");
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
+  unsetenv("TESSERA_PACKED_STREAM_CHAINS");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -99,7 +102,7 @@ void check_many(const ManyCase& c, int64_t m) {
   ops::project_many_packed(want, x, ws, b);
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "'");
+                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -172,7 +175,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   ops::project_swiglu_packed(want, x, gate, up);
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "'");
+                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
