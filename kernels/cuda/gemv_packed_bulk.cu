@@ -208,12 +208,8 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (lane == 0) sm90::barrier_arrive(&empty[slot]);
     if (++slot == stages) slot = 0, phase ^= 1;
     if (++chunk == chunks) {  // the tile's last chunk, in every consumer alike
-      float (&p)[kConsumers][kTileRows * kTokens] = partial[parity];
-      l.partials(p[warp], acc, lane_rows<kTileRows, kSwiglu>(s, tile, g));
-      consumers_sync();
-      store_block_out<kConsumers, kTileRows, kTokens>(p, s, tile, threadIdx.x, m, c_dtype, alpha, beta);
-#pragma unroll
-      for (int e = 0; e < 4; ++e) acc[e] = 0.0f;
+      finish_tile<kConsumers, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, m, c_dtype, alpha,
+                                                           beta, [] { consumers_sync(); });
       chunk = 0;
       tile += int(gridDim.x);
       parity ^= 1;

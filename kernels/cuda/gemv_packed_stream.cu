@@ -81,12 +81,8 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       else l.step(acc, ring[d], warp + kWarps * j);
       fetch(ring[d]);  // the slot's next step: kDepth - 1 others are in flight meanwhile
       if (++j == per_tile) {  // the tile's last step, in every warp alike
-        float (&p)[kWarps][kTileRows * kTokens] = partial[parity];
-        l.partials(p[warp], acc, lane_rows<kTileRows, kSwiglu>(s, tile, g));
-        __syncthreads();
-        store_block_out<kWarps, kTileRows, kTokens>(p, s, tile, threadIdx.x, m, c_dtype, alpha, beta);
-#pragma unroll
-        for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
+        finish_tile<kWarps, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, m, c_dtype, alpha,
+                                                         beta, [] { __syncthreads(); });
         j = 0;
         tile += int(gridDim.x);
         parity ^= 1;
