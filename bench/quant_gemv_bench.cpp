@@ -1,7 +1,7 @@
 // Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...] [--m 1,2,...] [--schemes
 // int8,int4_g32,...] [--fused-only]. First the fused decode ops over packed weights (q/k/v in one
-// launch, gate/up with the SwiGLU; M <= 8, every variant; "quant_fused": GB/s of packed bytes
-// read). Then, for each projection of the
+// launch, gate/up with the SwiGLU, o, down, lm_head; M <= 8, every variant; "quant_fused": GB/s of
+// packed bytes read). Then, for each projection of the
 // shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
 // (M <= 16; each variant of TESSERA_PACKED_GEMV too), dequantize + cuBLASLt (the prefill path,
 // every M; for M > 16 also in L2-sized blocks of rows, DequantizeChunked, the dequantize alone,
@@ -64,7 +64,8 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS and TESSERA_PACKED_BULK_STAGES / _CHUNK where set), the default first; the
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS, TESSERA_PACKED_BULK_STAGES / _CHUNK and TESSERA_PACKED_PREFETCH where set),
+// the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
   const char* label;
@@ -76,6 +77,7 @@ struct Variant {
   const char* stages = "";  // bulk's ring: "" the default
   const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
   const char* chains = "";  // stream's int4 mma chains: "" the default
+  const char* prefetch = "";  // tiles asked of L2 at a time: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -92,7 +94,12 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"bulk_c4k_s2", "bulk", "", "", false, "", "2", "4096"},
                              {"bulk_c4k_s6", "bulk", "", "", false, "", "6", "4096"},
                              {"stream_c2", "stream", "", "", true, "", "", "", "2"},
-                             {"stream_d4_c2", "stream", "", "", true, "4", "", "", "2"}};
+                             {"stream_d4_c2", "stream", "", "", true, "4", "", "", "2"},
+                             {"v1_pf1", "v1", "", "", false, "", "", "", "", "1"},
+                             {"stream_pf1", "stream", "", "", false, "", "", "", "", "1"},
+                             {"stream_pf2", "stream", "", "", false, "", "", "", "", "2"},
+                             {"stream_pf3", "stream", "", "", false, "", "", "", "", "3"},
+                             {"stream_d4_pf2", "stream", "", "", false, "4", "", "", "", "2"}};
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -104,6 +111,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
+  setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -113,6 +121,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_BULK_STAGES");
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
+  unsetenv("TESSERA_PACKED_PREFETCH");
 }
 
 // A comma-separated list ("1,2,4").
@@ -127,16 +136,20 @@ std::vector<std::string> split_list(const std::string& s) {
 }
 
 // The fused decode ops over packed weights, as a decode step runs them: q/k/v in one launch
-// (project_many_packed) and gate/up with the SwiGLU (project_swiglu_packed), next to the bf16
-// project_many / project_swiglu, for each variant: RESULT {"what":"quant_fused", ...}.
+// (project_many_packed), gate/up with the SwiGLU (project_swiglu_packed), o, down and the lm_head
+// (Llama 3's 128,256 rows) by themselves, next to the bf16 project_many / project_swiglu, for each
+// variant: RESULT {"what":"quant_fused", ...}.
 void fused_ops(const std::string& shape, const std::vector<Projection>& ps, const Scheme& scheme, int64_t m) {
-  const int64_t k = ps[0].k, q = ps[0].n, kv = ps[1].n, f = ps[2].n;
+  const int64_t d = ps[0].k, q = ps[0].n, kv = ps[1].n, f = ps[2].n;
   struct Op {
     const char* name;
+    int64_t k;
     std::vector<int64_t> rows;  // weights' rows
     bool swiglu;
   };
-  for (const Op& op : {Op{"qkv", {q, kv, kv}, false}, Op{"gate_up_swiglu", {f, f}, true}}) {
+  for (const Op& op : {Op{"qkv", d, {q, kv, kv}, false}, Op{"gate_up_swiglu", d, {f, f}, true}, Op{"o", q, {d}, false},
+                       Op{"down", f, {d}, false}, Op{"lm_head", d, {128256}, false}}) {
+    const int64_t k = op.k;
     int64_t dense_bytes = 0, packed = 0;
     const QuantSpec spec = resolve_quant_spec(scheme.spec, {op.rows[0], k});
     for (int64_t n : op.rows) dense_bytes += n * k * 2, packed += packed_bytes(spec, {n, k});

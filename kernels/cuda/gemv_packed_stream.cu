@@ -13,7 +13,9 @@
 // kDepth - 1 slices are always in flight, even through the barrier a tile's sums need. (Session 9
 // fed the same loop by cp.async copies into shared memory, 5 slices deep: 8B int4 decode 234 tok/s
 // against the group kernel's 282.) The first kDepth loads go out before the kernel waits for the
-// one that wrote A.
+// one that wrote A. Under TESSERA_PACKED_PREFETCH=n (0, the default, is off) thread 0 of each block
+// also asks L2 for its tiles' rows, n at a time: the current one and the n - 1 it takes next
+// (kernels/cuda/gemv_packed_prefetch.cuh).
 #include "kernels/cuda/gemv_packed_stream.cuh"
 
 #include <type_traits>
@@ -21,6 +23,7 @@
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv_packed_policies.cuh"
+#include "kernels/cuda/gemv_packed_prefetch.cuh"
 #include "kernels/cuda/persistent_grid.h"
 #include "kernels/kernel_variant.h"
 
@@ -41,11 +44,12 @@ constexpr size_t kPolicySharedMax = 96 << 10;
 // one tile; it walks them with counters (no division a step). A unit past K loads the last one
 // (its activations are zeros, so it adds nothing) and a step past the block's last tile loads
 // that tile again (never multiplied): the loads need no branches.
-// kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it).
+// kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it). prefetch: tiles asked of
+// L2 at a time (0: none).
 template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
-                       float beta, int tiles) {
+                       float beta, int tiles, int prefetch) {
   using Pairs = typename Policy::Pairs;
   using Raw = typename Pairs::Raw;
   let_next_kernel_start();
@@ -66,6 +70,12 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       if (load_tile < tiles) rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
     }
   };
+  // Thread 0 asks L2 for `count` of this block's tiles from tile `from` on.
+  auto ask_l2 = [&](int from, int count) {
+    if (threadIdx.x == 0)
+      for (int i = 0, at = from; i < count && at < tiles; ++i, at += int(gridDim.x)) prefetch_tile<kTileRows>(s, at);
+  };
+  ask_l2(int(blockIdx.x), prefetch);
   Raw ring[kDepth][2];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) fetch(ring[d]);
@@ -86,6 +96,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
         j = 0;
         tile += int(gridDim.x);
         parity ^= 1;
+        if (prefetch > 0) ask_l2(tile + (prefetch - 1) * int(gridDim.x), 1);
       }
     }
   }
@@ -111,13 +122,14 @@ template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
   const size_t shared = Policy::shared_bytes(k, m);
+  const int prefetch = packed_prefetch_tiles();
   auto go = [&](auto kernel_constant) {
     constexpr auto kernel = decltype(kernel_constant)::value;
     allow_policy_shared<kernel>();
     const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
     const int per_block = (tiles + resident - 1) / resident;  // tiles each block walks
     const unsigned blocks = unsigned((tiles + per_block - 1) / per_block);
-    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles);
+    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, prefetch);
   };
   const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
   auto with_chains = [&](auto chains) {

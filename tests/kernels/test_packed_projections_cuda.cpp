@@ -35,11 +35,13 @@ struct Variant {
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
+  const char* prefetch = "";  // TESSERA_PACKED_PREFETCH: tiles asked of L2 at a time
 };
 const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
                              {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
                              {"stream", "", "2"}, {"stream", "", "6"}, {"bulk", ""},    {"bulk", "", "", "2"},
-                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}, {"stream", "", "", "", "", "2"}};
+                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}, {"stream", "", "", "", "", "2"},
+                             {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "2"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -48,6 +50,7 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
+  setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -56,6 +59,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_BULK_STAGES");
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
+  unsetenv("TESSERA_PACKED_PREFETCH");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -102,7 +106,8 @@ void check_many(const ManyCase& c, int64_t m) {
   ops::project_many_packed(want, x, ws, b);
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains << "'");
+                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
+                                      << "' prefetch '" << v.prefetch << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -175,7 +180,8 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   ops::project_swiglu_packed(want, x, gate, up);
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains << "'");
+                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
+                                      << "' prefetch '" << v.prefetch << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
