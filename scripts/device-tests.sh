@@ -428,11 +428,11 @@ PY
 if [ "$only" = all ] || [ "$only" = gptq ]; then gptq; fi
 
 # The quantization quality recipe (#16 section 6, scripts/quality.sh): a 25M-parameter byte-level
-# model trained on python3-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32
+# model trained on python3-doc and perl-doc prose, then held-out perplexity for bf16, RTN / GPTQ / QAT int4 g32
 # (QAT with fixed and with learned scales), RTN / QAT q4_0 and RTN int8, and the goals. Its data come as .device/quality.tgz (made here by
 # scripts/quality-data.sh, packed by device-prepare.sh). The runs (checkpoints of a few hundred
-# MB) stay in /tmp; only the logs and the table come back. About a minute. QUALITY_ARGS adds
-# quality.sh flags (e.g. --base-steps 1200).
+# MB) stay in /tmp; only the logs and the table come back. About 4 minutes (5 seeds). QUALITY_ARGS
+# adds quality.sh flags (e.g. --seeds 3).
 quality() {
   if [ ! -f .device/quality.tgz ]; then
     echo "| quality | SKIPPED: no .device/quality.tgz (scripts/quality-data.sh, then device-prepare.sh) |" >> "$summary"

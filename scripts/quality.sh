@@ -20,14 +20,14 @@
 #                           [--ft-lr LR] [--seeds N] [--set key=value ...]
 #   --tiny: a smoke run for the CPU (a 2-layer model of width 64, a few steps); --base-steps /
 #   --ft-steps / --ft-lr: the base training's and the fine-tunes' length and the fine-tunes' peak
-#   learning rate (600, 150, 3.0e-4; their floor is a tenth of it); --set: overrides
+#   learning rate (2000, 300, 3.0e-4; their floor is a tenth of it); --seeds: 5 (--tiny: 1) unless given; --set: overrides
 #   for every training job (e.g. --set train.device=cpu).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tessera=build/bin/tessera
 [ -x "$tessera" ] || tessera=build-cpu/bin/tessera
 data=data/quality out=runs/quality tiny=0
-base_steps= ft_steps= ft_lr=3.0e-4 calib_samples=128 seeds=1
+base_steps= ft_steps= ft_lr=3.0e-4 calib_samples=128 seeds=
 sets=()
 while [ $# -gt 0 ]; do
   case $1 in
@@ -46,11 +46,11 @@ done
 [ -f "$data/train.tsd" ] && [ -f "$data/eval.tsd" ] && [ -f "$data/calib.jsonl" ] \
   || { echo "quality: $data lacks train.tsd, eval.tsd or calib.jsonl (run scripts/quality-data.sh)" >&2; exit 1; }
 if [ "$tiny" = 1 ]; then
-  base_steps=${base_steps:-30} ft_steps=${ft_steps:-10} calib_samples=8
+  base_steps=${base_steps:-30} ft_steps=${ft_steps:-10} seeds=${seeds:-1} calib_samples=8
   sets+=(--set model.init.hidden_size=64 --set model.init.intermediate_size=192 --set model.init.num_hidden_layers=2
          --set model.init.num_attention_heads=4 --set model.init.num_key_value_heads=4 --set train.micro_batch_size=4)
 fi
-base_steps=${base_steps:-600} ft_steps=${ft_steps:-150}
+base_steps=${base_steps:-2000} ft_steps=${ft_steps:-300} seeds=${seeds:-5}
 rm -rf "$out" && mkdir -p "$out/logs"
 log() { echo "quality: $*" >&2; }
 run() {  # run NAME CMD...: the command's output into logs/NAME.log; its failure ends the recipe, naming the log
