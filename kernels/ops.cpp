@@ -3,14 +3,17 @@
 
 #include <cmath>
 #include <cstdint>
+#include <cstring>
 #include <vector>
 
 #include "core/error.h"
 #include "kernels/cpu/cpu_ops.h"
+#include "kernels/stacked_ops.h"
 
 #if TESSERA_WITH_CUDA
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/small_m.h"
+#include "kernels/cuda/stacked_rows.h"
 #define TS_DISPATCH(device, call) \
   ((device).is_cuda() ? cuda::call : cpu::call)
 #else
@@ -579,6 +582,23 @@ PagedShape paged_attention_shape(const char* op, const Tensor& q, const Tensor& 
   return s;
 }
 
+// rope_kv_write's inputs besides q, k, v and the cache; rows: q's, or the stacked rows holding it
+// ([T, heads, D] of the cache's dtype, checked).
+void check_rope_inputs(const char* op, const PagedShape& s, const Tensor& rows, const Tensor& positions,
+                       const Tensor& inv_freq, const Tensor& q_norm, const Tensor& k_norm, const Tensor& slots,
+                       const Tensor& k_cache) {
+  check_rope(op, rows, positions, inv_freq);
+  check_i32(op, "slots", slots, {s.tokens}, k_cache);
+  TS_CHECK(q_norm.defined() == k_norm.defined(), "{}: q_norm and k_norm go together (Qwen3), got {} and {}", op,
+           defined_str(q_norm), defined_str(k_norm));
+  if (q_norm.defined()) {
+    check_rmsnorm_weight(op, q_norm, rows);
+    check_rmsnorm_weight(op, k_norm, rows);
+    TS_CHECK(q_norm.dtype() == k_norm.dtype(), "{}: q_norm {} and k_norm {} must share a dtype", op, q_norm.str(),
+             k_norm.str());
+  }
+}
+
 // rope_kv_write's inputs besides q and the cache (checked by paged_query_shape into s).
 void check_rope_kv_inputs(const char* op, const PagedShape& s, const Tensor& q, const Tensor& k, const Tensor& v,
                           const Tensor& positions, const Tensor& inv_freq, const Tensor& q_norm, const Tensor& k_norm,
@@ -587,16 +607,19 @@ void check_rope_kv_inputs(const char* op, const PagedShape& s, const Tensor& q, 
   check_shape(op, "v", v, {s.tokens, s.hkv, s.d});
   check_token_rows(op, "k", k, k_cache);
   check_token_rows(op, "v", v, k_cache);
-  check_rope(op, q, positions, inv_freq);
-  check_i32(op, "slots", slots, {s.tokens}, k_cache);
-  TS_CHECK(q_norm.defined() == k_norm.defined(), "{}: q_norm and k_norm go together (Qwen3), got {} and {}", op,
-           defined_str(q_norm), defined_str(k_norm));
-  if (q_norm.defined()) {
-    check_rmsnorm_weight(op, q_norm, q);
-    check_rmsnorm_weight(op, k_norm, k);
-    TS_CHECK(q_norm.dtype() == k_norm.dtype(), "{}: q_norm {} and k_norm {} must share a dtype", op, q_norm.str(),
-             k_norm.str());
-  }
+  check_rope_inputs(op, s, q, positions, inv_freq, q_norm, k_norm, slots, k_cache);
+}
+
+// Columns [first, first + count) of the CPU tensor x [T, N] (its rows' heads [T, H, D] seen as
+// [T, H * D]), as a new tensor [T, count / D, D].
+Tensor cpu_column_block(const Tensor& x, int64_t first, int64_t count, int64_t d) {
+  const int64_t rows = x.size(0), n = x.numel() / rows;
+  const size_t bytes = dtype_size(x.dtype());
+  Tensor block = Tensor::empty({rows, count / d, d}, x.dtype(), x.device());
+  const char* from = static_cast<const char*>(x.data());
+  char* to = static_cast<char*>(block.data());
+  for (int64_t t = 0; t < rows; ++t) std::memcpy(to + t * count * bytes, from + (t * n + first) * bytes, count * bytes);
+  return block;
 }
 
 }  // namespace
@@ -741,6 +764,50 @@ void rope_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v, con
   if (s.tokens == 0 || s.hq == 0) return;
   TS_DISPATCH(q.device(), rope_paged_attention(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps,
                                                slots, k_cache, v_cache, block_tables, query_seq, window, scale, out, s));
+}
+
+void rope_paged_attention_stacked(const Tensor& qkv, const Tensor& positions, const Tensor& inv_freq,
+                                  float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps,
+                                  const Tensor& slots, Tensor& k_cache, Tensor& v_cache, const Tensor& block_tables,
+                                  const Tensor& query_seq, int64_t window, float scale, Tensor& out) {
+  const char* op = "rope_paged_attention_stacked";
+  // out [T, Hq, D] names the query heads, the cache the kv heads.
+  const PagedShape s =
+      paged_attention_shape(op, out, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out);
+  check_shape(op, "qkv", qkv, {s.tokens, s.hq + 2 * s.hkv, s.d});
+  check_token_rows(op, "qkv", qkv, k_cache);
+  check_rope_inputs(op, s, qkv, positions, inv_freq, q_norm, k_norm, slots, k_cache);
+  if (s.tokens == 0 || s.hq == 0) return;
+#if TESSERA_WITH_CUDA
+  if (qkv.is_cuda())
+    return cuda::rope_paged_attention_rows(cuda::stacked_qkv_rows(qkv, s), positions, inv_freq, attention_scaling,
+                                           q_norm, k_norm, eps, slots, k_cache, v_cache, block_tables, query_seq,
+                                           window, scale, out, s);
+#endif
+  TS_CHECK(qkv.device().is_cpu(), "{}: this build has no CUDA backend", op);
+  // The CPU's reference: the op on the three parts apart.
+  const Tensor q = cpu_column_block(qkv, 0, s.hq * s.d, s.d), k = cpu_column_block(qkv, s.hq * s.d, s.hkv * s.d, s.d);
+  const Tensor v = cpu_column_block(qkv, (s.hq + s.hkv) * s.d, s.hkv * s.d, s.d);
+  cpu::rope_paged_attention(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache,
+                            v_cache, block_tables, query_seq, window, scale, out, s);
+}
+
+void swiglu_stacked(const Tensor& out, const Tensor& gate_up) {
+  const char* op = "swiglu_stacked";
+  TS_CHECK(out.defined() && gate_up.defined() && out.ndim() == 2 && gate_up.shape() == Shape({out.size(0), 2 * out.size(1)}),
+           "{}: gate_up must be [T, 2F] for out [T, F], got {} and {}", op, gate_up.defined() ? gate_up.str() : "undefined",
+           out.defined() ? out.str() : "undefined");
+  check_floating(op, gate_up);
+  TS_CHECK(out.dtype() == gate_up.dtype(), "{}: out {} must have gate_up's dtype {}", op, out.str(), gate_up.str());
+  check_same_device(op, out, gate_up);
+  if (out.numel() == 0) return;
+#if TESSERA_WITH_CUDA
+  if (out.is_cuda()) return cuda::swiglu_rows(out, gate_up);
+#endif
+  TS_CHECK(out.device().is_cpu(), "{}: this build has no CUDA backend", op);
+  const int64_t f = out.size(1);  // the CPU's reference: swiglu_forward of the halves apart
+  cpu::swiglu_forward(out, cpu_column_block(gate_up, 0, f, f).view(out.shape()),
+                      cpu_column_block(gate_up, f, f, f).view(out.shape()));
 }
 
 void lora_batched(const Tensor& y, const Tensor& x, const Tensor& a, const Tensor& b, const Tensor& ranks,

@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
+#include <initializer_list>
 #include <random>
 #include <vector>
 
@@ -44,6 +46,24 @@ inline Tensor inverse_frequencies(int64_t head_dim, double base) {
   std::vector<float> freq(head_dim / 2);
   for (size_t i = 0; i < freq.size(); ++i) freq[i] = float(1.0 / std::pow(base, 2.0 * i / head_dim));
   return Tensor::from_vector(freq, {head_dim / 2}, DType::F32);
+}
+
+// Each token's rows of the parts side by side, as one gemm against their weights stacked gives
+// them: [T, sum of H_i, D] from host parts [T, H_i, D] of one dtype.
+inline Tensor stacked_rows(std::initializer_list<Tensor> parts) {
+  const Tensor& first = *parts.begin();
+  const int64_t T = first.size(0), d = first.size(2);
+  int64_t heads = 0;
+  for (const Tensor& p : parts) heads += p.size(1);
+  Tensor all = Tensor::empty({T, heads, d}, first.dtype());
+  char* to = static_cast<char*>(all.data());
+  for (int64_t t = 0; t < T; ++t)
+    for (const Tensor& p : parts) {
+      const size_t row = p.nbytes() / T;
+      std::memcpy(to, static_cast<const char*>(p.data()) + t * row, row);
+      to += row;
+    }
+  return all;
 }
 
 // The CPU's copy of a device tensor (the same rounded values); undefined stays undefined.

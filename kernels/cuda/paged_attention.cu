@@ -33,6 +33,9 @@
 // key and value to their slot. The roundings are rope_kv_write's (kernels/cuda/rope_rows.cuh), so
 // the output and the cache equal rope_kv_write then paged_attention bit for bit.
 //
+// q, k and v are three tensors or one stacked projection's rows (stacked_rows.h): each is read
+// through its row length.
+//
 // Indices are not checked on the host (that would need a sync): a query_seq, query_pos, slot or
 // block id outside the cache traps (see embedding.cu).
 #include <algorithm>
@@ -44,6 +47,7 @@
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/rope_rows.cuh"
+#include "kernels/cuda/stacked_rows.h"
 #include "kernels/kernel_variant.h"
 
 namespace tessera::cuda {
@@ -120,6 +124,7 @@ template <typename T>
 struct RopeInputs {
   const T* k;  // [tokens, hkv, D]: the new keys, before their norm and RoPE
   const T* v;  // [tokens, hkv, D]: the new values
+  int64_t kv_row;  // elements from one token's keys (and values) to the next
   const float* inv_freq;
   const void* q_norm;  // [D] of T, or f32 where norm_f32; null without Qwen3's q/k norms
   const void* k_norm;
@@ -131,6 +136,7 @@ struct RopeInputs {
 template <typename T>
 struct Params {
   const T* q;  // with RoPE: before its norm and RoPE
+  int64_t q_row;  // elements from one token's query heads to the next
   T* k_cache;
   T* v_cache;
   const int32_t* tables;
@@ -203,7 +209,7 @@ __global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(
     const bool holds_pos = pos >= begin && pos < end;
     if (holds_pos && (new_slot < -1 || new_slot >= p.blocks * p.block_size)) __trap();
     const bool writes = holds_pos && chunk_first == 0 && new_slot >= 0;  // one CTA per (token, kv head)
-    const int64_t new_row = (int64_t(token) * p.hkv + kv_head) * D;
+    const int64_t new_row = token * p.rope.kv_row + int64_t(kv_head) * D;
     T* k_slot = writes ? p.k_cache + new_slot * row_stride + int64_t(kv_head) * D : nullptr;
     // Each warp one row: a query head (norm, RoPE, into q_s) or, past them, the new key.
     const auto turn = [&](const T* row, const void* weight, auto&& emit) {
@@ -213,7 +219,7 @@ __global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(
     for (int r = warp; r < heads + holds_pos; r += warps) {
       if (r < heads) {
         float* q_row = q_s + r * D;
-        turn(p.q + (int64_t(token) * p.hq + head0 + r) * D, p.rope.q_norm, [&](int i, T y1, T y2) {
+        turn(p.q + token * p.q_row + int64_t(head0 + r) * D, p.rope.q_norm, [&](int i, T y1, T y2) {
           q_row[i] = to_f32(y1) * p.scale_log2;
           q_row[i + D / 2] = to_f32(y2) * p.scale_log2;
         });
@@ -235,7 +241,7 @@ __global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(
   } else {
     for (int i = threadIdx.x; i < GC * D; i += blockDim.x) {
       const int gi = i / D;
-      q_s[i] = gi < heads ? to_f32(p.q[(int64_t(token) * p.hq + head0 + gi) * D + i % D]) * p.scale_log2 : 0.0f;
+      q_s[i] = gi < heads ? to_f32(p.q[token * p.q_row + int64_t(head0 + gi) * D + i % D]) * p.scale_log2 : 0.0f;
     }
   }
   __syncthreads();
@@ -250,7 +256,7 @@ __global__ void __launch_bounds__(max_warps(D, GC) * 32) paged_attention_kernel(
   }
   const T* k_head = p.k_cache + int64_t(kv_head) * D;
   const T* v_head = p.v_cache + int64_t(kv_head) * D + lane * kCols;
-  const T* v_new = Rope ? p.rope.v + (int64_t(token) * p.hkv + kv_head) * D + lane * kCols : nullptr;
+  const T* v_new = Rope ? p.rope.v + token * p.rope.kv_row + int64_t(kv_head) * D + lane * kCols : nullptr;
   const int round = warps * kTile;
 
   for (; tile < end; tile += round) {
@@ -383,15 +389,18 @@ __global__ void paged_attention_merge_kernel(T* out, const float* part_acc, cons
 // What the kernels cannot run is an Error (fmt's TS_CHECK is host-code only: see core/error.h).
 [[noreturn]] void reject(const std::string& what) { throw Error("paged_attention: " + what); }
 
-bool aligned(const Tensor& t) { return reinterpret_cast<uintptr_t>(t.data()) % 16 == 0; }
+bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % 16 == 0; }
 
-// Why the kernels cannot run these tensors ("" when they can).
-std::string unsupported(const Tensor& q, const PagedShape& s, std::initializer_list<const Tensor*> rows) {
-  if (q.dtype() != DType::BF16 && q.dtype() != DType::F16) return "CUDA takes bf16 or f16 tensors, got " + q.str();
+// Why the kernels cannot run these tensors ("" when they can): out's dtype is the inputs'; q the
+// queries' first row and q_row the elements between rows.
+std::string unsupported(const Tensor& out, const void* q, int64_t q_row, const PagedShape& s,
+                        std::initializer_list<const Tensor*> rows) {
+  if (out.dtype() != DType::BF16 && out.dtype() != DType::F16) return "CUDA takes bf16 or f16 tensors, got " + out.str();
   if (s.d != 64 && s.d != 128 && s.d != 256)
     return "CUDA supports head dims 64, 128 and 256, got " + std::to_string(s.d);
   for (const Tensor* t : rows)
-    if (!aligned(*t)) return t->str() + " is not 16-byte aligned";
+    if (!aligned(t->data())) return t->str() + " is not 16-byte aligned";
+  if (!aligned(q) || q_row % 8 != 0) return "the queries' rows are not 16-byte aligned";
   return "";
 }
 
@@ -461,14 +470,15 @@ void launch_shape(const Params<T>& p, int heads_per_cta, const PagedShape& s, bo
 // Runs the kernel of the form the environment picks (rope: the inputs of rope_paged_attention's
 // single launch, or null).
 template <typename T>
-void run(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
+void run(const void* q, int64_t q_row, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
          const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, const Tensor& out,
          const PagedShape& s, int form, const RopeInputs<T>* rope) {
   const int group = static_cast<int>(s.group());
   int heads_per_cta = 1;
   while (heads_per_cta < std::min(group, 8)) heads_per_cta *= 2;
   Params<T> p{};
-  p.q = q.data_as<T>();
+  p.q = static_cast<const T*>(q);
+  p.q_row = q_row;
   p.k_cache = k_cache.data_as<T>();
   p.v_cache = v_cache.data_as<T>();
   p.tables = block_tables.data_as<int32_t>();
@@ -500,18 +510,57 @@ void check_sizes(const Tensor& k_cache, const Tensor& block_tables, int64_t wind
 // v4 by default: the fastest measured (session 9 call B: 1B batch 1 +13%, batch 16 +12%, 8B +5% over v1).
 int form_from_environment() { return kernel_variant("TESSERA_PAGED_ATTN", kForms, kV4); }
 
+// paged_attention of the queries at q, q_row elements from one token's heads to the next.
+void attend(const void* q, int64_t q_row, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
+            const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, const Tensor& out,
+            const PagedShape& s) {
+  if (const std::string why = unsupported(out, q, q_row, s, {&k_cache, &v_cache, &out}); !why.empty()) reject(why);
+  check_sizes(k_cache, block_tables, window, s);
+  const int form = form_from_environment();
+  dispatch_floating(out.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    if constexpr (!std::is_same_v<T, float>)
+      run<T>(q, q_row, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s, form, nullptr);
+  });
+}
+
 }  // namespace
 
 void paged_attention(const Tensor& q, const Tensor& k_cache, const Tensor& v_cache, const Tensor& block_tables,
                      const Tensor& query_seq, const Tensor& query_pos, int64_t window, float scale, const Tensor& out,
                      const PagedShape& s) {
-  if (const std::string why = unsupported(q, s, {&q, &k_cache, &v_cache, &out}); !why.empty()) reject(why);
+  attend(q.data(), s.hq * s.d, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s);
+}
+
+void rope_paged_attention_rows(const QkvRows& r, const Tensor& positions, const Tensor& inv_freq,
+                               float attention_scaling, const Tensor& q_norm, const Tensor& k_norm, float eps,
+                               const Tensor& slots, const Tensor& k_cache, const Tensor& v_cache,
+                               const Tensor& block_tables, const Tensor& query_seq, int64_t window, float scale,
+                               const Tensor& out, const PagedShape& s) {
+  if (const std::string why = unsupported(out, r.q, r.q_row, s, {&k_cache, &v_cache, &out}); !why.empty()) reject(why);
   check_sizes(k_cache, block_tables, window, s);
   const int form = form_from_environment();
-  dispatch_floating(q.dtype(), [&](auto* tag) {
+  if (form < kV3 || !aligned(r.k) || !aligned(r.v) || r.kv_row % 8 != 0) {
+    rope_kv_write_rows(r, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache, v_cache, s);
+    attend(r.q, r.q_row, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s);
+    return;
+  }
+  dispatch_floating(out.dtype(), [&](auto* tag) {
     using T = std::remove_pointer_t<decltype(tag)>;
-    if constexpr (!std::is_same_v<T, float>)
-      run<T>(q, k_cache, v_cache, block_tables, query_seq, query_pos, window, scale, out, s, form, nullptr);
+    if constexpr (!std::is_same_v<T, float>) {
+      const bool norm_f32 = q_norm.defined() && q_norm.dtype() == DType::F32;
+      const RopeInputs<T> rope{static_cast<const T*>(r.k),
+                               static_cast<const T*>(r.v),
+                               r.kv_row,
+                               inv_freq.data_as<float>(),
+                               q_norm.defined() ? q_norm.data() : nullptr,
+                               k_norm.defined() ? k_norm.data() : nullptr,
+                               norm_f32,
+                               eps,
+                               attention_scaling,
+                               slots.data_as<int32_t>()};
+      run<T>(r.q, r.q_row, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s, form, &rope);
+    }
   });
 }
 
@@ -520,30 +569,8 @@ void rope_paged_attention(const Tensor& q, const Tensor& k, const Tensor& v, con
                           float eps, const Tensor& slots, const Tensor& k_cache, const Tensor& v_cache,
                           const Tensor& block_tables, const Tensor& query_seq, int64_t window, float scale,
                           const Tensor& out, const PagedShape& s) {
-  if (const std::string why = unsupported(q, s, {&q, &k_cache, &v_cache, &out}); !why.empty()) reject(why);
-  check_sizes(k_cache, block_tables, window, s);
-  const int form = form_from_environment();
-  if (form < kV3 || !aligned(k) || !aligned(v)) {
-    rope_kv_write(q, k, v, positions, inv_freq, attention_scaling, q_norm, k_norm, eps, slots, k_cache, v_cache, s);
-    paged_attention(q, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s);
-    return;
-  }
-  dispatch_floating(q.dtype(), [&](auto* tag) {
-    using T = std::remove_pointer_t<decltype(tag)>;
-    if constexpr (!std::is_same_v<T, float>) {
-      const bool norm_f32 = q_norm.defined() && q_norm.dtype() == DType::F32;
-      const RopeInputs<T> rope{k.data_as<T>(),
-                               v.data_as<T>(),
-                               inv_freq.data_as<float>(),
-                               q_norm.defined() ? q_norm.data() : nullptr,
-                               k_norm.defined() ? k_norm.data() : nullptr,
-                               norm_f32,
-                               eps,
-                               attention_scaling,
-                               slots.data_as<int32_t>()};
-      run<T>(q, k_cache, v_cache, block_tables, query_seq, positions, window, scale, out, s, form, &rope);
-    }
-  });
+  rope_paged_attention_rows(separate_qkv_rows(q, k, v, s), positions, inv_freq, attention_scaling, q_norm, k_norm, eps,
+                            slots, k_cache, v_cache, block_tables, query_seq, window, scale, out, s);
 }
 
 }  // namespace tessera::cuda

@@ -1,13 +1,26 @@
 // CUDA SwiGLU: elementwise functors (kernels/cuda/elementwise.cuh), fp32 math, rounding to the
 // activation dtype where PyTorch's bf16 ops do (kernels/cpu/swiglu.cpp has the same formulas).
+// swiglu_rows reads gate and up as the halves of a stacked projection's rows (stacked_rows.h).
 #include "kernels/cuda/activations.cuh"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
 #include "kernels/cuda/elementwise.cuh"
+#include "kernels/cuda/stacked_rows.h"
 
 namespace tessera::cuda {
 
 namespace {
+
+// kN outputs from kN gates and kN ups.
+template <typename T, int kN>
+__device__ __forceinline__ void swiglu_pack(T* out, const T* gate, const T* up) {
+  float g[kN], u[kN];
+  load_f32<kN>(g, gate);
+  load_f32<kN>(u, up);
+#pragma unroll
+  for (int e = 0; e < kN; ++e) g[e] = round_as<T>(silu(g[e])) * u[e];
+  store_f32<kN>(out, g);
+}
 
 template <typename T>
 struct SwigluForward {
@@ -16,12 +29,22 @@ struct SwigluForward {
 
   template <int kN>
   __device__ void operator()(int64_t i, Width<kN>) const {
-    float g[kN], u[kN];
-    load_f32<kN>(g, gate + i);
-    load_f32<kN>(u, up + i);
-#pragma unroll
-    for (int e = 0; e < kN; ++e) g[e] = round_as<T>(silu(g[e])) * u[e];
-    store_f32<kN>(out + i, g);
+    swiglu_pack<T, kN>(out + i, gate + i, up + i);
+  }
+};
+
+// Output i = (t, f) of [T, F] from gate_up [T, 2F]: its gate at t * 2F + f, its up F later. A
+// pack of kN never crosses a row when F is a multiple of kN (the caller's packs_aligned).
+template <typename T>
+struct SwigluRows {
+  T* out;
+  const T* gate_up;
+  int64_t f;
+
+  template <int kN>
+  __device__ void operator()(int64_t i, Width<kN>) const {
+    const T* gate = gate_up + i + (i / f) * f;
+    swiglu_pack<T, kN>(out + i, gate, gate + f);
   }
 };
 
@@ -54,6 +77,15 @@ void swiglu_forward(const Tensor& out, const Tensor& gate, const Tensor& up) {
     using T = std::remove_pointer_t<decltype(tag)>;
     const SwigluForward<T> op{out.data_as<T>(), gate.data_as<T>(), up.data_as<T>()};
     launch_elementwise(gate.numel(), packs_aligned(op.out, op.gate, op.up), stream_of(gate), op);
+  });
+}
+
+void swiglu_rows(const Tensor& out, const Tensor& gate_up) {
+  dispatch_floating(gate_up.dtype(), [&](auto* tag) {
+    using T = std::remove_pointer_t<decltype(tag)>;
+    const SwigluRows<T> op{out.data_as<T>(), gate_up.data_as<T>(), out.size(-1)};
+    const bool aligned = op.f % kPack == 0 && packs_aligned(op.out, op.gate_up);
+    launch_elementwise(out.numel(), aligned, stream_of(out), op);
   });
 }
 

@@ -5,7 +5,8 @@
 // blocks of 1..32 slots, sliding windows, batches 1..64 mixing decode steps and prefill chunks,
 // split (flash-decoding) and unsplit grids; rope_paged_attention (decode steps with their RoPE,
 // Qwen3's q/k norms and padding rows) in one launch (v3) bit for bit as rope_kv_write then
-// paged_attention on the GPU, and within rounding of the CPU's.
+// paged_attention on the GPU, and within rounding of the CPU's; and its stacked form (q, k and v
+// as one gemm's rows, kernels/stacked_ops.h) bit for bit as the three tensors, under both.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/stacked_ops.h"
 #include "paged_cache.h"
 #include "random_tensors.h"
 
@@ -261,14 +263,21 @@ void check_rope_attention(const RopeCase& c) {
   }
   const Tensor freq = inverse_frequencies(c.d, 500000.0);
   const float scaling = c.d == 64 ? 1.0f : 1.2f, eps = 1e-6f, scale = 1.0f / std::sqrt(float(c.d));
-  // One step on `device` in `dtype` (the CPU: f32 of the same rounded values), on fresh copies.
-  auto run = [&](Device device, DType dtype) {
+  // One step on `device` in `dtype` (the CPU: f32 of the same rounded values), on fresh copies;
+  // `stacked`: with q, k and v as one tensor's rows.
+  auto run = [&](Device device, DType dtype, bool stacked = false) {
     auto in = [&](const Tensor& t) { return ops::cast(t, dtype).to(device); };
     auto norm = [&](const Tensor& t) {  // the CPU's norm weights are f32, the GPU's as given
       return !t.defined() ? t : device.is_cpu() ? ops::cast(t, DType::F32) : t.to(device);
     };
     const Cache cache = written_cache(b, in(k_history), in(v_history), history_slots.to(device));
     RopeRun r{Tensor::empty(q.shape(), dtype, device), cache.k, cache.v};
+    if (stacked) {
+      ops::rope_paged_attention_stacked(in(stacked_rows({q, k, v})), pos_t.to(device), freq.to(device), scaling,
+                                        norm(q_norm), norm(k_norm), eps, new_slots.to(device), r.k_cache, r.v_cache,
+                                        tables_t.to(device), seq_t.to(device), c.window, scale, r.out);
+      return r;
+    }
     Tensor qd = in(q).clone(), kd = in(k).clone();
     ops::rope_paged_attention(qd, kd, in(v), pos_t.to(device), freq.to(device), scaling, norm(q_norm), norm(k_norm),
                               eps, new_slots.to(device), r.k_cache, r.v_cache, tables_t.to(device), seq_t.to(device),
@@ -276,25 +285,28 @@ void check_rope_attention(const RopeCase& c) {
     return r;
   };
   const RopeRun want = run(cpu, DType::F32);
-  auto run_form = [&](int form) {
+  auto run_form = [&](int form, bool stacked = false) {
     const FormScope scope(form);
-    return run(gpu, c.dtype);
+    return run(gpu, c.dtype, stacked);
   };
   const RopeRun plain = run_form(2), fused = run_form(3), early = run_form(4);
-  // The single launch gives the two ops' numbers bit for bit (padding rows' outputs are unspecified).
+  // Equal bit for bit (padding rows' outputs are unspecified).
+  const auto expect_same_run = [&](const RopeRun& got, const RopeRun& want, const char* what) {
+    const auto g = host_f32(got.out), w = host_f32(want.out);
+    size_t differ = 0;
+    for (size_t i = 0; i < size_t(seqs * c.hq * c.d); ++i) differ += !(g[i] == w[i]);
+    EXPECT_EQ(differ, 0u) << "seed " << seed << ": outputs of " << what;
+    expect_same_cache(got.k_cache, want.k_cache, seed);
+    expect_same_cache(got.v_cache, want.v_cache, seed);
+  };
+  // The single launch gives the two ops' numbers; the stacked rows the three tensors', either way.
+  expect_same_run(fused, plain, "the one launch (v3) and the two ops");
+  expect_same_run(early, plain, "the one launch (v4) and the two ops");
+  expect_same_run(run_form(2, true), plain, "the two ops on stacked rows and on three tensors");
+  expect_same_run(run_form(4, true), early, "the one launch (v4) on stacked rows and on three tensors");
+  // And the CPU's within rounding: the GPU rounds q and k to the dtype after the norm and RoPE.
   std::vector<bool> real(tokens, false);
   std::fill_n(real.begin(), seqs, true);
-  for (const RopeRun* one : {&fused, &early}) {
-    const auto f = host_f32(one->out), p = host_f32(plain.out);
-    const size_t row = size_t(c.hq * c.d);
-    size_t differ = 0;
-    for (size_t i = 0; i < seqs * row; ++i) differ += !(f[i] == p[i]);
-    EXPECT_EQ(differ, 0u) << "seed " << seed << ": outputs of the one launch (v" << (one == &fused ? 3 : 4)
-                          << ") and the two ops";
-    expect_same_cache(one->k_cache, plain.k_cache, seed);
-    expect_same_cache(one->v_cache, plain.v_cache, seed);
-  }
-  // And the CPU's within rounding: the GPU rounds q and k to the dtype after the norm and RoPE.
   expect_close_output(fused.out, want.out, seed, 1e-2, real);
   expect_same_cache(fused.v_cache, want.v_cache, seed);
   expect_close(fused.k_cache, want.k_cache, c.dtype, false, "k_cache");

@@ -6,8 +6,10 @@
 #include <algorithm>
 #include <cmath>
 #include <random>
+#include <utility>
 
 #include "kernels/ops.h"
+#include "kernels/stacked_ops.h"
 #include "random_tensors.h"
 
 using namespace tessera;
@@ -140,6 +142,28 @@ TEST_P(CudaSwiglu, ForwardAndBackwardMatchCpu) {
   ops::swiglu_backward(gpu_dgate, gpu_dup, dout.to(gpu), gate.to(gpu), up.to(gpu));
   EXPECT_LT(relative_error(gpu_dgate, dgate), rounding_tolerance(dtype));
   EXPECT_LT(relative_error(gpu_dup, dup), rounding_tolerance(dtype));
+}
+
+// The stacked form (gate and up as the halves of one gemm's rows [T, 2F]) gives swiglu_forward's
+// numbers on the halves bit for bit, for rows of whole packs of 4 and not (odd F, F = 2: every
+// element alone), one row and many.
+TEST_P(CudaSwiglu, StackedRowsAreTheHalvesApart) {
+  TS_REQUIRE_GPU();
+  const DType dtype = GetParam();
+  const uint64_t seed = fresh_seed();
+  SCOPED_TRACE(::testing::Message() << "seed " << seed);
+  for (const auto [n, f] : {std::pair<int64_t, int64_t>{1, 8192}, {16, 8192}, {37, 1001}, {3, 2}, {64, 4}, {5, 36}}) {
+    SCOPED_TRACE(::testing::Message() << n << " rows of " << f);
+    const Tensor gate = random_tensor({n, f}, dtype, cpu, seed + f, 3.0f), up = random_tensor({n, f}, dtype, cpu, seed + n);
+    const Tensor gate_up = stacked_rows({gate.view({n, 1, f}), up.view({n, 1, f})}).view({n, 2 * f});
+    Tensor want = Tensor::empty({n, f}, dtype, gpu), got = Tensor::empty({n, f}, dtype, gpu);
+    ops::swiglu_forward(want, gate.to(gpu), up.to(gpu));
+    ops::swiglu_stacked(got, gate_up.to(gpu));
+    EXPECT_EQ(host_f32(got), host_f32(want));
+    Tensor cpu_out = Tensor::empty({n, f}, dtype);
+    ops::swiglu_stacked(cpu_out, gate_up);
+    EXPECT_LT(relative_error(got, cpu_out), rounding_tolerance(dtype));
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(FloatTypes, CudaSwiglu, ::testing::Values(DType::F32, DType::BF16, DType::F16));

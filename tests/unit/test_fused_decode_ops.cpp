@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/stacked_ops.h"
 #include "quant/packed.h"
 #include "random_tensors.h"
 
@@ -182,4 +183,43 @@ TEST(FusedDecodeOps, RopePagedAttentionIsRopeKvWriteThenAttention) {
                "rope_paged_attention: query_seq[1] = 1 repeats query_seq[0] (one token per sequence");
   expect_error([&] { call(q, seqs, Tensor()); }, "rope_paged_attention: q_norm and k_norm go together");
   expect_error([&] { call(f32({T, hq + 2, d}, 22), seqs, q_norm); }, "rope_paged_attention: out is");
+}
+
+// The stacked forms (kernels/stacked_ops.h) read one gemm's rows in place and give the numbers of
+// their ops on the parts apart; bad calls name the op and what is wrong.
+TEST(FusedDecodeOps, StackedFormsAreTheOpsOnTheParts) {
+  const int64_t T = 3, hq = 4, hkv = 2, d = 8, blocks = 4, block_size = 4;
+  const Tensor q = f32({T, hq, d}, 30), k = f32({T, hkv, d}, 31), v = f32({T, hkv, d}, 32);
+  const Tensor positions = Tensor::from_vector(std::vector<int32_t>{0, 5, 2}, {T}, DType::I32);
+  const Tensor slots = Tensor::from_vector(std::vector<int32_t>{0, 5, 14}, {T}, DType::I32);
+  const Tensor tables = Tensor::from_vector(std::vector<int32_t>{0, 0, 2, 1, 3, 0}, {T, 2}, DType::I32);
+  const Tensor seqs = Tensor::from_vector(std::vector<int32_t>{0, 1, 2}, {T}, DType::I32);
+  const Tensor freq = inverse_frequencies(d, 1e4), q_norm = f32({d}, 33), k_norm = f32({d}, 34);
+  const Shape cache{blocks, block_size, hkv, d};
+  Tensor k_cache = f32(cache, 35), v_cache = f32(cache, 36), out = Tensor::empty({T, hq, d}, DType::F32);
+  Tensor want_k = k_cache.clone(), want_v = v_cache.clone(), want = Tensor::empty({T, hq, d}, DType::F32);
+  ops::rope_paged_attention(q.clone(), k.clone(), v, positions, freq, 1.0f, q_norm, k_norm, 1e-6f, slots, want_k,
+                            want_v, tables, seqs, 0, 0.5f, want);
+  const Tensor qkv = stacked_rows({q, k, v});
+  ops::rope_paged_attention_stacked(qkv.clone(), positions, freq, 1.0f, q_norm, k_norm, 1e-6f, slots, k_cache, v_cache,
+                                    tables, seqs, 0, 0.5f, out);
+  EXPECT_EQ(out.to_vector<float>(), want.to_vector<float>());
+  EXPECT_EQ(k_cache.to_vector<float>(), want_k.to_vector<float>());
+  EXPECT_EQ(v_cache.to_vector<float>(), want_v.to_vector<float>());
+  auto call = [&](const Tensor& rows, Tensor o) {
+    ops::rope_paged_attention_stacked(rows.clone(), positions, freq, 1.0f, q_norm, k_norm, 1e-6f, slots, k_cache,
+                                      v_cache, tables, seqs, 0, 0.5f, o);
+  };
+  expect_error([&] { call(stacked_rows({q, k}), out); }, "rope_paged_attention_stacked: qkv is");
+  expect_error([&] { call(qkv, Tensor::empty({T, hq + 1, d}, DType::F32)); }, "rope_paged_attention_stacked");
+  expect_error([&] { call(ops::cast(qkv, DType::BF16), out); }, "must have the dtype of the cache");
+
+  const int64_t f = 7;  // gate/up rows of an odd width
+  const Tensor gate = f32({T, f}, 37), up = f32({T, f}, 38);
+  Tensor act = Tensor::empty({T, f}, DType::F32), want_act = Tensor::empty({T, f}, DType::F32);
+  ops::swiglu_forward(want_act, gate, up);
+  ops::swiglu_stacked(act, stacked_rows({gate.view({T, 1, f}), up.view({T, 1, f})}).view({T, 2 * f}));
+  EXPECT_EQ(act.to_vector<float>(), want_act.to_vector<float>());
+  expect_error([&] { ops::swiglu_stacked(act, gate); }, "swiglu_stacked: gate_up must be [T, 2F]");
+  expect_error([&] { ops::swiglu_stacked(act, Tensor::empty({T, 2 * f}, DType::BF16)); }, "swiglu_stacked: out");
 }
