@@ -18,7 +18,9 @@
 // timed inside attention (ops::rope_paged_attention: one launch with TESSERA_PAGED_ATTN=v3, whose
 // value RESULT's paged_attn shows). With the norms folded into the projections
 // (TESSERA_NORM_PROLOGUE_ROWS, decode steps of up to that many rows, 1 unless set) the decode steps' show as
-// norm_qkv_proj, o_proj_add, norm_gate_up_swiglu and down_proj_add.
+// norm_qkv_proj, o_proj_add, norm_gate_up_swiglu and down_proj_add. With the stacked projections
+// (TESSERA_STACKED_ROWS=N: steps of at least N rows, RESULT's stacked_rows) qkv_proj and
+// gate_up_swiglu are one gemm each (and the SwiGLU's launch).
 #include <nlohmann/json.hpp>
 
 #include <chrono>
@@ -26,6 +28,7 @@
 #include <cstdlib>
 #include <map>
 #include <string>
+#include <utility>
 
 #include "one_batch.h"
 #include "core/error.h"
@@ -91,7 +94,7 @@ int main(int argc, char** argv) {
           set_packed_base(l, w, gpu);
         }
     }
-    auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(params), gpu, DType::BF16,
+    auto model = std::make_shared<InferenceModel>(config, std::make_shared<OwnedParams>(std::move(params)), gpu, DType::BF16,
                                                   InferenceOptions{.cuda_graphs = graphs, .profile_ops = profile});
     if (lm_head != "bf16") {
       model->quantize_lm_head({parse_quant_scheme(lm_head)});
@@ -132,11 +135,11 @@ int main(int argc, char** argv) {
     const char* stream_chains = std::getenv("TESSERA_PACKED_STREAM_CHAINS");
     const char* packed_prefetch = std::getenv("TESSERA_PACKED_PREFETCH");
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"fused\":%d,\"norm_prologue_rows\":%d,\"small_m\":\"%s\",\"gemv\":\"%s\",\"gemv_blocks_per_sm\":%d,\"pdl\":%d,\"paged_attn\":\"%s\",\"packed_gemv\":\"%s\",\"stream_depth\":\"%s\",\"stream_chains\":\"%s\",\"bulk_stages\":\"%s\",\"bulk_chunk\":\"%s\",\"packed_prefetch\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"norm_prologue_rows\":%d,\"stacked_rows\":%d,\"small_m\":\"%s\",\"gemv\":\"%s\",\"gemv_blocks_per_sm\":%d,\"pdl\":%d,\"paged_attn\":\"%s\",\"packed_gemv\":\"%s\",\"stream_depth\":\"%s\",\"stream_chains\":\"%s\",\"bulk_stages\":\"%s\",\"bulk_chunk\":\"%s\",\"packed_prefetch\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
-                model->options().fused_decode ? 1 : 0, model->options().norm_prologue_rows,
+                model->options().fused_decode ? 1 : 0, model->options().norm_prologue_rows, model->options().stacked_rows,
                 ops::small_m_kernel_name(ops::small_m_choice().kernel), ops::gemv_form_name(ops::gemv_form()),
                 ops::gemv_blocks_per_sm(), ops::LaunchOverlap::requested() ? 1 : 0, paged_attn ? paged_attn : "default",
                 packed_gemv && *packed_gemv ? packed_gemv : "auto", stream_depth && *stream_depth ? stream_depth : "default",

@@ -15,7 +15,9 @@
 #include "kernels/kernel_variant.h"
 #include "kernels/launch_overlap.h"
 #include "kernels/ops.h"
+#include "kernels/stacked_ops.h"
 #include "model/layer_parts.h"
+#include "model/stacked_projections.h"
 
 namespace tessera {
 
@@ -61,6 +63,14 @@ int norm_prologue_rows_default() {
   static const int rows = env_choice("TESSERA_NORM_PROLOGUE_ROWS", {0, 1, 2, 3, 4}, false, 1);
   return rows;
 }
+
+// Off until measured against one gemm per projection.
+int stacked_rows_default() {
+  static const int rows = env_choice("TESSERA_STACKED_ROWS", {0, 1, 2, 3, 4, 5, 8, 16, 32, 64}, false, 0);
+  return rows;
+}
+
+OwnedParams::OwnedParams(ModelParams params) : params_(std::move(params)) { stack_projections(params_); }
 
 ModelParams& OwnedParams::grads(UnitId) { throw Error("inference parameters have no gradients"); }
 
@@ -146,6 +156,10 @@ decltype(auto) InferenceModel::timed(std::string_view name, std::string_view par
   }
 }
 
+bool InferenceModel::stacks(int64_t tokens) const {
+  return options_.stacked_rows > 0 && tokens >= options_.stacked_rows;
+}
+
 bool InferenceModel::folds_norms(const LayerParams& p, int64_t tokens) const {
   if (tokens > options_.norm_prologue_rows) return false;
   const Linear* all[] = {&p.q_proj, &p.k_proj, &p.v_proj, &p.o_proj, &p.gate_proj, &p.up_proj, &p.down_proj};
@@ -158,7 +172,7 @@ bool InferenceModel::folds_norms(const LayerParams& p, int64_t tokens) const {
   return ops::folds_into_gemv(tokens, p.o_proj.weight, false) && ops::folds_into_gemv(tokens, p.down_proj.weight, false);
 }
 
-void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions,
+Tensor InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions,
                                             const Tensor& slots, Tensor& k_cache, Tensor& v_cache, LayerActivations& a,
                                             const ProjectFn& project, bool rope, bool fold) {
   const ModelConfig& c = config_;
@@ -172,7 +186,19 @@ void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& 
     ops::rmsnorm_forward(a.h, a.rstd_in, x.view({T, c.hidden_size}), p.input_norm, eps);
   }
   const Linear* qkv[] = {&p.q_proj, &p.k_proj, &p.v_proj};
-  if (std::all_of(std::begin(qkv), std::end(qkv), [&](const Linear* l) { return plain(*l, dtype_); })) {
+  const bool all_plain = std::all_of(std::begin(qkv), std::end(qkv), [&](const Linear* l) { return plain(*l, dtype_); });
+  if (all_plain && !rope && !prologue && stacks(T)) {
+    const Tensor* weights[] = {&p.q_proj.weight, &p.k_proj.weight, &p.v_proj.weight};
+    const Tensor* biases[] = {&p.q_proj.bias, &p.k_proj.bias, &p.v_proj.bias};
+    const Tensor w = stacked_view(weights), b = stacked_view(biases);
+    const bool any_bias = std::any_of(std::begin(biases), std::end(biases), [](const Tensor* t) { return t->defined(); });
+    if (w.defined() && (b.defined() || !any_bias)) {
+      Tensor stacked = Tensor::empty({T, w.size(0)}, dtype_, device_);
+      timed("qkv_proj", "norm_rope", [&] { ops::gemm(stacked, a.h, w, false, true, 1.0f, 0.0f, b); });
+      return stacked.view({T, c.num_attention_heads + 2 * c.num_key_value_heads, D});
+    }
+  }
+  if (all_plain) {
     Tensor outs[3], weights[3], biases[3];
     for (int i = 0; i < 3; ++i) {
       outs[i] = Tensor::empty({T, qkv[i]->out_features()}, dtype_, device_);
@@ -209,11 +235,12 @@ void InferenceModel::fused_attention_inputs(const LayerParams& p, const Tensor& 
   a.q = a.q.view({T, c.num_attention_heads, D});
   a.k = a.k.view({T, c.num_key_value_heads, D});
   a.v = a.v.view({T, c.num_key_value_heads, D});
-  if (!rope) return;
+  if (!rope) return Tensor();
   timed("rope_kv_write", "norm_rope", [&] {
     ops::rope_kv_write(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling,
                        c.qk_norm ? p.q_norm : Tensor(), c.qk_norm ? p.k_norm : Tensor(), eps, slots, k_cache, v_cache);
   });
+  return Tensor();
 }
 
 Tensor InferenceModel::folded_attention_outputs(const LayerParams& p, const Tensor& attn, LayerActivations& a) {
@@ -274,6 +301,15 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
   const bool rope_in_attention = fused && decode;
   const GateUpFn gate_up = [&](const LayerParams& p, const Tensor& h) {
     Tensor act = Tensor::empty({T, c.intermediate_size}, dtype_, device_);
+    const Tensor* weights[] = {&p.gate_proj.weight, &p.up_proj.weight};
+    if (const Tensor w = stacks(T) ? stacked_view(weights) : Tensor(); w.defined()) {
+      Tensor both = Tensor::empty({T, w.size(0)}, dtype_, device_);
+      timed("gate_up_swiglu", "norms_swiglu", [&] {
+        ops::gemm(both, h, w, false, true);
+        ops::swiglu_stacked(act, both);
+      });
+      return act;
+    }
     timed("gate_up_swiglu", "norms_swiglu", [&] { ops::project_swiglu(act, h, p.gate_proj.weight, p.up_proj.weight); });
     return act;
   }, unfused_mlp;
@@ -294,9 +330,11 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
     next = {};
     Tensor k_cache = cache.keys(l), v_cache = cache.values(l);
     const bool fold = fused && folds_norms(p, T);
+    Tensor stacked_qkv;  // one gemm's q/k/v rows, for the attention to read in place
     if (fused) {
       timed("norm_rope", "", [&] {
-        fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project, !rope_in_attention, fold);
+        stacked_qkv =
+            fused_attention_inputs(p, x, positions, slots, k_cache, v_cache, a, project, !rope_in_attention, fold);
       });
     } else {
       timed("norm_rope", "", [&] { layer_attention_inputs(c, rope_, p, x, positions, a, project); });
@@ -305,12 +343,15 @@ InferenceModel::Outputs InferenceModel::forward(const Tensor& inputs, const Step
       });
     }
     Tensor attn = Tensor::empty({T, Hq, D}, kv_dtype, device_);
+    const Tensor q_norm = c.qk_norm ? p.q_norm : Tensor(), k_norm = c.qk_norm ? p.k_norm : Tensor();
+    const float eps = static_cast<float>(c.rms_norm_eps);
     timed("attention", "", [&] {
-      if (rope_in_attention)
-        ops::rope_paged_attention(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling,
-                                  c.qk_norm ? p.q_norm : Tensor(), c.qk_norm ? p.k_norm : Tensor(),
-                                  static_cast<float>(c.rms_norm_eps), slots, k_cache, v_cache, tables, query_seq,
-                                  window, scale, attn);
+      if (stacked_qkv.defined())
+        ops::rope_paged_attention_stacked(stacked_qkv, positions, rope_.inv_freq, rope_.attention_scaling, q_norm,
+                                          k_norm, eps, slots, k_cache, v_cache, tables, query_seq, window, scale, attn);
+      else if (rope_in_attention)
+        ops::rope_paged_attention(a.q, a.k, a.v, positions, rope_.inv_freq, rope_.attention_scaling, q_norm, k_norm,
+                                  eps, slots, k_cache, v_cache, tables, query_seq, window, scale, attn);
       else
         ops::paged_attention(in_dtype(a.q, kv_dtype), k_cache, v_cache, tables, query_seq, positions, window, scale,
                              attn);

@@ -38,6 +38,9 @@ bool fused_decode_default();
 // InferenceOptions::norm_prologue_rows's default: TESSERA_NORM_PROLOGUE_ROWS (0 to 4; 1 unless
 // set; read once).
 int norm_prologue_rows_default();
+// InferenceOptions::stacked_rows's default: TESSERA_STACKED_ROWS (0, 1, 2, 3, 4, 5, 8, 16, 32 or
+// 64; 0, off, unless set; read once).
+int stacked_rows_default();
 
 struct InferenceOptions {
   bool cuda_graphs = true;  // replay decode steps from CUDA graphs (CUDA with fixed weights only)
@@ -59,6 +62,12 @@ struct InferenceOptions {
   // down_proj add the residual (no add+norm launches in the layer, the same numbers bit for bit).
   // 0: never. 1 by default: with the split gemv it is faster at batch 1 (session 10 call B).
   int norm_prologue_rows = norm_prologue_rows_default();
+  // With fused_decode, a step of at least this many rows (0: none) multiplies a layer's stacked
+  // projections (model/stacked_projections.h, as OwnedParams holds them) in one gemm each: a
+  // decode step's q/k/v into one [T, Hq + 2 Hkv, D] that its attention reads in place
+  // (ops::rope_paged_attention_stacked), and every step's gate/up into [T, 2F] for
+  // ops::swiglu_stacked. The same numbers as one gemm per projection. Off until measured.
+  int stacked_rows = stacked_rows_default();
 };
 
 // What run() returns for the logit rows asked for, in their order.
@@ -140,9 +149,13 @@ class InferenceModel {
   // norm unless a.h holds it (inside the q/k/v launch when `fold`), q/k/v (one ops::project_many
   // for plain projections, or project_many_packed for packed ones), then with `rope`
   // ops::rope_kv_write into the cache (without, q/k/v stay raw for ops::rope_paged_attention).
-  void fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions, const Tensor& slots,
+  // Returns the stacked q/k/v [T, Hq + 2 Hkv, D] where one gemm made them (without `rope`, in a
+  // step of options_.stacked_rows; a.q, a.k, a.v stay undefined), else an undefined tensor.
+  Tensor fused_attention_inputs(const LayerParams& p, const Tensor& x, const Tensor& positions, const Tensor& slots,
                               Tensor& k_cache, Tensor& v_cache, LayerActivations& a, const ProjectFn& project,
                               bool rope, bool fold);
+  // Whether a step of `tokens` rows multiplies stacked projections together (options_.stacked_rows).
+  bool stacks(int64_t tokens) const;
   // layer_attention_outputs of a layer that folds_norms: o_proj with the residual add, gate/up
   // with the post-attention norm and the SwiGLU, down_proj with the residual add; fills a.x_mid
   // and a.act and returns the layer's output (the next layer norms it itself).
@@ -172,7 +185,8 @@ class InferenceModel {
 // Parameters held in memory as a ParamSource (owns them).
 class OwnedParams : public ParamSource {
  public:
-  explicit OwnedParams(ModelParams params) : params_(std::move(params)) {}
+  // Stacks each layer's q/k/v and gate/up weights (model/stacked_projections.h).
+  explicit OwnedParams(ModelParams params);
   const ModelParams& acquire(UnitId) override { return params_; }
   void release(UnitId) override {}
   ModelParams& grads(UnitId) override;

@@ -6,6 +6,7 @@
 
 #include "../../inference_models.h"
 #include "model/kv_cache.h"
+#include "model/stacked_projections.h"
 #include "quant/packed.h"
 
 using namespace tessera;
@@ -55,6 +56,39 @@ TEST(InferenceModel, FusedDecodeOpsGiveThePlainOpsLogits) {
     ASSERT_EQ(folded.size(), 6u);
     EXPECT_EQ(folded, plain);
     EXPECT_EQ(logits(true, false), plain);
+  }
+}
+
+// OwnedParams stacks each layer's q/k/v (with their biases) and gate/up, the Linears views into
+// one buffer holding the weights as loaded; steps of at least stacked_rows rows multiply them in
+// one gemm (decode steps' attention reading the q/k/v rows in place, ops::rope_paged_attention_stacked)
+// and give the plain ops' logits exactly, for every parity architecture.
+TEST(InferenceModel, StackedProjectionsGiveThePlainOpsLogits) {
+  for (const std::string& name : parity_model_names()) {
+    SCOPED_TRACE(name);
+    CpuModel m = cpu_model(name);
+    const auto source = std::make_shared<OwnedParams>(m.loaded.params);
+    const LayerParams& loaded = m.loaded.params.layers[0];
+    const LayerParams& held = source->acquire(UnitId::layer_unit(0)).layers[0];
+    const Tensor* qkv[] = {&held.q_proj.weight, &held.k_proj.weight, &held.v_proj.weight};
+    const Tensor* gate_up[] = {&held.gate_proj.weight, &held.up_proj.weight};
+    ASSERT_TRUE(stacked_view(qkv).defined());
+    ASSERT_TRUE(stacked_view(gate_up).defined());
+    const Tensor* biases[] = {&held.q_proj.bias, &held.k_proj.bias, &held.v_proj.bias};
+    EXPECT_EQ(stacked_view(biases).defined(), loaded.q_proj.bias.defined());
+    EXPECT_EQ(held.k_proj.weight.to_vector<float>(), loaded.k_proj.weight.to_vector<float>());
+    EXPECT_EQ(held.up_proj.weight.to_vector<float>(), loaded.up_proj.weight.to_vector<float>());
+    const std::vector<int32_t> prompt = tokens(9, 5, m.loaded.config.vocab_size);
+    const auto logits = [&](bool fused, int stacked_rows) {
+      InferenceModel model(m.loaded.config, source, Device::cpu(), DType::F32,
+                           InferenceOptions{.fused_decode = fused, .norm_prologue_rows = 0, .stacked_rows = stacked_rows});
+      KvCache cache(m.loaded.config, 16, 4, DType::F32, Device::cpu());
+      return run_paged(model, cache, prompt, 4, 6);
+    };
+    const auto plain = logits(false, 0), stacked = logits(true, 1);
+    ASSERT_EQ(stacked.size(), 6u);
+    EXPECT_EQ(stacked, plain);
+    EXPECT_EQ(logits(true, 4), plain);  // prefill chunks stacked, decode steps not
   }
 }
 
