@@ -1,5 +1,5 @@
 // Packed projections next to bf16: bench/quant_gemv_bench [1b|8b ...] [--m 1,2,...] [--schemes
-// int8,int4_g32,...] [--fused-only]. First the fused decode ops over packed weights (q/k/v in one
+// int8,int4_g32,...] [--variants auto,stream,...] [--fused-only]. First the fused decode ops over packed weights (q/k/v in one
 // launch, gate/up with the SwiGLU, o, down, lm_head; M <= 8, every variant; "quant_fused": GB/s of
 // packed bytes read). Then, for each projection of the
 // shape's layer (q/o, k/v, gate/up, down), each scheme and M rows of activations: the fused gemv
@@ -64,7 +64,8 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS, TESSERA_PACKED_BULK_STAGES / _CHUNK and TESSERA_PACKED_PREFETCH where set),
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS, TESSERA_PACKED_BULK_STAGES / _CHUNK and TESSERA_PACKED_PREFETCH
+// where set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
@@ -78,6 +79,7 @@ struct Variant {
   const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
   const char* chains = "";  // stream's int4 mma chains: "" the default
   const char* prefetch = "";  // tiles asked of L2 at a time: "" the default
+  const char* tile_warps = "";  // stream's warps a tile: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -99,7 +101,20 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"stream_pf1", "stream", "", "", false, "", "", "", "", "1"},
                              {"stream_pf2", "stream", "", "", false, "", "", "", "", "2"},
                              {"stream_pf3", "stream", "", "", false, "", "", "", "", "3"},
-                             {"stream_d4_pf2", "stream", "", "", false, "4", "", "", "", "2"}};
+                             {"stream_d4_pf2", "stream", "", "", false, "4", "", "", "", "2"},
+                             {"stream_w1", "stream", "", "", false, "", "", "", "", "", "1"},
+                             {"stream_w2", "stream", "", "", false, "", "", "", "", "", "2"},
+                             {"stream_w4", "stream", "", "", false, "", "", "", "", "", "4"},
+                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "", "auto"},
+                             {"stream_wauto_pf2", "stream", "", "", false, "", "", "", "", "2", "auto"},
+                             {"stream_wauto_pf3", "stream", "", "", false, "", "", "", "", "3", "auto"}};
+
+// --variants: the labels to time (auto always, first); empty: all.
+std::vector<std::string> chosen_variants;
+bool runs(const Variant& v) {
+  return chosen_variants.empty() || std::string(v.label) == "auto" ||
+         std::find(chosen_variants.begin(), chosen_variants.end(), v.label) != chosen_variants.end();
+}
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
 
@@ -112,6 +127,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
+  setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -122,6 +138,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_PREFETCH");
+  unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
 }
 
 // A comma-separated list ("1,2,4").
@@ -176,7 +193,7 @@ void fused_ops(const std::string& shape, const std::vector<Projection>& ps, cons
     const double bf16_s = seconds_per_call(run_dense, dense_copies);
     std::string variant_us, variant_gbps;
     for (const Variant& v : kVariants) {
-      if (scheme.spec.scheme != QuantScheme::Int4 && v.int4_only) continue;
+      if ((scheme.spec.scheme != QuantScheme::Int4 && v.int4_only) || !runs(v)) continue;
       use_variant(v);
       const double t = seconds_per_call([&](int i) {
         std::vector<const PackedTensor*> ws;
@@ -211,9 +228,10 @@ int main(int argc, char** argv) {
     bool fused_only = false;
     for (int i = 1; i < argc; ++i) {
       const std::string arg = argv[i];
-      if ((arg == "--m" || arg == "--schemes") && i + 1 < argc) {
+      if ((arg == "--m" || arg == "--schemes" || arg == "--variants") && i + 1 < argc) {
         const std::vector<std::string> list = split_list(argv[++i]);
         if (arg == "--schemes") scheme_names = list;
+        else if (arg == "--variants") chosen_variants = list;
         else {
           ms.clear();
           for (const std::string& v : list) ms.push_back(std::stoll(v));
@@ -224,6 +242,9 @@ int main(int argc, char** argv) {
         shapes.push_back(arg);
       }
     }
+    for (const std::string& label : chosen_variants)
+      TS_CHECK(std::any_of(std::begin(kVariants), std::end(kVariants), [&](const Variant& v) { return label == v.label; }),
+               "quant_gemv_bench: unknown variant '{}' in --variants", label);
     if (shapes.empty()) shapes = {"1b", "8b"};
     auto chosen = [&](const Scheme& scheme) {
       return scheme_names.empty() || std::find(scheme_names.begin(), scheme_names.end(), scheme.name) != scheme_names.end();
@@ -265,7 +286,7 @@ int main(int argc, char** argv) {
               for (const Variant& variant : kVariants) {
                 const bool first = &variant == &kVariants[0];
                 if (scheme.spec.scheme == QuantScheme::NF4 && !first) continue;  // v1 only
-                if (scheme.spec.scheme != QuantScheme::Int4 && variant.int4_only) continue;
+                if ((scheme.spec.scheme != QuantScheme::Int4 && variant.int4_only) || !runs(variant)) continue;
                 use_variant(variant);
                 const double t = seconds_per_call([&](int i) {
                   ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);

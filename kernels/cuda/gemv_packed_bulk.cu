@@ -208,8 +208,9 @@ __global__ void __launch_bounds__(kThreads, 2)
     if (lane == 0) sm90::barrier_arrive(&empty[slot]);
     if (++slot == stages) slot = 0, phase ^= 1;
     if (++chunk == chunks) {  // the tile's last chunk, in every consumer alike
-      finish_tile<kConsumers, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, m, c_dtype, alpha,
-                                                           beta, [] { consumers_sync(); });
+      finish_tile<kConsumers, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp,
+                                                           TileGroup{0, kConsumers, int(threadIdx.x)}, m, c_dtype,
+                                                           alpha, beta, [] { consumers_sync(); });
       chunk = 0;
       tile += int(gridDim.x);
       parity ^= 1;

@@ -194,7 +194,21 @@ __device__ __forceinline__ void store_tile(const PackedStack<Reader>& s, int til
                  s.bias[t.weight]);
 }
 
-// store_tile of a block whose warps left their sums in partial[warp][e].
+// store_tile by threads e0, e0 + stride, ... of a tile whose sums warps [first, first + count) of
+// the block left in partial[warp][e].
+template <int kWarps, int kRows, int kCols, typename Reader>
+__device__ __forceinline__ void store_warps_out(const float (&partial)[kWarps][kRows * kCols], const PackedStack<Reader>& s,
+                                                int tile, int first, int count, int e0, int stride, int m,
+                                                DType c_dtype, float alpha, float beta) {
+  for (int e = e0; e < kRows * kCols; e += stride)
+    store_tile<kRows, kCols>(s, tile, e, m, c_dtype, alpha, beta, [&](int at) {
+      float sum = 0.0f;
+      for (int w = first; w < first + count; ++w) sum += partial[w][at];
+      return sum;
+    });
+}
+
+// store_tile of a block whose warps all left their sums in partial[warp][e] (thread e).
 template <int kWarps, int kRows, int kCols, typename Reader>
 __device__ __forceinline__ void store_block_out(const float (&partial)[kWarps][kRows * kCols], const PackedStack<Reader>& s,
                                                 int tile, int e, int m, DType c_dtype, float alpha, float beta) {

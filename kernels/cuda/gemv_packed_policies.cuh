@@ -138,16 +138,24 @@ struct Int8Rows {
   };
 };
 
-// A tile's end in the persistent packed gemvs, in every multiplying warp alike: each warp leaves its
-// sums (l's, for rows g and g + 8) in its row of partial, the warps meet (sync: the block's or the
-// consumers' barrier), the block stores the tile's outputs, and the sums restart.
+// The warps that multiply one tile together: warps [first, first + count) of the block, and this
+// thread's place among their threads.
+struct TileGroup {
+  int first, count, thread;
+};
+
+// A tile's end in the persistent packed gemvs, in every warp of its group alike: each warp leaves
+// its sums (l's, for rows g and g + 8) in its row of partial, the group's warps meet (sync: their
+// barrier), they store the tile's outputs, and the sums restart.
 template <int kWarps, int kTileRows, int kTokens, bool kSwiglu, typename Lane, typename Reader, typename Sync>
 __device__ __forceinline__ void finish_tile(float (&partial)[kWarps][kTileRows * kTokens], const Lane& l,
                                             float (&acc)[4], const PackedStack<Reader>& s, int tile, int g, int warp,
-                                            int m, DType c_dtype, float alpha, float beta, Sync sync) {
+                                            const TileGroup& group, int m, DType c_dtype, float alpha, float beta,
+                                            Sync sync) {
   l.partials(partial[warp], acc, lane_rows<kTileRows, kSwiglu>(s, tile, g));
   sync();
-  store_block_out<kWarps, kTileRows, kTokens>(partial, s, tile, threadIdx.x, m, c_dtype, alpha, beta);
+  store_warps_out<kWarps, kTileRows, kTokens>(partial, s, tile, group.first, group.count, group.thread,
+                                              32 * group.count, m, c_dtype, alpha, beta);
 #pragma unroll
   for (int i = 0; i < 4; ++i) acc[i] = 0.0f;
 }

@@ -39,67 +39,96 @@ constexpr int kWarps = 8;
 // The int4 staged A at most (8B down_proj at 2 rows: 61 KB): two blocks an SM still fit.
 constexpr size_t kPolicySharedMax = 96 << 10;
 
-// Block b takes tiles b, b + gridDim, ...; of each, warp w takes slices w, w + kWarps, ... (per_tile
-// of them, the last past K where kWarps does not divide the slices). A lane's step is one slice of
-// one tile; it walks them with counters (no division a step). A unit past K loads the last one
-// (its activations are zeros, so it adds nothing) and a step past the block's last tile loads
-// that tile again (never multiplied): the loads need no branches.
+// The block's warps form groups of tile_warps (1, 2, 4 or 8) that each multiply a tile by
+// themselves: group q of block b is group b * groups + q of the grid's group_count, which takes
+// tiles b * groups + q, then group_count on, ...; of each, the group's warp w takes slices w, w +
+// tile_warps, ... (per_tile of them, the last past K where tile_warps does not divide the slices).
+// Fewer warps a tile give each more steps between tile ends (a group barrier, the store, the next
+// rows found): at K 4096 eight warps make only 4 steps a tile. A lane's step is one slice of one
+// tile; it walks them with counters (no division a step). A unit past K loads the last one (its
+// activations are zeros, so it adds nothing) and a step past the group's last tile loads that tile
+// again (never multiplied): the loads need no branches.
 // kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it). prefetch: tiles asked of
 // L2 at a time (0: none).
 template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains = 1>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
-                       float beta, int tiles, int prefetch) {
+                       float beta, int tiles, int tile_warps, int prefetch) {
   using Pairs = typename Policy::Pairs;
   using Raw = typename Pairs::Raw;
   let_next_kernel_start();
   extern __shared__ __align__(16) uint8_t shared[];  // the policy's: the int4 sums of x
   __shared__ float partial[2][kWarps][kTileRows * kTokens];  // by tile parity: one barrier a tile
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
+  const int groups = kWarps / tile_warps, group = warp / tile_warps, group_warp = warp % tile_warps;
+  const int first_tile = int(blockIdx.x) * groups + group, tile_stride = int(gridDim.x) * groups;
+  const TileGroup tile_group{group * tile_warps, tile_warps, group_warp * 32 + lane};
   const int units = int(k / Pairs::kWeights), slices = (units + 3) / 4;
-  const int per_tile = (slices + kWarps - 1) / kWarps;  // steps of each warp a tile
-  const int steps = (tiles - int(blockIdx.x) + int(gridDim.x) - 1) / int(gridDim.x) * per_tile;
+  const int per_tile = (slices + tile_warps - 1) / tile_warps;  // steps of each warp a tile
+  const int steps = (tiles - first_tile + tile_stride - 1) / tile_stride * per_tile;  // 0 past the last tile
   // The next step to load: its tile and its index among the warp's steps of that tile.
-  int load_tile = int(blockIdx.x), load_j = 0;
+  int load_tile = first_tile, load_j = 0;
   typename Policy::Rows rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
   auto fetch = [&](Raw (&raw)[2]) {
-    Policy::load(raw, rows, min(4 * (warp + kWarps * load_j) + t, units - 1));
+    Policy::load(raw, rows, min(4 * (group_warp + tile_warps * load_j) + t, units - 1));
     if (++load_j == per_tile) {
       load_j = 0;
-      load_tile += int(gridDim.x);
+      load_tile += tile_stride;
       if (load_tile < tiles) rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
     }
   };
-  // Thread 0 asks L2 for `count` of this block's tiles from tile `from` on.
+  // The group's first thread asks L2 for `count` of its tiles from tile `from` on.
   auto ask_l2 = [&](int from, int count) {
-    if (threadIdx.x == 0)
-      for (int i = 0, at = from; i < count && at < tiles; ++i, at += int(gridDim.x)) prefetch_tile<kTileRows>(s, at);
+    if (tile_group.thread == 0)
+      for (int i = 0, at = from; i < count && at < tiles; ++i, at += tile_stride) prefetch_tile<kTileRows>(s, at);
   };
-  ask_l2(int(blockIdx.x), prefetch);
+  ask_l2(first_tile, prefetch);
   Raw ring[kDepth][2];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) fetch(ring[d]);
   wait_for_previous_kernel();  // which wrote A
   const typename Policy::template Lane<T> l(a, k, m, lane, shared, units);
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-  int tile = int(blockIdx.x), j = 0, parity = 0;  // the step being multiplied
+  int tile = first_tile, j = 0, parity = 0;  // the step being multiplied
+  // The group's barrier (named barriers 1-8; 0 is __syncthreads').
+  auto group_sync = [&] { asm volatile("bar.sync %0, %1;\n" ::"r"(1 + group), "r"(32 * tile_warps) : "memory"); };
   for (int q0 = 0; q0 < steps; q0 += kDepth) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
-      if (q0 + d >= steps) break;  // the whole block alike
-      if constexpr (std::is_same_v<Policy, Int4Group>) l.template step<kChains>(acc, ring[d], warp + kWarps * j);
-      else l.step(acc, ring[d], warp + kWarps * j);
+      if (q0 + d >= steps) break;  // the whole group alike
+      const int slice = group_warp + tile_warps * j;
+      if constexpr (std::is_same_v<Policy, Int4Group>) l.template step<kChains>(acc, ring[d], slice);
+      else l.step(acc, ring[d], slice);
       fetch(ring[d]);  // the slot's next step: kDepth - 1 others are in flight meanwhile
-      if (++j == per_tile) {  // the tile's last step, in every warp alike
-        finish_tile<kWarps, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, m, c_dtype, alpha,
-                                                         beta, [] { __syncthreads(); });
+      if (++j == per_tile) {  // the tile's last step, in every warp of the group alike
+        finish_tile<kWarps, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, tile_group, m,
+                                                         c_dtype, alpha, beta, group_sync);
         j = 0;
-        tile += int(gridDim.x);
+        tile += tile_stride;
         parity ^= 1;
-        if (prefetch > 0) ask_l2(tile + (prefetch - 1) * int(gridDim.x), 1);
+        if (prefetch > 0) ask_l2(tile + (prefetch - 1) * tile_stride, 1);
       }
     }
   }
+}
+
+// TESSERA_PACKED_STREAM_TILE_WARPS = 1, 2, 4, 8 (the default until measured: a tile a block) or
+// auto: the warps a tile. Auto takes the fewest rounds of tiles times each round's steps, a tile
+// end counted as kTileEndSteps steps (a guess until measured).
+constexpr double kTileEndSteps = 1.5;
+
+int tile_warps_for(int tiles, int slices, int resident) {
+  const int choice = env_choice("TESSERA_PACKED_STREAM_TILE_WARPS", {1, 2, 4, 8}, true, kWarps);
+  if (choice != 0) return choice;
+  int best = kWarps;
+  double best_cost = 1e30;
+  for (int w = kWarps; w >= 1; w /= 2) {
+    const int64_t group_count = int64_t(resident) * (kWarps / w);
+    const double rounds = double((tiles + group_count - 1) / group_count);
+    const double cost = rounds * ((slices + w - 1) / w + kTileEndSteps);
+    if (cost < best_cost) best = w, best_cost = cost;
+  }
+  return best;
 }
 
 // One wave of blocks (as many as fit an SM, times the SMs), each walking the same number of tiles.
@@ -127,9 +156,13 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
     constexpr auto kernel = decltype(kernel_constant)::value;
     allow_policy_shared<kernel>();
     const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
-    const int per_block = (tiles + resident - 1) / resident;  // tiles each block walks
-    const unsigned blocks = unsigned((tiles + per_block - 1) / per_block);
-    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, prefetch);
+    const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
+    const int tile_warps = tile_warps_for(tiles, slices, resident), groups = kWarps / tile_warps;
+    const int per_group = (tiles + resident * groups - 1) / (resident * groups);  // tiles each group walks
+    const int group_count = (tiles + per_group - 1) / per_group;
+    const unsigned blocks = unsigned((group_count + groups - 1) / groups);
+    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps,
+                  prefetch);
   };
   const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
   auto with_chains = [&](auto chains) {

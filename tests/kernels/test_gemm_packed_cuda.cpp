@@ -56,7 +56,8 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // stream's int4 and int8 fed by bulk copies where K is whole chunks of 1024 weights, 2048 for int4
 // groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and v1 and
-// stream with their L2 prefetches (TESSERA_PACKED_PREFETCH: a hint, the same sums).
+// stream with their L2 prefetches (TESSERA_PACKED_PREFETCH: a hint, the same sums), and stream with
+// 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS).
 struct Variant {
   const char* gemv;
   const char* split;
@@ -65,6 +66,7 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* prefetch = "";  // TESSERA_PACKED_PREFETCH: tiles asked of L2 at a time
+  const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
 };
 const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", ""},         {"wide", ""},
                              {"wide4", ""},          {"group", ""},     {"stream", ""},      {"mma", "auto"},
@@ -73,7 +75,10 @@ const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", 
                              {"bulk", "", "", "12"}, {"bulk", "", "", "", "2048"}, {"bulk", "", "", "2", "4096"},
                              {"stream", "", "", "", "", "2"}, {"stream", "", "6", "", "", "2"},
                              {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "2"}, {"stream", "", "6", "", "", "2", "3"}};
+                             {"stream", "", "", "", "", "", "2"}, {"stream", "", "6", "", "", "2", "3"},
+                             {"stream", "", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "", "2"},
+                             {"stream", "", "", "", "", "", "", "4"}, {"stream", "", "6", "", "", "", "2", "1"},
+                             {"stream", "", "", "", "", "", "2", "auto"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -93,7 +98,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth, stages, chunk, chains, prefetch] : kVariants) {
+      for (const auto [variant, split, depth, stages, chunk, chains, prefetch, tile_warps] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
@@ -101,6 +106,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
         setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
         setenv("TESSERA_PACKED_PREFETCH", prefetch, 1);
+        setenv("TESSERA_PACKED_STREAM_TILE_WARPS", tile_warps, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -114,7 +120,8 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk << " chains " << chains << " prefetch " << prefetch;
+            << " stages " << stages << " chunk " << chunk << " chains " << chains << " prefetch " << prefetch
+            << " tile warps " << tile_warps;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
@@ -123,6 +130,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
       unsetenv("TESSERA_PACKED_BULK_CHUNK");
       unsetenv("TESSERA_PACKED_STREAM_CHAINS");
       unsetenv("TESSERA_PACKED_PREFETCH");
+      unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
     }
   }
 }
@@ -265,7 +273,9 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
         std::tuple{"stream", "TESSERA_PACKED_STREAM_CHAINS", "3",
                    "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"},
         std::tuple{"stream", "TESSERA_PACKED_PREFETCH", "4",
-                   "TESSERA_PACKED_PREFETCH: unknown '4' (expected 0, 1, 2 or 3)"}}) {
+                   "TESSERA_PACKED_PREFETCH: unknown '4' (expected 0, 1, 2 or 3)"},
+        std::tuple{"stream", "TESSERA_PACKED_STREAM_TILE_WARPS", "3",
+                   "TESSERA_PACKED_STREAM_TILE_WARPS: unknown '3' (expected 1, 2, 4, 8 or auto)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);
     setenv(name, value, 1);
     try {

@@ -36,12 +36,15 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* prefetch = "";  // TESSERA_PACKED_PREFETCH: tiles asked of L2 at a time
+  const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
 };
 const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
                              {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
                              {"stream", "", "2"}, {"stream", "", "6"}, {"bulk", ""},    {"bulk", "", "", "2"},
                              {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}, {"stream", "", "", "", "", "2"},
-                             {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "2"}};
+                             {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "2"},
+                             {"stream", "", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "", "2"},
+                             {"stream", "", "", "", "", "", "2", "auto"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -51,6 +54,7 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
+  setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -60,6 +64,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_PREFETCH");
+  unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -107,7 +112,8 @@ void check_many(const ManyCase& c, int64_t m) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' prefetch '" << v.prefetch << "'");
+                                      << "' prefetch '" << v.prefetch << "' tile warps '"
+                                      << v.tile_warps << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -181,7 +187,8 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' prefetch '" << v.prefetch << "'");
+                                      << "' prefetch '" << v.prefetch << "' tile warps '"
+                                      << v.tile_warps << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
