@@ -64,7 +64,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS, TESSERA_PACKED_BULK_STAGES / _CHUNK and TESSERA_PACKED_PREFETCH
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _HALVES, TESSERA_PACKED_BULK_STAGES / _CHUNK and TESSERA_PACKED_PREFETCH
 // where set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
@@ -80,6 +80,7 @@ struct Variant {
   const char* chains = "";  // stream's int4 mma chains: "" the default
   const char* prefetch = "";  // tiles asked of L2 at a time: "" the default
   const char* tile_warps = "";  // stream's warps a tile: "" the default
+  const char* halves = "";      // stream's int8 as f16 magic numbers: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
                              {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
@@ -107,7 +108,11 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1
                              {"stream_w4", "stream", "", "", false, "", "", "", "", "", "4"},
                              {"stream_wauto", "stream", "", "", false, "", "", "", "", "", "auto"},
                              {"stream_wauto_pf2", "stream", "", "", false, "", "", "", "", "2", "auto"},
-                             {"stream_wauto_pf3", "stream", "", "", false, "", "", "", "", "3", "auto"}};
+                             {"stream_wauto_pf3", "stream", "", "", false, "", "", "", "", "3", "auto"},
+                             {"stream_h", "stream", "", "", false, "", "", "", "", "", "", "1"},
+                             {"stream_h_pf2", "stream", "", "", false, "", "", "", "", "2", "", "1"},
+                             {"stream_h_wauto_pf2", "stream", "", "", false, "", "", "", "", "2", "auto", "1"},
+                             {"stream_h_d4_pf2", "stream", "", "", false, "4", "", "", "", "2", "", "1"}};
 
 // --variants: the labels to time (auto always, first); empty: all.
 std::vector<std::string> chosen_variants;
@@ -128,6 +133,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
+  setenv("TESSERA_PACKED_STREAM_HALVES", v.halves, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -139,6 +145,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_PREFETCH");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
+  unsetenv("TESSERA_PACKED_STREAM_HALVES");
 }
 
 // A comma-separated list ("1,2,4").

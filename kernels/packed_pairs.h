@@ -118,6 +118,20 @@ TS_HOST_DEVICE inline void byte_pairs(uint32_t (&out)[kPairs], const uint32_t (&
   }
 }
 
+// The same 16 signed bytes as 8 f16 pairs of kByteBase + q, exactly (f16 holds the integers to
+// 2048): each byte biased by 128 goes under the f16 magic number 0x64 (1024), one byte_perm a pair
+// where byte_pairs takes about five instructions a weight. The int8 stream kernel's halves form
+// multiplies these with f16 activations and takes kByteBase sum(x) away after.
+constexpr float kByteBase = 1024.0f + 128.0f;
+TS_HOST_DEVICE inline void byte_halves(uint32_t (&out)[kPairs], const uint32_t (&w)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t biased = w[j] ^ 0x80808080u;
+    out[2 * j] = byte_perm(biased, 0x64646464u, 0x4140u);      // bytes 0 and 1, each under 0x64
+    out[2 * j + 1] = byte_perm(biased, 0x64646464u, 0x4342u);  // bytes 2 and 3
+  }
+}
+
 // The activations paired as each scheme's pairs: x[0..3] hold run first(u) as pairs of
 // consecutive elements, x[4..7] run second(u).
 

@@ -22,6 +22,7 @@
 
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
+#include "kernels/cuda/gemv_packed_halves.cuh"
 #include "kernels/cuda/gemv_packed_policies.cuh"
 #include "kernels/cuda/gemv_packed_prefetch.cuh"
 #include "kernels/cuda/persistent_grid.h"
@@ -211,8 +212,12 @@ void launch_gemv_stream(const PackedStack<pp::Int4WidePairs>& stack, int tiles, 
   launch_policy<Int4Group>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }
 
+// TESSERA_PACKED_STREAM_HALVES = 0 (the default until measured) or 1: int8 at 1-2 rows of A as f16
+// magic numbers (gemv_packed_halves.cuh) where its staged A fits.
 void launch_gemv_stream(const PackedStack<pp::Int8Pairs>& stack, int tiles, DType c_dtype, const Tensor& a, int64_t m0,
                         int64_t k, int m, float alpha, float beta) {
+  if (env_choice("TESSERA_PACKED_STREAM_HALVES", {0, 1}, false, 0) == 1 && policy_fits<Int8Halves>(k, m))
+    return launch_policy<Int8Halves>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int8Rows>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }
 

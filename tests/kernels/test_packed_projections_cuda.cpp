@@ -37,6 +37,7 @@ struct Variant {
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* prefetch = "";  // TESSERA_PACKED_PREFETCH: tiles asked of L2 at a time
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
+  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int8 as f16 magic numbers
 };
 const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
                              {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
@@ -44,7 +45,8 @@ const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", "
                              {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}, {"stream", "", "", "", "", "2"},
                              {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "2"},
                              {"stream", "", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "2", "auto"}};
+                             {"stream", "", "", "", "", "", "2", "auto"}, {"stream", "", "", "", "", "", "", "", "1"},
+                             {"stream", "", "", "", "", "", "2", "auto", "1"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -55,6 +57,7 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
+  setenv("TESSERA_PACKED_STREAM_HALVES", v.halves, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -65,6 +68,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_PREFETCH");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
+  unsetenv("TESSERA_PACKED_STREAM_HALVES");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -113,7 +117,7 @@ void check_many(const ManyCase& c, int64_t m) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
                                       << "' prefetch '" << v.prefetch << "' tile warps '"
-                                      << v.tile_warps << "'");
+                                      << v.tile_warps << "' halves '" << v.halves << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -188,7 +192,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
                                       << "' prefetch '" << v.prefetch << "' tile warps '"
-                                      << v.tile_warps << "'");
+                                      << v.tile_warps << "' halves '" << v.halves << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);

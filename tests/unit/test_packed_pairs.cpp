@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "kernels/packed_pairs.h"
 #include "quant/packed.h"
@@ -164,6 +165,24 @@ TEST(PackedPairs, MagicNumbersHoldTheNibble) {
     EXPECT_EQ(low<false>(v | 0x64006400u), 1024.0f + float(q));
     EXPECT_EQ(high<false>(v | 0x64006400u), 1024.0f + float(15 - q));
   }
+}
+
+// The int8 halves: byte i of the 16 (signed) is pair i / 2's low (i even) or high half as the f16
+// 1152 + q, every byte value in every position.
+TEST(PackedPairs, ByteHalvesHoldTheSignedByte) {
+  for (int v = -128; v < 128; ++v)
+    for (int at = 0; at < 16; ++at) {
+      uint8_t bytes[16];
+      for (int i = 0; i < 16; ++i) bytes[i] = uint8_t(int8_t(i == at ? v : (i * 37 + v) % 128 - 64));
+      uint32_t w[4], out[pp::kPairs];
+      std::memcpy(w, bytes, sizeof(w));
+      pp::byte_halves(out, w);
+      for (int i = 0; i < 16; ++i) {
+        const uint32_t pair = out[i / 2];
+        EXPECT_EQ(i % 2 == 0 ? low<false>(pair) : high<false>(pair), pp::kByteBase + float(int8_t(bytes[i])))
+            << "byte " << i << " of value " << int(int8_t(bytes[i]));
+      }
+    }
 }
 
 }  // namespace
