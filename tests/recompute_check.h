@@ -1,4 +1,5 @@
-// Recompute::norms_swiglu and Recompute::layers against keeping every activation, on each tiny
+// Recompute::norms_swiglu (in every layer, and in the first layer only) and Recompute::layers
+// against keeping every activation, on each tiny
 // Hugging Face model of tests/data/hf (GQA, rope scalings, Qwen2 biases, Qwen3 q/k norms), in fp32
 // and bf16: the same loss and gradients. The recomputed tensors are made by the same kernels from
 // the same inputs, so they differ from the kept ones by no more than two passes that keep
@@ -8,7 +9,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
+#include <string>
 
 #include "core/memory.h"
 #include "core/stream.h"
@@ -22,7 +25,7 @@ struct PassResult {
   double peak = 0;  // bytes allocated at the pass's high-water mark, beyond what it started with
 };
 
-inline PassResult run_pass(const LoadedModel& model, const TokenBatch& batch, Recompute recompute, Device device) {
+inline PassResult run_pass(const LoadedModel& model, const TokenBatch& batch, RecomputePlan recompute, Device device) {
   PassResult r{0, make_params(model.config, DType::F32, device, true)};
   WholeParams source(model.params, &r.grads);
   synchronize_device(device);
@@ -45,12 +48,15 @@ inline void check_recompute_is_exact(Device device) {
       PassResult kept = run_pass(model, batch, Recompute::none, device);
       PassResult kept_again = run_pass(model, batch, Recompute::none, device);
       EXPECT_GT(kept.loss, 0.0);
-      // What norms_swiglu does not keep: two hidden-sized rows and an intermediate-sized one per
-      // token in every layer but the one being recomputed.
       const ModelConfig& c = model.config;
-      const double dropped = static_cast<double>(batch.tokens() * (c.num_hidden_layers - 1) *
-                                                 (2 * c.hidden_size + c.intermediate_size) * dtype_size(dtype));
-      for (Recompute recompute : {Recompute::norms_swiglu, Recompute::layers}) {
+      for (RecomputePlan recompute : {RecomputePlan(Recompute::norms_swiglu), RecomputePlan(Recompute::norms_swiglu, 1),
+                                      RecomputePlan(Recompute::layers)}) {
+        SCOPED_TRACE("recompute kind " + std::to_string(int(recompute.kind)) + ", layers " + std::to_string(recompute.layers));
+        // What norms_swiglu does not keep: two hidden-sized rows and an intermediate-sized one per
+        // token in each of its layers but the one being recomputed (layers: at least as much).
+        const int64_t lean = recompute.layers == 0 ? c.num_hidden_layers : std::min(recompute.layers, c.num_hidden_layers);
+        const double dropped = static_cast<double>(batch.tokens() * (lean - 1) *
+                                                   (2 * c.hidden_size + c.intermediate_size) * dtype_size(dtype));
         PassResult again = run_pass(model, batch, recompute, device);
         // Counted exactly on the CPU; on a GPU the allocator rounds these tiny tensors up to 512 B
         // blocks, which hides savings of this size.

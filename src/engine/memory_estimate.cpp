@@ -52,14 +52,16 @@ double activation_bytes(const ModelConfig& c, const JobConfig& job, double low) 
   // LoRA keeps each adapted projection's x A^T (r values) too.
   const double lora = job.lora ? 7.0 * job.lora->r : 0.0;
   const double per_token_layer = low * (5.0 * c.hidden_size + 2 * q + 2 * kv + 3.0 * c.intermediate_size + lora) + 4 * 4;
-  // train.recompute_norms_swiglu: h, h_post and act are not kept; one layer's are made again in
-  // its backward.
+  // train.recompute_norms_swiglu: h, h_post and act are not kept (in the first
+  // recompute_norms_swiglu_layers layers, or all); one layer's are made again in its backward.
   const double recomputed = low * (2.0 * c.hidden_size + c.intermediate_size);
+  const int64_t limit = job.train.recompute_norms_swiglu_layers;
+  const double lean_layers = !job.train.recompute_norms_swiglu ? 0
+                             : static_cast<double>(limit == 0 ? c.num_hidden_layers : std::min(limit, c.num_hidden_layers));
   const double tokens = static_cast<double>(job.train.micro_batch_size * job.data.seq_len);
   const double saved = job.train.activation_checkpointing ? tokens * (c.num_hidden_layers * low * c.hidden_size + per_token_layer)
-                       : job.train.recompute_norms_swiglu
-                           ? tokens * (c.num_hidden_layers * (per_token_layer - recomputed) + recomputed)
-                           : tokens * c.num_hidden_layers * per_token_layer;
+                       : tokens * (c.num_hidden_layers * per_token_layer - lean_layers * recomputed +
+                                   (lean_layers > 0 ? recomputed : 0));
   // The loss works on chunks of 1024 tokens' f32 logits, and their gradient rounded to the compute
   // dtype (when that is not f32).
   const double chunk = std::min(1024.0, tokens);

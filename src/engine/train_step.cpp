@@ -37,7 +37,7 @@ class StepTimeline {
 }  // namespace
 
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
-                     const ops::AdamWStep& adam, double clip_norm, Recompute recompute,
+                     const ops::AdamWStep& adam, double clip_norm, RecomputePlan recompute,
                      const PassDropout& lora_dropout, ParamSource* source) {
   // [targets, loss sum] over the whole global batch.
   Tensor totals = Tensor::from_vector<float>({0.0f, 0.0f}, {2}, DType::F32);

@@ -39,7 +39,7 @@ struct StepStats {
 // `source`, when given, hands the model its parameters in the store's place (QAT's QatSource,
 // which wraps the store).
 StepStats train_step(ZeroStore& store, Communicator& host_comm, const std::vector<TokenBatch>& micro_batches,
-                     const ops::AdamWStep& adam, double clip_norm, Recompute recompute,
+                     const ops::AdamWStep& adam, double clip_norm, RecomputePlan recompute,
                      const PassDropout& lora_dropout = {}, ParamSource* source = nullptr);
 
 }  // namespace tessera

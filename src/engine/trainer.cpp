@@ -246,9 +246,10 @@ TrainSummary run_training(const JobConfig& job, const World& world, const metric
   std::signal(SIGINT, request_stop);
   std::signal(SIGTERM, request_stop);
   std::signal(SIGUSR2, request_stop);
-  const Recompute recompute = job.train.activation_checkpointing ? Recompute::layers
-                              : job.train.recompute_norms_swiglu ? Recompute::norms_swiglu
-                                                                 : Recompute::none;
+  const RecomputePlan recompute(job.train.activation_checkpointing ? Recompute::layers
+                                 : job.train.recompute_norms_swiglu ? Recompute::norms_swiglu
+                                                                    : Recompute::none,
+                                 job.train.recompute_norms_swiglu_layers);
   TrainLog log(world.rank == 0, job.log.metrics_file, job.log.every_steps, device);
   log.set_metrics(served.get());
   for (int64_t step = first_step; step <= job.train.steps; ++step) {

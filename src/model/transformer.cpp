@@ -220,7 +220,7 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
                                        : LayerDropout{};
   };
   std::vector<LayerActivations> saved(c.num_hidden_layers);
-  const bool whole_layers = options.recompute == Recompute::layers;
+  const bool whole_layers = options.recompute.kind == Recompute::layers;
   const bool keep_all = options.backward && !whole_layers;
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const UnitId unit = UnitId::layer_unit(l);
@@ -228,7 +228,7 @@ ModelOutput run_model(const ModelConfig& c, ParamSource& source, const TokenBatc
     // With checkpointing only the layer's input is kept; backward recomputes the rest.
     if (options.backward && whole_layers) saved[l].x = x;
     x = layer_forward(c, rope, p, x, batch, keep_all ? &saved[l] : nullptr, dropout(l));
-    if (keep_all && options.recompute == Recompute::norms_swiglu) {
+    if (keep_all && options.recompute.norms_swiglu_in(l)) {
       // layer_backward makes them again from x, x_mid, gate and up.
       saved[l].h = saved[l].h_post = saved[l].act = Tensor();
     }

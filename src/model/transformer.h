@@ -73,10 +73,22 @@ struct PassDropout {
 //   layers        only each layer's input is kept and its whole forward runs again.
 enum class Recompute { none, norms_swiglu, layers };
 
+// What backward recomputes, and for norms_swiglu in which layers: the first `layers` (0: all), so
+// that memory is traded for speed a layer at a time (train.recompute_norms_swiglu_layers). A kind
+// alone converts to a plan for every layer.
+struct RecomputePlan {
+  Recompute kind = Recompute::none;
+  int64_t layers = 0;
+  RecomputePlan(Recompute k = Recompute::none, int64_t n = 0) : kind(k), layers(n) {}
+  bool norms_swiglu_in(int64_t layer) const {
+    return kind == Recompute::norms_swiglu && (layers == 0 || layer < layers);
+  }
+};
+
 struct RunOptions {
   bool want_logits = false;
   bool backward = false;
-  Recompute recompute = Recompute::none;
+  RecomputePlan recompute;
   // Gradients are of (sum of the batch's token losses) x grad_scale; 0 means 1 / batch.num_targets
   // (the batch's mean). A data-parallel step passes 1 / (targets in the whole global batch).
   float grad_scale = 0.0f;

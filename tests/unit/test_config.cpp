@@ -52,6 +52,11 @@ TEST(Config, ChoicesAndRanges) {
             "job.yaml: zero.offload_optimizer.path: is required when zero.offload_optimizer.device is nvme");
   EXPECT_EQ(job_config_error("train:\n  betas: [0.9]\n"), "job.yaml:2: train.betas: must be two numbers in [0, 1), e.g. [0.9, 0.95]");
   EXPECT_EQ(job_config_error("train:\n  stop_after: -1\n"), "job.yaml:2: train.stop_after: must be >= 0 (0: off), got -1");
+  EXPECT_EQ(job_config_error("train:\n  recompute_norms_swiglu_layers: 4\n"),
+            "job.yaml:2: train.recompute_norms_swiglu_layers: counts the layers train.recompute_norms_swiglu recomputes: "
+            "set that to true too");
+  EXPECT_EQ(job_config_error("train:\n  recompute_norms_swiglu: true\n  recompute_norms_swiglu_layers: -1\n"),
+            "job.yaml:3: train.recompute_norms_swiglu_layers: must be >= 0 (0: every layer), got -1");
 }
 
 // A decaying schedule whose only step is at lr 0 trains nothing: an error; warmup or a floor fixes it.

@@ -97,6 +97,15 @@ TEST(MemoryEstimate, RecomputedNormsAndSwigluAreNotKept) {
     EXPECT_EQ(a.activations - b.activations, tokens * (layers - 1) * row);
     EXPECT_EQ(model_state(a), model_state(b));
   }
+  // train.recompute_norms_swiglu_layers: only the first N layers; N >= layers is all of them, and
+  // one layer alone saves nothing (its backward holds them again).
+  JobConfig first = recomputed;
+  for (int64_t n : {2, 5}) {
+    first.train.recompute_norms_swiglu_layers = n;
+    EXPECT_EQ(estimate(first, 1).activations, estimate(recomputed, 1).activations) << n;
+  }
+  first.train.recompute_norms_swiglu_layers = 1;
+  EXPECT_EQ(estimate(first, 1).activations, estimate(kept, 1).activations);
 }
 
 // Optimizer offload: master weights and moments (12 B) and the gradient accumulators (4 B) of

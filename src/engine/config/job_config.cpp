@@ -94,6 +94,10 @@ void check_ranges(const JobConfig& c, const config::RangeChecks& check) {
   check.require(t.eps > 0, "train.eps", fmt::format("must be positive, got {}", t.eps));
   check.require(t.clip_grad_norm >= 0, "train.clip_grad_norm",
                 fmt::format("must be >= 0 (0 turns clipping off), got {}", t.clip_grad_norm));
+  check.require(t.recompute_norms_swiglu_layers >= 0, "train.recompute_norms_swiglu_layers",
+                fmt::format("must be >= 0 (0: every layer), got {}", t.recompute_norms_swiglu_layers));
+  check.require(t.recompute_norms_swiglu_layers == 0 || t.recompute_norms_swiglu, "train.recompute_norms_swiglu_layers",
+                "counts the layers train.recompute_norms_swiglu recomputes: set that to true too");
   check.require(t.collective_timeout_s >= 0, "train.collective_timeout_s",
                 fmt::format("must be >= 0 (0 turns the watchdog off), got {}", t.collective_timeout_s));
   check.require(t.schedule.warmup_steps >= 0, "train.schedule.warmup_steps",

@@ -48,6 +48,7 @@ struct TrainSection {
   std::string dtype = "bf16";   // bf16 | fp32
   bool activation_checkpointing = false;
   bool recompute_norms_swiglu = false;  // backward recomputes the norms' and SwiGLU's outputs (Recompute)
+  int64_t recompute_norms_swiglu_layers = 0;  // ... in the first N layers only (0: all; RecomputePlan)
   double collective_timeout_s = 600;  // a step that makes no progress this long takes the job down; 0: off
 };
 
@@ -156,6 +157,7 @@ template <typename V> void describe(V& v, TrainSection& s) {
   v("dtype", s.dtype, {"bf16", "fp32"});
   v("activation_checkpointing", s.activation_checkpointing);
   v("recompute_norms_swiglu", s.recompute_norms_swiglu);
+  v("recompute_norms_swiglu_layers", s.recompute_norms_swiglu_layers);
   v("collective_timeout_s", s.collective_timeout_s);
 }
 template <typename V> void describe(V& v, OffloadSection& s) {
