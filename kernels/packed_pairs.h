@@ -102,6 +102,22 @@ TS_HOST_DEVICE inline void nibble_pairs(uint32_t (&out)[4 * kWords], const uint3
     for (int i = 0; i < 4; ++i) out[4 * j + i] = sub_mul<kBf16>(((w[j] >> (4 * i)) & 0x000f000fu) | kMagic, offset, scale2);
 }
 
+// The same 32 nibbles in 4 words as 16 f16 pairs in nibble_pairs<false, 4>'s order (pair 4j + q of
+// word j holds the nibbles at bits 4q and 16 + 4q), unscaled: 1024 + q' for q even and, for q odd
+// (the high nibble of its byte, left in place under the magic number), 1024 + 16 q'. One shift a
+// word and four masks where nibble_pairs shifts three times; the int4 stream kernel's halves form
+// meets the odd pairs with a sixteenth of their activations.
+TS_HOST_DEVICE inline void nibble_halves(uint32_t (&out)[2 * kPairs], const uint32_t (&w)[4]) {
+#pragma unroll
+  for (int j = 0; j < 4; ++j) {
+    const uint32_t high = w[j] >> 8;
+    out[4 * j] = (w[j] & 0x000f000fu) | 0x64006400u;
+    out[4 * j + 1] = (w[j] & 0x00f000f0u) | 0x64006400u;
+    out[4 * j + 2] = (high & 0x000f000fu) | 0x64006400u;
+    out[4 * j + 3] = (high & 0x00f000f0u) | 0x64006400u;
+  }
+}
+
 // 16 signed bytes in 4 words as 8 pairs, bytes (0, 1) and (2, 3) of each word, q * scale in fp32
 // rounded once.
 template <bool kBf16>

@@ -11,6 +11,31 @@
 
 namespace tessera::cuda {
 
+// Lane (g, t)'s B fragments in 1-2 rows of A staged as StagedGroupX lays them out ([m][units +
+// 1][4 uint4], unit `units` zeros): a holder's (t == g / 2, row g % 2 of A) is its own unit's, the
+// others read the zero unit.
+struct GroupFragments {
+  const uint4* b_row;  // row g % 2 of A where lane (g, t) holds it, else row 0
+  bool holds_x;
+  int t;
+  __device__ GroupFragments(const uint4* pairs, int units, int m, int lane) : t(lane % 4) {
+    const int g = lane / 4;
+    holds_x = t == g / 2 && g % 2 < m;
+    b_row = pairs + size_t(holds_x ? g % 2 : 0) * (units + 1) * StagedGroupX::kUnitWords;
+  }
+  // The lane's unit of the slice (past the last unit: the zero one), its fragment into b.
+  __device__ int load(uint32_t (&b)[packed_pairs::Int4WidePairs::kWeights / 2], int slice, int units) const {
+    const int u = min(4 * slice + t, units);
+    const uint4* from = b_row + size_t(holds_x ? u : units) * StagedGroupX::kUnitWords;
+#pragma unroll
+    for (int j = 0; j < StagedGroupX::kUnitWords; ++j) {
+      const uint4 v = from[j];
+      b[4 * j] = v.x, b[4 * j + 1] = v.y, b[4 * j + 2] = v.z, b[4 * j + 3] = v.w;
+    }
+    return u;
+  }
+};
+
 // int4 (Int4WidePairs units of 32 weights): each row's 16 bytes of codes and the unit's scale and
 // zero; the group arithmetic with each lane's columns its own unit's (own_group_step), on A staged
 // in shared memory as B fragments with each unit's sums (StagedGroupX).
@@ -52,28 +77,15 @@ struct Int4Group {
   template <typename T>
   struct Lane {
     StagedGroupX x;
-    const uint4* b_row;  // row g % 2 of A where lane (g, t) holds it (t == g / 2), else row 0
-    bool holds_x;
-    int t;
+    GroupFragments b_of;
     // Stages A (every thread of the block, after the wait for it).
     __device__ Lane(const T* a, int64_t k, int m, int lane, void* shared, int units)
-        : x(shared, a, k, m, units), t(lane % 4) {
-      const int g = lane / 4;
-      holds_x = t == g / 2 && g % 2 < m;
-      b_row = x.pairs + size_t(holds_x ? g % 2 : 0) * (units + 1) * StagedGroupX::kUnitWords;
-    }
+        : x(shared, a, k, m, units), b_of(x.pairs, units, m, lane) {}
     // kChains: own_group_step's (the bulk kernel's registers allow two).
     template <int kChains = 1>
     __device__ void step(float (&acc)[4], const Pairs::Raw (&raw)[2], int slice) const {
-      const int u = min(4 * slice + t, x.units);  // past the last unit: the zero one
-      // A holder's B unit is its own (t == g / 2); the others read the zero unit.
-      const uint4* from = b_row + size_t(holds_x ? u : x.units) * StagedGroupX::kUnitWords;
       uint32_t b[Pairs::kWeights / 2];
-#pragma unroll
-      for (int j = 0; j < StagedGroupX::kUnitWords; ++j) {
-        const uint4 v = from[j];
-        b[4 * j] = v.x, b[4 * j + 1] = v.y, b[4 * j + 2] = v.z, b[4 * j + 3] = v.w;
-      }
+      const int u = b_of.load(b, slice, x.units);
       const float2 sums = x.sums[u];
       const float sum_x[2] = {sums.x, sums.y};
       own_group_step<T, kChains>(acc, raw, b, sum_x);

@@ -201,6 +201,10 @@ bool policy_fits(int64_t k, int m) {
   return m <= Policy::kMaxRows && Policy::shared_bytes(k, m) <= kPolicySharedMax;
 }
 
+// TESSERA_PACKED_STREAM_HALVES = 0 (the default until measured) or 1: int4 and int8 at 1-2 rows of A
+// with the codes as f16 magic numbers (gemv_packed_halves.cuh) where the staged A fits.
+bool halves() { return env_choice("TESSERA_PACKED_STREAM_HALVES", {0, 1}, false, 0) == 1; }
+
 }  // namespace
 
 bool gemv_stream_fits(QuantScheme scheme, int64_t k, int m) {
@@ -209,14 +213,14 @@ bool gemv_stream_fits(QuantScheme scheme, int64_t k, int m) {
 
 void launch_gemv_stream(const PackedStack<pp::Int4WidePairs>& stack, int tiles, DType c_dtype, const Tensor& a,
                         int64_t m0, int64_t k, int m, float alpha, float beta) {
+  if (halves() && policy_fits<Int4Halves>(k, m))
+    return launch_policy<Int4Halves>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int4Group>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }
 
-// TESSERA_PACKED_STREAM_HALVES = 0 (the default until measured) or 1: int8 at 1-2 rows of A as f16
-// magic numbers (gemv_packed_halves.cuh) where its staged A fits.
 void launch_gemv_stream(const PackedStack<pp::Int8Pairs>& stack, int tiles, DType c_dtype, const Tensor& a, int64_t m0,
                         int64_t k, int m, float alpha, float beta) {
-  if (env_choice("TESSERA_PACKED_STREAM_HALVES", {0, 1}, false, 0) == 1 && policy_fits<Int8Halves>(k, m))
+  if (halves() && policy_fits<Int8Halves>(k, m))
     return launch_policy<Int8Halves>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int8Rows>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }

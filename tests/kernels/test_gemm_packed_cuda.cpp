@@ -57,8 +57,8 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and v1 and
 // stream with their L2 prefetches (TESSERA_PACKED_PREFETCH: a hint, the same sums), and stream with
-// 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and its int8
-// with the codes as f16 magic numbers (TESSERA_PACKED_STREAM_HALVES=1; other schemes as before).
+// 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and its int4
+// and int8 with the codes as f16 magic numbers (TESSERA_PACKED_STREAM_HALVES=1; others as before).
 struct Variant {
   const char* gemv;
   const char* split;
@@ -200,26 +200,30 @@ TEST(CudaGemmPackedChoice, AutoEqualsTheReferenceOnEveryPath) {
   }
 }
 
-// Int8's halves form (TESSERA_PACKED_STREAM_HALVES=1) stages A as f16 times 2^-e: activations far
-// past f16's range (up to ~1e6 here, e = 5) give the reference's product as small ones do (e = 0),
-// at 1 and 2 rows of A.
-TEST(CudaGemmPackedChoice, Int8HalvesTakeActivationsPastTheHalfRange) {
+// The halves forms (TESSERA_PACKED_STREAM_HALVES=1) stage A as f16 times 2^-e: activations far past
+// f16's range (up to ~1e6 here, e = 5) give the reference's product as small ones do (e = 0), at 1
+// and 2 rows of A, for int8 and int4 (symmetric and not).
+TEST(CudaGemmPackedChoice, HalvesTakeActivationsPastTheHalfRange) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   const int64_t n = 300, k = 2048;
-  const PackedTensor w = quant::quantize(random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f), {QuantScheme::Int8});
   setenv("TESSERA_PACKED_GEMV", "stream", 1);
   setenv("TESSERA_PACKED_STREAM_HALVES", "1", 1);
-  for (int64_t m : {1, 2})
-    for (float scale : {1.0f, 3e5f}) {
-      SCOPED_TRACE(::testing::Message() << "m " << m << " scale " << scale);
-      const Tensor a = ops::cast(random_tensor({m, k}, DType::F32, Device::cpu(), seed + m, scale), DType::BF16);
-      const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
-      ops::gemm_packed(got, a.to(gpu), w.to(gpu), true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
-      const Tensor want = reference(a, w, zeros({m, n}, DType::F32), 1.0f, 0.0f, zeros({n}, DType::F32));
-      EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
-    }
+  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int8}, QuantSpec{QuantScheme::Int4, 32, true},
+                                QuantSpec{QuantScheme::Int4, 128, false}}) {
+    const PackedTensor w = quant::quantize(random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f), spec);
+    for (int64_t m : {1, 2})
+      for (float scale : {1.0f, 3e5f}) {
+        SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " g" << spec.group_size << " m " << m
+                                          << " scale " << scale);
+        const Tensor a = ops::cast(random_tensor({m, k}, DType::F32, Device::cpu(), seed + m, scale), DType::BF16);
+        const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
+        ops::gemm_packed(got, a.to(gpu), w.to(gpu), true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
+        const Tensor want = reference(a, w, zeros({m, n}, DType::F32), 1.0f, 0.0f, zeros({n}, DType::F32));
+        EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
+      }
+  }
   unsetenv("TESSERA_PACKED_STREAM_HALVES");
   unsetenv("TESSERA_PACKED_GEMV");
 }
