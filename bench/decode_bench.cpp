@@ -19,7 +19,7 @@
 // value RESULT's paged_attn shows). With the norms folded into the projections
 // (TESSERA_NORM_PROLOGUE_ROWS, decode steps of up to that many rows, 1 unless set) the decode steps' show as
 // norm_qkv_proj, o_proj_add, norm_gate_up_swiglu and down_proj_add. With the stacked projections
-// (TESSERA_STACKED_ROWS=N: steps of at least N rows, RESULT's stacked_rows) qkv_proj and
+// (TESSERA_STACKED_ROWS=N: steps of at least N rows, 5 unless set, RESULT's stacked_rows) qkv_proj and
 // gate_up_swiglu are one gemm each (and the SwiGLU's launch).
 #include <nlohmann/json.hpp>
 
