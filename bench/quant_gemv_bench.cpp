@@ -64,8 +64,8 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _HALVES, TESSERA_PACKED_BULK_STAGES / _CHUNK and TESSERA_PACKED_PREFETCH
-// where set),
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _HALVES, and TESSERA_PACKED_BULK_STAGES / _CHUNK where
+// set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
@@ -78,41 +78,42 @@ struct Variant {
   const char* stages = "";  // bulk's ring: "" the default
   const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
   const char* chains = "";  // stream's int4 mma chains: "" the default
-  const char* prefetch = "";  // tiles asked of L2 at a time: "" the default
   const char* tile_warps = "";  // stream's warps a tile: "" the default
-  const char* halves = "";      // stream's int8 as f16 magic numbers: "" the default
+  const char* halves = "";      // stream's int4 and int8 as f16 magic numbers: "" the default
 };
-const Variant kVariants[] = {{"auto", "auto", "", "", false},         {"v1", "v1", "", "", false},
-                             {"mma", "mma", "", "", false},           {"mma_split", "mma", "", "auto", false},
-                             {"wide", "wide", "", "", true},          {"wide4", "wide4", "", "", true},
-                             {"wide_split", "wide", "", "auto", true}, {"wide4_split", "wide4", "", "auto", true},
-                             {"wide_w8", "wide", "8", "", true},       {"wide4_w8", "wide4", "8", "", true},
-                             {"group", "group", "", "", true},         {"group_split", "group", "", "auto", true},
-                             {"stream", "stream", "", "", false},     {"stream_d4", "stream", "", "", false, "4"},
-                             {"stream_d6", "stream", "", "", false, "6"}, {"bulk", "bulk", "", "", false},
-                             {"bulk_s2", "bulk", "", "", false, "", "2"}, {"bulk_s6", "bulk", "", "", false, "", "6"},
-                             {"bulk_s8", "bulk", "", "", false, "", "8"}, {"bulk_s12", "bulk", "", "", false, "", "12"},
+const Variant kVariants[] = {{"auto", "auto", "", "", false},
+                             {"v1", "v1", "", "", false},
+                             {"mma", "mma", "", "", false},
+                             {"mma_split", "mma", "", "auto", false},
+                             {"wide", "wide", "", "", true},
+                             {"wide4", "wide4", "", "", true},
+                             {"wide_split", "wide", "", "auto", true},
+                             {"wide4_split", "wide4", "", "auto", true},
+                             {"wide_w8", "wide", "8", "", true},
+                             {"wide4_w8", "wide4", "8", "", true},
+                             {"group", "group", "", "", true},
+                             {"group_split", "group", "", "auto", true},
+                             {"stream", "stream", "", "", false},
+                             {"stream_d4", "stream", "", "", false, "4"},
+                             {"stream_d6", "stream", "", "", false, "6"},
+                             {"bulk", "bulk", "", "", false},
+                             {"bulk_s2", "bulk", "", "", false, "", "2"},
+                             {"bulk_s6", "bulk", "", "", false, "", "6"},
+                             {"bulk_s8", "bulk", "", "", false, "", "8"},
+                             {"bulk_s12", "bulk", "", "", false, "", "12"},
                              {"bulk_c2k", "bulk", "", "", false, "", "", "2048"},
                              {"bulk_c4k", "bulk", "", "", false, "", "", "4096"},
                              {"bulk_c4k_s2", "bulk", "", "", false, "", "2", "4096"},
                              {"bulk_c4k_s6", "bulk", "", "", false, "", "6", "4096"},
                              {"stream_c2", "stream", "", "", true, "", "", "", "2"},
                              {"stream_d4_c2", "stream", "", "", true, "4", "", "", "2"},
-                             {"v1_pf1", "v1", "", "", false, "", "", "", "", "1"},
-                             {"stream_pf1", "stream", "", "", false, "", "", "", "", "1"},
-                             {"stream_pf2", "stream", "", "", false, "", "", "", "", "2"},
-                             {"stream_pf3", "stream", "", "", false, "", "", "", "", "3"},
-                             {"stream_d4_pf2", "stream", "", "", false, "4", "", "", "", "2"},
-                             {"stream_w1", "stream", "", "", false, "", "", "", "", "", "1"},
-                             {"stream_w2", "stream", "", "", false, "", "", "", "", "", "2"},
-                             {"stream_w4", "stream", "", "", false, "", "", "", "", "", "4"},
-                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "", "auto"},
-                             {"stream_wauto_pf2", "stream", "", "", false, "", "", "", "", "2", "auto"},
-                             {"stream_wauto_pf3", "stream", "", "", false, "", "", "", "", "3", "auto"},
-                             {"stream_h", "stream", "", "", false, "", "", "", "", "", "", "1"},
-                             {"stream_h_pf2", "stream", "", "", false, "", "", "", "", "2", "", "1"},
-                             {"stream_h_wauto_pf2", "stream", "", "", false, "", "", "", "", "2", "auto", "1"},
-                             {"stream_h_d4_pf2", "stream", "", "", false, "4", "", "", "", "2", "", "1"}};
+                             {"stream_w1", "stream", "", "", false, "", "", "", "", "1"},
+                             {"stream_w2", "stream", "", "", false, "", "", "", "", "2"},
+                             {"stream_w4", "stream", "", "", false, "", "", "", "", "4"},
+                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"},
+                             {"stream_h", "stream", "", "", false, "", "", "", "", "", "1"},
+                             {"stream_h_wauto", "stream", "", "", false, "", "", "", "", "auto", "1"},
+                             {"stream_h_d4", "stream", "", "", false, "4", "", "", "", "", "1"}};
 
 // --variants: the labels to time (auto always, first); empty: all.
 std::vector<std::string> chosen_variants;
@@ -131,7 +132,6 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
-  setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
   setenv("TESSERA_PACKED_STREAM_HALVES", v.halves, 1);
 }
@@ -143,7 +143,6 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_BULK_STAGES");
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
-  unsetenv("TESSERA_PACKED_PREFETCH");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
   unsetenv("TESSERA_PACKED_STREAM_HALVES");
 }

@@ -34,9 +34,7 @@
 #include "kernels/cuda/gemv_packed.h"
 #include "kernels/cuda/gemv_packed_mma.h"
 #include "kernels/cuda/gemv_packed_out.cuh"
-#include "kernels/cuda/gemv_packed_prefetch.cuh"
 #include "kernels/cuda/nf4_tables.h"
-#include "kernels/kernel_variant.h"
 #include "kernels/ops.h"
 #include "kernels/packed_units.h"
 
@@ -56,14 +54,11 @@ constexpr int rows_per_block() {
   return kM <= 2 ? 8 : 4;
 }
 
-// prefetch: whether thread 0 first asks L2 for the block's rows (packed_prefetch_tiles).
 template <int kM, bool kSwiglu, typename TA, typename Reader>
 __global__ void __launch_bounds__(kWarps * 32)
-    gemv_packed_kernel(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m, float alpha, float beta,
-                       bool prefetch) {
+    gemv_packed_kernel(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m, float alpha, float beta) {
   constexpr int kRows = rows_per_block<kM>();
   let_next_kernel_start();
-  if (prefetch && threadIdx.x == 0) prefetch_tile<kRows>(s, int(blockIdx.x));
   __shared__ float partial[kWarps][kRows * kM];
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const TileOf tile = tile_of<kRows>(s, blockIdx.x);
@@ -133,13 +128,12 @@ template <int kM, typename TA, typename Reader>
 void launch(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m, float alpha, float beta,
             cudaStream_t stream) {
   const unsigned blocks = unsigned(stack_tiles(s, rows_per_block<kM>()));
-  const bool prefetch = packed_prefetch_tiles() > 0;
   if (s.swiglu)
     launch_kernel(gemv_packed_kernel<kM, true, TA, Reader>, blocks, kWarps * 32, 0, stream, s, c_dtype, a, k, m, alpha,
-                  beta, prefetch);
+                  beta);
   else
     launch_kernel(gemv_packed_kernel<kM, false, TA, Reader>, blocks, kWarps * 32, 0, stream, s, c_dtype, a, k, m, alpha,
-                  beta, prefetch);
+                  beta);
 }
 
 enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream, Bulk };
@@ -165,8 +159,6 @@ bool v1_faster(const PackedTensor& w, int64_t m) {
 }
 
 }  // namespace
-
-int packed_prefetch_tiles() { return env_choice("TESSERA_PACKED_PREFETCH", {0, 1, 2, 3}, false, 0); }
 
 std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmShape& s) {
   if (!s.trans_b) return "it computes A W^T only (trans_b)";

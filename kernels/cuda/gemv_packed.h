@@ -34,11 +34,6 @@ bool fused_gemv_takes(const Tensor& a, const PackedProducts& p, const GemmShape&
 // fit as above; s is the first weight's product (m and k shared by all).
 void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, float alpha, float beta);
 
-// TESSERA_PACKED_PREFETCH = 0 (the default until measured: off), 1, 2 or 3: L2 prefetches of the
-// packed weights (gemv_packed_prefetch.cuh), each block asking for the rows it reads: v1 its own
-// tile (any n), stream its current tile and the n - 1 it takes next.
-int packed_prefetch_tiles();
-
 // C = alpha A W^T + beta C (+ bias): one weight.
 void fused_gemv(const Tensor& c, const Tensor& a, const PackedTensor& w, const GemmShape& s, float alpha, float beta,
                 const Tensor& bias);

@@ -13,18 +13,17 @@
 // kDepth - 1 slices are always in flight, even through the barrier a tile's sums need. (Session 9
 // fed the same loop by cp.async copies into shared memory, 5 slices deep: 8B int4 decode 234 tok/s
 // against the group kernel's 282.) The first kDepth loads go out before the kernel waits for the
-// one that wrote A. Under TESSERA_PACKED_PREFETCH=n (0, the default, is off) thread 0 of each block
-// also asks L2 for its tiles' rows, n at a time: the current one and the n - 1 it takes next
-// (kernels/cuda/gemv_packed_prefetch.cuh).
+// one that wrote A. (Session 12 call B: L2 prefetches of each block's next tiles, cp.async.bulk
+// .prefetch, lost in every decode row, 8B int4 283 against 357 tok/s; dropped.)
 #include "kernels/cuda/gemv_packed_stream.cuh"
 
+#include <cstdlib>
 #include <type_traits>
 
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/gemv_packed_halves.cuh"
 #include "kernels/cuda/gemv_packed_policies.cuh"
-#include "kernels/cuda/gemv_packed_prefetch.cuh"
 #include "kernels/cuda/persistent_grid.h"
 #include "kernels/kernel_variant.h"
 
@@ -49,12 +48,15 @@ constexpr size_t kPolicySharedMax = 96 << 10;
 // tile; it walks them with counters (no division a step). A unit past K loads the last one (its
 // activations are zeros, so it adds nothing) and a step past the group's last tile loads that tile
 // again (never multiplied): the loads need no branches.
-// kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it). prefetch: tiles asked of
-// L2 at a time (0: none).
-template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains = 1>
+// kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it). kTileWarps: kWarps (the
+// whole block a tile, known when compiled: session 12 call B measured the run-time groups 8% slower
+// at 8 warps) or 0 (tile_warps groups, as chosen at run time).
+template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
-                       float beta, int tiles, int tile_warps, int prefetch) {
+                       float beta, int tiles, int tile_warps_chosen) {
+  static_assert(kTileWarps == kWarps || kTileWarps == 0);
+  const int tile_warps = kTileWarps ? kTileWarps : tile_warps_chosen;
   using Pairs = typename Policy::Pairs;
   using Raw = typename Pairs::Raw;
   let_next_kernel_start();
@@ -78,12 +80,6 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       if (load_tile < tiles) rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
     }
   };
-  // The group's first thread asks L2 for `count` of its tiles from tile `from` on.
-  auto ask_l2 = [&](int from, int count) {
-    if (tile_group.thread == 0)
-      for (int i = 0, at = from; i < count && at < tiles; ++i, at += tile_stride) prefetch_tile<kTileRows>(s, at);
-  };
-  ask_l2(first_tile, prefetch);
   Raw ring[kDepth][2];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) fetch(ring[d]);
@@ -91,8 +87,11 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const typename Policy::template Lane<T> l(a, k, m, lane, shared, units);
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
   int tile = first_tile, j = 0, parity = 0;  // the step being multiplied
-  // The group's barrier (named barriers 1-8; 0 is __syncthreads').
-  auto group_sync = [&] { asm volatile("bar.sync %0, %1;\n" ::"r"(1 + group), "r"(32 * tile_warps) : "memory"); };
+  // The group's barrier (named barriers 1-8; 0 is __syncthreads', the whole block's).
+  auto group_sync = [&] {
+    if constexpr (kTileWarps == kWarps) __syncthreads();
+    else asm volatile("bar.sync %0, %1;\n" ::"r"(1 + group), "r"(32 * tile_warps) : "memory");
+  };
   for (int q0 = 0; q0 < steps; q0 += kDepth) {
 #pragma unroll
     for (int d = 0; d < kDepth; ++d) {
@@ -107,17 +106,19 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
         j = 0;
         tile += tile_stride;
         parity ^= 1;
-        if (prefetch > 0) ask_l2(tile + (prefetch - 1) * tile_stride, 1);
       }
     }
   }
 }
 
-// TESSERA_PACKED_STREAM_TILE_WARPS = 1, 2, 4, 8 (the default until measured: a tile a block) or
-// auto: the warps a tile. Auto takes the fewest rounds of tiles times each round's steps, a tile
-// end counted as kTileEndSteps steps (a guess until measured).
+// TESSERA_PACKED_STREAM_TILE_WARPS = 1, 2, 4, 8 (the default: a tile a block, the kernel compiled
+// for it) or auto: the warps a tile. Auto takes the fewest rounds of tiles times each round's
+// steps, a tile end counted as kTileEndSteps steps (a guess; session 12 call B: auto 1B int4
+// +6.8%, 8B -1.5%, both on run-time groups).
 constexpr double kTileEndSteps = 1.5;
 
+// The warps a tile at `resident` blocks an SM: TESSERA_PACKED_STREAM_TILE_WARPS, or for auto the
+// fewest rounds of tiles times (steps a tile + kTileEndSteps).
 int tile_warps_for(int tiles, int slices, int resident) {
   const int choice = env_choice("TESSERA_PACKED_STREAM_TILE_WARPS", {1, 2, 4, 8}, true, kWarps);
   if (choice != 0) return choice;
@@ -152,30 +153,39 @@ template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
   const size_t shared = Policy::shared_bytes(k, m);
-  const int prefetch = packed_prefetch_tiles();
-  auto go = [&](auto kernel_constant) {
-    constexpr auto kernel = decltype(kernel_constant)::value;
-    allow_policy_shared<kernel>();
-    const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
+  // A kernel of one depth and chain count: the whole block a tile, or run-time groups of warps.
+  auto go = [&](auto whole_constant, auto groups_constant) {
+    constexpr auto whole = decltype(whole_constant)::value;
+    constexpr auto grouped = decltype(groups_constant)::value;
     const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
-    const int tile_warps = tile_warps_for(tiles, slices, resident), groups = kWarps / tile_warps;
+    int tile_warps = kWarps;
+    if (std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS")) {  // the grouped kernel's own occupancy
+      allow_policy_shared<grouped>();
+      tile_warps = tile_warps_for(tiles, slices,
+                                  resident_blocks(reinterpret_cast<const void*>(grouped), kWarps * 32, shared, device));
+    }
+    const auto kernel = tile_warps == kWarps ? whole : grouped;
+    if (tile_warps == kWarps) allow_policy_shared<whole>();
+    const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
+    const int groups = kWarps / tile_warps;
     const int per_group = (tiles + resident * groups - 1) / (resident * groups);  // tiles each group walks
     const int group_count = (tiles + per_group - 1) / per_group;
     const unsigned blocks = unsigned((group_count + groups - 1) / groups);
-    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps,
-                  prefetch);
+    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps);
   };
   const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
   auto with_chains = [&](auto chains) {
     constexpr int kChains = decltype(chains)::value;
-    auto kernel_of = [](auto depth_constant) {
-      return std::integral_constant<decltype(&gemv_stream_kernel<Policy, 2, kSwiglu, T, kChains>),
-                                    &gemv_stream_kernel<Policy, decltype(depth_constant)::value, kSwiglu, T, kChains>>{};
+    auto kernels_of = [&](auto depth_constant) {
+      constexpr int kDepth = decltype(depth_constant)::value;
+      using Kernel = decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>);
+      return go(std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>>{},
+                std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>>{});
     };
     switch (depth) {
-      case 4: return go(kernel_of(std::integral_constant<int, 4>{}));
-      case 6: return go(kernel_of(std::integral_constant<int, 6>{}));
-      default: return go(kernel_of(std::integral_constant<int, 2>{}));
+      case 4: return kernels_of(std::integral_constant<int, 4>{});
+      case 6: return kernels_of(std::integral_constant<int, 6>{});
+      default: return kernels_of(std::integral_constant<int, 2>{});
     }
   };
   if constexpr (std::is_same_v<Policy, Int4Group>)

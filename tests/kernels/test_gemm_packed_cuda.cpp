@@ -55,10 +55,9 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth; bulk
 // stream's int4 and int8 fed by bulk copies where K is whole chunks of 1024 weights, 2048 for int4
 // groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
-// (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and v1 and
-// stream with their L2 prefetches (TESSERA_PACKED_PREFETCH: a hint, the same sums), and stream with
-// 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and its int4
-// and int8 with the codes as f16 magic numbers (TESSERA_PACKED_STREAM_HALVES=1; others as before).
+// (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and stream
+// with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and its
+// int4 and int8 with the codes as f16 magic numbers (TESSERA_PACKED_STREAM_HALVES=1; others as before).
 struct Variant {
   const char* gemv;
   const char* split;
@@ -66,23 +65,36 @@ struct Variant {
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES: bulk's ring of chunks
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
-  const char* prefetch = "";  // TESSERA_PACKED_PREFETCH: tiles asked of L2 at a time
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int8 as f16 magic numbers
+  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int4 and int8 as f16 magic numbers
 };
-const Variant kVariants[] = {{"auto", ""},           {"v1", ""},        {"mma", ""},         {"wide", ""},
-                             {"wide4", ""},          {"group", ""},     {"stream", ""},      {"mma", "auto"},
-                             {"wide4", "auto"},      {"group", "auto"}, {"stream", "", "2"}, {"stream", "", "6"},
-                             {"bulk", ""},           {"bulk", "", "", "2"}, {"bulk", "", "", "8"},
-                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "2048"}, {"bulk", "", "", "2", "4096"},
-                             {"stream", "", "", "", "", "2"}, {"stream", "", "6", "", "", "2"},
-                             {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "2"}, {"stream", "", "6", "", "", "2", "3"},
-                             {"stream", "", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "", "4"}, {"stream", "", "6", "", "", "", "2", "1"},
-                             {"stream", "", "", "", "", "", "2", "auto"},
-                             {"stream", "", "", "", "", "", "", "", "1"}, {"stream", "", "6", "", "", "", "", "1", "1"},
-                             {"stream", "", "", "", "", "", "2", "auto", "1"}};
+const Variant kVariants[] = {{"auto", ""},
+                             {"v1", ""},
+                             {"mma", ""},
+                             {"wide", ""},
+                             {"wide4", ""},
+                             {"group", ""},
+                             {"stream", ""},
+                             {"mma", "auto"},
+                             {"wide4", "auto"},
+                             {"group", "auto"},
+                             {"stream", "", "2"},
+                             {"stream", "", "6"},
+                             {"bulk", ""},
+                             {"bulk", "", "", "2"},
+                             {"bulk", "", "", "8"},
+                             {"bulk", "", "", "12"},
+                             {"bulk", "", "", "", "2048"},
+                             {"bulk", "", "", "2", "4096"},
+                             {"stream", "", "", "", "", "2"},
+                             {"stream", "", "6", "", "", "2"},
+                             {"stream", "", "", "", "", "", "1"},
+                             {"stream", "", "", "", "", "", "2"},
+                             {"stream", "", "", "", "", "", "4"},
+                             {"stream", "", "", "", "", "", "", "1"},
+                             {"stream", "", "6", "", "", "", "1", "1"},
+                             {"stream", "", "", "", "", "", "auto"},
+                             {"stream", "", "", "", "", "", "auto", "1"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -102,14 +114,13 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth, stages, chunk, chains, prefetch, tile_warps, halves] : kVariants) {
+      for (const auto [variant, split, depth, stages, chunk, chains, tile_warps, halves] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
         setenv("TESSERA_PACKED_BULK_STAGES", stages, 1);
         setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
         setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
-        setenv("TESSERA_PACKED_PREFETCH", prefetch, 1);
         setenv("TESSERA_PACKED_STREAM_TILE_WARPS", tile_warps, 1);
         setenv("TESSERA_PACKED_STREAM_HALVES", halves, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
@@ -125,8 +136,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk << " chains " << chains << " prefetch " << prefetch
-            << " tile warps " << tile_warps << " halves " << halves;
+            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " halves " << halves;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
@@ -134,7 +144,6 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
       unsetenv("TESSERA_PACKED_BULK_STAGES");
       unsetenv("TESSERA_PACKED_BULK_CHUNK");
       unsetenv("TESSERA_PACKED_STREAM_CHAINS");
-      unsetenv("TESSERA_PACKED_PREFETCH");
       unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
       unsetenv("TESSERA_PACKED_STREAM_HALVES");
     }
@@ -306,8 +315,6 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
                    "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_CHAINS", "3",
                    "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"},
-        std::tuple{"stream", "TESSERA_PACKED_PREFETCH", "4",
-                   "TESSERA_PACKED_PREFETCH: unknown '4' (expected 0, 1, 2 or 3)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_HALVES", "2",
                    "TESSERA_PACKED_STREAM_HALVES: unknown '2' (expected 0 or 1)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_TILE_WARPS", "3",

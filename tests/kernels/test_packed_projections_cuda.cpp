@@ -35,18 +35,28 @@ struct Variant {
   const char* stages = "";  // TESSERA_PACKED_BULK_STAGES
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
-  const char* prefetch = "";  // TESSERA_PACKED_PREFETCH: tiles asked of L2 at a time
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int8 as f16 magic numbers
+  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int4 and int8 as f16 magic numbers
 };
-const Variant kVariants[] = {{"auto", ""},        {"v1", ""},          {"mma", ""},    {"wide4", ""},
-                             {"group", ""},       {"stream", ""},      {"mma", "auto"}, {"group", "auto"},
-                             {"stream", "", "2"}, {"stream", "", "6"}, {"bulk", ""},    {"bulk", "", "", "2"},
-                             {"bulk", "", "", "12"}, {"bulk", "", "", "", "4096"}, {"stream", "", "", "", "", "2"},
-                             {"v1", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "", "1"}, {"stream", "", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "2", "auto"}, {"stream", "", "", "", "", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "2", "auto", "1"}};
+const Variant kVariants[] = {{"auto", ""},
+                             {"v1", ""},
+                             {"mma", ""},
+                             {"wide4", ""},
+                             {"group", ""},
+                             {"stream", ""},
+                             {"mma", "auto"},
+                             {"group", "auto"},
+                             {"stream", "", "2"},
+                             {"stream", "", "6"},
+                             {"bulk", ""},
+                             {"bulk", "", "", "2"},
+                             {"bulk", "", "", "12"},
+                             {"bulk", "", "", "", "4096"},
+                             {"stream", "", "", "", "", "2"},
+                             {"stream", "", "", "", "", "", "1"},
+                             {"stream", "", "", "", "", "", "2"},
+                             {"stream", "", "", "", "", "", "", "1"},
+                             {"stream", "", "", "", "", "", "auto", "1"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -55,7 +65,6 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
-  setenv("TESSERA_PACKED_PREFETCH", v.prefetch, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
   setenv("TESSERA_PACKED_STREAM_HALVES", v.halves, 1);
 }
@@ -66,7 +75,6 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_BULK_STAGES");
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
-  unsetenv("TESSERA_PACKED_PREFETCH");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
   unsetenv("TESSERA_PACKED_STREAM_HALVES");
 }
@@ -116,7 +124,7 @@ void check_many(const ManyCase& c, int64_t m) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' prefetch '" << v.prefetch << "' tile warps '"
+                                      << "' tile warps '"
                                       << v.tile_warps << "' halves '" << v.halves << "'");
     set_variant(v);
     std::vector<Tensor> got;
@@ -191,7 +199,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' prefetch '" << v.prefetch << "' tile warps '"
+                                      << "' tile warps '"
                                       << v.tile_warps << "' halves '" << v.halves << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
