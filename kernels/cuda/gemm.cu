@@ -1,24 +1,14 @@
 // gemm through cuBLASLt: fp32 accumulation, bias fused into the epilogue, heuristics cached per
 // problem. Row-major C = op(A) op(B) is computed as column-major C^T = op(B)^T op(A)^T, so B
 // goes in cuBLAS's first slot and A in its second, with the transposes kept.
-//
-// With TESSERA_GEMM_AUTOTUNE=1 (read as each plan is made; off by default until measured) a plan
-// for at most kTunedRows rows (a decode step's projections) made outside a graph capture, with
-// beta 0, times the heuristics' first kCandidates algorithms on its own operands, the L2 flushed
-// before each run (a step reads its weights from HBM), and keeps the fastest: at a few rows the
-// heuristics' first pick is often far from the bandwidth (1B batch 16, session 11 call C: o_proj
-// at 946 GB/s, q/k/v at 595).
 #include <cublasLt.h>
 #include <cublas_api.h>
 
-#include <algorithm>
-#include <cmath>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <tuple>
 
-#include "core/env_switch.h"
 #include "core/memory.h"
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/cuda_ops.h"
@@ -36,10 +26,6 @@ namespace {
   } while (0)
 
 constexpr size_t kWorkspaceBytes = 64 << 20;
-constexpr int kCandidates = 8;
-constexpr int64_t kTunedRows = 256;
-constexpr size_t kFlushBytes = 128 << 20;  // more than the H200's L2 (50 MB)
-constexpr int kTimedRuns = 5;              // each candidate's time: the least of these
 
 cudaDataType_t cuda_type(DType dtype) {
   switch (dtype) {
@@ -58,8 +44,6 @@ struct Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  cublasLtMatmulAlgo_t candidates[kCandidates];  // the first `tuning` to time at the plan's first run (autotune)
-  int tuning = 0;
 };
 
 class Gemm {
@@ -76,20 +60,16 @@ class Gemm {
     auto& state = device_state(device);
     const Alignments align{alignment_of(b), alignment_of(a), alignment_of(c)};  // cuBLAS's A, B, C slots
     PlanKey key{device, s.m, s.n, s.k, s.ldc, s.trans_a, s.trans_b, a.dtype(), c.dtype(), bias.defined(), align};
-    cudaStream_t stream = stream_of(c);
     auto it = plans_.find(key);
-    if (it == plans_.end()) {
-      const bool tune = s.m <= kTunedRows && beta == 0.0f && !capturing(stream) && env_switch("TESSERA_GEMM_AUTOTUNE", false);
-      it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined(), align, tune)).first;
-    }
+    if (it == plans_.end()) it = plans_.emplace(key, make_plan(state, s, a.dtype(), c.dtype(), bias.defined(), align)).first;
     Plan& plan = it->second;
     if (bias.defined()) {
       const void* bias_ptr = bias.data();
       TS_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &bias_ptr,
                                                      sizeof(bias_ptr)));
     }
+    cudaStream_t stream = stream_of(c);
     state.workspace_in_use_on(stream);
-    if (plan.tuning > 0) choose_fastest(state, plan, a, b, c, alpha, stream, device);
     TS_CUBLAS_CHECK(cublasLtMatmul(state.handle, plan.desc, &alpha, b.data(), plan.a, a.data(), plan.b, &beta,
                                    c.data(), plan.c, c.data(), plan.c, &plan.algo, state.workspace.get(),
                                    kWorkspaceBytes, stream));
@@ -99,54 +79,8 @@ class Gemm {
   struct DeviceState {
     cublasLtHandle_t handle = nullptr;
     std::shared_ptr<void> workspace;
-    std::shared_ptr<void> flush;  // autotune's L2 flush, made at its first use
     void workspace_in_use_on(cudaStream_t stream) { record_stream(workspace, stream); }
   };
-
-  static bool capturing(cudaStream_t stream) {
-    cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
-    TS_CUDA_CHECK(cudaStreamIsCapturing(stream, &status));
-    return status != cudaStreamCaptureStatusNone;
-  }
-
-  // plan.algo := the candidate that ran the product fastest (the least of kTimedRuns runs, each
-  // after the L2 flush); a candidate that fails to run is passed over. c is written (beta 0).
-  void choose_fastest(DeviceState& state, Plan& plan, const Tensor& a, const Tensor& b, const Tensor& c, float alpha,
-                      cudaStream_t stream, int device) {
-    if (!state.flush) state.flush = allocate(kFlushBytes, Device::cuda(device));
-    record_stream(state.flush, stream);
-    cudaEvent_t start, end;
-    TS_CUDA_CHECK(cudaEventCreate(&start));
-    TS_CUDA_CHECK(cudaEventCreate(&end));
-    const float beta = 0.0f;
-    float times[kCandidates];
-    for (int i = 0; i < plan.tuning; ++i) {
-      const cublasLtMatmulAlgo_t& algo = plan.candidates[i];
-      float least = INFINITY;
-      for (int r = 0; r < kTimedRuns; ++r) {
-        TS_CUDA_CHECK(cudaMemsetAsync(state.flush.get(), r, kFlushBytes, stream));
-        TS_CUDA_CHECK(cudaEventRecord(start, stream));
-        const cublasStatus_t status =
-            cublasLtMatmul(state.handle, plan.desc, &alpha, b.data(), plan.a, a.data(), plan.b, &beta, c.data(),
-                           plan.c, c.data(), plan.c, &algo, state.workspace.get(), kWorkspaceBytes, stream);
-        TS_CUDA_CHECK(cudaEventRecord(end, stream));
-        TS_CUDA_CHECK(cudaEventSynchronize(end));
-        if (status != CUBLAS_STATUS_SUCCESS) {
-          least = INFINITY;
-          break;
-        }
-        float ms = 0;
-        TS_CUDA_CHECK(cudaEventElapsedTime(&ms, start, end));
-        least = std::min(least, ms);
-      }
-      times[i] = least;
-    }
-    cudaEventDestroy(start);
-    cudaEventDestroy(end);
-    const int best = static_cast<int>(std::min_element(times, times + plan.tuning) - times);
-    if (std::isfinite(times[best])) plan.algo = plan.candidates[best];
-    plan.tuning = 0;
-  }
 
   // The largest power of two (up to 256) dividing the address. cuBLASLt's heuristics assume
   // 256-byte operands unless told otherwise, and a view (narrow, flat_slice) may be less aligned.
@@ -166,9 +100,7 @@ class Gemm {
     return state;
   }
 
-  // With `tune`, the heuristics' first kCandidates algorithms go into plan.candidates.
-  Plan make_plan(DeviceState& state, const GemmShape& s, DType ab, DType cd, bool with_bias, const Alignments& align,
-                 bool tune) {
+  Plan make_plan(DeviceState& state, const GemmShape& s, DType ab, DType cd, bool with_bias, const Alignments& align) {
     Plan plan;
     const cublasOperation_t op_first = s.trans_b ? CUBLAS_OP_T : CUBLAS_OP_N;   // B's slot
     const cublasOperation_t op_second = s.trans_a ? CUBLAS_OP_T : CUBLAS_OP_N;  // A's slot
@@ -200,25 +132,15 @@ class Gemm {
                                std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, align_c},
                                std::pair{CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, align_c}})
       TS_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &bytes, sizeof(bytes)));
-    cublasLtMatmulHeuristicResult_t results[kCandidates] = {};
+    cublasLtMatmulHeuristicResult_t result{};
     int found = 0;
-    TS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, plan.desc, plan.a, plan.b, plan.c, plan.c, pref,
-                                                   tune ? kCandidates : 1, results, &found));
+    TS_CUBLAS_CHECK(cublasLtMatmulAlgoGetHeuristic(state.handle, plan.desc, plan.a, plan.b, plan.c, plan.c, pref, 1,
+                                                   &result, &found));
     cublasLtMatmulPreferenceDestroy(pref);
     if (found == 0)
       throw Error("gemm: cuBLASLt has no algorithm for M=" + std::to_string(s.m) + " N=" + std::to_string(s.n) +
                   " K=" + std::to_string(s.k) + " " + std::string(dtype_name(ab)) + " -> " + std::string(dtype_name(cd)));
-    plan.algo = results[0].algo;
-    // Candidates whose split-K sums go through a workspace or none (INPLACE's reduce into the
-    // output itself, which may not give the same bits twice: graph replays must equal eager steps).
-    for (int i = 0; i < found && found > 1; ++i) {
-      uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_NONE;
-      size_t written = 0;
-      TS_CUBLAS_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&results[i].algo, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME,
-                                                           &scheme, sizeof(scheme), &written));
-      if (scheme != CUBLASLT_REDUCTION_SCHEME_INPLACE) plan.candidates[plan.tuning++] = results[i].algo;
-    }
-    if (plan.tuning < 2) plan.tuning = 0;
+    plan.algo = result.algo;
     return plan;
   }
 

@@ -1,9 +1,6 @@
 // Every CUDA op against its CPU reference on fresh random inputs (tests/kernels, label gpu).
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <tuple>
-
 #include "core/error.h"
 #include "core/memory.h"
 #include "core/stream.h"
@@ -275,40 +272,6 @@ TEST(CudaAllocator, OutOfMemoryIsAClearError) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("CUDA out of memory on cuda:0"), std::string::npos) << e.what();
   }
-}
-
-// Under TESSERA_GEMM_AUTOTUNE=1 each new plan of at most 256 rows runs the fastest of the
-// heuristics' algorithms: the CPU reference's numbers within rounding, with and without bias,
-// for shapes of this test alone (so their plans are made here: a 5-row step lands on cuBLASLt),
-// and the tuned plan's next run gives its first run's numbers exactly; a product with beta
-// (not tuned) too.
-TEST(CudaOps, GemmAutotuneKeepsTheReferenceNumbers) {
-  TS_REQUIRE_GPU();
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  setenv("TESSERA_GEMM_AUTOTUNE", "1", 1);
-  for (const auto [m, n, k] : {std::tuple<int64_t, int64_t, int64_t>{5, 3077, 2056}, {16, 1029, 520}, {61, 771, 264},
-                               {256, 131, 1032}, {300, 129, 72}}) {
-    SCOPED_TRACE(::testing::Message() << "M " << m << " N " << n << " K " << k);
-    const Tensor x = random_tensor({m, k}, DType::BF16, Device::cpu(), seed + m);
-    const Tensor w = random_tensor({n, k}, DType::BF16, Device::cpu(), seed + n, 0.05f);
-    const Tensor bias = random_tensor({n}, DType::BF16, Device::cpu(), seed + k);
-    const Tensor gx = x.to(gpu), gw = w.to(gpu), gbias = bias.to(gpu);
-    for (bool with_bias : {false, true}) {
-      Tensor want = Tensor::empty({m, n}, DType::BF16), first = Tensor::empty({m, n}, DType::BF16, gpu);
-      Tensor again = Tensor::empty({m, n}, DType::BF16, gpu);
-      ops::gemm(want, x, w, false, true, 1.0f, 0.0f, with_bias ? bias : Tensor());
-      ops::gemm(first, gx, gw, false, true, 1.0f, 0.0f, with_bias ? gbias : Tensor());
-      ops::gemm(again, gx, gw, false, true, 1.0f, 0.0f, with_bias ? gbias : Tensor());
-      EXPECT_LT(relative_error(first, want), gemm_tolerance(DType::BF16, DType::BF16)) << "bias " << with_bias;
-      EXPECT_EQ(host_f32(again), host_f32(first)) << "bias " << with_bias;
-    }
-    Tensor acc = random_tensor({m, n}, DType::F32, Device::cpu(), seed + 7), gacc = acc.to(gpu);
-    ops::gemm(acc, x, w, false, true, 0.5f, 0.75f);
-    ops::gemm(gacc, gx, gw, false, true, 0.5f, 0.75f);
-    EXPECT_LT(relative_error(gacc, acc), gemm_tolerance(DType::BF16, DType::F32));
-  }
-  unsetenv("TESSERA_GEMM_AUTOTUNE");
 }
 
 TEST(CudaOps, GemmOnMisalignedViews) {
