@@ -204,8 +204,10 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
+    // silu(gate) * up: the two projections' relative errors add (session 13 call D: int4 g32 asym at
+    // 37 rows, 1.004% against one bf16 tolerance, from the mma forms' bf16-rounded weights).
     if (m * f >= kFewOutputs) {
-      EXPECT_LT(relative_error(got, want), rounding_tolerance(DType::BF16));
+      EXPECT_LT(relative_error(got, want), 2 * rounding_tolerance(DType::BF16));
     }
     // The plain ops on the GPU: gate and up through the fused gemv, then swiglu_forward.
     const Tensor g = nans({m, f}, DType::BF16), u = nans({m, f}, DType::BF16), plain = nans({m, f}, DType::BF16);
