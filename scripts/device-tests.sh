@@ -85,7 +85,8 @@ attention_bench() {
 # the fastest variant. Variants: `spans` the sequential step (one AdamW launch per unit), `overlap`
 # zero.overlap_step with the compute stream at the highest priority (TESSERA_COMPUTE_PRIORITY=high,
 # the AdamW stream at the lowest; its update zeroes the gradient, so backward skips that fill); at 3B
-# all with train.recompute_norms_swiglu (`recompute`: the sequential step), and model_bench with the
+# all with train.recompute_norms_swiglu (`recompute`: the sequential step; `recompute_first10`: in the
+# first 10 layers only, the fastest under the compiled peer's memory, session 13 call C), and model_bench with the
 # same recompute. optimizer_bench first: the AdamW pass's TB/s next to a plain copy's, whether it
 # can run beside gemms at all, and the gradient fill.
 train_variant() {  # TAG NAME "VAR=value ..." [--set ...]: one run, log train_TAG_NAME, its metrics file
@@ -135,7 +136,8 @@ train() {
   [[ " $shapes " != *" 1b "* ]] || train_shape 1b "1B shape" 1.3 "" "" "" "spans||" "overlap|$fast|$over"
   [[ " $shapes " != *" 3b "* ]] || train_shape 3b "3B shape" 1.45 "--hidden 3072 --layers 28 --heads 24 --kv 8 --inter 8192" \
     "--set model.init.hidden_size=3072 --set model.init.num_hidden_layers=28 --set model.init.num_attention_heads=24" \
-    --recompute-norms-swiglu "recompute||$r" "overlap|$fast|$r $over"
+    --recompute-norms-swiglu "recompute||$r" "recompute_first10||$r --set train.recompute_norms_swiglu_layers=10" \
+    "overlap|$fast|$r $over"
 }
 
 # optimizer_bench: the AdamW pass's TB/s next to a copy's, beside gemms, and the gradient fill.
