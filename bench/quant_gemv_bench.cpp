@@ -64,7 +64,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _HALVES, and TESSERA_PACKED_BULK_STAGES / _CHUNK where
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS, and TESSERA_PACKED_BULK_STAGES / _CHUNK where
 // set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
@@ -79,7 +79,6 @@ struct Variant {
   const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
   const char* chains = "";  // stream's int4 mma chains: "" the default
   const char* tile_warps = "";  // stream's warps a tile: "" the default
-  const char* halves = "";      // stream's int4 and int8 as f16 magic numbers: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"v1", "v1", "", "", false},
@@ -110,10 +109,7 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"stream_w1", "stream", "", "", false, "", "", "", "", "1"},
                              {"stream_w2", "stream", "", "", false, "", "", "", "", "2"},
                              {"stream_w4", "stream", "", "", false, "", "", "", "", "4"},
-                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"},
-                             {"stream_h", "stream", "", "", false, "", "", "", "", "", "1"},
-                             {"stream_h_wauto", "stream", "", "", false, "", "", "", "", "auto", "1"},
-                             {"stream_h_d4", "stream", "", "", false, "4", "", "", "", "", "1"}};
+                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"}};
 
 // --variants: the labels to time (auto always, first); empty: all.
 std::vector<std::string> chosen_variants;
@@ -133,7 +129,6 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
-  setenv("TESSERA_PACKED_STREAM_HALVES", v.halves, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -144,7 +139,6 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-  unsetenv("TESSERA_PACKED_STREAM_HALVES");
 }
 
 // A comma-separated list ("1,2,4").

@@ -102,22 +102,6 @@ TS_HOST_DEVICE inline void nibble_pairs(uint32_t (&out)[4 * kWords], const uint3
     for (int i = 0; i < 4; ++i) out[4 * j + i] = sub_mul<kBf16>(((w[j] >> (4 * i)) & 0x000f000fu) | kMagic, offset, scale2);
 }
 
-// The same 32 nibbles in 4 words as 16 f16 pairs in nibble_pairs<false, 4>'s order (pair 4j + q of
-// word j holds the nibbles at bits 4q and 16 + 4q), unscaled: 1024 + q' for q even and, for q odd
-// (the high nibble of its byte, left in place under the magic number), 1024 + 16 q'. One shift a
-// word and four masks where nibble_pairs shifts three times; the int4 stream kernel's halves form
-// meets the odd pairs with a sixteenth of their activations.
-TS_HOST_DEVICE inline void nibble_halves(uint32_t (&out)[2 * kPairs], const uint32_t (&w)[4]) {
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const uint32_t high = w[j] >> 8;
-    out[4 * j] = (w[j] & 0x000f000fu) | 0x64006400u;
-    out[4 * j + 1] = (w[j] & 0x00f000f0u) | 0x64006400u;
-    out[4 * j + 2] = (high & 0x000f000fu) | 0x64006400u;
-    out[4 * j + 3] = (high & 0x00f000f0u) | 0x64006400u;
-  }
-}
-
 // 16 signed bytes in 4 words as 8 pairs, bytes (0, 1) and (2, 3) of each word, q * scale in fp32
 // rounded once.
 template <bool kBf16>
@@ -131,20 +115,6 @@ TS_HOST_DEVICE inline void byte_pairs(uint32_t (&out)[kPairs], const uint32_t (&
       q[i] = pu::bits_to_float(byte_perm(biased, pu::kMagic, 0x7440u + unsigned(i))) - (pu::kMagicF + 128.0f);
     out[2 * j] = pack<kBf16>(q[0] * scale, q[1] * scale);
     out[2 * j + 1] = pack<kBf16>(q[2] * scale, q[3] * scale);
-  }
-}
-
-// The same 16 signed bytes as 8 f16 pairs of kByteBase + q, exactly (f16 holds the integers to
-// 2048): each byte biased by 128 goes under the f16 magic number 0x64 (1024), one byte_perm a pair
-// where byte_pairs takes about five instructions a weight. The int8 stream kernel's halves form
-// multiplies these with f16 activations and takes kByteBase sum(x) away after.
-constexpr float kByteBase = 1024.0f + 128.0f;
-TS_HOST_DEVICE inline void byte_halves(uint32_t (&out)[kPairs], const uint32_t (&w)[4]) {
-#pragma unroll
-  for (int j = 0; j < 4; ++j) {
-    const uint32_t biased = w[j] ^ 0x80808080u;
-    out[2 * j] = byte_perm(biased, 0x64646464u, 0x4140u);      // bytes 0 and 1, each under 0x64
-    out[2 * j + 1] = byte_perm(biased, 0x64646464u, 0x4342u);  // bytes 2 and 3
   }
 }
 

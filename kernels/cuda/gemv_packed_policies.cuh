@@ -97,18 +97,6 @@ struct Int4Group {
   };
 };
 
-// An int8 lane's sums into partial: acc holds rows g and g + 8 of the tile, columns (rows of A) 2t
-// and 2t + 1, each times its row's scale and `factor`.
-template <typename Rows>
-__device__ __forceinline__ void int8_row_partials(float* partial, const float (&acc)[4], const Rows& rows, int g, int t,
-                                                  float factor) {
-  const float lo = rows.reader(0).r.scales[rows.row[0]] * factor, hi = rows.reader(1).r.scales[rows.row[1]] * factor;
-  partial[g * kTokens + 2 * t] = acc[0] * lo;
-  partial[g * kTokens + 2 * t + 1] = acc[1] * lo;
-  partial[(g + 8) * kTokens + 2 * t] = acc[2] * hi;
-  partial[(g + 8) * kTokens + 2 * t + 1] = acc[3] * hi;
-}
-
 // int8 (Int8Pairs units of 16 weights): each row's 16 bytes of codes, multiplied as they are
 // (exact in A's 16-bit type), each row's scale applied to its sum.
 struct Int8Rows {
@@ -150,9 +138,14 @@ struct Int8Rows {
         xs[j] = u < units && token ? *reinterpret_cast<const uint4*>(x + Pairs::run(u, j)) : make_uint4(0, 0, 0, 0);
       mma_unit_step<T, Pairs>(acc, raw, u < units, xs);
     }
+    // acc: rows g and g + 8 of the tile (times their scales), columns (rows of A) 2t and 2t + 1.
     template <typename Rows>
     __device__ void partials(float* partial, const float (&acc)[4], const Rows& rows) const {
-      int8_row_partials(partial, acc, rows, g, t, 1.0f);
+      const float lo = rows.reader(0).r.scales[rows.row[0]], hi = rows.reader(1).r.scales[rows.row[1]];
+      partial[g * kTokens + 2 * t] = acc[0] * lo;
+      partial[g * kTokens + 2 * t + 1] = acc[1] * lo;
+      partial[(g + 8) * kTokens + 2 * t] = acc[2] * hi;
+      partial[(g + 8) * kTokens + 2 * t + 1] = acc[3] * hi;
     }
   };
 };

@@ -22,7 +22,6 @@
 
 #include "core/error.h"
 #include "kernels/cuda/cuda_common.cuh"
-#include "kernels/cuda/gemv_packed_halves.cuh"
 #include "kernels/cuda/gemv_packed_policies.cuh"
 #include "kernels/cuda/persistent_grid.h"
 #include "kernels/kernel_variant.h"
@@ -211,10 +210,6 @@ bool policy_fits(int64_t k, int m) {
   return m <= Policy::kMaxRows && Policy::shared_bytes(k, m) <= kPolicySharedMax;
 }
 
-// TESSERA_PACKED_STREAM_HALVES = 0 (the default until measured) or 1: int4 and int8 at 1-2 rows of A
-// with the codes as f16 magic numbers (gemv_packed_halves.cuh) where the staged A fits.
-bool halves() { return env_choice("TESSERA_PACKED_STREAM_HALVES", {0, 1}, false, 0) == 1; }
-
 }  // namespace
 
 bool gemv_stream_fits(QuantScheme scheme, int64_t k, int m) {
@@ -223,15 +218,11 @@ bool gemv_stream_fits(QuantScheme scheme, int64_t k, int m) {
 
 void launch_gemv_stream(const PackedStack<pp::Int4WidePairs>& stack, int tiles, DType c_dtype, const Tensor& a,
                         int64_t m0, int64_t k, int m, float alpha, float beta) {
-  if (halves() && policy_fits<Int4Halves>(k, m))
-    return launch_policy<Int4Halves>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int4Group>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }
 
 void launch_gemv_stream(const PackedStack<pp::Int8Pairs>& stack, int tiles, DType c_dtype, const Tensor& a, int64_t m0,
                         int64_t k, int m, float alpha, float beta) {
-  if (halves() && policy_fits<Int8Halves>(k, m))
-    return launch_policy<Int8Halves>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int8Rows>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }
 

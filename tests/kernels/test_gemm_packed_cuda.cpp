@@ -56,8 +56,7 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // stream's int4 and int8 fed by bulk copies where K is whole chunks of 1024 weights, 2048 for int4
 // groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and stream
-// with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and its
-// int4 and int8 with the codes as f16 magic numbers (TESSERA_PACKED_STREAM_HALVES=1; others as before).
+// with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS).
 struct Variant {
   const char* gemv;
   const char* split;
@@ -66,7 +65,6 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int4 and int8 as f16 magic numbers
 };
 const Variant kVariants[] = {{"auto", ""},
                              {"v1", ""},
@@ -91,10 +89,8 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "", "1"},
                              {"stream", "", "", "", "", "", "2"},
                              {"stream", "", "", "", "", "", "4"},
-                             {"stream", "", "", "", "", "", "", "1"},
-                             {"stream", "", "6", "", "", "", "1", "1"},
-                             {"stream", "", "", "", "", "", "auto"},
-                             {"stream", "", "", "", "", "", "auto", "1"}};
+                             {"stream", "", "6", "", "", "", "1"},
+                             {"stream", "", "", "", "", "", "auto"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -114,7 +110,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth, stages, chunk, chains, tile_warps, halves] : kVariants) {
+      for (const auto [variant, split, depth, stages, chunk, chains, tile_warps] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
@@ -122,7 +118,6 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
         setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
         setenv("TESSERA_PACKED_STREAM_TILE_WARPS", tile_warps, 1);
-        setenv("TESSERA_PACKED_STREAM_HALVES", halves, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -136,7 +131,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " halves " << halves;
+            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
@@ -145,7 +140,6 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
       unsetenv("TESSERA_PACKED_BULK_CHUNK");
       unsetenv("TESSERA_PACKED_STREAM_CHAINS");
       unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-      unsetenv("TESSERA_PACKED_STREAM_HALVES");
     }
   }
 }
@@ -207,34 +201,6 @@ TEST(CudaGemmPackedChoice, AutoEqualsTheReferenceOnEveryPath) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("K = 40 is not a multiple of 16"), std::string::npos) << e.what();
   }
-}
-
-// The halves forms (TESSERA_PACKED_STREAM_HALVES=1) stage A as f16 times 2^-e: activations far past
-// f16's range (up to ~1e6 here, e = 5) give the reference's product as small ones do (e = 0), at 1
-// and 2 rows of A, for int8 and int4 (symmetric and not).
-TEST(CudaGemmPackedChoice, HalvesTakeActivationsPastTheHalfRange) {
-  TS_REQUIRE_GPU();
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  const int64_t n = 300, k = 2048;
-  setenv("TESSERA_PACKED_GEMV", "stream", 1);
-  setenv("TESSERA_PACKED_STREAM_HALVES", "1", 1);
-  for (const QuantSpec& spec : {QuantSpec{QuantScheme::Int8}, QuantSpec{QuantScheme::Int4, 32, true},
-                                QuantSpec{QuantScheme::Int4, 128, false}}) {
-    const PackedTensor w = quant::quantize(random_tensor({n, k}, DType::F32, Device::cpu(), seed, 0.05f), spec);
-    for (int64_t m : {1, 2})
-      for (float scale : {1.0f, 3e5f}) {
-        SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " g" << spec.group_size << " m " << m
-                                          << " scale " << scale);
-        const Tensor a = ops::cast(random_tensor({m, k}, DType::F32, Device::cpu(), seed + m, scale), DType::BF16);
-        const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
-        ops::gemm_packed(got, a.to(gpu), w.to(gpu), true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
-        const Tensor want = reference(a, w, zeros({m, n}, DType::F32), 1.0f, 0.0f, zeros({n}, DType::F32));
-        EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
-      }
-  }
-  unsetenv("TESSERA_PACKED_STREAM_HALVES");
-  unsetenv("TESSERA_PACKED_GEMV");
 }
 
 // An unknown TESSERA_PACKED_GEMV is an error naming it and the choices.
@@ -315,8 +281,6 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
                    "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_CHAINS", "3",
                    "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"},
-        std::tuple{"stream", "TESSERA_PACKED_STREAM_HALVES", "2",
-                   "TESSERA_PACKED_STREAM_HALVES: unknown '2' (expected 0 or 1)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_TILE_WARPS", "3",
                    "TESSERA_PACKED_STREAM_TILE_WARPS: unknown '3' (expected 1, 2, 4, 8 or auto)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);

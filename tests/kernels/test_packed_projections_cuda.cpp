@@ -36,7 +36,6 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* halves = "";      // TESSERA_PACKED_STREAM_HALVES: stream's int4 and int8 as f16 magic numbers
 };
 const Variant kVariants[] = {{"auto", ""},
                              {"v1", ""},
@@ -55,8 +54,7 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "2"},
                              {"stream", "", "", "", "", "", "1"},
                              {"stream", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "auto", "1"}};
+                             {"stream", "", "", "", "", "", "auto"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -66,7 +64,6 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
-  setenv("TESSERA_PACKED_STREAM_HALVES", v.halves, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -76,7 +73,6 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-  unsetenv("TESSERA_PACKED_STREAM_HALVES");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -124,8 +120,7 @@ void check_many(const ManyCase& c, int64_t m) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '"
-                                      << v.tile_warps << "' halves '" << v.halves << "'");
+                                      << "' tile warps '" << v.tile_warps << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -199,8 +194,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '"
-                                      << v.tile_warps << "' halves '" << v.halves << "'");
+                                      << "' tile warps '" << v.tile_warps << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);

@@ -7,7 +7,6 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <cstring>
 
 #include "kernels/packed_pairs.h"
 #include "quant/packed.h"
@@ -165,44 +164,6 @@ TEST(PackedPairs, MagicNumbersHoldTheNibble) {
     EXPECT_EQ(low<false>(v | 0x64006400u), 1024.0f + float(q));
     EXPECT_EQ(high<false>(v | 0x64006400u), 1024.0f + float(15 - q));
   }
-}
-
-// The int4 halves: each pair holds nibble_pairs' nibbles (zero 0, scale 1: the nibble itself) as
-// 1024 + q, or 1024 + 16 q in the odd pairs (4j + 1, 4j + 3).
-TEST(PackedPairs, NibbleHalvesHoldTheNibblePairs) {
-  const uint64_t seed = fresh_seed();
-  SCOPED_TRACE(::testing::Message() << "seed " << seed);
-  uint64_t state = seed;
-  for (int trial = 0; trial < 256; ++trial) {
-    uint32_t w[4];
-    for (uint32_t& v : w) v = uint32_t((state = state * 6364136223846793005ull + 1442695040888963407ull) >> 32);
-    uint32_t want[2 * pp::kPairs], got[2 * pp::kPairs];
-    pp::nibble_pairs<false, 4>(want, w, 1.0f, 0.0f);
-    pp::nibble_halves(got, w);
-    for (int i = 0; i < 2 * pp::kPairs; ++i) {
-      const float step = i % 2 == 1 ? 16.0f : 1.0f;
-      EXPECT_EQ(low<false>(got[i]), 1024.0f + step * low<false>(want[i])) << "pair " << i;
-      EXPECT_EQ(high<false>(got[i]), 1024.0f + step * high<false>(want[i])) << "pair " << i;
-    }
-  }
-}
-
-// The int8 halves: byte i of the 16 (signed) is pair i / 2's low (i even) or high half as the f16
-// 1152 + q, every byte value in every position.
-TEST(PackedPairs, ByteHalvesHoldTheSignedByte) {
-  for (int v = -128; v < 128; ++v)
-    for (int at = 0; at < 16; ++at) {
-      uint8_t bytes[16];
-      for (int i = 0; i < 16; ++i) bytes[i] = uint8_t(int8_t(i == at ? v : (i * 37 + v) % 128 - 64));
-      uint32_t w[4], out[pp::kPairs];
-      std::memcpy(w, bytes, sizeof(w));
-      pp::byte_halves(out, w);
-      for (int i = 0; i < 16; ++i) {
-        const uint32_t pair = out[i / 2];
-        EXPECT_EQ(i % 2 == 0 ? low<false>(pair) : high<false>(pair), pp::kByteBase + float(int8_t(bytes[i])))
-            << "byte " << i << " of value " << int(int8_t(bytes[i]));
-      }
-    }
 }
 
 }  // namespace
