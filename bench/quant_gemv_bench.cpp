@@ -64,8 +64,8 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS, and TESSERA_PACKED_BULK_STAGES / _CHUNK where
-// set),
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS, TESSERA_PACKED_BULK_STAGES / _CHUNK and
+// TESSERA_PACKED_ROWS_SEGMENTS where set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
 struct Variant {
@@ -79,9 +79,14 @@ struct Variant {
   const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
   const char* chains = "";  // stream's int4 mma chains: "" the default
   const char* tile_warps = "";  // stream's warps a tile: "" the default
+  const char* segments = "";    // rows' pieces of each row's K: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"v1", "v1", "", "", false},
+                             {"rows", "rows", "", "", false},
+                             {.label = "rows_s1", .gemv = "rows", .warps = "", .split = "", .int4_only = false, .segments = "1"},
+                             {.label = "rows_s2", .gemv = "rows", .warps = "", .split = "", .int4_only = false, .segments = "2"},
+                             {.label = "rows_s4", .gemv = "rows", .warps = "", .split = "", .int4_only = false, .segments = "4"},
                              {"mma", "mma", "", "", false},
                              {"mma_split", "mma", "", "auto", false},
                              {"wide", "wide", "", "", true},
@@ -129,6 +134,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
+  setenv("TESSERA_PACKED_ROWS_SEGMENTS", v.segments, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -139,6 +145,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
+  unsetenv("TESSERA_PACKED_ROWS_SEGMENTS");
 }
 
 // A comma-separated list ("1,2,4").

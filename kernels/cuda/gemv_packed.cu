@@ -5,7 +5,7 @@
 // lane loads the activations its unit covers once per chunk (into registers, with their sum) and
 // reuses them for the block's kRows weight rows: per unit, dot = sum(code * x) and the unit adds
 // scale * (dot - zero * sum(x)), which is sum((code - zero) * scale * x), the dequantized weights'
-// product, in fp32. The warps' sums meet in shared memory. Up to kMaxM rows of A per launch; more
+// product, in fp32. The warps' sums meet in shared memory. Up to 4 rows of A per launch; more
 // run as several launches.
 //
 // fused_gemv runs this kernel ("v1") or the tensor-core one of gemv_packed_mma.cu ("mma"). By
@@ -16,8 +16,9 @@
 // are mma reading int4 32 weights a load, group the same with each group's scale applied to its
 // fp32 sum at 1-2 rows of A; stream is group on persistent blocks streaming through a register ring
 // (gemv_packed_stream.cu), bulk the same fed through shared memory by bulk copies
-// (gemv_packed_bulk.cu). Auto takes stream for int4 at 1-2 rows (session 10 call B: 8B batch-1
-// decode 368.9 tok/s against group's 319.5; the fused q/k/v and gate/up at depth 2 11.3 / 28.4 us
+// (gemv_packed_bulk.cu); rows streams int8 a weight row a warp as the bf16 gemv does
+// (gemv_packed_rows.cu; other schemes run v1). Auto takes stream for int4 at 1-2 rows (session
+// 10 call B: 8B batch-1 decode 368.9 tok/s against group's 319.5; the fused q/k/v and gate/up at depth 2 11.3 / 28.4 us
 // against group's 12.1 / 32.5, 1B 7.5 / 11.9 against 7.5 / 13.5). Products the mma kernel does not
 // take (an f32 A, nf4) run v1.
 //
@@ -25,7 +26,6 @@
 // up with the SwiGLU in the epilogue), and is launched to overlap its predecessor inside an
 // ops::LaunchOverlap scope: it lets the next kernel start at once and waits for the one before it
 // only before reading A (the tensor-core kernels once their first weights are in flight).
-#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 
@@ -33,6 +33,7 @@
 #include "kernels/cuda/elementwise.cuh"
 #include "kernels/cuda/gemv_packed.h"
 #include "kernels/cuda/gemv_packed_mma.h"
+#include "kernels/cuda/gemv_packed_rows.h"
 #include "kernels/cuda/gemv_packed_out.cuh"
 #include "kernels/cuda/nf4_tables.h"
 #include "kernels/ops.h"
@@ -44,7 +45,7 @@ namespace pu = packed_units;
 
 namespace {
 
-constexpr int kWarps = 4, kMaxM = 4;
+constexpr int kWarps = 4;
 
 // Weight rows per thread block: 8 for 1-2 rows of A (each lane then has 8 independent weight loads
 // in flight, at 64-96 registers; at 4 rows the H200 ran the int4 projections at 1-1.5 TB/s), 4 for
@@ -136,7 +137,7 @@ void launch(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m,
                   beta);
 }
 
-enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream, Bulk };
+enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream, Bulk, Rows };
 
 Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
@@ -148,8 +149,9 @@ Variant variant() {
   if (std::strcmp(v, "group") == 0) return Variant::Group;
   if (std::strcmp(v, "stream") == 0) return Variant::Stream;
   if (std::strcmp(v, "bulk") == 0) return Variant::Bulk;
+  if (std::strcmp(v, "rows") == 0) return Variant::Rows;
   throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v +
-              "' (expected auto, v1, mma, wide, wide4, group, stream or bulk)");
+              "' (expected auto, v1, mma, wide, wide4, group, stream, bulk or rows)");
 }
 
 // Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
@@ -187,6 +189,7 @@ bool fused_gemv_takes(const Tensor& a, const PackedProducts& p, const GemmShape&
 void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, float alpha, float beta) {
   const PackedTensor& w = *p.weights[0];
   const Variant v = variant();
+  if (v == Variant::Rows && fused_gemv_rows_fits(w)) return fused_gemv_rows(p, a, s, alpha, beta);
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
                    v == Variant::Stream || v == Variant::Bulk || (v == Variant::Auto && !v1_faster(w, s.m));
   const bool auto_stream = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
@@ -204,14 +207,10 @@ void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, fl
   with_stack(p, tables, [&](const auto& stack) {
     dispatch_floating(a.dtype(), [&](auto* type) {
       using TA = std::remove_pointer_t<decltype(type)>;
-      for (int64_t m0 = 0; m0 < s.m; m0 += kMaxM) {
-        const int m = int(std::min<int64_t>(kMaxM, s.m - m0));
-        const TA* rows = a.data_as<TA>() + m0 * s.k;
-        const auto part = from_row(stack, m0, dtype_size(c_dtype));
-        if (m == 1) launch<1>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
-        else if (m == 2) launch<2>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
-        else launch<4>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
-      }
+      launch_by_rows_of_a(stack, a.data_as<TA>(), s.m, s.k, dtype_size(c_dtype), [&](auto rows_m, auto part,
+                                                                                      const TA* rows, int m) {
+        launch<decltype(rows_m)::value>(part, c_dtype, rows, s.k, m, alpha, beta, stream);
+      });
     });
   });
   check_launch();

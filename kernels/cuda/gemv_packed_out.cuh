@@ -85,6 +85,22 @@ PackedStack<Reader> from_row(PackedStack<Reader> s, int64_t m0, size_t c_size) {
   return s;
 }
 
+// Calls launch(kM, part, rows, m) for each run of up to 4 rows of A (m of them, from row m0 on;
+// kM a std::integral_constant of 1, 2 or 4 >= m): part the stack with its outputs moved to row m0,
+// rows A's row m0 (A [m_total, k]). The CUDA-core kernels take up to 4 rows of A a launch.
+template <typename TA, typename Reader, typename Launch>
+void launch_by_rows_of_a(const PackedStack<Reader>& stack, const TA* a, int64_t m_total, int64_t k, size_t c_size,
+                         Launch&& launch) {
+  for (int64_t m0 = 0; m0 < m_total; m0 += 4) {
+    const int m = int(m_total - m0 < 4 ? m_total - m0 : 4);
+    const PackedStack<Reader> part = from_row(stack, m0, c_size);
+    const TA* rows = a + m0 * k;
+    if (m == 1) launch(std::integral_constant<int, 1>{}, part, rows, m);
+    else if (m == 2) launch(std::integral_constant<int, 2>{}, part, rows, m);
+    else launch(std::integral_constant<int, 4>{}, part, rows, m);
+  }
+}
+
 // Tile `tile` of R rows: its weight and first row there (SwiGLU: gate and up row0 on).
 struct TileOf {
   int weight;
