@@ -3,9 +3,10 @@
 // (TESSERA_PACKED_ROWS_SEGMENTS, and auto): one weight through gemm_packed (A in bf16, f16 and
 // f32, C in f32 or A's dtype, alpha, beta and a bias; M 1-5 and 8: launches of 1, 2 and 4 rows of A
 // with a partial last one), q/k/v stacks through project_many_packed and gate/up with the SwiGLU
-// through project_swiglu_packed. Shapes: a single row, rows no multiple of the block's 4 items,
-// K of one load (16), of a partial last round (1040, 4112) and long enough for 4 pieces (16400:
-// the last piece shorter than the others). q8_0 under rows runs v1: the same numbers.
+// through project_swiglu_packed, both also with more rows than the resident blocks take at once.
+// Shapes: a single row, rows no multiple of the block's 4 items, K of one load (16), of a partial
+// last round (1040, 4112) and long enough for 4 pieces (16400: the last piece shorter than the
+// others). q8_0 under rows runs v1: the same numbers.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -101,7 +102,10 @@ TEST(CudaGemvPackedRows, StacksMatchTheReference) {
     int64_t k;
     std::vector<int64_t> n;
   };
-  for (const Stack& st : {Stack{1040, {37, 13, 21}}, Stack{4112, {9, 30, 5}}, Stack{16400, {7, 3}}})
+  // The last two: more items than an H200's resident blocks take at once (each block walks several,
+  // the next one's first loads issued during the last), K whole and in 2 or 4 pieces.
+  for (const Stack& st : {Stack{1040, {37, 13, 21}}, Stack{4112, {9, 30, 5}}, Stack{16400, {7, 3}},
+                          Stack{1040, {6000, 2300}}, Stack{16400, {900, 300}}})
     for (int64_t m : {1, 2, 3, 4, 8}) {
       const uint64_t seed = fresh_seed();
       SCOPED_TRACE(::testing::Message() << "K " << st.k << " weights " << st.n.size() << " M " << m << " seed "
@@ -135,7 +139,9 @@ TEST(CudaGemvPackedRows, StacksMatchTheReference) {
 // project_swiglu_packed.
 TEST(CudaGemvPackedRows, SwigluMatchesTheReference) {
   TS_REQUIRE_GPU();
-  for (Shape2 shape : {Shape2{37, 1184}, Shape2{1, 1024}, Shape2{300, 4112}, Shape2{21, 16400}})
+  // The last two: more items than the resident blocks take at once, as in StacksMatchTheReference.
+  for (Shape2 shape : {Shape2{37, 1184}, Shape2{1, 1024}, Shape2{300, 4112}, Shape2{21, 16400}, Shape2{4500, 1024},
+                       Shape2{900, 16400}})
     for (int64_t m : {1, 2, 3, 4, 8}) {
       const uint64_t seed = fresh_seed();
       SCOPED_TRACE(::testing::Message() << "F " << shape.n << " K " << shape.k << " M " << m << " seed " << seed);
