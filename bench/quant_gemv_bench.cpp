@@ -64,7 +64,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS, TESSERA_PACKED_BULK_STAGES / _CHUNK and
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _L2_AHEAD, TESSERA_PACKED_BULK_STAGES / _CHUNK and
 // TESSERA_PACKED_ROWS_SEGMENTS where set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
@@ -80,6 +80,7 @@ struct Variant {
   const char* chains = "";  // stream's int4 mma chains: "" the default
   const char* tile_warps = "";  // stream's warps a tile: "" the default
   const char* segments = "";    // rows' pieces of each row's K: "" the default
+  const char* ahead = "";       // stream's steps asked of L2 ahead of its loads: "" the default
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"v1", "v1", "", "", false},
@@ -114,7 +115,11 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"stream_w1", "stream", "", "", false, "", "", "", "", "1"},
                              {"stream_w2", "stream", "", "", false, "", "", "", "", "2"},
                              {"stream_w4", "stream", "", "", false, "", "", "", "", "4"},
-                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"}};
+                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"},
+                             {.label = "stream_a2", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "2"},
+                             {.label = "stream_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "4"},
+                             {.label = "stream_a8", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "8"},
+                             {.label = "stream_a16", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "16"}};
 
 // --variants: the labels to time (auto always, first); empty: all.
 std::vector<std::string> chosen_variants;
@@ -135,6 +140,7 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
   setenv("TESSERA_PACKED_ROWS_SEGMENTS", v.segments, 1);
+  setenv("TESSERA_PACKED_STREAM_L2_AHEAD", v.ahead, 1);
 }
 void default_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -146,6 +152,7 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
   unsetenv("TESSERA_PACKED_ROWS_SEGMENTS");
+  unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
 }
 
 // A comma-separated list ("1,2,4").

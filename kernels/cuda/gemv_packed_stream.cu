@@ -18,6 +18,7 @@
 #include "kernels/cuda/gemv_packed_stream.cuh"
 
 #include <cstdlib>
+#include <string>
 #include <type_traits>
 
 #include "core/error.h"
@@ -49,11 +50,14 @@ constexpr size_t kPolicySharedMax = 96 << 10;
 // again (never multiplied): the loads need no branches.
 // kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it). kTileWarps: kWarps (the
 // whole block a tile, known when compiled: session 12 call B measured the run-time groups 8% slower
-// at 8 warps) or 0 (tile_warps groups, as chosen at run time).
-template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps>
+// at 8 warps) or 0 (tile_warps groups, as chosen at run time). kAhead: each lane also asks L2 for
+// the codes and scales of its step `ahead` steps past the one it loads (the first `ahead` before
+// the wait for A), so that the ring's loads find them there: more bytes on their way from memory
+// without the registers that a deeper ring holds them in.
+template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps, bool kAhead = false>
 __global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
-                       float beta, int tiles, int tile_warps_chosen) {
+                       float beta, int tiles, int tile_warps_chosen, int ahead) {
   static_assert(kTileWarps == kWarps || kTileWarps == 0);
   const int tile_warps = kTileWarps ? kTileWarps : tile_warps_chosen;
   using Pairs = typename Policy::Pairs;
@@ -68,20 +72,34 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
   const int units = int(k / Pairs::kWeights), slices = (units + 3) / 4;
   const int per_tile = (slices + tile_warps - 1) / tile_warps;  // steps of each warp a tile
   const int steps = (tiles - first_tile + tile_stride - 1) / tile_stride * per_tile;  // 0 past the last tile
-  // The next step to load: its tile and its index among the warp's steps of that tile.
-  int load_tile = first_tile, load_j = 0;
-  typename Policy::Rows rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
-  auto fetch = [&](Raw (&raw)[2]) {
-    Policy::load(raw, rows, min(4 * (group_warp + tile_warps * load_j) + t, units - 1));
-    if (++load_j == per_tile) {
-      load_j = 0;
-      load_tile += tile_stride;
-      if (load_tile < tiles) rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, load_tile, g));
+  // A step of the lane: its tile, its index among the warp's steps of that tile, and its rows there.
+  struct Step {
+    int tile, j;
+    typename Policy::Rows rows;
+  };
+  auto unit_of = [&](const Step& st) { return min(4 * (group_warp + tile_warps * st.j) + t, units - 1); };
+  auto advance = [&](Step& st) {
+    if (++st.j == per_tile) {
+      st.j = 0;
+      st.tile += tile_stride;
+      if (st.tile < tiles) st.rows = Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, st.tile, g));
     }
+  };
+  Step next{first_tile, 0, Policy::rows_of(lane_rows<kTileRows, kSwiglu>(s, first_tile, g))};  // the next to load
+  auto fetch = [&](Raw (&raw)[2]) {
+    Policy::load(raw, next.rows, unit_of(next));
+    advance(next);
   };
   Raw ring[kDepth][2];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) fetch(ring[d]);
+  [[maybe_unused]] Step asked = next;  // the next to ask L2 for (kAhead): `ahead` past `next`
+  [[maybe_unused]] auto ask = [&] {
+    Policy::prefetch(asked.rows, unit_of(asked));
+    advance(asked);
+  };
+  if constexpr (kAhead)
+    for (int i = 0; i < ahead; ++i) ask();
   wait_for_previous_kernel();  // which wrote A
   const typename Policy::template Lane<T> l(a, k, m, lane, shared, units);
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -99,6 +117,7 @@ __global__ void __launch_bounds__(kWarps * 32, 2)
       if constexpr (std::is_same_v<Policy, Int4Group>) l.template step<kChains>(acc, ring[d], slice);
       else l.step(acc, ring[d], slice);
       fetch(ring[d]);  // the slot's next step: kDepth - 1 others are in flight meanwhile
+      if constexpr (kAhead) ask();
       if (++j == per_tile) {  // the tile's last step, in every warp of the group alike
         finish_tile<kWarps, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, tile_group, m,
                                                          c_dtype, alpha, beta, group_sync);
@@ -147,15 +166,26 @@ void allow_policy_shared() {
 
 // TESSERA_PACKED_STREAM_DEPTH = 2 (the default: session 10 call B, int4 fused q/k/v and gate/up
 // faster at 2 than at 4 in 3 of 4 shapes), 4 or 6 slices in each lane's ring; for int4,
-// TESSERA_PACKED_STREAM_CHAINS = 1 (the default until measured) or 2 mma chains a unit.
+// TESSERA_PACKED_STREAM_CHAINS = 1 (the default until measured) or 2 mma chains a unit;
+// TESSERA_PACKED_STREAM_L2_AHEAD = 0 (the default until measured), 2, 4, 8 or 16 steps that each
+// lane asks L2 for ahead of its loads (the kernel's kAhead; with the default depth, chains and tile
+// warps only).
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
   const size_t shared = Policy::shared_bytes(k, m);
-  // A kernel of one depth and chain count: the whole block a tile, or run-time groups of warps.
-  auto go = [&](auto whole_constant, auto groups_constant) {
+  const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
+  const int chains = std::is_same_v<Policy, Int4Group> ? env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) : 1;
+  const int ahead = env_choice("TESSERA_PACKED_STREAM_L2_AHEAD", {0, 2, 4, 8, 16}, false, 0);
+  if (ahead != 0 && (depth != 2 || chains != 1 || std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS")))
+    throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) +
+                " takes only the default TESSERA_PACKED_STREAM_DEPTH, _CHAINS and _TILE_WARPS (unset)");
+  // A kernel of one depth and chain count: the whole block a tile (asking L2 ahead or not), or
+  // run-time groups of warps.
+  auto go = [&](auto whole_constant, auto groups_constant, auto ahead_constant) {
     constexpr auto whole = decltype(whole_constant)::value;
     constexpr auto grouped = decltype(groups_constant)::value;
+    constexpr auto whole_ahead = decltype(ahead_constant)::value;
     const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
     int tile_warps = kWarps;
     if (std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS")) {  // the grouped kernel's own occupancy
@@ -163,23 +193,27 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
       tile_warps = tile_warps_for(tiles, slices,
                                   resident_blocks(reinterpret_cast<const void*>(grouped), kWarps * 32, shared, device));
     }
-    const auto kernel = tile_warps == kWarps ? whole : grouped;
-    if (tile_warps == kWarps) allow_policy_shared<whole>();
+    const auto kernel = tile_warps != kWarps ? grouped : ahead ? whole_ahead : whole;
+    if (tile_warps == kWarps) ahead ? allow_policy_shared<whole_ahead>() : allow_policy_shared<whole>();
     const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
     const int groups = kWarps / tile_warps;
     const int per_group = (tiles + resident * groups - 1) / (resident * groups);  // tiles each group walks
     const int group_count = (tiles + per_group - 1) / per_group;
     const unsigned blocks = unsigned((group_count + groups - 1) / groups);
-    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps);
+    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps,
+                  ahead);
   };
-  const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
-  auto with_chains = [&](auto chains) {
-    constexpr int kChains = decltype(chains)::value;
+  auto with_chains = [&](auto chains_constant) {
+    constexpr int kChains = decltype(chains_constant)::value;
     auto kernels_of = [&](auto depth_constant) {
       constexpr int kDepth = decltype(depth_constant)::value;
       using Kernel = decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>);
+      // The asking kernel compiled for the default depth and chains only (the check above).
+      constexpr Kernel kAhead = kDepth == 2 && kChains == 1 ? &gemv_stream_kernel<Policy, 2, kSwiglu, T, 1, kWarps, true>
+                                                            : &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>;
       return go(std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>>{},
-                std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>>{});
+                std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>>{},
+                std::integral_constant<Kernel, kAhead>{});
     };
     switch (depth) {
       case 4: return kernels_of(std::integral_constant<int, 4>{});
@@ -188,7 +222,7 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
     }
   };
   if constexpr (std::is_same_v<Policy, Int4Group>)
-    if (env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) == 2) return with_chains(std::integral_constant<int, 2>{});
+    if (chains == 2) return with_chains(std::integral_constant<int, 2>{});
   with_chains(std::integral_constant<int, 1>{});
 }
 

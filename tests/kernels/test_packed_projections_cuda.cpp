@@ -36,6 +36,7 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
+  const char* ahead = "";       // TESSERA_PACKED_STREAM_L2_AHEAD: stream's steps asked of L2 ahead
 };
 const Variant kVariants[] = {{"auto", ""},
                              {"v1", ""},
@@ -54,7 +55,8 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "2"},
                              {"stream", "", "", "", "", "", "1"},
                              {"stream", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "auto"}};
+                             {"stream", "", "", "", "", "", "auto"},
+                             {"stream", "", "", "", "", "", "", "4"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -64,6 +66,7 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
+  setenv("TESSERA_PACKED_STREAM_L2_AHEAD", v.ahead, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -73,6 +76,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
+  unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -120,7 +124,7 @@ void check_many(const ManyCase& c, int64_t m) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "'");
+                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -194,7 +198,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "'");
+                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
