@@ -53,9 +53,12 @@ constexpr size_t kPolicySharedMax = 96 << 10;
 // at 8 warps) or 0 (tile_warps groups, as chosen at run time). kAhead: each lane also asks L2 for
 // the codes and scales of its step `ahead` steps past the one it loads (the first `ahead` before
 // the wait for A), so that the ring's loads find them there: more bytes on their way from memory
-// without the registers that a deeper ring holds them in.
-template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps, bool kAhead = false>
-__global__ void __launch_bounds__(kWarps * 32, 2)
+// without the registers that a deeper ring holds them in. kMinBlocks: the blocks an SM it is
+// compiled for (2: up to 128 registers; 3: 80, so 24 warps an SM keep their rings in flight where
+// 2 blocks keep 16).
+template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps, bool kAhead = false,
+          int kMinBlocks = 2>
+__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
                        float beta, int tiles, int tile_warps_chosen, int ahead) {
   static_assert(kTileWarps == kWarps || kTileWarps == 0);
@@ -164,12 +167,20 @@ void allow_policy_shared() {
   (void)sized;
 }
 
+// The whole-block-a-tile kernel of these parameters, as a type.
+template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, bool kAhead, int kMinBlocks>
+using WholeBlockKernel =
+    std::integral_constant<decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>),
+                           &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps, kAhead, kMinBlocks>>;
+
 // TESSERA_PACKED_STREAM_DEPTH = 2 (the default: session 10 call B, int4 fused q/k/v and gate/up
 // faster at 2 than at 4 in 3 of 4 shapes), 4 or 6 slices in each lane's ring; for int4,
 // TESSERA_PACKED_STREAM_CHAINS = 1 (the default until measured) or 2 mma chains a unit;
 // TESSERA_PACKED_STREAM_L2_AHEAD = 0 (the default until measured), 2, 4, 8 or 16 steps that each
-// lane asks L2 for ahead of its loads (the kernel's kAhead; with the default depth, chains and tile
-// warps only).
+// lane asks L2 for ahead of its loads (the kernel's kAhead); TESSERA_PACKED_STREAM_BLOCKS = 2 (the
+// default until measured) or 3 blocks an SM the kernel is compiled for (kMinBlocks: at most 128 or
+// 80 registers). The last two with the default depth and whole-block tiles only (their kernels are
+// compiled for those).
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
@@ -177,24 +188,16 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
   const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
   const int chains = std::is_same_v<Policy, Int4Group> ? env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) : 1;
   const int ahead = env_choice("TESSERA_PACKED_STREAM_L2_AHEAD", {0, 2, 4, 8, 16}, false, 0);
-  if (ahead != 0 && (depth != 2 || chains != 1 || std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS")))
-    throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) +
-                " takes only the default TESSERA_PACKED_STREAM_DEPTH, _CHAINS and _TILE_WARPS (unset)");
-  // A kernel of one depth and chain count: the whole block a tile (asking L2 ahead or not), or
-  // run-time groups of warps.
-  auto go = [&](auto whole_constant, auto groups_constant, auto ahead_constant) {
-    constexpr auto whole = decltype(whole_constant)::value;
-    constexpr auto grouped = decltype(groups_constant)::value;
-    constexpr auto whole_ahead = decltype(ahead_constant)::value;
-    const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
-    int tile_warps = kWarps;
-    if (std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS")) {  // the grouped kernel's own occupancy
-      allow_policy_shared<grouped>();
-      tile_warps = tile_warps_for(tiles, slices,
-                                  resident_blocks(reinterpret_cast<const void*>(grouped), kWarps * 32, shared, device));
-    }
-    const auto kernel = tile_warps != kWarps ? grouped : ahead ? whole_ahead : whole;
-    if (tile_warps == kWarps) ahead ? allow_policy_shared<whole_ahead>() : allow_policy_shared<whole>();
+  const int min_blocks = env_choice("TESSERA_PACKED_STREAM_BLOCKS", {2, 3}, false, 2);
+  const bool tile_warps_set = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS") != nullptr;
+  if ((ahead != 0 || min_blocks != 2) && (depth != 2 || tile_warps_set))
+    throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) + " and TESSERA_PACKED_STREAM_BLOCKS=" +
+                std::to_string(min_blocks) + " take only the default TESSERA_PACKED_STREAM_DEPTH and _TILE_WARPS (unset)");
+  const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
+  // One kernel on one wave of blocks, tile_warps warps a tile.
+  auto launch_with = [&](auto kernel_constant, int tile_warps) {
+    constexpr auto kernel = decltype(kernel_constant)::value;
+    allow_policy_shared<kernel>();
     const int resident = resident_blocks(reinterpret_cast<const void*>(kernel), kWarps * 32, shared, device);
     const int groups = kWarps / tile_warps;
     const int per_group = (tiles + resident * groups - 1) / (resident * groups);  // tiles each group walks
@@ -205,15 +208,25 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
   };
   auto with_chains = [&](auto chains_constant) {
     constexpr int kChains = decltype(chains_constant)::value;
+    // The kernel of one depth: run-time groups of warps where TESSERA_PACKED_STREAM_TILE_WARPS
+    // takes fewer than the block a tile, else the whole block's (asking L2 ahead, compiled for 3
+    // blocks an SM: the default depth's forms).
     auto kernels_of = [&](auto depth_constant) {
       constexpr int kDepth = decltype(depth_constant)::value;
       using Kernel = decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>);
-      // The asking kernel compiled for the default depth and chains only (the check above).
-      constexpr Kernel kAhead = kDepth == 2 && kChains == 1 ? &gemv_stream_kernel<Policy, 2, kSwiglu, T, 1, kWarps, true>
-                                                            : &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>;
-      return go(std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>>{},
-                std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>>{},
-                std::integral_constant<Kernel, kAhead>{});
+      if (tile_warps_set) {  // by the grouped kernel's own occupancy
+        constexpr Kernel grouped = &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>;
+        allow_policy_shared<grouped>();
+        const int w = tile_warps_for(tiles, slices, resident_blocks(reinterpret_cast<const void*>(grouped), kWarps * 32,
+                                                                    shared, device));
+        if (w != kWarps) return launch_with(std::integral_constant<Kernel, grouped>{}, w);
+      }
+      if constexpr (kDepth == 2) {
+        if (ahead != 0 && min_blocks == 3) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, true, 3>{}, kWarps);
+        if (ahead != 0) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, true, 2>{}, kWarps);
+        if (min_blocks == 3) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, false, 3>{}, kWarps);
+      }
+      launch_with(WholeBlockKernel<Policy, kDepth, kSwiglu, T, kChains, false, 2>{}, kWarps);
     };
     switch (depth) {
       case 4: return kernels_of(std::integral_constant<int, 4>{});

@@ -57,7 +57,8 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and stream
 // with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and
-// stream asking L2 for its steps 2 or 16 ahead of its loads (TESSERA_PACKED_STREAM_L2_AHEAD).
+// stream asking L2 for its steps 2 or 16 ahead of its loads (TESSERA_PACKED_STREAM_L2_AHEAD), and
+// compiled for 3 blocks an SM (TESSERA_PACKED_STREAM_BLOCKS=3: 80 registers), with 1 or 2 chains and asking L2.
 struct Variant {
   const char* gemv;
   const char* split;
@@ -67,6 +68,7 @@ struct Variant {
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
   const char* ahead = "";       // TESSERA_PACKED_STREAM_L2_AHEAD: stream's steps asked of L2 ahead
+  const char* blocks = "";      // TESSERA_PACKED_STREAM_BLOCKS: stream's blocks an SM compiled for
 };
 const Variant kVariants[] = {{"auto", ""},
                              {"v1", ""},
@@ -95,7 +97,10 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "", "auto"},
                              {"stream", "", "", "", "", "", "", "2"},
                              {"stream", "", "", "", "", "", "", "16"},
-                             {"auto", "", "", "", "", "", "", "4"}};
+                             {"auto", "", "", "", "", "", "", "4"},
+                             {"stream", "", "", "", "", "", "", "", "3"},
+                             {"stream", "", "", "", "", "2", "", "", "3"},
+                             {"stream", "", "", "", "", "2", "", "8", "3"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -115,7 +120,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto [variant, split, depth, stages, chunk, chains, tile_warps, ahead] : kVariants) {
+      for (const auto& [variant, split, depth, stages, chunk, chains, tile_warps, ahead, blocks] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
@@ -124,6 +129,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
         setenv("TESSERA_PACKED_STREAM_TILE_WARPS", tile_warps, 1);
         setenv("TESSERA_PACKED_STREAM_L2_AHEAD", ahead, 1);
+        setenv("TESSERA_PACKED_STREAM_BLOCKS", blocks, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
@@ -137,7 +143,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " ahead " << ahead;
+            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " ahead " << ahead << " blocks " << blocks;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
@@ -147,6 +153,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
       unsetenv("TESSERA_PACKED_STREAM_CHAINS");
       unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
       unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
+      unsetenv("TESSERA_PACKED_STREAM_BLOCKS");
     }
   }
 }
@@ -290,6 +297,8 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
                    "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_L2_AHEAD", "3",
                    "TESSERA_PACKED_STREAM_L2_AHEAD: unknown '3' (expected 0, 2, 4, 8 or 16)"},
+        std::tuple{"stream", "TESSERA_PACKED_STREAM_BLOCKS", "4",
+                   "TESSERA_PACKED_STREAM_BLOCKS: unknown '4' (expected 2 or 3)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_TILE_WARPS", "3",
                    "TESSERA_PACKED_STREAM_TILE_WARPS: unknown '3' (expected 1, 2, 4, 8 or auto)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);
@@ -311,7 +320,7 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
                      chunked, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
     ADD_FAILURE() << "L2_AHEAD=4 with DEPTH=6 ran";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_STREAM_L2_AHEAD=4 takes only the default"), std::string::npos)
+    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_STREAM_L2_AHEAD=4 and TESSERA_PACKED_STREAM_BLOCKS=2 take only the default"), std::string::npos)
         << e.what();
   }
   unsetenv("TESSERA_PACKED_STREAM_DEPTH");
