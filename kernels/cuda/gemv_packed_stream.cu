@@ -189,7 +189,8 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
   const int chains = std::is_same_v<Policy, Int4Group> ? env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) : 1;
   const int ahead = env_choice("TESSERA_PACKED_STREAM_L2_AHEAD", {0, 2, 4, 8, 16}, false, 0);
   const int min_blocks = env_choice("TESSERA_PACKED_STREAM_BLOCKS", {2, 3}, false, 2);
-  const bool tile_warps_set = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS") != nullptr;
+  const char* tile_warps_env = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS");
+  const bool tile_warps_set = tile_warps_env && *tile_warps_env;  // empty: unset
   if ((ahead != 0 || min_blocks != 2) && (depth != 2 || tile_warps_set))
     throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) + " and TESSERA_PACKED_STREAM_BLOCKS=" +
                 std::to_string(min_blocks) + " take only the default TESSERA_PACKED_STREAM_DEPTH and _TILE_WARPS (unset)");
