@@ -41,8 +41,11 @@ struct GroupFragments {
 
 // int4 (Int4WidePairs units of 32 weights): each row's 16 bytes of codes and the unit's scale and
 // zero; the group arithmetic with each lane's columns its own unit's (own_group_step), on A staged
-// in shared memory as B fragments with each unit's sums (StagedGroupX).
-struct Int4Group {
+// in shared memory as B fragments with each unit's sums (StagedGroupX). kSymmetric: every weight
+// of the launch symmetric (zero 8), known when compiled: no zero pointers, loads or selects, and
+// own_group_step's base a constant.
+template <bool kSymmetric>
+struct Int4GroupOf {
   using Pairs = packed_pairs::Int4WidePairs;
   static constexpr int kMaxRows = kGroupTokens;
   // Where the lane's two rows of a tile start (found once a tile: no row products a step).
@@ -60,7 +63,7 @@ struct Int4Group {
       const packed_units::Int4Reader& r = lr.reader(h).r;
       out.codes[h] = r.codes + lr.row[h] * (r.cols / 2);
       out.scales[h] = r.scales + lr.row[h] * r.groups;
-      out.zeros[h] = r.zeros ? r.zeros + lr.row[h] * r.groups : nullptr;
+      if constexpr (!kSymmetric) out.zeros[h] = r.zeros ? r.zeros + lr.row[h] * r.groups : nullptr;
     }
     out.group_shift = lr.reader(0).r.group_shift;
     return out;
@@ -72,7 +75,8 @@ struct Int4Group {
       packed_units::load_words(raw[h].w, rows.codes[h] + Pairs::kWeights / 2 * u);
       const int group = (Pairs::kWeights * u) >> rows.group_shift;
       raw[h].scale = rows.scales[h][group];
-      raw[h].zero = rows.zeros[h] ? rows.zeros[h][group] : uint8_t(8);
+      if constexpr (kSymmetric) raw[h].zero = 8;
+      else raw[h].zero = rows.zeros[h] ? rows.zeros[h][group] : uint8_t(8);
     }
   }
   // Asks L2 for what load(rows, u) reads of the codes and scales (the zeros, a byte a group, are left to the load).
@@ -107,6 +111,11 @@ struct Int4Group {
     }
   };
 };
+
+using Int4Group = Int4GroupOf<false>;
+
+template <typename Policy>
+constexpr bool kInt4Policy = std::is_same_v<typename Policy::Pairs, packed_pairs::Int4WidePairs>;
 
 // int8 (Int8Pairs units of 16 weights): each row's 16 bytes of codes, multiplied as they are
 // (exact in A's 16-bit type), each row's scale applied to its sum.

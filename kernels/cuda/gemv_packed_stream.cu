@@ -117,7 +117,7 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
     for (int d = 0; d < kDepth; ++d) {
       if (q0 + d >= steps) break;  // the whole group alike
       const int slice = group_warp + tile_warps * j;
-      if constexpr (std::is_same_v<Policy, Int4Group>) l.template step<kChains>(acc, ring[d], slice);
+      if constexpr (kInt4Policy<Policy>) l.template step<kChains>(acc, ring[d], slice);
       else l.step(acc, ring[d], slice);
       fetch(ring[d]);  // the slot's next step: kDepth - 1 others are in flight meanwhile
       if constexpr (kAhead) ask();
@@ -179,21 +179,23 @@ using WholeBlockKernel =
 // TESSERA_PACKED_STREAM_L2_AHEAD = 0 (the default until measured), 2, 4, 8 or 16 steps that each
 // lane asks L2 for ahead of its loads (the kernel's kAhead); TESSERA_PACKED_STREAM_BLOCKS = 2 (the
 // default until measured) or 3 blocks an SM the kernel is compiled for (kMinBlocks: at most 128 or
-// 80 registers). The last two with the default depth and whole-block tiles only (their kernels are
-// compiled for those).
+// 80 registers). The last two, and the symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC),
+// with the default depth and whole-block tiles only (their kernels are compiled for those).
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
   const size_t shared = Policy::shared_bytes(k, m);
   const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
-  const int chains = std::is_same_v<Policy, Int4Group> ? env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) : 1;
+  const int chains = kInt4Policy<Policy> ? env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) : 1;
   const int ahead = env_choice("TESSERA_PACKED_STREAM_L2_AHEAD", {0, 2, 4, 8, 16}, false, 0);
   const int min_blocks = env_choice("TESSERA_PACKED_STREAM_BLOCKS", {2, 3}, false, 2);
   const char* tile_warps_env = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS");
   const bool tile_warps_set = tile_warps_env && *tile_warps_env;  // empty: unset
-  if ((ahead != 0 || min_blocks != 2) && (depth != 2 || tile_warps_set))
-    throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) + " and TESSERA_PACKED_STREAM_BLOCKS=" +
-                std::to_string(min_blocks) + " take only the default TESSERA_PACKED_STREAM_DEPTH and _TILE_WARPS (unset)");
+  constexpr bool kDefaultRingOnly = std::is_same_v<Policy, Int4GroupOf<true>>;
+  if ((ahead != 0 || min_blocks != 2 || kDefaultRingOnly) && (depth != 2 || tile_warps_set))
+    throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) + ", TESSERA_PACKED_STREAM_BLOCKS=" +
+                std::to_string(min_blocks) + " and TESSERA_PACKED_STREAM_SYMMETRIC=" + (kDefaultRingOnly ? "1" : "0") +
+                " take only the default TESSERA_PACKED_STREAM_DEPTH and _TILE_WARPS (unset)");
   const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
   // One kernel on one wave of blocks, tile_warps warps a tile.
   auto launch_with = [&](auto kernel_constant, int tile_warps) {
@@ -215,13 +217,14 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
     auto kernels_of = [&](auto depth_constant) {
       constexpr int kDepth = decltype(depth_constant)::value;
       using Kernel = decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>);
-      if (tile_warps_set) {  // by the grouped kernel's own occupancy
-        constexpr Kernel grouped = &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>;
-        allow_policy_shared<grouped>();
-        const int w = tile_warps_for(tiles, slices, resident_blocks(reinterpret_cast<const void*>(grouped), kWarps * 32,
-                                                                    shared, device));
-        if (w != kWarps) return launch_with(std::integral_constant<Kernel, grouped>{}, w);
-      }
+      if constexpr (!kDefaultRingOnly)
+        if (tile_warps_set) {  // by the grouped kernel's own occupancy
+          constexpr Kernel grouped = &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>;
+          allow_policy_shared<grouped>();
+          const int w = tile_warps_for(tiles, slices, resident_blocks(reinterpret_cast<const void*>(grouped),
+                                                                      kWarps * 32, shared, device));
+          if (w != kWarps) return launch_with(std::integral_constant<Kernel, grouped>{}, w);
+        }
       if constexpr (kDepth == 2) {
         if (ahead != 0 && min_blocks == 3) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, true, 3>{}, kWarps);
         if (ahead != 0) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, true, 2>{}, kWarps);
@@ -229,13 +232,17 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
       }
       launch_with(WholeBlockKernel<Policy, kDepth, kSwiglu, T, kChains, false, 2>{}, kWarps);
     };
-    switch (depth) {
-      case 4: return kernels_of(std::integral_constant<int, 4>{});
-      case 6: return kernels_of(std::integral_constant<int, 6>{});
-      default: return kernels_of(std::integral_constant<int, 2>{});
+    if constexpr (kDefaultRingOnly) {
+      return kernels_of(std::integral_constant<int, 2>{});
+    } else {
+      switch (depth) {
+        case 4: return kernels_of(std::integral_constant<int, 4>{});
+        case 6: return kernels_of(std::integral_constant<int, 6>{});
+        default: return kernels_of(std::integral_constant<int, 2>{});
+      }
     }
   };
-  if constexpr (std::is_same_v<Policy, Int4Group>)
+  if constexpr (kInt4Policy<Policy>)
     if (chains == 2) return with_chains(std::integral_constant<int, 2>{});
   with_chains(std::integral_constant<int, 1>{});
 }
@@ -264,8 +271,13 @@ bool gemv_stream_fits(QuantScheme scheme, int64_t k, int m) {
   return scheme == QuantScheme::Int4 ? policy_fits<Int4Group>(k, m) : scheme == QuantScheme::Int8 && policy_fits<Int8Rows>(k, m);
 }
 
+// TESSERA_PACKED_STREAM_SYMMETRIC = 0 (the default until measured) or 1: stacks of symmetric int4
+// weights only through Int4GroupOf<true>.
 void launch_gemv_stream(const PackedStack<pp::Int4WidePairs>& stack, int tiles, DType c_dtype, const Tensor& a,
                         int64_t m0, int64_t k, int m, float alpha, float beta) {
+  bool symmetric = env_choice("TESSERA_PACKED_STREAM_SYMMETRIC", {0, 1}, false, 0) == 1;
+  for (int i = 0; i < stack.count; ++i) symmetric = symmetric && !stack.w[i].r.zeros;
+  if (symmetric) return launch_policy<Int4GroupOf<true>>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int4Group>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
 }
 

@@ -38,6 +38,7 @@ struct Variant {
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
   const char* ahead = "";       // TESSERA_PACKED_STREAM_L2_AHEAD: stream's steps asked of L2 ahead
   const char* blocks = "";      // TESSERA_PACKED_STREAM_BLOCKS: stream's blocks an SM compiled for
+  const char* symmetric = "";   // TESSERA_PACKED_STREAM_SYMMETRIC: stream's int4 zeros known to be 8
 };
 const Variant kVariants[] = {{"auto", ""},
                              {"v1", ""},
@@ -59,7 +60,8 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "", "auto"},
                              {"stream", "", "", "", "", "", "", "4"},
                              {"stream", "", "", "", "", "2", "", "", "3"},
-                             {"stream", "", "", "", "", "", "", "8", "3"}};
+                             {"stream", "", "", "", "", "", "", "8", "3"},
+                             {"stream", "", "", "", "", "2", "", "4", "3", "1"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -71,6 +73,7 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
   setenv("TESSERA_PACKED_STREAM_L2_AHEAD", v.ahead, 1);
   setenv("TESSERA_PACKED_STREAM_BLOCKS", v.blocks, 1);
+  setenv("TESSERA_PACKED_STREAM_SYMMETRIC", v.symmetric, 1);
 }
 void unset_variant() {
   unsetenv("TESSERA_PACKED_GEMV");
@@ -82,6 +85,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
   unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
   unsetenv("TESSERA_PACKED_STREAM_BLOCKS");
+  unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
 }
 
 Tensor nans(Shape shape, DType dtype) {
@@ -129,7 +133,7 @@ void check_many(const ManyCase& c, int64_t m) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "' blocks '" << v.blocks << "'");
+                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "' blocks '" << v.blocks << "' symmetric '" << v.symmetric << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -203,7 +207,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "' blocks '" << v.blocks << "'");
+                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "' blocks '" << v.blocks << "' symmetric '" << v.symmetric << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
