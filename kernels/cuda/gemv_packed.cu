@@ -17,7 +17,8 @@
 // fp32 sum at 1-2 rows of A; stream is group on persistent blocks streaming through a register ring
 // (gemv_packed_stream.cu), bulk the same fed through shared memory by bulk copies
 // (gemv_packed_bulk.cu); rows streams int8 a weight row a warp as the bf16 gemv does
-// (gemv_packed_rows.cu; other schemes run v1). Auto takes stream for int4 at 1-2 rows (session
+// (gemv_packed_rows.cu; other schemes run v1), which auto takes for int8 at one row of A where
+// the product's rows are no more than K (rows_faster). Auto takes stream for int4 at 1-2 rows (session
 // 10 call B: 8B batch-1 decode 368.9 tok/s against group's 319.5; the fused q/k/v and gate/up at depth 2 11.3 / 28.4 us
 // against group's 12.1 / 32.5, 1B 7.5 / 11.9 against 7.5 / 13.5). Products the mma kernel does not
 // take (an f32 A, nf4) run v1.
@@ -160,6 +161,18 @@ bool v1_faster(const PackedTensor& w, int64_t m) {
   return m <= 2 && (s == QuantScheme::Int8 || s == QuantScheme::Q8_0 || s == QuantScheme::Q4_0);
 }
 
+// Where auto takes rows: int8 at one row of A, products of no more rows than K (the o and down
+// projections; not the SwiGLU stack). Session 13 call E, H200, us against v1: 8B down 23.65 /
+// 29.89, o 10.89 / 10.99, 1B down 10.99 / 17.40, o 5.27 / 6.56; rows lost the wide products (8B
+// qkv 13.98 / 12.20, gate_up 40.42 / 33.53, lm_head 165.99 / 154.28) and every product at 2 rows
+// of A but the 1B down.
+bool rows_faster(const PackedProducts& p, int64_t m, int64_t k) {
+  if (m != 1 || p.swiglu || p.weights[0]->spec.scheme != QuantScheme::Int8) return false;
+  int64_t rows = 0;
+  for (const PackedTensor* w : p.weights) rows += w->shape[0];
+  return rows <= k;
+}
+
 }  // namespace
 
 std::string fused_gemv_unfit(const Tensor& a, const PackedTensor& w, const GemmShape& s) {
@@ -189,7 +202,8 @@ bool fused_gemv_takes(const Tensor& a, const PackedProducts& p, const GemmShape&
 void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, float alpha, float beta) {
   const PackedTensor& w = *p.weights[0];
   const Variant v = variant();
-  if (v == Variant::Rows && fused_gemv_rows_fits(w)) return fused_gemv_rows(p, a, s, alpha, beta);
+  const bool rows = v == Variant::Rows || (v == Variant::Auto && rows_faster(p, s.m, s.k));
+  if (rows && fused_gemv_rows_fits(w)) return fused_gemv_rows(p, a, s, alpha, beta);
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
                    v == Variant::Stream || v == Variant::Bulk || (v == Variant::Auto && !v1_faster(w, s.m));
   const bool auto_stream = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;

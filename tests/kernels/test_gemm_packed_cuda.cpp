@@ -50,7 +50,8 @@ Tensor reference(const Tensor& a, const PackedTensor& w, const Tensor& c, float 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 
 // Each fused variant in turn (an f32 A and nf4 run v1 in every one; auto takes v1 for int8, q8_0
-// and q4_0 at M <= 2, group for int4 at M <= 2, mma otherwise; wide and wide4 are mma reading int4
+// and q4_0 at M <= 2 (rows, fp32 sums too, for int8 at M 1 here: N <= K), group for int4 at M <= 2,
+// mma otherwise; wide and wide4 are mma reading int4
 // 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2,
 // stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth; bulk
 // stream's int4 and int8 fed by bulk copies where K is whole chunks of 1024 weights, 2048 for int4
@@ -234,7 +235,7 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(
-                  "TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group, stream or bulk)"),
+                  "TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group, stream, bulk or rows)"),
               std::string::npos)
         << e.what();
   }
