@@ -64,7 +64,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 }
 
 // The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _L2_AHEAD / _BLOCKS / _SYMMETRIC, TESSERA_PACKED_BULK_STAGES / _CHUNK and
+// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _SYMMETRIC, TESSERA_PACKED_BULK_STAGES / _CHUNK and
 // TESSERA_PACKED_ROWS_SEGMENTS where set),
 // the default first; the
 // wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
@@ -80,9 +80,7 @@ struct Variant {
   const char* chains = "";  // stream's int4 mma chains: "" the default
   const char* tile_warps = "";  // stream's warps a tile: "" the default
   const char* segments = "";    // rows' pieces of each row's K: "" the default
-  const char* ahead = "";       // stream's steps asked of L2 ahead of its loads: "" the default
-  const char* blocks = "";      // stream's blocks an SM it is compiled for: "" the default
-  const char* symmetric = "";   // stream's int4 zeros known to be 8 (symmetric weights): "" the default
+  const char* symmetric = "";   // stream's int4 zeros known to be 8 where the weights are symmetric: "" the default (1)
 };
 const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"v1", "v1", "", "", false},
@@ -118,20 +116,7 @@ const Variant kVariants[] = {{"auto", "auto", "", "", false},
                              {"stream_w2", "stream", "", "", false, "", "", "", "", "2"},
                              {"stream_w4", "stream", "", "", false, "", "", "", "", "4"},
                              {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"},
-                             {.label = "stream_a2", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "2"},
-                             {.label = "stream_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "4"},
-                             {.label = "stream_a8", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "8"},
-                             {.label = "stream_a16", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "16"},
-                             {.label = "stream_b3", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .blocks = "3"},
-                             {.label = "stream_b3_c2", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .chains = "2", .blocks = "3"},
-                             {.label = "stream_b3_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = false, .ahead = "4", .blocks = "3"},
-                             {.label = "stream_b3_c2_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .chains = "2", .ahead = "4", .blocks = "3"},
-                             {.label = "stream_b3_c2_a8", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .chains = "2", .ahead = "8", .blocks = "3"},
-                             {.label = "stream_s", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .symmetric = "1"},
-                             {.label = "stream_s_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .ahead = "4", .symmetric = "1"},
-                             {.label = "stream_s_b3_c2", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .chains = "2", .blocks = "3", .symmetric = "1"},
-                             {.label = "stream_s_b3_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .ahead = "4", .blocks = "3", .symmetric = "1"},
-                             {.label = "stream_s_b3_c2_a4", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .chains = "2", .ahead = "4", .blocks = "3", .symmetric = "1"}};
+                             {.label = "stream_s0", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .symmetric = "0"}};
 
 // --variants: the labels to time (auto always, first); empty: all.
 std::vector<std::string> chosen_variants;
@@ -152,8 +137,6 @@ void use_variant(const Variant& v) {
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
   setenv("TESSERA_PACKED_ROWS_SEGMENTS", v.segments, 1);
-  setenv("TESSERA_PACKED_STREAM_L2_AHEAD", v.ahead, 1);
-  setenv("TESSERA_PACKED_STREAM_BLOCKS", v.blocks, 1);
   setenv("TESSERA_PACKED_STREAM_SYMMETRIC", v.symmetric, 1);
 }
 void default_variant() {
@@ -166,8 +149,6 @@ void default_variant() {
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
   unsetenv("TESSERA_PACKED_ROWS_SEGMENTS");
-  unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
-  unsetenv("TESSERA_PACKED_STREAM_BLOCKS");
   unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
 }
 

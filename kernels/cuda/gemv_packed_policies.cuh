@@ -11,9 +11,6 @@
 
 namespace tessera::cuda {
 
-// Brings the line holding p into L2 (no register waits for it).
-__device__ __forceinline__ void prefetch_l2(const void* p) { asm volatile("prefetch.global.L2 [%0];" ::"l"(p)); }
-
 // Lane (g, t)'s B fragments in 1-2 rows of A staged as StagedGroupX lays them out ([m][units +
 // 1][4 uint4], unit `units` zeros): a holder's (t == g / 2, row g % 2 of A) is its own unit's, the
 // others read the zero unit.
@@ -79,14 +76,6 @@ struct Int4GroupOf {
       else raw[h].zero = rows.zeros[h] ? rows.zeros[h][group] : uint8_t(8);
     }
   }
-  // Asks L2 for what load(rows, u) reads of the codes and scales (the zeros, a byte a group, are left to the load).
-  __device__ static void prefetch(const Rows& rows, int u) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) {
-      prefetch_l2(rows.codes[h] + Pairs::kWeights / 2 * u);
-      prefetch_l2(rows.scales[h] + ((Pairs::kWeights * u) >> rows.group_shift));
-    }
-  }
   static size_t shared_bytes(int64_t k, int m) { return StagedGroupX::bytes(k, m); }
 
   template <typename T>
@@ -138,10 +127,6 @@ struct Int8Rows {
       packed_units::load_words(raw[h].w, rows.codes[h] + Pairs::kWeights * u);
       raw[h].scale = 1.0f;
     }
-  }
-  __device__ static void prefetch(const Rows& rows, int u) {
-#pragma unroll
-    for (int h = 0; h < 2; ++h) prefetch_l2(rows.codes[h] + Pairs::kWeights * u);
   }
   static size_t shared_bytes(int64_t, int) { return 0; }
 

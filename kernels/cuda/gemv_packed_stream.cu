@@ -18,7 +18,6 @@
 #include "kernels/cuda/gemv_packed_stream.cuh"
 
 #include <cstdlib>
-#include <string>
 #include <type_traits>
 
 #include "core/error.h"
@@ -50,17 +49,13 @@ constexpr size_t kPolicySharedMax = 96 << 10;
 // again (never multiplied): the loads need no branches.
 // kChains: int4's own_group_step's mma chains (1 or 2; int8 ignores it). kTileWarps: kWarps (the
 // whole block a tile, known when compiled: session 12 call B measured the run-time groups 8% slower
-// at 8 warps) or 0 (tile_warps groups, as chosen at run time). kAhead: each lane also asks L2 for
-// the codes and scales of its step `ahead` steps past the one it loads (the first `ahead` before
-// the wait for A), so that the ring's loads find them there: more bytes on their way from memory
-// without the registers that a deeper ring holds them in. kMinBlocks: the blocks an SM it is
-// compiled for (2: up to 128 registers; 3: 80, so 24 warps an SM keep their rings in flight where
-// 2 blocks keep 16).
-template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps, bool kAhead = false,
-          int kMinBlocks = 2>
-__global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
+// at 8 warps) or 0 (tile_warps groups, as chosen at run time). (Session 13 call E: asking L2 for
+// each lane's steps 4-16 ahead, prefetch.global.L2, and the kernel compiled for 3 blocks an SM at
+// 80 registers both lost in every decode row, 8B int4 275-329 tok/s against 383; dropped.)
+template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, int kTileWarps>
+__global__ void __launch_bounds__(kWarps * 32, 2)
     gemv_stream_kernel(PackedStack<typename Policy::Pairs> s, DType c_dtype, const T* a, int64_t k, int m, float alpha,
-                       float beta, int tiles, int tile_warps_chosen, int ahead) {
+                       float beta, int tiles, int tile_warps_chosen) {
   static_assert(kTileWarps == kWarps || kTileWarps == 0);
   const int tile_warps = kTileWarps ? kTileWarps : tile_warps_chosen;
   using Pairs = typename Policy::Pairs;
@@ -96,13 +91,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
   Raw ring[kDepth][2];
 #pragma unroll
   for (int d = 0; d < kDepth; ++d) fetch(ring[d]);
-  [[maybe_unused]] Step asked = next;  // the next to ask L2 for (kAhead): `ahead` past `next`
-  [[maybe_unused]] auto ask = [&] {
-    Policy::prefetch(asked.rows, unit_of(asked));
-    advance(asked);
-  };
-  if constexpr (kAhead)
-    for (int i = 0; i < ahead; ++i) ask();
   wait_for_previous_kernel();  // which wrote A
   const typename Policy::template Lane<T> l(a, k, m, lane, shared, units);
   float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
@@ -120,7 +108,6 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       if constexpr (kInt4Policy<Policy>) l.template step<kChains>(acc, ring[d], slice);
       else l.step(acc, ring[d], slice);
       fetch(ring[d]);  // the slot's next step: kDepth - 1 others are in flight meanwhile
-      if constexpr (kAhead) ask();
       if (++j == per_tile) {  // the tile's last step, in every warp of the group alike
         finish_tile<kWarps, kTileRows, kTokens, kSwiglu>(partial[parity], l, acc, s, tile, g, warp, tile_group, m,
                                                          c_dtype, alpha, beta, group_sync);
@@ -130,6 +117,14 @@ __global__ void __launch_bounds__(kWarps * 32, kMinBlocks)
       }
     }
   }
+}
+
+int stream_depth() { return env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2); }
+
+// Whether TESSERA_PACKED_STREAM_TILE_WARPS asks for anything (empty: unset).
+bool tile_warps_set() {
+  const char* v = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS");
+  return v && *v;
 }
 
 // TESSERA_PACKED_STREAM_TILE_WARPS = 1, 2, 4, 8 (the default: a tile a block, the kernel compiled
@@ -167,35 +162,18 @@ void allow_policy_shared() {
   (void)sized;
 }
 
-// The whole-block-a-tile kernel of these parameters, as a type.
-template <typename Policy, int kDepth, bool kSwiglu, typename T, int kChains, bool kAhead, int kMinBlocks>
-using WholeBlockKernel =
-    std::integral_constant<decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>),
-                           &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps, kAhead, kMinBlocks>>;
-
 // TESSERA_PACKED_STREAM_DEPTH = 2 (the default: session 10 call B, int4 fused q/k/v and gate/up
 // faster at 2 than at 4 in 3 of 4 shapes), 4 or 6 slices in each lane's ring; for int4,
-// TESSERA_PACKED_STREAM_CHAINS = 1 (the default until measured) or 2 mma chains a unit;
-// TESSERA_PACKED_STREAM_L2_AHEAD = 0 (the default until measured), 2, 4, 8 or 16 steps that each
-// lane asks L2 for ahead of its loads (the kernel's kAhead); TESSERA_PACKED_STREAM_BLOCKS = 2 (the
-// default until measured) or 3 blocks an SM the kernel is compiled for (kMinBlocks: at most 128 or
-// 80 registers). The last two, and the symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC),
-// with the default depth and whole-block tiles only (their kernels are compiled for those).
+// TESSERA_PACKED_STREAM_CHAINS = 1 (the default until measured) or 2 mma chains a unit. The
+// symmetric int4 policy (Int4GroupOf<true>) is compiled for the default depth and whole-block
+// tiles only (launch_gemv_stream takes it only there).
 template <typename Policy, bool kSwiglu, typename T>
 void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, DType c_dtype, const T* a, int64_t k,
                   int m, float alpha, float beta, int device, cudaStream_t stream) {
   const size_t shared = Policy::shared_bytes(k, m);
-  const int depth = env_choice("TESSERA_PACKED_STREAM_DEPTH", {2, 4, 6}, false, 2);
+  const int depth = stream_depth();
   const int chains = kInt4Policy<Policy> ? env_choice("TESSERA_PACKED_STREAM_CHAINS", {1, 2}, false, 1) : 1;
-  const int ahead = env_choice("TESSERA_PACKED_STREAM_L2_AHEAD", {0, 2, 4, 8, 16}, false, 0);
-  const int min_blocks = env_choice("TESSERA_PACKED_STREAM_BLOCKS", {2, 3}, false, 2);
-  const char* tile_warps_env = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-  const bool tile_warps_set = tile_warps_env && *tile_warps_env;  // empty: unset
   constexpr bool kDefaultRingOnly = std::is_same_v<Policy, Int4GroupOf<true>>;
-  if ((ahead != 0 || min_blocks != 2 || kDefaultRingOnly) && (depth != 2 || tile_warps_set))
-    throw Error("TESSERA_PACKED_STREAM_L2_AHEAD=" + std::to_string(ahead) + ", TESSERA_PACKED_STREAM_BLOCKS=" +
-                std::to_string(min_blocks) + " and TESSERA_PACKED_STREAM_SYMMETRIC=" + (kDefaultRingOnly ? "1" : "0") +
-                " take only the default TESSERA_PACKED_STREAM_DEPTH and _TILE_WARPS (unset)");
   const int slices = int((k / Policy::Pairs::kWeights + 3) / 4);
   // One kernel on one wave of blocks, tile_warps warps a tile.
   auto launch_with = [&](auto kernel_constant, int tile_warps) {
@@ -206,31 +184,25 @@ void launch_typed(const PackedStack<typename Policy::Pairs>& stack, int tiles, D
     const int per_group = (tiles + resident * groups - 1) / (resident * groups);  // tiles each group walks
     const int group_count = (tiles + per_group - 1) / per_group;
     const unsigned blocks = unsigned((group_count + groups - 1) / groups);
-    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps,
-                  ahead);
+    launch_kernel(kernel, blocks, kWarps * 32, shared, stream, stack, c_dtype, a, k, m, alpha, beta, tiles, tile_warps);
   };
   auto with_chains = [&](auto chains_constant) {
     constexpr int kChains = decltype(chains_constant)::value;
     // The kernel of one depth: run-time groups of warps where TESSERA_PACKED_STREAM_TILE_WARPS
-    // takes fewer than the block a tile, else the whole block's (asking L2 ahead, compiled for 3
-    // blocks an SM: the default depth's forms).
+    // takes fewer than the block a tile, else the whole block's.
     auto kernels_of = [&](auto depth_constant) {
       constexpr int kDepth = decltype(depth_constant)::value;
       using Kernel = decltype(&gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>);
       if constexpr (!kDefaultRingOnly)
-        if (tile_warps_set) {  // by the grouped kernel's own occupancy
+        if (tile_warps_set()) {  // by the grouped kernel's own occupancy
           constexpr Kernel grouped = &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, 0>;
           allow_policy_shared<grouped>();
           const int w = tile_warps_for(tiles, slices, resident_blocks(reinterpret_cast<const void*>(grouped),
                                                                       kWarps * 32, shared, device));
           if (w != kWarps) return launch_with(std::integral_constant<Kernel, grouped>{}, w);
         }
-      if constexpr (kDepth == 2) {
-        if (ahead != 0 && min_blocks == 3) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, true, 3>{}, kWarps);
-        if (ahead != 0) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, true, 2>{}, kWarps);
-        if (min_blocks == 3) return launch_with(WholeBlockKernel<Policy, 2, kSwiglu, T, kChains, false, 3>{}, kWarps);
-      }
-      launch_with(WholeBlockKernel<Policy, kDepth, kSwiglu, T, kChains, false, 2>{}, kWarps);
+      launch_with(std::integral_constant<Kernel, &gemv_stream_kernel<Policy, kDepth, kSwiglu, T, kChains, kWarps>>{},
+                  kWarps);
     };
     if constexpr (kDefaultRingOnly) {
       return kernels_of(std::integral_constant<int, 2>{});
@@ -271,11 +243,13 @@ bool gemv_stream_fits(QuantScheme scheme, int64_t k, int m) {
   return scheme == QuantScheme::Int4 ? policy_fits<Int4Group>(k, m) : scheme == QuantScheme::Int8 && policy_fits<Int8Rows>(k, m);
 }
 
-// TESSERA_PACKED_STREAM_SYMMETRIC = 0 (the default until measured) or 1: stacks of symmetric int4
-// weights only through Int4GroupOf<true>.
+// TESSERA_PACKED_STREAM_SYMMETRIC = 1 (the default: session 13 call E, decode 8B int4 383.1 ->
+// 395.7 tok/s, 1B 1,392 -> 1,434) or 0: stacks of symmetric int4 weights through Int4GroupOf<true>
+// (at the default depth and whole-block tiles; elsewhere Int4Group).
 void launch_gemv_stream(const PackedStack<pp::Int4WidePairs>& stack, int tiles, DType c_dtype, const Tensor& a,
                         int64_t m0, int64_t k, int m, float alpha, float beta) {
-  bool symmetric = env_choice("TESSERA_PACKED_STREAM_SYMMETRIC", {0, 1}, false, 0) == 1;
+  bool symmetric = env_choice("TESSERA_PACKED_STREAM_SYMMETRIC", {0, 1}, false, 1) == 1 && stream_depth() == 2 &&
+                   !tile_warps_set();
   for (int i = 0; i < stack.count; ++i) symmetric = symmetric && !stack.w[i].r.zeros;
   if (symmetric) return launch_policy<Int4GroupOf<true>>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);
   launch_policy<Int4Group>(stack, tiles, c_dtype, a, m0, k, m, alpha, beta);

@@ -58,9 +58,7 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and stream
 // with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and
-// stream asking L2 for its steps 2 or 16 ahead of its loads (TESSERA_PACKED_STREAM_L2_AHEAD), and
-// compiled for 3 blocks an SM (TESSERA_PACKED_STREAM_BLOCKS=3: 80 registers), with 1 or 2 chains and asking L2,
-// and its symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC=1; asymmetric weights as before).
+// stream without its symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC=0: symmetric weights as asymmetric ones).
 struct Variant {
   const char* gemv;
   const char* split;
@@ -69,8 +67,6 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* ahead = "";       // TESSERA_PACKED_STREAM_L2_AHEAD: stream's steps asked of L2 ahead
-  const char* blocks = "";      // TESSERA_PACKED_STREAM_BLOCKS: stream's blocks an SM compiled for
   const char* symmetric = "";   // TESSERA_PACKED_STREAM_SYMMETRIC: stream's int4 zeros known to be 8
 };
 const Variant kVariants[] = {{"auto", ""},
@@ -98,14 +94,8 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "", "4"},
                              {"stream", "", "6", "", "", "", "1"},
                              {"stream", "", "", "", "", "", "auto"},
-                             {"stream", "", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "", "16"},
-                             {"auto", "", "", "", "", "", "", "4"},
-                             {"stream", "", "", "", "", "", "", "", "3"},
-                             {"stream", "", "", "", "", "2", "", "", "3"},
-                             {"stream", "", "", "", "", "2", "", "8", "3"},
-                             {"stream", "", "", "", "", "", "", "", "", "1"},
-                             {"auto", "", "", "", "", "2", "", "4", "3", "1"}};
+                             {"stream", "", "", "", "", "", "", "0"},
+                             {"stream", "", "", "", "", "2", "", "0"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -125,7 +115,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto& [variant, split, depth, stages, chunk, chains, tile_warps, ahead, blocks, symmetric] : kVariants) {
+      for (const auto& [variant, split, depth, stages, chunk, chains, tile_warps, symmetric] : kVariants) {
         setenv("TESSERA_PACKED_GEMV", variant, 1);
         setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
         setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
@@ -133,8 +123,6 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
         setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
         setenv("TESSERA_PACKED_STREAM_TILE_WARPS", tile_warps, 1);
-        setenv("TESSERA_PACKED_STREAM_L2_AHEAD", ahead, 1);
-        setenv("TESSERA_PACKED_STREAM_BLOCKS", blocks, 1);
         setenv("TESSERA_PACKED_STREAM_SYMMETRIC", symmetric, 1);
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
@@ -149,7 +137,7 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
             << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " ahead " << ahead << " blocks " << blocks << " symmetric " << symmetric;
+            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " symmetric " << symmetric;
       }
       unsetenv("TESSERA_PACKED_GEMV");
       unsetenv("TESSERA_PACKED_GEMV_SPLIT");
@@ -158,8 +146,6 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
       unsetenv("TESSERA_PACKED_BULK_CHUNK");
       unsetenv("TESSERA_PACKED_STREAM_CHAINS");
       unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-      unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
-      unsetenv("TESSERA_PACKED_STREAM_BLOCKS");
       unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
     }
   }
@@ -302,12 +288,8 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
                    "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_CHAINS", "3",
                    "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"},
-        std::tuple{"stream", "TESSERA_PACKED_STREAM_L2_AHEAD", "3",
-                   "TESSERA_PACKED_STREAM_L2_AHEAD: unknown '3' (expected 0, 2, 4, 8 or 16)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_SYMMETRIC", "2",
                    "TESSERA_PACKED_STREAM_SYMMETRIC: unknown '2' (expected 0 or 1)"},
-        std::tuple{"stream", "TESSERA_PACKED_STREAM_BLOCKS", "4",
-                   "TESSERA_PACKED_STREAM_BLOCKS: unknown '4' (expected 2 or 3)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_TILE_WARPS", "3",
                    "TESSERA_PACKED_STREAM_TILE_WARPS: unknown '3' (expected 1, 2, 4, 8 or auto)"}}) {
     setenv("TESSERA_PACKED_GEMV", variant, 1);
@@ -321,20 +303,6 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
     }
     unsetenv(name);
   }
-  // The L2-asking kernel is compiled for the default ring only: with another depth it is an error.
-  setenv("TESSERA_PACKED_STREAM_L2_AHEAD", "4", 1);
-  setenv("TESSERA_PACKED_STREAM_DEPTH", "6", 1);
-  try {
-    ops::gemm_packed(Tensor::empty({1, n}, DType::F32, gpu), random_tensor({1, chunked_k}, DType::BF16, gpu, seed),
-                     chunked, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
-    ADD_FAILURE() << "L2_AHEAD=4 with DEPTH=6 ran";
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("TESSERA_PACKED_STREAM_L2_AHEAD=4, TESSERA_PACKED_STREAM_BLOCKS=2 and "
-                                            "TESSERA_PACKED_STREAM_SYMMETRIC=0 take only the default"), std::string::npos)
-        << e.what();
-  }
-  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
-  unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
   unsetenv("TESSERA_PACKED_GEMV");
 }
 

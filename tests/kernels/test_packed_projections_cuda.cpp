@@ -36,8 +36,6 @@ struct Variant {
   const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
   const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* ahead = "";       // TESSERA_PACKED_STREAM_L2_AHEAD: stream's steps asked of L2 ahead
-  const char* blocks = "";      // TESSERA_PACKED_STREAM_BLOCKS: stream's blocks an SM compiled for
   const char* symmetric = "";   // TESSERA_PACKED_STREAM_SYMMETRIC: stream's int4 zeros known to be 8
 };
 const Variant kVariants[] = {{"auto", ""},
@@ -58,10 +56,7 @@ const Variant kVariants[] = {{"auto", ""},
                              {"stream", "", "", "", "", "", "1"},
                              {"stream", "", "", "", "", "", "2"},
                              {"stream", "", "", "", "", "", "auto"},
-                             {"stream", "", "", "", "", "", "", "4"},
-                             {"stream", "", "", "", "", "2", "", "", "3"},
-                             {"stream", "", "", "", "", "", "", "8", "3"},
-                             {"stream", "", "", "", "", "2", "", "4", "3", "1"}};
+                             {"stream", "", "", "", "", "", "", "0"}};
 
 void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
@@ -71,8 +66,6 @@ void set_variant(const Variant& v) {
   setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
   setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
   setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
-  setenv("TESSERA_PACKED_STREAM_L2_AHEAD", v.ahead, 1);
-  setenv("TESSERA_PACKED_STREAM_BLOCKS", v.blocks, 1);
   setenv("TESSERA_PACKED_STREAM_SYMMETRIC", v.symmetric, 1);
 }
 void unset_variant() {
@@ -83,8 +76,6 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_BULK_CHUNK");
   unsetenv("TESSERA_PACKED_STREAM_CHAINS");
   unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-  unsetenv("TESSERA_PACKED_STREAM_L2_AHEAD");
-  unsetenv("TESSERA_PACKED_STREAM_BLOCKS");
   unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
 }
 
@@ -133,7 +124,7 @@ void check_many(const ManyCase& c, int64_t m) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "' blocks '" << v.blocks << "' symmetric '" << v.symmetric << "'");
+                                      << "' tile warps '" << v.tile_warps << "' symmetric '" << v.symmetric << "'");
     set_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
@@ -207,7 +198,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   for (const Variant& v : kVariants) {
     SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
                                       << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "' ahead '" << v.ahead << "' blocks '" << v.blocks << "' symmetric '" << v.symmetric << "'");
+                                      << "' tile warps '" << v.tile_warps << "' symmetric '" << v.symmetric << "'");
     set_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
