@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <initializer_list>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -33,6 +34,13 @@ inline Tensor random_tensor(Shape shape, DType dtype, Device device, uint64_t se
 }
 
 // n ids in [0, vocab) as int32 or int64 (host); with ignore_every > 0, every that-many-th is -100.
+// A tensor of NaNs: an output buffer whose every element a kernel must write.
+inline Tensor nans(Shape shape, DType dtype, Device device) {
+  Tensor t = Tensor::empty(std::move(shape), dtype, device);
+  ops::fill(t, std::numeric_limits<float>::quiet_NaN());
+  return t;
+}
+
 inline Tensor random_ids(int64_t n, int64_t vocab, DType dtype, uint64_t seed, int ignore_every = 0) {
   std::mt19937_64 gen(seed);
   std::vector<int64_t> ids(n);

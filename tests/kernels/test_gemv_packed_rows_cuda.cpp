@@ -42,11 +42,7 @@ struct RowsVariant {
   }
 };
 
-Tensor nans(Shape shape, DType dtype) {
-  Tensor t = Tensor::empty(std::move(shape), dtype, gpu);
-  ops::fill(t, std::numeric_limits<float>::quiet_NaN());
-  return t;
-}
+Tensor nans(Shape shape, DType dtype) { return testing_util::nans(std::move(shape), dtype, gpu); }
 
 double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1e-2 : 2e-3; }
 

@@ -79,11 +79,7 @@ void unset_variant() {
   unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
 }
 
-Tensor nans(Shape shape, DType dtype) {
-  Tensor t = Tensor::empty(std::move(shape), dtype, gpu);
-  ops::fill(t, std::numeric_limits<float>::quiet_NaN());
-  return t;
-}
+Tensor nans(Shape shape, DType dtype) { return testing_util::nans(std::move(shape), dtype, gpu); }
 
 // Each weight's own scheme (several: a mixed stack).
 struct ManyCase {
