@@ -19,6 +19,7 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "quant/packed.h"
+#include "packed_gemv_variant.h"
 #include "random_tensors.h"
 
 using namespace tessera;
@@ -59,43 +60,33 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and stream
 // with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and
 // stream without its symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC=0: symmetric weights as asymmetric ones).
-struct Variant {
-  const char* gemv;
-  const char* split;
-  const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
-  const char* stages = "";  // TESSERA_PACKED_BULK_STAGES: bulk's ring of chunks
-  const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
-  const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
-  const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* symmetric = "";   // TESSERA_PACKED_STREAM_SYMMETRIC: stream's int4 zeros known to be 8
-};
-const Variant kVariants[] = {{"auto", ""},
-                             {"v1", ""},
-                             {"mma", ""},
-                             {"wide", ""},
-                             {"wide4", ""},
-                             {"group", ""},
-                             {"stream", ""},
-                             {"mma", "auto"},
-                             {"wide4", "auto"},
-                             {"group", "auto"},
-                             {"stream", "", "2"},
-                             {"stream", "", "6"},
-                             {"bulk", ""},
-                             {"bulk", "", "", "2"},
-                             {"bulk", "", "", "8"},
-                             {"bulk", "", "", "12"},
-                             {"bulk", "", "", "", "2048"},
-                             {"bulk", "", "", "2", "4096"},
-                             {"stream", "", "", "", "", "2"},
-                             {"stream", "", "6", "", "", "2"},
-                             {"stream", "", "", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "4"},
-                             {"stream", "", "6", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "auto"},
-                             {"stream", "", "", "", "", "", "", "0"},
-                             {"stream", "", "", "", "", "2", "", "0"}};
+const PackedGemvVariant kVariants[] = {{"auto", ""},
+                                       {"v1", ""},
+                                       {"mma", ""},
+                                       {"wide", ""},
+                                       {"wide4", ""},
+                                       {"group", ""},
+                                       {"stream", ""},
+                                       {"mma", "auto"},
+                                       {"wide4", "auto"},
+                                       {"group", "auto"},
+                                       {"stream", "", "2"},
+                                       {"stream", "", "6"},
+                                       {"bulk", ""},
+                                       {"bulk", "", "", "2"},
+                                       {"bulk", "", "", "8"},
+                                       {"bulk", "", "", "12"},
+                                       {"bulk", "", "", "", "2048"},
+                                       {"bulk", "", "", "2", "4096"},
+                                       {"stream", "", "", "", "", "2"},
+                                       {"stream", "", "6", "", "", "2"},
+                                       {"stream", "", "", "", "", "", "1"},
+                                       {"stream", "", "", "", "", "", "2"},
+                                       {"stream", "", "", "", "", "", "4"},
+                                       {"stream", "", "6", "", "", "", "1"},
+                                       {"stream", "", "", "", "", "", "auto"},
+                                       {"stream", "", "", "", "", "", "", "0"},
+                                       {"stream", "", "", "", "", "2", "", "0"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -115,38 +106,24 @@ TEST_P(CudaFusedGemv, MatchesTheDequantizedProduct) {
     const Tensor c0 = random_tensor({m, c.n}, c_dtype, Device::cpu(), seed + 3);
     for (auto [alpha, beta, with_bias] : {std::tuple{1.0f, 0.0f, false}, std::tuple{0.5f, 0.75f, true}}) {
       const Tensor want = reference(a, w, c0, alpha, beta, with_bias ? bias : zeros({c.n}, c_dtype));
-      for (const auto& [variant, split, depth, stages, chunk, chains, tile_warps, symmetric] : kVariants) {
-        setenv("TESSERA_PACKED_GEMV", variant, 1);
-        setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
-        setenv("TESSERA_PACKED_STREAM_DEPTH", depth, 1);
-        setenv("TESSERA_PACKED_BULK_STAGES", stages, 1);
-        setenv("TESSERA_PACKED_BULK_CHUNK", chunk, 1);
-        setenv("TESSERA_PACKED_STREAM_CHAINS", chains, 1);
-        setenv("TESSERA_PACKED_STREAM_TILE_WARPS", tile_warps, 1);
-        setenv("TESSERA_PACKED_STREAM_SYMMETRIC", symmetric, 1);
+      for (const PackedGemvVariant& v : kVariants) {
+        set_packed_gemv_variant(v);
+        const std::string variant = v.gemv;
         // beta 0 must not read C: a C of NaNs stays out of the result.
         const Tensor got = beta == 0.0f ? Tensor::empty({m, c.n}, c_dtype, gpu) : c0.to(gpu);
         if (beta == 0.0f) ops::fill(got, NAN);
         ops::gemm_packed(got, a.to(gpu), w_gpu, true, alpha, beta, with_bias ? bias.to(gpu) : Tensor(),
                          PackedGemmKernel::Fused);
-        const bool v1 = std::string(variant) == "v1" ||
-                        (std::string(variant) == "auto" && m <= 2 &&
+        const bool v1 = variant == "v1" ||
+                        (variant == "auto" && m <= 2 &&
                          (c.spec.scheme == QuantScheme::Int8 || c.spec.scheme == QuantScheme::Q8_0 ||
                           c.spec.scheme == QuantScheme::Q4_0));
         const bool mma = !v1 && a_dtype != DType::F32 && c.spec.scheme != QuantScheme::NF4;
         EXPECT_LT(relative_error(host_f32(got), host_f32(want)),
                   mma ? std::max(tolerance(c_dtype), tolerance(a_dtype)) : tolerance(c_dtype))
-            << "alpha " << alpha << " variant " << variant << " split " << split << " depth " << depth
-            << " stages " << stages << " chunk " << chunk << " chains " << chains << " tile warps " << tile_warps << " symmetric " << symmetric;
+            << "alpha " << alpha << " " << describe(v);
       }
-      unsetenv("TESSERA_PACKED_GEMV");
-      unsetenv("TESSERA_PACKED_GEMV_SPLIT");
-      unsetenv("TESSERA_PACKED_STREAM_DEPTH");
-      unsetenv("TESSERA_PACKED_BULK_STAGES");
-      unsetenv("TESSERA_PACKED_BULK_CHUNK");
-      unsetenv("TESSERA_PACKED_STREAM_CHAINS");
-      unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-      unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
+      unset_packed_gemv_variant();
     }
   }
 }

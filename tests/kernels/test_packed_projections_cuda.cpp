@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "kernels/ops.h"
 #include "quant/packed.h"
+#include "packed_gemv_variant.h"
 #include "random_tensors.h"
 
 using namespace tessera;
@@ -28,56 +29,26 @@ namespace {
 const Device gpu = Device::cuda(0);
 const Device cpu = Device::cpu();
 
-struct Variant {
-  const char* gemv;
-  const char* split;
-  const char* depth = "";   // TESSERA_PACKED_STREAM_DEPTH
-  const char* stages = "";  // TESSERA_PACKED_BULK_STAGES
-  const char* chunk = "";   // TESSERA_PACKED_BULK_CHUNK: bulk's weights of a row a chunk
-  const char* chains = "";  // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
-  const char* tile_warps = "";  // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
-  const char* symmetric = "";   // TESSERA_PACKED_STREAM_SYMMETRIC: stream's int4 zeros known to be 8
-};
-const Variant kVariants[] = {{"auto", ""},
-                             {"v1", ""},
-                             {"mma", ""},
-                             {"wide4", ""},
-                             {"group", ""},
-                             {"stream", ""},
-                             {"mma", "auto"},
-                             {"group", "auto"},
-                             {"stream", "", "2"},
-                             {"stream", "", "6"},
-                             {"bulk", ""},
-                             {"bulk", "", "", "2"},
-                             {"bulk", "", "", "12"},
-                             {"bulk", "", "", "", "4096"},
-                             {"stream", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "1"},
-                             {"stream", "", "", "", "", "", "2"},
-                             {"stream", "", "", "", "", "", "auto"},
-                             {"stream", "", "", "", "", "", "", "0"}};
+const PackedGemvVariant kVariants[] = {{"auto", ""},
+                                       {"v1", ""},
+                                       {"mma", ""},
+                                       {"wide4", ""},
+                                       {"group", ""},
+                                       {"stream", ""},
+                                       {"mma", "auto"},
+                                       {"group", "auto"},
+                                       {"stream", "", "2"},
+                                       {"stream", "", "6"},
+                                       {"bulk", ""},
+                                       {"bulk", "", "", "2"},
+                                       {"bulk", "", "", "12"},
+                                       {"bulk", "", "", "", "4096"},
+                                       {"stream", "", "", "", "", "2"},
+                                       {"stream", "", "", "", "", "", "1"},
+                                       {"stream", "", "", "", "", "", "2"},
+                                       {"stream", "", "", "", "", "", "auto"},
+                                       {"stream", "", "", "", "", "", "", "0"}};
 
-void set_variant(const Variant& v) {
-  setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
-  setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
-  setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
-  setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
-  setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
-  setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
-  setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
-  setenv("TESSERA_PACKED_STREAM_SYMMETRIC", v.symmetric, 1);
-}
-void unset_variant() {
-  unsetenv("TESSERA_PACKED_GEMV");
-  unsetenv("TESSERA_PACKED_GEMV_SPLIT");
-  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
-  unsetenv("TESSERA_PACKED_BULK_STAGES");
-  unsetenv("TESSERA_PACKED_BULK_CHUNK");
-  unsetenv("TESSERA_PACKED_STREAM_CHAINS");
-  unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-  unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
-}
 
 Tensor nans(Shape shape, DType dtype) { return testing_util::nans(std::move(shape), dtype, gpu); }
 
@@ -117,11 +88,9 @@ void check_many(const ManyCase& c, int64_t m) {
   std::vector<const PackedTensor*> ws, ws_gpu;
   for (size_t i = 0; i < count; ++i) ws.push_back(&w[i]), ws_gpu.push_back(&w_gpu[i]);
   ops::project_many_packed(want, x, ws, b);
-  for (const Variant& v : kVariants) {
-    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "' symmetric '" << v.symmetric << "'");
-    set_variant(v);
+  for (const PackedGemvVariant& v : kVariants) {
+    SCOPED_TRACE(describe(v));
+    set_packed_gemv_variant(v);
     std::vector<Tensor> got;
     for (size_t i = 0; i < count; ++i) got.push_back(nans({m, c.n[i]}, DType::BF16));
     ops::project_many_packed(got, x_gpu, ws_gpu, b_gpu);
@@ -138,7 +107,7 @@ void check_many(const ManyCase& c, int64_t m) {
       EXPECT_LT(relative_error(got[i], alone), rounding_tolerance(DType::BF16));
     }
   }
-  unset_variant();
+  unset_packed_gemv_variant();
 }
 
 const QuantSpec kInt4g32{QuantScheme::Int4, 32, true}, kInt4g32a{QuantScheme::Int4, 32, false},
@@ -191,11 +160,9 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
   const PackedTensor gate_gpu = gate.to(gpu), up_gpu = up.to(gpu);
   const Tensor want = Tensor::empty({m, f}, DType::BF16);
   ops::project_swiglu_packed(want, x, gate, up);
-  for (const Variant& v : kVariants) {
-    SCOPED_TRACE(::testing::Message() << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth
-                                      << "' stages '" << v.stages << "' chunk '" << v.chunk << "' chains '" << v.chains
-                                      << "' tile warps '" << v.tile_warps << "' symmetric '" << v.symmetric << "'");
-    set_variant(v);
+  for (const PackedGemvVariant& v : kVariants) {
+    SCOPED_TRACE(describe(v));
+    set_packed_gemv_variant(v);
     const Tensor got = nans({m, f}, DType::BF16);
     ops::project_swiglu_packed(got, x_gpu, gate_gpu, up_gpu);
     // silu(gate) * up: the two projections' relative errors add (session 13 call D: int4 g32 asym at
@@ -210,7 +177,7 @@ void check_swiglu(const QuantSpec& spec, int64_t m, int64_t f, int64_t k) {
     ops::swiglu_forward(plain, g, u);
     EXPECT_LT(relative_error(got, plain), 1e-2);
   }
-  unset_variant();
+  unset_packed_gemv_variant();
 }
 
 TEST(CudaProjectSwigluPacked, MatchesTheReferenceForEverySchemeAndVariant) {
