@@ -22,6 +22,7 @@
 #include "core/error.h"
 #include "core/stream.h"
 #include "kernels/ops.h"
+#include "kernels/packed_gemv_variant.h"
 
 using namespace tessera;
 
@@ -63,60 +64,50 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
   return time(int(std::clamp(0.03 / first, 10.0, 2000.0)));
 }
 
-// The fused gemv's variants (TESSERA_PACKED_GEMV, and TESSERA_PACKED_GEMV_WARPS, _SPLIT,
-// TESSERA_PACKED_STREAM_DEPTH / _CHAINS / _TILE_WARPS / _SYMMETRIC, TESSERA_PACKED_BULK_STAGES / _CHUNK and
-// TESSERA_PACKED_ROWS_SEGMENTS where set),
-// the default first; the
-// wide and group ones differ from mma for int4 only (stream and bulk take int8 too).
+// The fused gemv's variants (kernels/packed_gemv_variant.h: TESSERA_PACKED_GEMV and the switches of
+// its kernels), the default first; the wide and group ones differ from mma for int4 only (stream
+// and bulk take int8 too).
 struct Variant {
   const char* label;
-  const char* gemv;
-  const char* warps;  // "": chosen by size
-  const char* split;  // "": none
   bool int4_only;
-  const char* depth = "";   // stream's ring: "" the default
-  const char* stages = "";  // bulk's ring: "" the default
-  const char* chunk = "";   // bulk's weights of a row a chunk: "" the default
-  const char* chains = "";  // stream's int4 mma chains: "" the default
-  const char* tile_warps = "";  // stream's warps a tile: "" the default
-  const char* segments = "";    // rows' pieces of each row's K: "" the default
-  const char* symmetric = "";   // stream's int4 zeros known to be 8 where the weights are symmetric: "" the default (1)
+  PackedGemvVariant env;
 };
-const Variant kVariants[] = {{"auto", "auto", "", "", false},
-                             {"v1", "v1", "", "", false},
-                             {"rows", "rows", "", "", false},
-                             {.label = "rows_s1", .gemv = "rows", .warps = "", .split = "", .int4_only = false, .segments = "1"},
-                             {.label = "rows_s2", .gemv = "rows", .warps = "", .split = "", .int4_only = false, .segments = "2"},
-                             {.label = "rows_s4", .gemv = "rows", .warps = "", .split = "", .int4_only = false, .segments = "4"},
-                             {"mma", "mma", "", "", false},
-                             {"mma_split", "mma", "", "auto", false},
-                             {"wide", "wide", "", "", true},
-                             {"wide4", "wide4", "", "", true},
-                             {"wide_split", "wide", "", "auto", true},
-                             {"wide4_split", "wide4", "", "auto", true},
-                             {"wide_w8", "wide", "8", "", true},
-                             {"wide4_w8", "wide4", "8", "", true},
-                             {"group", "group", "", "", true},
-                             {"group_split", "group", "", "auto", true},
-                             {"stream", "stream", "", "", false},
-                             {"stream_d4", "stream", "", "", false, "4"},
-                             {"stream_d6", "stream", "", "", false, "6"},
-                             {"bulk", "bulk", "", "", false},
-                             {"bulk_s2", "bulk", "", "", false, "", "2"},
-                             {"bulk_s6", "bulk", "", "", false, "", "6"},
-                             {"bulk_s8", "bulk", "", "", false, "", "8"},
-                             {"bulk_s12", "bulk", "", "", false, "", "12"},
-                             {"bulk_c2k", "bulk", "", "", false, "", "", "2048"},
-                             {"bulk_c4k", "bulk", "", "", false, "", "", "4096"},
-                             {"bulk_c4k_s2", "bulk", "", "", false, "", "2", "4096"},
-                             {"bulk_c4k_s6", "bulk", "", "", false, "", "6", "4096"},
-                             {"stream_c2", "stream", "", "", true, "", "", "", "2"},
-                             {"stream_d4_c2", "stream", "", "", true, "4", "", "", "2"},
-                             {"stream_w1", "stream", "", "", false, "", "", "", "", "1"},
-                             {"stream_w2", "stream", "", "", false, "", "", "", "", "2"},
-                             {"stream_w4", "stream", "", "", false, "", "", "", "", "4"},
-                             {"stream_wauto", "stream", "", "", false, "", "", "", "", "auto"},
-                             {.label = "stream_s0", .gemv = "stream", .warps = "", .split = "", .int4_only = true, .symmetric = "0"}};
+const Variant kVariants[] = {
+    {"auto", false, {.gemv = "auto", .split = ""}},
+    {"v1", false, {.gemv = "v1", .split = ""}},
+    {"rows", false, {.gemv = "rows", .split = ""}},
+    {"rows_s1", false, {.gemv = "rows", .split = "", .segments = "1"}},
+    {"rows_s2", false, {.gemv = "rows", .split = "", .segments = "2"}},
+    {"rows_s4", false, {.gemv = "rows", .split = "", .segments = "4"}},
+    {"mma", false, {.gemv = "mma", .split = ""}},
+    {"mma_split", false, {.gemv = "mma", .split = "auto"}},
+    {"wide", true, {.gemv = "wide", .split = ""}},
+    {"wide4", true, {.gemv = "wide4", .split = ""}},
+    {"wide_split", true, {.gemv = "wide", .split = "auto"}},
+    {"wide4_split", true, {.gemv = "wide4", .split = "auto"}},
+    {"wide_w8", true, {.gemv = "wide", .split = "", .warps = "8"}},
+    {"wide4_w8", true, {.gemv = "wide4", .split = "", .warps = "8"}},
+    {"group", true, {.gemv = "group", .split = ""}},
+    {"group_split", true, {.gemv = "group", .split = "auto"}},
+    {"stream", false, {.gemv = "stream", .split = ""}},
+    {"stream_d4", false, {.gemv = "stream", .split = "", .depth = "4"}},
+    {"stream_d6", false, {.gemv = "stream", .split = "", .depth = "6"}},
+    {"bulk", false, {.gemv = "bulk", .split = ""}},
+    {"bulk_s2", false, {.gemv = "bulk", .split = "", .stages = "2"}},
+    {"bulk_s6", false, {.gemv = "bulk", .split = "", .stages = "6"}},
+    {"bulk_s8", false, {.gemv = "bulk", .split = "", .stages = "8"}},
+    {"bulk_s12", false, {.gemv = "bulk", .split = "", .stages = "12"}},
+    {"bulk_c2k", false, {.gemv = "bulk", .split = "", .chunk = "2048"}},
+    {"bulk_c4k", false, {.gemv = "bulk", .split = "", .chunk = "4096"}},
+    {"bulk_c4k_s2", false, {.gemv = "bulk", .split = "", .stages = "2", .chunk = "4096"}},
+    {"bulk_c4k_s6", false, {.gemv = "bulk", .split = "", .stages = "6", .chunk = "4096"}},
+    {"stream_c2", true, {.gemv = "stream", .split = "", .chains = "2"}},
+    {"stream_d4_c2", true, {.gemv = "stream", .split = "", .depth = "4", .chains = "2"}},
+    {"stream_w1", false, {.gemv = "stream", .split = "", .tile_warps = "1"}},
+    {"stream_w2", false, {.gemv = "stream", .split = "", .tile_warps = "2"}},
+    {"stream_w4", false, {.gemv = "stream", .split = "", .tile_warps = "4"}},
+    {"stream_wauto", false, {.gemv = "stream", .split = "", .tile_warps = "auto"}},
+    {"stream_s0", true, {.gemv = "stream", .split = "", .symmetric = "0"}}};
 
 // --variants: the labels to time (auto always, first); empty: all.
 std::vector<std::string> chosen_variants;
@@ -126,31 +117,6 @@ bool runs(const Variant& v) {
 }
 
 int copies_for(int64_t bytes) { return int(std::max<int64_t>(2, (int64_t(256) << 20) / std::max<int64_t>(bytes, 1) + 1)); }
-
-void use_variant(const Variant& v) {
-  setenv("TESSERA_PACKED_GEMV", v.gemv, 1);
-  setenv("TESSERA_PACKED_GEMV_WARPS", v.warps, 1);
-  setenv("TESSERA_PACKED_GEMV_SPLIT", v.split, 1);
-  setenv("TESSERA_PACKED_STREAM_DEPTH", v.depth, 1);
-  setenv("TESSERA_PACKED_BULK_STAGES", v.stages, 1);
-  setenv("TESSERA_PACKED_BULK_CHUNK", v.chunk, 1);
-  setenv("TESSERA_PACKED_STREAM_CHAINS", v.chains, 1);
-  setenv("TESSERA_PACKED_STREAM_TILE_WARPS", v.tile_warps, 1);
-  setenv("TESSERA_PACKED_ROWS_SEGMENTS", v.segments, 1);
-  setenv("TESSERA_PACKED_STREAM_SYMMETRIC", v.symmetric, 1);
-}
-void default_variant() {
-  unsetenv("TESSERA_PACKED_GEMV");
-  unsetenv("TESSERA_PACKED_GEMV_WARPS");
-  unsetenv("TESSERA_PACKED_GEMV_SPLIT");
-  unsetenv("TESSERA_PACKED_STREAM_DEPTH");
-  unsetenv("TESSERA_PACKED_BULK_STAGES");
-  unsetenv("TESSERA_PACKED_BULK_CHUNK");
-  unsetenv("TESSERA_PACKED_STREAM_CHAINS");
-  unsetenv("TESSERA_PACKED_STREAM_TILE_WARPS");
-  unsetenv("TESSERA_PACKED_ROWS_SEGMENTS");
-  unsetenv("TESSERA_PACKED_STREAM_SYMMETRIC");
-}
 
 // A comma-separated list ("1,2,4").
 std::vector<std::string> split_list(const std::string& s) {
@@ -205,7 +171,7 @@ void fused_ops(const std::string& shape, const std::vector<Projection>& ps, cons
     std::string variant_us, variant_gbps;
     for (const Variant& v : kVariants) {
       if ((scheme.spec.scheme != QuantScheme::Int4 && v.int4_only) || !runs(v)) continue;
-      use_variant(v);
+      set_packed_gemv_variant(v.env);
       const double t = seconds_per_call([&](int i) {
         std::vector<const PackedTensor*> ws;
         for (const PackedTensor& p : w[i]) ws.push_back(&p);
@@ -219,7 +185,7 @@ void fused_ops(const std::string& shape, const std::vector<Projection>& ps, cons
       std::snprintf(field, sizeof(field), "%s\"%s\":%.0f", sep, v.label, packed / t / 1e9);
       variant_gbps += field;
     }
-    default_variant();
+    unset_packed_gemv_variant();
     std::printf("RESULT {\"what\":\"quant_fused\",\"shape\":\"%s\",\"op\":\"%s\",\"k\":%ld,\"scheme\":\"%s\","
                 "\"m\":%ld,\"packed_mb\":%.2f,\"bf16_us\":%.2f,\"bf16_gbps\":%.0f,\"variant_us\":{%s},"
                 "\"variant_gbps\":{%s}}\n",
@@ -298,7 +264,7 @@ int main(int argc, char** argv) {
                 const bool first = &variant == &kVariants[0];
                 if (scheme.spec.scheme == QuantScheme::NF4 && !first) continue;  // v1 only
                 if ((scheme.spec.scheme != QuantScheme::Int4 && variant.int4_only) || !runs(variant)) continue;
-                use_variant(variant);
+                set_packed_gemv_variant(variant.env);
                 const double t = seconds_per_call([&](int i) {
                   ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
                 }, copies);
@@ -310,7 +276,7 @@ int main(int argc, char** argv) {
                 std::snprintf(field, sizeof(field), "%s\"%s\":%.0f", sep, variant.label, (packed + io_bytes) / t / 1e9);
                 variant_gbps += field;
               }
-            default_variant();
+            unset_packed_gemv_variant();
             const double dequant_s = seconds_per_call([&](int i) {
               ops::gemm_packed(c, a, w[i], true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Dequantize);
             }, copies);

@@ -18,8 +18,8 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/packed_gemv_variant.h"
 #include "quant/packed.h"
-#include "packed_gemv_variant.h"
 #include "random_tensors.h"
 
 using namespace tessera;
@@ -227,14 +227,13 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
           for (const char* split : {"1", "2", "8", "auto"}) {
             SCOPED_TRACE(::testing::Message() << quant_scheme_name(spec.scheme) << " M " << m << " " << variant
                                               << " warps '" << warps << "' split " << split);
-            setenv("TESSERA_PACKED_GEMV", variant, 1);
-            setenv("TESSERA_PACKED_GEMV_WARPS", warps, 1);
-            setenv("TESSERA_PACKED_GEMV_SPLIT", split, 1);
+            set_packed_gemv_variant({.gemv = variant, .split = split, .warps = warps});
             const Tensor got = Tensor::empty({m, n}, DType::F32, gpu);
             ops::gemm_packed(got, a_rows.to(gpu), w_gpu, true, 1.0f, 0.0f, Tensor(), PackedGemmKernel::Fused);
             EXPECT_LT(relative_error(host_f32(got), host_f32(want)), tolerance(DType::BF16));
           }
     }
+  unset_packed_gemv_variant();
   const int64_t m = 3;
   const PackedTensor int4 = quant::quantize(weights, {QuantScheme::Int4}).to(gpu);
   for (auto [name, value, message] :

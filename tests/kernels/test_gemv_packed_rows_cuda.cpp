@@ -17,6 +17,7 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/packed_gemv_variant.h"
 #include "quant/packed.h"
 #include "random_tensors.h"
 
@@ -32,14 +33,8 @@ const char* const kSegments[] = {"auto", "1", "2", "4"};
 
 // TESSERA_PACKED_GEMV=rows with `segments` pieces asked for while in scope.
 struct RowsVariant {
-  explicit RowsVariant(const char* segments) {
-    setenv("TESSERA_PACKED_GEMV", "rows", 1);
-    setenv("TESSERA_PACKED_ROWS_SEGMENTS", segments, 1);
-  }
-  ~RowsVariant() {
-    unsetenv("TESSERA_PACKED_GEMV");
-    unsetenv("TESSERA_PACKED_ROWS_SEGMENTS");
-  }
+  explicit RowsVariant(const char* segments) { set_packed_gemv_variant({.gemv = "rows", .split = "", .segments = segments}); }
+  ~RowsVariant() { unset_packed_gemv_variant(); }
 };
 
 Tensor nans(Shape shape, DType dtype) { return testing_util::nans(std::move(shape), dtype, gpu); }

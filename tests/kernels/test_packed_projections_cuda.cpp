@@ -17,8 +17,8 @@
 
 #include "core/error.h"
 #include "kernels/ops.h"
+#include "kernels/packed_gemv_variant.h"
 #include "quant/packed.h"
-#include "packed_gemv_variant.h"
 #include "random_tensors.h"
 
 using namespace tessera;
