@@ -130,13 +130,11 @@ int main(int argc, char** argv) {
     const char* paged_attn = std::getenv("TESSERA_PAGED_ATTN");
     const char* packed_gemv = std::getenv("TESSERA_PACKED_GEMV");  // the packed schemes' variant
     const char* stream_depth = std::getenv("TESSERA_PACKED_STREAM_DEPTH");
-    const char* bulk_stages = std::getenv("TESSERA_PACKED_BULK_STAGES");
-    const char* bulk_chunk = std::getenv("TESSERA_PACKED_BULK_CHUNK");
     const char* stream_chains = std::getenv("TESSERA_PACKED_STREAM_CHAINS");
     const char* tile_warps = std::getenv("TESSERA_PACKED_STREAM_TILE_WARPS");
     const char* stream_symmetric = std::getenv("TESSERA_PACKED_STREAM_SYMMETRIC");
     std::printf("RESULT {\"what\":\"tessera_generate\",\"shape\":\"%s\",\"scheme\":\"%s\",\"lm_head\":\"%s\",\"batch\":%ld,\"prompt\":%ld,\"new_tokens\":%ld,"
-                "\"graphs\":%d,\"fused\":%d,\"norm_prologue_rows\":%d,\"stacked_rows\":%d,\"small_m\":\"%s\",\"gemv\":\"%s\",\"gemv_blocks_per_sm\":%d,\"pdl\":%d,\"paged_attn\":\"%s\",\"packed_gemv\":\"%s\",\"stream_depth\":\"%s\",\"stream_chains\":\"%s\",\"bulk_stages\":\"%s\",\"bulk_chunk\":\"%s\",\"stream_tile_warps\":\"%s\",\"stream_symmetric\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
+                "\"graphs\":%d,\"fused\":%d,\"norm_prologue_rows\":%d,\"stacked_rows\":%d,\"small_m\":\"%s\",\"gemv\":\"%s\",\"gemv_blocks_per_sm\":%d,\"pdl\":%d,\"paged_attn\":\"%s\",\"packed_gemv\":\"%s\",\"stream_depth\":\"%s\",\"stream_chains\":\"%s\",\"stream_tile_warps\":\"%s\",\"stream_symmetric\":\"%s\",\"profile\":%d,\"prefill_s\":%.4f,\"prefill_tok_per_s\":%.0f,\"decode_tok_per_s\":%.1f,"
                 "\"wall_ms_per_step\":%.3f,\"run_ms_per_step\":%.3f,\"gpu_ms_per_step\":%.3f,\"graph_replays\":%ld,"
                 "\"decode_steps\":%.0f,\"weight_gb\":%.2f,\"weight_read_tb_per_s\":%.2f,\"peak_mem_gib\":%.2f}\n",
                 shape.c_str(), scheme.c_str(), lm_head.c_str(), batch, prompt, fresh, graphs ? 1 : 0,
@@ -145,8 +143,6 @@ int main(int argc, char** argv) {
                 ops::gemv_blocks_per_sm(), ops::LaunchOverlap::requested() ? 1 : 0, paged_attn ? paged_attn : "default",
                 packed_gemv && *packed_gemv ? packed_gemv : "auto", stream_depth && *stream_depth ? stream_depth : "default",
                 stream_chains && *stream_chains ? stream_chains : "default",
-                bulk_stages && *bulk_stages ? bulk_stages : "default",
-                bulk_chunk && *bulk_chunk ? bulk_chunk : "default",
                 tile_warps && *tile_warps ? tile_warps : "default",
                 stream_symmetric && *stream_symmetric ? stream_symmetric : "default",
                 profile ? 1 : 0, first, double(batch * prompt) / first,

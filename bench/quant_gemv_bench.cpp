@@ -66,7 +66,7 @@ double seconds_per_call(const std::function<void(int)>& fn, int copies) {
 
 // The fused gemv's variants (kernels/packed_gemv_variant.h: TESSERA_PACKED_GEMV and the switches of
 // its kernels), the default first; the wide and group ones differ from mma for int4 only (stream
-// and bulk take int8 too).
+// takes int8 too).
 struct Variant {
   const char* label;
   bool int4_only;
@@ -92,15 +92,6 @@ const Variant kVariants[] = {
     {"stream", false, {.gemv = "stream", .split = ""}},
     {"stream_d4", false, {.gemv = "stream", .split = "", .depth = "4"}},
     {"stream_d6", false, {.gemv = "stream", .split = "", .depth = "6"}},
-    {"bulk", false, {.gemv = "bulk", .split = ""}},
-    {"bulk_s2", false, {.gemv = "bulk", .split = "", .stages = "2"}},
-    {"bulk_s6", false, {.gemv = "bulk", .split = "", .stages = "6"}},
-    {"bulk_s8", false, {.gemv = "bulk", .split = "", .stages = "8"}},
-    {"bulk_s12", false, {.gemv = "bulk", .split = "", .stages = "12"}},
-    {"bulk_c2k", false, {.gemv = "bulk", .split = "", .chunk = "2048"}},
-    {"bulk_c4k", false, {.gemv = "bulk", .split = "", .chunk = "4096"}},
-    {"bulk_c4k_s2", false, {.gemv = "bulk", .split = "", .stages = "2", .chunk = "4096"}},
-    {"bulk_c4k_s6", false, {.gemv = "bulk", .split = "", .stages = "6", .chunk = "4096"}},
     {"stream_c2", true, {.gemv = "stream", .split = "", .chains = "2"}},
     {"stream_d4_c2", true, {.gemv = "stream", .split = "", .depth = "4", .chains = "2"}},
     {"stream_w1", false, {.gemv = "stream", .split = "", .tile_warps = "1"}},

@@ -2,8 +2,8 @@
 // For each projection of the shape (a decode step's qkv, o, gate_up, down and lm_head, C = A W^T
 // with W [N, K] bf16), each M and each kernel ops::gemm can run for it (kernels/gemm_shape.h
 // SmallMChoice: cuBLASLt, the gemv up to 4 rows, and the gemv launched to overlap the call
-// before, kernels/launch_overlap.h; the gemv in its persistent, split and bulk forms, bulk also
-// at 2-3 blocks a SM, kernels/gemv_form.h): microseconds per call and the weight's
+// before, kernels/launch_overlap.h; the gemv in its persistent and split forms,
+// kernels/gemv_form.h): microseconds per call and the weight's
 // TB/s, in a markdown table with the fastest kernel per row. Calls are timed in a CUDA graph (as
 // decode steps run) cycling through enough copies of the weight (>= 256 MB) that it comes from
 // HBM, not the 50 MB L2. Then, per M, a decode step's projections (layers x 4 + lm_head) summed
@@ -50,19 +50,13 @@ struct Variant {
   int64_t max_m;
   bool overlap = false;  // launched to overlap the previous call (kernels/launch_overlap.h)
   ops::GemvForm form = ops::GemvForm::Rows;
-  int blocks_per_sm = 0;  // ops::set_gemv_blocks_per_sm: 0 all that fit
 };
 
-// The gemv forms with PDL (without it they lost on 18 of 20 rows, session 10 call B); bulk with
-// one block a SM (its rings ~200 KB) and with 2 or 3 (smaller rings; split4 lost at 2-3 blocks a
-// SM, session 11 call D2).
+// The gemv forms with PDL (without it they lost on 18 of 20 rows, session 10 call B).
 const std::vector<Variant> kVariants = {
     {"cublas", {SmallMKernel::CuBlas}, 64},
     {"persistent_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Persistent},
-    {"split4_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split4},
-    {"bulk_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk},
-    {"bulk_pdl_b2", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk, 2},
-    {"bulk_pdl_b3", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Bulk, 3}};
+    {"split4_pdl", {SmallMKernel::Gemv}, 4, true, ops::GemvForm::Split4}};
 
 // Microseconds per call of gemm(c, a, w[i]) for i cycling through the copies, in a graph (whose
 // kernels overlap their predecessors with `overlap`).
@@ -113,7 +107,6 @@ int main(int argc, char** argv) {
     for (int64_t m : ms) TS_CHECK(m >= 1 && m <= 64, "skinny_gemm_bench: --m {} is outside 1..64", m);
     const SmallMChoice before = ops::small_m_choice();
     const ops::GemvForm form_before = ops::gemv_form();
-    const int blocks_before = ops::gemv_blocks_per_sm();
     std::vector<std::string> names;
     for (const Variant& v : kVariants) names.push_back(v.name);
     std::printf("| shape projection NxK | M | %s | fastest (TB/s) |\n", join(names, " us | ").c_str());
@@ -146,7 +139,6 @@ int main(int argc, char** argv) {
             }
             ops::set_small_m_choice(v.choice);
             ops::set_gemv_form(v.form);
-            ops::set_gemv_blocks_per_sm(v.blocks_per_sm);
             const double us = us_per_call(c, a, w, v.overlap);
             if (v.name == "cublas") cublas_us = us;
             step_us[shape][m][v.name] += p.per_step * us;
@@ -163,7 +155,6 @@ int main(int argc, char** argv) {
     }
     ops::set_small_m_choice(before);
     ops::set_gemv_form(form_before);
-    ops::set_gemv_blocks_per_sm(blocks_before);
     std::printf("\n| decode step's projections (shape, M) | %s | fastest |\n", join(names, " ms | ").c_str());
     std::printf("%s\n", sep.c_str());
     for (const auto& [shape, by_m] : step_us)

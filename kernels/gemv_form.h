@@ -1,5 +1,5 @@
 // How the CUDA small-M gemv (kernels/cuda/gemv.cu) schedules its weight rows, process-wide: read
-// at first use from TESSERA_GEMV (rows, persistent, split2, split4 or bulk; split4 unless set: session 10
+// at first use from TESSERA_GEMV (rows, persistent, split2 or split4; split4 unless set: session 10
 // call B, 1B batch 1 892 tok/s against rows' 808, 8B 186.5 against 164.8), then
 // whatever set_gemv_form stores (benchmarks and tests).
 // - Rows: one warp per weight row, 4 warps a block; the hardware deals the blocks out in waves.
@@ -10,20 +10,14 @@
 //   take 4 each (the down projections, q/k/v) each row's K in 2 or 4 segments taken by the
 //   warps of one block, their sums added in segment order: the same bits every run, not Rows'.
 //   The SwiGLU form (K short, many rows) runs as Persistent.
-// - Bulk: Persistent's rows for each warp, streamed in chunks of one round (2,048 elements) by
-//   bulk copies (cp.async.bulk, sm_90) into the warp's ring of chunk buffers in shared memory,
-//   the rings ~200 KB a SM (one block a SM, or more blocks with smaller rings), all of it issued
-//   before the PDL wait (Persistent: 4-8 KB a warp in registers). The same bits as Rows.
-//   Persistent on GPUs before sm_90.
 // The blocks a persistent form keeps on each SM: all that fit, or at most gemv_blocks_per_sm()
 // (TESSERA_GEMV_BLOCKS_PER_SM 1-8, auto or unset: all), leaving room for the next kernel's blocks
-// to start streaming their weights before this one ends (programmatic dependent launch); Bulk
-// sizes its rings for that many blocks (auto: one).
+// to start streaming their weights before this one ends (programmatic dependent launch).
 #pragma once
 
 namespace tessera::ops {
 
-enum class GemvForm { Rows, Persistent, Split2, Split4, Bulk };
+enum class GemvForm { Rows, Persistent, Split2, Split4 };
 
 GemvForm gemv_form();
 void set_gemv_form(GemvForm form);

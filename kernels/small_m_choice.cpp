@@ -29,8 +29,7 @@ E from_environment(const char* var, const E (&values)[N], const char* (*name_of)
 
 constexpr SmallMKernel kKernels[] = {SmallMKernel::Auto, SmallMKernel::CuBlas, SmallMKernel::Gemv,
                                      SmallMKernel::Fused};
-constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent, GemvForm::Split2, GemvForm::Split4,
-                               GemvForm::Bulk};
+constexpr GemvForm kForms[] = {GemvForm::Rows, GemvForm::Persistent, GemvForm::Split2, GemvForm::Split4};
 
 std::atomic<SmallMKernel>& stored_kernel() {
   static std::atomic<SmallMKernel> value{
@@ -74,7 +73,6 @@ const char* gemv_form_name(GemvForm form) {
     case GemvForm::Persistent: return "persistent";
     case GemvForm::Split2: return "split2";
     case GemvForm::Split4: return "split4";
-    case GemvForm::Bulk: return "bulk";
   }
   return "?";
 }

@@ -5,10 +5,10 @@
 //   4,096, lm_head 32,064), dealt out by the hardware in many short waves;
 // - persistent: only the blocks that fit at once (persistent_grid.h), each warp walking the rows
 //   r, r + warps, ... with the next row's first loads issued before this row's last arithmetic;
-//   a block's fixed costs (its first loads before the PDL wait, the norm prologue) once per block;
-// - bulk: the persistent form's rows, their bytes brought by bulk copies into a ring of shared
-//   memory per warp (gemv_bulk.cuh); the same bits too.
-// (The split forms are persistent with each row's K over a block's warps: their own bits.)
+//   a block's fixed costs (its first loads before the PDL wait, the norm prologue) once per block.
+// (The split forms are persistent with each row's K over a block's warps: their own bits. A bulk
+// form, the persistent rows brought by cp.async.bulk into a ring of shared memory per warp, was
+// slower everywhere, session 11 call D2: 1B batch 1 743 tok/s against split4's 890; removed.)
 // Every warp's lanes keep fp32 partial sums that meet by shuffles; lane 0 writes the M outputs of
 // its row. The first round of loads goes out before the kernel waits for its predecessor
 // (programmatic dependent launch: weights are fixed, A is not).
@@ -23,9 +23,6 @@
 // block, once its first weight loads are out and its predecessor done, norms A's rows into
 // shared memory, and the warps read them there); the first may add a residual to its outputs.
 
-#include <array>
-
-#include "kernels/cuda/gemv_bulk.cuh"
 #include "kernels/cuda/gemv_row.cuh"
 #include "kernels/cuda/persistent_grid.h"
 #include "kernels/gemv_form.h"
@@ -152,7 +149,7 @@ __global__ void __launch_bounds__(kWarps * 32) persistent_swiglu_kernel(T* out, 
 }
 
 // `bytes` of dynamic shared memory for kernel. Past the default 48 KB, which the kernels' static
-// shared memory (under 1 KB: the norm's sums, the SwiGLU's partials, the bulk form's barriers)
+// shared memory (under 1 KB: the norm's sums, the SwiGLU's partials)
 // shares, a kernel must be allowed it.
 template <typename Kernel>
 size_t allow_shared(Kernel kernel, int64_t bytes) {
@@ -165,21 +162,6 @@ size_t allow_shared(Kernel kernel, int64_t bytes) {
 template <typename Input, typename Kernel>
 size_t input_shared_bytes(Kernel kernel, int64_t m, int64_t k, size_t element_bytes) {
   return allow_shared(kernel, Input::shared_bytes(m, k, static_cast<int64_t>(element_bytes)));
-}
-
-// The bulk form's: the input stage's, then the warps' rings of `slots` chunks (gemv_bulk.cuh)
-// from ring_offset on, sized for one block a SM or ops::gemv_blocks_per_sm() where that is set.
-struct BulkShared {
-  size_t bytes;
-  int64_t ring_offset;
-  int slots;
-};
-template <typename T, typename Input, typename Kernel>
-BulkShared bulk_shared(Kernel kernel, int64_t m, int64_t k) {
-  const int64_t offset = bulk_ring_offset(Input::shared_bytes(m, k, static_cast<int64_t>(sizeof(T))));
-  const int blocks = std::max(1, ops::gemv_blocks_per_sm());
-  const int slots = bulk_slots(offset, blocks, sizeof(T));
-  return {allow_shared(kernel, offset + bulk_ring_bytes(slots, sizeof(T))), offset, slots};
 }
 
 // Where and how a launch runs.
@@ -207,16 +189,6 @@ void launch_items(void (*kernel)(Params...), int64_t items, int per_block, bool 
       persistent ? persistent_blocks(items, per_block, resident(reinterpret_cast<const void*>(kernel), shared, t.device))
                  : static_cast<unsigned>((items + per_block - 1) / per_block);
   launch_kernel(kernel, blocks, kWarps * 32, shared, t.stream, std::forward<Args>(args)...);
-}
-
-// Whether the bulk form takes `rows` rows of k elements on device: sm_90 on (cp.async.bulk), and
-// its chunk counts within int.
-bool bulk_runs(int device, int64_t rows, int64_t k) {
-  static std::array<int, 64> majors{};
-  if (device < 0 || device >= int(majors.size())) return false;
-  if (majors[device] == 0)
-    TS_CUDA_CHECK(cudaDeviceGetAttribute(&majors[device], cudaDevAttrComputeCapabilityMajor, device));
-  return majors[device] >= 9 && rows * ((k + kChunk - 1) / kChunk) <= INT32_MAX;
 }
 
 // The segments each row's K is split in: the form's (1, 2 or 4), where the rows are too few for
@@ -247,12 +219,6 @@ void launch_rows(const Weights<T, C>& ws, const T* a, int k, float alpha, float 
     const auto kernel = small_m_gemm_kernel<T, C, M, Input>;
     const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));
     return launch_items(kernel, ws.end[ws.count - 1], kWarps, false, shared, t, ws, a, k, alpha, beta, input);
-  }
-  if (t.form == ops::GemvForm::Bulk && bulk_runs(t.device, ws.end[ws.count - 1], k)) {
-    const auto kernel = bulk_gemm_kernel<T, C, M, Input>;
-    const BulkShared shared = bulk_shared<T, Input>(kernel, M, k);
-    return launch_items(kernel, ws.end[ws.count - 1], kWarps, true, shared.bytes, t, ws, a, k, alpha, beta, input,
-                        shared.ring_offset, shared.slots);
   }
   const auto whole = persistent_gemm_kernel<T, C, M, 1, Input>;
   const size_t shared = input_shared_bytes<Input>(whole, M, k, sizeof(T));
@@ -313,12 +279,6 @@ template <typename T, int M, typename Input>
 void launch_swiglu(const Tensor& out, const Tensor& a, const Tensor& gate, const Tensor& up, int64_t k,
                    const Input& input, const Target& t) {
   const int n = static_cast<int>(gate.size(0));
-  if (t.form == ops::GemvForm::Bulk && bulk_runs(t.device, 2 * int64_t(n), k)) {
-    const auto kernel = bulk_swiglu_kernel<T, M, Input>;
-    const BulkShared shared = bulk_shared<T, Input>(kernel, M, k);
-    return launch_items(kernel, n, kWarps, true, shared.bytes, t, out.data_as<T>(), a.data_as<T>(), gate.data_as<T>(),
-                        up.data_as<T>(), n, static_cast<int>(k), input, shared.ring_offset, shared.slots);
-  }
   const bool persistent = t.form != ops::GemvForm::Rows;  // the split forms too: gate/up's K is short
   const auto kernel = persistent ? persistent_swiglu_kernel<T, M, Input> : gemv_swiglu_kernel<T, M, Input>;
   const size_t shared = input_shared_bytes<Input>(kernel, M, k, sizeof(T));

@@ -15,8 +15,7 @@
 // (read at each call, so that bench/quant_gemv_bench compares them in one process); wide and wide4
 // are mma reading int4 32 weights a load, group the same with each group's scale applied to its
 // fp32 sum at 1-2 rows of A; stream is group on persistent blocks streaming through a register ring
-// (gemv_packed_stream.cu), bulk the same fed through shared memory by bulk copies
-// (gemv_packed_bulk.cu); rows streams int8 a weight row a warp as the bf16 gemv does
+// (gemv_packed_stream.cu); rows streams int8 a weight row a warp as the bf16 gemv does
 // (gemv_packed_rows.cu; other schemes run v1), which auto takes for int8 at one row of A where
 // the product's rows are no more than K (rows_faster). Auto takes stream for int4 at 1-2 rows (session
 // 10 call B: 8B batch-1 decode 368.9 tok/s against group's 319.5; the fused q/k/v and gate/up at depth 2 11.3 / 28.4 us
@@ -138,7 +137,7 @@ void launch(PackedStack<Reader> s, DType c_dtype, const TA* a, int64_t k, int m,
                   beta);
 }
 
-enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream, Bulk, Rows };
+enum class Variant { Auto, V1, Mma, Wide, Wide4, Group, Stream, Rows };
 
 Variant variant() {
   const char* v = std::getenv("TESSERA_PACKED_GEMV");
@@ -149,10 +148,9 @@ Variant variant() {
   if (std::strcmp(v, "wide4") == 0) return Variant::Wide4;
   if (std::strcmp(v, "group") == 0) return Variant::Group;
   if (std::strcmp(v, "stream") == 0) return Variant::Stream;
-  if (std::strcmp(v, "bulk") == 0) return Variant::Bulk;
   if (std::strcmp(v, "rows") == 0) return Variant::Rows;
   throw Error(std::string("TESSERA_PACKED_GEMV: unknown '") + v +
-              "' (expected auto, v1, mma, wide, wide4, group, stream, bulk or rows)");
+              "' (expected auto, v1, mma, wide, wide4, group, stream or rows)");
 }
 
 // Where auto takes v1: the byte schemes and q4_0 (2-byte records) at 1-2 rows of A.
@@ -205,13 +203,12 @@ void fused_gemv(const PackedProducts& p, const Tensor& a, const GemmShape& s, fl
   const bool rows = v == Variant::Rows || (v == Variant::Auto && rows_faster(p, s.m, s.k));
   if (rows && fused_gemv_rows_fits(w)) return fused_gemv_rows(p, a, s, alpha, beta);
   const bool mma = v == Variant::Mma || v == Variant::Wide || v == Variant::Wide4 || v == Variant::Group ||
-                   v == Variant::Stream || v == Variant::Bulk || (v == Variant::Auto && !v1_faster(w, s.m));
+                   v == Variant::Stream || (v == Variant::Auto && !v1_faster(w, s.m));
   const bool auto_stream = v == Variant::Auto && w.spec.scheme == QuantScheme::Int4 && s.m <= 2;
   const MmaInt4Reads reads = v == Variant::Wide                     ? MmaInt4Reads::Wide2
                              : v == Variant::Wide4                  ? MmaInt4Reads::Wide4
                              : v == Variant::Group                  ? MmaInt4Reads::Group
                              : v == Variant::Stream || auto_stream  ? MmaInt4Reads::Stream
-                             : v == Variant::Bulk                   ? MmaInt4Reads::Bulk
                                                                     : MmaInt4Reads::Units;
   if (mma && fused_gemv_mma_fits(a, w)) return fused_gemv_mma(p, a, s, alpha, beta, reads);
   cudaStream_t stream = stream_of(p.outs[0]);

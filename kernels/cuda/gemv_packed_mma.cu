@@ -20,7 +20,6 @@
 
 #include "kernels/cuda/cuda_common.cuh"
 #include "kernels/cuda/elementwise.cuh"
-#include "kernels/cuda/gemv_packed_bulk.cuh"
 #include "kernels/cuda/gemv_packed_group.cuh"
 #include "kernels/cuda/gemv_packed_out.cuh"
 #include "kernels/cuda/gemv_packed_stream.cuh"
@@ -263,15 +262,7 @@ void fused_gemv_mma(const PackedProducts& p, const Tensor& a, const GemmShape& s
   const int device = a.device().index;
   const bool wide = reads != MmaInt4Reads::Units && wide_fits(p);
   const bool group = reads == MmaInt4Reads::Group && wide && group_shared_bytes(s.k, kGroupTokens) <= kGroupSharedMax;
-  const bool streamed = (reads == MmaInt4Reads::Stream || reads == MmaInt4Reads::Bulk) &&
-                        (wide || p.weights[0]->spec.scheme == QuantScheme::Int8);
-  // The bulk kernel where every weight fits it (otherwise they stream).
-  auto bulk_fits = [&](int m) {
-    if (reads != MmaInt4Reads::Bulk) return false;
-    for (const PackedTensor* w : p.weights)
-      if (!gemv_bulk_fits(*w, s.k, m, device)) return false;
-    return true;
-  };
+  const bool streamed = reads == MmaInt4Reads::Stream && (wide || p.weights[0]->spec.scheme == QuantScheme::Int8);
   with_stack(p, nullptr, [&](const auto& units) {
     using Reader = std::decay_t<decltype(units.w[0])>;
     if constexpr (pp::has_pairs<Reader>) {
@@ -297,12 +288,6 @@ void fused_gemv_mma(const PackedProducts& p, const Tensor& a, const GemmShape& s
           };
           if constexpr (std::is_same_v<Reader, pu::Int4Reader>) {
             const auto wide_pairs = [](const pu::Int4Reader& r) { return pp::Int4WidePairs{r}; };
-            if (bulk_fits(m)) {
-              PackedStack<pp::Int4WidePairs> stack = restack<pp::Int4WidePairs>(at_rows, wide_pairs);
-              const int tiles = stack_tiles(stack, kTileRows);
-              launch_gemv_bulk(stack, p.weights[0]->spec, tiles, c_dtype, a, m0, s.k, m, alpha, beta);
-              continue;
-            }
             if (streamed && gemv_stream_fits(QuantScheme::Int4, s.k, m)) {
               PackedStack<pp::Int4WidePairs> stack = restack<pp::Int4WidePairs>(at_rows, wide_pairs);
               const int tiles = stack_tiles(stack, kTileRows);
@@ -330,12 +315,6 @@ void fused_gemv_mma(const PackedProducts& p, const Tensor& a, const GemmShape& s
           }
           const auto unit_pairs = [](const Reader& r) { return pp::pairs_of(r); };
           if constexpr (std::is_same_v<Reader, pu::Int8Reader>) {
-            if (bulk_fits(m)) {
-              PackedStack<pp::Int8Pairs> stack = restack<pp::Int8Pairs>(at_rows, unit_pairs);
-              const int tiles = stack_tiles(stack, kTileRows);
-              launch_gemv_bulk(stack, p.weights[0]->spec, tiles, c_dtype, a, m0, s.k, m, alpha, beta);
-              continue;
-            }
             if (streamed && gemv_stream_fits(QuantScheme::Int8, s.k, m)) {
               PackedStack<pp::Int8Pairs> stack = restack<pp::Int8Pairs>(at_rows, unit_pairs);
               const int tiles = stack_tiles(stack, kTileRows);

@@ -1,5 +1,5 @@
-// The two schemes' lanes of the persistent packed gemvs (gemv_packed_stream.cu: weights loaded
-// into registers; gemv_packed_bulk.cu: copied into shared memory): what a lane loads of a unit of
+// The two schemes' lanes of the persistent packed gemv (gemv_packed_stream.cu: weights loaded
+// into registers): what a lane loads of a unit of
 // its two rows of a 16-row tile, and how it multiplies a slice (4 units, lane t of a quad taking
 // the t-th) and leaves a tile's sums for the block.
 #pragma once
@@ -85,7 +85,7 @@ struct Int4GroupOf {
     // Stages A (every thread of the block, after the wait for it).
     __device__ Lane(const T* a, int64_t k, int m, int lane, void* shared, int units)
         : x(shared, a, k, m, units), b_of(x.pairs, units, m, lane) {}
-    // kChains: own_group_step's (the bulk kernel's registers allow two).
+    // kChains: own_group_step's mma chains (TESSERA_PACKED_STREAM_CHAINS).
     template <int kChains = 1>
     __device__ void step(float (&acc)[4], const Pairs::Raw (&raw)[2], int slice) const {
       uint32_t b[Pairs::kWeights / 2];

@@ -167,21 +167,6 @@ __device__ __forceinline__ void barrier_wait(uint64_t* bar, uint32_t parity) {
       : "memory");
 }
 
-// Copies `bytes` (a multiple of 16, both addresses 16-byte aligned) of global memory at `src` to
-// shared memory at `dst` as one asynchronous bulk copy whose bytes count towards `bar`'s expected
-// transaction bytes.
-__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
-  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
-                   smem_address(dst)),
-               "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(smem_address(bar))
-               : "memory");
-}
-// Makes this thread's mbarrier.init visible to the other threads and the async proxy (then a
-// __syncthreads before any uses them).
-__device__ __forceinline__ void fence_barrier_init() {
-  asm volatile("fence.mbarrier_init.release.cluster;\nfence.proxy.async.shared::cta;\n" ::: "memory");
-}
-
 // Loads the box at coordinates (c0 innermost .. c3) of a 4-D tensor map into shared memory; the
 // bytes count towards `bar`'s expected transaction bytes. `map` is a __grid_constant__ parameter.
 __device__ __forceinline__ void tma_load_4d(void* dst, const void* map, int c0, int c1, int c2, int c3,

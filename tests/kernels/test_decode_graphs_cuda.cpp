@@ -263,13 +263,13 @@ TEST(CudaDecodeGraphs, ProfiledStepsTimeEachOpFamily) {
 // one launch, gate/up with the SwiGLU), overlapping their predecessors (TESSERA_PDL, on by
 // default): replayed graphs give the eager steps' tokens exactly, and the engine without the fused
 // ops (one gemm_packed per projection, summing in another order) the same greedy first tokens with
-// their log-probabilities to 1e-2, under the default kernels and the streaming one.
+// their log-probabilities to 1e-2, under the default kernels, the streaming one and rows.
 TEST(CudaDecodeGraphs, PackedModelsDecodeThroughTheirFusedOps) {
   TS_REQUIRE_GPU();
   const uint64_t seed = fresh_seed();
   SCOPED_TRACE(::testing::Message() << "seed " << seed);
   for (QuantScheme scheme : {QuantScheme::Int4, QuantScheme::Int8})
-    for (const char* variant : {"auto", "stream", "bulk"}) {
+    for (const char* variant : {"auto", "stream", "rows"}) {
       SCOPED_TRACE(::testing::Message() << quant_scheme_name(scheme) << " TESSERA_PACKED_GEMV=" << variant);
       setenv("TESSERA_PACKED_GEMV", variant, 1);
       each_request(packed_weights(seed, scheme), [](const ThreeWays& runs, size_t r) {

@@ -54,39 +54,33 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // and q4_0 at M <= 2 (rows, fp32 sums too, for int8 at M 1 here: N <= K), group for int4 at M <= 2,
 // mma otherwise; wide and wide4 are mma reading int4
 // 32 weights a load, group wide4 with the scales applied to each group's fp32 sum at M <= 2,
-// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth; bulk
-// stream's int4 and int8 fed by bulk copies where K is whole chunks of 1024 weights, 2048 for int4
-// groups of 128, else stream, with each ring of chunks), and three with K split over clusters of blocks
+// stream that arithmetic by persistent blocks at M <= 2, wide4 beyond, with each ring depth), and
+// three with K split over clusters of blocks
 // (TESSERA_PACKED_GEMV_SPLIT=auto: the narrow N here splits wherever K has the rounds), and stream
 // with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and
 // stream without its symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC=0: symmetric weights as asymmetric ones).
-const PackedGemvVariant kVariants[] = {{"auto", ""},
-                                       {"v1", ""},
-                                       {"mma", ""},
-                                       {"wide", ""},
-                                       {"wide4", ""},
-                                       {"group", ""},
-                                       {"stream", ""},
-                                       {"mma", "auto"},
-                                       {"wide4", "auto"},
-                                       {"group", "auto"},
-                                       {"stream", "", "2"},
-                                       {"stream", "", "6"},
-                                       {"bulk", ""},
-                                       {"bulk", "", "", "2"},
-                                       {"bulk", "", "", "8"},
-                                       {"bulk", "", "", "12"},
-                                       {"bulk", "", "", "", "2048"},
-                                       {"bulk", "", "", "2", "4096"},
-                                       {"stream", "", "", "", "", "2"},
-                                       {"stream", "", "6", "", "", "2"},
-                                       {"stream", "", "", "", "", "", "1"},
-                                       {"stream", "", "", "", "", "", "2"},
-                                       {"stream", "", "", "", "", "", "4"},
-                                       {"stream", "", "6", "", "", "", "1"},
-                                       {"stream", "", "", "", "", "", "auto"},
-                                       {"stream", "", "", "", "", "", "", "0"},
-                                       {"stream", "", "", "", "", "2", "", "0"}};
+const PackedGemvVariant kVariants[] = {
+    {.gemv = "auto", .split = ""},
+    {.gemv = "v1", .split = ""},
+    {.gemv = "mma", .split = ""},
+    {.gemv = "wide", .split = ""},
+    {.gemv = "wide4", .split = ""},
+    {.gemv = "group", .split = ""},
+    {.gemv = "stream", .split = ""},
+    {.gemv = "mma", .split = "auto"},
+    {.gemv = "wide4", .split = "auto"},
+    {.gemv = "group", .split = "auto"},
+    {.gemv = "stream", .split = "", .depth = "2"},
+    {.gemv = "stream", .split = "", .depth = "6"},
+    {.gemv = "stream", .split = "", .chains = "2"},
+    {.gemv = "stream", .split = "", .depth = "6", .chains = "2"},
+    {.gemv = "stream", .split = "", .tile_warps = "1"},
+    {.gemv = "stream", .split = "", .tile_warps = "2"},
+    {.gemv = "stream", .split = "", .tile_warps = "4"},
+    {.gemv = "stream", .split = "", .depth = "6", .tile_warps = "1"},
+    {.gemv = "stream", .split = "", .tile_warps = "auto"},
+    {.gemv = "stream", .split = "", .symmetric = "0"},
+    {.gemv = "stream", .split = "", .chains = "2", .symmetric = "0"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 
@@ -137,7 +131,7 @@ INSTANTIATE_TEST_SUITE_P(
                                          Case{{QuantScheme::Int4, 64, true}, 21, 1152},
                                          Case{{QuantScheme::Int4, 64, false}, 37, 1152},
                                          Case{{QuantScheme::Int4, 128, true}, 18, 2048},
-                                         // whole chunks of the bulk kernel: one, three, two of 2048
+                                         // K of whole multiples of 1024 weights: one, three, two of 2048
                                          Case{{QuantScheme::Int4, 32, false}, 300, 1024},
                                          Case{{QuantScheme::Int8}, 37, 2048},
                                          Case{{QuantScheme::Int4, 32, true}, 37, 3072},
@@ -198,7 +192,7 @@ TEST(CudaGemmPackedChoice, UnknownVariantIsAnError) {
     FAIL() << "TESSERA_PACKED_GEMV=v9 ran";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find(
-                  "TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group, stream, bulk or rows)"),
+                  "TESSERA_PACKED_GEMV: unknown 'v9' (expected auto, v1, mma, wide, wide4, group, stream or rows)"),
               std::string::npos)
         << e.what();
   }
@@ -252,16 +246,12 @@ TEST(CudaGemmPackedChoice, EachWarpCountAndSplitEqualsTheReference) {
   }
   unsetenv("TESSERA_PACKED_GEMV_WARPS");
   unsetenv("TESSERA_PACKED_GEMV_SPLIT");
-  // The stream and bulk kernels' choices (int4 at one row of A and K whole chunks takes both).
+  // The stream kernel's choices (int4 at one row of A takes it).
   const int64_t chunked_k = 2048;
   const PackedTensor chunked =
       quant::quantize(random_tensor({n, chunked_k}, DType::F32, Device::cpu(), seed), {QuantScheme::Int4}).to(gpu);
   for (auto [variant, name, value, message] :
        {std::tuple{"stream", "TESSERA_PACKED_STREAM_DEPTH", "3", "TESSERA_PACKED_STREAM_DEPTH: unknown '3' (expected 2, 4 or 6)"},
-        std::tuple{"bulk", "TESSERA_PACKED_BULK_STAGES", "5",
-                   "TESSERA_PACKED_BULK_STAGES: unknown '5' (expected 2, 4, 6, 8 or 12)"},
-        std::tuple{"bulk", "TESSERA_PACKED_BULK_CHUNK", "512",
-                   "TESSERA_PACKED_BULK_CHUNK: unknown '512' (expected 1024, 2048 or 4096)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_CHAINS", "3",
                    "TESSERA_PACKED_STREAM_CHAINS: unknown '3' (expected 1 or 2)"},
         std::tuple{"stream", "TESSERA_PACKED_STREAM_SYMMETRIC", "2",

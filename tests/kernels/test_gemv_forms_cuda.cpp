@@ -1,6 +1,6 @@
 // The small-M gemv's forms (kernels/gemv_form.h: a warp per row, persistent warps walking rows,
-// those with each row's K split over a block's warps, and bulk-copied rows) on fresh random
-// inputs: the rows, persistent and bulk forms bit for bit the same (each row's sum is the same
+// those with each row's K split over a block's warps) on fresh random
+// inputs: the rows and persistent forms bit for bit the same (each row's sum is the same
 // warp's same order of additions), at any blocks a SM, the split forms the same bits run to run,
 // all against the CPU reference within the rounding. Through the ops that run the gemv: gemm
 // (alpha, beta, bf16/f32 outputs), project_many (1-3 stacked weights, biases, the norm prologue
@@ -14,7 +14,6 @@
 #include <functional>
 #include <iterator>
 #include <span>
-#include <limits>
 #include <vector>
 
 #include "kernels/gemv_form.h"
@@ -27,14 +26,10 @@ using namespace tessera::testing_util;
 namespace {
 
 const Device gpu = Device::cuda(0);
-Tensor nan_filled(const Shape& shape, DType dtype) {
-  Tensor t = Tensor::empty(shape, dtype, gpu);
-  ops::fill(t, std::numeric_limits<float>::quiet_NaN());  // every element must be written
-  return t;
-}
+Tensor nan_filled(const Shape& shape, DType dtype) { return nans(shape, dtype, gpu); }  // every element must be written
 
 constexpr ops::GemvForm kForms[] = {ops::GemvForm::Rows, ops::GemvForm::Persistent, ops::GemvForm::Split2,
-                                     ops::GemvForm::Split4, ops::GemvForm::Bulk};
+                                     ops::GemvForm::Split4};
 
 // The GPU outputs `run` writes under each of `forms` (at most blocks_per_sm blocks a SM; 0: all
 // that fit): host copies. The small-M choice is the gemv throughout; the choices are restored.
@@ -59,19 +54,16 @@ std::vector<std::vector<std::vector<float>>> under_forms(std::span<const ops::Ge
   return results;
 }
 
-// Every form within tol of the CPU's outputs; the persistent and bulk forms bit for bit the rows
-// form's, also with one block a SM (each warp then walks more rows) and bulk with 4 blocks a SM
-// (its rings then 2 slots, their barriers' phases turning over at every other chunk); the split
-// forms the same bits on a second run, and (splits_reorder false: where no split applies) the rows
-// form's too.
+// Every form within tol of the CPU's outputs; the persistent form bit for bit the rows form's,
+// also with one block a SM (each warp then walks more rows); the split forms the same bits on a
+// second run, and (splits_reorder false: where no split applies) the rows form's too.
 void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const std::vector<Tensor>& cpu_outs,
                         double tol, bool splits_reorder = true) {
   const auto results = under_forms(kForms, run);
   const ops::GemvForm splits[] = {ops::GemvForm::Split2, ops::GemvForm::Split4};
   const auto again = under_forms(splits, run);
-  const ops::GemvForm walkers[] = {ops::GemvForm::Persistent, ops::GemvForm::Bulk}, bulk[] = {ops::GemvForm::Bulk};
+  const ops::GemvForm walkers[] = {ops::GemvForm::Persistent};
   const auto one_block = under_forms(walkers, run, 1);
-  const auto small_rings = under_forms(bulk, run, 4);  // 4 blocks a SM: rings of 2 slots
   for (size_t i = 0; i < cpu_outs.size(); ++i) {
     SCOPED_TRACE(::testing::Message() << "output " << i);
     const std::vector<float> want = host_f32(cpu_outs[i]);
@@ -81,10 +73,7 @@ void expect_forms_agree(const std::function<std::vector<Tensor>()>& run, const s
       EXPECT_LT(relative_error(results[f][i], want), tol);
     }
     EXPECT_EQ(results[1][i], results[0][i]) << "persistent and rows forms, bit for bit";
-    EXPECT_EQ(results[4][i], results[0][i]) << "bulk and rows forms, bit for bit";
     EXPECT_EQ(one_block[0][i], results[0][i]) << "persistent at one block a SM and rows forms";
-    EXPECT_EQ(one_block[1][i], results[0][i]) << "bulk at one block a SM and rows forms";
-    EXPECT_EQ(small_rings[0][i], results[0][i]) << "bulk at 4 blocks a SM (2-slot rings) and rows forms";
     EXPECT_EQ(again[0][i], results[2][i]) << "split2 run twice";
     EXPECT_EQ(again[1][i], results[3][i]) << "split4 run twice";
     if (!splits_reorder) {

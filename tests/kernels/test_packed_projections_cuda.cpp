@@ -5,7 +5,8 @@
 // (int4 symmetric and not in groups of 32, 64 and 128, int8, q8_0, q4_0, nf4), M = 1..4, 8 (the
 // fused kernels' limit) and 9 (gemm_packed one weight at a time), weights whose rows are no
 // multiple of a tile (tiles must not straddle two weights), K of a partial last slice and of whole
-// chunks of the bulk kernel (1024 weights, 2048 for int4 groups of 128), the 1B and 8B layers' shapes, and a stack of mixed schemes (not fused: the same result). The outputs start
+// multiples of 1024 weights, the 1B and 8B layers' shapes, and a stack of mixed schemes (not fused:
+// the same result). The outputs start
 // as NaN: every element must be written. (tests/unit/test_fused_decode_ops.cpp has the argument
 // checks.)
 #include <gtest/gtest.h>
@@ -29,25 +30,22 @@ namespace {
 const Device gpu = Device::cuda(0);
 const Device cpu = Device::cpu();
 
-const PackedGemvVariant kVariants[] = {{"auto", ""},
-                                       {"v1", ""},
-                                       {"mma", ""},
-                                       {"wide4", ""},
-                                       {"group", ""},
-                                       {"stream", ""},
-                                       {"mma", "auto"},
-                                       {"group", "auto"},
-                                       {"stream", "", "2"},
-                                       {"stream", "", "6"},
-                                       {"bulk", ""},
-                                       {"bulk", "", "", "2"},
-                                       {"bulk", "", "", "12"},
-                                       {"bulk", "", "", "", "4096"},
-                                       {"stream", "", "", "", "", "2"},
-                                       {"stream", "", "", "", "", "", "1"},
-                                       {"stream", "", "", "", "", "", "2"},
-                                       {"stream", "", "", "", "", "", "auto"},
-                                       {"stream", "", "", "", "", "", "", "0"}};
+const PackedGemvVariant kVariants[] = {
+    {.gemv = "auto", .split = ""},
+    {.gemv = "v1", .split = ""},
+    {.gemv = "mma", .split = ""},
+    {.gemv = "wide4", .split = ""},
+    {.gemv = "group", .split = ""},
+    {.gemv = "stream", .split = ""},
+    {.gemv = "mma", .split = "auto"},
+    {.gemv = "group", .split = "auto"},
+    {.gemv = "stream", .split = "", .depth = "2"},
+    {.gemv = "stream", .split = "", .depth = "6"},
+    {.gemv = "stream", .split = "", .chains = "2"},
+    {.gemv = "stream", .split = "", .tile_warps = "1"},
+    {.gemv = "stream", .split = "", .tile_warps = "2"},
+    {.gemv = "stream", .split = "", .tile_warps = "auto"},
+    {.gemv = "stream", .split = "", .symmetric = "0"}};
 
 
 Tensor nans(Shape shape, DType dtype) { return testing_util::nans(std::move(shape), dtype, gpu); }
@@ -124,7 +122,7 @@ TEST(CudaProjectManyPacked, MatchesTheReferenceForEverySchemeAndVariant) {
       {{kInt4g64a}, 1152, {37}, true},
       {{kInt4g128}, 2048, {18, 18, 18}},
       {{kInt4g128a}, 8320, {9, 30}},
-      {{kInt4g32a}, 3072, {37, 16, 9}, true},  // whole chunks of the bulk kernel
+      {{kInt4g32a}, 3072, {37, 16, 9}, true},  // K a multiple of 1024
       {{kInt4g64a}, 1024, {40, 21}},
       {{kInt8}, 3072, {37, 13}, true},
       {{kInt8}, 1040, {37, 13, 21}, true},
@@ -187,7 +185,7 @@ TEST(CudaProjectSwigluPacked, MatchesTheReferenceForEverySchemeAndVariant) {
       // 37 rows: a partial last tile of each half; K 1184 (37 units of 32) where the groups allow it
       check_swiglu(spec, m, 37, spec.scheme == QuantScheme::Int4 && spec.group_size > 32 ? 1152 : 1184);
       check_swiglu(spec, m, 1, 1024);   // one row
-      // whole chunks of the bulk kernel; 300 rows, as 37 at m 1 left the norm to a few large outputs
+      // K 2048; 300 rows, as 37 at m 1 left the norm to a few large outputs
       // (session 11 call D1: mma's bf16-rounded weights 1.3% off the CPU at int4 g32 asym)
       if (spec.scheme == QuantScheme::Int4 || spec.scheme == QuantScheme::Int8) check_swiglu(spec, m, 300, 2048);
     }
