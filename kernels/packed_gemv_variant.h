@@ -12,7 +12,7 @@ namespace tessera {
 
 struct PackedGemvVariant {
   const char* gemv;              // TESSERA_PACKED_GEMV
-  const char* split;             // TESSERA_PACKED_GEMV_SPLIT
+  const char* split = "";        // TESSERA_PACKED_GEMV_SPLIT: K over a cluster of blocks
   const char* depth = "";        // TESSERA_PACKED_STREAM_DEPTH: stream's ring of slices
   const char* chains = "";       // TESSERA_PACKED_STREAM_CHAINS: stream's int4 mma chains a unit
   const char* tile_warps = "";   // TESSERA_PACKED_STREAM_TILE_WARPS: stream's warps a tile
@@ -22,29 +22,36 @@ struct PackedGemvVariant {
 };
 
 namespace packed_gemv_variant_detail {
-inline constexpr const char* kNames[] = {
-    "TESSERA_PACKED_GEMV",          "TESSERA_PACKED_GEMV_SPLIT",        "TESSERA_PACKED_STREAM_DEPTH",
-    "TESSERA_PACKED_STREAM_CHAINS", "TESSERA_PACKED_STREAM_TILE_WARPS", "TESSERA_PACKED_STREAM_SYMMETRIC",
-    "TESSERA_PACKED_GEMV_WARPS",    "TESSERA_PACKED_ROWS_SEGMENTS"};
+// Each switch and the field that holds its value.
+struct Switch {
+  const char* name;
+  const char* PackedGemvVariant::*field;
+};
+inline constexpr Switch kSwitches[] = {{"TESSERA_PACKED_GEMV", &PackedGemvVariant::gemv},
+                                       {"TESSERA_PACKED_GEMV_SPLIT", &PackedGemvVariant::split},
+                                       {"TESSERA_PACKED_STREAM_DEPTH", &PackedGemvVariant::depth},
+                                       {"TESSERA_PACKED_STREAM_CHAINS", &PackedGemvVariant::chains},
+                                       {"TESSERA_PACKED_STREAM_TILE_WARPS", &PackedGemvVariant::tile_warps},
+                                       {"TESSERA_PACKED_STREAM_SYMMETRIC", &PackedGemvVariant::symmetric},
+                                       {"TESSERA_PACKED_GEMV_WARPS", &PackedGemvVariant::warps},
+                                       {"TESSERA_PACKED_ROWS_SEGMENTS", &PackedGemvVariant::segments}};
 }  // namespace packed_gemv_variant_detail
 
 inline void set_packed_gemv_variant(const PackedGemvVariant& v) {
-  const char* values[] = {v.gemv, v.split, v.depth, v.chains, v.tile_warps, v.symmetric, v.warps, v.segments};
-  int i = 0;
-  for (const char* name : packed_gemv_variant_detail::kNames) setenv(name, values[i++], 1);
+  for (const auto& [name, field] : packed_gemv_variant_detail::kSwitches) setenv(name, v.*field, 1);
 }
 
 // Every switch back to its default.
 inline void unset_packed_gemv_variant() {
-  for (const char* name : packed_gemv_variant_detail::kNames) unsetenv(name);
+  for (const auto& s : packed_gemv_variant_detail::kSwitches) unsetenv(s.name);
 }
 
-// "variant stream split '' depth '6' ...": the trace of a failure under v.
+// "TESSERA_PACKED_GEMV=stream TESSERA_PACKED_STREAM_DEPTH=6": the switches v sets, for the trace
+// of a failure under it.
 inline std::string describe(const PackedGemvVariant& v) {
   std::ostringstream out;
-  out << "variant " << v.gemv << " split '" << v.split << "' depth '" << v.depth << "' chains '" << v.chains
-      << "' tile warps '" << v.tile_warps << "' symmetric '"
-      << v.symmetric << "' warps '" << v.warps << "' segments '" << v.segments << "'";
+  for (const auto& [name, field] : packed_gemv_variant_detail::kSwitches)
+    if (*(v.*field)) out << (out.tellp() > 0 ? " " : "") << name << "=" << v.*field;
   return out.str();
 }
 

@@ -60,27 +60,27 @@ double tolerance(DType c) { return c == DType::F32 ? 2e-5 : c == DType::BF16 ? 1
 // with 1, 2 or 4 warps a tile or as many as auto takes (TESSERA_PACKED_STREAM_TILE_WARPS), and
 // stream without its symmetric int4 policy (TESSERA_PACKED_STREAM_SYMMETRIC=0: symmetric weights as asymmetric ones).
 const PackedGemvVariant kVariants[] = {
-    {.gemv = "auto", .split = ""},
-    {.gemv = "v1", .split = ""},
-    {.gemv = "mma", .split = ""},
-    {.gemv = "wide", .split = ""},
-    {.gemv = "wide4", .split = ""},
-    {.gemv = "group", .split = ""},
-    {.gemv = "stream", .split = ""},
+    {.gemv = "auto"},
+    {.gemv = "v1"},
+    {.gemv = "mma"},
+    {.gemv = "wide"},
+    {.gemv = "wide4"},
+    {.gemv = "group"},
+    {.gemv = "stream"},
     {.gemv = "mma", .split = "auto"},
     {.gemv = "wide4", .split = "auto"},
     {.gemv = "group", .split = "auto"},
-    {.gemv = "stream", .split = "", .depth = "2"},
-    {.gemv = "stream", .split = "", .depth = "6"},
-    {.gemv = "stream", .split = "", .chains = "2"},
-    {.gemv = "stream", .split = "", .depth = "6", .chains = "2"},
-    {.gemv = "stream", .split = "", .tile_warps = "1"},
-    {.gemv = "stream", .split = "", .tile_warps = "2"},
-    {.gemv = "stream", .split = "", .tile_warps = "4"},
-    {.gemv = "stream", .split = "", .depth = "6", .tile_warps = "1"},
-    {.gemv = "stream", .split = "", .tile_warps = "auto"},
-    {.gemv = "stream", .split = "", .symmetric = "0"},
-    {.gemv = "stream", .split = "", .chains = "2", .symmetric = "0"}};
+    {.gemv = "stream", .depth = "2"},
+    {.gemv = "stream", .depth = "6"},
+    {.gemv = "stream", .chains = "2"},
+    {.gemv = "stream", .depth = "6", .chains = "2"},
+    {.gemv = "stream", .tile_warps = "1"},
+    {.gemv = "stream", .tile_warps = "2"},
+    {.gemv = "stream", .tile_warps = "4"},
+    {.gemv = "stream", .depth = "6", .tile_warps = "1"},
+    {.gemv = "stream", .tile_warps = "auto"},
+    {.gemv = "stream", .symmetric = "0"},
+    {.gemv = "stream", .chains = "2", .symmetric = "0"}};
 
 class CudaFusedGemv : public ::testing::TestWithParam<std::tuple<Case, DType, int64_t>> {};
 

@@ -33,7 +33,7 @@ const char* const kSegments[] = {"auto", "1", "2", "4"};
 
 // TESSERA_PACKED_GEMV=rows with `segments` pieces asked for while in scope.
 struct RowsVariant {
-  explicit RowsVariant(const char* segments) { set_packed_gemv_variant({.gemv = "rows", .split = "", .segments = segments}); }
+  explicit RowsVariant(const char* segments) { set_packed_gemv_variant({.gemv = "rows", .segments = segments}); }
   ~RowsVariant() { unset_packed_gemv_variant(); }
 };
 

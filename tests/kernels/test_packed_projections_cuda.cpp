@@ -31,21 +31,21 @@ const Device gpu = Device::cuda(0);
 const Device cpu = Device::cpu();
 
 const PackedGemvVariant kVariants[] = {
-    {.gemv = "auto", .split = ""},
-    {.gemv = "v1", .split = ""},
-    {.gemv = "mma", .split = ""},
-    {.gemv = "wide4", .split = ""},
-    {.gemv = "group", .split = ""},
-    {.gemv = "stream", .split = ""},
+    {.gemv = "auto"},
+    {.gemv = "v1"},
+    {.gemv = "mma"},
+    {.gemv = "wide4"},
+    {.gemv = "group"},
+    {.gemv = "stream"},
     {.gemv = "mma", .split = "auto"},
     {.gemv = "group", .split = "auto"},
-    {.gemv = "stream", .split = "", .depth = "2"},
-    {.gemv = "stream", .split = "", .depth = "6"},
-    {.gemv = "stream", .split = "", .chains = "2"},
-    {.gemv = "stream", .split = "", .tile_warps = "1"},
-    {.gemv = "stream", .split = "", .tile_warps = "2"},
-    {.gemv = "stream", .split = "", .tile_warps = "auto"},
-    {.gemv = "stream", .split = "", .symmetric = "0"}};
+    {.gemv = "stream", .depth = "2"},
+    {.gemv = "stream", .depth = "6"},
+    {.gemv = "stream", .chains = "2"},
+    {.gemv = "stream", .tile_warps = "1"},
+    {.gemv = "stream", .tile_warps = "2"},
+    {.gemv = "stream", .tile_warps = "auto"},
+    {.gemv = "stream", .symmetric = "0"}};
 
 
 Tensor nans(Shape shape, DType dtype) { return testing_util::nans(std::move(shape), dtype, gpu); }
